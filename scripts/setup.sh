@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Sets up a fresh Debian machine for zbmd: system packages, npm dependencies, the build.
+# Safe to run again. Needs root (or sudo) for apt-get; skips apt when everything is present.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# libopenblas0-pthread: fast CPU matrix products (through koffi)
+# dataset-fashion-mnist: real data at /usr/share/datasets/fashion-mnist/
+# chromium: ships SwiftShader, a CPU Vulkan device that Dawn (WebGPU) uses when there is no GPU
+packages=(libopenblas0-pthread dataset-fashion-mnist chromium)
+missing=()
+for package in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q 'install ok installed' || missing+=("$package")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  sudo_cmd=""
+  [ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"
+  $sudo_cmd apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+npm ci --no-audit --no-fund
+npm run build

@@ -1,0 +1,73 @@
+/**
+ * Process identifiers and references. A pid names its node, so the same calls can later reach
+ * processes on other worker threads and machines; it prints as Erlang does: `<0.42.0>`
+ * (node index, process number, serial).
+ */
+export class Pid {
+  /** @internal The live process record; cleared when the process exits (fast path for send). */
+  process: unknown;
+
+  constructor(
+    /** Name of the node that owns the process (for example `zbmd@host`). */
+    readonly node: string,
+    /** Index of the node as the printing system sees it: 0 is the local node. */
+    readonly nodeIndex: number,
+    /** Process number, unique on its node. */
+    readonly id: number,
+    /** Bumped when process numbers wrap; 0 on a fresh node. */
+    readonly serial: number,
+  ) {
+    this.process = undefined;
+  }
+
+  toString(): string {
+    return `<${this.nodeIndex}.${this.id}.${this.serial}>`;
+  }
+
+  /** Pids are equal when they name the same process on the same node. */
+  equals(other: unknown): boolean {
+    return (
+      other instanceof Pid &&
+      other.id === this.id &&
+      other.node === this.node &&
+      other.serial === this.serial
+    );
+  }
+
+  toJSON(): string {
+    return this.toString();
+  }
+
+  [Symbol.for('nodejs.util.inspect.custom')](): string {
+    return `Pid${this.toString()}`;
+  }
+}
+
+/** True when `value` is a `Pid`. */
+export function isPid(value: unknown): value is Pid {
+  return value instanceof Pid;
+}
+
+/** A unique reference (monitor references, call tags); prints as `#Ref<0.17>`. */
+export class Ref {
+  constructor(
+    readonly node: string,
+    readonly id: number,
+  ) {}
+
+  toString(): string {
+    return `#Ref<0.${this.id}>`;
+  }
+
+  toJSON(): string {
+    return this.toString();
+  }
+
+  [Symbol.for('nodejs.util.inspect.custom')](): string {
+    return this.toString();
+  }
+}
+
+export function isRef(value: unknown): value is Ref {
+  return value instanceof Ref;
+}

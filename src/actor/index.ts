@@ -1,0 +1,6 @@
+export * from './ActorSystem.js';
+export * from './Clock.js';
+export * from './errors.js';
+export * from './ExitReason.js';
+export * from './Pid.js';
+export * from './Random.js';

@@ -1,0 +1,73 @@
+import type { TimerHandle } from '../Clock.js';
+import type { ExitReason } from '../ExitReason.js';
+import type { Pid, Ref } from '../Pid.js';
+import { Queue } from './Queue.js';
+
+/** Process states. A handler actor moves WAITING -> RUNNABLE -> RUNNING (-> SUSPENDED) -> ... */
+export const WAITING = 0; // nothing to do until a message arrives
+export const RUNNABLE = 1; // in the run queue
+export const RUNNING = 2; // its code is on the stack right now (or a body between awaits)
+export const SUSPENDED = 3; // a handler awaiting a promise: takes no message until it settles
+export const DEAD = 4;
+
+export type OverflowPolicy = 'reject' | 'drop-oldest' | 'drop-newest';
+
+/** Something told when a process exits: a monitor, a pending call, a `whenExited` promise. */
+export interface ExitObserver {
+  exited(pid: Pid, reason: ExitReason): void;
+}
+
+/** A pending selective receive of a process body. */
+export interface Waiter {
+  match: ((message: unknown) => boolean) | undefined;
+  resolve: (message: unknown) => void;
+  timer: TimerHandle | undefined;
+  /** Set once a message matched or the timeout fired; the body resumes on its next turn. */
+  done: boolean;
+  message: unknown;
+}
+
+/**
+ * The runtime's record of one process. Kept lean: an idle actor is this object, its pid and an
+ * empty queue; links, monitors and the abort controller are created on first use.
+ */
+export class ProcessRecord {
+  state = RUNNABLE;
+  scheduled = false;
+  started = false;
+  trapping = false;
+  readonly mailbox = new Queue<unknown>();
+  /** Handler actors: the behavior object. Bodies: undefined. */
+  behavior: { handle(message: unknown, context: any): unknown; init?(context: any): unknown } | undefined;
+  body: ((context: any) => unknown) | undefined;
+  links: Set<ProcessRecord> | undefined = undefined;
+  /** Monitors this process holds on others: monitor id -> target. */
+  monitors: Map<number, ProcessRecord> | undefined = undefined;
+  /** Who watches this process: monitor id -> observer. */
+  watchers: Map<number, ExitObserver> | undefined = undefined;
+  name: string | undefined = undefined;
+  reductions = 0;
+  waiter: Waiter | undefined = undefined;
+  abortController: AbortController | undefined = undefined;
+  exitReason: ExitReason = undefined as unknown as ExitReason;
+  /** A code swap requested while the process was busy; applied at the next message boundary. */
+  pendingUpgrade: ((behavior: any) => any) | undefined = undefined;
+  /** Increments each time the process suspends, so a stale promise cannot resume it. */
+  suspension = 0;
+  /** Neighbours in the system's list of live processes. */
+  previous: ProcessRecord | undefined = undefined;
+  next: ProcessRecord | undefined = undefined;
+
+  constructor(
+    readonly system: { readonly clock: { cancelTimer(handle: TimerHandle): boolean } },
+    readonly pid: Pid,
+    readonly capacity: number,
+    readonly overflow: OverflowPolicy,
+  ) {}
+}
+
+/** A monitor held by a process: delivers a DOWN message to the watcher. */
+export interface MonitorEntry extends ExitObserver {
+  readonly ref: Ref;
+  readonly watcher: ProcessRecord;
+}
