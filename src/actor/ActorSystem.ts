@@ -1,5 +1,5 @@
 import { type Clock, RealClock, SimulatedClock, type TimerHandle } from './Clock.js';
-import { DownMessage, type ExitReason, ExitMessage, formatReason } from './ExitReason.js';
+import { DownMessage, ExitMessage, type ExitReason, formatReason } from './ExitReason.js';
 import {
   AlreadyRegistered,
   BadArgument,
@@ -13,6 +13,8 @@ import {
 import {
   DEAD,
   type ExitObserver,
+  extraOf,
+  type MailboxPolicy,
   type OverflowPolicy,
   ProcessRecord,
   RUNNABLE,
@@ -80,6 +82,11 @@ export interface Context<M = any> extends Spawner {
   exit(reason: ExitReason): never;
   /** Sends an exit signal to `pid` (Erlang's exit/2). */
   exit(pid: Pid, reason: ExitReason): void;
+  /**
+   * Ends this process now with `reason` (default `normal`) without throwing: for a handler that
+   * finished its work. Its context can do nothing afterwards (calls throw `ProcessExited`).
+   */
+  stop(reason?: ExitReason): void;
   link(pid: Pid): void;
   unlink(pid: Pid): void;
   monitor(pid: Pid | string): Ref;
@@ -110,7 +117,7 @@ export interface ActorSystemOptions {
   readonly timeSliceMs?: number;
   readonly mailboxCapacity?: number;
   /**
-   * Told about every process that crashed (exited with an `Error`). Default: one line on stderr.
+   * Told about every process that crashed (its code threw). Default: one line on stderr.
    * An error nobody handles is reported, never swallowed.
    */
   readonly onCrash?: (pid: Pid, reason: ExitReason) => void;
@@ -192,7 +199,7 @@ export class ActorSystem implements Spawner {
   private nextRefId = 1;
   private readonly budget: number;
   private readonly timeSliceMs: number;
-  private readonly defaultCapacity: number;
+  private readonly defaultPolicy: MailboxPolicy;
   private readonly onCrash: (pid: Pid, reason: ExitReason) => void;
   private readonly faults: RuntimeFaults | undefined;
   private readonly exitListeners = new Set<(pid: Pid, reason: ExitReason) => void>();
@@ -204,7 +211,10 @@ export class ActorSystem implements Spawner {
     this.deterministic = options.deterministic ?? this.clock instanceof SimulatedClock;
     this.budget = positiveInteger(options.reductionBudget ?? DEFAULT_REDUCTION_BUDGET, 'reductionBudget');
     this.timeSliceMs = options.timeSliceMs ?? DEFAULT_TIME_SLICE_MS;
-    this.defaultCapacity = positiveInteger(options.mailboxCapacity ?? DEFAULT_MAILBOX_CAPACITY, 'mailboxCapacity');
+    this.defaultPolicy = {
+      capacity: positiveInteger(options.mailboxCapacity ?? DEFAULT_MAILBOX_CAPACITY, 'mailboxCapacity'),
+      overflow: 'reject',
+    };
     this.onCrash = options.onCrash ?? defaultCrashReport;
     this.faults = options.faults;
     this.rootPid = new Pid(this.nodeName, 0, 0, 0);
@@ -255,10 +265,12 @@ export class ActorSystem implements Spawner {
     if (target === undefined) throw new BadArgument(`cannot register '${name}': process ${pid} is not alive`);
     const holder = this.names.get(name);
     if (holder !== undefined) throw new AlreadyRegistered(name, holder.pid);
-    if (target.name !== undefined) {
-      throw new BadArgument(`cannot register '${name}': ${pid} is already registered as '${target.name}'`);
+    if (target.extra?.name !== undefined) {
+      throw new BadArgument(
+        `cannot register '${name}': ${pid} is already registered as '${target.extra.name}'`,
+      );
     }
-    target.name = name;
+    extraOf(target).name = name;
     this.names.set(name, target);
   }
 
@@ -267,7 +279,7 @@ export class ActorSystem implements Spawner {
     checkName(name);
     const holder = this.names.get(name);
     if (holder === undefined) return false;
-    holder.name = undefined;
+    holder.extra!.name = undefined;
     this.names.delete(name);
     return true;
   }
@@ -325,20 +337,19 @@ export class ActorSystem implements Spawner {
 
   /**
    * Swaps the code of a running handler actor. `upgrade` receives the current behavior object
-   * and returns the new one (migrating any state it holds). The swap happens between two
-   * messages, so no message is lost or reordered. Returns false if the process is not alive.
+   * and returns the new one (migrating any state it holds). The swap is queued behind the
+   * messages already in the mailbox (they run on the old code) and ahead of later ones, so no
+   * message is lost or reordered. Returns false if the process is not alive.
    */
   upgrade<M>(pid: Pid, upgrade: (current: Handler<M>) => Handler<M>): boolean {
     const target = this.lookup(checkPid(pid, 'upgrade'));
     if (target === undefined) return false;
-    if (target.behavior === undefined) throw new BadArgument(`upgrade: ${pid} is a process function, not a handler`);
-    if (typeof upgrade !== 'function') throw new BadArgument('upgrade: expected a function (current) => next');
-    if (target.state === RUNNING || target.state === SUSPENDED) {
-      const previous = target.pendingUpgrade;
-      target.pendingUpgrade = previous === undefined ? upgrade : (behavior) => upgrade(previous(behavior));
-    } else {
-      this.applyUpgrade(target, upgrade);
-    }
+    if (target.behavior === undefined)
+      throw new BadArgument(`upgrade: ${pid} is a process function, not a handler`);
+    if (typeof upgrade !== 'function')
+      throw new BadArgument('upgrade: expected a function (current) => next');
+    // In band, like OTP's system messages: what was queued before runs on the old code.
+    this.deliverSignalMessage(target, new CodeUpgrade(upgrade));
     return true;
   }
 
@@ -347,16 +358,16 @@ export class ActorSystem implements Spawner {
     if (record === undefined) return undefined;
     return {
       pid: record.pid,
-      name: record.name,
+      name: record.extra?.name,
       status: STATUS[record.state as 0 | 1 | 2 | 3],
       mailboxLength: record.mailbox.length,
-      links: [...(record.links ?? [])].map((other) => other.pid),
-      monitors: [...(record.monitors?.values() ?? [])].map((other) => other.pid),
-      monitoredBy: [...(record.watchers?.values() ?? [])]
+      links: [...(record.extra?.links ?? [])].map((other) => other.pid),
+      monitors: [...(record.extra?.monitors?.values() ?? [])].map((other) => other.pid),
+      monitoredBy: [...(record.extra?.watchers?.values() ?? [])]
         .filter((observer): observer is Monitor => observer instanceof Monitor)
         .map((monitor) => monitor.watcher.pid),
       reductions: record.reductions,
-      trapExit: record.trapping,
+      trapExit: record.extra?.trapping === true,
       kind: record.behavior === undefined ? 'process' : 'handler',
     };
   }
@@ -393,7 +404,9 @@ export class ActorSystem implements Spawner {
         if (this.runQueue.length === 0 && !this.loopArmed) return;
       }
     }
-    throw new Error(`settle: the system was still busy after ${maxRounds} rounds (a message loop that never ends?)`);
+    throw new Error(
+      `settle: the system was still busy after ${maxRounds} rounds (a message loop that never ends?)`,
+    );
   }
 
   /**
@@ -422,23 +435,25 @@ export class ActorSystem implements Spawner {
   /** @internal */
   spawnProcess(behavior: Behavior, options: SpawnOptions | undefined, parent?: ProcessRecord): ProcessRecord {
     const isBody = typeof behavior === 'function';
-    if (!isBody && (typeof behavior !== 'object' || behavior === null || typeof behavior.handle !== 'function')) {
+    if (
+      !isBody &&
+      (typeof behavior !== 'object' || behavior === null || typeof behavior.handle !== 'function')
+    ) {
       throw new BadArgument(
         `spawn: expected a process function (ctx) => ... or a handler { handle(message, ctx) }, got ${describe(behavior)}`,
       );
     }
-    const capacity = options?.mailbox?.capacity ?? this.defaultCapacity;
-    const overflow = options?.mailbox?.overflow ?? 'reject';
-    if (options !== undefined) checkSpawnOptions(options, capacity, overflow);
+    const policy = options?.mailbox === undefined ? this.defaultPolicy : this.policyFor(options.mailbox);
+    if (options !== undefined) checkSpawnOptions(options);
     const id = this.nextId++;
     const pid = new Pid(this.nodeName, 0, id, 0);
-    const record = new ProcessContext(this, pid, capacity, overflow);
+    const record = new ProcessContext(this, pid, policy);
     if (isBody) record.body = behavior as ProcessBody;
     else record.behavior = behavior as Handler as ProcessRecord['behavior'];
     pid.process = record;
     this.live.add(record);
     this.counters.spawned++;
-    if (options?.trapExit) record.trapping = true;
+    if (options?.trapExit) extraOf(record).trapping = true;
     if (options?.name !== undefined) this.registerRecord(options.name, record);
     if (parent !== undefined) this.linkRecords(parent, record);
     this.enqueue(record);
@@ -454,8 +469,21 @@ export class ActorSystem implements Spawner {
       record.state = DEAD;
       throw new AlreadyRegistered(name, holder.pid);
     }
-    record.name = name;
+    extraOf(record).name = name;
     this.names.set(name, record);
+  }
+
+  private policyFor(mailbox: MailboxOptions): MailboxPolicy {
+    if (typeof mailbox !== 'object' || mailbox === null)
+      throw new BadArgument(`spawn: mailbox must be an object, got ${describe(mailbox)}`);
+    const capacity = positiveInteger(mailbox.capacity ?? this.defaultPolicy.capacity, 'mailbox.capacity');
+    const overflow = mailbox.overflow ?? 'reject';
+    if (!OVERFLOW_POLICIES.includes(overflow)) {
+      throw new BadArgument(
+        `mailbox.overflow must be one of ${OVERFLOW_POLICIES.join(', ')}, got ${describe(overflow)}`,
+      );
+    }
+    return { capacity, overflow };
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -487,7 +515,10 @@ export class ActorSystem implements Spawner {
     } else {
       throw new BadArgument(`send: expected a Pid or a registered name, got ${describe(to)}`);
     }
-    if (message === undefined) throw new BadArgument('send: the message is undefined (receive uses undefined for a timeout); send null or a value');
+    if (message === undefined)
+      throw new BadArgument(
+        'send: the message is undefined (receive uses undefined for a timeout); send null or a value',
+      );
     this.counters.messagesSent++;
     if (target === undefined) return; // sending to a dead process is not an error (as in Erlang)
     if (this.faults?.onSend !== undefined && !this.injectSendFault(target, message)) return;
@@ -514,7 +545,7 @@ export class ActorSystem implements Spawner {
 
   private deliver(target: ProcessRecord, message: unknown): void {
     if (target.waiter !== undefined && this.offerToWaiter(target, message)) return;
-    if (target.mailbox.length >= target.capacity && !this.makeRoom(target)) return;
+    if (target.mailbox.length >= target.policy.capacity && !this.makeRoom(target)) return;
     this.queueMessage(target, message);
   }
 
@@ -536,9 +567,10 @@ export class ActorSystem implements Spawner {
 
   /** Applies the overflow policy of a full mailbox; false means the new message is not queued. */
   private makeRoom(target: ProcessRecord): boolean {
-    if (target.overflow === 'reject') throw new MailboxFull(target.pid, target.capacity);
+    const policy = target.policy;
+    if (policy.overflow === 'reject') throw new MailboxFull(target.pid, policy.capacity);
     this.counters.messagesDropped++;
-    if (target.overflow === 'drop-newest') return false;
+    if (policy.overflow === 'drop-newest') return false;
     // drop-oldest: the oldest ordinary message; EXIT and DOWN signals are never dropped
     const index = target.mailbox.findIndex((message) => !isSignalMessage(message));
     if (index < 0) return true;
@@ -565,13 +597,21 @@ export class ActorSystem implements Spawner {
   // Internal: receive (process functions)
 
   /** @internal */
-  receiveFor(record: ProcessRecord, match: ((message: unknown) => boolean) | undefined, timeoutMs: number): Promise<unknown> {
-    if (match !== undefined && typeof match !== 'function') throw new BadArgument(`receive: match must be a function, got ${describe(match)}`);
+  receiveFor(
+    record: ProcessRecord,
+    match: ((message: unknown) => boolean) | undefined,
+    timeoutMs: number,
+  ): Promise<unknown> {
+    if (match !== undefined && typeof match !== 'function')
+      throw new BadArgument(`receive: match must be a function, got ${describe(match)}`);
     checkTimeout(timeoutMs, 'receive timeout');
     if (record.behavior !== undefined) {
-      throw new BadArgument('receive is for process functions; a handler actor gets its messages through handle()');
+      throw new BadArgument(
+        'receive is for process functions; a handler actor gets its messages through handle()',
+      );
     }
-    if (record.waiter !== undefined) throw new BadArgument(`receive: ${record.pid} is already waiting in receive`);
+    if (record.waiter !== undefined)
+      throw new BadArgument(`receive: ${record.pid} is already waiting in receive`);
     const mailbox = record.mailbox;
     const index = match === undefined ? (mailbox.length > 0 ? 0 : -1) : mailbox.findIndex(match);
     if (index >= 0) {
@@ -661,8 +701,13 @@ export class ActorSystem implements Spawner {
     for (let budget = this.budget; budget > 0 && mailbox.length > 0; budget--) {
       const message = mailbox.shift();
       record.reductions++;
+      if (message instanceof CodeUpgrade) {
+        this.applyUpgrade(record, message.upgrade);
+        if (record.state === DEAD) return;
+        continue;
+      }
       if (this.faults?.crashBeforeHandle?.(record.pid)) {
-        this.terminate(record, new InjectedCrash(record.pid));
+        this.crash(record, new InjectedCrash(record.pid));
         return;
       }
       let result: unknown;
@@ -672,12 +717,11 @@ export class ActorSystem implements Spawner {
         this.crash(record, error);
         return;
       }
-      if (record.state === DEAD) return;
       if (result !== undefined && typeof (result as Promise<unknown>).then === 'function') {
         this.suspend(record, result as Promise<unknown>);
         return;
       }
-      if (record.pendingUpgrade !== undefined) this.applyUpgrade(record, record.pendingUpgrade);
+      if (record.state === DEAD) return;
     }
     this.endTurn(record);
   }
@@ -691,12 +735,11 @@ export class ActorSystem implements Spawner {
       this.crash(record, error);
       return false;
     }
-    if (record.state === DEAD) return false;
     if (result !== undefined && typeof (result as Promise<unknown>).then === 'function') {
       this.suspend(record, result as Promise<unknown>);
       return false;
     }
-    return true;
+    return record.state !== DEAD;
   }
 
   private endTurn(record: ProcessRecord): void {
@@ -708,17 +751,22 @@ export class ActorSystem implements Spawner {
     }
   }
 
+  /** The process waits for `promise`; if it already died, the promise is only kept from going unhandled. */
   private suspend(record: ProcessRecord, promise: Promise<unknown>): void {
+    if (record.state === DEAD) {
+      promise.then(undefined, () => {});
+      return;
+    }
     record.state = SUSPENDED;
-    const suspension = ++record.suspension;
+    const extra = extraOf(record);
+    const suspension = ++extra.suspension;
     promise.then(
       () => {
-        if (record.state !== SUSPENDED || record.suspension !== suspension) return;
-        if (record.pendingUpgrade !== undefined) this.applyUpgrade(record, record.pendingUpgrade);
+        if (record.state !== SUSPENDED || extra.suspension !== suspension) return;
         this.endTurn(record);
       },
       (error: unknown) => {
-        if (record.state !== SUSPENDED || record.suspension !== suspension) return;
+        if (record.state !== SUSPENDED || extra.suspension !== suspension) return;
         this.crash(record, error);
       },
     );
@@ -753,7 +801,6 @@ export class ActorSystem implements Spawner {
   }
 
   private applyUpgrade(record: ProcessRecord, upgrade: (behavior: any) => any): void {
-    record.pendingUpgrade = undefined;
     let next: unknown;
     try {
       next = upgrade(record.behavior);
@@ -762,7 +809,10 @@ export class ActorSystem implements Spawner {
       return;
     }
     if (typeof next !== 'object' || next === null || typeof (next as Handler).handle !== 'function') {
-      this.crash(record, new BadArgument(`upgrade of ${record.pid} returned ${describe(next)}, not a handler`));
+      this.crash(
+        record,
+        new BadArgument(`upgrade of ${record.pid} returned ${describe(next)}, not a handler`),
+      );
       return;
     }
     record.behavior = next as ProcessRecord['behavior'];
@@ -773,7 +823,9 @@ export class ActorSystem implements Spawner {
 
   /** A thrown value ends the process with that value as its reason (ProcessExited: already dead). */
   private crash(record: ProcessRecord, error: unknown): void {
-    if (record.state === DEAD) return;
+    if (record.state === DEAD || error instanceof ProcessExited) return;
+    // reported once, by the process that threw: those dying of it through links are not crashes
+    this.reportCrash(record.pid, error as ExitReason);
     this.terminate(record, error as ExitReason);
   }
 
@@ -787,13 +839,11 @@ export class ActorSystem implements Spawner {
   /** @internal */
   signal(target: ProcessRecord, from: Pid, reason: ExitReason, viaLink: boolean): void {
     if (target.state === DEAD) return;
-    if (!viaLink && reason === 'kill') return this.terminate(target, 'killed');
-    if (target.trapping) return this.deliverSignalMessage(target, new ExitMessage(from, reason));
-    if (reason === 'normal') {
-      if (!viaLink && from === target.pid) this.terminate(target, 'normal');
-      return;
-    }
-    this.terminate(target, reason);
+    if (!viaLink && reason === 'kill') this.terminate(target, 'killed');
+    else if (target.extra?.trapping === true)
+      this.deliverSignalMessage(target, new ExitMessage(from, reason));
+    else if (reason !== 'normal') this.terminate(target, reason);
+    else if (!viaLink && from === target.pid) this.terminate(target, 'normal');
   }
 
   /** @internal Ends a process: its links get exit signals, its monitors DOWN messages. */
@@ -807,26 +857,35 @@ export class ActorSystem implements Spawner {
     }
     this.live.remove(record);
     record.pid.process = undefined;
-    if (record.name !== undefined) this.names.delete(record.name);
-    record.mailbox.clear();
+    if (record.mailbox.length > 0) record.mailbox.clear();
     this.counters.exited++;
-    if (record.abortController !== undefined) record.abortController.abort(new ProcessExited(record.pid, reason));
-    if (record.monitors !== undefined) {
-      for (const [id, target] of record.monitors) target.watchers?.delete(id);
+    if (record.extra !== undefined) this.releaseExtra(record, record.extra, reason);
+    if (this.exitListeners.size > 0) for (const listener of this.exitListeners) listener(record.pid, reason);
+    if (this.signalQueue.length > 0) this.drainSignals();
+  }
+
+  /** Name, abort signal, monitors, links and watchers of a process that just exited. */
+  private releaseExtra(
+    record: ProcessRecord,
+    extra: NonNullable<ProcessRecord['extra']>,
+    reason: ExitReason,
+  ): void {
+    if (extra.name !== undefined) this.names.delete(extra.name);
+    if (extra.abortController !== undefined)
+      extra.abortController.abort(new ProcessExited(record.pid, reason));
+    if (extra.monitors !== undefined) {
+      for (const [id, target] of extra.monitors) target.extra?.watchers?.delete(id);
     }
     // Signals go through a queue, so a long chain of links dies without deep recursion.
-    if (record.links !== undefined) {
-      for (const linked of record.links) {
-        linked.links!.delete(record);
+    if (extra.links !== undefined) {
+      for (const linked of extra.links) {
+        linked.extra!.links!.delete(record);
         this.signalQueue.push(linked, record.pid, reason);
       }
     }
-    if (record.watchers !== undefined) {
-      for (const observer of record.watchers.values()) this.signalQueue.push(observer, record.pid, reason);
+    if (extra.watchers !== undefined) {
+      for (const observer of extra.watchers.values()) this.signalQueue.push(observer, record.pid, reason);
     }
-    if (reason instanceof Error && !(reason instanceof ProcessExited)) this.reportCrash(record.pid, reason);
-    for (const listener of this.exitListeners) listener(record.pid, reason);
-    this.drainSignals();
   }
 
   private reportCrash(pid: Pid, reason: ExitReason): void {
@@ -855,31 +914,36 @@ export class ActorSystem implements Spawner {
   /** @internal */
   linkRecords(a: ProcessRecord, b: ProcessRecord): void {
     if (a === b) return;
-    (a.links ??= new Set()).add(b);
-    (b.links ??= new Set()).add(a);
+    (extraOf(a).links ??= new Set()).add(b);
+    (extraOf(b).links ??= new Set()).add(a);
   }
 
   /** @internal */
   link(record: ProcessRecord, pid: Pid): void {
     const target = this.lookup(checkPid(pid, 'link'));
-    if (target !== undefined) return this.linkRecords(record, target);
-    // Erlang: a trapping caller gets {'EXIT', Pid, noproc}; otherwise link raises noproc.
-    if (record.trapping) return this.deliverSignalMessage(record, new ExitMessage(pid, 'noproc'));
-    throw new NoProc(pid);
+    if (target !== undefined) {
+      this.linkRecords(record, target);
+    } else if (record.extra?.trapping === true) {
+      // Erlang: a trapping caller gets {'EXIT', Pid, noproc}; otherwise link raises noproc.
+      this.deliverSignalMessage(record, new ExitMessage(pid, 'noproc'));
+    } else {
+      throw new NoProc(pid);
+    }
   }
 
   /** @internal */
   unlink(record: ProcessRecord, pid: Pid): void {
     const target = this.lookup(checkPid(pid, 'unlink'));
     if (target === undefined) return;
-    record.links?.delete(target);
-    target.links?.delete(record);
+    record.extra?.links?.delete(target);
+    target.extra?.links?.delete(record);
   }
 
   /** @internal */
   monitor(record: ProcessRecord, target: Pid | string): Ref {
     const ref = new Ref(this.nodeName, this.nextRefId++);
-    const pid = typeof target === 'string' ? this.names.get(checkName(target))?.pid : checkPid(target, 'monitor');
+    const pid =
+      typeof target === 'string' ? this.names.get(checkName(target))?.pid : checkPid(target, 'monitor');
     const watched = pid === undefined ? undefined : this.lookup(pid);
     if (watched === undefined) {
       // monitoring a dead or unknown process: DOWN noproc at once
@@ -887,21 +951,24 @@ export class ActorSystem implements Spawner {
       return ref;
     }
     const monitor = new Monitor(this, ref, record);
-    (watched.watchers ??= new Map()).set(ref.id, monitor);
-    (record.monitors ??= new Map()).set(ref.id, watched);
+    (extraOf(watched).watchers ??= new Map()).set(ref.id, monitor);
+    (extraOf(record).monitors ??= new Map()).set(ref.id, watched);
     return ref;
   }
 
   /** @internal */
   demonitor(record: ProcessRecord, ref: Ref, flush: boolean): boolean {
-    if (!(ref instanceof Ref)) throw new BadArgument(`demonitor: expected a monitor Ref, got ${describe(ref)}`);
-    const watched = record.monitors?.get(ref.id);
+    if (!(ref instanceof Ref))
+      throw new BadArgument(`demonitor: expected a monitor Ref, got ${describe(ref)}`);
+    const watched = record.extra?.monitors?.get(ref.id);
     if (watched !== undefined) {
-      record.monitors!.delete(ref.id);
-      watched.watchers?.delete(ref.id);
+      record.extra!.monitors!.delete(ref.id);
+      watched.extra?.watchers?.delete(ref.id);
     }
     if (flush) {
-      const index = record.mailbox.findIndex((message) => message instanceof DownMessage && message.ref === ref);
+      const index = record.mailbox.findIndex(
+        (message) => message instanceof DownMessage && message.ref === ref,
+      );
       if (index >= 0) record.mailbox.removeAt(index);
     }
     return true;
@@ -910,34 +977,47 @@ export class ActorSystem implements Spawner {
   /** @internal Deliver a DOWN from a monitor. */
   deliverDown(watcher: ProcessRecord, monitor: Monitor, pid: Pid, reason: ExitReason): void {
     if (watcher.state === DEAD) return;
-    watcher.monitors?.delete(monitor.ref.id);
+    watcher.extra?.monitors?.delete(monitor.ref.id);
     this.deliverSignalMessage(watcher, new DownMessage(monitor.ref, pid, reason));
   }
 
   /** @internal Registers an internal exit observer on a live process; returns its id. */
   watch(target: ProcessRecord, observer: ExitObserver): number {
     const id = this.nextRefId++;
-    (target.watchers ??= new Map()).set(id, observer);
+    (extraOf(target).watchers ??= new Map()).set(id, observer);
     return id;
   }
 
   /** @internal */
   unwatch(target: ProcessRecord, id: number): void {
-    target.watchers?.delete(id);
+    target.extra?.watchers?.delete(id);
   }
 
   /** @internal */
-  callFrom<R>(caller: ProcessRecord | undefined, server: Pid | string, request: unknown, timeoutMs: number): Promise<R> {
+  callFrom<R>(
+    caller: ProcessRecord | undefined,
+    server: Pid | string,
+    request: unknown,
+    timeoutMs: number,
+  ): Promise<R> {
     checkTimeout(timeoutMs, 'call timeout');
     let target: ProcessRecord | undefined;
     if (typeof server === 'string') target = this.names.get(checkName(server));
     else target = this.lookup(checkPid(server, 'call'));
     if (target === undefined) return Promise.reject(new CallExit(server, 'noproc'));
     return new Promise<R>((resolve, reject) => {
-      const pending = new PendingCall(caller?.pid, server, target, resolve as (value: unknown) => void, reject);
+      const pending = new PendingCall(
+        caller?.pid,
+        server,
+        target,
+        resolve as (value: unknown) => void,
+        reject,
+      );
       pending.watchId = this.watch(target, pending);
       if (timeoutMs !== Number.POSITIVE_INFINITY) {
-        pending.timer = this.clock.setTimer(timeoutMs, () => pending.settle(this, undefined, new CallTimeout(server, timeoutMs)));
+        pending.timer = this.clock.setTimer(timeoutMs, () =>
+          pending.settle(this, undefined, new CallTimeout(server, timeoutMs)),
+        );
       }
       try {
         this.deliver(target, new CallRequest(request, pending));
@@ -946,6 +1026,11 @@ export class ActorSystem implements Spawner {
       }
     });
   }
+}
+
+/** A code swap travelling through the mailbox, so it takes effect in message order. */
+class CodeUpgrade {
+  constructor(readonly upgrade: (behavior: any) => any) {}
 }
 
 /** The crash reason of an injected fault. */
@@ -1043,12 +1128,12 @@ class ProcessContext extends ProcessRecord implements Context {
   }
 
   get signal(): AbortSignal {
-    const record = this;
-    if (record.abortController === undefined) {
-      record.abortController = new AbortController();
-      if (record.state === DEAD) record.abortController.abort(new ProcessExited(record.pid, record.exitReason));
+    const extra = extraOf(this);
+    if (extra.abortController === undefined) {
+      extra.abortController = new AbortController();
+      if (this.state === DEAD) extra.abortController.abort(new ProcessExited(this.pid, this.exitReason));
     }
-    return record.abortController.signal;
+    return extra.abortController.signal;
   }
 
   private alive(): ProcessRecord {
@@ -1076,19 +1161,26 @@ class ProcessContext extends ProcessRecord implements Context {
     this.system.sendFrom(this.alive(), to, message);
   }
 
-  receive<T>(match?: (message: unknown) => boolean, timeoutMs = Number.POSITIVE_INFINITY): Promise<T | undefined> {
+  receive<T>(
+    match?: (message: unknown) => boolean,
+    timeoutMs = Number.POSITIVE_INFINITY,
+  ): Promise<T | undefined> {
     return this.system.receiveFor(this.alive(), match, timeoutMs) as Promise<T | undefined>;
   }
 
-  exit(pidOrReason: unknown, reason?: ExitReason): never {
+  exit(...args: [reason: ExitReason] | [pid: Pid, reason: ExitReason]): never {
     const record = this.alive();
-    if (arguments.length >= 2) {
-      const target = this.system.lookup(checkPid(pidOrReason, 'exit'));
-      if (target !== undefined) this.system.signal(target, record.pid, reason as ExitReason, false);
+    if (args.length === 2) {
+      const target = this.system.lookup(checkPid(args[0], 'exit'));
+      if (target !== undefined) this.system.signal(target, record.pid, args[1], false);
       return undefined as never;
     }
-    this.system.terminate(record, pidOrReason as ExitReason);
-    throw new ProcessExited(record.pid, pidOrReason as ExitReason);
+    this.system.terminate(record, args[0]);
+    throw new ProcessExited(record.pid, args[0]);
+  }
+
+  stop(reason: ExitReason = 'normal'): void {
+    this.system.terminate(this.alive(), reason);
   }
 
   link(pid: Pid): void {
@@ -1108,10 +1200,11 @@ class ProcessContext extends ProcessRecord implements Context {
   }
 
   trapExit(enabled: boolean): boolean {
-    if (typeof enabled !== 'boolean') throw new BadArgument(`trapExit: expected a boolean, got ${describe(enabled)}`);
-    const record = this.alive();
-    const previous = record.trapping;
-    record.trapping = enabled;
+    if (typeof enabled !== 'boolean')
+      throw new BadArgument(`trapExit: expected a boolean, got ${describe(enabled)}`);
+    const extra = extraOf(this.alive());
+    const previous = extra.trapping;
+    extra.trapping = enabled;
     return previous;
   }
 
@@ -1134,7 +1227,7 @@ class ProcessContext extends ProcessRecord implements Context {
 }
 
 function isSignalMessage(message: unknown): boolean {
-  return message instanceof ExitMessage || message instanceof DownMessage;
+  return message instanceof ExitMessage || message instanceof DownMessage || message instanceof CodeUpgrade;
 }
 
 function checkPid(pid: unknown, operation: string): Pid {
@@ -1151,21 +1244,21 @@ function checkName(name: unknown): string {
 
 function checkTimeout(value: unknown, what: string): void {
   if (typeof value !== 'number' || Number.isNaN(value) || value < 0) {
-    throw new BadArgument(`${what} must be a number of milliseconds >= 0 (or Infinity), got ${describe(value)}`);
+    throw new BadArgument(
+      `${what} must be a number of milliseconds >= 0 (or Infinity), got ${describe(value)}`,
+    );
   }
 }
 
 function positiveInteger(value: number, what: string): number {
-  if (!Number.isInteger(value) || value <= 0) throw new BadArgument(`${what} must be a positive integer, got ${describe(value)}`);
+  if (!Number.isInteger(value) || value <= 0)
+    throw new BadArgument(`${what} must be a positive integer, got ${describe(value)}`);
   return value;
 }
 
-function checkSpawnOptions(options: SpawnOptions, capacity: number, overflow: OverflowPolicy): void {
-  if (typeof options !== 'object' || options === null) throw new BadArgument(`spawn: options must be an object, got ${describe(options)}`);
-  positiveInteger(capacity, 'mailbox.capacity');
-  if (!OVERFLOW_POLICIES.includes(overflow)) {
-    throw new BadArgument(`mailbox.overflow must be one of ${OVERFLOW_POLICIES.join(', ')}, got ${describe(overflow)}`);
-  }
+function checkSpawnOptions(options: SpawnOptions): void {
+  if (typeof options !== 'object' || options === null)
+    throw new BadArgument(`spawn: options must be an object, got ${describe(options)}`);
   if (options.name !== undefined) checkName(options.name);
   if (options.trapExit !== undefined && typeof options.trapExit !== 'boolean') {
     throw new BadArgument(`trapExit must be a boolean, got ${describe(options.trapExit)}`);
@@ -1176,7 +1269,8 @@ function checkSpawnOptions(options: SpawnOptions, capacity: number, overflow: Ov
 export function describe(value: unknown): string {
   if (value === null) return 'null';
   if (typeof value === 'function') return 'a function';
-  if (typeof value === 'object') return value instanceof Pid ? `pid ${value}` : `an object (${Object.prototype.toString.call(value)})`;
+  if (typeof value === 'object')
+    return value instanceof Pid ? `pid ${value}` : `an object (${Object.prototype.toString.call(value)})`;
   if (typeof value === 'string') return JSON.stringify(value);
   return String(value);
 }

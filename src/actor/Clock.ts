@@ -145,9 +145,10 @@ export class RealClock implements Clock {
   }
 
   cancelTimer(handle: TimerHandle): boolean {
-    const cancelled = this.heap.cancel(handle as Timer);
-    if (cancelled && this.heap.size === 0) this.disarm();
-    return cancelled;
+    // The host timer stays armed: re-arming it on every call timeout that is set and cancelled
+    // would cost a setTimeout/clearTimeout pair each time; a host timer that finds nothing due
+    // just re-arms for the next live one.
+    return this.heap.cancel(handle as Timer);
   }
 
   private arm(dueAt: number): void {

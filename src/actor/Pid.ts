@@ -27,10 +27,7 @@ export class Pid {
   /** Pids are equal when they name the same process on the same node. */
   equals(other: unknown): boolean {
     return (
-      other instanceof Pid &&
-      other.id === this.id &&
-      other.node === this.node &&
-      other.serial === this.serial
+      other instanceof Pid && other.id === this.id && other.node === this.node && other.serial === this.serial
     );
   }
 

@@ -70,7 +70,9 @@ export class AlreadyRegistered extends ActorError {
     readonly registeredName: string,
     readonly holder: Pid,
   ) {
-    super(`name '${registeredName}' is already registered to ${holder}; unregister it first or pick another name`);
+    super(
+      `name '${registeredName}' is already registered to ${holder}; unregister it first or pick another name`,
+    );
     this.name = 'AlreadyRegistered';
   }
 }

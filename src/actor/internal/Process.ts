@@ -27,33 +27,44 @@ export interface Waiter {
   message: unknown;
 }
 
-/**
- * The runtime's record of one process. Kept lean: an idle actor is this object, its pid and an
- * empty queue; links, monitors and the abort controller are created on first use.
- */
-export class ProcessRecord {
-  state = RUNNABLE;
-  scheduled = false;
-  started = false;
+/** Capacity and overflow policy of a mailbox; one shared object for the system default. */
+export interface MailboxPolicy {
+  readonly capacity: number;
+  readonly overflow: OverflowPolicy;
+}
+
+/** The parts of a process that most processes never use, allocated on first use. */
+export class ProcessExtra {
   trapping = false;
-  readonly mailbox = new Queue<unknown>();
-  /** Handler actors: the behavior object. Bodies: undefined. */
-  behavior: { handle(message: unknown, context: any): unknown; init?(context: any): unknown } | undefined;
-  body: ((context: any) => unknown) | undefined;
   links: Set<ProcessRecord> | undefined = undefined;
   /** Monitors this process holds on others: monitor id -> target. */
   monitors: Map<number, ProcessRecord> | undefined = undefined;
   /** Who watches this process: monitor id -> observer. */
   watchers: Map<number, ExitObserver> | undefined = undefined;
   name: string | undefined = undefined;
-  reductions = 0;
-  waiter: Waiter | undefined = undefined;
   abortController: AbortController | undefined = undefined;
-  exitReason: ExitReason = undefined as unknown as ExitReason;
-  /** A code swap requested while the process was busy; applied at the next message boundary. */
-  pendingUpgrade: ((behavior: any) => any) | undefined = undefined;
   /** Increments each time the process suspends, so a stale promise cannot resume it. */
   suspension = 0;
+}
+
+/**
+ * The runtime's record of one process. Kept lean (an idle actor is this object, its pid and an
+ * empty queue): links, monitors, names, trap_exit and the abort controller live in `extra`,
+ * created on first use.
+ */
+export class ProcessRecord {
+  state = RUNNABLE;
+  scheduled = false;
+  started = false;
+  readonly mailbox = new Queue<unknown>();
+  /** Handler actors: the behavior object. Bodies: undefined. */
+  behavior: { handle(message: unknown, context: any): unknown; init?(context: any): unknown } | undefined =
+    undefined;
+  body: ((context: any) => unknown) | undefined = undefined;
+  waiter: Waiter | undefined = undefined;
+  reductions = 0;
+  exitReason: ExitReason = undefined as unknown as ExitReason;
+  extra: ProcessExtra | undefined = undefined;
   /** Neighbours in the system's list of live processes. */
   previous: ProcessRecord | undefined = undefined;
   next: ProcessRecord | undefined = undefined;
@@ -61,9 +72,14 @@ export class ProcessRecord {
   constructor(
     readonly system: { readonly clock: { cancelTimer(handle: TimerHandle): boolean } },
     readonly pid: Pid,
-    readonly capacity: number,
-    readonly overflow: OverflowPolicy,
+    readonly policy: MailboxPolicy,
   ) {}
+}
+
+/** The extra part of a record, created if needed. */
+export function extraOf(record: ProcessRecord): ProcessExtra {
+  if (record.extra === undefined) record.extra = new ProcessExtra();
+  return record.extra;
 }
 
 /** A monitor held by a process: delivers a DOWN message to the watcher. */

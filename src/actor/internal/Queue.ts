@@ -39,7 +39,8 @@ export class Queue<T> {
       items[this.head] = undefined;
       this.head = (this.head + 1) & mask;
     } else {
-      for (let i = index; i < this.length - 1; i++) items[(this.head + i) & mask] = items[(this.head + i + 1) & mask];
+      for (let i = index; i < this.length - 1; i++)
+        items[(this.head + i) & mask] = items[(this.head + i + 1) & mask];
       items[(this.head + this.length - 1) & mask] = undefined;
     }
     this.length--;

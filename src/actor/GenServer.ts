@@ -1,0 +1,418 @@
+import {
+  type ActorSystem,
+  type CallFrom,
+  CallRequest,
+  type Context,
+  DEFAULT_CALL_TIMEOUT_MS,
+  describe,
+  type Handler,
+  type MailboxOptions,
+} from './ActorSystem.js';
+import { ExitMessage, type ExitReason } from './ExitReason.js';
+import { BadArgument, ProcessExited } from './errors.js';
+import type { Pid } from './Pid.js';
+
+/**
+ * A generic server, as OTP's gen_server: state held by a process, changed by calls (which
+ * reply), casts (which do not) and other messages (info).
+ *
+ * @example
+ * ```ts
+ * const Counter: GenServer<number, number> = {
+ *   init: (start) => start,
+ *   handleCall: (request: 'get', _from, count) => reply(count, count),
+ *   handleCast: (request: 'increment', count) => count + 1,
+ * };
+ * const pid = await startGenServer(system, Counter, 41);
+ * castTo(system, pid, 'increment');
+ * await system.call(pid, 'get'); // 42
+ * ```
+ */
+export interface GenServer<State, Args = void> {
+  /** The code version; `codeChange` receives the previous one during an upgrade. */
+  readonly version?: string | number;
+  init(args: Args, context: Context): State | Promise<State>;
+  handleCall?(
+    request: any,
+    from: CallFrom,
+    state: State,
+    context: Context,
+  ): CallResult<State> | Promise<CallResult<State>>;
+  handleCast?(
+    request: any,
+    state: State,
+    context: Context,
+  ): State | Stop<State> | Promise<State | Stop<State>>;
+  handleInfo?(
+    message: any,
+    state: State,
+    context: Context,
+  ): State | Stop<State> | Promise<State | Stop<State>>;
+  /** Runs when the server stops (a `stop` result, a crash in a callback, or its parent's exit). */
+  terminate?(reason: ExitReason, state: State, context: Context): void | Promise<void>;
+  /** Migrates the state during a hot code upgrade. */
+  codeChange?(oldVersion: string | number | undefined, state: any, extra: unknown): State;
+}
+
+/** Reply `value` and continue with `state`. */
+export class Reply<State> {
+  constructor(
+    readonly value: unknown,
+    readonly state: State,
+  ) {}
+}
+
+/** Continue with `state` without replying now (reply later with `system.reply(from, value)`). */
+export class NoReply<State> {
+  constructor(readonly state: State) {}
+}
+
+/** Stop with `reason` (after replying `replyValue` to a call, when given). */
+export class Stop<State> {
+  constructor(
+    readonly reason: ExitReason,
+    readonly state: State,
+    readonly replyValue?: unknown,
+    readonly hasReply = false,
+  ) {}
+}
+
+export type CallResult<State> = Reply<State> | NoReply<State> | Stop<State>;
+
+export const reply = <State>(value: unknown, state: State): Reply<State> => new Reply(value, state);
+export const noreply = <State>(state: State): NoReply<State> => new NoReply(state);
+export function stop<State>(reason: ExitReason, state: State, ...replyValue: [] | [unknown]): Stop<State> {
+  return new Stop(reason, state, replyValue[0], replyValue.length > 0);
+}
+
+/** A cast envelope in the server's mailbox. */
+export class CastRequest {
+  constructor(readonly request: unknown) {}
+}
+
+/** System requests (OTP's sys module): answered by the server machinery, not the callbacks. */
+class GetState {}
+
+export interface StartOptions {
+  /** Register the server under this name. */
+  readonly name?: string;
+  /** Link the server to the calling process (only from inside a process). */
+  readonly link?: boolean;
+  /** Fail the start (killing the server) if `init` takes longer than this. Default: Infinity. */
+  readonly timeoutMs?: number;
+  readonly mailbox?: MailboxOptions;
+}
+
+/** A server whose init failed or timed out; `reason` is what it exited with. */
+export class StartError extends Error {
+  readonly code = 'start_error' as const;
+  constructor(readonly reason: ExitReason) {
+    super(`server failed to start: ${reason instanceof Error ? reason.message : describe(reason)}`);
+    this.name = 'StartError';
+  }
+}
+
+export const isStartError = (error: unknown): error is StartError => error instanceof StartError;
+
+type Where = ActorSystem | Context;
+
+function systemOf(where: Where): ActorSystem {
+  return 'rootPid' in where ? where : where.system;
+}
+
+/**
+ * Starts a server and resolves with its pid once `init` has returned, as gen_server:start.
+ * Rejects with `StartError` if `init` throws or times out.
+ */
+export function startGenServer<State, Args>(
+  where: Where,
+  behavior: GenServer<State, Args>,
+  args: Args,
+  options: StartOptions = {},
+): Promise<Pid> {
+  checkBehavior(behavior);
+  const linkTo = options.link ? contextOf(where, 'startGenServer with link') : undefined;
+  const system = systemOf(where);
+  return new Promise<Pid>((resolve, reject) => {
+    const handler = new GenServerHandler(behavior, args, linkTo?.self);
+    const spawnOptions = { name: options.name, mailbox: options.mailbox };
+    const pid =
+      linkTo !== undefined ? linkTo.spawnLink(handler, spawnOptions) : system.spawn(handler, spawnOptions);
+    let timer: ReturnType<ActorSystem['clock']['setTimer']> | undefined;
+    const settle = (error: unknown): void => {
+      if (timer !== undefined) system.clock.cancelTimer(timer);
+      if (error === undefined) resolve(pid);
+      else reject(error);
+    };
+    handler.onStarted = settle;
+    const timeoutMs = options.timeoutMs ?? Number.POSITIVE_INFINITY;
+    if (timeoutMs !== Number.POSITIVE_INFINITY) {
+      timer = system.clock.setTimer(timeoutMs, () => {
+        if (handler.onStarted === undefined) return;
+        handler.onStarted = undefined;
+        system.exit(pid, 'kill');
+        reject(new StartError('timeout'));
+      });
+    }
+  });
+}
+
+/** Sends a cast: never fails for a dead server (as gen_server:cast), only for a full mailbox. */
+export function castTo(where: Where, server: Pid | string, request: unknown): void {
+  const system = systemOf(where);
+  if (typeof server === 'string' && system.whereis(server) === undefined) return;
+  if ('rootPid' in where) system.send(server, new CastRequest(request));
+  else where.send(server, new CastRequest(request));
+}
+
+/** Calls a server (gen_server:call). */
+export function callServer<R = unknown>(
+  where: Where,
+  server: Pid | string,
+  request: unknown,
+  timeoutMs = DEFAULT_CALL_TIMEOUT_MS,
+): Promise<R> {
+  return where.call<R>(server, request, timeoutMs);
+}
+
+/** The state of a running server (sys:get_state), for debugging and tests. */
+export function getServerState<State>(
+  where: Where,
+  server: Pid | string,
+  timeoutMs = DEFAULT_CALL_TIMEOUT_MS,
+): Promise<State> {
+  return where.call<State>(server, new GetState(), timeoutMs);
+}
+
+/**
+ * Hot code upgrade of a running server: between two messages, `codeChange(oldVersion, state,
+ * extra)` of the new code migrates the state, and the new callbacks take over. No message is
+ * lost or reordered. Resolves false if the server is not alive.
+ */
+export function upgradeServer<State>(
+  system: ActorSystem,
+  server: Pid,
+  next: GenServer<State, any>,
+  extra?: unknown,
+): boolean {
+  checkBehavior(next);
+  return system.upgrade(server, (current) => {
+    if (!(current instanceof GenServerHandler))
+      throw new BadArgument(`upgradeServer: ${server} is not a GenServer`);
+    current.changeCode(next, extra);
+    return current;
+  });
+}
+
+function contextOf(where: Where, operation: string): Context {
+  if ('rootPid' in where)
+    throw new BadArgument(`${operation} needs a process context to link to, not the system`);
+  return where;
+}
+
+function checkBehavior(behavior: unknown): void {
+  if (
+    typeof behavior !== 'object' ||
+    behavior === null ||
+    typeof (behavior as GenServer<unknown>).init !== 'function'
+  ) {
+    throw new BadArgument(
+      `expected a GenServer behavior object with an init function, got ${describe(behavior)}`,
+    );
+  }
+}
+
+/** The handler actor that runs a GenServer's callbacks. */
+class GenServerHandler<State, Args> implements Handler {
+  state!: State;
+  onStarted: ((error: unknown) => void) | undefined;
+
+  constructor(
+    private behavior: GenServer<State, Args>,
+    private readonly args: Args,
+    private readonly parent: Pid | undefined,
+  ) {}
+
+  init(context: Context): void | Promise<void> {
+    let result: State | Promise<State>;
+    try {
+      result = this.behavior.init(this.args, context);
+    } catch (error) {
+      this.startFailed(error);
+      throw error;
+    }
+    if (isPromise(result)) {
+      return result.then(
+        (state) => this.started(state),
+        (error: unknown) => {
+          this.startFailed(error);
+          throw error;
+        },
+      );
+    }
+    this.started(result);
+  }
+
+  private started(state: State): void {
+    this.state = state;
+    const onStarted = this.onStarted;
+    this.onStarted = undefined;
+    onStarted?.(undefined);
+  }
+
+  private startFailed(error: unknown): void {
+    const onStarted = this.onStarted;
+    this.onStarted = undefined;
+    onStarted?.(new StartError(error as ExitReason));
+  }
+
+  handle(message: unknown, context: Context): void | Promise<void> {
+    if (message instanceof CallRequest) return this.handleCall(message, context);
+    if (message instanceof CastRequest)
+      return this.afterCallback(this.behavior.handleCast, message.request, context);
+    if (message instanceof ExitMessage && this.parent !== undefined && message.from === this.parent) {
+      // OTP: a server trapping exits that gets an EXIT from its parent terminates with that reason
+      return this.finish(message.reason, context);
+    }
+    if (this.behavior.handleInfo === undefined) return; // as OTP, unexpected messages are dropped
+    return this.afterCallback(this.behavior.handleInfo, message, context);
+  }
+
+  private handleCall(call: CallRequest, context: Context): void | Promise<void> {
+    if (call.request instanceof GetState) {
+      context.system.reply(call.from, this.state);
+      return;
+    }
+    const callback = this.behavior.handleCall;
+    if (callback === undefined) {
+      return this.crash(
+        context,
+        new BadArgument(`server ${context.self} has no handleCall for ${describe(call.request)}`),
+      );
+    }
+    let result: CallResult<State> | Promise<CallResult<State>>;
+    try {
+      result = callback.call(this.behavior, call.request, call.from, this.state, context);
+    } catch (error) {
+      return this.crash(context, error);
+    }
+    if (isPromise(result)) {
+      return result.then(
+        (settled) => this.applyCallResult(settled, call.from, context),
+        (error: unknown) => this.crash(context, error),
+      );
+    }
+    return this.applyCallResult(result, call.from, context);
+  }
+
+  private applyCallResult(result: CallResult<State>, from: CallFrom, context: Context): void | Promise<void> {
+    if (result instanceof Reply) {
+      this.state = result.state;
+      context.system.reply(from, result.value);
+      return;
+    }
+    if (result instanceof NoReply) {
+      this.state = result.state;
+      return;
+    }
+    if (result instanceof Stop) {
+      this.state = result.state;
+      if (result.hasReply) context.system.reply(from, result.replyValue);
+      return this.finish(result.reason, context);
+    }
+    return this.crash(
+      context,
+      new BadArgument(`handleCall must return reply(), noreply() or stop(), got ${describe(result)}`),
+    );
+  }
+
+  private afterCallback(
+    callback:
+      | ((message: any, state: State, context: Context) => State | Stop<State> | Promise<State | Stop<State>>)
+      | undefined,
+    message: unknown,
+    context: Context,
+  ): void | Promise<void> {
+    if (callback === undefined) {
+      return this.crash(
+        context,
+        new BadArgument(`server ${context.self} has no callback for ${describe(message)}`),
+      );
+    }
+    let result: State | Stop<State> | Promise<State | Stop<State>>;
+    try {
+      result = callback.call(this.behavior, message, this.state, context);
+    } catch (error) {
+      return this.crash(context, error);
+    }
+    if (isPromise(result)) {
+      return result.then(
+        (settled) => this.applyState(settled, context),
+        (error: unknown) => this.crash(context, error),
+      );
+    }
+    return this.applyState(result, context);
+  }
+
+  private applyState(result: State | Stop<State>, context: Context): void | Promise<void> {
+    if (result instanceof Stop) {
+      this.state = result.state;
+      return this.finish(result.reason, context);
+    }
+    this.state = result;
+  }
+
+  /** Calls terminate, then exits with `reason`. */
+  private finish(reason: ExitReason, context: Context): void | Promise<void> {
+    const terminate = this.behavior.terminate;
+    if (terminate === undefined) return exitWith(context, reason);
+    let result: void | Promise<void>;
+    try {
+      result = terminate.call(this.behavior, reason, this.state, context);
+    } catch (error) {
+      return exitWith(context, error as ExitReason);
+    }
+    if (isPromise(result)) {
+      return result.then(
+        () => exitWith(context, reason),
+        (error: unknown) => exitWith(context, error as ExitReason),
+      );
+    }
+    return exitWith(context, reason);
+  }
+
+  /**
+   * A callback threw: terminate runs (as in OTP), then the error is thrown on, so the runtime
+   * reports the crash and the server exits with it.
+   */
+  private crash(context: Context, error: unknown): void | Promise<void> {
+    if (error instanceof ProcessExited) throw error;
+    const rethrow = (): never => {
+      throw error;
+    };
+    const terminate = this.behavior.terminate;
+    if (terminate === undefined) return rethrow();
+    let result: void | Promise<void>;
+    try {
+      result = terminate.call(this.behavior, error as ExitReason, this.state, context);
+    } catch {
+      return rethrow(); // the original error is the one worth reporting
+    }
+    if (isPromise(result)) return result.then(rethrow, rethrow);
+    return rethrow();
+  }
+
+  changeCode(next: GenServer<State, any>, extra: unknown): void {
+    const oldVersion = this.behavior.version;
+    if (next.codeChange !== undefined) this.state = next.codeChange(oldVersion, this.state, extra);
+    this.behavior = next;
+  }
+}
+
+function exitWith(context: Context, reason: ExitReason): never {
+  return context.exit(reason);
+}
+
+function isPromise<T>(value: unknown): value is Promise<T> {
+  return value !== undefined && value !== null && typeof (value as Promise<T>).then === 'function';
+}

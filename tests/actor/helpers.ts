@@ -1,0 +1,41 @@
+import {
+  ActorSystem,
+  type ActorSystemOptions,
+  type ExitReason,
+  type Pid,
+  SimulatedClock,
+} from '../../src/actor/index.js';
+
+/** A deterministic system on a simulated clock that records crashes instead of printing them. */
+export function testSystem(options: ActorSystemOptions = {}): {
+  system: ActorSystem;
+  clock: SimulatedClock;
+  crashes: [Pid, ExitReason][];
+} {
+  const clock = new SimulatedClock();
+  const crashes: [Pid, ExitReason][] = [];
+  const system = new ActorSystem({
+    clock,
+    onCrash: (pid, reason) => crashes.push([pid, reason]),
+    ...options,
+  });
+  return { system, clock, crashes };
+}
+
+/** A process that records every message it gets (trapping exits when asked). */
+export function collector(
+  system: ActorSystem,
+  options: { trapExit?: boolean } = {},
+): { pid: Pid; messages: unknown[] } {
+  const messages: unknown[] = [];
+  const pid = system.spawn(
+    { handle: (message: unknown) => void messages.push(message) },
+    { trapExit: options.trapExit },
+  );
+  return { pid, messages };
+}
+
+/** A process that waits forever (until a signal ends it). */
+export function idle(system: ActorSystem, options: { trapExit?: boolean } = {}): Pid {
+  return system.spawn({ handle: () => {} }, options);
+}
