@@ -1,0 +1,254 @@
+import type { Clock } from '../actor/Clock.js';
+import { RealClock, SimulatedClock } from '../actor/Clock.js';
+import { Random } from '../actor/Random.js';
+import type { FaultConfig } from './FaultConfig.js';
+import type { FaultKind, InjectedFault } from './FaultInjector.js';
+import { FaultInjector } from './FaultInjector.js';
+
+/** What a scenario receives: everything that can vary in a run comes from `seed`. */
+export interface SimulationContext {
+  readonly seed: number;
+  readonly random: Random;
+  readonly clock: SimulatedClock;
+  readonly faults: FaultInjector;
+}
+
+/**
+ * A scenario drives a system on the context and throws when an invariant is violated. It must
+ * handle every promise it starts (attach a `catch` at once, or await it): a rejection nobody
+ * handles ends the process, as Node does by default, instead of failing one seed.
+ */
+export type ScenarioFunction = (context: SimulationContext) => Promise<void>;
+
+export interface SimulationRunOptions {
+  readonly scenario: ScenarioFunction;
+  /** Fault rates for every run; the seed of each run replaces `seed`. Default: no faults. */
+  readonly faults?: Partial<Omit<FaultConfig, 'seed'>>;
+  /**
+   * Wall-clock limit for one run, in ms (default 10_000). A scenario that awaits something that
+   * never happens (a simulated timer nobody advances) fails with `SimulationTimeout` instead of
+   * hanging the runner. This is the only real time the runner uses.
+   */
+  readonly runTimeoutMs?: number;
+  /** Clock for the watchdog; a `RealClock` by default. */
+  readonly watchdogClock?: Clock;
+}
+
+export interface SimulationOptions extends SimulationRunOptions {
+  /** How many seeds to run (firstSeed, firstSeed + 1, ...) or the exact seeds. At most 1_000_000. */
+  readonly seeds: number | readonly number[];
+  /** First seed when `seeds` is a count. Default 0. */
+  readonly firstSeed?: number;
+  /** Stop after this many failing seeds. Default: run them all. */
+  readonly stopAfterFailures?: number;
+  /** Called after each run, for progress output. */
+  readonly onRun?: (run: SimulationRun) => void;
+}
+
+/** One run: its seed, whether it passed, and the faults it saw. */
+export interface SimulationRun {
+  readonly seed: number;
+  readonly ok: boolean;
+  readonly error: unknown;
+  readonly faultLog: readonly InjectedFault[];
+  readonly faultFingerprint: string;
+  readonly faultCounts: Readonly<Record<FaultKind, number>>;
+  readonly simulatedTimeMs: number;
+}
+
+export interface SimulationReport {
+  readonly runs: number;
+  readonly passed: number;
+  /** Failing runs, at most `SIMULATION_MAX_KEPT_FAILURES` (the count is in `failedRuns`). */
+  readonly failures: readonly SimulationRun[];
+  readonly failedRuns: number;
+  readonly stoppedEarly: boolean;
+}
+
+/** Most seeds one `runSimulation` accepts. */
+export const SIMULATION_MAX_SEEDS = 1_000_000;
+/** Failing runs kept in a report (each holds its fault log). */
+export const SIMULATION_MAX_KEPT_FAILURES = 100;
+
+/** An option of `runSimulation` / `replaySimulation` / `registerScenario` outside its range. */
+export class InvalidSimulationOption extends Error {
+  readonly _tag = 'InvalidSimulationOption';
+  constructor(
+    readonly option: string,
+    readonly allowed: string,
+  ) {
+    super(`simulation: invalid ${option}: expected ${allowed}`);
+    this.name = 'InvalidSimulationOption';
+  }
+}
+
+export function isInvalidSimulationOption(error: unknown): error is InvalidSimulationOption {
+  return error instanceof InvalidSimulationOption;
+}
+
+export class SimulationTimeout extends Error {
+  readonly _tag = 'SimulationTimeout';
+  constructor(
+    readonly seed: number,
+    readonly timeoutMs: number,
+  ) {
+    super(
+      `simulation with seed ${seed} did not finish within ${timeoutMs} ms of real time (is it awaiting a timer nobody advances?)`,
+    );
+    this.name = 'SimulationTimeout';
+  }
+}
+
+export function isSimulationTimeout(error: unknown): error is SimulationTimeout {
+  return error instanceof SimulationTimeout;
+}
+
+/**
+ * Runs `scenario` once per seed and collects the seeds whose invariants failed.
+ *
+ * @example
+ * ```ts
+ * const report = await runSimulation({ scenario, seeds: 1000 });
+ * for (const failure of report.failures) console.log(`replay with seed ${failure.seed}`);
+ * ```
+ */
+export async function runSimulation(options: SimulationOptions): Promise<SimulationReport> {
+  const seeds = seedList(options.seeds, options.firstSeed ?? 0);
+  const stopAfter = options.stopAfterFailures ?? Number.POSITIVE_INFINITY;
+  const failures: SimulationRun[] = [];
+  let runs = 0;
+  let failedRuns = 0;
+  for (const seed of seeds) {
+    const run = await replaySimulation({ ...options, seed });
+    runs++;
+    options.onRun?.(run);
+    if (run.ok) continue;
+    failedRuns++;
+    if (failures.length < SIMULATION_MAX_KEPT_FAILURES) failures.push(run);
+    if (failedRuns >= stopAfter) break;
+  }
+  return { runs, passed: runs - failedRuns, failures, failedRuns, stoppedEarly: runs < seeds.length };
+}
+
+/** Runs `scenario` with one seed: the same seed gives the same fault log. */
+export async function replaySimulation(
+  options: SimulationRunOptions & { readonly seed: number },
+): Promise<SimulationRun> {
+  const { seed } = options;
+  if (!Number.isSafeInteger(seed) || seed < 0)
+    throw new InvalidSimulationOption('seed', `a safe integer >= 0, got ${seed}`);
+  const context: SimulationContext = {
+    seed,
+    random: new Random(seed),
+    clock: new SimulatedClock(),
+    faults: new FaultInjector({ ...options.faults, seed }),
+  };
+  const timeoutMs = options.runTimeoutMs ?? 10_000;
+  let error: unknown;
+  let ok = true;
+  try {
+    await withWatchdog(options.scenario(context), seed, timeoutMs, options.watchdogClock ?? new RealClock());
+  } catch (caught) {
+    ok = false;
+    error = caught;
+  }
+  return {
+    seed,
+    ok,
+    error,
+    faultLog: context.faults.log,
+    faultFingerprint: context.faults.fingerprint(),
+    faultCounts: context.faults.counts(),
+    simulatedTimeMs: context.clock.now(),
+  };
+}
+
+function withWatchdog(run: Promise<void>, seed: number, timeoutMs: number, clock: Clock): Promise<void> {
+  // The watchdog timer of a RealClock is unref'd; this handle keeps the process alive until the
+  // run settles, so a stuck scenario ends in SimulationTimeout rather than a silent exit.
+  const keepAlive = setInterval(() => {}, 1 << 30);
+  return new Promise<void>((resolve, reject) => {
+    const timer = clock.setTimer(timeoutMs, () => reject(new SimulationTimeout(seed, timeoutMs)));
+    run.then(resolve, reject).finally(() => {
+      clock.cancelTimer(timer);
+      clearInterval(keepAlive);
+    });
+  }).finally(() => clearInterval(keepAlive));
+}
+
+function seedList(seeds: number | readonly number[], firstSeed: number): readonly number[] {
+  if (typeof seeds !== 'number') {
+    if (seeds.length > SIMULATION_MAX_SEEDS)
+      throw new InvalidSimulationOption(
+        'seeds',
+        `at most ${SIMULATION_MAX_SEEDS} seeds, got ${seeds.length}`,
+      );
+    return seeds;
+  }
+  if (!Number.isInteger(seeds) || seeds < 1 || seeds > SIMULATION_MAX_SEEDS) {
+    throw new InvalidSimulationOption('seeds', `an integer in [1, ${SIMULATION_MAX_SEEDS}], got ${seeds}`);
+  }
+  if (!Number.isSafeInteger(firstSeed) || firstSeed < 0)
+    throw new InvalidSimulationOption('firstSeed', `a safe integer >= 0, got ${firstSeed}`);
+  return Array.from({ length: seeds }, (_, index) => firstSeed + index);
+}
+
+/** Raised by `drive` when the awaited work is stuck: no timer left and it has not settled. */
+export class SimulationDeadlock extends Error {
+  readonly _tag = 'SimulationDeadlock';
+  constructor(
+    readonly simulatedTimeMs: number,
+    readonly steps: number,
+    /** True when timers kept firing but the work did not finish within the step limit (a livelock). */
+    readonly stepLimitReached = false,
+  ) {
+    super(
+      stepLimitReached
+        ? `simulation still running at ${simulatedTimeMs} ms after the limit of ${steps} timer steps (livelock?)`
+        : `simulation stuck at ${simulatedTimeMs} ms after ${steps} timer steps: nothing is scheduled and the work has not finished`,
+    );
+    this.name = 'SimulationDeadlock';
+  }
+}
+
+export function isSimulationDeadlock(error: unknown): error is SimulationDeadlock {
+  return error instanceof SimulationDeadlock;
+}
+
+/** Most timer steps `drive` takes by default before it gives up. */
+export const DRIVE_DEFAULT_MAX_STEPS = 1_000_000;
+
+/**
+ * Moves a simulated clock timer by timer until `work` settles, letting promise callbacks run
+ * between timers. Throws `SimulationDeadlock` if no timer is left while `work` is pending, and
+ * `SimulationDeadlock` with `stepLimitReached` after `maxSteps` timers (a livelock).
+ */
+export async function drive<T>(
+  clock: SimulatedClock,
+  work: Promise<T>,
+  maxSteps = DRIVE_DEFAULT_MAX_STEPS,
+): Promise<T> {
+  let settled = false;
+  const tracked = work.finally(() => {
+    settled = true;
+  });
+  tracked.catch(() => {}); // the rejection is delivered by the final await below
+  let steps = 0;
+  await settleCallbacks();
+  while (!settled) {
+    if (steps >= maxSteps) throw new SimulationDeadlock(clock.now(), steps, true);
+    if (!clock.step()) {
+      await settleCallbacks();
+      if (!settled) throw new SimulationDeadlock(clock.now(), steps);
+      break;
+    }
+    steps++;
+    await settleCallbacks();
+  }
+  return tracked;
+}
+
+/** Lets every pending promise callback run (one macrotask turn). */
+export function settleCallbacks(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
+}
