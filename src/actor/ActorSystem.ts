@@ -76,6 +76,8 @@ export interface Context<M = any> extends Spawner {
   /** Fires when the process exits (killed while awaiting, for example): pass it to awaited work. */
   readonly signal: AbortSignal;
   send(to: Pid | string, message: unknown): void;
+  /** Takes the oldest message `match` accepts if one is queued now, without waiting (process functions). */
+  tryReceive<T = M>(match?: (message: unknown) => boolean): T | undefined;
   /** Receives the oldest message (or the oldest that `match` accepts); `undefined` after `timeoutMs`. */
   receive<T = M>(match?: (message: unknown) => boolean, timeoutMs?: number): Promise<T | undefined>;
   /** Exits this process now with `reason` (Erlang's exit/1); throws to unwind the caller. */
@@ -241,12 +243,27 @@ export class ActorSystem implements Spawner {
     return this.lookup(checkPid(pid, 'isAlive')) !== undefined;
   }
 
-  /** Resolves with the exit reason of `pid` (`'noproc'` at once if it is not alive). */
-  whenExited(pid: Pid): Promise<ExitReason> {
+  /**
+   * Resolves with the exit reason of `pid` (`'noproc'` at once if it is not alive). Aborting
+   * `signal` stops the watch and rejects with the signal's reason.
+   */
+  whenExited(pid: Pid, options: { signal?: AbortSignal } = {}): Promise<ExitReason> {
     const target = this.lookup(checkPid(pid, 'whenExited'));
     if (target === undefined) return Promise.resolve('noproc');
-    return new Promise((resolve) => {
-      this.watch(target, { exited: (_pid, reason) => resolve(reason) });
+    const signal = options.signal;
+    if (signal?.aborted) return Promise.reject(signal.reason);
+    return new Promise((resolve, reject) => {
+      const onAbort = (): void => {
+        this.unwatch(target, id);
+        reject(signal!.reason);
+      };
+      const id = this.watch(target, {
+        exited: (_pid, reason) => {
+          signal?.removeEventListener('abort', onAbort);
+          resolve(reason);
+        },
+      });
+      signal?.addEventListener('abort', onAbort, { once: true });
     });
   }
 
@@ -296,18 +313,21 @@ export class ActorSystem implements Spawner {
   // ---------------------------------------------------------------------------------------------
   // Public API: timers and calls
 
-  /** Sends `message` to `to` after `delayMs` (dropped if the receiver is gone by then). */
+  /**
+   * Sends `message` to `to` after `delayMs` (nothing happens if the receiver is gone by then).
+   * A timer message is never dropped by a full mailbox: like a signal it gets in beyond the
+   * capacity, because a lost timer (a restart, a timeout) would leave its process stuck.
+   */
   sendAfter(delayMs: number, to: Pid | string, message: unknown): TimerHandle {
     checkTimeout(delayMs, 'sendAfter delay');
     if (typeof to !== 'string') checkPid(to, 'sendAfter');
+    if (message === undefined)
+      throw new BadArgument('sendAfter: the message is undefined; send null or a value');
     return this.clock.setTimer(delayMs, () => {
-      if (typeof to === 'string' && !this.names.has(to)) return;
-      try {
-        this.sendFrom(undefined, to, message);
-      } catch (error) {
-        if (!(error instanceof MailboxFull)) throw error;
-        this.counters.messagesDropped++; // a timer has no sender to tell: count the loss
-      }
+      const target = typeof to === 'string' ? this.names.get(to) : this.lookup(to);
+      if (target === undefined) return;
+      this.counters.messagesSent++;
+      this.deliverSignalMessage(target, message);
     });
   }
 
@@ -596,28 +616,38 @@ export class ActorSystem implements Spawner {
   // ---------------------------------------------------------------------------------------------
   // Internal: receive (process functions)
 
+  /** @internal The oldest queued message `match` accepts, removed; undefined if none. */
+  takeNow(
+    record: ProcessRecord,
+    match: ((message: unknown) => boolean) | undefined,
+    operation: string,
+  ): unknown {
+    if (match !== undefined && typeof match !== 'function') {
+      throw new BadArgument(`${operation}: match must be a function, got ${describe(match)}`);
+    }
+    if (record.behavior !== undefined) {
+      throw new BadArgument(
+        `${operation} is for process functions; a handler actor gets its messages through handle()`,
+      );
+    }
+    const mailbox = record.mailbox;
+    const index = match === undefined ? (mailbox.length > 0 ? 0 : -1) : mailbox.findIndex(match);
+    if (index < 0) return undefined;
+    record.reductions++;
+    return mailbox.removeAt(index);
+  }
+
   /** @internal */
   receiveFor(
     record: ProcessRecord,
     match: ((message: unknown) => boolean) | undefined,
     timeoutMs: number,
   ): Promise<unknown> {
-    if (match !== undefined && typeof match !== 'function')
-      throw new BadArgument(`receive: match must be a function, got ${describe(match)}`);
     checkTimeout(timeoutMs, 'receive timeout');
-    if (record.behavior !== undefined) {
-      throw new BadArgument(
-        'receive is for process functions; a handler actor gets its messages through handle()',
-      );
-    }
     if (record.waiter !== undefined)
       throw new BadArgument(`receive: ${record.pid} is already waiting in receive`);
-    const mailbox = record.mailbox;
-    const index = match === undefined ? (mailbox.length > 0 ? 0 : -1) : mailbox.findIndex(match);
-    if (index >= 0) {
-      record.reductions++;
-      return Promise.resolve(mailbox.removeAt(index));
-    }
+    const found = this.takeNow(record, match, 'receive');
+    if (found !== undefined) return Promise.resolve(found);
     if (timeoutMs === 0) return Promise.resolve(undefined);
     return new Promise((resolve) => {
       const waiter: Waiter = { match, resolve, timer: undefined, done: false, message: undefined };
@@ -1020,7 +1050,9 @@ export class ActorSystem implements Spawner {
         );
       }
       try {
-        this.deliver(target, new CallRequest(request, pending));
+        const envelope = new CallRequest(request, pending);
+        if (this.faults?.onSend === undefined || this.injectSendFault(target, envelope))
+          this.deliver(target, envelope);
       } catch (error) {
         pending.settle(this, undefined, error);
       }
@@ -1159,6 +1191,10 @@ class ProcessContext extends ProcessRecord implements Context {
 
   send(to: Pid | string, message: unknown): void {
     this.system.sendFrom(this.alive(), to, message);
+  }
+
+  tryReceive<T>(match?: (message: unknown) => boolean): T | undefined {
+    return this.system.takeNow(this.alive(), match, 'tryReceive') as T | undefined;
   }
 
   receive<T>(

@@ -141,14 +141,17 @@ export class RealClock implements Clock {
     checkDelay(delayMs);
     const timer = this.heap.push(this.now() + delayMs, callback);
     if (timer.dueAt < this.hostDueAt) this.arm(timer.dueAt);
+    else if (this.heap.size === 1) this.hostTimer?.ref();
     return timer;
   }
 
   cancelTimer(handle: TimerHandle): boolean {
     // The host timer stays armed: re-arming it on every call timeout that is set and cancelled
     // would cost a setTimeout/clearTimeout pair each time; a host timer that finds nothing due
-    // just re-arms for the next live one.
-    return this.heap.cancel(handle as Timer);
+    // just re-arms for the next live one. With no live timer left it stops holding the process.
+    const cancelled = this.heap.cancel(handle as Timer);
+    if (cancelled && this.heap.size === 0) this.hostTimer?.unref();
+    return cancelled;
   }
 
   private arm(dueAt: number): void {
@@ -156,10 +159,9 @@ export class RealClock implements Clock {
     this.hostDueAt = dueAt;
     const delay = Math.max(0, dueAt - this.now());
     // Infinity-sized delays are clamped by Node to 1 ms; TIMEOUT_MAX keeps them far away.
+    // A pending timer keeps the process alive (so `await system.call(...)` times out rather than
+    // the program ending under it); cancelled ones do not.
     this.hostTimer = setTimeout(() => this.fire(), Math.min(delay, 2_147_483_647));
-    // Pending actor timers alone do not keep the process alive (as with Erlang's timers, the
-    // program decides when it ends).
-    this.hostTimer.unref();
   }
 
   private disarm(): void {

@@ -1,17 +1,13 @@
 import {
   ActorSystem,
-  type Context,
   castTo,
-  type ExitMessage,
   formatReason,
   type GenServer,
-  isExitMessage,
-  isNormalOrShutdown,
-  type Pid,
   Random,
   reply,
   startGenServer,
 } from '../actor/index.js';
+import { type SupervisionEvent, startSupervisor, stopSupervisor, treeView } from '../supervision/index.js';
 
 export interface DemoOptions {
   /** How many of the 100 operations are injected crashes. */
@@ -57,39 +53,42 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
   const { write } = options;
   const system = new ActorSystem({ onCrash: () => {} }); // crashes are printed below, as repairs
   const store = { value: 0 };
-  const restarts: number[] = [];
   const recoveryUs: number[] = [];
   let crashedAt = 0;
-
-  const supervisor = system.spawn(async (ctx: Context) => {
-    ctx.trapExit(true);
-    let child = await startGenServer(ctx, counterServer(store), undefined, { link: true, name: 'counter' });
-    write(`supervisor ${ctx.self} started counter ${child}`);
-    for (;;) {
-      const exit = (await ctx.receive(isExitMessage)) as ExitMessage;
-      if (exit.from !== child) return; // our own supervisor asked us to stop
-      if (isNormalOrShutdown(exit.reason)) return;
-      const old = child;
-      child = await startGenServer(ctx, counterServer(store), undefined, { link: true, name: 'counter' });
+  let restarted: () => void = () => {};
+  const onEvent = (event: SupervisionEvent): void => {
+    if (event.kind === 'child_exited') {
+      write(`  ${event.childId} ${event.pid} crashed: ${formatReason(event.reason)}`);
+    } else if (event.kind === 'child_restarted') {
       const micros = (performance.now() - crashedAt) * 1000;
       recoveryUs.push(micros);
-      restarts.push(restarts.length + 1);
-      write(
-        `  counter ${old} crashed (${formatReason(exit.reason)}); restarted as ${child} in ${micros.toFixed(0)} us`,
-      );
+      write(`  supervisor restarted ${event.childId} as ${event.pid} in ${micros.toFixed(0)} us`);
+      restarted();
     }
+  };
+  const supervisor = await startSupervisor(system, {
+    strategy: 'one_for_one',
+    intensity: 10,
+    periodMs: 60_000,
+    children: [
+      {
+        id: 'counter',
+        start: (ctx) => startGenServer(ctx, counterServer(store), undefined, { link: true, name: 'counter' }),
+      },
+    ],
+    onEvent,
   });
-
-  await waitForName(system, 'counter');
+  write(`supervision tree at start:\n${indent(treeView(system, supervisor))}`);
   const random = new Random(options.seed);
   const crashAt = new Set<number>();
   while (crashAt.size < Math.min(options.crashes, 100)) crashAt.add(random.nextInt(100));
   let expected = 0;
   for (let operation = 0; operation < 100; operation++) {
     if (crashAt.has(operation)) {
+      const repaired = new Promise<void>((resolve) => (restarted = resolve));
       crashedAt = performance.now();
       castTo(system, 'counter', 'crash');
-      await waitForRestart(system, restarts.length + 1, restarts);
+      await repaired;
     } else {
       castTo(system, 'counter', { increment: 1 });
       expected++;
@@ -97,22 +96,16 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
   }
   const finalValue = await system.call<number>('counter', 'get', 1000);
   write(
-    `final counter value: ${finalValue} (expected ${expected}, ${restarts.length} restarts, no increment lost)`,
+    `final counter value: ${finalValue} (expected ${expected}, ${recoveryUs.length} restarts, no increment lost)`,
   );
-  write(`supervision tree:\n  ${supervisor} supervisor\n  └─ ${system.whereis('counter') as Pid} counter`);
-  system.shutdown();
-  return { finalValue, expectedValue: expected, restarts: restarts.length, recoveryUs };
+  write(`supervision tree at the end:\n${indent(treeView(system, supervisor))}`);
+  await stopSupervisor(system, supervisor);
+  return { finalValue, expectedValue: expected, restarts: recoveryUs.length, recoveryUs };
 }
 
-async function waitForName(system: ActorSystem, name: string): Promise<void> {
-  for (let round = 0; round < 10_000 && system.whereis(name) === undefined; round++) {
-    await new Promise<void>((resolve) => setImmediate(resolve));
-  }
-}
-
-async function waitForRestart(system: ActorSystem, count: number, restarts: number[]): Promise<void> {
-  for (let round = 0; round < 10_000 && restarts.length < count; round++) {
-    await new Promise<void>((resolve) => setImmediate(resolve));
-  }
-  await waitForName(system, 'counter');
+function indent(text: string): string {
+  return text
+    .split('\n')
+    .map((line) => `  ${line}`)
+    .join('\n');
 }

@@ -2,6 +2,8 @@
  * Fault tolerance (seeds/001 ch. 5-7): failure detection, circuit breaking, health checks,
  * fault injection, deterministic simulation, checkpoints, event sourcing and sagas.
  */
+
+export * from './actorScenarios.js';
 export * from './CheckpointManager.js';
 export * from './CheckpointStore.js';
 export * from './CircuitBreaker.js';
@@ -14,6 +16,7 @@ export * from './InMemoryEventStore.js';
 export type { CheckpointDefect } from './internal/CheckpointFormat.js';
 export { FileLocked, isFileLocked } from './internal/WriterLock.js';
 export * from './PhiAccrualDetector.js';
+export * from './runtimeFaults.js';
 export * from './Saga.js';
 export * from './Simulation.js';
 export * from './scenarios.js';

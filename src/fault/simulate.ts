@@ -1,3 +1,4 @@
+import { ACTOR_SCENARIOS } from './actorScenarios.js';
 import type { SimulationReport, SimulationRun } from './Simulation.js';
 import { InvalidSimulationOption, replaySimulation, runSimulation } from './Simulation.js';
 import type { Scenario } from './scenarios.js';
@@ -7,7 +8,9 @@ import { BUILT_IN_SCENARIOS } from './scenarios.js';
  * The scenario registry behind `zbmd simulate <scenario> --seeds N`. The built-in scenarios
  * (`scenarios.ts`) are registered at load; other layers add theirs with `registerScenario`.
  */
-const registry = new Map<string, Scenario>(BUILT_IN_SCENARIOS.map((scenario) => [scenario.name, scenario]));
+const registry = new Map<string, Scenario>(
+  [...BUILT_IN_SCENARIOS, ...ACTOR_SCENARIOS].map((scenario) => [scenario.name, scenario]),
+);
 
 export class UnknownScenario extends Error {
   readonly _tag = 'UnknownScenario';

@@ -89,3 +89,18 @@ describe('Random', () => {
     expect(() => random.nextInt(0)).toThrow(RangeError);
   });
 });
+
+describe('whenExited', () => {
+  it('resolves with the reason; aborting the signal stops the watch and rejects', async () => {
+    const { system } = testSystem();
+    const pid = system.spawn({ handle: () => {} });
+    const controller = new AbortController();
+    const watched = system.whenExited(pid, { signal: controller.signal });
+    controller.abort(new Error('no longer interested'));
+    await expect(watched).rejects.toThrow('no longer interested');
+    const exited = system.whenExited(pid);
+    system.exit(pid, 'bye');
+    expect(await exited).toBe('bye');
+    expect(await system.whenExited(pid)).toBe('noproc');
+  });
+});

@@ -103,3 +103,21 @@ describe('selective receive', () => {
     );
   });
 });
+
+describe('tryReceive', () => {
+  it('takes a queued matching message at once, or returns undefined without waiting', async () => {
+    const { system } = testSystem();
+    const got: unknown[] = [];
+    const pid = system.spawn(async (ctx: Context) => {
+      await ctx.receive((m) => m === 'go');
+      got.push(
+        ctx.tryReceive((m) => m === 'b'),
+        ctx.tryReceive((m) => m === 'zzz'),
+        ctx.tryReceive(),
+      );
+    });
+    for (const message of ['a', 'b', 'go']) system.send(pid, message);
+    await system.settle();
+    expect(got).toEqual(['b', undefined, 'a']);
+  });
+});

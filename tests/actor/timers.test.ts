@@ -85,3 +85,35 @@ describe('clocks', () => {
     expect(await fired).toBeGreaterThan(0);
   });
 });
+
+describe('timers and mailboxes', () => {
+  it('a timer message is never dropped by a full mailbox', async () => {
+    const { system } = testSystem();
+    const pid = system.spawn(
+      async (ctx: Context) => {
+        await ctx.receive((m) => m === 'never');
+      },
+      { mailbox: { capacity: 1 } },
+    );
+    system.send(pid, 'fills the mailbox');
+    system.sendAfter(10, pid, 'timer');
+    await system.advance(10);
+    expect(system.mailboxOf(pid)).toEqual(['fills the mailbox', 'timer']);
+  });
+});
+
+describe('RealClock and the process lifetime', () => {
+  it('a pending call timeout keeps a script alive until it fires', async () => {
+    const { execFileSync } = await import('node:child_process');
+    const script = `
+      import { ActorSystem } from '${process.cwd()}/dist/src/actor/index.js';
+      const system = new ActorSystem();
+      const pid = system.spawn({ handle() {} });
+      try { await system.call(pid, 'question', 30); } catch (error) { console.log(error.name); }
+    `;
+    const output = execFileSync(process.execPath, ['--input-type=module', '-e', script], {
+      encoding: 'utf8',
+    });
+    expect(output.trim()).toBe('CallTimeout');
+  });
+});
