@@ -1,0 +1,35 @@
+import { type Context, isMailboxFull, type Pid } from '../actor/index.js';
+import { HeartbeatSignal } from './internal/messages.js';
+import { parentOf } from './internal/registry.js';
+
+/**
+ * Tells the supervisor "I am alive and not hung". A child whose spec has `heartbeatMs` must call
+ * this at least that often; a child that misses the deadline is killed and restarted as a
+ * failure (reason `HeartbeatMissed`), as seed 002's `check_heartbeats`.
+ *
+ * The supervisor is found from the supervision tree once the child has been recorded (after its
+ * `start` returned). From inside `init`, before that, pass the supervisor's pid explicitly (the
+ * start function gets the supervisor's context: `const supervisor = ctx.self`). Returns false
+ * when no supervisor is known, or its mailbox is full (the beat is not sent; a beat is never
+ * worth crashing the child for).
+ *
+ * @example
+ * ```ts
+ * const spec: ChildSpec = {
+ *   id: 'trainer',
+ *   heartbeatMs: 1000,
+ *   start: (ctx) => ctx.spawnLink({ handle: (step, self) => { trainStep(step); heartbeat(self); } }),
+ * };
+ * ```
+ */
+export function heartbeat(context: Context, supervisor?: Pid): boolean {
+  const target = supervisor ?? parentOf(context.self);
+  if (target === undefined) return false;
+  try {
+    context.send(target, new HeartbeatSignal(context.self));
+  } catch (error) {
+    if (isMailboxFull(error)) return false;
+    throw error;
+  }
+  return true;
+}

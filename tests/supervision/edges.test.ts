@@ -1,0 +1,143 @@
+import { describe, expect, it } from 'vitest';
+import {
+  type Context,
+  ExitMessage,
+  type GenServer,
+  isAlreadyRegistered,
+  type Pid,
+  reply,
+  startGenServer,
+} from '../../src/actor/index.js';
+import {
+  isSupervisorStartFailed,
+  Supervisor,
+  startSupervisor,
+  stopSupervisor,
+  terminateChild,
+  whichChildren,
+} from '../../src/supervision/index.js';
+import { pidOf, recordEvents, StartLog, testSystem, workerHandler, workerSpec } from './helpers.js';
+
+describe('edge cases', () => {
+  it('a GenServer child that traps exits runs terminate with shutdown when the supervisor stops it', async () => {
+    const { system } = testSystem();
+    const terminated: unknown[] = [];
+    const Server: GenServer<number, void> = {
+      init: (_args, ctx) => {
+        ctx.trapExit(true);
+        return 0;
+      },
+      handleCall: (_request: unknown, _from, state) => reply(state, state),
+      terminate: (reason) => void terminated.push(reason),
+    };
+    const supervisor = await startSupervisor(system, {
+      children: [
+        { id: 'server', start: (ctx: Context) => startGenServer(ctx, Server, undefined, { link: true }) },
+      ],
+    });
+    await stopSupervisor(system, supervisor);
+    expect(terminated).toEqual(['shutdown']);
+  });
+
+  it('a start that forgot to link: the supervisor links it, so its exits are still seen', async () => {
+    const { system } = testSystem();
+    let starts = 0;
+    const supervisor = await startSupervisor(system, {
+      children: [
+        {
+          id: 'loose',
+          start: (ctx: Context) => {
+            starts++;
+            return ctx.spawn(workerHandler()); // no link
+          },
+        },
+      ],
+    });
+    system.send((await pidOf(system, supervisor, 'loose')) as Pid, 'crash');
+    await system.settle();
+    expect(starts).toBe(2);
+  });
+
+  it('no stale EXIT is left in the supervisor mailbox after it stopped a child', async () => {
+    const { system } = testSystem();
+    const log = new StartLog();
+    const supervisor = await startSupervisor(system, {
+      children: [workerSpec('w', log), workerSpec('v', log)],
+    });
+    await terminateChild(system, supervisor, 'w');
+    await terminateChild(system, supervisor, 'v');
+    expect(system.mailboxOf(supervisor).filter((message) => message instanceof ExitMessage)).toEqual([]);
+  });
+
+  it('a supervisor killed during init fails its start (SupervisorStartFailed without a child id)', async () => {
+    const { system } = testSystem();
+    let supervisorPid: Pid | undefined;
+    const starting = startSupervisor(system, {
+      children: [
+        {
+          id: 'slow',
+          start: (ctx: Context) => {
+            supervisorPid = ctx.self;
+            return new Promise<Pid>(() => {});
+          },
+        },
+      ],
+    }).catch((e: unknown) => e);
+    await system.settle();
+    system.exit(supervisorPid!, 'kill');
+    const error = await starting;
+    expect(isSupervisorStartFailed(error) && error.childId === undefined && error.reason).toBe('killed');
+  });
+
+  it('a supervisor killed while awaiting an async restart does nothing once the start resolves', async () => {
+    const { system, crashes } = testSystem();
+    const events = recordEvents(system);
+    let release: (() => void) | undefined;
+    let starts = 0;
+    const supervisor = await startSupervisor(system, {
+      children: [
+        {
+          id: 'w',
+          start: async (ctx: Context) => {
+            if (starts++ > 0) await new Promise<void>((resolve) => (release = resolve));
+            return ctx.spawnLink(workerHandler());
+          },
+        },
+      ],
+    });
+    system.send((await pidOf(system, supervisor, 'w')) as Pid, 'crash');
+    await system.settle();
+    system.exit(supervisor, 'kill');
+    const before = events.length;
+    release!();
+    await system.settle();
+    expect(events.length).toBe(before);
+    expect(crashes).toHaveLength(1); // only the worker's crash: the supervisor was not reported as crashing
+  });
+
+  it('a name already registered rejects the start with AlreadyRegistered, and nothing is left running', async () => {
+    const { system } = testSystem();
+    const log = new StartLog();
+    await startSupervisor(system, { name: 'root', children: [workerSpec('a', log)] });
+    const error = await startSupervisor(system, { name: 'root', children: [workerSpec('b', log)] }).catch(
+      (e: unknown) => e,
+    );
+    expect(isAlreadyRegistered(error)).toBe(true);
+    expect(log.count('b')).toBe(0);
+  });
+
+  it('the doc example: the Supervisor namespace and whichChildren', async () => {
+    const { system } = testSystem();
+    const Counter: GenServer<number, number> = { init: (start) => start };
+    const supervisor = await Supervisor.start(system, {
+      strategy: 'one_for_one',
+      intensity: 3,
+      periodMs: 5000,
+      children: [{ id: 'counter', start: (ctx) => startGenServer(ctx, Counter, 0, { link: true }) }],
+    });
+    const [child] = await whichChildren(system, supervisor);
+    expect(child).toMatchObject({ id: 'counter', type: 'worker', restart: 'permanent' });
+    await Supervisor.stop(system, supervisor);
+    expect(system.stats().alive).toBe(0);
+  });
+});

@@ -1,0 +1,75 @@
+import type { ActorSystem, Context, ExitReason, Handler, Pid } from '../../src/actor/index.js';
+import type { ChildSpec, SupervisionEvent } from '../../src/supervision/index.js';
+import { onSupervisionEvent, whichChildren } from '../../src/supervision/index.js';
+
+export { testSystem } from '../actor/helpers.js';
+
+/** What a test worker understands. */
+export type WorkerMessage =
+  | 'crash'
+  | { exit: ExitReason }
+  | { ping: Pid; tag?: unknown }
+  | { unlink: Pid }
+  | { trap: boolean };
+
+/**
+ * A worker: crashes on 'crash', exits with a reason on { exit }, answers { ping } with
+ * ['pong', self, tag], unlinks from a pid on { unlink }, traps exits on { trap }. When it traps
+ * exits it ignores EXIT messages (a child that will not stop on `shutdown`).
+ */
+export function workerHandler(): Handler<WorkerMessage> {
+  return {
+    handle(message, ctx) {
+      if (message === 'crash') throw new Error('worker crash');
+      if (typeof message !== 'object' || message === null) return;
+      if ('exit' in message) ctx.exit(message.exit);
+      if ('ping' in message) ctx.send(message.ping, ['pong', ctx.self, message.tag]);
+      if ('unlink' in message) ctx.unlink(message.unlink);
+      if ('trap' in message) ctx.trapExit(message.trap);
+    },
+  };
+}
+
+/** Counts the starts of each child id. */
+export class StartLog {
+  readonly starts = new Map<string, number>();
+  readonly order: string[] = [];
+
+  count(id: string): number {
+    return this.starts.get(id) ?? 0;
+  }
+
+  record(id: string): void {
+    this.starts.set(id, this.count(id) + 1);
+    this.order.push(id);
+  }
+}
+
+/** A worker child spec whose starts are logged. */
+export function workerSpec(id: string, log: StartLog, extra: Partial<ChildSpec> = {}): ChildSpec {
+  return {
+    id,
+    start: (ctx: Context) => {
+      log.record(id);
+      return ctx.spawnLink(workerHandler());
+    },
+    ...extra,
+  };
+}
+
+/** Records every supervision event of the system. */
+export function recordEvents(system: ActorSystem): SupervisionEvent[] {
+  const events: SupervisionEvent[] = [];
+  onSupervisionEvent(system, (event) => events.push(event));
+  return events;
+}
+
+/** The pid of a child by id, from the supervisor's own answer. */
+export async function pidOf(
+  system: ActorSystem,
+  supervisor: Pid,
+  id: string,
+): Promise<Pid | 'restarting' | undefined> {
+  const children = await whichChildren(system, supervisor);
+  return children.find((child) => child.id === id)?.pid;
+}

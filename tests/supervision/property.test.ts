@@ -1,0 +1,180 @@
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import {
+  type ActorSystem,
+  type Context,
+  type ExitReason,
+  type GenServer,
+  isNormalOrShutdown,
+  isPid,
+  type Pid,
+  startGenServer,
+  stop,
+} from '../../src/actor/index.js';
+import {
+  type ChildSpec,
+  onSupervisionEvent,
+  type RestartType,
+  type Strategy,
+  type SupervisionEvent,
+  startSupervisor,
+  whichChildren,
+} from '../../src/supervision/index.js';
+import { testSystem, type WorkerMessage, workerHandler } from './helpers.js';
+
+interface WorkerNode {
+  readonly kind: 'worker';
+  readonly restart: RestartType;
+  /** A GenServer started with startGenServer (an async start) rather than a plain handler. */
+  readonly server: boolean;
+}
+interface SupervisorNode {
+  readonly kind: 'supervisor';
+  readonly strategy: Exclude<Strategy, 'simple_one_for_one'>;
+  readonly intensity: number;
+  readonly children: TreeNode[];
+}
+type TreeNode = WorkerNode | SupervisorNode;
+
+const PERIOD_MS = 1000;
+
+const workerNode = fc.record({
+  kind: fc.constant('worker' as const),
+  restart: fc.constantFrom<RestartType>('permanent', 'transient', 'temporary'),
+  server: fc.boolean(),
+});
+
+/** The test worker's protocol as a GenServer: 'crash' throws, { exit } stops with the reason. */
+const WorkerServer: GenServer<null, void> = {
+  init: () => null,
+  handleInfo: (message: WorkerMessage, state) => {
+    if (message === 'crash') throw new Error('server crash');
+    if (typeof message === 'object' && 'exit' in message) return stop(message.exit, state);
+    return state;
+  },
+};
+const treeNode = fc.letrec<{ node: TreeNode; supervisor: SupervisorNode }>((tie) => ({
+  node: fc.oneof({ depthSize: 'small', withCrossShrink: true }, workerNode, tie('supervisor')),
+  supervisor: fc.record({
+    kind: fc.constant('supervisor' as const),
+    strategy: fc.constantFrom<SupervisorNode['strategy']>('one_for_one', 'one_for_all', 'rest_for_one'),
+    intensity: fc.integer({ min: 0, max: 4 }),
+    children: fc.array(tie('node'), { minLength: 1, maxLength: 4 }),
+  }),
+})).supervisor;
+
+type Blow = 'crash' | 'normal' | 'shutdown' | 'shutdown_detail' | 'kill';
+const step = fc.record({
+  target: fc.nat(),
+  blow: fc.constantFrom<Blow>('crash', 'normal', 'shutdown', 'shutdown_detail', 'kill', 'kill', 'crash'),
+  waitMs: fc.constantFrom(0, 0, 10, 100, 400, 1000),
+});
+
+/** Child ids are paths in the shape ('root.1.0'), so a test can find a child's spec from its id. */
+function specFor(node: TreeNode, id: string): ChildSpec {
+  if (node.kind === 'worker') {
+    const start = node.server
+      ? (ctx: Context) => startGenServer(ctx, WorkerServer, undefined, { link: true })
+      : (ctx: Context) => ctx.spawnLink(workerHandler());
+    return { id, restart: node.restart, start };
+  }
+  return { id, type: 'supervisor', start: (ctx: Context) => startSupervisor(ctx, optionsFor(node, id)) };
+}
+
+function optionsFor(node: SupervisorNode, prefix: string) {
+  return {
+    strategy: node.strategy,
+    intensity: node.intensity,
+    periodMs: PERIOD_MS,
+    children: node.children.map((child, index) => specFor(child, `${prefix}.${index}`)),
+  };
+}
+
+function restartTypeOf(root: SupervisorNode, id: string): RestartType {
+  let node: TreeNode = root;
+  for (const part of id.split('.').slice(1)) node = (node as SupervisorNode).children[Number(part)];
+  return node.kind === 'worker' ? node.restart : 'permanent';
+}
+
+function intensityOf(root: SupervisorNode, supervisorId: string): number {
+  let node: TreeNode = root;
+  for (const part of supervisorId.split('.').slice(1)) node = (node as SupervisorNode).children[Number(part)];
+  return (node as SupervisorNode).intensity;
+}
+
+function strike(system: ActorSystem, pid: Pid, blow: Blow): void {
+  if (blow === 'kill') system.exit(pid, 'kill');
+  else if (blow === 'crash') system.send(pid, 'crash');
+  else system.send(pid, { exit: blow === 'shutdown_detail' ? { shutdown: 'detail' } : blow });
+}
+
+/** Every live supervisor reachable from the root has each permanent child running. */
+async function checkPermanentChildrenAlive(system: ActorSystem, supervisor: Pid): Promise<void> {
+  for (const child of await whichChildren(system, supervisor)) {
+    if (child.restart === 'permanent') {
+      expect(isPid(child.pid) && system.isAlive(child.pid)).toBe(true);
+    }
+    if (child.type === 'supervisor' && isPid(child.pid)) await checkPermanentChildrenAlive(system, child.pid);
+  }
+}
+
+/**
+ * Restart decisions per supervisor pid, from its events: a child_exited of a permanent child, or
+ * of a transient one with an abnormal reason. More than `intensity` of them within a period must
+ * be followed at once by restart_intensity_reached, and the supervisor must have exited shutdown.
+ */
+function checkIntensity(
+  root: SupervisorNode,
+  events: SupervisionEvent[],
+  exits: Map<Pid, ExitReason>,
+  system: ActorSystem,
+): void {
+  const decisions = new Map<Pid, number[]>();
+  const supervisorIds = new Map<Pid, string>();
+  for (const event of events) {
+    if (event.kind === 'child_started' || event.kind === 'child_restarted') {
+      if (event.pid !== undefined && event.childId !== undefined) supervisorIds.set(event.pid, event.childId);
+    }
+  }
+  events.forEach((event, index) => {
+    if (event.kind !== 'child_exited' || event.childId === undefined) return;
+    const restart = restartTypeOf(root, event.childId);
+    if (restart === 'temporary' || (restart === 'transient' && isNormalOrShutdown(event.reason))) return;
+    const times = decisions.get(event.supervisor) ?? [];
+    times.push(event.timeMs);
+    decisions.set(event.supervisor, times);
+    const inWindow = times.filter((time) => event.timeMs - time < PERIOD_MS).length;
+    const id = supervisorIds.get(event.supervisor) ?? 'root';
+    if (inWindow > intensityOf(root, id)) {
+      expect(events[index + 1]?.kind).toBe('restart_intensity_reached');
+      expect(system.isAlive(event.supervisor)).toBe(false);
+      expect(exits.get(event.supervisor)).toBe('shutdown');
+    }
+  });
+}
+
+describe('property: crash storms on random trees', () => {
+  it('never leave a permanent child of a live supervisor dead, and never exceed the intensity silently', async () => {
+    await fc.assert(
+      fc.asyncProperty(treeNode, fc.array(step, { minLength: 1, maxLength: 30 }), async (shape, storm) => {
+        const { system } = testSystem();
+        const events: SupervisionEvent[] = [];
+        const exits = new Map<Pid, ExitReason>();
+        system.onExit((pid, reason) => exits.set(pid, reason));
+        onSupervisionEvent(system, (event) => events.push(event));
+        const root = await startSupervisor(system, optionsFor(shape, 'root'));
+        for (const { target, blow, waitMs } of storm) {
+          const candidates = system.processes().filter((pid) => pid !== root);
+          if (candidates.length === 0) break;
+          strike(system, candidates[target % candidates.length], blow);
+          await system.advance(waitMs);
+        }
+        await system.settle();
+        if (system.isAlive(root)) await checkPermanentChildrenAlive(system, root);
+        else expect(system.stats().alive).toBe(0);
+        checkIntensity(shape, events, exits, system);
+      }),
+      { numRuns: 200 },
+    );
+  });
+});

@@ -1,0 +1,366 @@
+import { describe, expect, it } from 'vitest';
+import type { Context, Pid } from '../../src/actor/index.js';
+import {
+  isSupervisorStartFailed,
+  type SupervisorOptions,
+  startSupervisor,
+  terminateChild,
+  whichChildren,
+} from '../../src/supervision/index.js';
+import { pidOf, recordEvents, StartLog, testSystem, workerSpec } from './helpers.js';
+
+async function exitChild(
+  system: ReturnType<typeof testSystem>['system'],
+  supervisor: Pid,
+  id: string,
+  reason: unknown,
+) {
+  const pid = (await pidOf(system, supervisor, id)) as Pid;
+  system.send(pid, { exit: reason });
+  await system.settle();
+  return pid;
+}
+
+describe('restart types (OTP rules)', () => {
+  it.each(['normal', 'shutdown', { shutdown: 'drained' }])(
+    'a transient child exiting %j is not restarted; its spec is kept',
+    async (reason) => {
+      const { system } = testSystem();
+      const log = new StartLog();
+      const supervisor = await startSupervisor(system, {
+        children: [workerSpec('t', log, { restart: 'transient' })],
+      });
+      await exitChild(system, supervisor, 't', reason);
+      expect(log.count('t')).toBe(1);
+      expect(await whichChildren(system, supervisor)).toEqual([
+        { id: 't', pid: undefined, type: 'worker', restart: 'transient' },
+      ]);
+    },
+  );
+
+  it.each(['killed', 'boom', { other: 1 }])(
+    'a transient child exiting abnormally (%j) is restarted',
+    async (reason) => {
+      const { system } = testSystem();
+      const log = new StartLog();
+      const supervisor = await startSupervisor(system, {
+        children: [workerSpec('t', log, { restart: 'transient' })],
+      });
+      await exitChild(system, supervisor, 't', reason);
+      expect(log.count('t')).toBe(2);
+    },
+  );
+
+  it('a permanent child is restarted after normal too', async () => {
+    const { system } = testSystem();
+    const log = new StartLog();
+    const supervisor = await startSupervisor(system, { children: [workerSpec('p', log)] });
+    await exitChild(system, supervisor, 'p', 'normal');
+    expect(log.count('p')).toBe(2);
+  });
+
+  it('a temporary child is never restarted and is removed, whatever the reason', async () => {
+    const { system } = testSystem();
+    const log = new StartLog();
+    const supervisor = await startSupervisor(system, {
+      children: [workerSpec('tmp', log, { restart: 'temporary' }), workerSpec('p', log)],
+    });
+    await exitChild(system, supervisor, 'tmp', 'boom');
+    expect(log.count('tmp')).toBe(1);
+    expect((await whichChildren(system, supervisor)).map((child) => child.id)).toEqual(['p']);
+  });
+
+  it('one_for_all: a temporary sibling stopped by the restart is removed, not restarted', async () => {
+    const { system } = testSystem();
+    const log = new StartLog();
+    const events = recordEvents(system);
+    const supervisor = await startSupervisor(system, {
+      strategy: 'one_for_all',
+      children: [
+        workerSpec('a', log),
+        workerSpec('tmp', log, { restart: 'temporary' }),
+        workerSpec('c', log),
+      ],
+    });
+    const tmp = (await pidOf(system, supervisor, 'tmp')) as Pid;
+    await exitChild(system, supervisor, 'c', 'boom');
+    expect(system.isAlive(tmp)).toBe(false);
+    expect(log.count('tmp')).toBe(1);
+    expect(log.order.slice(3)).toEqual(['a', 'c']);
+    expect((await whichChildren(system, supervisor)).map((child) => child.id)).toEqual(['a', 'c']);
+    // siblings were stopped in reverse start order: tmp before a
+    const terminated = events
+      .filter((event) => event.kind === 'child_terminated')
+      .map((event) => event.childId);
+    expect(terminated).toEqual(['tmp', 'a']);
+  });
+
+  it('rest_for_one: a temporary child after the failed one is removed', async () => {
+    const { system } = testSystem();
+    const log = new StartLog();
+    const supervisor = await startSupervisor(system, {
+      strategy: 'rest_for_one',
+      children: [
+        workerSpec('a', log),
+        workerSpec('b', log),
+        workerSpec('tmp', log, { restart: 'temporary' }),
+      ],
+    });
+    await exitChild(system, supervisor, 'b', 'boom');
+    expect((await whichChildren(system, supervisor)).map((child) => child.id)).toEqual(['a', 'b']);
+    expect(log.order).toEqual(['a', 'b', 'tmp', 'b']);
+  });
+
+  it('a start returning ignore keeps the spec with no pid (and a temporary one is dropped)', async () => {
+    const { system } = testSystem();
+    const supervisor = await startSupervisor(system, {
+      children: [
+        { id: 'ignored', start: () => 'ignore' },
+        { id: 'gone', restart: 'temporary', start: () => 'ignore' },
+      ],
+    });
+    expect(await whichChildren(system, supervisor)).toEqual([
+      { id: 'ignored', pid: undefined, type: 'worker', restart: 'permanent' },
+    ]);
+  });
+});
+
+describe('restart intensity', () => {
+  const flaky = (log: StartLog, extra: Partial<SupervisorOptions> = {}): SupervisorOptions => ({
+    intensity: 2,
+    periodMs: 1000,
+    children: [workerSpec('w', log), workerSpec('other', log)],
+    ...extra,
+  });
+
+  it('intensity restarts in the period are fine; one more and the supervisor stops all children (reverse order) and exits shutdown', async () => {
+    const { system } = testSystem();
+    const log = new StartLog();
+    const events = recordEvents(system);
+    const supervisor = await startSupervisor(system, flaky(log));
+    const exited = system.whenExited(supervisor);
+    await exitChild(system, supervisor, 'w', 'boom');
+    await system.advance(100);
+    await exitChild(system, supervisor, 'w', 'boom');
+    expect(system.isAlive(supervisor)).toBe(true);
+    const other = (await pidOf(system, supervisor, 'other')) as Pid;
+    await exitChild(system, supervisor, 'w', 'boom');
+    expect(await exited).toBe('shutdown');
+    expect(system.isAlive(other)).toBe(false);
+    expect(events.map((event) => event.kind).slice(-4)).toEqual([
+      'child_exited',
+      'restart_intensity_reached',
+      'child_terminated',
+      'supervisor_shutdown',
+    ]);
+  });
+
+  it('restarts older than the period leave the window (sliding, on the injected clock)', async () => {
+    const { system } = testSystem();
+    const log = new StartLog();
+    const supervisor = await startSupervisor(system, flaky(log));
+    for (let round = 0; round < 10; round++) {
+      await exitChild(system, supervisor, 'w', 'boom');
+      await system.advance(600); // at most 2 restarts in any 1000 ms
+    }
+    expect(system.isAlive(supervisor)).toBe(true);
+    expect(log.count('w')).toBe(11);
+  });
+
+  it('intensity 0: the first restart is one too many', async () => {
+    const { system } = testSystem();
+    const log = new StartLog();
+    const supervisor = await startSupervisor(system, flaky(log, { intensity: 0 }));
+    const exited = system.whenExited(supervisor);
+    await exitChild(system, supervisor, 'w', 'boom');
+    expect(await exited).toBe('shutdown');
+    expect(log.count('w')).toBe(1);
+  });
+
+  it('exits that need no restart do not count', async () => {
+    const { system } = testSystem();
+    const log = new StartLog();
+    const supervisor = await startSupervisor(system, {
+      intensity: 0,
+      children: [
+        workerSpec('t', log, { restart: 'transient' }),
+        workerSpec('tmp', log, { restart: 'temporary' }),
+      ],
+    });
+    await exitChild(system, supervisor, 't', 'normal');
+    await exitChild(system, supervisor, 'tmp', 'boom');
+    expect(system.isAlive(supervisor)).toBe(true);
+  });
+
+  it('a child that fails to restart does not crash the supervisor: it is retried, and the retries count', async () => {
+    const { system } = testSystem();
+    let attempts = 0;
+    let failing = false;
+    const events = recordEvents(system);
+    const supervisor = await startSupervisor(system, {
+      intensity: 3,
+      periodMs: 1000,
+      children: [
+        {
+          id: 'fragile',
+          start: (ctx: Context) => {
+            attempts++;
+            if (failing) throw new Error('cannot start now');
+            return ctx.spawnLink({ handle: () => {} });
+          },
+        },
+      ],
+    });
+    const exited = system.whenExited(supervisor);
+    failing = true;
+    system.exit((await pidOf(system, supervisor, 'fragile')) as Pid, 'boom');
+    await system.settle();
+    expect(await exited).toBe('shutdown');
+    expect(attempts).toBe(1 + 3); // the restart and 2 retries are the 3 allowed; the next is one too many
+    expect(events.filter((event) => event.kind === 'child_start_failed')).toHaveLength(3);
+  });
+
+  it('a retried restart that succeeds leaves the supervisor running', async () => {
+    const { system } = testSystem();
+    let failuresLeft = 0;
+    const supervisor = await startSupervisor(system, {
+      intensity: 5,
+      children: [
+        {
+          id: 'fragile',
+          start: (ctx: Context) => {
+            if (failuresLeft-- > 0) return Promise.reject(new Error('not yet'));
+            return ctx.spawnLink({ handle: () => {} });
+          },
+        },
+      ],
+    });
+    failuresLeft = 2;
+    system.exit((await pidOf(system, supervisor, 'fragile')) as Pid, 'boom');
+    await system.settle();
+    expect(system.isAlive(supervisor)).toBe(true);
+    const pid = await pidOf(system, supervisor, 'fragile');
+    expect(typeof pid === 'object' && system.isAlive(pid)).toBe(true);
+  });
+});
+
+describe('escalation', () => {
+  it('a nested supervisor that gives up exits shutdown; its parent restarts it (a fresh subtree)', async () => {
+    const { system } = testSystem();
+    const log = new StartLog();
+    const root = await startSupervisor(system, {
+      intensity: 5,
+      children: [
+        workerSpec('sibling', log),
+        {
+          id: 'inner',
+          type: 'supervisor',
+          start: (ctx: Context) =>
+            startSupervisor(ctx, { intensity: 0, children: [workerSpec('leaf', log)] }),
+        },
+      ],
+    });
+    const inner = (await pidOf(system, root, 'inner')) as Pid;
+    const innerExit = system.whenExited(inner);
+    const leaf = (await pidOf(system, inner, 'leaf')) as Pid;
+    system.send(leaf, 'crash');
+    await system.settle();
+    expect(await innerExit).toBe('shutdown');
+    const newInner = (await pidOf(system, root, 'inner')) as Pid;
+    expect(newInner).not.toBe(inner);
+    expect(system.isAlive(newInner)).toBe(true);
+    expect(log.count('leaf')).toBe(2);
+    expect(log.count('sibling')).toBe(1);
+  });
+
+  it('escalation climbs: when the parent also gives up, the root supervisor exits shutdown', async () => {
+    const { system } = testSystem();
+    const log = new StartLog();
+    const root = await startSupervisor(system, {
+      intensity: 0,
+      children: [
+        {
+          id: 'inner',
+          type: 'supervisor',
+          start: (ctx: Context) =>
+            startSupervisor(ctx, { intensity: 0, children: [workerSpec('leaf', log)] }),
+        },
+      ],
+    });
+    const rootExit = system.whenExited(root);
+    const inner = (await pidOf(system, root, 'inner')) as Pid;
+    system.send((await pidOf(system, inner, 'leaf')) as Pid, 'crash');
+    expect(await rootExit).toBe('shutdown');
+    expect(system.stats().alive).toBe(0);
+  });
+
+  it('an EXIT from the parent stops the supervisor and its children with that reason', async () => {
+    const { system } = testSystem();
+    const log = new StartLog();
+    const supervisor = await startSupervisor(system, {
+      children: [workerSpec('a', log), workerSpec('b', log)],
+    });
+    const exited = system.whenExited(supervisor);
+    system.exit(supervisor, { shutdown: 'maintenance' });
+    expect(await exited).toEqual({ shutdown: 'maintenance' });
+    expect(system.stats().alive).toBe(0);
+  });
+
+  it('an EXIT from a stranger is ignored (OTP: only the parent can stop a supervisor by signal)', async () => {
+    const { system } = testSystem();
+    const log = new StartLog();
+    const supervisor = await startSupervisor(system, { children: [workerSpec('a', log)] });
+    const stranger = system.spawn(async (ctx: Context) => {
+      ctx.exit(supervisor, 'shutdown');
+    });
+    await system.settle();
+    expect(system.isAlive(stranger)).toBe(false);
+    expect(system.isAlive(supervisor)).toBe(true);
+    expect(await terminateChild(system, supervisor, 'a')).toBe('ok');
+  });
+});
+
+describe('init', () => {
+  it('a child failing to start stops the ones started, in reverse order, and fails the start naming it', async () => {
+    const { system } = testSystem();
+    const log = new StartLog();
+    const events = recordEvents(system);
+    const error = await startSupervisor(system, {
+      children: [
+        workerSpec('a', log),
+        workerSpec('b', log),
+        { id: 'bad', start: () => Promise.reject(new Error('no GPU')) },
+        workerSpec('never', log),
+      ],
+    }).catch((e: unknown) => e);
+    expect(isSupervisorStartFailed(error)).toBe(true);
+    if (!isSupervisorStartFailed(error)) return;
+    expect(error.childId).toBe('bad');
+    expect((error.reason as Error).message).toBe('no GPU');
+    expect(log.count('never')).toBe(0);
+    expect(events.filter((event) => event.kind === 'child_terminated').map((event) => event.childId)).toEqual(
+      ['b', 'a'],
+    );
+    await system.settle();
+    expect(system.stats().alive).toBe(0);
+  });
+
+  it('a start that returns something other than a pid or ignore is a start failure', async () => {
+    const { system } = testSystem();
+    const error = await startSupervisor(system, {
+      children: [{ id: 'odd', start: () => 42 as never }],
+    }).catch((e: unknown) => e);
+    expect(isSupervisorStartFailed(error) && error.childId).toBe('odd');
+  });
+
+  it('children start in order, each after the previous one is running', async () => {
+    const { system } = testSystem();
+    const log = new StartLog();
+    const supervisor = await startSupervisor(system, {
+      children: ['x', 'y', 'z'].map((id) => workerSpec(id, log)),
+    });
+    expect(log.order).toEqual(['x', 'y', 'z']);
+    const children = await whichChildren(system, supervisor);
+    expect(children.every((child) => typeof child.pid === 'object' && system.isAlive(child.pid))).toBe(true);
+  });
+});
