@@ -44,6 +44,15 @@ export function buildProgram(): Command {
     });
 
   program
+    .command('devices')
+    .description('list the compute devices present (CPU, WebGPU adapters, CUDA GPUs) and which is the default')
+    .option('--json', 'print JSON instead of a table', false)
+    .action(async (options: { json: boolean }) => {
+      const { devicesCommand } = await import('../gpu/devicesCommand.js');
+      await devicesCommand(options, (line) => console.log(line));
+    });
+
+  program
     .command('simulate')
     .description('run a fault-injection scenario under many seeds; print the seeds of failing runs')
     .argument('[scenario]', 'scenario name (omit to list them)')

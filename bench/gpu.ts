@@ -1,0 +1,167 @@
+/**
+ * GPU benchmarks, per backend present (cpu, webgpu, cuda):
+ *
+ * - `<backend>_vector_add_gbps_<size>`: c = a + b on f32, counting 12 bytes per element
+ *   (two reads, one write); sizes 1M and 64M elements (quick: 1M and 4M).
+ * - `<backend>_matmul_gflops_f32`: square matmul, 2 n^3 flops; n = 4096 (quick: 1024); the cpu
+ *   backend and software adapters (SwiftShader) use smaller n, given in `<backend>_matmul_n`.
+ * - `cuda_matmul_gflops_tf32`, `cuda_matmul_gflops_bf16`: cuBLAS with tensor cores, and
+ *   `torch_matmul_gflops_bf16` with the ratio when python3 has torch with CUDA (cheap to ask).
+ * - `<backend>_launch_overhead_us`: a one-element kernel launched 500 times, then one sync.
+ *
+ * Each figure times repeated launches after a warm-up, ending in one `synchronize`, for at
+ * least 0.25 s or 1000 repetitions, whichever comes first (at least 2).
+ */
+import { spawnSync } from 'node:child_process';
+import { Random } from '../src/actor/Random.js';
+import { type Device, detectDevices, openDevice } from '../src/gpu/index.js';
+
+const MEBI = 1 << 20;
+const MIN_SECONDS = 0.25;
+const MAX_REPETITIONS = 1000;
+const LAUNCHES_FOR_OVERHEAD = 500;
+
+type Figures = Record<string, number | string>;
+
+/** Seconds per repetition of `launch` (enqueue only), synchronizing once at the end. */
+async function timeLaunches(device: Device, launch: () => void): Promise<number> {
+  launch();
+  await device.synchronize();
+  let repetitions = 0;
+  const start = performance.now();
+  let elapsedSeconds = 0;
+  while (repetitions < 2 || (elapsedSeconds < MIN_SECONDS && repetitions < MAX_REPETITIONS)) {
+    launch();
+    repetitions++;
+    if (repetitions % 5 === 0 || repetitions < 5) {
+      await device.synchronize();
+      elapsedSeconds = (performance.now() - start) / 1000;
+    }
+  }
+  await device.synchronize();
+  return (performance.now() - start) / 1000 / repetitions;
+}
+
+function randomFloats(count: number, seed: number): Float32Array {
+  const random = new Random(seed);
+  const values = new Float32Array(count);
+  for (let i = 0; i < count; i++) values[i] = random.next() * 2 - 1;
+  return values;
+}
+
+async function vectorAdd(device: Device, elements: number): Promise<number> {
+  const a = device.upload(randomFloats(elements, 1));
+  const b = device.upload(randomFloats(elements, 2));
+  const c = device.allocate(elements * 4);
+  try {
+    const seconds = await timeLaunches(device, () => device.binary('add', a, b, c));
+    return (elements * 12) / seconds / 1e9;
+  } finally {
+    for (const buffer of [a, b, c]) buffer.release();
+  }
+}
+
+function toBfloat16(values: Float32Array): Uint16Array {
+  const bits = new Uint32Array(values.buffer, values.byteOffset, values.length);
+  return Uint16Array.from(bits, (word) => (word + 0x7fff + ((word >>> 16) & 1)) >>> 16);
+}
+
+async function matmul(device: Device, n: number, precision: 'f32' | 'tf32' | 'bf16'): Promise<number> {
+  const values = randomFloats(n * n, 3);
+  const dtype = precision === 'bf16' ? 'bf16' : 'f32';
+  const input = precision === 'bf16' ? toBfloat16(values) : values;
+  const a = device.allocate(input.byteLength, dtype);
+  const b = device.allocate(input.byteLength, dtype);
+  device.copyIn(a, input);
+  device.copyIn(b, input);
+  const c = device.allocate(n * n * 4);
+  try {
+    const seconds = await timeLaunches(device, () => device.matmul(a, b, c, n, n, n, { precision }));
+    return (2 * n ** 3) / seconds / 1e9;
+  } finally {
+    for (const buffer of [a, b, c]) buffer.release();
+  }
+}
+
+async function launchOverhead(device: Device): Promise<number> {
+  const x = device.upload(new Float32Array([1]));
+  const y = device.allocate(4);
+  try {
+    device.unary('relu', x, y);
+    await device.synchronize();
+    const start = performance.now();
+    for (let i = 0; i < LAUNCHES_FOR_OVERHEAD; i++) device.unary('relu', x, y);
+    await device.synchronize();
+    return ((performance.now() - start) * 1000) / LAUNCHES_FOR_OVERHEAD;
+  } finally {
+    x.release();
+    y.release();
+  }
+}
+
+function matmulSize(device: Device, quick: boolean): number {
+  const info = device.info();
+  if (info.backend === 'cpu') return quick ? 256 : 512;
+  if (info.software) return quick ? 512 : 1024;
+  return quick ? 1024 : 4096;
+}
+
+/** PyTorch's bf16 matmul on the same GPU, when python3 has torch with CUDA; undefined otherwise. */
+function torchMatmulGflops(n: number): number | undefined {
+  const script = `import torch,time
+if not torch.cuda.is_available(): raise SystemExit(1)
+a=torch.randn(${n},${n},device='cuda',dtype=torch.bfloat16);b=torch.randn(${n},${n},device='cuda',dtype=torch.bfloat16)
+for _ in range(3): a@b
+torch.cuda.synchronize();t=time.perf_counter();r=20
+for _ in range(r): a@b
+torch.cuda.synchronize();print(2*${n}**3*r/(time.perf_counter()-t)/1e9)`;
+  const result = spawnSync('python3', ['-c', script], { encoding: 'utf8', timeout: 60_000 });
+  const value = Number(result.stdout?.trim());
+  return result.status === 0 && Number.isFinite(value) ? value : undefined;
+}
+
+async function benchDevice(device: Device, options: { quick: boolean }, figures: Figures): Promise<void> {
+  const backend = device.info().backend;
+  figures[`${backend}_device`] = device.info().name;
+  for (const elements of options.quick ? [1, 4] : [1, 64]) {
+    figures[`${backend}_vector_add_gbps_${elements}M`] = round(await vectorAdd(device, elements * MEBI));
+  }
+  const n = matmulSize(device, options.quick);
+  figures[`${backend}_matmul_n`] = n;
+  figures[`${backend}_matmul_gflops_f32`] = round(await matmul(device, n, 'f32'));
+  if (backend === 'cuda') {
+    figures.cuda_matmul_gflops_tf32 = round(await matmul(device, n, 'tf32'));
+    figures.cuda_matmul_gflops_bf16 = round(await matmul(device, n, 'bf16'));
+    const torch = torchMatmulGflops(n);
+    if (torch !== undefined) {
+      figures.torch_matmul_gflops_bf16 = round(torch);
+      figures.cuda_bf16_vs_torch_ratio = round((figures.cuda_matmul_gflops_bf16 as number) / torch);
+    }
+  }
+  figures[`${backend}_launch_overhead_us`] = round(await launchOverhead(device));
+}
+
+function round(value: number): number {
+  return Number(value.toPrecision(4));
+}
+
+export async function run(options: {
+  json: boolean;
+  quick: boolean;
+}): Promise<Record<string, number | string>> {
+  const figures: Figures = {};
+  const { devices, unavailable } = await detectDevices();
+  for (const error of unavailable) figures[`${error.backend}_unavailable`] = error.reason;
+  for (const info of devices) {
+    const device = await openDevice(
+      { backend: info.backend, index: info.index },
+      { watchdogDeadlineMs: 600_000 },
+    );
+    try {
+      await benchDevice(device, options, figures);
+    } finally {
+      device.destroy();
+    }
+  }
+  return figures;
+}

@@ -1,0 +1,127 @@
+/**
+ * The backend interface: a handful of hooks each backend fills (tinygrad's `Allocator` and
+ * `Program` in one). The public `Device` class checks every argument, pools memory, runs the
+ * fault hook and the watchdog, and adds context to errors; a backend only does the work.
+ *
+ * Launches are asynchronous: `run` enqueues and returns; `completion` resolves once everything
+ * enqueued so far on a stream has finished; errors the device reports later surface there.
+ */
+import type { BinaryLayout, BinaryOpName, Conv2dGeometry, ReduceOpName, UnaryOpName } from './kernels/ops.js';
+import type { DeviceInfo, DType, MatmulPrecision } from './types.js';
+
+/** A backend's own buffer (an ArrayBuffer, a GPUBuffer, a CUdeviceptr), as the device holds it. */
+export interface NativeBuffer {
+  readonly byteLength: number;
+}
+
+/** One kernel launch, as the `Device` hands it to a backend once the arguments are checked. */
+export type KernelLaunch =
+  | {
+      readonly kind: 'unary';
+      readonly op: UnaryOpName;
+      readonly input: NativeBuffer;
+      readonly output: NativeBuffer;
+      readonly count: number;
+    }
+  | {
+      readonly kind: 'binary';
+      readonly op: BinaryOpName;
+      readonly a: NativeBuffer;
+      readonly b: NativeBuffer;
+      readonly output: NativeBuffer;
+      readonly count: number;
+      readonly layout: BinaryLayout;
+    }
+  | {
+      readonly kind: 'reduce';
+      readonly op: ReduceOpName;
+      readonly input: NativeBuffer;
+      readonly output: NativeBuffer;
+      readonly rows: number;
+      readonly columns: number;
+    }
+  | {
+      readonly kind: 'softmax';
+      readonly input: NativeBuffer;
+      readonly output: NativeBuffer;
+      readonly rows: number;
+      readonly columns: number;
+    }
+  | {
+      readonly kind: 'layernorm';
+      readonly input: NativeBuffer;
+      readonly gamma: NativeBuffer;
+      readonly beta: NativeBuffer;
+      readonly output: NativeBuffer;
+      readonly rows: number;
+      readonly columns: number;
+      readonly epsilon: number;
+    }
+  | {
+      readonly kind: 'matmul';
+      readonly a: NativeBuffer;
+      readonly b: NativeBuffer;
+      readonly output: NativeBuffer;
+      // a: (m, k), b: (k, n), output: (m, n), row-major
+      readonly m: number;
+      readonly n: number;
+      readonly k: number;
+      readonly precision: MatmulPrecision;
+      /** f32, or bf16 when precision is bf16 (inputs are then bf16 too). */
+      readonly outputDType: DType;
+    }
+  // columns: (C * KH * KW, N * OH * OW)
+  | {
+      readonly kind: 'im2col';
+      readonly input: NativeBuffer;
+      readonly output: NativeBuffer;
+      readonly geometry: Conv2dGeometry;
+    }
+  // product: (O, N * OH * OW) -> output: (N, O, OH, OW), plus bias[o] when present
+  | {
+      readonly kind: 'convOutput';
+      readonly product: NativeBuffer;
+      readonly bias: NativeBuffer | undefined;
+      readonly output: NativeBuffer;
+      readonly geometry: Conv2dGeometry;
+    };
+
+export type KernelKind = KernelLaunch['kind'];
+
+/** The name a launch is known by in errors, fault hooks and statistics (`unary.relu`, `matmul`). */
+export function kernelName(launch: KernelLaunch): string {
+  switch (launch.kind) {
+    case 'unary':
+    case 'binary':
+    case 'reduce':
+      return `${launch.kind}.${launch.op}`;
+    default:
+      return launch.kind;
+  }
+}
+
+export interface Backend {
+  /** What the device is; read once when the `Device` opens. */
+  info(): DeviceInfo;
+  /** Allocates `byteLength` bytes; throws `NativeOutOfMemory` when the device is full. */
+  allocate(byteLength: number): NativeBuffer;
+  free(buffer: NativeBuffer): void;
+  /** Writes `bytes` at `offsetBytes`, ordered after earlier work on `stream`. */
+  copyIn(buffer: NativeBuffer, bytes: Uint8Array, offsetBytes: number, stream: number): void;
+  /** Reads the first `byteLength` bytes once earlier work on `stream` has finished. */
+  copyOut(buffer: NativeBuffer, byteLength: number, stream: number): Promise<Uint8Array>;
+  /** Copies `byteLength` bytes from `source` to `target` on the device. */
+  copy(source: NativeBuffer, target: NativeBuffer, byteLength: number, stream: number): void;
+  /** Enqueues one kernel on `stream`. */
+  run(launch: KernelLaunch, stream: number): void;
+  /** Resolves when all work enqueued so far on `stream` has finished; rejects on a device error. */
+  completion(stream: number): Promise<void>;
+  /** Creates stream number `index` (index 0, the default stream, exists from the start). */
+  createStream(index: number): void;
+  /** How many streams this backend can run at once (1 for a single queue). */
+  readonly maxStreams: number;
+  /** The matmul precisions this backend implements (every backend has f32). */
+  readonly matmulPrecisions: readonly MatmulPrecision[];
+  /** Releases every native resource; the backend is unusable afterwards. */
+  destroy(): void;
+}

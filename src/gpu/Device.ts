@@ -1,0 +1,429 @@
+/**
+ * A device and its kernels. Every op checks its buffers (owner, liveness, dtype, size,
+ * aliasing) and sizes at once, then enqueues; results are read with `copyOut` or waited for
+ * with `synchronize` (DeviceCore.ts has memory, streams, the watchdog and errors).
+ *
+ * Shapes in comments: `// x: (rows, columns)`. All kernels compute in f32; matmul also takes
+ * bf16 inputs with `precision: 'bf16'` where the backend supports it (CUDA).
+ */
+import type { DeviceBuffer } from './DeviceBuffer.js';
+import { DeviceCore } from './DeviceCore.js';
+import { DeviceError } from './errors.js';
+import {
+  broadcastLayout,
+  type Conv2dShape,
+  checkCount,
+  checkElements,
+  checkNoAlias,
+  convGeometry,
+} from './internal/checks.js';
+import type { BinaryLayout, BinaryOpName, ReduceOpName, UnaryOpName } from './kernels/ops.js';
+import { BINARY_OPS, REDUCE_OPS, UNARY_OPS } from './kernels/ops.js';
+import type { LaunchOptions, MatmulPrecision } from './types.js';
+
+export type { DeviceOptions } from './DeviceCore.js';
+
+export interface BinaryOptions extends LaunchOptions {
+  /** Shapes of a and b (rank <= 4) for NumPy broadcasting; same-length inputs when absent. */
+  readonly shapeA?: readonly number[];
+  readonly shapeB?: readonly number[];
+}
+
+export interface MatmulOptions extends LaunchOptions {
+  /** f32 by default; tf32 and bf16 (bf16 inputs) on CUDA. */
+  readonly precision?: MatmulPrecision;
+}
+
+/**
+ * One kernel launch as a plain value: what a kernel actor receives as a message and hands to
+ * `Device.launch`. Each kind mirrors the op method of the same name.
+ */
+export type LaunchRequest =
+  | {
+      readonly kind: 'unary';
+      readonly op: UnaryOpName;
+      readonly input: DeviceBuffer;
+      readonly output: DeviceBuffer;
+      readonly count?: number;
+    }
+  | {
+      readonly kind: 'binary';
+      readonly op: BinaryOpName;
+      readonly a: DeviceBuffer;
+      readonly b: DeviceBuffer;
+      readonly output: DeviceBuffer;
+      readonly shapeA?: readonly number[];
+      readonly shapeB?: readonly number[];
+    }
+  | {
+      readonly kind: 'reduce';
+      readonly op: ReduceOpName;
+      readonly input: DeviceBuffer;
+      readonly output: DeviceBuffer;
+      readonly rows: number;
+      readonly columns: number;
+    }
+  | {
+      readonly kind: 'softmax';
+      readonly input: DeviceBuffer;
+      readonly output: DeviceBuffer;
+      readonly rows: number;
+      readonly columns: number;
+    }
+  | {
+      readonly kind: 'layernorm';
+      readonly input: DeviceBuffer;
+      readonly gamma: DeviceBuffer;
+      readonly beta: DeviceBuffer;
+      readonly output: DeviceBuffer;
+      readonly rows: number;
+      readonly columns: number;
+      readonly epsilon?: number;
+    }
+  | {
+      readonly kind: 'matmul';
+      readonly a: DeviceBuffer;
+      readonly b: DeviceBuffer;
+      readonly output: DeviceBuffer;
+      readonly m: number;
+      readonly n: number;
+      readonly k: number;
+      readonly precision?: MatmulPrecision;
+    }
+  | {
+      readonly kind: 'conv2d';
+      readonly input: DeviceBuffer;
+      readonly weight: DeviceBuffer;
+      readonly bias?: DeviceBuffer;
+      readonly output: DeviceBuffer;
+      readonly shape: Conv2dShape;
+    };
+
+export class Device extends DeviceCore {
+  /** Enqueues any op described as a value (see `LaunchRequest`); the same checks as the op methods. */
+  launch(request: LaunchRequest, options: LaunchOptions = {}): void {
+    switch (request.kind) {
+      case 'unary':
+        this.unary(request.op, request.input, request.output, { ...options, count: request.count });
+        break;
+      case 'binary':
+        this.binary(request.op, request.a, request.b, request.output, {
+          ...options,
+          shapeA: request.shapeA,
+          shapeB: request.shapeB,
+        });
+        break;
+      case 'reduce':
+        this.reduce(request.op, request.input, request.output, request.rows, request.columns, options);
+        break;
+      case 'softmax':
+        this.softmax(request.input, request.output, request.rows, request.columns, options);
+        break;
+      case 'layernorm': {
+        const { input, gamma, beta, output, rows, columns, epsilon } = request;
+        this.layernorm(input, gamma, beta, output, rows, columns, { ...options, epsilon });
+        break;
+      }
+      case 'matmul':
+        this.matmul(request.a, request.b, request.output, request.m, request.n, request.k, {
+          ...options,
+          precision: request.precision,
+        });
+        break;
+      case 'conv2d':
+        this.conv2d(request.input, request.weight, request.bias, request.output, request.shape, options);
+        break;
+      default:
+        throw new DeviceError(
+          this.id,
+          'launch',
+          `unknown launch kind '${String((request as { kind: unknown }).kind)}'`,
+        );
+    }
+  }
+
+  /** output = op(input), elementwise over `count` elements (output's length by default). */
+  unary(
+    op: UnaryOpName,
+    input: DeviceBuffer,
+    output: DeviceBuffer,
+    options: LaunchOptions & { count?: number } = {},
+  ): void {
+    const operation = `unary.${op}`;
+    if (!Object.hasOwn(UNARY_OPS, op))
+      throw new DeviceError(this.id, 'unary', `unknown unary op '${String(op)}'`);
+    this.checkBuffer(operation, input, 'input');
+    this.checkBuffer(operation, output, 'output');
+    const count = options.count ?? output.length;
+    checkCount(this.id, operation, 'count', count);
+    checkElements(this.id, operation, 'input', input, count);
+    checkElements(this.id, operation, 'output', output, count);
+    checkNoAlias(this.id, operation, output, [input]);
+    this.enqueue({ kind: 'unary', op, input: input.native, output: output.native, count }, options);
+  }
+
+  /**
+   * output = a op b, elementwise. Without shapes, a and b have output's length; with
+   * `shapeA`/`shapeB` they broadcast NumPy-style (scalar, row, column, any rank <= 4).
+   */
+  binary(
+    op: BinaryOpName,
+    a: DeviceBuffer,
+    b: DeviceBuffer,
+    output: DeviceBuffer,
+    options: BinaryOptions = {},
+  ): void {
+    const operation = `binary.${op}`;
+    if (!Object.hasOwn(BINARY_OPS, op))
+      throw new DeviceError(this.id, 'binary', `unknown binary op '${String(op)}'`);
+    for (const [role, buffer] of [
+      ['a', a],
+      ['b', b],
+      ['output', output],
+    ] as const)
+      this.checkBuffer(operation, buffer, role);
+    checkNoAlias(this.id, operation, output, [a, b]);
+    let layout: BinaryLayout = { kind: 'same' };
+    let count = output.length;
+    if (options.shapeA !== undefined || options.shapeB !== undefined) {
+      const broadcast = broadcastLayout(
+        this.id,
+        operation,
+        options.shapeA ?? [a.length],
+        options.shapeB ?? [b.length],
+      );
+      layout = broadcast.layout;
+      count = broadcast.count;
+      checkElements(
+        this.id,
+        operation,
+        'a',
+        a,
+        (options.shapeA ?? [a.length]).reduce((x, y) => x * y, 1),
+      );
+      checkElements(
+        this.id,
+        operation,
+        'b',
+        b,
+        (options.shapeB ?? [b.length]).reduce((x, y) => x * y, 1),
+      );
+    } else {
+      checkElements(this.id, operation, 'a', a, count);
+      checkElements(this.id, operation, 'b', b, count);
+    }
+    checkCount(this.id, operation, 'count', count);
+    checkElements(this.id, operation, 'output', output, count);
+    this.enqueue(
+      { kind: 'binary', op, a: a.native, b: b.native, output: output.native, count, layout },
+      options,
+    );
+  }
+
+  // input: (rows, columns) -> output: (rows)
+  reduce(
+    op: ReduceOpName,
+    input: DeviceBuffer,
+    output: DeviceBuffer,
+    rows: number,
+    columns: number,
+    options: LaunchOptions = {},
+  ): void {
+    const operation = `reduce.${op}`;
+    if (!Object.hasOwn(REDUCE_OPS, op))
+      throw new DeviceError(this.id, 'reduce', `unknown reduction '${String(op)}'`);
+    this.checkRows(operation, input, output, rows, columns, rows);
+    this.enqueue({ kind: 'reduce', op, input: input.native, output: output.native, rows, columns }, options);
+  }
+
+  // input, output: (rows, columns); softmax of each row, max-subtracted for stability
+  softmax(
+    input: DeviceBuffer,
+    output: DeviceBuffer,
+    rows: number,
+    columns: number,
+    options: LaunchOptions = {},
+  ): void {
+    this.checkRows('softmax', input, output, rows, columns, rows * columns);
+    this.enqueue({ kind: 'softmax', input: input.native, output: output.native, rows, columns }, options);
+  }
+
+  // input, output: (rows, columns); gamma, beta: (columns)
+  layernorm(
+    input: DeviceBuffer,
+    gamma: DeviceBuffer,
+    beta: DeviceBuffer,
+    output: DeviceBuffer,
+    rows: number,
+    columns: number,
+    options: LaunchOptions & { epsilon?: number } = {},
+  ): void {
+    const epsilon = options.epsilon ?? 1e-5;
+    this.checkRows('layernorm', input, output, rows, columns, rows * columns);
+    for (const [role, buffer] of [
+      ['gamma', gamma],
+      ['beta', beta],
+    ] as const) {
+      this.checkBuffer('layernorm', buffer, role);
+      checkElements(this.id, 'layernorm', role, buffer, columns);
+    }
+    checkNoAlias(this.id, 'layernorm', output, [input, gamma, beta]);
+    if (!(epsilon > 0) || !Number.isFinite(epsilon))
+      throw new DeviceError(this.id, 'layernorm', `epsilon must be > 0, got ${epsilon}`);
+    const launch = {
+      input: input.native,
+      gamma: gamma.native,
+      beta: beta.native,
+      output: output.native,
+      rows,
+      columns,
+      epsilon,
+    };
+    this.enqueue({ kind: 'layernorm', ...launch }, options);
+  }
+
+  // a: (m, k), b: (k, n) -> output: (m, n), row-major
+  matmul(
+    a: DeviceBuffer,
+    b: DeviceBuffer,
+    output: DeviceBuffer,
+    m: number,
+    n: number,
+    k: number,
+    options: MatmulOptions = {},
+  ): void {
+    const precision = options.precision ?? 'f32';
+    if (!this.backend.matmulPrecisions.includes(precision)) {
+      throw new DeviceError(
+        this.id,
+        'matmul',
+        `precision '${precision}' is not supported here (${this.backend.matmulPrecisions.join(', ')})`,
+      );
+    }
+    for (const [name, value] of [
+      ['m', m],
+      ['n', n],
+      ['k', k],
+    ] as const)
+      checkCount(this.id, 'matmul', name, value);
+    for (const [role, buffer] of [
+      ['a', a],
+      ['b', b],
+      ['output', output],
+    ] as const)
+      this.checkBuffer('matmul', buffer, role);
+    const inputDType = precision === 'bf16' ? 'bf16' : 'f32';
+    checkElements(this.id, 'matmul', 'a', a, m * k, [inputDType]);
+    checkElements(this.id, 'matmul', 'b', b, k * n, [inputDType]);
+    checkElements(
+      this.id,
+      'matmul',
+      'output',
+      output,
+      m * n,
+      precision === 'bf16' ? ['f32', 'bf16'] : ['f32'],
+    );
+    checkNoAlias(this.id, 'matmul', output, [a, b]);
+    const launch = {
+      a: a.native,
+      b: b.native,
+      output: output.native,
+      m,
+      n,
+      k,
+      precision,
+      outputDType: output.dtype,
+    };
+    this.enqueue({ kind: 'matmul', ...launch }, options);
+  }
+
+  /**
+   * 2-d convolution as im2col + matmul (+ bias): input (N, C, H, W), weight (O, C, KH, KW),
+   * bias (O) or undefined, output (N, O, OH, OW). Uses C*KH*KW * N*OH*OW + O * N*OH*OW scratch
+   * floats from the pool, released once the stream has run the launch.
+   */
+  conv2d(
+    input: DeviceBuffer,
+    weight: DeviceBuffer,
+    bias: DeviceBuffer | undefined,
+    output: DeviceBuffer,
+    shape: Conv2dShape,
+    options: LaunchOptions = {},
+  ): { outHeight: number; outWidth: number } {
+    const g = convGeometry(this.id, shape);
+    const patch = g.inChannels * g.kernelHeight * g.kernelWidth;
+    const positions = g.batch * g.outHeight * g.outWidth;
+    const buffers: [string, DeviceBuffer | undefined, number][] = [
+      ['input', input, g.batch * g.inChannels * g.height * g.width],
+      ['weight', weight, g.outChannels * patch],
+      ['bias', bias, g.outChannels],
+      ['output', output, g.outChannels * positions],
+    ];
+    for (const [role, buffer, elements] of buffers) {
+      if (buffer === undefined) continue;
+      this.checkBuffer('conv2d', buffer, role);
+      checkElements(this.id, 'conv2d', role, buffer, elements);
+    }
+    checkNoAlias(this.id, 'conv2d', output, bias === undefined ? [input, weight] : [input, weight, bias]);
+    checkCount(this.id, 'conv2d', 'columns', patch * positions);
+    const columns = this.allocate(patch * positions * 4);
+    const product = this.tryAllocate(g.outChannels * positions * 4, [columns]);
+    try {
+      this.enqueue({ kind: 'im2col', input: input.native, output: columns.native, geometry: g }, options);
+      this.enqueue(
+        {
+          kind: 'matmul',
+          a: weight.native,
+          b: columns.native,
+          output: product.native,
+          m: g.outChannels,
+          n: positions,
+          k: patch,
+          precision: 'f32',
+          outputDType: 'f32',
+        },
+        options,
+      );
+      this.enqueue(
+        {
+          kind: 'convOutput',
+          product: product.native,
+          bias: bias?.native,
+          output: output.native,
+          geometry: g,
+        },
+        options,
+      );
+    } finally {
+      this.releaseAfter(options.stream, [columns, product]);
+    }
+    return { outHeight: g.outHeight, outWidth: g.outWidth };
+  }
+
+  private tryAllocate(byteLength: number, releaseOnFailure: DeviceBuffer[]): DeviceBuffer {
+    try {
+      return this.allocate(byteLength);
+    } catch (error) {
+      for (const buffer of releaseOnFailure) buffer.release();
+      throw error;
+    }
+  }
+
+  private checkRows(
+    operation: string,
+    input: DeviceBuffer,
+    output: DeviceBuffer,
+    rows: number,
+    columns: number,
+    outputElements: number,
+  ): void {
+    checkCount(this.id, operation, 'rows', rows);
+    checkCount(this.id, operation, 'columns', columns);
+    checkCount(this.id, operation, 'rows * columns', rows * columns);
+    this.checkBuffer(operation, input, 'input');
+    this.checkBuffer(operation, output, 'output');
+    checkElements(this.id, operation, 'input', input, rows * columns);
+    checkElements(this.id, operation, 'output', output, outputElements);
+    checkNoAlias(this.id, operation, output, [input]);
+  }
+}

@@ -1,0 +1,128 @@
+/**
+ * The cpu backend: buffers are ArrayBuffers, kernels the reference implementations in
+ * `kernels/cpu.ts`, run synchronously on the calling thread. Always present.
+ */
+import { cpus, totalmem } from 'node:os';
+import type { Backend, KernelLaunch, NativeBuffer } from '../Backend.js';
+import {
+  cpuBinary,
+  cpuConvOutput,
+  cpuIm2col,
+  cpuLayernorm,
+  cpuMatmul,
+  cpuReduce,
+  cpuSoftmax,
+  cpuUnary,
+} from '../kernels/cpu.js';
+import type { DeviceInfo, MatmulPrecision } from '../types.js';
+
+/** Largest single cpu buffer: what a typed array can index in Node 20 (2^32 - 1 elements of u8 is 4 GiB). */
+const CPU_MAX_BUFFER_BYTES = 2 ** 32;
+
+class CpuBuffer implements NativeBuffer {
+  readonly bytes: ArrayBuffer;
+  constructor(readonly byteLength: number) {
+    this.bytes = new ArrayBuffer(byteLength);
+  }
+  floats(): Float32Array {
+    return new Float32Array(this.bytes, 0, this.byteLength >>> 2);
+  }
+}
+
+function floats(buffer: NativeBuffer): Float32Array {
+  return (buffer as CpuBuffer).floats();
+}
+
+export class CpuBackend implements Backend {
+  readonly maxStreams = 1;
+  readonly matmulPrecisions: readonly MatmulPrecision[] = ['f32'];
+
+  constructor(private readonly index = 0) {}
+
+  info(): DeviceInfo {
+    return {
+      id: `cpu:${this.index}`,
+      backend: 'cpu',
+      index: this.index,
+      name: cpus()[0]?.model?.trim() || 'CPU',
+      memoryBytes: totalmem(),
+      software: true,
+      copyAlignmentBytes: 1,
+      maxBufferBytes: CPU_MAX_BUFFER_BYTES,
+    };
+  }
+
+  allocate(byteLength: number): NativeBuffer {
+    return new CpuBuffer(byteLength);
+  }
+
+  free(_buffer: NativeBuffer): void {
+    // The garbage collector reclaims the ArrayBuffer once the pool drops it.
+  }
+
+  copyIn(buffer: NativeBuffer, bytes: Uint8Array, offsetBytes: number): void {
+    new Uint8Array((buffer as CpuBuffer).bytes).set(bytes, offsetBytes);
+  }
+
+  async copyOut(buffer: NativeBuffer, byteLength: number): Promise<Uint8Array> {
+    return new Uint8Array((buffer as CpuBuffer).bytes.slice(0, byteLength));
+  }
+
+  copy(source: NativeBuffer, target: NativeBuffer, byteLength: number): void {
+    new Uint8Array((target as CpuBuffer).bytes).set(
+      new Uint8Array((source as CpuBuffer).bytes, 0, byteLength),
+    );
+  }
+
+  run(launch: KernelLaunch): void {
+    switch (launch.kind) {
+      case 'unary':
+        cpuUnary(launch.op, floats(launch.input), floats(launch.output), launch.count);
+        break;
+      case 'binary':
+        cpuBinary(
+          launch.op,
+          floats(launch.a),
+          floats(launch.b),
+          floats(launch.output),
+          launch.count,
+          launch.layout,
+        );
+        break;
+      case 'reduce':
+        cpuReduce(launch.op, floats(launch.input), floats(launch.output), launch.rows, launch.columns);
+        break;
+      case 'softmax':
+        cpuSoftmax(floats(launch.input), floats(launch.output), launch.rows, launch.columns);
+        break;
+      case 'layernorm': {
+        const [input, gamma, beta, output] = [launch.input, launch.gamma, launch.beta, launch.output].map(
+          floats,
+        );
+        cpuLayernorm(input, gamma, beta, output, launch.rows, launch.columns, launch.epsilon);
+        break;
+      }
+      case 'matmul':
+        cpuMatmul(floats(launch.a), floats(launch.b), floats(launch.output), launch.m, launch.n, launch.k);
+        break;
+      case 'im2col':
+        cpuIm2col(floats(launch.input), floats(launch.output), launch.geometry);
+        break;
+      case 'convOutput': {
+        const bias = launch.bias === undefined ? undefined : floats(launch.bias);
+        cpuConvOutput(floats(launch.product), bias, floats(launch.output), launch.geometry);
+        break;
+      }
+    }
+  }
+
+  async completion(): Promise<void> {
+    // Kernels ran to completion inside `run`.
+  }
+
+  createStream(): void {
+    // One queue: every stream is the calling thread.
+  }
+
+  destroy(): void {}
+}

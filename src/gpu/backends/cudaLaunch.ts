@@ -1,0 +1,133 @@
+/**
+ * Turns a checked `KernelLaunch` (all but matmul, which goes to cuBLAS) into a generated CUDA
+ * kernel, its argument values in parameter order, and the number of 256-thread blocks.
+ */
+import type { KernelLaunch, NativeBuffer } from '../Backend.js';
+import {
+  CUDA_BLOCK_SIZE,
+  type CudaKernel,
+  cudaBinary,
+  cudaConvOutput,
+  cudaIm2col,
+  cudaLayernorm,
+  cudaReduce,
+  cudaSoftmax,
+  cudaUnary,
+} from '../kernels/cuda.js';
+import type { Conv2dGeometry } from '../kernels/ops.js';
+
+/** A device allocation: its CUdeviceptr. */
+export interface CudaBuffer extends NativeBuffer {
+  readonly pointer: bigint;
+}
+
+export interface CudaBoundLaunch {
+  readonly kernel: CudaKernel;
+  readonly values: readonly (bigint | number)[];
+  readonly blocks: number;
+}
+
+const kernels = new Map<string, CudaKernel>();
+
+function cached(key: string, build: () => CudaKernel): CudaKernel {
+  let kernel = kernels.get(key);
+  if (kernel === undefined) {
+    kernel = build();
+    kernels.set(key, kernel);
+  }
+  return kernel;
+}
+
+const pointer = (buffer: NativeBuffer): bigint => (buffer as CudaBuffer).pointer;
+const blocksFor = (count: number): number => Math.ceil(count / CUDA_BLOCK_SIZE);
+
+function geometryValues(g: Conv2dGeometry, count: number): number[] {
+  const { batch, inChannels, height, width, outChannels, kernelHeight, kernelWidth } = g;
+  const { strideHeight, strideWidth, paddingHeight, paddingWidth, outHeight, outWidth } = g;
+  return [
+    batch,
+    inChannels,
+    height,
+    width,
+    outChannels,
+    kernelHeight,
+    kernelWidth,
+    strideHeight,
+    strideWidth,
+    paddingHeight,
+    paddingWidth,
+    outHeight,
+    outWidth,
+    count,
+  ];
+}
+
+export function bindCudaLaunch(launch: Exclude<KernelLaunch, { kind: 'matmul' }>): CudaBoundLaunch {
+  switch (launch.kind) {
+    case 'unary':
+      return {
+        kernel: cached(`unary.${launch.op}`, () => cudaUnary(launch.op)),
+        values: [pointer(launch.input), pointer(launch.output), launch.count],
+        blocks: blocksFor(launch.count),
+      };
+    case 'binary': {
+      const broadcast = launch.layout.kind === 'broadcast';
+      const layout =
+        launch.layout.kind === 'broadcast'
+          ? [...launch.layout.shape, ...launch.layout.stridesA, ...launch.layout.stridesB]
+          : [];
+      const kernel = cached(`binary.${launch.op}.${broadcast}`, () => cudaBinary(launch.op, broadcast));
+      return {
+        kernel,
+        values: [pointer(launch.a), pointer(launch.b), pointer(launch.output), launch.count, ...layout],
+        blocks: blocksFor(launch.count),
+      };
+    }
+    case 'reduce':
+    case 'softmax': {
+      const kernel =
+        launch.kind === 'reduce'
+          ? cached(`reduce.${launch.op}`, () => cudaReduce(launch.op))
+          : cached('softmax', cudaSoftmax);
+      return {
+        kernel,
+        values: [pointer(launch.input), pointer(launch.output), launch.rows, launch.columns],
+        blocks: launch.rows,
+      };
+    }
+    case 'layernorm': {
+      const values = [
+        pointer(launch.input),
+        pointer(launch.gamma),
+        pointer(launch.beta),
+        pointer(launch.output),
+        launch.rows,
+        launch.columns,
+        launch.epsilon,
+      ];
+      return { kernel: cached('layernorm', cudaLayernorm), values, blocks: launch.rows };
+    }
+    case 'im2col': {
+      const g = launch.geometry;
+      const count = g.inChannels * g.kernelHeight * g.kernelWidth * g.batch * g.outHeight * g.outWidth;
+      return {
+        kernel: cached('im2col', cudaIm2col),
+        values: [pointer(launch.input), pointer(launch.output), ...geometryValues(g, count)],
+        blocks: blocksFor(count),
+      };
+    }
+    case 'convOutput': {
+      const g = launch.geometry;
+      const count = g.batch * g.outChannels * g.outHeight * g.outWidth;
+      const bias = launch.bias === undefined ? pointer(launch.product) : pointer(launch.bias);
+      const values = [
+        pointer(launch.product),
+        bias,
+        pointer(launch.output),
+        ...geometryValues(g, count),
+        launch.bias === undefined ? 0 : 1,
+      ];
+      return { kernel: cached('convOutput', cudaConvOutput), values, blocks: blocksFor(count) };
+    }
+  }
+}

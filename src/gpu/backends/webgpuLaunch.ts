@@ -1,0 +1,188 @@
+/**
+ * Turns a checked `KernelLaunch` into what a WebGPU dispatch needs: the generated kernel, the
+ * buffers in binding order, the uniform words, and the workgroup grid (split over x and y so
+ * no dimension exceeds 65535 workgroups).
+ */
+import type { KernelLaunch, NativeBuffer } from '../Backend.js';
+import type { Conv2dGeometry } from '../kernels/ops.js';
+import {
+  WGSL_MATMUL_TILE,
+  WGSL_WORKGROUP_SIZE,
+  type WgslKernel,
+  wgslBinary,
+  wgslConvOutput,
+  wgslIm2col,
+  wgslLayernorm,
+  wgslMatmul,
+  wgslReduce,
+  wgslSoftmax,
+  wgslUnary,
+  wgslVectorized,
+} from '../kernels/wgsl.js';
+
+export const MAX_WORKGROUPS_PER_DIMENSION = 65535;
+
+export interface BoundLaunch {
+  readonly kernel: WgslKernel;
+  readonly buffers: readonly NativeBuffer[];
+  readonly uniform: Uint32Array;
+  readonly groups: readonly [number, number];
+}
+
+const kernels = new Map<string, WgslKernel>();
+
+function cached(key: string, build: () => WgslKernel): WgslKernel {
+  let kernel = kernels.get(key);
+  if (kernel === undefined) {
+    kernel = build();
+    kernels.set(key, kernel);
+  }
+  return kernel;
+}
+
+/** Workgroups for `total` groups: x up to `limit` (65535 in WebGPU), the rest in y. */
+export function splitGroups(total: number, limit = MAX_WORKGROUPS_PER_DIMENSION): [number, number] {
+  const x = Math.min(total, limit);
+  const y = Math.ceil(total / x);
+  if (y > limit) throw new RangeError(`${total} workgroups exceed ${limit} x ${limit}`);
+  return [x, y];
+}
+
+function words(values: readonly number[]): Uint32Array {
+  const uniform = new Uint32Array(16);
+  uniform.set(values);
+  return uniform;
+}
+
+function convWords(g: Conv2dGeometry, count: number, hasBias: boolean): Uint32Array {
+  const { batch, inChannels, height, width, outChannels, kernelHeight, kernelWidth } = g;
+  const { strideHeight, strideWidth, paddingHeight, paddingWidth, outHeight, outWidth } = g;
+  const fields = [
+    batch,
+    inChannels,
+    height,
+    width,
+    outChannels,
+    kernelHeight,
+    kernelWidth,
+    strideHeight,
+    strideWidth,
+  ];
+  return words([...fields, paddingHeight, paddingWidth, outHeight, outWidth, count, hasBias ? 1 : 0]);
+}
+
+type Launch<K extends KernelLaunch['kind']> = Extract<KernelLaunch, { kind: K }>;
+
+function elementGroups(count: number, limit: number): [number, number] {
+  return splitGroups(Math.ceil(count / WGSL_WORKGROUP_SIZE), limit);
+}
+
+/** Same-length inputs with a count divisible by 4 take the vec4 kernels. */
+function bindElementwise(launch: Launch<'unary'> | Launch<'binary'>, limit: number): BoundLaunch {
+  const uniform = words([launch.count]);
+  if (launch.kind === 'unary') {
+    const buffers = [launch.input, launch.output];
+    if (launch.count % 4 === 0) {
+      const kernel = cached(`unary.${launch.op}.vec4`, () => wgslVectorized('unary', launch.op));
+      return { kernel, buffers, uniform, groups: elementGroups(launch.count / 4, limit) };
+    }
+    const kernel = cached(`unary.${launch.op}`, () => wgslUnary(launch.op));
+    return { kernel, buffers, uniform, groups: elementGroups(launch.count, limit) };
+  }
+  const buffers = [launch.a, launch.b, launch.output];
+  const layout = launch.layout;
+  if (layout.kind === 'same' && launch.count % 4 === 0) {
+    const kernel = cached(`binary.${launch.op}.vec4`, () => wgslVectorized('binary', launch.op));
+    return { kernel, buffers, uniform, groups: elementGroups(launch.count / 4, limit) };
+  }
+  const broadcast = layout.kind === 'broadcast';
+  const strides =
+    layout.kind === 'broadcast' ? [...layout.shape, ...layout.stridesA, ...layout.stridesB] : [];
+  const kernel = cached(`binary.${launch.op}.${broadcast}`, () => wgslBinary(launch.op, broadcast));
+  return {
+    kernel,
+    buffers,
+    uniform: words([launch.count, 0, 0, 0, ...strides]),
+    groups: elementGroups(launch.count, limit),
+  };
+}
+
+/** One workgroup per row. */
+function bindRows(
+  launch: Launch<'reduce'> | Launch<'softmax'> | Launch<'layernorm'>,
+  limit: number,
+): BoundLaunch {
+  const groups = splitGroups(launch.rows, limit);
+  const uniform = words([launch.rows, launch.columns]);
+  if (launch.kind === 'layernorm') {
+    new Float32Array(uniform.buffer)[2] = launch.epsilon;
+    const buffers = [launch.input, launch.gamma, launch.beta, launch.output];
+    return { kernel: cached('layernorm', wgslLayernorm), buffers, uniform, groups };
+  }
+  const kernel =
+    launch.kind === 'reduce'
+      ? cached(`reduce.${launch.op}`, () => wgslReduce(launch.op))
+      : cached('softmax', wgslSoftmax);
+  return { kernel, buffers: [launch.input, launch.output], uniform, groups };
+}
+
+function bindMatmul(launch: Launch<'matmul'>): BoundLaunch {
+  const groups: [number, number] = [
+    Math.ceil(launch.n / WGSL_MATMUL_TILE),
+    Math.ceil(launch.m / WGSL_MATMUL_TILE),
+  ];
+  if (groups[0] > MAX_WORKGROUPS_PER_DIMENSION || groups[1] > MAX_WORKGROUPS_PER_DIMENSION) {
+    throw new RangeError(
+      `matmul ${launch.m}x${launch.n} needs more than ${MAX_WORKGROUPS_PER_DIMENSION} tiles in one dimension`,
+    );
+  }
+  const buffers = [launch.a, launch.b, launch.output];
+  return {
+    kernel: cached('matmul', wgslMatmul),
+    buffers,
+    uniform: words([launch.m, launch.n, launch.k]),
+    groups,
+  };
+}
+
+function bindConv(launch: Launch<'im2col'> | Launch<'convOutput'>, limit: number): BoundLaunch {
+  const g = launch.geometry;
+  if (launch.kind === 'im2col') {
+    const count = g.inChannels * g.kernelHeight * g.kernelWidth * g.batch * g.outHeight * g.outWidth;
+    const uniform = convWords(g, count, false);
+    return {
+      kernel: cached('im2col', wgslIm2col),
+      buffers: [launch.input, launch.output],
+      uniform,
+      groups: elementGroups(count, limit),
+    };
+  }
+  const count = g.batch * g.outChannels * g.outHeight * g.outWidth;
+  // Without a bias the product is bound again in its slot (read-only aliasing is allowed).
+  const buffers = [launch.product, launch.bias ?? launch.product, launch.output];
+  const uniform = convWords(g, count, launch.bias !== undefined);
+  return {
+    kernel: cached('convOutput', wgslConvOutput),
+    buffers,
+    uniform,
+    groups: elementGroups(count, limit),
+  };
+}
+
+/** `limit`: workgroups per dimension before a launch spills into y (the device's limit). */
+export function bindLaunch(launch: KernelLaunch, limit = MAX_WORKGROUPS_PER_DIMENSION): BoundLaunch {
+  switch (launch.kind) {
+    case 'unary':
+    case 'binary':
+      return bindElementwise(launch, limit);
+    case 'reduce':
+    case 'softmax':
+    case 'layernorm':
+      return bindRows(launch, limit);
+    case 'matmul':
+      return bindMatmul(launch);
+    case 'im2col':
+    case 'convOutput':
+      return bindConv(launch, limit);
+  }
+}

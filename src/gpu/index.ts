@@ -1,0 +1,86 @@
+/**
+ * The GPU layer: devices and their detection, memory pools, streams, generated kernels, and
+ * the cpu, WebGPU (Dawn) and CUDA (driver API, NVRTC, cuBLAS) backends.
+ */
+export type { Backend, KernelLaunch, NativeBuffer } from './Backend.js';
+export { kernelName } from './Backend.js';
+export { CpuBackend } from './backends/CpuBackend.js';
+export { CudaBackend, listCudaDevices } from './backends/CudaBackend.js';
+export {
+  addSwiftshaderDriver,
+  prepareVulkan,
+  SWIFTSHADER_ICD,
+  type VulkanSetup,
+} from './backends/vulkanLoader.js';
+export {
+  requestWebGpuAdapter,
+  requestWebGpuAdapters,
+  type WebGpuAdapterReport,
+  WebGpuBackend,
+} from './backends/WebGpuBackend.js';
+export {
+  type BinaryOptions,
+  Device,
+  type DeviceOptions,
+  type LaunchRequest,
+  type MatmulOptions,
+} from './Device.js';
+export { DeviceBuffer } from './DeviceBuffer.js';
+export { DEFAULT_WATCHDOG_DEADLINE_MS, MAX_STREAMS_PER_DEVICE } from './DeviceCore.js';
+export {
+  chooseDefault,
+  type Detection,
+  type DeviceSpec,
+  defaultDevice,
+  detectDevices,
+  deviceRank,
+  InvalidDeviceSpec,
+  openDevice,
+  parseDeviceSpec,
+} from './detect.js';
+export { devicesCommand } from './devicesCommand.js';
+export {
+  BackendUnavailable,
+  DeviceError,
+  isBackendUnavailable,
+  isDeviceError,
+  isKernelTimeout,
+  isOutOfDeviceMemory,
+  KernelTimeout,
+  OutOfDeviceMemory,
+} from './errors.js';
+export { type Conv2dShape, MAX_KERNEL_ELEMENTS } from './internal/checks.js';
+export {
+  capacityFor,
+  type MemoryStats,
+  SMALL_CLASS_MAX_BYTES,
+  SMALL_CLASS_MIN_BYTES,
+} from './internal/MemoryPool.js';
+export { allCudaKernels, type CudaKernel } from './kernels/cuda.js';
+export { type Expression, toCuda, toJavaScript, toWgsl } from './kernels/Expression.js';
+export { type GeneratedKernel, generateKernel } from './kernels/generateKernel.js';
+export {
+  BINARY_OP_NAMES,
+  BINARY_OPS,
+  type BinaryOpName,
+  REDUCE_OP_NAMES,
+  REDUCE_OPS,
+  type ReduceOpName,
+  UNARY_OP_NAMES,
+  UNARY_OPS,
+  type UnaryOpName,
+} from './kernels/ops.js';
+export type { WgslKernel } from './kernels/wgsl.js';
+export { migrate } from './migrate.js';
+export { firstMismatch, type Mismatch, TOLERANCES, type Tolerance } from './tolerance.js';
+export {
+  type BackendKind,
+  type DeviceInfo,
+  DTYPE_BYTES,
+  type DType,
+  type FaultDecision,
+  type FaultHook,
+  type LaunchOptions,
+  type MatmulPrecision,
+  type Stream,
+} from './types.js';

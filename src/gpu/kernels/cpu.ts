@@ -1,0 +1,192 @@
+/**
+ * The reference kernels: plain TypeScript on Float32Array, generated from the same
+ * descriptions as the GPU ones (elementwise ops compile to JavaScript closures once per op).
+ * Every GPU result in the tests is compared with these.
+ */
+import { compileJavaScript } from './Expression.js';
+import {
+  BINARY_OPS,
+  type BinaryLayout,
+  type BinaryOpName,
+  type Conv2dGeometry,
+  REDUCE_OPS,
+  type ReduceOpName,
+  UNARY_OPS,
+  type UnaryOpName,
+} from './ops.js';
+
+type Scalar = (x: number, y: number) => number;
+
+const compiled = new Map<string, Scalar>();
+
+function scalarFunction(key: string, build: () => Scalar): Scalar {
+  let function_ = compiled.get(key);
+  if (function_ === undefined) {
+    function_ = build();
+    compiled.set(key, function_);
+  }
+  return function_;
+}
+
+export function cpuUnary(op: UnaryOpName, input: Float32Array, output: Float32Array, count: number): void {
+  const apply = scalarFunction(`unary.${op}`, () => compileJavaScript(UNARY_OPS[op]));
+  for (let i = 0; i < count; i++) output[i] = apply(input[i], 0);
+}
+
+export function cpuBinary(
+  op: BinaryOpName,
+  a: Float32Array,
+  b: Float32Array,
+  output: Float32Array,
+  count: number,
+  layout: BinaryLayout,
+): void {
+  const apply = scalarFunction(`binary.${op}`, () => compileJavaScript(BINARY_OPS[op]));
+  if (layout.kind === 'same') {
+    for (let i = 0; i < count; i++) output[i] = apply(a[i], b[i]);
+    return;
+  }
+  const { shape, stridesA, stridesB } = layout;
+  for (let i = 0; i < count; i++) {
+    let rest = i;
+    let indexA = 0;
+    let indexB = 0;
+    for (let d = 3; d >= 0; d--) {
+      const coordinate = rest % shape[d];
+      rest = Math.floor(rest / shape[d]);
+      indexA += coordinate * stridesA[d];
+      indexB += coordinate * stridesB[d];
+    }
+    output[i] = apply(a[indexA], b[indexB]);
+  }
+}
+
+// input: (rows, columns) -> output: (rows)
+export function cpuReduce(
+  op: ReduceOpName,
+  input: Float32Array,
+  output: Float32Array,
+  rows: number,
+  columns: number,
+): void {
+  const description = REDUCE_OPS[op];
+  const combine = scalarFunction(`reduce.${op}`, () => compileJavaScript(description.combine));
+  for (let row = 0; row < rows; row++) {
+    let accumulator = description.identity;
+    const base = row * columns;
+    for (let c = 0; c < columns; c++) accumulator = combine(accumulator, input[base + c]);
+    output[row] = accumulator;
+  }
+}
+
+// input, output: (rows, columns); each row exp(x - max) / sum
+export function cpuSoftmax(input: Float32Array, output: Float32Array, rows: number, columns: number): void {
+  for (let row = 0; row < rows; row++) {
+    const base = row * columns;
+    let rowMax = -Number.MAX_VALUE;
+    for (let c = 0; c < columns; c++) rowMax = Math.max(rowMax, input[base + c]);
+    let sum = 0;
+    for (let c = 0; c < columns; c++) sum += Math.exp(input[base + c] - rowMax);
+    for (let c = 0; c < columns; c++) output[base + c] = Math.exp(input[base + c] - rowMax) / sum;
+  }
+}
+
+// input, output: (rows, columns); gamma, beta: (columns)
+export function cpuLayernorm(
+  input: Float32Array,
+  gamma: Float32Array,
+  beta: Float32Array,
+  output: Float32Array,
+  rows: number,
+  columns: number,
+  epsilon: number,
+): void {
+  for (let row = 0; row < rows; row++) {
+    const base = row * columns;
+    let sum = 0;
+    for (let c = 0; c < columns; c++) sum += input[base + c];
+    const mean = sum / columns;
+    let squares = 0;
+    for (let c = 0; c < columns; c++) squares += (input[base + c] - mean) ** 2;
+    const inverseDeviation = 1 / Math.sqrt(squares / columns + epsilon);
+    for (let c = 0; c < columns; c++)
+      output[base + c] = (input[base + c] - mean) * inverseDeviation * gamma[c] + beta[c];
+  }
+}
+
+/** Rows of a handled together: each element of b read feeds four accumulating rows. */
+const MATMUL_ROW_BLOCK = 4;
+
+// a: (m, k), b: (k, n), output: (m, n). i-k-j order walks rows of b contiguously; four rows of
+// the output accumulate at once in f64, so every load of b serves four multiply-adds.
+export function cpuMatmul(
+  a: Float32Array,
+  b: Float32Array,
+  output: Float32Array,
+  m: number,
+  n: number,
+  k: number,
+): void {
+  const rows = Array.from({ length: MATMUL_ROW_BLOCK }, () => new Float64Array(n));
+  const [row0, row1, row2, row3] = rows;
+  for (let i = 0; i < m; i += MATMUL_ROW_BLOCK) {
+    const count = Math.min(MATMUL_ROW_BLOCK, m - i);
+    for (const row of rows) row.fill(0);
+    for (let p = 0; p < k; p++) {
+      const a0 = a[i * k + p];
+      const a1 = count > 1 ? a[(i + 1) * k + p] : 0;
+      const a2 = count > 2 ? a[(i + 2) * k + p] : 0;
+      const a3 = count > 3 ? a[(i + 3) * k + p] : 0;
+      const base = p * n;
+      for (let j = 0; j < n; j++) {
+        const value = b[base + j];
+        row0[j] += a0 * value;
+        row1[j] += a1 * value;
+        row2[j] += a2 * value;
+        row3[j] += a3 * value;
+      }
+    }
+    for (let r = 0; r < count; r++) output.set(rows[r], (i + r) * n);
+  }
+}
+
+// input: (N, C, H, W) -> output: (C * KH * KW, N * OH * OW)
+export function cpuIm2col(input: Float32Array, output: Float32Array, g: Conv2dGeometry): void {
+  const positions = g.outHeight * g.outWidth;
+  const columns = g.batch * positions;
+  for (let channel = 0; channel < g.inChannels; channel++) {
+    for (let ky = 0; ky < g.kernelHeight; ky++) {
+      for (let kx = 0; kx < g.kernelWidth; kx++) {
+        const r = (channel * g.kernelHeight + ky) * g.kernelWidth + kx;
+        for (let n = 0; n < g.batch; n++) {
+          for (let p = 0; p < positions; p++) {
+            const iy = Math.floor(p / g.outWidth) * g.strideHeight + ky - g.paddingHeight;
+            const ix = (p % g.outWidth) * g.strideWidth + kx - g.paddingWidth;
+            const inside = iy >= 0 && iy < g.height && ix >= 0 && ix < g.width;
+            const source = ((n * g.inChannels + channel) * g.height + iy) * g.width + ix;
+            output[r * columns + n * positions + p] = inside ? input[source] : 0;
+          }
+        }
+      }
+    }
+  }
+}
+
+// product: (O, N * OH * OW) -> output: (N, O, OH, OW), plus bias[o]
+export function cpuConvOutput(
+  product: Float32Array,
+  bias: Float32Array | undefined,
+  output: Float32Array,
+  g: Conv2dGeometry,
+): void {
+  const positions = g.outHeight * g.outWidth;
+  for (let n = 0; n < g.batch; n++) {
+    for (let o = 0; o < g.outChannels; o++) {
+      const add = bias === undefined ? 0 : bias[o];
+      for (let p = 0; p < positions; p++) {
+        output[(n * g.outChannels + o) * positions + p] =
+          product[o * g.batch * positions + n * positions + p] + add;
+      }
+    }
+  }
+}

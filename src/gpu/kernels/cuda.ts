@@ -1,0 +1,242 @@
+/**
+ * CUDA C sources, generated from the same op descriptions as the WGSL ones (`ops.ts`). Each
+ * kernel is a standalone `extern "C" __global__` function, compiled at run time by NVRTC (and
+ * by `nvcc -ptx` in the tests); its parameters are listed so the launcher can pack them.
+ * Matmul is not here: the CUDA backend calls cuBLAS for it.
+ */
+import { toCuda } from './Expression.js';
+import {
+  BINARY_OPS,
+  type BinaryOpName,
+  FLOAT32_MAX,
+  REDUCE_OPS,
+  type ReduceOpName,
+  UNARY_OPS,
+  type UnaryOpName,
+} from './ops.js';
+
+/** Threads per block of every generated kernel. */
+export const CUDA_BLOCK_SIZE = 256;
+
+export type CudaParameterType = 'pointer' | 'u32' | 'f32';
+
+export interface CudaKernel {
+  readonly name: string;
+  readonly source: string;
+  readonly parameters: readonly CudaParameterType[];
+}
+
+const CONV_NAMES = [
+  'batch',
+  'inChannels',
+  'height',
+  'width',
+  'outChannels',
+  'kernelHeight',
+  'kernelWidth',
+  'strideHeight',
+  'strideWidth',
+  'paddingHeight',
+  'paddingWidth',
+  'outHeight',
+  'outWidth',
+  'count',
+] as const;
+
+function cudaFloat(value: number): string {
+  const text = String(value);
+  return `${/[.e]/.test(text) ? text : `${text}.0`}f`;
+}
+
+const GLOBAL_INDEX = 'const unsigned int i = blockIdx.x * blockDim.x + threadIdx.x;';
+
+export function cudaUnary(op: UnaryOpName): CudaKernel {
+  const name = `unary_${op}`;
+  const source = `extern "C" __global__ void ${name}(const float* __restrict__ input0, float* __restrict__ output, unsigned int count) {
+  ${GLOBAL_INDEX}
+  if (i >= count) return;
+  const float x = input0[i];
+  output[i] = ${toCuda(UNARY_OPS[op])};
+}
+`;
+  return { name, source, parameters: ['pointer', 'pointer', 'u32'] };
+}
+
+export function cudaBinary(op: BinaryOpName, broadcast: boolean): CudaKernel {
+  const name = `binary_${op}_${broadcast ? 'broadcast' : 'same'}`;
+  const shapeParameters = broadcast
+    ? ', unsigned int s0, unsigned int s1, unsigned int s2, unsigned int s3, unsigned int a0, unsigned int a1, unsigned int a2, unsigned int a3, unsigned int b0, unsigned int b1, unsigned int b2, unsigned int b3'
+    : '';
+  const indexing = broadcast
+    ? `const unsigned int shape[4] = {s0, s1, s2, s3};
+  const unsigned int stridesA[4] = {a0, a1, a2, a3};
+  const unsigned int stridesB[4] = {b0, b1, b2, b3};
+  unsigned int rest = i, indexA = 0, indexB = 0;
+  for (int d = 3; d >= 0; d--) {
+    const unsigned int coordinate = rest % shape[d];
+    rest /= shape[d];
+    indexA += coordinate * stridesA[d];
+    indexB += coordinate * stridesB[d];
+  }`
+    : 'const unsigned int indexA = i, indexB = i;';
+  const source = `extern "C" __global__ void ${name}(const float* __restrict__ inputA, const float* __restrict__ inputB, float* __restrict__ output, unsigned int count${shapeParameters}) {
+  ${GLOBAL_INDEX}
+  if (i >= count) return;
+  ${indexing}
+  const float x = inputA[indexA];
+  const float y = inputB[indexB];
+  output[i] = ${toCuda(BINARY_OPS[op])};
+}
+`;
+  const parameters: CudaParameterType[] = ['pointer', 'pointer', 'pointer', 'u32'];
+  if (broadcast) for (let index = 0; index < 12; index++) parameters.push('u32');
+  return { name, source, parameters };
+}
+
+/** Tree reduction of `scratch` with `combine`; every thread sees the result in scratch[0] after. */
+function blockReduce(combine: string): string {
+  return `__syncthreads();
+  for (unsigned int stride = ${CUDA_BLOCK_SIZE / 2}; stride > 0; stride >>= 1) {
+    if (threadIdx.x < stride) {
+      const float x = scratch[threadIdx.x];
+      const float y = scratch[threadIdx.x + stride];
+      scratch[threadIdx.x] = ${combine};
+    }
+    __syncthreads();
+  }`;
+}
+
+const ROW_START = `__shared__ float scratch[${CUDA_BLOCK_SIZE}];
+  const unsigned int row = blockIdx.x;
+  if (row >= rows) return;
+  const float* rowInput = input0 + (size_t)row * columns;`;
+
+export function cudaReduce(op: ReduceOpName): CudaKernel {
+  const name = `reduce_${op}`;
+  const description = REDUCE_OPS[op];
+  const combine = toCuda(description.combine);
+  const source = `extern "C" __global__ void ${name}(const float* __restrict__ input0, float* __restrict__ output, unsigned int rows, unsigned int columns) {
+  ${ROW_START}
+  float accumulator = ${cudaFloat(description.identity)};
+  for (unsigned int c = threadIdx.x; c < columns; c += blockDim.x) {
+    const float x = accumulator;
+    const float y = rowInput[c];
+    accumulator = ${combine};
+  }
+  scratch[threadIdx.x] = accumulator;
+  ${blockReduce(combine)}
+  if (threadIdx.x == 0) output[row] = scratch[0];
+}
+`;
+  return { name, source, parameters: ['pointer', 'pointer', 'u32', 'u32'] };
+}
+
+export function cudaSoftmax(): CudaKernel {
+  const source = `extern "C" __global__ void softmax(const float* __restrict__ input0, float* __restrict__ output, unsigned int rows, unsigned int columns) {
+  ${ROW_START}
+  float* rowOutput = output + (size_t)row * columns;
+  float localMax = ${cudaFloat(-FLOAT32_MAX)};
+  for (unsigned int c = threadIdx.x; c < columns; c += blockDim.x) localMax = fmaxf(localMax, rowInput[c]);
+  scratch[threadIdx.x] = localMax;
+  ${blockReduce(toCuda(REDUCE_OPS.max.combine))}
+  const float rowMax = scratch[0];
+  __syncthreads();
+  float localSum = 0.0f;
+  for (unsigned int c = threadIdx.x; c < columns; c += blockDim.x) localSum += expf(rowInput[c] - rowMax);
+  scratch[threadIdx.x] = localSum;
+  ${blockReduce(toCuda(REDUCE_OPS.sum.combine))}
+  const float inverseSum = 1.0f / scratch[0];
+  for (unsigned int c = threadIdx.x; c < columns; c += blockDim.x) rowOutput[c] = expf(rowInput[c] - rowMax) * inverseSum;
+}
+`;
+  return { name: 'softmax', source, parameters: ['pointer', 'pointer', 'u32', 'u32'] };
+}
+
+export function cudaLayernorm(): CudaKernel {
+  const sum = toCuda(REDUCE_OPS.sum.combine);
+  const source = `extern "C" __global__ void layernorm(const float* __restrict__ input0, const float* __restrict__ gamma, const float* __restrict__ beta, float* __restrict__ output, unsigned int rows, unsigned int columns, float epsilon) {
+  ${ROW_START}
+  float* rowOutput = output + (size_t)row * columns;
+  float localSum = 0.0f;
+  for (unsigned int c = threadIdx.x; c < columns; c += blockDim.x) localSum += rowInput[c];
+  scratch[threadIdx.x] = localSum;
+  ${blockReduce(sum)}
+  const float mean = scratch[0] / (float)columns;
+  __syncthreads();
+  float localSquares = 0.0f;
+  for (unsigned int c = threadIdx.x; c < columns; c += blockDim.x) {
+    const float centered = rowInput[c] - mean;
+    localSquares += centered * centered;
+  }
+  scratch[threadIdx.x] = localSquares;
+  ${blockReduce(sum)}
+  const float inverseDeviation = rsqrtf(scratch[0] / (float)columns + epsilon);
+  for (unsigned int c = threadIdx.x; c < columns; c += blockDim.x) {
+    rowOutput[c] = (rowInput[c] - mean) * inverseDeviation * gamma[c] + beta[c];
+  }
+}
+`;
+  return {
+    name: 'layernorm',
+    source,
+    parameters: ['pointer', 'pointer', 'pointer', 'pointer', 'u32', 'u32', 'f32'],
+  };
+}
+
+const CONV_PARAMETERS = CONV_NAMES.map((name) => `unsigned int ${name}`).join(', ');
+const CONV_TYPES: CudaParameterType[] = CONV_NAMES.map(() => 'u32');
+
+/** input (N, C, H, W) -> columns (C * KH * KW, N * OH * OW); zero outside the padded input. */
+export function cudaIm2col(): CudaKernel {
+  const source = `extern "C" __global__ void im2col(const float* __restrict__ input0, float* __restrict__ output, ${CONV_PARAMETERS}) {
+  const unsigned int e = blockIdx.x * blockDim.x + threadIdx.x;
+  if (e >= count) return;
+  const unsigned int positions = outHeight * outWidth;
+  const unsigned int columns = batch * positions;
+  const unsigned int r = e / columns, q = e % columns;
+  const unsigned int n = q / positions, p = q % positions;
+  const unsigned int window = kernelHeight * kernelWidth;
+  const unsigned int channel = r / window;
+  const unsigned int ky = (r % window) / kernelWidth, kx = r % kernelWidth;
+  const int iy = (int)((p / outWidth) * strideHeight + ky) - (int)paddingHeight;
+  const int ix = (int)((p % outWidth) * strideWidth + kx) - (int)paddingWidth;
+  float value = 0.0f;
+  if (iy >= 0 && iy < (int)height && ix >= 0 && ix < (int)width) {
+    value = input0[((size_t)(n * inChannels + channel) * height + iy) * width + ix];
+  }
+  output[e] = value;
+}
+`;
+  return { name: 'im2col', source, parameters: ['pointer', 'pointer', ...CONV_TYPES] };
+}
+
+/** product (O, N * OH * OW) -> output (N, O, OH, OW), adding bias[o] when hasBias is 1. */
+export function cudaConvOutput(): CudaKernel {
+  const source = `extern "C" __global__ void conv_output(const float* __restrict__ product, const float* __restrict__ bias, float* __restrict__ output, ${CONV_PARAMETERS}, unsigned int hasBias) {
+  const unsigned int e = blockIdx.x * blockDim.x + threadIdx.x;
+  if (e >= count) return;
+  const unsigned int positions = outHeight * outWidth;
+  const unsigned int n = e / (outChannels * positions);
+  const unsigned int o = (e / positions) % outChannels;
+  const unsigned int p = e % positions;
+  float value = product[(size_t)o * batch * positions + n * positions + p];
+  if (hasBias == 1) value += bias[o];
+  output[e] = value;
+}
+`;
+  return { name: 'conv_output', source, parameters: ['pointer', 'pointer', 'pointer', ...CONV_TYPES, 'u32'] };
+}
+
+/** The conv geometry as the 13 u32 arguments both conv kernels take after their buffers (count excluded). */
+export const CONV_GEOMETRY_FIELDS = CONV_NAMES.slice(0, 13);
+
+/** Every generated CUDA kernel, for compile checks and ahead-of-time warm-up. */
+export function allCudaKernels(): CudaKernel[] {
+  const kernels: CudaKernel[] = [];
+  for (const op of Object.keys(UNARY_OPS) as UnaryOpName[]) kernels.push(cudaUnary(op));
+  for (const op of Object.keys(BINARY_OPS) as BinaryOpName[])
+    kernels.push(cudaBinary(op, false), cudaBinary(op, true));
+  for (const op of Object.keys(REDUCE_OPS) as ReduceOpName[]) kernels.push(cudaReduce(op));
+  kernels.push(cudaSoftmax(), cudaLayernorm(), cudaIm2col(), cudaConvOutput());
+  return kernels;
+}

@@ -1,0 +1,352 @@
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { Random } from '../../src/actor/Random.js';
+import type { KernelLaunch } from '../../src/gpu/Backend.js';
+import { bindCudaLaunch } from '../../src/gpu/backends/cudaLaunch.js';
+import { bindLaunch } from '../../src/gpu/backends/webgpuLaunch.js';
+import {
+  allCudaKernels,
+  BINARY_OP_NAMES,
+  firstMismatch,
+  generateKernel,
+  openDevice,
+  REDUCE_OP_NAMES,
+  TOLERANCES,
+  toCuda,
+  toJavaScript,
+  toWgsl,
+  UNARY_OP_NAMES,
+  UNARY_OPS,
+} from '../../src/gpu/index.js';
+import { naiveConv2d, naiveMatmul } from './naive.js';
+import { runCase, uniform } from './opCases.js';
+
+function hasCommand(command: string): boolean {
+  try {
+    execFileSync(command, ['--version'], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+const hasNvcc = hasCommand('nvcc');
+
+describe('one description, three targets', () => {
+  it('emits the same expression tree as WGSL, CUDA C and JavaScript', () => {
+    expect(toWgsl(UNARY_OPS.relu)).toBe('max(x, 0.0)');
+    expect(toCuda(UNARY_OPS.relu)).toBe('fmaxf(x, 0.0f)');
+    expect(toJavaScript(UNARY_OPS.relu)).toBe('Math.max(x, 0.0)');
+    expect(toCuda(UNARY_OPS.sigmoid)).toBe('(1.0f / (1.0f + expf((-x))))');
+    expect(toWgsl(UNARY_OPS.tanh)).toBe('tanh(clamp(x, (-15.0), 15.0))');
+  });
+
+  it('generateKernel gives every backend its source for every elementwise op', () => {
+    for (const op of UNARY_OP_NAMES) {
+      const kernel = generateKernel({ kind: 'unary', op });
+      expect(kernel.wgsl.source).toContain(toWgsl(UNARY_OPS[op]));
+      expect(kernel.cuda.source).toContain(toCuda(UNARY_OPS[op]));
+      expect(kernel.cuda.source).toContain(`extern "C" __global__ void unary_${op}(`);
+    }
+    for (const op of BINARY_OP_NAMES)
+      expect(generateKernel({ kind: 'binary', op, broadcast: true }).wgsl.source).toContain('stridesA');
+    for (const op of REDUCE_OP_NAMES)
+      expect(generateKernel({ kind: 'reduce', op }).cuda.parameters).toEqual([
+        'pointer',
+        'pointer',
+        'u32',
+        'u32',
+      ]);
+  });
+
+  it.skipIf(!hasNvcc)(
+    'every generated CUDA C kernel compiles with nvcc -ptx',
+    () => {
+      const directory = mkdtempSync(join(tmpdir(), 'zbmd-ptx-'));
+      const compile = (name: string, source: string): string | undefined => {
+        const file = join(directory, `${name}.cu`);
+        writeFileSync(file, source);
+        try {
+          execFileSync('nvcc', ['-ptx', '-arch=compute_90', file, '-o', join(directory, `${name}.ptx`)], {
+            stdio: 'pipe',
+          });
+          return undefined;
+        } catch (error) {
+          return `${name}: ${(error as { stderr?: Buffer }).stderr?.toString() ?? String(error)}`;
+        }
+      };
+      try {
+        const kernels = allCudaKernels();
+        expect(kernels.length).toBe(
+          UNARY_OP_NAMES.length + 2 * BINARY_OP_NAMES.length + REDUCE_OP_NAMES.length + 4,
+        );
+        // One translation unit is fast (each kernel is self-contained); on failure, compile each
+        // alone so the error names its kernel.
+        const together = compile('all_kernels', kernels.map((kernel) => kernel.source).join('\n'));
+        const failures =
+          together === undefined
+            ? []
+            : kernels.map((kernel) => compile(kernel.name, kernel.source)).filter((f) => f !== undefined);
+        expect(failures.join('\n')).toBe('');
+        expect(together).toBeUndefined();
+      } finally {
+        rmSync(directory, { recursive: true, force: true });
+      }
+    },
+    120_000,
+  );
+});
+
+describe('cpu reference kernels against definitions', () => {
+  it('matmul equals the triple loop for any shape', async () => {
+    const device = await openDevice('cpu');
+    await fc.assert(
+      fc.asyncProperty(
+        fc.integer({ min: 1, max: 40 }),
+        fc.integer({ min: 1, max: 40 }),
+        fc.integer({ min: 1, max: 40 }),
+        fc.integer(),
+        async (m, n, k, seed) => {
+          const random = new Random(seed);
+          const a = uniform(random, m * k, -1, 1);
+          const b = uniform(random, k * n, -1, 1);
+          const result = await runCase(device, {
+            name: 'mm',
+            tolerance: TOLERANCES.f32.matmul,
+            inputs: [a, b],
+            outputLength: m * n,
+            run: (d, [x, y], o) => d.matmul(x, y, o, m, n, k),
+          });
+          expect(firstMismatch(result, naiveMatmul(a, b, m, n, k), TOLERANCES.f32.matmul)).toBeUndefined();
+        },
+      ),
+      { seed: 7, numRuns: 40 },
+    );
+    device.destroy();
+  });
+
+  it('conv2d (im2col + matmul) equals the definition of convolution', async () => {
+    const device = await openDevice('cpu');
+    await fc.assert(
+      fc.asyncProperty(
+        fc.record({
+          batch: fc.integer({ min: 1, max: 2 }),
+          inChannels: fc.integer({ min: 1, max: 3 }),
+          outChannels: fc.integer({ min: 1, max: 3 }),
+          height: fc.integer({ min: 3, max: 8 }),
+          width: fc.integer({ min: 3, max: 8 }),
+        }),
+        fc.integer({ min: 1, max: 3 }),
+        fc.integer({ min: 1, max: 2 }),
+        fc.integer({ min: 0, max: 1 }),
+        fc.integer(),
+        async (sizes, kernelSize, stride, padding, seed) => {
+          const random = new Random(seed);
+          const shape = { ...sizes, kernelHeight: kernelSize, kernelWidth: kernelSize, stride, padding };
+          const input = uniform(random, sizes.batch * sizes.inChannels * sizes.height * sizes.width, -1, 1);
+          const weight = uniform(
+            random,
+            sizes.outChannels * sizes.inChannels * kernelSize * kernelSize,
+            -1,
+            1,
+          );
+          const bias = uniform(random, sizes.outChannels, -1, 1);
+          const expected = naiveConv2d(input, weight, bias, shape, [stride, stride], [padding, padding]);
+          const result = await runCase(device, {
+            name: 'conv',
+            tolerance: TOLERANCES.f32.matmul,
+            inputs: [input, weight, bias],
+            outputLength: expected.length,
+            run: (d, [x, w, b], o) => d.conv2d(x, w, b, o, shape),
+          });
+          expect(firstMismatch(result, expected, TOLERANCES.f32.matmul)).toBeUndefined();
+        },
+      ),
+      { seed: 11, numRuns: 30 },
+    );
+    device.destroy();
+  });
+
+  it('softmax rows sum to one, layernorm rows have mean 0 and variance 1, reductions match Math', async () => {
+    const device = await openDevice('cpu');
+    const random = new Random(3);
+    const rows = 4;
+    const columns = 50;
+    const x = uniform(random, rows * columns, -20, 20);
+    const ones = new Float32Array(columns).fill(1);
+    const zeros = new Float32Array(columns);
+    const soft = await runCase(device, {
+      name: 's',
+      tolerance: TOLERANCES.f32.reduction,
+      inputs: [x],
+      outputLength: rows * columns,
+      run: (d, [i], o) => d.softmax(i, o, rows, columns),
+    });
+    const norm = await runCase(device, {
+      name: 'l',
+      tolerance: TOLERANCES.f32.reduction,
+      inputs: [x, ones, zeros],
+      outputLength: rows * columns,
+      run: (d, [i, g, b], o) => d.layernorm(i, g, b, o, rows, columns),
+    });
+    const maxima = await runCase(device, {
+      name: 'm',
+      tolerance: TOLERANCES.f32.reduction,
+      inputs: [x],
+      outputLength: rows,
+      run: (d, [i], o) => d.reduce('max', i, o, rows, columns),
+    });
+    for (let row = 0; row < rows; row++) {
+      const slice = (values: Float32Array) => Array.from(values.subarray(row * columns, (row + 1) * columns));
+      expect(slice(soft).reduce((a, b) => a + b, 0)).toBeCloseTo(1, 5);
+      const normalized = slice(norm);
+      const mean = normalized.reduce((a, b) => a + b, 0) / columns;
+      expect(mean).toBeCloseTo(0, 5);
+      expect(normalized.reduce((a, b) => a + (b - mean) ** 2, 0) / columns).toBeCloseTo(1, 3);
+      expect(maxima[row]).toBe(Math.max(...slice(x)));
+    }
+    device.destroy();
+  });
+
+  it('elementwise ops match their Math definitions', async () => {
+    const device = await openDevice('cpu');
+    const x = new Float32Array([-3, -0.5, 0, 0.5, 3]);
+    const definitions: Record<string, (v: number) => number> = {
+      neg: (v) => -v,
+      relu: (v) => Math.max(v, 0),
+      sigmoid: (v) => 1 / (1 + Math.exp(-v)),
+      tanh: Math.tanh,
+      exp: Math.exp,
+      gelu: (v) => 0.5 * v * (1 + Math.tanh(Math.sqrt(2 / Math.PI) * (v + 0.044715 * v ** 3))),
+    };
+    for (const [op, definition] of Object.entries(definitions)) {
+      const result = await runCase(device, {
+        name: op,
+        tolerance: TOLERANCES.f32.elementwise,
+        inputs: [x],
+        outputLength: 5,
+        run: (d, [i], o) => d.unary(op as 'neg', i, o),
+      });
+      expect(
+        firstMismatch(result, Array.from(x, definition), TOLERANCES.f32.elementwise),
+        op,
+      ).toBeUndefined();
+    }
+    device.destroy();
+  });
+});
+
+describe('launchers agree with the generated signatures', () => {
+  const buffer = (pointer: number) => ({ byteLength: 1024, pointer: BigInt(pointer) });
+  const geometry = {
+    batch: 1,
+    inChannels: 2,
+    height: 5,
+    width: 5,
+    outChannels: 3,
+    kernelHeight: 3,
+    kernelWidth: 3,
+    strideHeight: 1,
+    strideWidth: 1,
+    paddingHeight: 1,
+    paddingWidth: 1,
+    outHeight: 5,
+    outWidth: 5,
+  };
+  const launches: KernelLaunch[] = [
+    ...UNARY_OP_NAMES.map(
+      (op): KernelLaunch => ({ kind: 'unary', op, input: buffer(1), output: buffer(2), count: 7 }),
+    ),
+    ...BINARY_OP_NAMES.flatMap((op): KernelLaunch[] => [
+      {
+        kind: 'binary',
+        op,
+        a: buffer(1),
+        b: buffer(2),
+        output: buffer(3),
+        count: 8,
+        layout: { kind: 'same' },
+      },
+      {
+        kind: 'binary',
+        op,
+        a: buffer(1),
+        b: buffer(2),
+        output: buffer(3),
+        count: 6,
+        layout: { kind: 'broadcast', shape: [1, 1, 2, 3], stridesA: [0, 0, 3, 1], stridesB: [0, 0, 0, 1] },
+      },
+    ]),
+    ...REDUCE_OP_NAMES.map(
+      (op): KernelLaunch => ({
+        kind: 'reduce',
+        op,
+        input: buffer(1),
+        output: buffer(2),
+        rows: 3,
+        columns: 4,
+      }),
+    ),
+    { kind: 'softmax', input: buffer(1), output: buffer(2), rows: 3, columns: 4 },
+    {
+      kind: 'layernorm',
+      input: buffer(1),
+      gamma: buffer(2),
+      beta: buffer(3),
+      output: buffer(4),
+      rows: 3,
+      columns: 4,
+      epsilon: 1e-5,
+    },
+    { kind: 'im2col', input: buffer(1), output: buffer(2), geometry },
+    { kind: 'convOutput', product: buffer(1), bias: undefined, output: buffer(2), geometry },
+  ];
+
+  it('every CUDA launch passes one value per kernel parameter, in the signature order', () => {
+    for (const launch of launches) {
+      const bound = bindCudaLaunch(launch as Exclude<KernelLaunch, { kind: 'matmul' }>);
+      const signature = /\(([^)]*)\)/.exec(bound.kernel.source)![1].split(',');
+      expect(bound.values.length, bound.kernel.name).toBe(bound.kernel.parameters.length);
+      expect(signature.length, bound.kernel.name).toBe(bound.kernel.parameters.length);
+      signature.forEach((parameter, index) => {
+        const expected = { pointer: /\*/, u32: /^\s*unsigned int /, f32: /^\s*float / }[
+          bound.kernel.parameters[index]
+        ];
+        expect(parameter, `${bound.kernel.name} parameter ${index}`).toMatch(expected);
+        expect(typeof bound.values[index], `${bound.kernel.name} value ${index}`).toBe(
+          bound.kernel.parameters[index] === 'pointer' ? 'bigint' : 'number',
+        );
+      });
+    }
+  });
+
+  it('every WGSL launch binds its buffers then the uniform, as the shader declares', () => {
+    for (const launch of [
+      ...launches,
+      {
+        kind: 'matmul',
+        a: buffer(1),
+        b: buffer(2),
+        output: buffer(3),
+        m: 3,
+        n: 4,
+        k: 5,
+        precision: 'f32',
+        outputDType: 'f32',
+      } as KernelLaunch,
+    ]) {
+      const bound = bindLaunch(launch);
+      const bindings = [...bound.kernel.source.matchAll(/@binding\((\d+)\) var<(\w+)/g)];
+      expect(
+        bindings.map((match) => Number(match[1])),
+        bound.kernel.name,
+      ).toEqual(bindings.map((_, index) => index));
+      expect(bindings.length, bound.kernel.name).toBe(bound.buffers.length + 1);
+      expect(bindings.at(-1)![2], bound.kernel.name).toBe('uniform');
+    }
+  });
+});

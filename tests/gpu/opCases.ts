@@ -1,0 +1,177 @@
+/**
+ * Op cases shared by the backend tests: each builds fresh random inputs from a seed and runs
+ * one op on any device, so a GPU result can be compared with the cpu reference on the same
+ * inputs within the tolerance stated in src/gpu/tolerance.ts.
+ */
+import { Random } from '../../src/actor/Random.js';
+import type { Device, DeviceBuffer, Tolerance } from '../../src/gpu/index.js';
+import { BINARY_OP_NAMES, REDUCE_OP_NAMES, TOLERANCES, UNARY_OP_NAMES } from '../../src/gpu/index.js';
+
+export interface OpCase {
+  readonly name: string;
+  readonly tolerance: Tolerance;
+  readonly inputs: readonly Float32Array[];
+  readonly outputLength: number;
+  run(device: Device, inputs: DeviceBuffer[], output: DeviceBuffer): void;
+}
+
+export function uniform(random: Random, count: number, low: number, high: number): Float32Array {
+  const values = new Float32Array(count);
+  for (let i = 0; i < count; i++) values[i] = low + (high - low) * random.next();
+  return values;
+}
+
+/** Input ranges where each op is defined and well-conditioned (log and sqrt positive, pow base > 0). */
+const UNARY_RANGES: Record<string, [number, number]> = { log: [0.05, 5], sqrt: [0, 5], exp: [-5, 5] };
+
+export function unaryCases(random: Random, count: number): OpCase[] {
+  return UNARY_OP_NAMES.map((op) => {
+    const [low, high] = UNARY_RANGES[op] ?? [-6, 6];
+    return {
+      name: `unary ${op} (${count})`,
+      tolerance: TOLERANCES.f32.elementwise,
+      inputs: [uniform(random, count, low, high)],
+      outputLength: count,
+      run: (device, [input], output) => device.unary(op, input, output),
+    };
+  });
+}
+
+export function binaryCases(random: Random, rows: number, columns: number): OpCase[] {
+  const count = rows * columns;
+  return BINARY_OP_NAMES.flatMap((op): OpCase[] => {
+    const a = () => (op === 'pow' ? uniform(random, count, 0.1, 3) : uniform(random, count, -3, 3));
+    const b = (length: number) =>
+      op === 'pow'
+        ? uniform(random, length, -2, 2)
+        : op === 'div'
+          ? uniform(random, length, 0.5, 3)
+          : uniform(random, length, -3, 3);
+    const tolerance = TOLERANCES.f32.elementwise;
+    return [
+      {
+        name: `binary ${op} same (${count})`,
+        tolerance,
+        inputs: [a(), b(count)],
+        outputLength: count,
+        run: (d, [x, y], o) => d.binary(op, x, y, o),
+      },
+      {
+        name: `binary ${op} row broadcast (${rows}x${columns})`,
+        tolerance,
+        inputs: [a(), b(columns)],
+        outputLength: count,
+        run: (d, [x, y], o) => d.binary(op, x, y, o, { shapeA: [rows, columns], shapeB: [columns] }),
+      },
+      {
+        name: `binary ${op} scalar broadcast (${count})`,
+        tolerance,
+        inputs: [a(), b(1)],
+        outputLength: count,
+        run: (d, [x, y], o) => d.binary(op, x, y, o, { shapeA: [count], shapeB: [1] }),
+      },
+      {
+        name: `binary ${op} column broadcast (${rows}x${columns})`,
+        tolerance,
+        inputs: [b(rows), a()],
+        outputLength: count,
+        run: (d, [x, y], o) => d.binary(op, y, x, o, { shapeA: [rows, columns], shapeB: [rows, 1] }),
+      },
+    ];
+  });
+}
+
+export function rowCases(random: Random, rows: number, columns: number): OpCase[] {
+  const input = () => uniform(random, rows * columns, -4, 4);
+  const tolerance = TOLERANCES.f32.reduction;
+  const cases: OpCase[] = REDUCE_OP_NAMES.map((op) => ({
+    name: `reduce ${op} (${rows}x${columns})`,
+    tolerance,
+    inputs: [input()],
+    outputLength: rows,
+    run: (d, [x], o) => d.reduce(op, x, o, rows, columns),
+  }));
+  cases.push({
+    name: `softmax (${rows}x${columns})`,
+    tolerance,
+    inputs: [input()],
+    outputLength: rows * columns,
+    run: (d, [x], o) => d.softmax(x, o, rows, columns),
+  });
+  cases.push({
+    name: `layernorm (${rows}x${columns})`,
+    tolerance,
+    inputs: [input(), uniform(random, columns, 0.5, 1.5), uniform(random, columns, -1, 1)],
+    outputLength: rows * columns,
+    run: (d, [x, gamma, beta], o) => d.layernorm(x, gamma, beta, o, rows, columns),
+  });
+  return cases;
+}
+
+export function matmulCase(random: Random, m: number, n: number, k: number): OpCase {
+  return {
+    name: `matmul ${m}x${k} @ ${k}x${n}`,
+    tolerance: TOLERANCES.f32.matmul,
+    inputs: [uniform(random, m * k, -1, 1), uniform(random, k * n, -1, 1)],
+    outputLength: m * n,
+    run: (d, [a, b], o) => d.matmul(a, b, o, m, n, k),
+  };
+}
+
+export function conv2dCase(random: Random, withBias: boolean): OpCase {
+  const shape = {
+    batch: 2,
+    inChannels: 3,
+    height: 7,
+    width: 6,
+    outChannels: 4,
+    kernelHeight: 3,
+    kernelWidth: 2,
+    stride: [2, 1] as const,
+    padding: 1,
+  };
+  const outHeight = Math.floor((7 + 2 - 3) / 2) + 1;
+  const outWidth = Math.floor((6 + 2 - 2) / 1) + 1;
+  const inputs = [uniform(random, 2 * 3 * 7 * 6, -1, 1), uniform(random, 4 * 3 * 3 * 2, -1, 1)];
+  if (withBias) inputs.push(uniform(random, 4, -1, 1));
+  return {
+    name: `conv2d ${withBias ? 'with' : 'without'} bias`,
+    tolerance: TOLERANCES.f32.matmul,
+    inputs,
+    outputLength: 2 * 4 * outHeight * outWidth,
+    run: (d, [input, weight, bias], o) => {
+      d.conv2d(input, weight, bias, o, shape);
+    },
+  };
+}
+
+/** Uploads the inputs, runs the op, reads the output, releases everything. */
+export async function runCase(device: Device, opCase: OpCase): Promise<Float32Array> {
+  const inputs = opCase.inputs.map((values) => device.upload(values));
+  const output = device.allocate(opCase.outputLength * 4);
+  try {
+    opCase.run(device, inputs, output);
+    return await device.readFloat32(output);
+  } finally {
+    for (const buffer of [...inputs, output]) buffer.release();
+  }
+}
+
+/** Every op with small shapes (SwiftShader is slow), from one seed. */
+export function allCases(seed: number): OpCase[] {
+  const random = new Random(seed);
+  return [
+    // Counts divisible by 4 take the vec4 kernels on WebGPU; the others the scalar ones.
+    ...unaryCases(random, 1000),
+    ...unaryCases(random, 37),
+    ...binaryCases(random, 7, 33),
+    ...binaryCases(random, 4, 16),
+    ...rowCases(random, 5, 300),
+    ...rowCases(random, 3, 1),
+    matmulCase(random, 70, 65, 33),
+    matmulCase(random, 1, 1, 1),
+    matmulCase(random, 128, 64, 96),
+    conv2dCase(random, true),
+    conv2dCase(random, false),
+  ];
+}
