@@ -21,3 +21,4 @@ export * from './Saga.js';
 export * from './Simulation.js';
 export * from './scenarios.js';
 export * from './simulate.js';
+export * from './checkpointedServer.js';
