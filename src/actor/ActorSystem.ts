@@ -15,6 +15,7 @@ import {
   type ExitObserver,
   extraOf,
   type MailboxPolicy,
+  mailboxFor,
   type OverflowPolicy,
   ProcessRecord,
   RUNNABLE,
@@ -570,7 +571,7 @@ export class ActorSystem implements Spawner {
   }
 
   private queueMessage(target: ProcessRecord, message: unknown): void {
-    target.mailbox.push(message);
+    mailboxFor(target).push(message);
     if (target.state === WAITING && target.behavior !== undefined) {
       target.state = RUNNABLE;
       this.enqueue(target);

@@ -56,7 +56,8 @@ export class ProcessRecord {
   state = RUNNABLE;
   scheduled = false;
   started = false;
-  readonly mailbox = new Queue<unknown>();
+  /** Starts as the shared empty queue; `mailboxFor` gives the process its own on first push. */
+  mailbox: Queue<unknown> = EMPTY_MAILBOX;
   /** Handler actors: the behavior object. Bodies: undefined. */
   behavior: { handle(message: unknown, context: any): unknown; init?(context: any): unknown } | undefined =
     undefined;
@@ -74,6 +75,19 @@ export class ProcessRecord {
     readonly pid: Pid,
     readonly policy: MailboxPolicy,
   ) {}
+}
+
+/**
+ * The mailbox every process starts with: empty, shared, never written to. Reads (length, scans)
+ * work on it; the first message gives the process a queue of its own, so a process that never
+ * receives costs no queue.
+ */
+export const EMPTY_MAILBOX: Queue<unknown> = new Queue<unknown>();
+
+/** The process's own mailbox, created on first use. */
+export function mailboxFor(record: ProcessRecord): Queue<unknown> {
+  if (record.mailbox === EMPTY_MAILBOX) record.mailbox = new Queue<unknown>();
+  return record.mailbox;
 }
 
 /** The extra part of a record, created if needed. */
