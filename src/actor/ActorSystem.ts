@@ -158,6 +158,14 @@ export interface SystemStats {
   readonly crashes: number;
 }
 
+/** Where an operation runs from: the system (outside any process) or a process's context. */
+export type Where = ActorSystem | Context;
+
+/** The system behind a `Where`. */
+export function systemOf(where: Where): ActorSystem {
+  return where instanceof ActorSystem ? where : where.system;
+}
+
 /** The opaque handle a server replies to (`reply(from, value)`). */
 export interface CallFrom {
   readonly caller: Pid | undefined;

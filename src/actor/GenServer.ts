@@ -7,6 +7,8 @@ import {
   describe,
   type Handler,
   type MailboxOptions,
+  systemOf,
+  type Where,
 } from './ActorSystem.js';
 import { ExitMessage, type ExitReason } from './ExitReason.js';
 import { BadArgument, ProcessExited } from './errors.js';
@@ -113,12 +115,6 @@ export class StartError extends Error {
 }
 
 export const isStartError = (error: unknown): error is StartError => error instanceof StartError;
-
-type Where = ActorSystem | Context;
-
-function systemOf(where: Where): ActorSystem {
-  return 'rootPid' in where ? where : where.system;
-}
 
 /**
  * Starts a server and resolves with its pid once `init` has returned, as gen_server:start.

@@ -1,3 +1,4 @@
+import { systemOf, type Where } from '../actor/ActorSystem.js';
 import {
   type ActorSystem,
   BadArgument,
@@ -6,7 +7,7 @@ import {
   isPid,
   type Pid,
 } from '../actor/index.js';
-import { systemOf, type Where, whichChildren } from './Supervisor.js';
+import { whichChildren } from './Supervisor.js';
 
 export interface RollingUpgradeOptions {
   /** The code swap for one child: returns the function given to `system.upgrade` (current => next). */

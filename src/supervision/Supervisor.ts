@@ -1,10 +1,12 @@
 import {
-  type ActorSystem,
+  ActorSystem,
   BadArgument,
   type Context,
   type ExitReason,
   isPid,
   type Pid,
+  systemOf,
+  type Where,
 } from '../actor/index.js';
 import type { ChildSpec } from './ChildSpec.js';
 import { SupervisorStartFailed } from './errors.js';
@@ -35,6 +37,8 @@ import type {
   TerminateChildResult,
 } from './SupervisorResults.js';
 
+/** Where supervisor functions act from: the system (outside any process) or a process's context. */
+export type { Where } from '../actor/ActorSystem.js';
 export {
   DEFAULT_INTENSITY,
   DEFAULT_MAX_CHILDREN,
@@ -43,9 +47,6 @@ export {
   MAX_PERIOD_MS,
   type SupervisorOptions,
 } from './internal/config.js';
-
-/** Where supervisor functions act from: the system (outside any process) or a process's context. */
-export type Where = ActorSystem | Context;
 
 /** Supervisor calls wait as long as it takes by default, as OTP's (`infinity`). */
 export const DEFAULT_SUPERVISOR_CALL_TIMEOUT_MS = Number.POSITIVE_INFINITY;
@@ -87,9 +88,11 @@ export function startSupervisor(where: Where, options: SupervisorOptions): Promi
   return new Promise<Pid>((resolve, reject) => {
     let settled = false;
     let pid: Pid | undefined;
+    const startWatch = new AbortController();
     const settle = (failure?: SupervisorStartFailed): void => {
       if (settled) return;
       settled = true;
+      startWatch.abort(); // the watch below only matters until the start settles
       if (failure === undefined) resolve(pid!);
       else reject(failure);
     };
@@ -97,7 +100,10 @@ export function startSupervisor(where: Where, options: SupervisorOptions): Promi
     const spawnOptions = { name: config.name, trapExit: true };
     pid = isSystem(where) ? system.spawn(body, spawnOptions) : where.spawnLink(body, spawnOptions);
     // killed during init: the body never resumes, so its exit settles the start
-    system.whenExited(pid).then((reason) => settle(new SupervisorStartFailed(undefined, reason)));
+    system.whenExited(pid, { signal: startWatch.signal }).then(
+      (reason) => settle(new SupervisorStartFailed(undefined, reason)),
+      () => {},
+    );
   });
 }
 
@@ -243,13 +249,8 @@ export const Supervisor = {
   stop: stopSupervisor,
 } as const;
 
-/** @internal */
-export function systemOf(where: Where): ActorSystem {
-  return isSystem(where) ? where : where.system;
-}
-
 function isSystem(where: Where): where is ActorSystem {
-  return 'rootPid' in where;
+  return where instanceof ActorSystem;
 }
 
 function checkServer(supervisor: unknown): Pid | string {
