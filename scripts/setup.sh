@@ -19,5 +19,7 @@ if [ "${#missing[@]}" -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
 
-npm ci --no-audit --no-fund
+# `npm install` (not `npm ci`): it keeps the locked versions, and this npm writes lockfiles that
+# list only this platform's optional packages, which `npm ci` then rejects as out of sync.
+npm install --no-audit --no-fund
 npm run build
