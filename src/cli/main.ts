@@ -45,7 +45,9 @@ export function buildProgram(): Command {
 
   program
     .command('devices')
-    .description('list the compute devices present (CPU, WebGPU adapters, CUDA GPUs) and which is the default')
+    .description(
+      'list the compute devices present (CPU, WebGPU adapters, CUDA GPUs) and which is the default',
+    )
     .option('--json', 'print JSON instead of a table', false)
     .action(async (options: { json: boolean }) => {
       const { devicesCommand } = await import('../gpu/devicesCommand.js');
