@@ -113,3 +113,10 @@ describe('runtime fault injection', () => {
     expect(a.simulatedTimeMs).toBe(b.simulatedTimeMs);
   });
 });
+
+describe('supervised-storm scenario', () => {
+  it('no permanent child stays dead under crash storms, over many seeds', async () => {
+    const report = await runScenarioByName('supervised-storm', { seeds: 200 });
+    expect(report.failures.map((failure) => [failure.seed, String(failure.error)])).toEqual([]);
+  });
+});
