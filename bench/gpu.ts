@@ -8,18 +8,39 @@
  * - `cuda_matmul_gflops_tf32`, `cuda_matmul_gflops_bf16`: cuBLAS with tensor cores, and
  *   `torch_matmul_gflops_bf16` with the ratio when python3 has torch with CUDA (cheap to ask).
  * - `<backend>_launch_overhead_us`: a one-element kernel launched 500 times, then one sync.
+ * - `failover_ms`: 8 kernel actors (GpuKernelActor under a GpuSupervisor, on a real-time actor
+ *   system) launch at once on a device whose every launch fails (injected errors at rate 1);
+ *   the time from the device being marked critical (the `device_critical` event) until every
+ *   one of them has answered its launch from the other device. The median of 5 runs (quick: 3),
+ *   `failover_ms_max` the slowest. For `failover_ms` both devices are cpu backends (`cpu:0`
+ *   failing, `cpu:1`), so the figure is the supervision path itself, present on every machine;
+ *   `<backend>_failover_ms` has that backend's device failing (webgpu:0, cuda:0) and cpu:1 take over.
  *
  * Each figure times repeated launches after a warm-up, ending in one `synchronize`, for at
  * least 0.25 s or 1000 repetitions, whichever comes first (at least 2).
  */
 import { spawnSync } from 'node:child_process';
+import { ActorSystem } from '../src/actor/index.js';
 import { Random } from '../src/actor/Random.js';
-import { type Device, detectDevices, openDevice } from '../src/gpu/index.js';
+import { FaultInjector } from '../src/fault/index.js';
+import {
+  CpuBackend,
+  Device,
+  type DeviceOptions,
+  detectDevices,
+  GpuSupervisor,
+  gpuFaultHook,
+  type KernelRequest,
+  openDevice,
+} from '../src/gpu/index.js';
 
 const MEBI = 1 << 20;
 const MIN_SECONDS = 0.25;
 const MAX_REPETITIONS = 1000;
 const LAUNCHES_FOR_OVERHEAD = 500;
+const FAILOVER_KERNELS = 8;
+/** Retries per device high enough that the kernels leave by the device turning critical. */
+const FAILOVER_RETRIES_PER_DEVICE = 20;
 
 type Figures = Record<string, number | string>;
 
@@ -141,6 +162,67 @@ async function benchDevice(device: Device, options: { quick: boolean }, figures:
   figures[`${backend}_launch_overhead_us`] = round(await launchOverhead(device));
 }
 
+/** One failover: ms from `device_critical` on the failing device until all kernels answered from cpu:1. */
+async function failoverOnce(
+  openFailing: (options: DeviceOptions) => Promise<Device>,
+  seed: number,
+): Promise<number> {
+  const system = new ActorSystem();
+  const injector = new FaultInjector({ gpuErrorRate: 1, seed });
+  const failing = await openFailing({ clock: system.clock, faultHook: gpuFaultHook(injector) });
+  const healthy = new Device(new CpuBackend(1), { clock: system.clock });
+  let criticalAtMs: number | undefined;
+  const gpu = await GpuSupervisor.start(system, {
+    devices: [failing, healthy],
+    name: 'bench-failover',
+    onEvent: (event) => {
+      if (event.kind === 'device_critical') criticalAtMs ??= performance.now();
+    },
+  });
+  try {
+    const ids = Array.from({ length: FAILOVER_KERNELS }, (_, index) => `kernel${index}`);
+    const weight = randomFloats(64 * 64, seed);
+    for (const id of ids) {
+      const spec = { id, device: failing.id, resident: { weight } };
+      await gpu.startKernel({ ...spec, maxRetriesPerDevice: FAILOVER_RETRIES_PER_DEVICE });
+    }
+    const request: KernelRequest = {
+      kind: 'matmul',
+      a: weight,
+      b: { resident: 'weight' },
+      m: 64,
+      n: 64,
+      k: 64,
+    };
+    const answers = await Promise.all(
+      ids.map((id) => gpu.launch(id, request).then((output) => ({ output, atMs: performance.now() }))),
+    );
+    if (criticalAtMs === undefined) throw new Error(`failover: ${failing.id} never became critical`);
+    if (answers.some((answer) => answer.output.deviceId !== healthy.id))
+      throw new Error('failover: a kernel answered from the failing device');
+    return Math.max(...answers.map((answer) => answer.atMs)) - criticalAtMs;
+  } finally {
+    await gpu.stop();
+    failing.destroy();
+    healthy.destroy();
+    system.shutdown();
+  }
+}
+
+/** `<prefix>failover_ms` (median) and `<prefix>failover_ms_max` over 5 runs (quick: 3). */
+async function failover(
+  prefix: string,
+  openFailing: (options: DeviceOptions) => Promise<Device>,
+  quick: boolean,
+  figures: Figures,
+): Promise<void> {
+  const runs: number[] = [];
+  for (let run = 0; run < (quick ? 3 : 5); run++) runs.push(await failoverOnce(openFailing, run + 1));
+  runs.sort((a, b) => a - b);
+  figures[`${prefix}failover_ms`] = round(runs[Math.floor(runs.length / 2)]);
+  figures[`${prefix}failover_ms_max`] = round(runs[runs.length - 1]);
+}
+
 function round(value: number): number {
   return Number(value.toPrecision(4));
 }
@@ -162,6 +244,12 @@ export async function run(options: {
     } finally {
       device.destroy();
     }
+  }
+  figures.failover_kernels = FAILOVER_KERNELS;
+  await failover('', async (extra) => new Device(new CpuBackend(0), extra), options.quick, figures);
+  for (const info of devices.filter((device) => device.backend !== 'cpu')) {
+    const spec = { backend: info.backend, index: info.index };
+    await failover(`${info.backend}_`, (extra) => openDevice(spec, extra), options.quick, figures);
   }
   return figures;
 }

@@ -28,6 +28,20 @@ export {
 export { DeviceBuffer } from './DeviceBuffer.js';
 export { DEFAULT_WATCHDOG_DEADLINE_MS, MAX_STREAMS_PER_DEVICE } from './DeviceCore.js';
 export {
+  CRITICAL_AFTER_ERRORS,
+  DEFAULT_HEALTH_WINDOW_MS,
+  DEGRADED_AFTER_ERRORS,
+  DEVICE_HEALTH_LEVELS,
+  type DeviceHealthLevel,
+  type DeviceHealthReport,
+  DeviceHealthTracker,
+  type HealthChange,
+  healthLevel,
+  healthSeverity,
+  MAX_ERRORS_KEPT_PER_DEVICE,
+  UnknownDevice,
+} from './DeviceHealth.js';
+export {
   chooseDefault,
   type Detection,
   type DeviceSpec,
@@ -49,6 +63,28 @@ export {
   KernelTimeout,
   OutOfDeviceMemory,
 } from './errors.js';
+export { type GpuFaultHookOptions, gpuFaultHook } from './faultHooks.js';
+export {
+  type DeviceHealthEvent,
+  formatGpuEvent,
+  type GpuEvent,
+  type GpuEventListener,
+  type KernelMigratedEvent,
+  type MigrationReason,
+  type NoHealthyDeviceEvent,
+} from './GpuEvent.js';
+export {
+  DEFAULT_GPU_SUPERVISOR_NAME,
+  DEFAULT_KERNEL_RESTART_INTENSITY,
+  DEFAULT_KERNEL_RESTART_PERIOD_MS,
+  DEFAULT_MAX_KERNELS,
+  GpuSupervisor,
+  type GpuSupervisorOptions,
+  InvalidGpuSupervisorOptions,
+  type InvalidGpuSupervisorOptionsReason,
+  KernelStartFailed,
+  MAX_SUPERVISED_DEVICES,
+} from './GpuSupervisor.js';
 export { type Conv2dShape, MAX_KERNEL_ELEMENTS } from './internal/checks.js';
 export {
   capacityFor,
@@ -56,6 +92,47 @@ export {
   SMALL_CLASS_MAX_BYTES,
   SMALL_CLASS_MIN_BYTES,
 } from './internal/MemoryPool.js';
+export {
+  type Caller,
+  DEFAULT_LAUNCH_TIMEOUT_MS,
+  finishKernel,
+  GpuKernelActor,
+  isKernelLaunchFailed,
+  type KernelActorArgs,
+  KernelLaunchFailed,
+  type KernelOutput,
+  type KernelReply,
+  type KernelStatus,
+  kernelStatus,
+  type LaunchFailure,
+  launchKernel,
+} from './KernelActor.js';
+export {
+  InvalidKernelRequest,
+  isInvalidKernelRequest,
+  KERNEL_INPUT_ROLES,
+  type KernelInput,
+  type KernelKind,
+  type KernelPlan,
+  type KernelRequest,
+  planKernelRequest,
+  type ResidentInput,
+} from './KernelRequest.js';
+export {
+  DEFAULT_KERNEL_DEADLINE_MS,
+  DEFAULT_MAX_MIGRATIONS_PER_LAUNCH,
+  DEFAULT_MAX_RETRIES_PER_DEVICE,
+  InvalidKernelSpec,
+  type InvalidKernelSpecReason,
+  isInvalidKernelSpec,
+  type KernelSpec,
+  MAX_KERNEL_DEADLINE_MS,
+  MAX_MIGRATIONS_PER_LAUNCH,
+  MAX_RESIDENT_ARRAYS,
+  MAX_RETRIES_PER_DEVICE,
+  type ResolvedKernelSpec,
+  resolveKernelSpec,
+} from './KernelSpec.js';
 export { allCudaKernels, type CudaKernel } from './kernels/cuda.js';
 export { type Expression, toCuda, toJavaScript, toWgsl } from './kernels/Expression.js';
 export { type GeneratedKernel, generateKernel } from './kernels/generateKernel.js';
