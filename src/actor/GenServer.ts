@@ -1,5 +1,5 @@
 import {
-  type ActorSystem,
+  ActorSystem,
   type CallFrom,
   CallRequest,
   type Context,
@@ -157,7 +157,7 @@ export function startGenServer<State, Args>(
 export function castTo(where: Where, server: Pid | string, request: unknown): void {
   const system = systemOf(where);
   if (typeof server === 'string' && system.whereis(server) === undefined) return;
-  if ('rootPid' in where) system.send(server, new CastRequest(request));
+  if (where instanceof ActorSystem) system.send(server, new CastRequest(request));
   else where.send(server, new CastRequest(request));
 }
 
@@ -201,7 +201,7 @@ export function upgradeServer<State>(
 }
 
 function contextOf(where: Where, operation: string): Context {
-  if ('rootPid' in where)
+  if (where instanceof ActorSystem)
     throw new BadArgument(`${operation} needs a process context to link to, not the system`);
   return where;
 }

@@ -1,5 +1,5 @@
 import {
-  type ActorSystem,
+  ActorSystem,
   type CallFrom,
   CallRequest,
   type Context,
@@ -102,7 +102,7 @@ export function startStateMachine<S extends string, D, Args>(
     );
     const spawnOptions = { name: options.name, mailbox: options.mailbox };
     let pid: Pid;
-    if ('rootPid' in where) {
+    if (where instanceof ActorSystem) {
       if (options.link)
         throw new BadArgument('startStateMachine with link needs a process context, not the system');
       pid = where.spawn(handler, spawnOptions);

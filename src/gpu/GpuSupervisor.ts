@@ -41,6 +41,7 @@ import {
   DEFAULT_CALL_TIMEOUT_MS,
   type Pid,
   startGenServer,
+  systemOf,
 } from '../actor/index.js';
 import {
   type ChildInfo,
@@ -176,7 +177,7 @@ export class GpuSupervisor {
       name: config.name,
       children: [healthSpec, kernelsSpec],
     });
-    const system = 'rootPid' in where ? where : where.system;
+    const system = systemOf(where);
     return new GpuSupervisor(system, pid, config.name, new Set(config.devices.map((device) => device.id)));
   }
 
