@@ -1,0 +1,219 @@
+/**
+ * ML benchmark: matrix product speed against OpenBLAS called directly, training steps per second
+ * for the issue's MLPs and a small CNN on Fashion-MNIST, and test accuracy after 5 epochs.
+ *
+ *   zbmd bench ml --json            all figures (accuracy runs take a few minutes)
+ *   zbmd bench ml --json --quick    speed figures on shorter runs, no accuracy runs
+ *   ZBMD_BENCH_ML=accuracy zbmd bench ml --json   only the accuracy runs
+ *
+ * Fashion-MNIST comes from Debian's dataset-fashion-mnist (/usr/share/datasets/fashion-mnist);
+ * without it the bench runs on the small data set shipped in data/tiny and says so (`dataset`).
+ */
+
+import { Random } from '../src/actor/Random.js';
+import {
+  Adam,
+  blasInfo,
+  Conv2d,
+  cosineSchedule,
+  DataLoader,
+  type Dataset,
+  dispose,
+  evaluateAccuracy,
+  Flatten,
+  fromData,
+  Linear,
+  loadDefaultDataset,
+  MaxPool2d,
+  type Module,
+  manualSeed,
+  matmul,
+  noGrad,
+  ReLU,
+  Sequential,
+  type TrainTestDatasets,
+  trainPlain,
+} from '../src/ml/index.js';
+import { rawOpenBlasSgemm } from '../src/ml/internal/blas.js';
+
+export interface BenchOptions {
+  readonly json: boolean;
+  readonly quick: boolean;
+}
+
+/** Shuffled batches, a new seeded order each epoch, the last partial batch dropped. */
+function loaderOf(dataset: Dataset, batchSize: number, seed: number): DataLoader {
+  return new DataLoader(dataset, { batchSize, shuffle: true, seed, dropLast: true });
+}
+
+function mlp(hidden: number): Module {
+  return new Sequential(new Flatten(), new Linear(784, hidden), new ReLU(), new Linear(hidden, 10));
+}
+
+/**
+ * conv(1->16, 3x3) pool relu -> conv(16->32, 3x3) pool relu -> 1568 -> 128 -> 10. Pooling before
+ * the ReLU computes the same function with the same gradients as ReLU then pooling (max and
+ * ReLU commute), on a quarter of the elements.
+ */
+function cnn(): Module {
+  return new Sequential(
+    new Conv2d(1, 16, 3, { padding: 1 }),
+    new MaxPool2d(2),
+    new ReLU(),
+    new Conv2d(16, 32, 3, { padding: 1 }),
+    new MaxPool2d(2),
+    new ReLU(),
+    new Flatten(),
+    new Linear(32 * 7 * 7, 128),
+    new ReLU(),
+    new Linear(128, 10),
+  );
+}
+
+function seconds(body: () => void): number {
+  const started = performance.now();
+  body();
+  return (performance.now() - started) / 1000;
+}
+
+/**
+ * 1024 x 1024 products through `matmul` and through cblas_sgemm called directly, alternated so
+ * both see the same machine load; the best time of each.
+ */
+function matmulFigures(quick: boolean): Record<string, number | string> {
+  const n = 1024;
+  const random = new Random(1);
+  const a = fromData(
+    Float32Array.from({ length: n * n }, () => random.next() - 0.5),
+    [n, n],
+  );
+  const b = fromData(
+    Float32Array.from({ length: n * n }, () => random.next() - 0.5),
+    [n, n],
+  );
+  const c = new Float32Array(n * n);
+  const flops = 2 * n * n * n;
+  const sgemm = rawOpenBlasSgemm();
+  let ours = Number.POSITIVE_INFINITY;
+  let direct = Number.POSITIVE_INFINITY;
+  for (let r = 0; r < (quick ? 8 : 30); r++) {
+    ours = Math.min(
+      ours,
+      seconds(() => noGrad(() => dispose(matmul(a, b)))),
+    );
+    if (sgemm !== null)
+      direct = Math.min(
+        direct,
+        seconds(() => sgemm(101, 111, 111, n, n, n, 1, a.data, n, b.data, n, 0, c, n)),
+      );
+  }
+  const figures: Record<string, number | string> = { matmul_1024_gflops: round(flops / ours / 1e9) };
+  if (sgemm !== null) {
+    figures.openblas_direct_1024_gflops = round(flops / direct / 1e9);
+    figures.matmul_vs_openblas_ratio = round(direct / ours, 3);
+  }
+  return figures;
+}
+
+/**
+ * Steady-state steps per second of `trainPlain` (sample a batch, forward, loss, backward, Adam
+ * update): `warmup` steps first, then the best of five timed runs of `steps` steps (the machine
+ * is shared: the best run is the least disturbed).
+ */
+function stepsPerSecond(model: Module, loader: DataLoader, steps: number, warmup: number): number {
+  const optimizer = new Adam(model.parameters(), { learningRate: 1e-3 });
+  const epochs = Number.MAX_SAFE_INTEGER;
+  trainPlain({ model, optimizer, loader, epochs, maxSteps: warmup });
+  let best = 0;
+  for (let run = 0; run < 5; run++) {
+    const { elapsedMs } = trainPlain({ model, optimizer, loader, epochs, maxSteps: steps });
+    best = Math.max(best, steps / (elapsedMs / 1000));
+  }
+  return round(best, 1);
+}
+
+/**
+ * Standardises pixels with the training set's mean and standard deviation (as torchvision's
+ * Normalize((0.2860,), (0.3530,)) does for Fashion-MNIST), in place, train and test alike.
+ */
+function standardize(data: TrainTestDatasets): void {
+  const train = data.train.features;
+  let total = 0;
+  for (let i = 0; i < train.length; i++) total += train[i];
+  const mean = total / train.length;
+  let squares = 0;
+  for (let i = 0; i < train.length; i++) squares += (train[i] - mean) ** 2;
+  const deviation = Math.sqrt(squares / train.length);
+  for (const features of [data.train.features, data.test.features]) {
+    for (let i = 0; i < features.length; i++) features[i] = (features[i] - mean) / deviation;
+  }
+}
+
+/**
+ * Test accuracy after `epochs` epochs of Adam 1e-3 (seeded model and shuffling); with `cosine`
+ * the rate decays to 0 over the run (the CNN's setting), otherwise it stays constant.
+ */
+function trainedAccuracy(
+  model: Module,
+  data: TrainTestDatasets,
+  batchSize: number,
+  epochs: number,
+  cosine: boolean,
+): number {
+  const optimizer = new Adam(model.parameters(), { learningRate: 1e-3 });
+  const loader = loaderOf(data.train, batchSize, 7);
+  const totalSteps = epochs * loader.batchesPerEpoch;
+  const schedule = cosine ? cosineSchedule({ learningRate: 1e-3, totalSteps }) : undefined;
+  trainPlain({ model, optimizer, loader, epochs, schedule });
+  return round(evaluateAccuracy(model, data.test), 4);
+}
+
+function round(value: number, digits = 2): number {
+  const scale = 10 ** digits;
+  return Math.round(value * scale) / scale;
+}
+
+function speedFigures(train: Dataset, quick: boolean): Record<string, number> {
+  const scale = quick ? 0.25 : 1;
+  manualSeed(1);
+  const mlpSteps = stepsPerSecond(mlp(128), loaderOf(train, 32, 1), Math.round(2000 * scale), 200);
+  manualSeed(2);
+  const mlp512Steps = stepsPerSecond(mlp(512), loaderOf(train, 128, 2), Math.round(300 * scale), 30);
+  manualSeed(3);
+  const cnnSteps = stepsPerSecond(cnn(), loaderOf(train, 64, 3), Math.round(60 * scale), 5);
+  return {
+    mlp_steps_per_sec: mlpSteps,
+    mlp_target_steps_per_sec: 1.5 * 1280,
+    mlp512_b128_steps_per_sec: mlp512Steps,
+    mlp512_b128_target_steps_per_sec: 1.2 * 164,
+    cnn_steps_per_sec: cnnSteps,
+  };
+}
+
+function accuracyFigures(data: TrainTestDatasets): Record<string, number> {
+  const epochs = 5;
+  manualSeed(11);
+  const mlpAccuracy = trainedAccuracy(mlp(128), data, 32, epochs, false);
+  manualSeed(12);
+  const cnnAccuracy = trainedAccuracy(cnn(), data, 64, epochs, true);
+  return { mlp_test_accuracy_5_epochs: mlpAccuracy, cnn_test_accuracy_5_epochs: cnnAccuracy };
+}
+
+/**
+ * Modes: 'quick' (speed figures on short runs), 'full' (speed, then 5-epoch accuracy runs) and
+ * 'accuracy' (only the accuracy runs), chosen by `quick` or the ZBMD_BENCH_ML variable.
+ */
+export async function run(options: BenchOptions): Promise<Record<string, number | string>> {
+  const mode = process.env.ZBMD_BENCH_ML ?? (options.quick ? 'quick' : 'full');
+  const info = blasInfo();
+  const figures: Record<string, number | string> = { mode, blas: info.backend, blas_threads: info.threads };
+  // Fashion-MNIST when installed, else the small data set shipped in data/tiny (figures then
+  // measure speed only: the accuracy targets are for Fashion-MNIST).
+  const data = await loadDefaultDataset();
+  figures.dataset = data.name;
+  standardize(data);
+  if (mode !== 'accuracy')
+    Object.assign(figures, matmulFigures(options.quick), speedFigures(data.train, options.quick));
+  if (mode === 'full' || mode === 'accuracy') Object.assign(figures, accuracyFigures(data));
+  return figures;
+}

@@ -1,0 +1,37 @@
+/**
+ * Errors of the ML layer. Bad input (a shape that does not fit, an axis out of range, a dtype an
+ * op cannot compute in) is an operating error: it is thrown as a `TensorError` whose `reason`
+ * says which rule was broken, so callers can match on it.
+ */
+export type TensorErrorReason =
+  | 'shape_mismatch'
+  | 'invalid_shape'
+  | 'invalid_axis'
+  | 'invalid_dtype'
+  | 'invalid_argument'
+  | 'disposed'
+  | 'graph_consumed';
+
+export class TensorError extends Error {
+  readonly _tag = 'TensorError' as const;
+  constructor(
+    readonly reason: TensorErrorReason,
+    message: string,
+  ) {
+    super(`${message} (${reason})`);
+    this.name = 'TensorError';
+  }
+}
+
+export function isTensorError(value: unknown): value is TensorError {
+  return value instanceof TensorError;
+}
+
+/** Throws a `TensorError` with `reason` unless `condition` holds. */
+export function check(
+  condition: boolean,
+  reason: TensorErrorReason,
+  message: () => string,
+): asserts condition {
+  if (!condition) throw new TensorError(reason, message());
+}

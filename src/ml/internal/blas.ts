@@ -1,0 +1,389 @@
+/**
+ * General matrix products, C = alpha * op(A) * op(B) + beta * C, row-major, where op transposes
+ * or not. Through OpenBLAS's `cblas_sgemm` (via koffi) when the library is present, otherwise a
+ * cache-blocked TypeScript loop; the first fallback prints a one-line notice to stderr.
+ *
+ * Operands are (array, offset, leading dimension) triples, so batched and transposed operands
+ * are passed without copies. Set `ZBMD_BLAS=typescript` to force the fallback and
+ * `ZBMD_OPENBLAS=/path/libopenblas.so` to point at a library elsewhere.
+ */
+import { createRequire } from 'node:module';
+
+export type BlasBackendName = 'openblas' | 'typescript';
+
+export type GemmFunction = (
+  transposeA: boolean,
+  transposeB: boolean,
+  m: number,
+  n: number,
+  k: number,
+  alpha: number,
+  a: Float32Array,
+  aOffset: number,
+  lda: number,
+  b: Float32Array,
+  bOffset: number,
+  ldb: number,
+  beta: number,
+  c: Float32Array,
+  cOffset: number,
+  ldc: number,
+) => void;
+
+const CBLAS_ROW_MAJOR = 101;
+const CBLAS_NO_TRANS = 111;
+const CBLAS_TRANS = 112;
+
+const LIBRARY_PATHS = [
+  '/usr/lib/x86_64-linux-gnu/libopenblas.so.0',
+  '/usr/lib/x86_64-linux-gnu/openblas-pthread/libopenblas.so.0',
+  '/usr/lib/aarch64-linux-gnu/libopenblas.so.0',
+  '/usr/lib/aarch64-linux-gnu/openblas-pthread/libopenblas.so.0',
+  'libopenblas.so.0',
+  'libopenblas.so',
+  'libopenblas.dylib',
+];
+
+type RawSgemm = (...args: unknown[]) => void;
+
+interface OpenBlas {
+  readonly path: string;
+  readonly sgemm: RawSgemm;
+  threads: number;
+  readonly setThreads: ((threads: number) => void) | null;
+}
+
+let openBlas: OpenBlas | null | undefined;
+let active: BlasBackendName | undefined;
+let noticePrinted = false;
+
+function loadOpenBlas(): OpenBlas | null {
+  if (openBlas !== undefined) return openBlas;
+  openBlas = null;
+  let koffi: typeof import('koffi');
+  try {
+    koffi = createRequire(import.meta.url)('koffi') as typeof import('koffi');
+  } catch {
+    return null;
+  }
+  const override = process.env.ZBMD_OPENBLAS;
+  for (const path of override ? [override] : LIBRARY_PATHS) {
+    try {
+      const library = koffi.load(path);
+      const sgemm = library.func(
+        'void cblas_sgemm(int order, int transA, int transB, int m, int n, int k, float alpha, ' +
+          'const float *a, int lda, const float *b, int ldb, float beta, float *c, int ldc)',
+      ) as RawSgemm;
+      let threads = 1;
+      let setThreads: ((threads: number) => void) | null = null;
+      try {
+        threads = (library.func('int openblas_get_num_threads()') as () => number)();
+        setThreads = library.func('void openblas_set_num_threads(int threads)') as (threads: number) => void;
+      } catch {
+        // Not every build exports these; threading then stays as the library chose.
+      }
+      openBlas = { path, sgemm, threads, setThreads };
+      return openBlas;
+    } catch {
+      // Try the next path.
+    }
+  }
+  return null;
+}
+
+/** Which backend matrix products use; resolves (and prints the fallback notice) on first call. */
+export function blasBackend(): BlasBackendName {
+  if (active !== undefined) return active;
+  const wanted = process.env.ZBMD_BLAS;
+  if (wanted !== 'typescript' && loadOpenBlas() !== null) {
+    active = 'openblas';
+    return active;
+  }
+  active = 'typescript';
+  if (!noticePrinted) {
+    noticePrinted = true;
+    const why =
+      wanted === 'typescript' ? 'ZBMD_BLAS=typescript' : 'OpenBLAS not found (install libopenblas0-pthread)';
+    process.stderr.write(`zbmd: ${why}; matrix products use the slower TypeScript fallback\n`);
+  }
+  return active;
+}
+
+/** Chooses the backend explicitly (tests and benchmarks). Returns false if OpenBLAS is missing. */
+export function setBlasBackend(name: BlasBackendName): boolean {
+  if (name === 'openblas' && loadOpenBlas() === null) return false;
+  active = name;
+  return true;
+}
+
+/**
+ * Sets OpenBLAS's thread count (for example 1 per worker when several trainers share a machine).
+ * Returns false when OpenBLAS is not in use or cannot change it.
+ */
+export function setBlasThreads(threads: number): boolean {
+  if (!Number.isInteger(threads) || threads < 1)
+    throw new RangeError(`setBlasThreads: expected an integer >= 1, got ${threads}`);
+  const library = blasBackend() === 'openblas' ? openBlas : null;
+  if (!library?.setThreads) return false;
+  library.setThreads(threads);
+  library.threads = threads;
+  return true;
+}
+
+export function blasInfo(): { backend: BlasBackendName; library: string | null; threads: number } {
+  const backend = blasBackend();
+  const library = backend === 'openblas' ? (openBlas?.path ?? null) : null;
+  return { backend, library, threads: backend === 'openblas' ? (openBlas?.threads ?? 1) : 1 };
+}
+
+/** C = alpha * op(A) * op(B) + beta * C with the active backend. */
+export const gemm: GemmFunction = (ta, tb, m, n, k, alpha, a, ao, lda, b, bo, ldb, beta, c, co, ldc) => {
+  if (m === 0 || n === 0) return;
+  if (k === 0) {
+    scaleMatrix(m, n, beta, c, co, ldc);
+    return;
+  }
+  if ((active ?? blasBackend()) === 'openblas')
+    openBlasGemm(ta, tb, m, n, k, alpha, a, ao, lda, b, bo, ldb, beta, c, co, ldc);
+  else typescriptGemm(ta, tb, m, n, k, alpha, a, ao, lda, b, bo, ldb, beta, c, co, ldc);
+};
+
+/** The OpenBLAS path, also used directly by the benchmark's reference figure. */
+export const openBlasGemm: GemmFunction = (
+  ta,
+  tb,
+  m,
+  n,
+  k,
+  alpha,
+  a,
+  ao,
+  lda,
+  b,
+  bo,
+  ldb,
+  beta,
+  c,
+  co,
+  ldc,
+) => {
+  const library = loadOpenBlas();
+  if (library === null) throw new Error('openBlasGemm: OpenBLAS is not available');
+  library.sgemm(
+    CBLAS_ROW_MAJOR,
+    ta ? CBLAS_TRANS : CBLAS_NO_TRANS,
+    tb ? CBLAS_TRANS : CBLAS_NO_TRANS,
+    m,
+    n,
+    k,
+    alpha,
+    ao === 0 ? a : a.subarray(ao),
+    lda,
+    bo === 0 ? b : b.subarray(bo),
+    ldb,
+    beta,
+    co === 0 ? c : c.subarray(co),
+    ldc,
+  );
+};
+
+/** Raw access for the benchmark's "OpenBLAS called directly" reference; null when missing. */
+export function rawOpenBlasSgemm(): RawSgemm | null {
+  return loadOpenBlas()?.sgemm ?? null;
+}
+
+function scaleMatrix(m: number, n: number, beta: number, c: Float32Array, co: number, ldc: number): void {
+  for (let i = 0; i < m; i++) {
+    const row = co + i * ldc;
+    if (beta === 0) c.fill(0, row, row + n);
+    else if (beta !== 1) for (let j = 0; j < n; j++) c[row + j] *= beta;
+  }
+}
+
+const BLOCK_COLUMNS = 256;
+const BLOCK_DEPTH = 128;
+let packedA = new Float32Array(0);
+let packedB = new Float32Array(0);
+
+/** Packs op(B) (k x n) into a row-major scratch so the inner loop runs over contiguous memory. */
+function packB(
+  transposeB: boolean,
+  k: number,
+  n: number,
+  b: Float32Array,
+  bo: number,
+  ldb: number,
+): Float32Array {
+  if (packedB.length < k * n) packedB = new Float32Array(k * n);
+  for (let p = 0; p < k; p++) {
+    const row = p * n;
+    if (transposeB) for (let j = 0; j < n; j++) packedB[row + j] = b[bo + j * ldb + p];
+    else packedB.set(b.subarray(bo + p * ldb, bo + p * ldb + n), row);
+  }
+  return packedB;
+}
+
+/** alpha * op(A) (m x k), row-major, in a scratch. */
+function packA(
+  transposeA: boolean,
+  m: number,
+  k: number,
+  alpha: number,
+  a: Float32Array,
+  ao: number,
+  lda: number,
+): Float32Array {
+  if (packedA.length < m * k) packedA = new Float32Array(m * k);
+  for (let i = 0; i < m; i++) {
+    for (let p = 0; p < k; p++)
+      packedA[i * k + p] = alpha * (transposeA ? a[ao + p * lda + i] : a[ao + i * lda + p]);
+  }
+  return packedA;
+}
+
+/**
+ * C rows i and i+1, columns [j0, j1), depth [p0, p1): two rows by four depths per pass, so each
+ * loaded element of B feeds two rows and each C element is read and written once per four depths.
+ */
+function twoRows(
+  a: Float32Array,
+  k: number,
+  b: Float32Array,
+  n: number,
+  c: Float32Array,
+  rowC0: number,
+  rowC1: number,
+  i: number,
+  p0: number,
+  p1: number,
+  j0: number,
+  j1: number,
+): void {
+  const a0 = i * k;
+  const a1 = a0 + k;
+  let p = p0;
+  for (; p + 4 <= p1; p += 4) {
+    const s00 = a[a0 + p];
+    const s01 = a[a0 + p + 1];
+    const s02 = a[a0 + p + 2];
+    const s03 = a[a0 + p + 3];
+    const s10 = a[a1 + p];
+    const s11 = a[a1 + p + 1];
+    const s12 = a[a1 + p + 2];
+    const s13 = a[a1 + p + 3];
+    const b0 = p * n;
+    const b1 = b0 + n;
+    const b2 = b1 + n;
+    const b3 = b2 + n;
+    for (let j = j0; j < j1; j++) {
+      const x0 = b[b0 + j];
+      const x1 = b[b1 + j];
+      const x2 = b[b2 + j];
+      const x3 = b[b3 + j];
+      c[rowC0 + j] += s00 * x0 + s01 * x1 + s02 * x2 + s03 * x3;
+      c[rowC1 + j] += s10 * x0 + s11 * x1 + s12 * x2 + s13 * x3;
+    }
+  }
+  for (; p < p1; p++) {
+    const s0 = a[a0 + p];
+    const s1 = a[a1 + p];
+    const row = p * n;
+    for (let j = j0; j < j1; j++) {
+      const x = b[row + j];
+      c[rowC0 + j] += s0 * x;
+      c[rowC1 + j] += s1 * x;
+    }
+  }
+}
+
+function oneRow(
+  a: Float32Array,
+  k: number,
+  b: Float32Array,
+  n: number,
+  c: Float32Array,
+  rowC: number,
+  i: number,
+  p0: number,
+  p1: number,
+  j0: number,
+  j1: number,
+): void {
+  for (let p = p0; p < p1; p++) {
+    const s = a[i * k + p];
+    const row = p * n;
+    for (let j = j0; j < j1; j++) c[rowC + j] += s * b[row + j];
+  }
+}
+
+/** The pure TypeScript fallback: A and B packed, then blocked over columns and depth, two rows at a time. */
+export const typescriptGemm: GemmFunction = (
+  ta,
+  tb,
+  m,
+  n,
+  k,
+  alpha,
+  a,
+  ao,
+  lda,
+  b,
+  bo,
+  ldb,
+  beta,
+  c,
+  co,
+  ldc,
+) => {
+  scaleMatrix(m, n, beta, c, co, ldc);
+  if (m === 0 || n === 0 || k === 0 || alpha === 0) return;
+  const aPacked = packA(ta, m, k, alpha, a, ao, lda);
+  const bPacked = packB(tb, k, n, b, bo, ldb);
+  for (let j0 = 0; j0 < n; j0 += BLOCK_COLUMNS) {
+    const j1 = Math.min(n, j0 + BLOCK_COLUMNS);
+    for (let p0 = 0; p0 < k; p0 += BLOCK_DEPTH) {
+      const p1 = Math.min(k, p0 + BLOCK_DEPTH);
+      let i = 0;
+      for (; i + 2 <= m; i += 2)
+        twoRows(aPacked, k, bPacked, n, c, co + i * ldc, co + (i + 1) * ldc, i, p0, p1, j0, j1);
+      if (i < m) oneRow(aPacked, k, bPacked, n, c, co + i * ldc, i, p0, p1, j0, j1);
+    }
+  }
+};
+
+/**
+ * c (m, n) = op(a) @ op(b) [+ c when accumulating] for whole, contiguous row-major matrices:
+ * op(a) is (m, k) and op(b) is (k, n), so the leading dimensions follow from the shapes.
+ */
+export function matrixProduct(
+  transposeA: boolean,
+  transposeB: boolean,
+  m: number,
+  n: number,
+  k: number,
+  a: Float32Array,
+  b: Float32Array,
+  c: Float32Array,
+  accumulate: boolean,
+): void {
+  const lda = transposeA ? m : k;
+  const ldb = transposeB ? k : n;
+  gemm(
+    transposeA,
+    transposeB,
+    m,
+    n,
+    k,
+    1,
+    a,
+    0,
+    Math.max(1, lda),
+    b,
+    0,
+    Math.max(1, ldb),
+    accumulate ? 1 : 0,
+    c,
+    0,
+    Math.max(1, n),
+  );
+}

@@ -1,0 +1,117 @@
+/**
+ * Modules own parameters and sub-modules as plain fields; `namedParameters` finds them by
+ * walking the fields in declaration order (arrays of modules too), so names are stable:
+ * `layers.0.weight`. State dicts map those names to a copy of the values and their shape.
+ */
+import { check } from '../errors.js';
+import { Tensor } from '../Tensor.js';
+
+/** A tensor that a module trains: requires a gradient and is never pooled. */
+export class Parameter extends Tensor {
+  constructor(data: Float32Array, shape: readonly number[]) {
+    super(data, [...shape], 'f32', undefined, 0, true, { requiresGrad: true });
+  }
+}
+
+export interface TensorState {
+  readonly shape: readonly number[];
+  readonly data: Float32Array;
+}
+
+/** Parameter name -> values; loads back exactly. */
+export type StateDict = Record<string, TensorState>;
+
+export abstract class Module {
+  /** Training mode (dropout active). `eval()` turns it off for the whole tree. */
+  training = true;
+
+  abstract forward(input: Tensor): Tensor;
+
+  /** Parameters with dotted names, in field declaration order. */
+  namedParameters(prefix = ''): Array<[string, Parameter]> {
+    const out: Array<[string, Parameter]> = [];
+    for (const [name, value] of this.namedMembers()) {
+      if (value instanceof Parameter) out.push([prefix + name, value]);
+      else out.push(...value.namedParameters(`${prefix}${name}.`));
+    }
+    return out;
+  }
+
+  parameters(): Parameter[] {
+    return this.namedParameters().map(([, parameter]) => parameter);
+  }
+
+  /** Direct sub-modules with their names. */
+  children(): Array<[string, Module]> {
+    return this.namedMembers().filter((entry): entry is [string, Module] => entry[1] instanceof Module);
+  }
+
+  private namedMembers(): Array<[string, Parameter | Module]> {
+    const out: Array<[string, Parameter | Module]> = [];
+    for (const [key, value] of Object.entries(this)) {
+      if (value instanceof Parameter || value instanceof Module) out.push([key, value]);
+      else if (Array.isArray(value)) {
+        value.forEach((item, index) => {
+          if (item instanceof Parameter || item instanceof Module) out.push([`${key}.${index}`, item]);
+        });
+      }
+    }
+    return out;
+  }
+
+  train(mode = true): this {
+    this.training = mode;
+    for (const [, child] of this.children()) child.train(mode);
+    return this;
+  }
+
+  eval(): this {
+    return this.train(false);
+  }
+
+  /** Zeroes every parameter's gradient in place (the buffers are kept for the next step). */
+  zeroGrad(): void {
+    for (const parameter of this.parameters()) parameter.grad?.fill(0);
+  }
+
+  parameterCount(): number {
+    return this.parameters().reduce((total, parameter) => total + parameter.size, 0);
+  }
+
+  /** A copy of every parameter's values. */
+  stateDict(): StateDict {
+    const state: StateDict = {};
+    for (const [name, parameter] of this.namedParameters()) {
+      state[name] = { shape: [...parameter.shape], data: Float32Array.from(parameter.data) };
+    }
+    return state;
+  }
+
+  /** Copies values in; every name must be present with the same shape (extra names are an error when strict). */
+  loadStateDict(state: StateDict, options: { strict?: boolean } = {}): void {
+    const strict = options.strict ?? true;
+    const named = this.namedParameters();
+    for (const [name, parameter] of named) {
+      const entry = state[name];
+      if (entry === undefined) {
+        check(!strict, 'invalid_argument', () => `loadStateDict: missing parameter '${name}'`);
+        continue;
+      }
+      const sameShape =
+        entry.shape.length === parameter.rank && entry.shape.every((n, d) => n === parameter.shape[d]);
+      check(sameShape && entry.data.length === parameter.size, 'shape_mismatch', () => {
+        return `loadStateDict: '${name}' has shape [${entry.shape.join(', ')}], the module expects [${parameter.shape.join(', ')}]`;
+      });
+      parameter.data.set(entry.data);
+    }
+    if (strict) {
+      const known = new Set(named.map(([name]) => name));
+      const extra = Object.keys(state).filter((name) => !known.has(name));
+      check(
+        extra.length === 0,
+        'invalid_argument',
+        () => `loadStateDict: unexpected parameters ${extra.join(', ')}`,
+      );
+    }
+  }
+}

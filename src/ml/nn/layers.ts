@@ -1,0 +1,252 @@
+/**
+ * Layers. Weights are initialised as PyTorch does (uniform in +-1/sqrt(fan_in) for dense and
+ * convolution layers), from a seeded generator (see `init.ts`).
+ */
+import type { Random } from '../../actor/Random.js';
+import { check } from '../errors.js';
+import { avgPool2d, conv2d, maxPool2d } from '../ops/conv.js';
+import { gelu, relu, sigmoid, tanh } from '../ops/elementwise.js';
+import { linear } from '../ops/matmul.js';
+import { dropout, embedding, layerNorm } from '../ops/neural.js';
+import { flatten, reshape } from '../ops/shape.js';
+import { logSoftmax, softmax } from '../ops/softmax.js';
+import type { Tensor } from '../Tensor.js';
+import { constantParameter, initRandom, normalParameter, uniformParameter } from './init.js';
+import { Module, type Parameter } from './Module.js';
+
+export interface InitOptions {
+  /** The generator to draw initial weights from (default: the `manualSeed` one). */
+  readonly random?: Random;
+}
+
+/** y = x W^T + b, W (out, in). */
+export class Linear extends Module {
+  readonly weight: Parameter;
+  readonly bias: Parameter | null;
+
+  constructor(
+    readonly inFeatures: number,
+    readonly outFeatures: number,
+    options: InitOptions & { bias?: boolean } = {},
+  ) {
+    super();
+    check(
+      Number.isInteger(inFeatures) && inFeatures > 0 && Number.isInteger(outFeatures) && outFeatures > 0,
+      'invalid_argument',
+      () => {
+        return `Linear: feature counts must be positive integers, got ${inFeatures} -> ${outFeatures}`;
+      },
+    );
+    const random = initRandom(options.random);
+    const bound = 1 / Math.sqrt(inFeatures);
+    this.weight = uniformParameter([outFeatures, inFeatures], bound, random);
+    this.bias = options.bias === false ? null : uniformParameter([outFeatures], bound, random);
+  }
+
+  forward(input: Tensor): Tensor {
+    return linear(input, this.weight, this.bias);
+  }
+}
+
+export class ReLU extends Module {
+  forward(input: Tensor): Tensor {
+    return relu(input);
+  }
+}
+
+export class GELU extends Module {
+  forward(input: Tensor): Tensor {
+    return gelu(input);
+  }
+}
+
+export class Sigmoid extends Module {
+  forward(input: Tensor): Tensor {
+    return sigmoid(input);
+  }
+}
+
+export class Tanh extends Module {
+  forward(input: Tensor): Tensor {
+    return tanh(input);
+  }
+}
+
+export class Softmax extends Module {
+  constructor(readonly axis = -1) {
+    super();
+  }
+
+  forward(input: Tensor): Tensor {
+    return softmax(input, this.axis);
+  }
+}
+
+export class LogSoftmax extends Module {
+  constructor(readonly axis = -1) {
+    super();
+  }
+
+  forward(input: Tensor): Tensor {
+    return logSoftmax(input, this.axis);
+  }
+}
+
+/** Zeroes elements with probability p while training; the identity in eval mode. */
+export class Dropout extends Module {
+  private readonly random: Random;
+
+  constructor(
+    readonly p = 0.5,
+    options: InitOptions = {},
+  ) {
+    super();
+    check(p >= 0 && p < 1, 'invalid_argument', () => `Dropout: p must be in [0, 1), got ${p}`);
+    this.random = initRandom(options.random);
+  }
+
+  forward(input: Tensor): Tensor {
+    return dropout(input, this.p, this.random, this.training);
+  }
+}
+
+export class Flatten extends Module {
+  constructor(
+    readonly startAxis = 1,
+    readonly endAxis = -1,
+  ) {
+    super();
+  }
+
+  forward(input: Tensor): Tensor {
+    return flatten(input, this.startAxis, this.endAxis);
+  }
+}
+
+/** Reshapes each sample: (N, ...) -> (N, ...shape); one dimension may be -1. */
+export class Reshape extends Module {
+  constructor(readonly shape: readonly number[]) {
+    super();
+  }
+
+  forward(input: Tensor): Tensor {
+    return reshape(input, [input.shape[0], ...this.shape]);
+  }
+}
+
+/** Runs its layers in order. */
+export class Sequential extends Module {
+  readonly layers: Module[];
+
+  constructor(...layers: Module[]) {
+    super();
+    this.layers = layers;
+  }
+
+  forward(input: Tensor): Tensor {
+    let x = input;
+    for (const layer of this.layers) x = layer.forward(x);
+    return x;
+  }
+}
+
+export interface Conv2dLayerOptions extends InitOptions {
+  readonly stride?: number;
+  readonly padding?: number;
+  readonly bias?: boolean;
+}
+
+export class Conv2d extends Module {
+  readonly weight: Parameter;
+  readonly bias: Parameter | null;
+  readonly stride: number;
+  readonly padding: number;
+
+  constructor(
+    readonly inChannels: number,
+    readonly outChannels: number,
+    readonly kernelSize: number,
+    options: Conv2dLayerOptions = {},
+  ) {
+    super();
+    check(
+      [inChannels, outChannels, kernelSize].every((n) => Number.isInteger(n) && n > 0),
+      'invalid_argument',
+      () => {
+        return `Conv2d: channels and kernel size must be positive integers`;
+      },
+    );
+    const random = initRandom(options.random);
+    const bound = 1 / Math.sqrt(inChannels * kernelSize * kernelSize);
+    this.weight = uniformParameter([outChannels, inChannels, kernelSize, kernelSize], bound, random);
+    this.bias = options.bias === false ? null : uniformParameter([outChannels], bound, random);
+    this.stride = options.stride ?? 1;
+    this.padding = options.padding ?? 0;
+  }
+
+  forward(input: Tensor): Tensor {
+    return conv2d(input, this.weight, this.bias, { stride: this.stride, padding: this.padding });
+  }
+}
+
+export class MaxPool2d extends Module {
+  constructor(
+    readonly kernelSize: number,
+    readonly stride = kernelSize,
+  ) {
+    super();
+  }
+
+  forward(input: Tensor): Tensor {
+    return maxPool2d(input, this.kernelSize, { stride: this.stride });
+  }
+}
+
+export class AvgPool2d extends Module {
+  constructor(
+    readonly kernelSize: number,
+    readonly stride = kernelSize,
+  ) {
+    super();
+  }
+
+  forward(input: Tensor): Tensor {
+    return avgPool2d(input, this.kernelSize, { stride: this.stride });
+  }
+}
+
+/** A lookup table (V, D), initialised N(0, 1) as PyTorch. Its input holds integer ids. */
+export class Embedding extends Module {
+  readonly weight: Parameter;
+
+  constructor(
+    readonly count: number,
+    readonly dimension: number,
+    options: InitOptions = {},
+  ) {
+    super();
+    this.weight = normalParameter([count, dimension], 1, initRandom(options.random));
+  }
+
+  forward(indices: Tensor): Tensor {
+    return embedding(this.weight, indices);
+  }
+}
+
+export class LayerNorm extends Module {
+  readonly weight: Parameter;
+  readonly bias: Parameter;
+
+  constructor(
+    readonly dimension: number,
+    readonly epsilon = 1e-5,
+  ) {
+    super();
+    this.weight = constantParameter([dimension], 1);
+    this.bias = constantParameter([dimension], 0);
+  }
+
+  forward(input: Tensor): Tensor {
+    return layerNorm(input, this.weight, this.bias, this.epsilon);
+  }
+}

@@ -1,0 +1,197 @@
+/**
+ * Ops specific to neural networks: embedding lookup, layer normalisation, seeded dropout and
+ * scaled dot-product attention.
+ *
+ * embedding: weight (V, D), indices (...) -> (..., D);  gweight[index] += g row
+ * layerNorm: x (..., C), gamma (C), beta (C);  with xhat = (x - mean) * rstd:
+ *   gbeta += g;  ggamma += g * xhat;  gx = rstd * (dxhat - mean(dxhat) - xhat * mean(dxhat * xhat)),
+ *   dxhat = g * gamma   (llm.c's layernorm_backward)
+ * dropout: y = x * mask / (1 - p);  gx += g * mask / (1 - p)
+ */
+import type { Random } from '../../actor/Random.js';
+import { check } from '../errors.js';
+import { pool } from '../internal/pool.js';
+import { contiguousData, full, gradBuffer, makeResult, releaseTemporary, type Tensor } from '../Tensor.js';
+import { add, mul } from './elementwise.js';
+import { matmul } from './matmul.js';
+import { transpose } from './shape.js';
+import { softmax } from './softmax.js';
+
+/** Rows of `weight` (V, D) selected by integer `indices`; output shape (...indexShape, D). */
+export function embedding(
+  weight: Tensor,
+  indices: Int32Array | Tensor,
+  indexShape?: readonly number[],
+): Tensor {
+  check(
+    weight.rank === 2,
+    'invalid_shape',
+    () => `embedding: weight must be (V, D), got [${weight.shape.join(', ')}]`,
+  );
+  const [vocabulary, dimension] = weight.shape;
+  const ids = indices instanceof Int32Array ? indices : Int32Array.from(contiguousData(indices));
+  const shape = indexShape ?? (indices instanceof Int32Array ? [indices.length] : [...indices.shape]);
+  check(shape.reduce((a, b) => a * b, 1) === ids.length, 'shape_mismatch', () => {
+    return `embedding: index shape [${shape.join(', ')}] does not hold ${ids.length} indices`;
+  });
+  for (let i = 0; i < ids.length; i++) {
+    const id = ids[i];
+    check(
+      Number.isInteger(id) && id >= 0 && id < vocabulary,
+      'invalid_argument',
+      () => `embedding: index ${id} at ${i} is not in [0, ${vocabulary})`,
+    );
+  }
+  const w = contiguousData(weight);
+  const out = pool.take(ids.length * dimension);
+  for (let i = 0; i < ids.length; i++)
+    out.set(w.subarray(ids[i] * dimension, (ids[i] + 1) * dimension), i * dimension);
+  releaseTemporary(weight, w);
+  return makeResult(out, [...shape, dimension], 'embedding', [weight], (g) => {
+    const gw = gradBuffer(weight);
+    for (let i = 0; i < ids.length; i++) {
+      const row = ids[i] * dimension;
+      for (let d = 0; d < dimension; d++) gw[row + d] += g[i * dimension + d];
+    }
+  });
+}
+
+/** Normalises the last dimension to zero mean and unit variance, then scales and shifts. */
+export function layerNorm(x: Tensor, gamma: Tensor, beta: Tensor, epsilon = 1e-5): Tensor {
+  const channels = x.shape[x.rank - 1];
+  check(x.rank >= 1, 'invalid_shape', () => 'layerNorm: input must have rank >= 1');
+  check(gamma.size === channels && beta.size === channels, 'shape_mismatch', () => {
+    return `layerNorm: gamma and beta must have ${channels} elements, got ${gamma.size} and ${beta.size}`;
+  });
+  const rows = x.size / Math.max(1, channels);
+  const xv = contiguousData(x);
+  const gv = contiguousData(gamma);
+  const bv = contiguousData(beta);
+  const normalized = pool.take(x.size);
+  const inverseDeviation = pool.take(rows);
+  const out = pool.take(x.size);
+  for (let r = 0; r < rows; r++) {
+    const base = r * channels;
+    let total = 0;
+    for (let c = 0; c < channels; c++) total += xv[base + c];
+    const average = total / channels;
+    let variance = 0;
+    for (let c = 0; c < channels; c++) variance += (xv[base + c] - average) ** 2;
+    const rstd = 1 / Math.sqrt(variance / channels + epsilon);
+    inverseDeviation[r] = rstd;
+    for (let c = 0; c < channels; c++) {
+      const value = (xv[base + c] - average) * rstd;
+      normalized[base + c] = value;
+      out[base + c] = value * gv[c] + bv[c];
+    }
+  }
+  releaseTemporary(x, xv);
+  const backward = (g: Float32Array): void => {
+    const gx = x.requiresGrad ? gradBuffer(x) : null;
+    const gg = gamma.requiresGrad ? gradBuffer(gamma) : null;
+    const gb = beta.requiresGrad ? gradBuffer(beta) : null;
+    for (let r = 0; r < rows; r++) {
+      const base = r * channels;
+      let meanDx = 0;
+      let meanDxX = 0;
+      for (let c = 0; c < channels; c++) {
+        const dxhat = g[base + c] * gv[c];
+        meanDx += dxhat;
+        meanDxX += dxhat * normalized[base + c];
+        if (gg) gg[c] += g[base + c] * normalized[base + c];
+        if (gb) gb[c] += g[base + c];
+      }
+      meanDx /= channels;
+      meanDxX /= channels;
+      if (gx) {
+        const rstd = inverseDeviation[r];
+        for (let c = 0; c < channels; c++) {
+          const dxhat = g[base + c] * gv[c];
+          gx[base + c] += rstd * (dxhat - meanDx - normalized[base + c] * meanDxX);
+        }
+      }
+    }
+  };
+  return makeResult(out, [...x.shape], 'layerNorm', [x, gamma, beta], backward, [
+    normalized,
+    inverseDeviation,
+  ]);
+}
+
+/** Zeroes each element with probability `p` (from `random`) and scales the rest by 1/(1-p). */
+export function dropout(x: Tensor, p: number, random: Random, training = true): Tensor {
+  check(p >= 0 && p < 1, 'invalid_argument', () => `dropout: p must be in [0, 1), got ${p}`);
+  if (!training || p === 0) return x;
+  const scale = 1 / (1 - p);
+  const xv = contiguousData(x);
+  const mask = pool.take(x.size);
+  const out = pool.take(x.size);
+  for (let i = 0; i < mask.length; i++) {
+    mask[i] = random.next() < p ? 0 : scale;
+    out[i] = xv[i] * mask[i];
+  }
+  releaseTemporary(x, xv);
+  return makeResult(
+    out,
+    [...x.shape],
+    'dropout',
+    [x],
+    (g) => {
+      const gx = gradBuffer(x);
+      for (let i = 0; i < g.length; i++) gx[i] += g[i] * mask[i];
+    },
+    [mask],
+  );
+}
+
+const causalMasks = new Map<string, Tensor>();
+
+/** (T, S) additive mask: 0 where key j <= query i + (S - T), -Infinity after. Cached by size. */
+export function causalMask(queries: number, keys: number): Tensor {
+  const key = `${queries}x${keys}`;
+  let mask = causalMasks.get(key);
+  if (mask === undefined) {
+    mask = full([queries, keys], 0);
+    const shift = keys - queries;
+    for (let i = 0; i < queries; i++)
+      for (let j = i + shift + 1; j < keys; j++) mask.data[i * keys + j] = Number.NEGATIVE_INFINITY;
+    if (causalMasks.size < 64) causalMasks.set(key, mask);
+  }
+  return mask;
+}
+
+export interface AttentionOptions {
+  /** Each query position sees only keys at or before it. */
+  readonly causal?: boolean;
+  /** An additive mask broadcastable to (..., T, S). */
+  readonly mask?: Tensor;
+}
+
+/** softmax(q k^T / sqrt(D) + mask) v for q (..., T, D), k (..., S, D), v (..., S, Dv). */
+export function scaledDotProductAttention(
+  q: Tensor,
+  k: Tensor,
+  v: Tensor,
+  options: AttentionOptions = {},
+): Tensor {
+  check(
+    q.rank >= 2 && k.rank >= 2 && v.rank >= 2,
+    'invalid_shape',
+    () => 'attention: q, k and v need rank >= 2',
+  );
+  const depth = q.shape[q.rank - 1];
+  check(
+    k.shape[k.rank - 1] === depth,
+    'shape_mismatch',
+    () => `attention: q has depth ${depth}, k has ${k.shape[k.rank - 1]}`,
+  );
+  check(
+    k.shape[k.rank - 2] === v.shape[v.rank - 2],
+    'shape_mismatch',
+    () => 'attention: k and v differ in sequence length',
+  );
+  let scores = mul(matmul(q, transpose(k, -2, -1)), 1 / Math.sqrt(depth));
+  if (options.causal) scores = add(scores, causalMask(q.shape[q.rank - 2], k.shape[k.rank - 2]));
+  if (options.mask) scores = add(scores, options.mask);
+  return matmul(softmax(scores, -1), v);
+}
