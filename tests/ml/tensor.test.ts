@@ -1,8 +1,16 @@
 import { describe, expect, it } from 'vitest';
 import { Random } from '../../src/actor/Random.js';
-import * as dtype from '../../src/ml/dtype.js';
 import * as ml from '../../src/ml/index.js';
+import * as codecs from '../../src/ml/safetensors.js';
 import { expectClose } from './helpers.js';
+
+/** Scalar views of the array codecs, for readable bit-pattern tests. */
+const dtype = {
+  float32ToFloat16Bits: (value: number): number => codecs.float32ToFloat16Bits(Float32Array.of(value))[0],
+  float16BitsToFloat32: (bits: number): number => codecs.float16BitsToFloat32(Uint16Array.of(bits))[0],
+  float32ToBfloat16Bits: (value: number): number => codecs.float32ToBfloat16Bits(Float32Array.of(value))[0],
+  bfloat16BitsToFloat32: (bits: number): number => codecs.bfloat16BitsToFloat32(Uint16Array.of(bits))[0],
+};
 
 describe('Tensor', () => {
   it('infers shapes from nested arrays and checks flat values against a shape', () => {
