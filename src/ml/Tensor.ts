@@ -12,6 +12,10 @@
  * tensors are returned to the buffer pool once used; `disposeGraph` returns the activations too,
  * so a training loop whose shapes repeat allocates nothing after its first step.
  *
+ * A tensor lives on a device: `'cpu'` (a Float32Array, everything above) or a GPU-layer `Device`
+ * (`openDevice('webgpu')`), where it holds a `DeviceBuffer`. `to(t, device)` moves it, and the
+ * ops listed in `deviceOps.ts` run there; autograd stays on the CPU.
+ *
  * @example
  * ```ts
  * const w = tensor([1, 2, 3], [3], { requiresGrad: true });
@@ -21,6 +25,9 @@
  * ```
  */
 import type { Random } from '../actor/Random.js';
+import type { Device as GpuDevice } from '../gpu/Device.js';
+import type { DeviceBuffer } from '../gpu/DeviceBuffer.js';
+import { to } from './deviceOps.js';
 import { type Dtype, decodeStorage, encodeStorage, type Storage } from './dtype.js';
 import { check, TensorError } from './errors.js';
 import { pool } from './internal/pool.js';
@@ -41,12 +48,30 @@ export interface TensorOptions {
 
 const EMPTY = new Float32Array(0);
 
-/** Where a tensor's storage lives. The CPU for now; the GPU layer adds devices. */
-export type Device = 'cpu';
+/**
+ * Where a tensor's storage lives: `'cpu'` (host memory, a Float32Array) or a device of the GPU
+ * layer (`openDevice('webgpu')`, `defaultDevice()`), where it is a `DeviceBuffer`.
+ */
+export type Device = 'cpu' | GpuDevice;
+
+/** A device tensor's memory: the device and one reference to a buffer of it, owned by the tensor. */
+export interface DevicePlacement {
+  readonly device: GpuDevice;
+  readonly buffer: DeviceBuffer;
+}
+
+/**
+ * Gives a device tensor's buffer reference back once the tensor is garbage collected (or at
+ * `dispose`). Safe while kernels may still read it: a released buffer is reused only by work
+ * enqueued later on the same device stream, which runs after those kernels.
+ */
+const deviceMemory = new FinalizationRegistry<DeviceBuffer>((buffer) => buffer.release());
 
 export class Tensor {
   readonly size: number;
-  readonly device: Device = 'cpu';
+  readonly device: Device;
+  /** The device memory of a tensor on a GPU-layer device; null on the CPU. */
+  readonly deviceBuffer: DeviceBuffer | null;
   requiresGrad: boolean;
   /** The accumulated gradient, contiguous in logical order; null until a backward reaches it. */
   grad: Float32Array | null = null;
@@ -64,14 +89,30 @@ export class Tensor {
     /** False for views: only the owner returns storage to the pool. */
     readonly ownsStorage = true,
     options: TensorOptions = {},
+    /** For a tensor on a GPU-layer device (then `storage` is empty); absent on the CPU. */
+    placement?: DevicePlacement,
   ) {
     this.size = sizeOf(shape);
     this.requiresGrad = options.requiresGrad ?? false;
+    this.device = placement === undefined ? 'cpu' : placement.device;
+    this.deviceBuffer = placement === undefined ? null : placement.buffer;
+    if (placement !== undefined) {
+      check(!this.requiresGrad, 'invalid_argument', () => {
+        return `autograd is not available on device tensors (${placement.device.id}); compute gradients on the CPU`;
+      });
+      deviceMemory.register(this, placement.buffer, this);
+    }
   }
 
-  /** The f32 storage (throws for other dtypes and for disposed tensors). */
+  /** The f32 storage (throws for other dtypes, disposed tensors and tensors on a GPU device). */
   get data(): Float32Array {
     if (this.disposed) throw new TensorError('disposed', 'tensor was disposed by disposeGraph');
+    if (this.device !== 'cpu') {
+      throw new TensorError(
+        'invalid_argument',
+        `the tensor lives on ${this.device.id}, not in host memory; read it with \`await t.to('cpu')\``,
+      );
+    }
     if (this.dtype !== 'f32') {
       throw new TensorError(
         'invalid_dtype',
@@ -90,8 +131,17 @@ export class Tensor {
     return this.node === null;
   }
 
+  /**
+   * This tensor on `device`: an upload from the CPU, a copy back to the CPU (`'cpu'`), or a
+   * migration between devices. The tensor itself when it is already there.
+   */
+  to(device: Device): Promise<Tensor> {
+    return to(this, device);
+  }
+
   toString(): string {
-    return `Tensor(${this.dtype}, [${this.shape.join(', ')}]${this.requiresGrad ? ', requiresGrad' : ''})`;
+    const where = this.device === 'cpu' ? '' : `, ${this.device.id}`;
+    return `Tensor(${this.dtype}, [${this.shape.join(', ')}]${where}${this.requiresGrad ? ', requiresGrad' : ''})`;
   }
 }
 
@@ -349,9 +399,17 @@ export function disposeGraph(root: Tensor): void {
 /**
  * Returns one tensor's storage to the pool (when it owns it) and marks it disposed; for
  * results computed under `noGrad` that are no longer needed (inference loops, benchmarks).
+ * A device tensor gives back its reference to its `DeviceBuffer` at once, without waiting for
+ * the garbage collector.
  */
 export function dispose(tensor: Tensor): void {
   if (tensor.disposed) return;
+  if (tensor.deviceBuffer !== null) {
+    deviceMemory.unregister(tensor);
+    tensor.deviceBuffer.release();
+    tensor.disposed = true;
+    return;
+  }
   if (tensor.node !== null) {
     for (const buffer of tensor.node.scratch) pool.release(buffer);
     tensor.node = null;

@@ -10,7 +10,9 @@ export type TensorErrorReason =
   | 'invalid_dtype'
   | 'invalid_argument'
   | 'disposed'
-  | 'graph_consumed';
+  | 'graph_consumed'
+  | 'device_mismatch'
+  | 'unavailable_on_device';
 
 export class TensorError extends Error {
   readonly _tag = 'TensorError' as const;

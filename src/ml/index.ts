@@ -16,6 +16,7 @@
  */
 
 export * from './data/index.js';
+export { DEVICE_OP_NAMES, type DeviceOpName, to } from './deviceOps.js';
 export {
   bytesPerElement,
   DTYPES,
@@ -53,6 +54,7 @@ export * from './optim/Optimizer.js';
 export * from './optim/SGD.js';
 export * from './optim/schedules.js';
 export * from './safetensors.js';
+export type { DevicePlacement } from './Tensor.js';
 export {
   backward,
   type Device,

@@ -6,6 +6,7 @@
  *   gweight += g' @ cols^T;  gcols = weight^T @ g';  gx += col2im(gcols);  gbias += rows of g'
  * maxPool2d: gradient to the (first) maximum of each window; avgPool2d: spread evenly.
  */
+import { runOnDevice, unavailableOnDevice } from '../deviceOps.js';
 import { check } from '../errors.js';
 import { matrixProduct } from '../internal/blas.js';
 import { indexPool, pool } from '../internal/pool.js';
@@ -198,6 +199,8 @@ export function conv2d(
   options: Conv2dOptions = {},
 ): Tensor {
   const g = checkConvolution(x, weight, bias, options);
+  if (x.device !== 'cpu' || weight.device !== 'cpu' || (bias !== null && bias.device !== 'cpu'))
+    return runOnDevice('conv2d', x, weight, bias, options);
   const outChannels = weight.shape[0];
   const positions = g.outHeight * g.outWidth;
   const columns = g.batch * positions;
@@ -305,6 +308,7 @@ function maxPool2x2(xv: Float32Array, g: ConvGeometry, out: Float32Array, winner
 
 /** Maximum over kernelSize x kernelSize windows. */
 export function maxPool2d(x: Tensor, kernelSize: number, options: Pool2dOptions = {}): Tensor {
+  if (x.device !== 'cpu') unavailableOnDevice('maxPool2d', [x]);
   const g = poolGeometry(x, kernelSize, options.stride ?? kernelSize, 'maxPool2d');
   const planes = g.batch * g.channels;
   const outPlane = g.outHeight * g.outWidth;
@@ -331,6 +335,7 @@ export function maxPool2d(x: Tensor, kernelSize: number, options: Pool2dOptions 
 
 /** Mean over kernelSize x kernelSize windows. */
 export function avgPool2d(x: Tensor, kernelSize: number, options: Pool2dOptions = {}): Tensor {
+  if (x.device !== 'cpu') unavailableOnDevice('avgPool2d', [x]);
   const g = poolGeometry(x, kernelSize, options.stride ?? kernelSize, 'avgPool2d');
   const planes = g.batch * g.channels;
   const outPlane = g.outHeight * g.outWidth;

@@ -11,6 +11,7 @@
  *   neg: -g   exp: g*y   log: g/x   sqrt: g/(2y)   relu: g*[x>0]
  *   sigmoid: g*y*(1-y)   tanh: g*(1-y^2)   gelu: g*(Phi(x) + x*phi(x))
  */
+import { runOnDevice } from '../deviceOps.js';
 import { check } from '../errors.js';
 import { broadcastIndexMap, broadcastShapes } from '../internal/broadcast.js';
 import { pool } from '../internal/pool.js';
@@ -88,6 +89,7 @@ function binaryBackward(
 function binary(op: BinaryOp, left: Operand, right: Operand): Tensor {
   const a = asTensor(left);
   const b = asTensor(right);
+  if (a.device !== 'cpu' || b.device !== 'cpu') return runOnDevice(op, left, right);
   const shape = broadcastShapes(a.shape, b.shape, op);
   const scratch: Float32Array[] = [];
   const av = savedValues(a, scratch);
@@ -228,6 +230,7 @@ function unaryBackward(
 }
 
 function unary(op: UnaryOp, input: Tensor): Tensor {
+  if (input.device !== 'cpu') return runOnDevice(op, input);
   check(input.dtype === 'f32', 'invalid_dtype', () => `${op}: ops compute in f32, got ${input.dtype}`);
   const scratch: Float32Array[] = [];
   const x = savedValues(input, scratch);

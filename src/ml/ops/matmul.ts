@@ -9,6 +9,7 @@
  * linear: x (..., in) @ weight (out, in)^T + bias (out), PyTorch's layout, fused:
  *   gx += g @ weight   gweight += g^T @ x   gbias += sum over rows of g
  */
+import { runOnDevice, unavailableOnDevice } from '../deviceOps.js';
 import { check } from '../errors.js';
 import { gemm, matrixProduct } from '../internal/blas.js';
 import { broadcastIndexMap, broadcastShapes } from '../internal/broadcast.js';
@@ -108,6 +109,7 @@ function checkMatmul(a: Tensor, b: Tensor): void {
 /** Batched, broadcasting matrix product; both operands of rank >= 2. */
 export function matmul(a: Tensor, b: Tensor): Tensor {
   checkMatmul(a, b);
+  if (a.device !== 'cpu' || b.device !== 'cpu') return runOnDevice('matmul', a, b);
   const m = a.shape[a.rank - 2];
   const k = a.shape[a.rank - 1];
   const n = b.shape[b.rank - 1];
@@ -158,6 +160,8 @@ export function matmul(a: Tensor, b: Tensor): Tensor {
 
 /** x (..., in) @ weight (out, in)^T + bias (out): a dense layer in one gemm. */
 export function linear(x: Tensor, weight: Tensor, bias: Tensor | null = null): Tensor {
+  if (x.device !== 'cpu' || weight.device !== 'cpu' || (bias !== null && bias.device !== 'cpu'))
+    unavailableOnDevice('linear', bias === null ? [x, weight] : [x, weight, bias]);
   check(
     weight.rank === 2,
     'invalid_shape',

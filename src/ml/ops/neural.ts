@@ -9,6 +9,7 @@
  * dropout: y = x * mask / (1 - p);  gx += g * mask / (1 - p)
  */
 import type { Random } from '../../actor/Random.js';
+import { runOnDevice, unavailableOnDevice } from '../deviceOps.js';
 import { check } from '../errors.js';
 import { pool } from '../internal/pool.js';
 import { contiguousData, full, gradBuffer, makeResult, releaseTemporary, type Tensor } from '../Tensor.js';
@@ -23,6 +24,8 @@ export function embedding(
   indices: Int32Array | Tensor,
   indexShape?: readonly number[],
 ): Tensor {
+  if (weight.device !== 'cpu' || (!(indices instanceof Int32Array) && indices.device !== 'cpu'))
+    unavailableOnDevice('embedding', indices instanceof Int32Array ? [weight] : [weight, indices]);
   check(
     weight.rank === 2,
     'invalid_shape',
@@ -63,6 +66,8 @@ export function layerNorm(x: Tensor, gamma: Tensor, beta: Tensor, epsilon = 1e-5
   check(gamma.size === channels && beta.size === channels, 'shape_mismatch', () => {
     return `layerNorm: gamma and beta must have ${channels} elements, got ${gamma.size} and ${beta.size}`;
   });
+  if (x.device !== 'cpu' || gamma.device !== 'cpu' || beta.device !== 'cpu')
+    return runOnDevice('layerNorm', x, gamma, beta, epsilon);
   const rows = x.size / Math.max(1, channels);
   const xv = contiguousData(x);
   const gv = contiguousData(gamma);
@@ -122,6 +127,7 @@ export function layerNorm(x: Tensor, gamma: Tensor, beta: Tensor, epsilon = 1e-5
 export function dropout(x: Tensor, p: number, random: Random, training = true): Tensor {
   check(p >= 0 && p < 1, 'invalid_argument', () => `dropout: p must be in [0, 1), got ${p}`);
   if (!training || p === 0) return x;
+  if (x.device !== 'cpu') unavailableOnDevice('dropout', [x]);
   const scale = 1 / (1 - p);
   const xv = contiguousData(x);
   const mask = pool.take(x.size);
@@ -174,6 +180,8 @@ export function scaledDotProductAttention(
   v: Tensor,
   options: AttentionOptions = {},
 ): Tensor {
+  if (q.device !== 'cpu' || k.device !== 'cpu' || v.device !== 'cpu')
+    unavailableOnDevice('scaledDotProductAttention', [q, k, v]);
   check(
     q.rank >= 2 && k.rank >= 2 && v.rank >= 2,
     'invalid_shape',

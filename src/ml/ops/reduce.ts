@@ -5,6 +5,7 @@
  *   mean: gx[i] += g[out(i)] / count
  *   max:  gx[argmax(o)] += g[o]
  */
+import { runOnDevice, unavailableOnDevice } from '../deviceOps.js';
 import { check } from '../errors.js';
 import { pool } from '../internal/pool.js';
 import {
@@ -78,6 +79,8 @@ function sumOrMean(
   options: ReduceOptions,
   mean: boolean,
 ): Tensor {
+  if (input.device !== 'cpu')
+    return mean ? unavailableOnDevice('mean', [input]) : runOnDevice('sum', input, axes, options);
   const op = mean ? 'mean' : 'sum';
   const plan = planReduction(input.shape, axes, options.keepDims ?? false, op);
   const x = contiguousData(input);
@@ -117,6 +120,7 @@ function argmaxPositions(x: Float32Array, plan: ReductionPlan): Int32Array {
 
 /** Maximum over `axes` (all when omitted); the gradient goes to the first maximum. */
 export function max(input: Tensor, axes?: number | readonly number[], options: ReduceOptions = {}): Tensor {
+  if (input.device !== 'cpu') return runOnDevice('max', input, axes, options);
   check(input.size > 0, 'invalid_shape', () => 'max: the tensor is empty');
   const plan = planReduction(input.shape, axes, options.keepDims ?? false, 'max');
   const x = contiguousData(input);
@@ -132,6 +136,7 @@ export function max(input: Tensor, axes?: number | readonly number[], options: R
 
 /** Index (along `axis`) of the first maximum; a tensor of integer values, no gradient. */
 export function argmax(input: Tensor, axis: number, options: ReduceOptions = {}): Tensor {
+  if (input.device !== 'cpu') unavailableOnDevice('argmax', [input]);
   const d = normalizeAxis(axis, input.rank, 'argmax');
   check(input.shape[d] > 0, 'invalid_shape', () => 'argmax: the axis is empty');
   const plan = planReduction(input.shape, d, options.keepDims ?? false, 'argmax');

@@ -5,6 +5,7 @@
  *   permute: gx[position in x of each output element] += g
  *   slice:   gx[slice] += g;   concat: each input gets its block of g
  */
+import { runOnDevice, unavailableOnDevice } from '../deviceOps.js';
 import { check } from '../errors.js';
 import { pool } from '../internal/pool.js';
 import {
@@ -54,6 +55,7 @@ export function contiguous(input: Tensor): Tensor {
 /** The same elements in a new shape (one dimension may be -1). A view when contiguous. */
 export function reshape(input: Tensor, shape: readonly number[]): Tensor {
   const resolved = resolveShape(shape, input.size, 'reshape');
+  if (input.device !== 'cpu') return runOnDevice('reshape', input, resolved);
   const source = contiguous(input);
   return makeView(source, resolved, contiguousStrides(resolved), source.offset, 'reshape', (g) => {
     addInto(gradBuffer(source), g);
@@ -77,6 +79,7 @@ export function unsqueeze(input: Tensor, axis: number): Tensor {
 
 /** Reorders dimensions: output dimension d is input dimension `order[d]`. A view. */
 export function permute(input: Tensor, order: readonly number[]): Tensor {
+  if (input.device !== 'cpu') unavailableOnDevice('permute', [input]);
   const rank = input.rank;
   check(
     order.length === rank,
@@ -103,6 +106,7 @@ export function permute(input: Tensor, order: readonly number[]): Tensor {
 
 /** Swaps two dimensions. A view. */
 export function transpose(input: Tensor, axisA = -2, axisB = -1): Tensor {
+  if (input.device !== 'cpu') unavailableOnDevice('transpose', [input]);
   const a = normalizeAxis(axisA, input.rank, 'transpose');
   const b = normalizeAxis(axisB, input.rank, 'transpose');
   const order = input.shape.map((_, d) => d);
@@ -123,6 +127,7 @@ export function slice(
   start: number,
   end = input.shape[normalizeAxis(axis, input.rank, 'slice')],
 ): Tensor {
+  if (input.device !== 'cpu') unavailableOnDevice('slice', [input]);
   const d = normalizeAxis(axis, input.rank, 'slice');
   const length = input.shape[d];
   const from = start < 0 ? start + length : start;
@@ -155,6 +160,7 @@ export function slice(
 /** Joins tensors along `axis`; all other dimensions must agree. */
 export function concat(inputs: readonly Tensor[], axis = 0): Tensor {
   check(inputs.length > 0, 'invalid_argument', () => 'concat: no tensors given');
+  if (inputs.some((input) => input.device !== 'cpu')) unavailableOnDevice('concat', inputs);
   const first = inputs[0];
   const d = normalizeAxis(axis, first.rank, 'concat');
   for (const input of inputs) {
