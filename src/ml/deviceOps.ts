@@ -20,7 +20,7 @@
  * | ---------------------------------------- | -------------------------- | ------------------------------------ |
  * | add, sub, mul, div, pow                  | binary                     | broadcasting up to rank 4; numbers   |
  * | neg, exp, log, sqrt, relu, sigmoid, tanh | unary                      | pow wants a base > 0 (WGSL's pow)    |
- * | gelu                                     | 21 unary and binary        | the exact (erf) form, as on the CPU  |
+ * | gelu                                     | unary                      | the exact (erf) form, as on the CPU  |
  * | sum, max                                 | reduce (per row)           | over the last axis or over all axes  |
  * | softmax                                  | softmax (per row)          | over the last axis                   |
  * | layerNorm                                | layernorm (per row)        | over the last axis                   |
@@ -251,67 +251,6 @@ function unary(op: UnaryOpName, x: Tensor): Tensor {
   return launch(device, x.shape, (output) => device.unary(op, bufferOf(x), output));
 }
 
-/** Abramowitz and Stegun 7.1.26, the erf of the CPU op (`erf` in ops/elementwise.ts). */
-const ERF_P = 0.3275911;
-const ERF_COEFFICIENTS = [0.254829592, -0.284496736, 1.421413741, -1.453152027, 1.061405429];
-
-/**
- * gelu(x) = 0.5 x (1 + erf(x / sqrt 2)), the CPU op's exact form; the device's own `gelu` kernel
- * is the tanh approximation, up to 5e-4 away. With the CPU's erf, x erf(x / sqrt 2) =
- * |x| (1 - P(t) exp(-x^2 / 2)) where t = 1 / (1 + p |x| / sqrt 2) and P is its polynomial, so
- *   gelu(x) = 0.5 (x + |x| (1 - P(t) exp(-x^2 / 2)))
- * in 21 elementwise launches; each intermediate is released once its last reader is enqueued.
- */
-function gelu(x: Tensor): Tensor {
-  const device = deviceOf('gelu', [x]);
-  const count = x.size;
-  const scratch = new Set<DeviceBuffer>();
-  const operand = (value: DeviceBuffer | number): OperandBuffer =>
-    typeof value === 'number'
-      ? operandBuffer(device, value)
-      : { buffer: value, shape: [count], temporary: false };
-  const apply = (op: BinaryOpName, a: DeviceBuffer | number, b: DeviceBuffer | number): DeviceBuffer => {
-    const output = binaryBuffer(device, op, operand(a), operand(b), count);
-    scratch.add(output);
-    return output;
-  };
-  const applyUnary = (op: UnaryOpName, input: DeviceBuffer): DeviceBuffer => {
-    const output = launchBuffer(device, count, (out) => device.unary(op, input, out));
-    scratch.add(output);
-    return output;
-  };
-  const done = (...buffers: DeviceBuffer[]): void => {
-    for (const buffer of buffers) if (scratch.delete(buffer)) buffer.release();
-  };
-  try {
-    const input = bufferOf(x);
-    const square = apply('mul', input, input);
-    const magnitude = applyUnary('sqrt', square);
-    const scaled = apply('mul', magnitude, ERF_P * Math.SQRT1_2);
-    const denominator = apply('add', scaled, 1);
-    const t = apply('div', 1, denominator);
-    done(scaled, denominator);
-    let polynomial = apply('mul', t, ERF_COEFFICIENTS[4]);
-    for (let index = 3; index >= 0; index--) {
-      const shifted = apply('add', polynomial, ERF_COEFFICIENTS[index]);
-      done(polynomial);
-      polynomial = apply('mul', shifted, t);
-      done(shifted);
-    }
-    const exponent = apply('mul', square, -0.5);
-    const gaussian = applyUnary('exp', exponent);
-    const tail = apply('mul', polynomial, gaussian);
-    const complement = apply('sub', 1, tail);
-    const odd = apply('mul', magnitude, complement);
-    const total = apply('add', input, odd);
-    const output = apply('mul', total, 0.5);
-    scratch.delete(output);
-    return deviceTensor(device, output, x.shape);
-  } finally {
-    done(...scratch);
-  }
-}
-
 // ---------------------------------------------------------------------------------------------
 // Rows: reductions, softmax, layer normalisation
 
@@ -424,7 +363,7 @@ const DEVICE_KERNELS = {
   log: (x: Tensor) => unary('log', x),
   sqrt: (x: Tensor) => unary('sqrt', x),
   relu: (x: Tensor) => unary('relu', x),
-  gelu,
+  gelu: (x: Tensor) => unary('gelu', x),
   sigmoid: (x: Tensor) => unary('sigmoid', x),
   tanh: (x: Tensor) => unary('tanh', x),
   sum: (x: Tensor, axes?: number | readonly number[], options?: ReduceOptions) =>

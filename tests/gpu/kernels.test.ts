@@ -22,6 +22,7 @@ import {
   UNARY_OP_NAMES,
   UNARY_OPS,
 } from '../../src/gpu/index.js';
+import { erf } from '../../src/ml/ops/elementwise.js';
 import { naiveConv2d, naiveMatmul } from './naive.js';
 import { runCase, uniform } from './opCases.js';
 
@@ -221,7 +222,7 @@ describe('cpu reference kernels against definitions', () => {
       sigmoid: (v) => 1 / (1 + Math.exp(-v)),
       tanh: Math.tanh,
       exp: Math.exp,
-      gelu: (v) => 0.5 * v * (1 + Math.tanh(Math.sqrt(2 / Math.PI) * (v + 0.044715 * v ** 3))),
+      gelu: (v) => 0.5 * v * (1 + erf(v * Math.SQRT1_2)), // the exact form, as the ML layer's
     };
     for (const [op, definition] of Object.entries(definitions)) {
       const result = await runCase(device, {

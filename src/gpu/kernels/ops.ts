@@ -8,9 +8,28 @@ export type UnaryOpName = 'neg' | 'exp' | 'log' | 'sqrt' | 'relu' | 'gelu' | 'si
 export type BinaryOpName = 'add' | 'sub' | 'mul' | 'div' | 'pow';
 export type ReduceOpName = 'sum' | 'max';
 
-/** sqrt(2 / pi), for the tanh form of GELU (Hendrycks and Gimpel). */
-const GELU_SCALE = 0.7978845608028654;
-const GELU_CUBIC = 0.044715;
+/**
+ * GELU in its exact form, 0.5 x (1 + erf(x / sqrt 2)), with erf from Abramowitz and Stegun
+ * 7.1.26 (absolute error below 1.5e-7): the same formula as the ML layer's CPU op, so a tensor
+ * gives the same GELU on every device. With t = 1 / (1 + p |x| / sqrt 2) and P(t) the
+ * polynomial, x erf(x / sqrt 2) = |x| (1 - P(t) exp(-x^2 / 2)), hence
+ *   gelu(x) = 0.5 (x + |x| (1 - P(t) exp(-x^2 / 2))).
+ */
+const ERF_P = 0.3275911;
+const ERF_COEFFICIENTS = [0.254829592, -0.284496736, 1.421413741, -1.453152027, 1.061405429] as const;
+const MAGNITUDE = call('sqrt', multiply(x, x));
+const ERF_T = divide(1, add(1, multiply(ERF_P * Math.SQRT1_2, MAGNITUDE)));
+const ERF_POLYNOMIAL = ERF_COEFFICIENTS.reduceRight<Expression>(
+  (inner, coefficient) => multiply(ERF_T, add(coefficient, inner)),
+  { kind: 'constant', value: 0 } as Expression,
+);
+const GELU = multiply(
+  0.5,
+  add(
+    x,
+    multiply(MAGNITUDE, subtract(1, multiply(ERF_POLYNOMIAL, call('exp', multiply(-0.5, multiply(x, x)))))),
+  ),
+);
 
 export const UNARY_OPS: Readonly<Record<UnaryOpName, Expression>> = {
   neg: negate(x),
@@ -18,11 +37,7 @@ export const UNARY_OPS: Readonly<Record<UnaryOpName, Expression>> = {
   log: call('log', x),
   sqrt: call('sqrt', x),
   relu: call('max', x, 0),
-  // 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))
-  gelu: multiply(
-    multiply(0.5, x),
-    add(1, call('tanh', multiply(GELU_SCALE, add(x, multiply(GELU_CUBIC, multiply(x, multiply(x, x))))))),
-  ),
+  gelu: GELU,
   sigmoid: divide(1, add(1, call('exp', negate(x)))),
   tanh: call('tanh', x),
 };
