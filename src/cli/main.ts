@@ -1,7 +1,8 @@
 import { Command, InvalidArgumentError } from 'commander';
+import { registerTrainCommand } from './train.js';
 
 /** Benchmark suites: each is `bench/<name>.ts`, exporting `run(options)` that returns figures. */
-const BENCH_SUITES = ['actors', 'ml', 'fault', 'gpu', 'supervision'] as const;
+const BENCH_SUITES = ['actors', 'supervision', 'fault', 'gpu', 'ml', 'train'] as const;
 
 export interface BenchOptions {
   readonly json: boolean;
@@ -14,6 +15,8 @@ export function buildProgram(): Command {
     .description('Erlang/OTP-style actors and supervision for machine learning on Node.js')
     .showHelpAfterError('(run with --help for usage)')
     .version(process.env.npm_package_version ?? '0.1.0');
+
+  registerTrainCommand(program);
 
   program
     .command('demo')

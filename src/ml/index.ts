@@ -81,3 +81,4 @@ export {
   zeros,
 } from './Tensor.js';
 export * from './train.js';
+export * from './training/index.js';

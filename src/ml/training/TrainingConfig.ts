@@ -1,0 +1,272 @@
+/**
+ * What a training run is: `TrainingConfig` as users write it (a plain object, every field but
+ * `model` optional, defaults documented), validated once at the edge by `resolveTrainingConfig`,
+ * field by field, each failure a `TrainingError` `invalid_config` naming the field.
+ */
+import type { Random } from '../../actor/Random.js';
+import type { FaultConfig } from '../../fault/FaultConfig.js';
+import { faultConfig, NO_FAULTS, parseFaultConfig } from '../../fault/FaultConfig.js';
+import type { DeviceInfo } from '../../gpu/types.js';
+import type { SupervisionEvent } from '../../supervision/SupervisionEvent.js';
+import type { Dataset } from '../data/Dataset.js';
+import type { Module } from '../nn/Module.js';
+import { TrainingError } from './errors.js';
+
+/** The shape of the data a model is built for. */
+export interface ModelShape {
+  readonly featureShape: readonly number[];
+  readonly numClasses: number;
+}
+
+/** Builds a fresh model; draw every initial weight from `random` so runs replay. */
+export type ModelFactory = (shape: ModelShape, random: Random) => Module;
+
+export type OptimizerName = 'sgd' | 'adam' | 'adamw';
+
+/** Train and test splits, already loaded. */
+export interface TrainingData {
+  readonly train: Dataset;
+  readonly test: Dataset;
+  /** Where they came from, for reports (default 'in-memory'). */
+  readonly name?: string;
+}
+
+/** One line of the live view (epoch, step, loss, steps/s, ETA, recoveries). */
+export type ProgressWriter = (line: string) => void;
+
+export interface TrainingConfig {
+  /** 'mlp' (784-128-10 style), 'cnn' (two conv blocks), or a factory. */
+  readonly model: 'mlp' | 'cnn' | ModelFactory;
+  /** Default 'adam'. SGD uses momentum 0.9. */
+  readonly optimizer?: OptimizerName;
+  /** Default 1e-3 for adam and adamw, 0.01 for sgd. */
+  readonly learningRate?: number;
+  /** Loaded splits, or a directory (IDX files, or train.csv and test.csv); default: Fashion-MNIST if installed, else data/tiny. */
+  readonly data?: TrainingData | string;
+  /** Samples per optimizer step, 1 to 65,536; default 64. */
+  readonly batchSize?: number;
+  /** Default 1; at most 10,000. */
+  readonly epochs?: number;
+  /** Stop after this many steps in all (tests, benchmarks); default: every step of every epoch. */
+  readonly maxSteps?: number;
+  /**
+   * Steps between in-memory snapshots, 1 to 64, or 'auto' (default): every step while its copy
+   * costs under 1% of a step, else the fewest steps that keep it there (at most 8). See `SnapshotPolicy`.
+   */
+  readonly snapshotIntervalSteps?: number | 'auto';
+  /** Persist the snapshot every this many steps (1 to 1,000,000); default 100. */
+  readonly checkpointIntervalSteps?: number;
+  /** Directory of the persisted checkpoints and the metrics file; none: nothing is written. */
+  readonly checkpointDir?: string;
+  /** Continue from the last checkpoint in `checkpointDir` (an error when there is none). */
+  readonly resume?: boolean;
+  /** Device id to start on ('cpu', 'cpu:0', 'webgpu:0'...); default: the first device. */
+  readonly device?: string;
+  /** Devices to train on; default: `detectDevices()`. */
+  readonly devices?: readonly DeviceInfo[];
+  /** Injected faults: a `FaultConfig` (partial) or the `ZBMD_FAULTS` text; default none. */
+  readonly faults?: Partial<FaultConfig> | string;
+  /** Seed of weight initialisation and shuffling; default 42. */
+  readonly seed?: number;
+  /** Shuffle the training set each epoch; default true. */
+  readonly shuffle?: boolean;
+  /** Evaluate test accuracy at the end of each epoch; default true (the final accuracy is always measured). */
+  readonly evaluateEachEpoch?: boolean;
+  /** JSON lines of metrics; default `<checkpointDir>/metrics.jsonl`, none without a directory. */
+  readonly metricsPath?: string;
+  /** Where the live progress line goes; default none. The CLI passes stderr when it is a TTY. */
+  readonly progress?: ProgressWriter;
+  /** Supervisor restart intensity: at most this many restarts in `restartPeriodMs`; default 1000. */
+  readonly restartIntensity?: number;
+  /** Default 60,000 ms. */
+  readonly restartPeriodMs?: number;
+  /** After an out-of-memory halving, steps without one before the micro-batch doubles again; default 20. */
+  readonly microBatchRegrowSteps?: number;
+  /** Called after every committed step (for tests and tools). */
+  readonly onStep?: (info: StepReport) => void;
+  /** Called after every recovery. */
+  readonly onRecovery?: (recovery: Recovery) => void;
+  /** Told about every action of the training supervisor (restarts...). */
+  readonly onSupervisionEvent?: (event: SupervisionEvent) => void;
+}
+
+export interface StepReport {
+  /** Steps committed so far (this step included). */
+  readonly step: number;
+  readonly epoch: number;
+  readonly loss: number;
+}
+
+/** Why training had to recover. */
+export type RecoveryCause =
+  | 'model_crash'
+  | 'optimizer_crash'
+  | 'dataloader_crash'
+  | 'checkpoint_crash'
+  | 'metrics_crash'
+  | 'out_of_memory'
+  | 'device_error'
+  | 'unexpected_crash';
+
+export interface Recovery {
+  readonly cause: RecoveryCause;
+  /** From the failure's detection until training is back at the failed step (replay included). */
+  readonly recoveryMs: number;
+  /** The step that failed (steps committed before it). */
+  readonly step: number;
+  /** Steps since the last snapshot, run again (bit for bit) to get back to the failed step. */
+  readonly replayedSteps: number;
+  /** What was done: the new micro-batch size, the device moved to, the crash reason. */
+  readonly detail: string;
+}
+
+/** Upper bounds of the options (Tiger Style: a limit on everything). */
+export const TRAINING_LIMITS = {
+  maxBatchSize: 65_536,
+  maxEpochs: 10_000,
+  maxCheckpointIntervalSteps: 1_000_000,
+  maxSnapshotIntervalSteps: 64,
+  maxRestartIntensity: 1_000_000,
+  /** Attempts of one step before training gives up (`step_failed_repeatedly`). */
+  maxAttemptsPerStep: 32,
+} as const;
+
+export interface ResolvedTrainingConfig {
+  readonly model: 'mlp' | 'cnn' | ModelFactory;
+  readonly optimizer: OptimizerName;
+  readonly learningRate: number;
+  readonly data: TrainingData | string | undefined;
+  readonly batchSize: number;
+  readonly epochs: number;
+  readonly maxSteps: number;
+  readonly checkpointIntervalSteps: number;
+  readonly snapshotIntervalSteps: number | 'auto';
+  readonly checkpointDir: string | undefined;
+  readonly resume: boolean;
+  readonly device: string | undefined;
+  readonly devices: readonly DeviceInfo[] | undefined;
+  readonly faults: FaultConfig;
+  readonly seed: number;
+  readonly shuffle: boolean;
+  readonly evaluateEachEpoch: boolean;
+  readonly metricsPath: string | undefined;
+  readonly progress: ProgressWriter | undefined;
+  readonly restartIntensity: number;
+  readonly restartPeriodMs: number;
+  readonly microBatchRegrowSteps: number;
+  readonly onStep: ((info: StepReport) => void) | undefined;
+  readonly onRecovery: ((recovery: Recovery) => void) | undefined;
+  readonly onSupervisionEvent: ((event: SupervisionEvent) => void) | undefined;
+}
+
+function invalid(field: string, value: unknown, allowed: string): never {
+  throw new TrainingError(
+    'invalid_config',
+    `${field} = ${JSON.stringify(value) ?? String(value)}: expected ${allowed}`,
+  );
+}
+
+function integerIn(field: string, value: unknown, fallback: number, min: number, max: number): number {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
+    invalid(field, value, `an integer from ${min} to ${max}`);
+  }
+  return value;
+}
+
+function resolveFaults(value: unknown): FaultConfig {
+  if (value === undefined) return NO_FAULTS;
+  try {
+    return typeof value === 'string' ? parseFaultConfig(value) : faultConfig(value as Partial<FaultConfig>);
+  } catch (error) {
+    throw new TrainingError('invalid_config', `faults: ${(error as Error).message}`, { cause: error });
+  }
+}
+
+function optionalFunction<T>(field: string, value: unknown): T | undefined {
+  if (value !== undefined && typeof value !== 'function') invalid(field, value, 'a function');
+  return value as T | undefined;
+}
+
+function optionalString(field: string, value: unknown): string | undefined {
+  if (value !== undefined && (typeof value !== 'string' || value.length === 0))
+    invalid(field, value, 'a non-empty string');
+  return value as string | undefined;
+}
+
+function resolveModelAndOptimizer(
+  fields: TrainingConfig,
+): Pick<ResolvedTrainingConfig, 'model' | 'optimizer' | 'learningRate'> {
+  const model = fields.model;
+  if (model !== 'mlp' && model !== 'cnn' && typeof model !== 'function')
+    invalid('model', model, "'mlp', 'cnn' or a factory");
+  const optimizer = fields.optimizer ?? 'adam';
+  if (!['sgd', 'adam', 'adamw'].includes(optimizer))
+    invalid('optimizer', optimizer, "'sgd', 'adam' or 'adamw'");
+  const learningRate = fields.learningRate ?? (optimizer === 'sgd' ? 0.01 : 1e-3);
+  if (typeof learningRate !== 'number' || !(learningRate > 0 && learningRate <= 10)) {
+    invalid('learningRate', learningRate, 'a number in (0, 10]');
+  }
+  return { model, optimizer, learningRate };
+}
+
+/** Validates a configuration and fills in the defaults; throws `TrainingError` `invalid_config`. */
+export function resolveTrainingConfig(config: TrainingConfig): ResolvedTrainingConfig {
+  if (typeof config !== 'object' || config === null) invalid('config', config, 'an object');
+  const fields = config;
+  const checkpointDir = optionalString('checkpointDir', fields.checkpointDir);
+  const resume = fields.resume ?? false;
+  if (typeof resume !== 'boolean') invalid('resume', resume, 'a boolean');
+  if (resume && checkpointDir === undefined) invalid('resume', resume, 'a checkpointDir to resume from');
+  if (fields.data !== undefined && typeof fields.data !== 'string' && typeof fields.data !== 'object') {
+    invalid('data', fields.data, 'loaded splits or a directory');
+  }
+  return {
+    ...resolveModelAndOptimizer(fields),
+    data: fields.data,
+    batchSize: integerIn('batchSize', fields.batchSize, 64, 1, TRAINING_LIMITS.maxBatchSize),
+    epochs: integerIn('epochs', fields.epochs, 1, 1, TRAINING_LIMITS.maxEpochs),
+    maxSteps: integerIn('maxSteps', fields.maxSteps, Number.MAX_SAFE_INTEGER, 1, Number.MAX_SAFE_INTEGER),
+    checkpointIntervalSteps: integerIn(
+      'checkpointIntervalSteps',
+      fields.checkpointIntervalSteps,
+      100,
+      1,
+      TRAINING_LIMITS.maxCheckpointIntervalSteps,
+    ),
+    snapshotIntervalSteps:
+      fields.snapshotIntervalSteps === 'auto' || fields.snapshotIntervalSteps === undefined
+        ? 'auto'
+        : integerIn(
+            'snapshotIntervalSteps',
+            fields.snapshotIntervalSteps,
+            1,
+            1,
+            TRAINING_LIMITS.maxSnapshotIntervalSteps,
+          ),
+    checkpointDir,
+    resume,
+    device: optionalString('device', fields.device),
+    devices: fields.devices,
+    faults: resolveFaults(fields.faults),
+    seed: integerIn('seed', fields.seed, 42, 0, Number.MAX_SAFE_INTEGER),
+    shuffle: fields.shuffle ?? true,
+    evaluateEachEpoch: fields.evaluateEachEpoch ?? true,
+    metricsPath:
+      optionalString('metricsPath', fields.metricsPath) ??
+      (checkpointDir === undefined ? undefined : `${checkpointDir}/metrics.jsonl`),
+    progress: optionalFunction('progress', fields.progress),
+    restartIntensity: integerIn(
+      'restartIntensity',
+      fields.restartIntensity,
+      1000,
+      0,
+      TRAINING_LIMITS.maxRestartIntensity,
+    ),
+    restartPeriodMs: integerIn('restartPeriodMs', fields.restartPeriodMs, 60_000, 1, 86_400_000),
+    microBatchRegrowSteps: integerIn('microBatchRegrowSteps', fields.microBatchRegrowSteps, 20, 1, 1_000_000),
+    onStep: optionalFunction('onStep', fields.onStep),
+    onRecovery: optionalFunction('onRecovery', fields.onRecovery),
+    onSupervisionEvent: optionalFunction('onSupervisionEvent', fields.onSupervisionEvent),
+  };
+}

@@ -1,0 +1,245 @@
+/**
+ * Persisted checkpoints of a run, in `checkpointDir`:
+ * - `checkpoint-<step>.safetensors`: a standard safetensors file (zbmd's writer is byte-compatible
+ *   with the reference) holding `weights.<parameter name>` and `optimizer.<index>.<slot>`, F32;
+ * - `latest.json`: the manifest, naming that file with its SHA-256, and holding everything else
+ *   (step, loader position, optimizer scalars, random generator states, micro-batch, device,
+ *   and the run's identity, checked on resume).
+ *
+ * Both are written atomically (a temporary file, fsync, rename, fsync of the directory), the
+ * tensors first, so `latest.json` always names a complete file. The two newest tensor files are
+ * kept; older ones are removed after the manifest moved on.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdir, open, readdir, readFile, rename, unlink } from 'node:fs/promises';
+import { endianness } from 'node:os';
+import { join } from 'node:path';
+import type { RandomState } from '../../actor/Random.js';
+import type { LoaderState } from '../data/DataLoader.js';
+import { parseSafetensors, type SafetensorsEntry, serializeSafetensors } from '../safetensors.js';
+import { TrainingError } from './errors.js';
+import type { SnapshotCopy } from './TrainingSnapshot.js';
+
+export const MANIFEST_FILE = 'latest.json';
+/** Tensor files kept besides the newest one. */
+export const CHECKPOINT_FILES_KEPT = 2;
+const MANIFEST_FORMAT = 'zbmd-training-checkpoint';
+
+/** What identifies a run: a checkpoint resumes only a run with the same identity. */
+export interface RunIdentity {
+  readonly model: string;
+  readonly optimizer: string;
+  readonly batchSize: number;
+  readonly seed: number;
+  readonly shuffle: boolean;
+  readonly datasetLength: number;
+  readonly parameterNames: readonly string[];
+}
+
+export interface CheckpointManifest {
+  readonly format: typeof MANIFEST_FORMAT;
+  readonly version: 1;
+  readonly step: number;
+  readonly tensorsFile: string;
+  readonly tensorsSha256: string;
+  readonly run: RunIdentity;
+  readonly optimizer: {
+    readonly kind: string;
+    readonly stepCount: number;
+    readonly learningRate: number;
+    readonly slots: string[];
+  };
+  readonly loader: LoaderState;
+  readonly randoms: Readonly<Record<string, RandomState>>;
+  readonly microBatchSize: number;
+  readonly deviceId: string;
+  readonly reason: string;
+}
+
+function bytesOf(values: Float32Array): Uint8Array {
+  return new Uint8Array(values.buffer, values.byteOffset, values.byteLength);
+}
+
+function tensorsOf(copy: SnapshotCopy): Record<string, SafetensorsEntry> {
+  const tensors: Record<string, SafetensorsEntry> = {};
+  copy.parameterNames.forEach((name, index) => {
+    const data = copy.weights[index];
+    tensors[`weights.${name}`] = {
+      dtype: 'F32',
+      shape: [...copy.parameterShapes[index]],
+      data: bytesOf(data),
+    };
+  });
+  for (const [slot, buffers] of copy.slots) {
+    buffers.forEach((data, index) => {
+      const shape = [...copy.parameterShapes[index]];
+      tensors[`optimizer.${index}.${slot}`] = { dtype: 'F32', shape, data: bytesOf(data) };
+    });
+  }
+  return tensors;
+}
+
+/** Writes `bytes` to `path` so that a reader sees the old file or the whole new one. */
+export async function writeFileAtomically(path: string, bytes: Uint8Array, directory: string): Promise<void> {
+  const temporary = join(directory, `.${randomBytes(6).toString('hex')}.tmp`);
+  const handle = await open(temporary, 'wx');
+  try {
+    await handle.writeFile(bytes);
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+  await rename(temporary, path);
+  const directoryHandle = await open(directory, 'r');
+  try {
+    await directoryHandle.sync();
+  } finally {
+    await directoryHandle.close();
+  }
+}
+
+export function sha256Hex(bytes: Uint8Array): string {
+  return createHash('sha256').update(bytes).digest('hex');
+}
+
+/** Persists `copy` (tensors, then the manifest); returns the manifest written. */
+export async function writeCheckpoint(
+  directory: string,
+  copy: SnapshotCopy,
+  run: RunIdentity,
+  reason: string,
+): Promise<CheckpointManifest> {
+  if (endianness() !== 'LE')
+    throw new TrainingError('invalid_config', 'checkpoints are written on little-endian machines only');
+  await mkdir(directory, { recursive: true });
+  const tensorsFile = `checkpoint-${String(copy.step).padStart(10, '0')}.safetensors`;
+  const bytes = serializeSafetensors(tensorsOf(copy), { format: MANIFEST_FORMAT, step: String(copy.step) });
+  await writeFileAtomically(join(directory, tensorsFile), bytes, directory);
+  const manifest: CheckpointManifest = {
+    format: MANIFEST_FORMAT,
+    version: 1,
+    step: copy.step,
+    tensorsFile,
+    tensorsSha256: sha256Hex(bytes),
+    run,
+    optimizer: {
+      kind: copy.optimizerKind,
+      stepCount: copy.optimizerStepCount,
+      learningRate: copy.learningRate,
+      slots: [...copy.slots.keys()],
+    },
+    loader: copy.loader,
+    randoms: copy.randoms,
+    microBatchSize: copy.microBatchSize,
+    deviceId: copy.deviceId,
+    reason,
+  };
+  const text = new TextEncoder().encode(`${JSON.stringify(manifest, null, 2)}\n`);
+  await writeFileAtomically(join(directory, MANIFEST_FILE), text, directory);
+  await pruneTensorFiles(directory, tensorsFile);
+  return manifest;
+}
+
+async function pruneTensorFiles(directory: string, newest: string): Promise<void> {
+  const names = (await readdir(directory))
+    .filter((name) => /^checkpoint-\d{10}\.safetensors$/.test(name))
+    .sort();
+  const removable = names.filter((name) => name < newest).slice(0, -(CHECKPOINT_FILES_KEPT - 1) || undefined);
+  for (const name of removable) await unlink(join(directory, name)).catch(() => undefined);
+}
+
+/** The manifest in `directory`, or undefined when there is none. Throws `checkpoint_corrupt`. */
+export async function readManifest(directory: string): Promise<CheckpointManifest | undefined> {
+  let text: string;
+  try {
+    text = await readFile(join(directory, MANIFEST_FILE), 'utf8');
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw error;
+  }
+  let manifest: CheckpointManifest;
+  try {
+    manifest = JSON.parse(text) as CheckpointManifest;
+  } catch (error) {
+    throw new TrainingError('checkpoint_corrupt', `${MANIFEST_FILE} is not JSON`, { cause: error });
+  }
+  if (
+    manifest?.format !== MANIFEST_FORMAT ||
+    manifest.version !== 1 ||
+    !Number.isSafeInteger(manifest.step)
+  ) {
+    throw new TrainingError(
+      'checkpoint_corrupt',
+      `${join(directory, MANIFEST_FILE)} is not a zbmd training manifest (version 1)`,
+    );
+  }
+  return manifest;
+}
+
+/** Loads the newest checkpoint, verifying its checksum and that it belongs to a run like `run`. */
+export async function readCheckpoint(
+  directory: string,
+  run: RunIdentity,
+  parameterShapes: readonly (readonly number[])[],
+): Promise<SnapshotCopy> {
+  const manifest = await readManifest(directory);
+  if (manifest === undefined)
+    throw new TrainingError('no_checkpoint', `${directory} holds no ${MANIFEST_FILE} to resume from`);
+  checkIdentity(manifest.run, run);
+  const bytes = new Uint8Array(await readFile(join(directory, manifest.tensorsFile)));
+  if (sha256Hex(bytes) !== manifest.tensorsSha256) {
+    throw new TrainingError(
+      'checkpoint_corrupt',
+      `${manifest.tensorsFile} does not match the SHA-256 in ${MANIFEST_FILE}`,
+    );
+  }
+  const { tensors } = parseSafetensors(bytes);
+  const floats = (name: string): Float32Array => {
+    const entry = tensors[name];
+    if (entry === undefined || entry.dtype !== 'F32' || entry.data.byteLength % 4 !== 0) {
+      throw new TrainingError('checkpoint_corrupt', `${manifest.tensorsFile} lacks the F32 tensor '${name}'`);
+    }
+    return new Float32Array(entry.data.slice().buffer);
+  };
+  const weights = run.parameterNames.map((name) => floats(`weights.${name}`));
+  weights.forEach((values, index) => {
+    const size = parameterShapes[index].reduce((product, dimension) => product * dimension, 1);
+    if (values.length !== size) {
+      throw new TrainingError(
+        'checkpoint_corrupt',
+        `weights.${run.parameterNames[index]} holds ${values.length} values, the model needs ${size}`,
+      );
+    }
+  });
+  const slots = new Map<string, Float32Array[]>();
+  for (const slot of manifest.optimizer.slots)
+    slots.set(
+      slot,
+      weights.map((_, index) => floats(`optimizer.${index}.${slot}`)),
+    );
+  return {
+    step: manifest.step,
+    parameterNames: run.parameterNames,
+    parameterShapes,
+    weights,
+    optimizerKind: manifest.optimizer.kind,
+    optimizerStepCount: manifest.optimizer.stepCount,
+    learningRate: manifest.optimizer.learningRate,
+    slots,
+    loader: manifest.loader,
+    randoms: manifest.randoms,
+    microBatchSize: manifest.microBatchSize,
+    deviceId: manifest.deviceId,
+  };
+}
+
+function checkIdentity(saved: RunIdentity, current: RunIdentity): void {
+  for (const key of Object.keys(current) as Array<keyof RunIdentity>) {
+    if (JSON.stringify(saved?.[key]) !== JSON.stringify(current[key])) {
+      throw new TrainingError(
+        'checkpoint_mismatch',
+        `the checkpoint was made by a run with ${key} = ${JSON.stringify(saved?.[key])}; this run has ${JSON.stringify(current[key])}`,
+      );
+    }
+  }
+}

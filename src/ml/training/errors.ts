@@ -1,0 +1,95 @@
+/**
+ * Errors of supervised training. Operating errors (a bad option, a checkpoint that does not fit
+ * the run, a failure the supervisor could not repair) are `TrainingError`s whose `code` says
+ * which rule was broken. The faults injected into a run are errors too, because an actor dies
+ * of them: `InjectedActorCrash` (an actor's code threw), `DeviceFailure` (the device the model
+ * runs on failed), and `OutOfMemory` (an allocation for the step failed).
+ */
+
+export type TrainingErrorCode =
+  | 'invalid_config'
+  | 'invalid_data'
+  | 'no_checkpoint'
+  | 'checkpoint_corrupt'
+  | 'checkpoint_mismatch'
+  | 'supervisor_gave_up'
+  | 'step_failed_repeatedly'
+  | 'out_of_memory_at_minimum'
+  | 'lineage_broken';
+
+export class TrainingError extends Error {
+  readonly _tag = 'TrainingError' as const;
+  constructor(
+    readonly code: TrainingErrorCode,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(`${message} (${code})`, options);
+    this.name = 'TrainingError';
+  }
+}
+
+export function isTrainingError(value: unknown, code?: TrainingErrorCode): value is TrainingError {
+  return value instanceof TrainingError && (code === undefined || value.code === code);
+}
+
+/** The actors of a training run, in the order the supervisor starts them. */
+export type TrainingRole = 'model' | 'optimizer' | 'dataloader' | 'checkpoint' | 'metrics';
+
+export const TRAINING_ROLES: readonly TrainingRole[] = [
+  'model',
+  'optimizer',
+  'dataloader',
+  'checkpoint',
+  'metrics',
+];
+
+/** An actor crash injected by the fault plan at `step`: the actor's own code throws it. */
+export class InjectedActorCrash extends Error {
+  readonly _tag = 'InjectedActorCrash' as const;
+  constructor(
+    readonly role: TrainingRole,
+    readonly step: number,
+  ) {
+    super(`injected crash of the ${role} actor at step ${step}`);
+    this.name = 'InjectedActorCrash';
+  }
+}
+
+export function isInjectedActorCrash(value: unknown): value is InjectedActorCrash {
+  return value instanceof InjectedActorCrash;
+}
+
+/** The device the model runs on failed during `step`; the model actor dies of it. */
+export class DeviceFailure extends Error {
+  readonly _tag = 'DeviceFailure' as const;
+  constructor(
+    readonly deviceId: string,
+    readonly step: number,
+    /** Where training goes next (the same device when no other healthy one exists). */
+    readonly nextDeviceId: string,
+  ) {
+    super(`device ${deviceId} failed at step ${step}; training moves to ${nextDeviceId}`);
+    this.name = 'DeviceFailure';
+  }
+}
+
+export function isDeviceFailure(value: unknown): value is DeviceFailure {
+  return value instanceof DeviceFailure;
+}
+
+/** An allocation for `step` failed at micro-batch size `microBatchSize`. */
+export class OutOfMemory extends Error {
+  readonly _tag = 'OutOfMemory' as const;
+  constructor(
+    readonly step: number,
+    readonly microBatchSize: number,
+  ) {
+    super(`out of memory at step ${step} with micro-batch ${microBatchSize}`);
+    this.name = 'OutOfMemory';
+  }
+}
+
+export function isOutOfMemory(value: unknown): value is OutOfMemory {
+  return value instanceof OutOfMemory;
+}

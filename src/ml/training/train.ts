@@ -1,0 +1,407 @@
+/**
+ * `train(config)`: supervised, fault-tolerant training. A driver runs the steps, one call to
+ * the model actor per step; the actors live under the rest_for_one `TrainingSupervisor`. When a
+ * step fails (an actor crashed, the device failed, an allocation ran out of memory), the driver
+ * waits for the supervisor to have restarted what died, writes the last snapshot back, asks
+ * the checkpoint actor for an emergency checkpoint, logs the recovery, and runs the step again.
+ * Nothing is lost: a step is committed only with its snapshot, and the step lineage proves at
+ * the end that every step ran once, on the samples it should have.
+ *
+ * The tensor math runs on zbmd's CPU backend whatever device is selected: devices (from
+ * `detectDevices`) are tracked with their health, and a device error moves training to the
+ * healthiest other device, but the GPU layer does not yet run tensor ops.
+ *
+ * @example
+ * ```ts
+ * const result = await train({ model: 'mlp', epochs: 5, faults: 'actorCrashRate=0.01,seed=7' });
+ * result.lostSteps; // 0
+ * ```
+ */
+import { ActorSystem } from '../../actor/ActorSystem.js';
+import { type ExitReason, formatReason } from '../../actor/ExitReason.js';
+import { CallExit } from '../../actor/errors.js';
+import { castTo } from '../../actor/GenServer.js';
+import type { Pid } from '../../actor/Pid.js';
+import { stopSupervisor } from '../../supervision/Supervisor.js';
+import { evaluateAccuracy } from '../train.js';
+import {
+  DeviceFailure,
+  InjectedActorCrash,
+  isDeviceFailure,
+  isInjectedActorCrash,
+  OutOfMemory,
+  TrainingError,
+} from './errors.js';
+import { NO_STEP_FAULTS } from './FaultPlan.js';
+import { METRICS_BATCH_STEPS, type MetricsTotals } from './MetricsActor.js';
+import {
+  CaptureRequest,
+  CrashRequest,
+  EpochRecord,
+  FlushRequest,
+  PersistRequest,
+  RecoveryRecord,
+  RestoreRequest,
+  STEP_OUT_OF_MEMORY,
+  type StepRecord,
+  StepRecords,
+  StepRequest,
+} from './messages.js';
+import { type PreparedRun, prepareRun } from './prepareRun.js';
+import { SnapshotPolicy } from './SnapshotPolicy.js';
+import {
+  type Recovery,
+  type RecoveryCause,
+  resolveTrainingConfig,
+  TRAINING_LIMITS,
+  type TrainingConfig,
+} from './TrainingConfig.js';
+import { startTrainingSupervisor } from './TrainingSupervisor.js';
+import { loadTrainingData } from './trainingData.js';
+import { weightsSha256 } from './weightsHash.js';
+
+/** A step that takes longer than this is treated as hung (the call times out and is recovered). */
+export const STEP_CALL_TIMEOUT_MS = 600_000;
+
+export interface EpochSummary {
+  readonly epoch: number;
+  readonly meanLoss: number;
+  readonly testAccuracy: number | undefined;
+  readonly stepsPerSec: number;
+  readonly steps: number;
+}
+
+export interface TrainingResult {
+  readonly finalTestAccuracy: number;
+  /** Loss of the last step. */
+  readonly loss: number;
+  readonly elapsedMs: number;
+  /** Steps committed in all (those of a resumed run's earlier processes included). */
+  readonly steps: number;
+  /** Steps this process ran per second of training (evaluation excluded, recoveries included). */
+  readonly stepsPerSec: number;
+  readonly recoveries: readonly Recovery[];
+  /** Planned steps never committed plus gaps and overlaps in the samples steps consumed: 0. */
+  readonly lostSteps: number;
+  readonly weightsSha256: string;
+  readonly epochs: readonly EpochSummary[];
+  readonly resumedFromStep: number;
+  readonly devicesUsed: readonly string[];
+  /** Where the tensor math ran: always zbmd's CPU backend for now. */
+  readonly tensorBackend: 'cpu';
+  readonly finalMicroBatchSize: number;
+  readonly dataset: string;
+  readonly faultsInjected: Readonly<Record<string, number>>;
+  /** Steps between in-memory snapshots at the end of the run (see `SnapshotPolicy`). */
+  readonly snapshotIntervalSteps: number;
+}
+
+interface Run extends PreparedRun {
+  readonly system: ActorSystem;
+  readonly totals: MetricsTotals;
+  readonly recoveries: Recovery[];
+  readonly epochs: EpochSummary[];
+  readonly records: StepRecord[];
+  lastLoss: number;
+  epochLossSum: number;
+  epochSteps: number;
+  epochStartedMs: number;
+  evaluationMs: number;
+  failedStep: number;
+  attempts: number;
+  /** Steps committed live (the snapshot may be up to one snapshot interval behind). */
+  nextStep: number;
+  /** The most steps ever committed: steps below it that run again are replays. */
+  highestCommitted: number;
+  readonly policy: SnapshotPolicy;
+  /** A recovery whose replay has not yet reached the failed step. */
+  pending: PendingRecovery | undefined;
+}
+
+interface PendingRecovery {
+  readonly startedMs: number;
+  readonly cause: RecoveryCause;
+  readonly step: number;
+  readonly detail: string;
+  readonly replayedSteps: number;
+}
+
+/** Expected crashes (injected, device errors) are logged as recoveries; anything else is reported. */
+function reportCrash(_pid: Pid, reason: ExitReason): void {
+  if (isInjectedActorCrash(reason) || isDeviceFailure(reason)) return;
+  process.stderr.write(`zbmd train: an actor crashed: ${formatReason(reason)}\n`);
+}
+
+/** Trains as `config` says, through every failure the supervisor can repair. */
+export async function train(config: TrainingConfig): Promise<TrainingResult> {
+  const startedMs = performance.now();
+  const resolved = resolveTrainingConfig(config);
+  const data = await loadTrainingData(resolved.data);
+  const system = new ActorSystem({ onCrash: reportCrash });
+  const prepared = await prepareRun(system, resolved, data);
+  const totals: MetricsTotals = {
+    startedMs: performance.now(),
+    plannedSteps: prepared.plannedSteps,
+    stepsPerEpoch: prepared.stepsPerEpoch,
+    recoveries: 0,
+    lastProgressMs: 0,
+  };
+  const run: Run = {
+    ...prepared,
+    system,
+    totals,
+    recoveries: [],
+    epochs: [],
+    records: [],
+    lastLoss: Number.NaN,
+    epochLossSum: 0,
+    epochSteps: 0,
+    epochStartedMs: performance.now(),
+    evaluationMs: 0,
+    failedStep: -1,
+    attempts: 0,
+    nextStep: prepared.firstStep,
+    highestCommitted: prepared.firstStep,
+    policy: new SnapshotPolicy(resolved.snapshotIntervalSteps),
+    pending: undefined,
+  };
+  const supervisor = await startTrainingSupervisor(
+    system,
+    prepared.session,
+    totals,
+    resolved.onSupervisionEvent,
+  );
+  try {
+    if (!prepared.session.snapshot.taken)
+      await system.call(prepared.session.pidOf('model'), new CaptureRequest());
+    const loopStartedMs = performance.now();
+    await runSteps(run);
+    const loopMs = performance.now() - loopStartedMs - run.evaluationMs;
+    return await finish(run, loopMs, startedMs);
+  } finally {
+    if (system.isAlive(supervisor)) await stopSupervisor(system, supervisor);
+    await prepared.session.commitsSettled();
+    system.shutdown();
+  }
+}
+
+/** True when the step that brings the count to `committed` must end with a snapshot. */
+function snapshotForced(run: Run, committed: number): boolean {
+  const { checkpointDir, checkpointIntervalSteps } = run.session.config;
+  return (
+    committed === run.plannedSteps ||
+    committed % run.stepsPerEpoch === 0 ||
+    (checkpointDir !== undefined && committed % checkpointIntervalSteps === 0)
+  );
+}
+
+async function runSteps(run: Run): Promise<void> {
+  const { session, system } = run;
+  const snapshot = session.snapshot;
+  const request = new StepRequest(0, NO_STEP_FAULTS, false);
+  while (run.nextStep < run.plannedSteps) {
+    const step = run.nextStep;
+    if (run.pending !== undefined && step >= run.pending.step) finishRecovery(run);
+    const faults = run.plan.decide(step, session.deviceId);
+    request.step = step;
+    request.faults = faults;
+    request.capture = run.policy.shouldCapture(step + 1, snapshot.step, snapshotForced(run, step + 1));
+    let outcome: unknown;
+    try {
+      if (faults.crash !== undefined && faults.crash !== 'model') {
+        await system.call(session.pidOf(faults.crash), new CrashRequest(step));
+      }
+      outcome = await system.call(session.pidOf('model'), request, STEP_CALL_TIMEOUT_MS);
+    } catch (error) {
+      await recover(run, error, step);
+      continue;
+    }
+    if (outcome === STEP_OUT_OF_MEMORY) {
+      await recover(run, new OutOfMemory(step, snapshot.microBatchSize), step);
+      continue;
+    }
+    run.nextStep = step + 1;
+    run.policy.observe(session.timing.stepMs, session.timing.captureMs);
+    // A step run again after a recovery (since the last snapshot) was already reported.
+    if (step + 1 > run.highestCommitted) {
+      run.highestCommitted = step + 1;
+      afterCommit(run, step, outcome as number);
+    }
+  }
+  if (run.pending !== undefined) finishRecovery(run);
+  flushRecords(run);
+}
+
+function afterCommit(run: Run, step: number, loss: number): void {
+  const { session, system } = run;
+  const committed = step + 1;
+  const epoch = Math.floor(step / run.stepsPerEpoch);
+  run.lastLoss = loss;
+  run.epochLossSum += loss;
+  run.epochSteps++;
+  run.records.push({ step: committed, epoch, loss, timeMs: performance.now() });
+  if (run.records.length >= METRICS_BATCH_STEPS) flushRecords(run);
+  regrowMicroBatch(run);
+  const { checkpointDir, checkpointIntervalSteps, onStep } = session.config;
+  if (checkpointDir !== undefined && committed % checkpointIntervalSteps === 0) {
+    castTo(system, session.pidOf('checkpoint'), new PersistRequest(session.snapshot.copy(), 'periodic'));
+  }
+  onStep?.({ step: committed, epoch, loss });
+  if (committed % run.stepsPerEpoch === 0 || committed === run.plannedSteps) endEpoch(run, epoch);
+}
+
+function flushRecords(run: Run): void {
+  if (run.records.length === 0) return;
+  castTo(run.system, run.session.pidOf('metrics'), new StepRecords(run.records.splice(0)));
+}
+
+/** After `microBatchRegrowSteps` steps without running out of memory, try a micro-batch twice as big. */
+function regrowMicroBatch(run: Run): void {
+  const snapshot = run.session.snapshot;
+  if (snapshot.microBatchSize >= run.session.config.batchSize) return;
+  snapshot.stepsSinceOutOfMemory++;
+  if (snapshot.stepsSinceOutOfMemory < run.session.config.microBatchRegrowSteps) return;
+  snapshot.microBatchSize = Math.min(run.session.config.batchSize, snapshot.microBatchSize * 2);
+  snapshot.stepsSinceOutOfMemory = 0;
+}
+
+function endEpoch(run: Run, epoch: number): void {
+  const { session } = run;
+  flushRecords(run);
+  let testAccuracy: number | undefined;
+  const evaluationStartedMs = performance.now();
+  if (session.config.evaluateEachEpoch)
+    testAccuracy = evaluateAccuracy(session.model!.module, session.data.test);
+  const nowMs = performance.now();
+  run.evaluationMs += nowMs - evaluationStartedMs;
+  const seconds = (evaluationStartedMs - run.epochStartedMs) / 1000;
+  const summary: EpochSummary = {
+    epoch,
+    meanLoss: run.epochSteps > 0 ? run.epochLossSum / run.epochSteps : Number.NaN,
+    testAccuracy,
+    stepsPerSec: seconds > 0 ? run.epochSteps / seconds : 0,
+    steps: run.epochSteps,
+  };
+  run.epochs.push(summary);
+  castTo(
+    run.system,
+    session.pidOf('metrics'),
+    new EpochRecord(epoch, summary.meanLoss, testAccuracy, summary.stepsPerSec, summary.steps),
+  );
+  run.epochLossSum = 0;
+  run.epochSteps = 0;
+  run.epochStartedMs = nowMs;
+}
+
+interface Diagnosis {
+  readonly cause: RecoveryCause;
+  readonly detail: string;
+}
+
+/** What failed, from the error a step's call ended with; errors that are not failures of a step are thrown on. */
+function diagnose(failure: unknown): Diagnosis {
+  if (failure instanceof OutOfMemory) return { cause: 'out_of_memory', detail: failure.message };
+  if (failure instanceof TrainingError) throw failure;
+  if (!(failure instanceof CallExit)) {
+    if (failure instanceof Error && failure.name === 'CallTimeout')
+      return { cause: 'unexpected_crash', detail: failure.message };
+    throw failure;
+  }
+  const reason = failure.reason;
+  if (reason instanceof InjectedActorCrash) return { cause: `${reason.role}_crash`, detail: reason.message };
+  if (reason instanceof DeviceFailure) {
+    return { cause: 'device_error', detail: `${reason.deviceId} failed; moved to ${reason.nextDeviceId}` };
+  }
+  return { cause: 'unexpected_crash', detail: formatReason(reason) };
+}
+
+/** Out of memory: the next attempts run the batch in micro-batches half as big (never below 1 row). */
+function halveMicroBatch(run: Run, step: number): string {
+  const snapshot = run.session.snapshot;
+  if (snapshot.microBatchSize <= 1) {
+    throw new TrainingError(
+      'out_of_memory_at_minimum',
+      `step ${step} ran out of memory with micro-batches of 1 sample`,
+    );
+  }
+  snapshot.microBatchSize = Math.ceil(snapshot.microBatchSize / 2);
+  snapshot.stepsSinceOutOfMemory = 0;
+  const { batchSize } = run.session.config;
+  return `micro-batch ${snapshot.microBatchSize} x ${Math.ceil(batchSize / snapshot.microBatchSize)} accumulated (batch ${batchSize})`;
+}
+
+function countAttempt(run: Run, step: number, diagnosis: Diagnosis): void {
+  run.attempts = run.failedStep === step ? run.attempts + 1 : 1;
+  run.failedStep = step;
+  if (run.attempts > TRAINING_LIMITS.maxAttemptsPerStep) {
+    throw new TrainingError(
+      'step_failed_repeatedly',
+      `step ${step} failed ${run.attempts} times in a row; last: ${diagnosis.cause} (${diagnosis.detail})`,
+    );
+  }
+}
+
+async function recover(run: Run, failure: unknown, step: number): Promise<void> {
+  const startedMs = performance.now();
+  const { session, system } = run;
+  if (session.failed !== undefined) throw session.failed;
+  if (run.pending !== undefined) finishRecovery(run);
+  const diagnosis = diagnose(failure);
+  countAttempt(run, step, diagnosis);
+  const detail = diagnosis.cause === 'out_of_memory' ? halveMicroBatch(run, step) : diagnosis.detail;
+  // The emergency checkpoint holds the last good state, copied before anything else can change it.
+  const emergency = session.config.checkpointDir !== undefined ? session.snapshot.copy() : undefined;
+  await session.whenReady();
+  await system.call(session.pidOf('model'), new RestoreRequest(), STEP_CALL_TIMEOUT_MS);
+  if (emergency !== undefined)
+    castTo(system, session.pidOf('checkpoint'), new PersistRequest(emergency, 'emergency'));
+  run.nextStep = session.snapshot.step;
+  run.pending = {
+    startedMs,
+    cause: diagnosis.cause,
+    step,
+    detail,
+    replayedSteps: step - session.snapshot.step,
+  };
+}
+
+/** Training is back where it failed: log the recovery with its duration. */
+function finishRecovery(run: Run): void {
+  const pending = run.pending!;
+  run.pending = undefined;
+  const { startedMs, ...rest } = pending;
+  const recovery: Recovery = { ...rest, recoveryMs: performance.now() - startedMs };
+  run.recoveries.push(recovery);
+  castTo(run.system, run.session.pidOf('metrics'), new RecoveryRecord(recovery));
+  run.session.config.onRecovery?.(recovery);
+}
+
+async function finish(run: Run, loopMs: number, startedMs: number): Promise<TrainingResult> {
+  const { session, system } = run;
+  if (session.config.checkpointDir !== undefined) {
+    castTo(system, session.pidOf('checkpoint'), new PersistRequest(session.snapshot.copy(), 'final'));
+    await system.call(session.pidOf('checkpoint'), new FlushRequest(), STEP_CALL_TIMEOUT_MS);
+  }
+  const model = session.model!.module;
+  const finalTestAccuracy = evaluateAccuracy(model, session.data.test);
+  const audit = session.lineage.audit(session.data.train.length, run.firstPosition);
+  const stepsRun = run.nextStep - run.firstStep;
+  return {
+    finalTestAccuracy,
+    loss: run.lastLoss,
+    elapsedMs: performance.now() - startedMs,
+    steps: run.nextStep,
+    stepsPerSec: loopMs > 0 ? (stepsRun / loopMs) * 1000 : 0,
+    recoveries: run.recoveries,
+    lostSteps: audit.lostSteps,
+    weightsSha256: weightsSha256(model),
+    epochs: run.epochs,
+    resumedFromStep: run.firstStep,
+    devicesUsed: session.devicesUsed,
+    tensorBackend: 'cpu',
+    finalMicroBatchSize: session.snapshot.microBatchSize,
+    dataset: session.data.name ?? 'in-memory',
+    faultsInjected: run.plan.injector.counts(),
+    snapshotIntervalSteps: run.policy.intervalSteps,
+  };
+}
