@@ -132,7 +132,11 @@ export interface ActorSystemOptions {
 export interface RuntimeFaults {
   /** Called for every user message; `'drop'` loses it, a number delays it by that many ms. */
   onSend?(to: Pid, message: unknown): 'deliver' | 'drop' | number;
-  /** Called before a handler runs; true crashes the process with an injected fault. */
+  /**
+   * Called before a handler runs; true crashes the process with an injected fault. Process
+   * functions (supervisors among them) are not struck: injected crashes target the workers,
+   * not the infrastructure that repairs them.
+   */
   crashBeforeHandle?(pid: Pid): boolean;
 }
 
