@@ -37,8 +37,18 @@ export function broadcastIndexMap(
     strides[outDimension] = inShape[d] === 1 ? 0 : stride;
     stride *= inShape[d];
   }
+  return stridedIndexMap(outShape, strides);
+}
+
+/**
+ * For each position of `shape` (row-major), the offset `sum(index[d] * strides[d])`: walks the
+ * shape with an odometer instead of dividing each flat index. Broadcasting (stride 0 on a
+ * stretched axis) and reductions (stride 0 on a reduced axis) both use it.
+ */
+export function stridedIndexMap(shape: readonly number[], strides: readonly number[]): Int32Array {
+  const rank = shape.length;
   let size = 1;
-  for (const dimension of outShape) size *= dimension;
+  for (const dimension of shape) size *= dimension;
   const map = new Int32Array(size);
   const counter = new Array<number>(rank).fill(0);
   let position = 0;
@@ -47,8 +57,8 @@ export function broadcastIndexMap(
     for (let d = rank - 1; d >= 0; d--) {
       counter[d]++;
       position += strides[d];
-      if (counter[d] < outShape[d]) break;
-      position -= strides[d] * outShape[d];
+      if (counter[d] < shape[d]) break;
+      position -= strides[d] * shape[d];
       counter[d] = 0;
     }
   }

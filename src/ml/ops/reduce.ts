@@ -7,6 +7,7 @@
  */
 import { runOnDevice, unavailableOnDevice } from '../deviceOps.js';
 import { check } from '../errors.js';
+import { stridedIndexMap } from '../internal/broadcast.js';
 import { pool } from '../internal/pool.js';
 import {
   contiguousData,
@@ -54,21 +55,7 @@ function planReduction(
       stride *= shape[d];
     }
   }
-  let size = 1;
-  for (const dimension of shape) size *= dimension;
-  const map = new Int32Array(size);
-  const counter = new Array<number>(rank).fill(0);
-  let position = 0;
-  for (let i = 0; i < size; i++) {
-    map[i] = position;
-    for (let d = rank - 1; d >= 0; d--) {
-      counter[d]++;
-      position += outStrides[d];
-      if (counter[d] < shape[d]) break;
-      position -= outStrides[d] * shape[d];
-      counter[d] = 0;
-    }
-  }
+  const map = stridedIndexMap(shape, outStrides);
   const outShape = keepDims ? shape.map((n, d) => (reduced[d] ? 1 : n)) : shape.filter((_, d) => !reduced[d]);
   return { shape: outShape, map, outputSize: stride, count };
 }

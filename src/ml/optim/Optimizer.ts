@@ -49,6 +49,19 @@ export abstract class Optimizer {
     for (const parameter of this.parameters) parameter.grad?.fill(0);
   }
 
+  /** Names of the state slots allocated so far (e.g. 'm', 'v'; 'momentum'), for in-place snapshots. */
+  slotNames(): string[] {
+    return [...this.slots.keys()];
+  }
+
+  /**
+   * The buffers of a slot, one per parameter, in place (zeroed on first use): a snapshot copies
+   * them into buffers it owns and a restore copies back, without the allocations of `stateDict`.
+   */
+  slotBuffers(name: string): Float32Array[] {
+    return this.slot(name);
+  }
+
   /** A state buffer per parameter, zeroed on first use. */
   protected slot(name: string): Float32Array[] {
     let buffers = this.slots.get(name);

@@ -18,40 +18,13 @@ export interface SlotAccess {
   slotBuffers(name: string): Float32Array[];
 }
 
-class TrainingSgd extends SGD implements SlotAccess {
-  get optimizer(): Optimizer {
-    return this;
-  }
-  slotNames(): string[] {
-    return [...this.slots.keys()];
-  }
-  slotBuffers(name: string): Float32Array[] {
-    return this.slot(name);
-  }
-}
-
-class TrainingAdam extends Adam implements SlotAccess {
-  get optimizer(): Optimizer {
-    return this;
-  }
-  slotNames(): string[] {
-    return [...this.slots.keys()];
-  }
-  slotBuffers(name: string): Float32Array[] {
-    return this.slot(name);
-  }
-}
-
-class TrainingAdamW extends AdamW implements SlotAccess {
-  get optimizer(): Optimizer {
-    return this;
-  }
-  slotNames(): string[] {
-    return [...this.slots.keys()];
-  }
-  slotBuffers(name: string): Float32Array[] {
-    return this.slot(name);
-  }
+/** The slot view of one of zbmd's optimizers (`Optimizer.slotNames` / `slotBuffers`). */
+function slotAccess(optimizer: Optimizer): SlotAccess {
+  return {
+    optimizer,
+    slotNames: () => optimizer.slotNames(),
+    slotBuffers: (name) => optimizer.slotBuffers(name),
+  };
 }
 
 /** SGD with momentum 0.9; Adam and AdamW with PyTorch's defaults. */
@@ -62,10 +35,10 @@ export function createOptimizer(
 ): SlotAccess {
   switch (name) {
     case 'sgd':
-      return new TrainingSgd(parameters, { learningRate, momentum: 0.9 });
+      return slotAccess(new SGD(parameters, { learningRate, momentum: 0.9 }));
     case 'adam':
-      return new TrainingAdam(parameters, { learningRate });
+      return slotAccess(new Adam(parameters, { learningRate }));
     case 'adamw':
-      return new TrainingAdamW(parameters, { learningRate });
+      return slotAccess(new AdamW(parameters, { learningRate }));
   }
 }
