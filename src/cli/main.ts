@@ -85,13 +85,23 @@ export async function main(argv: string[]): Promise<void> {
   try {
     await program.parseAsync(argv);
   } catch (error) {
-    if (error instanceof InvalidArgumentError) {
-      console.error(`zbmd: ${error.message}`);
+    if (error instanceof InvalidArgumentError || isOperatingError(error)) {
+      console.error(`zbmd: ${(error as Error).message}`);
       process.exitCode = 2;
       return;
     }
-    throw error;
+    throw error; // a bug: the full stack is worth seeing
   }
+}
+
+/**
+ * An expected failure caused by the input or the environment (a typed error of a zbmd layer,
+ * which carries a `code` or `_tag`, or a system error such as ENOENT): one line, no stack.
+ */
+export function isOperatingError(error: unknown): boolean {
+  if (!(error instanceof Error)) return false;
+  const tagged = error as Error & { code?: unknown; _tag?: unknown };
+  return typeof tagged.code === 'string' || typeof tagged._tag === 'string';
 }
 
 function parsePositiveInt(value: string): number {

@@ -32,3 +32,14 @@ describe('zbmd demo', () => {
     expect(lines.join('\n')).toContain('supervisor one_for_one');
   });
 });
+
+describe('zbmd errors', () => {
+  it('typed and system errors are operating errors (one line); plain errors are bugs (a stack)', async () => {
+    const { isOperatingError } = await import('../../src/cli/main.js');
+    const { InvalidDeviceSpec } = await import('../../src/gpu/index.js');
+    expect(isOperatingError(new InvalidDeviceSpec('tpu'))).toBe(true);
+    expect(isOperatingError(Object.assign(new Error('no such file'), { code: 'ENOENT' }))).toBe(true);
+    expect(isOperatingError(new TypeError('undefined is not a function'))).toBe(false);
+    expect(isOperatingError('not an error')).toBe(false);
+  });
+});
