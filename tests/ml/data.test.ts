@@ -177,6 +177,8 @@ describe('CSV', () => {
     ['an empty file', '\n\n', {}, 'csv_empty', undefined],
     ['a header and no rows', 'label,x\n', {}, 'csv_empty', undefined],
     ['a short row', '1,2,3\n0,1\n', {}, 'csv_column_count', 2],
+    ['a header wider than the rows', 'label,a,b\n1,2\n', {}, 'csv_column_count', 2],
+    ['a header narrower than the rows', 'label,a\n1,2,3\n', {}, 'csv_column_count', 2],
     ['a non-numeric feature', 'label,x\n1,2\n0,abc\n', {}, 'csv_invalid_number', 3],
     ['an empty feature', '1,2\n0,\n', {}, 'csv_invalid_number', 2],
     ['an infinite feature', '1,Infinity\n', { header: false }, 'csv_invalid_number', 1],

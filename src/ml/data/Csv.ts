@@ -68,7 +68,7 @@ export function parseCsvDataset(
       source,
     );
   }
-  const columnCount = rows[0].fields.length;
+  const columnCount = headerRow?.fields.length ?? rows[0].fields.length;
   const labelIndex = resolveLabelColumn(options.labelColumn ?? 'first', columnCount, headerRow, source);
   const featureCount = columnCount - 1;
   const features = new Float32Array(rows.length * featureCount);
@@ -78,7 +78,7 @@ export function parseCsvDataset(
       throw rowError(
         'csv_column_count',
         row,
-        `expected ${columnCount} fields like the first data row, found ${row.fields.length}`,
+        `expected ${columnCount} fields like the ${headerRow ? 'header' : 'first data row'}, found ${row.fields.length}`,
         source,
       );
     }
