@@ -1,6 +1,6 @@
 import type { TimerHandle } from '../Clock.js';
 import type { ExitReason } from '../ExitReason.js';
-import type { Pid, Ref } from '../Pid.js';
+import type { Pid } from '../Pid.js';
 import { Queue } from './Queue.js';
 
 /** Process states. A handler actor moves WAITING -> RUNNABLE -> RUNNING (-> SUSPENDED) -> ... */
@@ -94,10 +94,4 @@ export function mailboxFor(record: ProcessRecord): Queue<unknown> {
 export function extraOf(record: ProcessRecord): ProcessExtra {
   if (record.extra === undefined) record.extra = new ProcessExtra();
   return record.extra;
-}
-
-/** A monitor held by a process: delivers a DOWN message to the watcher. */
-export interface MonitorEntry extends ExitObserver {
-  readonly ref: Ref;
-  readonly watcher: ProcessRecord;
 }
