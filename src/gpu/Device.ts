@@ -18,7 +18,7 @@ import {
   convGeometry,
 } from './internal/checks.js';
 import type { BinaryLayout, BinaryOpName, ReduceOpName, UnaryOpName } from './kernels/ops.js';
-import { BINARY_OPS, REDUCE_OPS, UNARY_OPS } from './kernels/ops.js';
+import { BINARY_OPS, MAX_BROADCAST_RANK, REDUCE_OPS, UNARY_OPS } from './kernels/ops.js';
 import type { LaunchOptions, MatmulPrecision } from './types.js';
 
 export type { DeviceOptions } from './DeviceCore.js';
@@ -54,6 +54,13 @@ export type LaunchRequest =
       readonly output: DeviceBuffer;
       readonly shapeA?: readonly number[];
       readonly shapeB?: readonly number[];
+    }
+  | {
+      readonly kind: 'gather';
+      readonly input: DeviceBuffer;
+      readonly output: DeviceBuffer;
+      readonly shape: readonly number[];
+      readonly strides: readonly number[];
     }
   | {
       readonly kind: 'reduce';
@@ -112,6 +119,9 @@ export class Device extends DeviceCore {
           shapeA: request.shapeA,
           shapeB: request.shapeB,
         });
+        break;
+      case 'gather':
+        this.gather(request.input, request.output, request.shape, request.strides, options);
         break;
       case 'reduce':
         this.reduce(request.op, request.input, request.output, request.rows, request.columns, options);
@@ -218,6 +228,69 @@ export class Device extends DeviceCore {
       { kind: 'binary', op, a: a.native, b: b.native, output: output.native, count, layout },
       options,
     );
+  }
+
+  /**
+   * output = input read through `strides` over `shape` (rank <= 4), as one contiguous copy:
+   * transposes and permutations (strides reordered) and broadcasts (stride 0). Every index
+   * `sum((shape[d] - 1) * strides[d])` must lie inside input. Runs the strided binary kernel
+   * as `input + 0`, so a -0 is copied as +0.
+   */
+  gather(
+    input: DeviceBuffer,
+    output: DeviceBuffer,
+    shape: readonly number[],
+    strides: readonly number[],
+    options: LaunchOptions = {},
+  ): void {
+    const operation = 'gather';
+    this.checkBuffer(operation, input, 'input');
+    this.checkBuffer(operation, output, 'output');
+    checkNoAlias(this.id, operation, output, [input]);
+    const { layout, count } = broadcastLayout(this.id, operation, shape, [1]);
+    if (
+      !Array.isArray(strides) ||
+      strides.length !== shape.length ||
+      strides.some((stride) => !Number.isInteger(stride) || stride < 0)
+    ) {
+      throw new DeviceError(
+        this.id,
+        operation,
+        `strides must be ${shape.length} integers >= 0, one per dimension of [${shape.join(', ')}], got [${String(strides)}]`,
+      );
+    }
+    const reach = shape.reduce((last, size, d) => last + (size - 1) * strides[d], 0);
+    checkElements(this.id, operation, 'input', input, reach + 1);
+    checkCount(this.id, operation, 'count', count);
+    checkElements(this.id, operation, 'output', output, count);
+    const padding = new Array<number>(MAX_BROADCAST_RANK - strides.length).fill(0);
+    const zero = this.upload(Float32Array.of(0));
+    try {
+      const gathered: BinaryLayout = {
+        kind: 'broadcast',
+        shape: (layout as { shape: readonly number[] }).shape,
+        stridesA: [...padding, ...strides],
+        stridesB: new Array<number>(MAX_BROADCAST_RANK).fill(0),
+      };
+      this.enqueue(
+        {
+          kind: 'binary',
+          op: 'add',
+          a: input.native,
+          b: zero.native,
+          output: output.native,
+          count,
+          layout: gathered,
+        },
+        options,
+      );
+    } finally {
+      // On the default stream, released at once like the ML layer's uploaded numbers: WebGPU
+      // submits each launch before a later write, CUDA orders them on the stream. On another
+      // stream it waits for the launch, as the pool does not track streams.
+      if (options.stream === undefined) zero.release();
+      else this.releaseAfter(options.stream, [zero]);
+    }
   }
 
   // input: (rows, columns) -> output: (rows)

@@ -134,7 +134,7 @@ export {
   resolveKernelSpec,
 } from './KernelSpec.js';
 export { allCudaKernels, type CudaKernel } from './kernels/cuda.js';
-export { type Expression, toCuda, toJavaScript, toWgsl } from './kernels/Expression.js';
+export { compileJavaScript, type Expression, toCuda, toJavaScript, toWgsl } from './kernels/Expression.js';
 export { type GeneratedKernel, generateKernel } from './kernels/generateKernel.js';
 export {
   BINARY_OP_NAMES,

@@ -14,7 +14,8 @@
  *
  * A tensor lives on a device: `'cpu'` (a Float32Array, everything above) or a GPU-layer `Device`
  * (`openDevice('webgpu')`), where it holds a `DeviceBuffer`. `to(t, device)` moves it, and the
- * ops listed in `deviceOps.ts` run there; autograd stays on the CPU.
+ * ops listed in `deviceOps.ts` run there, with autograd: a device graph's gradients are device
+ * tensors (`deviceGrad`) computed by device kernels.
  *
  * @example
  * ```ts
@@ -27,7 +28,7 @@
 import type { Random } from '../actor/Random.js';
 import type { Device as GpuDevice } from '../gpu/Device.js';
 import type { DeviceBuffer } from '../gpu/DeviceBuffer.js';
-import { to } from './deviceOps.js';
+import { backwardOnDevice, disposeDeviceNode, to } from './deviceOps.js';
 import { type Dtype, decodeStorage, encodeStorage, type Storage } from './dtype.js';
 import { check, TensorError } from './errors.js';
 import { pool } from './internal/pool.js';
@@ -36,10 +37,17 @@ import { pool } from './internal/pool.js';
 export interface GradNode {
   readonly op: string;
   readonly inputs: readonly Tensor[];
-  /** Null once run: a graph is used by one `backward` only. */
+  /** Null once run: a graph is used by one `backward` only. Null for device ops from the start. */
   backward: ((gradOutput: Float32Array) => void) | null;
   /** Buffers the backward needs (saved activations); returned to the pool after use. */
   readonly scratch: Float32Array[];
+  /**
+   * A device op's backward (`deviceOps.ts`): takes the output's gradient, a tensor on the same
+   * device, and accumulates into the inputs' `deviceGrad`. Null once run.
+   */
+  deviceBackward?: ((gradOutput: Tensor) => void) | null;
+  /** Device tensors only the backward needs; disposed once it ran (or by `disposeGraph`). */
+  readonly deviceScratch?: Tensor[];
 }
 
 export interface TensorOptions {
@@ -75,6 +83,11 @@ export class Tensor {
   requiresGrad: boolean;
   /** The accumulated gradient, contiguous in logical order; null until a backward reaches it. */
   grad: Float32Array | null = null;
+  /**
+   * The accumulated gradient of a tensor on a GPU-layer device: a tensor on the same device,
+   * null until a backward reaches it. (`grad` stays null for device tensors.)
+   */
+  deviceGrad: Tensor | null = null;
   /** Keep this (non-leaf) tensor's gradient after backward, for inspection. */
   retainGrad = false;
   node: GradNode | null = null;
@@ -96,12 +109,7 @@ export class Tensor {
     this.requiresGrad = options.requiresGrad ?? false;
     this.device = placement === undefined ? 'cpu' : placement.device;
     this.deviceBuffer = placement === undefined ? null : placement.buffer;
-    if (placement !== undefined) {
-      check(!this.requiresGrad, 'invalid_argument', () => {
-        return `autograd is not available on device tensors (${placement.device.id}); compute gradients on the CPU`;
-      });
-      deviceMemory.register(this, placement.buffer, this);
-    }
+    if (placement !== undefined) deviceMemory.register(this, placement.buffer, this);
   }
 
   /** The f32 storage (throws for other dtypes, disposed tensors and tensors on a GPU device). */
@@ -309,7 +317,7 @@ export function gradBuffer(tensor: Tensor): Float32Array {
 }
 
 /** Tensors reachable from `root` through recorded ops, inputs before the ops that use them. */
-function topologicalOrder(root: Tensor): Tensor[] {
+export function topologicalOrder(root: Tensor): Tensor[] {
   const order: Tensor[] = [];
   const visited = new Set<Tensor>();
   const stack: Array<{ tensor: Tensor; next: number }> = [{ tensor: root, next: 0 }];
@@ -337,6 +345,10 @@ function topologicalOrder(root: Tensor): Tensor[] {
  */
 export function backward(root: Tensor, gradient?: Float32Array): void {
   check(root.requiresGrad, 'invalid_argument', () => 'backward: the tensor does not require a gradient');
+  if (root.device !== 'cpu') {
+    backwardOnDevice(root, gradient);
+    return;
+  }
   check(gradient !== undefined || root.size === 1, 'invalid_argument', () => {
     return `backward: a gradient is needed for a non-scalar root of shape [${root.shape.join(', ')}]`;
   });
@@ -389,6 +401,11 @@ export function disposeGraph(root: Tensor): void {
     tensor.node = null;
     if (tensor.grad !== null) pool.release(tensor.grad);
     tensor.grad = null;
+    if (tensor.deviceBuffer !== null) {
+      disposeDeviceNode(node, tensor);
+      dispose(tensor);
+      continue;
+    }
     if (tensor.ownsStorage && tensor.dtype === 'f32' && !tensor.disposed)
       pool.release(tensor.storage as Float32Array);
     tensor.storage = EMPTY;
@@ -408,6 +425,8 @@ export function dispose(tensor: Tensor): void {
     deviceMemory.unregister(tensor);
     tensor.deviceBuffer.release();
     tensor.disposed = true;
+    if (tensor.node !== null) disposeDeviceNode(tensor.node, tensor);
+    tensor.node = null;
     return;
   }
   if (tensor.node !== null) {

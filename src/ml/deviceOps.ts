@@ -1,32 +1,46 @@
 /**
- * Tensors on GPU-layer devices: moving them (`to`) and running ops on them.
+ * Tensors on GPU-layer devices: moving them (`to`), running ops on them, and their gradients.
  *
  * Every CPU op in `ops/` has one early branch: when an input is not on the CPU it hands its
  * arguments to `runOnDevice`, which looks the op up in `DEVICE_KERNELS` below and enqueues the
- * device's kernel; an op without an entry there throws `unavailableOnDevice`. Launches are
+ * device's kernels; an op without an entry there throws `unavailableOnDevice`. Launches are
  * asynchronous and nothing waits for them: `await to(t, 'cpu')` is the synchronization point,
  * and it reports a kernel that failed meanwhile (a `DeviceError` from the GPU layer).
+ *
+ * Autograd: an op on device tensors that need gradients records a backward, written beside its
+ * forward below, that computes the input gradients with device kernels. `backward(loss)` then
+ * runs on the device and leaves each leaf's gradient in `t.deviceGrad`, a tensor on the same
+ * device (the engine is `backwardOnDevice` at the end of this file). Parameters come to a
+ * device with `module.to(device)`; the optimizers update them there.
  *
  * Rules on a device:
  * - All tensor inputs of an op live on the same device (numbers are fine); mixing is a
  *   `TensorError` naming both devices.
  * - Tensors are contiguous f32 and hold one reference to their `DeviceBuffer`, given back by
- *   `dispose(t)` or, failing that, when the tensor is garbage collected. Empty tensors stay on
- *   the CPU (a device buffer has at least one element).
- * - No autograd: moving a tensor that requires a gradient, or an op on one, is a `TensorError`
- *   (move `detach(t)` instead); gradients are computed on the CPU.
+ *   `dispose(t)` or `disposeGraph(loss)` or, failing those, when the tensor is garbage
+ *   collected. Empty tensors stay on the CPU (a device buffer has at least one element).
+ * - `to(t, device)` of a tensor that requires a gradient is an error (the graph cannot cross
+ *   devices): move `detach(t)`, or a module's parameters with `module.to(device)`.
+ * - Views (transpose, permute) are copies on a device, made by one strided gather kernel.
  *
- * | op                                       | device kernel              | on a device                          |
- * | ---------------------------------------- | -------------------------- | ------------------------------------ |
- * | add, sub, mul, div, pow                  | binary                     | broadcasting up to rank 4; numbers   |
- * | neg, exp, log, sqrt, relu, sigmoid, tanh | unary                      | pow wants a base > 0 (WGSL's pow)    |
- * | gelu                                     | unary                      | the exact (erf) form, as on the CPU  |
- * | sum, max                                 | reduce (per row)           | over the last axis or over all axes  |
- * | softmax                                  | softmax (per row)          | over the last axis                   |
- * | layerNorm                                | layernorm (per row)        | over the last axis                   |
- * | matmul                                   | matmul                     | a (..., M, K) @ b (K, N)             |
- * | conv2d                                   | im2col + matmul            | stride and padding as on the CPU     |
- * | reshape (so flatten and unsqueeze)       | none: a view of the buffer |                                      |
+ * | op                                         | device kernels                   | gradient on the device |
+ * | ------------------------------------------ | -------------------------------- | ---------------------- |
+ * | add, sub, mul, div                         | binary, broadcasting up to rank 4 | yes (sum to shape)     |
+ * | pow                                        | binary (base > 0: WGSL's pow)    | no                     |
+ * | neg, exp, log, sqrt, relu, sigmoid, tanh, gelu | unary (gelu: the exact erf form) | yes                 |
+ * | sum, mean                                  | reduce per row (+ gather)        | yes                    |
+ * | max                                        | reduce per row (+ gather)        | no                     |
+ * | softmax, logSoftmax                        | softmax / reduce + binary        | yes (last axis)        |
+ * | layerNorm                                  | layernorm (per row)              | no                     |
+ * | matmul                                     | matmul: a (..., M, K) @ b (K, N) | yes                    |
+ * | linear                                     | gather + matmul + binary         | yes                    |
+ * | conv2d                                     | im2col + matmul                  | no                     |
+ * | reshape, flatten, unsqueeze                | none: the same buffer            | yes                    |
+ * | transpose, permute                         | gather (rank <= 4 after merging) | yes                    |
+ * | crossEntropy, mseLoss                      | composed of the ops above        | yes                    |
+ *
+ * An op without a gradient here, called on a tensor that needs one while gradients are on, is
+ * a `TensorError` (`unavailable_on_device`) at the forward, not a wrong gradient later.
  *
  * @example
  * ```ts
@@ -43,17 +57,24 @@ import { MAX_BROADCAST_RANK } from '../gpu/kernels/ops.js';
 import { migrate } from '../gpu/migrate.js';
 import { check, TensorError } from './errors.js';
 import { broadcastShapes } from './internal/broadcast.js';
+import type { LossOptions } from './losses.js';
 import type { Conv2dOptions } from './ops/conv.js';
 import type { Operand } from './ops/elementwise.js';
 import type { ReduceOptions } from './ops/reduce.js';
 import {
   contiguousData,
+  contiguousStrides,
   type Device,
+  dispose,
+  type GradNode,
+  isGradEnabled,
+  noGrad,
   normalizeAxis,
   releaseTemporary,
   sameShape,
   sizeOf,
   Tensor,
+  topologicalOrder,
 } from './Tensor.js';
 
 const FLOAT32_BYTES = 4;
@@ -78,15 +99,21 @@ export async function to(source: Tensor, target: Device): Promise<Tensor> {
     const values = await (source.device as GpuDevice).readFloat32(bufferOf(source));
     return new Tensor(values, [...source.shape]);
   }
-  checkNoGradient('to', source);
-  if (source.device !== 'cpu')
-    return deviceTensor(target, await migrate(bufferOf(source), target), source.shape);
+  check(!source.requiresGrad, 'invalid_argument', () => {
+    return 'to: a tensor that requires a gradient cannot move (the graph would cross devices); move detach(t), or parameters with module.to(device)';
+  });
+  return deviceTensor(target, await uploadBuffer(source, target), source.shape);
+}
+
+/** A buffer on `target` holding `source`'s values in logical order (the source is left as it was). */
+export async function uploadBuffer(source: Tensor, target: GpuDevice): Promise<DeviceBuffer> {
+  if (source.device !== 'cpu') return migrate(bufferOf(source), target);
   check(source.size > 0, 'invalid_shape', () => {
     return `to: an empty tensor ([${source.shape.join(', ')}]) cannot live on ${target.id}`;
   });
   const values = contiguousData(source);
   try {
-    return deviceTensor(target, target.upload(values), source.shape);
+    return target.upload(values);
   } finally {
     // The upload has copied the values (WebGPU's writeBuffer, CUDA's staged copy), so the
     // gathered copy of a view can go back to the pool now.
@@ -94,11 +121,11 @@ export async function to(source: Tensor, target: Device): Promise<Tensor> {
   }
 }
 
-function deviceTensor(device: GpuDevice, buffer: DeviceBuffer, shape: readonly number[]): Tensor {
+export function deviceTensor(device: GpuDevice, buffer: DeviceBuffer, shape: readonly number[]): Tensor {
   return new Tensor(NO_HOST_STORAGE, [...shape], 'f32', undefined, 0, true, {}, { device, buffer });
 }
 
-function bufferOf(tensor: Tensor): DeviceBuffer {
+export function bufferOf(tensor: Tensor): DeviceBuffer {
   const buffer = tensor.deviceBuffer;
   if (buffer === null)
     throw new TypeError(`bufferOf: a tensor on ${deviceName(tensor.device)} has no buffer`);
@@ -109,21 +136,19 @@ function deviceName(device: Device): string {
   return device === 'cpu' ? 'cpu' : device.id;
 }
 
-function checkNoGradient(op: string, tensor: Tensor): void {
-  check(!tensor.requiresGrad, 'invalid_argument', () => {
-    return `${op}: autograd is not available on device tensors; use detach(t), a copy without the graph, and compute gradients on the CPU`;
-  });
+/** The same buffer under another shape: one more reference, no launch. */
+function share(source: Tensor, shape: readonly number[] = source.shape): Tensor {
+  return deviceTensor(source.device as GpuDevice, bufferOf(source).retain(), shape);
 }
 
 // ---------------------------------------------------------------------------------------------
 // Dispatch
 
-/** The device all `inputs` live on; throws a `TensorError` when they are mixed, disposed or need gradients. */
+/** The device all `inputs` live on; throws a `TensorError` when they are mixed or disposed. */
 function deviceOf(op: string, inputs: readonly Tensor[]): GpuDevice {
   let device: Device | undefined;
   for (const input of inputs) {
     check(!input.disposed, 'disposed', () => `${op}: an input was disposed`);
-    checkNoGradient(op, input);
     if (device === undefined) device = input.device;
     else if (input.device !== device) {
       const first = deviceName(device);
@@ -137,6 +162,64 @@ function deviceOf(op: string, inputs: readonly Tensor[]): GpuDevice {
   }
   if (device === undefined || device === 'cpu') throw new TypeError(`${op}: no input lives on a device`);
   return device;
+}
+
+/** Whether an op on `inputs` records a backward now. */
+function recording(inputs: readonly Tensor[]): boolean {
+  return isGradEnabled() && inputs.some((input) => input.requiresGrad);
+}
+
+/** The error for an op with a forward but no gradient on devices, raised at the forward. */
+function noGradient(op: string, inputs: readonly Tensor[]): void {
+  if (!recording(inputs)) return;
+  const where = deviceName(inputs.find((input) => input.device !== 'cpu')?.device ?? 'cpu');
+  throw new TensorError(
+    'unavailable_on_device',
+    `${op} has no gradient on ${where} yet; run it under noGrad, on detach(t), or on the CPU`,
+  );
+}
+
+/** Records `backward` on `out` when gradients are on and an input needs one. */
+function record(
+  out: Tensor,
+  op: string,
+  inputs: readonly Tensor[],
+  backward: (gradOutput: Tensor) => void,
+  deviceScratch: Tensor[] = [],
+): Tensor {
+  if (recording(inputs)) {
+    out.requiresGrad = true;
+    const node: GradNode = {
+      op,
+      inputs,
+      backward: null,
+      scratch: [],
+      deviceBackward: backward,
+      deviceScratch,
+    };
+    out.node = node;
+  } else {
+    for (const tensor of deviceScratch) dispose(tensor);
+  }
+  return out;
+}
+
+/**
+ * Hands an intermediate of a composed op to its consumer: the graph owns one with a node; one
+ * without is kept in the consumer's node when the consumer's backward may read it, else freed.
+ */
+function handOver(intermediate: Tensor, consumer: Tensor): void {
+  if (intermediate.node !== null) return;
+  if (consumer.node?.deviceScratch !== undefined) consumer.node.deviceScratch.push(intermediate);
+  else dispose(intermediate);
+}
+
+/** `source`'s buffer under another shape, giving up `source` (a reshape that takes ownership). */
+function reshaped(source: Tensor, shape: readonly number[]): Tensor {
+  if (sameShape(source.shape, shape)) return source;
+  const out = share(source, shape);
+  dispose(source);
+  return out;
 }
 
 /** A fresh buffer of `count` f32 values that `enqueue` launches into; freed again if the launch fails. */
@@ -173,6 +256,183 @@ export function unavailableOnDevice(op: string, inputs: readonly Tensor[]): neve
   throw new TensorError(
     'unavailable_on_device',
     `op ${op} is not available on ${where} yet; move the tensor to the CPU with \`await to(t, 'cpu')\``,
+  );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Strided gathers: transposes, permutations, broadcasts
+
+interface Dimension {
+  readonly size: number;
+  readonly stride: number;
+}
+
+/**
+ * Drops size-1 dimensions and merges neighbours that read as one (outer stride = inner stride *
+ * inner size, broadcasts included), so a gather fits the kernel's rank limit.
+ */
+function mergeDimensions(dimensions: readonly Dimension[]): Dimension[] {
+  const merged: Dimension[] = [];
+  for (const dimension of dimensions) {
+    if (dimension.size === 1) continue;
+    const last = merged[merged.length - 1];
+    if (last !== undefined && last.stride === dimension.stride * dimension.size) {
+      merged[merged.length - 1] = { size: last.size * dimension.size, stride: dimension.stride };
+    } else merged.push(dimension);
+  }
+  return merged.length === 0 ? [{ size: 1, stride: 0 }] : merged;
+}
+
+/** A contiguous tensor of `shape` whose element i is source's element at `strides` . index(i). */
+function gather(op: string, source: Tensor, shape: readonly number[], strides: readonly number[]): Tensor {
+  const device = deviceOf(op, [source]);
+  const dimensions = mergeDimensions(shape.map((size, d) => ({ size, stride: strides[d] })));
+  if (dimensions.length > MAX_BROADCAST_RANK)
+    unavailableOnDevice(
+      `${op} of [${source.shape.join(', ')}] needing more than ${MAX_BROADCAST_RANK} strided dimensions`,
+      [source],
+    );
+  return launch(device, shape, (output) => {
+    device.gather(
+      bufferOf(source),
+      output,
+      dimensions.map((dimension) => dimension.size),
+      dimensions.map((dimension) => dimension.stride),
+    );
+  });
+}
+
+/** source with its dimensions in `order` (a permutation), as a contiguous copy. */
+function permuted(source: Tensor, order: readonly number[]): Tensor {
+  const strides = contiguousStrides(source.shape);
+  return gather(
+    'permute',
+    source,
+    order.map((d) => source.shape[d]),
+    order.map((d) => strides[d]),
+  );
+}
+
+function permute(source: Tensor, order: readonly number[]): Tensor {
+  const out = permuted(source, order);
+  const inverse = new Array<number>(order.length);
+  order.forEach((d, i) => {
+    inverse[d] = i;
+  });
+  return record(out, 'permute', [source], (g) => accumulate(source, permuted(g, inverse)));
+}
+
+function transpose(source: Tensor, axisA = -2, axisB = -1): Tensor {
+  const a = normalizeAxis(axisA, source.rank, 'transpose');
+  const b = normalizeAxis(axisB, source.rank, 'transpose');
+  const order = source.shape.map((_, d) => d);
+  order[a] = b;
+  order[b] = a;
+  return permute(source, order);
+}
+
+/** source (broadcastable to `shape`) repeated to `shape`. */
+function expand(source: Tensor, shape: readonly number[]): Tensor {
+  const padded = [...new Array<number>(shape.length - source.rank).fill(1), ...source.shape];
+  const strides = contiguousStrides(padded).map((stride, d) => (padded[d] === 1 ? 0 : stride));
+  return gather('expand', source, shape, strides);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reductions over any axes
+
+/**
+ * op over the dimensions marked in `reduced`, as one row reduction: the kept dimensions are
+ * gathered in front of the reduced ones when they are not already. The result is contiguous in
+ * the kept dimensions' order.
+ */
+function reduceMarked(op: 'sum' | 'max', x: Tensor, reduced: readonly boolean[]): DeviceBuffer {
+  const device = deviceOf(op, [x]);
+  const strides = contiguousStrides(x.shape);
+  let kept = 1;
+  let columns = 1;
+  let keptAfterReduced = false;
+  for (let d = 0; d < x.rank; d++) {
+    if (x.shape[d] === 1) continue;
+    if (reduced[d]) columns *= x.shape[d];
+    else {
+      kept *= x.shape[d];
+      if (columns > 1) keptAfterReduced = true;
+    }
+  }
+  let source = x;
+  if (keptAfterReduced) {
+    const order = [...x.shape.keys()].sort((a, b) => Number(reduced[a]) - Number(reduced[b]));
+    source = gather(
+      op,
+      x,
+      order.map((d) => x.shape[d]),
+      order.map((d) => strides[d]),
+    );
+  }
+  try {
+    return launchBuffer(device, kept, (output) => device.reduce(op, bufferOf(source), output, kept, columns));
+  } finally {
+    if (source !== x) dispose(source);
+  }
+}
+
+/** Which axes `axes` names (all when undefined); an error for an axis out of range or named twice. */
+function markedAxes(axes: number | readonly number[] | undefined, rank: number, op: string): boolean[] {
+  const marked = new Array<boolean>(rank).fill(axes === undefined);
+  if (axes === undefined) return marked;
+  for (const axis of typeof axes === 'number' ? [axes] : axes) {
+    const d = normalizeAxis(axis, rank, op);
+    check(!marked[d], 'invalid_axis', () => `${op}: axis ${axis} is given twice`);
+    marked[d] = true;
+  }
+  return marked;
+}
+
+function reducedShape(shape: readonly number[], marked: readonly boolean[], keepDims: boolean): number[] {
+  return keepDims ? shape.map((n, d) => (marked[d] ? 1 : n)) : shape.filter((_, d) => !marked[d]);
+}
+
+/** `g` (broadcast output's shape) summed down to `shape`, the gradient of a broadcast input. */
+function sumTo(g: Tensor, shape: readonly number[]): Tensor {
+  if (sameShape(g.shape, shape)) return share(g);
+  const padded = [...new Array<number>(g.rank - shape.length).fill(1), ...shape];
+  const marked = g.shape.map((n, d) => padded[d] === 1 && n !== 1);
+  return deviceTensor(g.device as GpuDevice, reduceMarked('sum', g, marked), shape);
+}
+
+function sumOrMean(
+  op: 'sum' | 'mean',
+  x: Tensor,
+  axes?: number | readonly number[],
+  options: ReduceOptions = {},
+): Tensor {
+  const device = deviceOf(op, [x]);
+  const marked = markedAxes(axes, x.rank, op);
+  const shape = reducedShape(x.shape, marked, options.keepDims ?? false);
+  const count = x.size / sizeOf(shape);
+  let out = deviceTensor(device, reduceMarked('sum', x, marked), shape);
+  if (op === 'mean') {
+    const total = out;
+    out = rawBinary('mul', total, 1 / count);
+    dispose(total);
+  }
+  const keptShape = reducedShape(x.shape, marked, true);
+  return record(out, op, [x], (g) => {
+    const scaled = reshaped(op === 'mean' ? rawBinary('mul', g, 1 / count) : share(g), keptShape);
+    accumulate(x, expand(scaled, x.shape));
+    dispose(scaled);
+  });
+}
+
+function max(x: Tensor, axes?: number | readonly number[], options: ReduceOptions = {}): Tensor {
+  const device = deviceOf('max', [x]);
+  noGradient('max', [x]);
+  const marked = markedAxes(axes, x.rank, 'max');
+  return deviceTensor(
+    device,
+    reduceMarked('max', x, marked),
+    reducedShape(x.shape, marked, options.keepDims ?? false),
   );
 }
 
@@ -216,24 +476,8 @@ function binaryShapes(
   return { shapeA: a, shapeB: b };
 }
 
-/** `a op b` into a fresh buffer of `count` values (the broadcast output's size). */
-function binaryBuffer(
-  device: GpuDevice,
-  op: BinaryOpName,
-  a: OperandBuffer,
-  b: OperandBuffer,
-  count: number,
-): DeviceBuffer {
-  try {
-    const shapes = binaryShapes(op, a.shape, b.shape, count);
-    return launchBuffer(device, count, (output) => device.binary(op, a.buffer, b.buffer, output, shapes));
-  } finally {
-    releaseUpload(a);
-    releaseUpload(b);
-  }
-}
-
-function binary(op: BinaryOpName, left: Operand, right: Operand): Tensor {
+/** `left op right` with broadcasting, recording nothing. */
+function rawBinary(op: BinaryOpName, left: Operand, right: Operand): Tensor {
   const tensors = [left, right].filter((operand): operand is Tensor => typeof operand !== 'number');
   const device = deviceOf(op, tensors);
   const shape = broadcastShapes(
@@ -241,18 +485,104 @@ function binary(op: BinaryOpName, left: Operand, right: Operand): Tensor {
     typeof right === 'number' ? [] : right.shape,
     op,
   );
+  const count = sizeOf(shape);
   const a = operandBuffer(device, left);
   const b = operandBuffer(device, right);
-  return deviceTensor(device, binaryBuffer(device, op, a, b, sizeOf(shape)), shape);
+  try {
+    const shapes = binaryShapes(op, a.shape, b.shape, count);
+    return launch(device, shape, (output) => device.binary(op, a.buffer, b.buffer, output, shapes));
+  } finally {
+    releaseUpload(a);
+    releaseUpload(b);
+  }
 }
 
-function unary(op: UnaryOpName, x: Tensor): Tensor {
+function rawUnary(op: UnaryOpName, x: Tensor): Tensor {
   const device = deviceOf(op, [x]);
   return launch(device, x.shape, (output) => device.unary(op, bufferOf(x), output));
 }
 
+/** Accumulates the gradient `g` of a binary op's output into `operand` (a number takes none). */
+function accumulateOperand(operand: Operand, g: Tensor): void {
+  if (typeof operand === 'number' || !operand.requiresGrad) {
+    dispose(g);
+    return;
+  }
+  const reduced = sumTo(g, operand.shape);
+  dispose(g);
+  accumulate(operand, reduced);
+}
+
+function wants(operand: Operand): operand is Tensor {
+  return typeof operand !== 'number' && operand.requiresGrad;
+}
+
+function binary(op: BinaryOpName, left: Operand, right: Operand): Tensor {
+  const tensors = [left, right].filter((operand): operand is Tensor => typeof operand !== 'number');
+  if (op === 'pow') noGradient('pow', tensors);
+  const out = rawBinary(op, left, right);
+  return record(out, op, tensors, (g) => {
+    switch (op) {
+      case 'add':
+        if (wants(left)) accumulateOperand(left, share(g));
+        if (wants(right)) accumulateOperand(right, share(g));
+        return;
+      case 'sub':
+        if (wants(left)) accumulateOperand(left, share(g));
+        if (wants(right)) accumulateOperand(right, rawUnary('neg', g));
+        return;
+      case 'mul':
+        if (wants(left)) accumulateOperand(left, rawBinary('mul', g, right));
+        if (wants(right)) accumulateOperand(right, rawBinary('mul', g, left));
+        return;
+      case 'div': {
+        // d(a/b)/da = 1/b; d(a/b)/db = -(a/b)/b
+        if (wants(left)) accumulateOperand(left, rawBinary('div', g, right));
+        if (wants(right)) {
+          const ratio = rawBinary('div', out, right);
+          const scaled = rawBinary('mul', g, ratio);
+          dispose(ratio);
+          accumulateOperand(right, rawUnary('neg', scaled));
+          dispose(scaled);
+        }
+        return;
+      }
+      default:
+        throw new TypeError(`binary: no device gradient for ${op}`);
+    }
+  });
+}
+
+function unary(op: UnaryOpName, x: Tensor): Tensor {
+  const out = rawUnary(op, x);
+  return record(out, op, [x], (g) => {
+    switch (op) {
+      case 'neg':
+        return accumulate(x, rawUnary('neg', g));
+      case 'exp':
+        return accumulate(x, rawBinary('mul', g, out));
+      case 'log':
+        return accumulate(x, rawBinary('div', g, x));
+      case 'sqrt': {
+        // g / (2 sqrt x)
+        const half = rawBinary('div', g, out);
+        accumulate(x, rawBinary('mul', half, 0.5));
+        return dispose(half);
+      }
+      case 'relu':
+        return accumulate(x, rawBinary('reluBackward', x, g));
+      case 'gelu':
+        return accumulate(x, rawBinary('geluBackward', x, g));
+      case 'sigmoid':
+        return accumulate(x, rawBinary('sigmoidBackward', out, g));
+      case 'tanh':
+        return accumulate(x, rawBinary('tanhBackward', out, g));
+    }
+  });
+}
+
 // ---------------------------------------------------------------------------------------------
-// Rows: reductions, softmax, layer normalisation
+// Rows: softmax, layer normalisation
 
 /** Whether `axes` names only the last axis of a tensor of `rank` (an error for an axis out of range). */
 function isLastAxis(axes: number | readonly number[], rank: number, op: string): boolean {
@@ -260,41 +590,60 @@ function isLastAxis(axes: number | readonly number[], rank: number, op: string):
   return list.length === 1 && normalizeAxis(list[0], rank, op) === rank - 1;
 }
 
-// x: (rows, columns) -> (rows), columns the last axis (or every element, for all axes)
-function reduce(
-  op: 'sum' | 'max',
-  x: Tensor,
-  axes?: number | readonly number[],
-  options: ReduceOptions = {},
-): Tensor {
-  const device = deviceOf(op, [x]);
-  const keepDims = options.keepDims ?? false;
-  let columns: number;
-  let shape: number[];
-  if (axes === undefined) {
-    columns = x.size;
-    shape = keepDims ? x.shape.map(() => 1) : [];
-  } else {
-    if (!isLastAxis(axes, x.rank, op)) unavailableOnDevice(`${op} over axes [${String(axes)}]`, [x]);
-    columns = x.shape[x.rank - 1];
-    shape = keepDims ? [...x.shape.slice(0, -1), 1] : x.shape.slice(0, -1);
-  }
-  const rows = x.size / columns;
-  return launch(device, shape, (output) => device.reduce(op, bufferOf(x), output, rows, columns));
-}
-
-// x, output: (rows, columns); softmax of each row
-function softmax(x: Tensor, axis = -1): Tensor {
+function rawSoftmax(x: Tensor): Tensor {
   const device = deviceOf('softmax', [x]);
-  if (!isLastAxis(axis, x.rank, 'softmax')) unavailableOnDevice(`softmax over axis ${axis}`, [x]);
   const columns = x.shape[x.rank - 1];
   const rows = x.size / columns;
   return launch(device, x.shape, (output) => device.softmax(bufferOf(x), output, rows, columns));
 }
 
+/** sum of each last-axis row, kept as (..., 1). */
+function rowSums(x: Tensor): Tensor {
+  const marked = x.shape.map((_, d) => d === x.rank - 1);
+  return deviceTensor(x.device as GpuDevice, reduceMarked('sum', x, marked), [...x.shape.slice(0, -1), 1]);
+}
+
+// x, output: (rows, columns); softmax of each row
+function softmax(x: Tensor, axis = -1): Tensor {
+  if (!isLastAxis(axis, x.rank, 'softmax')) unavailableOnDevice(`softmax over axis ${axis}`, [x]);
+  const out = rawSoftmax(x);
+  return record(out, 'softmax', [x], (g) => {
+    // gx = s * (g - sum(g * s))
+    const product = rawBinary('mul', g, out);
+    const total = rowSums(product);
+    const centred = rawBinary('sub', g, total);
+    accumulate(x, rawBinary('mul', out, centred));
+    for (const tensor of [product, total, centred]) dispose(tensor);
+  });
+}
+
+// x - log(sum(exp(x - max))) - max along the last axis
+function logSoftmax(x: Tensor, axis = -1): Tensor {
+  if (!isLastAxis(axis, x.rank, 'logSoftmax')) unavailableOnDevice(`logSoftmax over axis ${axis}`, [x]);
+  const marked = x.shape.map((_, d) => d === x.rank - 1);
+  const device = deviceOf('logSoftmax', [x]);
+  const rowShape = [...x.shape.slice(0, -1), 1];
+  const maxima = deviceTensor(device, reduceMarked('max', x, marked), rowShape);
+  const shifted = rawBinary('sub', x, maxima);
+  const exponentials = rawUnary('exp', shifted);
+  const totals = rowSums(exponentials);
+  const logTotals = rawUnary('log', totals);
+  const out = rawBinary('sub', shifted, logTotals);
+  for (const tensor of [maxima, shifted, exponentials, totals, logTotals]) dispose(tensor);
+  return record(out, 'logSoftmax', [x], (g) => {
+    // gx = g - softmax * sum(g)
+    const probabilities = rawUnary('exp', out);
+    const total = rowSums(g);
+    const spread = rawBinary('mul', probabilities, total);
+    accumulate(x, rawBinary('sub', g, spread));
+    for (const tensor of [probabilities, total, spread]) dispose(tensor);
+  });
+}
+
 // x: (rows, columns), gamma, beta: (columns); the CPU op has checked the sizes
 function layerNorm(x: Tensor, gamma: Tensor, beta: Tensor, epsilon = 1e-5): Tensor {
   const device = deviceOf('layerNorm', [x, gamma, beta]);
+  noGradient('layerNorm', [x, gamma, beta]);
   const columns = x.shape[x.rank - 1];
   const rows = x.size / columns;
   return launch(device, x.shape, (output) => {
@@ -305,10 +654,9 @@ function layerNorm(x: Tensor, gamma: Tensor, beta: Tensor, epsilon = 1e-5): Tens
 // ---------------------------------------------------------------------------------------------
 // Products and views
 
-// a: (..., M, K), b: (K, N) -> (..., M, N), as one (rows, K) @ (K, N); the CPU op has checked K
-function matmul(a: Tensor, b: Tensor): Tensor {
+/** a: (..., M, K) @ b: (K, N) as one (rows, K) @ (K, N), recording nothing. */
+function rawMatmul(a: Tensor, b: Tensor): Tensor {
   const device = deviceOf('matmul', [a, b]);
-  if (b.rank !== 2) unavailableOnDevice(`matmul with a batched right operand [${b.shape.join(', ')}]`, [b]);
   const [inner, columns] = b.shape;
   const rows = a.size / inner;
   return launch(device, [...a.shape.slice(0, -1), columns], (output) => {
@@ -316,9 +664,47 @@ function matmul(a: Tensor, b: Tensor): Tensor {
   });
 }
 
+// a: (..., M, K), b: (K, N) -> (..., M, N); the CPU op has checked K
+function matmul(a: Tensor, b: Tensor): Tensor {
+  if (b.rank !== 2) unavailableOnDevice(`matmul with a batched right operand [${b.shape.join(', ')}]`, [b]);
+  const out = rawMatmul(a, b);
+  return record(out, 'matmul', [a, b], (g) => {
+    const [inner, columns] = b.shape;
+    if (a.requiresGrad) {
+      // ga = g @ b^T
+      const bT = permuted(b, [1, 0]);
+      accumulate(a, rawMatmul(g, bT));
+      dispose(bT);
+    }
+    if (b.requiresGrad) {
+      // gb = a^T @ g, a and g seen as (rows, K) and (rows, N)
+      const rows = a.size / inner;
+      const a2 = share(a, [rows, inner]);
+      const aT = permuted(a2, [1, 0]);
+      const g2 = share(g, [rows, columns]);
+      accumulate(b, rawMatmul(aT, g2));
+      for (const tensor of [a2, aT, g2]) dispose(tensor);
+    }
+  });
+}
+
+// x: (..., in), weight: (out, in), bias: (out) -> (..., out); the CPU op has checked the shapes
+function linear(x: Tensor, weight: Tensor, bias: Tensor | null = null): Tensor {
+  deviceOf('linear', bias === null ? [x, weight] : [x, weight, bias]);
+  const weightT = transpose(weight);
+  const product = matmul(x, weightT);
+  handOver(weightT, product);
+  if (bias === null) return product;
+  const out = binary('add', product, bias);
+  handOver(product, out);
+  return out;
+}
+
 // x: (N, C, H, W), weight: (O, C, KH, KW), bias: (O) -> (N, O, OH, OW); the CPU op has checked the shapes
 function conv2d(x: Tensor, weight: Tensor, bias: Tensor | null = null, options: Conv2dOptions = {}): Tensor {
-  const device = deviceOf('conv2d', bias === null ? [x, weight] : [x, weight, bias]);
+  const inputs = bias === null ? [x, weight] : [x, weight, bias];
+  const device = deviceOf('conv2d', inputs);
+  noGradient('conv2d', inputs);
   const [batch, inChannels, height, width] = x.shape;
   const [outChannels, , kernelHeight, kernelWidth] = weight.shape;
   const stride = options.stride ?? 1;
@@ -344,8 +730,40 @@ function conv2d(x: Tensor, weight: Tensor, bias: Tensor | null = null, options: 
 
 /** The same buffer in a new shape (the CPU op has resolved and checked it); no launch. */
 function reshape(x: Tensor, shape: readonly number[]): Tensor {
-  const device = deviceOf('reshape', [x]);
-  return deviceTensor(device, bufferOf(x).retain(), shape);
+  deviceOf('reshape', [x]);
+  return record(share(x, shape), 'reshape', [x], (g) => accumulate(x, share(g, x.shape)));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Losses, composed of the ops above
+
+// logits: (N, C), targets: validated labels (N) -> scalar
+function crossEntropy(logits: Tensor, targets: Int32Array, options: LossOptions = {}): Tensor {
+  const device = deviceOf('crossEntropy', [logits]);
+  const [rows, classes] = logits.shape;
+  const scale = options.reduction === 'sum' ? 1 : 1 / Math.max(1, rows);
+  // loss = sum(logSoftmax(logits) * w), w = -scale at each row's label, 0 elsewhere
+  const weights = new Float32Array(rows * classes);
+  for (let r = 0; r < rows; r++) weights[r * classes + targets[r]] = -scale;
+  const picked = deviceTensor(device, device.upload(weights), [rows, classes]);
+  const logProbabilities = logSoftmax(logits);
+  const weighted = binary('mul', logProbabilities, picked);
+  handOver(picked, weighted);
+  handOver(logProbabilities, weighted);
+  const loss = sumOrMean('sum', weighted);
+  handOver(weighted, loss);
+  return loss;
+}
+
+// prediction, target: the same shape -> scalar
+function mseLoss(prediction: Tensor, target: Tensor, options: LossOptions = {}): Tensor {
+  deviceOf('mseLoss', [prediction, target]);
+  const difference = binary('sub', prediction, target);
+  const squared = binary('mul', difference, difference);
+  handOver(difference, squared);
+  const loss = sumOrMean(options.reduction === 'sum' ? 'sum' : 'mean', squared);
+  handOver(squared, loss);
+  return loss;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -367,14 +785,21 @@ const DEVICE_KERNELS = {
   sigmoid: (x: Tensor) => unary('sigmoid', x),
   tanh: (x: Tensor) => unary('tanh', x),
   sum: (x: Tensor, axes?: number | readonly number[], options?: ReduceOptions) =>
-    reduce('sum', x, axes, options),
-  max: (x: Tensor, axes?: number | readonly number[], options?: ReduceOptions) =>
-    reduce('max', x, axes, options),
+    sumOrMean('sum', x, axes, options),
+  mean: (x: Tensor, axes?: number | readonly number[], options?: ReduceOptions) =>
+    sumOrMean('mean', x, axes, options),
+  max,
   softmax,
+  logSoftmax,
   layerNorm,
   matmul,
+  linear,
   conv2d,
   reshape,
+  permute,
+  transpose,
+  crossEntropy,
+  mseLoss,
 } as const;
 
 export type DeviceOpName = keyof typeof DEVICE_KERNELS;
@@ -388,4 +813,79 @@ export function runOnDevice<Name extends DeviceOpName>(
   ...args: Parameters<(typeof DEVICE_KERNELS)[Name]>
 ): Tensor {
   return (DEVICE_KERNELS[op] as (...values: typeof args) => Tensor)(...args);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The backward pass on a device
+
+/** Adds `g` (owned by the caller until now, `input`'s shape) into `input.deviceGrad`. */
+function accumulate(input: Tensor, g: Tensor): void {
+  if (!input.requiresGrad) {
+    dispose(g);
+    return;
+  }
+  const shaped = reshaped(g, input.shape);
+  if (input.deviceGrad === null) {
+    input.deviceGrad = shaped;
+    return;
+  }
+  const total = rawBinary('add', input.deviceGrad, shaped);
+  dispose(input.deviceGrad);
+  dispose(shaped);
+  input.deviceGrad = total;
+}
+
+/** Gives back what a device node holds: its saved tensors and, for an intermediate, its gradient. */
+export function disposeDeviceNode(node: GradNode, tensor: Tensor): void {
+  node.deviceBackward = null;
+  for (const saved of node.deviceScratch ?? []) dispose(saved);
+  node.deviceScratch?.splice(0);
+  if (tensor.deviceGrad !== null) {
+    dispose(tensor.deviceGrad);
+    tensor.deviceGrad = null;
+  }
+}
+
+/**
+ * `backward(root)` for a root on a device: seeds the root's gradient (ones for a single value,
+ * else `gradient`, uploaded) and runs each recorded device backward in reverse topological
+ * order. Leaves keep (and accumulate) `deviceGrad`; intermediate gradients are given back once
+ * used unless `retainGrad`. Nothing waits: reading a gradient (`await g.to('cpu')`) does.
+ */
+export function backwardOnDevice(root: Tensor, gradient?: Float32Array): void {
+  const device = root.device as GpuDevice;
+  check(gradient !== undefined || root.size === 1, 'invalid_argument', () => {
+    return `backward: a gradient is needed for a non-scalar root of shape [${root.shape.join(', ')}]`;
+  });
+  check(gradient === undefined || gradient.length === root.size, 'shape_mismatch', () => {
+    return `backward: gradient has ${gradient?.length} elements, root has ${root.size}`;
+  });
+  const order = topologicalOrder(root);
+  for (let i = order.length - 1; i >= 0; i--) {
+    const tensor = order[i];
+    if (tensor.node !== null && tensor.node.deviceBackward === null) {
+      throw new TensorError(
+        'graph_consumed',
+        `backward: the graph through '${tensor.node.op}' was already used`,
+      );
+    }
+  }
+  const seed = gradient ?? Float32Array.of(1);
+  accumulate(root, deviceTensor(device, device.upload(seed), root.shape));
+  noGrad(() => {
+    for (let i = order.length - 1; i >= 0; i--) {
+      const tensor = order[i];
+      const node = tensor.node;
+      if (node === null) continue;
+      const run = node.deviceBackward;
+      const g = tensor.deviceGrad;
+      if (run && g !== null) run(g);
+      node.deviceBackward = null;
+      for (const saved of node.deviceScratch ?? []) dispose(saved);
+      if (!tensor.retainGrad && g !== null) {
+        dispose(g);
+        tensor.deviceGrad = null;
+      }
+    }
+  });
 }

@@ -4,6 +4,7 @@
  *   nllLoss(logProbabilities (N, C), labels (N)): gx[n, label] -= g / N
  *   mseLoss(prediction, target): mean((p - t)^2); gp = 2 (p - t) g / size
  */
+import { runOnDevice } from './deviceOps.js';
 import { check } from './errors.js';
 import { pool } from './internal/pool.js';
 import {
@@ -31,6 +32,9 @@ export function labelsOf(
   let values: Int32Array;
   if (labels instanceof Int32Array) values = labels;
   else {
+    check(labels.device === 'cpu', 'invalid_argument', () => {
+      return `${context}: labels must be on the CPU (an Int32Array or a CPU tensor); the logits may live on a device`;
+    });
     const raw = contiguousData(labels);
     values = Int32Array.from(raw);
     releaseTemporary(labels, raw);
@@ -64,6 +68,7 @@ function rowsAndClasses(input: Tensor, context: string): [number, number] {
 export function crossEntropy(logits: Tensor, labels: Int32Array | Tensor, options: LossOptions = {}): Tensor {
   const [rows, classes] = rowsAndClasses(logits, 'crossEntropy');
   const targets = labelsOf(labels, rows, classes, 'crossEntropy');
+  if (logits.device !== 'cpu') return runOnDevice('crossEntropy', logits, targets, options);
   const x = contiguousData(logits);
   const probabilities = pool.take(rows * classes);
   let total = 0;
@@ -122,6 +127,8 @@ export function mseLoss(prediction: Tensor, target: Tensor, options: LossOptions
   check(sameShape(prediction.shape, target.shape), 'shape_mismatch', () => {
     return `mseLoss: prediction [${prediction.shape.join(', ')}] and target [${target.shape.join(', ')}] differ`;
   });
+  if (prediction.device !== 'cpu' || target.device !== 'cpu')
+    return runOnDevice('mseLoss', prediction, target, options);
   const p = contiguousData(prediction);
   const t = contiguousData(target);
   const difference = pool.take(prediction.size);

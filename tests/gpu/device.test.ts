@@ -77,6 +77,27 @@ describe('Device argument checks', () => {
     );
     device.destroy();
   });
+
+  it('gather copies through strides, and checks that every index lies inside the input', async () => {
+    const device = await openDevice('cpu');
+    const input = device.upload(Float32Array.of(1, 2, 3, 4, 5, 6, -0));
+    const out = device.allocate(4 * 6);
+    device.gather(input, out, [3, 2], [1, 3]);
+    expect(Array.from(await device.readFloat32(out))).toEqual([1, 4, 2, 5, 3, 6]);
+    device.gather(input, out, [2, 3], [0, 1]);
+    expect(Array.from(await device.readFloat32(out))).toEqual([1, 2, 3, 1, 2, 3]);
+    device.gather(input, out, [2], [6]);
+    const [first, last] = await device.readFloat32(out);
+    expect([first, Object.is(last, 0)]).toEqual([1, true]); // -0 comes back as +0
+    expect(() => device.gather(input, out, [2, 4], [4, 1])).toThrow(
+      /cpu:0 gather: input holds 7 elements, needs 8/,
+    );
+    expect(() => device.gather(input, out, [2, 3], [1])).toThrow(/strides must be 2 integers >= 0/);
+    expect(() => device.gather(input, out, [2, 3], [-1, 1])).toThrow(/strides must be 2 integers >= 0/);
+    expect(() => device.gather(input, out, [5, 5], [0, 0])).toThrow(/output holds 6 elements, needs 25/);
+    expect(() => device.gather(input, input, [2], [1])).toThrow(/must not also be an input/);
+    device.destroy();
+  });
 });
 
 describe('memory pool', () => {

@@ -11,6 +11,8 @@ import { bindLaunch } from '../../src/gpu/backends/webgpuLaunch.js';
 import {
   allCudaKernels,
   BINARY_OP_NAMES,
+  BINARY_OPS,
+  compileJavaScript,
   firstMismatch,
   generateKernel,
   openDevice,
@@ -44,6 +46,27 @@ describe('one description, three targets', () => {
     expect(toJavaScript(UNARY_OPS.relu)).toBe('Math.max(x, 0.0)');
     expect(toCuda(UNARY_OPS.sigmoid)).toBe('(1.0f / (1.0f + expf((-x))))');
     expect(toWgsl(UNARY_OPS.tanh)).toBe('tanh(clamp(x, (-15.0), 15.0))');
+    expect(toWgsl(BINARY_OPS.reluBackward)).toBe('select(0.0, y, x > 0.0)');
+    expect(toCuda(BINARY_OPS.reluBackward)).toBe('(x > 0.0f ? y : 0.0f)');
+    expect(toJavaScript(BINARY_OPS.reluBackward)).toBe('(x > 0 ? y : 0.0)');
+  });
+
+  it('the gradient ops are the derivatives of the unary ops (central differences in f64)', () => {
+    const step = 1e-4;
+    for (const [op, forward, usesOutput] of [
+      ['reluBackward', 'relu', false],
+      ['geluBackward', 'gelu', false],
+      ['sigmoidBackward', 'sigmoid', true],
+      ['tanhBackward', 'tanh', true],
+    ] as const) {
+      const f = compileJavaScript(UNARY_OPS[forward]);
+      const derivative = compileJavaScript(BINARY_OPS[op]);
+      for (const point of [-3.1, -1.2, -0.4, 0.3, 0.9, 2.7]) {
+        const numeric = (f(point + step, 0) - f(point - step, 0)) / (2 * step);
+        const at = usesOutput ? f(point, 0) : point;
+        expect(derivative(at, 2), `${op} at ${point}`).toBeCloseTo(2 * numeric, 5);
+      }
+    }
   });
 
   it('generateKernel gives every backend its source for every elementwise op', () => {

@@ -157,6 +157,27 @@ export async function runCase(device: Device, opCase: OpCase): Promise<Float32Ar
   }
 }
 
+/** gather: a 3-d permutation, and a broadcast with stride 0, of one input. */
+export function gatherCases(random: Random): OpCase[] {
+  const input = uniform(random, 2 * 3 * 5, -3, 3);
+  return [
+    {
+      name: 'gather (2, 3, 5) permuted to (5, 2, 3)',
+      tolerance: TOLERANCES.f32.elementwise,
+      inputs: [input],
+      outputLength: 30,
+      run: (device, [x], output) => device.gather(x, output, [5, 2, 3], [1, 15, 5]),
+    },
+    {
+      name: 'gather a row of 5 broadcast to (4, 5)',
+      tolerance: TOLERANCES.f32.elementwise,
+      inputs: [input],
+      outputLength: 20,
+      run: (device, [x], output) => device.gather(x, output, [4, 5], [0, 1]),
+    },
+  ];
+}
+
 /** Every op with small shapes (SwiftShader is slow), from one seed. */
 export function allCases(seed: number): OpCase[] {
   const random = new Random(seed);
@@ -173,5 +194,6 @@ export function allCases(seed: number): OpCase[] {
     matmulCase(random, 128, 64, 96),
     conv2dCase(random, true),
     conv2dCase(random, false),
+    ...gatherCases(random),
   ];
 }

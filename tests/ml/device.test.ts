@@ -22,6 +22,7 @@ import {
   add,
   argmax,
   conv2d,
+  crossEntropy,
   DEVICE_OP_NAMES,
   type DeviceOpName,
   dispose,
@@ -37,12 +38,16 @@ import {
   matmul,
   max,
   mean,
+  mseLoss,
   mul,
   neg,
+  noGrad,
+  permute,
   pow,
   relu,
   reshape,
   sigmoid,
+  slice,
   softmax,
   sqrt,
   sub,
@@ -221,6 +226,59 @@ function deviceCases(seed: number): DeviceCase[] {
       run: ([x]) => add(unsqueeze(flatten(x), 0), reshape(x, [1, 2, -1])),
     },
     {
+      name: 'sum and mean over leading and middle axes (gathered), mean over all',
+      ops: ['sum', 'mean'],
+      tolerance: reduction,
+      inputs: [values([3, 4, 5])],
+      run: ([x]) => add(add(sum(x, [0, 2], { keepDims: true }), mean(x, 1, { keepDims: true })), mean(x)),
+    },
+    {
+      name: 'max over the first axis',
+      ops: ['max'],
+      tolerance: reduction,
+      inputs: [distinct([4, 3, 2])],
+      run: ([x]) => max(x, 0),
+    },
+    {
+      name: 'logSoftmax over the last axis',
+      ops: ['logSoftmax'],
+      tolerance: reduction,
+      inputs: [values([3, 2, 11], -4, 4)],
+      run: ([x]) => logSoftmax(x),
+    },
+    {
+      name: 'linear with and without bias',
+      ops: ['linear'],
+      tolerance: product,
+      inputs: [values([2, 3, 7]), values([5, 7]), values([5])],
+      run: ([x, weight, bias]) => add(linear(x, weight, bias), linear(x, weight)),
+    },
+    {
+      name: 'transpose and permute are gathered copies (rank 5 merges to 4)',
+      ops: ['transpose', 'permute'],
+      tolerance: elementwise,
+      inputs: [values([2, 3, 4]), values([2, 2, 3, 2, 2])],
+      run: ([x, y]) =>
+        add(
+          reshape(permute(x, [2, 0, 1]), [-1, 1]),
+          reshape(transpose(permute(y, [0, 1, 4, 2, 3]), 0, 1), [-1, 2]),
+        ),
+    },
+    {
+      name: 'crossEntropy (mean and sum) and mseLoss',
+      ops: ['crossEntropy', 'mseLoss'],
+      tolerance: reduction,
+      inputs: [values([6, 5], -3, 3), values([6, 5])],
+      run: ([logits, target]) =>
+        add(
+          add(
+            crossEntropy(logits, Int32Array.of(0, 4, 2, 2, 1, 3)),
+            crossEntropy(logits, Int32Array.of(1, 1, 0, 4, 3, 2), { reduction: 'sum' }),
+          ),
+          mseLoss(logits, target),
+        ),
+    },
+    {
       name: 'a small network: linear layer as matmul + bias, gelu, layerNorm, softmax',
       ops: ['matmul', 'add', 'gelu', 'layerNorm', 'softmax'],
       tolerance: product,
@@ -346,23 +404,29 @@ describe('tensors on the cpu reference device', () => {
     const x = await to(tensor([1, 2, 3, 4, 5, 6], [2, 3]), device);
     const message = (op: string) =>
       new RegExp(`op ${op} is not available on cpu:0 yet; move the tensor to the CPU`);
-    expect(() => mean(x)).toThrow(message('mean'));
     expect(() => argmax(x, 1)).toThrow(message('argmax'));
-    expect(() => logSoftmax(x)).toThrow(message('logSoftmax'));
-    expect(() => transpose(x)).toThrow(message('transpose'));
-    expect(() => linear(x, x)).toThrow(message('linear'));
-    expect(() => sum(x, 0)).toThrow(message('sum over axes \\[0\\]'));
+    expect(() => slice(x, 1, 0, 2)).toThrow(message('slice'));
+    expect(() => logSoftmax(x, 0)).toThrow(message('logSoftmax over axis 0'));
     expect(() => softmax(x, 0)).toThrow(message('softmax over axis 0'));
-    const error = await caught(() => mean(x));
+    const error = await caught(() => argmax(x, 1));
     expect(isTensorError(error) && error.reason).toBe('unavailable_on_device');
   });
 
-  it('autograd on a device tensor is an error', async () => {
+  it('a tensor that needs a gradient does not move; ops without a device gradient refuse at the forward', async () => {
     const parameter = tensor([1, 2], [2], { requiresGrad: true });
-    await expect(to(parameter, device)).rejects.toThrow(/autograd is not available on device tensors/);
+    await expect(to(parameter, device)).rejects.toThrow(/cannot move \(the graph would cross devices\)/);
     const x = await to(tensor([1, 2], [2]), device);
     x.requiresGrad = true;
-    expect(() => relu(x)).toThrow(/relu: autograd is not available on device tensors/);
+    expect(() => max(x)).toThrow(/max has no gradient on cpu:0 yet/);
+    expect(() => pow(x, 2)).toThrow(/pow has no gradient on cpu:0 yet/);
+    expect(
+      toArray(
+        await to(
+          noGrad(() => max(x)),
+          'cpu',
+        ),
+      ),
+    ).toEqual([2]);
   });
 
   it('dispose gives the buffer back; a reshape view keeps its own reference', async () => {

@@ -19,6 +19,13 @@ export type Expression =
       readonly right: Expression;
     }
   | { readonly kind: 'negate'; readonly operand: Expression }
+  /** `whenPositive` where `condition > 0`, else `otherwise` (NaN is not positive). */
+  | {
+      readonly kind: 'select';
+      readonly condition: Expression;
+      readonly whenPositive: Expression;
+      readonly otherwise: Expression;
+    }
   | { readonly kind: 'call'; readonly function: MathFunction; readonly args: readonly Expression[] };
 
 export const x: Expression = { kind: 'input', index: 0 };
@@ -39,6 +46,12 @@ export const subtract = (left: Operand, right: Operand): Expression => arithmeti
 export const multiply = (left: Operand, right: Operand): Expression => arithmetic('*', left, right);
 export const divide = (left: Operand, right: Operand): Expression => arithmetic('/', left, right);
 export const negate = (operand: Operand): Expression => ({ kind: 'negate', operand: lift(operand) });
+export const ifPositive = (condition: Operand, whenPositive: Operand, otherwise: Operand): Expression => ({
+  kind: 'select',
+  condition: lift(condition),
+  whenPositive: lift(whenPositive),
+  otherwise: lift(otherwise),
+});
 export const call = (name: MathFunction, ...args: Operand[]): Expression => ({
   kind: 'call',
   function: name,
@@ -57,6 +70,7 @@ interface Syntax {
   literal(value: number): string;
   functionName(name: MathFunction): string;
   clamp(value: string, low: string, high: string): string;
+  select(condition: string, whenPositive: string, otherwise: string): string;
 }
 
 function emit(expression: Expression, syntax: Syntax): string {
@@ -69,6 +83,12 @@ function emit(expression: Expression, syntax: Syntax): string {
       return `(${emit(expression.left, syntax)} ${expression.operator} ${emit(expression.right, syntax)})`;
     case 'negate':
       return `(-${emit(expression.operand, syntax)})`;
+    case 'select':
+      return syntax.select(
+        emit(expression.condition, syntax),
+        emit(expression.whenPositive, syntax),
+        emit(expression.otherwise, syntax),
+      );
     case 'call': {
       const args = expression.args.map((argument) => emit(argument, syntax));
       if (expression.function === 'tanh') {
@@ -93,6 +113,7 @@ const WGSL_SYNTAX: Syntax = {
   literal: decimalLiteral,
   functionName: (name) => name,
   clamp: (value, low, high) => `clamp(${value}, ${low}, ${high})`,
+  select: (condition, whenPositive, otherwise) => `select(${otherwise}, ${whenPositive}, ${condition} > 0.0)`,
 };
 
 const CUDA_FUNCTIONS: Record<MathFunction, string> = {
@@ -109,6 +130,7 @@ const CUDA_SYNTAX: Syntax = {
   literal: (value) => decimalLiteral(value).replace(/([0-9])(\)?)$/, '$1f$2'),
   functionName: (name) => CUDA_FUNCTIONS[name],
   clamp: (value, low, high) => `fminf(fmaxf(${value}, ${low}), ${high})`,
+  select: (condition, whenPositive, otherwise) => `(${condition} > 0.0f ? ${whenPositive} : ${otherwise})`,
 };
 
 const JS_SYNTAX: Syntax = {
@@ -116,6 +138,7 @@ const JS_SYNTAX: Syntax = {
   literal: (value) => decimalLiteral(value),
   functionName: (name) => `Math.${name}`,
   clamp: (value, low, high) => `Math.min(Math.max(${value}, ${low}), ${high})`,
+  select: (condition, whenPositive, otherwise) => `(${condition} > 0 ? ${whenPositive} : ${otherwise})`,
 };
 
 export function toWgsl(expression: Expression): string {
@@ -126,6 +149,8 @@ export function toWgsl(expression: Expression): string {
 const WGSL_VECTOR_SYNTAX: Syntax = {
   ...WGSL_SYNTAX,
   literal: (value) => `vec4<f32>(${decimalLiteral(value)})`,
+  select: (condition, whenPositive, otherwise) =>
+    `select(${otherwise}, ${whenPositive}, ${condition} > vec4<f32>(0.0))`,
 };
 
 export function toWgslVector(expression: Expression): string {

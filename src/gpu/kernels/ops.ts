@@ -2,10 +2,34 @@
  * The one description of every elementwise and reduction op. Backends generate their kernels
  * from these tables (`wgsl.ts`, `cuda.ts`, `cpu.ts`); adding an op here adds it everywhere.
  */
-import { add, call, divide, type Expression, multiply, negate, subtract, x, y } from './Expression.js';
+import {
+  add,
+  call,
+  divide,
+  type Expression,
+  ifPositive,
+  multiply,
+  negate,
+  subtract,
+  x,
+  y,
+} from './Expression.js';
 
 export type UnaryOpName = 'neg' | 'exp' | 'log' | 'sqrt' | 'relu' | 'gelu' | 'sigmoid' | 'tanh';
-export type BinaryOpName = 'add' | 'sub' | 'mul' | 'div' | 'pow';
+/**
+ * Binary ops: arithmetic, and the backward of the unary ops that autograd on devices needs,
+ * each `(x, y)` = (the forward input, or output where noted; the output's gradient).
+ */
+export type BinaryOpName =
+  | 'add'
+  | 'sub'
+  | 'mul'
+  | 'div'
+  | 'pow'
+  | 'reluBackward'
+  | 'sigmoidBackward'
+  | 'tanhBackward'
+  | 'geluBackward';
 export type ReduceOpName = 'sum' | 'max';
 
 /**
@@ -23,13 +47,16 @@ const ERF_POLYNOMIAL = ERF_COEFFICIENTS.reduceRight<Expression>(
   (inner, coefficient) => multiply(ERF_T, add(coefficient, inner)),
   { kind: 'constant', value: 0 } as Expression,
 );
-const GELU = multiply(
-  0.5,
-  add(
-    x,
-    multiply(MAGNITUDE, subtract(1, multiply(ERF_POLYNOMIAL, call('exp', multiply(-0.5, multiply(x, x)))))),
-  ),
+/** exp(-x^2 / 2), shared by GELU and its derivative. */
+const GAUSSIAN = call('exp', multiply(-0.5, multiply(x, x)));
+/** |erf(x / sqrt 2)| = 1 - P(t) exp(-x^2 / 2); the sign is x's. */
+const ERF_MAGNITUDE = subtract(1, multiply(ERF_POLYNOMIAL, GAUSSIAN));
+/** d gelu / dx = Phi(x) + x phi(x), Phi(x) = 0.5 (1 + erf(x / sqrt 2)), phi the normal density. */
+const GELU_DERIVATIVE = add(
+  multiply(0.5, add(1, ifPositive(x, ERF_MAGNITUDE, negate(ERF_MAGNITUDE)))),
+  multiply(x, multiply(1 / Math.sqrt(2 * Math.PI), GAUSSIAN)),
 );
+const GELU = multiply(0.5, add(x, multiply(MAGNITUDE, ERF_MAGNITUDE)));
 
 export const UNARY_OPS: Readonly<Record<UnaryOpName, Expression>> = {
   neg: negate(x),
@@ -48,6 +75,14 @@ export const BINARY_OPS: Readonly<Record<BinaryOpName, Expression>> = {
   mul: multiply(x, y),
   div: divide(x, y),
   pow: call('pow', x, y),
+  /** x: relu's input; the gradient passes where x > 0. */
+  reluBackward: ifPositive(x, y, 0),
+  /** x: sigmoid's output s; g s (1 - s). */
+  sigmoidBackward: multiply(y, multiply(x, subtract(1, x))),
+  /** x: tanh's output t; g (1 - t^2). */
+  tanhBackward: multiply(y, subtract(1, multiply(x, x))),
+  /** x: gelu's input. */
+  geluBackward: multiply(y, GELU_DERIVATIVE),
 };
 
 /**

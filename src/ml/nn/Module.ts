@@ -3,14 +3,30 @@
  * walking the fields in declaration order (arrays of modules too), so names are stable:
  * `layers.0.weight`. State dicts map those names to a copy of the values and their shape.
  */
+import { Device as GpuDevice } from '../../gpu/Device.js';
+import { uploadBuffer } from '../deviceOps.js';
 import { check } from '../errors.js';
-import { Tensor } from '../Tensor.js';
+import { type Device, type DevicePlacement, dispose, Tensor } from '../Tensor.js';
 
-/** A tensor that a module trains: requires a gradient and is never pooled. */
+/**
+ * A tensor that a module trains: requires a gradient and is never pooled. On a GPU-layer
+ * device (`module.to(device)`) it holds a device buffer and its gradient is `deviceGrad`.
+ */
 export class Parameter extends Tensor {
-  constructor(data: Float32Array, shape: readonly number[]) {
-    super(data, [...shape], 'f32', undefined, 0, true, { requiresGrad: true });
+  constructor(data: Float32Array, shape: readonly number[], placement?: DevicePlacement) {
+    super(data, [...shape], 'f32', undefined, 0, true, { requiresGrad: true }, placement);
   }
+}
+
+/** `parameter`'s values as a new parameter on `target` (the same one when it is there already). */
+async function moveParameter(parameter: Parameter, target: Device): Promise<Parameter> {
+  if (parameter.device === target) return parameter;
+  if (target === 'cpu') {
+    const values = await (parameter.device as GpuDevice).readFloat32(parameter.deviceBuffer!);
+    return new Parameter(values, parameter.shape);
+  }
+  const buffer = await uploadBuffer(parameter, target);
+  return new Parameter(new Float32Array(0), parameter.shape, { device: target, buffer });
 }
 
 export interface TensorState {
@@ -69,16 +85,56 @@ export abstract class Module {
     return this.train(false);
   }
 
-  /** Zeroes every parameter's gradient in place (the buffers are kept for the next step). */
+  /**
+   * Zeroes every parameter's gradient: in place on the CPU (the buffers are kept for the next
+   * step); on a device the gradient tensor is given back (the next backward makes a new one).
+   */
   zeroGrad(): void {
-    for (const parameter of this.parameters()) parameter.grad?.fill(0);
+    for (const parameter of this.parameters()) zeroGradient(parameter);
+  }
+
+  /**
+   * Moves every parameter to `device` (`'cpu'` or a GPU-layer device), replacing the module's
+   * Parameter fields with parameters there, and resolves to the module. Gradients are not
+   * moved. Build optimizers after moving: they hold the parameters they were given.
+   */
+  async to(device: Device): Promise<this> {
+    check(device === 'cpu' || device instanceof GpuDevice, 'invalid_argument', () => {
+      return `Module.to: expected 'cpu' or a Device from openDevice(), got ${String(device)}`;
+    });
+    const fields = this as unknown as Record<string, unknown>;
+    for (const [key, value] of Object.entries(this)) {
+      if (value instanceof Parameter) fields[key] = await moveParameter(value, device);
+      else if (value instanceof Module) await value.to(device);
+      else if (Array.isArray(value)) {
+        for (let index = 0; index < value.length; index++) {
+          const item: unknown = value[index];
+          if (item instanceof Parameter) value[index] = await moveParameter(item, device);
+          else if (item instanceof Module) await item.to(device);
+        }
+      }
+    }
+    return this;
+  }
+
+  /** A copy of every parameter's values, read from whichever device they live on. */
+  async readStateDict(): Promise<StateDict> {
+    const state: StateDict = {};
+    for (const [name, parameter] of this.namedParameters()) {
+      const data =
+        parameter.device === 'cpu'
+          ? Float32Array.from(parameter.data)
+          : await parameter.device.readFloat32(parameter.deviceBuffer!);
+      state[name] = { shape: [...parameter.shape], data };
+    }
+    return state;
   }
 
   parameterCount(): number {
     return this.parameters().reduce((total, parameter) => total + parameter.size, 0);
   }
 
-  /** A copy of every parameter's values. */
+  /** A copy of every parameter's values (CPU parameters; `readStateDict` reads any device). */
   stateDict(): StateDict {
     const state: StateDict = {};
     for (const [name, parameter] of this.namedParameters()) {
@@ -102,7 +158,8 @@ export abstract class Module {
       check(sameShape && entry.data.length === parameter.size, 'shape_mismatch', () => {
         return `loadStateDict: '${name}' has shape [${entry.shape.join(', ')}], the module expects [${parameter.shape.join(', ')}]`;
       });
-      parameter.data.set(entry.data);
+      if (parameter.device === 'cpu') parameter.data.set(entry.data);
+      else parameter.device.copyIn(parameter.deviceBuffer!, Float32Array.from(entry.data));
     }
     if (strict) {
       const known = new Set(named.map(([name]) => name));
@@ -113,5 +170,14 @@ export abstract class Module {
         () => `loadStateDict: unexpected parameters ${extra.join(', ')}`,
       );
     }
+  }
+}
+
+/** A parameter's gradient zeroed: filled in place on the CPU, given back on a device. */
+export function zeroGradient(parameter: Tensor): void {
+  parameter.grad?.fill(0);
+  if (parameter.deviceGrad !== null) {
+    dispose(parameter.deviceGrad);
+    parameter.deviceGrad = null;
   }
 }

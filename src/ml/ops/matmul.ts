@@ -9,7 +9,7 @@
  * linear: x (..., in) @ weight (out, in)^T + bias (out), PyTorch's layout, fused:
  *   gx += g @ weight   gweight += g^T @ x   gbias += sum over rows of g
  */
-import { runOnDevice, unavailableOnDevice } from '../deviceOps.js';
+import { runOnDevice } from '../deviceOps.js';
 import { check } from '../errors.js';
 import { gemm, matrixProduct } from '../internal/blas.js';
 import { broadcastIndexMap, broadcastShapes } from '../internal/broadcast.js';
@@ -160,8 +160,6 @@ export function matmul(a: Tensor, b: Tensor): Tensor {
 
 /** x (..., in) @ weight (out, in)^T + bias (out): a dense layer in one gemm. */
 export function linear(x: Tensor, weight: Tensor, bias: Tensor | null = null): Tensor {
-  if (x.device !== 'cpu' || weight.device !== 'cpu' || (bias !== null && bias.device !== 'cpu'))
-    unavailableOnDevice('linear', bias === null ? [x, weight] : [x, weight, bias]);
   check(
     weight.rank === 2,
     'invalid_shape',
@@ -174,6 +172,8 @@ export function linear(x: Tensor, weight: Tensor, bias: Tensor | null = null): T
   check(bias === null || (bias.rank === 1 && bias.shape[0] === outFeatures), 'shape_mismatch', () => {
     return `linear: bias must be (${outFeatures}), got [${bias?.shape.join(', ')}]`;
   });
+  if (x.device !== 'cpu' || weight.device !== 'cpu' || (bias !== null && bias.device !== 'cpu'))
+    return runOnDevice('linear', x, weight, bias);
   const rows = x.size / Math.max(1, inFeatures);
   const scratch: Float32Array[] = [];
   const xv = contiguousData(x);

@@ -66,8 +66,7 @@ function sumOrMean(
   options: ReduceOptions,
   mean: boolean,
 ): Tensor {
-  if (input.device !== 'cpu')
-    return mean ? unavailableOnDevice('mean', [input]) : runOnDevice('sum', input, axes, options);
+  if (input.device !== 'cpu') return runOnDevice(mean ? 'mean' : 'sum', input, axes, options);
   const op = mean ? 'mean' : 'sum';
   const plan = planReduction(input.shape, axes, options.keepDims ?? false, op);
   const x = contiguousData(input);

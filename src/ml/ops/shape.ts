@@ -79,7 +79,6 @@ export function unsqueeze(input: Tensor, axis: number): Tensor {
 
 /** Reorders dimensions: output dimension d is input dimension `order[d]`. A view. */
 export function permute(input: Tensor, order: readonly number[]): Tensor {
-  if (input.device !== 'cpu') unavailableOnDevice('permute', [input]);
   const rank = input.rank;
   check(
     order.length === rank,
@@ -92,6 +91,7 @@ export function permute(input: Tensor, order: readonly number[]): Tensor {
     'invalid_axis',
     () => `permute: [${order.join(', ')}] is not a permutation`,
   );
+  if (input.device !== 'cpu') return runOnDevice('permute', input, axes);
   const shape = axes.map((d) => input.shape[d]);
   const strides = axes.map((d) => input.strides[d]);
   // Where each output element sits in the input's logical (contiguous) order, for the backward.
@@ -106,7 +106,7 @@ export function permute(input: Tensor, order: readonly number[]): Tensor {
 
 /** Swaps two dimensions. A view. */
 export function transpose(input: Tensor, axisA = -2, axisB = -1): Tensor {
-  if (input.device !== 'cpu') unavailableOnDevice('transpose', [input]);
+  if (input.device !== 'cpu') return runOnDevice('transpose', input, axisA, axisB);
   const a = normalizeAxis(axisA, input.rank, 'transpose');
   const b = normalizeAxis(axisB, input.rank, 'transpose');
   const order = input.shape.map((_, d) => d);

@@ -3,7 +3,7 @@
  *   softmax:    gx = y * (g - sum(g * y))
  *   logSoftmax: gx = g - exp(y) * sum(g)
  */
-import { runOnDevice, unavailableOnDevice } from '../deviceOps.js';
+import { runOnDevice } from '../deviceOps.js';
 import { pool } from '../internal/pool.js';
 import {
   contiguousData,
@@ -74,8 +74,7 @@ function softmaxBackward(
 }
 
 function softmaxOp(input: Tensor, axis: number, logarithm: boolean): Tensor {
-  if (input.device !== 'cpu')
-    return logarithm ? unavailableOnDevice('logSoftmax', [input]) : runOnDevice('softmax', input, axis);
+  if (input.device !== 'cpu') return runOnDevice(logarithm ? 'logSoftmax' : 'softmax', input, axis);
   const op = logarithm ? 'logSoftmax' : 'softmax';
   const plan = layout(input, axis, op);
   const x = contiguousData(input);

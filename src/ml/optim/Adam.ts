@@ -7,6 +7,7 @@
 import { check } from '../errors.js';
 import { type AdamKernel, createAdamKernel } from '../internal/simd.js';
 import type { Tensor } from '../Tensor.js';
+import { adamOnDevice } from './deviceState.js';
 import { Optimizer } from './Optimizer.js';
 
 export interface AdamOptions {
@@ -53,7 +54,8 @@ export class Adam extends Optimizer {
       'invalid_argument',
       () => `${this.kind}: epsilon must be > 0, weight decay >= 0`,
     );
-    this.kernel = options.simd === false ? null : KernelBlock.create(this.parameters);
+    const onDevice = this.parameters.some((parameter) => parameter.device !== 'cpu');
+    this.kernel = options.simd === false || onDevice ? null : KernelBlock.create(this.parameters);
   }
 
   protected override allocateSlot(name: string): Float32Array[] {
@@ -105,10 +107,19 @@ export class Adam extends Optimizer {
     const inverseCorrection2 = 1 / Math.sqrt(1 - beta2 ** t);
     const coupledDecay = this.decoupled ? 0 : this.weightDecay;
     const shrink = this.decoupled ? 1 - learningRate * this.weightDecay : 1;
-    const firstMoments = this.slot('m');
-    const secondMoments = this.slot('v');
+    const host = this.hasHostParameters();
+    const firstMoments = host ? this.slot('m') : [];
+    const secondMoments = host ? this.slot('v') : [];
     for (let index = 0; index < this.parameters.length; index++) {
       const parameter = this.parameters[index];
+      if (parameter.device !== 'cpu') {
+        if (parameter.deviceGrad === null) continue;
+        const m = this.deviceSlots.get('m', index, parameter);
+        const v = this.deviceSlots.get('v', index, parameter);
+        const step = { beta1, beta2, epsilon, stepSize, inverseCorrection2, coupledDecay, shrink };
+        adamOnDevice(parameter, parameter.deviceGrad, m, v, step);
+        continue;
+      }
       const grad = parameter.grad;
       if (grad === null) continue;
       const p = parameter.data;

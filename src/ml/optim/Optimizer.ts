@@ -4,8 +4,9 @@
  * and every buffer (named `<parameter index>.<slot>`), and loads back exactly.
  */
 import { check } from '../errors.js';
-import type { StateDict } from '../nn/Module.js';
+import { type StateDict, zeroGradient } from '../nn/Module.js';
 import type { Tensor } from '../Tensor.js';
+import { DeviceSlots } from './deviceState.js';
 
 export interface OptimizerState {
   readonly kind: string;
@@ -19,6 +20,8 @@ export abstract class Optimizer {
   stepCount = 0;
   readonly parameters: readonly Tensor[];
   protected readonly slots: Map<string, Float32Array[]> = new Map();
+  /** The slots of parameters on a GPU-layer device, as device tensors. */
+  protected readonly deviceSlots = new DeviceSlots();
 
   constructor(
     parameters: Iterable<Tensor>,
@@ -44,9 +47,9 @@ export abstract class Optimizer {
   /** Applies one update from the current gradients (parameters without a gradient are skipped). */
   abstract step(): void;
 
-  /** Zeroes gradients in place. */
+  /** Zeroes gradients: in place on the CPU, given back on a device. */
   zeroGrad(): void {
-    for (const parameter of this.parameters) parameter.grad?.fill(0);
+    for (const parameter of this.parameters) zeroGradient(parameter);
   }
 
   /** Names of the state slots allocated so far (e.g. 'm', 'v'; 'momentum'), for in-place snapshots. */
@@ -60,6 +63,11 @@ export abstract class Optimizer {
    */
   slotBuffers(name: string): Float32Array[] {
     return this.slot(name);
+  }
+
+  /** Whether any parameter lives on the CPU (host slots are allocated only then). */
+  protected hasHostParameters(): boolean {
+    return this.parameters.some((parameter) => parameter.device === 'cpu');
   }
 
   /** A state buffer per parameter, zeroed on first use. */
@@ -77,7 +85,31 @@ export abstract class Optimizer {
     return this.parameters.map((parameter) => new Float32Array(parameter.size));
   }
 
+  /**
+   * The state of an optimizer whose parameters are on the CPU. With parameters on a device
+   * it is a `TensorError`: read the state with `await readStateDict()`.
+   */
   stateDict(): OptimizerState {
+    check(this.deviceSlots.size === 0, 'invalid_argument', () => {
+      return `${this.kind}: its state lives on a device; read it with \`await optimizer.readStateDict()\``;
+    });
+    return this.hostState();
+  }
+
+  /** The state, read from whichever device it lives on (the same form as `stateDict`). */
+  async readStateDict(): Promise<OptimizerState> {
+    const state = this.hostState();
+    const buffers = { ...state.buffers };
+    for (const name of this.deviceSlots.names()) {
+      for (const [index, tensor] of this.deviceSlots.entries(name)) {
+        const data = (await tensor.to('cpu')).data;
+        buffers[`${index}.${name}`] = { shape: [...this.parameters[index].shape], data };
+      }
+    }
+    return { ...state, buffers };
+  }
+
+  private hostState(): OptimizerState {
     const buffers: StateDict = {};
     for (const [name, list] of this.slots) {
       list.forEach((buffer, index) => {
@@ -111,7 +143,12 @@ export abstract class Optimizer {
       return { index, name: key.slice(dot + 1), data: entry.data };
     });
     for (const list of this.slots.values()) for (const buffer of list) buffer.fill(0);
-    for (const { index, name, data } of entries) this.slot(name)[index].set(data);
+    this.deviceSlots.clear();
+    for (const { index, name, data } of entries) {
+      const parameter = this.parameters[index];
+      if (parameter.device === 'cpu') this.slot(name)[index].set(data);
+      else this.deviceSlots.set(name, index, parameter, data);
+    }
     this.stepCount = state.stepCount;
     this.learningRate = state.learningRate;
   }

@@ -7,6 +7,7 @@
  */
 import { check } from '../errors.js';
 import type { Tensor } from '../Tensor.js';
+import { sgdOnDevice } from './deviceState.js';
 import { Optimizer } from './Optimizer.js';
 
 export interface SgdOptions {
@@ -41,9 +42,16 @@ export class SGD extends Optimizer {
 
   step(): void {
     const { learningRate, momentum, dampening, nesterov, weightDecay } = this;
-    const buffers = momentum !== 0 ? this.slot('momentum') : null;
+    const buffers = momentum !== 0 && this.hasHostParameters() ? this.slot('momentum') : null;
     const first = this.stepCount === 0;
     this.parameters.forEach((parameter, index) => {
+      if (parameter.device !== 'cpu') {
+        if (parameter.deviceGrad === null) return;
+        const buffer = momentum !== 0 ? this.deviceSlots.get('momentum', index, parameter) : undefined;
+        const step = { learningRate, momentum, dampening, nesterov, weightDecay, first };
+        sgdOnDevice(parameter, parameter.deviceGrad, buffer, step);
+        return;
+      }
       const grad = parameter.grad;
       if (grad === null) return;
       const p = parameter.data;

@@ -9,6 +9,7 @@ import type { Tensor } from '../Tensor.js';
 export function clipGradNorm(parameters: Iterable<Tensor>, maxNorm: number): number {
   check(maxNorm > 0, 'invalid_argument', () => `clipGradNorm: maxNorm must be > 0, got ${maxNorm}`);
   const list = [...parameters];
+  onTheCpu('clipGradNorm', list);
   let squares = 0;
   for (const parameter of list) {
     const grad = parameter.grad;
@@ -28,9 +29,19 @@ export function clipGradNorm(parameters: Iterable<Tensor>, maxNorm: number): num
 /** Clamps every gradient element into [-clipValue, clipValue]. */
 export function clipGradValue(parameters: Iterable<Tensor>, clipValue: number): void {
   check(clipValue > 0, 'invalid_argument', () => `clipGradValue: clipValue must be > 0, got ${clipValue}`);
-  for (const parameter of parameters) {
+  const list = [...parameters];
+  onTheCpu('clipGradValue', list);
+  for (const parameter of list) {
     const grad = parameter.grad;
     if (grad !== null)
       for (let i = 0; i < grad.length; i++) grad[i] = Math.max(-clipValue, Math.min(clipValue, grad[i]));
   }
+}
+
+/** Clipping reads `grad`; on a device the gradients are `deviceGrad`, which it does not clip. */
+function onTheCpu(context: string, parameters: readonly Tensor[]): void {
+  const onDevice = parameters.find((parameter) => parameter.device !== 'cpu');
+  check(onDevice === undefined, 'unavailable_on_device', () => {
+    return `${context}: parameters on ${onDevice!.device === 'cpu' ? 'cpu' : onDevice!.device.id} are not clipped on a device yet; train without clipping there, or on the CPU`;
+  });
 }

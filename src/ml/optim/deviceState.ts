@@ -1,0 +1,128 @@
+/**
+ * Optimizer state and updates for parameters on a GPU-layer device. The update formulas are
+ * the CPU ones (SGD.ts, Adam.ts), written with device ops under `noGrad`; each new value is
+ * copied into the parameter's own buffer, so the parameter (and whoever holds it) stays the
+ * same tensor. Slots (momentum, moments) are device tensors, zero until first written.
+ */
+import type { Device as GpuDevice } from '../../gpu/Device.js';
+import { bufferOf, deviceTensor } from '../deviceOps.js';
+import { add, div, mul, sqrt, sub } from '../ops/elementwise.js';
+import { dispose, noGrad, type Tensor } from '../Tensor.js';
+
+/** Per-slot device tensors, one entry per parameter index (CPU parameters have none). */
+export class DeviceSlots {
+  private readonly slots = new Map<string, Map<number, Tensor>>();
+
+  get size(): number {
+    return this.slots.size;
+  }
+
+  names(): string[] {
+    return [...this.slots.keys()];
+  }
+
+  entries(name: string): Array<[number, Tensor]> {
+    return [...(this.slots.get(name) ?? new Map<number, Tensor>())];
+  }
+
+  /** Slot `name` of `parameter` (number `index`), zeroed on first use. */
+  get(name: string, index: number, parameter: Tensor): Tensor {
+    let slot = this.slots.get(name);
+    if (slot === undefined) {
+      slot = new Map();
+      this.slots.set(name, slot);
+    }
+    let tensor = slot.get(index);
+    if (tensor === undefined) {
+      const device = parameter.device as GpuDevice;
+      tensor = deviceTensor(device, device.upload(new Float32Array(parameter.size)), parameter.shape);
+      slot.set(index, tensor);
+    }
+    return tensor;
+  }
+
+  /** Writes `values` (same shape) into slot `name` of parameter `index`. */
+  set(name: string, index: number, parameter: Tensor, values: Float32Array): void {
+    const tensor = this.get(name, index, parameter);
+    (tensor.device as GpuDevice).copyIn(bufferOf(tensor), values);
+  }
+
+  /** Zeroes every slot (a state load starts from zero, as on the CPU). */
+  clear(): void {
+    for (const slot of this.slots.values())
+      for (const tensor of slot.values())
+        (tensor.device as GpuDevice).copyIn(bufferOf(tensor), new Float32Array(tensor.size));
+  }
+}
+
+/** Copies `value` into `target`'s buffer and gives `value` back. */
+function assign(target: Tensor, value: Tensor): void {
+  (target.device as GpuDevice).copy(bufferOf(value), bufferOf(target));
+  dispose(value);
+}
+
+/** Runs `update` with the tensors it makes collected, disposing them afterwards. */
+function scoped(update: (keep: (tensor: Tensor) => Tensor) => void): void {
+  const made: Tensor[] = [];
+  const keep = (tensor: Tensor): Tensor => {
+    made.push(tensor);
+    return tensor;
+  };
+  noGrad(() => update(keep));
+  for (const tensor of made) dispose(tensor);
+}
+
+export interface SgdStep {
+  readonly learningRate: number;
+  readonly momentum: number;
+  readonly dampening: number;
+  readonly nesterov: boolean;
+  readonly weightDecay: number;
+  readonly first: boolean;
+}
+
+/** One SGD update of a device parameter; `buffer` is its momentum slot (absent without momentum). */
+export function sgdOnDevice(
+  parameter: Tensor,
+  grad: Tensor,
+  buffer: Tensor | undefined,
+  step: SgdStep,
+): void {
+  scoped((keep) => {
+    let g = step.weightDecay !== 0 ? keep(add(grad, keep(mul(parameter, step.weightDecay)))) : grad;
+    if (buffer !== undefined) {
+      const next = step.first
+        ? keep(mul(g, 1))
+        : keep(add(keep(mul(buffer, step.momentum)), keep(mul(g, 1 - step.dampening))));
+      (buffer.device as GpuDevice).copy(bufferOf(next), bufferOf(buffer));
+      g = step.nesterov ? keep(add(g, keep(mul(buffer, step.momentum)))) : buffer;
+    }
+    assign(parameter, sub(parameter, keep(mul(g, step.learningRate))));
+  });
+}
+
+export interface AdamStep {
+  readonly beta1: number;
+  readonly beta2: number;
+  readonly epsilon: number;
+  readonly stepSize: number;
+  readonly inverseCorrection2: number;
+  readonly coupledDecay: number;
+  readonly shrink: number;
+}
+
+/** One Adam/AdamW update of a device parameter with its moment slots `m` and `v`. */
+export function adamOnDevice(parameter: Tensor, grad: Tensor, m: Tensor, v: Tensor, step: AdamStep): void {
+  scoped((keep) => {
+    const g = step.coupledDecay !== 0 ? keep(add(grad, keep(mul(parameter, step.coupledDecay)))) : grad;
+    const nextM = keep(add(keep(mul(m, step.beta1)), keep(mul(g, 1 - step.beta1))));
+    const nextV = keep(add(keep(mul(v, step.beta2)), keep(mul(keep(mul(g, g)), 1 - step.beta2))));
+    (m.device as GpuDevice).copy(bufferOf(nextM), bufferOf(m));
+    (v.device as GpuDevice).copy(bufferOf(nextV), bufferOf(v));
+    // p = p * shrink - stepSize * m / (sqrt(v) * inverseCorrection2 + epsilon)
+    const denominator = keep(add(keep(mul(keep(sqrt(nextV)), step.inverseCorrection2)), step.epsilon));
+    const change = keep(div(keep(mul(nextM, step.stepSize)), denominator));
+    const shrunk = step.shrink !== 1 ? keep(mul(parameter, step.shrink)) : parameter;
+    assign(parameter, sub(shrunk, change));
+  });
+}
