@@ -8,6 +8,11 @@
  * - `cuda_matmul_gflops_tf32`, `cuda_matmul_gflops_bf16`: cuBLAS with tensor cores, and
  *   `torch_matmul_gflops_bf16` with the ratio when python3 has torch with CUDA (cheap to ask).
  * - `<backend>_launch_overhead_us`: a one-element kernel launched 500 times, then one sync.
+ * - `<backend>_train_steps_per_sec`: training steps of an MLP 784-128-10 (ReLU, batch 128,
+ *   cross-entropy, Adam) whose parameters were moved with `model.to(device)`: forward, backward
+ *   and update all on the device, one read of the loss at the end as the synchronization point.
+ *   `host_train_steps_per_sec` is the same step on CPU tensors (OpenBLAS) in the same run, and
+ *   `<backend>_train_vs_host` the ratio.
  * - `failover_ms`: 8 kernel actors (GpuKernelActor under a GpuSupervisor, on a real-time actor
  *   system) launch at once on a device whose every launch fails (injected errors at rate 1);
  *   the time from the device being marked critical (the `device_critical` event) until every
@@ -33,6 +38,17 @@ import {
   type KernelRequest,
   openDevice,
 } from '../src/gpu/index.js';
+import {
+  Adam,
+  backward,
+  crossEntropy,
+  disposeGraph,
+  Linear,
+  ReLU,
+  Sequential,
+  tensor,
+  to,
+} from '../src/ml/index.js';
 
 const MEBI = 1 << 20;
 const MIN_SECONDS = 0.25;
@@ -160,6 +176,42 @@ async function benchDevice(device: Device, options: { quick: boolean }, figures:
     }
   }
   figures[`${backend}_launch_overhead_us`] = round(await launchOverhead(device));
+  figures[`${backend}_train_steps_per_sec`] = round(await trainSteps(device, options.quick));
+}
+
+const TRAIN_BATCH = 128;
+
+/** Steps per second of MLP training on `device` ('cpu': host tensors). */
+async function trainSteps(device: Device | 'cpu', quick: boolean): Promise<number> {
+  const random = new Random(5);
+  const model = new Sequential(new Linear(784, 128, { random }), new ReLU(), new Linear(128, 10, { random }));
+  if (device !== 'cpu') await model.to(device);
+  const optimizer = new Adam(model.parameters(), { learningRate: 1e-3 });
+  const host = tensor(randomFloats(TRAIN_BATCH * 784, 6), [TRAIN_BATCH, 784]);
+  const input = device === 'cpu' ? host : await to(host, device);
+  const labels = Int32Array.from({ length: TRAIN_BATCH }, (_, i) => i % 10);
+  const step = (): void => {
+    optimizer.zeroGrad();
+    const loss = crossEntropy(model.forward(input), labels);
+    backward(loss);
+    optimizer.step();
+    disposeGraph(loss);
+  };
+  const synchronize = async (): Promise<void> => {
+    if (device !== 'cpu') await device.synchronize();
+  };
+  step();
+  await synchronize();
+  const software = device !== 'cpu' && device.info().software;
+  const limit = quick || software ? 20 : 200;
+  const start = performance.now();
+  let steps = 0;
+  while (steps < limit && (steps < 3 || performance.now() - start < MIN_SECONDS * 4000)) {
+    step();
+    steps++;
+  }
+  await synchronize();
+  return steps / ((performance.now() - start) / 1000);
 }
 
 /** One failover: ms from `device_critical` on the failing device until all kernels answered from cpu:1. */
@@ -232,6 +284,7 @@ export async function run(options: {
   quick: boolean;
 }): Promise<Record<string, number | string>> {
   const figures: Figures = {};
+  figures.host_train_steps_per_sec = round(await trainSteps('cpu', options.quick));
   const { devices, unavailable } = await detectDevices();
   for (const error of unavailable) figures[`${error.backend}_unavailable`] = error.reason;
   for (const info of devices) {
@@ -244,6 +297,11 @@ export async function run(options: {
     } finally {
       device.destroy();
     }
+  }
+  for (const info of devices) {
+    const steps = figures[`${info.backend}_train_steps_per_sec`];
+    if (typeof steps === 'number')
+      figures[`${info.backend}_train_vs_host`] = round(steps / (figures.host_train_steps_per_sec as number));
   }
   figures.failover_kernels = FAILOVER_KERNELS;
   await failover('', async (extra) => new Device(new CpuBackend(0), extra), options.quick, figures);
