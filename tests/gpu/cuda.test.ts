@@ -3,6 +3,7 @@
  * and crash nothing; with a device (a lent GPU), every op is compared with the cpu reference,
  * and matmul runs in f32, tf32 and bf16 through cuBLAS.
  */
+import { existsSync, readFileSync } from 'node:fs';
 import koffi from 'koffi';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Random } from '../../src/actor/Random.js';
@@ -45,6 +46,36 @@ describe('cuda bindings', () => {
     }
   });
 });
+
+/** The CUDA toolkit's driver API header, where one is installed (nvcc's toolkit here). */
+const CUDA_HEADER = [
+  '/usr/local/cuda/include/cuda.h',
+  `${process.env.CUDA_HOME ?? '/nonexistent'}/include/cuda.h`,
+].find((path) => existsSync(path));
+
+describe.skipIf(CUDA_HEADER === undefined)(
+  `cuda bindings against ${CUDA_HEADER ?? 'cuda.h (absent)'}`,
+  () => {
+    it('each bound driver symbol is the one cuda.h maps its name to, with the same parameter count', () => {
+      const header = readFileSync(CUDA_HEADER!, 'utf8');
+      for (const signature of DRIVER_SIGNATURES) {
+        const bound = /([A-Za-z0-9_]+)\(/.exec(signature)![1];
+        const name = bound.replace(/_v[0-9]+$/, '');
+        // `#define cuMemAlloc cuMemAlloc_v2`, or `__CUDA_API_PTSZ(cuMemcpyHtoDAsync_v2)` (the default,
+        // not per-thread, build maps that to its argument).
+        const mapping = new RegExp(`#define ${name}\\s+(?:__CUDA_API_PT[SD][ZS]\\()?([A-Za-z0-9_]+)`).exec(
+          header,
+        );
+        expect(bound, name).toBe(mapping?.[1] ?? name);
+        const prototype = new RegExp(`CUresult CUDAAPI ${name}\\(([^;]*)\\);`).exec(header);
+        expect(prototype, `${name} is declared`).not.toBeNull();
+        const parameters = prototype![1].trim() === 'void' ? 0 : prototype![1].split(',').length;
+        const ours = signature.slice(signature.indexOf('(') + 1, -1).split(',').length;
+        expect(ours, `${bound}: parameters`).toBe(parameters);
+      }
+    });
+  },
+);
 
 describe.skipIf(cuda.available)('cuda backend without a driver', () => {
   it('opening it is BackendUnavailable with a one-line reason', async () => {
