@@ -28,7 +28,7 @@
 import type { Random } from '../actor/Random.js';
 import type { Device as GpuDevice } from '../gpu/Device.js';
 import type { DeviceBuffer } from '../gpu/DeviceBuffer.js';
-import { backwardOnDevice, disposeDeviceNode, to } from './deviceOps.js';
+import { backwardOnDevice, detachOnDevice, disposeDeviceNode, to } from './deviceOps.js';
 import { type Dtype, decodeStorage, encodeStorage, type Storage } from './dtype.js';
 import { check, TensorError } from './errors.js';
 import { pool } from './internal/pool.js';
@@ -562,7 +562,11 @@ export function toDtype(source: Tensor, dtype: Dtype): Tensor {
   return new Tensor(storage, [...source.shape], dtype);
 }
 
-/** A detached copy (contiguous, f32, no graph). */
+/**
+ * Without the graph: on the CPU a contiguous f32 copy; on a device the same buffer under a new
+ * tensor that needs no gradient (as PyTorch's detach, it sees later in-place updates).
+ */
 export function detach(source: Tensor): Tensor {
+  if (source.device !== 'cpu') return detachOnDevice(source);
   return toDtype(source, 'f32');
 }

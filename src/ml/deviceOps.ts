@@ -136,6 +136,12 @@ function deviceName(device: Device): string {
   return device === 'cpu' ? 'cpu' : device.id;
 }
 
+/** `source` without its graph: the same buffer, one more reference, no gradient. */
+export function detachOnDevice(source: Tensor): Tensor {
+  check(!source.disposed, 'disposed', () => 'detach: the tensor was disposed');
+  return share(source);
+}
+
 /** The same buffer under another shape: one more reference, no launch. */
 function share(source: Tensor, shape: readonly number[] = source.shape): Tensor {
   return deviceTensor(source.device as GpuDevice, bufferOf(source).retain(), shape);

@@ -22,6 +22,7 @@ import {
   add,
   backward,
   crossEntropy,
+  detach,
   disposeGraph,
   div,
   exp,
@@ -375,6 +376,12 @@ describe('autograd on the cpu reference device', () => {
     );
     const inference = noGrad(() => layerNorm(model.forward(x), gamma, beta));
     expect(inference.requiresGrad).toBe(false);
+    const hidden = model.forward(x);
+    const detached = detach(hidden);
+    expect([detached.requiresGrad, detached.node, detached.device]).toEqual([false, null, device]);
+    const normalised = layerNorm(detached, gamma, beta);
+    expect(toArray(await to(normalised, 'cpu')).length).toBe(2);
+    await expect(to(hidden, 'cpu')).resolves.toMatchObject({ shape: [1, 2] });
   });
 });
 
