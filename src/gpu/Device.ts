@@ -234,7 +234,7 @@ export class Device extends DeviceCore {
    * output = input read through `strides` over `shape` (rank <= 4), as one contiguous copy:
    * transposes and permutations (strides reordered) and broadcasts (stride 0). Every index
    * `sum((shape[d] - 1) * strides[d])` must lie inside input. Runs the strided binary kernel
-   * as `input + 0`, so a -0 is copied as +0.
+   * with the op `left` (x itself), input bound as both operands.
    */
   gather(
     input: DeviceBuffer,
@@ -247,7 +247,7 @@ export class Device extends DeviceCore {
     this.checkBuffer(operation, input, 'input');
     this.checkBuffer(operation, output, 'output');
     checkNoAlias(this.id, operation, output, [input]);
-    const { layout, count } = broadcastLayout(this.id, operation, shape, [1]);
+    const { count, shape: padded } = broadcastLayout(this.id, operation, shape, [1]);
     if (
       !Array.isArray(strides) ||
       strides.length !== shape.length ||
@@ -263,34 +263,17 @@ export class Device extends DeviceCore {
     checkElements(this.id, operation, 'input', input, reach + 1);
     checkCount(this.id, operation, 'count', count);
     checkElements(this.id, operation, 'output', output, count);
-    const padding = new Array<number>(MAX_BROADCAST_RANK - strides.length).fill(0);
-    const zero = this.upload(Float32Array.of(0));
-    try {
-      const gathered: BinaryLayout = {
-        kind: 'broadcast',
-        shape: (layout as { shape: readonly number[] }).shape,
-        stridesA: [...padding, ...strides],
-        stridesB: new Array<number>(MAX_BROADCAST_RANK).fill(0),
-      };
-      this.enqueue(
-        {
-          kind: 'binary',
-          op: 'add',
-          a: input.native,
-          b: zero.native,
-          output: output.native,
-          count,
-          layout: gathered,
-        },
-        options,
-      );
-    } finally {
-      // On the default stream, released at once like the ML layer's uploaded numbers: WebGPU
-      // submits each launch before a later write, CUDA orders them on the stream. On another
-      // stream it waits for the launch, as the pool does not track streams.
-      if (options.stream === undefined) zero.release();
-      else this.releaseAfter(options.stream, [zero]);
-    }
+    const layout: BinaryLayout = {
+      kind: 'broadcast',
+      shape: padded,
+      stridesA: [...new Array<number>(MAX_BROADCAST_RANK - strides.length).fill(0), ...strides],
+      stridesB: new Array<number>(MAX_BROADCAST_RANK).fill(0),
+    };
+    const native = input.native;
+    this.enqueue(
+      { kind: 'binary', op: 'left', a: native, b: native, output: output.native, count, layout },
+      options,
+    );
   }
 
   // input: (rows, columns) -> output: (rows)

@@ -17,8 +17,9 @@ import {
 
 export type UnaryOpName = 'neg' | 'exp' | 'log' | 'sqrt' | 'relu' | 'gelu' | 'sigmoid' | 'tanh';
 /**
- * Binary ops: arithmetic, and the backward of the unary ops that autograd on devices needs,
- * each `(x, y)` = (the forward input, or output where noted; the output's gradient).
+ * Binary ops: arithmetic; `left`, x itself (the strided copy `Device.gather` runs); and the
+ * backward of the unary ops that autograd on devices needs, each `(x, y)` = (the forward input,
+ * or output where noted; the output's gradient).
  */
 export type BinaryOpName =
   | 'add'
@@ -26,6 +27,7 @@ export type BinaryOpName =
   | 'mul'
   | 'div'
   | 'pow'
+  | 'left'
   | 'reluBackward'
   | 'sigmoidBackward'
   | 'tanhBackward'
@@ -75,6 +77,8 @@ export const BINARY_OPS: Readonly<Record<BinaryOpName, Expression>> = {
   mul: multiply(x, y),
   div: divide(x, y),
   pow: call('pow', x, y),
+  /** x, y unread: with its strides, a gather or broadcast copy of x. */
+  left: x,
   /** x: relu's input; the gradient passes where x > 0. */
   reluBackward: ifPositive(x, y, 0),
   /** x: sigmoid's output s; g s (1 - s). */
