@@ -345,16 +345,16 @@ export function topologicalOrder(root: Tensor): Tensor[] {
  */
 export function backward(root: Tensor, gradient?: Float32Array): void {
   check(root.requiresGrad, 'invalid_argument', () => 'backward: the tensor does not require a gradient');
-  if (root.device !== 'cpu') {
-    backwardOnDevice(root, gradient);
-    return;
-  }
   check(gradient !== undefined || root.size === 1, 'invalid_argument', () => {
     return `backward: a gradient is needed for a non-scalar root of shape [${root.shape.join(', ')}]`;
   });
   check(gradient === undefined || gradient.length === root.size, 'shape_mismatch', () => {
     return `backward: gradient has ${gradient?.length} elements, root has ${root.size}`;
   });
+  if (root.device !== 'cpu') {
+    backwardOnDevice(root, gradient);
+    return;
+  }
   const order = topologicalOrder(root);
   const seed = gradBuffer(root);
   if (gradient === undefined) seed[0] += 1;

@@ -853,19 +853,13 @@ export function disposeDeviceNode(node: GradNode, tensor: Tensor): void {
 }
 
 /**
- * `backward(root)` for a root on a device: seeds the root's gradient (ones for a single value,
+ * `backward(root)` for a root on a device (which has checked the root and `gradient`): seeds the root's gradient (ones for a single value,
  * else `gradient`, uploaded) and runs each recorded device backward in reverse topological
  * order. Leaves keep (and accumulate) `deviceGrad`; intermediate gradients are given back once
  * used unless `retainGrad`. Nothing waits: reading a gradient (`await g.to('cpu')`) does.
  */
 export function backwardOnDevice(root: Tensor, gradient?: Float32Array): void {
   const device = root.device as GpuDevice;
-  check(gradient !== undefined || root.size === 1, 'invalid_argument', () => {
-    return `backward: a gradient is needed for a non-scalar root of shape [${root.shape.join(', ')}]`;
-  });
-  check(gradient === undefined || gradient.length === root.size, 'shape_mismatch', () => {
-    return `backward: gradient has ${gradient?.length} elements, root has ${root.size}`;
-  });
   const order = topologicalOrder(root);
   for (let i = order.length - 1; i >= 0; i--) {
     const tensor = order[i];
