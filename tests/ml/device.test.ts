@@ -61,12 +61,7 @@ import {
   unsqueeze,
 } from '../../src/ml/index.js';
 import { probeCuda, probeWebGpu } from '../gpu/support.js';
-import { awayFromZero, distinctArray, uniformArray } from './helpers.js';
-
-interface Input {
-  readonly values: Float32Array;
-  readonly shape: readonly number[];
-}
+import { type Input, inputMaker, uniformArray } from './helpers.js';
 
 interface DeviceCase {
   readonly name: string;
@@ -79,19 +74,10 @@ interface DeviceCase {
 
 const { elementwise, reduction, matmul: product } = TOLERANCES.f32;
 
-function sizeOf(shape: readonly number[]): number {
-  return shape.reduce((a, b) => a * b, 1);
-}
-
 /** Small shapes: SwiftShader runs every kernel on the CPU. */
 function deviceCases(seed: number): DeviceCase[] {
   const random = new Random(seed);
-  const values = (shape: number[], low = -2, high = 2): Input => ({
-    values: uniformArray(random, sizeOf(shape), low, high),
-    shape,
-  });
-  const nonzero = (shape: number[]): Input => ({ values: awayFromZero(random, sizeOf(shape)), shape });
-  const distinct = (shape: number[]): Input => ({ values: distinctArray(random, sizeOf(shape)), shape });
+  const { values, nonzero, distinct } = inputMaker(random);
   const binaryCases = (
     [
       ['add', add],

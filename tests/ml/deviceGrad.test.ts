@@ -62,12 +62,7 @@ import {
   transpose,
 } from '../../src/ml/index.js';
 import { probeWebGpu } from '../gpu/support.js';
-import { awayFromZero, uniformArray } from './helpers.js';
-
-interface Input {
-  readonly values: Float32Array;
-  readonly shape: readonly number[];
-}
+import { type Input, inputMaker, uniformArray } from './helpers.js';
 
 interface GradCase {
   readonly name: string;
@@ -78,17 +73,9 @@ interface GradCase {
 /** Gradients pass through several kernels: compared with the matmul tolerance. */
 const GRADIENT: Tolerance = TOLERANCES.f32.matmul;
 
-function sizeOf(shape: readonly number[]): number {
-  return shape.reduce((a, b) => a * b, 1);
-}
-
 function gradCases(seed: number): GradCase[] {
   const random = new Random(seed);
-  const values = (shape: number[], low = -2, high = 2): Input => ({
-    values: uniformArray(random, sizeOf(shape), low, high),
-    shape,
-  });
-  const nonzero = (shape: number[]): Input => ({ values: awayFromZero(random, sizeOf(shape)), shape });
+  const { values, nonzero } = inputMaker(random);
   const binary = (
     [
       ['add', add],

@@ -21,6 +21,25 @@ export function distinctArray(random: Random, size: number, spacing = 0.05): Flo
   return random.shuffle(values);
 }
 
+/** A test input: values and the shape they fill. */
+export interface Input {
+  readonly values: Float32Array;
+  readonly shape: readonly number[];
+}
+
+/** Seeded inputs of a shape: uniform in [low, high), away from zero, or distinct. */
+export function inputMaker(random: Random) {
+  const count = (shape: readonly number[]): number => shape.reduce((a, b) => a * b, 1);
+  return {
+    values: (shape: number[], low = -2, high = 2): Input => ({
+      values: uniformArray(random, count(shape), low, high),
+      shape,
+    }),
+    nonzero: (shape: number[]): Input => ({ values: awayFromZero(random, count(shape)), shape }),
+    distinct: (shape: number[]): Input => ({ values: distinctArray(random, count(shape)), shape }),
+  };
+}
+
 export interface GradCheckOptions {
   readonly epsilon?: number;
   readonly absoluteTolerance?: number;
