@@ -185,27 +185,19 @@ function noGradient(op: string, inputs: readonly Tensor[]): void {
   );
 }
 
-/** Records `backward` on `out` when gradients are on and an input needs one. */
+/**
+ * Records `backward` on `out` when gradients are on and an input needs one. Its node's
+ * `deviceScratch` starts empty; `handOver` puts there what only the backward reads.
+ */
 function record(
   out: Tensor,
   op: string,
   inputs: readonly Tensor[],
   backward: (gradOutput: Tensor) => void,
-  deviceScratch: Tensor[] = [],
 ): Tensor {
   if (recording(inputs)) {
     out.requiresGrad = true;
-    const node: GradNode = {
-      op,
-      inputs,
-      backward: null,
-      scratch: [],
-      deviceBackward: backward,
-      deviceScratch,
-    };
-    out.node = node;
-  } else {
-    for (const tensor of deviceScratch) dispose(tensor);
+    out.node = { op, inputs, backward: null, scratch: [], deviceBackward: backward, deviceScratch: [] };
   }
   return out;
 }
