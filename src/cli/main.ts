@@ -1,4 +1,5 @@
 import { Command, InvalidArgumentError } from 'commander';
+import type { SimulateOptions } from './simulate.js';
 import { registerTrainCommand } from './train.js';
 
 /** Benchmark suites: each is `bench/<name>.ts`, exporting `run(options)` that returns figures. */
@@ -71,13 +72,6 @@ export function buildProgram(): Command {
     });
 
   return program;
-}
-
-export interface SimulateOptions {
-  readonly seeds: number;
-  readonly firstSeed: number;
-  readonly replay?: number;
-  readonly json: boolean;
 }
 
 export async function main(argv: string[]): Promise<void> {

@@ -5,7 +5,14 @@ import {
   replayScenarioByName,
   runScenarioByName,
 } from '../fault/index.js';
-import type { SimulateOptions } from './main.js';
+
+/** The options of `zbmd simulate`. */
+export interface SimulateOptions {
+  readonly seeds: number;
+  readonly firstSeed: number;
+  readonly replay?: number;
+  readonly json: boolean;
+}
 
 /** `zbmd simulate`: lists scenarios, runs one under many seeds, or replays one seed. Returns the exit code. */
 export async function simulateCommand(

@@ -31,14 +31,8 @@ import {
 } from './registry.js';
 import { handleRequest } from './requests.js';
 import { sendToSelf, sendToSelfAfter } from './selfDelivery.js';
+import { StartFailure, type StartOutcome } from './StartOutcome.js';
 import { shutdownChild } from './shutdownChild.js';
-
-/** A start that failed: what `start` threw, rejected with, or wrongly returned. */
-export class StartFailure {
-  constructor(readonly reason: ExitReason) {}
-}
-
-export type StartOutcome = Pid | 'ignore' | StartFailure;
 
 /**
  * The state and the rules of one supervisor. It lives inside the supervisor's process and is

@@ -20,7 +20,8 @@ import {
   TerminateChildRequest,
   WhichChildrenRequest,
 } from './messages.js';
-import { StartFailure, type StartOutcome, type SupervisorCore } from './SupervisorCore.js';
+import { StartFailure, type StartOutcome } from './StartOutcome.js';
+import type { SupervisorCore } from './SupervisorCore.js';
 
 /**
  * Answers the calls of the public API. Expected outcomes are values (`{ error: 'not_found' }`);
