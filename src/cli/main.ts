@@ -54,7 +54,7 @@ export function buildProgram(): Command {
     )
     .option('--json', 'print JSON instead of a table', false)
     .action(async (options: { json: boolean }) => {
-      const { devicesCommand } = await import('../gpu/devicesCommand.js');
+      const { devicesCommand } = await import('./devices.js');
       await devicesCommand(options, (line) => console.log(line));
     });
 

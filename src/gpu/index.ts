@@ -52,7 +52,6 @@ export {
   openDevice,
   parseDeviceSpec,
 } from './detect.js';
-export { devicesCommand } from './devicesCommand.js';
 export {
   BackendUnavailable,
   DeviceError,

@@ -1,11 +1,11 @@
 import { describe, expect, it } from 'vitest';
+import { devicesCommand } from '../../src/cli/devices.js';
 import {
   addSwiftshaderDriver,
   chooseDefault,
   type DeviceInfo,
   defaultDevice,
   detectDevices,
-  devicesCommand,
   InvalidDeviceSpec,
   openDevice,
   parseDeviceSpec,

@@ -3,8 +3,8 @@
  * `write` gets one line at a time (a table, or one JSON object with `--json`).
  */
 import { cpus } from 'node:os';
-import { chooseDefault, detectDevices, parseDeviceSpec } from './detect.js';
-import type { DeviceInfo } from './types.js';
+import { chooseDefault, detectDevices, parseDeviceSpec } from '../gpu/detect.js';
+import type { DeviceInfo } from '../gpu/types.js';
 
 const GIBIBYTE = 1024 ** 3;
 
