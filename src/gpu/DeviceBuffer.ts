@@ -11,6 +11,7 @@ import { DTYPE_BYTES, type DType } from './types.js';
 /** What a buffer needs from its device; implemented by `Device`. */
 export interface BufferOwner {
   readonly id: string;
+  /** @internal Called on the last reference's release. */
   releaseBuffer(buffer: DeviceBuffer): void;
 }
 
