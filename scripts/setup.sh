@@ -7,7 +7,8 @@ cd "$(dirname "$0")/.."
 # libopenblas0-pthread: fast CPU matrix products (through koffi)
 # dataset-fashion-mnist: real data at /usr/share/datasets/fashion-mnist/
 # chromium: ships SwiftShader, a CPU Vulkan device that Dawn (WebGPU) uses when there is no GPU
-packages=(libopenblas0-pthread dataset-fashion-mnist chromium)
+# nats-server: the cluster tests start real NATS servers with JetStream on 127.0.0.1
+packages=(libopenblas0-pthread dataset-fashion-mnist chromium nats-server)
 missing=()
 for package in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q 'install ok installed' || missing+=("$package")

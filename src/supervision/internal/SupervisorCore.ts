@@ -30,8 +30,8 @@ import {
   unregisterSupervisor,
 } from './registry.js';
 import { handleRequest } from './requests.js';
-import { sendToSelf, sendToSelfAfter } from './selfDelivery.js';
 import { StartFailure, type StartOutcome } from './StartOutcome.js';
+import { sendToSelf, sendToSelfAfter } from './selfDelivery.js';
 import { shutdownChild } from './shutdownChild.js';
 
 /**

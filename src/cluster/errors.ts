@@ -1,0 +1,61 @@
+/** The cluster layer's errors: one tagged class, the reason says which case. */
+
+export type ClusterErrorReason =
+  | 'invalid_option'
+  | 'server_failed'
+  | 'not_connected'
+  | 'connection_refused'
+  | 'closed';
+
+/** A cluster operation could not be done; `reason` says why, the message what to do. */
+export class ClusterError extends Error {
+  readonly _tag = 'ClusterError';
+  constructor(
+    readonly reason: ClusterErrorReason,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+    this.name = 'ClusterError';
+  }
+}
+
+export function isClusterError(error: unknown, reason?: ClusterErrorReason): error is ClusterError {
+  return error instanceof ClusterError && (reason === undefined || error.reason === reason);
+}
+
+/** `registerGlobal` of a name another process holds. */
+export class AlreadyRegistered extends Error {
+  readonly _tag = 'AlreadyRegistered';
+  constructor(
+    readonly globalName: string,
+    readonly holder: string,
+  ) {
+    super(
+      `the global name '${globalName}' is held by ${holder}; unregister it there first, or pick another name`,
+    );
+    this.name = 'AlreadyRegistered';
+  }
+}
+
+export function isAlreadyRegistered(error: unknown): error is AlreadyRegistered {
+  return error instanceof AlreadyRegistered;
+}
+
+/** A message larger than the transport carries (NATS' max_payload, 1 MiB by default). */
+export class MessageTooLarge extends Error {
+  readonly _tag = 'MessageTooLarge';
+  constructor(
+    readonly bytes: number,
+    readonly limitBytes: number,
+  ) {
+    super(
+      `a message of ${bytes} bytes is over the cluster's limit of ${limitBytes} bytes; send large data (tensors, checkpoints) in parts or through a shared store`,
+    );
+    this.name = 'MessageTooLarge';
+  }
+}
+
+export function isMessageTooLarge(error: unknown): error is MessageTooLarge {
+  return error instanceof MessageTooLarge;
+}
