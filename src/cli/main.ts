@@ -1,4 +1,5 @@
 import { Command, InvalidArgumentError } from 'commander';
+import { registerClusterCommands } from './cluster.js';
 import type { SimulateOptions } from './simulate.js';
 import { registerTrainCommand } from './train.js';
 
@@ -18,6 +19,7 @@ export function buildProgram(): Command {
     .version(process.env.npm_package_version ?? '0.1.0');
 
   registerTrainCommand(program);
+  registerClusterCommands(program);
 
   program
     .command('demo')
