@@ -4,7 +4,7 @@ import type { SimulateOptions } from './simulate.js';
 import { registerTrainCommand } from './train.js';
 
 /** Benchmark suites: each is `bench/<name>.ts`, exporting `run(options)` that returns figures. */
-const BENCH_SUITES = ['actors', 'supervision', 'fault', 'gpu', 'ml', 'train'] as const;
+const BENCH_SUITES = ['actors', 'supervision', 'fault', 'gpu', 'ml', 'train', 'cluster'] as const;
 
 export interface BenchOptions {
   readonly json: boolean;
