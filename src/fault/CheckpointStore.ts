@@ -1,4 +1,4 @@
-import { mkdir, open, readdir, readFile, rename, stat, unlink } from 'node:fs/promises';
+import { link, mkdir, open, readdir, readFile, rename, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { CheckpointDefect } from './internal/CheckpointFormat.js';
 import { decodeCheckpoint, encodeCheckpoint } from './internal/CheckpointFormat.js';
@@ -82,6 +82,45 @@ export class InvalidCheckpointArgument extends Error {
 
 export function isInvalidCheckpointArgument(error: unknown): error is InvalidCheckpointArgument {
   return error instanceof InvalidCheckpointArgument;
+}
+
+/**
+ * A save would need a sequence past `Number.MAX_SAFE_INTEGER` (2^53 - 1, the largest integer a
+ * JavaScript number holds exactly), or the directory holds a file numbered past it. Sequences
+ * are never reused or rounded: move the checkpoints you want to keep under a new key.
+ */
+export class CheckpointSequenceExhausted extends Error {
+  readonly _tag = 'CheckpointSequenceExhausted';
+  constructor(
+    readonly key: string,
+    /** The sequence that cannot be used, as written (a decimal string: it may not fit a number). */
+    readonly sequence: string,
+    readonly location: string,
+  ) {
+    super(
+      `checkpoint store: key '${key}' at ${location}: sequence ${sequence} is past the largest safe sequence ${Number.MAX_SAFE_INTEGER}; save under a new key (or move the checkpoints to keep)`,
+    );
+    this.name = 'CheckpointSequenceExhausted';
+  }
+}
+
+export function isCheckpointSequenceExhausted(error: unknown): error is CheckpointSequenceExhausted {
+  return error instanceof CheckpointSequenceExhausted;
+}
+
+/** The file for the sequence a save claimed exists already (another writer made it); it is kept. */
+export class CheckpointSequenceTaken extends Error {
+  readonly _tag = 'CheckpointSequenceTaken';
+  constructor(readonly location: string) {
+    super(
+      `checkpoint store: ${location} already exists and is kept (a sequence is never reused); is another writer saving under this key?`,
+    );
+    this.name = 'CheckpointSequenceTaken';
+  }
+}
+
+export function isCheckpointSequenceTaken(error: unknown): error is CheckpointSequenceTaken {
+  return error instanceof CheckpointSequenceTaken;
 }
 
 const KEY_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
@@ -187,7 +226,11 @@ export class DirectoryCheckpointStore implements CheckpointStore {
     }
     const sequences = names.flatMap((name) => {
       const match = FILE_PATTERN.exec(name);
-      return match === null ? [] : [Number(match[1])];
+      if (match === null) return [];
+      const sequence = Number(match[1]);
+      if (!Number.isSafeInteger(sequence))
+        throw new CheckpointSequenceExhausted(key, String(BigInt(match[1])), join(this.root, key, name));
+      return [sequence];
     });
     sequences.sort((a, b) => a - b);
     const infos: CheckpointInfo[] = [];
@@ -210,6 +253,11 @@ export class DirectoryCheckpointStore implements CheckpointStore {
     } catch (error) {
       return Promise.reject(error);
     }
+  }
+
+  /** Waits for the saves and prunes under way. */
+  async close(): Promise<void> {
+    await Promise.all([...this.keyQueues.values()]);
   }
 
   /** Path of the file holding `sequence` under `key`. */
@@ -278,7 +326,7 @@ export class DirectoryCheckpointStore implements CheckpointStore {
       throw error;
     }
     await handle.close();
-    await rename(temporary, final);
+    await publish(temporary, final);
     await syncDirectory(directory);
     return { key, sequence, bytes };
   }
@@ -291,6 +339,9 @@ export class DirectoryCheckpointStore implements CheckpointStore {
       const infos = await this.list(key);
       next = (infos[infos.length - 1]?.sequence ?? 0) + 1;
     }
+    // Past 2^53 - 1, next + 1 rounds back to next: two saves would share one file.
+    if (!Number.isSafeInteger(next))
+      throw new CheckpointSequenceExhausted(key, (BigInt(next - 1) + 1n).toString(), directory);
     this.nextSequence.set(key, next + 1);
     return next;
   }
@@ -312,6 +363,27 @@ export class DirectoryCheckpointStore implements CheckpointStore {
     });
     return next;
   }
+}
+
+/**
+ * Moves the finished temporary file to its final name without ever replacing a checkpoint that
+ * is already there: a hard link fails with EEXIST where rename would overwrite. File systems
+ * without hard links get a rename (the writer lock already keeps sequences apart).
+ */
+async function publish(temporary: string, final: string): Promise<void> {
+  try {
+    await link(temporary, final);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'EEXIST') {
+      await unlink(temporary).catch(ignoreMissing);
+      throw new CheckpointSequenceTaken(final);
+    }
+    if (code !== 'EPERM' && code !== 'ENOTSUP' && code !== 'ENOSYS' && code !== 'EOPNOTSUPP') throw error;
+    await rename(temporary, final);
+    return;
+  }
+  await unlink(temporary);
 }
 
 /** The parts of `buffers` from byte `offset` on (after a short writev). */
@@ -348,6 +420,8 @@ export class InMemoryCheckpointStore implements CheckpointStore {
     const entries = this.files.get(key) ?? new Map<number, Buffer>();
     this.files.set(key, entries);
     const sequence = Math.max(0, ...entries.keys()) + 1;
+    if (!Number.isSafeInteger(sequence))
+      throw new CheckpointSequenceExhausted(key, (BigInt(sequence - 1) + 1n).toString(), `memory:${key}`);
     entries.set(sequence, file);
     return { key, sequence, bytes: file.length };
   }
