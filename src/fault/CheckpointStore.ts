@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import type { CheckpointDefect } from './internal/CheckpointFormat.js';
 import { decodeCheckpoint, encodeCheckpoint } from './internal/CheckpointFormat.js';
 import { syncDirectory } from './internal/files.js';
+import { acquireWriterLock } from './internal/WriterLock.js';
 
 export type CheckpointMetadata = Readonly<Record<string, unknown>>;
 
@@ -171,10 +172,16 @@ export interface DirectoryCheckpointStoreOptions {
  * renamed into place, and the directory is fsync'ed, so after a crash a checkpoint is either
  * complete or absent (a stray temporary file is ignored and removed by `prune`). The checksum
  * catches what the file system does not (bit rot, a torn write on a file system without
- * ordered data). One process at a time may write a key.
+ * ordered data).
+ *
+ * One writer per key: the first `save` or `prune` of a key takes a writer lock,
+ * `<root>/.<key>.lock` (pid and host; a stale lock of a dead process of this host is taken
+ * over), held until `close()`. A second store writing the key, in this process or another,
+ * fails with `FileLocked` naming the holder. Reading (`loadLatest`, `list`) takes no lock.
  */
 export class DirectoryCheckpointStore implements CheckpointStore {
   private readonly nextSequence = new Map<string, number>();
+  private readonly locks = new Map<string, () => Promise<void>>();
   private readonly keyQueues = new Map<string, Promise<unknown>>();
   private temporaryCounter = 0;
 
@@ -255,9 +262,16 @@ export class DirectoryCheckpointStore implements CheckpointStore {
     }
   }
 
-  /** Waits for the saves and prunes under way. */
+  /**
+   * Waits for the saves and prunes under way, then releases the writer locks. A later save
+   * takes its key's lock again (and reads the directory afresh).
+   */
   async close(): Promise<void> {
     await Promise.all([...this.keyQueues.values()]);
+    const releases = [...this.locks.values()];
+    this.locks.clear();
+    this.nextSequence.clear();
+    for (const release of releases) await release();
   }
 
   /** Path of the file holding `sequence` under `key`. */
@@ -266,6 +280,7 @@ export class DirectoryCheckpointStore implements CheckpointStore {
   }
 
   private async pruneNow(key: string, keep: number): Promise<PruneResult> {
+    await this.lockKey(key);
     const infos = await this.list(key);
     const kept: number[] = [];
     let index = infos.length - 1;
@@ -336,6 +351,7 @@ export class DirectoryCheckpointStore implements CheckpointStore {
     if (next === undefined) {
       await mkdir(directory, { recursive: true });
       await syncDirectory(this.root);
+      await this.lockKey(key);
       const infos = await this.list(key);
       next = (infos[infos.length - 1]?.sequence ?? 0) + 1;
     }
@@ -344,6 +360,15 @@ export class DirectoryCheckpointStore implements CheckpointStore {
       throw new CheckpointSequenceExhausted(key, (BigInt(next - 1) + 1n).toString(), directory);
     this.nextSequence.set(key, next + 1);
     return next;
+  }
+
+  /** Takes the key's writer lock unless this store holds it already. */
+  private async lockKey(key: string): Promise<void> {
+    if (this.locks.has(key)) return;
+    await mkdir(this.root, { recursive: true });
+    // Keys start with a letter or digit, so '.<key>' never names another key's directory.
+    const lockPath = join(this.root, `.${key}.lock`);
+    this.locks.set(key, await acquireWriterLock(join(this.root, key), { lockPath }));
   }
 
   private async removeTemporaryFiles(key: string): Promise<void> {

@@ -113,9 +113,10 @@ interface PendingWrite {
  * meant for the runtime's own histories (training runs, sagas, supervisor decisions), not as a
  * general-purpose database.
  *
- * One open store per log: `open` takes a writer lock (`<path>.lock` with the owner's pid; a
- * lock whose process is gone is taken over) and fails with `FileLocked` while another store,
- * in this process or a live other one, has the log open. After a failed write the store
+ * One open store per log: `open` takes a writer lock (`<path>.lock` with the owner's pid and
+ * host; a lock of a dead process of this host is taken over) and fails with `FileLocked` naming
+ * the holder (`pid@host`) while another store, in this process, a live other one or one on
+ * another host, has the log open. After a failed write the store
  * rejects all work with `EventStoreUnavailable('failed')`; close and reopen it.
  */
 export class FileEventStore implements EventStore {

@@ -60,9 +60,13 @@ describe('DirectoryCheckpointStore', () => {
   });
 
   it('continues the sequence in a new store instance (after a restart)', async () => {
-    await new DirectoryCheckpointStore(root).save('model', bytes('one'));
-    const saved = await new DirectoryCheckpointStore(root).save('model', bytes('two'));
+    const first = new DirectoryCheckpointStore(root);
+    await first.save('model', bytes('one'));
+    await first.close();
+    const second = new DirectoryCheckpointStore(root);
+    const saved = await second.save('model', bytes('two'));
     expect(saved.sequence).toBe(2);
+    await second.close();
   });
 
   it('passes over a corrupt latest checkpoint, reports it, and loads the previous good one', async () => {
