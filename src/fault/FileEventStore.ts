@@ -10,15 +10,9 @@ import type {
 } from './EventStore.js';
 import { EVENT_STORE_LIMITS, EventStoreUnavailable } from './EventStore.js';
 import { openOrCreate, readFully, writeFully } from './internal/files.js';
-import { decodeEntries, type LogEntry } from './internal/LogEntry.js';
-import {
-  checkHeader,
-  encodeHeader,
-  encodeRecord,
-  LOG_HEADER_BYTES,
-  RECORD_FRAME_BYTES,
-  scanRecords,
-} from './internal/RecordLog.js';
+import type { LogEntry } from './internal/LogEntry.js';
+import { readLog } from './internal/LogReader.js';
+import { encodeHeader, encodeRecord, LOG_HEADER_BYTES } from './internal/RecordLog.js';
 import {
   checkExpectedVersion,
   checkRecordSize,
@@ -326,17 +320,7 @@ interface PreparedLog {
   readonly goodEnd: number;
 }
 
-/** Where reading the log stopped before its end, and why. */
-interface LogStop {
-  readonly kind: 'torn_tail' | 'corrupt';
-  readonly offset: number;
-  readonly reason: string;
-}
-
-/**
- * Reads and checks the log: frames and checksums (`scanRecords`), then what each record says
- * (`decodeEntries`). Cuts a torn tail, applies the corruption policy, rewrites a missing header.
- */
+/** Reads and checks the log (`readLog`); cuts a torn tail, or damage under 'truncate'. */
 async function prepareLog(
   path: string,
   handle: FileHandle,
@@ -347,30 +331,15 @@ async function prepareLog(
   if (size > maxLogBytes)
     throw new CorruptEventLog(path, 0, `log of ${size} bytes exceeds maxLogBytes ${maxLogBytes}`);
   const contents = await readFully(handle, size);
-  const header = checkHeader(contents);
-  if (header === 'missing') return rewriteHeader(path, handle, size);
-  if (header !== 'ok')
-    throw new CorruptEventLog(
-      path,
-      0,
-      header === 'bad_magic' ? 'not a zbmd event log' : 'unsupported format version',
-    );
-  const scan = scanRecords(contents, options.maxRecordBytes ?? EVENT_STORE_LIMITS.maxRecordBytes);
-  const offsetOf = (index: number) =>
-    scan.bodies[index].byteOffset - contents.byteOffset - RECORD_FRAME_BYTES;
-  const decoded = decodeEntries(scan.bodies);
-  // A record that says something impossible passed its checksum: it was written so, or damaged
-  // in a way the checksum missed; either way it is corruption, never a torn write.
-  const stop: LogStop | undefined =
-    decoded.bad === undefined
-      ? scan.stop
-      : { kind: 'corrupt', offset: offsetOf(decoded.bad.index), reason: decoded.bad.reason };
-  const goodEnd = decoded.bad === undefined ? scan.goodEnd : offsetOf(decoded.bad.index);
-  const file: PreparedLog = { entries: decoded.entries, goodEnd };
+  const reading = readLog(contents, {
+    maxRecordBytes: options.maxRecordBytes ?? EVENT_STORE_LIMITS.maxRecordBytes,
+    corruptionPolicy: options.corruptionPolicy ?? 'fail',
+  });
+  if (reading.kind === 'missing_header') return rewriteHeader(path, handle, size);
+  if (reading.kind === 'corrupt') throw new CorruptEventLog(path, reading.offset, reading.reason);
+  const { entries, goodEnd, stop } = reading;
+  const file: PreparedLog = { entries, goodEnd };
   if (stop === undefined) return { file, recovery: undefined };
-  if (stop.kind === 'corrupt' && (options.corruptionPolicy ?? 'fail') === 'fail') {
-    throw new CorruptEventLog(path, stop.offset, stop.reason);
-  }
   await handle.truncate(goodEnd);
   await handle.datasync();
   const recovery: LogRecovery = {
