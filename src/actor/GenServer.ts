@@ -20,28 +20,31 @@ import type { Pid } from './Pid.js';
  *
  * @example
  * ```ts
- * const Counter: GenServer<number, number> = {
+ * const Counter: GenServer<number, number, 'get', 'increment'> = {
  *   init: (start) => start,
- *   handleCall: (request: 'get', _from, count) => reply(count, count),
- *   handleCast: (request: 'increment', count) => count + 1,
+ *   handleCall: (request, _from, count) => reply(count, count),
+ *   handleCast: (request, count) => count + 1,
  * };
- * const pid = await startGenServer(system, Counter, 41);
- * castTo(system, pid, 'increment');
- * await system.call(pid, 'get'); // 42
+ * const counter = await startGenServer(system, Counter, 41); // a ServerRef<'get', 'increment', unknown>
+ * castTo(system, counter, 'increment'); // castTo(system, counter, 'inc') does not compile
+ * await callServer(system, counter, 'get'); // 42
  * ```
+ *
+ * `Call` and `Cast` (default `any`) type the requests; an unannotated behaviour object has them
+ * inferred from its callbacks instead, replies included.
  */
-export interface GenServer<State, Args = void> {
+export interface GenServer<State, Args = void, Call = any, Cast = any> {
   /** The code version; `codeChange` receives the previous one during an upgrade. */
   readonly version?: string | number;
   init(args: Args, context: Context): State | Promise<State>;
   handleCall?(
-    request: any,
+    request: Call,
     from: CallFrom,
     state: State,
     context: Context,
   ): CallResult<State> | Promise<CallResult<State>>;
   handleCast?(
-    request: any,
+    request: Cast,
     state: State,
     context: Context,
   ): State | Stop<State> | Promise<State | Stop<State>>;
@@ -57,9 +60,9 @@ export interface GenServer<State, Args = void> {
 }
 
 /** Reply `value` and continue with `state`. */
-export class Reply<State> {
+export class Reply<State, Value = unknown> {
   constructor(
-    readonly value: unknown,
+    readonly value: Value,
     readonly state: State,
   ) {}
 }
@@ -81,10 +84,81 @@ export class Stop<State> {
 
 export type CallResult<State> = Reply<State> | NoReply<State> | Stop<State>;
 
-export const reply = <State>(value: unknown, state: State): Reply<State> => new Reply(value, state);
+export const reply = <State, Value>(value: Value, state: State): Reply<State, Value> =>
+  new Reply(value, state);
 export const noreply = <State>(state: State): NoReply<State> => new NoReply(state);
 export function stop<State>(reason: ExitReason, state: State, ...replyValue: [] | [unknown]): Stop<State> {
   return new Stop(reason, state, replyValue[0], replyValue.length > 0);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Typed references
+
+declare const serverProtocol: unique symbol;
+
+/** The requests a server takes and the replies it gives, carried by a reference's type only. */
+export interface ServerProtocol<Call, Cast, ReplyValue> {
+  readonly call: Call;
+  readonly cast: Cast;
+  readonly reply: ReplyValue;
+}
+
+/** Marks a pid or name with its server's protocol (a type only: nothing is stored). */
+export interface Typed<Call, Cast, ReplyValue> {
+  readonly [serverProtocol]?: ServerProtocol<Call, Cast, ReplyValue>;
+}
+
+/**
+ * The pid of a running GenServer, typed with what it takes: `callServer(where, ref, request)`
+ * accepts only a `Call` and resolves to a `ReplyValue`; `castTo(where, ref, request)` only a
+ * `Cast`. At run time it is the plain `Pid` (so supervisors, links and `send` take it as one).
+ */
+export type ServerRef<Call = unknown, Cast = unknown, ReplyValue = unknown> = Pid &
+  Typed<Call, Cast, ReplyValue>;
+
+/** A registered name typed like a `ServerRef` (see `serverRef`); at run time the plain string. */
+export type ServerName<Call = unknown, Cast = unknown, ReplyValue = unknown> = string &
+  Typed<Call, Cast, ReplyValue>;
+
+type CallbackOf<Behavior, Key extends 'handleCall' | 'handleCast' | 'init'> = Behavior extends {
+  readonly [K in Key]?: infer Callback;
+}
+  ? NonNullable<Callback>
+  : never;
+
+/** The requests `handleCall` of a behaviour takes (`never` without a handleCall). */
+export type CallOf<Behavior> =
+  CallbackOf<Behavior, 'handleCall'> extends (request: infer Call, ...rest: any[]) => any ? Call : never;
+
+/** The requests `handleCast` of a behaviour takes (`never` without a handleCast). */
+export type CastOf<Behavior> =
+  CallbackOf<Behavior, 'handleCast'> extends (request: infer Cast, ...rest: any[]) => any ? Cast : never;
+
+/** What `reply(value, state)` in handleCall gives; `unknown` where it may reply later or stop. */
+export type ReplyOf<Behavior> =
+  CallbackOf<Behavior, 'handleCall'> extends (...args: any[]) => infer Result
+    ? ReplyValueOf<Awaited<Result>>
+    : never;
+
+type ReplyValueOf<Result> = Result extends Reply<any, infer Value> ? Value : unknown;
+
+/** The argument `init` of a behaviour takes. */
+export type ArgsOf<Behavior> =
+  CallbackOf<Behavior, 'init'> extends (args: infer Args, ...rest: any[]) => any ? Args : never;
+
+/** The typed reference `startGenServer` gives for a behaviour. */
+export type ServerRefOf<Behavior> = ServerRef<CallOf<Behavior>, CastOf<Behavior>, ReplyOf<Behavior>>;
+
+/**
+ * Types a registered name (or a pid from elsewhere) with a behaviour's protocol:
+ * `serverRef<typeof Counter>('counter')`. Nothing is checked at run time: the name is returned.
+ */
+export function serverRef<Behavior>(
+  server: string,
+): ServerName<CallOf<Behavior>, CastOf<Behavior>, ReplyOf<Behavior>>;
+export function serverRef<Behavior>(server: Pid): ServerRefOf<Behavior>;
+export function serverRef(server: Pid | string): Pid | string {
+  return server;
 }
 
 /** A cast envelope in the server's mailbox. */
@@ -119,18 +193,22 @@ export const isStartError = (error: unknown): error is StartError => error insta
 /**
  * Starts a server and resolves with its pid once `init` has returned, as gen_server:start.
  * Rejects with `StartError` if `init` throws or times out.
+ *
+ * The pid is typed as a `ServerRef` from the behaviour's `handleCall` / `handleCast` (or from
+ * `GenServer<State, Args, Call, Cast>` when the behaviour is declared with one), so a call or
+ * cast it does not take fails to compile; a behaviour typed `any` gives an untyped ref.
  */
-export function startGenServer<State, Args>(
+export function startGenServer<Behavior extends GenServer<any, any>>(
   where: Where,
-  behavior: GenServer<State, Args>,
-  args: Args,
+  behavior: Behavior,
+  args: ArgsOf<Behavior>,
   options: StartOptions = {},
-): Promise<Pid> {
+): Promise<ServerRefOf<Behavior>> {
   checkBehavior(behavior);
   const linkTo = options.link ? contextOf(where, 'startGenServer with link') : undefined;
   const system = systemOf(where);
-  return new Promise<Pid>((resolve, reject) => {
-    const handler = new GenServerHandler(behavior, args, linkTo?.self);
+  return new Promise<ServerRefOf<Behavior>>((resolve, reject) => {
+    const handler = new GenServerHandler(behavior as GenServer<unknown, unknown>, args, linkTo?.self);
     const spawnOptions = { name: options.name, mailbox: options.mailbox };
     const pid =
       linkTo !== undefined ? linkTo.spawnLink(handler, spawnOptions) : system.spawn(handler, spawnOptions);
@@ -153,22 +231,33 @@ export function startGenServer<State, Args>(
   });
 }
 
-/** Sends a cast: never fails for a dead server (as gen_server:cast), only for a full mailbox. */
-export function castTo(where: Where, server: Pid | string, request: unknown): void {
+/**
+ * Sends a cast: never fails for a dead server (as gen_server:cast), only for a full mailbox.
+ * To a `ServerRef` / `ServerName`, only its server's cast type compiles; a plain pid or name
+ * takes anything.
+ */
+export function castTo<Cast = unknown>(
+  where: Where,
+  server: ServerRef<any, Cast, any> | ServerName<any, Cast, any>,
+  request: NoInfer<Cast>,
+): void {
   const system = systemOf(where);
   if (typeof server === 'string' && system.whereis(server) === undefined) return;
   if (where instanceof ActorSystem) system.send(server, new CastRequest(request));
   else where.send(server, new CastRequest(request));
 }
 
-/** Calls a server (gen_server:call). */
-export function callServer<R = unknown>(
+/**
+ * Calls a server (gen_server:call). Through a `ServerRef` / `ServerName`, only its server's call
+ * type compiles and the promise has its reply type; a plain pid or name takes anything.
+ */
+export function callServer<ReplyValue = unknown, Call = unknown>(
   where: Where,
-  server: Pid | string,
-  request: unknown,
+  server: ServerRef<Call, any, ReplyValue> | ServerName<Call, any, ReplyValue>,
+  request: NoInfer<Call>,
   timeoutMs = DEFAULT_CALL_TIMEOUT_MS,
-): Promise<R> {
-  return where.call<R>(server, request, timeoutMs);
+): Promise<ReplyValue> {
+  return where.call<ReplyValue>(server, request, timeoutMs);
 }
 
 /** The state of a running server (sys:get_state), for debugging and tests. */

@@ -1,8 +1,9 @@
-import { mkdir, open, readdir, readFile, rename, stat, unlink } from 'node:fs/promises';
+import { link, mkdir, open, readdir, readFile, rename, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { CheckpointDefect } from './internal/CheckpointFormat.js';
 import { decodeCheckpoint, encodeCheckpoint } from './internal/CheckpointFormat.js';
 import { syncDirectory } from './internal/files.js';
+import { acquireWriterLock } from './internal/WriterLock.js';
 
 export type CheckpointMetadata = Readonly<Record<string, unknown>>;
 
@@ -84,6 +85,45 @@ export function isInvalidCheckpointArgument(error: unknown): error is InvalidChe
   return error instanceof InvalidCheckpointArgument;
 }
 
+/**
+ * A save would need a sequence past `Number.MAX_SAFE_INTEGER` (2^53 - 1, the largest integer a
+ * JavaScript number holds exactly), or the directory holds a file numbered past it. Sequences
+ * are never reused or rounded: move the checkpoints you want to keep under a new key.
+ */
+export class CheckpointSequenceExhausted extends Error {
+  readonly _tag = 'CheckpointSequenceExhausted';
+  constructor(
+    readonly key: string,
+    /** The sequence that cannot be used, as written (a decimal string: it may not fit a number). */
+    readonly sequence: string,
+    readonly location: string,
+  ) {
+    super(
+      `checkpoint store: key '${key}' at ${location}: sequence ${sequence} is past the largest safe sequence ${Number.MAX_SAFE_INTEGER}; save under a new key (or move the checkpoints to keep)`,
+    );
+    this.name = 'CheckpointSequenceExhausted';
+  }
+}
+
+export function isCheckpointSequenceExhausted(error: unknown): error is CheckpointSequenceExhausted {
+  return error instanceof CheckpointSequenceExhausted;
+}
+
+/** The file for the sequence a save claimed exists already (another writer made it); it is kept. */
+export class CheckpointSequenceTaken extends Error {
+  readonly _tag = 'CheckpointSequenceTaken';
+  constructor(readonly location: string) {
+    super(
+      `checkpoint store: ${location} already exists and is kept (a sequence is never reused); is another writer saving under this key?`,
+    );
+    this.name = 'CheckpointSequenceTaken';
+  }
+}
+
+export function isCheckpointSequenceTaken(error: unknown): error is CheckpointSequenceTaken {
+  return error instanceof CheckpointSequenceTaken;
+}
+
 const KEY_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
 const FILE_PATTERN = /^(\d{16})\.ckpt$/;
 const TEMP_PATTERN = /^\.\d{16}\.ckpt\.\d+\.\d+\.tmp$/;
@@ -132,10 +172,16 @@ export interface DirectoryCheckpointStoreOptions {
  * renamed into place, and the directory is fsync'ed, so after a crash a checkpoint is either
  * complete or absent (a stray temporary file is ignored and removed by `prune`). The checksum
  * catches what the file system does not (bit rot, a torn write on a file system without
- * ordered data). One process at a time may write a key.
+ * ordered data).
+ *
+ * One writer per key: the first `save` or `prune` of a key takes a writer lock,
+ * `<root>/.<key>.lock` (pid and host; a stale lock of a dead process of this host is taken
+ * over), held until `close()`. A second store writing the key, in this process or another,
+ * fails with `FileLocked` naming the holder. Reading (`loadLatest`, `list`) takes no lock.
  */
 export class DirectoryCheckpointStore implements CheckpointStore {
   private readonly nextSequence = new Map<string, number>();
+  private readonly locks = new Map<string, () => Promise<void>>();
   private readonly keyQueues = new Map<string, Promise<unknown>>();
   private temporaryCounter = 0;
 
@@ -187,7 +233,11 @@ export class DirectoryCheckpointStore implements CheckpointStore {
     }
     const sequences = names.flatMap((name) => {
       const match = FILE_PATTERN.exec(name);
-      return match === null ? [] : [Number(match[1])];
+      if (match === null) return [];
+      const sequence = Number(match[1]);
+      if (!Number.isSafeInteger(sequence))
+        throw new CheckpointSequenceExhausted(key, String(BigInt(match[1])), join(this.root, key, name));
+      return [sequence];
     });
     sequences.sort((a, b) => a - b);
     const infos: CheckpointInfo[] = [];
@@ -212,12 +262,25 @@ export class DirectoryCheckpointStore implements CheckpointStore {
     }
   }
 
+  /**
+   * Waits for the saves and prunes under way, then releases the writer locks. A later save
+   * takes its key's lock again (and reads the directory afresh).
+   */
+  async close(): Promise<void> {
+    await Promise.all([...this.keyQueues.values()]);
+    const releases = [...this.locks.values()];
+    this.locks.clear();
+    this.nextSequence.clear();
+    for (const release of releases) await release();
+  }
+
   /** Path of the file holding `sequence` under `key`. */
   fileOf(key: string, sequence: number): string {
     return join(this.root, key, `${String(sequence).padStart(16, '0')}.ckpt`);
   }
 
   private async pruneNow(key: string, keep: number): Promise<PruneResult> {
+    await this.lockKey(key);
     const infos = await this.list(key);
     const kept: number[] = [];
     let index = infos.length - 1;
@@ -278,7 +341,7 @@ export class DirectoryCheckpointStore implements CheckpointStore {
       throw error;
     }
     await handle.close();
-    await rename(temporary, final);
+    await publish(temporary, final);
     await syncDirectory(directory);
     return { key, sequence, bytes };
   }
@@ -288,11 +351,24 @@ export class DirectoryCheckpointStore implements CheckpointStore {
     if (next === undefined) {
       await mkdir(directory, { recursive: true });
       await syncDirectory(this.root);
+      await this.lockKey(key);
       const infos = await this.list(key);
       next = (infos[infos.length - 1]?.sequence ?? 0) + 1;
     }
+    // Past 2^53 - 1, next + 1 rounds back to next: two saves would share one file.
+    if (!Number.isSafeInteger(next))
+      throw new CheckpointSequenceExhausted(key, (BigInt(next - 1) + 1n).toString(), directory);
     this.nextSequence.set(key, next + 1);
     return next;
+  }
+
+  /** Takes the key's writer lock unless this store holds it already. */
+  private async lockKey(key: string): Promise<void> {
+    if (this.locks.has(key)) return;
+    await mkdir(this.root, { recursive: true });
+    // Keys start with a letter or digit, so '.<key>' never names another key's directory.
+    const lockPath = join(this.root, `.${key}.lock`);
+    this.locks.set(key, await acquireWriterLock(join(this.root, key), { lockPath }));
   }
 
   private async removeTemporaryFiles(key: string): Promise<void> {
@@ -312,6 +388,27 @@ export class DirectoryCheckpointStore implements CheckpointStore {
     });
     return next;
   }
+}
+
+/**
+ * Moves the finished temporary file to its final name without ever replacing a checkpoint that
+ * is already there: a hard link fails with EEXIST where rename would overwrite. File systems
+ * without hard links get a rename (the writer lock already keeps sequences apart).
+ */
+async function publish(temporary: string, final: string): Promise<void> {
+  try {
+    await link(temporary, final);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'EEXIST') {
+      await unlink(temporary).catch(ignoreMissing);
+      throw new CheckpointSequenceTaken(final);
+    }
+    if (code !== 'EPERM' && code !== 'ENOTSUP' && code !== 'ENOSYS' && code !== 'EOPNOTSUPP') throw error;
+    await rename(temporary, final);
+    return;
+  }
+  await unlink(temporary);
 }
 
 /** The parts of `buffers` from byte `offset` on (after a short writev). */
@@ -348,6 +445,8 @@ export class InMemoryCheckpointStore implements CheckpointStore {
     const entries = this.files.get(key) ?? new Map<number, Buffer>();
     this.files.set(key, entries);
     const sequence = Math.max(0, ...entries.keys()) + 1;
+    if (!Number.isSafeInteger(sequence))
+      throw new CheckpointSequenceExhausted(key, (BigInt(sequence - 1) + 1n).toString(), `memory:${key}`);
     entries.set(sequence, file);
     return { key, sequence, bytes: file.length };
   }

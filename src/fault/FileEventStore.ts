@@ -10,13 +10,9 @@ import type {
 } from './EventStore.js';
 import { EVENT_STORE_LIMITS, EventStoreUnavailable } from './EventStore.js';
 import { openOrCreate, readFully, writeFully } from './internal/files.js';
-import {
-  checkHeader,
-  encodeHeader,
-  encodeRecord,
-  LOG_HEADER_BYTES,
-  scanRecords,
-} from './internal/RecordLog.js';
+import type { LogEntry } from './internal/LogEntry.js';
+import { readLog } from './internal/LogReader.js';
+import { encodeHeader, encodeRecord, LOG_HEADER_BYTES } from './internal/RecordLog.js';
 import {
   checkExpectedVersion,
   checkRecordSize,
@@ -38,9 +34,10 @@ export interface FileEventStoreOptions extends EventStoreOptions {
    */
   readonly sync?: 'always' | 'batch';
   /**
-   * What to do with a bad record in the middle of the log (media corruption, never a crash of
-   * this writer): `'fail'` (default) refuses to open with `CorruptEventLog`; `'truncate'` cuts
-   * the log there, losing the records after it, and reports it in `recovery`.
+   * What to do with a bad record that a crash of this writer cannot explain (media corruption,
+   * a damaged length, impossible contents): `'fail'` (default) refuses to open with
+   * `CorruptEventLog`; `'truncate'` cuts the log there, losing the records after it, and
+   * reports it in `recovery` (kind `'corrupt'`).
    */
   readonly corruptionPolicy?: 'fail' | 'truncate';
   /** Largest log accepted at open (the whole log is read into memory). Default 1 GiB. */
@@ -83,10 +80,6 @@ export const FILE_EVENT_STORE_DEFAULTS = {
   maxBatchRecords: 1024,
 } as const;
 
-type LogEntry =
-  | { readonly k: 'e'; readonly s: string; readonly v: number; readonly t: number; readonly e: EventInput[] }
-  | { readonly k: 's'; readonly s: string; readonly v: number; readonly t: number; readonly st: unknown };
-
 interface PendingWrite {
   readonly frame: Buffer;
   readonly entry: LogEntry;
@@ -98,18 +91,26 @@ interface PendingWrite {
  * An event store on one local append-only file (format in `internal/RecordLog.ts`). Each append
  * or snapshot is one checksummed record, so it is all there after a crash or not at all.
  *
- * On open, the whole log is read and checked: a torn tail (the last record cut short, or failing
- * its checksum with nothing after it) is cut off and reported in `recovery`; a bad record in the
- * middle fails the open (see `corruptionPolicy`). Nothing half-written is ever returned.
+ * On open, the whole log is read and checked, frames and contents. A torn tail (the last,
+ * unacknowledged write: a record cut short, or failing its checksum with only zero bytes after
+ * it) is cut off and reported in `recovery`. Anything else fails the open with
+ * `CorruptEventLog` naming the file and the byte offset (see `corruptionPolicy`): a bad record
+ * followed by any valid record (a damaged length that runs past the end is told from a torn
+ * write this way), a whole last record whose length field is damaged, and a record whose
+ * checksum verifies but whose contents are impossible (a version that does not continue its
+ * stream, a bad stream id or event, a snapshot of a version the stream does not have).
+ * Acknowledged records are never cut unless `corruptionPolicy: 'truncate'` says so. Nothing
+ * half-written is ever returned.
  *
  * Memory: every committed event stays in memory (streams are indexed there; reads never touch
  * the disk), and the whole log is read at open, bounded by `maxLogBytes` (default 1 GiB). It is
  * meant for the runtime's own histories (training runs, sagas, supervisor decisions), not as a
  * general-purpose database.
  *
- * One open store per log: `open` takes a writer lock (`<path>.lock` with the owner's pid; a
- * lock whose process is gone is taken over) and fails with `FileLocked` while another store,
- * in this process or a live other one, has the log open. After a failed write the store
+ * One open store per log: `open` takes a writer lock (`<path>.lock` with the owner's pid and
+ * host; a lock of a dead process of this host is taken over) and fails with `FileLocked` naming
+ * the holder (`pid@host`) while another store, in this process, a live other one or one on
+ * another host, has the log open. After a failed write the store
  * rejects all work with `EventStoreUnavailable('failed')`; close and reopen it.
  */
 export class FileEventStore implements EventStore {
@@ -148,7 +149,7 @@ export class FileEventStore implements EventStore {
       const { file, recovery } = await prepareLog(path, handle, options);
       const store = new FileEventStore(path, handle, release, file.goodEnd, options);
       store.recovery = recovery;
-      for (const body of file.bodies) store.load(body, file.offsets.get(body) ?? 0);
+      for (const entry of file.entries) store.apply(entry);
       if (recovery !== undefined) options.onRecovery?.(recovery);
       return store;
     } catch (error) {
@@ -312,31 +313,14 @@ export class FileEventStore implements EventStore {
       this.index.setSnapshot({ streamId: entry.s, version: entry.v, state: entry.st, savedAtMs: entry.t });
     }
   }
-
-  private load(body: Buffer, offset: number): void {
-    let entry: LogEntry;
-    try {
-      entry = JSON.parse(body.toString('utf8')) as LogEntry;
-    } catch (error) {
-      throw new CorruptEventLog(this.path, offset, `record is not valid JSON (${(error as Error).message})`);
-    }
-    const valid =
-      (entry?.k === 'e' && Array.isArray(entry.e) && entry.v === this.index.version(entry.s) + 1) ||
-      (entry?.k === 's' && Number.isSafeInteger(entry.v) && entry.v <= this.index.version(entry.s));
-    if (!valid || typeof entry.s !== 'string') {
-      throw new CorruptEventLog(this.path, offset, 'record does not continue its stream');
-    }
-    this.apply(entry);
-  }
 }
 
 interface PreparedLog {
-  readonly bodies: Buffer[];
-  readonly offsets: Map<Buffer, number>;
+  readonly entries: LogEntry[];
   readonly goodEnd: number;
 }
 
-/** Reads and checks the log; cuts a torn tail or rewrites a missing header. */
+/** Reads and checks the log (`readLog`); cuts a torn tail, or damage under 'truncate'. */
 async function prepareLog(
   path: string,
   handle: FileHandle,
@@ -347,46 +331,45 @@ async function prepareLog(
   if (size > maxLogBytes)
     throw new CorruptEventLog(path, 0, `log of ${size} bytes exceeds maxLogBytes ${maxLogBytes}`);
   const contents = await readFully(handle, size);
-  const header = checkHeader(contents);
-  if (header === 'missing') {
-    // Only a crash while creating the file leaves fewer bytes than a header.
-    await handle.truncate(0);
-    await writeFully(handle, encodeHeader(), 0);
-    await handle.datasync();
-    const recovery: LogRecovery | undefined =
-      size === 0
-        ? undefined
-        : {
-            path,
-            kind: 'missing_header',
-            offset: 0,
-            truncatedBytes: size,
-            reason: 'file shorter than its header',
-          };
-    return { file: { bodies: [], offsets: new Map(), goodEnd: LOG_HEADER_BYTES }, recovery };
-  }
-  if (header !== 'ok')
-    throw new CorruptEventLog(
-      path,
-      0,
-      header === 'bad_magic' ? 'not a zbmd event log' : 'unsupported format version',
-    );
-  const scan = scanRecords(contents, options.maxRecordBytes ?? EVENT_STORE_LIMITS.maxRecordBytes);
-  const offsets = new Map<Buffer, number>();
-  for (const body of scan.bodies) offsets.set(body, body.byteOffset - contents.byteOffset - 8);
-  const file: PreparedLog = { bodies: scan.bodies, offsets, goodEnd: scan.goodEnd };
-  if (scan.stop === undefined) return { file, recovery: undefined };
-  if (scan.stop.kind === 'corrupt' && (options.corruptionPolicy ?? 'fail') === 'fail') {
-    throw new CorruptEventLog(path, scan.stop.offset, scan.stop.reason);
-  }
-  await handle.truncate(scan.goodEnd);
+  const reading = readLog(contents, {
+    maxRecordBytes: options.maxRecordBytes ?? EVENT_STORE_LIMITS.maxRecordBytes,
+    corruptionPolicy: options.corruptionPolicy ?? 'fail',
+  });
+  if (reading.kind === 'missing_header') return rewriteHeader(path, handle, size);
+  if (reading.kind === 'corrupt') throw new CorruptEventLog(path, reading.offset, reading.reason);
+  const { entries, goodEnd, stop } = reading;
+  const file: PreparedLog = { entries, goodEnd };
+  if (stop === undefined) return { file, recovery: undefined };
+  await handle.truncate(goodEnd);
   await handle.datasync();
   const recovery: LogRecovery = {
     path,
-    kind: scan.stop.kind,
-    offset: scan.goodEnd,
-    truncatedBytes: size - scan.goodEnd,
-    reason: scan.stop.reason,
+    kind: stop.kind,
+    offset: goodEnd,
+    truncatedBytes: size - goodEnd,
+    reason: stop.reason,
   };
   return { file, recovery };
+}
+
+/** Only a crash while creating the file leaves fewer bytes than a header. */
+async function rewriteHeader(
+  path: string,
+  handle: FileHandle,
+  size: number,
+): Promise<{ file: PreparedLog; recovery: LogRecovery | undefined }> {
+  await handle.truncate(0);
+  await writeFully(handle, encodeHeader(), 0);
+  await handle.datasync();
+  const recovery: LogRecovery | undefined =
+    size === 0
+      ? undefined
+      : {
+          path,
+          kind: 'missing_header',
+          offset: 0,
+          truncatedBytes: size,
+          reason: 'file shorter than its header',
+        };
+  return { file: { entries: [], goodEnd: LOG_HEADER_BYTES }, recovery };
 }

@@ -15,6 +15,7 @@ export * from './FileEventStore.js';
 export * from './HealthMonitor.js';
 export * from './InMemoryEventStore.js';
 export type { CheckpointDefect } from './internal/CheckpointFormat.js';
+export type { LockHolder } from './internal/WriterLock.js';
 export { FileLocked, isFileLocked } from './internal/WriterLock.js';
 export * from './PhiAccrualDetector.js';
 export * from './runtimeFaults.js';

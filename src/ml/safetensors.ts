@@ -122,8 +122,10 @@ export class SafetensorsError extends Error {
   constructor(
     readonly code: SafetensorsErrorCode,
     message: string,
+    /** The file (or other source) the bytes came from, when known; the message starts with it. */
+    readonly source?: string,
   ) {
-    super(message);
+    super(source === undefined ? message : `${source}: ${message}`);
   }
 }
 
@@ -355,8 +357,20 @@ interface HeaderEntry {
  * or past the data region), `size_mismatch` (byte range differs from dtype and shape),
  * `incomplete_buffer` (bytes after the last tensor), `validation_overflow`. As in the reference,
  * unknown fields in a tensor entry are ignored and a duplicate JSON key keeps its last value.
+ * With `source` (a file name), every error carries it in `source` and starts its message with it;
+ * `readSafetensorsFile` passes the path.
  */
-export function parseSafetensors(bytes: Uint8Array): SafetensorsFile {
+export function parseSafetensors(bytes: Uint8Array, source?: string): SafetensorsFile {
+  if (source === undefined) return parseBytes(bytes);
+  try {
+    return parseBytes(bytes);
+  } catch (error) {
+    if (!isSafetensorsError(error) || error.source !== undefined) throw error;
+    throw new SafetensorsError(error.code, error.message, source);
+  }
+}
+
+function parseBytes(bytes: Uint8Array): SafetensorsFile {
   const { headerByteLength, header } = readHeader(bytes);
   const metadata = readMetadata(header[SAFETENSORS_METADATA_KEY]);
   const entries: HeaderEntry[] = [];
@@ -552,7 +566,7 @@ export async function readSafetensorsFile(path: string): Promise<SafetensorsFile
       if (bytesRead === 0) break;
       offset += bytesRead;
     }
-    return parseSafetensors(offset === size ? bytes : bytes.subarray(0, offset));
+    return parseSafetensors(offset === size ? bytes : bytes.subarray(0, offset), path);
   } finally {
     await handle.close();
   }

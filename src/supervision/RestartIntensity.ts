@@ -4,7 +4,9 @@
  * up (stops its children and exits with `shutdown`).
  *
  * Limit: at most `intensity + 1` timestamps are kept; older ones have left the window or are not
- * needed to decide. A restart at time `t` stays in the window while `now - t < periodMs`.
+ * needed to decide. A restart at time `t` stays in the window while `t >= now - periodMs`, as
+ * OTP's `add_restart` keeps restarts `R >= Now - Period`: a restart exactly `periodMs` old still
+ * counts, one `periodMs + 1` old does not.
  *
  * @example
  * ```ts
@@ -49,7 +51,7 @@ export class RestartIntensity {
 
   private forgetBefore(nowMs: number): void {
     const capacity = this.times.length;
-    while (this.length > 0 && nowMs - this.times[this.head] >= this.periodMs) {
+    while (this.length > 0 && this.times[this.head] < nowMs - this.periodMs) {
       this.head = (this.head + 1) % capacity;
       this.length--;
     }

@@ -1,4 +1,4 @@
-import { mkdtemp, readdir, readFile, rm, truncate, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, readdir, readFile, rm, truncate, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import fc from 'fast-check';
@@ -9,6 +9,8 @@ import {
   DirectoryCheckpointStore,
   InMemoryCheckpointStore,
   isCheckpointDecodeError,
+  isCheckpointSequenceExhausted,
+  isCheckpointSequenceTaken,
   isInvalidCheckpointArgument,
 } from '../../src/fault/index.js';
 
@@ -58,9 +60,13 @@ describe('DirectoryCheckpointStore', () => {
   });
 
   it('continues the sequence in a new store instance (after a restart)', async () => {
-    await new DirectoryCheckpointStore(root).save('model', bytes('one'));
-    const saved = await new DirectoryCheckpointStore(root).save('model', bytes('two'));
+    const first = new DirectoryCheckpointStore(root);
+    await first.save('model', bytes('one'));
+    await first.close();
+    const second = new DirectoryCheckpointStore(root);
+    const saved = await second.save('model', bytes('two'));
     expect(saved.sequence).toBe(2);
+    await second.close();
   });
 
   it('passes over a corrupt latest checkpoint, reports it, and loads the previous good one', async () => {
@@ -298,5 +304,72 @@ describe('CheckpointManager', () => {
     for (let state = 0; state < 5; state++) await manager.checkpoint('counter', { state });
     expect((await store.list('counter')).map((info) => info.sequence)).toEqual([4, 5]);
     expect((await manager.restore('counter'))?.state).toBe(4);
+  });
+});
+
+describe('DirectoryCheckpointStore sequence limits', () => {
+  async function directoryWith(name: string): Promise<DirectoryCheckpointStore> {
+    const seed = new DirectoryCheckpointStore(join(root, 'seed'));
+    await seed.save('model', bytes('highest'));
+    await seed.close();
+    await mkdir(join(root, 'checkpoints', 'model'), { recursive: true });
+    await copyFile(seed.fileOf('model', 1), join(root, 'checkpoints', 'model', name));
+    return new DirectoryCheckpointStore(join(root, 'checkpoints'));
+  }
+
+  it('refuses a save past Number.MAX_SAFE_INTEGER with a typed error, and never gives two saves one sequence', async () => {
+    const store = await directoryWith('9007199254740990.ckpt');
+    const last = await store.save('model', bytes('last one'));
+    expect(last.sequence).toBe(Number.MAX_SAFE_INTEGER);
+    const results = await Promise.allSettled([
+      store.save('model', bytes('a')),
+      store.save('model', bytes('b')),
+    ]);
+    for (const result of results) {
+      expect(result.status).toBe('rejected');
+      const error = (result as PromiseRejectedResult).reason;
+      expect(isCheckpointSequenceExhausted(error), String(error)).toBe(true);
+      expect(error.key).toBe('model');
+      expect(error.message).toMatch(/9007199254740991/);
+    }
+    expect((await store.loadLatest('model'))?.payload.toString()).toBe('last one');
+    expect((await store.list('model')).map((info) => info.sequence)).toEqual([
+      9007199254740990,
+      Number.MAX_SAFE_INTEGER,
+    ]);
+    await store.close();
+  });
+
+  it('refuses to save after a file with the largest sequence, keeping that file', async () => {
+    const store = await directoryWith('9007199254740991.ckpt');
+    const error = await store.save('model', bytes('new')).catch((caught) => caught);
+    expect(isCheckpointSequenceExhausted(error), String(error)).toBe(true);
+    expect((await store.loadLatest('model'))?.payload.toString()).toBe('highest');
+    await store.close();
+  });
+
+  it('reports a file whose sequence is past Number.MAX_SAFE_INTEGER instead of misreading it', async () => {
+    const store = await directoryWith('9999999999999999.ckpt');
+    const error = await store.list('model').catch((caught) => caught);
+    expect(isCheckpointSequenceExhausted(error), String(error)).toBe(true);
+    expect(error.message).toMatch(/9999999999999999\.ckpt/);
+    await expect(store.save('model', bytes('x'))).rejects.toSatisfy(isCheckpointSequenceExhausted);
+    await store.close();
+  });
+});
+
+describe('DirectoryCheckpointStore never replaces a checkpoint', () => {
+  it('refuses a save whose sequence file appeared meanwhile, keeping that file', async () => {
+    const store = new DirectoryCheckpointStore(root);
+    await store.save('model', bytes('one'));
+    const other = await readFile(store.fileOf('model', 1));
+    await writeFile(store.fileOf('model', 2), other); // as if written behind the store's back
+    const error = await store.save('model', bytes('two')).catch((caught) => caught);
+    expect(isCheckpointSequenceTaken(error), String(error)).toBe(true);
+    expect(error.location).toBe(store.fileOf('model', 2));
+    expect((await readFile(store.fileOf('model', 2))).equals(other)).toBe(true);
+    expect((await readdir(join(root, 'model'))).filter((name) => name.endsWith('.tmp'))).toEqual([]);
+    expect((await store.save('model', bytes('three'))).sequence).toBe(3);
+    await store.close();
   });
 });

@@ -251,10 +251,8 @@ describe('FileEventStore durability', () => {
     file.writeUInt32LE(file.readUInt32LE(ends[0]) - 1, ends[0]); // second record's length, one short
     await writeFile(path, file);
     const error = await FileEventStore.open(path).catch((caught) => caught);
-    expect(isCorruptEventLog(error) && [error.offset, error.reason]).toEqual([
-      ends[0],
-      'record checksum mismatch',
-    ]);
+    expect(isCorruptEventLog(error) && error.offset).toBe(ends[0]);
+    expect(error.reason).toMatch(/^record checksum mismatch; valid records follow at byte/);
   });
 
   it('rewrites a header torn at creation, and refuses a file that is not an event log', async () => {

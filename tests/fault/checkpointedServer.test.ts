@@ -36,9 +36,13 @@ function manager(): CheckpointManager<number, SavedMessage> {
   });
 }
 
+/**
+ * Yields to the event loop until `condition` holds, for at most 10 s of wall time: the real
+ * disk behind the checkpoints (fsync) is slower than any fixed number of turns on a busy machine.
+ */
 async function until(condition: () => boolean): Promise<void> {
-  for (let round = 0; round < 10_000 && !condition(); round++)
-    await new Promise<void>((resolve) => setImmediate(resolve));
+  const deadline = Date.now() + 10_000;
+  while (!condition() && Date.now() < deadline) await new Promise<void>((resolve) => setImmediate(resolve));
   expect(condition()).toBe(true);
 }
 

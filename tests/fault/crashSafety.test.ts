@@ -178,6 +178,7 @@ describe('crash safety under SIGKILL', () => {
       expect(latest!.skipped).toEqual([]);
       const saved = await store.save('model', payloadOf(n + 1, CHECKPOINT_PAYLOAD_LIMIT), { n: n + 1 });
       expect(saved.sequence).toBeGreaterThan(latest!.sequence);
+      await store.close(); // the next writer takes the lock
       expectedNext = n + 2;
     }
     const names = await readdir(join(directory, 'model'));

@@ -1,9 +1,20 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import type { Context } from '../../src/actor/index.js';
-import { Backoff, RestartIntensity } from '../../src/supervision/index.js';
+import type { Context, Pid } from '../../src/actor/index.js';
+import { Backoff, RestartIntensity, startSupervisor } from '../../src/supervision/index.js';
 import { MAILBOX_RETRY_MS, sendToSelf } from '../../src/supervision/internal/selfDelivery.js';
-import { testSystem } from './helpers.js';
+import { pidOf, StartLog, testSystem, workerSpec } from './helpers.js';
+
+/**
+ * OTP's rule (supervisor.erl, add_restart/3): on a restart at Now, keep the earlier restarts R
+ * with R >= Now - Period, add Now, and terminate when more than MaxR are kept.
+ */
+function otpAddRestart(restarts: number[], now: number, periodMs: number, intensity: number): boolean {
+  const threshold = now - periodMs;
+  const kept = restarts.filter((time) => time >= threshold);
+  restarts.splice(0, restarts.length, ...kept, now);
+  return restarts.length <= intensity;
+}
 
 describe('RestartIntensity (pure)', () => {
   it('allows intensity restarts in the period and refuses the next', () => {
@@ -13,36 +24,77 @@ describe('RestartIntensity (pure)', () => {
     expect(window.record(20)).toBe(false);
   });
 
-  it('slides: a restart periodMs old has left the window', () => {
+  it('slides as OTP: a restart exactly periodMs old still counts, one periodMs + 1 old does not', () => {
     const window = new RestartIntensity(1, 1000);
     expect(window.record(0)).toBe(true);
     expect(window.record(999)).toBe(false);
-    const fresh = new RestartIntensity(1, 1000);
-    fresh.record(0);
-    expect(fresh.record(1000)).toBe(true);
-    expect(fresh.count(1500)).toBe(1);
+    const exact = new RestartIntensity(1, 1000);
+    exact.record(0);
+    expect(exact.count(1000)).toBe(1);
+    expect(exact.record(1000)).toBe(false);
+    const later = new RestartIntensity(1, 1000);
+    later.record(0);
+    expect(later.count(1001)).toBe(0);
+    expect(later.record(1001)).toBe(true);
+    expect(later.count(2001)).toBe(1);
+    expect(later.count(2002)).toBe(0);
   });
 
-  it('agrees with a naive count over all restart times (property)', () => {
+  it("agrees with OTP's add_restart on every restart, period edges included (property)", () => {
+    // A gap of -1 stands for exactly periodMs, -2 for periodMs + 1, -3 for periodMs - 1.
+    const gap = fc.oneof(fc.integer({ min: 0, max: 50 }), fc.constantFrom(-1, -2, -3));
     fc.assert(
       fc.property(
         fc.integer({ min: 0, max: 5 }),
         fc.integer({ min: 1, max: 100 }),
-        fc.array(fc.integer({ min: 0, max: 50 }), { maxLength: 40 }),
+        fc.array(gap, { maxLength: 40 }),
         (intensity, periodMs, gaps) => {
           const window = new RestartIntensity(intensity, periodMs);
           const times: number[] = [];
           let now = 0;
-          for (const gap of gaps) {
-            now += gap;
-            times.push(now);
-            const inWindow = times.filter((time) => now - time < periodMs).length;
-            expect(window.record(now)).toBe(inWindow <= intensity);
+          for (const step of gaps) {
+            now += step >= 0 ? step : periodMs + (step === -1 ? 0 : step === -2 ? 1 : -1);
+            expect(window.record(now)).toBe(otpAddRestart(times, now, periodMs, intensity));
           }
         },
       ),
     );
   });
+});
+
+describe('supervisor restart intensity on the simulated clock (OTP: R >= Now - Period counts)', () => {
+  for (const [gapMs, outcome] of [
+    [1000, 'gives up'],
+    [1001, 'survives'],
+  ] as const) {
+    it(`intensity 1, period 1000 ms: a second crash ${gapMs} ms after the first restart ${outcome}`, async () => {
+      const { system } = testSystem();
+      const log = new StartLog();
+      const supervisor = await startSupervisor(system, {
+        strategy: 'one_for_one',
+        intensity: 1,
+        periodMs: 1000,
+        children: [workerSpec('w', log)],
+      });
+      let exitReason: unknown;
+      void system.whenExited(supervisor).then((reason) => {
+        exitReason = reason;
+      });
+      system.send((await pidOf(system, supervisor, 'w')) as Pid, 'crash');
+      await system.settle();
+      expect(log.count('w')).toBe(2); // restarted once, at t = 0
+      await system.advance(gapMs);
+      system.send((await pidOf(system, supervisor, 'w')) as Pid, 'crash');
+      await system.settle();
+      if (outcome === 'gives up') {
+        expect(exitReason).toBe('shutdown');
+        expect(log.count('w')).toBe(2);
+      } else {
+        expect(exitReason).toBeUndefined();
+        expect(log.count('w')).toBe(3);
+      }
+    });
+  }
 });
 
 describe('Backoff (seed 004)', () => {

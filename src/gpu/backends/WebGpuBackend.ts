@@ -1,3 +1,4 @@
+/// <reference types="@webgpu/types" preserve="true" />
 /**
  * The WebGPU backend, on Dawn (`webgpu` npm package): Vulkan, Metal or D3D12, and SwiftShader
  * on machines without a GPU. Kernels are the generated WGSL of `kernels/wgsl.ts`, compiled to
