@@ -16,6 +16,8 @@ export interface Scenario {
   /** Fault rates for the scenario's runs (each run's seed is added). */
   readonly faults: Partial<Omit<FaultConfig, 'seed'>>;
   readonly run: (context: SimulationContext) => Promise<void>;
+  /** Decision branches the scenario reports through `context.coverage` (listed even when never reached). */
+  readonly branches?: readonly string[];
 }
 
 /** An invariant did not hold; the message says which and with what values. */

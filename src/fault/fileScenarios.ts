@@ -1,0 +1,1 @@
+export const FILE_SCENARIOS: readonly import('./scenarios.js').Scenario[] = [];
