@@ -1,7 +1,7 @@
 import { ActorSystem } from '../actor/ActorSystem.js';
 import type { Pid } from '../actor/Pid.js';
 import type { SupervisionEvent } from '../supervision/index.js';
-import { onSupervisionEvent, startSupervisor, stopSupervisor } from '../supervision/index.js';
+import { onSupervisionEvent, startSupervisor } from '../supervision/index.js';
 import {
   type ModelChildSpec,
   ModelMismatch,
@@ -111,7 +111,12 @@ async function supervisorModelScenario(context: SimulationContext): Promise<void
   }
   await drive(clock, delay(context, 10 * periodMs));
   // stopping the root from outside stops the tree: every child in reverse start order
-  if (system.isAlive(rootPid)) await drive(clock, stopSupervisor(system, rootPid));
+  // (an exit signal, which faults never drop, not a stop call, which they may)
+  if (system.isAlive(rootPid)) {
+    const exited = system.whenExited(rootPid);
+    system.exit(rootPid, 'shutdown');
+    await drive(clock, exited);
+  }
   try {
     checkTrace(context, trace, rootPid, root, inner);
   } catch (error) {
