@@ -34,7 +34,9 @@ export async function simulateCommand(
     const report = await runScenarioByName(scenario, { seeds: options.seeds, firstSeed: options.firstSeed });
     const first = report.failures[0];
     const shrunk =
-      first === undefined || options.shrink === false ? undefined : await shrinkScenarioFailure(scenario, first);
+      first === undefined || options.shrink === false
+        ? undefined
+        : await shrinkScenarioFailure(scenario, first);
     if (options.json) write(JSON.stringify(reportJson(scenario, report, shrunk)));
     else {
       for (const line of describeSimulationReport(scenario, report, (seed) => replayCommand(scenario, seed)))
@@ -59,7 +61,9 @@ function describeShrink(scenario: string, shrunk: ShrinkResult): string[] {
     `  shortest failing trace of seed ${shrunk.seed}: ${shrunk.faults.length} of ${shrunk.originalFaults} faults (${shrunk.attempts} replays)`,
   ];
   for (const fault of shrunk.faults.slice(0, 50))
-    lines.push(`    ${fault.kind}#${fault.decision}${fault.detail === undefined ? '' : ` (${fault.detail} ms)`}`);
+    lines.push(
+      `    ${fault.kind}#${fault.decision}${fault.detail === undefined ? '' : ` (${fault.detail} ms)`}`,
+    );
   if (shrunk.faults.length > 50) lines.push(`    ... ${shrunk.faults.length - 50} more`);
   lines.push(`    fails with: ${String(shrunk.run.error)}`);
   lines.push(`    replay: ${replayCommand(scenario, shrunk.seed, shrunk.faults)}`);

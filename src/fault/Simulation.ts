@@ -174,7 +174,10 @@ export async function replaySimulation(
     seed,
     random: new Random(seed),
     clock: new SimulatedClock(),
-    faults: new FaultInjector({ ...options.faults, seed }, options.only === undefined ? {} : { only: options.only }),
+    faults: new FaultInjector(
+      { ...options.faults, seed },
+      options.only === undefined ? {} : { only: options.only },
+    ),
     coverage: new Coverage(),
   };
   const timeoutMs = options.runTimeoutMs ?? 10_000;

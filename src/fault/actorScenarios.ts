@@ -81,9 +81,11 @@ async function genServerCallsScenario(context: SimulationContext): Promise<void>
     );
     await drive(context.clock, new Promise<void>((resolve) => context.clock.setTimer(quietMs, resolve)));
     const decision = requestDecisions.get(call);
-    const arrivesAfterMs = decision === 'drop' || decision === undefined ? undefined : decision === 'deliver' ? 0 : decision;
+    const arrivesAfterMs =
+      decision === 'drop' || decision === undefined ? undefined : decision === 'deliver' ? 0 : decision;
     const crashes = crashDecisions.slice(crashesBefore);
-    const fail = (what: string) => new InvariantViolation(name, `call ${call} (request ${String(decision)}): ${what}`);
+    const fail = (what: string) =>
+      new InvariantViolation(name, `call ${call} (request ${String(decision)}): ${what}`);
     if (crashes.length !== (arrivesAfterMs === undefined ? 0 : 1))
       throw fail(`the server handled ${crashes.length} messages for it`);
     const crashed = crashes[0] === true;
@@ -96,12 +98,21 @@ async function genServerCallsScenario(context: SimulationContext): Promise<void>
     } else if (crashed) {
       context.coverage.hit('server-crashed-on-request');
       const exit = 'error' in outcome && isCallExit(outcome.error) ? outcome.error : undefined;
-      if (exit === undefined || !(exit.reason instanceof Error) || exit.reason.name !== 'InjectedCrash' || elapsed !== arrivesAfterMs)
-        throw fail(`expected CallExit(InjectedCrash) after ${arrivesAfterMs} ms, got ${got} after ${elapsed} ms`);
+      if (
+        exit === undefined ||
+        !(exit.reason instanceof Error) ||
+        exit.reason.name !== 'InjectedCrash' ||
+        elapsed !== arrivesAfterMs
+      )
+        throw fail(
+          `expected CallExit(InjectedCrash) after ${arrivesAfterMs} ms, got ${got} after ${elapsed} ms`,
+        );
     } else {
       context.coverage.hit(arrivesAfterMs === 0 ? 'reply' : 'reply-after-delay');
       if (!('value' in outcome) || outcome.value !== handled + 1 || elapsed !== arrivesAfterMs)
-        throw fail(`expected reply ${handled + 1} after ${arrivesAfterMs} ms, got ${got} after ${elapsed} ms`);
+        throw fail(
+          `expected reply ${handled + 1} after ${arrivesAfterMs} ms, got ${got} after ${elapsed} ms`,
+        );
     }
     if (arrivesAfterMs !== undefined && !crashed) handled++;
     if (crashed === system.isAlive(server))

@@ -90,7 +90,11 @@ async function circuitBreakerScenario(context: SimulationContext): Promise<void>
       () =>
         `${where}: transitions ${JSON.stringify(realTransitions.slice(-3))}, the model's ${JSON.stringify(model.transitions.slice(-3))}`,
     );
-    check(name, breaker.state === model.state, () => `${where}: state ${breaker.state}, the model's ${model.state}`);
+    check(
+      name,
+      breaker.state === model.state,
+      () => `${where}: state ${breaker.state}, the model's ${model.state}`,
+    );
     check(
       name,
       model.state !== 'open' || clock.now() <= model.halfOpenDueAtMs,
@@ -104,7 +108,9 @@ async function circuitBreakerScenario(context: SimulationContext): Promise<void>
     for (let index = 0; index < burst; index++) {
       // Handled at once: a violation inside a call must fail this run, not the process.
       calls.push(
-        modelledCall(context, breaker, model, name, compare).catch((error: unknown) => void violations.push(error)),
+        modelledCall(context, breaker, model, name, compare).catch(
+          (error: unknown) => void violations.push(error),
+        ),
       );
     }
     await drive(clock, delay(clock, between(context, 0, 120)));
@@ -133,7 +139,8 @@ async function modelledCall(
   check(
     name,
     ran === (ticket !== undefined),
-    () => `at ${context.clock.now()} ms the breaker ${ran ? 'ran' : 'rejected'} a call the model ${ticket === undefined ? 'rejects' : 'admits'} (${model.state})`,
+    () =>
+      `at ${context.clock.now()} ms the breaker ${ran ? 'ran' : 'rejected'} a call the model ${ticket === undefined ? 'rejects' : 'admits'} (${model.state})`,
   );
   try {
     await running;

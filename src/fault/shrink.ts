@@ -60,7 +60,11 @@ export async function shrinkFailure(
     const run = best ?? (await replaySimulation(options));
     return { seed: options.seed, faults: current, originalFaults: options.faultLog.length, run, attempts };
   }
-  for (let chunk = Math.ceil(current.length / 2); chunk >= 1 && attempts < maxAttempts; chunk = chunk === 1 ? 0 : Math.ceil(chunk / 2)) {
+  for (
+    let chunk = Math.ceil(current.length / 2);
+    chunk >= 1 && attempts < maxAttempts;
+    chunk = chunk === 1 ? 0 : Math.ceil(chunk / 2)
+  ) {
     for (let start = 0; start < current.length && attempts < maxAttempts; ) {
       const candidate = [...current.slice(0, start), ...current.slice(start + chunk)];
       if (!(await tryTrace(candidate))) start += chunk;
@@ -75,7 +79,13 @@ export async function shrinkFailure(
       if (!(await tryTrace(candidate)) || current[index]?.decision !== fault.decision) break;
     }
   }
-  return { seed: options.seed, faults: current, originalFaults: options.faultLog.length, run: best!, attempts };
+  return {
+    seed: options.seed,
+    faults: current,
+    originalFaults: options.faultLog.length,
+    run: best!,
+    attempts,
+  };
 }
 
 function toChoice(fault: InjectedFault): FaultChoice {
@@ -87,7 +97,9 @@ function toChoice(fault: InjectedFault): FaultChoice {
 function withDetail(choice: FaultChoice, candidate: readonly FaultChoice[]): FaultChoice {
   if (choice.kind !== 'message_delay') return choice;
   const asked = candidate.find((entry) => entry.kind === choice.kind && entry.decision === choice.decision);
-  return asked?.detail === undefined ? choice : { ...choice, detail: Math.min(asked.detail, choice.detail ?? asked.detail) };
+  return asked?.detail === undefined
+    ? choice
+    : { ...choice, detail: Math.min(asked.detail, choice.detail ?? asked.detail) };
 }
 
 function errorName(error: unknown): string {

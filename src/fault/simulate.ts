@@ -4,9 +4,9 @@ import type { FaultChoice } from './FaultInjector.js';
 import { FILE_SCENARIOS } from './fileScenarios.js';
 import type { SimulationReport, SimulationRun } from './Simulation.js';
 import { InvalidSimulationOption, replaySimulation, runSimulation } from './Simulation.js';
-import { type ShrinkResult, shrinkFailure } from './shrink.js';
 import type { Scenario } from './scenarios.js';
 import { BUILT_IN_SCENARIOS } from './scenarios.js';
+import { type ShrinkResult, shrinkFailure } from './shrink.js';
 import { SUPERVISOR_SCENARIOS } from './supervisorScenarios.js';
 
 /**
@@ -14,7 +14,10 @@ import { SUPERVISOR_SCENARIOS } from './supervisorScenarios.js';
  * (`scenarios.ts`) are registered at load; other layers add theirs with `registerScenario`.
  */
 const registry = new Map<string, Scenario>(
-  [...BUILT_IN_SCENARIOS, ...ACTOR_SCENARIOS, ...SUPERVISOR_SCENARIOS, ...FILE_SCENARIOS].map((scenario) => [scenario.name, scenario]),
+  [...BUILT_IN_SCENARIOS, ...ACTOR_SCENARIOS, ...SUPERVISOR_SCENARIOS, ...FILE_SCENARIOS].map((scenario) => [
+    scenario.name,
+    scenario,
+  ]),
 );
 
 export class UnknownScenario extends Error {

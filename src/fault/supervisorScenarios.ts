@@ -59,7 +59,10 @@ export function supervisorModelScenario(
   return (context) => runSupervisorModel(context, knownDeviations);
 }
 
-async function runSupervisorModel(context: SimulationContext, knownDeviations: ReadonlySet<string>): Promise<void> {
+async function runSupervisorModel(
+  context: SimulationContext,
+  knownDeviations: ReadonlySet<string>,
+): Promise<void> {
   const name = 'supervisor-model';
   const { clock } = context;
   const system = new ActorSystem({ clock, faults: runtimeFaults(context.faults), onCrash: () => {} });
@@ -101,7 +104,10 @@ async function runSupervisorModel(context: SimulationContext, knownDeviations: R
           start: (ctx) =>
             startSupervisor(ctx, {
               ...inner,
-              children: inner.children.map((child) => ({ ...child, start: (c) => c.spawnLink(obedientChild) })),
+              children: inner.children.map((child) => ({
+                ...child,
+                start: (c) => c.spawnLink(obedientChild),
+              })),
             }),
         },
       ],
@@ -115,7 +121,13 @@ async function runSupervisorModel(context: SimulationContext, knownDeviations: R
       if (context.random.nextInt(6) === 0) system.exit(pid, 'kill');
       else system.send(pid, { exit: pick(context, REASONS)() });
     }
-    const gap = pick(context, [0, periodMs / 4, periodMs / 2, periodMs, context.random.nextInt(2 * periodMs)]);
+    const gap = pick(context, [
+      0,
+      periodMs / 4,
+      periodMs / 2,
+      periodMs,
+      context.random.nextInt(2 * periodMs),
+    ]);
     await drive(clock, delay(context, gap));
   }
   await drive(clock, delay(context, 10 * periodMs));
@@ -155,13 +167,16 @@ function checkTrace(
       model = new SupervisorModel(inner, knownDeviations, hit);
       models.set(event.supervisor, model);
     }
-    if (event.kind === 'restart_intensity_reached' && event.supervisor !== rootPid) gaveUp.add(event.supervisor);
+    if (event.kind === 'restart_intensity_reached' && event.supervisor !== rootPid)
+      gaveUp.add(event.supervisor);
     if (event.supervisor === rootPid && event.kind === 'child_exited' && event.pid !== undefined) {
       const innerModel = models.get(event.pid);
       if (gaveUp.has(event.pid)) {
         hit('escalated');
         if (event.reason !== 'shutdown' || innerModel?.hasStopped !== true)
-          throw new ModelMismatch(`the inner supervisor gave up but the root saw it exit with ${String(event.reason)}`);
+          throw new ModelMismatch(
+            `the inner supervisor gave up but the root saw it exit with ${String(event.reason)}`,
+          );
       }
     }
     try {

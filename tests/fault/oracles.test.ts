@@ -13,14 +13,23 @@ import {
   type SupervisorModelConfig,
 } from '../../src/fault/internal/SupervisorModel.js';
 
-const ev = (kind: string, childId: string | undefined, timeMs = 0, reason: unknown = undefined): ObservedEvent => ({
+const ev = (
+  kind: string,
+  childId: string | undefined,
+  timeMs = 0,
+  reason: unknown = undefined,
+): ObservedEvent => ({
   kind,
   childId,
   timeMs,
   reason,
 });
 
-function feed(config: SupervisorModelConfig, events: ObservedEvent[], known: ReadonlySet<string> = new Set()) {
+function feed(
+  config: SupervisorModelConfig,
+  events: ObservedEvent[],
+  known: ReadonlySet<string> = new Set(),
+) {
   const hits: string[] = [];
   const model = new SupervisorModel(config, known, (branch) => hits.push(branch));
   for (const event of events) model.observe(event);
@@ -29,7 +38,10 @@ function feed(config: SupervisorModelConfig, events: ObservedEvent[], known: Rea
 }
 
 const started = (...ids: string[]) => ids.map((id) => ev('child_started', id));
-const three = (strategy: SupervisorModelConfig['strategy'], restart: 'permanent' | 'transient' | 'temporary' = 'permanent') => ({
+const three = (
+  strategy: SupervisorModelConfig['strategy'],
+  restart: 'permanent' | 'transient' | 'temporary' = 'permanent',
+) => ({
   strategy,
   intensity: 3,
   periodMs: 100,
@@ -68,15 +80,22 @@ describe('SupervisorModel (OTP supervisor rules)', () => {
     ];
     expect(() => feed(three('rest_for_one'), trace)).not.toThrow();
     expect(() =>
-      feed(three('rest_for_one'), [...started('a', 'b', 'c'), ev('child_exited', 'b', 5, 'crashed'), ev('child_terminated', 'a', 5)]),
+      feed(three('rest_for_one'), [
+        ...started('a', 'b', 'c'),
+        ev('child_exited', 'b', 5, 'crashed'),
+        ev('child_terminated', 'a', 5),
+      ]),
     ).toThrow(/expected child_terminated c/);
   });
 
   it('transient: kept stopped for normal, shutdown and {shutdown, _}; restarted for anything else', () => {
     for (const reason of ['normal', 'shutdown', { shutdown: 'done' }]) {
-      expect(feed(three('one_for_one', 'transient'), [...started('a', 'b', 'c'), ev('child_exited', 'b', 1, reason)])).toContain(
-        'transient-normal-kept',
-      );
+      expect(
+        feed(three('one_for_one', 'transient'), [
+          ...started('a', 'b', 'c'),
+          ev('child_exited', 'b', 1, reason),
+        ]),
+      ).toContain('transient-normal-kept');
       expect(() =>
         feed(three('one_for_one', 'transient'), [
           ...started('a', 'b', 'c'),
@@ -86,7 +105,10 @@ describe('SupervisorModel (OTP supervisor rules)', () => {
       ).toThrow(/without a cause/);
     }
     expect(() =>
-      feed(three('one_for_one', 'transient'), [...started('a', 'b', 'c'), ev('child_exited', 'b', 1, 'killed')]),
+      feed(three('one_for_one', 'transient'), [
+        ...started('a', 'b', 'c'),
+        ev('child_exited', 'b', 1, 'killed'),
+      ]),
     ).toThrow(/never did child_restarted b/);
   });
 
@@ -123,7 +145,11 @@ describe('SupervisorModel (OTP supervisor rules)', () => {
       'known:restart-window-boundary',
     );
     // one period and one ms later the first restart is out of the window
-    const later = [...trace.slice(0, 5), ev('child_exited', 'a', 101, 'crashed'), ev('child_restarted', 'a', 101)];
+    const later = [
+      ...trace.slice(0, 5),
+      ev('child_exited', 'a', 101, 'crashed'),
+      ev('child_restarted', 'a', 101),
+    ];
     expect(() => feed(config, later)).not.toThrow();
   });
 
@@ -136,7 +162,9 @@ describe('SupervisorModel (OTP supervisor rules)', () => {
       ev('supervisor_shutdown', undefined, 9, 'shutdown'),
     ];
     expect(feed(three('one_for_one'), trace)).toContain('stopped-by-parent');
-    expect(() => feed(three('one_for_one'), [...trace, ev('child_started', 'a', 10)])).toThrow(/after the supervisor stopped/);
+    expect(() => feed(three('one_for_one'), [...trace, ev('child_started', 'a', 10)])).toThrow(
+      /after the supervisor stopped/,
+    );
   });
 });
 
@@ -173,7 +201,13 @@ describe('BreakerModel (circuit breaker state machine)', () => {
     expect(model.state).toBe('half-open');
     model.settle(model.admit()!, false, 104);
     expect(model.state).toBe('closed');
-    expect(model.transitions.map((change) => change.to)).toEqual(['open', 'half-open', 'open', 'half-open', 'closed']);
+    expect(model.transitions.map((change) => change.to)).toEqual([
+      'open',
+      'half-open',
+      'open',
+      'half-open',
+      'closed',
+    ]);
   });
 });
 

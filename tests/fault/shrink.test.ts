@@ -26,7 +26,10 @@ describe('FaultInjector only (a shrunk trace)', () => {
     }
     const crashes = full.log.filter((fault) => fault.kind === 'actor_crash');
     const delay = full.log.find((fault) => fault.kind === 'message_delay')!;
-    const keep = [crashes[1], { kind: 'message_delay' as const, decision: delay.decision, detail: 1 }];
+    const keep = [
+      { kind: crashes[1].kind, decision: crashes[1].decision },
+      { kind: 'message_delay' as const, decision: delay.decision, detail: 1 },
+    ];
     const shrunk = new FaultInjector(config, { only: keep });
     for (let index = 0; index < 40; index++) {
       shrunk.shouldCrashActor();
@@ -35,7 +38,10 @@ describe('FaultInjector only (a shrunk trace)', () => {
     expect(shrunk.log).toHaveLength(2);
     expect(shrunk.counts().actor_crash).toBe(1);
     expect(shrunk.log.find((fault) => fault.kind === 'actor_crash')!.decision).toBe(crashes[1].decision);
-    expect(shrunk.log.find((fault) => fault.kind === 'message_delay')).toMatchObject({ decision: delay.decision, detail: 1 });
+    expect(shrunk.log.find((fault) => fault.kind === 'message_delay')).toMatchObject({
+      decision: delay.decision,
+      detail: 1,
+    });
   });
 
   it('formats and parses traces, and names a bad entry', () => {
@@ -81,7 +87,12 @@ describe('shrinkFailure', () => {
     // deterministic, and the trace replays to the same failure
     const again = await shrinkFailure({ scenario: pickyScenario, faults, ...failure });
     expect(again.faults).toEqual(shrunk.faults);
-    const replay = await replaySimulation({ scenario: pickyScenario, faults, seed: failure.seed, only: shrunk.faults });
+    const replay = await replaySimulation({
+      scenario: pickyScenario,
+      faults,
+      seed: failure.seed,
+      only: shrunk.faults,
+    });
     expect(String(replay.error)).toBe('Error: two crashes in a row');
   });
 
@@ -97,12 +108,26 @@ describe('shrinkFailure', () => {
 
 describe('coverage', () => {
   it('adds up hits and seeds and lists what no seed reached', () => {
-    const tally = new CoverageTally(['a', 'b'], enabledFaultKinds({ actorCrashRate: 0.1, messageDelayRate: 0.5 }));
-    const none = { actor_crash: 0, message_drop: 0, message_delay: 0, gpu_error: 0, oom: 0, kernel_timeout: 0 };
+    const tally = new CoverageTally(
+      ['a', 'b'],
+      enabledFaultKinds({ actorCrashRate: 0.1, messageDelayRate: 0.5 }),
+    );
+    const none = {
+      actor_crash: 0,
+      message_drop: 0,
+      message_delay: 0,
+      gpu_error: 0,
+      oom: 0,
+      kernel_timeout: 0,
+    };
     tally.add({ ...none, actor_crash: 2 }, { a: 3 });
     tally.add(none, { a: 1, extra: 1 });
     const report = tally.report();
-    expect(report.branches).toEqual({ a: { hits: 4, seeds: 2 }, b: { hits: 0, seeds: 0 }, extra: { hits: 1, seeds: 1 } });
+    expect(report.branches).toEqual({
+      a: { hits: 4, seeds: 2 },
+      b: { hits: 0, seeds: 0 },
+      extra: { hits: 1, seeds: 1 },
+    });
     expect(report.unreachedBranches).toEqual(['b']);
     // a delay rate without a delay length injects nothing, so it is not listed as enabled
     expect(report.unreachedFaults).toEqual([]);
@@ -129,12 +154,18 @@ describe('coverage', () => {
 describe('zbmd simulate', () => {
   it('prints coverage and refuses --only without --replay', async () => {
     const lines: string[] = [];
-    const code = await simulateCommand('circuit-breaker', { seeds: 3, firstSeed: 0, json: false }, (line) => lines.push(line));
+    const code = await simulateCommand('circuit-breaker', { seeds: 3, firstSeed: 0, json: false }, (line) =>
+      lines.push(line),
+    );
     expect(code).toBe(0);
     expect(lines.join('\n')).toMatch(/faults: kernel_timeout \d+ \(3 seeds\)/);
     expect(lines.join('\n')).toMatch(/opened-at-threshold +\d+ hits in \d seeds/);
     const refused: string[] = [];
-    expect(await simulateCommand('saga', { seeds: 1, firstSeed: 0, json: false, only: 'none' }, (line) => refused.push(line))).toBe(2);
+    expect(
+      await simulateCommand('saga', { seeds: 1, firstSeed: 0, json: false, only: 'none' }, (line) =>
+        refused.push(line),
+      ),
+    ).toBe(2);
     expect(refused[0]).toMatch(/--only/);
   });
 
@@ -149,7 +180,11 @@ describe('zbmd simulate', () => {
     expect(JSON.parse(lines[0])).toMatchObject({ seed: 4, ok: true, faults: [] });
     const bad: string[] = [];
     expect(
-      await simulateCommand('saga', { seeds: 1, firstSeed: 0, json: false, replay: 1, only: 'crash' }, (line) => bad.push(line)),
+      await simulateCommand(
+        'saga',
+        { seeds: 1, firstSeed: 0, json: false, replay: 1, only: 'crash' },
+        (line) => bad.push(line),
+      ),
     ).toBe(2);
     expect(bad[0]).toMatch(/invalid only/);
   });

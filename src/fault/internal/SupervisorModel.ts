@@ -98,7 +98,9 @@ export class SupervisorModel {
       throw new ModelMismatch(`expected ${describe(next)}, the supervisor did ${describe(event)}`);
     }
     if (next.reason !== undefined && event.reason !== next.reason) {
-      throw new ModelMismatch(`${describe(event)} with reason ${String(event.reason)}, OTP gives '${next.reason}'`);
+      throw new ModelMismatch(
+        `${describe(event)} with reason ${String(event.reason)}, OTP gives '${next.reason}'`,
+      );
     }
     this.apply(event);
   }
@@ -237,13 +239,18 @@ export class SupervisorModel {
   private forgetTemporary(child: { spec: ModelChildSpec; running: boolean }, event: ObservedEvent): void {
     // a temporary child leaves the supervisor when it exits or a group restart stops it; when
     // the whole supervisor stops, its record does not matter any more
-    if (event.kind === 'child_terminated' && this.expected.some((next) => next.kind === 'supervisor_shutdown')) return;
+    if (
+      event.kind === 'child_terminated' &&
+      this.expected.some((next) => next.kind === 'supervisor_shutdown')
+    )
+      return;
     this.children.splice(this.children.indexOf(child), 1);
   }
 
   private child(event: ObservedEvent): { spec: ModelChildSpec; running: boolean } {
     const child = this.children.find((entry) => entry.spec.id === event.childId);
-    if (child === undefined) throw new ModelMismatch(`${describe(event)} for a child the supervisor should not have`);
+    if (child === undefined)
+      throw new ModelMismatch(`${describe(event)} for a child the supervisor should not have`);
     return child;
   }
 }
