@@ -134,9 +134,9 @@ describe('coverage', () => {
     expect(report.faults.actor_crash).toEqual({ hits: 2, seeds: 1 });
   });
 
-  it('every registered scenario reaches every branch it declares within 60 seeds', async () => {
+  it('every registered scenario reaches every branch it declares within 40 seeds', async () => {
     for (const { name } of listScenarios().filter((scenario) => !scenario.name.startsWith('test-'))) {
-      const report = await runScenarioByName(name, { seeds: 60 });
+      const report = await runScenarioByName(name, { seeds: 40 });
       expect(report.failedRuns, name).toBe(0);
       expect(report.coverage.unreachedBranches, name).toEqual([]);
       expect(report.coverage.unreachedFaults, name).toEqual([]);
