@@ -6,6 +6,8 @@
 //
 //   npm run mutants                       # every mutant, 1000 seeds each
 //   node scripts/mutants.mjs --seeds 100 --jobs 2 --only fsync-skipped,ack-before-write --json
+//   node scripts/mutants.mjs --catalog other.json      # another list of patches
+//   node scripts/mutants.mjs --check                   # only check that every patch applies
 //
 // Exit code: 0 when every mutant is caught, 1 when one survives, 2 for a catalog or patch error
 // (a patch whose text is not found, or found twice, is an error: re-target it after a refactor).
@@ -27,7 +29,15 @@ class MutantsError extends Error {
 }
 
 function parseArguments(argv) {
-  const options = { seeds: 1000, jobs: 1, only: undefined, json: false, timeoutS: 240 };
+  const options = {
+    seeds: 1000,
+    jobs: 1,
+    only: undefined,
+    json: false,
+    timeoutS: 240,
+    check: false,
+    catalog: join(root, 'scripts', 'mutants.json'),
+  };
   for (let index = 0; index < argv.length; index++) {
     const flag = argv[index];
     const value = () => {
@@ -45,15 +55,16 @@ function parseArguments(argv) {
     else if (flag === '--jobs') options.jobs = integer(value(), LIMITS.jobsMax);
     else if (flag === '--timeout-s') options.timeoutS = integer(value(), LIMITS.timeoutSMax);
     else if (flag === '--only') options.only = value().split(',');
+    else if (flag === '--catalog') options.catalog = resolve(value());
     else if (flag === '--json') options.json = true;
-    else throw new MutantsError(`unknown option '${flag}' (use --seeds N, --jobs N, --timeout-s N, --only a,b, --json)`);
+    else if (flag === '--check') options.check = true;
+    else throw new MutantsError(`unknown option '${flag}' (use --seeds N, --jobs N, --timeout-s N, --only a,b, --catalog FILE, --check, --json)`);
   }
   return options;
 }
 
 /** Reads the catalog and checks every entry field by field. */
-function loadCatalog(only) {
-  const path = join(root, 'scripts', 'mutants.json');
+function loadCatalog(path, only) {
   const catalog = JSON.parse(readFileSync(path, 'utf8'));
   if (!Array.isArray(catalog.mutants)) throw new MutantsError(`${path}: 'mutants' must be an array`);
   const ids = new Set();
@@ -79,23 +90,28 @@ function patternOf(search) {
   return new RegExp(parts.join('\\s+'), 'g');
 }
 
-/** A temp copy of dist/ (with package.json and node_modules beside it) with the patch applied. */
-function plant(mutant) {
-  const directory = mkdtempSync(join(tmpdir(), `zbmd-mutant-${mutant.id}-`));
-  cpSync(join(root, 'dist', 'src'), join(directory, 'dist', 'src'), { recursive: true });
-  cpSync(join(root, 'package.json'), join(directory, 'package.json'));
-  symlinkSync(join(root, 'node_modules'), join(directory, 'node_modules'), 'dir');
-  const target = join(directory, 'dist', 'src', mutant.file);
+/** The patched text of the mutant's file in `distRoot`; a target found 0 or 2+ times is an error. */
+function patched(mutant, distRoot) {
+  const target = join(distRoot, 'src', mutant.file);
   if (!existsSync(target)) throw new MutantsError(`${mutant.id}: dist/src/${mutant.file} does not exist`);
   const text = readFileSync(target, 'utf8');
   const matches = text.match(patternOf(mutant.search)) ?? [];
   if (matches.length !== 1) {
-    rmSync(directory, { recursive: true, force: true });
     throw new MutantsError(
       `${mutant.id}: the patch's text ${matches.length === 0 ? 'is not found' : `is found ${matches.length} times`} in dist/src/${mutant.file}: ${JSON.stringify(mutant.search)} (re-target it in scripts/mutants.json)`,
     );
   }
-  writeFileSync(target, text.replace(patternOf(mutant.search), () => mutant.replace));
+  return text.replace(patternOf(mutant.search), () => mutant.replace);
+}
+
+/** A temp copy of dist/ (with package.json and node_modules beside it) with the patch applied. */
+function plant(mutant) {
+  const text = patched(mutant, join(root, 'dist'));
+  const directory = mkdtempSync(join(tmpdir(), `zbmd-mutant-${mutant.id}-`));
+  cpSync(join(root, 'dist', 'src'), join(directory, 'dist', 'src'), { recursive: true });
+  cpSync(join(root, 'package.json'), join(directory, 'package.json'));
+  symlinkSync(join(root, 'node_modules'), join(directory, 'node_modules'), 'dir');
+  writeFileSync(join(directory, 'dist', 'src', mutant.file), text);
   return directory;
 }
 
@@ -157,7 +173,13 @@ async function main() {
   const options = parseArguments(process.argv.slice(2));
   if (!existsSync(join(root, 'dist', 'src', 'fault', 'index.js')))
     throw new MutantsError('dist/ is not built: run `npm run build` first');
-  const mutants = loadCatalog(options.only);
+  const mutants = loadCatalog(options.catalog, options.only);
+  // every patch must apply before anything runs: a stale target fails the check at once
+  for (const mutant of mutants) patched(mutant, join(root, 'dist'));
+  if (options.check) {
+    console.log(`mutants: all ${mutants.length} patches apply to dist/ exactly once`);
+    return 0;
+  }
   const started = performance.now();
   const results = new Array(mutants.length);
   let next = 0;
