@@ -67,6 +67,11 @@ export function buildProgram(): Command {
     .option('--seeds <n>', 'how many seeds to run', parsePositiveInt, 100)
     .option('--first-seed <n>', 'first seed', parseNonNegativeInt, 0)
     .option('--replay <seed>', 'replay one seed and print its fault log', parseNonNegativeInt)
+    .option(
+      '--only <faults>',
+      "with --replay: inject only these faults of the seed (a shrunk trace: 'kind#decision[=ms],...' or 'none')",
+    )
+    .option('--no-shrink', 'do not shrink the first failing seed to its shortest failing fault trace')
     .option('--json', 'print the report as JSON', false)
     .action(async (scenario: string | undefined, options: SimulateOptions) => {
       const { simulateCommand } = await import('./simulate.js');

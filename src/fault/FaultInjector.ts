@@ -32,6 +32,20 @@ export interface InjectedFault {
 export interface FaultInjectorOptions {
   /** Entries kept in `log`; later faults are still counted and fingerprinted. Default 100_000. */
   readonly maxLogEntries?: number;
+  /**
+   * Inject only these faults (by kind and decision number), as a shrunk trace does: every other
+   * fault the seed would inject is suppressed. A `message_delay` entry may give a shorter
+   * `detail` (its delay in ms). The random streams advance exactly as without the list.
+   */
+  readonly only?: readonly FaultChoice[];
+}
+
+/** One fault of a seed's trace, kept by a shrunk replay (`FaultInjectorOptions.only`). */
+export interface FaultChoice {
+  readonly kind: FaultKind;
+  readonly decision: number;
+  /** For `message_delay`: the delay in ms to use instead of the drawn one (>= 1). */
+  readonly detail?: number;
 }
 
 /** Default cap on the fault log, so a long run with faults cannot grow memory without bound. */
@@ -60,6 +74,7 @@ export class FaultInjector {
   private readonly counters: number[];
   private readonly entries: InjectedFault[] = [];
   private readonly maxLogEntries: number;
+  private readonly only: Map<string, FaultChoice> | undefined;
   private sequence = 0;
   private hash = FNV_OFFSET;
 
@@ -69,6 +84,10 @@ export class FaultInjector {
     if (!Number.isInteger(this.maxLogEntries) || this.maxLogEntries < 0) {
       throw new FaultConfigError('maxLogEntries', this.maxLogEntries, 'out_of_range', 'an integer >= 0');
     }
+    this.only =
+      options.only === undefined
+        ? undefined
+        : new Map(options.only.map((choice) => [`${choice.kind}#${choice.decision}`, choice]));
     this.streams = FAULT_KINDS.map((_, index) => new Random(streamSeed(this.config.seed, index)));
     this.decisions = FAULT_KINDS.map(() => 0);
     this.counters = FAULT_KINDS.map(() => 0);
@@ -119,7 +138,12 @@ export class FaultInjector {
     const stream = this.streams[2];
     const decision = this.decisions[2]++;
     if (!stream.chance(this.config.messageDelayRate)) return 0;
-    const delayMs = 1 + stream.nextInt(maxMs);
+    let delayMs = 1 + stream.nextInt(maxMs);
+    if (this.only !== undefined) {
+      const choice = this.only.get(`message_delay#${decision}`);
+      if (choice === undefined) return 0;
+      if (typeof choice.detail === 'number' && choice.detail >= 1) delayMs = Math.min(delayMs, choice.detail);
+    }
     this.record(2, decision, delayMs);
     return delayMs;
   }
@@ -168,6 +192,7 @@ export class FaultInjector {
   private decide(index: number, rate: number, detail?: string): boolean {
     const decision = this.decisions[index]++;
     if (!this.streams[index].chance(rate)) return false;
+    if (this.only !== undefined && !this.only.has(`${FAULT_KINDS[index]}#${decision}`)) return false;
     this.record(index, decision, detail);
     return true;
   }

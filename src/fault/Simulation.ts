@@ -1,9 +1,10 @@
 import type { Clock } from '../actor/Clock.js';
 import { RealClock, SimulatedClock } from '../actor/Clock.js';
 import { Random } from '../actor/Random.js';
+import { Coverage, type CoverageReport, CoverageTally } from './Coverage.js';
 import type { FaultConfig } from './FaultConfig.js';
-import type { FaultKind, InjectedFault } from './FaultInjector.js';
-import { FaultInjector } from './FaultInjector.js';
+import type { FaultChoice, FaultKind, InjectedFault } from './FaultInjector.js';
+import { FAULT_KINDS, FaultInjector } from './FaultInjector.js';
 
 /** What a scenario receives: everything that can vary in a run comes from `seed`. */
 export interface SimulationContext {
@@ -11,6 +12,8 @@ export interface SimulationContext {
   readonly random: Random;
   readonly clock: SimulatedClock;
   readonly faults: FaultInjector;
+  /** Where the scenario records the decision branches its run reached. */
+  readonly coverage: Coverage;
 }
 
 /**
@@ -32,6 +35,8 @@ export interface SimulationRunOptions {
   readonly runTimeoutMs?: number;
   /** Clock for the watchdog; a `RealClock` by default. */
   readonly watchdogClock?: Clock;
+  /** Inject only these faults of each seed's trace (a shrunk trace); default: all of them. */
+  readonly only?: readonly FaultChoice[];
 }
 
 export interface SimulationOptions extends SimulationRunOptions {
@@ -43,6 +48,8 @@ export interface SimulationOptions extends SimulationRunOptions {
   readonly stopAfterFailures?: number;
   /** Called after each run, for progress output. */
   readonly onRun?: (run: SimulationRun) => void;
+  /** Branches the scenario declares, so the report lists those no seed reached. */
+  readonly branches?: readonly string[];
 }
 
 /** One run: its seed, whether it passed, and the faults it saw. */
@@ -54,6 +61,8 @@ export interface SimulationRun {
   readonly faultFingerprint: string;
   readonly faultCounts: Readonly<Record<FaultKind, number>>;
   readonly simulatedTimeMs: number;
+  /** Hits per decision branch in this run (`context.coverage`). */
+  readonly coverage: Readonly<Record<string, number>>;
 }
 
 export interface SimulationReport {
@@ -63,6 +72,8 @@ export interface SimulationReport {
   readonly failures: readonly SimulationRun[];
   readonly failedRuns: number;
   readonly stoppedEarly: boolean;
+  /** Fault kinds and branches the runs reached, and those none reached. */
+  readonly coverage: CoverageReport;
 }
 
 /** Most seeds one `runSimulation` accepts. */
@@ -116,18 +127,40 @@ export async function runSimulation(options: SimulationOptions): Promise<Simulat
   const seeds = seedList(options.seeds, options.firstSeed ?? 0);
   const stopAfter = options.stopAfterFailures ?? Number.POSITIVE_INFINITY;
   const failures: SimulationRun[] = [];
+  const tally = new CoverageTally(options.branches ?? [], enabledFaultKinds(options.faults ?? {}));
   let runs = 0;
   let failedRuns = 0;
   for (const seed of seeds) {
     const run = await replaySimulation({ ...options, seed });
     runs++;
+    tally.add(run.faultCounts, run.coverage);
     options.onRun?.(run);
     if (run.ok) continue;
     failedRuns++;
     if (failures.length < SIMULATION_MAX_KEPT_FAILURES) failures.push(run);
     if (failedRuns >= stopAfter) break;
   }
-  return { runs, passed: runs - failedRuns, failures, failedRuns, stoppedEarly: runs < seeds.length };
+  return {
+    runs,
+    passed: runs - failedRuns,
+    failures,
+    failedRuns,
+    stoppedEarly: runs < seeds.length,
+    coverage: tally.report(),
+  };
+}
+
+/** The fault kinds a configuration can inject (a rate above zero). */
+export function enabledFaultKinds(faults: Partial<Omit<FaultConfig, 'seed'>>): FaultKind[] {
+  const rates: Record<FaultKind, number> = {
+    actor_crash: faults.actorCrashRate ?? 0,
+    message_drop: faults.messageDropRate ?? 0,
+    message_delay: (faults.messageDelayMs ?? 0) > 0 ? (faults.messageDelayRate ?? 0) : 0,
+    gpu_error: faults.gpuErrorRate ?? 0,
+    oom: faults.oomRate ?? 0,
+    kernel_timeout: faults.kernelTimeoutRate ?? 0,
+  };
+  return FAULT_KINDS.filter((kind) => rates[kind] > 0);
 }
 
 /** Runs `scenario` with one seed: the same seed gives the same fault log. */
@@ -141,7 +174,11 @@ export async function replaySimulation(
     seed,
     random: new Random(seed),
     clock: new SimulatedClock(),
-    faults: new FaultInjector({ ...options.faults, seed }),
+    faults: new FaultInjector(
+      { ...options.faults, seed },
+      options.only === undefined ? {} : { only: options.only },
+    ),
+    coverage: new Coverage(),
   };
   const timeoutMs = options.runTimeoutMs ?? 10_000;
   let error: unknown;
@@ -160,6 +197,7 @@ export async function replaySimulation(
     faultFingerprint: context.faults.fingerprint(),
     faultCounts: context.faults.counts(),
     simulatedTimeMs: context.clock.now(),
+    coverage: context.coverage.snapshot(),
   };
 }
 

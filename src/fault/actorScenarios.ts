@@ -9,59 +9,120 @@ import { InvariantViolation, type Scenario } from './scenarios.js';
 
 const CALL_TIMEOUT_MS = 100;
 
+/** What the runtime's fault hooks decided for one call's request. */
+type SendDecision = 'deliver' | 'drop' | number;
+
+/** The call number a request envelope carries (`{ request: { call } }`), if it is one of ours. */
+function callNumberOf(message: unknown): number | undefined {
+  if (typeof message !== 'object' || message === null || !('request' in message)) return undefined;
+  const request = (message as { request: unknown }).request;
+  if (typeof request !== 'object' || request === null || !('call' in request)) return undefined;
+  return (request as { call: number }).call;
+}
+
 /**
  * A counter server called many times while the runtime drops and delays messages and crashes
- * processes: every call settles (a reply, `CallTimeout` or `CallExit`) within its timeout plus
- * the largest delay, a reply never goes back in time (the counter only grows while the server
- * lives), and nothing hangs.
+ * processes. The fault hooks are recorded, and each call is checked against the one outcome the
+ * injected faults allow, at the exact simulated time:
+ * - request dropped, or delayed by >= the timeout: `CallTimeout` at the timeout;
+ * - request delivered (maybe delayed) and the server crashed on it: `CallExit(InjectedCrash)` when
+ *   it arrived;
+ * - otherwise the reply, when it arrived, with the count of requests the server handled.
+ * Calls are spaced by more than the longest delay, so each request is the only message in flight
+ * and the server handles it exactly once (or never, when it was dropped).
  */
 async function genServerCallsScenario(context: SimulationContext): Promise<void> {
   const name = 'genserver-calls';
-  const crashes: unknown[] = [];
+  const hooks = runtimeFaults(context.faults);
+  const requestDecisions = new Map<number, SendDecision>();
+  const crashDecisions: boolean[] = []; // of the current server, in order
+  let server: Pid | undefined;
   const system = new ActorSystem({
     clock: context.clock,
-    faults: runtimeFaults(context.faults),
-    onCrash: (_pid, reason) => crashes.push(reason),
+    faults: {
+      onSend: (to, message) => {
+        const decision = hooks.onSend!(to, message);
+        const call = callNumberOf(message);
+        if (call !== undefined) requestDecisions.set(call, decision);
+        return decision;
+      },
+      crashBeforeHandle: (pid) => {
+        const crash = hooks.crashBeforeHandle!(pid);
+        if (pid === server) crashDecisions.push(crash);
+        return crash;
+      },
+    },
+    onCrash: () => {},
   });
   const Counter: GenServer<number> = {
     init: () => 0,
-    handleCall: (_request: 'next', _from, value) => reply(value + 1, value + 1),
+    handleCall: (_request: { call: number }, _from, value) => reply(value + 1, value + 1),
   };
-  let server = await drive(context.clock, startGenServer(system, Counter, undefined));
-  let last = 0;
+  server = await drive(context.clock, startGenServer(system, Counter, undefined));
+  let handled = 0; // requests the current server handled, by the model
+  const quietMs = context.faults.config.messageDelayMs + 1;
   const calls = 20 + context.random.nextInt(60);
   for (let call = 0; call < calls; call++) {
     const startedAt = context.clock.now();
+    const crashesBefore = crashDecisions.length;
+    let settledAt = -1;
     const outcome = await drive(
       context.clock,
-      system.call<number>(server, 'next', CALL_TIMEOUT_MS).then(
-        (value) => ({ value }),
-        (error: unknown) => ({ error }),
+      system.call<number>(server, { call }, CALL_TIMEOUT_MS).then(
+        (value) => {
+          settledAt = context.clock.now();
+          return { value } as const;
+        },
+        (error: unknown) => {
+          settledAt = context.clock.now();
+          return { error } as const;
+        },
       ),
     );
-    const elapsed = context.clock.now() - startedAt;
-    if (elapsed > CALL_TIMEOUT_MS + context.faults.config.messageDelayMs) {
-      throw new InvariantViolation(
-        name,
-        `call ${call} took ${elapsed} ms (limit ${CALL_TIMEOUT_MS} + delays)`,
-      );
+    await drive(context.clock, new Promise<void>((resolve) => context.clock.setTimer(quietMs, resolve)));
+    const decision = requestDecisions.get(call);
+    const arrivesAfterMs =
+      decision === 'drop' || decision === undefined ? undefined : decision === 'deliver' ? 0 : decision;
+    const crashes = crashDecisions.slice(crashesBefore);
+    const fail = (what: string) =>
+      new InvariantViolation(name, `call ${call} (request ${String(decision)}): ${what}`);
+    if (crashes.length !== (arrivesAfterMs === undefined ? 0 : 1))
+      throw fail(`the server handled ${crashes.length} messages for it`);
+    const crashed = crashes[0] === true;
+    const elapsed = settledAt - startedAt;
+    const got = 'value' in outcome ? `reply ${outcome.value}` : String(outcome.error);
+    if (arrivesAfterMs === undefined || arrivesAfterMs >= CALL_TIMEOUT_MS) {
+      context.coverage.hit(arrivesAfterMs === undefined ? 'request-dropped' : 'request-delayed-past-timeout');
+      if (!('error' in outcome) || !isCallTimeout(outcome.error) || elapsed !== CALL_TIMEOUT_MS)
+        throw fail(`expected CallTimeout after ${CALL_TIMEOUT_MS} ms, got ${got} after ${elapsed} ms`);
+    } else if (crashed) {
+      context.coverage.hit('server-crashed-on-request');
+      const exit = 'error' in outcome && isCallExit(outcome.error) ? outcome.error : undefined;
+      if (
+        exit === undefined ||
+        !(exit.reason instanceof Error) ||
+        exit.reason.name !== 'InjectedCrash' ||
+        elapsed !== arrivesAfterMs
+      )
+        throw fail(
+          `expected CallExit(InjectedCrash) after ${arrivesAfterMs} ms, got ${got} after ${elapsed} ms`,
+        );
+    } else {
+      context.coverage.hit(arrivesAfterMs === 0 ? 'reply' : 'reply-after-delay');
+      if (!('value' in outcome) || outcome.value !== handled + 1 || elapsed !== arrivesAfterMs)
+        throw fail(
+          `expected reply ${handled + 1} after ${arrivesAfterMs} ms, got ${got} after ${elapsed} ms`,
+        );
     }
-    if ('value' in outcome) {
-      if (outcome.value <= last) throw new InvariantViolation(name, `reply ${outcome.value} after ${last}`);
-      last = outcome.value;
-    } else if (!isCallTimeout(outcome.error) && !isCallExit(outcome.error)) {
-      throw new InvariantViolation(
-        name,
-        `call ${call} failed with an unexpected error: ${String(outcome.error)}`,
-      );
-    }
-    if (!system.isAlive(server)) {
-      // the server crashed (injected): start a fresh one, as a supervisor would
-      server = await drive(
-        context.clock,
-        startGenServer(system, Counter, undefined).catch(() => server),
-      );
-      last = 0;
+    if (arrivesAfterMs !== undefined && !crashed) handled++;
+    if (crashed === system.isAlive(server))
+      throw fail(`the server is ${crashed ? 'alive after it crashed' : 'dead though it never crashed'}`);
+    if (crashed) {
+      // start a fresh one, as a supervisor would
+      context.coverage.hit('server-replaced');
+      server = await drive(context.clock, startGenServer(system, Counter, undefined));
+      crashDecisions.length = 0;
+      handled = 0;
     }
   }
   system.shutdown();
@@ -134,9 +195,17 @@ export const ACTOR_SCENARIOS: readonly Scenario[] = [
   {
     name: 'genserver-calls',
     description:
-      'calls to a server under message drops, delays and crashes always settle in time and in order',
-    faults: { messageDropRate: 0.05, messageDelayRate: 0.2, messageDelayMs: 30, actorCrashRate: 0.02 },
+      'calls to a server under drops, delays and crashes: each has the one outcome its faults allow',
+    faults: { messageDropRate: 0.05, messageDelayRate: 0.3, messageDelayMs: 150, actorCrashRate: 0.03 },
     run: genServerCallsScenario,
+    branches: [
+      'reply',
+      'reply-after-delay',
+      'request-dropped',
+      'request-delayed-past-timeout',
+      'server-crashed-on-request',
+      'server-replaced',
+    ],
   },
   {
     name: 'supervised-storm',

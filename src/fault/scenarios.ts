@@ -1,9 +1,9 @@
 import type { SimulatedClock } from '../actor/Clock.js';
-import type { CircuitState } from './CircuitBreaker.js';
 import { CircuitBreaker, isCircuitOpen } from './CircuitBreaker.js';
 import { isConcurrencyConflict, replay } from './EventStore.js';
 import type { FaultConfig } from './FaultConfig.js';
 import { InMemoryEventStore } from './InMemoryEventStore.js';
+import { BreakerModel, type ModelTransition } from './internal/BreakerModel.js';
 import { PhiAccrualDetector } from './PhiAccrualDetector.js';
 import { Saga } from './Saga.js';
 import type { SimulationContext } from './Simulation.js';
@@ -16,6 +16,8 @@ export interface Scenario {
   /** Fault rates for the scenario's runs (each run's seed is added). */
   readonly faults: Partial<Omit<FaultConfig, 'seed'>>;
   readonly run: (context: SimulationContext) => Promise<void>;
+  /** Decision branches the scenario reports through `context.coverage` (listed even when never reached). */
+  readonly branches?: readonly string[];
 }
 
 /** An invariant did not hold; the message says which and with what values. */
@@ -46,75 +48,112 @@ function delay(clock: SimulatedClock, ms: number): Promise<void> {
   return new Promise((resolve) => clock.setTimer(ms, resolve));
 }
 
-const ALLOWED_TRANSITIONS = new Set(['closed>open', 'open>half-open', 'half-open>open', 'half-open>closed']);
-
 /**
- * A breaker in front of a flaky kernel (kernel timeouts injected): no call runs while the
- * circuit is open, half-open never admits more than its trial slots, only legal transitions
- * happen, and the circuit becomes half-open exactly `resetTimeoutMs` after it opened.
+ * A breaker in front of a flaky kernel (kernel timeouts injected), run in lockstep with a
+ * reference model of its state machine (`internal/BreakerModel.ts`): every call is admitted or
+ * rejected as the model says, every state change is the model's (same states, same simulated
+ * time), and the circuit turns half-open exactly `resetTimeoutMs` after it opened.
  */
 async function circuitBreakerScenario(context: SimulationContext): Promise<void> {
   const name = 'circuit-breaker';
   const { clock } = context;
-  const breaker = new CircuitBreaker({
-    clock,
+  const options = {
     failureThreshold: between(context, 1, 5),
     successThreshold: between(context, 1, 3),
     resetTimeoutMs: between(context, 50, 500),
     halfOpenMaxCalls: between(context, 1, 3),
-  });
-  let openedAtMs = 0;
+  };
+  const breaker = new CircuitBreaker({ clock, ...options });
+  const model = new BreakerModel(options, (branch) => context.coverage.hit(branch));
+  const realTransitions: ModelTransition[] = [];
+  const violations: unknown[] = [];
   breaker.onStateChange((change) => {
+    realTransitions.push({ from: change.from, to: change.to, atMs: change.atMs });
+    if (change.to !== 'half-open') return;
+    // the reset timer: the model must be open and due exactly now
+    if (model.state !== 'open' || change.atMs !== model.halfOpenDueAtMs) {
+      violations.push(
+        new InvariantViolation(
+          name,
+          `half-open at ${change.atMs} ms; the model is ${model.state}, due at ${model.halfOpenDueAtMs} ms`,
+        ),
+      );
+      return;
+    }
+    model.resetTimeoutElapsed(change.atMs);
+  });
+  const compare = (where: string): void => {
+    if (violations.length > 0) throw violations[0];
     check(
       name,
-      ALLOWED_TRANSITIONS.has(`${change.from}>${change.to}`),
-      () => `transition ${change.from} -> ${change.to}`,
+      JSON.stringify(realTransitions) === JSON.stringify(model.transitions),
+      () =>
+        `${where}: transitions ${JSON.stringify(realTransitions.slice(-3))}, the model's ${JSON.stringify(model.transitions.slice(-3))}`,
     );
-    if (change.to === 'open') openedAtMs = change.atMs;
-    if (change.to === 'half-open') {
-      check(
-        name,
-        change.atMs - openedAtMs === breaker.resetTimeoutMs,
-        () => `half-open after ${change.atMs - openedAtMs} ms`,
-      );
-    }
-  });
+    check(
+      name,
+      breaker.state === model.state,
+      () => `${where}: state ${breaker.state}, the model's ${model.state}`,
+    );
+    check(
+      name,
+      model.state !== 'open' || clock.now() <= model.halfOpenDueAtMs,
+      () => `${where}: still open at ${clock.now()} ms, half-open was due at ${model.halfOpenDueAtMs} ms`,
+    );
+  };
   const calls: Promise<void>[] = [];
-  const violations: unknown[] = [];
   for (let round = 0; round < 200 && violations.length === 0; round++) {
+    compare(`round ${round}`);
     const burst = between(context, 1, 4);
     for (let index = 0; index < burst; index++) {
       // Handled at once: a violation inside a call must fail this run, not the process.
-      calls.push(guardedCall(context, breaker, name).catch((error: unknown) => void violations.push(error)));
+      calls.push(
+        modelledCall(context, breaker, model, name, compare).catch(
+          (error: unknown) => void violations.push(error),
+        ),
+      );
     }
     await drive(clock, delay(clock, between(context, 0, 120)));
   }
   await drive(clock, Promise.all(calls));
-  if (violations.length > 0) throw violations[0];
+  compare('end');
 }
 
-async function guardedCall(context: SimulationContext, breaker: CircuitBreaker, name: string): Promise<void> {
-  const stateAtCall: CircuitState = breaker.state;
+async function modelledCall(
+  context: SimulationContext,
+  breaker: CircuitBreaker,
+  model: BreakerModel,
+  name: string,
+  compare: (where: string) => void,
+): Promise<void> {
   const durationMs = between(context, 0, 40);
   const fails = context.faults.shouldTimeoutKernel();
+  const ticket = model.admit();
+  let ran = false;
+  const running = breaker.call(async () => {
+    ran = true;
+    await delay(context.clock, durationMs);
+    if (fails) throw new Error('kernel timeout (injected)');
+  });
+  // the operation starts in the same turn as the admission
+  check(
+    name,
+    ran === (ticket !== undefined),
+    () =>
+      `at ${context.clock.now()} ms the breaker ${ran ? 'ran' : 'rejected'} a call the model ${ticket === undefined ? 'rejects' : 'admits'} (${model.state})`,
+  );
   try {
-    await breaker.call(async () => {
-      check(name, breaker.state !== 'open', () => 'a call ran while the circuit was open');
-      check(
-        name,
-        breaker.state !== 'half-open' || breaker.trialCallsInFlight <= breaker.halfOpenMaxCalls,
-        () => `${breaker.trialCallsInFlight} trial calls in flight, limit ${breaker.halfOpenMaxCalls}`,
-      );
-      await delay(context.clock, durationMs);
-      if (fails) throw new Error('kernel timeout (injected)');
-    });
+    await running;
   } catch (error) {
     if (isCircuitOpen(error)) {
-      check(name, stateAtCall !== 'closed', () => 'CircuitOpen while the circuit was closed');
-    } else if (!(error instanceof Error && error.message.startsWith('kernel timeout'))) {
-      throw error;
+      check(name, !ran, () => 'CircuitOpen from a call that ran');
+      return;
     }
+    if (!(error instanceof Error && error.message.startsWith('kernel timeout'))) throw error;
   }
+  if (ticket === undefined) return;
+  model.settle(ticket, fails, context.clock.now());
+  compare(`after a call that ${fails ? 'failed' : 'succeeded'} at ${context.clock.now()} ms`);
 }
 
 /**
@@ -320,9 +359,22 @@ async function eventStoreScenario(context: SimulationContext): Promise<void> {
 export const BUILT_IN_SCENARIOS: readonly Scenario[] = [
   {
     name: 'circuit-breaker',
-    description: 'breaker over a flaky kernel: never calls through while open, legal transitions only',
+    description: 'breaker over a flaky kernel in lockstep with a model of its state machine',
     faults: { kernelTimeoutRate: 0.3 },
     run: circuitBreakerScenario,
+    branches: [
+      'admitted-closed',
+      'admitted-trial',
+      'rejected-open',
+      'rejected-half-open-full',
+      'failure-below-threshold',
+      'opened-at-threshold',
+      'half-open-after-timeout',
+      'trial-failed-reopened',
+      'trial-succeeded-below-threshold',
+      'closed-after-trials',
+      'stale-result-ignored',
+    ],
   },
   {
     name: 'phi-detector',

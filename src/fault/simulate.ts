@@ -1,15 +1,23 @@
 import { ACTOR_SCENARIOS } from './actorScenarios.js';
+import type { CoverageReport } from './Coverage.js';
+import type { FaultChoice } from './FaultInjector.js';
+import { FILE_SCENARIOS } from './fileScenarios.js';
 import type { SimulationReport, SimulationRun } from './Simulation.js';
 import { InvalidSimulationOption, replaySimulation, runSimulation } from './Simulation.js';
 import type { Scenario } from './scenarios.js';
 import { BUILT_IN_SCENARIOS } from './scenarios.js';
+import { type ShrinkResult, shrinkFailure } from './shrink.js';
+import { SUPERVISOR_SCENARIOS } from './supervisorScenarios.js';
 
 /**
  * The scenario registry behind `zbmd simulate <scenario> --seeds N`. The built-in scenarios
  * (`scenarios.ts`) are registered at load; other layers add theirs with `registerScenario`.
  */
 const registry = new Map<string, Scenario>(
-  [...BUILT_IN_SCENARIOS, ...ACTOR_SCENARIOS].map((scenario) => [scenario.name, scenario]),
+  [...BUILT_IN_SCENARIOS, ...ACTOR_SCENARIOS, ...SUPERVISOR_SCENARIOS, ...FILE_SCENARIOS].map((scenario) => [
+    scenario.name,
+    scenario,
+  ]),
 );
 
 export class UnknownScenario extends Error {
@@ -81,13 +89,68 @@ export function runScenarioByName(
   },
 ): Promise<SimulationReport> {
   const scenario = lookup(name);
-  return runSimulation({ ...options, scenario: scenario.run, faults: scenario.faults });
+  return runSimulation({
+    ...options,
+    scenario: scenario.run,
+    faults: scenario.faults,
+    branches: scenario.branches ?? [],
+  });
 }
 
-/** Replays one seed of a registered scenario; the run carries its fault log and fingerprint. */
-export function replayScenarioByName(name: string, seed: number): Promise<SimulationRun> {
+/**
+ * Replays one seed of a registered scenario; the run carries its fault log and fingerprint.
+ * With `only`, just those faults of the seed's trace are injected (a shrunk trace).
+ */
+export function replayScenarioByName(
+  name: string,
+  seed: number,
+  only?: readonly FaultChoice[],
+): Promise<SimulationRun> {
   const scenario = lookup(name);
-  return replaySimulation({ scenario: scenario.run, faults: scenario.faults, seed });
+  return replaySimulation({
+    scenario: scenario.run,
+    faults: scenario.faults,
+    seed,
+    ...(only === undefined ? {} : { only }),
+  });
+}
+
+/** Shrinks a failing run of a registered scenario to the shortest fault trace that still fails. */
+export function shrinkScenarioFailure(
+  name: string,
+  failure: SimulationRun,
+  maxAttempts?: number,
+): Promise<ShrinkResult> {
+  const scenario = lookup(name);
+  return shrinkFailure({
+    scenario: scenario.run,
+    faults: scenario.faults,
+    seed: failure.seed,
+    faultLog: failure.faultLog,
+    error: failure.error,
+    ...(maxAttempts === undefined ? {} : { maxAttempts }),
+  });
+}
+
+/** Lines for a person: injected faults per kind and hits per branch, and what no seed reached. */
+export function describeCoverage(coverage: CoverageReport): string[] {
+  const faults = Object.entries(coverage.faults)
+    .filter(([, count]) => count.hits > 0)
+    .map(([kind, count]) => `${kind} ${count.hits} (${count.seeds} seeds)`);
+  const lines = [`  faults: ${faults.length === 0 ? 'none injected' : faults.join(', ')}`];
+  if (coverage.unreachedFaults.length > 0)
+    lines.push(`  faults enabled but never injected: ${coverage.unreachedFaults.join(', ')}`);
+  const branches = Object.entries(coverage.branches);
+  if (branches.length > 0) {
+    lines.push('  branches:');
+    for (const [branch, count] of branches)
+      lines.push(
+        `    ${branch.padEnd(40)} ${count.hits === 0 ? 'NEVER REACHED' : `${count.hits} hits in ${count.seeds} seeds`}`,
+      );
+  }
+  if (coverage.unreachedBranches.length > 0)
+    lines.push(`  branches never reached: ${coverage.unreachedBranches.join(', ')}`);
+  return lines;
 }
 
 /**
@@ -103,6 +166,7 @@ export function describeSimulationReport(
     `scenario ${name}: ${report.runs} seeds, ${report.passed} passed, ${report.failedRuns} failed`,
   ];
   if (report.stoppedEarly) lines.push('  (stopped early after the failure limit)');
+  lines.push(...describeCoverage(report.coverage));
   for (const failure of report.failures) {
     const error =
       failure.error instanceof Error
