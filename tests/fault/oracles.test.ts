@@ -1,7 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import {
   KNOWN_DEVIATIONS,
-  replaySimulation,
   runSimulation,
   supervisorModelScenario,
 } from '../../src/fault/index.js';
