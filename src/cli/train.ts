@@ -6,6 +6,7 @@
  *   zbmd train --faults                         with the default faults (actor crashes, ~19 per epoch)
  *   zbmd train --faults crash=0.01,oom=0.001,device=0.001,seed=7 --checkpoint-dir ckpt
  *   zbmd train --checkpoint-dir ckpt --resume   continue a killed run
+ *   zbmd train --checkpoint-dir ckpt --fresh    start over (a directory holding a run is refused otherwise)
  *
  * `--faults` takes short keys (crash, oom, device, seed) or the `ZBMD_FAULTS` syntax (full keys
  * such as actorCrashRate, or JSON). Bad options exit with code 2 and say what is wrong; a run
@@ -42,6 +43,8 @@ export interface TrainCommandOptions {
   /** Steps between in-memory snapshots, or 'auto' (default). */
   readonly snapshotInterval?: number | 'auto';
   readonly resume: boolean;
+  /** Start over in a --checkpoint-dir that holds a run (its checkpoints and metrics are deleted). */
+  readonly fresh?: boolean;
   readonly json: boolean;
 }
 
@@ -156,6 +159,7 @@ export async function trainCommand(
     checkpointIntervalSteps: options.checkpointInterval,
     snapshotIntervalSteps: options.snapshotInterval,
     resume: options.resume,
+    fresh: options.fresh,
     progress: live ? (line) => stderr.write(`\r\x1b[K${line}`) : undefined,
   });
   if (live) stderr.write('\n');
@@ -232,10 +236,18 @@ export function registerTrainCommand(program: Command): void {
       'auto',
     )
     .option('--resume', 'continue from the last checkpoint in --checkpoint-dir', false)
+    .option(
+      '--fresh',
+      'start over in a --checkpoint-dir that holds a run (deletes its checkpoints and metrics)',
+      false,
+    )
     .option('--json', 'print one JSON object', false)
     .action(async (options: TrainCommandOptions) => {
       if (options.resume && options.checkpointDir === undefined) {
         throw new InvalidArgumentError('--resume needs --checkpoint-dir');
+      }
+      if (options.fresh && (options.resume || options.checkpointDir === undefined)) {
+        throw new InvalidArgumentError('--fresh needs --checkpoint-dir and cannot go with --resume');
       }
       try {
         await trainCommand(options, (line) => console.log(line));

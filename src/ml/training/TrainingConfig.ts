@@ -60,6 +60,12 @@ export interface TrainingConfig {
   readonly checkpointDir?: string;
   /** Continue from the last checkpoint in `checkpointDir` (an error when there is none). */
   readonly resume?: boolean;
+  /**
+   * Start over in a `checkpointDir` that holds a run: its manifest, tensor files and metrics are
+   * deleted first (other files are left alone). Without `fresh` or `resume`, such a directory is
+   * refused (`run_exists`), so a run is never replaced by mistake. Default false.
+   */
+  readonly fresh?: boolean;
   /** Device id to start on ('cpu', 'cpu:0', 'webgpu:0'...); default: the first device. */
   readonly device?: string;
   /** Devices to train on; default: `detectDevices()`. */
@@ -143,6 +149,7 @@ export interface ResolvedTrainingConfig {
   readonly snapshotIntervalSteps: number | 'auto';
   readonly checkpointDir: string | undefined;
   readonly resume: boolean;
+  readonly fresh: boolean;
   readonly device: string | undefined;
   readonly devices: readonly DeviceInfo[] | undefined;
   readonly faults: FaultConfig;
@@ -218,6 +225,10 @@ export function resolveTrainingConfig(config: TrainingConfig): ResolvedTrainingC
   const resume = fields.resume ?? false;
   if (typeof resume !== 'boolean') invalid('resume', resume, 'a boolean');
   if (resume && checkpointDir === undefined) invalid('resume', resume, 'a checkpointDir to resume from');
+  const fresh = fields.fresh ?? false;
+  if (typeof fresh !== 'boolean') invalid('fresh', fresh, 'a boolean');
+  if (fresh && resume)
+    invalid('fresh', fresh, 'false when resume is set (resume a run or start over, not both)');
   if (fields.data !== undefined && typeof fields.data !== 'string' && typeof fields.data !== 'object') {
     invalid('data', fields.data, 'loaded splits or a directory');
   }
@@ -246,6 +257,7 @@ export function resolveTrainingConfig(config: TrainingConfig): ResolvedTrainingC
           ),
     checkpointDir,
     resume,
+    fresh,
     device: optionalString('device', fields.device),
     devices: fields.devices,
     faults: resolveFaults(fields.faults),

@@ -10,6 +10,7 @@ export type TrainingErrorCode =
   | 'invalid_config'
   | 'invalid_data'
   | 'no_checkpoint'
+  | 'run_exists'
   | 'checkpoint_corrupt'
   | 'checkpoint_mismatch'
   | 'supervisor_gave_up'

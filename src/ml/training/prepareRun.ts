@@ -65,18 +65,36 @@ function identityOf(
   };
 }
 
-/** A fresh run starts from an empty directory of its own files (old checkpoints and metrics removed). */
-async function clearOldRun(directory: string): Promise<void> {
+/** The files of a run in `directory`: its manifest, tensor files and metrics (none: empty). */
+async function runFilesIn(directory: string): Promise<string[]> {
   let names: string[];
   try {
     names = await readdir(directory);
-  } catch {
-    return;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw error;
   }
-  const ours = names.filter(
+  return names.filter(
     (name) =>
       name === MANIFEST_FILE || name === 'metrics.jsonl' || /^checkpoint-\d{10}\.safetensors$/.test(name),
   );
+}
+
+/**
+ * A new run needs a directory without a run: one that holds a run is refused (`run_exists`)
+ * unless `fresh` says to delete that run's files (and only those).
+ */
+async function claimDirectory(directory: string, fresh: boolean): Promise<void> {
+  const ours = await runFilesIn(directory);
+  if (ours.length === 0) return;
+  if (!fresh) {
+    throw new TrainingError(
+      'run_exists',
+      `${directory} holds a run (${ours.includes(MANIFEST_FILE) ? MANIFEST_FILE : ours[0]}); ` +
+        'continue it with --resume (resume: true), or start over with --fresh (fresh: true, deletes its ' +
+        'checkpoints and metrics) or another --checkpoint-dir',
+    );
+  }
   for (const name of ours) await unlink(join(directory, name));
 }
 
@@ -105,7 +123,7 @@ export async function prepareRun(
     if (!devices.some((device) => device.id === copy.deviceId))
       snapshot.deviceId = startingDevice(config, devices);
   } else if (config.checkpointDir !== undefined) {
-    await clearOldRun(config.checkpointDir);
+    await claimDirectory(config.checkpointDir, config.fresh);
   }
   const stepsPerEpoch = Math.ceil(data.train.length / config.batchSize);
   const plannedSteps = Math.min(config.maxSteps, config.epochs * stepsPerEpoch);
