@@ -11,6 +11,7 @@ export type TrainingErrorCode =
   | 'invalid_data'
   | 'no_checkpoint'
   | 'run_exists'
+  | 'checkpoint_locked'
   | 'checkpoint_corrupt'
   | 'checkpoint_mismatch'
   | 'supervisor_gave_up'

@@ -3,16 +3,15 @@
  * devices and the one to start on, the snapshot (empty, or loaded from the last checkpoint when
  * resuming), the step lineage and the fault plan.
  */
-import { readdir, unlink } from 'node:fs/promises';
-import { join } from 'node:path';
 import type { ActorSystem } from '../../actor/ActorSystem.js';
 import { Random } from '../../actor/Random.js';
 import { detectDevices, InvalidDeviceSpec, parseDeviceSpec } from '../../gpu/detect.js';
 import type { DeviceInfo } from '../../gpu/types.js';
-import { MANIFEST_FILE, type RunIdentity, readCheckpoint } from './checkpointFiles.js';
+import { type RunIdentity, readCheckpoint } from './checkpointFiles.js';
 import { TrainingError } from './errors.js';
 import { FaultPlan } from './FaultPlan.js';
 import { modelFactoryOf } from './models.js';
+import { claimDirectory } from './runDirectory.js';
 import { StepLineage } from './StepLineage.js';
 import type { ResolvedTrainingConfig, TrainingData } from './TrainingConfig.js';
 import { TrainingSession } from './TrainingSession.js';
@@ -63,39 +62,6 @@ function identityOf(
     datasetLength: data.train.length,
     parameterNames,
   };
-}
-
-/** The files of a run in `directory`: its manifest, tensor files and metrics (none: empty). */
-async function runFilesIn(directory: string): Promise<string[]> {
-  let names: string[];
-  try {
-    names = await readdir(directory);
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return [];
-    throw error;
-  }
-  return names.filter(
-    (name) =>
-      name === MANIFEST_FILE || name === 'metrics.jsonl' || /^checkpoint-\d{10}\.safetensors$/.test(name),
-  );
-}
-
-/**
- * A new run needs a directory without a run: one that holds a run is refused (`run_exists`)
- * unless `fresh` says to delete that run's files (and only those).
- */
-async function claimDirectory(directory: string, fresh: boolean): Promise<void> {
-  const ours = await runFilesIn(directory);
-  if (ours.length === 0) return;
-  if (!fresh) {
-    throw new TrainingError(
-      'run_exists',
-      `${directory} holds a run (${ours.includes(MANIFEST_FILE) ? MANIFEST_FILE : ours[0]}); ` +
-        'continue it with --resume (resume: true), or start over with --fresh (fresh: true, deletes its ' +
-        'checkpoints and metrics) or another --checkpoint-dir',
-    );
-  }
-  for (const name of ours) await unlink(join(directory, name));
 }
 
 export async function prepareRun(

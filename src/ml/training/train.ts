@@ -17,6 +17,7 @@
  * result.lostSteps; // 0
  * ```
  */
+import { dirname } from 'node:path';
 import { ActorSystem } from '../../actor/ActorSystem.js';
 import { type ExitReason, formatReason } from '../../actor/ExitReason.js';
 import { CallExit } from '../../actor/errors.js';
@@ -48,10 +49,12 @@ import {
   StepRequest,
 } from './messages.js';
 import { type PreparedRun, prepareRun } from './prepareRun.js';
+import { lockRunDirectory, makeDirectory } from './runDirectory.js';
 import { SnapshotPolicy } from './SnapshotPolicy.js';
 import {
   type Recovery,
   type RecoveryCause,
+  type ResolvedTrainingConfig,
   resolveTrainingConfig,
   TRAINING_LIMITS,
   type TrainingConfig,
@@ -136,6 +139,17 @@ function reportCrash(_pid: Pid, reason: ExitReason): void {
 export async function train(config: TrainingConfig): Promise<TrainingResult> {
   const startedMs = performance.now();
   const resolved = resolveTrainingConfig(config);
+  const release =
+    resolved.checkpointDir === undefined ? undefined : await lockRunDirectory(resolved.checkpointDir);
+  try {
+    if (resolved.metricsPath !== undefined) await makeDirectory(dirname(resolved.metricsPath), 'metricsPath');
+    return await trainLocked(resolved, startedMs);
+  } finally {
+    await release?.();
+  }
+}
+
+async function trainLocked(resolved: ResolvedTrainingConfig, startedMs: number): Promise<TrainingResult> {
   const data = await loadTrainingData(resolved.data);
   const system = new ActorSystem({ onCrash: reportCrash });
   const prepared = await prepareRun(system, resolved, data);
