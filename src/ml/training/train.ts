@@ -107,7 +107,13 @@ interface Run extends PreparedRun {
   readonly records: StepRecord[];
   lastLoss: number;
   epochLossSum: number;
+  /** Steps of the current epoch committed (those before a resume included). */
   epochSteps: number;
+  /** Steps of the current epoch this process ran (for its rate). */
+  epochStepsHere: number;
+  /** `epochLossSums[i]`: the loss sum of the epoch's first `epochBaseSteps + i` steps. */
+  epochLossSums: number[];
+  epochBaseSteps: number;
   epochStartedMs: number;
   evaluationMs: number;
   failedStep: number;
@@ -168,8 +174,11 @@ async function trainLocked(resolved: ResolvedTrainingConfig, startedMs: number):
     epochs: [],
     records: [],
     lastLoss: Number.NaN,
-    epochLossSum: 0,
-    epochSteps: 0,
+    epochLossSum: prepared.session.snapshot.epochProgress.lossSum,
+    epochSteps: prepared.session.snapshot.epochProgress.steps,
+    epochStepsHere: 0,
+    epochLossSums: [prepared.session.snapshot.epochProgress.lossSum],
+    epochBaseSteps: prepared.session.snapshot.epochProgress.steps,
     epochStartedMs: performance.now(),
     evaluationMs: 0,
     failedStep: -1,
@@ -240,7 +249,7 @@ async function runSteps(run: Run): Promise<void> {
     if (step + 1 > run.highestCommitted) {
       run.highestCommitted = step + 1;
       afterCommit(run, step, outcome as number);
-    }
+    } else if (snapshot.step === step + 1) snapshot.epochProgress = epochProgressAt(run, step + 1);
   }
   if (run.pending !== undefined) finishRecovery(run);
   flushRecords(run);
@@ -253,6 +262,9 @@ function afterCommit(run: Run, step: number, loss: number): void {
   run.lastLoss = loss;
   run.epochLossSum += loss;
   run.epochSteps++;
+  run.epochStepsHere++;
+  run.epochLossSums.push(run.epochLossSum);
+  if (session.snapshot.step === committed) session.snapshot.epochProgress = epochProgressAt(run, committed);
   run.records.push({ step: committed, epoch, loss, timeMs: performance.now() });
   if (run.records.length >= METRICS_BATCH_STEPS) flushRecords(run);
   regrowMicroBatch(run);
@@ -262,6 +274,13 @@ function afterCommit(run: Run, step: number, loss: number): void {
   }
   onStep?.({ step: committed, epoch, loss });
   if (committed % run.stepsPerEpoch === 0 || committed === run.plannedSteps) endEpoch(run, epoch);
+}
+
+/** The steps of the epoch before `committed` and their loss sum (the epoch `committed` falls in). */
+function epochProgressAt(run: Run, committed: number): { steps: number; lossSum: number } {
+  const steps = committed % run.stepsPerEpoch;
+  if (steps === 0) return { steps: 0, lossSum: 0 };
+  return { steps, lossSum: run.epochLossSums[steps - run.epochBaseSteps] };
 }
 
 function flushRecords(run: Run): void {
@@ -293,7 +312,7 @@ function endEpoch(run: Run, epoch: number): void {
     epoch,
     meanLoss: run.epochSteps > 0 ? run.epochLossSum / run.epochSteps : Number.NaN,
     testAccuracy,
-    stepsPerSec: seconds > 0 ? run.epochSteps / seconds : 0,
+    stepsPerSec: seconds > 0 ? run.epochStepsHere / seconds : 0,
     steps: run.epochSteps,
   };
   run.epochs.push(summary);
@@ -304,6 +323,9 @@ function endEpoch(run: Run, epoch: number): void {
   );
   run.epochLossSum = 0;
   run.epochSteps = 0;
+  run.epochStepsHere = 0;
+  run.epochLossSums = [0];
+  run.epochBaseSteps = 0;
   run.epochStartedMs = nowMs;
 }
 
