@@ -12,9 +12,11 @@
  * such as actorCrashRate, or JSON). Bad options exit with code 2 and say what is wrong; a run
  * that cannot start (bad data, no checkpoint to resume) exits with code 1.
  */
+
+import { join } from 'node:path';
 import { type Command, InvalidArgumentError, Option } from 'commander';
 import { parseFaultConfig } from '../fault/FaultConfig.js';
-import type { Recovery, TrainingResult } from '../ml/training/index.js';
+import type { EpochReport, Recovery, StartReport, TrainingResult } from '../ml/training/index.js';
 
 /** The faults of a bare `--faults`: actor crashes at 2% of steps (about 19 per Fashion-MNIST epoch at batch 64). */
 export const DEFAULT_TRAINING_FAULTS = 'actorCrashRate=0.02,seed=7';
@@ -96,11 +98,13 @@ export function trainingReport(result: TrainingResult): Record<string, unknown> 
     tensor_backend: result.tensorBackend,
     final_micro_batch_size: result.finalMicroBatchSize,
     dataset: result.dataset,
+    interrupted: result.interrupted,
     epochs: result.epochs.map((epoch) => ({
-      epoch: epoch.epoch,
+      epoch: epoch.epoch + 1,
       mean_loss: round(epoch.meanLoss, 5),
       test_accuracy: epoch.testAccuracy === undefined ? null : round(epoch.testAccuracy, 4),
       steps_per_sec: round(epoch.stepsPerSec, 1),
+      steps: epoch.steps,
     })),
   };
 }
@@ -115,28 +119,48 @@ function writeSummary(result: TrainingResult, write: (line: string) => void): vo
   write(
     `dataset ${result.dataset}, devices ${result.devicesUsed.join(' -> ')} (tensor math on the ${result.tensorBackend} backend)`,
   );
-  for (const epoch of result.epochs) {
-    const accuracy =
-      epoch.testAccuracy === undefined ? '' : ` test accuracy ${epoch.testAccuracy.toFixed(4)}`;
-    write(
-      `epoch ${epoch.epoch + 1}: mean loss ${epoch.meanLoss.toFixed(4)}${accuracy} ${epoch.stepsPerSec.toFixed(1)} steps/s`,
-    );
-  }
   const causes = Object.entries(countCauses(result.recoveries)).map(([cause, count]) => `${cause} ${count}`);
   const medianMs = median(result.recoveries.map((recovery) => recovery.recoveryMs));
   write(
     `recoveries ${result.recoveries.length}${causes.length > 0 ? ` (${causes.join(', ')}), median ${medianMs.toFixed(2)} ms` : ''}`,
   );
+  const accuracy = result.interrupted ? '' : `, final test accuracy ${result.finalTestAccuracy.toFixed(4)}`;
   write(
-    `steps ${result.steps}, ${result.stepsPerSec.toFixed(1)} steps/s, lost steps ${result.lostSteps}, final test accuracy ${result.finalTestAccuracy.toFixed(4)}`,
+    `steps ${result.steps}, ${result.stepsPerSec.toFixed(1)} steps/s, lost steps ${result.lostSteps}${accuracy}`,
   );
   write(`weights sha256 ${result.weightsSha256}`);
 }
 
-/** Runs `zbmd train` with parsed options; `write` gets the report lines (stdout). */
+function epochLine(epoch: EpochReport): string {
+  const accuracy = epoch.testAccuracy === undefined ? '' : ` test accuracy ${epoch.testAccuracy.toFixed(4)}`;
+  return `epoch ${epoch.epoch + 1}: mean loss ${epoch.meanLoss.toFixed(4)}${accuracy} ${epoch.stepsPerSec.toFixed(1)} steps/s (${epoch.steps} steps)`;
+}
+
+function headerLine(options: TrainCommandOptions, start: StartReport): string {
+  const resumed = start.resumedFromStep > 0 ? `, resumed from step ${start.resumedFromStep}` : '';
+  return (
+    `training ${options.model} with ${options.optimizer} on ${start.dataset}: ${start.plannedSteps} steps ` +
+    `(${start.stepsPerEpoch} per epoch), device ${start.deviceId}${resumed}`
+  );
+}
+
+/** Quotes a word for a POSIX shell when it holds anything but safe characters. */
+function shellWord(word: string): string {
+  return /^[\w@%+=:,./-]+$/.test(word) ? word : `'${word.replaceAll("'", "'\\''")}'`;
+}
+
+/** The command that resumes this run: the same arguments, without --fresh, with --resume. */
+export function resumeCommand(argv: readonly string[]): string {
+  const words = argv.filter((word) => word !== '--fresh');
+  if (!words.includes('--resume')) words.push('--resume');
+  return ['zbmd', ...words].map(shellWord).join(' ');
+}
+
+/** Runs `zbmd train` with parsed options; `write` gets the report lines (stdout), as they come. */
 export async function trainCommand(
   options: TrainCommandOptions,
   write: (line: string) => void,
+  stopSignal?: AbortSignal,
 ): Promise<TrainingResult> {
   const faults =
     options.faults === true ? DEFAULT_TRAINING_FAULTS : options.faults && parseTrainingFaults(options.faults);
@@ -144,6 +168,7 @@ export async function trainCommand(
   const live = stderr.isTTY === true;
   // Loaded on use, so that `zbmd --help` and the other commands do not load the ML stack.
   const { train } = await import('../ml/training/index.js');
+  const text = !options.json;
   const result = await train({
     model: options.model,
     optimizer: options.optimizer,
@@ -160,12 +185,58 @@ export async function trainCommand(
     snapshotIntervalSteps: options.snapshotInterval,
     resume: options.resume,
     fresh: options.fresh,
+    stopSignal,
     progress: live ? (line) => stderr.write(`\r\x1b[K${line}`) : undefined,
+    onStart: text ? (start) => write(headerLine(options, start)) : undefined,
+    onEpoch: text ? (epoch) => write(epochLine(epoch)) : undefined,
   });
   if (live) stderr.write('\n');
   if (options.json) write(JSON.stringify(trainingReport(result)));
   else writeSummary(result, write);
   return result;
+}
+
+/** Exit codes of a run stopped by a signal: 128 + the signal's number, as shells report it. */
+const SIGNAL_EXIT_CODES = { SIGINT: 130, SIGTERM: 143 } as const;
+type StopSignal = keyof typeof SIGNAL_EXIT_CODES;
+
+/**
+ * The `zbmd train` action: runs the command, and on SIGINT or SIGTERM stops after the step in
+ * flight, writes a checkpoint, says where it is and how to resume, and exits 130 / 143. A
+ * second signal exits at once (the last checkpoint written stays valid).
+ */
+async function runTrainAction(options: TrainCommandOptions, argv: readonly string[]): Promise<void> {
+  const stop = new AbortController();
+  let received: StopSignal | undefined;
+  const onSignal = (signal: StopSignal): void => {
+    if (received !== undefined) process.exit(SIGNAL_EXIT_CODES[signal]);
+    received = signal;
+    stop.abort(signal);
+    process.stderr.write(
+      `zbmd train: ${signal}: finishing the step in flight and writing a checkpoint (send it again to quit at once)\n`,
+    );
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  let result: TrainingResult;
+  try {
+    result = await trainCommand(options, (line) => console.log(line), stop.signal);
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
+  if (!result.interrupted || received === undefined) return;
+  const lines =
+    options.checkpointDir === undefined
+      ? [
+          `interrupted by ${received} at step ${result.steps}; nothing was saved (no --checkpoint-dir to resume from)`,
+        ]
+      : [
+          `interrupted by ${received} at step ${result.steps}; checkpoint ${join(options.checkpointDir, 'latest.json')} (step ${result.steps})`,
+          `resume with: ${resumeCommand(argv)}`,
+        ];
+  for (const line of lines) (options.json ? console.error : console.log)(line);
+  process.exitCode = SIGNAL_EXIT_CODES[received];
 }
 
 function integerParser(minimum: number): (value: string) => number {
@@ -250,7 +321,7 @@ export function registerTrainCommand(program: Command): void {
         throw new InvalidArgumentError('--fresh needs --checkpoint-dir and cannot go with --resume');
       }
       try {
-        await trainCommand(options, (line) => console.log(line));
+        await runTrainAction(options, process.argv.slice(2));
       } catch (error) {
         const { isTrainingError } = await import('../ml/training/errors.js');
         if (!isTrainingError(error)) throw error;

@@ -94,6 +94,36 @@ export interface TrainingConfig {
   readonly onRecovery?: (recovery: Recovery) => void;
   /** Told about every action of the training supervisor (restarts...). */
   readonly onSupervisionEvent?: (event: SupervisionEvent) => void;
+  /**
+   * Stops the run when aborted (the CLI aborts it on SIGINT and SIGTERM): the step in flight
+   * ends, the state is snapshotted and, with a `checkpointDir`, written as a checkpoint with
+   * reason 'interrupted'; `train` then resolves with `interrupted: true` (no final evaluation).
+   */
+  readonly stopSignal?: AbortSignal;
+  /** Called once the run is prepared, before its first step (the CLI prints it as a header). */
+  readonly onStart?: (info: StartReport) => void;
+  /** Called at the end of every epoch, with the figures `TrainingResult.epochs` will hold. */
+  readonly onEpoch?: (summary: EpochReport) => void;
+}
+
+export interface StartReport {
+  readonly dataset: string;
+  readonly plannedSteps: number;
+  readonly stepsPerEpoch: number;
+  /** Steps already committed (0, or the step a resumed run starts from). */
+  readonly resumedFromStep: number;
+  readonly deviceId: string;
+}
+
+/** One epoch's figures; `epoch` counts from 0 (reports print it from 1). */
+export interface EpochReport {
+  readonly epoch: number;
+  /** Over all the epoch's steps, those run before a resume included. */
+  readonly meanLoss: number;
+  readonly testAccuracy: number | undefined;
+  /** Steps per second of the steps this process ran. */
+  readonly stepsPerSec: number;
+  readonly steps: number;
 }
 
 export interface StepReport {
@@ -164,6 +194,9 @@ export interface ResolvedTrainingConfig {
   readonly onStep: ((info: StepReport) => void) | undefined;
   readonly onRecovery: ((recovery: Recovery) => void) | undefined;
   readonly onSupervisionEvent: ((event: SupervisionEvent) => void) | undefined;
+  readonly stopSignal: AbortSignal | undefined;
+  readonly onStart: ((info: StartReport) => void) | undefined;
+  readonly onEpoch: ((summary: EpochReport) => void) | undefined;
 }
 
 function invalid(field: string, value: unknown, allowed: string): never {
@@ -193,6 +226,11 @@ function resolveFaults(value: unknown): FaultConfig {
 function optionalFunction<T>(field: string, value: unknown): T | undefined {
   if (value !== undefined && typeof value !== 'function') invalid(field, value, 'a function');
   return value as T | undefined;
+}
+
+function optionalSignal(value: unknown): AbortSignal | undefined {
+  if (value !== undefined && !(value instanceof AbortSignal)) invalid('stopSignal', value, 'an AbortSignal');
+  return value as AbortSignal | undefined;
 }
 
 function optionalString(field: string, value: unknown): string | undefined {
@@ -280,5 +318,8 @@ export function resolveTrainingConfig(config: TrainingConfig): ResolvedTrainingC
     onStep: optionalFunction('onStep', fields.onStep),
     onRecovery: optionalFunction('onRecovery', fields.onRecovery),
     onSupervisionEvent: optionalFunction('onSupervisionEvent', fields.onSupervisionEvent),
+    stopSignal: optionalSignal(fields.stopSignal),
+    onStart: optionalFunction('onStart', fields.onStart),
+    onEpoch: optionalFunction('onEpoch', fields.onEpoch),
   };
 }

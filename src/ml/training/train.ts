@@ -52,6 +52,7 @@ import { type PreparedRun, prepareRun } from './prepareRun.js';
 import { lockRunDirectory, makeDirectory } from './runDirectory.js';
 import { SnapshotPolicy } from './SnapshotPolicy.js';
 import {
+  type EpochReport,
   type Recovery,
   type RecoveryCause,
   type ResolvedTrainingConfig,
@@ -66,13 +67,7 @@ import { weightsSha256 } from './weightsHash.js';
 /** A step that takes longer than this is treated as hung (the call times out and is recovered). */
 export const STEP_CALL_TIMEOUT_MS = 600_000;
 
-export interface EpochSummary {
-  readonly epoch: number;
-  readonly meanLoss: number;
-  readonly testAccuracy: number | undefined;
-  readonly stepsPerSec: number;
-  readonly steps: number;
-}
+export type EpochSummary = EpochReport;
 
 export interface TrainingResult {
   readonly finalTestAccuracy: number;
@@ -97,6 +92,8 @@ export interface TrainingResult {
   readonly faultsInjected: Readonly<Record<string, number>>;
   /** Steps between in-memory snapshots at the end of the run (see `SnapshotPolicy`). */
   readonly snapshotIntervalSteps: number;
+  /** True when `stopSignal` stopped the run before its last step (`finalTestAccuracy` is then NaN). */
+  readonly interrupted: boolean;
 }
 
 interface Run extends PreparedRun {
@@ -197,6 +194,13 @@ async function trainLocked(resolved: ResolvedTrainingConfig, startedMs: number):
   try {
     if (!prepared.session.snapshot.taken)
       await system.call(prepared.session.pidOf('model'), new CaptureRequest());
+    resolved.onStart?.({
+      dataset: data.name ?? 'in-memory',
+      plannedSteps: prepared.plannedSteps,
+      stepsPerEpoch: prepared.stepsPerEpoch,
+      resumedFromStep: prepared.firstStep,
+      deviceId: prepared.session.deviceId,
+    });
     const loopStartedMs = performance.now();
     await runSteps(run);
     const loopMs = performance.now() - loopStartedMs - run.evaluationMs;
@@ -222,13 +226,20 @@ async function runSteps(run: Run): Promise<void> {
   const { session, system } = run;
   const snapshot = session.snapshot;
   const request = new StepRequest(0, NO_STEP_FAULTS, false);
+  const stop = session.config.stopSignal;
   while (run.nextStep < run.plannedSteps) {
+    // Asked to stop: go on (capturing every step) until the snapshot holds the last step run.
+    if (stop?.aborted && snapshot.step === run.nextStep) break;
     const step = run.nextStep;
     if (run.pending !== undefined && step >= run.pending.step) finishRecovery(run);
     const faults = run.plan.decide(step, session.deviceId);
     request.step = step;
     request.faults = faults;
-    request.capture = run.policy.shouldCapture(step + 1, snapshot.step, snapshotForced(run, step + 1));
+    request.capture = run.policy.shouldCapture(
+      step + 1,
+      snapshot.step,
+      snapshotForced(run, step + 1) || stop?.aborted === true,
+    );
     let outcome: unknown;
     try {
       if (faults.crash !== undefined && faults.crash !== 'model') {
@@ -316,6 +327,7 @@ function endEpoch(run: Run, epoch: number): void {
     steps: run.epochSteps,
   };
   run.epochs.push(summary);
+  session.config.onEpoch?.(summary);
   castTo(
     run.system,
     session.pidOf('metrics'),
@@ -414,13 +426,15 @@ function finishRecovery(run: Run): void {
 
 async function finish(run: Run, loopMs: number, startedMs: number): Promise<TrainingResult> {
   const { session, system } = run;
+  const interrupted = run.nextStep < run.plannedSteps;
   if (session.config.checkpointDir !== undefined) {
-    castTo(system, session.pidOf('checkpoint'), new PersistRequest(session.snapshot.copy(), 'final'));
+    const reason = interrupted ? 'interrupted' : 'final';
+    castTo(system, session.pidOf('checkpoint'), new PersistRequest(session.snapshot.copy(), reason));
     await system.call(session.pidOf('checkpoint'), new FlushRequest(), STEP_CALL_TIMEOUT_MS);
   }
   const model = session.model!.module;
-  const finalTestAccuracy = evaluateAccuracy(model, session.data.test);
-  const audit = session.lineage.audit(session.data.train.length, run.firstPosition);
+  const finalTestAccuracy = interrupted ? Number.NaN : evaluateAccuracy(model, session.data.test);
+  const audit = session.lineage.audit(session.data.train.length, run.firstPosition, run.nextStep);
   const stepsRun = run.nextStep - run.firstStep;
   return {
     finalTestAccuracy,
@@ -439,5 +453,6 @@ async function finish(run: Run, loopMs: number, startedMs: number): Promise<Trai
     dataset: session.data.name ?? 'in-memory',
     faultsInjected: run.plan.injector.counts(),
     snapshotIntervalSteps: run.policy.intervalSteps,
+    interrupted,
   };
 }
