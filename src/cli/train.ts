@@ -13,10 +13,13 @@
  * that cannot start (bad data, no checkpoint to resume) exits with code 1.
  */
 
+import { statSync } from 'node:fs';
 import { join } from 'node:path';
 import { type Command, InvalidArgumentError, Option } from 'commander';
 import { parseFaultConfig } from '../fault/FaultConfig.js';
 import type { EpochReport, Recovery, StartReport, TrainingResult } from '../ml/training/index.js';
+import { TRAINING_LIMITS } from '../ml/training/TrainingConfig.js';
+import { integerOption, numberOption, pathOption, UsageError } from './options.js';
 
 /** The faults of a bare `--faults`: actor crashes at 2% of steps (about 19 per Fashion-MNIST epoch at batch 64). */
 export const DEFAULT_TRAINING_FAULTS = 'actorCrashRate=0.02,seed=7';
@@ -239,26 +242,23 @@ async function runTrainAction(options: TrainCommandOptions, argv: readonly strin
   process.exitCode = SIGNAL_EXIT_CODES[received];
 }
 
-function integerParser(minimum: number): (value: string) => number {
-  return (value) => {
-    const parsed = Number(value);
-    if (!Number.isInteger(parsed) || parsed < minimum) {
-      throw new InvalidArgumentError(`expected an integer >= ${minimum}, got '${value}'`);
-    }
-    return parsed;
-  };
-}
-
-function parseLearningRate(value: string): number {
-  const parsed = Number(value);
-  if (!(parsed > 0 && parsed <= 10))
-    throw new InvalidArgumentError(`expected a number in (0, 10], got '${value}'`);
-  return parsed;
-}
-
 function parseSnapshotInterval(value: string): number | 'auto' {
   if (value === 'auto') return value;
-  return integerParser(1)(value);
+  try {
+    return integerOption(1, TRAINING_LIMITS.maxSnapshotIntervalSteps)(value);
+  } catch {
+    throw new InvalidArgumentError(
+      `expected 'auto' or an integer from 1 to ${TRAINING_LIMITS.maxSnapshotIntervalSteps}, got '${value}'`,
+    );
+  }
+}
+
+function parseDevice(value: string): string {
+  if (!/^(cpu|webgpu|cuda)(:(0|[1-9][0-9]{0,3}))?$/.test(value))
+    throw new InvalidArgumentError(
+      `expected cpu, webgpu or cuda, optionally :<index> (cuda:0), got '${value}'`,
+    );
+  return value;
 }
 
 function parseFaultsOption(value: string): string {
@@ -279,27 +279,52 @@ export function registerTrainCommand(program: Command): void {
     .option(
       '--data <dir>',
       'IDX files or train.csv + test.csv (default: Fashion-MNIST if installed, else data/tiny)',
+      pathOption,
     )
     .addOption(new Option('--model <name>', 'model').choices(['mlp', 'cnn']).default('mlp'))
     .addOption(
       new Option('--optimizer <name>', 'optimizer').choices(['sgd', 'adam', 'adamw']).default('adam'),
     )
-    .option('--epochs <n>', 'epochs', integerParser(1), 1)
-    .option('--batch-size <n>', 'samples per step', integerParser(1), 64)
-    .option('--lr <rate>', 'learning rate (default 1e-3 for adam, 0.01 for sgd)', parseLearningRate)
-    .option('--device <id>', 'device to start on: cpu, webgpu:0, cuda:0 (default: the first detected)')
+    .option(
+      '--epochs <n>',
+      `epochs (1 to ${TRAINING_LIMITS.maxEpochs})`,
+      integerOption(1, TRAINING_LIMITS.maxEpochs),
+      1,
+    )
+    .option(
+      '--batch-size <n>',
+      `samples per step (1 to ${TRAINING_LIMITS.maxBatchSize})`,
+      integerOption(1, TRAINING_LIMITS.maxBatchSize),
+      64,
+    )
+    .option(
+      '--lr <rate>',
+      'learning rate in (0, 10] (default 1e-3 for adam, 0.01 for sgd)',
+      numberOption(0, 10),
+    )
+    .option(
+      '--device <id>',
+      'device to start on: cpu, webgpu:0, cuda:0 (default: ZBMD_DEVICE, else the first detected)',
+      parseDevice,
+    )
     .option(
       '--faults [spec]',
       `inject faults, e.g. crash=0.01,oom=0.001,device=0.001,seed=7 (bare: ${DEFAULT_TRAINING_FAULTS})`,
       parseFaultsOption,
     )
-    .option('--seed <n>', 'seed of initialisation and shuffling', integerParser(0), 42)
-    .option('--max-steps <n>', 'stop after this many steps', integerParser(1))
+    .option('--seed <n>', 'seed of initialisation and shuffling', integerOption(0), 42)
+    .option('--max-steps <n>', 'stop after this many steps', integerOption(1))
     .option(
       '--checkpoint-dir <dir>',
       'persist checkpoints (safetensors + latest.json) and metrics.jsonl here',
+      pathOption,
     )
-    .option('--checkpoint-interval <steps>', 'persist every this many steps', integerParser(1), 100)
+    .option(
+      '--checkpoint-interval <steps>',
+      `persist every this many steps (1 to ${TRAINING_LIMITS.maxCheckpointIntervalSteps})`,
+      integerOption(1, TRAINING_LIMITS.maxCheckpointIntervalSteps),
+      100,
+    )
     .option(
       '--snapshot-interval <steps>',
       "steps between in-memory snapshots, or 'auto': every step while a snapshot costs under 1% of a step",
@@ -315,18 +340,21 @@ export function registerTrainCommand(program: Command): void {
     .option('--json', 'print one JSON object', false)
     .action(async (options: TrainCommandOptions) => {
       if (options.resume && options.checkpointDir === undefined) {
-        throw new InvalidArgumentError('--resume needs --checkpoint-dir');
+        throw new UsageError('--resume needs --checkpoint-dir');
       }
       if (options.fresh && (options.resume || options.checkpointDir === undefined)) {
-        throw new InvalidArgumentError('--fresh needs --checkpoint-dir and cannot go with --resume');
+        throw new UsageError('--fresh needs --checkpoint-dir and cannot go with --resume');
       }
+      if (options.data !== undefined && !statSync(options.data, { throwIfNoEntry: false })?.isDirectory())
+        throw new UsageError(`--data ${options.data} is not a directory (IDX files or train.csv + test.csv)`);
       try {
         await runTrainAction(options, process.argv.slice(2));
       } catch (error) {
         const { isTrainingError } = await import('../ml/training/errors.js');
         if (!isTrainingError(error)) throw error;
         console.error(`zbmd train: ${error.message}`);
-        process.exitCode = 1;
+        // A bad value found once training looked at it is a bad invocation too.
+        process.exitCode = error.code === 'invalid_config' ? 2 : 1;
       }
     });
 }
