@@ -31,7 +31,16 @@ export function buildProgram(): Command {
     .option('--seed <n>', 'seed for the crash schedule', integerOption(0), 42)
     .action(async (options: { crashes: number; seed: number }) => {
       const { runDemo } = await import('./demo.js');
-      await runDemo({ crashes: options.crashes, seed: options.seed, write: (line) => console.log(line) });
+      const result = await runDemo({
+        crashes: options.crashes,
+        seed: options.seed,
+        write: (line) => console.log(line),
+      });
+      // The job failed: say so on stderr too, and exit 1.
+      if (result.supervisorGaveUp !== undefined) {
+        console.error(`zbmd demo: ${result.supervisorGaveUp}`);
+        process.exitCode = 1;
+      }
     });
 
   program
