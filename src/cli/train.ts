@@ -16,20 +16,14 @@
 import { statSync } from 'node:fs';
 import { join } from 'node:path';
 import { type Command, InvalidArgumentError, Option } from 'commander';
-import { parseFaultConfig } from '../fault/FaultConfig.js';
+import { faultKeyOf, parseFaultConfig } from '../fault/FaultConfig.js';
+import { trainingFaultProblem } from '../ml/training/FaultPlan.js';
 import type { EpochReport, Recovery, StartReport, TrainingResult } from '../ml/training/index.js';
 import { TRAINING_LIMITS } from '../ml/training/TrainingConfig.js';
 import { integerOption, numberOption, pathOption, UsageError } from './options.js';
 
 /** The faults of a bare `--faults`: actor crashes at 2% of steps (about 19 per Fashion-MNIST epoch at batch 64). */
 export const DEFAULT_TRAINING_FAULTS = 'actorCrashRate=0.02,seed=7';
-
-const FAULT_ALIASES: Readonly<Record<string, string>> = {
-  crash: 'actorCrashRate',
-  oom: 'oomRate',
-  device: 'gpuErrorRate',
-  gpu: 'gpuErrorRate',
-};
 
 export interface TrainCommandOptions {
   readonly data?: string;
@@ -53,11 +47,14 @@ export interface TrainCommandOptions {
   readonly json: boolean;
 }
 
-/** Reads `--faults`: short keys (crash, oom, device, seed) or the ZBMD_FAULTS syntax. */
+/**
+ * Reads `--faults` or `ZBMD_FAULTS`: short keys (crash, oom, device, seed) or long ones, as
+ * pairs or JSON. Throws on a bad value, or a kind that training does not act on.
+ */
 export function parseTrainingFaults(text: string): string {
   const trimmed = text.trim();
   if (trimmed.startsWith('{')) {
-    parseFaultConfig(trimmed);
+    checkTrainingFaults(trimmed);
     return trimmed;
   }
   const expanded = trimmed
@@ -65,12 +62,17 @@ export function parseTrainingFaults(text: string): string {
     .filter((pair) => pair.trim() !== '')
     .map((pair) => {
       const [key, ...rest] = pair.split('=');
-      const name = FAULT_ALIASES[key.trim()] ?? key.trim();
+      const name = faultKeyOf(key.trim()) ?? key.trim();
       return rest.length === 0 ? name : `${name}=${rest.join('=')}`;
     })
     .join(',');
-  parseFaultConfig(expanded);
+  checkTrainingFaults(expanded);
   return expanded;
+}
+
+function checkTrainingFaults(text: string): void {
+  const problem = trainingFaultProblem(parseFaultConfig(text));
+  if (problem !== undefined) throw new Error(problem);
 }
 
 function median(values: readonly number[]): number {
@@ -269,6 +271,17 @@ function parseFaultsOption(value: string): string {
   }
 }
 
+/** `--faults`, else `ZBMD_FAULTS` (checked as `--faults` is), else none. */
+function faultsFromEnvironment(options: TrainCommandOptions): TrainCommandOptions {
+  const variable = process.env.ZBMD_FAULTS;
+  if (options.faults !== undefined || variable === undefined || variable.trim() === '') return options;
+  try {
+    return { ...options, faults: parseTrainingFaults(variable) };
+  } catch (error) {
+    throw new UsageError(`ZBMD_FAULTS: ${(error as Error).message} (short keys: crash, oom, device, seed)`);
+  }
+}
+
 /** Adds `zbmd train` to the program (src/cli/main.ts calls it). */
 export function registerTrainCommand(program: Command): void {
   program
@@ -348,7 +361,7 @@ export function registerTrainCommand(program: Command): void {
       if (options.data !== undefined && !statSync(options.data, { throwIfNoEntry: false })?.isDirectory())
         throw new UsageError(`--data ${options.data} is not a directory (IDX files or train.csv + test.csv)`);
       try {
-        await runTrainAction(options, process.argv.slice(2));
+        await runTrainAction(faultsFromEnvironment(options), process.argv.slice(2));
       } catch (error) {
         const { isTrainingError } = await import('../ml/training/errors.js');
         if (!isTrainingError(error)) throw error;

@@ -4,13 +4,14 @@
  * field by field, each failure a `TrainingError` `invalid_config` naming the field.
  */
 import type { Random } from '../../actor/Random.js';
-import type { FaultConfig } from '../../fault/FaultConfig.js';
+import type { FaultConfig, FaultSettings } from '../../fault/FaultConfig.js';
 import { faultConfig, NO_FAULTS, parseFaultConfig } from '../../fault/FaultConfig.js';
 import type { DeviceInfo } from '../../gpu/types.js';
 import type { SupervisionEvent } from '../../supervision/SupervisionEvent.js';
 import type { Dataset } from '../data/Dataset.js';
 import type { Module } from '../nn/Module.js';
 import { TrainingError } from './errors.js';
+import { trainingFaultProblem } from './FaultPlan.js';
 
 /** The shape of the data a model is built for. */
 export interface ModelShape {
@@ -70,8 +71,12 @@ export interface TrainingConfig {
   readonly device?: string;
   /** Devices to train on; default: `detectDevices()`. */
   readonly devices?: readonly DeviceInfo[];
-  /** Injected faults: a `FaultConfig` (partial) or the `ZBMD_FAULTS` text; default none. */
-  readonly faults?: Partial<FaultConfig> | string;
+  /**
+   * Injected faults: a `FaultConfig` (partial, long or short keys) or the `ZBMD_FAULTS` text;
+   * default none. Training acts on actor crashes, out-of-memory and device errors; a non-zero
+   * rate of another kind (message drops or delays, kernel timeouts) is refused (`invalid_config`).
+   */
+  readonly faults?: FaultSettings | string;
   /** Seed of weight initialisation and shuffling; default 42. */
   readonly seed?: number;
   /** Shuffle the training set each epoch; default true. */
@@ -216,11 +221,15 @@ function integerIn(field: string, value: unknown, fallback: number, min: number,
 
 function resolveFaults(value: unknown): FaultConfig {
   if (value === undefined) return NO_FAULTS;
+  let config: FaultConfig;
   try {
-    return typeof value === 'string' ? parseFaultConfig(value) : faultConfig(value as Partial<FaultConfig>);
+    config = typeof value === 'string' ? parseFaultConfig(value) : faultConfig(value as FaultSettings);
   } catch (error) {
     throw new TrainingError('invalid_config', `faults: ${(error as Error).message}`, { cause: error });
   }
+  const problem = trainingFaultProblem(config);
+  if (problem !== undefined) throw new TrainingError('invalid_config', `faults: ${problem}`);
+  return config;
 }
 
 function optionalFunction<T>(field: string, value: unknown): T | undefined {
