@@ -69,7 +69,7 @@ export function buildProgram(): Command {
     .option('--json', 'print JSON instead of a table', false)
     .action(async (options: { json: boolean }) => {
       const { devicesCommand } = await import('../gpu/devicesCommand.js');
-      await devicesCommand(options, (line) => console.log(line));
+      process.exitCode = await devicesCommand(options, (line) => console.log(line));
     });
 
   program

@@ -271,6 +271,31 @@ function parseFaultsOption(value: string): string {
   }
 }
 
+/**
+ * `--device`, else `ZBMD_DEVICE`, else the first device detected. A `ZBMD_DEVICE` that is no
+ * device spec, or names a device not present (cuda:7), is a bad invocation, reported as such.
+ */
+async function deviceFromEnvironment(options: TrainCommandOptions): Promise<TrainCommandOptions> {
+  const variable = process.env.ZBMD_DEVICE?.trim();
+  if (options.device !== undefined || variable === undefined || variable === '') return options;
+  const { detectDevices, parseDeviceSpec, InvalidDeviceSpec } = await import('../gpu/detect.js');
+  let id: string;
+  try {
+    const spec = parseDeviceSpec(variable);
+    id = `${spec.backend}:${spec.index}`;
+  } catch (error) {
+    if (!(error instanceof InvalidDeviceSpec)) throw error;
+    throw new UsageError(`ZBMD_DEVICE: ${error.message}`);
+  }
+  const { devices } = await detectDevices();
+  if (!devices.some((device) => device.id === id)) {
+    throw new UsageError(
+      `ZBMD_DEVICE=${variable} names ${id}, which is not present; devices here: ${devices.map((device) => device.id).join(', ')} (unset it or pick one of these)`,
+    );
+  }
+  return { ...options, device: id };
+}
+
 /** `--faults`, else `ZBMD_FAULTS` (checked as `--faults` is), else none. */
 function faultsFromEnvironment(options: TrainCommandOptions): TrainCommandOptions {
   const variable = process.env.ZBMD_FAULTS;
@@ -361,7 +386,8 @@ export function registerTrainCommand(program: Command): void {
       if (options.data !== undefined && !statSync(options.data, { throwIfNoEntry: false })?.isDirectory())
         throw new UsageError(`--data ${options.data} is not a directory (IDX files or train.csv + test.csv)`);
       try {
-        await runTrainAction(faultsFromEnvironment(options), process.argv.slice(2));
+        const resolved = await deviceFromEnvironment(faultsFromEnvironment(options));
+        await runTrainAction(resolved, process.argv.slice(2));
       } catch (error) {
         const { isTrainingError } = await import('../ml/training/errors.js');
         if (!isTrainingError(error)) throw error;
