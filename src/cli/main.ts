@@ -1,3 +1,6 @@
+import { readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
 import { integerOption, UsageError } from './options.js';
 import { registerTrainCommand } from './train.js';
@@ -10,12 +13,35 @@ export interface BenchOptions {
   readonly quick: boolean;
 }
 
+/**
+ * zbmd's own version, from the package.json of the zbmd package this module belongs to (found
+ * by walking up from this file), not `npm_package_version`, which names the project npm runs in.
+ */
+export function zbmdVersion(): string {
+  let directory = dirname(fileURLToPath(import.meta.url));
+  for (let level = 0; level < 8; level++) {
+    try {
+      const manifest = JSON.parse(readFileSync(join(directory, 'package.json'), 'utf8')) as {
+        name?: unknown;
+        version?: unknown;
+      };
+      if (manifest.name === 'zbmd' && typeof manifest.version === 'string') return manifest.version;
+    } catch {
+      // no package.json here (or not JSON): look one level up
+    }
+    const parent = dirname(directory);
+    if (parent === directory) break;
+    directory = parent;
+  }
+  return 'unknown';
+}
+
 /** Builds the `zbmd` command line. Exported for tests, which parse argv without spawning. */
 export function buildProgram(): Command {
   const program = new Command('zbmd')
     .description('Erlang/OTP-style actors and supervision for machine learning on Node.js')
     .showHelpAfterError('(run with --help for usage)')
-    .version(process.env.npm_package_version ?? '0.1.0');
+    .version(zbmdVersion());
 
   registerTrainCommand(program);
 
