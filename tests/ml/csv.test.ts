@@ -68,9 +68,9 @@ describe('fuzz: the CSV reader', () => {
           const width = rows[0][1].length;
           rows.forEach(([label, values], row) => {
             expect(dataset.labels[row]).toBe(label);
-            values.forEach((value, column) =>
-              expect(dataset.features[row * width + column] === Math.fround(value)).toBe(true),
-            );
+            values.forEach((value, column) => {
+              expect(dataset.features[row * width + column] === Math.fround(value)).toBe(true);
+            });
           });
         },
       ),
