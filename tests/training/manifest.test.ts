@@ -147,7 +147,7 @@ describe('fuzz: mutated training checkpoints give the state they hold or a typed
           expectTypedOrFaithful(outcome, edited, tensors);
         },
       ),
-      { numRuns: 2000, seed: 11, interruptAfterTimeLimit: 20_000 },
+      { numRuns: 2000, seed: 11, interruptAfterTimeLimit: 8_000 },
     );
   }, 40_000);
 
@@ -171,7 +171,7 @@ describe('fuzz: mutated training checkpoints give the state they hold or a typed
           expectTypedOrFaithful(outcome, edited, file);
         },
       ),
-      { numRuns: 300, seed: 12, interruptAfterTimeLimit: 20_000 },
+      { numRuns: 300, seed: 12, interruptAfterTimeLimit: 8_000 },
     );
     await copyFile(join(source, manifest.tensorsFile), join(scratch, manifest.tensorsFile));
   }, 40_000);
