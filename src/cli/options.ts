@@ -7,12 +7,17 @@
  */
 import { InvalidArgumentError } from 'commander';
 
+/** A value as an error shows it: at most 80 characters. */
+function shown(value: string): string {
+  return value.length > 80 ? `${value.slice(0, 77)}...` : value;
+}
+
 /** An integer from `min` to `max`, written in decimal digits. */
 export function integerOption(min: number, max: number = Number.MAX_SAFE_INTEGER): (value: string) => number {
   return (value) => {
     const parsed = /^\d{1,16}$/.test(value) ? Number(value) : Number.NaN;
     if (!Number.isSafeInteger(parsed) || parsed < min || parsed > max)
-      throw new InvalidArgumentError(`expected an integer from ${min} to ${max}, got '${value}'`);
+      throw new InvalidArgumentError(`expected an integer from ${min} to ${max}, got '${shown(value)}'`);
     return parsed;
   };
 }
@@ -22,7 +27,7 @@ export function numberOption(above: number, max: number): (value: string) => num
   return (value) => {
     const parsed = /^(\d+\.?\d*|\.\d+)(e[+-]?\d{1,3})?$/i.test(value) ? Number(value) : Number.NaN;
     if (!(parsed > above && parsed <= max))
-      throw new InvalidArgumentError(`expected a number in (${above}, ${max}], got '${value}'`);
+      throw new InvalidArgumentError(`expected a number in (${above}, ${max}], got '${shown(value)}'`);
     return parsed;
   };
 }
@@ -30,7 +35,9 @@ export function numberOption(above: number, max: number): (value: string) => num
 /** A path or name: not empty, not only spaces, no NUL byte, at most 4,096 characters. */
 export function pathOption(value: string): string {
   if (value.trim() === '' || value.includes('\0') || value.length > 4096)
-    throw new InvalidArgumentError(`expected a non-empty path of at most 4096 characters, got '${value}'`);
+    throw new InvalidArgumentError(
+      `expected a non-empty path of at most 4096 characters, got '${shown(value)}'`,
+    );
   return value;
 }
 

@@ -81,6 +81,19 @@ const BAD: Array<[string[], string, RegExp]> = [
   [train('--data', ''), '--data', /non-empty path/],
   [['train', '--data', '/nonexistent/zbmd'], '--data', /not a directory/],
   [train('--checkpoint-dir', ''), '--checkpoint-dir', /non-empty path/],
+  [train('--checkpoint-dir', ' '), '--checkpoint-dir', /non-empty path/],
+  [train('--checkpoint-dir', 'a\0b'), '--checkpoint-dir', /non-empty path/],
+  [train('--checkpoint-dir', 'x'.repeat(5000)), '--checkpoint-dir', /at most 4096 characters/],
+  [
+    train('--checkpoint-dir', fileURLToPath(new URL('../../package.json', import.meta.url))),
+    'checkpointDir',
+    /not a directory/,
+  ],
+  [
+    ['train', '--data', fileURLToPath(new URL('../../package.json', import.meta.url))],
+    '--data',
+    /not a directory/,
+  ],
   [train('--checkpoint-dir', '/proc/zbmd/ckpt'), 'checkpointDir', /writable directory/],
   [train('--checkpoint-dir', '/proc/self/status/ckpt'), 'checkpointDir', /not a directory/],
   [train('--resume'), '--resume', /--checkpoint-dir/],
@@ -113,6 +126,14 @@ describe('zbmd: bad invocations', () => {
     expect(err).toContain(flag);
     expect(err).toMatch(accepted);
     expect(err).not.toMatch(/\n\s+at /);
+  });
+
+  it('--help and --version exit 0', async () => {
+    for (const args of [['--help'], ['train', '--help'], ['--version']]) {
+      const { code, out } = await invoke(args);
+      expect(code).toBe(0);
+      expect(out.length).toBeGreaterThan(0);
+    }
   });
 
   it('good values still run (seed 0, lr 1e-3, snapshot auto)', async () => {
