@@ -52,6 +52,13 @@ describe('train: a checkpoint directory that holds a run', () => {
     expect(steps.length).toBe(10);
   });
 
+  it('resuming from a directory that does not exist creates nothing', async () => {
+    const missing = join(directory, 'not-here');
+    const attempt = train(await smallRun({ checkpointDir: missing, resume: true }));
+    await expect(attempt).rejects.toSatisfy((error: unknown) => isTrainingError(error, 'no_checkpoint'));
+    expect(await readdir(directory)).toEqual([]);
+  });
+
   it('fresh and resume together are refused', async () => {
     const both = train(await smallRun({ checkpointDir: directory, resume: true, fresh: true }));
     await expect(both).rejects.toSatisfy((error: unknown) => isTrainingError(error, 'invalid_config'));

@@ -51,10 +51,20 @@ function unusable(field: string, directory: string, why: string): TrainingError 
 }
 
 /**
- * Takes the writer lock of a run directory (creating it); resolves to the release. A lock held
+ * Takes the writer lock of a run directory (creating it, unless `resume`: then it must exist);
+ * resolves to the release. A lock held
  * by a live process is refused with `checkpoint_locked`, naming the holder.
  */
-export async function lockRunDirectory(directory: string): Promise<() => Promise<void>> {
+export async function lockRunDirectory(directory: string, resume = false): Promise<() => Promise<void>> {
+  // Resuming from a directory that is not there: say so, and create nothing.
+  if (
+    resume &&
+    !(await stat(directory).then(
+      (found) => found.isDirectory(),
+      () => false,
+    ))
+  )
+    throw new TrainingError('no_checkpoint', `${directory} is not a directory holding a run to resume`);
   await makeDirectory(directory, 'checkpointDir');
   try {
     return await acquireWriterLock(join(directory, RUN_LOCK_NAME));

@@ -143,7 +143,9 @@ export async function train(config: TrainingConfig): Promise<TrainingResult> {
   const startedMs = performance.now();
   const resolved = resolveTrainingConfig(config);
   const release =
-    resolved.checkpointDir === undefined ? undefined : await lockRunDirectory(resolved.checkpointDir);
+    resolved.checkpointDir === undefined
+      ? undefined
+      : await lockRunDirectory(resolved.checkpointDir, resolved.resume);
   try {
     if (resolved.metricsPath !== undefined) await makeDirectory(dirname(resolved.metricsPath), 'metricsPath');
     return await trainLocked(resolved, startedMs);
