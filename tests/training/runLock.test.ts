@@ -10,7 +10,6 @@ import { TINY_DATASET_DIR } from '../../src/ml/data/index.js';
 import { isTrainingError, train } from '../../src/ml/training/index.js';
 import { smallRun } from './helpers.js';
 
-const FIXTURE = fileURLToPath(new URL('./fixtures/train-child.mjs', import.meta.url));
 const CLI = fileURLToPath(new URL('../../bin/zbmd.js', import.meta.url));
 const BUILT = fileURLToPath(new URL('../../dist/src/cli/main.js', import.meta.url));
 
@@ -37,10 +36,13 @@ function run(args: string[]): Promise<{ code: number | null; stderr: string }> {
 describe('train: one writer per checkpoint directory', () => {
   it('a second process is refused, naming the holder; the first is not disturbed', async () => {
     expect(existsSync(BUILT), 'run `npm run build` before the tests').toBe(true);
-    const first = spawn(process.execPath, [FIXTURE, directory], { stdio: ['ignore', 'pipe', 'inherit'] });
+    // The first run holds the lock until it is stopped (SIGINT), so the second always meets it.
+    const args = ['train', '--checkpoint-dir', directory, '--data', TINY_DATASET_DIR, '--epochs', '1000'];
+    const first = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
     children.push(first);
+    const firstExit = new Promise<number | null>((resolve) => first.once('exit', (code) => resolve(code)));
     const lines = createInterface({ input: first.stdout! })[Symbol.asyncIterator]();
-    expect((await lines.next()).value).toBe('step 10');
+    expect((await lines.next()).value).toMatch(/^training mlp/);
     const second = await run([
       'train',
       '--checkpoint-dir',
@@ -54,18 +56,21 @@ describe('train: one writer per checkpoint directory', () => {
     expect(second.stderr).toContain('checkpoint_locked');
     expect(second.stderr).toContain(`process ${first.pid}`);
     expect(second.stderr.trim().split('\n')).toHaveLength(1);
-    let last = '';
-    for await (const line of lines) last = line;
-    const report = JSON.parse(last);
-    expect(report.steps).toBe(900);
-    expect(report.lostSteps).toBe(0);
+    first.kill('SIGINT');
+    const output: string[] = [];
+    for await (const line of lines) output.push(line);
+    expect(await firstExit).toBe(130);
+    expect(output.some((line) => /lost steps 0/.test(line))).toBe(true);
+    expect(existsSync(join(directory, 'train.lock')), 'the lock is released at the end').toBe(false);
   }, 60_000);
 
   it('within one process too, and the lock is released at the end', async () => {
     const config = await smallRun({ checkpointDir: directory, maxSteps: 30 });
-    const [first, second] = await Promise.allSettled([train(config), train({ ...config, fresh: true })]);
-    expect(first.status).toBe('fulfilled');
-    expect(second.status === 'rejected' && isTrainingError(second.reason, 'checkpoint_locked')).toBe(true);
+    const outcomes = await Promise.allSettled([train(config), train({ ...config, fresh: true })]);
+    // Whichever takes the lock first runs; the other is refused.
+    expect(outcomes.filter((outcome) => outcome.status === 'fulfilled')).toHaveLength(1);
+    const refused = outcomes.find((outcome) => outcome.status === 'rejected');
+    expect(isTrainingError(refused?.reason, 'checkpoint_locked'), String(refused?.reason)).toBe(true);
     const resumed = await train(await smallRun({ checkpointDir: directory, resume: true, maxSteps: 40 }));
     expect(resumed.resumedFromStep).toBe(30);
   });

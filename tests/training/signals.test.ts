@@ -56,7 +56,8 @@ describe('zbmd train: SIGINT and SIGTERM', () => {
     const manifest = await readManifest(directory);
     expect(manifest?.reason).toBe('interrupted');
     const stoppedAt = manifest!.step;
-    expect(stoppedAt).toBeGreaterThan(STEPS_PER_EPOCH);
+    // Normally mid-epoch 2; exactly at its start if the signal is handled before its first step.
+    expect(stoppedAt).toBeGreaterThanOrEqual(STEPS_PER_EPOCH);
     expect(output).toContain(
       `interrupted by SIGINT at step ${stoppedAt}; checkpoint ${join(directory, 'latest.json')} (step ${stoppedAt})`,
     );
