@@ -36,13 +36,13 @@ describe('zbmd train into a pipe', () => {
   it('writes each line as it happens, the header first, epochs numbered as in --json', async () => {
     const child = spawn(
       process.execPath,
-      [CLI, 'train', '--data', TINY_DATASET_DIR, '--epochs', '2', '--batch-size', '64'],
+      [CLI, 'train', '--data', TINY_DATASET_DIR, '--epochs', '4', '--batch-size', '64'],
       { stdio: ['ignore', 'pipe', 'inherit'] },
     );
     const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
     const lines = createInterface({ input: child.stdout! })[Symbol.asyncIterator]();
     const header = (await lines.next()).value as string;
-    expect(header).toMatch(/^training mlp with adam on .*: 250 steps \(125 per epoch\)/);
+    expect(header).toMatch(/^training mlp with adam on .*: 500 steps \(125 per epoch\)/);
     // The header came while the run was still going: it was not held back to the end.
     expect(child.exitCode).toBeNull();
     const first = (await lines.next()).value as string;
