@@ -21,7 +21,13 @@ export interface DemoResult {
   readonly expectedValue: number;
   readonly restarts: number;
   readonly recoveryUs: number[];
+  /** Why the supervisor gave up (more crashes than its intensity allows), if it did; the demo then stops. */
+  readonly supervisorGaveUp: string | undefined;
 }
+
+/** The demo supervisor's restart intensity: at most this many restarts in `DEMO_PERIOD_MS`. */
+export const DEMO_INTENSITY = 10;
+export const DEMO_PERIOD_MS = 60_000;
 
 class IntentionalCrash extends Error {
   constructor() {
@@ -68,8 +74,8 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
   };
   const supervisor = await startSupervisor(system, {
     strategy: 'one_for_one',
-    intensity: 10,
-    periodMs: 60_000,
+    intensity: DEMO_INTENSITY,
+    periodMs: DEMO_PERIOD_MS,
     children: [
       {
         id: 'counter',
@@ -83,12 +89,29 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
   const crashAt = new Set<number>();
   while (crashAt.size < Math.min(options.crashes, 100)) crashAt.add(random.nextInt(100));
   let expected = 0;
+  // The supervisor exits when a crash is one restart too many: then no repair comes.
+  const gaveUp = system.whenExited(supervisor).then((reason) => formatReason(reason));
   for (let operation = 0; operation < 100; operation++) {
     if (crashAt.has(operation)) {
       const repaired = new Promise<void>((resolve) => (restarted = resolve));
       crashedAt = performance.now();
       castTo(system, 'counter', 'crash');
-      await repaired;
+      const exit = await Promise.race([repaired.then(() => undefined), gaveUp]);
+      if (exit !== undefined) {
+        const why =
+          `supervisor gave up after ${recoveryUs.length} restarts: crash ${recoveryUs.length + 1} ` +
+          `is more than its intensity of ${DEMO_INTENSITY} restarts in ${DEMO_PERIOD_MS / 1000} s allows ` +
+          `(it exited with ${exit}); ${100 - operation - 1} operations not run`;
+        write(why);
+        system.shutdown();
+        return {
+          finalValue: store.value,
+          expectedValue: expected,
+          restarts: recoveryUs.length,
+          recoveryUs,
+          supervisorGaveUp: why,
+        };
+      }
     } else {
       castTo(system, 'counter', { increment: 1 });
       expected++;
@@ -100,7 +123,13 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
   );
   write(`supervision tree at the end:\n${indent(treeView(system, supervisor))}`);
   await stopSupervisor(system, supervisor);
-  return { finalValue, expectedValue: expected, restarts: recoveryUs.length, recoveryUs };
+  return {
+    finalValue,
+    expectedValue: expected,
+    restarts: recoveryUs.length,
+    recoveryUs,
+    supervisorGaveUp: undefined,
+  };
 }
 
 function indent(text: string): string {

@@ -18,19 +18,35 @@ function memory(device: DeviceInfo): string {
   return device.memoryBytes > 0 ? `${(device.memoryBytes / GIBIBYTE).toFixed(1)} GiB` : 'n/a';
 }
 
+/**
+ * Lists the devices; resolves to the exit code: 0, or 2 when `ZBMD_DEVICE` names a device that
+ * is not present (reported, with the devices that are, rather than ignored).
+ */
 export async function devicesCommand(
   options: { json: boolean },
   write: (line: string) => void,
-): Promise<void> {
+): Promise<number> {
   const { devices, unavailable } = await detectDevices();
   const override = process.env.ZBMD_DEVICE?.trim();
   // A bad override is reported here as it would be when opening the default device.
   const chosen = override ? parseDeviceSpec(override) : chooseDefault(devices);
   const defaultId = `${chosen.backend}:${chosen.index}`;
+  const absent = override && !devices.some((device) => device.id === defaultId);
+  const overrideError = absent
+    ? `ZBMD_DEVICE=${override} names ${defaultId}, which is not present; devices here: ${devices.map((device) => device.id).join(', ')}`
+    : undefined;
   if (options.json) {
     const missing = unavailable.map((error) => ({ backend: error.backend, reason: error.reason }));
-    write(JSON.stringify({ default: defaultId, override: override || null, devices, unavailable: missing }));
-    return;
+    write(
+      JSON.stringify({
+        default: defaultId,
+        override: override || null,
+        override_error: overrideError ?? null,
+        devices,
+        unavailable: missing,
+      }),
+    );
+    return overrideError === undefined ? 0 : 2;
   }
   const rows = devices.map((device) => [
     device.id === defaultId ? `* ${device.id}` : `  ${device.id}`,
@@ -51,4 +67,7 @@ export async function devicesCommand(
     );
   write(`default: ${defaultId}${override ? ' (from ZBMD_DEVICE)' : ''}`);
   for (const error of unavailable) write(`${error.backend}: unavailable: ${error.reason}`);
+  if (overrideError === undefined) return 0;
+  write(overrideError);
+  return 2;
 }

@@ -6,24 +6,24 @@
  *   zbmd train --faults                         with the default faults (actor crashes, ~19 per epoch)
  *   zbmd train --faults crash=0.01,oom=0.001,device=0.001,seed=7 --checkpoint-dir ckpt
  *   zbmd train --checkpoint-dir ckpt --resume   continue a killed run
+ *   zbmd train --checkpoint-dir ckpt --fresh    start over (a directory holding a run is refused otherwise)
  *
  * `--faults` takes short keys (crash, oom, device, seed) or the `ZBMD_FAULTS` syntax (full keys
  * such as actorCrashRate, or JSON). Bad options exit with code 2 and say what is wrong; a run
  * that cannot start (bad data, no checkpoint to resume) exits with code 1.
  */
+
+import { statSync } from 'node:fs';
+import { join } from 'node:path';
 import { type Command, InvalidArgumentError, Option } from 'commander';
-import { parseFaultConfig } from '../fault/FaultConfig.js';
-import type { Recovery, TrainingResult } from '../ml/training/index.js';
+import { faultKeyOf, parseFaultConfig } from '../fault/FaultConfig.js';
+import { trainingFaultProblem } from '../ml/training/FaultPlan.js';
+import type { EpochReport, Recovery, StartReport, TrainingResult } from '../ml/training/index.js';
+import { TRAINING_LIMITS } from '../ml/training/TrainingConfig.js';
+import { integerOption, numberOption, pathOption, UsageError } from './options.js';
 
 /** The faults of a bare `--faults`: actor crashes at 2% of steps (about 19 per Fashion-MNIST epoch at batch 64). */
 export const DEFAULT_TRAINING_FAULTS = 'actorCrashRate=0.02,seed=7';
-
-const FAULT_ALIASES: Readonly<Record<string, string>> = {
-  crash: 'actorCrashRate',
-  oom: 'oomRate',
-  device: 'gpuErrorRate',
-  gpu: 'gpuErrorRate',
-};
 
 export interface TrainCommandOptions {
   readonly data?: string;
@@ -42,14 +42,19 @@ export interface TrainCommandOptions {
   /** Steps between in-memory snapshots, or 'auto' (default). */
   readonly snapshotInterval?: number | 'auto';
   readonly resume: boolean;
+  /** Start over in a --checkpoint-dir that holds a run (its checkpoints and metrics are deleted). */
+  readonly fresh?: boolean;
   readonly json: boolean;
 }
 
-/** Reads `--faults`: short keys (crash, oom, device, seed) or the ZBMD_FAULTS syntax. */
+/**
+ * Reads `--faults` or `ZBMD_FAULTS`: short keys (crash, oom, device, seed) or long ones, as
+ * pairs or JSON. Throws on a bad value, or a kind that training does not act on.
+ */
 export function parseTrainingFaults(text: string): string {
   const trimmed = text.trim();
   if (trimmed.startsWith('{')) {
-    parseFaultConfig(trimmed);
+    checkTrainingFaults(trimmed);
     return trimmed;
   }
   const expanded = trimmed
@@ -57,12 +62,17 @@ export function parseTrainingFaults(text: string): string {
     .filter((pair) => pair.trim() !== '')
     .map((pair) => {
       const [key, ...rest] = pair.split('=');
-      const name = FAULT_ALIASES[key.trim()] ?? key.trim();
+      const name = faultKeyOf(key.trim()) ?? key.trim();
       return rest.length === 0 ? name : `${name}=${rest.join('=')}`;
     })
     .join(',');
-  parseFaultConfig(expanded);
+  checkTrainingFaults(expanded);
   return expanded;
+}
+
+function checkTrainingFaults(text: string): void {
+  const problem = trainingFaultProblem(parseFaultConfig(text));
+  if (problem !== undefined) throw new Error(problem);
 }
 
 function median(values: readonly number[]): number {
@@ -93,11 +103,13 @@ export function trainingReport(result: TrainingResult): Record<string, unknown> 
     tensor_backend: result.tensorBackend,
     final_micro_batch_size: result.finalMicroBatchSize,
     dataset: result.dataset,
+    interrupted: result.interrupted,
     epochs: result.epochs.map((epoch) => ({
-      epoch: epoch.epoch,
+      epoch: epoch.epoch + 1,
       mean_loss: round(epoch.meanLoss, 5),
       test_accuracy: epoch.testAccuracy === undefined ? null : round(epoch.testAccuracy, 4),
       steps_per_sec: round(epoch.stepsPerSec, 1),
+      steps: epoch.steps,
     })),
   };
 }
@@ -112,28 +124,48 @@ function writeSummary(result: TrainingResult, write: (line: string) => void): vo
   write(
     `dataset ${result.dataset}, devices ${result.devicesUsed.join(' -> ')} (tensor math on the ${result.tensorBackend} backend)`,
   );
-  for (const epoch of result.epochs) {
-    const accuracy =
-      epoch.testAccuracy === undefined ? '' : ` test accuracy ${epoch.testAccuracy.toFixed(4)}`;
-    write(
-      `epoch ${epoch.epoch + 1}: mean loss ${epoch.meanLoss.toFixed(4)}${accuracy} ${epoch.stepsPerSec.toFixed(1)} steps/s`,
-    );
-  }
   const causes = Object.entries(countCauses(result.recoveries)).map(([cause, count]) => `${cause} ${count}`);
   const medianMs = median(result.recoveries.map((recovery) => recovery.recoveryMs));
   write(
     `recoveries ${result.recoveries.length}${causes.length > 0 ? ` (${causes.join(', ')}), median ${medianMs.toFixed(2)} ms` : ''}`,
   );
+  const accuracy = result.interrupted ? '' : `, final test accuracy ${result.finalTestAccuracy.toFixed(4)}`;
   write(
-    `steps ${result.steps}, ${result.stepsPerSec.toFixed(1)} steps/s, lost steps ${result.lostSteps}, final test accuracy ${result.finalTestAccuracy.toFixed(4)}`,
+    `steps ${result.steps}, ${result.stepsPerSec.toFixed(1)} steps/s, lost steps ${result.lostSteps}${accuracy}`,
   );
   write(`weights sha256 ${result.weightsSha256}`);
 }
 
-/** Runs `zbmd train` with parsed options; `write` gets the report lines (stdout). */
+function epochLine(epoch: EpochReport): string {
+  const accuracy = epoch.testAccuracy === undefined ? '' : ` test accuracy ${epoch.testAccuracy.toFixed(4)}`;
+  return `epoch ${epoch.epoch + 1}: mean loss ${epoch.meanLoss.toFixed(4)}${accuracy} ${epoch.stepsPerSec.toFixed(1)} steps/s (${epoch.steps} steps)`;
+}
+
+function headerLine(options: TrainCommandOptions, start: StartReport): string {
+  const resumed = start.resumedFromStep > 0 ? `, resumed from step ${start.resumedFromStep}` : '';
+  return (
+    `training ${options.model} with ${options.optimizer} on ${start.dataset}: ${start.plannedSteps} steps ` +
+    `(${start.stepsPerEpoch} per epoch), device ${start.deviceId}${resumed}`
+  );
+}
+
+/** Quotes a word for a POSIX shell when it holds anything but safe characters. */
+function shellWord(word: string): string {
+  return /^[\w@%+=:,./-]+$/.test(word) ? word : `'${word.replaceAll("'", "'\\''")}'`;
+}
+
+/** The command that resumes this run: the same arguments, without --fresh, with --resume. */
+export function resumeCommand(argv: readonly string[]): string {
+  const words = argv.filter((word) => word !== '--fresh');
+  if (!words.includes('--resume')) words.push('--resume');
+  return ['zbmd', ...words].map(shellWord).join(' ');
+}
+
+/** Runs `zbmd train` with parsed options; `write` gets the report lines (stdout), as they come. */
 export async function trainCommand(
   options: TrainCommandOptions,
   write: (line: string) => void,
+  stopSignal?: AbortSignal,
 ): Promise<TrainingResult> {
   const faults =
     options.faults === true ? DEFAULT_TRAINING_FAULTS : options.faults && parseTrainingFaults(options.faults);
@@ -141,6 +173,7 @@ export async function trainCommand(
   const live = stderr.isTTY === true;
   // Loaded on use, so that `zbmd --help` and the other commands do not load the ML stack.
   const { train } = await import('../ml/training/index.js');
+  const text = !options.json;
   const result = await train({
     model: options.model,
     optimizer: options.optimizer,
@@ -156,7 +189,11 @@ export async function trainCommand(
     checkpointIntervalSteps: options.checkpointInterval,
     snapshotIntervalSteps: options.snapshotInterval,
     resume: options.resume,
+    fresh: options.fresh,
+    stopSignal,
     progress: live ? (line) => stderr.write(`\r\x1b[K${line}`) : undefined,
+    onStart: text ? (start) => write(headerLine(options, start)) : undefined,
+    onEpoch: text ? (epoch) => write(epochLine(epoch)) : undefined,
   });
   if (live) stderr.write('\n');
   if (options.json) write(JSON.stringify(trainingReport(result)));
@@ -164,26 +201,66 @@ export async function trainCommand(
   return result;
 }
 
-function integerParser(minimum: number): (value: string) => number {
-  return (value) => {
-    const parsed = Number(value);
-    if (!Number.isInteger(parsed) || parsed < minimum) {
-      throw new InvalidArgumentError(`expected an integer >= ${minimum}, got '${value}'`);
-    }
-    return parsed;
-  };
-}
+/** Exit codes of a run stopped by a signal: 128 + the signal's number, as shells report it. */
+const SIGNAL_EXIT_CODES = { SIGINT: 130, SIGTERM: 143 } as const;
+type StopSignal = keyof typeof SIGNAL_EXIT_CODES;
 
-function parseLearningRate(value: string): number {
-  const parsed = Number(value);
-  if (!(parsed > 0 && parsed <= 10))
-    throw new InvalidArgumentError(`expected a number in (0, 10], got '${value}'`);
-  return parsed;
+/**
+ * The `zbmd train` action: runs the command, and on SIGINT or SIGTERM stops after the step in
+ * flight, writes a checkpoint, says where it is and how to resume, and exits 130 / 143. A
+ * second signal exits at once (the last checkpoint written stays valid).
+ */
+async function runTrainAction(options: TrainCommandOptions, argv: readonly string[]): Promise<void> {
+  const stop = new AbortController();
+  let received: StopSignal | undefined;
+  const onSignal = (signal: StopSignal): void => {
+    if (received !== undefined) process.exit(SIGNAL_EXIT_CODES[signal]);
+    received = signal;
+    stop.abort(signal);
+    process.stderr.write(
+      `zbmd train: ${signal}: finishing the step in flight and writing a checkpoint (send it again to quit at once)\n`,
+    );
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  let result: TrainingResult;
+  try {
+    result = await trainCommand(options, (line) => console.log(line), stop.signal);
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
+  if (!result.interrupted || received === undefined) return;
+  const lines =
+    options.checkpointDir === undefined
+      ? [
+          `interrupted by ${received} at step ${result.steps}; nothing was saved (no --checkpoint-dir to resume from)`,
+        ]
+      : [
+          `interrupted by ${received} at step ${result.steps}; checkpoint ${join(options.checkpointDir, 'latest.json')} (step ${result.steps})`,
+          `resume with: ${resumeCommand(argv)}`,
+        ];
+  for (const line of lines) (options.json ? console.error : console.log)(line);
+  process.exitCode = SIGNAL_EXIT_CODES[received];
 }
 
 function parseSnapshotInterval(value: string): number | 'auto' {
   if (value === 'auto') return value;
-  return integerParser(1)(value);
+  try {
+    return integerOption(1, TRAINING_LIMITS.maxSnapshotIntervalSteps)(value);
+  } catch {
+    throw new InvalidArgumentError(
+      `expected 'auto' or an integer from 1 to ${TRAINING_LIMITS.maxSnapshotIntervalSteps}, got '${value}'`,
+    );
+  }
+}
+
+function parseDevice(value: string): string {
+  if (!/^(cpu|webgpu|cuda)(:(0|[1-9][0-9]{0,3}))?$/.test(value))
+    throw new InvalidArgumentError(
+      `expected cpu, webgpu or cuda, optionally :<index> (cuda:0), got '${value}'`,
+    );
+  return value;
 }
 
 function parseFaultsOption(value: string): string {
@@ -191,6 +268,42 @@ function parseFaultsOption(value: string): string {
     return parseTrainingFaults(value);
   } catch (error) {
     throw new InvalidArgumentError(`${(error as Error).message} (short keys: crash, oom, device, seed)`);
+  }
+}
+
+/**
+ * `--device`, else `ZBMD_DEVICE`, else the first device detected. A `ZBMD_DEVICE` that is no
+ * device spec, or names a device not present (cuda:7), is a bad invocation, reported as such.
+ */
+async function deviceFromEnvironment(options: TrainCommandOptions): Promise<TrainCommandOptions> {
+  const variable = process.env.ZBMD_DEVICE?.trim();
+  if (options.device !== undefined || variable === undefined || variable === '') return options;
+  const { detectDevices, parseDeviceSpec, InvalidDeviceSpec } = await import('../gpu/detect.js');
+  let id: string;
+  try {
+    const spec = parseDeviceSpec(variable);
+    id = `${spec.backend}:${spec.index}`;
+  } catch (error) {
+    if (!(error instanceof InvalidDeviceSpec)) throw error;
+    throw new UsageError(`ZBMD_DEVICE: ${error.message}`);
+  }
+  const { devices } = await detectDevices();
+  if (!devices.some((device) => device.id === id)) {
+    throw new UsageError(
+      `ZBMD_DEVICE=${variable} names ${id}, which is not present; devices here: ${devices.map((device) => device.id).join(', ')} (unset it or pick one of these)`,
+    );
+  }
+  return { ...options, device: id };
+}
+
+/** `--faults`, else `ZBMD_FAULTS` (checked as `--faults` is), else none. */
+function faultsFromEnvironment(options: TrainCommandOptions): TrainCommandOptions {
+  const variable = process.env.ZBMD_FAULTS;
+  if (options.faults !== undefined || variable === undefined || variable.trim() === '') return options;
+  try {
+    return { ...options, faults: parseTrainingFaults(variable) };
+  } catch (error) {
+    throw new UsageError(`ZBMD_FAULTS: ${(error as Error).message} (short keys: crash, oom, device, seed)`);
   }
 }
 
@@ -204,27 +317,52 @@ export function registerTrainCommand(program: Command): void {
     .option(
       '--data <dir>',
       'IDX files or train.csv + test.csv (default: Fashion-MNIST if installed, else data/tiny)',
+      pathOption,
     )
     .addOption(new Option('--model <name>', 'model').choices(['mlp', 'cnn']).default('mlp'))
     .addOption(
       new Option('--optimizer <name>', 'optimizer').choices(['sgd', 'adam', 'adamw']).default('adam'),
     )
-    .option('--epochs <n>', 'epochs', integerParser(1), 1)
-    .option('--batch-size <n>', 'samples per step', integerParser(1), 64)
-    .option('--lr <rate>', 'learning rate (default 1e-3 for adam, 0.01 for sgd)', parseLearningRate)
-    .option('--device <id>', 'device to start on: cpu, webgpu:0, cuda:0 (default: the first detected)')
+    .option(
+      '--epochs <n>',
+      `epochs (1 to ${TRAINING_LIMITS.maxEpochs})`,
+      integerOption(1, TRAINING_LIMITS.maxEpochs),
+      1,
+    )
+    .option(
+      '--batch-size <n>',
+      `samples per step (1 to ${TRAINING_LIMITS.maxBatchSize})`,
+      integerOption(1, TRAINING_LIMITS.maxBatchSize),
+      64,
+    )
+    .option(
+      '--lr <rate>',
+      'learning rate in (0, 10] (default 1e-3 for adam, 0.01 for sgd)',
+      numberOption(0, 10),
+    )
+    .option(
+      '--device <id>',
+      'device to start on: cpu, webgpu:0, cuda:0 (default: ZBMD_DEVICE, else the first detected)',
+      parseDevice,
+    )
     .option(
       '--faults [spec]',
       `inject faults, e.g. crash=0.01,oom=0.001,device=0.001,seed=7 (bare: ${DEFAULT_TRAINING_FAULTS})`,
       parseFaultsOption,
     )
-    .option('--seed <n>', 'seed of initialisation and shuffling', integerParser(0), 42)
-    .option('--max-steps <n>', 'stop after this many steps', integerParser(1))
+    .option('--seed <n>', 'seed of initialisation and shuffling', integerOption(0), 42)
+    .option('--max-steps <n>', 'stop after this many steps', integerOption(1))
     .option(
       '--checkpoint-dir <dir>',
       'persist checkpoints (safetensors + latest.json) and metrics.jsonl here',
+      pathOption,
     )
-    .option('--checkpoint-interval <steps>', 'persist every this many steps', integerParser(1), 100)
+    .option(
+      '--checkpoint-interval <steps>',
+      `persist every this many steps (1 to ${TRAINING_LIMITS.maxCheckpointIntervalSteps})`,
+      integerOption(1, TRAINING_LIMITS.maxCheckpointIntervalSteps),
+      100,
+    )
     .option(
       '--snapshot-interval <steps>',
       "steps between in-memory snapshots, or 'auto': every step while a snapshot costs under 1% of a step",
@@ -232,18 +370,30 @@ export function registerTrainCommand(program: Command): void {
       'auto',
     )
     .option('--resume', 'continue from the last checkpoint in --checkpoint-dir', false)
+    .option(
+      '--fresh',
+      'start over in a --checkpoint-dir that holds a run (deletes its checkpoints and metrics)',
+      false,
+    )
     .option('--json', 'print one JSON object', false)
     .action(async (options: TrainCommandOptions) => {
       if (options.resume && options.checkpointDir === undefined) {
-        throw new InvalidArgumentError('--resume needs --checkpoint-dir');
+        throw new UsageError('--resume needs --checkpoint-dir');
       }
+      if (options.fresh && (options.resume || options.checkpointDir === undefined)) {
+        throw new UsageError('--fresh needs --checkpoint-dir and cannot go with --resume');
+      }
+      if (options.data !== undefined && !statSync(options.data, { throwIfNoEntry: false })?.isDirectory())
+        throw new UsageError(`--data ${options.data} is not a directory (IDX files or train.csv + test.csv)`);
       try {
-        await trainCommand(options, (line) => console.log(line));
+        const resolved = await deviceFromEnvironment(faultsFromEnvironment(options));
+        await runTrainAction(resolved, process.argv.slice(2));
       } catch (error) {
         const { isTrainingError } = await import('../ml/training/errors.js');
         if (!isTrainingError(error)) throw error;
         console.error(`zbmd train: ${error.message}`);
-        process.exitCode = 1;
+        // A bad value found once training looked at it is a bad invocation too.
+        process.exitCode = error.code === 'invalid_config' ? 2 : 1;
       }
     });
 }

@@ -62,6 +62,37 @@ const FIELD_RULES: Readonly<Record<FaultKey, FieldRule>> = {
 
 export const FAULT_KEYS = Object.keys(FIELD_RULES) as readonly FaultKey[];
 
+/**
+ * The short form of each key, accepted wherever a long one is (`ZBMD_FAULTS`, `--faults`,
+ * `train({ faults })`, `faultConfig`): `crash=0.01,oom=0.001,seed=7`.
+ */
+export const FAULT_ALIASES = Object.freeze({
+  crash: 'actorCrashRate',
+  drop: 'messageDropRate',
+  delay: 'messageDelayRate',
+  delayMs: 'messageDelayMs',
+  device: 'gpuErrorRate',
+  gpu: 'gpuErrorRate',
+  oom: 'oomRate',
+  timeout: 'kernelTimeoutRate',
+} as const satisfies Readonly<Record<string, FaultKey>>);
+
+export type FaultAlias = keyof typeof FAULT_ALIASES;
+
+/** Fault settings as users write them: long keys or their short forms. */
+export type FaultSettings = Partial<FaultConfig> & Partial<Readonly<Record<FaultAlias, number>>>;
+
+/** The long key a key names (itself when it is long), or undefined for an unknown key. */
+export function faultKeyOf(key: string): FaultKey | undefined {
+  if (Object.hasOwn(FIELD_RULES, key)) return key as FaultKey;
+  return Object.hasOwn(FAULT_ALIASES, key) ? FAULT_ALIASES[key as FaultAlias] : undefined;
+}
+
+function keysText(): string {
+  const short = Object.entries(FAULT_ALIASES).map(([alias, key]) => `${alias} (${key})`);
+  return `one of ${FAULT_KEYS.join(', ')}, or the short forms ${short.join(', ')}`;
+}
+
 /** A rejected fault setting: which key, what was given, what is allowed. */
 export class FaultConfigError extends Error {
   readonly _tag = 'FaultConfigError';
@@ -111,13 +142,16 @@ function allowedText(key: FaultKey): string {
 }
 
 /** Validates a partial configuration given in code and fills the defaults (0). */
-export function faultConfig(
-  partial: Partial<FaultConfig> | Readonly<Record<string, unknown>> = {},
-): FaultConfig {
+export function faultConfig(partial: FaultSettings | Readonly<Record<string, unknown>> = {}): FaultConfig {
   const result: Record<string, number> = { ...NO_FAULTS };
+  const seen = new Set<FaultKey>();
   for (const [key, value] of Object.entries(partial)) {
     if (value === undefined) continue;
-    result[key] = checkField(key, value);
+    const long = faultKeyOf(key);
+    if (long !== undefined && seen.has(long))
+      throw new FaultConfigError(key, value, 'duplicate_key', `each key once (${key} is ${long})`);
+    if (long !== undefined) seen.add(long);
+    result[long ?? key] = checkField(key, value);
   }
   return Object.freeze(result) as unknown as FaultConfig;
 }
@@ -170,10 +204,8 @@ function parsePairs(text: string): FaultConfig {
 }
 
 function checkField(key: string, raw: unknown): number {
-  if (!Object.hasOwn(FIELD_RULES, key)) {
-    throw new FaultConfigError(key, raw, 'unknown_key', `one of ${FAULT_KEYS.join(', ')}`);
-  }
-  const faultKey = key as FaultKey;
+  const faultKey = faultKeyOf(key);
+  if (faultKey === undefined) throw new FaultConfigError(key, raw, 'unknown_key', keysText());
   const value = typeof raw === 'string' && raw.trim() !== '' ? Number(raw) : raw;
   if (typeof value !== 'number' || Number.isNaN(value)) {
     throw new FaultConfigError(key, raw, 'not_a_number', allowedText(faultKey));

@@ -16,7 +16,7 @@ describe('zbmd CLI', () => {
     const program = buildProgram().exitOverride();
     for (const command of program.commands) command.exitOverride().configureOutput({ writeErr: () => {} });
     await expect(program.parseAsync(['node', 'zbmd', 'demo', '--crashes', 'many'])).rejects.toThrow(
-      /expected a positive integer, got 'many'/,
+      /expected an integer from 1 to 100, got 'many'/,
     );
   });
 });

@@ -1,9 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import {
-  KNOWN_DEVIATIONS,
-  runSimulation,
-  supervisorModelScenario,
-} from '../../src/fault/index.js';
+import { KNOWN_DEVIATIONS, runSimulation, supervisorModelScenario } from '../../src/fault/index.js';
 import { BreakerModel } from '../../src/fault/internal/BreakerModel.js';
 import {
   ModelMismatch,

@@ -23,7 +23,8 @@ describe('train: checkpoints', () => {
     expect(manifest?.step).toBe(150);
     expect(manifest?.reason).toBe('final');
     const file = await readSafetensorsFile(join(directory, manifest!.tensorsFile));
-    expect(file.metadata).toEqual({ format: 'zbmd-training-checkpoint', step: '150' });
+    expect(file.metadata).toMatchObject({ format: 'zbmd-training-checkpoint', step: '150' });
+    expect(JSON.parse(file.metadata!.run).batchSize).toBe(16);
     const weight = file.tensors['weights.layers.1.weight'];
     expect(weight.dtype).toBe('F32');
     expect(weight.shape).toEqual([128, 784]);

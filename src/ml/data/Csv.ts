@@ -14,6 +14,19 @@ import { DatasetError } from './DatasetError.js';
  */
 export const CSV_MAX_BYTES = 512 * 1024 * 1024;
 
+/**
+ * The most classes a CSV data set may have: labels are integers from 0 to 65,535. A larger label
+ * is almost always a mislabelled column (an id, a price), and a model over millions of classes
+ * would not fit in memory anyway.
+ */
+export const CSV_MAX_CLASSES = 65_536;
+
+/** The largest float32: a feature beyond ±FLOAT32_MAX (say 1e39) cannot be held and is refused. */
+export const FLOAT32_MAX = 3.4028234663852886e38;
+
+/** A decimal number as CSV files write it: optional sign, digits with an optional point, optional exponent. */
+const DECIMAL = /^\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*$/;
+
 /** Options of `parseCsvDataset` and `readCsvDataset`. */
 export interface CsvDatasetOptions {
   /**
@@ -28,7 +41,7 @@ export interface CsvDatasetOptions {
   header?: boolean | 'auto';
   /** Field separator, one character; default ','. */
   delimiter?: string;
-  /** Number of classes; defaults to the largest label + 1. */
+  /** Number of classes, 1 to `CSV_MAX_CLASSES`; defaults to the largest label + 1. */
   numClasses?: number;
   /** Shape of the features of one sample (its product must be the feature count); default [count]. */
   featureShape?: readonly number[];
@@ -43,8 +56,9 @@ interface Row {
  * Builds a data set from CSV text. Throws `DatasetError` with the line number: `csv_empty` (no
  * data rows), `csv_unknown_column` (label column not in the header or out of range),
  * `csv_column_count` (a row with a different number of fields than the first),
- * `csv_invalid_number` (an empty or non-numeric or infinite feature), `csv_invalid_label` (a
- * label that is not a non-negative integer below `numClasses`), `csv_unterminated_quote`.
+ * `csv_invalid_number` (an empty or non-numeric feature, or one outside float32's range),
+ * `csv_invalid_label` (a label that is not an integer from 0 to `numClasses` - 1, at most
+ * `CSV_MAX_CLASSES` - 1), `csv_unterminated_quote`. Number and label errors name the column too.
  */
 export function parseCsvDataset(
   text: string,
@@ -56,6 +70,17 @@ export function parseCsvDataset(
     throw new DatasetError(
       'invalid_dataset',
       `delimiter must be one character other than a quote or newline, got ${JSON.stringify(delimiter)}`,
+      source,
+    );
+  }
+  const numClasses = options.numClasses;
+  if (
+    numClasses !== undefined &&
+    (!Number.isInteger(numClasses) || numClasses < 1 || numClasses > CSV_MAX_CLASSES)
+  ) {
+    throw new DatasetError(
+      'invalid_dataset',
+      `numClasses must be an integer from 1 to ${CSV_MAX_CLASSES}, got ${numClasses}`,
       source,
     );
   }
@@ -117,8 +142,16 @@ function rowError(
   row: Row,
   what: string,
   source: string,
+  column?: number,
 ) {
-  return new DatasetError(code, `${source}, line ${row.line}: ${what}`, source, row.line);
+  const where = column === undefined ? `line ${row.line}` : `line ${row.line}, column ${column + 1}`;
+  return new DatasetError(
+    code,
+    `${source}, ${where}: ${what}`,
+    source,
+    row.line,
+    column === undefined ? undefined : column + 1,
+  );
 }
 
 function splitRows(text: string, delimiter: string, source: string): Row[] {
@@ -167,7 +200,7 @@ function splitFields(line: string, delimiter: string, lineNumber: number, source
 }
 
 function isNumber(field: string): boolean {
-  return field.trim() !== '' && Number.isFinite(Number(field));
+  return DECIMAL.test(field) && Number.isFinite(Number(field));
 }
 
 function hasHeader(first: Row, header: boolean | 'auto'): boolean {
@@ -220,22 +253,23 @@ function resolveLabelColumn(
 
 function parseLabel(row: Row, column: number, numClasses: number | undefined, source: string): number {
   const field = row.fields[column].trim();
-  const label = Number(field);
-  if (field === '' || !Number.isInteger(label) || label < 0 || label > 0x7fffffff) {
+  if (!/^\d{1,16}$/.test(field)) {
     throw rowError(
       'csv_invalid_label',
       row,
-      `label ${JSON.stringify(row.fields[column])} (column ${column + 1}) is not a non-negative integer`,
+      `label ${JSON.stringify(row.fields[column])} is not a class number (an integer from 0 to ${CSV_MAX_CLASSES - 1})`,
       source,
+      column,
     );
   }
-  if (numClasses !== undefined && label >= numClasses) {
-    throw rowError(
-      'csv_invalid_label',
-      row,
-      `label ${label} (column ${column + 1}) is not below numClasses ${numClasses}`,
-      source,
-    );
+  const label = Number(field);
+  const limit = numClasses ?? CSV_MAX_CLASSES;
+  if (label >= limit) {
+    const why =
+      numClasses === undefined
+        ? `over ${CSV_MAX_CLASSES - 1}: a CSV data set has at most ${CSV_MAX_CLASSES} classes (is this the label column?)`
+        : `not below numClasses ${numClasses}`;
+    throw rowError('csv_invalid_label', row, `label ${label} is ${why}`, source, column);
   }
   return label;
 }
@@ -246,9 +280,20 @@ function parseFeature(row: Row, column: number, source: string): number {
     throw rowError(
       'csv_invalid_number',
       row,
-      `field ${column + 1} is ${JSON.stringify(field)}, not a finite number`,
+      `${JSON.stringify(field)} is not a finite decimal number`,
       source,
+      column,
     );
   }
-  return Number(field);
+  const value = Number(field);
+  if (Math.abs(value) > FLOAT32_MAX) {
+    throw rowError(
+      'csv_invalid_number',
+      row,
+      `${field.trim()} is outside float32's range (magnitude at most ${FLOAT32_MAX.toPrecision(8)})`,
+      source,
+      column,
+    );
+  }
+  return value;
 }

@@ -29,6 +29,8 @@ export class DatasetError extends Error {
     message: string,
     readonly source?: string,
     readonly line?: number,
+    /** The 1-based column of a CSV field at fault, when one is. */
+    readonly column?: number,
   ) {
     super(message);
   }

@@ -5,7 +5,9 @@
  */
 export {
   CSV_MAX_BYTES,
+  CSV_MAX_CLASSES,
   type CsvDatasetOptions,
+  FLOAT32_MAX,
   parseCsvDataset,
   readCsvDataset,
 } from './Csv.js';

@@ -7,7 +7,7 @@
  * still to come are those the uninterrupted run would have met.
  */
 
-import type { FaultConfig } from '../../fault/FaultConfig.js';
+import { FAULT_ALIASES, type FaultConfig } from '../../fault/FaultConfig.js';
 import { FaultInjector } from '../../fault/FaultInjector.js';
 import { TRAINING_ROLES, type TrainingRole } from './errors.js';
 
@@ -23,6 +23,24 @@ export const NO_STEP_FAULTS: StepFaults = Object.freeze({
   outOfMemory: false,
   deviceError: false,
 });
+
+/** The fault kinds training acts on (with `seed`); the others are refused for a run. */
+export const TRAINING_FAULT_KINDS = ['actorCrashRate', 'oomRate', 'gpuErrorRate'] as const;
+
+/**
+ * Why `config` cannot drive a training run, or undefined: a non-zero rate of a kind training
+ * does not act on (message drops and delays, kernel timeouts) would be accepted and do nothing.
+ */
+export function trainingFaultProblem(config: FaultConfig): string | undefined {
+  const idle = (Object.keys(config) as Array<keyof FaultConfig>).filter(
+    (key) =>
+      key !== 'seed' && config[key] !== 0 && !(TRAINING_FAULT_KINDS as readonly string[]).includes(key),
+  );
+  if (idle.length === 0) return undefined;
+  const shortOf = (key: string) => Object.entries(FAULT_ALIASES).find(([, long]) => long === key)?.[0];
+  const acting = TRAINING_FAULT_KINDS.map((key) => `${key} (${shortOf(key)})`).join(', ');
+  return `training does not act on ${idle.join(', ')}; the faults it injects are ${acting}, with seed`;
+}
 
 export class FaultPlan {
   readonly injector: FaultInjector;

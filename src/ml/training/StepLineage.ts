@@ -37,13 +37,21 @@ export class StepLineage {
     this.sizes[index] = size;
   }
 
-  /** Counts missing steps and breaks in the tiling of each epoch (`epochLength` samples). */
-  audit(epochLength: number, firstPosition: { epoch: number; position: number }): LineageAudit {
+  /**
+   * Counts missing steps and breaks in the tiling of each epoch (`epochLength` samples), over
+   * the steps up to `lastStep` (default: all planned; an interrupted run audits what it ran).
+   */
+  audit(
+    epochLength: number,
+    firstPosition: { epoch: number; position: number },
+    lastStep = this.plannedSteps,
+  ): LineageAudit {
     let lostSteps = 0;
     let committedSteps = 0;
     let expectedEpoch = firstPosition.epoch;
     let expectedStart = firstPosition.position;
-    for (let index = 0; index < this.epochs.length; index++) {
+    const end = Math.min(this.epochs.length, Math.max(0, lastStep - this.firstStep));
+    for (let index = 0; index < end; index++) {
       if (this.epochs[index] < 0) {
         lostSteps++;
         continue;

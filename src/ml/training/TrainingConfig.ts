@@ -4,13 +4,14 @@
  * field by field, each failure a `TrainingError` `invalid_config` naming the field.
  */
 import type { Random } from '../../actor/Random.js';
-import type { FaultConfig } from '../../fault/FaultConfig.js';
+import type { FaultConfig, FaultSettings } from '../../fault/FaultConfig.js';
 import { faultConfig, NO_FAULTS, parseFaultConfig } from '../../fault/FaultConfig.js';
 import type { DeviceInfo } from '../../gpu/types.js';
 import type { SupervisionEvent } from '../../supervision/SupervisionEvent.js';
 import type { Dataset } from '../data/Dataset.js';
 import type { Module } from '../nn/Module.js';
 import { TrainingError } from './errors.js';
+import { trainingFaultProblem } from './FaultPlan.js';
 
 /** The shape of the data a model is built for. */
 export interface ModelShape {
@@ -60,12 +61,22 @@ export interface TrainingConfig {
   readonly checkpointDir?: string;
   /** Continue from the last checkpoint in `checkpointDir` (an error when there is none). */
   readonly resume?: boolean;
+  /**
+   * Start over in a `checkpointDir` that holds a run: its manifest, tensor files and metrics are
+   * deleted first (other files are left alone). Without `fresh` or `resume`, such a directory is
+   * refused (`run_exists`), so a run is never replaced by mistake. Default false.
+   */
+  readonly fresh?: boolean;
   /** Device id to start on ('cpu', 'cpu:0', 'webgpu:0'...); default: the first device. */
   readonly device?: string;
   /** Devices to train on; default: `detectDevices()`. */
   readonly devices?: readonly DeviceInfo[];
-  /** Injected faults: a `FaultConfig` (partial) or the `ZBMD_FAULTS` text; default none. */
-  readonly faults?: Partial<FaultConfig> | string;
+  /**
+   * Injected faults: a `FaultConfig` (partial, long or short keys) or the `ZBMD_FAULTS` text;
+   * default none. Training acts on actor crashes, out-of-memory and device errors; a non-zero
+   * rate of another kind (message drops or delays, kernel timeouts) is refused (`invalid_config`).
+   */
+  readonly faults?: FaultSettings | string;
   /** Seed of weight initialisation and shuffling; default 42. */
   readonly seed?: number;
   /** Shuffle the training set each epoch; default true. */
@@ -88,6 +99,36 @@ export interface TrainingConfig {
   readonly onRecovery?: (recovery: Recovery) => void;
   /** Told about every action of the training supervisor (restarts...). */
   readonly onSupervisionEvent?: (event: SupervisionEvent) => void;
+  /**
+   * Stops the run when aborted (the CLI aborts it on SIGINT and SIGTERM): the step in flight
+   * ends, the state is snapshotted and, with a `checkpointDir`, written as a checkpoint with
+   * reason 'interrupted'; `train` then resolves with `interrupted: true` (no final evaluation).
+   */
+  readonly stopSignal?: AbortSignal;
+  /** Called once the run is prepared, before its first step (the CLI prints it as a header). */
+  readonly onStart?: (info: StartReport) => void;
+  /** Called at the end of every epoch, with the figures `TrainingResult.epochs` will hold. */
+  readonly onEpoch?: (summary: EpochReport) => void;
+}
+
+export interface StartReport {
+  readonly dataset: string;
+  readonly plannedSteps: number;
+  readonly stepsPerEpoch: number;
+  /** Steps already committed (0, or the step a resumed run starts from). */
+  readonly resumedFromStep: number;
+  readonly deviceId: string;
+}
+
+/** One epoch's figures; `epoch` counts from 0 (reports print it from 1). */
+export interface EpochReport {
+  readonly epoch: number;
+  /** Over all the epoch's steps, those run before a resume included. */
+  readonly meanLoss: number;
+  readonly testAccuracy: number | undefined;
+  /** Steps per second of the steps this process ran. */
+  readonly stepsPerSec: number;
+  readonly steps: number;
 }
 
 export interface StepReport {
@@ -143,6 +184,7 @@ export interface ResolvedTrainingConfig {
   readonly snapshotIntervalSteps: number | 'auto';
   readonly checkpointDir: string | undefined;
   readonly resume: boolean;
+  readonly fresh: boolean;
   readonly device: string | undefined;
   readonly devices: readonly DeviceInfo[] | undefined;
   readonly faults: FaultConfig;
@@ -157,6 +199,9 @@ export interface ResolvedTrainingConfig {
   readonly onStep: ((info: StepReport) => void) | undefined;
   readonly onRecovery: ((recovery: Recovery) => void) | undefined;
   readonly onSupervisionEvent: ((event: SupervisionEvent) => void) | undefined;
+  readonly stopSignal: AbortSignal | undefined;
+  readonly onStart: ((info: StartReport) => void) | undefined;
+  readonly onEpoch: ((summary: EpochReport) => void) | undefined;
 }
 
 function invalid(field: string, value: unknown, allowed: string): never {
@@ -176,16 +221,25 @@ function integerIn(field: string, value: unknown, fallback: number, min: number,
 
 function resolveFaults(value: unknown): FaultConfig {
   if (value === undefined) return NO_FAULTS;
+  let config: FaultConfig;
   try {
-    return typeof value === 'string' ? parseFaultConfig(value) : faultConfig(value as Partial<FaultConfig>);
+    config = typeof value === 'string' ? parseFaultConfig(value) : faultConfig(value as FaultSettings);
   } catch (error) {
     throw new TrainingError('invalid_config', `faults: ${(error as Error).message}`, { cause: error });
   }
+  const problem = trainingFaultProblem(config);
+  if (problem !== undefined) throw new TrainingError('invalid_config', `faults: ${problem}`);
+  return config;
 }
 
 function optionalFunction<T>(field: string, value: unknown): T | undefined {
   if (value !== undefined && typeof value !== 'function') invalid(field, value, 'a function');
   return value as T | undefined;
+}
+
+function optionalSignal(value: unknown): AbortSignal | undefined {
+  if (value !== undefined && !(value instanceof AbortSignal)) invalid('stopSignal', value, 'an AbortSignal');
+  return value as AbortSignal | undefined;
 }
 
 function optionalString(field: string, value: unknown): string | undefined {
@@ -218,6 +272,10 @@ export function resolveTrainingConfig(config: TrainingConfig): ResolvedTrainingC
   const resume = fields.resume ?? false;
   if (typeof resume !== 'boolean') invalid('resume', resume, 'a boolean');
   if (resume && checkpointDir === undefined) invalid('resume', resume, 'a checkpointDir to resume from');
+  const fresh = fields.fresh ?? false;
+  if (typeof fresh !== 'boolean') invalid('fresh', fresh, 'a boolean');
+  if (fresh && resume)
+    invalid('fresh', fresh, 'false when resume is set (resume a run or start over, not both)');
   if (fields.data !== undefined && typeof fields.data !== 'string' && typeof fields.data !== 'object') {
     invalid('data', fields.data, 'loaded splits or a directory');
   }
@@ -246,6 +304,7 @@ export function resolveTrainingConfig(config: TrainingConfig): ResolvedTrainingC
           ),
     checkpointDir,
     resume,
+    fresh,
     device: optionalString('device', fields.device),
     devices: fields.devices,
     faults: resolveFaults(fields.faults),
@@ -268,5 +327,8 @@ export function resolveTrainingConfig(config: TrainingConfig): ResolvedTrainingC
     onStep: optionalFunction('onStep', fields.onStep),
     onRecovery: optionalFunction('onRecovery', fields.onRecovery),
     onSupervisionEvent: optionalFunction('onSupervisionEvent', fields.onSupervisionEvent),
+    stopSignal: optionalSignal(fields.stopSignal),
+    onStart: optionalFunction('onStart', fields.onStart),
+    onEpoch: optionalFunction('onEpoch', fields.onEpoch),
   };
 }

@@ -35,6 +35,13 @@ export interface SnapshotCopy {
   readonly randoms: Readonly<Record<string, RandomState>>;
   readonly microBatchSize: number;
   readonly deviceId: string;
+  /** The steps of the snapshot's epoch before it, and the sum of their losses (a resumed epoch reports them all). */
+  readonly epochProgress: EpochProgress;
+}
+
+export interface EpochProgress {
+  readonly steps: number;
+  readonly lossSum: number;
 }
 
 export class TrainingSnapshot {
@@ -47,6 +54,8 @@ export class TrainingSnapshot {
   loader: LoaderState | undefined;
   optimizerStepCount = 0;
   learningRate = 0;
+  /** Set by the driver when a step is captured: see `SnapshotCopy.epochProgress`. */
+  epochProgress: EpochProgress = { steps: 0, lossSum: 0 };
   private weights: Float32Array[] = [];
   private readonly slots = new Map<string, Float32Array[]>();
   private randoms: Record<string, RandomState> = {};
@@ -146,6 +155,7 @@ export class TrainingSnapshot {
       randoms: structuredClone(this.randoms),
       microBatchSize: this.microBatchSize,
       deviceId: this.deviceId,
+      epochProgress: this.epochProgress,
     };
   }
 
@@ -165,6 +175,7 @@ export class TrainingSnapshot {
     this.randoms = structuredClone(copy.randoms) as Record<string, RandomState>;
     this.microBatchSize = copy.microBatchSize;
     this.deviceId = copy.deviceId;
+    this.epochProgress = copy.epochProgress;
     this.step = copy.step;
   }
 }

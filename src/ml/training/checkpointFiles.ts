@@ -16,14 +16,27 @@ import { endianness } from 'node:os';
 import { join } from 'node:path';
 import type { RandomState } from '../../actor/Random.js';
 import type { LoaderState } from '../data/DataLoader.js';
-import { parseSafetensors, type SafetensorsEntry, serializeSafetensors } from '../safetensors.js';
+import {
+  isSafetensorsError,
+  parseSafetensors,
+  type SafetensorsEntry,
+  serializeSafetensors,
+} from '../safetensors.js';
+import {
+  checkManifest,
+  checkManifestAgreement,
+  invalidField,
+  MANIFEST_FORMAT,
+  tensorsFileName,
+} from './checkpointManifest.js';
 import { TrainingError } from './errors.js';
-import type { SnapshotCopy } from './TrainingSnapshot.js';
+import type { EpochProgress, SnapshotCopy } from './TrainingSnapshot.js';
 
 export const MANIFEST_FILE = 'latest.json';
 /** Tensor files kept besides the newest one. */
 export const CHECKPOINT_FILES_KEPT = 2;
-const MANIFEST_FORMAT = 'zbmd-training-checkpoint';
+/** The largest `latest.json` read (a manifest is a few KiB). */
+export const MANIFEST_MAX_BYTES = 16 * 1024 * 1024;
 
 /** What identifies a run: a checkpoint resumes only a run with the same identity. */
 export interface RunIdentity {
@@ -54,6 +67,7 @@ export interface CheckpointManifest {
   readonly microBatchSize: number;
   readonly deviceId: string;
   readonly reason: string;
+  readonly epochProgress: EpochProgress;
 }
 
 function bytesOf(values: Float32Array): Uint8Array {
@@ -112,8 +126,12 @@ export async function writeCheckpoint(
   if (endianness() !== 'LE')
     throw new TrainingError('invalid_config', 'checkpoints are written on little-endian machines only');
   await mkdir(directory, { recursive: true });
-  const tensorsFile = `checkpoint-${String(copy.step).padStart(10, '0')}.safetensors`;
-  const bytes = serializeSafetensors(tensorsOf(copy), { format: MANIFEST_FORMAT, step: String(copy.step) });
+  const tensorsFile = tensorsFileName(copy.step);
+  const bytes = serializeSafetensors(tensorsOf(copy), {
+    format: MANIFEST_FORMAT,
+    step: String(copy.step),
+    run: JSON.stringify(run),
+  });
   await writeFileAtomically(join(directory, tensorsFile), bytes, directory);
   const manifest: CheckpointManifest = {
     format: MANIFEST_FORMAT,
@@ -133,6 +151,7 @@ export async function writeCheckpoint(
     microBatchSize: copy.microBatchSize,
     deviceId: copy.deviceId,
     reason,
+    epochProgress: copy.epochProgress,
   };
   const text = new TextEncoder().encode(`${JSON.stringify(manifest, null, 2)}\n`);
   await writeFileAtomically(join(directory, MANIFEST_FILE), text, directory);
@@ -148,35 +167,36 @@ async function pruneTensorFiles(directory: string, newest: string): Promise<void
   for (const name of removable) await unlink(join(directory, name)).catch(() => undefined);
 }
 
-/** The manifest in `directory`, or undefined when there is none. Throws `checkpoint_corrupt`. */
+/**
+ * The manifest in `directory`, or undefined when there is none. Throws `checkpoint_corrupt` (not
+ * JSON) or `checkpoint_invalid` naming the first field that is wrong (see `checkManifest`).
+ */
 export async function readManifest(directory: string): Promise<CheckpointManifest | undefined> {
+  const path = join(directory, MANIFEST_FILE);
   let text: string;
   try {
-    text = await readFile(join(directory, MANIFEST_FILE), 'utf8');
+    const bytes = await readFile(path);
+    if (bytes.byteLength > MANIFEST_MAX_BYTES)
+      throw new TrainingError('checkpoint_corrupt', `${path} is over ${MANIFEST_MAX_BYTES} bytes`);
+    text = bytes.toString('utf8');
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
     throw error;
   }
-  let manifest: CheckpointManifest;
+  let manifest: unknown;
   try {
-    manifest = JSON.parse(text) as CheckpointManifest;
+    manifest = JSON.parse(text);
   } catch (error) {
-    throw new TrainingError('checkpoint_corrupt', `${MANIFEST_FILE} is not JSON`, { cause: error });
+    throw new TrainingError('checkpoint_corrupt', `${path} is not JSON`, { cause: error });
   }
-  if (
-    manifest?.format !== MANIFEST_FORMAT ||
-    manifest.version !== 1 ||
-    !Number.isSafeInteger(manifest.step)
-  ) {
-    throw new TrainingError(
-      'checkpoint_corrupt',
-      `${join(directory, MANIFEST_FILE)} is not a zbmd training manifest (version 1)`,
-    );
-  }
-  return manifest;
+  checkManifest(manifest, path);
+  return manifest as CheckpointManifest;
 }
 
-/** Loads the newest checkpoint, verifying its checksum and that it belongs to a run like `run`. */
+/**
+ * Loads the newest checkpoint, verifying the manifest field by field, its checksum, that the
+ * tensors file says the same step and run, and that it belongs to a run like `run`.
+ */
 export async function readCheckpoint(
   directory: string,
   run: RunIdentity,
@@ -185,37 +205,33 @@ export async function readCheckpoint(
   const manifest = await readManifest(directory);
   if (manifest === undefined)
     throw new TrainingError('no_checkpoint', `${directory} holds no ${MANIFEST_FILE} to resume from`);
+  const manifestPath = join(directory, MANIFEST_FILE);
   checkIdentity(manifest.run, run);
-  const bytes = new Uint8Array(await readFile(join(directory, manifest.tensorsFile)));
-  if (sha256Hex(bytes) !== manifest.tensorsSha256) {
-    throw new TrainingError(
-      'checkpoint_corrupt',
-      `${manifest.tensorsFile} does not match the SHA-256 in ${MANIFEST_FILE}`,
-    );
-  }
-  const { tensors } = parseSafetensors(bytes);
-  const floats = (name: string): Float32Array => {
+  checkManifestAgreement(manifest, manifestPath);
+  const tensors = await readTensors(directory, manifest);
+  const floats = (name: string, shape: readonly number[]): Float32Array => {
     const entry = tensors[name];
-    if (entry === undefined || entry.dtype !== 'F32' || entry.data.byteLength % 4 !== 0) {
-      throw new TrainingError('checkpoint_corrupt', `${manifest.tensorsFile} lacks the F32 tensor '${name}'`);
+    const size = shape.reduce((product, dimension) => product * dimension, 1);
+    if (
+      entry === undefined ||
+      entry.dtype !== 'F32' ||
+      entry.shape.length !== shape.length ||
+      entry.shape.some((dimension, index) => dimension !== shape[index]) ||
+      entry.data.byteLength !== size * 4
+    ) {
+      throw new TrainingError(
+        'checkpoint_corrupt',
+        `${manifest.tensorsFile} lacks the F32 tensor '${name}' of shape [${shape.join(', ')}]`,
+      );
     }
     return new Float32Array(entry.data.slice().buffer);
   };
-  const weights = run.parameterNames.map((name) => floats(`weights.${name}`));
-  weights.forEach((values, index) => {
-    const size = parameterShapes[index].reduce((product, dimension) => product * dimension, 1);
-    if (values.length !== size) {
-      throw new TrainingError(
-        'checkpoint_corrupt',
-        `weights.${run.parameterNames[index]} holds ${values.length} values, the model needs ${size}`,
-      );
-    }
-  });
+  const weights = run.parameterNames.map((name, index) => floats(`weights.${name}`, parameterShapes[index]));
   const slots = new Map<string, Float32Array[]>();
   for (const slot of manifest.optimizer.slots)
     slots.set(
       slot,
-      weights.map((_, index) => floats(`optimizer.${index}.${slot}`)),
+      weights.map((_, index) => floats(`optimizer.${index}.${slot}`, parameterShapes[index])),
     );
   return {
     step: manifest.step,
@@ -230,7 +246,52 @@ export async function readCheckpoint(
     randoms: manifest.randoms,
     microBatchSize: manifest.microBatchSize,
     deviceId: manifest.deviceId,
+    epochProgress: { steps: manifest.epochProgress.steps, lossSum: manifest.epochProgress.lossSum },
   };
+}
+
+/** The tensors of a checkpoint, after checking its SHA-256 and that its metadata names the manifest's step and run. */
+async function readTensors(
+  directory: string,
+  manifest: CheckpointManifest,
+): Promise<Record<string, SafetensorsEntry>> {
+  const path = join(directory, manifest.tensorsFile);
+  let bytes: Uint8Array;
+  try {
+    bytes = new Uint8Array(await readFile(path));
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code !== 'ENOENT' && code !== 'EISDIR') throw error;
+    throw new TrainingError(
+      'checkpoint_corrupt',
+      `${MANIFEST_FILE} names ${path}, which cannot be read (${code})`,
+    );
+  }
+  if (sha256Hex(bytes) !== manifest.tensorsSha256) {
+    throw new TrainingError(
+      'checkpoint_corrupt',
+      `${manifest.tensorsFile} does not match the SHA-256 in ${MANIFEST_FILE}`,
+    );
+  }
+  let parsed: ReturnType<typeof parseSafetensors>;
+  try {
+    parsed = parseSafetensors(bytes);
+  } catch (error) {
+    if (!isSafetensorsError(error)) throw error;
+    throw new TrainingError('checkpoint_corrupt', `${path}: ${error.message}`, { cause: error });
+  }
+  const metadata = parsed.metadata ?? {};
+  const manifestPath = join(directory, MANIFEST_FILE);
+  if (metadata.format !== MANIFEST_FORMAT || metadata.step !== String(manifest.step))
+    throw invalidField(
+      manifestPath,
+      'step',
+      manifest.step,
+      `the step of ${manifest.tensorsFile} (${metadata.step})`,
+    );
+  if (metadata.run !== undefined && metadata.run !== JSON.stringify(manifest.run))
+    throw invalidField(manifestPath, 'run', manifest.run, `the run ${manifest.tensorsFile} was written by`);
+  return parsed.tensors;
 }
 
 function checkIdentity(saved: RunIdentity, current: RunIdentity): void {

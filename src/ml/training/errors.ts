@@ -10,7 +10,10 @@ export type TrainingErrorCode =
   | 'invalid_config'
   | 'invalid_data'
   | 'no_checkpoint'
+  | 'run_exists'
+  | 'checkpoint_locked'
   | 'checkpoint_corrupt'
+  | 'checkpoint_invalid'
   | 'checkpoint_mismatch'
   | 'supervisor_gave_up'
   | 'step_failed_repeatedly'
@@ -19,13 +22,16 @@ export type TrainingErrorCode =
 
 export class TrainingError extends Error {
   readonly _tag = 'TrainingError' as const;
+  /** The field at fault, for `checkpoint_invalid` (a path such as `optimizer.stepCount`). */
+  readonly field: string | undefined;
   constructor(
     readonly code: TrainingErrorCode,
     message: string,
-    options?: { cause?: unknown },
+    options?: { cause?: unknown; field?: string },
   ) {
-    super(`${message} (${code})`, options);
+    super(`${message} (${code})`, options?.cause === undefined ? undefined : { cause: options.cause });
     this.name = 'TrainingError';
+    this.field = options?.field;
   }
 }
 

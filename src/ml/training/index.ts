@@ -33,6 +33,7 @@ export { buildCnn, buildMlp, MLP_HIDDEN_UNITS } from './models.js';
 export { SNAPSHOT_MAX_INTERVAL_STEPS, SNAPSHOT_OVERHEAD_TARGET, SnapshotPolicy } from './SnapshotPolicy.js';
 export { type LineageAudit, StepLineage } from './StepLineage.js';
 export {
+  type EpochReport,
   type ModelFactory,
   type ModelShape,
   type OptimizerName,
@@ -41,6 +42,7 @@ export {
   type RecoveryCause,
   type ResolvedTrainingConfig,
   resolveTrainingConfig,
+  type StartReport,
   type StepReport,
   TRAINING_LIMITS,
   type TrainingConfig,

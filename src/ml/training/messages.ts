@@ -41,7 +41,7 @@ export class CrashRequest {
 export class PersistRequest {
   constructor(
     readonly copy: SnapshotCopy,
-    readonly reason: 'periodic' | 'emergency' | 'final',
+    readonly reason: 'periodic' | 'emergency' | 'final' | 'interrupted',
   ) {}
 }
 

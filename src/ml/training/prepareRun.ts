@@ -3,16 +3,15 @@
  * devices and the one to start on, the snapshot (empty, or loaded from the last checkpoint when
  * resuming), the step lineage and the fault plan.
  */
-import { readdir, unlink } from 'node:fs/promises';
-import { join } from 'node:path';
 import type { ActorSystem } from '../../actor/ActorSystem.js';
 import { Random } from '../../actor/Random.js';
 import { detectDevices, InvalidDeviceSpec, parseDeviceSpec } from '../../gpu/detect.js';
 import type { DeviceInfo } from '../../gpu/types.js';
-import { MANIFEST_FILE, type RunIdentity, readCheckpoint } from './checkpointFiles.js';
+import { type RunIdentity, readCheckpoint } from './checkpointFiles.js';
 import { TrainingError } from './errors.js';
 import { FaultPlan } from './FaultPlan.js';
 import { modelFactoryOf } from './models.js';
+import { claimDirectory } from './runDirectory.js';
 import { StepLineage } from './StepLineage.js';
 import type { ResolvedTrainingConfig, TrainingData } from './TrainingConfig.js';
 import { TrainingSession } from './TrainingSession.js';
@@ -65,21 +64,6 @@ function identityOf(
   };
 }
 
-/** A fresh run starts from an empty directory of its own files (old checkpoints and metrics removed). */
-async function clearOldRun(directory: string): Promise<void> {
-  let names: string[];
-  try {
-    names = await readdir(directory);
-  } catch {
-    return;
-  }
-  const ours = names.filter(
-    (name) =>
-      name === MANIFEST_FILE || name === 'metrics.jsonl' || /^checkpoint-\d{10}\.safetensors$/.test(name),
-  );
-  for (const name of ours) await unlink(join(directory, name));
-}
-
 export async function prepareRun(
   system: ActorSystem,
   config: ResolvedTrainingConfig,
@@ -105,7 +89,7 @@ export async function prepareRun(
     if (!devices.some((device) => device.id === copy.deviceId))
       snapshot.deviceId = startingDevice(config, devices);
   } else if (config.checkpointDir !== undefined) {
-    await clearOldRun(config.checkpointDir);
+    await claimDirectory(config.checkpointDir, config.fresh);
   }
   const stepsPerEpoch = Math.ceil(data.train.length / config.batchSize);
   const plannedSteps = Math.min(config.maxSteps, config.epochs * stepsPerEpoch);

@@ -17,6 +17,7 @@
  * result.lostSteps; // 0
  * ```
  */
+import { dirname } from 'node:path';
 import { ActorSystem } from '../../actor/ActorSystem.js';
 import { type ExitReason, formatReason } from '../../actor/ExitReason.js';
 import { CallExit } from '../../actor/errors.js';
@@ -48,10 +49,13 @@ import {
   StepRequest,
 } from './messages.js';
 import { type PreparedRun, prepareRun } from './prepareRun.js';
+import { lockRunDirectory, makeDirectory } from './runDirectory.js';
 import { SnapshotPolicy } from './SnapshotPolicy.js';
 import {
+  type EpochReport,
   type Recovery,
   type RecoveryCause,
+  type ResolvedTrainingConfig,
   resolveTrainingConfig,
   TRAINING_LIMITS,
   type TrainingConfig,
@@ -63,13 +67,7 @@ import { weightsSha256 } from './weightsHash.js';
 /** A step that takes longer than this is treated as hung (the call times out and is recovered). */
 export const STEP_CALL_TIMEOUT_MS = 600_000;
 
-export interface EpochSummary {
-  readonly epoch: number;
-  readonly meanLoss: number;
-  readonly testAccuracy: number | undefined;
-  readonly stepsPerSec: number;
-  readonly steps: number;
-}
+export type EpochSummary = EpochReport;
 
 export interface TrainingResult {
   readonly finalTestAccuracy: number;
@@ -94,6 +92,8 @@ export interface TrainingResult {
   readonly faultsInjected: Readonly<Record<string, number>>;
   /** Steps between in-memory snapshots at the end of the run (see `SnapshotPolicy`). */
   readonly snapshotIntervalSteps: number;
+  /** True when `stopSignal` stopped the run before its last step (`finalTestAccuracy` is then NaN). */
+  readonly interrupted: boolean;
 }
 
 interface Run extends PreparedRun {
@@ -104,7 +104,13 @@ interface Run extends PreparedRun {
   readonly records: StepRecord[];
   lastLoss: number;
   epochLossSum: number;
+  /** Steps of the current epoch committed (those before a resume included). */
   epochSteps: number;
+  /** Steps of the current epoch this process ran (for its rate). */
+  epochStepsHere: number;
+  /** `epochLossSums[i]`: the loss sum of the epoch's first `epochBaseSteps + i` steps. */
+  epochLossSums: number[];
+  epochBaseSteps: number;
   epochStartedMs: number;
   evaluationMs: number;
   failedStep: number;
@@ -136,6 +142,19 @@ function reportCrash(_pid: Pid, reason: ExitReason): void {
 export async function train(config: TrainingConfig): Promise<TrainingResult> {
   const startedMs = performance.now();
   const resolved = resolveTrainingConfig(config);
+  const release =
+    resolved.checkpointDir === undefined
+      ? undefined
+      : await lockRunDirectory(resolved.checkpointDir, resolved.resume);
+  try {
+    if (resolved.metricsPath !== undefined) await makeDirectory(dirname(resolved.metricsPath), 'metricsPath');
+    return await trainLocked(resolved, startedMs);
+  } finally {
+    await release?.();
+  }
+}
+
+async function trainLocked(resolved: ResolvedTrainingConfig, startedMs: number): Promise<TrainingResult> {
   const data = await loadTrainingData(resolved.data);
   const system = new ActorSystem({ onCrash: reportCrash });
   const prepared = await prepareRun(system, resolved, data);
@@ -154,8 +173,11 @@ export async function train(config: TrainingConfig): Promise<TrainingResult> {
     epochs: [],
     records: [],
     lastLoss: Number.NaN,
-    epochLossSum: 0,
-    epochSteps: 0,
+    epochLossSum: prepared.session.snapshot.epochProgress.lossSum,
+    epochSteps: prepared.session.snapshot.epochProgress.steps,
+    epochStepsHere: 0,
+    epochLossSums: [prepared.session.snapshot.epochProgress.lossSum],
+    epochBaseSteps: prepared.session.snapshot.epochProgress.steps,
     epochStartedMs: performance.now(),
     evaluationMs: 0,
     failedStep: -1,
@@ -174,6 +196,13 @@ export async function train(config: TrainingConfig): Promise<TrainingResult> {
   try {
     if (!prepared.session.snapshot.taken)
       await system.call(prepared.session.pidOf('model'), new CaptureRequest());
+    resolved.onStart?.({
+      dataset: data.name ?? 'in-memory',
+      plannedSteps: prepared.plannedSteps,
+      stepsPerEpoch: prepared.stepsPerEpoch,
+      resumedFromStep: prepared.firstStep,
+      deviceId: prepared.session.deviceId,
+    });
     const loopStartedMs = performance.now();
     await runSteps(run);
     const loopMs = performance.now() - loopStartedMs - run.evaluationMs;
@@ -199,13 +228,20 @@ async function runSteps(run: Run): Promise<void> {
   const { session, system } = run;
   const snapshot = session.snapshot;
   const request = new StepRequest(0, NO_STEP_FAULTS, false);
+  const stop = session.config.stopSignal;
   while (run.nextStep < run.plannedSteps) {
+    // Asked to stop: go on (capturing every step) until the snapshot holds the last step run.
+    if (stop?.aborted && snapshot.step === run.nextStep) break;
     const step = run.nextStep;
     if (run.pending !== undefined && step >= run.pending.step) finishRecovery(run);
     const faults = run.plan.decide(step, session.deviceId);
     request.step = step;
     request.faults = faults;
-    request.capture = run.policy.shouldCapture(step + 1, snapshot.step, snapshotForced(run, step + 1));
+    request.capture = run.policy.shouldCapture(
+      step + 1,
+      snapshot.step,
+      snapshotForced(run, step + 1) || stop?.aborted === true,
+    );
     let outcome: unknown;
     try {
       if (faults.crash !== undefined && faults.crash !== 'model') {
@@ -226,7 +262,7 @@ async function runSteps(run: Run): Promise<void> {
     if (step + 1 > run.highestCommitted) {
       run.highestCommitted = step + 1;
       afterCommit(run, step, outcome as number);
-    }
+    } else if (snapshot.step === step + 1) snapshot.epochProgress = epochProgressAt(run, step + 1);
   }
   if (run.pending !== undefined) finishRecovery(run);
   flushRecords(run);
@@ -239,6 +275,9 @@ function afterCommit(run: Run, step: number, loss: number): void {
   run.lastLoss = loss;
   run.epochLossSum += loss;
   run.epochSteps++;
+  run.epochStepsHere++;
+  run.epochLossSums.push(run.epochLossSum);
+  if (session.snapshot.step === committed) session.snapshot.epochProgress = epochProgressAt(run, committed);
   run.records.push({ step: committed, epoch, loss, timeMs: performance.now() });
   if (run.records.length >= METRICS_BATCH_STEPS) flushRecords(run);
   regrowMicroBatch(run);
@@ -248,6 +287,13 @@ function afterCommit(run: Run, step: number, loss: number): void {
   }
   onStep?.({ step: committed, epoch, loss });
   if (committed % run.stepsPerEpoch === 0 || committed === run.plannedSteps) endEpoch(run, epoch);
+}
+
+/** The steps of the epoch before `committed` and their loss sum (the epoch `committed` falls in). */
+function epochProgressAt(run: Run, committed: number): { steps: number; lossSum: number } {
+  const steps = committed % run.stepsPerEpoch;
+  if (steps === 0) return { steps: 0, lossSum: 0 };
+  return { steps, lossSum: run.epochLossSums[steps - run.epochBaseSteps] };
 }
 
 function flushRecords(run: Run): void {
@@ -279,10 +325,11 @@ function endEpoch(run: Run, epoch: number): void {
     epoch,
     meanLoss: run.epochSteps > 0 ? run.epochLossSum / run.epochSteps : Number.NaN,
     testAccuracy,
-    stepsPerSec: seconds > 0 ? run.epochSteps / seconds : 0,
+    stepsPerSec: seconds > 0 ? run.epochStepsHere / seconds : 0,
     steps: run.epochSteps,
   };
   run.epochs.push(summary);
+  session.config.onEpoch?.(summary);
   castTo(
     run.system,
     session.pidOf('metrics'),
@@ -290,6 +337,9 @@ function endEpoch(run: Run, epoch: number): void {
   );
   run.epochLossSum = 0;
   run.epochSteps = 0;
+  run.epochStepsHere = 0;
+  run.epochLossSums = [0];
+  run.epochBaseSteps = 0;
   run.epochStartedMs = nowMs;
 }
 
@@ -378,13 +428,15 @@ function finishRecovery(run: Run): void {
 
 async function finish(run: Run, loopMs: number, startedMs: number): Promise<TrainingResult> {
   const { session, system } = run;
+  const interrupted = run.nextStep < run.plannedSteps;
   if (session.config.checkpointDir !== undefined) {
-    castTo(system, session.pidOf('checkpoint'), new PersistRequest(session.snapshot.copy(), 'final'));
+    const reason = interrupted ? 'interrupted' : 'final';
+    castTo(system, session.pidOf('checkpoint'), new PersistRequest(session.snapshot.copy(), reason));
     await system.call(session.pidOf('checkpoint'), new FlushRequest(), STEP_CALL_TIMEOUT_MS);
   }
   const model = session.model!.module;
-  const finalTestAccuracy = evaluateAccuracy(model, session.data.test);
-  const audit = session.lineage.audit(session.data.train.length, run.firstPosition);
+  const finalTestAccuracy = interrupted ? Number.NaN : evaluateAccuracy(model, session.data.test);
+  const audit = session.lineage.audit(session.data.train.length, run.firstPosition, run.nextStep);
   const stepsRun = run.nextStep - run.firstStep;
   return {
     finalTestAccuracy,
@@ -403,5 +455,6 @@ async function finish(run: Run, loopMs: number, startedMs: number): Promise<Trai
     dataset: session.data.name ?? 'in-memory',
     faultsInjected: run.plan.injector.counts(),
     snapshotIntervalSteps: run.policy.intervalSteps,
+    interrupted,
   };
 }
