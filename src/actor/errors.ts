@@ -133,3 +133,11 @@ export const isNoProc = (error: unknown): error is NoProc => error instanceof No
 export const isProcessExited = (error: unknown): error is ProcessExited => error instanceof ProcessExited;
 export const isInvalidTransition = (error: unknown): error is InvalidTransition =>
   error instanceof InvalidTransition;
+
+/** The crash reason of an injected fault (RuntimeFaults.crashBeforeHandle). */
+export class InjectedCrash extends Error {
+  constructor(readonly pid: Pid) {
+    super(`injected crash of ${pid}`);
+    this.name = 'InjectedCrash';
+  }
+}

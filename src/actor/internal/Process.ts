@@ -1,5 +1,6 @@
 import type { TimerHandle } from '../Clock.js';
 import type { ExitReason } from '../ExitReason.js';
+import type { OverflowPolicy } from '../Limits.js';
 import type { Pid } from '../Pid.js';
 import { Queue } from './Queue.js';
 
@@ -9,8 +10,6 @@ export const RUNNABLE = 1; // in the run queue
 export const RUNNING = 2; // its code is on the stack right now (or a body between awaits)
 export const SUSPENDED = 3; // a handler awaiting a promise: takes no message until it settles
 export const DEAD = 4;
-
-export type OverflowPolicy = 'reject' | 'drop-oldest' | 'drop-newest';
 
 /** Something told when a process exits: a monitor, a pending call, a `whenExited` promise. */
 export interface ExitObserver {
@@ -71,7 +70,8 @@ export class ProcessRecord {
   next: ProcessRecord | undefined = undefined;
 
   constructor(
-    readonly system: { readonly clock: { cancelTimer(handle: TimerHandle): boolean } },
+    /** The runtime the process lives in (internal/Runtime.ts; typed loosely to keep this module a leaf). */
+    readonly runtime: unknown,
     readonly pid: Pid,
     readonly policy: MailboxPolicy,
   ) {}
