@@ -1,12 +1,15 @@
+import type { TransferListItem } from 'node:worker_threads';
 import type { CallFrom } from './Call.js';
 import { type Clock, SimulatedClock, type TimerHandle } from './Clock.js';
 import type { ExitReason } from './ExitReason.js';
 import { BadArgument } from './errors.js';
-import { callFrom, isPendingCall } from './internal/calls.js';
-import { checkName, checkPid, checkTimeout } from './internal/checks.js';
+import { callFrom, isCallHandle } from './internal/calls.js';
+import { checkName, checkPid, checkTimeout, isCodeRef } from './internal/checks.js';
 import { CodeUpgrade, deliverSignalMessage, sendFrom } from './internal/delivery.js';
+import { RemoteMonitor } from './internal/Remote.js';
 import { Runtime } from './internal/Runtime.js';
-import { Monitor, signal, terminate, unwatch, watch } from './internal/signals.js';
+import { exitSignal, Monitor, terminate, unwatch, watch } from './internal/signals.js';
+import { attachWorker, ThreadPool, threadCount } from './internal/ThreadPool.js';
 import { DEFAULT_CALL_TIMEOUT_MS, type OverflowPolicy } from './Limits.js';
 import type { Pid, Ref } from './Pid.js';
 
@@ -46,9 +49,33 @@ export interface SpawnOptions {
   readonly mailbox?: MailboxOptions;
 }
 
+/**
+ * Code named so that another thread can load it (Erlang's spawn(Module, Function, Args)): the
+ * module's URL (`import.meta.url`) and an export. A class export is constructed with the spawn's
+ * args, a function export called with them; either must give a handler `{ init?, handle }`.
+ */
+export interface CodeRef {
+  readonly module: string | URL;
+  readonly export: string;
+}
+
+export interface ThreadSpawnOptions extends SpawnOptions {
+  /** Where the process runs: a thread index, `'any'` (the least loaded), or this thread (default). */
+  readonly thread?: number | 'any';
+}
+
+export interface SendOptions {
+  /**
+   * ArrayBuffers moved (not copied) to a process on another thread: the sender's buffers are
+   * detached. Ignored for a process on the same thread (messages are never copied there).
+   */
+  readonly transfer?: readonly TransferListItem[];
+}
+
 /** Where processes can be spawned from: the system (outside any actor) or a process's context. */
 export interface Spawner {
   spawn<M = any>(behavior: Behavior<M>, options?: SpawnOptions): Pid;
+  spawn(code: CodeRef, args?: readonly unknown[], options?: ThreadSpawnOptions): Pid;
 }
 
 /** What a process sees of the runtime. Every call acts on behalf of `self`. */
@@ -57,7 +84,7 @@ export interface Context<M = any> extends Spawner {
   readonly system: ActorSystem;
   /** Fires when the process exits (killed while awaiting, for example): pass it to awaited work. */
   readonly signal: AbortSignal;
-  send(to: Pid | string, message: unknown): void;
+  send(to: Pid | string, message: unknown, options?: SendOptions): void;
   /** Takes the oldest message `match` accepts if one is queued now, without waiting (process functions). */
   tryReceive<T = M>(match?: (message: unknown) => boolean): T | undefined;
   /** Receives the oldest message (or the oldest that `match` accepts); `undefined` after `timeoutMs`. */
@@ -79,7 +106,9 @@ export interface Context<M = any> extends Spawner {
   /** Sets trap_exit; returns the previous value. */
   trapExit(enabled: boolean): boolean;
   spawnLink<T = any>(behavior: Behavior<T>, options?: SpawnOptions): Pid;
+  spawnLink(code: CodeRef, args?: readonly unknown[], options?: ThreadSpawnOptions): Pid;
   spawnMonitor<T = any>(behavior: Behavior<T>, options?: SpawnOptions): [Pid, Ref];
+  spawnMonitor(code: CodeRef, args?: readonly unknown[], options?: ThreadSpawnOptions): [Pid, Ref];
   register(name: string): void;
   sendAfter(delayMs: number, to: Pid | string, message: unknown): TimerHandle;
   cancelTimer(timer: TimerHandle): number | false;
@@ -89,6 +118,14 @@ export interface Context<M = any> extends Spawner {
 export interface ActorSystemOptions {
   /** Name of this node; pids carry it. Default `zbmd@local`. */
   readonly nodeName?: string;
+  /**
+   * Scheduler threads: each runs its own run queue on its own worker thread, the calling thread
+   * being thread 0. `'auto'` = the available cores. Default 1 (everything on the calling thread).
+   * With more than one, call `close()` when done: worker threads keep the process alive.
+   */
+  readonly threads?: number | 'auto';
+  /** Told when a scheduler thread dies (and is replaced). Default: one line on stderr. */
+  readonly onThreadExit?: (thread: number, cause: unknown) => void;
   /** Time source. Default: a `RealClock`; pass a `SimulatedClock` for deterministic tests. */
   readonly clock?: Clock;
   /**
@@ -132,6 +169,8 @@ export interface ProcessInfo {
   readonly reductions: number;
   readonly trapExit: boolean;
   readonly kind: 'handler' | 'process';
+  /** The scheduler thread the process runs on. */
+  readonly thread: number;
 }
 
 export interface SystemStats {
@@ -167,8 +206,27 @@ const STATUS = ['waiting', 'runnable', 'running', 'suspended'] as const;
 export class ActorSystem implements Spawner {
   readonly #runtime: Runtime;
 
+  readonly #pool: ThreadPool | undefined;
+
   constructor(options: ActorSystemOptions = {}) {
-    this.#runtime = new Runtime(this, options);
+    const runtime = new Runtime(this, options);
+    this.#runtime = runtime;
+    const threads = threadCount(options.threads);
+    this.#pool = attachWorker(runtime)
+      ? undefined
+      : threads > 1
+        ? new ThreadPool(runtime, threads, options)
+        : undefined;
+  }
+
+  /** The scheduler thread this system object runs on (0: the thread that created the system). */
+  get thread(): number {
+    return this.#runtime.thread;
+  }
+
+  /** How many scheduler threads this node runs. */
+  get threads(): number {
+    return this.#runtime.remote?.threads ?? 1;
   }
 
   /** Name of this node; pids carry it. */
@@ -192,23 +250,32 @@ export class ActorSystem implements Spawner {
   // ---------------------------------------------------------------------------------------------
   // Processes
 
-  spawn<M = any>(behavior: Behavior<M>, options?: SpawnOptions): Pid {
-    return this.#runtime.spawnProcess(behavior, options).pid;
+  /**
+   * Spawns a process from a behaviour (on this thread), or from code named by module URL and
+   * export, with `args`, on any thread (`options.thread`).
+   */
+  spawn<M = any>(behavior: Behavior<M>, options?: SpawnOptions): Pid;
+  spawn(code: CodeRef, args?: readonly unknown[], options?: ThreadSpawnOptions): Pid;
+  spawn(behavior: Behavior | CodeRef, second?: unknown, third?: ThreadSpawnOptions): Pid {
+    if (isCodeRef(behavior))
+      return this.#runtime.spawnByCode(behavior, second as readonly unknown[] | undefined, third, undefined);
+    return this.#runtime.spawnProcess(behavior, second as SpawnOptions | undefined).pid;
   }
 
-  send(to: Pid | string, message: unknown): void {
-    sendFrom(this.#runtime, undefined, to, message);
+  send(to: Pid | string, message: unknown, options?: SendOptions): void {
+    sendFrom(this.#runtime, undefined, to, message, options?.transfer);
   }
 
   /** Sends an exit signal to `pid` from outside any process (Erlang's exit/2). */
   exit(pid: Pid, reason: ExitReason): void {
-    const runtime = this.#runtime;
-    const target = runtime.lookup(checkPid(pid, 'exit'));
-    if (target !== undefined) signal(runtime, target, runtime.rootPid, reason, false);
+    exitSignal(this.#runtime, this.#runtime.rootPid, checkPid(pid, 'exit'), reason);
   }
 
+  /** Whether `pid` is alive; for a pid on another thread, whether its thread is up (the process may have exited). */
   isAlive(pid: Pid): boolean {
-    return this.#runtime.lookup(checkPid(pid, 'isAlive')) !== undefined;
+    const runtime = this.#runtime;
+    if (runtime.lookup(checkPid(pid, 'isAlive')) !== undefined) return true;
+    return runtime.remote !== undefined && runtime.remote.isRemote(pid) && runtime.remote.peerUp(pid.thread);
   }
 
   /**
@@ -259,7 +326,7 @@ export class ActorSystem implements Spawner {
   }
 
   whereis(name: string): Pid | undefined {
-    return this.#runtime.registry.holder(checkName(name))?.pid;
+    return this.#runtime.registry.whereis(checkName(name));
   }
 
   registered(): string[] {
@@ -282,7 +349,11 @@ export class ActorSystem implements Spawner {
     const runtime = this.#runtime;
     return runtime.clock.setTimer(delayMs, () => {
       const target = typeof to === 'string' ? runtime.registry.holder(to) : runtime.lookup(to);
-      if (target === undefined) return;
+      if (target === undefined) {
+        const pid = typeof to === 'string' ? runtime.remote?.remoteNames.get(to) : to;
+        if (pid !== undefined && runtime.remote?.isRemote(pid)) runtime.remote.send(pid, message, undefined);
+        return;
+      }
       runtime.counters.messagesSent++;
       deliverSignalMessage(runtime, target, message);
     });
@@ -306,7 +377,7 @@ export class ActorSystem implements Spawner {
 
   /** Answers a call; a reply to a call that already timed out or was answered is dropped. */
   reply(from: CallFrom, value: unknown): boolean {
-    if (!isPendingCall(from)) throw new BadArgument('reply: `from` must be the CallFrom of a call');
+    if (!isCallHandle(from)) throw new BadArgument('reply: `from` must be the CallFrom of a call');
     return from.settle(value, undefined);
   }
 
@@ -339,14 +410,25 @@ export class ActorSystem implements Spawner {
       name: record.extra?.name,
       status: STATUS[record.state as 0 | 1 | 2 | 3],
       mailboxLength: record.mailbox.length,
-      links: [...(record.extra?.links ?? [])].map((other) => other.pid),
-      monitors: [...(record.extra?.monitors?.values() ?? [])].map((other) => other.pid),
-      monitoredBy: [...(record.extra?.watchers?.values() ?? [])]
-        .filter((observer): observer is Monitor => observer instanceof Monitor)
-        .map((monitor) => monitor.watcher.pid),
+      links: [
+        ...[...(record.extra?.links ?? [])].map((other) => other.pid),
+        ...(record.extra?.remoteLinks?.values() ?? []),
+      ],
+      monitors: [
+        ...[...(record.extra?.monitors?.values() ?? [])].map((other) => other.pid),
+        ...[...(record.extra?.remoteMonitors?.values() ?? [])].map((entry) => entry.pid),
+      ],
+      monitoredBy: [...(record.extra?.watchers?.values() ?? [])].flatMap((observer) =>
+        observer instanceof Monitor
+          ? [observer.watcher.pid]
+          : observer instanceof RemoteMonitor
+            ? [observer.watcherPid]
+            : [],
+      ),
       reductions: record.reductions,
       trapExit: record.extra?.trapping === true,
       kind: record.behavior === undefined ? 'process' : 'handler',
+      thread: record.pid.thread,
     };
   }
 
@@ -410,9 +492,28 @@ export class ActorSystem implements Spawner {
     await this.settle();
   }
 
-  /** Kills every process (brutally, as `'killed'`). The system can still be used afterwards. */
+  /**
+   * Kills every process on this thread (brutally, as `'killed'`). The system can still be used
+   * afterwards. Processes on other threads are stopped by `close()`.
+   */
   shutdown(): void {
     const runtime = this.#runtime;
     for (const record of [...runtime.live].reverse()) terminate(runtime, record, 'killed');
+  }
+
+  /**
+   * Stops the other scheduler threads (their processes end without running more code) and then
+   * this thread's processes. Needed with `threads > 1`: worker threads keep the process alive.
+   */
+  async close(): Promise<void> {
+    if (this.#pool !== undefined) await this.#pool.close();
+    this.shutdown();
+  }
+
+  /** Test aid: ends scheduler thread `thread` abruptly, as a crash of that thread would. */
+  async killThread(thread: number): Promise<void> {
+    if (this.#pool === undefined)
+      throw new BadArgument('killThread: call it on thread 0 of a system with threads > 1');
+    await this.#pool.kill(thread);
   }
 }

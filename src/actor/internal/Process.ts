@@ -1,7 +1,7 @@
 import type { TimerHandle } from '../Clock.js';
 import type { ExitReason } from '../ExitReason.js';
 import type { OverflowPolicy } from '../Limits.js';
-import type { Pid } from '../Pid.js';
+import type { Pid, Ref } from '../Pid.js';
 import { Queue } from './Queue.js';
 
 /** Process states. A handler actor moves WAITING -> RUNNABLE -> RUNNING (-> SUSPENDED) -> ... */
@@ -44,6 +44,12 @@ export class ProcessExtra {
   abortController: AbortController | undefined = undefined;
   /** Increments each time the process suspends, so a stale promise cannot resume it. */
   suspension = 0;
+  /** Its pid has left the thread: it resolves by number in `Remote.exported`. */
+  exported = false;
+  /** Links to processes on other threads: `${thread}:${id}` -> pid. */
+  remoteLinks: Map<string, Pid> | undefined = undefined;
+  /** Monitors this process holds on processes on other threads: ref id -> ref and target. */
+  remoteMonitors: Map<number, { ref: Ref; pid: Pid }> | undefined = undefined;
 }
 
 /**

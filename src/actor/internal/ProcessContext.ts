@@ -1,15 +1,23 @@
-import type { ActorSystem, Behavior, Context, SpawnOptions } from '../ActorSystem.js';
+import type {
+  ActorSystem,
+  Behavior,
+  CodeRef,
+  Context,
+  SendOptions,
+  SpawnOptions,
+  ThreadSpawnOptions,
+} from '../ActorSystem.js';
 import type { TimerHandle } from '../Clock.js';
 import type { ExitReason } from '../ExitReason.js';
 import { BadArgument, ProcessExited } from '../errors.js';
 import { DEFAULT_CALL_TIMEOUT_MS } from '../Limits.js';
 import type { Pid, Ref } from '../Pid.js';
 import { callFrom } from './calls.js';
-import { checkPid, describe } from './checks.js';
+import { checkPid, describe, isCodeRef } from './checks.js';
 import { receiveFor, sendFrom, takeNow } from './delivery.js';
 import { DEAD, extraOf, ProcessRecord } from './Process.js';
 import type { Runtime } from './Runtime.js';
-import { demonitor, link, monitor, signal, terminate, unlink } from './signals.js';
+import { demonitor, exitSignal, link, monitor, terminate, unlink } from './signals.js';
 
 /**
  * A process record is also the context handed to its code (one object per process, not two):
@@ -41,23 +49,34 @@ export class ProcessContext extends ProcessRecord implements Context {
     return record;
   }
 
-  spawn<T = any>(behavior: Behavior<T>, options?: SpawnOptions): Pid {
+  spawn(behavior: Behavior | CodeRef, second?: unknown, third?: ThreadSpawnOptions): Pid {
     this.alive();
-    return this.runtime.spawnProcess(behavior, options).pid;
+    return this.spawnFrom(behavior, second, third, undefined);
   }
 
-  spawnLink<T = any>(behavior: Behavior<T>, options?: SpawnOptions): Pid {
-    return this.runtime.spawnProcess(behavior, options, this.alive()).pid;
+  spawnLink(behavior: Behavior | CodeRef, second?: unknown, third?: ThreadSpawnOptions): Pid {
+    return this.spawnFrom(behavior, second, third, this.alive());
   }
 
-  spawnMonitor<T = any>(behavior: Behavior<T>, options?: SpawnOptions): [Pid, Ref] {
+  spawnMonitor(behavior: Behavior | CodeRef, second?: unknown, third?: ThreadSpawnOptions): [Pid, Ref] {
     const record = this.alive();
-    const pid = this.runtime.spawnProcess(behavior, options).pid;
+    const pid = this.spawnFrom(behavior, second, third, undefined);
     return [pid, monitor(this.runtime, record, pid)];
   }
 
-  send(to: Pid | string, message: unknown): void {
-    sendFrom(this.runtime, this.alive(), to, message);
+  private spawnFrom(
+    behavior: Behavior | CodeRef,
+    second: unknown,
+    third: ThreadSpawnOptions | undefined,
+    parent: ProcessRecord | undefined,
+  ): Pid {
+    if (isCodeRef(behavior))
+      return this.runtime.spawnByCode(behavior, second as readonly unknown[] | undefined, third, parent);
+    return this.runtime.spawnProcess(behavior, second as SpawnOptions | undefined, parent).pid;
+  }
+
+  send(to: Pid | string, message: unknown, options?: SendOptions): void {
+    sendFrom(this.runtime, this.alive(), to, message, options?.transfer);
   }
 
   tryReceive<T>(match?: (message: unknown) => boolean): T | undefined {
@@ -74,8 +93,7 @@ export class ProcessContext extends ProcessRecord implements Context {
   exit(...args: [reason: ExitReason] | [pid: Pid, reason: ExitReason]): never {
     const record = this.alive();
     if (args.length === 2) {
-      const target = this.runtime.lookup(checkPid(args[0], 'exit'));
-      if (target !== undefined) signal(this.runtime, target, record.pid, args[1], false);
+      exitSignal(this.runtime, record.pid, checkPid(args[0], 'exit'), args[1]);
       return undefined as never;
     }
     terminate(this.runtime, record, args[0]);
@@ -99,7 +117,7 @@ export class ProcessContext extends ProcessRecord implements Context {
   }
 
   demonitor(ref: Ref, options?: { flush?: boolean }): boolean {
-    return demonitor(this.alive(), ref, options?.flush === true);
+    return demonitor(this.runtime, this.alive(), ref, options?.flush === true);
   }
 
   trapExit(enabled: boolean): boolean {

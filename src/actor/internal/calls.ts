@@ -20,8 +20,15 @@ export function callFrom<R>(
 ): Promise<R> {
   checkTimeout(timeoutMs, 'call timeout');
   let target: ProcessRecord | undefined;
-  if (typeof server === 'string') target = runtime.registry.holder(checkName(server));
-  else target = runtime.lookup(checkPid(server, 'call'));
+  let pid: Pid | undefined;
+  if (typeof server === 'string') {
+    target = runtime.registry.holder(checkName(server));
+    if (target === undefined) pid = runtime.remote?.remoteNames.get(server);
+  } else {
+    target = runtime.lookup(checkPid(server, 'call'));
+    if (target === undefined && runtime.remote?.isRemote(server)) pid = server;
+  }
+  if (pid !== undefined) return runtime.remote!.call(caller, pid, request, timeoutMs) as Promise<R>;
   if (target === undefined) return Promise.reject(new CallExit(server, 'noproc'));
   return new Promise<R>((resolve, reject) => {
     const pending = new PendingCall(
@@ -48,13 +55,20 @@ export function callFrom<R>(
   });
 }
 
-/** True when `from` is the handle of a call made through this runtime. */
-export function isPendingCall(from: CallFrom): from is PendingCall {
-  return from instanceof PendingCall;
+/** What a server replies to: a call made on this thread (PendingCall) or on another (RemoteCallFrom). */
+export abstract class CallHandle implements CallFrom {
+  abstract readonly caller: Pid | undefined;
+  /** Settles the call with a reply (`error` undefined) or a failure; false if already settled. */
+  abstract settle(value: unknown, error: unknown): boolean;
+}
+
+/** True when `from` is the handle of a call. */
+export function isCallHandle(from: CallFrom): from is CallHandle {
+  return from instanceof CallHandle;
 }
 
 /** A call in flight: the server's death, the reply or the timeout settles it, whichever is first. */
-export class PendingCall implements CallFrom, ExitObserver {
+export class PendingCall extends CallHandle implements ExitObserver {
   settled = false;
   watchId = 0;
   timer: TimerHandle | undefined = undefined;
@@ -66,7 +80,9 @@ export class PendingCall implements CallFrom, ExitObserver {
     private readonly target: ProcessRecord,
     private readonly resolve: (value: unknown) => void,
     private readonly reject: (error: unknown) => void,
-  ) {}
+  ) {
+    super();
+  }
 
   exited(_pid: Pid, reason: ExitReason): void {
     if (this.settled) return;

@@ -1,3 +1,4 @@
+import type { CodeRef } from '../ActorSystem.js';
 import { BadArgument } from '../errors.js';
 import { Pid } from '../Pid.js';
 
@@ -37,4 +38,15 @@ export function describe(value: unknown): string {
     return value instanceof Pid ? `pid ${value}` : `an object (${Object.prototype.toString.call(value)})`;
   if (typeof value === 'string') return JSON.stringify(value);
   return String(value);
+}
+
+/** A `{ module, export }` code reference (spawn by module URL), as opposed to a behaviour. */
+export function isCodeRef(value: unknown): value is CodeRef {
+  return (
+    typeof value === 'object' &&
+    value !== null &&
+    typeof (value as { handle?: unknown }).handle !== 'function' &&
+    'module' in value &&
+    'export' in value
+  );
 }

@@ -1,3 +1,4 @@
+import type { TransferListItem } from 'node:worker_threads';
 import { DownMessage, ExitMessage } from '../ExitReason.js';
 import { BadArgument, MailboxFull, NotRegistered } from '../errors.js';
 import { Pid } from '../Pid.js';
@@ -21,13 +22,18 @@ export function sendFrom(
   sender: ProcessRecord | undefined,
   to: Pid | string,
   message: unknown,
+  transfer?: readonly TransferListItem[],
 ): void {
   let target: ProcessRecord | undefined;
   if (to instanceof Pid) {
     target = to.process as ProcessRecord | undefined;
   } else if (typeof to === 'string') {
     target = runtime.registry.holder(to);
-    if (target === undefined) throw new NotRegistered(to);
+    if (target === undefined) {
+      const pid = runtime.remote?.remoteNames.get(to);
+      if (pid === undefined) throw new NotRegistered(to);
+      to = pid;
+    }
   } else {
     throw new BadArgument(`send: expected a Pid or a registered name, got ${describe(to)}`);
   }
@@ -35,8 +41,16 @@ export function sendFrom(
     throw new BadArgument(
       'send: the message is undefined (receive uses undefined for a timeout); send null or a value',
     );
+  if (target === undefined) {
+    // another thread's process, or a dead one (sending to a dead process is not an error, as in Erlang)
+    if (runtime.remote !== undefined && (to as Pid).thread !== runtime.remote.thread) {
+      if (sender !== undefined) sender.reductions++;
+      runtime.remote.send(to as Pid, message, transfer);
+    }
+    runtime.counters.messagesSent++;
+    return;
+  }
   runtime.counters.messagesSent++;
-  if (target === undefined) return; // sending to a dead process is not an error (as in Erlang)
   if (runtime.faults?.onSend !== undefined && !injectSendFault(runtime, target, message)) return;
   if (sender !== undefined) sender.reductions++;
   deliver(runtime, target, message);

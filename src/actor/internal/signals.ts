@@ -38,6 +38,13 @@ export function signal(
   else if (!viaLink && from === target.pid) terminate(runtime, target, 'normal');
 }
 
+/** Sends an exit signal from `from` to `pid` (Erlang's exit/2), on this thread or another. */
+export function exitSignal(runtime: Runtime, from: Pid, pid: Pid, reason: ExitReason): void {
+  const target = runtime.lookup(pid);
+  if (target !== undefined) signal(runtime, target, from, reason, false);
+  else if (runtime.remote?.isRemote(pid)) runtime.remote.exit(from, pid, reason);
+}
+
 /** Ends a process: its links get exit signals, its monitors DOWN messages. */
 export function terminate(runtime: Runtime, record: ProcessRecord, reason: ExitReason): void {
   if (record.state === DEAD) return;
@@ -52,6 +59,7 @@ export function terminate(runtime: Runtime, record: ProcessRecord, reason: ExitR
   if (record.mailbox.length > 0) record.mailbox.clear();
   runtime.counters.exited++;
   if (record.extra !== undefined) releaseExtra(runtime, record, record.extra, reason);
+  if (runtime.remote !== undefined) runtime.remote.exited(record, reason);
   if (runtime.exitListeners.size > 0)
     for (const listener of runtime.exitListeners) listener(record.pid, reason);
   if (runtime.signalQueue.length > 0) drainSignals(runtime);
@@ -64,7 +72,7 @@ function releaseExtra(
   extra: NonNullable<ProcessRecord['extra']>,
   reason: ExitReason,
 ): void {
-  if (extra.name !== undefined) runtime.registry.release(extra.name);
+  if (extra.name !== undefined) runtime.registry.release(extra.name, record);
   if (extra.abortController !== undefined) extra.abortController.abort(new ProcessExited(record.pid, reason));
   if (extra.monitors !== undefined) {
     for (const [id, target] of extra.monitors) target.extra?.watchers?.delete(id);
@@ -107,7 +115,9 @@ export function linkRecords(a: ProcessRecord, b: ProcessRecord): void {
 
 export function link(runtime: Runtime, record: ProcessRecord, pid: Pid): void {
   const target = runtime.lookup(checkPid(pid, 'link'));
-  if (target !== undefined) {
+  if (target === undefined && runtime.remote?.isRemote(pid)) {
+    runtime.remote.link(record, pid);
+  } else if (target !== undefined) {
     linkRecords(record, target);
   } else if (record.extra?.trapping === true) {
     // Erlang: a trapping caller gets {'EXIT', Pid, noproc}; otherwise link raises noproc.
@@ -119,7 +129,10 @@ export function link(runtime: Runtime, record: ProcessRecord, pid: Pid): void {
 
 export function unlink(runtime: Runtime, record: ProcessRecord, pid: Pid): void {
   const target = runtime.lookup(checkPid(pid, 'unlink'));
-  if (target === undefined) return;
+  if (target === undefined) {
+    if (runtime.remote?.isRemote(pid)) runtime.remote.unlink(record, pid);
+    return;
+  }
   record.extra?.links?.delete(target);
   target.extra?.links?.delete(record);
 }
@@ -158,8 +171,9 @@ export function monitor(runtime: Runtime, record: ProcessRecord, target: Pid | s
   return ref;
 }
 
-export function demonitor(record: ProcessRecord, ref: Ref, flush: boolean): boolean {
+export function demonitor(runtime: Runtime, record: ProcessRecord, ref: Ref, flush: boolean): boolean {
   if (!(ref instanceof Ref)) throw new BadArgument(`demonitor: expected a monitor Ref, got ${describe(ref)}`);
+  runtime.remote?.demonitor(record, ref);
   const watched = record.extra?.monitors?.get(ref.id);
   if (watched !== undefined) {
     record.extra!.monitors!.delete(ref.id);
