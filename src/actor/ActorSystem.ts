@@ -1,14 +1,14 @@
 import type { TransferListItem } from 'node:worker_threads';
 import type { CallFrom } from './Call.js';
 import { type Clock, SimulatedClock, type TimerHandle } from './Clock.js';
-import type { ExitReason } from './ExitReason.js';
+import { DownMessage, type ExitReason } from './ExitReason.js';
 import { BadArgument } from './errors.js';
 import { callFrom, isCallHandle } from './internal/calls.js';
 import { checkName, checkPid, checkTimeout, isCodeRef } from './internal/checks.js';
 import { CodeUpgrade, deliverSignalMessage, sendFrom } from './internal/delivery.js';
 import { RemoteMonitor } from './internal/Remote.js';
 import { Runtime } from './internal/Runtime.js';
-import { exitSignal, Monitor, terminate, unwatch, watch } from './internal/signals.js';
+import { exitSignal, Monitor, monitor, terminate, unwatch, watch } from './internal/signals.js';
 import { attachWorker, ThreadPool, threadCount } from './internal/ThreadPool.js';
 import { DEFAULT_CALL_TIMEOUT_MS, type OverflowPolicy } from './Limits.js';
 import type { Pid, Ref } from './Pid.js';
@@ -285,8 +285,9 @@ export class ActorSystem implements Spawner {
   whenExited(pid: Pid, options: { signal?: AbortSignal } = {}): Promise<ExitReason> {
     const runtime = this.#runtime;
     const target = runtime.lookup(checkPid(pid, 'whenExited'));
-    if (target === undefined) return Promise.resolve('noproc');
     const abort = options.signal;
+    if (target === undefined && runtime.remote?.isRemote(pid)) return this.#whenRemoteExited(pid, abort);
+    if (target === undefined) return Promise.resolve('noproc');
     if (abort?.aborted) return Promise.reject(abort.reason);
     return new Promise((resolve, reject) => {
       const onAbort = (): void => {
@@ -299,6 +300,31 @@ export class ActorSystem implements Spawner {
           resolve(reason);
         },
       });
+      abort?.addEventListener('abort', onAbort, { once: true });
+    });
+  }
+
+  /** A process on another thread: a local watcher process monitors it. */
+  #whenRemoteExited(pid: Pid, abort: AbortSignal | undefined): Promise<ExitReason> {
+    if (abort?.aborted) return Promise.reject(abort.reason);
+    const runtime = this.#runtime;
+    return new Promise((resolve, reject) => {
+      const watcher = runtime.spawnProcess(
+        {
+          handle: (message: unknown, ctx: Context) => {
+            if (!(message instanceof DownMessage)) return;
+            abort?.removeEventListener('abort', onAbort);
+            resolve(message.reason);
+            ctx.stop();
+          },
+        },
+        undefined,
+      );
+      monitor(runtime, watcher, pid); // now, so that a signal sent after this call is seen
+      const onAbort = (): void => {
+        terminate(runtime, watcher, 'killed');
+        reject(abort!.reason);
+      };
       abort?.addEventListener('abort', onAbort, { once: true });
     });
   }

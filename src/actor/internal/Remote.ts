@@ -189,12 +189,21 @@ export class Remote implements PidCodec, TransportSink {
 
   send(to: Pid, message: unknown, transfer: readonly TransferListItem[] | undefined): void {
     this.checkThread(to, 'send');
-    const encoded = encode(message, this);
-    if (transfer !== undefined && transfer.length > 0) this.addTransfer(to.thread, transfer);
+    let encoded = encode(message, this);
+    if (transfer !== undefined && transfer.length > 0) {
+      this.checkTransfer(transfer);
+      // Detach the sender's buffers now (a move within the thread costs no copy), so the sender
+      // cannot write into memory that is on its way; the port moves them again at the flush.
+      encoded = structuredClone(encoded, { transfer: transfer as ArrayBuffer[] });
+      // Every buffer of the clone is private to this message now: all of them move with it.
+      const buffers: ArrayBuffer[] = [];
+      collectBuffers(encoded, buffers, 0);
+      this.transfers[to.thread].push(...buffers);
+    }
     this.post(to.thread, Op.Send, to.id, encoded);
   }
 
-  private addTransfer(thread: number, transfer: readonly TransferListItem[]): void {
+  private checkTransfer(transfer: readonly TransferListItem[]): void {
     if (!Array.isArray(transfer))
       throw new BadArgument(`send: transfer must be an array, got ${describe(transfer)}`);
     for (const item of transfer) {
@@ -205,7 +214,6 @@ export class Remote implements PidCodec, TransportSink {
       if (item.byteLength === 0 && (item as ArrayBuffer & { detached?: boolean }).detached === true)
         throw new BadArgument('send: a buffer in transfer is already detached (moved before)');
     }
-    this.transfers[thread].push(...transfer);
   }
 
   exit(from: Pid, to: Pid, reason: ExitReason): void {
@@ -289,6 +297,7 @@ export class Remote implements PidCodec, TransportSink {
       this.exportRecord(linkTo);
     }
     this.post(thread, Op.Spawn, id, { ...spec, args, link: linkTo?.pid.id ?? 0 });
+    if (spec.name !== undefined) this.remoteNames.set(spec.name, pid); // its thread tells the others
     return pid;
   }
 
@@ -328,9 +337,10 @@ export class Remote implements PidCodec, TransportSink {
 
   /** A local process that other threads know about exited: tell its remote links and monitors. */
   exited(record: ProcessRecord, reason: ExitReason): void {
-    const extra = record.extra!;
-    if (extra.exported) this.exported.delete(record.pid.id);
     Atomics.sub(this.counters.loads, this.thread, 1);
+    const extra = record.extra;
+    if (extra === undefined) return;
+    if (extra.exported) this.exported.delete(record.pid.id);
     if (extra.remoteLinks !== undefined && extra.remoteLinks.size > 0) {
       const encoded = encodeReason(reason, this);
       for (const pid of extra.remoteLinks.values())
@@ -614,6 +624,20 @@ export class Remote implements PidCodec, TransportSink {
         if (record.state === DEAD) return;
       }
     }
+  }
+}
+
+/** The ArrayBuffers in a message (after `structuredClone`: all private to it). */
+function collectBuffers(value: unknown, found: ArrayBuffer[], depth: number): void {
+  if (typeof value !== 'object' || value === null || depth > 64) return;
+  if (value instanceof ArrayBuffer) {
+    if (!found.includes(value)) found.push(value);
+  } else if (ArrayBuffer.isView(value)) {
+    if (value.buffer instanceof ArrayBuffer && !found.includes(value.buffer)) found.push(value.buffer);
+  } else if (Array.isArray(value)) {
+    for (const item of value) collectBuffers(item, found, depth + 1);
+  } else {
+    for (const item of Object.values(value)) collectBuffers(item, found, depth + 1);
   }
 }
 

@@ -154,12 +154,12 @@ export class Monitor implements ExitObserver {
 }
 
 export function monitor(runtime: Runtime, record: ProcessRecord, target: Pid | string): Ref {
-  const ref = new Ref(runtime.nodeName, runtime.nextRefId());
   const pid =
-    typeof target === 'string'
-      ? runtime.registry.holder(checkName(target))?.pid
-      : checkPid(target, 'monitor');
+    typeof target === 'string' ? runtime.registry.whereis(checkName(target)) : checkPid(target, 'monitor');
   const watched = pid === undefined ? undefined : runtime.lookup(pid);
+  if (watched === undefined && pid !== undefined && runtime.remote?.isRemote(pid))
+    return runtime.remote.monitor(record, pid);
+  const ref = new Ref(runtime.nodeName, runtime.nextRefId());
   if (watched === undefined) {
     // monitoring a dead or unknown process: DOWN noproc at once
     deliverSignalMessage(runtime, record, new DownMessage(ref, pid ?? runtime.rootPid, 'noproc'));

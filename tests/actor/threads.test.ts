@@ -1,0 +1,219 @@
+import fc from 'fast-check';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  ActorSystem,
+  CallExit,
+  DownMessage,
+  ExitMessage,
+  type ExitReason,
+  NotCloneable,
+  type Pid,
+} from '../../src/actor/index.js';
+import { startSupervisor, stopSupervisor, whichChildren } from '../../src/supervision/index.js';
+
+/** Scheduler threads, cross-thread semantics and a lost thread (workers are real worker_threads). */
+
+const fixtures = { module: new URL('./fixtures/threadActors.ts', import.meta.url).href };
+const code = (name: string) => ({ ...fixtures, export: name });
+
+/** A local process whose messages a test awaits one at a time. */
+function inbox(system: ActorSystem, options: { trapExit?: boolean } = {}) {
+  const queued: unknown[] = [];
+  const waiting: ((message: unknown) => void)[] = [];
+  const pid = system.spawn(
+    {
+      handle: (message: unknown) => {
+        const waiter = waiting.shift();
+        if (waiter !== undefined) waiter(message);
+        else queued.push(message);
+      },
+    },
+    options,
+  );
+  const next = (): Promise<any> =>
+    queued.length > 0 ? Promise.resolve(queued.shift()) : new Promise((resolve) => waiting.push(resolve));
+  return { pid, next };
+}
+
+describe('two scheduler threads', () => {
+  let system: ActorSystem;
+  const crashes: [Pid, ExitReason][] = [];
+
+  beforeAll(() => {
+    system = new ActorSystem({ threads: 2, onCrash: (pid, reason) => crashes.push([pid, reason]) });
+  });
+  afterAll(async () => {
+    await system.close();
+  });
+
+  it('spawns by module URL on another thread; the pid names its thread', async () => {
+    const me = inbox(system);
+    const echo = system.spawn(code('Echo'), [], { thread: 1 });
+    expect(echo.thread).toBe(1);
+    expect(String(echo)).toMatch(/^<0\.\d+\.0@t1>$/);
+    expect(system.threads).toBe(2);
+    system.send(echo, { from: me.pid, body: 'hello' });
+    expect(await me.next()).toEqual({ body: 'hello', thread: 1 });
+    expect(system.processInfo(me.pid)?.thread).toBe(0);
+  });
+
+  it("places 'any' spawns on the least loaded thread", () => {
+    const before = system.processes().length;
+    const pids = Array.from({ length: 6 }, () => system.spawn(code('Echo'), [], { thread: 'any' }));
+    const onOne = pids.filter((pid) => pid.thread === 1).length;
+    expect(onOne).toBeGreaterThanOrEqual(3);
+    for (const pid of pids) system.exit(pid, 'kill');
+    expect(system.processes().length).toBe(before);
+  });
+
+  it('calls a server on another thread; a server that dies fails the call with its reason', async () => {
+    const server = system.spawn(code('Answer'), [], { thread: 1 });
+    await expect(system.call(server, 'ping')).resolves.toEqual({ request: 'ping', thread: 1 });
+    const failure = await system.call(server, 'crash').catch((error: unknown) => error);
+    expect(failure).toBeInstanceOf(CallExit);
+    expect(((failure as CallExit).reason as Error).message).toBe('asked to crash');
+    await expect(system.call(server, 'ping')).rejects.toMatchObject({ reason: 'noproc' });
+    expect(crashes.some(([pid]) => pid.equals(server))).toBe(true);
+  });
+
+  it('a call to a silent server on another thread times out', async () => {
+    const server = system.spawn(code('Answer'), [], { thread: 1 });
+    await expect(system.call(server, 'hang', 20)).rejects.toMatchObject({ code: 'timeout' });
+    system.exit(server, 'kill');
+  });
+
+  it('monitors and links across threads fire with the exit reason', async () => {
+    const watcher = inbox(system);
+    const remote = system.spawn(code('Answer'), [], { thread: 1 });
+    system.spawn({
+      init: (ctx) => {
+        ctx.trapExit(true);
+        ctx.link(remote);
+        ctx.send(watcher.pid, ctx.monitor(remote));
+      },
+      handle: (message, ctx) => ctx.send(watcher.pid, message),
+    });
+    const ref = await watcher.next();
+    expect(system.processInfo(remote)).toBeUndefined(); // introspection is per thread
+    system.exit(remote, 'kill');
+    const signals = [await watcher.next(), await watcher.next()];
+    const down = signals.find((message) => message instanceof DownMessage) as DownMessage;
+    const exit = signals.find((message) => message instanceof ExitMessage) as ExitMessage;
+    expect(down.ref).toBe(ref);
+    expect(down.pid.equals(remote)).toBe(true);
+    expect(down.reason).toBe('killed');
+    expect(exit.from.equals(remote)).toBe(true);
+    expect(exit.reason).toBe('killed');
+  });
+
+  it('a monitor of a process that is gone gives DOWN noproc; demonitor stops the DOWN', async () => {
+    const remote = system.spawn(code('Answer'), [], { thread: 1 });
+    const exited = system.whenExited(remote);
+    system.exit(remote, 'kill');
+    expect(await exited).toBe('killed');
+    const result = inbox(system);
+    system.spawn({
+      init: (ctx) => {
+        const late = ctx.monitor(remote);
+        const live = system.spawn(code('Answer'), [], { thread: 1 });
+        const dropped = ctx.monitor(live);
+        ctx.demonitor(dropped, { flush: true });
+        system.exit(live, 'kill');
+        void system.whenExited(live).then(() => ctx.send(ctx.self, 'done'));
+        ctx.send(result.pid, late);
+      },
+      handle: (message, ctx) => ctx.send(result.pid, message),
+    });
+    const ref = await result.next();
+    const down = (await result.next()) as DownMessage;
+    expect(down.ref).toBe(ref);
+    expect(down.reason).toBe('noproc');
+    expect(await result.next()).toBe('done'); // the demonitored DOWN never came
+  });
+
+  it('a local process linked to a crashing remote one dies with the same reason', async () => {
+    const server = system.spawn(code('Answer'), [], { thread: 1 });
+    const me = inbox(system);
+    const linked = system.spawn({
+      init: (ctx) => {
+        ctx.link(server);
+        ctx.send(me.pid, 'linked');
+      },
+      handle: () => {},
+    });
+    const exited = system.whenExited(linked);
+    expect(await me.next()).toBe('linked');
+    await system.call(server, 'crash').catch(() => {});
+    expect(((await exited) as Error).message).toBe('asked to crash');
+  });
+
+  it('names are node-wide: register on one thread, send and call by name from another', async () => {
+    const server = system.spawn(code('Answer'), [], { thread: 1, name: 'answer-t1' });
+    expect(system.whereis('answer-t1')?.equals(server)).toBe(true);
+    await expect(system.call('answer-t1', 'x')).resolves.toEqual({ request: 'x', thread: 1 });
+    expect(() => system.spawn({ handle: () => {} }, { name: 'answer-t1' })).toThrow(/already registered/);
+    system.exit(server, 'kill');
+    await system.whenExited(server);
+  });
+
+  it('refuses a message that cannot cross, at the sender, naming where it is', () => {
+    const echo = system.spawn(code('Echo'), [], { thread: 1 });
+    expect(() => system.send(echo, { from: echo, body: { run: () => 1 } })).toThrow(NotCloneable);
+    expect(() => system.send(echo, { body: new (class Point {})() })).toThrow(/message\.body.*Point/);
+    expect(() => system.spawn(code('Echo'), [() => 1], { thread: 1 })).toThrow(NotCloneable);
+    system.exit(echo, 'kill');
+  });
+
+  it('moves a 64 MiB Float32Array to another thread without a copy', async () => {
+    const me = inbox(system);
+    const measure = system.spawn(code('Measure'), [me.pid], { thread: 1 });
+    const tensor = new Float32Array(16 * 1024 * 1024);
+    tensor[0] = 1.5;
+    tensor[tensor.length - 1] = -2.5;
+    system.send(measure, tensor, { transfer: [tensor.buffer] });
+    expect(tensor.buffer.byteLength).toBe(0); // detached: the memory moved
+    expect(await me.next()).toEqual({ length: 16 * 1024 * 1024, first: 1.5, last: -2.5 });
+    system.exit(measure, 'kill');
+  });
+
+  it('keeps the order of every sender-receiver pair under random interleavings', async () => {
+    const relay = system.spawn(code('Relay'), [], { thread: 1 });
+    const localRelay = system.spawn({
+      handle: (m: { to: Pid; body: unknown }, ctx) => ctx.send(m.to, m.body),
+    });
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(fc.tuple(fc.integer({ min: 0, max: 2 }), fc.integer({ min: 0, max: 1 })), {
+          minLength: 1,
+          maxLength: 80,
+        }),
+        async (plan) => {
+          const me = inbox(system);
+          const expected = [0, 1].map((target) => plan.filter(([, t]) => t === target).length);
+          const keepers = [0, 1].map((thread) =>
+            expected[thread] === 0
+              ? undefined
+              : system.spawn(code('Collect'), [expected[thread], me.pid], { thread }),
+          );
+          const counters = [0, 0, 0];
+          for (const [sender, target] of plan) {
+            const body = [sender, counters[sender]++];
+            const to = keepers[target]!;
+            if (sender === 0) system.send(to, body);
+            else system.send(sender === 1 ? localRelay : relay, { to, body });
+          }
+          const live = keepers.filter((keeper) => keeper !== undefined);
+          for (let report = 0; report < live.length; report++) {
+            const seen = (await me.next()) as [number, number][];
+            for (const sender of [0, 1, 2]) {
+              const sequence = seen.filter(([from]) => from === sender).map(([, n]) => n);
+              expect(sequence).toEqual([...sequence].sort((a, b) => a - b));
+            }
+          }
+          for (const keeper of live) system.exit(keeper, 'kill');
+        },
+      ),
+      { numRuns: 25 },
+    );
+  });
+});
