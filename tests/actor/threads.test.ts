@@ -9,7 +9,13 @@ import {
   NotCloneable,
   type Pid,
 } from '../../src/actor/index.js';
-import { startSupervisor, stopSupervisor, whichChildren } from '../../src/supervision/index.js';
+import {
+  onSupervisionEvent,
+  type SupervisionEvent,
+  startSupervisor,
+  stopSupervisor,
+  whichChildren,
+} from '../../src/supervision/index.js';
 
 /** Scheduler threads, cross-thread semantics and a lost thread (workers are real worker_threads). */
 
@@ -215,5 +221,63 @@ describe('two scheduler threads', () => {
       ),
       { numRuns: 25 },
     );
+  });
+});
+
+describe('a scheduler thread that dies', () => {
+  it('is a lost node: links, monitors and calls get noconnection; a fresh thread replaces it; supervisors restart there', async () => {
+    const lost: number[] = [];
+    const system = new ActorSystem({
+      threads: 2,
+      onCrash: () => {},
+      onThreadExit: (thread) => lost.push(thread),
+    });
+    try {
+      const restarted = new Promise<SupervisionEvent>((resolve) =>
+        onSupervisionEvent(system, (event) => {
+          if (event.kind === 'child_restarted') resolve(event);
+        }),
+      );
+      const supervisor = await startSupervisor(system, {
+        strategy: 'one_for_one',
+        children: [{ id: 'remote', start: (ctx) => ctx.spawnLink(code('Answer'), [], { thread: 1 }) }],
+      });
+      const [first] = await whichChildren(system, supervisor);
+      expect((first.pid as Pid).thread).toBe(1);
+      const killer = system.spawn(code('ThreadKiller'), [], { thread: 1 });
+      const silent = system.spawn(code('Answer'), [], { thread: 1 });
+      const watcher = inbox(system);
+      system.spawn({
+        init: (ctx) => {
+          ctx.trapExit(true);
+          ctx.link(killer);
+          ctx.monitor(silent);
+          ctx.send(watcher.pid, 'watching');
+        },
+        handle: (message, ctx) => ctx.send(watcher.pid, message),
+      });
+      expect(await watcher.next()).toBe('watching');
+      const pending = system.call(silent, 'hang', Number.POSITIVE_INFINITY);
+      await expect(system.call(first.pid as Pid, 'before')).resolves.toMatchObject({ thread: 1 });
+      system.send(killer, 'exit'); // process.exit in the worker: the thread ends mid-conversation
+
+      const failure = await pending.catch((error: unknown) => error);
+      expect(failure).toBeInstanceOf(CallExit);
+      expect((failure as CallExit).reason).toBe('noconnection');
+      const signals = [await watcher.next(), await watcher.next()];
+      expect(signals.find((m) => m instanceof ExitMessage)).toMatchObject({ reason: 'noconnection' });
+      expect(signals.find((m) => m instanceof DownMessage)).toMatchObject({ reason: 'noconnection' });
+      expect(lost).toEqual([1]);
+
+      const event = await restarted;
+      expect(event.childId).toBe('remote');
+      const [again] = await whichChildren(system, supervisor);
+      expect((again.pid as Pid).thread).toBe(1);
+      expect((again.pid as Pid).equals(first.pid)).toBe(false);
+      await expect(system.call(again.pid as Pid, 'after')).resolves.toEqual({ request: 'after', thread: 1 });
+      await stopSupervisor(system, supervisor);
+    } finally {
+      await system.close();
+    }
   });
 });
