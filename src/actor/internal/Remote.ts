@@ -200,7 +200,14 @@ export class Remote implements PidCodec, TransportSink {
       collectBuffers(encoded, buffers, 0);
       this.transfers[to.thread].push(...buffers);
     }
-    this.post(to.thread, Op.Send, to.id, encoded);
+    // the hot path: three slots pushed straight into the outbox (no rest-argument array)
+    const outbox = this.outboxes[to.thread];
+    outbox.push(Op.Send, to.id, encoded);
+    if (outbox.length >= FLUSH_AT) this.flushOne(to.thread);
+    else if (!this.flushArmed) {
+      this.flushArmed = true;
+      queueMicrotask(this.flush);
+    }
   }
 
   private checkTransfer(transfer: readonly TransferListItem[]): void {
