@@ -41,15 +41,20 @@ function inbox(system: ActorSystem, options: { trapExit?: boolean } = {}) {
   return { pid, next };
 }
 
+// One two-thread system for the file (a worker thread takes about a second to start from sources).
+let shared: ActorSystem;
+const crashes: [Pid, ExitReason][] = [];
+beforeAll(() => {
+  shared = new ActorSystem({ threads: 2, onCrash: (pid, reason) => crashes.push([pid, reason]) });
+});
+afterAll(async () => {
+  await shared.close();
+});
+
 describe('two scheduler threads', () => {
   let system: ActorSystem;
-  const crashes: [Pid, ExitReason][] = [];
-
   beforeAll(() => {
-    system = new ActorSystem({ threads: 2, onCrash: (pid, reason) => crashes.push([pid, reason]) });
-  });
-  afterAll(async () => {
-    await system.close();
+    system = shared;
   });
 
   it('spawns by module URL on another thread; the pid names its thread', async () => {
@@ -279,5 +284,88 @@ describe('a scheduler thread that dies', () => {
     } finally {
       await system.close();
     }
+  });
+});
+
+/**
+ * Erlang's exit-signal table (erlang:exit/2, links, trap_exit), run twice: both sides on thread 0,
+ * and the target on thread 1. The outcome must not depend on where the target lives.
+ */
+describe.each([
+  ['the same thread', 0],
+  ['different threads', 1],
+])('exit signals with the two sides on %s', (_title, thread) => {
+  // the same-thread variant is a one-thread system: today's semantics, no worker at all
+  let system: ActorSystem;
+  beforeAll(() => {
+    system = thread === 0 ? new ActorSystem({ onCrash: () => {} }) : shared;
+  });
+  afterAll(async () => {
+    if (system !== shared) await system.close();
+  });
+
+  const target = (reporter: Pid, trapExit: boolean) =>
+    system.spawn(code('Target'), [reporter], { thread, trapExit });
+
+  /** A process on thread 0 linked to `pid`: it exits with whatever reason it is sent. */
+  async function linkedPeer(pid: Pid): Promise<Pid> {
+    const me = inbox(system);
+    const peer = system.spawn({
+      init: (ctx) => {
+        ctx.link(pid);
+        ctx.send(me.pid, 'linked');
+      },
+      handle: (reason: ExitReason, ctx) => ctx.exit(reason),
+    });
+    expect(await me.next()).toBe('linked');
+    return peer;
+  }
+
+  it.each([
+    ['normal', false, 'alive'],
+    ['normal', true, { exit: 'normal' }],
+    ['kill', true, 'killed'],
+    ['kill', false, 'killed'],
+    ['shutdown', false, 'shutdown'],
+    ['shutdown', true, { exit: 'shutdown' }],
+  ] as const)('exit(pid, %s) with trap_exit %s: %j', async (reason, trapExit, outcome) => {
+    const reporter = inbox(system);
+    const pid = target(reporter.pid, trapExit);
+    await expect(system.call(pid, 'ready?')).resolves.toBe('alive');
+    const exited = system.whenExited(pid);
+    system.exit(pid, reason);
+    if (outcome === 'alive') await expect(system.call(pid, 'still?')).resolves.toBe('alive');
+    else if (typeof outcome === 'string') expect(await exited).toBe(outcome);
+    else expect(await reporter.next()).toEqual(outcome);
+    system.exit(pid, 'kill');
+  });
+
+  it.each([
+    ['boom', false, 'boom'],
+    ['normal', false, 'alive'],
+    ['kill', true, { exit: 'kill' }],
+    ['boom', true, { exit: 'boom' }],
+  ] as const)('a linked peer exits %s, trap_exit %s: %j', async (reason, trapExit, outcome) => {
+    const reporter = inbox(system);
+    const pid = target(reporter.pid, trapExit);
+    const exited = system.whenExited(pid);
+    const peer = await linkedPeer(pid);
+    system.send(peer, reason);
+    if (outcome === 'alive') {
+      expect(await system.whenExited(peer)).toBe('normal');
+      await expect(system.call(pid, 'still?')).resolves.toBe('alive');
+    } else if (typeof outcome === 'string') expect(await exited).toBe(outcome);
+    else expect(await reporter.next()).toEqual(outcome);
+    system.exit(pid, 'kill');
+  });
+
+  it('a call to a server that exits fails with its reason; to a dead one with noproc', async () => {
+    const reporter = inbox(system);
+    const pid = target(reporter.pid, false);
+    const peer = await linkedPeer(pid);
+    const exited = system.whenExited(pid);
+    system.send(peer, 'gone');
+    expect(await exited).toBe('gone');
+    await expect(system.call(pid, 'x')).rejects.toMatchObject({ code: 'exit', reason: 'noproc' });
   });
 });
