@@ -275,7 +275,7 @@ export class ActorSystem implements Spawner {
   isAlive(pid: Pid): boolean {
     const runtime = this.#runtime;
     if (runtime.lookup(checkPid(pid, 'isAlive')) !== undefined) return true;
-    return runtime.remote !== undefined && runtime.remote.isRemote(pid) && runtime.remote.peerUp(pid.thread);
+    return runtime.remote?.isRemote(pid) === true && runtime.remote.peerUp(pid.thread);
   }
 
   /**

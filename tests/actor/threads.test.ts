@@ -245,6 +245,7 @@ describe('a scheduler thread that dies', () => {
       );
       const supervisor = await startSupervisor(system, {
         strategy: 'one_for_one',
+        intensity: 5,
         children: [{ id: 'remote', start: (ctx) => ctx.spawnLink(code('Answer'), [], { thread: 1 }) }],
       });
       const [first] = await whichChildren(system, supervisor);
@@ -280,6 +281,18 @@ describe('a scheduler thread that dies', () => {
       expect((again.pid as Pid).thread).toBe(1);
       expect((again.pid as Pid).equals(first.pid)).toBe(false);
       await expect(system.call(again.pid as Pid, 'after')).resolves.toEqual({ request: 'after', thread: 1 });
+
+      // an uncaught error in the worker ends the thread the same way
+      const restartedAgain = new Promise<SupervisionEvent>((resolve) =>
+        onSupervisionEvent(system, (event) => {
+          if (event.kind === 'child_restarted' && !event.pid?.equals(again.pid)) resolve(event);
+        }),
+      );
+      const exited = system.whenExited(again.pid as Pid);
+      system.send(system.spawn(code('ThreadKiller'), [], { thread: 1 }), 'throw');
+      expect(await exited).toBe('noconnection');
+      await restartedAgain;
+      expect(lost).toEqual([1, 1]);
       await stopSupervisor(system, supervisor);
     } finally {
       await system.close();
