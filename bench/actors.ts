@@ -21,6 +21,7 @@ import {
   reply,
   startGenServer,
 } from '../src/actor/index.js';
+import { transportFigures } from './transport.js';
 
 export interface BenchOptions {
   readonly json: boolean;
@@ -341,6 +342,7 @@ export async function run(options: BenchOptions): Promise<Record<string, number 
   figures.call_ns = round(await callRoundTrip(200_000 / scale));
   figures.idle_actor_bytes = Math.round(await idleActorBytes(100_000));
   Object.assign(figures, await threadFigures(options.quick));
+  Object.assign(figures, await transportFigures(options.quick));
   figures.skynet_thread_speedup = round(
     (figures.skynet_1m_ms as number) / (figures.skynet_1m_threads_ms as number),
     2,
