@@ -8,6 +8,7 @@
  */
 import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setFlagsFromString } from 'node:v8';
@@ -20,6 +21,7 @@ import {
   reply,
   startGenServer,
 } from '../src/actor/index.js';
+import { transportFigures } from './transport.js';
 
 export interface BenchOptions {
   readonly json: boolean;
@@ -77,7 +79,7 @@ export async function spawnMany(count: number): Promise<number> {
 }
 
 /** One skynet node: spawns 10 children (or reports its number, as a leaf) and sums their answers. */
-class SkynetNode {
+export class SkynetNode {
   private sum = 0;
   private pending = 10;
 
@@ -85,7 +87,9 @@ class SkynetNode {
     private readonly parent: Pid | undefined,
     private readonly number: number,
     private readonly size: number,
-    private readonly done: (sum: number) => void,
+    private readonly done?: (sum: number) => void,
+    /** Threads to spread the children over (the root's children only); 1: all on this thread. */
+    private readonly spread = 1,
   ) {}
 
   init(ctx: Context): void {
@@ -94,8 +98,11 @@ class SkynetNode {
       return;
     }
     const childSize = this.size / 10;
-    for (let i = 0; i < 10; i++)
-      ctx.spawn(new SkynetNode(ctx.self, this.number + i * childSize, childSize, this.done));
+    for (let i = 0; i < 10; i++) {
+      const number = this.number + i * childSize;
+      if (this.spread === 1) ctx.spawn(new SkynetNode(ctx.self, number, childSize, this.done));
+      else ctx.spawn(SKYNET_CODE, [ctx.self, number, childSize], { thread: i % this.spread });
+    }
   }
 
   handle(value: number, ctx: Context): void {
@@ -104,7 +111,7 @@ class SkynetNode {
   }
 
   private report(ctx: Context, value: number): void {
-    if (this.parent === undefined) this.done(value);
+    if (this.parent === undefined) this.done!(value);
     else ctx.send(this.parent, value);
     ctx.stop();
   }
@@ -121,6 +128,135 @@ export async function skynet(leaves: number): Promise<number> {
   const expected = (leaves * (leaves - 1)) / 2;
   if (sum !== expected) throw new Error(`skynet: sum ${sum}, expected ${expected}`);
   return elapsed;
+}
+
+const SKYNET_CODE = { module: import.meta.url, export: 'SkynetNode' };
+
+/** Skynet with the root's 10 children spread over the threads of `system`. Returns ms. */
+export async function skynetThreads(system: ActorSystem, leaves: number): Promise<number> {
+  const { promise, resolve } = deferred<number>();
+  const start = performance.now();
+  system.spawn(new SkynetNode(undefined, 0, leaves, resolve, system.threads));
+  const sum = await promise;
+  const elapsed = performance.now() - start;
+  const expected = (leaves * (leaves - 1)) / 2;
+  if (sum !== expected) throw new Error(`skynet on threads: sum ${sum}, expected ${expected}`);
+  return elapsed;
+}
+
+/** A ring node spawnable on any thread: learns its successor, passes the token on. */
+export class RingNode {
+  private next: Pid | undefined;
+
+  constructor(private readonly done: Pid) {}
+
+  handle(message: number | { next: Pid }, ctx: Context): void {
+    if (typeof message !== 'number') this.next = message.next;
+    else if (message === 0) ctx.send(this.done, 'done');
+    else ctx.send(this.next!, message - 1);
+  }
+}
+
+/** The ring with its actors in contiguous blocks, one block per thread. Returns messages per second. */
+export async function ringThreads(system: ActorSystem, actors: number, hops: number): Promise<number> {
+  let lap = deferred();
+  const done = system.spawn({ handle: () => lap.resolve() });
+  const code = { module: import.meta.url, export: 'RingNode' };
+  const pids: Pid[] = [];
+  for (let i = 0; i < actors; i++)
+    pids.push(system.spawn(code, [done], { thread: Math.floor((i * system.threads) / actors) }));
+  for (let i = 0; i < actors; i++) system.send(pids[i], { next: pids[(i + 1) % actors] });
+  system.send(pids[0], actors); // a first lap, untimed: every node has its successor
+  await lap.promise;
+  lap = deferred();
+  const start = performance.now();
+  system.send(pids[0], hops);
+  await lap.promise;
+  const elapsed = performance.now() - start;
+  for (const pid of pids) system.exit(pid, 'kill');
+  return hops / (elapsed / 1000);
+}
+
+/** Answers each number with the same number (ping-pong across threads). */
+export class Ponger {
+  constructor(private readonly ping: Pid) {}
+
+  handle(n: number, ctx: Context): void {
+    ctx.send(this.ping, n);
+  }
+}
+
+/** Round trips between an actor on thread 0 and one on thread 1. Returns ns per round trip. */
+export async function crossThreadPingPong(system: ActorSystem, roundTrips: number): Promise<number> {
+  const { promise, resolve } = deferred();
+  let pong!: Pid;
+  let start = 0;
+  const warmUp = 1000;
+  const ping = system.spawn({
+    handle: (n: number, ctx: Context) => {
+      if (n === warmUp) start = performance.now();
+      if (n === warmUp + roundTrips) resolve();
+      else ctx.send(pong, n + 1);
+    },
+  });
+  pong = system.spawn({ module: import.meta.url, export: 'Ponger' }, [ping], { thread: 1 });
+  system.send(ping, 0);
+  await promise;
+  const elapsed = performance.now() - start;
+  system.exit(pong, 'kill');
+  return (elapsed * 1e6) / roundTrips;
+}
+
+/** Counts numbers; tells `done` when it has seen `expected` of them. */
+export class Counter {
+  private seen = 0;
+
+  constructor(
+    private readonly expected: number,
+    private readonly done: Pid,
+  ) {}
+
+  handle(_n: number, ctx: Context): void {
+    if (++this.seen === this.expected) ctx.send(this.done, this.seen);
+  }
+}
+
+/** `messages` numbers from thread 0 to an actor on thread 1. Returns messages per second. */
+export async function crossThreadThroughput(system: ActorSystem, messages: number): Promise<number> {
+  const warm = deferred();
+  const warmDone = system.spawn({ handle: () => warm.resolve() });
+  const code = { module: import.meta.url, export: 'Counter' };
+  const warmCounter = system.spawn(code, [1000, warmDone], { thread: 1 });
+  for (let i = 0; i < 1000; i++) system.send(warmCounter, i);
+  await warm.promise;
+  const { promise, resolve } = deferred();
+  const done = system.spawn({ handle: () => resolve() });
+  const counter = system.spawn(code, [messages, done], { thread: 1, mailbox: { capacity: messages } });
+  const start = performance.now();
+  for (let i = 0; i < messages; i++) system.send(counter, i);
+  await promise;
+  const elapsed = performance.now() - start;
+  system.exit(counter, 'kill');
+  return messages / (elapsed / 1000);
+}
+
+/** The thread figures: one system with every core's thread, started (and warmed) before timing. */
+export async function threadFigures(quick: boolean): Promise<Record<string, number>> {
+  const threads = Math.max(2, availableParallelism());
+  const system = new ActorSystem({ ...quiet, threads });
+  try {
+    await skynetThreads(system, 1000); // loads the bench module on every thread
+    const skynetMs = await skynetThreads(system, quick ? 100_000 : 1_000_000);
+    return {
+      threads,
+      skynet_1m_threads_ms: round(skynetMs),
+      ring_threads_msgs_per_sec: Math.round(await ringThreads(system, 1000, 2_000_000 / (quick ? 10 : 1))),
+      cross_thread_pingpong_ns: round(await crossThreadPingPong(system, quick ? 2000 : 20_000)),
+      cross_thread_msgs_per_sec: Math.round(await crossThreadThroughput(system, quick ? 200_000 : 2_000_000)),
+    };
+  } finally {
+    await system.close();
+  }
 }
 
 /** Sequential GenServer calls from outside any actor. Returns ns per call. */
@@ -183,6 +319,8 @@ export function erlangFigures(quick: boolean): Record<string, number> | undefine
     [
       '+P',
       '4000000',
+      '+S',
+      '2',
       '-noshell',
       '-pa',
       '/tmp',
@@ -203,6 +341,12 @@ export async function run(options: BenchOptions): Promise<Record<string, number 
   figures.skynet_1m_ms = round(await skynet(options.quick ? 100_000 : 1_000_000));
   figures.call_ns = round(await callRoundTrip(200_000 / scale));
   figures.idle_actor_bytes = Math.round(await idleActorBytes(100_000));
+  Object.assign(figures, await threadFigures(options.quick));
+  Object.assign(figures, await transportFigures(options.quick));
+  figures.skynet_thread_speedup = round(
+    (figures.skynet_1m_ms as number) / (figures.skynet_1m_threads_ms as number),
+    2,
+  );
   figures.reference_plain_loop_msgs_per_sec = Math.round(referenceRing(1000, 2_000_000 / scale));
   figures.ring_vs_plain_loop = round(
     (figures.ring_msgs_per_sec as number) / figures.reference_plain_loop_msgs_per_sec,
@@ -221,6 +365,10 @@ export async function run(options: BenchOptions): Promise<Record<string, number 
       2,
     );
     figures.skynet_speedup_vs_erlang = round(erlang.skynet_1m_ms / (figures.skynet_1m_ms as number), 2);
+    figures.skynet_threads_vs_erlang = round(
+      (figures.skynet_1m_threads_ms as number) / erlang.skynet_1m_ms,
+      3,
+    );
   } else {
     figures.erlang = 'not installed (apt-get install erlang-base to compare in the same run)';
   }

@@ -4,7 +4,6 @@ import {
   CallRequest,
   type Context,
   DEFAULT_CALL_TIMEOUT_MS,
-  describe,
   type Handler,
   type MailboxOptions,
   systemOf,
@@ -12,6 +11,7 @@ import {
 } from './ActorSystem.js';
 import { ExitMessage, type ExitReason } from './ExitReason.js';
 import { BadArgument, ProcessExited } from './errors.js';
+import { describe } from './internal/checks.js';
 import type { Pid } from './Pid.js';
 
 /**

@@ -16,18 +16,26 @@ export class Pid {
     readonly id: number,
     /** Bumped when process numbers wrap; 0 on a fresh node. */
     readonly serial: number,
+    /** The scheduler thread of the node the process lives on: 0 is the thread that made the system. */
+    readonly thread = 0,
   ) {
     this.process = undefined;
   }
 
+  /** `<0.42.0>` on thread 0; a process on another thread adds it: `<0.42.0@t1>`. */
   toString(): string {
-    return `<${this.nodeIndex}.${this.id}.${this.serial}>`;
+    const thread = this.thread === 0 ? '' : `@t${this.thread}`;
+    return `<${this.nodeIndex}.${this.id}.${this.serial}${thread}>`;
   }
 
   /** Pids are equal when they name the same process on the same node. */
   equals(other: unknown): boolean {
     return (
-      other instanceof Pid && other.id === this.id && other.node === this.node && other.serial === this.serial
+      other instanceof Pid &&
+      other.id === this.id &&
+      other.thread === this.thread &&
+      other.node === this.node &&
+      other.serial === this.serial
     );
   }
 

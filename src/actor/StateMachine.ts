@@ -1,15 +1,9 @@
-import {
-  ActorSystem,
-  type CallFrom,
-  CallRequest,
-  type Context,
-  describe,
-  type Handler,
-} from './ActorSystem.js';
+import { ActorSystem, type CallFrom, CallRequest, type Context, type Handler } from './ActorSystem.js';
 import type { TimerHandle } from './Clock.js';
 import type { ExitReason } from './ExitReason.js';
 import { BadArgument, InvalidTransition, ProcessExited } from './errors.js';
 import { CastRequest, StartError, type StartOptions } from './GenServer.js';
+import { describe } from './internal/checks.js';
 import type { Pid } from './Pid.js';
 
 /**

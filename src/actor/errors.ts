@@ -133,3 +133,32 @@ export const isNoProc = (error: unknown): error is NoProc => error instanceof No
 export const isProcessExited = (error: unknown): error is ProcessExited => error instanceof ProcessExited;
 export const isInvalidTransition = (error: unknown): error is InvalidTransition =>
   error instanceof InvalidTransition;
+
+/** The crash reason of an injected fault (RuntimeFaults.crashBeforeHandle). */
+export class InjectedCrash extends Error {
+  constructor(readonly pid: Pid) {
+    super(`injected crash of ${pid}`);
+    this.name = 'InjectedCrash';
+  }
+}
+
+/**
+ * A message (or exit reason, or spawn argument) cannot travel to another thread: it holds a
+ * function, a symbol, a class instance (its class would be lost) or a value structured clone
+ * rejects. Thrown at the sender; nothing was sent.
+ */
+export class NotCloneable extends ActorError {
+  readonly code = 'not_cloneable' as const;
+  constructor(
+    /** Where in the message the value sits, for example `message.handler` or `args[1]`. */
+    readonly path: string,
+    readonly detail: string,
+  ) {
+    super(
+      `cannot send ${path} to another thread: ${detail}. Send plain data (objects, arrays, numbers, strings, typed arrays, Maps, Sets, Errors, pids)`,
+    );
+    this.name = 'NotCloneable';
+  }
+}
+
+export const isNotCloneable = (error: unknown): error is NotCloneable => error instanceof NotCloneable;

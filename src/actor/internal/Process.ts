@@ -1,6 +1,7 @@
 import type { TimerHandle } from '../Clock.js';
 import type { ExitReason } from '../ExitReason.js';
-import type { Pid } from '../Pid.js';
+import type { OverflowPolicy } from '../Limits.js';
+import type { Pid, Ref } from '../Pid.js';
 import { Queue } from './Queue.js';
 
 /** Process states. A handler actor moves WAITING -> RUNNABLE -> RUNNING (-> SUSPENDED) -> ... */
@@ -9,8 +10,6 @@ export const RUNNABLE = 1; // in the run queue
 export const RUNNING = 2; // its code is on the stack right now (or a body between awaits)
 export const SUSPENDED = 3; // a handler awaiting a promise: takes no message until it settles
 export const DEAD = 4;
-
-export type OverflowPolicy = 'reject' | 'drop-oldest' | 'drop-newest';
 
 /** Something told when a process exits: a monitor, a pending call, a `whenExited` promise. */
 export interface ExitObserver {
@@ -45,6 +44,12 @@ export class ProcessExtra {
   abortController: AbortController | undefined = undefined;
   /** Increments each time the process suspends, so a stale promise cannot resume it. */
   suspension = 0;
+  /** Its pid has left the thread: it resolves by number in `Remote.exported`. */
+  exported = false;
+  /** Links to processes on other threads: `${thread}:${id}` -> pid. */
+  remoteLinks: Map<string, Pid> | undefined = undefined;
+  /** Monitors this process holds on processes on other threads: ref id -> ref and target. */
+  remoteMonitors: Map<number, { ref: Ref; pid: Pid }> | undefined = undefined;
 }
 
 /**
@@ -71,7 +76,8 @@ export class ProcessRecord {
   next: ProcessRecord | undefined = undefined;
 
   constructor(
-    readonly system: { readonly clock: { cancelTimer(handle: TimerHandle): boolean } },
+    /** The runtime the process lives in (internal/Runtime.ts; typed loosely to keep this module a leaf). */
+    readonly runtime: unknown,
     readonly pid: Pid,
     readonly policy: MailboxPolicy,
   ) {}

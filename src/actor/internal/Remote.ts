@@ -1,0 +1,706 @@
+import type { TransferListItem } from 'node:worker_threads';
+import { CallRequest } from '../Call.js';
+import type { TimerHandle } from '../Clock.js';
+import { DownMessage, type ExitReason } from '../ExitReason.js';
+import { AlreadyRegistered, BadArgument, CallExit, CallTimeout, MailboxFull } from '../errors.js';
+import { Pid, Ref } from '../Pid.js';
+import { CallHandle } from './calls.js';
+import { describe } from './checks.js';
+import { encode, encodeReason, type PidCodec, revive } from './codec.js';
+import { deliver, deliverSignalMessage } from './delivery.js';
+import { DEAD, type ExitObserver, extraOf, type ProcessRecord } from './Process.js';
+import type { Runtime } from './Runtime.js';
+import { signal, unwatch, watch } from './signals.js';
+import type { PeerTransport, TransportSink } from './Transport.js';
+
+/**
+ * The part of a node's runtime that reaches pids living elsewhere (other scheduler threads).
+ * Every remote operation is a few slots in the outbox of its peer; outboxes are flushed once per
+ * microtask checkpoint (or when one grows past `FLUSH_AT` slots), so messages travel in batches.
+ * Pids are resolved on arrival through `exported`: a local process whose pid has left the
+ * thread, by process number.
+ */
+
+/** Operation codes; each operation is its code followed by a fixed number of slots. */
+export enum Op {
+  Send = 1, // target, message
+  Exit = 2, // target, from, reason
+  Link = 3, // target, from
+  Unlink = 4, // target, from
+  LinkExit = 5, // target, from, reason
+  Monitor = 6, // target, watcher, refId
+  Demonitor = 7, // target, refId
+  Down = 8, // watcher, refId, target, reason
+  Call = 9, // target, caller (0: none), callId, request
+  Reply = 10, // callId, value
+  CallExit = 11, // callId, reason
+  CallFull = 12, // callId, capacity
+  Spawn = 13, // id, spec
+  Crash = 14, // pid, reason (to thread 0)
+  NameAdd = 15, // name, id
+  NameRemove = 16, // name, id
+  Lost = 17, // thread (control, from thread 0)
+  Peer = 18, // thread, transport (control, from thread 0)
+}
+
+/** Slots of an outbox after which it is posted at once rather than at the next checkpoint. */
+export const FLUSH_AT = 16_384;
+
+/** What a spawn on another thread sends: the code by module URL and export name. */
+export interface SpawnSpec {
+  readonly module: string;
+  readonly export: string;
+  readonly args: unknown[];
+  readonly trapExit: boolean;
+  readonly name: string | undefined;
+  readonly mailbox: { capacity?: number; overflow?: string } | undefined;
+  /** Process number (on the spawning thread) of the process to link to; 0 for none. */
+  readonly link: number;
+}
+
+/** Shared per-thread counters: next process number and live processes, indexed by thread. */
+export interface SharedCounters {
+  readonly ids: Int32Array;
+  readonly loads: Int32Array;
+}
+
+interface RemoteCall {
+  readonly server: Pid | string;
+  readonly thread: number;
+  readonly resolve: (value: unknown) => void;
+  readonly reject: (error: unknown) => void;
+  timer: TimerHandle | undefined;
+}
+
+export class Remote implements PidCodec, TransportSink {
+  readonly exported = new Map<number, ProcessRecord>();
+  /** Names registered on other threads (this thread's own are in the registry). */
+  readonly remoteNames = new Map<string, Pid>();
+  private readonly peers: (PeerTransport | undefined)[];
+  private readonly outboxes: unknown[][];
+  private readonly transfers: TransferListItem[][];
+  private flushArmed = false;
+  private readonly calls = new Map<number, RemoteCall>();
+  private nextCallId = 1;
+  /** Monitors other threads hold on local processes: `${thread}:${refId}` -> where it is watched. */
+  private readonly monitorsIn = new Map<string, { record: ProcessRecord; key: number }>();
+  /** Called when a peer is lost, after its processes' links and monitors fired (ThreadPool replaces it). */
+  onLost: ((peer: number) => void) | undefined = undefined;
+  /** A new peer's transport endpoint arrived from thread 0 (ThreadPool.ts wires it). */
+  onPeer: ((peer: number, endpoint: unknown) => void) | undefined = undefined;
+  /** Thread 0 only: crash reports from the other threads. */
+  onRemoteCrash: ((pid: Pid, reason: ExitReason) => void) | undefined = undefined;
+
+  constructor(
+    readonly runtime: Runtime,
+    readonly thread: number,
+    readonly threads: number,
+    readonly counters: SharedCounters,
+  ) {
+    this.peers = new Array(threads).fill(undefined);
+    this.outboxes = Array.from({ length: threads }, () => []);
+    this.transfers = Array.from({ length: threads }, () => []);
+  }
+
+  setPeer(peer: number, transport: PeerTransport | undefined): void {
+    this.peers[peer] = transport;
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Pids
+
+  allocateId(thread: number): number {
+    return Atomics.add(this.counters.ids, thread, 1);
+  }
+
+  exportPid(pid: Pid): void {
+    if (pid.thread !== this.thread) return;
+    const record = pid.process as ProcessRecord | undefined;
+    if (record !== undefined) this.exportRecord(record);
+  }
+
+  exportRecord(record: ProcessRecord): void {
+    const extra = extraOf(record);
+    if (extra.exported) return;
+    extra.exported = true;
+    this.exported.set(record.pid.id, record);
+  }
+
+  importPid(thread: number, id: number, serial: number, node: string): Pid {
+    if (thread === this.thread) {
+      if (id === 0) return this.runtime.rootPid;
+      return this.exported.get(id)?.pid ?? new Pid(node, 0, id, serial, thread);
+    }
+    return new Pid(node, 0, id, serial, thread);
+  }
+
+  private pidOn(thread: number, id: number): Pid {
+    return new Pid(this.runtime.nodeName, 0, id, 0, thread);
+  }
+
+  peerUp(thread: number): boolean {
+    return this.peers[thread] !== undefined;
+  }
+
+  isRemote(pid: Pid): boolean {
+    return pid.thread !== this.thread;
+  }
+
+  checkThread(pid: Pid, operation: string): void {
+    if (pid.thread < 0 || pid.thread >= this.threads || !Number.isInteger(pid.thread))
+      throw new BadArgument(`${operation}: ${pid} names thread ${pid.thread}; this node has ${this.threads}`);
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Outgoing operations
+
+  private post(thread: number, ...slots: unknown[]): void {
+    const outbox = this.outboxes[thread];
+    for (const slot of slots) outbox.push(slot);
+    if (outbox.length >= FLUSH_AT) this.flushOne(thread);
+    else if (!this.flushArmed) {
+      this.flushArmed = true;
+      queueMicrotask(this.flush);
+    }
+  }
+
+  /** Posts every non-empty outbox: one batch per peer. */
+  readonly flush = (): void => {
+    this.flushArmed = false;
+    for (let thread = 0; thread < this.threads; thread++)
+      if (this.outboxes[thread].length > 0) this.flushOne(thread);
+  };
+
+  private flushOne(thread: number): void {
+    const batch = this.outboxes[thread];
+    const transfer = this.transfers[thread];
+    this.outboxes[thread] = [];
+    if (transfer.length > 0) this.transfers[thread] = [];
+    const peer = this.peers[thread];
+    if (peer === undefined) return; // the thread is gone: like messages to a lost node
+    try {
+      peer.post(batch, transfer);
+    } catch (error) {
+      // only a value the codec let through and the port refused gets here
+      this.runtime.counters.messagesDropped += batch.length;
+      process.stderr.write(`zbmd: a batch to thread ${thread} could not be posted: ${String(error)}\n`);
+    }
+  }
+
+  send(to: Pid, message: unknown, transfer: readonly TransferListItem[] | undefined): void {
+    this.checkThread(to, 'send');
+    let encoded = encode(message, this);
+    if (transfer !== undefined && transfer.length > 0) {
+      this.checkTransfer(transfer);
+      // Detach the sender's buffers now (a move within the thread costs no copy), so the sender
+      // cannot write into memory that is on its way; the port moves them again at the flush.
+      encoded = structuredClone(encoded, { transfer: transfer as ArrayBuffer[] });
+      // Every buffer of the clone is private to this message now: all of them move with it.
+      const buffers: ArrayBuffer[] = [];
+      collectBuffers(encoded, buffers, 0);
+      this.transfers[to.thread].push(...buffers);
+    }
+    // the hot path: three slots pushed straight into the outbox (no rest-argument array)
+    const outbox = this.outboxes[to.thread];
+    outbox.push(Op.Send, to.id, encoded);
+    if (outbox.length >= FLUSH_AT) this.flushOne(to.thread);
+    else if (!this.flushArmed) {
+      this.flushArmed = true;
+      queueMicrotask(this.flush);
+    }
+  }
+
+  private checkTransfer(transfer: readonly TransferListItem[]): void {
+    if (!Array.isArray(transfer))
+      throw new BadArgument(`send: transfer must be an array, got ${describe(transfer)}`);
+    for (const item of transfer) {
+      if (!(item instanceof ArrayBuffer))
+        throw new BadArgument(
+          `send: transfer lists ArrayBuffers (typed array .buffer), got ${describe(item)}`,
+        );
+      if (item.byteLength === 0 && (item as ArrayBuffer & { detached?: boolean }).detached === true)
+        throw new BadArgument('send: a buffer in transfer is already detached (moved before)');
+    }
+  }
+
+  exit(from: Pid, to: Pid, reason: ExitReason): void {
+    this.checkThread(to, 'exit');
+    this.exportPid(from);
+    this.post(to.thread, Op.Exit, to.id, from.id, encodeReason(reason, this));
+  }
+
+  link(record: ProcessRecord, to: Pid): void {
+    this.checkThread(to, 'link');
+    const links = (extraOf(record).remoteLinks ??= new Map());
+    const key = linkKey(to.thread, to.id);
+    if (links.has(key)) return;
+    links.set(key, to);
+    this.exportRecord(record);
+    this.post(to.thread, Op.Link, to.id, record.pid.id);
+  }
+
+  unlink(record: ProcessRecord, to: Pid): void {
+    if (record.extra?.remoteLinks?.delete(linkKey(to.thread, to.id)) !== true) return;
+    this.post(to.thread, Op.Unlink, to.id, record.pid.id);
+  }
+
+  monitor(record: ProcessRecord, target: Pid): Ref {
+    this.checkThread(target, 'monitor');
+    const ref = new Ref(this.runtime.nodeName, this.runtime.nextRefId());
+    (extraOf(record).remoteMonitors ??= new Map()).set(ref.id, { ref, pid: target });
+    this.exportRecord(record);
+    this.post(target.thread, Op.Monitor, target.id, record.pid.id, ref.id);
+    return ref;
+  }
+
+  /** Removes a monitor held on another thread; false if `ref` is not one. */
+  demonitor(record: ProcessRecord, ref: Ref): boolean {
+    const entry = record.extra?.remoteMonitors?.get(ref.id);
+    if (entry === undefined || entry.ref !== ref) return false;
+    record.extra!.remoteMonitors!.delete(ref.id);
+    this.post(entry.pid.thread, Op.Demonitor, entry.pid.id, ref.id);
+    return true;
+  }
+
+  call(
+    caller: ProcessRecord | undefined,
+    server: Pid,
+    request: unknown,
+    timeoutMs: number,
+  ): Promise<unknown> {
+    this.checkThread(server, 'call');
+    let encoded: unknown;
+    try {
+      encoded = encode(request, this, 'request');
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    if (caller !== undefined) this.exportRecord(caller);
+    const callId = this.nextCallId++;
+    return new Promise((resolve, reject) => {
+      const pending: RemoteCall = { server, thread: server.thread, resolve, reject, timer: undefined };
+      this.calls.set(callId, pending);
+      if (timeoutMs !== Number.POSITIVE_INFINITY) {
+        pending.timer = this.runtime.clock.setTimer(timeoutMs, () => {
+          if (this.calls.delete(callId)) reject(new CallTimeout(server, timeoutMs));
+        });
+      }
+      this.post(server.thread, Op.Call, server.id, caller?.pid.id ?? 0, callId, encoded);
+    });
+  }
+
+  /** Spawns `spec` on `thread` and returns the new pid at once (the process starts there). */
+  spawn(thread: number, spec: SpawnSpec, linkTo: ProcessRecord | undefined): Pid {
+    const args = encode(spec.args, this, 'args') as unknown[];
+    if (spec.name !== undefined) {
+      const holder = this.runtime.registry.holder(spec.name)?.pid ?? this.remoteNames.get(spec.name);
+      if (holder !== undefined) throw new AlreadyRegistered(spec.name, holder);
+    }
+    const id = this.allocateId(thread);
+    Atomics.add(this.counters.loads, thread, 1);
+    const pid = this.pidOn(thread, id);
+    if (linkTo !== undefined) {
+      (extraOf(linkTo).remoteLinks ??= new Map()).set(linkKey(thread, id), pid);
+      this.exportRecord(linkTo);
+    }
+    this.post(thread, Op.Spawn, id, { ...spec, args, link: linkTo?.pid.id ?? 0 });
+    if (spec.name !== undefined) this.remoteNames.set(spec.name, pid); // its thread tells the others
+    return pid;
+  }
+
+  /** The thread with the fewest live processes (ties: the lowest index). */
+  leastLoaded(): number {
+    const loads = this.counters.loads;
+    let best = 0;
+    for (let thread = 1; thread < this.threads; thread++)
+      if (Atomics.load(loads, thread) < Atomics.load(loads, best)) best = thread;
+    return best;
+  }
+
+  nameAdded(name: string, record: ProcessRecord): void {
+    this.exportRecord(record);
+    this.broadcast(Op.NameAdd, name, record.pid.id);
+  }
+
+  nameRemoved(name: string, record: ProcessRecord): void {
+    this.broadcast(Op.NameRemove, name, record.pid.id);
+  }
+
+  private broadcast(...slots: unknown[]): void {
+    for (let thread = 0; thread < this.threads; thread++)
+      if (thread !== this.thread) this.post(thread, ...slots);
+  }
+
+  /** Thread 0: tells thread `to` that thread `peer` is lost and gives it the replacement's endpoint. */
+  announce(to: number, lost: number | undefined, peer: number, endpoint: TransferListItem): void {
+    if (lost !== undefined) this.post(to, Op.Lost, lost);
+    this.transfers[to].push(endpoint);
+    this.post(to, Op.Peer, peer, endpoint);
+  }
+
+  reportCrash(pid: Pid, reason: ExitReason): void {
+    this.post(0, Op.Crash, pid.id, encodeReason(reason, this));
+  }
+
+  /** A local process that other threads know about exited: tell its remote links and monitors. */
+  exited(record: ProcessRecord, reason: ExitReason): void {
+    Atomics.sub(this.counters.loads, this.thread, 1);
+    const extra = record.extra;
+    if (extra === undefined) return;
+    if (extra.exported) this.exported.delete(record.pid.id);
+    if (extra.remoteLinks !== undefined && extra.remoteLinks.size > 0) {
+      const encoded = encodeReason(reason, this);
+      for (const pid of extra.remoteLinks.values())
+        this.post(pid.thread, Op.LinkExit, pid.id, record.pid.id, encoded);
+      extra.remoteLinks.clear();
+    }
+    if (extra.remoteMonitors !== undefined) {
+      for (const [refId, { pid }] of extra.remoteMonitors) this.post(pid.thread, Op.Demonitor, pid.id, refId);
+      extra.remoteMonitors.clear();
+    }
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Incoming operations
+
+  receive(from: number, batch: unknown[]): void {
+    const length = batch.length;
+    let index = 0;
+    while (index < length) {
+      const op = batch[index] as Op;
+      if (op === Op.Send) {
+        this.receiveSend(batch[index + 1] as number, batch[index + 2]);
+        index += 3;
+      } else {
+        index = this.receiveOther(from, op, batch, index);
+      }
+    }
+  }
+
+  private receiveSend(target: number, message: unknown): void {
+    const record = this.exported.get(target);
+    const runtime = this.runtime;
+    runtime.counters.messagesSent++;
+    if (record === undefined || record.state === DEAD) return;
+    const value = typeof message === 'object' && message !== null ? revive(message, this) : message;
+    try {
+      deliver(runtime, record, value);
+    } catch (error) {
+      // a full `reject` mailbox: the sender is on another thread and cannot be told at once
+      if (!(error instanceof MailboxFull)) throw error;
+      runtime.counters.messagesDropped++;
+    }
+  }
+
+  private receiveOther(from: number, op: Op, batch: unknown[], index: number): number {
+    const a = batch[index + 1];
+    const b = batch[index + 2];
+    const c = batch[index + 3];
+    const d = batch[index + 4];
+    switch (op) {
+      case Op.Exit:
+        this.onExit(from, a as number, b as number, c);
+        return index + 4;
+      case Op.Link:
+        this.onLink(from, a as number, b as number);
+        return index + 3;
+      case Op.Unlink:
+        this.exported.get(a as number)?.extra?.remoteLinks?.delete(linkKey(from, b as number));
+        return index + 3;
+      case Op.LinkExit:
+        this.onLinkExit(from, a as number, b as number, c);
+        return index + 4;
+      case Op.Monitor:
+        this.onMonitor(from, a as number, b as number, c as number);
+        return index + 4;
+      case Op.Demonitor:
+        this.onDemonitor(from, b as number);
+        return index + 3;
+      case Op.Down:
+        this.onDown(from, a as number, b as number, c as number, d);
+        return index + 5;
+      case Op.Call:
+        this.onCall(from, a as number, b as number, c as number, d);
+        return index + 5;
+      case Op.Reply:
+        this.settleCall(a as number, (pending) => pending.resolve(revive(b, this)));
+        return index + 3;
+      case Op.CallExit:
+        this.settleCall(a as number, (pending) =>
+          pending.reject(new CallExit(pending.server, revive(b, this) as ExitReason)),
+        );
+        return index + 3;
+      case Op.CallFull:
+        this.settleCall(a as number, (pending) =>
+          pending.reject(new MailboxFull(pending.server as Pid, b as number)),
+        );
+        return index + 3;
+      case Op.Spawn:
+        this.onSpawn(from, a as number, b as SpawnSpec);
+        return index + 3;
+      case Op.Crash:
+        this.onRemoteCrash?.(this.pidOn(from, a as number), revive(b, this) as ExitReason);
+        return index + 3;
+      case Op.NameAdd:
+        this.remoteNames.set(a as string, this.pidOn(from, b as number));
+        return index + 3;
+      case Op.NameRemove:
+        if (this.remoteNames.get(a as string)?.id === b) this.remoteNames.delete(a as string);
+        return index + 3;
+      case Op.Lost:
+        this.lost(a as number);
+        return index + 2;
+      case Op.Peer:
+        this.onPeer?.(a as number, b);
+        return index + 3;
+      default:
+        throw new Error(`zbmd: unknown cross-thread operation ${String(op)} (a runtime bug)`);
+    }
+  }
+
+  private onExit(from: number, target: number, sender: number, reason: unknown): void {
+    const record = this.exported.get(target);
+    if (record === undefined) return;
+    signal(this.runtime, record, this.pidOn(from, sender), revive(reason, this) as ExitReason, false);
+  }
+
+  private onLink(from: number, target: number, sender: number): void {
+    const record = this.exported.get(target);
+    if (record === undefined || record.state === DEAD) {
+      // Erlang: linking to a process that does not exist gives the linker an exit signal noproc
+      this.post(from, Op.LinkExit, sender, target, 'noproc');
+      return;
+    }
+    (extraOf(record).remoteLinks ??= new Map()).set(linkKey(from, sender), this.pidOn(from, sender));
+  }
+
+  private onLinkExit(from: number, target: number, sender: number, reason: unknown): void {
+    const record = this.exported.get(target);
+    if (record === undefined || record.extra?.remoteLinks?.delete(linkKey(from, sender)) !== true) return;
+    signal(this.runtime, record, this.pidOn(from, sender), revive(reason, this) as ExitReason, true);
+  }
+
+  private onMonitor(from: number, target: number, watcher: number, refId: number): void {
+    const record = this.exported.get(target);
+    if (record === undefined || record.state === DEAD) {
+      this.post(from, Op.Down, watcher, refId, target, 'noproc');
+      return;
+    }
+    const observer = new RemoteMonitor(this, from, watcher, refId);
+    const key = watch(this.runtime, record, observer);
+    this.monitorsIn.set(linkKey(from, refId), { record, key });
+  }
+
+  private onDemonitor(from: number, refId: number): void {
+    const entry = this.monitorsIn.get(linkKey(from, refId));
+    if (entry === undefined) return;
+    this.monitorsIn.delete(linkKey(from, refId));
+    unwatch(entry.record, entry.key);
+  }
+
+  /** @see RemoteMonitor */
+  monitorFired(thread: number, watcher: number, refId: number, pid: Pid, reason: ExitReason): void {
+    this.monitorsIn.delete(linkKey(thread, refId));
+    this.post(thread, Op.Down, watcher, refId, pid.id, encodeReason(reason, this));
+  }
+
+  private onDown(from: number, watcher: number, refId: number, target: number, reason: unknown): void {
+    const record = this.exported.get(watcher);
+    const entry = record?.extra?.remoteMonitors?.get(refId);
+    if (record === undefined || entry === undefined || record.state === DEAD) return;
+    record.extra!.remoteMonitors!.delete(refId);
+    const pid = entry.pid.id === target && entry.pid.thread === from ? entry.pid : this.pidOn(from, target);
+    deliverSignalMessage(
+      this.runtime,
+      record,
+      new DownMessage(entry.ref, pid, revive(reason, this) as ExitReason),
+    );
+  }
+
+  private onCall(from: number, target: number, caller: number, callId: number, request: unknown): void {
+    const record = this.exported.get(target);
+    if (record === undefined || record.state === DEAD) {
+      this.post(from, Op.CallExit, callId, 'noproc');
+      return;
+    }
+    const handle = new RemoteCallFrom(
+      this,
+      from,
+      callId,
+      caller === 0 ? undefined : this.pidOn(from, caller),
+    );
+    handle.target = record;
+    handle.watchId = watch(this.runtime, record, handle);
+    try {
+      deliver(this.runtime, record, new CallRequest(revive(request, this), handle));
+    } catch (error) {
+      if (!(error instanceof MailboxFull)) throw error;
+      handle.settled = true;
+      unwatch(record, handle.watchId);
+      this.post(from, Op.CallFull, callId, error.capacity);
+    }
+  }
+
+  /** @see RemoteCallFrom */
+  replied(thread: number, callId: number, value: unknown): void {
+    this.post(thread, Op.Reply, callId, encode(value, this, 'reply'));
+  }
+
+  callServerExited(thread: number, callId: number, reason: ExitReason): void {
+    this.post(thread, Op.CallExit, callId, encodeReason(reason, this));
+  }
+
+  private settleCall(callId: number, settle: (pending: RemoteCall) => void): void {
+    const pending = this.calls.get(callId);
+    if (pending === undefined) return; // timed out already: a late reply is dropped
+    this.calls.delete(callId);
+    if (pending.timer !== undefined) this.runtime.clock.cancelTimer(pending.timer);
+    settle(pending);
+  }
+
+  private onSpawn(from: number, id: number, spec: SpawnSpec): void {
+    const linkPid = spec.link === 0 ? undefined : this.pidOn(from, spec.link);
+    let record: ProcessRecord;
+    try {
+      record = this.runtime.spawnCode(
+        spec.module,
+        spec.export,
+        revive(spec.args, this) as unknown[],
+        {
+          trapExit: spec.trapExit,
+          name: spec.name,
+          mailbox: spec.mailbox as never,
+        },
+        undefined,
+        id,
+      );
+    } catch (error) {
+      // the spawn failed here: the linked spawner learns it through the link, as from a crash
+      Atomics.sub(this.counters.loads, this.thread, 1);
+      if (linkPid !== undefined) this.post(from, Op.LinkExit, spec.link, id, encodeReason(error, this));
+      this.runtime.reportCrash(this.pidOn(this.thread, id), error as ExitReason);
+      return;
+    }
+    this.exportRecord(record);
+    if (linkPid !== undefined)
+      (extraOf(record).remoteLinks ??= new Map()).set(linkKey(from, spec.link), linkPid);
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // A lost thread
+
+  /**
+   * Thread `peer` is gone: every link and monitor to its processes fires with `noconnection`,
+   * calls to it fail with `CallExit('noconnection')`, its names are forgotten.
+   */
+  lost(peer: number): void {
+    this.peers[peer] = undefined;
+    this.outboxes[peer] = [];
+    this.transfers[peer] = [];
+    for (const [callId, pending] of this.calls) {
+      if (pending.thread !== peer) continue;
+      this.calls.delete(callId);
+      if (pending.timer !== undefined) this.runtime.clock.cancelTimer(pending.timer);
+      pending.reject(new CallExit(pending.server, 'noconnection'));
+    }
+    for (const [name, pid] of this.remoteNames) if (pid.thread === peer) this.remoteNames.delete(name);
+    for (const [key, entry] of this.monitorsIn) {
+      if (!key.startsWith(`${peer}:`)) continue;
+      this.monitorsIn.delete(key);
+      unwatch(entry.record, entry.key);
+    }
+    for (const record of [...this.runtime.live]) this.loseLinks(record, peer);
+    this.onLost?.(peer);
+  }
+
+  private loseLinks(record: ProcessRecord, peer: number): void {
+    const extra = record.extra;
+    if (extra === undefined) return;
+    if (extra.remoteMonitors !== undefined) {
+      for (const [refId, entry] of extra.remoteMonitors) {
+        if (entry.pid.thread !== peer) continue;
+        extra.remoteMonitors.delete(refId);
+        deliverSignalMessage(this.runtime, record, new DownMessage(entry.ref, entry.pid, 'noconnection'));
+      }
+    }
+    if (extra.remoteLinks !== undefined) {
+      for (const [key, pid] of extra.remoteLinks) {
+        if (pid.thread !== peer) continue;
+        extra.remoteLinks.delete(key);
+        signal(this.runtime, record, pid, 'noconnection', true);
+        if (record.state === DEAD) return;
+      }
+    }
+  }
+}
+
+/** The ArrayBuffers in a message (after `structuredClone`: all private to it). */
+function collectBuffers(value: unknown, found: ArrayBuffer[], depth: number): void {
+  if (typeof value !== 'object' || value === null || depth > 64) return;
+  if (value instanceof ArrayBuffer) {
+    if (!found.includes(value)) found.push(value);
+  } else if (ArrayBuffer.isView(value)) {
+    if (value.buffer instanceof ArrayBuffer && !found.includes(value.buffer)) found.push(value.buffer);
+  } else if (Array.isArray(value)) {
+    for (const item of value) collectBuffers(item, found, depth + 1);
+  } else {
+    for (const item of Object.values(value)) collectBuffers(item, found, depth + 1);
+  }
+}
+
+function linkKey(thread: number, id: number): string {
+  return `${thread}:${id}`;
+}
+
+/** A monitor held by a process on another thread: its DOWN travels back there. */
+export class RemoteMonitor implements ExitObserver {
+  constructor(
+    private readonly remote: Remote,
+    readonly thread: number,
+    readonly watcher: number,
+    private readonly refId: number,
+  ) {}
+
+  get watcherPid(): Pid {
+    return new Pid(this.remote.runtime.nodeName, 0, this.watcher, 0, this.thread);
+  }
+
+  exited(pid: Pid, reason: ExitReason): void {
+    this.remote.monitorFired(this.thread, this.watcher, this.refId, pid, reason);
+  }
+}
+
+/** The `from` of a call made on another thread: the reply (or the server's exit) travels back. */
+export class RemoteCallFrom extends CallHandle implements ExitObserver {
+  settled = false;
+  watchId = 0;
+  target: ProcessRecord | undefined = undefined;
+
+  constructor(
+    private readonly remote: Remote,
+    private readonly thread: number,
+    private readonly callId: number,
+    readonly caller: Pid | undefined,
+  ) {
+    super();
+  }
+
+  exited(_pid: Pid, reason: ExitReason): void {
+    if (this.settled) return;
+    this.settled = true;
+    this.remote.callServerExited(this.thread, this.callId, reason);
+  }
+
+  settle(value: unknown, error: unknown): boolean {
+    if (this.settled) return false;
+    if (error !== undefined) {
+      this.settled = true;
+      this.remote.callServerExited(this.thread, this.callId, error as ExitReason);
+    } else {
+      this.remote.replied(this.thread, this.callId, value); // throws NotCloneable here, at the replier
+      this.settled = true;
+    }
+    if (this.target !== undefined) unwatch(this.target, this.watchId);
+    return true;
+  }
+}

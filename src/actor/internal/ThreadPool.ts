@@ -1,0 +1,235 @@
+import { createRequire } from 'node:module';
+import { availableParallelism } from 'node:os';
+import { MessageChannel, type MessagePort, Worker } from 'node:worker_threads';
+import type { ActorSystemOptions } from '../ActorSystem.js';
+import { BadArgument } from '../errors.js';
+import { describe } from './checks.js';
+import { Remote, type SharedCounters } from './Remote.js';
+import type { Runtime } from './Runtime.js';
+import type { PeerTransport } from './Transport.js';
+
+/**
+ * The scheduler threads of a node: thread 0 is the one that made the `ActorSystem`; threads
+ * 1..n-1 are worker threads, each running its own `ActorSystem` (threadMain.ts) with its own run
+ * queue. Every pair of threads talks through its own MessageChannel (batched posts, see
+ * Remote.ts). Thread 0 watches the workers: one that dies is a lost node (its processes exit
+ * `noconnection` for everyone linked to or monitoring them) and is replaced by a fresh thread.
+ */
+
+/** Most scheduler threads a node runs. */
+export const MAX_THREADS = 64;
+
+export function threadCount(option: number | 'auto' | undefined): number {
+  if (option === undefined) return 1;
+  if (option === 'auto') return Math.min(availableParallelism(), MAX_THREADS);
+  if (!Number.isInteger(option) || option < 1 || option > MAX_THREADS)
+    throw new BadArgument(
+      `threads must be 'auto' or an integer in [1, ${MAX_THREADS}], got ${describe(option)}`,
+    );
+  return option;
+}
+
+/** What thread 0 hands a worker thread at start. */
+interface WorkerBoot {
+  readonly thread: number;
+  readonly threads: number;
+  readonly counters: SharedCounters;
+  readonly ports: Record<number, MessagePort>;
+}
+
+let pendingBoot: WorkerBoot | undefined;
+
+/** threadMain.ts: the next ActorSystem made on this worker thread is its scheduler thread. */
+export function setWorkerBoot(boot: WorkerBoot): void {
+  pendingBoot = boot;
+}
+
+/** Makes `runtime` a worker's scheduler thread if one is being booted; false otherwise. */
+export function attachWorker(runtime: Runtime): boolean {
+  const boot = pendingBoot;
+  if (boot === undefined) return false;
+  pendingBoot = undefined;
+  const remote = new Remote(runtime, boot.thread, boot.threads, boot.counters);
+  connectRemote(runtime, remote);
+  runtime.onCrash = (pid, reason) => remote.reportCrash(pid, reason);
+  remote.onPeer = (peer, endpoint) => connect(remote, peer, endpoint as MessagePort, true);
+  for (const [peer, port] of Object.entries(boot.ports)) connect(remote, Number(peer), port, true);
+  return true;
+}
+
+function connectRemote(runtime: Runtime, remote: Remote): void {
+  runtime.thread = remote.thread;
+  runtime.remote = remote;
+  runtime.registry.remote = remote;
+}
+
+class PortTransport implements PeerTransport {
+  constructor(readonly port: MessagePort) {}
+
+  post(batch: unknown[], transfer: readonly unknown[]): void {
+    this.port.postMessage(batch, transfer as never);
+  }
+
+  close(): void {
+    this.port.close();
+  }
+}
+
+function connect(remote: Remote, peer: number, port: MessagePort, keepAlive: boolean): PortTransport {
+  const transport = new PortTransport(port);
+  port.on('message', (batch: unknown[]) => remote.receive(peer, batch));
+  // Thread 0's ports must not keep the process alive after the user is done (close() ends the
+  // workers); a worker's ports are what keeps the worker alive.
+  if (!keepAlive) port.unref();
+  remote.setPeer(peer, transport);
+  return transport;
+}
+
+/** A worker cannot run TypeScript sources by itself: in a source checkout it gets a loader. */
+const LOADER = `
+import { existsSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+let esbuild;
+export async function initialize(data) {
+  const module = await import(pathToFileURL(data.esbuild).href);
+  esbuild = module.default ?? module;
+}
+export async function resolve(specifier, context, next) {
+  const parent = context.parentURL;
+  if (parent !== undefined && parent.endsWith('.ts') && /^\\.\\.?\\//.test(specifier) && specifier.endsWith('.js')) {
+    const js = new URL(specifier, parent);
+    if (!existsSync(js)) {
+      const ts = new URL(specifier.slice(0, -3) + '.ts', parent);
+      if (existsSync(ts)) return { url: ts.href, shortCircuit: true };
+    }
+  }
+  return next(specifier, context);
+}
+export async function load(url, context, next) {
+  if (url.startsWith('file:') && url.endsWith('.ts')) {
+    const source = await readFile(new URL(url), 'utf8');
+    const result = await esbuild.transform(source, {
+      loader: 'ts', format: 'esm', target: 'es2022', sourcefile: fileURLToPath(url),
+      tsconfigRaw: { compilerOptions: { verbatimModuleSyntax: true, useDefineForClassFields: true } },
+    });
+    return { format: 'module', source: result.code, shortCircuit: true };
+  }
+  return next(url, context);
+}
+`;
+
+const BOOTSTRAP = `
+const { workerData } = require('node:worker_threads');
+if (workerData.esbuild !== undefined) {
+  require('node:module').register('data:text/javascript,' + encodeURIComponent(workerData.loader), { data: { esbuild: workerData.esbuild } });
+}
+import(workerData.entry).catch((error) => { process.nextTick(() => { throw error; }); });
+`;
+
+export class ThreadPool {
+  private readonly remote: Remote;
+  private readonly workers: (Worker | undefined)[];
+  private closing = false;
+  private readonly onThreadExit: (thread: number, cause: unknown) => void;
+  private readonly workerOptions: Record<string, number | undefined>;
+
+  constructor(
+    private readonly runtime: Runtime,
+    private readonly threads: number,
+    options: ActorSystemOptions,
+  ) {
+    const counters: SharedCounters = {
+      ids: new Int32Array(new SharedArrayBuffer(4 * threads)).fill(1),
+      loads: new Int32Array(new SharedArrayBuffer(4 * threads)),
+    };
+    this.remote = new Remote(runtime, 0, threads, counters);
+    connectRemote(runtime, this.remote);
+    this.remote.onRemoteCrash = (pid, reason) => runtime.reportCrash(pid, reason);
+    this.onThreadExit = options.onThreadExit ?? defaultThreadExitReport;
+    this.workerOptions = {
+      reductionBudget: options.reductionBudget,
+      timeSliceMs: options.timeSliceMs,
+      mailboxCapacity: options.mailboxCapacity,
+    };
+    this.workers = new Array(threads).fill(undefined);
+    for (let thread = 1; thread < threads; thread++) this.start(thread, undefined);
+  }
+
+  /** Starts worker thread `thread` (again, after `lost` died) with a channel to every live thread. */
+  private start(thread: number, lost: number | undefined): void {
+    const ports: Record<number, MessagePort> = {};
+    const transfer: MessagePort[] = [];
+    for (let peer = 0; peer < this.threads; peer++) {
+      if (peer === thread || (peer !== 0 && this.workers[peer] === undefined)) continue;
+      const { port1, port2 } = new MessageChannel();
+      ports[peer] = port2;
+      transfer.push(port2);
+      if (peer === 0) connect(this.remote, thread, port1, false);
+      else this.remote.announce(peer, lost, thread, port1);
+    }
+    const here = import.meta.url;
+    const source = here.endsWith('.ts');
+    const entry = new URL(source ? './threadMain.ts' : './threadMain.js', here).href;
+    const esbuild = source ? resolveEsbuild() : undefined;
+    const worker = new Worker(BOOTSTRAP, {
+      eval: true,
+      workerData: {
+        thread,
+        threads: this.threads,
+        counters: this.remote.counters,
+        ports,
+        entry,
+        esbuild,
+        loader: LOADER,
+        nodeName: this.runtime.nodeName,
+        options: this.workerOptions,
+      },
+      transferList: transfer,
+    });
+    let cause: unknown;
+    worker.on('error', (error) => {
+      cause = error;
+    });
+    worker.on('exit', (code) => this.exited(thread, worker, cause ?? `exit code ${code}`));
+    this.workers[thread] = worker;
+  }
+
+  private exited(thread: number, worker: Worker, cause: unknown): void {
+    if (this.closing || this.workers[thread] !== worker) return;
+    this.workers[thread] = undefined;
+    this.onThreadExit(thread, cause);
+    Atomics.store(this.remote.counters.loads, thread, 0);
+    this.remote.lost(thread);
+    this.start(thread, thread); // tells every other thread: lost, then the replacement's port
+  }
+
+  /** Ends worker `thread` abruptly (a test aid: a lost thread); resolves once it is replaced. */
+  async kill(thread: number): Promise<void> {
+    const worker = this.workers[thread];
+    if (worker === undefined)
+      throw new BadArgument(`killThread: thread ${describe(thread)} is not a running worker thread`);
+    await worker.terminate();
+  }
+
+  async close(): Promise<void> {
+    this.closing = true;
+    await Promise.all(this.workers.map((worker) => worker?.terminate()));
+    for (let thread = 1; thread < this.threads; thread++) this.remote.lost(thread);
+  }
+}
+
+function resolveEsbuild(): string {
+  return createRequireHere().resolve('esbuild');
+}
+
+function createRequireHere(): NodeRequire {
+  return createRequire(import.meta.url);
+}
+
+function defaultThreadExitReport(thread: number, cause: unknown): void {
+  const detail = cause instanceof Error && cause.stack ? cause.stack : String(cause);
+  process.stderr.write(
+    `zbmd: scheduler thread ${thread} died (its processes exit noconnection; a fresh thread replaces it): ${detail}\n`,
+  );
+}
