@@ -9,7 +9,7 @@
  * dropout: y = x * mask / (1 - p);  gx += g * mask / (1 - p)
  */
 import type { Random } from '../../actor/Random.js';
-import { runOnDevice, unavailableOnDevice } from '../deviceOps.js';
+import { deviceLayerNorm, noGradientOnDevice, unavailableOnDevice } from '../deviceOps.js';
 import { check } from '../errors.js';
 import { pool } from '../internal/pool.js';
 import { contiguousData, full, gradBuffer, makeResult, releaseTemporary, type Tensor } from '../Tensor.js';
@@ -66,8 +66,10 @@ export function layerNorm(x: Tensor, gamma: Tensor, beta: Tensor, epsilon = 1e-5
   check(gamma.size === channels && beta.size === channels, 'shape_mismatch', () => {
     return `layerNorm: gamma and beta must have ${channels} elements, got ${gamma.size} and ${beta.size}`;
   });
-  if (x.device !== 'cpu' || gamma.device !== 'cpu' || beta.device !== 'cpu')
-    return runOnDevice('layerNorm', x, gamma, beta, epsilon);
+  if (x.device !== 'cpu' || gamma.device !== 'cpu' || beta.device !== 'cpu') {
+    noGradientOnDevice('layerNorm', [x, gamma, beta]);
+    return deviceLayerNorm(x, gamma, beta, epsilon);
+  }
   const rows = x.size / Math.max(1, channels);
   const xv = contiguousData(x);
   const gv = contiguousData(gamma);
