@@ -31,8 +31,8 @@
  * | transpose, permute, expand                     | gather (rank <= 4 after merging)  |
  * | crossEntropy, mseLoss                          | composed of the kernels above     |
  *
- * Gradients come from the ops' rules; an op whose rule needs a kernel a device lacks (max,
- * layerNorm and conv2d's rules run on the CPU only) refuses at the forward, when it would record.
+ * Gradients come from the ops' rules; an op whose rule needs a kernel a device lacks (max and
+ * conv2d's rules run on the CPU only) refuses at the forward, when it would record.
  *
  * @example
  * ```ts
