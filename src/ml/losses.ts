@@ -17,7 +17,7 @@ import {
 } from './deviceOps.js';
 import { check } from './errors.js';
 import { pool } from './internal/pool.js';
-import { add, mul, neg } from './ops/elementwise.js';
+import { mul, neg } from './ops/elementwise.js';
 import {
   contiguousData,
   dispose,
@@ -86,25 +86,17 @@ export function crossEntropy(logits: Tensor, labels: Int32Array | Tensor, option
   // picked: -scale at each row's label, 0 elsewhere; loss = sum(logSoftmax(logits) * picked)
   const weights = pool.takeZeroed(rows * classes);
   for (let r = 0; r < rows; r++) weights[r * classes + targets[r]] = -scale;
-  const { loss, probabilities, picked } = anyOnDevice([logits])
-    ? crossEntropyOnDevice(logits, weights)
+  const { loss, slope } = anyOnDevice([logits])
+    ? crossEntropyOnDevice(logits, weights, scale)
     : crossEntropyOnHost(logits, targets, scale, weights);
-  // gx = (softmax * scale + picked) * g
-  const rule = (g: Tensor): Tensor[] => {
-    const scaled = mul(probabilities, scale);
-    const shifted = add(scaled, picked);
-    const out = mul(shifted, g);
-    dispose(scaled);
-    dispose(shifted);
-    return [out];
-  };
-  return record(loss, 'crossEntropy', [logits], rule, [probabilities, picked]);
+  // gx = slope * g, slope = d loss / d logits = softmax * scale + picked
+  return record(loss, 'crossEntropy', [logits], (g) => [mul(slope, g)], [slope]);
 }
 
 interface CrossEntropyParts {
   readonly loss: Tensor;
-  readonly probabilities: Tensor;
-  readonly picked: Tensor;
+  /** d loss / d logits: softmax(logits) * scale - scale at each row's label, (N, C). */
+  readonly slope: Tensor;
 }
 
 function crossEntropyOnHost(
@@ -131,16 +123,14 @@ function crossEntropyOnHost(
     total += Math.log(sumExp) + maximum - x[row + targets[r]];
   }
   releaseTemporary(logits, x);
+  for (let i = 0; i < probabilities.length; i++) probabilities[i] = probabilities[i] * scale + weights[i];
+  pool.release(weights);
   const out = pool.take(1);
   out[0] = total * scale;
-  return {
-    loss: hostTensor(out, []),
-    probabilities: hostTensor(probabilities, logits.shape),
-    picked: hostTensor(weights, logits.shape),
-  };
+  return { loss: hostTensor(out, []), slope: hostTensor(probabilities, logits.shape) };
 }
 
-function crossEntropyOnDevice(logits: Tensor, weights: Float32Array): CrossEntropyParts {
+function crossEntropyOnDevice(logits: Tensor, weights: Float32Array, scale: number): CrossEntropyParts {
   const device: GpuDevice = deviceOf('crossEntropy', [logits]);
   const picked = deviceUpload(device, weights, logits.shape);
   pool.release(weights);
@@ -153,9 +143,10 @@ function crossEntropyOnDevice(logits: Tensor, weights: Float32Array): CrossEntro
     [],
   );
   const probabilities = deviceUnary('exp', logProbabilities);
-  dispose(logProbabilities);
-  dispose(weighted);
-  return { loss, probabilities, picked };
+  const scaled = deviceBinary('mul', probabilities, scale);
+  const slope = deviceBinary('add', scaled, picked);
+  for (const tensor of [logProbabilities, weighted, probabilities, scaled, picked]) dispose(tensor);
+  return { loss, slope };
 }
 
 /** Negative log-likelihood of integer `labels` under log-probabilities (N, C). */
