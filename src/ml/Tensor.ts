@@ -1,21 +1,23 @@
 /**
- * Tensors and the reverse-mode autograd engine.
+ * Tensors: storage, views, moves between devices, and the one node shape autograd records.
  *
  * A tensor is a shape, strides and an offset over a flat storage. Storage is row-major; views
  * (reshape of a contiguous tensor, transpose, permute) share it with different strides. Every op
  * computes in f32; f16, bf16 and i8 are storage types (`toDtype`).
  *
- * An op that produces a tensor from inputs that require gradients records a `GradNode` holding
- * its backward function (written beside its forward, in the op's file). `backward(loss)` walks
- * the graph in reverse topological order and accumulates gradients into `tensor.grad`, a
- * contiguous Float32Array in the tensor's logical (row-major) order. Gradients of intermediate
- * tensors are returned to the buffer pool once used; `disposeGraph` returns the activations too,
- * so a training loop whose shapes repeat allocates nothing after its first step.
+ * An op that produces a tensor from inputs that require gradients records a `GradNode`: its
+ * inputs, the tensors its backward reads, and its gradient rule, written once beside its forward
+ * in the op's file. A rule takes the output's gradient as a tensor and returns the inputs'
+ * gradients as tensors, computed with ops, so it runs on whatever device the tensors live on.
+ * The engine (`autograd.ts`: `backward`, `disposeGraph`) accumulates them into `tensor.grad`
+ * (CPU: a contiguous Float32Array in logical order) or `tensor.deviceGrad` (a device tensor).
  *
- * A tensor lives on a device: `'cpu'` (a Float32Array, everything above) or a GPU-layer `Device`
- * (`openDevice('webgpu')`), where it holds a `DeviceBuffer`. `to(t, device)` moves it, and the
- * ops listed in `deviceOps.ts` run there, with autograd: a device graph's gradients are device
- * tensors (`deviceGrad`) computed by device kernels.
+ * A tensor lives on a device: `'cpu'` (a Float32Array) or a GPU-layer `Device`
+ * (`openDevice('webgpu')`), where it holds a `DeviceBuffer`. `to(t, device)` moves it; each op
+ * dispatches its forward to the device's kernels (`deviceOps.ts`) when its inputs live there.
+ *
+ * Imports go one way: this file knows no op; `deviceOps.ts` (device kernels) imports this file;
+ * `ops/*` import both; `autograd.ts` (the engine) imports all of them.
  *
  * @example
  * ```ts
@@ -26,28 +28,52 @@
  * ```
  */
 import type { Random } from '../actor/Random.js';
-import type { Device as GpuDevice } from '../gpu/Device.js';
+import { Device as GpuDevice } from '../gpu/Device.js';
 import type { DeviceBuffer } from '../gpu/DeviceBuffer.js';
-import { backwardOnDevice, detachOnDevice, disposeDeviceNode, to } from './deviceOps.js';
+import { migrate } from '../gpu/migrate.js';
 import { type Dtype, decodeStorage, encodeStorage, type Storage } from './dtype.js';
 import { check, TensorError } from './errors.js';
 import { pool } from './internal/pool.js';
 
-/** One recorded op: its inputs and how to push the output's gradient into theirs. */
+/**
+ * An op's gradient rule: the output's gradient (a tensor on the output's device, the output's
+ * shape) to one gradient per input (`null` for an input that needs none). The engine owns what
+ * the rule returns; a rule may return `gradOutput` itself (the engine then copies or shares).
+ * A host rule (`makeResult`) accumulates into `gradBuffer(input)` itself and returns nothing.
+ */
+export type GradientRule = (gradOutput: Tensor) => readonly Gradient[] | undefined;
+
+/**
+ * A gradient given as the matrix product `left @ right` (2-D operands, the input's element
+ * count), so the engine can accumulate it in place (gemm with beta = 1 into an existing host
+ * gradient) instead of adding a product it allocated. `temporaries` are disposed afterwards.
+ */
+export interface ProductGradient {
+  readonly kind: 'product';
+  readonly left: Tensor;
+  readonly right: Tensor;
+  readonly temporaries: readonly Tensor[];
+}
+
+/** What a rule gives for one input: a tensor, a product to accumulate, or null for none. */
+export type Gradient = Tensor | ProductGradient | null;
+
+export function productGradient(
+  left: Tensor,
+  right: Tensor,
+  temporaries: readonly Tensor[] = [],
+): ProductGradient {
+  return { kind: 'product', left, right, temporaries };
+}
+
+/** One recorded op: its inputs, what its rule reads, and the rule. The only node shape. */
 export interface GradNode {
   readonly op: string;
   readonly inputs: readonly Tensor[];
-  /** Null once run: a graph is used by one `backward` only. Null for device ops from the start. */
-  backward: ((gradOutput: Float32Array) => void) | null;
-  /** Buffers the backward needs (saved activations); returned to the pool after use. */
-  readonly scratch: Float32Array[];
-  /**
-   * A device op's backward (`deviceOps.ts`): takes the output's gradient, a tensor on the same
-   * device, and accumulates into the inputs' `deviceGrad`. Null once run.
-   */
-  deviceBackward?: ((gradOutput: Tensor) => void) | null;
-  /** Device tensors only the backward needs; disposed once it ran (or by `disposeGraph`). */
-  readonly deviceScratch?: Tensor[];
+  /** Null once run: a graph is used by one `backward` only. */
+  backward: GradientRule | null;
+  /** Tensors only the rule reads (saved activations, host or device); disposed once it ran. */
+  readonly saved: Tensor[];
 }
 
 export interface TensorOptions {
@@ -145,6 +171,11 @@ export class Tensor {
    */
   to(device: Device): Promise<Tensor> {
     return to(this, device);
+  }
+
+  /** True when the tensor lives on a GPU-layer device (its storage is a `DeviceBuffer`). */
+  get onDevice(): boolean {
+    return this.deviceBuffer !== null;
   }
 
   toString(): string {
@@ -271,9 +302,47 @@ export function noGrad<T>(body: () => T): T {
   }
 }
 
+/** Whether an op on `inputs` records a node now. */
+export function isRecording(inputs: readonly Tensor[]): boolean {
+  if (!gradEnabled) return false;
+  for (const input of inputs) if (input.requiresGrad) return true;
+  return false;
+}
+
 /**
- * Wraps an op's output. Records `backward` when gradients are on and an input needs one;
- * otherwise gives the scratch buffers back at once.
+ * Records `rule` on `out` when gradients are on and an input needs one; `saved` (tensors only
+ * the rule reads) are kept in the node, or disposed at once when nothing is recorded.
+ */
+export function record(
+  out: Tensor,
+  op: string,
+  inputs: readonly Tensor[],
+  rule: GradientRule,
+  saved: Tensor[] = [],
+): Tensor {
+  if (isRecording(inputs)) {
+    out.requiresGrad = true;
+    out.node = { op, inputs, backward: rule, saved };
+  } else {
+    for (const tensor of saved) dispose(tensor);
+  }
+  return out;
+}
+
+/** A CPU tensor of `shape` owning `data` (a buffer from the pool, exactly prod(shape) long). */
+export function hostTensor(data: Float32Array, shape: readonly number[]): Tensor {
+  return new Tensor(data, [...shape]);
+}
+
+/** A host buffer (from the pool) as a tensor that owns it, for a node's `saved`. */
+export function hostSaved(buffer: Float32Array): Tensor {
+  return new Tensor(buffer, [buffer.length]);
+}
+
+/**
+ * Wraps a CPU op's output with a host rule: `backward` reads the output's gradient as a
+ * contiguous Float32Array and accumulates into `gradBuffer(input)` itself (for ops that run on
+ * the CPU only). `scratch` buffers are kept until the rule ran, then go back to the pool.
  */
 export function makeResult(
   data: Float32Array,
@@ -284,33 +353,33 @@ export function makeResult(
   scratch: Float32Array[] = [],
 ): Tensor {
   const out = new Tensor(data, shape);
-  if (gradEnabled && inputs.some((input) => input.requiresGrad)) {
+  if (isRecording(inputs)) {
     out.requiresGrad = true;
-    out.node = { op, inputs, backward, scratch };
+    const rule: GradientRule = (g) => {
+      backward(g.data);
+      return undefined;
+    };
+    out.node = { op, inputs, backward: rule, saved: scratch.map(hostSaved) };
   } else {
     for (const buffer of scratch) pool.release(buffer);
   }
   return out;
 }
 
-/** Wraps a view sharing `source`'s storage, with its own backward. */
+/** Wraps a CPU view sharing `source`'s storage, with its gradient rule. */
 export function makeView(
   source: Tensor,
   shape: readonly number[],
   strides: readonly number[],
   offset: number,
   op: string,
-  backward: (gradOutput: Float32Array) => void,
+  rule: GradientRule,
 ): Tensor {
   const out = new Tensor(source.storage, shape, source.dtype, strides, offset, false);
-  if (gradEnabled && source.requiresGrad) {
-    out.requiresGrad = true;
-    out.node = { op, inputs: [source], backward, scratch: [] };
-  }
-  return out;
+  return record(out, op, [source], rule);
 }
 
-/** The tensor's gradient buffer, created zeroed on first use; ops accumulate into it. */
+/** The tensor's gradient buffer, created zeroed on first use; host rules accumulate into it. */
 export function gradBuffer(tensor: Tensor): Float32Array {
   if (tensor.grad === null) tensor.grad = pool.takeZeroed(tensor.size);
   return tensor.grad;
@@ -339,78 +408,19 @@ export function topologicalOrder(root: Tensor): Tensor[] {
   return order;
 }
 
-/**
- * Accumulates d(root)/d(leaf) into every leaf's `grad`. `gradient` seeds the root (required
- * unless the root has one element). Intermediate gradients are freed as soon as they are used.
- */
-export function backward(root: Tensor, gradient?: Float32Array): void {
-  check(root.requiresGrad, 'invalid_argument', () => 'backward: the tensor does not require a gradient');
-  check(gradient !== undefined || root.size === 1, 'invalid_argument', () => {
-    return `backward: a gradient is needed for a non-scalar root of shape [${root.shape.join(', ')}]`;
-  });
-  check(gradient === undefined || gradient.length === root.size, 'shape_mismatch', () => {
-    return `backward: gradient has ${gradient?.length} elements, root has ${root.size}`;
-  });
-  if (root.device !== 'cpu') {
-    backwardOnDevice(root, gradient);
-    return;
-  }
-  const order = topologicalOrder(root);
-  const seed = gradBuffer(root);
-  if (gradient === undefined) seed[0] += 1;
-  else for (let i = 0; i < seed.length; i++) seed[i] += gradient[i];
-  for (let i = order.length - 1; i >= 0; i--) {
-    const tensor = order[i];
-    const node = tensor.node;
-    if (node === null) continue;
-    if (node.backward === null) {
-      throw new TensorError('graph_consumed', `backward: the graph through '${node.op}' was already used`);
-    }
-    if (tensor.grad !== null) node.backward(tensor.grad);
-    node.backward = null;
-    for (const buffer of node.scratch) pool.release(buffer);
-    node.scratch.length = 0;
-    if (!tensor.retainGrad && tensor.grad !== null) {
-      pool.release(tensor.grad);
-      tensor.grad = null;
-    }
-  }
+/** Gives back what a node holds (its saved tensors) and marks it run. */
+export function releaseNode(node: GradNode): void {
+  node.backward = null;
+  for (const tensor of node.saved) dispose(tensor);
+  node.saved.length = 0;
 }
 
-/**
- * Returns the storage of every intermediate tensor reachable from `root` to the buffer pool and
- * marks those tensors disposed (reading one afterwards throws). Leaves (parameters, inputs) are
- * untouched. Call it once a step's outputs have been read.
- */
-export function disposeGraph(root: Tensor): void {
-  const stack: Tensor[] = [root];
-  const seen = new Set<Tensor>([root]);
-  while (stack.length > 0) {
-    const tensor = stack.pop()!;
-    const node = tensor.node;
-    if (node === null) continue;
-    for (const input of node.inputs) {
-      if (!seen.has(input)) {
-        seen.add(input);
-        stack.push(input);
-      }
-    }
-    for (const buffer of node.scratch) pool.release(buffer);
-    node.scratch.length = 0;
-    node.backward = null;
-    tensor.node = null;
-    if (tensor.grad !== null) pool.release(tensor.grad);
-    tensor.grad = null;
-    if (tensor.deviceBuffer !== null) {
-      disposeDeviceNode(node, tensor);
-      dispose(tensor);
-      continue;
-    }
-    if (tensor.ownsStorage && tensor.dtype === 'f32' && !tensor.disposed)
-      pool.release(tensor.storage as Float32Array);
-    tensor.storage = EMPTY;
-    tensor.disposed = true;
-  }
+/** Gives back a tensor's gradient (host buffer or device tensor). */
+export function releaseGradient(tensor: Tensor): void {
+  if (tensor.grad !== null) pool.release(tensor.grad);
+  tensor.grad = null;
+  if (tensor.deviceGrad !== null) dispose(tensor.deviceGrad);
+  tensor.deviceGrad = null;
 }
 
 /**
@@ -421,17 +431,13 @@ export function disposeGraph(root: Tensor): void {
  */
 export function dispose(tensor: Tensor): void {
   if (tensor.disposed) return;
+  if (tensor.node !== null) releaseNode(tensor.node);
+  tensor.node = null;
   if (tensor.deviceBuffer !== null) {
     deviceMemory.unregister(tensor);
     tensor.deviceBuffer.release();
     tensor.disposed = true;
-    if (tensor.node !== null) disposeDeviceNode(tensor.node, tensor);
-    tensor.node = null;
     return;
-  }
-  if (tensor.node !== null) {
-    for (const buffer of tensor.node.scratch) pool.release(buffer);
-    tensor.node = null;
   }
   if (tensor.ownsStorage && tensor.dtype === 'f32') pool.release(tensor.storage as Float32Array);
   tensor.storage = EMPTY;
@@ -567,6 +573,90 @@ export function toDtype(source: Tensor, dtype: Dtype): Tensor {
  * tensor that needs no gradient (as PyTorch's detach, it sees later in-place updates).
  */
 export function detach(source: Tensor): Tensor {
-  if (source.device !== 'cpu') return detachOnDevice(source);
+  if (source.device !== 'cpu') {
+    check(!source.disposed, 'disposed', () => 'detach: the tensor was disposed');
+    return share(source);
+  }
   return toDtype(source, 'f32');
+}
+
+// ---------------------------------------------------------------------------------------------
+// Device placement and moves
+
+const FLOAT32_BYTES = 4;
+const NO_HOST_STORAGE = new Float32Array(0);
+
+/** A tensor on `device` owning one reference to `buffer` (contiguous f32). */
+export function deviceTensor(device: GpuDevice, buffer: DeviceBuffer, shape: readonly number[]): Tensor {
+  return new Tensor(NO_HOST_STORAGE, [...shape], 'f32', undefined, 0, true, {}, { device, buffer });
+}
+
+export function bufferOf(tensor: Tensor): DeviceBuffer {
+  const buffer = tensor.deviceBuffer;
+  if (buffer === null)
+    throw new TypeError(`bufferOf: a tensor on ${deviceName(tensor.device)} has no buffer`);
+  return buffer;
+}
+
+export function deviceName(device: Device): string {
+  return device === 'cpu' ? 'cpu' : device.id;
+}
+
+/** The same device buffer under another shape: one more reference, no launch. */
+export function share(source: Tensor, shape: readonly number[] = source.shape): Tensor {
+  return deviceTensor(source.device as GpuDevice, bufferOf(source).retain(), shape);
+}
+
+/** A fresh device buffer of `count` f32 values, filled by `enqueue`; freed again if it throws. */
+export function launchBuffer(
+  device: GpuDevice,
+  count: number,
+  enqueue: (output: DeviceBuffer) => void,
+): DeviceBuffer {
+  const output = device.allocate(count * FLOAT32_BYTES);
+  try {
+    enqueue(output);
+  } catch (error) {
+    output.release();
+    throw error;
+  }
+  return output;
+}
+
+/**
+ * `source` on `target`: an upload from the CPU, a copy back to the CPU (`'cpu'`, which waits
+ * for the kernels that produce it), or a migration between devices (through the host). The
+ * tensor itself when it already lives on `target`. The source is left as it was.
+ */
+export async function to(source: Tensor, target: Device): Promise<Tensor> {
+  check(target === 'cpu' || target instanceof GpuDevice, 'invalid_argument', () => {
+    return `to: expected 'cpu' or a Device from openDevice(), got ${String(target)}`;
+  });
+  check(!source.disposed, 'disposed', () => 'to: the tensor was disposed');
+  if (source.device === target) return source;
+  if (target === 'cpu') {
+    // source.device is a GPU device here: equal devices returned above.
+    const values = await (source.device as GpuDevice).readFloat32(bufferOf(source));
+    return new Tensor(values, [...source.shape]);
+  }
+  check(!source.requiresGrad, 'invalid_argument', () => {
+    return 'to: a tensor that requires a gradient cannot move (the graph would cross devices); move detach(t), or parameters with module.to(device)';
+  });
+  return deviceTensor(target, await uploadBuffer(source, target), source.shape);
+}
+
+/** A buffer on `target` holding `source`'s values in logical order (the source is left as it was). */
+export async function uploadBuffer(source: Tensor, target: GpuDevice): Promise<DeviceBuffer> {
+  if (source.device !== 'cpu') return migrate(bufferOf(source), target);
+  check(source.size > 0, 'invalid_shape', () => {
+    return `to: an empty tensor ([${source.shape.join(', ')}]) cannot live on ${target.id}`;
+  });
+  const values = contiguousData(source);
+  try {
+    return target.upload(values);
+  } finally {
+    // The upload has copied the values (WebGPU's writeBuffer, CUDA's staged copy), so the
+    // gathered copy of a view can go back to the pool now.
+    releaseTemporary(source, values);
+  }
 }

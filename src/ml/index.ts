@@ -15,8 +15,9 @@
  * ```
  */
 
+export { backward, disposeGraph } from './autograd.js';
 export * from './data/index.js';
-export { DEVICE_OP_NAMES, type DeviceOpName, to } from './deviceOps.js';
+export { DEVICE_OP_NAMES, type DeviceOpName } from './deviceOps.js';
 export {
   bytesPerElement,
   DTYPES,
@@ -41,6 +42,7 @@ export * from './nn/attention.js';
 export * from './nn/init.js';
 export * from './nn/layers.js';
 export * from './nn/Module.js';
+export * from './ops/broadcast.js';
 export * from './ops/conv.js';
 export * from './ops/elementwise.js';
 export * from './ops/matmul.js';
@@ -56,11 +58,9 @@ export * from './optim/schedules.js';
 export * from './safetensors.js';
 export type { DevicePlacement } from './Tensor.js';
 export {
-  backward,
   type Device,
   detach,
   dispose,
-  disposeGraph,
   fromData,
   full,
   type GradNode,
@@ -76,6 +76,7 @@ export {
   Tensor,
   type TensorOptions,
   tensor,
+  to,
   toArray,
   toDtype,
   zeros,

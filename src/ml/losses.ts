@@ -1,16 +1,30 @@
 /**
  * Losses, each reduced to a scalar (mean over the batch by default, as PyTorch).
  *   crossEntropy(logits (N, C), labels (N)): fused log-softmax + NLL; gx = (softmax - onehot) * g / N
- *   nllLoss(logProbabilities (N, C), labels (N)): gx[n, label] -= g / N
- *   mseLoss(prediction, target): mean((p - t)^2); gp = 2 (p - t) g / size
+ *   nllLoss(logProbabilities (N, C), labels (N)): gx[n, label] -= g / N   (CPU only)
+ *   mseLoss(prediction, target): mean((p - t)^2); gp = 2 (p - t) g / size,  gt = -gp
+ * Each forward runs on the CPU or on the device of its inputs; the rule is written with ops.
  */
-import { runOnDevice } from './deviceOps.js';
+import type { Device as GpuDevice } from '../gpu/Device.js';
+import {
+  anyOnDevice,
+  deviceBinary,
+  deviceLogSoftmax,
+  deviceOf,
+  deviceReduce,
+  deviceUnary,
+  deviceUpload,
+} from './deviceOps.js';
 import { check } from './errors.js';
 import { pool } from './internal/pool.js';
+import { mul, neg } from './ops/elementwise.js';
 import {
   contiguousData,
+  dispose,
   gradBuffer,
+  hostTensor,
   makeResult,
+  record,
   releaseTemporary,
   sameShape,
   type Tensor,
@@ -68,7 +82,30 @@ function rowsAndClasses(input: Tensor, context: string): [number, number] {
 export function crossEntropy(logits: Tensor, labels: Int32Array | Tensor, options: LossOptions = {}): Tensor {
   const [rows, classes] = rowsAndClasses(logits, 'crossEntropy');
   const targets = labelsOf(labels, rows, classes, 'crossEntropy');
-  if (logits.device !== 'cpu') return runOnDevice('crossEntropy', logits, targets, options);
+  const scale = options.reduction === 'sum' ? 1 : 1 / Math.max(1, rows);
+  // picked: -scale at each row's label, 0 elsewhere; loss = sum(logSoftmax(logits) * picked)
+  const weights = pool.takeZeroed(rows * classes);
+  for (let r = 0; r < rows; r++) weights[r * classes + targets[r]] = -scale;
+  const { loss, slope } = anyOnDevice([logits])
+    ? crossEntropyOnDevice(logits, weights, scale)
+    : crossEntropyOnHost(logits, targets, scale, weights);
+  // gx = slope * g, slope = d loss / d logits = softmax * scale + picked
+  return record(loss, 'crossEntropy', [logits], (g) => [mul(slope, g)], [slope]);
+}
+
+interface CrossEntropyParts {
+  readonly loss: Tensor;
+  /** d loss / d logits: softmax(logits) * scale - scale at each row's label, (N, C). */
+  readonly slope: Tensor;
+}
+
+function crossEntropyOnHost(
+  logits: Tensor,
+  targets: Int32Array,
+  scale: number,
+  weights: Float32Array,
+): CrossEntropyParts {
+  const [rows, classes] = logits.shape;
   const x = contiguousData(logits);
   const probabilities = pool.take(rows * classes);
   let total = 0;
@@ -86,19 +123,30 @@ export function crossEntropy(logits: Tensor, labels: Int32Array | Tensor, option
     total += Math.log(sumExp) + maximum - x[row + targets[r]];
   }
   releaseTemporary(logits, x);
-  const scale = options.reduction === 'sum' ? 1 : 1 / Math.max(1, rows);
+  for (let i = 0; i < probabilities.length; i++) probabilities[i] = probabilities[i] * scale + weights[i];
+  pool.release(weights);
   const out = pool.take(1);
   out[0] = total * scale;
-  const backward = (g: Float32Array): void => {
-    const gx = gradBuffer(logits);
-    const factor = g[0] * scale;
-    for (let r = 0; r < rows; r++) {
-      const row = r * classes;
-      for (let c = 0; c < classes; c++) gx[row + c] += factor * probabilities[row + c];
-      gx[row + targets[r]] -= factor;
-    }
-  };
-  return makeResult(out, [], 'crossEntropy', [logits], backward, [probabilities]);
+  return { loss: hostTensor(out, []), slope: hostTensor(probabilities, logits.shape) };
+}
+
+function crossEntropyOnDevice(logits: Tensor, weights: Float32Array, scale: number): CrossEntropyParts {
+  const device: GpuDevice = deviceOf('crossEntropy', [logits]);
+  const picked = deviceUpload(device, weights, logits.shape);
+  pool.release(weights);
+  const logProbabilities = deviceLogSoftmax(logits);
+  const weighted = deviceBinary('mul', logProbabilities, picked);
+  const loss = deviceReduce(
+    'sum',
+    weighted,
+    logits.shape.map(() => true),
+    [],
+  );
+  const probabilities = deviceUnary('exp', logProbabilities);
+  const scaled = deviceBinary('mul', probabilities, scale);
+  const slope = deviceBinary('add', scaled, picked);
+  for (const tensor of [logProbabilities, weighted, probabilities, scaled, picked]) dispose(tensor);
+  return { loss, slope };
 }
 
 /** Negative log-likelihood of integer `labels` under log-probabilities (N, C). */
@@ -127,8 +175,24 @@ export function mseLoss(prediction: Tensor, target: Tensor, options: LossOptions
   check(sameShape(prediction.shape, target.shape), 'shape_mismatch', () => {
     return `mseLoss: prediction [${prediction.shape.join(', ')}] and target [${target.shape.join(', ')}] differ`;
   });
-  if (prediction.device !== 'cpu' || target.device !== 'cpu')
-    return runOnDevice('mseLoss', prediction, target, options);
+  const scale = options.reduction === 'sum' ? 1 : 1 / Math.max(1, prediction.size);
+  const { loss, difference } = anyOnDevice([prediction, target])
+    ? mseOnDevice(prediction, target, scale)
+    : mseOnHost(prediction, target, scale);
+  // gp = 2 * scale * (p - t) * g, gt = -gp
+  const rule = (g: Tensor): (Tensor | null)[] => {
+    const scaled = mul(difference, 2 * scale);
+    const gp = mul(scaled, g);
+    dispose(scaled);
+    const gt = target.requiresGrad ? neg(gp) : null;
+    if (prediction.requiresGrad) return [gp, gt];
+    dispose(gp);
+    return [null, gt];
+  };
+  return record(loss, 'mseLoss', [prediction, target], rule, [difference]);
+}
+
+function mseOnHost(prediction: Tensor, target: Tensor, scale: number): { loss: Tensor; difference: Tensor } {
   const p = contiguousData(prediction);
   const t = contiguousData(target);
   const difference = pool.take(prediction.size);
@@ -139,21 +203,28 @@ export function mseLoss(prediction: Tensor, target: Tensor, options: LossOptions
   }
   releaseTemporary(prediction, p);
   releaseTemporary(target, t);
-  const scale = options.reduction === 'sum' ? 1 : 1 / Math.max(1, prediction.size);
   const out = pool.take(1);
   out[0] = total * scale;
-  const backward = (g: Float32Array): void => {
-    const factor = 2 * g[0] * scale;
-    if (prediction.requiresGrad) {
-      const gp = gradBuffer(prediction);
-      for (let i = 0; i < difference.length; i++) gp[i] += factor * difference[i];
-    }
-    if (target.requiresGrad) {
-      const gt = gradBuffer(target);
-      for (let i = 0; i < difference.length; i++) gt[i] -= factor * difference[i];
-    }
-  };
-  return makeResult(out, [], 'mseLoss', [prediction, target], backward, [difference]);
+  return { loss: hostTensor(out, []), difference: hostTensor(difference, prediction.shape) };
+}
+
+function mseOnDevice(
+  prediction: Tensor,
+  target: Tensor,
+  scale: number,
+): { loss: Tensor; difference: Tensor } {
+  const difference = deviceBinary('sub', prediction, target);
+  const squared = deviceBinary('mul', difference, difference);
+  const total = deviceReduce(
+    'sum',
+    squared,
+    prediction.shape.map(() => true),
+    [],
+  );
+  const loss = deviceBinary('mul', total, scale);
+  dispose(squared);
+  dispose(total);
+  return { loss, difference };
 }
 
 /** Fraction of rows of `logits` (N, C) whose largest value is at the label. */

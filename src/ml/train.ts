@@ -3,13 +3,15 @@
  * update, as PyTorch's loop does. The benchmarks use it; the supervised trainer wraps it.
  * Each step's graph is disposed once used, so the loop allocates nothing in steady state.
  */
+
+import { backward, disposeGraph } from './autograd.js';
 import { check } from './errors.js';
 import { accuracy, crossEntropy } from './losses.js';
 import type { Module } from './nn/Module.js';
 import { clipGradNorm } from './optim/clip.js';
 import type { Optimizer } from './optim/Optimizer.js';
 import { applySchedule, type LearningRateSchedule } from './optim/schedules.js';
-import { backward, dispose, disposeGraph, fromData, noGrad, type Tensor } from './Tensor.js';
+import { dispose, fromData, noGrad, type Tensor } from './Tensor.js';
 
 /** One batch: `size` rows of `featureShape` features, row-major, and their integer labels. */
 export interface TrainBatch {

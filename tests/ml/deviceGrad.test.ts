@@ -21,6 +21,7 @@ import {
   AdamW,
   add,
   backward,
+  conv2d,
   crossEntropy,
   detach,
   disposeGraph,
@@ -43,6 +44,7 @@ import {
   noGrad,
   type Optimizer,
   permute,
+  pow,
   ReLU,
   relu,
   reshape,
@@ -116,7 +118,17 @@ function gradCases(seed: number): GradCase[] {
       inputs: [values([2, 3, 4])],
       run: ([x]) => add(add(sum(x, [0, 2], { keepDims: true }), mean(x, -1, { keepDims: true })), mean(x)),
     },
+    {
+      name: 'pow of positive bases, both operands need gradients (the same rule as on the CPU)',
+      inputs: [values([3, 4], 0.5, 2), values([3, 4], -1.5, 1.5)],
+      run: ([a, b]) => add(pow(a, b), pow(a, 3)),
+    },
     { name: 'softmax', inputs: [values([3, 7], -3, 3)], run: ([x]) => softmax(x) },
+    {
+      name: 'layerNorm of (2, 3, 5) rows with gamma and beta (one rule, on the CPU and the device)',
+      inputs: [values([2, 3, 5]), values([5], 0.5, 1.5), values([5])],
+      run: ([x, gamma, beta]) => mul(layerNorm(x, gamma, beta), x),
+    },
     { name: 'logSoftmax', inputs: [values([2, 3, 6], -3, 3)], run: ([x]) => logSoftmax(x) },
     {
       name: 'matmul with a batched left operand; both operands need gradients',
@@ -346,29 +358,29 @@ describe('autograd on the cpu reference device', () => {
   });
 
   it('an op without a device gradient is refused at the forward, with the way out', async () => {
-    const model = await new Sequential(new Linear(2, 2)).to(device);
-    const x = await to(tensor([1, 2], [1, 2]), device);
-    const gamma = await to(tensor([1, 1], [2]), device);
-    const beta = await to(tensor([0, 0], [2]), device);
+    const model = await new Sequential(new Linear(4, 4)).to(device);
+    const x = await to(tensor([1, 2, 3, 4], [1, 4]), device);
+    const weight = await to(tensor([1, 0, 0, 1], [1, 1, 2, 2]), device);
+    const image = (input: Tensor): Tensor => reshape(input, [1, 1, 2, 2]);
     const refusal = (() => {
       try {
-        return layerNorm(model.forward(x), gamma, beta);
+        return conv2d(image(model.forward(x)), weight);
       } catch (caught) {
         return caught;
       }
     })();
     expect(isTensorError(refusal) && refusal.reason).toBe('unavailable_on_device');
     expect(String(refusal)).toMatch(
-      /layerNorm has no gradient on cpu:0 yet; run it under noGrad, on detach\(t\), or on the CPU/,
+      /conv2d has no gradient on cpu:0 yet; run it under noGrad, on detach\(t\), or on the CPU/,
     );
-    const inference = noGrad(() => layerNorm(model.forward(x), gamma, beta));
+    const inference = noGrad(() => conv2d(image(model.forward(x)), weight));
     expect(inference.requiresGrad).toBe(false);
     const hidden = model.forward(x);
     const detached = detach(hidden);
     expect([detached.requiresGrad, detached.node, detached.device]).toEqual([false, null, device]);
-    const normalised = layerNorm(detached, gamma, beta);
-    expect(toArray(await to(normalised, 'cpu')).length).toBe(2);
-    await expect(to(hidden, 'cpu')).resolves.toMatchObject({ shape: [1, 2] });
+    const convolved = conv2d(image(detached), weight);
+    expect(toArray(await to(convolved, 'cpu')).length).toBe(1);
+    await expect(to(hidden, 'cpu')).resolves.toMatchObject({ shape: [1, 4] });
   });
 });
 

@@ -111,6 +111,28 @@ const ROW_START = `__shared__ float scratch[${CUDA_BLOCK_SIZE}];
   if (row >= rows) return;
   const float* rowInput = input0 + (size_t)row * columns;`;
 
+/**
+ * Each thread's pass over its strided share of a row; a sum is compensated (Kahan), as in the
+ * WGSL kernel: a thread's partial sum stays within about 2 ulp of exact, and the tree over the
+ * block's partials adds one rounding per level. NVRTC keeps the order (no fast-math flags).
+ */
+function cudaRowPass(op: ReduceOpName, combine: string): string {
+  if (op === 'sum') {
+    return `float compensation = 0.0f;
+  for (unsigned int c = threadIdx.x; c < columns; c += blockDim.x) {
+    const float term = rowInput[c] - compensation;
+    const float total = accumulator + term;
+    compensation = (total - accumulator) - term;
+    accumulator = total;
+  }`;
+  }
+  return `for (unsigned int c = threadIdx.x; c < columns; c += blockDim.x) {
+    const float x = accumulator;
+    const float y = rowInput[c];
+    accumulator = ${combine};
+  }`;
+}
+
 export function cudaReduce(op: ReduceOpName): CudaKernel {
   const name = `reduce_${op}`;
   const description = REDUCE_OPS[op];
@@ -118,11 +140,7 @@ export function cudaReduce(op: ReduceOpName): CudaKernel {
   const source = `extern "C" __global__ void ${name}(const float* __restrict__ input0, float* __restrict__ output, unsigned int rows, unsigned int columns) {
   ${ROW_START}
   float accumulator = ${cudaFloat(description.identity)};
-  for (unsigned int c = threadIdx.x; c < columns; c += blockDim.x) {
-    const float x = accumulator;
-    const float y = rowInput[c];
-    accumulator = ${combine};
-  }
+  ${cudaRowPass(op, combine)}
   scratch[threadIdx.x] = accumulator;
   ${blockReduce(combine)}
   if (threadIdx.x == 0) output[row] = scratch[0];

@@ -131,6 +131,29 @@ const ROW_START = `let row = linearGroup(wid, groups);
   if (row >= params.rows) { return; }
   let base = row * params.columns;`;
 
+/**
+ * Each thread's pass over its strided share of a row. A sum is compensated (Kahan): the f32
+ * rounding error of each addition is carried in `compensation` and fed back, so a thread's
+ * partial sum is within about 2 ulp of exact however long the row; the tree over the 256
+ * partials that follows adds at most 8 roundings (one per level). Other ops combine directly.
+ */
+function wgslRowPass(op: ReduceOpName, combine: string): string {
+  if (op === 'sum') {
+    return `var compensation: f32 = 0.0;
+  for (var c = lid.x; c < params.columns; c += ${WGSL_WORKGROUP_SIZE}u) {
+    let term = input0[base + c] - compensation;
+    let total = accumulator + term;
+    compensation = (total - accumulator) - term;
+    accumulator = total;
+  }`;
+  }
+  return `for (var c = lid.x; c < params.columns; c += ${WGSL_WORKGROUP_SIZE}u) {
+    let x = accumulator;
+    let y = input0[base + c];
+    accumulator = ${combine};
+  }`;
+}
+
 export function wgslReduce(op: ReduceOpName): WgslKernel {
   const description = REDUCE_OPS[op];
   const combine = toWgsl(description.combine);
@@ -142,11 +165,7 @@ ${ROW_PREAMBLE}
 ${ENTRY} {
   ${ROW_START}
   var accumulator: f32 = ${wgslFloat(description.identity)};
-  for (var c = lid.x; c < params.columns; c += ${WGSL_WORKGROUP_SIZE}u) {
-    let x = accumulator;
-    let y = input0[base + c];
-    accumulator = ${combine};
-  }
+  ${wgslRowPass(op, combine)}
   scratch[lid.x] = accumulator;
   ${blockReduce(combine)}
   if (lid.x == 0u) { output[row] = scratch[0]; }

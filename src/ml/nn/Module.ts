@@ -4,9 +4,8 @@
  * `layers.0.weight`. State dicts map those names to a copy of the values and their shape.
  */
 import { Device as GpuDevice } from '../../gpu/Device.js';
-import { uploadBuffer } from '../deviceOps.js';
 import { check } from '../errors.js';
-import { type Device, type DevicePlacement, dispose, Tensor } from '../Tensor.js';
+import { type Device, type DevicePlacement, dispose, Tensor, uploadBuffer } from '../Tensor.js';
 
 /**
  * A tensor that a module trains: requires a gradient and is never pooled. On a GPU-layer

@@ -6,7 +6,7 @@
  *   gweight += g' @ cols^T;  gcols = weight^T @ g';  gx += col2im(gcols);  gbias += rows of g'
  * maxPool2d: gradient to the (first) maximum of each window; avgPool2d: spread evenly.
  */
-import { runOnDevice, unavailableOnDevice } from '../deviceOps.js';
+import { deviceConv2d, noGradientOnDevice, unavailableOnDevice } from '../deviceOps.js';
 import { check } from '../errors.js';
 import { matrixProduct } from '../internal/blas.js';
 import { indexPool, pool } from '../internal/pool.js';
@@ -199,8 +199,10 @@ export function conv2d(
   options: Conv2dOptions = {},
 ): Tensor {
   const g = checkConvolution(x, weight, bias, options);
-  if (x.device !== 'cpu' || weight.device !== 'cpu' || (bias !== null && bias.device !== 'cpu'))
-    return runOnDevice('conv2d', x, weight, bias, options);
+  if (x.device !== 'cpu' || weight.device !== 'cpu' || (bias !== null && bias.device !== 'cpu')) {
+    noGradientOnDevice('conv2d', bias === null ? [x, weight] : [x, weight, bias]);
+    return deviceConv2d(x, weight, bias, g.stride, g.padding);
+  }
   const outChannels = weight.shape[0];
   const positions = g.outHeight * g.outWidth;
   const columns = g.batch * positions;

@@ -2,33 +2,38 @@
  * Element-wise ops. Binary ops broadcast (NumPy rules); a number operand is a scalar tensor.
  * Each backward reduces the gradient back to its input's shape (sum over broadcast dimensions).
  *
- * Gradient table, g the output gradient, y the output:
- *   add: ga += g,        gb += g
- *   sub: ga += g,        gb -= g
- *   mul: ga += g*b,      gb += g*a
- *   div: ga += g/b,      gb -= g*a/b^2
- *   pow: ga += g*b*a^(b-1), gb += g*y*ln(a)
- *   neg: -g   exp: g*y   log: g/x   sqrt: g/(2y)   relu: g*[x>0]
+ * Each op dispatches its forward (CPU loops here, device kernels in `deviceOps.ts`) and records
+ * one gradient rule, written with ops so it runs where the tensors live (`RULES` below).
+ *
+ * Gradient table, g the output gradient, y the output, each summed to its input's shape:
+ *   add: ga = g,        gb = g
+ *   sub: ga = g,        gb = -g
+ *   mul: ga = g*b,      gb = g*a
+ *   div: ga = g/b,      gb = -g*y/b
+ *   pow: ga = g*b*a^(b-1), gb = g*y*ln(a)
+ *   neg: -g   exp: g*y   log: g/x   sqrt: g*0.5/y   relu: g*[x>0]
  *   sigmoid: g*y*(1-y)   tanh: g*(1-y^2)   gelu: g*(Phi(x) + x*phi(x))
  */
-import { runOnDevice } from '../deviceOps.js';
+import { anyOnDevice, deviceBinary, deviceOf, deviceUnary } from '../deviceOps.js';
 import { check } from '../errors.js';
 import { broadcastIndexMap, broadcastShapes } from '../internal/broadcast.js';
 import { pool } from '../internal/pool.js';
-import { contiguousData, gradBuffer, makeResult, scalar, type Tensor } from '../Tensor.js';
+import {
+  contiguousData,
+  dispose,
+  hostTensor,
+  record,
+  releaseTemporary,
+  scalar,
+  type Tensor,
+} from '../Tensor.js';
+import { sumTo } from './broadcast.js';
 
 type BinaryOp = 'add' | 'sub' | 'mul' | 'div' | 'pow';
 export type Operand = Tensor | number;
 
 function asTensor(value: Operand): Tensor {
   return typeof value === 'number' ? scalar(value) : value;
-}
-
-/** The saved inputs of a binary op: logical-order values, kept until its backward ran. */
-function savedValues(source: Tensor, scratch: Float32Array[]): Float32Array {
-  const values = contiguousData(source);
-  if (values.buffer !== source.storage.buffer) scratch.push(values);
-  return values;
 }
 
 function binaryForward(
@@ -59,56 +64,96 @@ function binaryForward(
   }
 }
 
-/** Accumulates the gradient of the first (`wantFirst`) or second operand. */
-function binaryBackward(
-  op: BinaryOp,
-  wantFirst: boolean,
-  g: Float32Array,
-  a: Float32Array,
-  am: Int32Array | null,
-  b: Float32Array,
-  bm: Int32Array | null,
-  y: Float32Array,
-  target: Float32Array,
-): void {
-  const n = g.length;
-  const tm = wantFirst ? am : bm;
-  for (let i = 0; i < n; i++) {
-    const x = a[am ? am[i] : i];
-    const z = b[bm ? bm[i] : i];
-    let d: number;
-    if (op === 'add') d = g[i];
-    else if (op === 'sub') d = wantFirst ? g[i] : -g[i];
-    else if (op === 'mul') d = g[i] * (wantFirst ? z : x);
-    else if (op === 'div') d = wantFirst ? g[i] / z : (-g[i] * x) / (z * z);
-    else d = wantFirst ? g[i] * z * x ** (z - 1) : g[i] * y[i] * Math.log(x);
-    target[tm ? tm[i] : i] += d;
+/** `gradient` summed down to `shape`, giving up `gradient` (unless it is `g`) when a new tensor results. */
+function reducedTo(gradient: Tensor, shape: readonly number[], g: Tensor): Tensor {
+  const out = sumTo(gradient, shape);
+  if (out !== gradient && gradient !== g) dispose(gradient);
+  return out;
+}
+
+function wants(operand: Operand): operand is Tensor {
+  return typeof operand !== 'number' && operand.requiresGrad;
+}
+
+/** The binary ops' rule: the gradients of `left` and `right` for output `y` and its gradient `g`. */
+function binaryRule(op: BinaryOp, left: Operand, right: Operand, y: Tensor, g: Tensor): (Tensor | null)[] {
+  const ga = wants(left) ? leftGradient(op, left, right, y, g) : null;
+  const gb = wants(right) ? rightGradient(op, left, right, y, g) : null;
+  return [
+    ga === null ? null : reducedTo(ga, (left as Tensor).shape, g),
+    gb === null ? null : reducedTo(gb, (right as Tensor).shape, g),
+  ];
+}
+
+function leftGradient(op: BinaryOp, _a: Operand, b: Operand, _y: Tensor, g: Tensor): Tensor {
+  switch (op) {
+    case 'add':
+    case 'sub':
+      return g;
+    case 'mul':
+      return mul(g, b);
+    case 'div':
+      return div(g, b);
+    case 'pow': {
+      // g * b * a^(b-1)
+      const exponent = typeof b === 'number' ? b - 1 : sub(b, 1);
+      const power = pow(_a, exponent);
+      const scaled = mul(power, b);
+      const out = mul(g, scaled);
+      for (const t of [power, scaled]) dispose(t);
+      if (typeof exponent !== 'number') dispose(exponent);
+      return out;
+    }
+  }
+}
+
+function rightGradient(op: BinaryOp, a: Operand, b: Operand, y: Tensor, g: Tensor): Tensor {
+  switch (op) {
+    case 'add':
+      return g;
+    case 'sub':
+      return neg(g);
+    case 'mul':
+      return mul(g, a);
+    case 'div': {
+      // -g * y / b
+      const ratio = div(y, b);
+      const scaled = mul(g, ratio);
+      const out = neg(scaled);
+      for (const t of [ratio, scaled]) dispose(t);
+      return out;
+    }
+    case 'pow': {
+      // g * y * ln(a)
+      const logarithm = typeof a === 'number' ? Math.log(a) : log(a);
+      const scaled = mul(y, logarithm);
+      const out = mul(g, scaled);
+      dispose(scaled);
+      if (typeof logarithm !== 'number') dispose(logarithm);
+      return out;
+    }
   }
 }
 
 function binary(op: BinaryOp, left: Operand, right: Operand): Tensor {
+  const out = anyOnDevice([left, right]) ? deviceBinary(op, left, right) : binaryOnHost(op, left, right);
+  const inputs = [asTensor(left), asTensor(right)];
+  return record(out, op, inputs, (g) => binaryRule(op, left, right, out, g));
+}
+
+function binaryOnHost(op: BinaryOp, left: Operand, right: Operand): Tensor {
   const a = asTensor(left);
   const b = asTensor(right);
-  if (a.device !== 'cpu' || b.device !== 'cpu') return runOnDevice(op, left, right);
   const shape = broadcastShapes(a.shape, b.shape, op);
-  const scratch: Float32Array[] = [];
-  const av = savedValues(a, scratch);
-  const bv = savedValues(b, scratch);
+  const av = contiguousData(a);
+  const bv = contiguousData(b);
   const am = broadcastIndexMap(a.shape, shape);
   const bm = broadcastIndexMap(b.shape, shape);
   const out = pool.take(am === null ? a.size : bm === null ? b.size : sizeFromShape(shape));
   binaryForward(op, av, am, bv, bm, out);
-  return makeResult(
-    out,
-    shape,
-    op,
-    [a, b],
-    (g) => {
-      if (a.requiresGrad) binaryBackward(op, true, g, av, am, bv, bm, out, gradBuffer(a));
-      if (b.requiresGrad) binaryBackward(op, false, g, av, am, bv, bm, out, gradBuffer(b));
-    },
-    scratch,
-  );
+  releaseTemporary(a, av);
+  releaseTemporary(b, bv);
+  return hostTensor(out, shape);
 }
 
 function sizeFromShape(shape: readonly number[]): number {
@@ -189,61 +234,83 @@ function unaryForward(op: UnaryOp, x: Float32Array, y: Float32Array): void {
   }
 }
 
-function unaryBackward(
-  op: UnaryOp,
-  g: Float32Array,
-  x: Float32Array,
-  y: Float32Array,
-  gx: Float32Array,
-): void {
-  const n = g.length;
+/** The kernels of the unary rules that are not compositions: g * f'(v), v the input or output. */
+type UnaryGradientOp = 'reluBackward' | 'geluBackward' | 'sigmoidBackward' | 'tanhBackward';
+
+function unaryGradientOnHost(op: UnaryGradientOp, v: Float32Array, g: Float32Array, out: Float32Array): void {
+  const n = out.length;
   switch (op) {
-    case 'neg':
-      for (let i = 0; i < n; i++) gx[i] -= g[i];
+    case 'reluBackward':
+      for (let i = 0; i < n; i++) out[i] = v[i] > 0 ? g[i] : 0;
       return;
-    case 'exp':
-      for (let i = 0; i < n; i++) gx[i] += g[i] * y[i];
-      return;
-    case 'log':
-      for (let i = 0; i < n; i++) gx[i] += g[i] / x[i];
-      return;
-    case 'sqrt':
-      for (let i = 0; i < n; i++) gx[i] += (0.5 * g[i]) / y[i];
-      return;
-    case 'relu':
-      for (let i = 0; i < n; i++) if (x[i] > 0) gx[i] += g[i];
-      return;
-    case 'gelu':
+    case 'geluBackward':
       for (let i = 0; i < n; i++) {
-        const cdf = 0.5 * (1 + erf(x[i] * INVERSE_SQRT_2));
-        const density = INVERSE_SQRT_2PI * Math.exp(-0.5 * x[i] * x[i]);
-        gx[i] += g[i] * (cdf + x[i] * density);
+        const cdf = 0.5 * (1 + erf(v[i] * INVERSE_SQRT_2));
+        const density = INVERSE_SQRT_2PI * Math.exp(-0.5 * v[i] * v[i]);
+        out[i] = g[i] * (cdf + v[i] * density);
       }
       return;
-    case 'sigmoid':
-      for (let i = 0; i < n; i++) gx[i] += g[i] * y[i] * (1 - y[i]);
+    case 'sigmoidBackward':
+      for (let i = 0; i < n; i++) out[i] = g[i] * v[i] * (1 - v[i]);
       return;
-    case 'tanh':
-      for (let i = 0; i < n; i++) gx[i] += g[i] * (1 - y[i] * y[i]);
+    case 'tanhBackward':
+      for (let i = 0; i < n; i++) out[i] = g[i] * (1 - v[i] * v[i]);
       return;
   }
 }
 
+/** g * f'(v) for the unary gradient kernels (no gradient of its own: no second derivatives). */
+function unaryGradient(op: UnaryGradientOp, v: Tensor, g: Tensor): Tensor {
+  if (anyOnDevice([v, g])) return deviceBinary(op, v, g);
+  const values = contiguousData(v);
+  const gradient = contiguousData(g);
+  const out = pool.take(v.size);
+  unaryGradientOnHost(op, values, gradient, out);
+  releaseTemporary(v, values);
+  releaseTemporary(g, gradient);
+  return hostTensor(out, v.shape);
+}
+
+/** The unary ops' rule: x's gradient for input x, output y and the output's gradient g. */
+function unaryRule(op: UnaryOp, x: Tensor, y: Tensor, g: Tensor): Tensor {
+  switch (op) {
+    case 'neg':
+      return neg(g);
+    case 'exp':
+      return mul(g, y);
+    case 'log':
+      return div(g, x);
+    case 'sqrt': {
+      const ratio = div(g, y);
+      const out = mul(ratio, 0.5);
+      dispose(ratio);
+      return out;
+    }
+    case 'relu':
+      return unaryGradient('reluBackward', x, g);
+    case 'gelu':
+      return unaryGradient('geluBackward', x, g);
+    case 'sigmoid':
+      return unaryGradient('sigmoidBackward', y, g);
+    case 'tanh':
+      return unaryGradient('tanhBackward', y, g);
+  }
+}
+
 function unary(op: UnaryOp, input: Tensor): Tensor {
-  if (input.device !== 'cpu') return runOnDevice(op, input);
-  check(input.dtype === 'f32', 'invalid_dtype', () => `${op}: ops compute in f32, got ${input.dtype}`);
-  const scratch: Float32Array[] = [];
-  const x = savedValues(input, scratch);
-  const y = pool.take(input.size);
-  unaryForward(op, x, y);
-  return makeResult(
-    y,
-    [...input.shape],
-    op,
-    [input],
-    (g) => unaryBackward(op, g, x, y, gradBuffer(input)),
-    scratch,
-  );
+  let out: Tensor;
+  if (anyOnDevice([input])) {
+    deviceOf(op, [input]);
+    out = deviceUnary(op, input);
+  } else {
+    check(input.dtype === 'f32', 'invalid_dtype', () => `${op}: ops compute in f32, got ${input.dtype}`);
+    const x = contiguousData(input);
+    const y = pool.take(input.size);
+    unaryForward(op, x, y);
+    releaseTemporary(input, x);
+    out = hostTensor(y, input.shape);
+  }
+  return record(out, op, [input], (g) => [unaryRule(op, input, out, g)]);
 }
 
 export const neg = (x: Tensor): Tensor => unary('neg', x);

@@ -3,99 +3,33 @@
  *
  * matmul: a (..., M, K) @ b (..., K, N) -> (..., M, N), batch dimensions broadcast. An operand
  * that is a transposed view of a contiguous tensor goes to gemm with its transpose flag, so
- * `matmul(q, transpose(k))` copies nothing.
- *   ga += g @ b^T      gb += a^T @ g      (gemm with beta = 1 accumulates in place)
+ * `matmul(q, transpose(k))` copies nothing (the gradient rules rely on it).
+ *   ga = sumTo(g @ b^T, a.shape)      gb = sumTo(a^T @ g, b.shape)   (b (K, N): rows of a and g merged)
  *
  * linear: x (..., in) @ weight (out, in)^T + bias (out), PyTorch's layout, fused:
- *   gx += g @ weight   gweight += g^T @ x   gbias += sum over rows of g
+ *   gx = g @ weight   gweight = g^T @ x   gbias = sum over rows of g
  */
-import { runOnDevice } from '../deviceOps.js';
+import type { Device as GpuDevice } from '../../gpu/Device.js';
+import { anyOnDevice, deviceLinear, deviceMatmul, deviceUpload } from '../deviceOps.js';
 import { check } from '../errors.js';
-import { gemm, matrixProduct } from '../internal/blas.js';
+import { matrixProduct } from '../internal/blas.js';
 import { broadcastIndexMap, broadcastShapes } from '../internal/broadcast.js';
+import { matrixOperand, product } from '../internal/matrixOperands.js';
 import { pool } from '../internal/pool.js';
-import { contiguousData, gradBuffer, makeResult, sizeOf, type Tensor } from '../Tensor.js';
-
-/** How an operand's matrices sit in memory, as gemm wants them. */
-interface MatrixOperand {
-  readonly data: Float32Array;
-  readonly offset: number;
-  readonly transposed: boolean;
-  readonly leadingDimension: number;
-  readonly batchShape: readonly number[];
-}
-
-function batchDimensionsStandard(source: Tensor, matrixSize: number): boolean {
-  let expected = matrixSize;
-  for (let d = source.rank - 3; d >= 0; d--) {
-    if (source.shape[d] !== 1 && source.strides[d] !== expected) return false;
-    expected *= source.shape[d];
-  }
-  return true;
-}
-
-function matrixOperand(source: Tensor, scratch: Float32Array[]): MatrixOperand {
-  const rows = source.shape[source.rank - 2];
-  const columns = source.shape[source.rank - 1];
-  const rowStride = source.strides[source.rank - 2];
-  const columnStride = source.strides[source.rank - 1];
-  const batchShape = source.shape.slice(0, -2);
-  const standard = batchDimensionsStandard(source, rows * columns);
-  const data = source.data;
-  if (standard && (columnStride === 1 || columns === 1) && (rowStride === columns || rows === 1)) {
-    return {
-      data,
-      offset: source.offset,
-      transposed: false,
-      leadingDimension: Math.max(1, columns),
-      batchShape,
-    };
-  }
-  if (standard && (rowStride === 1 || rows === 1) && (columnStride === rows || columns === 1)) {
-    return { data, offset: source.offset, transposed: true, leadingDimension: Math.max(1, rows), batchShape };
-  }
-  const copy = contiguousData(source);
-  scratch.push(copy);
-  return { data: copy, offset: 0, transposed: false, leadingDimension: Math.max(1, columns), batchShape };
-}
-
-/** c[cOffset..] (m, n) (+)= op(a) (m, k) @ op(b) (k, n), operands at the given offsets. */
-function product(
-  m: number,
-  n: number,
-  k: number,
-  a: MatrixOperand,
-  aOffset: number,
-  b: MatrixOperand,
-  bOffset: number,
-  c: Float32Array,
-  cOffset: number,
-  accumulate: boolean,
-): void {
-  const beta = accumulate ? 1 : 0;
-  gemm(
-    a.transposed,
-    b.transposed,
-    m,
-    n,
-    k,
-    1,
-    a.data,
-    aOffset,
-    a.leadingDimension,
-    b.data,
-    bOffset,
-    b.leadingDimension,
-    beta,
-    c,
-    cOffset,
-    n,
-  );
-}
-
-function flipped(operand: MatrixOperand): MatrixOperand {
-  return { ...operand, transposed: !operand.transposed };
-}
+import {
+  contiguousData,
+  dispose,
+  fromData,
+  type Gradient,
+  hostTensor,
+  productGradient,
+  record,
+  releaseTemporary,
+  sizeOf,
+  type Tensor,
+} from '../Tensor.js';
+import { sumTo } from './broadcast.js';
+import { reshape, transpose } from './shape.js';
 
 function checkMatmul(a: Tensor, b: Tensor): void {
   check(a.rank >= 2 && b.rank >= 2, 'invalid_shape', () => {
@@ -106,10 +40,54 @@ function checkMatmul(a: Tensor, b: Tensor): void {
   });
 }
 
+/**
+ * matmul's rule: the gradients of a (..., M, K) and b (..., K, N) for the output's gradient g.
+ * With b (K, N) both are single products over all rows, which the engine accumulates in place.
+ */
+function matmulRule(a: Tensor, b: Tensor, g: Tensor): Gradient[] {
+  const [inner, columns] = [b.shape[b.rank - 2], b.shape[b.rank - 1]];
+  if (b.rank === 2) {
+    const rowsOfG = reshape(g, [-1, columns]);
+    let ga: Gradient = null;
+    if (a.requiresGrad) {
+      const bT = transpose(b);
+      ga = productGradient(rowsOfG, bT, [bT, rowsOfG]);
+    }
+    let gb: Gradient = null;
+    if (b.requiresGrad) {
+      const rowsOfA = reshape(a, [-1, inner]);
+      const aT = transpose(rowsOfA);
+      gb = productGradient(aT, rowsOfG, [aT, rowsOfA, rowsOfG]);
+    }
+    return [ga, gb];
+  }
+  let ga: Tensor | null = null;
+  let gb: Tensor | null = null;
+  if (a.requiresGrad) {
+    const bT = transpose(b);
+    const product = matmul(g, bT);
+    ga = sumTo(product, a.shape);
+    if (ga !== product) dispose(product);
+    dispose(bT);
+  }
+  if (b.requiresGrad) {
+    const aT = transpose(a);
+    const product = matmul(aT, g);
+    gb = sumTo(product, b.shape);
+    if (gb !== product) dispose(product);
+    dispose(aT);
+  }
+  return [ga, gb];
+}
+
 /** Batched, broadcasting matrix product; both operands of rank >= 2. */
 export function matmul(a: Tensor, b: Tensor): Tensor {
   checkMatmul(a, b);
-  if (a.device !== 'cpu' || b.device !== 'cpu') return runOnDevice('matmul', a, b);
+  const out = anyOnDevice([a, b]) ? deviceMatmul(a, b) : matmulOnHost(a, b);
+  return record(out, 'matmul', [a, b], (g) => matmulRule(a, b, g));
+}
+
+function matmulOnHost(a: Tensor, b: Tensor): Tensor {
   const m = a.shape[a.rank - 2];
   const k = a.shape[a.rank - 1];
   const n = b.shape[b.rank - 1];
@@ -137,25 +115,47 @@ export function matmul(a: Tensor, b: Tensor): Tensor {
       false,
     );
   }
-  const backward = (g: Float32Array): void => {
-    const gradient: MatrixOperand = {
-      data: g,
-      offset: 0,
-      transposed: false,
-      leadingDimension: n,
-      batchShape,
-    };
-    const ga = a.requiresGrad ? gradBuffer(a) : null;
-    const gb = b.requiresGrad ? gradBuffer(b) : null;
-    for (let i = 0; i < batches; i++) {
-      const aOffset = left.offset + aIndex(i) * m * k;
-      const bOffset = right.offset + bIndex(i) * k * n;
-      // ga (M, K) += g (M, N) @ op(b)^T;  gb (K, N) += op(a)^T @ g (M, N)
-      if (ga) product(m, k, n, gradient, i * m * n, flipped(right), bOffset, ga, aIndex(i) * m * k, true);
-      if (gb) product(k, n, m, flipped(left), aOffset, gradient, i * m * n, gb, bIndex(i) * k * n, true);
-    }
-  };
-  return makeResult(out, [...batchShape, m, n], 'matmul', [a, b], backward, scratch);
+  for (const buffer of scratch) pool.release(buffer);
+  return hostTensor(out, [...batchShape, m, n]);
+}
+
+/**
+ * linear's rule for x (rows, in), weight (out, in), bias (out) and g (rows, out), as products the
+ * engine accumulates in place: gx = g @ weight, gweight = g^T @ x, gbias = ones (1, rows) @ g.
+ */
+function linearRule(x: Tensor, weight: Tensor, bias: Tensor | null, g: Tensor): Gradient[] {
+  const [outFeatures, inFeatures] = weight.shape;
+  const rows = g.size / Math.max(1, outFeatures);
+  const g2 = reshape(g, [rows, outFeatures]);
+  const gx = x.requiresGrad ? productGradient(g2, weight, [g2]) : null;
+  let gw: Gradient = null;
+  if (weight.requiresGrad) {
+    const x2 = reshape(x, [rows, inFeatures]);
+    const gT = transpose(g2);
+    gw = productGradient(gT, x2, [gT, x2, g2]);
+  }
+  let gb: Gradient = null;
+  if (bias?.requiresGrad) {
+    const ones = onesRow(g, rows);
+    gb = productGradient(ones, g2, [ones, g2]);
+  }
+  if (gx === null && gw === null && gb === null) dispose(g2);
+  return [gx, gw, gb];
+}
+
+const hostOnes = new Map<number, Float32Array>();
+const HOST_ONES_CACHED_MAX = 64;
+
+/** A (1, count) row of ones where `like` lives (cached on the host, uploaded on a device). */
+function onesRow(like: Tensor, count: number): Tensor {
+  if (like.onDevice)
+    return deviceUpload(like.device as GpuDevice, new Float32Array(count).fill(1), [1, count]);
+  let values = hostOnes.get(count);
+  if (values === undefined) {
+    values = new Float32Array(count).fill(1);
+    if (hostOnes.size < HOST_ONES_CACHED_MAX) hostOnes.set(count, values);
+  }
+  return fromData(values, [1, count]);
 }
 
 /** x (..., in) @ weight (out, in)^T + bias (out): a dense layer in one gemm. */
@@ -172,14 +172,16 @@ export function linear(x: Tensor, weight: Tensor, bias: Tensor | null = null): T
   check(bias === null || (bias.rank === 1 && bias.shape[0] === outFeatures), 'shape_mismatch', () => {
     return `linear: bias must be (${outFeatures}), got [${bias?.shape.join(', ')}]`;
   });
-  if (x.device !== 'cpu' || weight.device !== 'cpu' || (bias !== null && bias.device !== 'cpu'))
-    return runOnDevice('linear', x, weight, bias);
+  const inputs = bias === null ? [x, weight] : [x, weight, bias];
+  const out = anyOnDevice(inputs) ? deviceLinear(x, weight, bias) : linearOnHost(x, weight, bias);
+  return record(out, 'linear', inputs, (g) => linearRule(x, weight, bias, g));
+}
+
+function linearOnHost(x: Tensor, weight: Tensor, bias: Tensor | null): Tensor {
+  const [outFeatures, inFeatures] = weight.shape;
   const rows = x.size / Math.max(1, inFeatures);
-  const scratch: Float32Array[] = [];
   const xv = contiguousData(x);
-  if (xv.buffer !== x.storage.buffer) scratch.push(xv);
   const wv = contiguousData(weight);
-  if (wv.buffer !== weight.storage.buffer) scratch.push(wv);
   const out = pool.take(rows * outFeatures);
   if (bias !== null) {
     const bv = contiguousData(bias);
@@ -187,21 +189,7 @@ export function linear(x: Tensor, weight: Tensor, bias: Tensor | null = null): T
   }
   // out (rows, out) = x (rows, in) @ weight^T (in, out) [+ bias rows]
   matrixProduct(false, true, rows, outFeatures, inFeatures, xv, wv, out, bias !== null);
-  const inputs = bias === null ? [x, weight] : [x, weight, bias];
-  const backward = (g: Float32Array): void => {
-    // gx (rows, in) += g (rows, out) @ weight (out, in)
-    if (x.requiresGrad)
-      matrixProduct(false, false, rows, inFeatures, outFeatures, g, wv, gradBuffer(x), true);
-    // gweight (out, in) += g^T (out, rows) @ x (rows, in)
-    if (weight.requiresGrad)
-      matrixProduct(true, false, outFeatures, inFeatures, rows, g, xv, gradBuffer(weight), true);
-    if (bias?.requiresGrad) {
-      const gb = gradBuffer(bias);
-      for (let r = 0; r < rows; r++) {
-        const row = r * outFeatures;
-        for (let o = 0; o < outFeatures; o++) gb[o] += g[row + o];
-      }
-    }
-  };
-  return makeResult(out, [...x.shape.slice(0, -1), outFeatures], 'linear', inputs, backward, scratch);
+  releaseTemporary(x, xv);
+  releaseTemporary(weight, wv);
+  return hostTensor(out, [...x.shape.slice(0, -1), outFeatures]);
 }

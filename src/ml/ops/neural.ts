@@ -4,18 +4,33 @@
  *
  * embedding: weight (V, D), indices (...) -> (..., D);  gweight[index] += g row
  * layerNorm: x (..., C), gamma (C), beta (C);  with xhat = (x - mean) * rstd:
- *   gbeta += g;  ggamma += g * xhat;  gx = rstd * (dxhat - mean(dxhat) - xhat * mean(dxhat * xhat)),
- *   dxhat = g * gamma   (llm.c's layernorm_backward)
+ *   gbeta = rows of g summed;  ggamma = rows of g * xhat summed;
+ *   gx = rstd * (dxhat - mean(dxhat) - xhat * mean(dxhat * xhat)), dxhat = g * gamma
+ *   (llm.c's layernorm_backward, written with ops so it runs on devices too)
  * dropout: y = x * mask / (1 - p);  gx += g * mask / (1 - p)
  */
 import type { Random } from '../../actor/Random.js';
-import { runOnDevice, unavailableOnDevice } from '../deviceOps.js';
+import { deviceLayerNorm, unavailableOnDevice } from '../deviceOps.js';
 import { check } from '../errors.js';
 import { pool } from '../internal/pool.js';
-import { contiguousData, full, gradBuffer, makeResult, releaseTemporary, type Tensor } from '../Tensor.js';
-import { add, mul } from './elementwise.js';
+import {
+  contiguousData,
+  dispose,
+  full,
+  gradBuffer,
+  hostTensor,
+  makeResult,
+  noGrad,
+  record,
+  releaseTemporary,
+  sameShape,
+  type Tensor,
+} from '../Tensor.js';
+import { sumTo } from './broadcast.js';
+import { add, div, mul, sqrt, sub } from './elementwise.js';
 import { matmul } from './matmul.js';
-import { transpose } from './shape.js';
+import { mean } from './reduce.js';
+import { reshape, transpose } from './shape.js';
 import { softmax } from './softmax.js';
 
 /** Rows of `weight` (V, D) selected by integer `indices`; output shape (...indexShape, D). */
@@ -66,8 +81,26 @@ export function layerNorm(x: Tensor, gamma: Tensor, beta: Tensor, epsilon = 1e-5
   check(gamma.size === channels && beta.size === channels, 'shape_mismatch', () => {
     return `layerNorm: gamma and beta must have ${channels} elements, got ${gamma.size} and ${beta.size}`;
   });
-  if (x.device !== 'cpu' || gamma.device !== 'cpu' || beta.device !== 'cpu')
-    return runOnDevice('layerNorm', x, gamma, beta, epsilon);
+  const inputs = [x, gamma, beta];
+  const { out, normalized, inverseDeviation } =
+    x.device !== 'cpu' || gamma.device !== 'cpu' || beta.device !== 'cpu'
+      ? layerNormOnDevice(x, gamma, beta, epsilon)
+      : layerNormOnHost(x, gamma, beta, epsilon);
+  const rule = (g: Tensor): (Tensor | null)[] =>
+    layerNormRule(x, gamma, beta, normalized, inverseDeviation, g);
+  return record(out, 'layerNorm', inputs, rule, [normalized, inverseDeviation]);
+}
+
+interface LayerNormParts {
+  readonly out: Tensor;
+  /** xhat = (x - mean) * rstd, x's shape. */
+  readonly normalized: Tensor;
+  /** rstd per row, (..., 1). */
+  readonly inverseDeviation: Tensor;
+}
+
+function layerNormOnHost(x: Tensor, gamma: Tensor, beta: Tensor, epsilon: number): LayerNormParts {
+  const channels = x.shape[x.rank - 1];
   const rows = x.size / Math.max(1, channels);
   const xv = contiguousData(x);
   const gv = contiguousData(gamma);
@@ -91,36 +124,74 @@ export function layerNorm(x: Tensor, gamma: Tensor, beta: Tensor, epsilon = 1e-5
     }
   }
   releaseTemporary(x, xv);
-  const backward = (g: Float32Array): void => {
-    const gx = x.requiresGrad ? gradBuffer(x) : null;
-    const gg = gamma.requiresGrad ? gradBuffer(gamma) : null;
-    const gb = beta.requiresGrad ? gradBuffer(beta) : null;
-    for (let r = 0; r < rows; r++) {
-      const base = r * channels;
-      let meanDx = 0;
-      let meanDxX = 0;
-      for (let c = 0; c < channels; c++) {
-        const dxhat = g[base + c] * gv[c];
-        meanDx += dxhat;
-        meanDxX += dxhat * normalized[base + c];
-        if (gg) gg[c] += g[base + c] * normalized[base + c];
-        if (gb) gb[c] += g[base + c];
-      }
-      meanDx /= channels;
-      meanDxX /= channels;
-      if (gx) {
-        const rstd = inverseDeviation[r];
-        for (let c = 0; c < channels; c++) {
-          const dxhat = g[base + c] * gv[c];
-          gx[base + c] += rstd * (dxhat - meanDx - normalized[base + c] * meanDxX);
-        }
-      }
-    }
+  releaseTemporary(gamma, gv);
+  releaseTemporary(beta, bv);
+  return {
+    out: hostTensor(out, x.shape),
+    normalized: hostTensor(normalized, x.shape),
+    inverseDeviation: hostTensor(inverseDeviation, [...x.shape.slice(0, -1), 1]),
   };
-  return makeResult(out, [...x.shape], 'layerNorm', [x, gamma, beta], backward, [
-    normalized,
-    inverseDeviation,
-  ]);
+}
+
+/** The layernorm kernel's output, and xhat and rstd (for the rule) from ops on the device. */
+function layerNormOnDevice(x: Tensor, gamma: Tensor, beta: Tensor, epsilon: number): LayerNormParts {
+  const out = deviceLayerNorm(x, gamma, beta, epsilon);
+  return noGrad(() => {
+    const average = mean(x, -1, { keepDims: true });
+    const centred = sub(x, average);
+    const squares = mul(centred, centred);
+    const variance = mean(squares, -1, { keepDims: true });
+    const shifted = add(variance, epsilon);
+    const deviation = sqrt(shifted);
+    const inverseDeviation = div(1, deviation);
+    const normalized = mul(centred, inverseDeviation);
+    for (const tensor of [average, centred, squares, variance, shifted, deviation]) dispose(tensor);
+    return { out, normalized, inverseDeviation };
+  });
+}
+
+// g, xhat: (..., C); rstd: (..., 1); gamma, beta: C elements
+function layerNormRule(
+  x: Tensor,
+  gamma: Tensor,
+  beta: Tensor,
+  xhat: Tensor,
+  rstd: Tensor,
+  g: Tensor,
+): (Tensor | null)[] {
+  const channels = x.shape[x.rank - 1];
+  // values (..., C) summed over the rows, in the shape of `like` (C elements); may be values itself.
+  const summed = (values: Tensor, like: Tensor): Tensor => {
+    const rowsSummed = sumTo(values, [channels]);
+    if (sameShape(like.shape, rowsSummed.shape)) return rowsSummed;
+    // A host view keeps its storage alive; a device reshape holds its own reference.
+    const out = reshape(rowsSummed, like.shape);
+    if (rowsSummed !== values && rowsSummed.onDevice) dispose(rowsSummed);
+    return out;
+  };
+  const gb = beta.requiresGrad ? summed(g, beta) : null;
+  let gg: Tensor | null = null;
+  if (gamma.requiresGrad) {
+    const product = mul(g, xhat);
+    gg = summed(product, gamma);
+    // Unless gg is product itself or a host view of it.
+    if (gg !== product && (product.onDevice || gg.storage !== product.storage)) dispose(product);
+  }
+  let gx: Tensor | null = null;
+  if (x.requiresGrad) {
+    const scale = reshape(gamma, [channels]);
+    const dxhat = mul(g, scale);
+    const meanDx = mean(dxhat, -1, { keepDims: true });
+    const product = mul(dxhat, xhat);
+    const meanDxX = mean(product, -1, { keepDims: true });
+    const centred = sub(dxhat, meanDx);
+    const projected = mul(xhat, meanDxX);
+    const difference = sub(centred, projected);
+    gx = mul(difference, rstd);
+    for (const tensor of [scale, dxhat, meanDx, product, meanDxX, centred, projected, difference])
+      dispose(tensor);
+  }
+  return [gx, gg, gb];
 }
 
 /** Zeroes each element with probability `p` (from `random`) and scales the rest by 1/(1-p). */

@@ -1,22 +1,34 @@
 /**
  * Reductions over axes: sum, mean, max (values, gradient to the first maximum) and argmax.
  *
- *   sum:  gx[i] += g[out(i)]
- *   mean: gx[i] += g[out(i)] / count
- *   max:  gx[argmax(o)] += g[o]
+ *   sum:  gx = expand(g with the reduced axes kept, x.shape)
+ *   mean: gx = expand(g with the reduced axes kept, x.shape) / count
+ *   max:  gx[argmax(o)] += g[o]   (CPU only: a device refuses max while recording)
  */
-import { runOnDevice, unavailableOnDevice } from '../deviceOps.js';
+import {
+  anyOnDevice,
+  deviceBinary,
+  deviceReduce,
+  noGradientOnDevice,
+  unavailableOnDevice,
+} from '../deviceOps.js';
 import { check } from '../errors.js';
 import { stridedIndexMap } from '../internal/broadcast.js';
 import { pool } from '../internal/pool.js';
 import {
   contiguousData,
+  dispose,
   gradBuffer,
+  hostTensor,
   makeResult,
   normalizeAxis,
+  record,
   releaseTemporary,
   type Tensor,
 } from '../Tensor.js';
+import { expand } from './broadcast.js';
+import { mul } from './elementwise.js';
+import { reshape } from './shape.js';
 
 export interface ReduceOptions {
   /** Keep reduced axes as dimensions of size 1. */
@@ -66,20 +78,41 @@ function sumOrMean(
   options: ReduceOptions,
   mean: boolean,
 ): Tensor {
-  if (input.device !== 'cpu') return runOnDevice(mean ? 'mean' : 'sum', input, axes, options);
   const op = mean ? 'mean' : 'sum';
   const plan = planReduction(input.shape, axes, options.keepDims ?? false, op);
+  const scale = mean ? 1 / plan.count : 1;
+  const keptShape = planReduction(input.shape, axes, true, op).shape;
+  const rule = (g: Tensor): Tensor[] => {
+    const kept = reshape(g, keptShape);
+    const spread = expand(kept, input.shape);
+    if (spread !== kept) dispose(kept);
+    if (!mean) return [spread];
+    const out = mul(spread, scale);
+    dispose(spread);
+    return [out];
+  };
+  if (anyOnDevice([input])) {
+    const marked = input.shape.map((_, d) => isReduced(axes, d, input.rank));
+    const total = deviceReduce('sum', input, marked, plan.shape);
+    if (!mean) return record(total, op, [input], rule);
+    const out = deviceBinary('mul', total, scale);
+    dispose(total);
+    return record(out, op, [input], rule);
+  }
   const x = contiguousData(input);
   const out = pool.takeZeroed(plan.outputSize);
   const map = plan.map;
   for (let i = 0; i < map.length; i++) out[map[i]] += x[i];
-  const scale = mean ? 1 / plan.count : 1;
   if (mean) for (let o = 0; o < out.length; o++) out[o] *= scale;
   releaseTemporary(input, x);
-  return makeResult(out, plan.shape, op, [input], (g) => {
-    const gx = gradBuffer(input);
-    for (let i = 0; i < map.length; i++) gx[i] += g[map[i]] * scale;
-  });
+  return record(hostTensor(out, plan.shape), op, [input], rule);
+}
+
+/** Whether axis `d` is among `axes` (all when undefined) for a tensor of `rank`. */
+function isReduced(axes: number | readonly number[] | undefined, d: number, rank: number): boolean {
+  if (axes === undefined) return true;
+  const list = typeof axes === 'number' ? [axes] : axes;
+  return list.some((axis) => (axis < 0 ? axis + rank : axis) === d);
 }
 
 /** Sum over `axes` (all when omitted). */
@@ -106,9 +139,13 @@ function argmaxPositions(x: Float32Array, plan: ReductionPlan): Int32Array {
 
 /** Maximum over `axes` (all when omitted); the gradient goes to the first maximum. */
 export function max(input: Tensor, axes?: number | readonly number[], options: ReduceOptions = {}): Tensor {
-  if (input.device !== 'cpu') return runOnDevice('max', input, axes, options);
   check(input.size > 0, 'invalid_shape', () => 'max: the tensor is empty');
   const plan = planReduction(input.shape, axes, options.keepDims ?? false, 'max');
+  if (anyOnDevice([input])) {
+    noGradientOnDevice('max', [input]);
+    const marked = input.shape.map((_, d) => isReduced(axes, d, input.rank));
+    return deviceReduce('max', input, marked, plan.shape);
+  }
   const x = contiguousData(input);
   const best = argmaxPositions(x, plan);
   const out = pool.take(plan.outputSize);

@@ -1,11 +1,11 @@
 /**
  * Shape ops. reshape (of a contiguous tensor), permute and transpose are views over the same
- * storage; slice and concat copy. Gradients:
- *   reshape / contiguous: gx += g (same logical order)
- *   permute: gx[position in x of each output element] += g
- *   slice:   gx[slice] += g;   concat: each input gets its block of g
+ * storage on the CPU (copies on a device, by one gather kernel); slice and concat copy. Gradients:
+ *   reshape / contiguous: gx = reshape(g, x.shape) (same logical order)
+ *   permute: gx = permute(g, inverse order)
+ *   slice:   gx[slice] += g;   concat: each input gets its block of g (CPU only)
  */
-import { runOnDevice, unavailableOnDevice } from '../deviceOps.js';
+import { anyOnDevice, deviceOf, devicePermute, unavailableOnDevice } from '../deviceOps.js';
 import { check } from '../errors.js';
 import { pool } from '../internal/pool.js';
 import {
@@ -16,8 +16,9 @@ import {
   makeResult,
   makeView,
   normalizeAxis,
+  record,
+  share,
   sizeOf,
-  stridedIndexMap,
   type Tensor,
   validateShape,
 } from '../Tensor.js';
@@ -47,7 +48,7 @@ function resolveShape(shape: readonly number[], size: number, context: string): 
 
 /** A contiguous copy (or the tensor itself when already contiguous). */
 export function contiguous(input: Tensor): Tensor {
-  if (isContiguous(input)) return input;
+  if (input.onDevice || isContiguous(input)) return input;
   const values = contiguousData(input);
   return makeResult(values, [...input.shape], 'contiguous', [input], (g) => addInto(gradBuffer(input), g));
 }
@@ -55,11 +56,13 @@ export function contiguous(input: Tensor): Tensor {
 /** The same elements in a new shape (one dimension may be -1). A view when contiguous. */
 export function reshape(input: Tensor, shape: readonly number[]): Tensor {
   const resolved = resolveShape(shape, input.size, 'reshape');
-  if (input.device !== 'cpu') return runOnDevice('reshape', input, resolved);
+  const rule = (g: Tensor): Tensor[] => [reshape(g, input.shape)];
+  if (anyOnDevice([input])) {
+    deviceOf('reshape', [input]);
+    return record(share(input, resolved), 'reshape', [input], rule);
+  }
   const source = contiguous(input);
-  return makeView(source, resolved, contiguousStrides(resolved), source.offset, 'reshape', (g) => {
-    addInto(gradBuffer(source), g);
-  });
+  return makeView(source, resolved, contiguousStrides(resolved), source.offset, 'reshape', rule);
 }
 
 /** Collapses dimensions `startAxis..endAxis` into one (default: all but the first). */
@@ -91,22 +94,19 @@ export function permute(input: Tensor, order: readonly number[]): Tensor {
     'invalid_axis',
     () => `permute: [${order.join(', ')}] is not a permutation`,
   );
-  if (input.device !== 'cpu') return runOnDevice('permute', input, axes);
+  const inverse = new Array<number>(rank);
+  axes.forEach((d, i) => {
+    inverse[d] = i;
+  });
+  const rule = (g: Tensor): Tensor[] => [permute(g, inverse)];
+  if (anyOnDevice([input])) return record(devicePermute(input, axes), 'permute', [input], rule);
   const shape = axes.map((d) => input.shape[d]);
   const strides = axes.map((d) => input.strides[d]);
-  // Where each output element sits in the input's logical (contiguous) order, for the backward.
-  const logicalStrides = contiguousStrides(input.shape);
-  const permutedLogical = axes.map((d) => logicalStrides[d]);
-  return makeView(input, shape, strides, input.offset, 'permute', (g) => {
-    const gx = gradBuffer(input);
-    const map = stridedIndexMap(shape, permutedLogical, 0);
-    for (let i = 0; i < g.length; i++) gx[map[i]] += g[i];
-  });
+  return makeView(input, shape, strides, input.offset, 'permute', rule);
 }
 
 /** Swaps two dimensions. A view. */
 export function transpose(input: Tensor, axisA = -2, axisB = -1): Tensor {
-  if (input.device !== 'cpu') return runOnDevice('transpose', input, axisA, axisB);
   const a = normalizeAxis(axisA, input.rank, 'transpose');
   const b = normalizeAxis(axisB, input.rank, 'transpose');
   const order = input.shape.map((_, d) => d);

@@ -1,19 +1,29 @@
 /**
  * softmax and logSoftmax along an axis (numerically stable: the maximum is subtracted first).
- *   softmax:    gx = y * (g - sum(g * y))
+ *   softmax:    gx = y * (g - sum(g * y))     (sums along the axis, kept)
  *   logSoftmax: gx = g - exp(y) * sum(g)
+ * On a device the axis must be the last one.
  */
-import { runOnDevice } from '../deviceOps.js';
+import {
+  anyOnDevice,
+  deviceLogSoftmax,
+  deviceSoftmax,
+  isLastAxis,
+  unavailableOnDevice,
+} from '../deviceOps.js';
 import { pool } from '../internal/pool.js';
 import {
   contiguousData,
-  gradBuffer,
-  makeResult,
+  dispose,
+  hostTensor,
   normalizeAxis,
+  record,
   releaseTemporary,
   sizeOf,
   type Tensor,
 } from '../Tensor.js';
+import { exp, mul, sub } from './elementwise.js';
+import { sum } from './reduce.js';
 
 interface AxisLayout {
   readonly outer: number;
@@ -52,38 +62,39 @@ function softmaxForward(
   }
 }
 
-function softmaxBackward(
-  g: Float32Array,
-  y: Float32Array,
-  gx: Float32Array,
-  { outer, length, inner }: AxisLayout,
-  logarithm: boolean,
-): void {
-  for (let o = 0; o < outer; o++) {
-    for (let j = 0; j < inner; j++) {
-      const base = o * length * inner + j;
-      let total = 0;
-      for (let i = 0; i < length; i++)
-        total += logarithm ? g[base + i * inner] : g[base + i * inner] * y[base + i * inner];
-      for (let i = 0; i < length; i++) {
-        const at = base + i * inner;
-        gx[at] += logarithm ? g[at] - Math.exp(y[at]) * total : y[at] * (g[at] - total);
-      }
-    }
+/** The rule of softmax (y its output) or logSoftmax (y its log-probabilities) along `axis`. */
+function softmaxRule(y: Tensor, g: Tensor, axis: number, logarithm: boolean): Tensor {
+  if (logarithm) {
+    const probabilities = exp(y);
+    const total = sum(g, axis, { keepDims: true });
+    const spread = mul(probabilities, total);
+    const out = sub(g, spread);
+    for (const tensor of [probabilities, total, spread]) dispose(tensor);
+    return out;
   }
+  const product = mul(g, y);
+  const total = sum(product, axis, { keepDims: true });
+  const centred = sub(g, total);
+  const out = mul(y, centred);
+  for (const tensor of [product, total, centred]) dispose(tensor);
+  return out;
 }
 
 function softmaxOp(input: Tensor, axis: number, logarithm: boolean): Tensor {
-  if (input.device !== 'cpu') return runOnDevice(logarithm ? 'logSoftmax' : 'softmax', input, axis);
   const op = logarithm ? 'logSoftmax' : 'softmax';
-  const plan = layout(input, axis, op);
-  const x = contiguousData(input);
-  const y = pool.take(input.size);
-  softmaxForward(x, y, plan, logarithm);
-  releaseTemporary(input, x);
-  return makeResult(y, [...input.shape], op, [input], (g) =>
-    softmaxBackward(g, y, gradBuffer(input), plan, logarithm),
-  );
+  let out: Tensor;
+  if (anyOnDevice([input])) {
+    if (!isLastAxis(axis, input.rank, op)) unavailableOnDevice(`${op} over axis ${axis}`, [input]);
+    out = logarithm ? deviceLogSoftmax(input) : deviceSoftmax(input);
+  } else {
+    const plan = layout(input, axis, op);
+    const x = contiguousData(input);
+    const y = pool.take(input.size);
+    softmaxForward(x, y, plan, logarithm);
+    releaseTemporary(input, x);
+    out = hostTensor(y, input.shape);
+  }
+  return record(out, op, [input], (g) => [softmaxRule(out, g, axis, logarithm)]);
 }
 
 /** exp(x) / sum(exp(x)) along `axis` (default the last). */

@@ -5,9 +5,9 @@
  * same tensor. Slots (momentum, moments) are device tensors, zero until first written.
  */
 import type { Device as GpuDevice } from '../../gpu/Device.js';
-import { bufferOf, deviceTensor } from '../deviceOps.js';
+
 import { add, div, mul, sqrt, sub } from '../ops/elementwise.js';
-import { dispose, noGrad, type Tensor } from '../Tensor.js';
+import { bufferOf, deviceTensor, dispose, noGrad, type Tensor } from '../Tensor.js';
 
 /** Per-slot device tensors, one entry per parameter index (CPU parameters have none). */
 export class DeviceSlots {

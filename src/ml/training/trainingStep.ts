@@ -5,12 +5,14 @@
  * back-propagated, so the gradients add up to those of the mean loss over the whole batch: the
  * effective batch is unchanged (up to float rounding order), then the optimizer steps once.
  */
+
+import { backward, disposeGraph } from '../autograd.js';
 import type { Batch } from '../data/DataLoader.js';
 import { crossEntropy } from '../losses.js';
 import type { Module } from '../nn/Module.js';
 import { mul } from '../ops/elementwise.js';
 import type { Optimizer } from '../optim/Optimizer.js';
-import { backward, disposeGraph, fromData } from '../Tensor.js';
+import { fromData } from '../Tensor.js';
 import { trainStep } from '../train.js';
 
 /** Runs forward, backward and the update for `batch`; returns the batch's mean loss. */
