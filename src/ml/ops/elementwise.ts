@@ -1,6 +1,7 @@
 /**
  * Element-wise ops. Binary ops broadcast (NumPy rules); a number operand is a scalar tensor.
- * Each backward reduces the gradient back to its input's shape (sum over broadcast dimensions).
+ * Each backward reduces the gradient back to its input's shape (sum over broadcast dimensions),
+ * accumulating that sum in float64 (internal/accumulate.ts) before adding it to the gradient.
  *
  * Gradient table, g the output gradient, y the output:
  *   add: ga += g,        gb += g
@@ -13,6 +14,7 @@
  */
 import { runOnDevice } from '../deviceOps.js';
 import { check } from '../errors.js';
+import { addAccumulated, float64Accumulator } from '../internal/accumulate.js';
 import { broadcastIndexMap, broadcastShapes } from '../internal/broadcast.js';
 import { pool } from '../internal/pool.js';
 import { contiguousData, gradBuffer, makeResult, scalar, type Tensor } from '../Tensor.js';
@@ -73,6 +75,8 @@ function binaryBackward(
 ): void {
   const n = g.length;
   const tm = wantFirst ? am : bm;
+  // A broadcast operand sums many output gradients into each of its elements: in float64.
+  const sums = tm === null ? null : float64Accumulator(target.length);
   for (let i = 0; i < n; i++) {
     const x = a[am ? am[i] : i];
     const z = b[bm ? bm[i] : i];
@@ -82,8 +86,10 @@ function binaryBackward(
     else if (op === 'mul') d = g[i] * (wantFirst ? z : x);
     else if (op === 'div') d = wantFirst ? g[i] / z : (-g[i] * x) / (z * z);
     else d = wantFirst ? g[i] * z * x ** (z - 1) : g[i] * y[i] * Math.log(x);
-    target[tm ? tm[i] : i] += d;
+    if (sums === null) target[i] += d;
+    else sums[(tm as Int32Array)[i]] += d;
   }
+  if (sums !== null) addAccumulated(target, sums);
 }
 
 function binary(op: BinaryOp, left: Operand, right: Operand): Tensor {

@@ -11,6 +11,7 @@
  */
 import { runOnDevice } from '../deviceOps.js';
 import { check } from '../errors.js';
+import { addAccumulated, float64Accumulator } from '../internal/accumulate.js';
 import { gemm, matrixProduct } from '../internal/blas.js';
 import { broadcastIndexMap, broadcastShapes } from '../internal/broadcast.js';
 import { pool } from '../internal/pool.js';
@@ -196,11 +197,13 @@ export function linear(x: Tensor, weight: Tensor, bias: Tensor | null = null): T
     if (weight.requiresGrad)
       matrixProduct(true, false, outFeatures, inFeatures, rows, g, xv, gradBuffer(weight), true);
     if (bias?.requiresGrad) {
-      const gb = gradBuffer(bias);
+      // The sum over rows in float64, added once (internal/accumulate.ts).
+      const sums = float64Accumulator(outFeatures);
       for (let r = 0; r < rows; r++) {
         const row = r * outFeatures;
-        for (let o = 0; o < outFeatures; o++) gb[o] += g[row + o];
+        for (let o = 0; o < outFeatures; o++) sums[o] += g[row + o];
       }
+      addAccumulated(gradBuffer(bias), sums);
     }
   };
   return makeResult(out, [...x.shape.slice(0, -1), outFeatures], 'linear', inputs, backward, scratch);

@@ -8,9 +8,11 @@
  *   dxhat = g * gamma   (llm.c's layernorm_backward)
  * dropout: y = x * mask / (1 - p);  gx += g * mask / (1 - p)
  */
+
 import type { Random } from '../../actor/Random.js';
 import { runOnDevice, unavailableOnDevice } from '../deviceOps.js';
 import { check } from '../errors.js';
+import { addAccumulated, float64Accumulator } from '../internal/accumulate.js';
 import { pool } from '../internal/pool.js';
 import { contiguousData, full, gradBuffer, makeResult, releaseTemporary, type Tensor } from '../Tensor.js';
 import { add, mul } from './elementwise.js';
@@ -93,8 +95,10 @@ export function layerNorm(x: Tensor, gamma: Tensor, beta: Tensor, epsilon = 1e-5
   releaseTemporary(x, xv);
   const backward = (g: Float32Array): void => {
     const gx = x.requiresGrad ? gradBuffer(x) : null;
-    const gg = gamma.requiresGrad ? gradBuffer(gamma) : null;
-    const gb = beta.requiresGrad ? gradBuffer(beta) : null;
+    // gamma's and beta's gradients sum over rows: in float64, added once at the end.
+    const sums = float64Accumulator(2 * channels);
+    const gg = gamma.requiresGrad ? sums.subarray(0, channels) : null;
+    const gb = beta.requiresGrad ? sums.subarray(channels) : null;
     for (let r = 0; r < rows; r++) {
       const base = r * channels;
       let meanDx = 0;
@@ -116,6 +120,8 @@ export function layerNorm(x: Tensor, gamma: Tensor, beta: Tensor, epsilon = 1e-5
         }
       }
     }
+    if (gg) addAccumulated(gradBuffer(gamma), gg);
+    if (gb) addAccumulated(gradBuffer(beta), gb);
   };
   return makeResult(out, [...x.shape], 'layerNorm', [x, gamma, beta], backward, [
     normalized,
