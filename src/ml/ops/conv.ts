@@ -9,6 +9,7 @@
 import { runOnDevice, unavailableOnDevice } from '../deviceOps.js';
 import { check } from '../errors.js';
 import { matrixProduct } from '../internal/blas.js';
+import { maxPool2x2Kernel } from '../internal/maxPoolKernel.js';
 import { indexPool, pool } from '../internal/pool.js';
 import { contiguousData, gradBuffer, makeResult, releaseTemporary, type Tensor } from '../Tensor.js';
 
@@ -315,8 +316,10 @@ export function maxPool2d(x: Tensor, kernelSize: number, options: Pool2dOptions 
   const xv = contiguousData(x);
   const out = pool.take(planes * outPlane);
   const winners = indexPool.take(planes * outPlane);
-  if (kernelSize === 2 && g.stride === 2) maxPool2x2(xv, g, out, winners);
-  else maxPoolWindows(xv, g, kernelSize, out, winners);
+  if (kernelSize === 2 && g.stride === 2) {
+    // WebAssembly (branch-free) when it is there, else the JavaScript loop.
+    if (!maxPool2x2Kernel(xv, planes, g.height, g.width, out, winners)) maxPool2x2(xv, g, out, winners);
+  } else maxPoolWindows(xv, g, kernelSize, out, winners);
   releaseTemporary(x, xv);
   const result = makeResult(
     out,

@@ -17,6 +17,7 @@ import { check } from '../errors.js';
 import { addAccumulated, float64Accumulator } from '../internal/accumulate.js';
 import { broadcastIndexMap, broadcastShapes } from '../internal/broadcast.js';
 import { pool } from '../internal/pool.js';
+import { reluBackwardKernel, reluKernel } from '../internal/reluKernel.js';
 import { contiguousData, gradBuffer, makeResult, scalar, type Tensor } from '../Tensor.js';
 
 type BinaryOp = 'add' | 'sub' | 'mul' | 'div' | 'pow';
@@ -181,6 +182,8 @@ function unaryForward(op: UnaryOp, x: Float32Array, y: Float32Array): void {
       for (let i = 0; i < n; i++) y[i] = Math.sqrt(x[i]);
       return;
     case 'relu':
+      // WebAssembly SIMD when it is there (no branch per element), else the loop.
+      if (reluKernel(x, y)) return;
       for (let i = 0; i < n; i++) y[i] = Math.max(x[i], 0);
       return;
     case 'gelu':
@@ -217,6 +220,7 @@ function unaryBackward(
       for (let i = 0; i < n; i++) gx[i] += (0.5 * g[i]) / y[i];
       return;
     case 'relu':
+      if (reluBackwardKernel(x, g, gx)) return;
       for (let i = 0; i < n; i++) if (x[i] > 0) gx[i] += g[i];
       return;
     case 'gelu':
