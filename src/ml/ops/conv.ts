@@ -8,6 +8,7 @@
  */
 import { runOnDevice, unavailableOnDevice } from '../deviceOps.js';
 import { check } from '../errors.js';
+import { addAccumulated, float64Accumulator } from '../internal/accumulate.js';
 import { matrixProduct } from '../internal/blas.js';
 import { maxPool2x2Kernel } from '../internal/maxPoolKernel.js';
 import { indexPool, pool } from '../internal/pool.js';
@@ -134,21 +135,49 @@ function col2im(gcols: Float32Array, g: ConvGeometry, gx: Float32Array): void {
   }
 }
 
-/** (O, N*P) <-> (N, O, P) reordering between the gemm layout and NCHW. */
-function swapOuterAxes(
-  source: Float32Array,
-  first: number,
-  second: number,
-  inner: number,
-  target: Float32Array,
+/** out (N, O, P) = product (O, N, P) reordered, plus bias[o] when given: one pass. */
+function toBatchMajor(
+  product: Float32Array,
+  outChannels: number,
+  batch: number,
+  positions: number,
+  bias: Float32Array | null,
+  out: Float32Array,
 ): void {
-  for (let i = 0; i < first; i++) {
-    for (let j = 0; j < second; j++) {
-      target.set(
-        source.subarray((i * second + j) * inner, (i * second + j + 1) * inner),
-        (j * first + i) * inner,
-      );
+  for (let o = 0; o < outChannels; o++) {
+    const value = bias === null ? 0 : bias[o];
+    for (let n = 0; n < batch; n++) {
+      const source = (o * batch + n) * positions;
+      const target = (n * outChannels + o) * positions;
+      for (let p = 0; p < positions; p++) out[target + p] = product[source + p] + value;
     }
+  }
+}
+
+/**
+ * product (O, N, P) = gradient (N, O, P) reordered; when `biasSums` is given, also its sums over
+ * N and P per channel (float64, internal/accumulate.ts), the bias gradient, in the same pass.
+ */
+function toGemmLayout(
+  gradient: Float32Array,
+  outChannels: number,
+  batch: number,
+  positions: number,
+  product: Float32Array,
+  biasSums: Float64Array | null,
+): void {
+  for (let o = 0; o < outChannels; o++) {
+    let total = 0;
+    for (let n = 0; n < batch; n++) {
+      const source = (n * outChannels + o) * positions;
+      const target = (o * batch + n) * positions;
+      for (let p = 0; p < positions; p++) {
+        const value = gradient[source + p];
+        product[target + p] = value;
+        total += value;
+      }
+    }
+    if (biasSums !== null) biasSums[o] = total;
   }
 }
 
@@ -174,24 +203,6 @@ function checkConvolution(
   return g;
 }
 
-/** out (N, O, P) = product (O, N, P) reordered, plus bias[o]. */
-function addBiasInto(
-  out: Float32Array,
-  bias: Tensor,
-  batch: number,
-  outChannels: number,
-  positions: number,
-): void {
-  const bv = contiguousData(bias);
-  for (let n = 0; n < batch; n++) {
-    for (let o = 0; o < outChannels; o++) {
-      const base = (n * outChannels + o) * positions;
-      const value = bv[o];
-      for (let p = 0; p < positions; p++) out[base + p] += value;
-    }
-  }
-}
-
 /** 2-D cross-correlation (PyTorch's conv2d) with stride and zero padding. */
 export function conv2d(
   x: Tensor,
@@ -215,24 +226,20 @@ export function conv2d(
   // product (O, N*P) = weight (O, CKK) @ cols (CKK, N*P)
   matrixProduct(false, false, outChannels, columns, depth, wv, cols, product, false);
   const out = pool.take(outChannels * columns);
-  swapOuterAxes(product, outChannels, g.batch, positions, out);
-  if (bias !== null) addBiasInto(out, bias, g.batch, outChannels, positions);
+  const bv = bias === null ? null : contiguousData(bias);
+  toBatchMajor(product, outChannels, g.batch, positions, bv, out);
+  if (bias !== null && bv !== null) releaseTemporary(bias, bv);
   const scratch = [cols, product];
   if (wv.buffer !== weight.storage.buffer) scratch.push(wv);
   const backward = (gradient: Float32Array): void => {
-    // product is free now: it takes the output gradient in the gemm layout g' (O, N*P).
-    swapOuterAxes(gradient, g.batch, outChannels, positions, product);
+    // product is free now: it takes the output gradient in the gemm layout g' (O, N*P), and
+    // the bias gradient is summed on the way.
+    const biasSums = bias?.requiresGrad ? float64Accumulator(outChannels) : null;
+    toGemmLayout(gradient, outChannels, g.batch, positions, product, biasSums);
+    if (bias !== null && biasSums !== null) addAccumulated(gradBuffer(bias), biasSums);
     // gweight (O, CKK) += g' @ cols^T
     if (weight.requiresGrad)
       matrixProduct(false, true, outChannels, depth, columns, product, cols, gradBuffer(weight), true);
-    if (bias?.requiresGrad) {
-      const gb = gradBuffer(bias);
-      for (let o = 0; o < outChannels; o++) {
-        let total = 0;
-        for (let i = o * columns; i < (o + 1) * columns; i++) total += product[i];
-        gb[o] += total;
-      }
-    }
     if (x.requiresGrad) {
       // cols is free too: it takes gcols (CKK, N*P) = weight^T @ g', then col2im into gx.
       matrixProduct(true, false, depth, columns, outChannels, wv, product, cols, false);
