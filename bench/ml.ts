@@ -280,7 +280,10 @@ function pytorchStepsPerSecond(
     datasetDir,
   ];
   const child = spawnSync(pythonExecutable(), args, { encoding: 'utf8', timeout: PYTORCH_TIMEOUT_MS });
-  if (child.error !== undefined) return `failed: ${child.error.message}`;
+  if (child.error !== undefined) {
+    const timedOut = (child.error as NodeJS.ErrnoException).code === 'ETIMEDOUT';
+    return timedOut ? `timed out after ${PYTORCH_TIMEOUT_MS / 1000} s` : `failed: ${child.error.message}`;
+  }
   if (child.status !== 0)
     return `failed (exit ${child.status}): ${child.stderr.trim().split('\n').at(-1) ?? ''}`;
   return JSON.parse(child.stdout) as PytorchResult;

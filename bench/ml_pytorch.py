@@ -7,6 +7,11 @@ batch 64); Adam 1e-3 and cross-entropy, shuffled batches drawn from the data set
 images (standardized as bench/ml.ts does), as zbmd's DataLoader does. Prints one JSON object:
 {"threads": T, "steps_per_sec": S} for each thread count in THREADS (comma separated), the best
 of five timed runs of STEPS steps after WARMUP steps, as bench/ml.ts measures zbmd.
+
+Bounded in time: the warmup stops after WARMUP_SECONDS_MAX, and when the warmup shows a timed run
+would take over RUN_SECONDS_MAX, the runs are shortened to fit ("steps" says how many ran), so
+a heavily loaded machine (two threads on a busy 2-core machine run at a few steps/s) still
+finishes in about a minute per thread count.
 """
 
 import gzip
@@ -17,6 +22,9 @@ import time
 
 import torch
 from torch import nn
+
+WARMUP_SECONDS_MAX = 10.0
+RUN_SECONDS_MAX = 8.0
 
 
 def read_idx(path):
@@ -83,14 +91,19 @@ class Batches:
         return self.images[index], self.labels[index]
 
 
-def train(model, optimizer, batches, steps):
+def train(model, optimizer, batches, steps, seconds_max=float("inf")):
+    """Runs `steps` steps or until `seconds_max` passed; returns the steps run."""
     loss_of = nn.CrossEntropyLoss()
-    for _ in range(steps):
+    started = time.perf_counter()
+    for step in range(steps):
+        if time.perf_counter() - started > seconds_max:
+            return step
         x, y = batches.next()
         optimizer.zero_grad(set_to_none=True)
         loss = loss_of(model(x), y)
         loss.backward()
         optimizer.step()
+    return steps
 
 
 def main():
@@ -104,13 +117,16 @@ def main():
         model, batch_size = model_of(workload)
         optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
         batches = Batches(images, labels, batch_size)
-        train(model, optimizer, batches, warmup)
+        started = time.perf_counter()
+        warmed = train(model, optimizer, batches, max(warmup, 1), WARMUP_SECONDS_MAX)
+        rate = warmed / (time.perf_counter() - started)
+        run_steps = max(1, min(steps, int(rate * RUN_SECONDS_MAX)))
         best = 0.0
         for _ in range(5):
             started = time.perf_counter()
-            train(model, optimizer, batches, steps)
-            best = max(best, steps / (time.perf_counter() - started))
-        results.append({"threads": count, "steps_per_sec": round(best, 1)})
+            train(model, optimizer, batches, run_steps)
+            best = max(best, run_steps / (time.perf_counter() - started))
+        results.append({"threads": count, "steps_per_sec": round(best, 1), "steps": run_steps})
     print(json.dumps({"torch": torch.__version__, "results": results}))
 
 

@@ -5,6 +5,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { Random } from '../../src/actor/Random.js';
+import * as ml from '../../src/ml/index.js';
 import { maxPool2x2Kernel } from '../../src/ml/internal/maxPoolKernel.js';
 import { reluBackwardKernel, reluKernel } from '../../src/ml/internal/reluKernel.js';
 
@@ -95,3 +96,81 @@ describe('reluKernel and reluBackwardKernel (WebAssembly SIMD)', () => {
     );
   });
 });
+
+/** x (n, c, h, w) with `padding` zeros around each plane. */
+function padPlanes(
+  x: Float32Array,
+  planes: number,
+  height: number,
+  width: number,
+  padding: number,
+): Float32Array {
+  const paddedWidth = width + 2 * padding;
+  const out = new Float32Array(planes * (height + 2 * padding) * paddedWidth);
+  for (let p = 0; p < planes; p++)
+    for (let h = 0; h < height; h++)
+      for (let w = 0; w < width; w++)
+        out[(p * (height + 2 * padding) + h + padding) * paddedWidth + w + padding] =
+          x[(p * height + h) * width + w];
+  return out;
+}
+
+describe('conv2d, "same" width fast path (stride 1, output as wide as the input)', () => {
+  it('equals the general path on a zero-padded input, values and gradients', () => {
+    fc.assert(
+      fc.property(
+        fc.record({
+          batch: fc.integer({ min: 1, max: 3 }),
+          channels: fc.integer({ min: 1, max: 3 }),
+          outChannels: fc.integer({ min: 1, max: 3 }),
+          height: fc.integer({ min: 1, max: 7 }),
+          width: fc.integer({ min: 1, max: 7 }),
+          half: fc.integer({ min: 0, max: 2 }),
+        }),
+        fc.integer({ min: 0, max: 1_000_000 }),
+        (c, seed) => {
+          const random = new Random(seed);
+          const kernel = 2 * c.half + 1;
+          const planes = c.batch * c.channels;
+          const uniform = (n: number) => Float32Array.from({ length: n }, () => random.next() - 0.5);
+          const xValues = uniform(planes * c.height * c.width);
+          const wValues = uniform(c.outChannels * c.channels * kernel * kernel);
+          const bValues = uniform(c.outChannels);
+          const outputWeights = uniform(c.batch * c.outChannels * c.height * c.width);
+          const run = (input: Float32Array, shape: number[], padding: number) => {
+            const x = ml.fromData(Float32Array.from(input), shape, { requiresGrad: true });
+            const w = ml.fromData(Float32Array.from(wValues), [c.outChannels, c.channels, kernel, kernel], {
+              requiresGrad: true,
+            });
+            const b = ml.fromData(Float32Array.from(bValues), [c.outChannels], { requiresGrad: true });
+            const y = ml.conv2d(x, w, b, { padding });
+            const weights = outputWeights.subarray(0, y.size);
+            ml.backward(ml.sum(ml.mul(y, ml.fromData(weights, [...y.shape]))));
+            return { y: ml.toArray(y), x, w, b };
+          };
+          const fast = run(xValues, [c.batch, c.channels, c.height, c.width], c.half);
+          const padded = padPlanes(xValues, planes, c.height, c.width, c.half);
+          const general = run(padded, [c.batch, c.channels, c.height + 2 * c.half, c.width + 2 * c.half], 0);
+          expectNear(fast.y, general.y);
+          expectNear(fast.w.grad as Float32Array, general.w.grad as Float32Array);
+          expectNear(fast.b.grad as Float32Array, general.b.grad as Float32Array);
+          const interior = new Float32Array(xValues.length);
+          const paddedGrad = general.x.grad as Float32Array;
+          const paddedWidth = c.width + 2 * c.half;
+          for (let p = 0; p < planes; p++)
+            for (let h = 0; h < c.height; h++)
+              for (let w = 0; w < c.width; w++)
+                interior[(p * c.height + h) * c.width + w] =
+                  paddedGrad[(p * (c.height + 2 * c.half) + h + c.half) * paddedWidth + w + c.half];
+          expectNear(fast.x.grad as Float32Array, interior);
+        },
+      ),
+      RUNS,
+    );
+  });
+});
+
+function expectNear(actual: ArrayLike<number>, expected: ArrayLike<number>): void {
+  expect(actual.length).toBe(expected.length);
+  for (let i = 0; i < actual.length; i++) expect(Math.abs(actual[i] - expected[i])).toBeLessThan(1e-5);
+}

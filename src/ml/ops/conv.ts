@@ -76,6 +76,95 @@ function validColumns(g: ConvGeometry, kernelColumn: number): [number, number] {
   return [start, Math.max(start, end)];
 }
 
+/**
+ * A "same" convolution (stride 1, output as wide as the input): for one (c, kh, kw) and one image,
+ * the im2col rows of the valid output rows are one contiguous run of the input plane shifted by
+ * (kh - p) rows and (kw - p) columns, except the few columns that fall off the left or right edge
+ * (they wrap to the neighbouring row and are zeroed). One long copy instead of a loop per row.
+ */
+function isSameWidth(g: ConvGeometry): boolean {
+  return g.stride === 1 && g.outWidth === g.width;
+}
+
+/** The output rows [start, end) whose input row oh - p + kh is inside the image (stride 1). */
+function validRows(g: ConvGeometry, kernelRow: number): [number, number] {
+  const shift = kernelRow - g.padding;
+  const start = Math.max(0, -shift);
+  return [start, Math.max(start, Math.min(g.outHeight, g.height - shift))];
+}
+
+/** Zeros the edge columns of output rows [rowStart, rowEnd) that a column shift pushes off the image. */
+function zeroEdgeColumns(
+  cols: Float32Array,
+  base: number,
+  width: number,
+  rowStart: number,
+  rowEnd: number,
+  columnShift: number,
+): void {
+  const from = columnShift < 0 ? 0 : width - columnShift;
+  const to = columnShift < 0 ? -columnShift : width;
+  for (let row = rowStart; row < rowEnd; row++) {
+    const at = base + row * width;
+    for (let column = from; column < to; column++) cols[at + column] = 0;
+  }
+}
+
+function im2colSameWidth(x: Float32Array, g: ConvGeometry, cols: Float32Array): void {
+  const { batch, channels, height, width, kernelHeight, kernelWidth, padding, outHeight } = g;
+  const positions = outHeight * width;
+  const columns = batch * positions;
+  for (let c = 0; c < channels; c++) {
+    for (let kh = 0; kh < kernelHeight; kh++) {
+      const [rowStart, rowEnd] = validRows(g, kh);
+      for (let kw = 0; kw < kernelWidth; kw++) {
+        const rowBase = ((c * kernelHeight + kh) * kernelWidth + kw) * columns;
+        const columnShift = kw - padding;
+        const skipFront = Math.max(0, -columnShift);
+        const skipBack = Math.max(0, columnShift);
+        for (let n = 0; n < batch; n++) {
+          const target = rowBase + n * positions;
+          cols.fill(0, target, target + rowStart * width);
+          cols.fill(0, target + rowEnd * width, target + positions);
+          const source =
+            (n * channels + c) * height * width + (rowStart + kh - padding) * width + columnShift;
+          const first = target + rowStart * width;
+          const length = (rowEnd - rowStart) * width;
+          for (let i = skipFront; i < length - skipBack; i++) cols[first + i] = x[source + i];
+          if (columnShift !== 0) zeroEdgeColumns(cols, target, width, rowStart, rowEnd, columnShift);
+        }
+      }
+    }
+  }
+}
+
+/** The adjoint of im2colSameWidth (gcols' wrapped edge columns are zeroed first, then one long add). */
+function col2imSameWidth(gcols: Float32Array, g: ConvGeometry, gx: Float32Array): void {
+  const { batch, channels, height, width, kernelHeight, kernelWidth, padding, outHeight } = g;
+  const positions = outHeight * width;
+  const columns = batch * positions;
+  for (let c = 0; c < channels; c++) {
+    for (let kh = 0; kh < kernelHeight; kh++) {
+      const [rowStart, rowEnd] = validRows(g, kh);
+      for (let kw = 0; kw < kernelWidth; kw++) {
+        const rowBase = ((c * kernelHeight + kh) * kernelWidth + kw) * columns;
+        const columnShift = kw - padding;
+        const skipFront = Math.max(0, -columnShift);
+        const skipBack = Math.max(0, columnShift);
+        for (let n = 0; n < batch; n++) {
+          const source = rowBase + n * positions;
+          if (columnShift !== 0) zeroEdgeColumns(gcols, source, width, rowStart, rowEnd, columnShift);
+          const target =
+            (n * channels + c) * height * width + (rowStart + kh - padding) * width + columnShift;
+          const first = source + rowStart * width;
+          const length = (rowEnd - rowStart) * width;
+          for (let i = skipFront; i < length - skipBack; i++) gx[target + i] += gcols[first + i];
+        }
+      }
+    }
+  }
+}
+
 /** cols[(c, kh, kw), (n, oh, ow)] = x[n, c, oh*s - p + kh, ow*s - p + kw] (0 outside). */
 function im2col(x: Float32Array, g: ConvGeometry, cols: Float32Array): void {
   const { batch, channels, height, width, kernelHeight, kernelWidth, stride, padding, outHeight, outWidth } =
@@ -219,7 +308,8 @@ export function conv2d(
   const depth = g.channels * g.kernelHeight * g.kernelWidth;
   const xv = contiguousData(x);
   const cols = pool.take(depth * columns);
-  im2col(xv, g, cols);
+  if (isSameWidth(g)) im2colSameWidth(xv, g, cols);
+  else im2col(xv, g, cols);
   releaseTemporary(x, xv);
   const wv = contiguousData(weight);
   const product = pool.take(outChannels * columns);
@@ -243,7 +333,8 @@ export function conv2d(
     if (x.requiresGrad) {
       // cols is free too: it takes gcols (CKK, N*P) = weight^T @ g', then col2im into gx.
       matrixProduct(true, false, depth, columns, outChannels, wv, product, cols, false);
-      col2im(cols, g, gradBuffer(x));
+      if (isSameWidth(g)) col2imSameWidth(cols, g, gradBuffer(x));
+      else col2im(cols, g, gradBuffer(x));
     }
   };
   const inputs = bias === null ? [x, weight] : [x, weight, bias];
