@@ -8,8 +8,18 @@
  *
  * Fashion-MNIST comes from Debian's dataset-fashion-mnist (/usr/share/datasets/fashion-mnist);
  * without it the bench runs on the small data set shipped in data/tiny and says so (`dataset`).
+ *
+ * PyTorch in the same run: when python3 can import torch (Debian's python3-torch), each training
+ * workload is measured right after zbmd's by bench/ml_pytorch.py (same model, batch, optimizer,
+ * data, step counts), with torch.set_num_threads(1) and (2); `pytorch_<workload>_steps_per_sec` is
+ * the faster, `<workload>_vs_pytorch_ratio` zbmd over it, against `<workload>_target_ratio`.
+ * Without torch, `pytorch` says why. ZBMD_PYTHON names the interpreter (default /usr/bin/python3
+ * when it exists, else python3).
  */
 
+import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { Random } from '../src/actor/Random.js';
 import {
   Adam,
@@ -173,21 +183,147 @@ function round(value: number, digits = 2): number {
   return Math.round(value * scale) / scale;
 }
 
-function speedFigures(train: Dataset, quick: boolean): Record<string, number> {
+/** A training workload of the bench: zbmd's model and loader, and PyTorch's name and target. */
+interface Workload {
+  readonly key: 'mlp' | 'mlp512_b128' | 'cnn';
+  readonly pytorchName: 'mlp' | 'mlp512' | 'cnn';
+  readonly model: () => Module;
+  readonly batchSize: number;
+  readonly seed: number;
+  readonly steps: number;
+  readonly warmup: number;
+  /** zbmd's steps/s over PyTorch's best, at least (issue 16). */
+  readonly targetRatio: number;
+}
+
+const WORKLOADS: readonly Workload[] = [
+  {
+    key: 'mlp',
+    pytorchName: 'mlp',
+    model: () => mlp(128),
+    batchSize: 32,
+    seed: 1,
+    steps: 2000,
+    warmup: 200,
+    targetRatio: 1.5,
+  },
+  {
+    key: 'mlp512_b128',
+    pytorchName: 'mlp512',
+    model: () => mlp(512),
+    batchSize: 128,
+    seed: 2,
+    steps: 300,
+    warmup: 30,
+    targetRatio: 1.2,
+  },
+  {
+    key: 'cnn',
+    pytorchName: 'cnn',
+    model: cnn,
+    batchSize: 64,
+    seed: 3,
+    steps: 60,
+    warmup: 5,
+    targetRatio: 1.5,
+  },
+];
+
+/** How long one PyTorch workload may run (both thread counts, import and data loading included). */
+const PYTORCH_TIMEOUT_MS = 300_000;
+
+/** bench/ml_pytorch.py, beside this file in the sources and two levels up from dist/bench. */
+const PYTORCH_SCRIPT = [
+  new URL('./ml_pytorch.py', import.meta.url),
+  new URL('../../bench/ml_pytorch.py', import.meta.url),
+]
+  .map((url) => fileURLToPath(url))
+  .find((path) => existsSync(path));
+
+function pythonExecutable(): string {
+  return process.env.ZBMD_PYTHON ?? (existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3');
+}
+
+/** The torch version python imports, or why it cannot (the reason goes into the figures). */
+function probeTorch(): { version: string } | { absent: string } {
+  if (PYTORCH_SCRIPT === undefined)
+    return { absent: 'bench/ml_pytorch.py is not installed beside the bench' };
+  const probe = spawnSync(pythonExecutable(), ['-c', 'import torch; print(torch.__version__)'], {
+    encoding: 'utf8',
+    timeout: 60_000,
+  });
+  if (probe.error !== undefined)
+    return { absent: `${pythonExecutable()} did not start: ${probe.error.message}` };
+  if (probe.status !== 0) {
+    const last = probe.stderr.trim().split('\n').at(-1) ?? '';
+    return { absent: `${pythonExecutable()} cannot import torch (${last}); install python3-torch` };
+  }
+  return { version: probe.stdout.trim() };
+}
+
+interface PytorchResult {
+  readonly results: readonly { threads: number; steps_per_sec: number }[];
+}
+
+/** PyTorch's steps/s for one workload with 1 and 2 threads, or the error text. */
+function pytorchStepsPerSecond(
+  workload: Workload,
+  steps: number,
+  datasetDir: string,
+): PytorchResult | string {
+  const args = [
+    PYTORCH_SCRIPT ?? '',
+    workload.pytorchName,
+    String(steps),
+    String(workload.warmup),
+    '1,2',
+    datasetDir,
+  ];
+  const child = spawnSync(pythonExecutable(), args, { encoding: 'utf8', timeout: PYTORCH_TIMEOUT_MS });
+  if (child.error !== undefined) {
+    const timedOut = (child.error as NodeJS.ErrnoException).code === 'ETIMEDOUT';
+    return timedOut ? `timed out after ${PYTORCH_TIMEOUT_MS / 1000} s` : `failed: ${child.error.message}`;
+  }
+  if (child.status !== 0)
+    return `failed (exit ${child.status}): ${child.stderr.trim().split('\n').at(-1) ?? ''}`;
+  return JSON.parse(child.stdout) as PytorchResult;
+}
+
+/**
+ * zbmd's steps/s for each workload, each followed by PyTorch's on the same workload (when torch
+ * is there), so that both see about the same machine load.
+ */
+function speedFigures(
+  data: { train: Dataset; dir: string },
+  quick: boolean,
+): Record<string, number | string> {
   const scale = quick ? 0.25 : 1;
-  manualSeed(1);
-  const mlpSteps = stepsPerSecond(mlp(128), loaderOf(train, 32, 1), Math.round(2000 * scale), 200);
-  manualSeed(2);
-  const mlp512Steps = stepsPerSecond(mlp(512), loaderOf(train, 128, 2), Math.round(300 * scale), 30);
-  manualSeed(3);
-  const cnnSteps = stepsPerSecond(cnn(), loaderOf(train, 64, 3), Math.round(60 * scale), 5);
-  return {
-    mlp_steps_per_sec: mlpSteps,
-    mlp_target_steps_per_sec: 1.5 * 1280,
-    mlp512_b128_steps_per_sec: mlp512Steps,
-    mlp512_b128_target_steps_per_sec: 1.2 * 164,
-    cnn_steps_per_sec: cnnSteps,
+  const torch = probeTorch();
+  const figures: Record<string, number | string> = {
+    pytorch: 'version' in torch ? `torch ${torch.version}` : `absent: ${torch.absent}`,
   };
+  for (const workload of WORKLOADS) {
+    const steps = Math.round(workload.steps * scale);
+    manualSeed(workload.seed);
+    const loader = loaderOf(data.train, workload.batchSize, workload.seed);
+    const ours = stepsPerSecond(workload.model(), loader, steps, workload.warmup);
+    figures[`${workload.key}_steps_per_sec`] = ours;
+    if (!('version' in torch)) continue;
+    const reference = pytorchStepsPerSecond(workload, steps, data.dir);
+    if (typeof reference === 'string') {
+      figures[`pytorch_${workload.key}`] = reference;
+      continue;
+    }
+    let best = 0;
+    for (const { threads, steps_per_sec } of reference.results) {
+      figures[`pytorch_${workload.key}_threads${threads}_steps_per_sec`] = steps_per_sec;
+      best = Math.max(best, steps_per_sec);
+    }
+    figures[`pytorch_${workload.key}_steps_per_sec`] = best;
+    figures[`${workload.key}_vs_pytorch_ratio`] = round(ours / best, 3);
+    figures[`${workload.key}_target_ratio`] = workload.targetRatio;
+  }
+  return figures;
 }
 
 function accuracyFigures(data: TrainTestDatasets): Record<string, number> {
@@ -213,7 +349,7 @@ export async function run(options: BenchOptions): Promise<Record<string, number 
   figures.dataset = data.name;
   standardize(data);
   if (mode !== 'accuracy')
-    Object.assign(figures, matmulFigures(options.quick), speedFigures(data.train, options.quick));
+    Object.assign(figures, matmulFigures(options.quick), speedFigures(data, options.quick));
   if (mode === 'full' || mode === 'accuracy') Object.assign(figures, accuracyFigures(data));
   return figures;
 }

@@ -136,6 +136,14 @@ export function blasInfo(): { backend: BlasBackendName; library: string | null; 
   return { backend, library, threads: backend === 'openblas' ? (openBlas?.threads ?? 1) : 1 };
 }
 
+/**
+ * Products with fewer output elements than this run on one OpenBLAS thread. OpenBLAS splits a
+ * product between its threads by output tiles; a small output (a convolution's weight gradient,
+ * 16 x 9 with k = 50,176) split in two costs more in handing work over than it saves: that one
+ * ran about 4 times slower on two threads than on one on the shared 2-core machine.
+ */
+export const SINGLE_THREAD_OUTPUT_MAX = 4096;
+
 /** C = alpha * op(A) * op(B) + beta * C with the active backend. */
 export const gemm: GemmFunction = (ta, tb, m, n, k, alpha, a, ao, lda, b, bo, ldb, beta, c, co, ldc) => {
   if (m === 0 || n === 0) return;
@@ -143,9 +151,17 @@ export const gemm: GemmFunction = (ta, tb, m, n, k, alpha, a, ao, lda, b, bo, ld
     scaleMatrix(m, n, beta, c, co, ldc);
     return;
   }
-  if ((active ?? blasBackend()) === 'openblas')
-    openBlasGemm(ta, tb, m, n, k, alpha, a, ao, lda, b, bo, ldb, beta, c, co, ldc);
-  else typescriptGemm(ta, tb, m, n, k, alpha, a, ao, lda, b, bo, ldb, beta, c, co, ldc);
+  if ((active ?? blasBackend()) === 'openblas') {
+    const library = openBlas as OpenBlas;
+    // A small output runs on one thread (SINGLE_THREAD_OUTPUT_MAX); the thread count goes back after.
+    const single = m * n < SINGLE_THREAD_OUTPUT_MAX && library.threads > 1 && library.setThreads !== null;
+    if (single) library.setThreads?.(1);
+    try {
+      openBlasGemm(ta, tb, m, n, k, alpha, a, ao, lda, b, bo, ldb, beta, c, co, ldc);
+    } finally {
+      if (single) library.setThreads?.(library.threads);
+    }
+  } else typescriptGemm(ta, tb, m, n, k, alpha, a, ao, lda, b, bo, ldb, beta, c, co, ldc);
 };
 
 /** The OpenBLAS path, also used directly by the benchmark's reference figure. */

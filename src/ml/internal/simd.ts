@@ -38,7 +38,7 @@ const F32X4_SUB = simd(0xe5);
 const F32X4_MUL = simd(0xe6);
 const F32X4_DIV = simd(0xe7);
 
-function unsignedLeb128(value: number): number[] {
+export function unsignedLeb128(value: number): number[] {
   const bytes: number[] = [];
   do {
     let byte = value & 0x7f;
@@ -49,15 +49,15 @@ function unsignedLeb128(value: number): number[] {
   return bytes;
 }
 
-function section(id: number, body: number[]): number[] {
+export function section(id: number, body: number[]): number[] {
   return [id, ...unsignedLeb128(body.length), ...body];
 }
 
-function vector(items: number[][]): number[] {
+export function vector(items: number[][]): number[] {
   return [...unsignedLeb128(items.length), ...items.flat()];
 }
 
-function name(text: string): number[] {
+export function name(text: string): number[] {
   const bytes = [...new TextEncoder().encode(text)];
   return [...unsignedLeb128(bytes.length), ...bytes];
 }
@@ -166,17 +166,17 @@ function adamModuleBytes(): Uint8Array {
 }
 
 /** The slice of the WebAssembly API used here (the project's TypeScript lib has no DOM types). */
-interface WasmMemory {
+export interface WasmMemory {
   readonly buffer: ArrayBuffer;
 }
 
-interface WasmApi {
+export interface WasmApi {
   Module: new (bytes: Uint8Array) => object;
   Memory: new (descriptor: { initial: number }) => WasmMemory;
   Instance: new (module: object, imports: object) => { exports: Record<string, unknown> };
 }
 
-const wasm = (globalThis as unknown as { WebAssembly?: WasmApi }).WebAssembly;
+export const wasm = (globalThis as unknown as { WebAssembly?: WasmApi }).WebAssembly;
 
 let compiled: object | null | undefined;
 

@@ -6,6 +6,7 @@
  */
 import { anyOnDevice, deviceExpand, deviceSumTo } from '../deviceOps.js';
 import { check } from '../errors.js';
+import { float64Accumulator } from '../internal/accumulate.js';
 import { broadcastIndexMap, broadcastShapes } from '../internal/broadcast.js';
 import { pool } from '../internal/pool.js';
 import {
@@ -49,9 +50,14 @@ export function sumTo(x: Tensor, shape: readonly number[]): Tensor {
   else {
     const map = broadcastIndexMap(shape, x.shape);
     const values = contiguousData(x);
-    const data = pool.takeZeroed(sizeOf(shape));
+    const data = pool.take(sizeOf(shape));
     if (map === null) data.set(values);
-    else for (let i = 0; i < values.length; i++) data[map[i]] += values[i];
+    else {
+      // many values add into each element: in float64, rounded once (internal/accumulate.ts)
+      const sums = float64Accumulator(data.length);
+      for (let i = 0; i < values.length; i++) sums[map[i]] += values[i];
+      for (let o = 0; o < data.length; o++) data[o] = sums[o];
+    }
     releaseTemporary(x, values);
     out = hostTensor(data, shape);
   }

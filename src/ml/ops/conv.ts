@@ -8,7 +8,9 @@
  */
 import { deviceConv2d, noGradientOnDevice, unavailableOnDevice } from '../deviceOps.js';
 import { check } from '../errors.js';
+import { addAccumulated, float64Accumulator } from '../internal/accumulate.js';
 import { matrixProduct } from '../internal/blas.js';
+import { maxPool2x2Kernel } from '../internal/maxPoolKernel.js';
 import { indexPool, pool } from '../internal/pool.js';
 import { contiguousData, gradBuffer, makeResult, releaseTemporary, type Tensor } from '../Tensor.js';
 
@@ -74,6 +76,95 @@ function validColumns(g: ConvGeometry, kernelColumn: number): [number, number] {
   return [start, Math.max(start, end)];
 }
 
+/**
+ * A "same" convolution (stride 1, output as wide as the input): for one (c, kh, kw) and one image,
+ * the im2col rows of the valid output rows are one contiguous run of the input plane shifted by
+ * (kh - p) rows and (kw - p) columns, except the few columns that fall off the left or right edge
+ * (they wrap to the neighbouring row and are zeroed). One long copy instead of a loop per row.
+ */
+function isSameWidth(g: ConvGeometry): boolean {
+  return g.stride === 1 && g.outWidth === g.width;
+}
+
+/** The output rows [start, end) whose input row oh - p + kh is inside the image (stride 1). */
+function validRows(g: ConvGeometry, kernelRow: number): [number, number] {
+  const shift = kernelRow - g.padding;
+  const start = Math.max(0, -shift);
+  return [start, Math.max(start, Math.min(g.outHeight, g.height - shift))];
+}
+
+/** Zeros the edge columns of output rows [rowStart, rowEnd) that a column shift pushes off the image. */
+function zeroEdgeColumns(
+  cols: Float32Array,
+  base: number,
+  width: number,
+  rowStart: number,
+  rowEnd: number,
+  columnShift: number,
+): void {
+  const from = columnShift < 0 ? 0 : width - columnShift;
+  const to = columnShift < 0 ? -columnShift : width;
+  for (let row = rowStart; row < rowEnd; row++) {
+    const at = base + row * width;
+    for (let column = from; column < to; column++) cols[at + column] = 0;
+  }
+}
+
+function im2colSameWidth(x: Float32Array, g: ConvGeometry, cols: Float32Array): void {
+  const { batch, channels, height, width, kernelHeight, kernelWidth, padding, outHeight } = g;
+  const positions = outHeight * width;
+  const columns = batch * positions;
+  for (let c = 0; c < channels; c++) {
+    for (let kh = 0; kh < kernelHeight; kh++) {
+      const [rowStart, rowEnd] = validRows(g, kh);
+      for (let kw = 0; kw < kernelWidth; kw++) {
+        const rowBase = ((c * kernelHeight + kh) * kernelWidth + kw) * columns;
+        const columnShift = kw - padding;
+        const skipFront = Math.max(0, -columnShift);
+        const skipBack = Math.max(0, columnShift);
+        for (let n = 0; n < batch; n++) {
+          const target = rowBase + n * positions;
+          cols.fill(0, target, target + rowStart * width);
+          cols.fill(0, target + rowEnd * width, target + positions);
+          const source =
+            (n * channels + c) * height * width + (rowStart + kh - padding) * width + columnShift;
+          const first = target + rowStart * width;
+          const length = (rowEnd - rowStart) * width;
+          for (let i = skipFront; i < length - skipBack; i++) cols[first + i] = x[source + i];
+          if (columnShift !== 0) zeroEdgeColumns(cols, target, width, rowStart, rowEnd, columnShift);
+        }
+      }
+    }
+  }
+}
+
+/** The adjoint of im2colSameWidth (gcols' wrapped edge columns are zeroed first, then one long add). */
+function col2imSameWidth(gcols: Float32Array, g: ConvGeometry, gx: Float32Array): void {
+  const { batch, channels, height, width, kernelHeight, kernelWidth, padding, outHeight } = g;
+  const positions = outHeight * width;
+  const columns = batch * positions;
+  for (let c = 0; c < channels; c++) {
+    for (let kh = 0; kh < kernelHeight; kh++) {
+      const [rowStart, rowEnd] = validRows(g, kh);
+      for (let kw = 0; kw < kernelWidth; kw++) {
+        const rowBase = ((c * kernelHeight + kh) * kernelWidth + kw) * columns;
+        const columnShift = kw - padding;
+        const skipFront = Math.max(0, -columnShift);
+        const skipBack = Math.max(0, columnShift);
+        for (let n = 0; n < batch; n++) {
+          const source = rowBase + n * positions;
+          if (columnShift !== 0) zeroEdgeColumns(gcols, source, width, rowStart, rowEnd, columnShift);
+          const target =
+            (n * channels + c) * height * width + (rowStart + kh - padding) * width + columnShift;
+          const first = source + rowStart * width;
+          const length = (rowEnd - rowStart) * width;
+          for (let i = skipFront; i < length - skipBack; i++) gx[target + i] += gcols[first + i];
+        }
+      }
+    }
+  }
+}
+
 /** cols[(c, kh, kw), (n, oh, ow)] = x[n, c, oh*s - p + kh, ow*s - p + kw] (0 outside). */
 function im2col(x: Float32Array, g: ConvGeometry, cols: Float32Array): void {
   const { batch, channels, height, width, kernelHeight, kernelWidth, stride, padding, outHeight, outWidth } =
@@ -133,21 +224,49 @@ function col2im(gcols: Float32Array, g: ConvGeometry, gx: Float32Array): void {
   }
 }
 
-/** (O, N*P) <-> (N, O, P) reordering between the gemm layout and NCHW. */
-function swapOuterAxes(
-  source: Float32Array,
-  first: number,
-  second: number,
-  inner: number,
-  target: Float32Array,
+/** out (N, O, P) = product (O, N, P) reordered, plus bias[o] when given: one pass. */
+function toBatchMajor(
+  product: Float32Array,
+  outChannels: number,
+  batch: number,
+  positions: number,
+  bias: Float32Array | null,
+  out: Float32Array,
 ): void {
-  for (let i = 0; i < first; i++) {
-    for (let j = 0; j < second; j++) {
-      target.set(
-        source.subarray((i * second + j) * inner, (i * second + j + 1) * inner),
-        (j * first + i) * inner,
-      );
+  for (let o = 0; o < outChannels; o++) {
+    const value = bias === null ? 0 : bias[o];
+    for (let n = 0; n < batch; n++) {
+      const source = (o * batch + n) * positions;
+      const target = (n * outChannels + o) * positions;
+      for (let p = 0; p < positions; p++) out[target + p] = product[source + p] + value;
     }
+  }
+}
+
+/**
+ * product (O, N, P) = gradient (N, O, P) reordered; when `biasSums` is given, also its sums over
+ * N and P per channel (float64, internal/accumulate.ts), the bias gradient, in the same pass.
+ */
+function toGemmLayout(
+  gradient: Float32Array,
+  outChannels: number,
+  batch: number,
+  positions: number,
+  product: Float32Array,
+  biasSums: Float64Array | null,
+): void {
+  for (let o = 0; o < outChannels; o++) {
+    let total = 0;
+    for (let n = 0; n < batch; n++) {
+      const source = (n * outChannels + o) * positions;
+      const target = (o * batch + n) * positions;
+      for (let p = 0; p < positions; p++) {
+        const value = gradient[source + p];
+        product[target + p] = value;
+        total += value;
+      }
+    }
+    if (biasSums !== null) biasSums[o] = total;
   }
 }
 
@@ -173,24 +292,6 @@ function checkConvolution(
   return g;
 }
 
-/** out (N, O, P) = product (O, N, P) reordered, plus bias[o]. */
-function addBiasInto(
-  out: Float32Array,
-  bias: Tensor,
-  batch: number,
-  outChannels: number,
-  positions: number,
-): void {
-  const bv = contiguousData(bias);
-  for (let n = 0; n < batch; n++) {
-    for (let o = 0; o < outChannels; o++) {
-      const base = (n * outChannels + o) * positions;
-      const value = bv[o];
-      for (let p = 0; p < positions; p++) out[base + p] += value;
-    }
-  }
-}
-
 /** 2-D cross-correlation (PyTorch's conv2d) with stride and zero padding. */
 export function conv2d(
   x: Tensor,
@@ -209,35 +310,33 @@ export function conv2d(
   const depth = g.channels * g.kernelHeight * g.kernelWidth;
   const xv = contiguousData(x);
   const cols = pool.take(depth * columns);
-  im2col(xv, g, cols);
+  if (isSameWidth(g)) im2colSameWidth(xv, g, cols);
+  else im2col(xv, g, cols);
   releaseTemporary(x, xv);
   const wv = contiguousData(weight);
   const product = pool.take(outChannels * columns);
   // product (O, N*P) = weight (O, CKK) @ cols (CKK, N*P)
   matrixProduct(false, false, outChannels, columns, depth, wv, cols, product, false);
   const out = pool.take(outChannels * columns);
-  swapOuterAxes(product, outChannels, g.batch, positions, out);
-  if (bias !== null) addBiasInto(out, bias, g.batch, outChannels, positions);
+  const bv = bias === null ? null : contiguousData(bias);
+  toBatchMajor(product, outChannels, g.batch, positions, bv, out);
+  if (bias !== null && bv !== null) releaseTemporary(bias, bv);
   const scratch = [cols, product];
   if (wv.buffer !== weight.storage.buffer) scratch.push(wv);
   const backward = (gradient: Float32Array): void => {
-    // product is free now: it takes the output gradient in the gemm layout g' (O, N*P).
-    swapOuterAxes(gradient, g.batch, outChannels, positions, product);
+    // product is free now: it takes the output gradient in the gemm layout g' (O, N*P), and
+    // the bias gradient is summed on the way.
+    const biasSums = bias?.requiresGrad ? float64Accumulator(outChannels) : null;
+    toGemmLayout(gradient, outChannels, g.batch, positions, product, biasSums);
+    if (bias !== null && biasSums !== null) addAccumulated(gradBuffer(bias), biasSums);
     // gweight (O, CKK) += g' @ cols^T
     if (weight.requiresGrad)
       matrixProduct(false, true, outChannels, depth, columns, product, cols, gradBuffer(weight), true);
-    if (bias?.requiresGrad) {
-      const gb = gradBuffer(bias);
-      for (let o = 0; o < outChannels; o++) {
-        let total = 0;
-        for (let i = o * columns; i < (o + 1) * columns; i++) total += product[i];
-        gb[o] += total;
-      }
-    }
     if (x.requiresGrad) {
       // cols is free too: it takes gcols (CKK, N*P) = weight^T @ g', then col2im into gx.
       matrixProduct(true, false, depth, columns, outChannels, wv, product, cols, false);
-      col2im(cols, g, gradBuffer(x));
+      if (isSameWidth(g)) col2imSameWidth(cols, g, gradBuffer(x));
+      else col2im(cols, g, gradBuffer(x));
     }
   };
   const inputs = bias === null ? [x, weight] : [x, weight, bias];
@@ -317,8 +416,10 @@ export function maxPool2d(x: Tensor, kernelSize: number, options: Pool2dOptions 
   const xv = contiguousData(x);
   const out = pool.take(planes * outPlane);
   const winners = indexPool.take(planes * outPlane);
-  if (kernelSize === 2 && g.stride === 2) maxPool2x2(xv, g, out, winners);
-  else maxPoolWindows(xv, g, kernelSize, out, winners);
+  if (kernelSize === 2 && g.stride === 2) {
+    // WebAssembly (branch-free) when it is there, else the JavaScript loop.
+    if (!maxPool2x2Kernel(xv, planes, g.height, g.width, out, winners)) maxPool2x2(xv, g, out, winners);
+  } else maxPoolWindows(xv, g, kernelSize, out, winners);
   releaseTemporary(x, xv);
   const result = makeResult(
     out,

@@ -1,6 +1,7 @@
 /**
  * Element-wise ops. Binary ops broadcast (NumPy rules); a number operand is a scalar tensor.
- * Each backward reduces the gradient back to its input's shape (sum over broadcast dimensions).
+ * Each backward reduces the gradient back to its input's shape (sum over broadcast dimensions,
+ * `sumTo`, which accumulates in float64 like every sum).
  *
  * Each op dispatches its forward (CPU loops here, device kernels in `deviceOps.ts`) and records
  * one gradient rule, written with ops so it runs where the tensors live (`RULES` below).
@@ -18,6 +19,7 @@ import { anyOnDevice, deviceBinary, deviceOf, deviceUnary } from '../deviceOps.j
 import { check } from '../errors.js';
 import { broadcastIndexMap, broadcastShapes } from '../internal/broadcast.js';
 import { pool } from '../internal/pool.js';
+import { reluBackwardKernel, reluKernel } from '../internal/reluKernel.js';
 import {
   contiguousData,
   dispose,
@@ -220,6 +222,8 @@ function unaryForward(op: UnaryOp, x: Float32Array, y: Float32Array): void {
       for (let i = 0; i < n; i++) y[i] = Math.sqrt(x[i]);
       return;
     case 'relu':
+      // WebAssembly SIMD when it is there (no branch per element), else the loop.
+      if (reluKernel(x, y)) return;
       for (let i = 0; i < n; i++) y[i] = Math.max(x[i], 0);
       return;
     case 'gelu':
@@ -241,6 +245,8 @@ function unaryGradientOnHost(op: UnaryGradientOp, v: Float32Array, g: Float32Arr
   const n = out.length;
   switch (op) {
     case 'reluBackward':
+      out.fill(0); // the kernel adds g where v > 0
+      if (reluBackwardKernel(v, g, out)) return;
       for (let i = 0; i < n; i++) out[i] = v[i] > 0 ? g[i] : 0;
       return;
     case 'geluBackward':

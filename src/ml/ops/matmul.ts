@@ -135,11 +135,16 @@ function linearRule(x: Tensor, weight: Tensor, bias: Tensor | null, g: Tensor): 
     gw = productGradient(gT, x2, [gT, x2, g2]);
   }
   let gb: Gradient = null;
-  if (bias?.requiresGrad) {
+  let g2Held = gx !== null || gw !== null;
+  if (bias?.requiresGrad && g.onDevice) {
     const ones = onesRow(g, rows);
     gb = productGradient(ones, g2, [ones, g2]);
+    g2Held = true;
+  } else if (bias?.requiresGrad) {
+    // on the host the sum over rows accumulates in float64 (a float32 gemm drifts over many rows)
+    gb = sumTo(g2, [outFeatures]);
   }
-  if (gx === null && gw === null && gb === null) dispose(g2);
+  if (!g2Held) dispose(g2);
   return [gx, gw, gb];
 }
 

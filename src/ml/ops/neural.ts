@@ -9,6 +9,7 @@
  *   (llm.c's layernorm_backward, written with ops so it runs on devices too)
  * dropout: y = x * mask / (1 - p);  gx += g * mask / (1 - p)
  */
+
 import type { Random } from '../../actor/Random.js';
 import { deviceLayerNorm, unavailableOnDevice } from '../deviceOps.js';
 import { check } from '../errors.js';

@@ -4,6 +4,11 @@
  *   sum:  gx = expand(g with the reduced axes kept, x.shape)
  *   mean: gx = expand(g with the reduced axes kept, x.shape) / count
  *   max:  gx[argmax(o)] += g[o]   (CPU only: a device refuses max while recording)
+ *
+ * Sums and means accumulate in float64 and round once (internal/accumulate.ts), so a float32
+ * result stays within 1e-6 relative of the exact value up to 1e8 elements and beyond. When the
+ * reduced axes are adjacent (all of them, the last ones, the first ones...), the input is read as
+ * (outer, count, inner) blocks with no index map; other axis sets go through an index map.
  */
 import {
   anyOnDevice,
@@ -13,6 +18,7 @@ import {
   unavailableOnDevice,
 } from '../deviceOps.js';
 import { check } from '../errors.js';
+import { float64Accumulator, sumStrided } from '../internal/accumulate.js';
 import { stridedIndexMap } from '../internal/broadcast.js';
 import { pool } from '../internal/pool.js';
 import {
@@ -37,10 +43,12 @@ export interface ReduceOptions {
 
 interface ReductionPlan {
   readonly shape: number[];
-  /** For each input position (row-major), the output position it reduces into. */
-  readonly map: Int32Array;
   readonly outputSize: number;
   readonly count: number;
+  /** The input's strides into the output (0 on a reduced axis), for the index map. */
+  readonly outStrides: number[];
+  /** When the reduced axes are adjacent (axes of size 1 aside): the input is (outer, count, inner). */
+  readonly blocks: { readonly outer: number; readonly inner: number } | null;
 }
 
 function planReduction(
@@ -67,9 +75,67 @@ function planReduction(
       stride *= shape[d];
     }
   }
-  const map = stridedIndexMap(shape, outStrides);
   const outShape = keepDims ? shape.map((n, d) => (reduced[d] ? 1 : n)) : shape.filter((_, d) => !reduced[d]);
-  return { shape: outShape, map, outputSize: stride, count };
+  return { shape: outShape, outputSize: stride, count, outStrides, blocks: adjacentBlocks(shape, reduced) };
+}
+
+/** (outer, inner) around the reduced axes when they form one run, axes of size 1 ignored. */
+function adjacentBlocks(
+  shape: readonly number[],
+  reduced: readonly boolean[],
+): { outer: number; inner: number } | null {
+  let outer = 1;
+  let inner = 1;
+  // 0: before the reduced run, 1: inside it, 2: after it.
+  let phase = 0;
+  for (let d = 0; d < shape.length; d++) {
+    if (shape[d] === 1) continue;
+    if (reduced[d]) {
+      if (phase === 2) return null;
+      phase = 1;
+    } else if (phase === 0) outer *= shape[d];
+    else {
+      phase = 2;
+      inner *= shape[d];
+    }
+  }
+  return { outer, inner };
+}
+
+/** For each input position (row-major), the output position it reduces into. */
+function reductionMap(input: Tensor, plan: ReductionPlan): Int32Array {
+  return stridedIndexMap(input.shape, plan.outStrides);
+}
+
+/** out[o] = sum over the block of o, in float64, times `scale` (rounded once to float32). */
+function sumBlocks(
+  x: Float32Array,
+  count: number,
+  outer: number,
+  inner: number,
+  scale: number,
+  out: Float32Array,
+): void {
+  if (inner === 1) {
+    for (let o = 0; o < outer; o++) out[o] = sumStrided(x, o * count, count, 1) / scale;
+    return;
+  }
+  const totals = float64Accumulator(inner);
+  for (let o = 0; o < outer; o++) {
+    totals.fill(0);
+    for (let r = 0; r < count; r++) {
+      const base = (o * count + r) * inner;
+      for (let j = 0; j < inner; j++) totals[j] += x[base + j];
+    }
+    for (let j = 0; j < inner; j++) out[o * inner + j] = totals[j] / scale;
+  }
+}
+
+/** The same through the index map (any axis set). */
+function sumMapped(x: Float32Array, map: Int32Array, scale: number, out: Float32Array): void {
+  const totals = float64Accumulator(out.length);
+  for (let i = 0; i < map.length; i++) totals[map[i]] += x[i];
+  for (let o = 0; o < out.length; o++) out[o] = totals[o] / scale;
 }
 
 function sumOrMean(
@@ -100,10 +166,12 @@ function sumOrMean(
     return record(out, op, [input], rule);
   }
   const x = contiguousData(input);
-  const out = pool.takeZeroed(plan.outputSize);
-  const map = plan.map;
-  for (let i = 0; i < map.length; i++) out[map[i]] += x[i];
-  if (mean) for (let o = 0; o < out.length; o++) out[o] *= scale;
+  const out = pool.take(plan.outputSize);
+  // Divided by `divisor` (not multiplied by its inverse), so the mean of equal values is exact.
+  const divisor = mean ? plan.count : 1;
+  const blocks = plan.blocks;
+  if (blocks !== null) sumBlocks(x, plan.count, blocks.outer, blocks.inner, divisor, out);
+  else sumMapped(x, reductionMap(input, plan), divisor, out);
   releaseTemporary(input, x);
   return record(hostTensor(out, plan.shape), op, [input], rule);
 }
@@ -126,9 +194,9 @@ export function mean(input: Tensor, axes?: number | readonly number[], options: 
 }
 
 /** For each output position, the input position of the first maximum. */
-function argmaxPositions(x: Float32Array, plan: ReductionPlan): Int32Array {
+function argmaxPositions(input: Tensor, x: Float32Array, plan: ReductionPlan): Int32Array {
   const best = new Int32Array(plan.outputSize).fill(-1);
-  const map = plan.map;
+  const map = reductionMap(input, plan);
   for (let i = 0; i < map.length; i++) {
     const o = map[i];
     // NaN wins, as in PyTorch, so a NaN is never hidden.
@@ -147,7 +215,7 @@ export function max(input: Tensor, axes?: number | readonly number[], options: R
     return deviceReduce('max', input, marked, plan.shape);
   }
   const x = contiguousData(input);
-  const best = argmaxPositions(x, plan);
+  const best = argmaxPositions(input, x, plan);
   const out = pool.take(plan.outputSize);
   for (let o = 0; o < out.length; o++) out[o] = x[best[o]];
   releaseTemporary(input, x);
@@ -164,7 +232,7 @@ export function argmax(input: Tensor, axis: number, options: ReduceOptions = {})
   check(input.shape[d] > 0, 'invalid_shape', () => 'argmax: the axis is empty');
   const plan = planReduction(input.shape, d, options.keepDims ?? false, 'argmax');
   const x = contiguousData(input);
-  const best = argmaxPositions(x, plan);
+  const best = argmaxPositions(input, x, plan);
   let inner = 1;
   for (let k = d + 1; k < input.rank; k++) inner *= input.shape[k];
   const out = new Float32Array(plan.outputSize);

@@ -1,0 +1,156 @@
+/**
+ * ReLU forward and backward in WebAssembly SIMD (4 lanes of f32), assembled from opcodes like the
+ * Adam kernel (internal/simd.ts). In JavaScript `x > 0 ? x : 0` and `if (x > 0) gx += g` compile to
+ * branches that activations (half positive, in no order) mispredict half the time; the SIMD
+ * comparisons give lane masks instead. Arrays are copied into the kernel's memory and back
+ * (memcpy).
+ *
+ *   relu(x, y, byteLength):              y = max(x, 0)  (NaN stays NaN, -0 becomes 0)
+ *   reluBackward(x, g, gx, byteLength):  gx += g where x > 0 (g masked, so g elsewhere is ignored)
+ * byteLength a multiple of 16; the caller pads (the padding lanes are never copied back).
+ */
+import { name, section, unsignedLeb128, vector, type WasmMemory, wasm } from './simd.js';
+
+const I32 = 0x7f;
+const LOCAL_GET = 0x20;
+const LOCAL_TEE = 0x22;
+const I32_CONST = 0x41;
+const I32_ADD = 0x6a;
+const I32_EQZ = 0x45;
+const I32_LT_U = 0x49;
+const BLOCK = 0x02;
+const LOOP = 0x03;
+const BR_IF = 0x0d;
+const END = 0x0b;
+const EMPTY_BLOCK = 0x40;
+
+const simd = (opcode: number): number[] => [0xfd, ...unsignedLeb128(opcode)];
+const V128_LOAD = [...simd(0x00), 4, 0];
+const V128_STORE = [...simd(0x0b), 4, 0];
+const V128_ZERO = [...simd(0x0c), ...new Array(16).fill(0)];
+const F32X4_GT = simd(0x44);
+const V128_AND = simd(0x4e);
+const F32X4_ADD = simd(0xe4);
+const F32X4_MAX = simd(0xe9);
+
+/**
+ * A loop over byte offsets 0, 16, ... < byteLength (parameter `lengthParameter`, local `index`)
+ * around `step`.
+ */
+function loopOver(lengthParameter: number, index: number, step: number[]): number[] {
+  return [
+    ...[BLOCK, EMPTY_BLOCK, LOCAL_GET, lengthParameter, I32_EQZ, BR_IF, 0, LOOP, EMPTY_BLOCK],
+    ...step,
+    ...[LOCAL_GET, index, I32_CONST, 16, I32_ADD, LOCAL_TEE, index, LOCAL_GET, lengthParameter, I32_LT_U],
+    ...[BR_IF, 0, END, END],
+  ];
+}
+
+const at = (base: number, index: number): number[] => [LOCAL_GET, base, LOCAL_GET, index, I32_ADD];
+
+function functionBody(localsSpec: number[][], code: number[]): number[] {
+  const body = [...vector(localsSpec), ...code, END];
+  return [...unsignedLeb128(body.length), ...body];
+}
+
+// relu: parameters 0 x, 1 y, 2 byteLength; local 3 the index.
+function reluBody(): number[] {
+  const step = [...at(1, 3), ...at(0, 3), ...V128_LOAD, ...V128_ZERO, ...F32X4_MAX, ...V128_STORE];
+  return functionBody([[1, I32]], loopOver(2, 3, step));
+}
+
+// reluBackward: parameters 0 x, 1 g, 2 gx, 3 byteLength; local 4 the index.
+function reluBackwardBody(): number[] {
+  const mask = [...at(0, 4), ...V128_LOAD, ...V128_ZERO, ...F32X4_GT];
+  const masked = [...at(1, 4), ...V128_LOAD, ...mask, ...V128_AND];
+  const step = [...at(2, 4), ...at(2, 4), ...V128_LOAD, ...masked, ...F32X4_ADD, ...V128_STORE];
+  return functionBody([[1, I32]], loopOver(3, 4, step));
+}
+
+function moduleBytes(): Uint8Array {
+  const forwardType = [0x60, ...vector([[I32], [I32], [I32]]), 0];
+  const backwardType = [0x60, ...vector([[I32], [I32], [I32], [I32]]), 0];
+  return new Uint8Array([
+    ...[0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00],
+    ...section(1, vector([forwardType, backwardType])),
+    ...section(2, vector([[...name('env'), ...name('memory'), 0x02, 0x00, 0x00]])),
+    ...section(3, vector([[0], [1]])),
+    ...section(
+      7,
+      vector([
+        [...name('relu'), 0x00, 0x00],
+        [...name('reluBackward'), 0x00, 0x01],
+      ]),
+    ),
+    ...section(10, vector([reluBody(), reluBackwardBody()])),
+  ]);
+}
+
+interface Instance {
+  readonly memory: WasmMemory;
+  readonly relu: (x: number, y: number, byteLength: number) => void;
+  readonly reluBackward: (x: number, g: number, gx: number, byteLength: number) => void;
+  readonly bytes: number;
+}
+
+const PAGE_BYTES = 65536;
+/** The kernel's memory is at most this large; bigger tensors take the JavaScript loops. */
+export const RELU_KERNEL_BYTES_MAX = 256 * 1024 * 1024;
+
+let compiled: object | null | undefined;
+let instance: Instance | null = null;
+
+function instanceOf(bytes: number): Instance | null {
+  if (instance !== null && instance.bytes >= bytes) return instance;
+  if (compiled === undefined) {
+    try {
+      compiled = wasm === undefined ? null : new wasm.Module(moduleBytes());
+    } catch {
+      compiled = null;
+    }
+  }
+  if (compiled === null || wasm === undefined || bytes > RELU_KERNEL_BYTES_MAX) return null;
+  try {
+    const pages = Math.ceil(bytes / PAGE_BYTES);
+    const memory = new wasm.Memory({ initial: pages });
+    const { exports } = new wasm.Instance(compiled, { env: { memory } });
+    instance = {
+      memory,
+      relu: exports.relu as Instance['relu'],
+      reluBackward: exports.reluBackward as Instance['reluBackward'],
+      bytes: pages * PAGE_BYTES,
+    };
+    return instance;
+  } catch {
+    return null;
+  }
+}
+
+/** Bytes of `length` f32 rounded up to whole 16-byte vectors. */
+const paddedBytes = (length: number): number => Math.ceil(length / 4) * 16;
+
+/** y = max(x, 0); false when WebAssembly SIMD is unavailable or x is too large (use the JS loop). */
+export function reluKernel(x: Float32Array, y: Float32Array): boolean {
+  const bytes = paddedBytes(x.length);
+  const kernel = instanceOf(2 * bytes);
+  if (kernel === null) return false;
+  const buffer = kernel.memory.buffer;
+  new Float32Array(buffer, 0, x.length).set(x);
+  kernel.relu(0, bytes, bytes);
+  y.set(new Float32Array(buffer, bytes, x.length));
+  return true;
+}
+
+/** gx += g where x > 0; false when the kernel cannot run (use the JS loop). */
+export function reluBackwardKernel(x: Float32Array, g: Float32Array, gx: Float32Array): boolean {
+  const bytes = paddedBytes(x.length);
+  const kernel = instanceOf(3 * bytes);
+  if (kernel === null) return false;
+  const buffer = kernel.memory.buffer;
+  new Float32Array(buffer, 0, x.length).set(x);
+  new Float32Array(buffer, bytes, x.length).set(g);
+  new Float32Array(buffer, 2 * bytes, x.length).set(gx);
+  kernel.reluBackward(0, bytes, 2 * bytes, bytes);
+  gx.set(new Float32Array(buffer, 2 * bytes, x.length));
+  return true;
+}
