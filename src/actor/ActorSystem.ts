@@ -140,6 +140,16 @@ export interface RuntimeFaults {
   crashBeforeHandle?(pid: Pid): boolean;
 }
 
+/**
+ * The observability hook (src/observe installs one through `trace`): told of each user message
+ * as it is delivered and of each message a handler actor is about to handle. Unset, it costs
+ * one check per message.
+ */
+export interface ActorTracer {
+  delivered(to: Pid, message: unknown, from: Pid | undefined): void;
+  handling(pid: Pid, message: unknown): void;
+}
+
 export interface ProcessInfo {
   readonly pid: Pid;
   readonly name: string | undefined;
@@ -219,6 +229,8 @@ export class ActorSystem implements Spawner {
   private readonly faults: RuntimeFaults | undefined;
   private readonly exitListeners = new Set<(pid: Pid, reason: ExitReason) => void>();
   private counters = { spawned: 0, exited: 0, messagesSent: 0, messagesDropped: 0, crashes: 0 };
+  /** The observability hook; undefined when nothing traces this system. */
+  tracer: ActorTracer | undefined = undefined;
 
   constructor(options: ActorSystemOptions = {}) {
     this.nodeName = options.nodeName ?? 'zbmd@local';
@@ -556,6 +568,7 @@ export class ActorSystem implements Spawner {
     if (target === undefined) return; // sending to a dead process is not an error (as in Erlang)
     if (this.faults?.onSend !== undefined && !this.injectSendFault(target, message)) return;
     if (sender !== undefined) sender.reductions++;
+    if (this.tracer !== undefined) this.tracer.delivered(target.pid, message, sender?.pid);
     this.deliver(target, message);
   }
 
@@ -753,6 +766,7 @@ export class ActorSystem implements Spawner {
         this.crash(record, new InjectedCrash(record.pid));
         return;
       }
+      if (this.tracer !== undefined) this.tracer.handling(record.pid, message);
       let result: unknown;
       try {
         result = record.behavior!.handle(message, context);

@@ -3,9 +3,12 @@
  * `model` optional, defaults documented), validated once at the edge by `resolveTrainingConfig`,
  * field by field, each failure a `TrainingError` `invalid_config` naming the field.
  */
+import type { ActorSystem } from '../../actor/ActorSystem.js';
+import type { Pid } from '../../actor/Pid.js';
 import type { Random } from '../../actor/Random.js';
 import type { FaultConfig } from '../../fault/FaultConfig.js';
 import { faultConfig, NO_FAULTS, parseFaultConfig } from '../../fault/FaultConfig.js';
+import type { DeviceHealthReport } from '../../gpu/DeviceHealth.js';
 import type { DeviceInfo } from '../../gpu/types.js';
 import type { SupervisionEvent } from '../../supervision/SupervisionEvent.js';
 import type { Dataset } from '../data/Dataset.js';
@@ -88,6 +91,30 @@ export interface TrainingConfig {
   readonly onRecovery?: (recovery: Recovery) => void;
   /** Told about every action of the training supervisor (restarts...). */
   readonly onSupervisionEvent?: (event: SupervisionEvent) => void;
+  /** Called once the supervisor and its actors run (observers attach here: `zbmd train --view`). */
+  readonly onStarted?: (run: TrainingStarted) => void;
+  /** Called at the end of each epoch, after its evaluation. */
+  readonly onEpoch?: (epoch: EpochReport) => void;
+}
+
+/** What `onStarted` gets: the running system, the training supervisor and the devices. */
+export interface TrainingStarted {
+  readonly system: ActorSystem;
+  readonly supervisor: Pid;
+  readonly devices: readonly DeviceInfo[];
+  /** The device the step runs on now. */
+  currentDevice(): string;
+  /** Each device's health now. */
+  deviceHealth(): DeviceHealthReport[];
+}
+
+export interface EpochReport {
+  readonly epoch: number;
+  /** Steps committed at its end. */
+  readonly step: number;
+  readonly meanLoss: number;
+  readonly testAccuracy: number | undefined;
+  readonly stepsPerSec: number;
 }
 
 export interface StepReport {
@@ -157,6 +184,8 @@ export interface ResolvedTrainingConfig {
   readonly onStep: ((info: StepReport) => void) | undefined;
   readonly onRecovery: ((recovery: Recovery) => void) | undefined;
   readonly onSupervisionEvent: ((event: SupervisionEvent) => void) | undefined;
+  readonly onStarted: ((run: TrainingStarted) => void) | undefined;
+  readonly onEpoch: ((epoch: EpochReport) => void) | undefined;
 }
 
 function invalid(field: string, value: unknown, allowed: string): never {
@@ -268,5 +297,7 @@ export function resolveTrainingConfig(config: TrainingConfig): ResolvedTrainingC
     onStep: optionalFunction('onStep', fields.onStep),
     onRecovery: optionalFunction('onRecovery', fields.onRecovery),
     onSupervisionEvent: optionalFunction('onSupervisionEvent', fields.onSupervisionEvent),
+    onStarted: optionalFunction('onStarted', fields.onStarted),
+    onEpoch: optionalFunction('onEpoch', fields.onEpoch),
   };
 }

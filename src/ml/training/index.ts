@@ -33,6 +33,7 @@ export { buildCnn, buildMlp, MLP_HIDDEN_UNITS } from './models.js';
 export { SNAPSHOT_MAX_INTERVAL_STEPS, SNAPSHOT_OVERHEAD_TARGET, SnapshotPolicy } from './SnapshotPolicy.js';
 export { type LineageAudit, StepLineage } from './StepLineage.js';
 export {
+  type EpochReport,
   type ModelFactory,
   type ModelShape,
   type OptimizerName,
@@ -45,6 +46,7 @@ export {
   TRAINING_LIMITS,
   type TrainingConfig,
   type TrainingData,
+  type TrainingStarted,
 } from './TrainingConfig.js';
 export { CHECKPOINT_SHUTDOWN_MS, startTrainingSupervisor } from './TrainingSupervisor.js';
 export { type EpochSummary, STEP_CALL_TIMEOUT_MS, type TrainingResult, train } from './train.js';

@@ -171,6 +171,13 @@ export async function train(config: TrainingConfig): Promise<TrainingResult> {
     totals,
     resolved.onSupervisionEvent,
   );
+  resolved.onStarted?.({
+    system,
+    supervisor,
+    devices: prepared.session.devices,
+    currentDevice: () => prepared.session.deviceId,
+    deviceHealth: () => prepared.session.deviceHealth.reports(system.clock.now()),
+  });
   try {
     if (!prepared.session.snapshot.taken)
       await system.call(prepared.session.pidOf('model'), new CaptureRequest());
@@ -283,6 +290,7 @@ function endEpoch(run: Run, epoch: number): void {
     steps: run.epochSteps,
   };
   run.epochs.push(summary);
+  session.config.onEpoch?.({ ...summary, step: run.highestCommitted });
   castTo(
     run.system,
     session.pidOf('metrics'),
