@@ -1,4 +1,5 @@
 import { Command, InvalidArgumentError } from 'commander';
+import { registerObserveCommands } from './observe.js';
 import { registerTrainCommand } from './train.js';
 
 /** Benchmark suites: each is `bench/<name>.ts`, exporting `run(options)` that returns figures. */
@@ -17,6 +18,7 @@ export function buildProgram(): Command {
     .version(process.env.npm_package_version ?? '0.1.0');
 
   registerTrainCommand(program);
+  registerObserveCommands(program);
 
   program
     .command('demo')

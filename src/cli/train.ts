@@ -14,6 +14,7 @@
 import { type Command, InvalidArgumentError, Option } from 'commander';
 import { parseFaultConfig } from '../fault/FaultConfig.js';
 import type { Recovery, TrainingResult } from '../ml/training/index.js';
+import { addObserveOptions, type ObserveCliOptions, observeTraining } from './observe.js';
 
 /** The faults of a bare `--faults`: actor crashes at 2% of steps (about 19 per Fashion-MNIST epoch at batch 64). */
 export const DEFAULT_TRAINING_FAULTS = 'actorCrashRate=0.02,seed=7';
@@ -25,7 +26,7 @@ const FAULT_ALIASES: Readonly<Record<string, string>> = {
   gpu: 'gpuErrorRate',
 };
 
-export interface TrainCommandOptions {
+export interface TrainCommandOptions extends ObserveCliOptions {
   readonly data?: string;
   readonly model: 'mlp' | 'cnn';
   readonly optimizer: 'sgd' | 'adam' | 'adamw';
@@ -141,7 +142,9 @@ export async function trainCommand(
   const live = stderr.isTTY === true;
   // Loaded on use, so that `zbmd --help` and the other commands do not load the ML stack.
   const { train } = await import('../ml/training/index.js');
+  const observation = await observeTraining(options, (line) => stderr.write(`${line}\n`));
   const result = await train({
+    ...observation.hooks,
     model: options.model,
     optimizer: options.optimizer,
     learningRate: options.lr,
@@ -157,7 +160,7 @@ export async function trainCommand(
     snapshotIntervalSteps: options.snapshotInterval,
     resume: options.resume,
     progress: live ? (line) => stderr.write(`\r\x1b[K${line}`) : undefined,
-  });
+  }).finally(() => observation.finish());
   if (live) stderr.write('\n');
   if (options.json) write(JSON.stringify(trainingReport(result)));
   else writeSummary(result, write);
@@ -196,8 +199,7 @@ function parseFaultsOption(value: string): string {
 
 /** Adds `zbmd train` to the program (src/cli/main.ts calls it). */
 export function registerTrainCommand(program: Command): void {
-  program
-    .command('train')
+  addObserveOptions(program.command('train'))
     .description(
       'train a model under supervision, through injected crashes, OOM and device errors, losing no step',
     )

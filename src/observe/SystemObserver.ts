@@ -280,7 +280,15 @@ export class SystemObserver {
 /** A message as a crash report shows it: the request inside a call or cast envelope. */
 function describeMessage(message: unknown): string | undefined {
   if (message === undefined) return undefined;
-  if (message instanceof CallRequest) return `call ${formatReason(message.request)}`;
-  if (message instanceof CastRequest) return `cast ${formatReason(message.request)}`;
-  return formatReason(message);
+  if (message instanceof CallRequest) return `call ${describeValue(message.request)}`;
+  if (message instanceof CastRequest) return `cast ${describeValue(message.request)}`;
+  return describeValue(message);
+}
+
+/** `StepRequest {"step":3}`: the class name says what a message is when it has one. */
+function describeValue(value: unknown): string {
+  const text = formatReason(value);
+  if (typeof value !== 'object' || value === null || value instanceof Error) return text;
+  const name = (value as object).constructor?.name;
+  return name === undefined || name === 'Object' || name === 'Array' ? text : `${name} ${text}`;
 }

@@ -114,6 +114,8 @@ interface Panel {
   readonly colour: string;
   readonly markers: boolean;
   readonly top: number;
+  /** A fixed y range (accuracy: [0, 1]); default: the data's, padded. */
+  readonly yRange?: readonly [number, number];
 }
 
 function panel(spec: Panel, xLow: number, xHigh: number, recoveries: readonly RecoveryMark[]): string {
@@ -129,6 +131,7 @@ function panel(spec: Panel, xLow: number, xHigh: number, recoveries: readonly Re
   const pad = (yHigh - yLow) * 0.05;
   yLow -= pad;
   yHigh += pad;
+  if (spec.yRange !== undefined) [yLow, yHigh] = spec.yRange;
   const x = (value: number) => MARGIN.left + ((value - xLow) / (xHigh - xLow || 1)) * innerWidth;
   const y = (value: number) => spec.top + MARGIN.top + (1 - (value - yLow) / (yHigh - yLow)) * innerHeight;
   const parts: string[] = [
