@@ -1078,6 +1078,7 @@ export class ActorSystem implements Spawner {
       }
       try {
         const envelope = new CallRequest(request, pending);
+        if (this.tracer !== undefined) this.tracer.delivered(target.pid, envelope, caller?.pid);
         if (this.faults?.onSend === undefined || this.injectSendFault(target, envelope))
           this.deliver(target, envelope);
       } catch (error) {

@@ -5,6 +5,7 @@ export * from './CrashReport.js';
 export * from './errors.js';
 // What shows (reads the layers' public APIs)
 export * from './httpServer.js';
+export * from './inspect.js';
 export * from './logger.js';
 export * from './plot.js';
 export * from './registry.js';
