@@ -129,7 +129,7 @@ export class SystemObserver {
       stats,
       restartsTotal: this.restartsTotal,
       processes: this.processRows(),
-      tree: this.roots().map((root) => this.treeOf(root, root.toString(), undefined, undefined, 0)),
+      tree: this.roots().map((root) => this.treeOf(root, 'root', undefined, undefined, 0)),
       nodes: [],
       devices: this.devices(),
       events: [...this.events],
@@ -191,7 +191,7 @@ export class SystemObserver {
                 },
           );
     return {
-      id: parent === undefined ? (this.system.processInfo(pid)?.name ?? id) : id,
+      id: parent === undefined ? (this.system.processInfo(pid)?.name ?? 'root') : id,
       pid: String(pid),
       type: view === undefined ? 'worker' : 'supervisor',
       strategy: view?.strategy,

@@ -4,6 +4,10 @@
  */
 import { getServerState, type Pid, type Where } from '../actor/index.js';
 
-export function getState<State = unknown>(where: Where, pid: Pid | string, timeoutMs?: number): Promise<State> {
+export function getState<State = unknown>(
+  where: Where,
+  pid: Pid | string,
+  timeoutMs?: number,
+): Promise<State> {
   return getServerState<State>(where, pid, timeoutMs);
 }

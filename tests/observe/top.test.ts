@@ -93,7 +93,7 @@ describe('zbmd top', () => {
     expect(frame).toMatch(/^zbmd top - zbmd@top/);
     expect(frame).toContain('PROCESSES (by reductions)');
     expect(frame).toMatch(
-      /SUPERVISION TREE\n {2}<0\.1\.0> <0\.1\.0> supervisor one_for_one\n {2}├── counter <[\d.]+> worker {2}restarts 1\n {2}└── idle <[\d.]+> worker/,
+      /SUPERVISION TREE\n {2}root <0\.1\.0> supervisor one_for_one\n {2}├── counter <[\d.]+> worker {2}restarts 1\n {2}└── idle <[\d.]+> worker/,
     );
     expect(frame).toContain('NODES\n  zbmd@top (this node; no cluster)');
     const byMailbox = renderTopFrame(observer.snapshot(), { sort: 'mailbox' });

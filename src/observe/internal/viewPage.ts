@@ -28,7 +28,7 @@ export const VIEW_PAGE = `<!doctype html>
   .health-healthy { color: #2ca02c; } .health-warning { color: #b8860b; }
   .health-degraded, .health-critical { color: #d62728; font-weight: bold; }
   #events li { font-family: ui-monospace, monospace; font-size: 12px; }
-  #events { max-height: 220px; overflow-y: auto; margin: 0; padding-left: 18px; }
+  #events { max-height: 220px; overflow-y: auto; margin: 0; padding-left: 28px; }
   .empty { color: #888; font-size: 13px; }
 </style>
 </head>
@@ -53,6 +53,7 @@ export const VIEW_PAGE = `<!doctype html>
 'use strict';
 const text = (value) => String(value).replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[c]);
 let recoveries = [];
+let lastStep = 1;
 function recoveryLines(u) {
   const ctx = u.ctx;
   ctx.save();
@@ -69,18 +70,20 @@ function recoveryLines(u) {
   }
   ctx.restore();
 }
-function chart(element, label, colour, points) {
+function chart(element, label, colour, points, yRange) {
   const width = Math.max(400, element.clientWidth || 600);
+  const scales = { x: { time: false, range: () => [0, lastStep] } };
+  if (yRange) scales.y = { range: () => yRange };
   return new uPlot({
     width, height: 240,
-    scales: { x: { time: false } },
+    scales,
     axes: [{ label: 'step' }, {}],
     series: [{ label: 'step' }, { label, stroke: colour, width: 1.5, points: { show: points, size: 7, fill: colour } }],
     hooks: { draw: [recoveryLines] },
   }, [[], []], element);
 }
 const lossChart = chart(document.getElementById('loss'), 'loss', '#1f77b4', false);
-const accuracyChart = chart(document.getElementById('accuracy'), 'test accuracy', '#2ca02c', true);
+const accuracyChart = chart(document.getElementById('accuracy'), 'test accuracy', '#2ca02c', true, [0, 1]);
 window.zbmdCharts = { loss: lossChart, accuracy: accuracyChart };
 
 function treeItem(node) {
@@ -111,6 +114,7 @@ function render(snapshot) {
   const training = snapshot.training;
   if (training) {
     recoveries = training.recoveries;
+    lastStep = Math.max(1, training.steps);
     lossChart.setData([training.loss.map((p) => p[0]), training.loss.map((p) => p[1])]);
     accuracyChart.setData([training.accuracy.map((p) => p[0]), training.accuracy.map((p) => p[1])]);
     const counts = {};

@@ -1,0 +1,120 @@
+import { existsSync } from 'node:fs';
+import { mkdtemp, rm, stat } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import puppeteer, { type Browser } from 'puppeteer-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { SystemObserver, startWebView } from '../../src/observe/index.js';
+import { supervisedFixture } from './helpers.js';
+
+const CHROMIUM = '/usr/bin/chromium';
+const FLAGS = [
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+  '--no-first-run',
+];
+
+let browser: Browser;
+let directory: string;
+
+beforeAll(async () => {
+  directory = await mkdtemp(join(tmpdir(), 'zbmd-view-'));
+  if (existsSync(CHROMIUM))
+    browser = await puppeteer.launch({
+      executablePath: CHROMIUM,
+      args: FLAGS,
+      headless: true,
+      userDataDir: join(directory, 'profile'),
+    });
+}, 60_000);
+
+afterAll(async () => {
+  await browser?.close();
+  await rm(directory, { recursive: true, force: true });
+});
+
+describe.skipIf(!existsSync(CHROMIUM))('the web view in headless Chromium', () => {
+  it('shows the tree, follows an injected crash, draws the curves with recoveries', async () => {
+    const fixture = await supervisedFixture('zbmd@view');
+    const observer = new SystemObserver(fixture.system, { metrics: false });
+    observer.watchDevices(() => [
+      {
+        id: 'cpu:0',
+        memoryBytes: 8 * 2 ** 30,
+        health: 'healthy',
+        errorCount: 0,
+        lastError: undefined,
+        current: true,
+      },
+    ]);
+    for (let step = 1; step <= 200; step++)
+      observer.training.step(step, 2.3 * Math.exp(-step / 60) + 0.1, step * 5);
+    observer.training.recovery(120, 'model_crash');
+    observer.training.epoch(100, 0.71);
+    observer.training.epoch(200, 0.83);
+    const view = await startWebView({
+      source: () => observer.snapshot(),
+      port: 0,
+      onChange: (listener) => observer.onChange(listener),
+    });
+    const page = await browser.newPage();
+    try {
+      await page.setViewport({ width: 1280, height: 900 });
+      await page.goto(`${view.url}/`, { waitUntil: 'load' });
+      expect(view.url).toMatch(/^http:\/\/127\.0\.0\.1:/);
+      // the tree shows both children under the supervisor
+      await page.waitForFunction(() => document.querySelectorAll('#tree li[data-id]').length === 3, {
+        timeout: 10_000,
+      });
+      const ids = await page.$$eval('#tree li[data-id]', (items) =>
+        items.map((item) => item.getAttribute('data-id')),
+      );
+      expect(ids).toEqual(['root', 'counter', 'idle']);
+      const before = await page.$eval('#tree li[data-id="counter"]', (item) => item.getAttribute('data-pid'));
+
+      // a crash injected now: the page shows the new pid and the restart
+      const restarted = await fixture.crashCounter();
+      await page.waitForFunction(
+        (pid) => document.querySelector('#tree li[data-id="counter"]')?.getAttribute('data-pid') === pid,
+        { timeout: 10_000 },
+        String(restarted.pid),
+      );
+      expect(String(restarted.pid)).not.toBe(before);
+      expect(await page.$eval('#tree li[data-id="counter"] .restarts', (badge) => badge.textContent)).toBe(
+        '1',
+      );
+      expect(await page.$eval('#events', (list) => list.textContent)).toMatch(
+        /child_exited counter .*counter: asked to crash/,
+      );
+
+      // the curves have their points; the recovery is listed
+      const points = await page.evaluate(() => {
+        const charts = (
+          window as unknown as { zbmdCharts: { loss: { data: number[][] }; accuracy: { data: number[][] } } }
+        ).zbmdCharts;
+        return { loss: charts.loss.data[1].length, accuracy: charts.accuracy.data[1].length };
+      });
+      expect(points).toEqual({ loss: 200, accuracy: 2 });
+      expect(await page.$eval('#recoveries', (element) => element.textContent)).toContain('model_crash 1');
+      expect(await page.$eval('#devices', (element) => element.textContent)).toMatch(/cpu:0\s*healthy/);
+      expect(await page.$eval('#nodes', (element) => element.textContent)).toContain(
+        'zbmd@view (this node; no cluster)',
+      );
+
+      const screenshot = join(directory, 'view.png');
+      await page.screenshot({ path: screenshot, fullPage: true });
+      expect((await stat(screenshot)).size).toBeGreaterThan(10_000);
+      if (process.env.ZBMD_KEEP_SCREENSHOT)
+        await page.screenshot({ path: process.env.ZBMD_KEEP_SCREENSHOT, fullPage: true });
+    } finally {
+      await page.close();
+      await view.close();
+      observer.stop();
+      fixture.system.shutdown();
+    }
+  });
+});
