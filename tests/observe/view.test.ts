@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import puppeteer, { type Browser } from 'puppeteer-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { SystemObserver, startWebView } from '../../src/observe/index.js';
+import { ControlClient, SystemObserver, startControlServer, startWebView } from '../../src/observe/index.js';
 import { supervisedFixture } from './helpers.js';
 
 const CHROMIUM = '/usr/bin/chromium';
@@ -113,6 +113,37 @@ describe.skipIf(!existsSync(CHROMIUM))('the web view in headless Chromium', () =
     } finally {
       await page.close();
       await view.close();
+      observer.stop();
+      fixture.system.shutdown();
+    }
+  });
+
+  it('zbmd view --attach: the page of a program reached through its control socket', async () => {
+    const fixture = await supervisedFixture('zbmd@attached');
+    const observer = new SystemObserver(fixture.system, { metrics: false });
+    const control = await startControlServer(() => observer.snapshot(), join(directory, 'attach.sock'));
+    const client = new ControlClient(control.path);
+    const view = await startWebView({ source: () => client.snapshot(), port: 0, pushMs: 100 });
+    const page = await browser.newPage();
+    try {
+      await page.goto(`${view.url}/`, { waitUntil: 'load' });
+      await page.waitForFunction(() => document.querySelectorAll('#tree li[data-id]').length === 3, {
+        timeout: 10_000,
+      });
+      const restarted = await fixture.crashCounter();
+      await page.waitForFunction(
+        (pid) => document.querySelector('#tree li[data-id="counter"]')?.getAttribute('data-pid') === pid,
+        { timeout: 10_000 },
+        String(restarted.pid),
+      );
+      expect(await page.$eval('#status', (element) => element.textContent)).toMatch(
+        /^zbmd@attached .* restarts 1/,
+      );
+    } finally {
+      await page.close();
+      await view.close();
+      client.close();
+      await control.close();
       observer.stop();
       fixture.system.shutdown();
     }
