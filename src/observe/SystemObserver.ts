@@ -143,12 +143,14 @@ export class SystemObserver {
   /** Live processes, the busiest (by reductions) first, at most `limit`. */
   processRows(limit = PROCESS_ROWS_MAX): ProcessRow[] {
     const rows: ProcessRow[] = [];
-    for (const pid of this.system.processes()) {
+    const pids = this.system.processes();
+    const childIds = this.childIds(pids);
+    for (const pid of pids) {
       const info = this.system.processInfo(pid);
       if (info === undefined) continue;
       rows.push({
         pid: String(pid),
-        name: info.name,
+        name: info.name ?? childIds.get(pid),
         status: info.status,
         mailboxLength: info.mailboxLength,
         reductions: info.reductions,
@@ -157,6 +159,17 @@ export class SystemObserver {
     }
     rows.sort((a, b) => b.reductions - a.reductions);
     return rows.slice(0, limit);
+  }
+
+  /** The child id of each supervised process (the name `zbmd top` shows when it has no registered one). */
+  private childIds(pids: readonly Pid[]): Map<Pid, string> {
+    const ids = new Map<Pid, string>();
+    for (const pid of pids) {
+      const view = supervisorChildren(this.system, pid);
+      if (view === undefined) continue;
+      for (const child of view.children) if (isPid(child.pid)) ids.set(child.pid, child.id);
+    }
+    return ids;
   }
 
   /** Supervisors nobody supervises: the roots of the trees. */
