@@ -3,7 +3,7 @@ import { registerObserveCommands } from './observe.js';
 import { registerTrainCommand } from './train.js';
 
 /** Benchmark suites: each is `bench/<name>.ts`, exporting `run(options)` that returns figures. */
-const BENCH_SUITES = ['actors', 'supervision', 'fault', 'gpu', 'ml', 'train'] as const;
+const BENCH_SUITES = ['actors', 'supervision', 'fault', 'gpu', 'ml', 'train', 'observe'] as const;
 
 export interface BenchOptions {
   readonly json: boolean;

@@ -83,8 +83,13 @@ class TracedProcess {
 /** One per system: fans the runtime's single hook out to the traces and the last-message table. */
 class TraceHub<P extends object> implements TracerHook<P> {
   readonly traced = new Map<P, TracedProcess>();
-  /** The message each handler process took last (for crash reports); kept only when enabled. */
-  lastMessages: WeakMap<P, unknown> | undefined = undefined;
+  /** Crash reports want the last message: kept only while `trackLastMessages` is on. */
+  trackingLast = false;
+  /** The message a handler took last and whose it was: two stores per message, no table. */
+  private currentPid: P | undefined = undefined;
+  private currentMessage: unknown = undefined;
+  /** The message each process was handling when it exited (the last `EXIT_MESSAGES_KEPT`). */
+  private readonly exitMessages = new Map<P, unknown>();
   private readonly removeExitListener: () => void;
 
   constructor(readonly system: TraceableSystem<P>) {
@@ -105,10 +110,25 @@ class TraceHub<P extends object> implements TracerHook<P> {
   }
 
   handling(pid: P, message: unknown): void {
-    this.lastMessages?.set(pid, message);
+    this.currentPid = pid;
+    this.currentMessage = message;
+  }
+
+  /** What `pid` was handling when it exited, or is handling now; undefined when not known. */
+  lastMessage(pid: P): unknown {
+    if (this.exitMessages.has(pid)) return this.exitMessages.get(pid);
+    return this.currentPid === pid ? this.currentMessage : undefined;
   }
 
   private exited(pid: P, reason: unknown): void {
+    // A handler that throws exits before the next one runs, so the current message is its own.
+    if (this.trackingLast && this.currentPid === pid) {
+      this.exitMessages.set(pid, this.currentMessage);
+      if (this.exitMessages.size > EXIT_MESSAGES_KEPT)
+        this.exitMessages.delete(this.exitMessages.keys().next().value as P);
+      this.currentPid = undefined;
+      this.currentMessage = undefined;
+    }
     const traced = this.traced.get(pid);
     if (traced?.options.exits) this.record(traced, 'exit', undefined, reason);
   }
@@ -125,7 +145,7 @@ class TraceHub<P extends object> implements TracerHook<P> {
 
   /** Takes the hook off the system once nothing uses it. */
   release(): void {
-    if (this.traced.size > 0 || this.lastMessages !== undefined) return;
+    if (this.traced.size > 0 || this.trackingLast) return;
     this.removeExitListener();
     if (this.system.tracer === this) this.system.tracer = undefined;
     hubs.delete(this.system);
@@ -133,6 +153,8 @@ class TraceHub<P extends object> implements TracerHook<P> {
 }
 
 const hubs = new WeakMap<object, TraceHub<object>>();
+/** Exited processes whose last message is kept for their crash report. */
+export const EXIT_MESSAGES_KEPT = 1000;
 
 function hubOf<P extends object>(system: TraceableSystem<P>): TraceHub<P> {
   let hub = hubs.get(system) as TraceHub<P> | undefined;
@@ -173,18 +195,20 @@ export function trace<P extends object>(
 }
 
 /**
- * Remembers the message each handler process takes last, so a crash report can say what the
- * process was handling (OTP's "Last message in"). Returns the lookup and a function to stop.
+ * Remembers the message a handler process was handling when it exited, so a crash report can
+ * say it (OTP's "Last message in"). Known for a handler that throws while handling; for one
+ * that crashes later, after awaiting a promise while others ran, it may be unknown (undefined).
+ * Returns the lookup and a function to stop.
  */
 export function trackLastMessages<P extends object>(
   system: TraceableSystem<P>,
 ): { lastMessage(pid: P): unknown; stop(): void } {
   const hub = hubOf(system);
-  hub.lastMessages ??= new WeakMap();
+  hub.trackingLast = true;
   return {
-    lastMessage: (pid) => hub.lastMessages?.get(pid),
+    lastMessage: (pid) => hub.lastMessage(pid),
     stop: () => {
-      hub.lastMessages = undefined;
+      hub.trackingLast = false;
       hub.release();
     },
   };
