@@ -754,6 +754,7 @@ export class ActorSystem implements Spawner {
       if (record.behavior!.init !== undefined && !this.runInit(record)) return;
     }
     const mailbox = record.mailbox;
+    const tracer = this.tracer;
     for (let budget = this.budget; budget > 0 && mailbox.length > 0; budget--) {
       const message = mailbox.shift();
       record.reductions++;
@@ -766,7 +767,7 @@ export class ActorSystem implements Spawner {
         this.crash(record, new InjectedCrash(record.pid));
         return;
       }
-      if (this.tracer !== undefined) this.tracer.handling(record.pid, message);
+      if (tracer !== undefined) tracer.handling(record.pid, message);
       let result: unknown;
       try {
         result = record.behavior!.handle(message, context);
