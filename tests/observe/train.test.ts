@@ -100,3 +100,40 @@ describe('zbmd train with --metrics-port, --control and --plot', () => {
     ).rejects.toThrow(/--log-level: expected a log level/);
   });
 });
+
+describe('the observe options of zbmd train', () => {
+  async function parsed(...args: string[]): Promise<Record<string, unknown>> {
+    const { Command } = await import('commander');
+    const { registerTrainCommand } = await import('../../src/cli/train.js');
+    const root = new Command('zbmd').exitOverride().configureOutput({ writeErr: () => undefined });
+    registerTrainCommand(root);
+    const command = root.commands[0];
+    command.exitOverride().configureOutput({ writeErr: () => undefined });
+    command.action(() => {}); // parse only
+    await root.parseAsync(['node', 'zbmd', 'train', ...args]);
+    return command.opts();
+  }
+
+  it('take ports, a bare --view and --control, a level and a plot path', async () => {
+    expect(
+      await parsed('--metrics-port', '9464', '--view', '--control', '--log-level', 'info', '--plot', 'c.svg'),
+    ).toMatchObject({
+      metricsPort: 9464,
+      view: true,
+      control: true,
+      logLevel: 'info',
+      plot: 'c.svg',
+    });
+    expect(await parsed('--view', '8080', '--control', '/tmp/x.sock')).toMatchObject({
+      view: 8080,
+      control: '/tmp/x.sock',
+    });
+  });
+
+  it('reject a port out of range, naming the option', async () => {
+    await expect(parsed('--metrics-port', '70000')).rejects.toThrow(
+      /--metrics-port: expected a port in \[0, 65535\]/,
+    );
+    await expect(parsed('--view', 'abc')).rejects.toThrow(/--view: expected a port/);
+  });
+});
