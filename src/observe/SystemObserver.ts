@@ -285,7 +285,7 @@ export class SystemObserver {
     const level = action === 'restarted' || action === 'restart_scheduled' ? 'warn' : 'error';
     this.logger[level](
       { pid: report.pid, child: report.name, supervisor: report.supervisor, action, report: lines },
-      `crash report: ${report.name ?? report.pid} crashed (${report.reason}); supervisor ${action.replace('_', ' ')}`,
+      `crash report: ${report.name ?? report.pid} crashed; supervisor ${action.replace('_', ' ')}`,
     );
   }
 }

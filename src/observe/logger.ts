@@ -74,11 +74,12 @@ export function formatRecord(line: string, colour = false): string {
   const time = new Date(Number(record.time)).toISOString().slice(11, 23);
   const name = (LEVEL_NAMES[level] ?? String(level)).padEnd(5);
   const tag = colour && LEVEL_COLOURS[level] !== undefined ? `${LEVEL_COLOURS[level]}${name}\x1b[0m` : name;
+  const report = Array.isArray(record.report) ? record.report.map((entry) => `    ${entry}`) : [];
+  // a record with a report says it all there: its fields are left to the JSON form
   const extra = Object.entries(record)
-    .filter(([key]) => !RECORD_FIELDS.has(key))
+    .filter(([key]) => !RECORD_FIELDS.has(key) && report.length === 0)
     .map(([key, value]) => `${key}=${typeof value === 'string' ? value : JSON.stringify(value)}`);
   const head = [time, tag, String(record.msg ?? ''), ...extra].join(' ');
-  const report = Array.isArray(record.report) ? record.report.map((entry) => `    ${entry}`) : [];
   return [head, ...report].join('\n');
 }
 
@@ -89,7 +90,10 @@ function readableStream(out: NodeJS.WritableStream & { isTTY?: boolean }): Writa
       pending += chunk.toString('utf8');
       const lines = pending.split('\n');
       pending = lines.pop() ?? '';
-      for (const line of lines) if (line !== '') out.write(`${formatRecord(line, out.isTTY === true)}\n`);
+      // on a terminal, first clear the line a progress display may have left without a newline
+      const clear = out.isTTY === true ? '\r\x1b[K' : '';
+      for (const line of lines)
+        if (line !== '') out.write(`${clear}${formatRecord(line, out.isTTY === true)}\n`);
       done();
     },
   });

@@ -53,12 +53,15 @@ describe('log levels', () => {
     const sink = new LineSink();
     sink.isTTY = true;
     const logger = createLogger({ level: 'info', stream: sink, pretty: true });
+    logger.info({ step: 3 }, 'checkpoint written');
     logger.warn(
       { child: 'model', report: ['crasher: <0.2.0> (model)', 'reason: boom'] },
       'crash report: model crashed',
     );
-    expect(sink.lines[0]).toMatch(/^\d\d:\d\d:\d\d\.\d{3} .*WARN.* crash report: model crashed child=model$/);
-    expect(sink.lines.slice(1)).toEqual(['    crasher: <0.2.0> (model)', '    reason: boom']);
+    // each line first clears what a progress display left on the terminal's line
+    expect(sink.lines[0]).toMatch(/^\r\x1b\[K\d\d:\d\d:\d\d\.\d{3} INFO {2}checkpoint written step=3$/);
+    expect(sink.lines[1]).toMatch(/^\r\x1b\[K\d\d:\d\d:\d\d\.\d{3} \x1b\[33mWARN \x1b\[0m crash report: model crashed$/);
+    expect(sink.lines.slice(2)).toEqual(['    crasher: <0.2.0> (model)', '    reason: boom']);
     expect(formatRecord('not json')).toBe('not json');
   });
 });
