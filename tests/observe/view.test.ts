@@ -5,6 +5,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import puppeteer, { type Browser } from 'puppeteer-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { observeTraining } from '../../src/cli/observe.js';
+import { CpuBackend } from '../../src/gpu/backends/CpuBackend.js';
+import { TINY_DATASET_DIR } from '../../src/ml/data/index.js';
+import { train } from '../../src/ml/training/index.js';
 import { ControlClient, SystemObserver, startControlServer, startWebView } from '../../src/observe/index.js';
 import { supervisedFixture } from './helpers.js';
 
@@ -148,5 +152,45 @@ describe.skipIf(!existsSync(CHROMIUM))('the web view in headless Chromium', () =
       observer.stop();
       fixture.system.shutdown();
     }
+  });
+
+  it('zbmd train --view: the training tree, its restarts and the loss curve while it trains', async () => {
+    const notices: string[] = [];
+    const observation = await observeTraining(
+      { view: true, control: join(directory, 'train.sock'), logLevel: 'silent' },
+      (line) => notices.push(line),
+    );
+    expect(notices.at(-1)).toBe(`zbmd: web view on ${observation.view!.url}/`);
+    const training = train({
+      ...observation.hooks,
+      model: 'mlp',
+      data: TINY_DATASET_DIR,
+      batchSize: 4,
+      maxSteps: 1500,
+      seed: 3,
+      faults: 'actorCrashRate=0.02,seed=3',
+      devices: [new CpuBackend(0).info()],
+    }).finally(() => observation.finish());
+    const page = await browser.newPage();
+    try {
+      await page.goto(`${observation.view!.url}/`, { waitUntil: 'load' });
+      await page.waitForFunction(
+        () =>
+          document.querySelectorAll('#tree li[data-id]').length === 6 &&
+          document.querySelectorAll('#tree .restarts').length > 0 &&
+          (window as unknown as { zbmdCharts: { loss: { data: number[][] } } }).zbmdCharts.loss.data[1]
+            .length > 10,
+        { timeout: 20_000 },
+      );
+      const ids = await page.$$eval('#tree li[data-id]', (items) =>
+        items.map((item) => item.getAttribute('data-id')),
+      );
+      expect(ids).toEqual(['root', 'model', 'optimizer', 'dataloader', 'checkpoint', 'metrics']);
+      expect(await page.$eval('#devices', (element) => element.textContent)).toContain('cpu:0');
+    } finally {
+      await page.close();
+    }
+    const result = await training;
+    expect(result.lostSteps).toBe(0);
   });
 });
