@@ -61,10 +61,16 @@ export function startControlServer(
     );
     server.listen(path, () => {
       chmodSync(path, 0o600);
+      // a program that exits without closing (process.exit, an uncaught error) leaves no socket
+      const removeAtExit = (): void => {
+        if (existsSync(path)) unlinkSync(path);
+      };
+      process.once('exit', removeAtExit);
       resolve({
         path,
         close: () =>
           new Promise<void>((done) => {
+            process.off('exit', removeAtExit);
             for (const socket of sockets) socket.destroy();
             server.close(() => done());
           }),
