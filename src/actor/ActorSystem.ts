@@ -158,6 +158,16 @@ export interface RuntimeFaults {
   crashBeforeHandle?(pid: Pid): boolean;
 }
 
+/**
+ * The observability hook (src/observe installs one through `trace`): told of each user message
+ * as it is delivered and of each message a handler actor is about to handle. Unset, it costs
+ * one check per message. It sees this thread's deliveries only.
+ */
+export interface ActorTracer {
+  delivered(to: Pid, message: unknown, from: Pid | undefined): void;
+  handling(pid: Pid, message: unknown): void;
+}
+
 export interface ProcessInfo {
   readonly pid: Pid;
   readonly name: string | undefined;
@@ -217,6 +227,15 @@ export class ActorSystem implements Spawner {
       : threads > 1
         ? new ThreadPool(runtime, threads, options)
         : undefined;
+  }
+
+  /** The observability hook (see `ActorTracer`); undefined when nothing traces this system. */
+  get tracer(): ActorTracer | undefined {
+    return this.#runtime.tracer;
+  }
+
+  set tracer(tracer: ActorTracer | undefined) {
+    this.#runtime.tracer = tracer;
   }
 
   /** The scheduler thread this system object runs on (0: the thread that created the system). */

@@ -3,12 +3,13 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
 import { registerClusterCommands } from './cluster.js';
+import { registerObserveCommands } from './observe.js';
 import { integerOption, UsageError } from './options.js';
 import type { SimulateOptions } from './simulate.js';
 import { registerTrainCommand } from './train.js';
 
 /** Benchmark suites: each is `bench/<name>.ts`, exporting `run(options)` that returns figures. */
-const BENCH_SUITES = ['actors', 'supervision', 'fault', 'gpu', 'ml', 'train', 'cluster'] as const;
+const BENCH_SUITES = ['actors', 'supervision', 'fault', 'gpu', 'ml', 'train', 'cluster', 'observe'] as const;
 
 export interface BenchOptions {
   readonly json: boolean;
@@ -47,6 +48,7 @@ export function buildProgram(): Command {
 
   registerTrainCommand(program);
   registerClusterCommands(program);
+  registerObserveCommands(program);
 
   program
     .command('demo')

@@ -20,12 +20,13 @@ import { faultKeyOf, parseFaultConfig } from '../fault/FaultConfig.js';
 import { trainingFaultProblem } from '../ml/training/FaultPlan.js';
 import type { EpochReport, Recovery, StartReport, TrainingResult } from '../ml/training/index.js';
 import { TRAINING_LIMITS } from '../ml/training/TrainingConfig.js';
+import { addObserveOptions, type ObserveCliOptions, observeTraining } from './observe.js';
 import { integerOption, numberOption, pathOption, UsageError } from './options.js';
 
 /** The faults of a bare `--faults`: actor crashes at 2% of steps (about 19 per Fashion-MNIST epoch at batch 64). */
 export const DEFAULT_TRAINING_FAULTS = 'actorCrashRate=0.02,seed=7';
 
-export interface TrainCommandOptions {
+export interface TrainCommandOptions extends ObserveCliOptions {
   readonly data?: string;
   readonly model: 'mlp' | 'cnn';
   readonly optimizer: 'sgd' | 'adam' | 'adamw';
@@ -174,7 +175,9 @@ export async function trainCommand(
   // Loaded on use, so that `zbmd --help` and the other commands do not load the ML stack.
   const { train } = await import('../ml/training/index.js');
   const text = !options.json;
+  const observation = await observeTraining(options, (line) => stderr.write(`${line}\n`));
   const result = await train({
+    ...observation.hooks,
     model: options.model,
     optimizer: options.optimizer,
     learningRate: options.lr,
@@ -193,8 +196,11 @@ export async function trainCommand(
     stopSignal,
     progress: live ? (line) => stderr.write(`\r\x1b[K${line}`) : undefined,
     onStart: text ? (start) => write(headerLine(options, start)) : undefined,
-    onEpoch: text ? (epoch) => write(epochLine(epoch)) : undefined,
-  });
+    onEpoch: (epoch) => {
+      observation.hooks.onEpoch?.(epoch);
+      if (text) write(epochLine(epoch));
+    },
+  }).finally(() => observation.finish());
   if (live) stderr.write('\n');
   if (options.json) write(JSON.stringify(trainingReport(result)));
   else writeSummary(result, write);
@@ -309,8 +315,7 @@ function faultsFromEnvironment(options: TrainCommandOptions): TrainCommandOption
 
 /** Adds `zbmd train` to the program (src/cli/main.ts calls it). */
 export function registerTrainCommand(program: Command): void {
-  program
-    .command('train')
+  addObserveOptions(program.command('train'))
     .description(
       'train a model under supervision, through injected crashes, OOM and device errors, losing no step',
     )

@@ -25,6 +25,19 @@ export function childrenOf(system: ActorSystem, pid: Pid): Pid[] {
   return pids;
 }
 
+/**
+ * A live supervisor's strategy and children (id, pid or 'restarting', type, restart), read
+ * synchronously between its turns (for observers: `zbmd top`, the web view); undefined for a
+ * worker or a dead pid.
+ */
+export function supervisorChildren(
+  system: ActorSystem,
+  pid: Pid,
+): { readonly strategy: string; readonly children: ChildInfo[] } | undefined {
+  const view = supervisorView(system, pid);
+  return view === undefined ? undefined : { strategy: view.strategy, children: [...view.children()] };
+}
+
 /** The supervisor of a running child, or undefined for a root (or a process nobody supervises). */
 export function supervisorOf(system: ActorSystem, pid: Pid): Pid | undefined {
   const parent = parentOf(pid);

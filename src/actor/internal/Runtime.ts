@@ -1,6 +1,7 @@
 import type {
   ActorSystem,
   ActorSystemOptions,
+  ActorTracer,
   Behavior,
   CodeRef,
   Handler,
@@ -54,6 +55,8 @@ export class Runtime {
   drainingSignals = false;
   readonly exitListeners = new Set<(pid: Pid, reason: ExitReason) => void>();
   readonly counters = { spawned: 0, exited: 0, messagesSent: 0, messagesDropped: 0, crashes: 0 };
+  /** The observability hook (`ActorSystem.tracer`); undefined when nothing traces this system. */
+  tracer: ActorTracer | undefined = undefined;
   private nextId = 1;
   private nextRefIdValue = 1;
   /** This runtime's scheduler thread (0 unless it runs in a worker of a multi-thread system). */

@@ -89,6 +89,7 @@ export class Scheduler {
       if (record.behavior!.init !== undefined && !this.runInit(record)) return;
     }
     const mailbox = record.mailbox;
+    const tracer = runtime.tracer;
     for (let budget = runtime.budget; budget > 0 && mailbox.length > 0; budget--) {
       const message = mailbox.shift();
       record.reductions++;
@@ -101,6 +102,7 @@ export class Scheduler {
         crash(runtime, record, new InjectedCrash(record.pid));
         return;
       }
+      if (tracer !== undefined) tracer.handling(record.pid, message);
       let result: unknown;
       try {
         result = record.behavior!.handle(message, context);

@@ -47,6 +47,7 @@ export function callFrom<R>(
     }
     try {
       const envelope = new CallRequest(request, pending);
+      if (runtime.tracer !== undefined) runtime.tracer.delivered(target.pid, envelope, caller?.pid);
       if (runtime.faults?.onSend === undefined || injectSendFault(runtime, target, envelope))
         deliver(runtime, target, envelope);
     } catch (error) {

@@ -53,6 +53,7 @@ export function sendFrom(
   runtime.counters.messagesSent++;
   if (runtime.faults?.onSend !== undefined && !injectSendFault(runtime, target, message)) return;
   if (sender !== undefined) sender.reductions++;
+  if (runtime.tracer !== undefined) runtime.tracer.delivered(target.pid, message, sender?.pid);
   deliver(runtime, target, message);
 }
 

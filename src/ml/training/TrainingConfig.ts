@@ -3,9 +3,12 @@
  * `model` optional, defaults documented), validated once at the edge by `resolveTrainingConfig`,
  * field by field, each failure a `TrainingError` `invalid_config` naming the field.
  */
+import type { ActorSystem } from '../../actor/ActorSystem.js';
+import type { Pid } from '../../actor/Pid.js';
 import type { Random } from '../../actor/Random.js';
 import type { FaultConfig, FaultSettings } from '../../fault/FaultConfig.js';
 import { faultConfig, NO_FAULTS, parseFaultConfig } from '../../fault/FaultConfig.js';
+import type { DeviceHealthReport } from '../../gpu/DeviceHealth.js';
 import type { DeviceInfo } from '../../gpu/types.js';
 import type { SupervisionEvent } from '../../supervision/SupervisionEvent.js';
 import type { Dataset } from '../data/Dataset.js';
@@ -107,8 +110,21 @@ export interface TrainingConfig {
   readonly stopSignal?: AbortSignal;
   /** Called once the run is prepared, before its first step (the CLI prints it as a header). */
   readonly onStart?: (info: StartReport) => void;
-  /** Called at the end of every epoch, with the figures `TrainingResult.epochs` will hold. */
+  /** Called once the supervisor and its actors run (observers attach here: `zbmd train --view`). */
+  readonly onStarted?: (run: TrainingStarted) => void;
+  /** Called at the end of every epoch, after its evaluation, with the figures `TrainingResult.epochs` will hold. */
   readonly onEpoch?: (summary: EpochReport) => void;
+}
+
+/** What `onStarted` gets: the running system, the training supervisor and the devices. */
+export interface TrainingStarted {
+  readonly system: ActorSystem;
+  readonly supervisor: Pid;
+  readonly devices: readonly DeviceInfo[];
+  /** The device the step runs on now. */
+  currentDevice(): string;
+  /** Each device's health now. */
+  deviceHealth(): DeviceHealthReport[];
 }
 
 export interface StartReport {
@@ -129,6 +145,8 @@ export interface EpochReport {
   /** Steps per second of the steps this process ran. */
   readonly stepsPerSec: number;
   readonly steps: number;
+  /** Steps committed at its end. */
+  readonly step: number;
 }
 
 export interface StepReport {
@@ -201,6 +219,7 @@ export interface ResolvedTrainingConfig {
   readonly onSupervisionEvent: ((event: SupervisionEvent) => void) | undefined;
   readonly stopSignal: AbortSignal | undefined;
   readonly onStart: ((info: StartReport) => void) | undefined;
+  readonly onStarted: ((run: TrainingStarted) => void) | undefined;
   readonly onEpoch: ((summary: EpochReport) => void) | undefined;
 }
 
@@ -329,6 +348,7 @@ export function resolveTrainingConfig(config: TrainingConfig): ResolvedTrainingC
     onSupervisionEvent: optionalFunction('onSupervisionEvent', fields.onSupervisionEvent),
     stopSignal: optionalSignal(fields.stopSignal),
     onStart: optionalFunction('onStart', fields.onStart),
+    onStarted: optionalFunction('onStarted', fields.onStarted),
     onEpoch: optionalFunction('onEpoch', fields.onEpoch),
   };
 }

@@ -47,6 +47,7 @@ export {
   TRAINING_LIMITS,
   type TrainingConfig,
   type TrainingData,
+  type TrainingStarted,
 } from './TrainingConfig.js';
 export { CHECKPOINT_SHUTDOWN_MS, startTrainingSupervisor } from './TrainingSupervisor.js';
 export { type EpochSummary, STEP_CALL_TIMEOUT_MS, type TrainingResult, train } from './train.js';

@@ -193,6 +193,13 @@ async function trainLocked(resolved: ResolvedTrainingConfig, startedMs: number):
     totals,
     resolved.onSupervisionEvent,
   );
+  resolved.onStarted?.({
+    system,
+    supervisor,
+    devices: prepared.session.devices,
+    currentDevice: () => prepared.session.deviceId,
+    deviceHealth: () => prepared.session.deviceHealth.reports(system.clock.now()),
+  });
   try {
     if (!prepared.session.snapshot.taken)
       await system.call(prepared.session.pidOf('model'), new CaptureRequest());
@@ -327,6 +334,7 @@ function endEpoch(run: Run, epoch: number): void {
     testAccuracy,
     stepsPerSec: seconds > 0 ? run.epochStepsHere / seconds : 0,
     steps: run.epochSteps,
+    step: run.highestCommitted,
   };
   run.epochs.push(summary);
   session.config.onEpoch?.(summary);
