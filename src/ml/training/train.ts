@@ -23,6 +23,7 @@ import { CallExit } from '../../actor/errors.js';
 import { castTo } from '../../actor/GenServer.js';
 import type { Pid } from '../../actor/Pid.js';
 import { stopSupervisor } from '../../supervision/Supervisor.js';
+import type { Module } from '../nn/Module.js';
 import { evaluateAccuracy } from '../train.js';
 import {
   DeviceFailure,
@@ -72,6 +73,8 @@ export interface EpochSummary {
 }
 
 export interface TrainingResult {
+  /** The trained model (in eval mode after the final evaluation); `saveModel` writes it to disk. */
+  readonly model: Module;
   readonly finalTestAccuracy: number;
   /** Loss of the last step. */
   readonly loss: number;
@@ -387,6 +390,7 @@ async function finish(run: Run, loopMs: number, startedMs: number): Promise<Trai
   const audit = session.lineage.audit(session.data.train.length, run.firstPosition);
   const stepsRun = run.nextStep - run.firstStep;
   return {
+    model,
     finalTestAccuracy,
     loss: run.lastLoss,
     elapsedMs: performance.now() - startedMs,
