@@ -158,17 +158,21 @@ function dispatch(state: BatcherState, context: Context): void {
     const message = `every replica of model '${config.model}' is failing (circuit breakers open); retry later`;
     rejectAll(queue.splice(0), new RequestRejected(503, message), context);
   }
+  let wakeAtMs = Number.POSITIVE_INFINITY;
   while (queue.length > 0) {
     const head = queue[0];
     const slot = pickSlot(config.slots, head);
     if (slot === undefined) break;
-    const waitMs = head.enqueuedMs + config.maxQueueDelayMs - now;
-    if (waitMs > 0 && head.attempts === 0 && !state.draining && rowsWaiting(state, head.call.key) < config.maxBatchSize) {
-      armTimer(state, context, waitMs);
+    const dueMs = head.enqueuedMs + config.maxQueueDelayMs;
+    if (dueMs > now && head.attempts === 0 && !state.draining && rowsWaiting(state, head.call.key) < config.maxBatchSize) {
+      wakeAtMs = dueMs;
       break;
     }
     send(state, slot, takeBatch(state, head.call.key, slot), context);
   }
+  // Wake for the head's queue delay, or for the first deadline of a request still waiting.
+  for (const item of queue) wakeAtMs = Math.min(wakeAtMs, item.call.deadlineMs);
+  if (wakeAtMs < Number.POSITIVE_INFINITY) armTimer(state, context, wakeAtMs - now);
   config.metrics?.queueDepth.set({ model: config.model }, queue.length);
 }
 
