@@ -17,6 +17,7 @@
  */
 import type { CallFrom, Context } from '../actor/ActorSystem.js';
 import type { TimerHandle } from '../actor/Clock.js';
+import { CallExit } from '../actor/errors.js';
 import { type CallResult, type GenServer, noreply, reply } from '../actor/GenServer.js';
 import { type CircuitBreaker, isCircuitOpen } from '../fault/CircuitBreaker.js';
 import { concatData, sliceRows } from './datatypes.js';
@@ -72,6 +73,12 @@ export class DrainCall {}
 
 class Wake {}
 
+/** Sent by the replicas' owner when a replica (re)started: queued requests may run now. */
+export class ReplicaStarted {}
+
+/** Sent when the replicas' supervisor gave up: queued and later requests are answered 503. */
+export class ReplicasGone {}
+
 class BatchDone {
   constructor(
     readonly slot: ReplicaSlot,
@@ -94,6 +101,8 @@ interface BatcherState {
   readonly queue: Pending[];
   timer: TimerHandle | undefined;
   draining: boolean;
+  /** The supervisor of the replicas has exited: nothing can run any more. */
+  gone: boolean;
   readonly drainWaiters: CallFrom[];
   readonly unsubscribe: Array<() => void>;
 }
@@ -103,12 +112,13 @@ export const Batcher: GenServer<BatcherState, BatcherConfig> = {
     const self = context.self;
     // A breaker closing or going half-open may free a replica for the waiting requests.
     const unsubscribe = config.slots.map((slot) => slot.breaker.onStateChange(() => context.system.send(self, new Wake())));
-    return { config, queue: [], timer: undefined, draining: false, drainWaiters: [], unsubscribe };
+    return { config, queue: [], timer: undefined, draining: false, gone: false, drainWaiters: [], unsubscribe };
   },
 
   handleCall(request: unknown, from: CallFrom, state: BatcherState, context: Context): CallResult<BatcherState> {
     if (request instanceof BatchCall) {
       const { config } = state;
+      if (state.gone) return reply(goneRejection(config), state);
       if (state.queue.length >= config.maxQueueSize) {
         const message = `the queue of model '${config.model}' is full (${config.maxQueueSize} requests); retry later`;
         return reply(new RequestRejected(429, message, 1), state);
@@ -130,6 +140,9 @@ export const Batcher: GenServer<BatcherState, BatcherConfig> = {
   handleInfo(message: unknown, state: BatcherState, context: Context): BatcherState {
     if (message instanceof Wake) {
       state.timer = undefined;
+    } else if (message instanceof ReplicasGone) {
+      state.gone = true;
+      rejectAll(state.queue.splice(0), goneRejection(state.config), context);
     } else if (message instanceof BatchDone) {
       message.slot.busy = false;
       if (message.error === undefined) answerBatch(message.batch, message.outputs!, context);
@@ -144,6 +157,10 @@ export const Batcher: GenServer<BatcherState, BatcherConfig> = {
     for (const unsubscribe of state.unsubscribe) unsubscribe();
   },
 };
+
+function goneRejection(config: BatcherConfig): RequestRejected {
+  return new RequestRejected(503, `the replicas of model '${config.model}' failed too often and were stopped`);
+}
 
 function rejectAll(items: readonly Pending[], rejection: RequestRejected, context: Context): void {
   for (const item of items) context.system.reply(item.from, rejection);
@@ -161,7 +178,7 @@ function dispatch(state: BatcherState, context: Context): void {
   let wakeAtMs = Number.POSITIVE_INFINITY;
   while (queue.length > 0) {
     const head = queue[0];
-    const slot = pickSlot(config.slots, head);
+    const slot = pickSlot(config.slots, head, context);
     if (slot === undefined) break;
     const dueMs = head.enqueuedMs + config.maxQueueDelayMs;
     if (dueMs > now && head.attempts === 0 && !state.draining && rowsWaiting(state, head.call.key) < config.maxBatchSize) {
@@ -192,8 +209,15 @@ function allowed(slots: readonly ReplicaSlot[], slot: ReplicaSlot, item: Pending
   return item.failedSlot !== slot.index || !hasAlternative(slots, item);
 }
 
-function pickSlot(slots: readonly ReplicaSlot[], head: Pending): ReplicaSlot | undefined {
-  return slots.find((slot) => !slot.busy && slot.breaker.state !== 'open' && allowed(slots, slot, head));
+/** A free replica that is running now (one being restarted gets nothing) and that `head` may use. */
+function pickSlot(slots: readonly ReplicaSlot[], head: Pending, context: Context): ReplicaSlot | undefined {
+  return slots.find(
+    (slot) =>
+      !slot.busy &&
+      slot.breaker.state !== 'open' &&
+      allowed(slots, slot, head) &&
+      context.system.whereis(slot.name) !== undefined,
+  );
 }
 
 function rowsWaiting(state: BatcherState, key: string): number {
@@ -277,8 +301,9 @@ function answerBatch(batch: readonly Pending[], outputs: Map<string, HostTensor>
 /** A failed batch: requeued at the front (in order) for one more try, or answered 500 on a second failure. */
 function retryBatch(state: BatcherState, done: BatchDone, context: Context): void {
   const { config } = state;
-  // A breaker that refused the call ran nothing: the requests wait for another replica, no try spent.
-  if (isCircuitOpen(done.error)) {
+  // A breaker that refused the call, or a replica gone before the call reached it, ran nothing:
+  // the requests wait for a replica, no try spent.
+  if (isCircuitOpen(done.error) || (done.error instanceof CallExit && done.error.reason === 'noproc')) {
     state.queue.unshift(...done.batch);
     return;
   }

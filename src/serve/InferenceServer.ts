@@ -447,7 +447,7 @@ async function runInfer(
       `the request has ${request.rows} rows; the server runs batches of at most ${maxRows} (--max-batch)`,
     );
   }
-  if (!version.ready) return new RequestRejected(503, `model '${params.name}' is not ready`);
+  if (!version.serving) return new RequestRejected(503, `model '${params.name}' is not ready`);
   const call = new BatchCall(request, batchKey(request), system.clock.now() + settings.requestTimeoutMs);
   for (let attempt = 0; ; attempt++) {
     try {

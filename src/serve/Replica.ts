@@ -6,6 +6,7 @@
  */
 import type { CallFrom, Context } from '../actor/ActorSystem.js';
 import { type CallResult, type GenServer, reply } from '../actor/GenServer.js';
+import type { Pid } from '../actor/Pid.js';
 import type { ModelRunner, ModelSource, TensorMap } from './ModelSource.js';
 
 export class RunBatch {
@@ -15,7 +16,7 @@ export class RunBatch {
 export interface ReplicaArgs {
   readonly source: ModelSource;
   /** Told each time a replica of this slot has started (the first start and every restart). */
-  readonly onStart: () => void;
+  readonly onStart: (pid: Pid) => void;
 }
 
 interface ReplicaState {
@@ -31,7 +32,7 @@ export const ReplicaServer: GenServer<ReplicaState, ReplicaArgs> = {
     context.signal.addEventListener('abort', () => {
       void (state.inFlight ?? Promise.resolve()).then(() => runner.close());
     });
-    args.onStart();
+    args.onStart(context.self);
     return state;
   },
 

@@ -7,7 +7,7 @@ import { startGenServer } from '../../actor/GenServer.js';
 import type { Pid } from '../../actor/Pid.js';
 import { CircuitBreaker } from '../../fault/CircuitBreaker.js';
 import { startSupervisor, stopSupervisor } from '../../supervision/Supervisor.js';
-import { Batcher, type BatcherConfig, DrainCall, type ReplicaSlot } from '../Batcher.js';
+import { Batcher, type BatcherConfig, DrainCall, type ReplicaSlot, ReplicaStarted, ReplicasGone } from '../Batcher.js';
 import { InjectedReplicaCrash } from '../errors.js';
 import type { ServeMetrics } from '../metrics.js';
 import type { ModelSource } from '../ModelSource.js';
@@ -35,6 +35,8 @@ export class ModelVersion {
     readonly slots: readonly ReplicaSlot[],
     readonly supervisor: Pid,
     readonly batcher: Pid,
+    /** Each slot's replica once its init finished (a replica still starting is not listed). */
+    private readonly running: ReadonlyArray<Pid | undefined>,
   ) {}
 
   static async start(
@@ -58,6 +60,8 @@ export class ModelVersion {
       busy: false,
     }));
     const starts = slots.map(() => 0);
+    const running: Array<Pid | undefined> = slots.map(() => undefined);
+    let batcher: Pid | undefined;
     const supervisor = await startSupervisor(system, {
       strategy: 'one_for_one',
       intensity: settings.restartIntensity,
@@ -70,8 +74,10 @@ export class ModelVersion {
             ReplicaServer,
             {
               source,
-              onStart: () => {
+              onStart: (pid) => {
+                running[slot.index] = pid;
                 if (starts[slot.index]++ > 0) metrics.replicaRestarts.inc({ model });
+                if (batcher !== undefined) system.send(batcher, new ReplicaStarted());
               },
             },
             { link: true, name: slot.name },
@@ -88,8 +94,15 @@ export class ModelVersion {
       metrics,
       onBatch: settings.onBatch,
     };
-    const batcher = await startGenServer(system, Batcher, config);
-    return new ModelVersion(system, model, version, source, slots, supervisor, batcher);
+    batcher = await startGenServer(system, Batcher, config);
+    const started = batcher;
+    void system.whenExited(supervisor).then(() => system.send(started, new ReplicasGone()));
+    return new ModelVersion(system, model, version, source, slots, supervisor, started, running);
+  }
+
+  /** Serving: the batcher and the replicas' supervisor run (a replica being restarted will take requests). */
+  get serving(): boolean {
+    return this.system.isAlive(this.batcher) && this.system.isAlive(this.supervisor);
   }
 
   /** Ready: the batcher runs and at least one replica is up. */
@@ -101,10 +114,15 @@ export class ModelVersion {
     );
   }
 
-  /** Kills replica `index` (fault injection): its supervisor restarts it. False when it was not running. */
+  /**
+   * Kills replica `index` (fault injection): its supervisor restarts it. False when it was not
+   * running. A replica still in its init is left alone: `startGenServer` does not settle when
+   * its process is killed during an async init, which would stall the supervisor.
+   */
   crashReplica(index: number): boolean {
-    const pid = this.slots[index] === undefined ? undefined : this.system.whereis(this.slots[index].name);
-    if (pid === undefined) return false;
+    const slot = this.slots[index];
+    const pid = slot === undefined ? undefined : this.system.whereis(slot.name);
+    if (pid === undefined || pid !== this.running[index]) return false;
     this.system.exit(pid, new InjectedReplicaCrash(this.model, index));
     return true;
   }
