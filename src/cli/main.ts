@@ -1,8 +1,9 @@
 import { Command, InvalidArgumentError } from 'commander';
+import { registerServeCommand } from './serve.js';
 import { registerTrainCommand } from './train.js';
 
 /** Benchmark suites: each is `bench/<name>.ts`, exporting `run(options)` that returns figures. */
-const BENCH_SUITES = ['actors', 'supervision', 'fault', 'gpu', 'ml', 'train'] as const;
+const BENCH_SUITES = ['actors', 'supervision', 'fault', 'gpu', 'ml', 'train', 'serve'] as const;
 
 export interface BenchOptions {
   readonly json: boolean;
@@ -17,6 +18,7 @@ export function buildProgram(): Command {
     .version(process.env.npm_package_version ?? '0.1.0');
 
   registerTrainCommand(program);
+  registerServeCommand(program);
 
   program
     .command('demo')

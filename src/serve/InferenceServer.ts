@@ -28,41 +28,13 @@ import { isRequestRejected, isServeError, RequestRejected, ServeError } from './
 import { ModelVersion, type VersionSettings } from './internal/ModelVersion.js';
 import { ServeMetrics } from './metrics.js';
 import { defaultModelName, type ModelSource, openModelSource } from './ModelSource.js';
+import { SERVE_DEFAULTS, SERVE_LIMITS } from './limits.js';
 import { batchKey, inferResponse, parseInferRequest } from './protocol.js';
 
 export const SERVER_NAME = 'zbmd';
 export const SERVER_VERSION = '0.1.0';
 
-/** The documented defaults and limits of every option. */
-export const SERVE_DEFAULTS = {
-  host: '127.0.0.1',
-  port: 8000,
-  replicas: 1,
-  maxBatchSize: 64,
-  maxQueueDelayUs: 2000,
-  /** Requests waiting per model version; one more gets 429. */
-  maxQueueSize: 1024,
-  /** From receiving a request to answering it; past it the answer is 504. */
-  requestTimeoutMs: 30_000,
-  /** Largest request body accepted (413 above it). */
-  bodyLimitBytes: 16 * 1024 * 1024,
-  /** `close()` (SIGTERM) waits this long for requests in flight. */
-  shutdownTimeoutMs: 10_000,
-  /** Replica restarts allowed per period before the supervisor gives up (the model goes not ready). */
-  restartIntensity: 100,
-  restartPeriodMs: 10_000,
-  /** Failures in a row that open a replica's circuit breaker, and how long it stays open. */
-  breakerFailureThreshold: 3,
-  breakerResetTimeoutMs: 1000,
-} as const;
-
-export const SERVE_LIMITS = {
-  replicas: 64,
-  maxBatchSize: 4096,
-  maxQueueDelayUs: 10_000_000,
-  maxQueueSize: 1_000_000,
-  models: 64,
-} as const;
+export { SERVE_DEFAULTS, SERVE_LIMITS } from './limits.js';
 
 export interface ServedModel {
   /** The name in URLs. Default: the path's file or directory name. */
@@ -212,6 +184,10 @@ export async function startInferenceServer(options: InferenceServerOptions): Pro
     forceCloseConnections: 'idle',
     return503OnClosing: true,
   }) as unknown as FastifyInstance;
+  app.addHook('onSend', async (_request, reply, payload) => {
+    if (state.shuttingDown) void reply.header('connection', 'close');
+    return payload;
+  });
   registerRoutes(app, system, models, settings, metrics, state);
   await app.listen({ host: settings.host, port: settings.port });
   const address = app.server.address();
@@ -311,8 +287,12 @@ async function shutDown(
     timer = setTimeout(() => resolve(false), settings.shutdownTimeoutMs);
   });
   const work = (async () => {
-    await app.close();
+    // The listener closes at once; requests in flight are answered (with `connection: close`,
+    // so keep-alive clients do not hold the server open), then the batchers drain.
+    const closed = app.close();
     for (const entry of models.values()) await entry.current.drain(settings.shutdownTimeoutMs);
+    app.server.closeIdleConnections();
+    await closed;
     return true;
   })();
   const drained = await Promise.race([work, deadline]);
