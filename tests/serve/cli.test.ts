@@ -1,11 +1,15 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { get, post, TINY_ONNX, tinyRequest } from './helpers.js';
 
 const BIN = fileURLToPath(new URL('../../bin/zbmd.js', import.meta.url));
+const TINY_DATA = fileURLToPath(new URL('../../data/tiny', import.meta.url));
 const BUILT = fileURLToPath(new URL('../../dist/src/cli/serve.js', import.meta.url));
 
 let child: ChildProcess | undefined;
@@ -72,6 +76,31 @@ describe('zbmd serve in a child process', () => {
     expect((await post(`${url}/v2/models/tiny/infer`, tinyRequest(1))).body.model_version).toBe('2');
     child!.kill('SIGTERM');
     expect(await exited(child!)).toBe(0);
+  });
+
+  it('serves what `zbmd train --checkpoint-dir` wrote, end to end', async () => {
+    const directory = await mkdtemp(join(tmpdir(), 'zbmd-train-serve-'));
+    try {
+      const trainer = spawn(
+        process.execPath,
+        [BIN, 'train', '--data', TINY_DATA, '--max-steps', '3', '--batch-size', '16', '--checkpoint-dir', directory, '--device', 'cpu'],
+        { stdio: ['ignore', 'ignore', 'inherit'] },
+      );
+      expect(await exited(trainer)).toBe(0);
+      const { url } = await startServe(directory, '--name', 'fashion');
+      const metadata = await get(`${url}/v2/models/fashion`);
+      expect(metadata.body).toMatchObject({ platform: 'zbmd', inputs: [{ name: 'input', datatype: 'FP32', shape: [-1, 1, 28, 28] }] });
+      const image = Array.from({ length: 784 }, (_, index) => (index % 17) / 17);
+      const answer = await post(`${url}/v2/models/fashion/infer`, {
+        inputs: [{ name: 'input', shape: [1, 1, 28, 28], datatype: 'FP32', data: image }],
+      });
+      expect(answer.status).toBe(200);
+      expect(answer.body.outputs[0]).toMatchObject({ name: 'logits', shape: [1, 10] });
+      child!.kill('SIGTERM');
+      expect(await exited(child!)).toBe(0);
+    } finally {
+      await rm(directory, { recursive: true, force: true });
+    }
   });
 
   it('exits 2 with one line saying what is wrong for a model it cannot serve', async () => {
