@@ -24,7 +24,12 @@ import { pino } from 'pino';
 import { CpuBackend } from '../src/gpu/backends/CpuBackend.js';
 import { loadMnistFormat, sliceDataset, TINY_DATASET_DIR } from '../src/ml/data/index.js';
 import { train } from '../src/ml/training/index.js';
-import { type HostTensor, type ModelSource, openModelSource, startInferenceServer } from '../src/serve/index.js';
+import {
+  type HostTensor,
+  type ModelSource,
+  openModelSource,
+  startInferenceServer,
+} from '../src/serve/index.js';
 
 export interface BenchOptions {
   readonly json: boolean;
@@ -61,7 +66,9 @@ async function writeCheckpoint(directory: string): Promise<void> {
 }
 
 const IMAGE = Array.from({ length: 784 }, (_, index) => Number(((index % 29) / 29).toFixed(3)));
-const BODY = JSON.stringify({ inputs: [{ name: 'input', shape: [1, 1, 28, 28], datatype: 'FP32', data: IMAGE }] });
+const BODY = JSON.stringify({
+  inputs: [{ name: 'input', shape: [1, 1, 28, 28], datatype: 'FP32', data: IMAGE }],
+});
 
 interface CaseFigures {
   readonly rows_per_s: number;
@@ -100,7 +107,8 @@ async function runCase(
     await autocannon({ ...request, connections: clients, duration: 0.3 }); // warm-up
     batches.length = 0;
     let index = 0;
-    if (crash) crasher = setInterval(() => server.crashReplica('bench', index++ % REPLICAS), CRASH_INTERVAL_MS);
+    if (crash)
+      crasher = setInterval(() => server.crashReplica('bench', index++ % REPLICAS), CRASH_INTERVAL_MS);
     const result = await autocannon({ ...request, connections: clients, duration: seconds, timeout: 30 });
     const requests = result['2xx'] + result.non2xx;
     return {

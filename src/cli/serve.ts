@@ -38,7 +38,8 @@ function integerIn(min: number, max: number): (value: string) => number {
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 
 function logLevel(value: string): string {
-  if (!LOG_LEVELS.includes(value)) throw new InvalidArgumentError(`expected one of ${LOG_LEVELS.join(', ')}, got '${value}'`);
+  if (!LOG_LEVELS.includes(value))
+    throw new InvalidArgumentError(`expected one of ${LOG_LEVELS.join(', ')}, got '${value}'`);
   return value;
 }
 
@@ -46,17 +47,52 @@ export function registerServeCommand(program: Command): void {
   const d = SERVE_DEFAULTS;
   program
     .command('serve')
-    .description('serve a model (a zbmd checkpoint directory or an .onnx file) over the Open Inference Protocol v2')
-    .argument('<model>', 'checkpoint directory written by zbmd train --checkpoint-dir, a saveModel directory, or an .onnx file')
+    .description(
+      'serve a model (a zbmd checkpoint directory or an .onnx file) over the Open Inference Protocol v2',
+    )
+    .argument(
+      '<model>',
+      'checkpoint directory written by zbmd train --checkpoint-dir, a saveModel directory, or an .onnx file',
+    )
     .option('--port <n>', 'TCP port (0: any free port)', integerIn(0, 65535), d.port)
     .option('--host <address>', 'address to listen on', d.host)
     .option('--name <name>', 'model name in URLs (default: the file or directory name)')
-    .option('--replicas <n>', 'model replicas under the supervisor', integerIn(1, SERVE_LIMITS.replicas), d.replicas)
-    .option('--max-batch <n>', 'largest batch the dynamic batcher forms (rows)', integerIn(1, SERVE_LIMITS.maxBatchSize), d.maxBatchSize)
-    .option('--max-delay-us <n>', 'longest a request waits for a batch to fill (microseconds)', integerIn(0, SERVE_LIMITS.maxQueueDelayUs), d.maxQueueDelayUs)
-    .option('--max-queue <n>', 'requests that may wait; one more is answered 429', integerIn(1, SERVE_LIMITS.maxQueueSize), d.maxQueueSize)
-    .option('--timeout-ms <n>', 'per-request timeout (504 after it)', integerIn(1, 3_600_000), d.requestTimeoutMs)
-    .option('--shutdown-timeout-ms <n>', 'on SIGTERM, how long requests in flight may take', integerIn(0, 3_600_000), d.shutdownTimeoutMs)
+    .option(
+      '--replicas <n>',
+      'model replicas under the supervisor',
+      integerIn(1, SERVE_LIMITS.replicas),
+      d.replicas,
+    )
+    .option(
+      '--max-batch <n>',
+      'largest batch the dynamic batcher forms (rows)',
+      integerIn(1, SERVE_LIMITS.maxBatchSize),
+      d.maxBatchSize,
+    )
+    .option(
+      '--max-delay-us <n>',
+      'longest a request waits for a batch to fill (microseconds)',
+      integerIn(0, SERVE_LIMITS.maxQueueDelayUs),
+      d.maxQueueDelayUs,
+    )
+    .option(
+      '--max-queue <n>',
+      'requests that may wait; one more is answered 429',
+      integerIn(1, SERVE_LIMITS.maxQueueSize),
+      d.maxQueueSize,
+    )
+    .option(
+      '--timeout-ms <n>',
+      'per-request timeout (504 after it)',
+      integerIn(1, 3_600_000),
+      d.requestTimeoutMs,
+    )
+    .option(
+      '--shutdown-timeout-ms <n>',
+      'on SIGTERM, how long requests in flight may take',
+      integerIn(0, 3_600_000),
+      d.shutdownTimeoutMs,
+    )
     .option('--device <device>', 'device to run on (cpu only for now)')
     .option('--log-level <level>', `pino log level (${LOG_LEVELS.join(', ')})`, logLevel, 'info')
     .action(async (model: string, options: ServeCommandOptions) => {
@@ -65,7 +101,11 @@ export function registerServeCommand(program: Command): void {
 }
 
 /** Runs the server until SIGTERM or SIGINT; sets the exit code (0 drained, 1 cut short by the deadline). */
-export async function serveCommand(model: string, options: ServeCommandOptions, write: (line: string) => void): Promise<void> {
+export async function serveCommand(
+  model: string,
+  options: ServeCommandOptions,
+  write: (line: string) => void,
+): Promise<void> {
   const { pino } = await import('pino');
   const logger = pino({ level: options.logLevel }, pino.destination(2));
   // Loaded here, so other commands do not load fastify and onnxruntime.
@@ -87,7 +127,11 @@ export async function serveCommand(model: string, options: ServeCommandOptions, 
     for (const status of server.models()) {
       server.reloadModel(status.name).then(
         (version) => logger.info({ model: status.name, version }, 'SIGHUP: model reloaded'),
-        (error: unknown) => logger.error({ model: status.name, error: String((error as Error)?.message ?? error) }, 'SIGHUP: reload failed; the old version keeps serving'),
+        (error: unknown) =>
+          logger.error(
+            { model: status.name, error: String((error as Error)?.message ?? error) },
+            'SIGHUP: reload failed; the old version keeps serving',
+          ),
       );
     }
   };
@@ -106,7 +150,9 @@ export async function serveCommand(model: string, options: ServeCommandOptions, 
   const signal = await stopped;
   process.off('SIGHUP', onHangUp);
   const { drained } = await server.close();
-  write(`zbmd serve: ${signal}: ${drained ? 'finished the requests in flight' : `stopped after ${options.shutdownTimeoutMs} ms with requests unfinished`}`);
+  write(
+    `zbmd serve: ${signal}: ${drained ? 'finished the requests in flight' : `stopped after ${options.shutdownTimeoutMs} ms with requests unfinished`}`,
+  );
   logger.flush();
   process.exit(drained ? 0 : 1);
 }

@@ -100,7 +100,11 @@ export async function saveModel(
   const tensors: Record<string, SafetensorsEntry> = {};
   const parameters: Array<{ name: string; shape: number[] }> = [];
   for (const [name, { shape, data }] of Object.entries(state)) {
-    tensors[name] = { dtype: 'F32', shape: [...shape], data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength) };
+    tensors[name] = {
+      dtype: 'F32',
+      shape: [...shape],
+      data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength),
+    };
     parameters.push({ name, shape: [...shape] });
   }
   const bytes = serializeSafetensors(tensors, { format: MODEL_FORMAT, model: checked.model });
@@ -148,7 +152,11 @@ async function readJson(path: string): Promise<unknown | undefined> {
 }
 
 function invalid(path: string, field: string, expected: string, value: unknown): ModelFileError {
-  return new ModelFileError('invalid_manifest', path, `field '${field}' must be ${expected}, got ${JSON.stringify(value)}`);
+  return new ModelFileError(
+    'invalid_manifest',
+    path,
+    `field '${field}' must be ${expected}, got ${JSON.stringify(value)}`,
+  );
 }
 
 function isRecord(value: unknown): value is Record<string, unknown> {
@@ -200,7 +208,12 @@ async function loadSaved(directory: string, manifest: unknown): Promise<LoadedMo
 async function loadCheckpoint(directory: string, manifest: unknown): Promise<LoadedModel> {
   const path = join(directory, MANIFEST_FILE);
   if (!isRecord(manifest) || manifest.format !== 'zbmd-training-checkpoint')
-    throw invalid(path, 'format', "'zbmd-training-checkpoint'", isRecord(manifest) ? manifest.format : manifest);
+    throw invalid(
+      path,
+      'format',
+      "'zbmd-training-checkpoint'",
+      isRecord(manifest) ? manifest.format : manifest,
+    );
   if (!Number.isSafeInteger(manifest.step)) throw invalid(path, 'step', 'an integer', manifest.step);
   const run = manifest.run;
   if (!isRecord(run)) throw invalid(path, 'run', 'an object', run);
@@ -240,7 +253,8 @@ async function loadWeights(
 ): Promise<Module> {
   const path = join(directory, tensorsFile);
   const bytes = new Uint8Array(await readFile(path));
-  if (sha256Hex(bytes) !== sha) throw new ModelFileError('tensors_corrupt', path, 'does not match the SHA-256 in its manifest');
+  if (sha256Hex(bytes) !== sha)
+    throw new ModelFileError('tensors_corrupt', path, 'does not match the SHA-256 in its manifest');
   const { tensors } = parseSafetensors(bytes);
   const module = buildSavedModel(spec);
   for (const [name, parameter] of module.namedParameters()) {

@@ -22,8 +22,8 @@ import { type CallResult, type GenServer, noreply, reply } from '../actor/GenSer
 import { type CircuitBreaker, isCircuitOpen } from '../fault/CircuitBreaker.js';
 import { concatData, sliceRows } from './datatypes.js';
 import { RequestRejected } from './errors.js';
-import type { ServeMetrics } from './metrics.js';
 import type { HostTensor, TensorMap } from './ModelSource.js';
+import type { ServeMetrics } from './metrics.js';
 import type { InferRequest } from './protocol.js';
 import { RunBatch } from './Replica.js';
 
@@ -111,11 +111,26 @@ export const Batcher: GenServer<BatcherState, BatcherConfig> = {
   init(config: BatcherConfig, context: Context): BatcherState {
     const self = context.self;
     // A breaker closing or going half-open may free a replica for the waiting requests.
-    const unsubscribe = config.slots.map((slot) => slot.breaker.onStateChange(() => context.system.send(self, new Wake())));
-    return { config, queue: [], timer: undefined, draining: false, gone: false, drainWaiters: [], unsubscribe };
+    const unsubscribe = config.slots.map((slot) =>
+      slot.breaker.onStateChange(() => context.system.send(self, new Wake())),
+    );
+    return {
+      config,
+      queue: [],
+      timer: undefined,
+      draining: false,
+      gone: false,
+      drainWaiters: [],
+      unsubscribe,
+    };
   },
 
-  handleCall(request: unknown, from: CallFrom, state: BatcherState, context: Context): CallResult<BatcherState> {
+  handleCall(
+    request: unknown,
+    from: CallFrom,
+    state: BatcherState,
+    context: Context,
+  ): CallResult<BatcherState> {
     if (request instanceof BatchCall) {
       const { config } = state;
       if (state.gone) return reply(goneRejection(config), state);
@@ -123,7 +138,13 @@ export const Batcher: GenServer<BatcherState, BatcherConfig> = {
         const message = `the queue of model '${config.model}' is full (${config.maxQueueSize} requests); retry later`;
         return reply(new RequestRejected(429, message, 1), state);
       }
-      state.queue.push({ from, call: request, enqueuedMs: context.system.clock.now(), attempts: 0, failedSlot: undefined });
+      state.queue.push({
+        from,
+        call: request,
+        enqueuedMs: context.system.clock.now(),
+        attempts: 0,
+        failedSlot: undefined,
+      });
       dispatch(state, context);
       return noreply(state);
     }
@@ -159,7 +180,10 @@ export const Batcher: GenServer<BatcherState, BatcherConfig> = {
 };
 
 function goneRejection(config: BatcherConfig): RequestRejected {
-  return new RequestRejected(503, `the replicas of model '${config.model}' failed too often and were stopped`);
+  return new RequestRejected(
+    503,
+    `the replicas of model '${config.model}' failed too often and were stopped`,
+  );
 }
 
 function rejectAll(items: readonly Pending[], rejection: RequestRejected, context: Context): void {
@@ -181,7 +205,12 @@ function dispatch(state: BatcherState, context: Context): void {
     const slot = pickSlot(config.slots, head, context);
     if (slot === undefined) break;
     const dueMs = head.enqueuedMs + config.maxQueueDelayMs;
-    if (dueMs > now && head.attempts === 0 && !state.draining && rowsWaiting(state, head.call.key) < config.maxBatchSize) {
+    if (
+      dueMs > now &&
+      head.attempts === 0 &&
+      !state.draining &&
+      rowsWaiting(state, head.call.key) < config.maxBatchSize
+    ) {
       wakeAtMs = dueMs;
       break;
     }
@@ -258,8 +287,15 @@ function batchInputs(batch: readonly Pending[]): Map<string, HostTensor> {
   const rows = batch.reduce((total, item) => total + item.call.request.rows, 0);
   const inputs = new Map<string, HostTensor>();
   for (const [name, tensor] of first) {
-    const data = concatData(tensor.datatype, batch.map((item) => item.call.request.inputs.get(name)!.data));
-    inputs.set(name, { datatype: tensor.datatype, shape: batch.length === 1 ? tensor.shape : [rows, ...tensor.shape.slice(1)], data });
+    const data = concatData(
+      tensor.datatype,
+      batch.map((item) => item.call.request.inputs.get(name)!.data),
+    );
+    inputs.set(name, {
+      datatype: tensor.datatype,
+      shape: batch.length === 1 ? tensor.shape : [rows, ...tensor.shape.slice(1)],
+      data,
+    });
   }
   return inputs;
 }
@@ -273,7 +309,9 @@ function send(state: BatcherState, slot: ReplicaSlot, batch: Pending[], context:
   config.metrics?.batchSize.observe({ model: config.model }, rows);
   config.onBatch?.(rows);
   slot.breaker
-    .call(() => system.call<Map<string, HostTensor>>(slot.name, new RunBatch(inputs), config.replicaCallTimeoutMs))
+    .call(() =>
+      system.call<Map<string, HostTensor>>(slot.name, new RunBatch(inputs), config.replicaCallTimeoutMs),
+    )
     .then(
       (outputs) => system.send(self, new BatchDone(slot, batch, outputs, undefined)),
       (error: unknown) => system.send(self, new BatchDone(slot, batch, undefined, error)),
@@ -291,10 +329,18 @@ function answerBatch(batch: readonly Pending[], outputs: Map<string, HostTensor>
       const tensor = outputs.get(name)!;
       const rowSize = tensor.shape.slice(1).reduce((product, dimension) => product * dimension, 1);
       const data = batch.length === 1 ? tensor.data : sliceRows(tensor.data, start, start + rows, rowSize);
-      mine.set(name, { datatype: tensor.datatype, shape: batch.length === 1 ? tensor.shape : [rows, ...tensor.shape.slice(1)], data });
+      mine.set(name, {
+        datatype: tensor.datatype,
+        shape: batch.length === 1 ? tensor.shape : [rows, ...tensor.shape.slice(1)],
+        data,
+      });
     }
     start += rows;
-    context.system.reply(item.from, { outputs: mine, batchRows, attempts: item.attempts + 1 } satisfies InferResult);
+    context.system.reply(item.from, {
+      outputs: mine,
+      batchRows,
+      attempts: item.attempts + 1,
+    } satisfies InferResult);
   }
 }
 

@@ -26,9 +26,9 @@ import { CallExit, CallTimeout } from '../actor/errors.js';
 import { BatchCall, type InferOutcome } from './Batcher.js';
 import { isRequestRejected, isServeError, RequestRejected, ServeError } from './errors.js';
 import { ModelVersion, type VersionSettings } from './internal/ModelVersion.js';
-import { ServeMetrics } from './metrics.js';
-import { defaultModelName, type ModelSource, openModelSource } from './ModelSource.js';
 import { SERVE_DEFAULTS, SERVE_LIMITS } from './limits.js';
+import { defaultModelName, type ModelSource, openModelSource } from './ModelSource.js';
+import { ServeMetrics } from './metrics.js';
 import { batchKey, inferResponse, parseInferRequest } from './protocol.js';
 
 export const SERVER_NAME = 'zbmd';
@@ -117,27 +117,63 @@ interface Resolved extends VersionSettings {
 function integerOption(name: string, value: unknown, fallback: number, min: number, max: number): number {
   const chosen = value ?? fallback;
   if (typeof chosen !== 'number' || !Number.isInteger(chosen) || chosen < min || chosen > max)
-    throw new ServeError('invalid_option', `${name} must be an integer in [${min}, ${max}], got ${String(value)}`);
+    throw new ServeError(
+      'invalid_option',
+      `${name} must be an integer in [${min}, ${max}], got ${String(value)}`,
+    );
   return chosen;
 }
 
 function resolveOptions(options: InferenceServerOptions): Resolved {
   const d = SERVE_DEFAULTS;
   const l = SERVE_LIMITS;
-  if (typeof (options.host ?? d.host) !== 'string') throw new ServeError('invalid_option', 'host must be a string');
+  if (typeof (options.host ?? d.host) !== 'string')
+    throw new ServeError('invalid_option', 'host must be a string');
   return {
     host: options.host ?? d.host,
     port: integerOption('port', options.port, d.port, 0, 65535),
     replicas: integerOption('replicas', options.replicas, d.replicas, 1, l.replicas),
     maxBatchSize: integerOption('maxBatchSize', options.maxBatchSize, d.maxBatchSize, 1, l.maxBatchSize),
-    maxQueueDelayMs: integerOption('maxQueueDelayUs', options.maxQueueDelayUs, d.maxQueueDelayUs, 0, l.maxQueueDelayUs) / 1000,
+    maxQueueDelayMs:
+      integerOption('maxQueueDelayUs', options.maxQueueDelayUs, d.maxQueueDelayUs, 0, l.maxQueueDelayUs) /
+      1000,
     maxQueueSize: integerOption('maxQueueSize', options.maxQueueSize, d.maxQueueSize, 1, l.maxQueueSize),
-    requestTimeoutMs: integerOption('requestTimeoutMs', options.requestTimeoutMs, d.requestTimeoutMs, 1, 3_600_000),
-    replicaCallTimeoutMs: integerOption('requestTimeoutMs', options.requestTimeoutMs, d.requestTimeoutMs, 1, 3_600_000),
+    requestTimeoutMs: integerOption(
+      'requestTimeoutMs',
+      options.requestTimeoutMs,
+      d.requestTimeoutMs,
+      1,
+      3_600_000,
+    ),
+    replicaCallTimeoutMs: integerOption(
+      'requestTimeoutMs',
+      options.requestTimeoutMs,
+      d.requestTimeoutMs,
+      1,
+      3_600_000,
+    ),
     bodyLimitBytes: integerOption('bodyLimitBytes', options.bodyLimitBytes, d.bodyLimitBytes, 1024, 1 << 30),
-    shutdownTimeoutMs: integerOption('shutdownTimeoutMs', options.shutdownTimeoutMs, d.shutdownTimeoutMs, 0, 3_600_000),
-    restartIntensity: integerOption('restartIntensity', options.restartIntensity, d.restartIntensity, 0, 1_000_000),
-    restartPeriodMs: integerOption('restartPeriodMs', options.restartPeriodMs, d.restartPeriodMs, 1, 86_400_000),
+    shutdownTimeoutMs: integerOption(
+      'shutdownTimeoutMs',
+      options.shutdownTimeoutMs,
+      d.shutdownTimeoutMs,
+      0,
+      3_600_000,
+    ),
+    restartIntensity: integerOption(
+      'restartIntensity',
+      options.restartIntensity,
+      d.restartIntensity,
+      0,
+      1_000_000,
+    ),
+    restartPeriodMs: integerOption(
+      'restartPeriodMs',
+      options.restartPeriodMs,
+      d.restartPeriodMs,
+      1,
+      86_400_000,
+    ),
     breakerFailureThreshold: integerOption(
       'breakerFailureThreshold',
       options.breakerFailureThreshold,
@@ -145,7 +181,13 @@ function resolveOptions(options: InferenceServerOptions): Resolved {
       1,
       1_000_000,
     ),
-    breakerResetTimeoutMs: integerOption('breakerResetTimeoutMs', options.breakerResetTimeoutMs, d.breakerResetTimeoutMs, 0, 3_600_000),
+    breakerResetTimeoutMs: integerOption(
+      'breakerResetTimeoutMs',
+      options.breakerResetTimeoutMs,
+      d.breakerResetTimeoutMs,
+      0,
+      3_600_000,
+    ),
     device: options.device,
     onBatch: options.onBatch,
   };
@@ -158,18 +200,24 @@ function errorBody(message: string): { error: string } {
 /** Starts the server; resolves once it listens and every model's replicas are up. */
 export async function startInferenceServer(options: InferenceServerOptions): Promise<InferenceServer> {
   const settings = resolveOptions(options);
-  if (!Array.isArray(options.models) || options.models.length === 0 || options.models.length > SERVE_LIMITS.models)
+  if (
+    !Array.isArray(options.models) ||
+    options.models.length === 0 ||
+    options.models.length > SERVE_LIMITS.models
+  )
     throw new ServeError('invalid_option', `models must list 1 to ${SERVE_LIMITS.models} models`);
   const logger = options.logger ?? pino({ level: 'info' }, pino.destination(2));
   const metrics = new ServeMetrics();
   const system = new ActorSystem({
-    onCrash: (pid, reason) => logger.error({ pid: String(pid), reason: formatReason(reason) }, 'actor crashed'),
+    onCrash: (pid, reason) =>
+      logger.error({ pid: String(pid), reason: formatReason(reason) }, 'actor crashed'),
   });
   const models = new Map<string, ModelEntry>();
   try {
     for (const served of options.models) {
       const entry = await loadEntry(system, served, settings, metrics);
-      if (models.has(entry.name)) throw new ServeError('invalid_option', `two models are named '${entry.name}'`);
+      if (models.has(entry.name))
+        throw new ServeError('invalid_option', `two models are named '${entry.name}'`);
       models.set(entry.name, entry);
     }
   } catch (error) {
@@ -249,7 +297,10 @@ function reloadModel(
   if (entry === undefined) return Promise.reject(new RequestRejected(404, `unknown model '${name}'`));
   const upgrade = entry.upgrading.then(async () => {
     if (entry.path === undefined)
-      throw new RequestRejected(400, `model '${name}' was given in memory; there is no path to load it from again`);
+      throw new RequestRejected(
+        400,
+        `model '${name}' was given in memory; there is no path to load it from again`,
+      );
     let source: ModelSource;
     try {
       source = await openModelSource(entry.path, { device: settings.device });
@@ -263,7 +314,10 @@ function reloadModel(
     const previous = entry.current;
     entry.versions.set(version, next);
     entry.current = next; // new requests go to the new version from here on
-    logger.info({ model: name, from: previous.version, to: version }, 'model version loaded; draining the old one');
+    logger.info(
+      { model: name, from: previous.version, to: version },
+      'model version loaded; draining the old one',
+    );
     await previous.drain(settings.requestTimeoutMs);
     entry.versions.delete(previous.version);
     return version;
@@ -281,7 +335,10 @@ async function shutDown(
   logger: EventLogger,
 ): Promise<{ drained: boolean }> {
   state.shuttingDown = true;
-  logger.info({ deadlineMs: settings.shutdownTimeoutMs }, 'shutting down: no new requests, finishing those in flight');
+  logger.info(
+    { deadlineMs: settings.shutdownTimeoutMs },
+    'shutting down: no new requests, finishing those in flight',
+  );
   let timer: NodeJS.Timeout | undefined;
   const deadline = new Promise<false>((resolve) => {
     timer = setTimeout(() => resolve(false), settings.shutdownTimeoutMs);
@@ -321,7 +378,9 @@ function registerRoutes(
   app.setErrorHandler((error: Error & { statusCode?: number }, _request, reply) => {
     const status = error.statusCode !== undefined && error.statusCode >= 400 ? error.statusCode : 500;
     const message =
-      status === 413 ? `the request body is larger than the limit of ${settings.bodyLimitBytes} bytes` : error.message;
+      status === 413
+        ? `the request body is larger than the limit of ${settings.bodyLimitBytes} bytes`
+        : error.message;
     void reply.code(status).send(errorBody(message));
   });
   app.setNotFoundHandler((request, reply) => {
@@ -334,11 +393,15 @@ function registerRoutes(
     if (params.version === undefined) return entry.current;
     return (
       entry.versions.get(params.version) ??
-      new RequestRejected(404, `model '${params.name}' has no version '${params.version}' loaded (loaded: ${[...entry.versions.keys()].join(', ')})`)
+      new RequestRejected(
+        404,
+        `model '${params.name}' has no version '${params.version}' loaded (loaded: ${[...entry.versions.keys()].join(', ')})`,
+      )
     );
   };
   const send = (reply: FastifyReply, rejection: RequestRejected): FastifyReply => {
-    if (rejection.retryAfterSeconds !== undefined) void reply.header('retry-after', String(rejection.retryAfterSeconds));
+    if (rejection.retryAfterSeconds !== undefined)
+      void reply.header('retry-after', String(rejection.retryAfterSeconds));
     return reply.code(rejection.status).send(errorBody(rejection.message));
   };
 
@@ -346,10 +409,15 @@ function registerRoutes(
   app.get('/v2/health/ready', async (_request, reply) => {
     if (state.shuttingDown) return send(reply, new RequestRejected(503, 'the server is shutting down'));
     const notReady = [...models.values()].filter((entry) => !entry.current.ready).map((entry) => entry.name);
-    if (notReady.length > 0) return send(reply, new RequestRejected(503, `models not ready: ${notReady.join(', ')}`));
+    if (notReady.length > 0)
+      return send(reply, new RequestRejected(503, `models not ready: ${notReady.join(', ')}`));
     return { ready: true };
   });
-  app.get('/v2', async () => ({ name: SERVER_NAME, version: SERVER_VERSION, extensions: ['model_repository'] }));
+  app.get('/v2', async () => ({
+    name: SERVER_NAME,
+    version: SERVER_VERSION,
+    extensions: ['model_repository'],
+  }));
   app.get('/metrics', async (_request, reply) => {
     void reply.header('content-type', metrics.registry.contentType);
     return metrics.registry.metrics();
@@ -393,16 +461,26 @@ function registerRoutes(
     app.get(`${prefix}/ready`, ready);
     app.post(`${prefix}/infer`, infer);
   }
-  app.post('/v2/repository/models/:name/load', async (request: FastifyRequest<{ Params: ModelParams }>, reply) => {
-    if (state.shuttingDown) return send(reply, new RequestRejected(503, 'the server is shutting down'));
-    try {
-      const version = await reloadModel(system, models, request.params.name, settings, metrics, request.log);
-      return { model_name: request.params.name, model_version: version };
-    } catch (error) {
-      if (isRequestRejected(error)) return send(reply, error);
-      throw error;
-    }
-  });
+  app.post(
+    '/v2/repository/models/:name/load',
+    async (request: FastifyRequest<{ Params: ModelParams }>, reply) => {
+      if (state.shuttingDown) return send(reply, new RequestRejected(503, 'the server is shutting down'));
+      try {
+        const version = await reloadModel(
+          system,
+          models,
+          request.params.name,
+          settings,
+          metrics,
+          request.log,
+        );
+        return { model_name: request.params.name, model_version: version };
+      } catch (error) {
+        if (isRequestRejected(error)) return send(reply, error);
+        throw error;
+      }
+    },
+  );
 }
 
 async function runInfer(
@@ -435,10 +513,17 @@ async function runInfer(
       if (isRequestRejected(outcome)) return outcome;
       return inferResponse(params.name, version.version, request.id, request.outputs, outcome.outputs);
     } catch (error) {
-      if (error instanceof CallTimeout) return new RequestRejected(504, `no answer within ${settings.requestTimeoutMs} ms`);
+      if (error instanceof CallTimeout)
+        return new RequestRejected(504, `no answer within ${settings.requestTimeoutMs} ms`);
       // The version was replaced and stopped between choosing it and calling it: the current one answers.
       const current = models.get(params.name)?.current;
-      if (error instanceof CallExit && attempt === 0 && params.version === undefined && current !== undefined && current !== version) {
+      if (
+        error instanceof CallExit &&
+        attempt === 0 &&
+        params.version === undefined &&
+        current !== undefined &&
+        current !== version
+      ) {
         version = current;
         continue;
       }

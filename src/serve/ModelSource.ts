@@ -74,9 +74,13 @@ function checkDevice(device: string | undefined): void {
 export async function openModelSource(path: string, options: SourceOptions = {}): Promise<ModelSource> {
   checkDevice(options.device);
   const info = await stat(path).catch((error: NodeJS.ErrnoException) => {
-    throw new ServeError('model_load_failed', `cannot read the model at ${path}: ${error.code ?? error.message}`, {
-      cause: error,
-    });
+    throw new ServeError(
+      'model_load_failed',
+      `cannot read the model at ${path}: ${error.code ?? error.message}`,
+      {
+        cause: error,
+      },
+    );
   });
   if (info.isFile()) {
     if (extname(path).toLowerCase() !== '.onnx') {
@@ -91,8 +95,7 @@ export async function openModelSource(path: string, options: SourceOptions = {})
     const loaded = await loadModel(path);
     return zbmdSource(loaded.module, loaded.spec, path);
   } catch (error) {
-    if (isModelFileError(error))
-      throw new ServeError('model_load_failed', error.message, { cause: error });
+    if (isModelFileError(error)) throw new ServeError('model_load_failed', error.message, { cause: error });
     throw error;
   }
 }

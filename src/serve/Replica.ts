@@ -36,7 +36,11 @@ export const ReplicaServer: GenServer<ReplicaState, ReplicaArgs> = {
     return state;
   },
 
-  async handleCall(request: unknown, _from: CallFrom, state: ReplicaState): Promise<CallResult<ReplicaState>> {
+  async handleCall(
+    request: unknown,
+    _from: CallFrom,
+    state: ReplicaState,
+  ): Promise<CallResult<ReplicaState>> {
     if (!(request instanceof RunBatch)) return reply(undefined, state);
     const running = state.runner.run(request.inputs);
     state.inFlight = running.catch(() => undefined);

@@ -131,7 +131,8 @@ export function concatData(datatype: Datatype, parts: readonly TensorData[]): Te
   const out = DATATYPES[datatype].allocate(length);
   let offset = 0;
   for (const part of parts) {
-    if (Array.isArray(out)) for (let index = 0; index < part.length; index++) out[offset + index] = (part as string[])[index];
+    if (Array.isArray(out))
+      for (let index = 0; index < part.length; index++) out[offset + index] = (part as string[])[index];
     else (out as Float32Array).set(part as Float32Array, offset);
     offset += part.length;
   }

@@ -10,7 +10,15 @@
  * process.once('SIGTERM', () => void server.close().then(() => process.exit(0)));
  * ```
  */
-export { Batcher, BatchCall, type BatcherConfig, DrainCall, type InferOutcome, type InferResult, type ReplicaSlot } from './Batcher.js';
+export {
+  BatchCall,
+  Batcher,
+  type BatcherConfig,
+  DrainCall,
+  type InferOutcome,
+  type InferResult,
+  type ReplicaSlot,
+} from './Batcher.js';
 export { DATATYPE_NAMES, DATATYPES, type Datatype, isDatatype, type TensorData } from './datatypes.js';
 export * from './errors.js';
 export {
@@ -24,7 +32,6 @@ export {
   type ServedModel,
   startInferenceServer,
 } from './InferenceServer.js';
-export { BATCH_SIZE_BUCKETS, LATENCY_BUCKETS_SECONDS, ServeMetrics } from './metrics.js';
 export {
   defaultModelName,
   type HostTensor,
@@ -37,5 +44,6 @@ export {
   type TensorMap,
   type TensorSpec,
 } from './ModelSource.js';
+export { BATCH_SIZE_BUCKETS, LATENCY_BUCKETS_SECONDS, ServeMetrics } from './metrics.js';
 export { type InferRequest, inferResponse, MAX_TENSOR_RANK, parseInferRequest } from './protocol.js';
 export { type ReplicaArgs, ReplicaServer, RunBatch } from './Replica.js';

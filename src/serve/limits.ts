@@ -29,4 +29,3 @@ export const SERVE_LIMITS = {
   maxQueueSize: 1_000_000,
   models: 64,
 } as const;
-

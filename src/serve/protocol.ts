@@ -44,17 +44,28 @@ function checkShape(name: string, value: unknown, spec: TensorSpec): number[] | 
     value.length > MAX_TENSOR_RANK ||
     !value.every((dimension) => Number.isSafeInteger(dimension) && dimension >= 0)
   ) {
-    return bad(`input '${name}': shape must be an array of at most ${MAX_TENSOR_RANK} integers >= 0, got ${JSON.stringify(value)}`);
+    return bad(
+      `input '${name}': shape must be an array of at most ${MAX_TENSOR_RANK} integers >= 0, got ${JSON.stringify(value)}`,
+    );
   }
   const shape = value as number[];
   const fits =
-    shape.length === spec.shape.length && spec.shape.every((dimension, index) => dimension < 0 || dimension === shape[index]);
-  if (!fits) return bad(`input '${name}': expected shape ${describeShape(spec.shape)}, received ${describeShape(shape)}`);
+    shape.length === spec.shape.length &&
+    spec.shape.every((dimension, index) => dimension < 0 || dimension === shape[index]);
+  if (!fits)
+    return bad(
+      `input '${name}': expected shape ${describeShape(spec.shape)}, received ${describeShape(shape)}`,
+    );
   return shape;
 }
 
 /** Copies `data` (flat or nested) into a new array of `datatype`, checking count and element types. */
-function decodeData(name: string, data: unknown, datatype: Datatype, shape: readonly number[]): TensorData | RequestRejected {
+function decodeData(
+  name: string,
+  data: unknown,
+  datatype: Datatype,
+  shape: readonly number[],
+): TensorData | RequestRejected {
   const count = shape.reduce((product, dimension) => product * dimension, 1);
   if (!Array.isArray(data)) return bad(`input '${name}': data must be an array, got ${typeof data}`);
   const info = DATATYPES[datatype];
@@ -70,23 +81,30 @@ function decodeData(name: string, data: unknown, datatype: Datatype, shape: read
     }
     const item = top.items[top.next++];
     if (Array.isArray(item)) {
-      if (stack.length > MAX_TENSOR_RANK) return bad(`input '${name}': data is nested deeper than ${MAX_TENSOR_RANK} levels`);
+      if (stack.length > MAX_TENSOR_RANK)
+        return bad(`input '${name}': data is nested deeper than ${MAX_TENSOR_RANK} levels`);
       stack.push({ items: item, next: 0 });
       continue;
     }
-    if (index >= count) return bad(`input '${name}': shape ${describeShape(shape)} holds ${count} elements, data has more`);
+    if (index >= count)
+      return bad(`input '${name}': shape ${describeShape(shape)} holds ${count} elements, data has more`);
     if (!info.store(out, index, item))
-      return bad(`input '${name}': element ${index} must be ${info.expects} (${datatype}), got ${JSON.stringify(item)}`);
+      return bad(
+        `input '${name}': element ${index} must be ${info.expects} (${datatype}), got ${JSON.stringify(item)}`,
+      );
     index++;
   }
-  if (index !== count) return bad(`input '${name}': shape ${describeShape(shape)} holds ${count} elements, data has ${index}`);
+  if (index !== count)
+    return bad(`input '${name}': shape ${describeShape(shape)} holds ${count} elements, data has ${index}`);
   return out;
 }
 
 function decodeInput(raw: unknown, spec: TensorSpec): HostTensor | RequestRejected {
   if (!isRecord(raw)) return bad(`input '${spec.name}' must be an object`);
   if (!isDatatype(raw.datatype) || raw.datatype !== spec.datatype) {
-    return bad(`input '${spec.name}': expected datatype ${spec.datatype}, received ${JSON.stringify(raw.datatype)}`);
+    return bad(
+      `input '${spec.name}': expected datatype ${spec.datatype}, received ${JSON.stringify(raw.datatype)}`,
+    );
   }
   const shape = checkShape(spec.name, raw.shape, spec);
   if (shape instanceof RequestRejected) return shape;
@@ -97,7 +115,8 @@ function decodeInput(raw: unknown, spec: TensorSpec): HostTensor | RequestReject
 
 function requestedOutputs(raw: unknown, outputs: readonly TensorSpec[]): string[] | RequestRejected {
   if (raw === undefined) return outputs.map((spec) => spec.name);
-  if (!Array.isArray(raw) || raw.length === 0) return bad('outputs must be a non-empty array of {"name": ...}');
+  if (!Array.isArray(raw) || raw.length === 0)
+    return bad('outputs must be a non-empty array of {"name": ...}');
   const known = outputs.map((spec) => spec.name);
   const names: string[] = [];
   for (const entry of raw) {
@@ -117,27 +136,33 @@ export function parseInferRequest(
   batchable: boolean,
 ): InferRequest | RequestRejected {
   if (!isRecord(body)) return bad('the request body must be a JSON object with "inputs"');
-  if (body.id !== undefined && typeof body.id !== 'string') return bad(`id must be a string, got ${JSON.stringify(body.id)}`);
+  if (body.id !== undefined && typeof body.id !== 'string')
+    return bad(`id must be a string, got ${JSON.stringify(body.id)}`);
   if (!Array.isArray(body.inputs)) return bad('"inputs" must be an array of tensors');
   const byName = new Map<string, unknown>();
   for (const raw of body.inputs) {
     const name = isRecord(raw) ? raw.name : undefined;
     if (typeof name !== 'string') return bad('every input needs a "name" string');
     if (!inputs.some((spec) => spec.name === name))
-      return bad(`input '${name}' is not an input of the model; it takes ${inputs.map((spec) => spec.name).join(', ')}`);
+      return bad(
+        `input '${name}' is not an input of the model; it takes ${inputs.map((spec) => spec.name).join(', ')}`,
+      );
     if (byName.has(name)) return bad(`input '${name}' is given twice`);
     byName.set(name, raw);
   }
   const decoded = new Map<string, HostTensor>();
   let rows = 1;
   for (const spec of inputs) {
-    if (!byName.has(spec.name)) return bad(`input '${spec.name}' is missing (the model takes ${inputs.map((s) => s.name).join(', ')})`);
+    if (!byName.has(spec.name))
+      return bad(`input '${spec.name}' is missing (the model takes ${inputs.map((s) => s.name).join(', ')})`);
     const tensor = decodeInput(byName.get(spec.name), spec);
     if (tensor instanceof RequestRejected) return tensor;
     if (batchable) {
       if (decoded.size === 0) rows = tensor.shape[0];
       else if (tensor.shape[0] !== rows)
-        return bad(`input '${spec.name}': batch dimension ${tensor.shape[0]} differs from the other inputs' ${rows}`);
+        return bad(
+          `input '${spec.name}': batch dimension ${tensor.shape[0]} differs from the other inputs' ${rows}`,
+        );
     }
     decoded.set(spec.name, tensor);
   }
@@ -161,7 +186,12 @@ export function inferResponse(
     ...(id === undefined ? {} : { id }),
     outputs: names.map((name) => {
       const tensor = outputs.get(name)!;
-      return { name, datatype: tensor.datatype, shape: tensor.shape, data: DATATYPES[tensor.datatype].toJson(tensor.data) };
+      return {
+        name,
+        datatype: tensor.datatype,
+        shape: tensor.shape,
+        data: DATATYPES[tensor.datatype].toJson(tensor.data),
+      };
     }),
   };
 }

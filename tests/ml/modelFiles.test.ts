@@ -51,7 +51,9 @@ describe('saveModel / loadModel', () => {
     await writeFile(path, JSON.stringify({ ...manifest, model: 'gpt' }));
     await expect(loadModel(directory)).rejects.toSatisfy((error) => isModelFileError(error, 'unknown_model'));
     await writeFile(path, JSON.stringify({ ...manifest, tensorsSha256: '0'.repeat(64) }));
-    await expect(loadModel(directory)).rejects.toSatisfy((error) => isModelFileError(error, 'tensors_corrupt'));
+    await expect(loadModel(directory)).rejects.toSatisfy((error) =>
+      isModelFileError(error, 'tensors_corrupt'),
+    );
     await expect(loadModel(join(directory, 'nothing-here'))).rejects.toSatisfy((error) =>
       isModelFileError(error, 'not_a_model_directory'),
     );

@@ -5,9 +5,16 @@ import { SimulatedClock } from '../../src/actor/Clock.js';
 import { Random } from '../../src/actor/Random.js';
 import { fromData, noGrad } from '../../src/ml/Tensor.js';
 import { buildMlp } from '../../src/ml/training/models.js';
-import { BatchCall, type InferOutcome, type InferResult, isRequestRejected, moduleSource, ServeMetrics } from '../../src/serve/index.js';
-import type { ModelSource } from '../../src/serve/ModelSource.js';
+import {
+  BatchCall,
+  type InferOutcome,
+  type InferResult,
+  isRequestRejected,
+  moduleSource,
+  ServeMetrics,
+} from '../../src/serve/index.js';
 import { ModelVersion, type VersionSettings } from '../../src/serve/internal/ModelVersion.js';
+import type { ModelSource } from '../../src/serve/ModelSource.js';
 import { batchKey, parseInferRequest } from '../../src/serve/protocol.js';
 
 const SPEC = { model: 'mlp' as const, featureShape: [3], numClasses: 2 };
@@ -21,7 +28,10 @@ function slowSource(clock: SimulatedClock, runMs: number): ModelSource {
     open: async () => {
       const runner = await source.open();
       return {
-        run: (inputs) => new Promise((resolve, reject) => clock.setTimer(runMs, () => runner.run(inputs).then(resolve, reject))),
+        run: (inputs) =>
+          new Promise((resolve, reject) =>
+            clock.setTimer(runMs, () => runner.run(inputs).then(resolve, reject)),
+          ),
         close: () => runner.close(),
       };
     },
@@ -72,7 +82,8 @@ async function harness(options: Partial<VersionSettings> = {}, runMs = 0): Promi
   const replies = new Map<object, number>();
   const reply = system.reply.bind(system);
   system.reply = (from, value) => {
-    if (isRequestRejected(value) || (value as InferResult)?.outputs !== undefined) replies.set(from, (replies.get(from) ?? 0) + 1);
+    if (isRequestRejected(value) || (value as InferResult)?.outputs !== undefined)
+      replies.set(from, (replies.get(from) ?? 0) + 1);
     return reply(from, value);
   };
   const chosen = runMs > 0 ? slowSource(clock, runMs) : source;
@@ -117,7 +128,9 @@ describe('dynamic batcher (Triton semantics) on a simulated clock', () => {
     results.forEach((result, index) => {
       expect(result.batchRows).toBe(index < 4 ? 4 : 2);
       const logits = Array.from(result.outputs.get('logits')!.data as Float32Array);
-      expectedLogits(rowOf(index)).forEach((value, column) => expect(logits[column]).toBeCloseTo(value, 5));
+      expectedLogits(rowOf(index)).forEach((value, column) => {
+        expect(logits[column]).toBeCloseTo(value, 5);
+      });
     });
   });
 
@@ -151,7 +164,9 @@ describe('dynamic batcher (Triton semantics) on a simulated clock', () => {
     results.forEach((result, index) => {
       expect(result.attempts).toBe(2);
       const logits = Array.from(result.outputs.get('logits')!.data as Float32Array);
-      expectedLogits(rowOf(index)).forEach((value, column) => expect(logits[column]).toBeCloseTo(value, 5));
+      expectedLogits(rowOf(index)).forEach((value, column) => {
+        expect(logits[column]).toBeCloseTo(value, 5);
+      });
     });
     expect((await h.metrics.replicaRestarts.get()).values[0].value).toBe(1);
     expect((await h.metrics.retriedBatches.get()).values[0].value).toBe(1);
@@ -159,7 +174,10 @@ describe('dynamic batcher (Triton semantics) on a simulated clock', () => {
   });
 
   it("opens a replica's circuit breaker after repeated failures and routes around it", async () => {
-    const h = await harness({ replicas: 2, maxBatchSize: 1, breakerFailureThreshold: 2, breakerResetTimeoutMs: 1000 }, 10);
+    const h = await harness(
+      { replicas: 2, maxBatchSize: 1, breakerFailureThreshold: 2, breakerResetTimeoutMs: 1000 },
+      10,
+    );
     for (let round = 0; round < 2; round++) {
       const answer = h.submit(round);
       await system.advance(5);
@@ -211,7 +229,8 @@ describe('batcher property: crashes at random times lose no request and answer n
               return;
             }
             const logits = Array.from(result.outputs.get('logits')!.data as Float32Array);
-            expectedLogits(rowOf(index)).forEach((value, column) => expect(logits[column]).toBeCloseTo(value, 5));
+            for (const [column, value] of expectedLogits(rowOf(index)).entries())
+              expect(logits[column]).toBeCloseTo(value, 5);
           });
           system.shutdown();
         },

@@ -19,7 +19,8 @@ afterEach(() => {
 });
 
 function exited(process: ChildProcess): Promise<number | string | null> {
-  if (process.exitCode !== null || process.signalCode !== null) return Promise.resolve(process.signalCode ?? process.exitCode);
+  if (process.exitCode !== null || process.signalCode !== null)
+    return Promise.resolve(process.signalCode ?? process.exitCode);
   return new Promise((resolve) => process.once('exit', (code, signal) => resolve(signal ?? code)));
 }
 
@@ -45,9 +46,12 @@ describe('zbmd serve in a child process', () => {
   it('on SIGTERM stops accepting, answers the requests in flight and exits 0', async () => {
     // A long queue delay keeps the requests queued until the signal comes.
     const { url, lines } = await startServe(TINY_ONNX, '--max-delay-us', '5000000', '--max-batch', '64');
-    const inFlight = Array.from({ length: 5 }, (_, index) => post(`${url}/v2/models/tiny/infer`, tinyRequest(1, index)));
+    const inFlight = Array.from({ length: 5 }, (_, index) =>
+      post(`${url}/v2/models/tiny/infer`, tinyRequest(1, index)),
+    );
     const deadline = Date.now() + 10_000;
-    while ((await queueDepth(url)) < 5 && Date.now() < deadline) await new Promise((resolve) => setImmediate(resolve));
+    while ((await queueDepth(url)) < 5 && Date.now() < deadline)
+      await new Promise((resolve) => setImmediate(resolve));
     expect(await queueDepth(url)).toBe(5);
     const startedMs = performance.now();
     child!.kill('SIGTERM');
@@ -83,13 +87,29 @@ describe('zbmd serve in a child process', () => {
     try {
       const trainer = spawn(
         process.execPath,
-        [BIN, 'train', '--data', TINY_DATA, '--max-steps', '3', '--batch-size', '16', '--checkpoint-dir', directory, '--device', 'cpu'],
+        [
+          BIN,
+          'train',
+          '--data',
+          TINY_DATA,
+          '--max-steps',
+          '3',
+          '--batch-size',
+          '16',
+          '--checkpoint-dir',
+          directory,
+          '--device',
+          'cpu',
+        ],
         { stdio: ['ignore', 'ignore', 'inherit'] },
       );
       expect(await exited(trainer)).toBe(0);
       const { url } = await startServe(directory, '--name', 'fashion');
       const metadata = await get(`${url}/v2/models/fashion`);
-      expect(metadata.body).toMatchObject({ platform: 'zbmd', inputs: [{ name: 'input', datatype: 'FP32', shape: [-1, 1, 28, 28] }] });
+      expect(metadata.body).toMatchObject({
+        platform: 'zbmd',
+        inputs: [{ name: 'input', datatype: 'FP32', shape: [-1, 1, 28, 28] }],
+      });
       const image = Array.from({ length: 784 }, (_, index) => (index % 17) / 17);
       const answer = await post(`${url}/v2/models/fashion/infer`, {
         inputs: [{ name: 'input', shape: [1, 1, 28, 28], datatype: 'FP32', data: image }],
@@ -104,7 +124,9 @@ describe('zbmd serve in a child process', () => {
   });
 
   it('exits 2 with one line saying what is wrong for a model it cannot serve', async () => {
-    child = spawn(process.execPath, [BIN, 'serve', '/nonexistent/model.onnx', '--port', '0'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    child = spawn(process.execPath, [BIN, 'serve', '/nonexistent/model.onnx', '--port', '0'], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let stderr = '';
     child.stderr!.on('data', (chunk) => {
       stderr += String(chunk);

@@ -1,7 +1,11 @@
 import { Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { pino } from 'pino';
-import { type InferenceServer, type InferenceServerOptions, startInferenceServer } from '../../src/serve/index.js';
+import {
+  type InferenceServer,
+  type InferenceServerOptions,
+  startInferenceServer,
+} from '../../src/serve/index.js';
 
 export const TINY_ONNX = fileURLToPath(new URL('./fixtures/tiny.onnx', import.meta.url));
 export const TYPES_ONNX = fileURLToPath(new URL('./fixtures/types.onnx', import.meta.url));

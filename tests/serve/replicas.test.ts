@@ -22,7 +22,12 @@ afterEach(async () => {
 });
 
 /** `clients` loops each sending `perClient` requests one after another; returns every answer. */
-async function load(url: string, clients: number, perClient: number, body: (client: number, index: number) => unknown) {
+async function load(
+  url: string,
+  clients: number,
+  perClient: number,
+  body: (client: number, index: number) => unknown,
+) {
   const answers: Array<{ status: number; body: any; sent: unknown }> = [];
   await Promise.all(
     Array.from({ length: clients }, async (_, client) => {
@@ -44,12 +49,19 @@ function logitsOf(module: Module, row: number[]): number[] {
 
 describe('replicas under a supervisor, behind HTTP', () => {
   it('answers every request once through replica crashes under load, and counts the restarts', async () => {
-    ({ server } = await startTestServer({ models: [{ path: TINY_ONNX }], replicas: 2, maxBatchSize: 8, maxQueueDelayUs: 500 }));
+    ({ server } = await startTestServer({
+      models: [{ path: TINY_ONNX }],
+      replicas: 2,
+      maxBatchSize: 8,
+      maxQueueDelayUs: 500,
+    }));
     const reference = await post(`${server.url}/v2/models/tiny/infer`, tinyRequest(1, 3));
     const crasher = setInterval(() => server?.crashReplica('tiny', Math.floor(Math.random() * 2)), 50);
     let answers: Awaited<ReturnType<typeof load>>;
     try {
-      answers = await load(`${server.url}/v2/models/tiny/infer`, 16, 10, (client) => tinyRequest(1, client % 4 === 0 ? 3 : client));
+      answers = await load(`${server.url}/v2/models/tiny/infer`, 16, 10, (client) =>
+        tinyRequest(1, client % 4 === 0 ? 3 : client),
+      );
     } finally {
       clearInterval(crasher);
     }
@@ -61,7 +73,9 @@ describe('replicas under a supervisor, behind HTTP', () => {
     for (const answer of answers.filter((a) => a.status === 200 && (a.sent as any).inputs[0].data[0] === 0.3))
       expect(answer.body.outputs[0].data).toEqual(reference.body.outputs[0].data);
     const metrics = await get(`${server.url}/metrics`);
-    const restarts = Number(/zbmd_serve_replica_restarts_total\{model="tiny"\} (\d+)/.exec(metrics.body)?.[1]);
+    const restarts = Number(
+      /zbmd_serve_replica_restarts_total\{model="tiny"\} (\d+)/.exec(metrics.body)?.[1],
+    );
     expect(restarts).toBeGreaterThan(0);
   });
 
@@ -84,7 +98,8 @@ describe('replicas under a supervisor, behind HTTP', () => {
     expect([...versions].every((version) => version === '1' || version === '2')).toBe(true);
     const after = await post(url, body);
     expect(after.body.model_version).toBe('2');
-    logitsOf(second, row).forEach((value, index) => expect(after.body.outputs[0].data[index]).toBeCloseTo(value, 5));
+    for (const [index, value] of logitsOf(second, row).entries())
+      expect(after.body.outputs[0].data[index]).toBeCloseTo(value, 5);
     expect((await get(`${server.url}/v2/models/m`)).body.versions).toEqual(['2']);
     expect((await get(`${server.url}/v2/models/m/versions/1`)).status).toBe(404);
     expect((await post(`${server.url}/v2/repository/models/nope/load`, {})).status).toBe(404);
@@ -98,7 +113,9 @@ describe('replicas under a supervisor, behind HTTP', () => {
     const failed = await post(`${server.url}/v2/repository/models/m/load`, {});
     expect(failed.status).toBe(400);
     expect(failed.body.error).toMatch(/holds neither model.json/);
-    const still = await post(`${server.url}/v2/models/m/infer`, { inputs: [{ name: 'input', shape: [1, 4], datatype: 'FP32', data: [1, 2, 3, 4] }] });
+    const still = await post(`${server.url}/v2/models/m/infer`, {
+      inputs: [{ name: 'input', shape: [1, 4], datatype: 'FP32', data: [1, 2, 3, 4] }],
+    });
     expect(still).toMatchObject({ status: 200, body: { model_version: '1' } });
   });
 });

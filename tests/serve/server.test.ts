@@ -14,7 +14,10 @@ describe('Open Inference Protocol v2 over HTTP (ONNX through onnxruntime-node)',
     ({ server } = await startTestServer({ models: [{ path: TINY_ONNX }] }));
     expect((await get(`${server.url}/v2/health/live`)).status).toBe(200);
     expect((await get(`${server.url}/v2/health/ready`)).body).toEqual({ ready: true });
-    expect((await get(`${server.url}/v2`)).body).toMatchObject({ name: 'zbmd', extensions: ['model_repository'] });
+    expect((await get(`${server.url}/v2`)).body).toMatchObject({
+      name: 'zbmd',
+      extensions: ['model_repository'],
+    });
     const metadata = await get(`${server.url}/v2/models/tiny`);
     expect(metadata.body).toEqual({
       name: 'tiny',
@@ -23,7 +26,10 @@ describe('Open Inference Protocol v2 over HTTP (ONNX through onnxruntime-node)',
       inputs: [{ name: 'input', datatype: 'FP32', shape: [-1, 4] }],
       outputs: [{ name: 'logits', datatype: 'FP32', shape: [-1, 3] }],
     });
-    expect((await get(`${server.url}/v2/models/tiny/versions/1/ready`)).body).toEqual({ name: 'tiny', ready: true });
+    expect((await get(`${server.url}/v2/models/tiny/versions/1/ready`)).body).toEqual({
+      name: 'tiny',
+      ready: true,
+    });
     const unknown = await get(`${server.url}/v2/models/nope`);
     expect(unknown.status).toBe(404);
     expect(unknown.body.error).toMatch(/unknown model 'nope'/);
@@ -41,7 +47,9 @@ describe('Open Inference Protocol v2 over HTTP (ONNX through onnxruntime-node)',
     expect(flat.body).toMatchObject({ model_name: 'tiny', model_version: '1', id: 'a1' });
     const [output] = flat.body.outputs;
     expect(output).toMatchObject({ name: 'logits', datatype: 'FP32', shape: [3, 3] });
-    output.data.forEach((value: number, index: number) => expect(value).toBeCloseTo(golden.logits[index], 5));
+    output.data.forEach((value: number, index: number) => {
+      expect(value).toBeCloseTo(golden.logits[index], 5);
+    });
     const nestedData = [0, 1, 2].map((row) => golden.input.slice(row * 4, row * 4 + 4));
     const nested = await post(`${server.url}/v2/models/tiny/infer`, {
       inputs: [{ name: 'input', shape: golden.shape, datatype: 'FP32', data: nestedData }],
@@ -51,7 +59,12 @@ describe('Open Inference Protocol v2 over HTTP (ONNX through onnxruntime-node)',
 
   it('takes FP16, INT64, INT32, UINT8 and BOOL inputs and returns INT64 and BOOL outputs', async () => {
     ({ server } = await startTestServer({ models: [{ path: TYPES_ONNX, name: 'types' }] }));
-    const tensor = (name: string, datatype: string, data: unknown[]) => ({ name, datatype, shape: [2, 2], data });
+    const tensor = (name: string, datatype: string, data: unknown[]) => ({
+      name,
+      datatype,
+      shape: [2, 2],
+      data,
+    });
     const answer = await post(`${server.url}/v2/models/types/infer`, {
       inputs: [
         tensor('half', 'FP16', [0.5, 1.5, -2, 1024]),
@@ -65,7 +78,12 @@ describe('Open Inference Protocol v2 over HTTP (ONNX through onnxruntime-node)',
     expect(answer.status).toBe(200);
     const byName = Object.fromEntries(answer.body.outputs.map((output: any) => [output.name, output]));
     expect(answer.body.outputs.map((output: any) => output.name)).toEqual(['doubled', 'negated', 'sum']);
-    expect(byName.doubled).toEqual({ name: 'doubled', datatype: 'INT64', shape: [2, 2], data: [2, 4, 6, 2 ** 41] });
+    expect(byName.doubled).toEqual({
+      name: 'doubled',
+      datatype: 'INT64',
+      shape: [2, 2],
+      data: [2, 4, 6, 2 ** 41],
+    });
     expect(byName.negated.data).toEqual([false, true, false, true]);
     // The sum is FP32: 2^40 + 991 rounds to 2^40.
     expect(byName.sum.data).toEqual([12.5, 24.5, 287, Math.fround(2 ** 40 + 1024 - 40 + 7)]);
@@ -75,11 +93,26 @@ describe('Open Inference Protocol v2 over HTTP (ONNX through onnxruntime-node)',
     ({ server } = await startTestServer({ models: [{ path: TINY_ONNX }], maxBatchSize: 8 }));
     const url = `${server.url}/v2/models/tiny/infer`;
     const cases: Array<[unknown, RegExp]> = [
-      [{ inputs: [{ name: 'input', shape: [1, 5], datatype: 'FP32', data: [1, 2, 3, 4, 5] }] }, /input 'input': expected shape \[-1, 4\], received \[1, 5\]/],
-      [{ inputs: [{ name: 'input', shape: [1, 4], datatype: 'INT32', data: [1, 2, 3, 4] }] }, /input 'input': expected datatype FP32, received "INT32"/],
-      [{ inputs: [{ name: 'input', shape: [1, 4], datatype: 'FP32', data: [1, 2, 3] }] }, /holds 4 elements, data has 3/],
-      [{ inputs: [{ name: 'input', shape: [1, 4], datatype: 'FP32', data: [1, 2, 'x', 4] }] }, /element 2 must be a number/],
-      [{ inputs: [{ name: 'other', shape: [1, 4], datatype: 'FP32', data: [1, 2, 3, 4] }] }, /'other' is not an input of the model; it takes input/],
+      [
+        { inputs: [{ name: 'input', shape: [1, 5], datatype: 'FP32', data: [1, 2, 3, 4, 5] }] },
+        /input 'input': expected shape \[-1, 4\], received \[1, 5\]/,
+      ],
+      [
+        { inputs: [{ name: 'input', shape: [1, 4], datatype: 'INT32', data: [1, 2, 3, 4] }] },
+        /input 'input': expected datatype FP32, received "INT32"/,
+      ],
+      [
+        { inputs: [{ name: 'input', shape: [1, 4], datatype: 'FP32', data: [1, 2, 3] }] },
+        /holds 4 elements, data has 3/,
+      ],
+      [
+        { inputs: [{ name: 'input', shape: [1, 4], datatype: 'FP32', data: [1, 2, 'x', 4] }] },
+        /element 2 must be a number/,
+      ],
+      [
+        { inputs: [{ name: 'other', shape: [1, 4], datatype: 'FP32', data: [1, 2, 3, 4] }] },
+        /'other' is not an input of the model; it takes input/,
+      ],
       [{ inputs: [] }, /input 'input' is missing/],
       [tinyRequest(9), /9 rows; the server runs batches of at most 8/],
       ['{not json', /JSON/i],

@@ -7,10 +7,17 @@ import { startGenServer } from '../../actor/GenServer.js';
 import type { Pid } from '../../actor/Pid.js';
 import { CircuitBreaker } from '../../fault/CircuitBreaker.js';
 import { startSupervisor, stopSupervisor } from '../../supervision/Supervisor.js';
-import { Batcher, type BatcherConfig, DrainCall, type ReplicaSlot, ReplicaStarted, ReplicasGone } from '../Batcher.js';
+import {
+  Batcher,
+  type BatcherConfig,
+  DrainCall,
+  type ReplicaSlot,
+  ReplicaStarted,
+  ReplicasGone,
+} from '../Batcher.js';
 import { InjectedReplicaCrash } from '../errors.js';
-import type { ServeMetrics } from '../metrics.js';
 import type { ModelSource } from '../ModelSource.js';
+import type { ServeMetrics } from '../metrics.js';
 import { ReplicaServer } from '../Replica.js';
 
 export interface VersionSettings {

@@ -4,10 +4,17 @@ import { DATATYPES, type Datatype, datatypeOfOrt, type TensorData } from '../dat
 import { ServeError } from '../errors.js';
 import type { HostTensor, ModelRunner, ModelSource, TensorMap, TensorSpec } from '../ModelSource.js';
 
-function specsOf(metadata: readonly InferenceSession.ValueMetadata[], kind: string, path: string): TensorSpec[] {
+function specsOf(
+  metadata: readonly InferenceSession.ValueMetadata[],
+  kind: string,
+  path: string,
+): TensorSpec[] {
   return metadata.map((value) => {
     if (!value.isTensor)
-      throw new ServeError('unsupported_model', `${path}: ${kind} '${value.name}' is not a tensor; zbmd serves tensors only`);
+      throw new ServeError(
+        'unsupported_model',
+        `${path}: ${kind} '${value.name}' is not a tensor; zbmd serves tensors only`,
+      );
     const datatype = datatypeOfOrt(value.type);
     if (datatype === undefined) {
       throw new ServeError(
@@ -15,7 +22,9 @@ function specsOf(metadata: readonly InferenceSession.ValueMetadata[], kind: stri
         `${path}: ${kind} '${value.name}' has type ${value.type}; zbmd serves ${Object.keys(DATATYPES).join(', ')}`,
       );
     }
-    const shape = value.shape.map((dimension) => (typeof dimension === 'number' && dimension >= 0 ? dimension : -1));
+    const shape = value.shape.map((dimension) =>
+      typeof dimension === 'number' && dimension >= 0 ? dimension : -1,
+    );
     return { name: value.name, datatype, shape };
   });
 }
@@ -25,13 +34,16 @@ function sessionOptions(intraOpThreads: number): InferenceSession.SessionOptions
 }
 
 function toOrt(tensor: HostTensor): OrtTensor {
-  return new OrtTensor(DATATYPES[tensor.datatype].ort as 'float32', tensor.data as Float32Array, [...tensor.shape]);
+  return new OrtTensor(DATATYPES[tensor.datatype].ort as 'float32', tensor.data as Float32Array, [
+    ...tensor.shape,
+  ]);
 }
 
 function fromOrt(value: OrtTensor, datatype: Datatype): HostTensor {
   let data = value.data as TensorData;
   // A BOOL output may come back as a Uint8Array or an array of booleans, depending on the binding.
-  if (datatype === 'BOOL' && !(data instanceof Uint8Array)) data = Uint8Array.from(data as unknown as ArrayLike<number>);
+  if (datatype === 'BOOL' && !(data instanceof Uint8Array))
+    data = Uint8Array.from(data as unknown as ArrayLike<number>);
   return { datatype, shape: [...value.dims], data };
 }
 
@@ -51,7 +63,8 @@ class OnnxRunner implements ModelRunner {
     this.running = running.catch(() => undefined);
     const results = await running;
     const out = new Map<string, HostTensor>();
-    for (const spec of this.outputs) out.set(spec.name, fromOrt(results[spec.name] as OrtTensor, spec.datatype));
+    for (const spec of this.outputs)
+      out.set(spec.name, fromOrt(results[spec.name] as OrtTensor, spec.datatype));
     return out;
   }
 
@@ -63,14 +76,22 @@ class OnnxRunner implements ModelRunner {
   }
 }
 
-export async function openOnnxSource(path: string, bytes: Uint8Array, intraOpThreads: number): Promise<ModelSource> {
+export async function openOnnxSource(
+  path: string,
+  bytes: Uint8Array,
+  intraOpThreads: number,
+): Promise<ModelSource> {
   let probe: InferenceSession;
   try {
     probe = await InferenceSession.create(bytes, sessionOptions(intraOpThreads));
   } catch (error) {
-    throw new ServeError('model_load_failed', `onnxruntime cannot load ${path}: ${(error as Error).message}`, {
-      cause: error,
-    });
+    throw new ServeError(
+      'model_load_failed',
+      `onnxruntime cannot load ${path}: ${(error as Error).message}`,
+      {
+        cause: error,
+      },
+    );
   }
   const inputs = specsOf(probe.inputMetadata, 'input', path);
   const outputs = specsOf(probe.outputMetadata, 'output', path);
@@ -82,6 +103,7 @@ export async function openOnnxSource(path: string, bytes: Uint8Array, intraOpThr
     outputs,
     batchable,
     origin: path,
-    open: async () => new OnnxRunner(await InferenceSession.create(bytes, sessionOptions(intraOpThreads)), outputs),
+    open: async () =>
+      new OnnxRunner(await InferenceSession.create(bytes, sessionOptions(intraOpThreads)), outputs),
   };
 }
