@@ -149,4 +149,31 @@ describe('Open Inference Protocol v2 over HTTP (ONNX through onnxruntime-node)',
     expect(completed.length).toBeGreaterThanOrEqual(2);
     expect(completed.some((line) => (line.res as { statusCode: number }).statusCode === 400)).toBe(true);
   });
+
+  it('answers 429 with Retry-After when the queue is full, 504 past the request timeout, 503 while shutting down', async () => {
+    ({ server } = await startTestServer({
+      models: [{ path: TINY_ONNX }],
+      maxQueueSize: 1,
+      maxQueueDelayUs: 2_000_000,
+      requestTimeoutMs: 2000,
+    }));
+    const url = `${server.url}/v2/models/tiny/infer`;
+    const queued = post(url, tinyRequest(1));
+    const depth = async () =>
+      /zbmd_serve_queue_depth\{model="tiny"\} (\d+)/.exec((await get(`${server!.url}/metrics`)).body)?.[1];
+    const deadline = Date.now() + 5000;
+    while ((await depth()) !== '1' && Date.now() < deadline)
+      await new Promise((resolve) => setImmediate(resolve));
+    const full = await post(url, tinyRequest(1));
+    expect(full.status).toBe(429);
+    expect(full.headers.get('retry-after')).toBe('1');
+    expect(full.body.error).toMatch(/queue of model 'tiny' is full \(1 requests\)/);
+    const timedOut = await queued;
+    expect(timedOut.status).toBe(504);
+    const closing = server.close();
+    server = undefined;
+    const refused = await post(url, tinyRequest(1)).catch(() => ({ status: 503 }));
+    expect(refused.status).toBe(503);
+    await closing;
+  });
 });
