@@ -22,5 +22,8 @@ fi
 
 # `npm install` (not `npm ci`): it keeps the locked versions, and this npm writes lockfiles that
 # list only this platform's optional packages, which `npm ci` then rejects as out of sync.
+# onnxruntime-node's install script would download GPU binaries (and fail offline); the CPU
+# binding ships in the package, so skip the download.
+export ONNXRUNTIME_NODE_INSTALL=skip
 npm install --no-audit --no-fund
 npm run build

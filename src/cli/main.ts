@@ -5,11 +5,22 @@ import { Command, CommanderError, InvalidArgumentError } from 'commander';
 import { registerClusterCommands } from './cluster.js';
 import { registerObserveCommands } from './observe.js';
 import { integerOption, UsageError } from './options.js';
+import { registerServeCommand } from './serve.js';
 import type { SimulateOptions } from './simulate.js';
 import { registerTrainCommand } from './train.js';
 
 /** Benchmark suites: each is `bench/<name>.ts`, exporting `run(options)` that returns figures. */
-const BENCH_SUITES = ['actors', 'supervision', 'fault', 'gpu', 'ml', 'train', 'cluster', 'observe'] as const;
+const BENCH_SUITES = [
+  'actors',
+  'supervision',
+  'fault',
+  'gpu',
+  'ml',
+  'train',
+  'cluster',
+  'observe',
+  'serve',
+] as const;
 
 export interface BenchOptions {
   readonly json: boolean;
@@ -49,6 +60,7 @@ export function buildProgram(): Command {
   registerTrainCommand(program);
   registerClusterCommands(program);
   registerObserveCommands(program);
+  registerServeCommand(program);
 
   program
     .command('demo')

@@ -38,6 +38,7 @@ export {
 } from './internal/blas.js';
 export { clearBufferPools } from './internal/pool.js';
 export * from './losses.js';
+export * from './modelFiles.js';
 export * from './nn/attention.js';
 export * from './nn/init.js';
 export * from './nn/layers.js';

@@ -31,7 +31,7 @@ function persist(session: TrainingSession, request: PersistRequest): Promise<voi
   if (directory === undefined) return Promise.resolve();
   return session.serializeCommit(async () => {
     if (request.copy.step < session.lastPersistedStep) return;
-    await writeCheckpoint(directory, request.copy, session.identity, request.reason);
+    await writeCheckpoint(directory, request.copy, session.identity, request.reason, session.shape);
     session.lastPersistedStep = request.copy.step;
   });
 }

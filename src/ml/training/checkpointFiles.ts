@@ -49,6 +49,12 @@ export interface RunIdentity {
   readonly parameterNames: readonly string[];
 }
 
+/** What a served model is rebuilt from: the sample shape and the number of classes. */
+export interface CheckpointModelShape {
+  readonly featureShape: readonly number[];
+  readonly numClasses: number;
+}
+
 export interface CheckpointManifest {
   readonly format: typeof MANIFEST_FORMAT;
   readonly version: 1;
@@ -68,6 +74,8 @@ export interface CheckpointManifest {
   readonly deviceId: string;
   readonly reason: string;
   readonly epochProgress: EpochProgress;
+  /** The model's shape, so `zbmd serve` can rebuild `run.model`; absent in older manifests. */
+  readonly modelShape?: CheckpointModelShape;
 }
 
 function bytesOf(values: Float32Array): Uint8Array {
@@ -122,6 +130,7 @@ export async function writeCheckpoint(
   copy: SnapshotCopy,
   run: RunIdentity,
   reason: string,
+  modelShape?: CheckpointModelShape,
 ): Promise<CheckpointManifest> {
   if (endianness() !== 'LE')
     throw new TrainingError('invalid_config', 'checkpoints are written on little-endian machines only');
@@ -152,6 +161,9 @@ export async function writeCheckpoint(
     deviceId: copy.deviceId,
     reason,
     epochProgress: copy.epochProgress,
+    ...(modelShape === undefined
+      ? {}
+      : { modelShape: { featureShape: [...modelShape.featureShape], numClasses: modelShape.numClasses } }),
   };
   const text = new TextEncoder().encode(`${JSON.stringify(manifest, null, 2)}\n`);
   await writeFileAtomically(join(directory, MANIFEST_FILE), text, directory);

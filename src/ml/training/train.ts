@@ -24,6 +24,7 @@ import { CallExit } from '../../actor/errors.js';
 import { castTo } from '../../actor/GenServer.js';
 import type { Pid } from '../../actor/Pid.js';
 import { stopSupervisor } from '../../supervision/Supervisor.js';
+import type { Module } from '../nn/Module.js';
 import { evaluateAccuracy } from '../train.js';
 import {
   DeviceFailure,
@@ -70,6 +71,8 @@ export const STEP_CALL_TIMEOUT_MS = 600_000;
 export type EpochSummary = EpochReport;
 
 export interface TrainingResult {
+  /** The trained model (in eval mode after the final evaluation); `saveModel` writes it to disk. */
+  readonly model: Module;
   readonly finalTestAccuracy: number;
   /** Loss of the last step. */
   readonly loss: number;
@@ -447,6 +450,7 @@ async function finish(run: Run, loopMs: number, startedMs: number): Promise<Trai
   const audit = session.lineage.audit(session.data.train.length, run.firstPosition, run.nextStep);
   const stepsRun = run.nextStep - run.firstStep;
   return {
+    model,
     finalTestAccuracy,
     loss: run.lastLoss,
     elapsedMs: performance.now() - startedMs,

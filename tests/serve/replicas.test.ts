@@ -1,0 +1,121 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { Random } from '../../src/actor/Random.js';
+import { fromData, noGrad } from '../../src/ml/index.js';
+import { saveModel } from '../../src/ml/modelFiles.js';
+import type { Module } from '../../src/ml/nn/Module.js';
+import { buildMlp } from '../../src/ml/training/models.js';
+import type { InferenceServer } from '../../src/serve/index.js';
+import { get, post, startTestServer, TINY_ONNX, tinyRequest } from './helpers.js';
+
+let server: InferenceServer | undefined;
+let directory: string;
+beforeEach(async () => {
+  directory = await mkdtemp(join(tmpdir(), 'zbmd-serve-'));
+});
+afterEach(async () => {
+  await server?.close();
+  server = undefined;
+  await rm(directory, { recursive: true, force: true });
+});
+
+/** `clients` loops each sending `perClient` requests one after another; returns every answer. */
+async function load(
+  url: string,
+  clients: number,
+  perClient: number,
+  body: (client: number, index: number) => unknown,
+) {
+  const answers: Array<{ status: number; body: any; sent: unknown }> = [];
+  await Promise.all(
+    Array.from({ length: clients }, async (_, client) => {
+      for (let index = 0; index < perClient; index++) {
+        const sent = body(client, index);
+        const answer = await post(url, sent);
+        answers.push({ ...answer, sent });
+      }
+    }),
+  );
+  return answers;
+}
+
+const SPEC = { model: 'mlp' as const, featureShape: [4], numClasses: 3 };
+
+function logitsOf(module: Module, row: number[]): number[] {
+  return noGrad(() => Array.from(module.forward(fromData(Float32Array.from(row), [1, 4])).data));
+}
+
+describe('replicas under a supervisor, behind HTTP', () => {
+  it('answers every request once through replica crashes under load, and counts the restarts', async () => {
+    ({ server } = await startTestServer({
+      models: [{ path: TINY_ONNX }],
+      replicas: 2,
+      maxBatchSize: 8,
+      maxQueueDelayUs: 500,
+    }));
+    const reference = await post(`${server.url}/v2/models/tiny/infer`, tinyRequest(1, 3));
+    const crasher = setInterval(() => server?.crashReplica('tiny', Math.floor(Math.random() * 2)), 50);
+    let answers: Awaited<ReturnType<typeof load>>;
+    try {
+      answers = await load(`${server.url}/v2/models/tiny/infer`, 16, 10, (client) =>
+        tinyRequest(1, client % 4 === 0 ? 3 : client),
+      );
+    } finally {
+      clearInterval(crasher);
+    }
+    // A request fails only when both of its tries were struck by a crash (500, saying so); none is
+    // lost (504) or refused (503), and every answer holds the model's output for its own input.
+    const failed = answers.filter((answer) => answer.status !== 200);
+    for (const answer of failed) expect(answer.body.error).toMatch(/the model failed on two replicas/);
+    expect(failed.length).toBeLessThan(answers.length / 10);
+    for (const answer of answers.filter((a) => a.status === 200 && (a.sent as any).inputs[0].data[0] === 0.3))
+      expect(answer.body.outputs[0].data).toEqual(reference.body.outputs[0].data);
+    const metrics = await get(`${server.url}/metrics`);
+    const restarts = Number(
+      /zbmd_serve_replica_restarts_total\{model="tiny"\} (\d+)/.exec(metrics.body)?.[1],
+    );
+    expect(restarts).toBeGreaterThan(0);
+  });
+
+  it('upgrades a model by a rolling load beside the old version, dropping no request', async () => {
+    const first = buildMlp(SPEC, new Random(1)).eval();
+    const second = buildMlp(SPEC, new Random(2)).eval();
+    const path = join(directory, 'model');
+    await saveModel(first, path, SPEC);
+    ({ server } = await startTestServer({ models: [{ path, name: 'm' }], replicas: 2 }));
+    const url = `${server.url}/v2/models/m/infer`;
+    const row = [0.5, -1, 2, 0.25];
+    const body = { inputs: [{ name: 'input', shape: [1, 4], datatype: 'FP32', data: row }] };
+    await saveModel(second, path, SPEC);
+    const during = load(url, 8, 25, () => body);
+    const upgraded = await post(`${server.url}/v2/repository/models/m/load`, {});
+    const answers = await during;
+    expect(upgraded).toMatchObject({ status: 200, body: { model_name: 'm', model_version: '2' } });
+    expect(answers.filter((answer) => answer.status !== 200)).toEqual([]);
+    const versions = new Set(answers.map((answer) => answer.body.model_version));
+    expect([...versions].every((version) => version === '1' || version === '2')).toBe(true);
+    const after = await post(url, body);
+    expect(after.body.model_version).toBe('2');
+    for (const [index, value] of logitsOf(second, row).entries())
+      expect(after.body.outputs[0].data[index]).toBeCloseTo(value, 5);
+    expect((await get(`${server.url}/v2/models/m`)).body.versions).toEqual(['2']);
+    expect((await get(`${server.url}/v2/models/m/versions/1`)).status).toBe(404);
+    expect((await post(`${server.url}/v2/repository/models/nope/load`, {})).status).toBe(404);
+  });
+
+  it('keeps the old version serving when the new one cannot load', async () => {
+    const path = join(directory, 'model');
+    await saveModel(buildMlp(SPEC, new Random(1)), path, SPEC);
+    ({ server } = await startTestServer({ models: [{ path, name: 'm' }] }));
+    await rm(join(path, 'model.json'));
+    const failed = await post(`${server.url}/v2/repository/models/m/load`, {});
+    expect(failed.status).toBe(400);
+    expect(failed.body.error).toMatch(/holds neither model.json/);
+    const still = await post(`${server.url}/v2/models/m/infer`, {
+      inputs: [{ name: 'input', shape: [1, 4], datatype: 'FP32', data: [1, 2, 3, 4] }],
+    });
+    expect(still).toMatchObject({ status: 200, body: { model_version: '1' } });
+  });
+});
