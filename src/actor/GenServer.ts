@@ -192,7 +192,9 @@ export const isStartError = (error: unknown): error is StartError => error insta
 
 /**
  * Starts a server and resolves with its pid once `init` has returned, as gen_server:start.
- * Rejects with `StartError` if `init` throws or times out.
+ * Rejects with `StartError` if `init` throws or times out, or if the server exits before its
+ * `init` has returned (killed or sent an exit signal during an async init: `reason` is its exit
+ * reason; a linked caller also gets the exit signal, as usual).
  *
  * The pid is typed as a `ServerRef` from the behaviour's `handleCall` / `handleCast` (or from
  * `GenServer<State, Args, Call, Cast>` when the behaviour is declared with one), so a call or
@@ -213,17 +215,27 @@ export function startGenServer<Behavior extends GenServer<any, any>>(
     const pid =
       linkTo !== undefined ? linkTo.spawnLink(handler, spawnOptions) : system.spawn(handler, spawnOptions);
     let timer: ReturnType<ActorSystem['clock']['setTimer']> | undefined;
+    // A server that exits before init has returned (killed, an exit signal, its linked parent's
+    // exit, before or during an async init) fails the start with its reason, as gen_server:start
+    // returns {error, Reason}; the watch ends once the start has settled.
+    const watch = new AbortController();
     const settle = (error: unknown): void => {
       if (timer !== undefined) system.clock.cancelTimer(timer);
+      watch.abort();
       if (error === undefined) resolve(pid);
       else reject(error);
     };
     handler.onStarted = settle;
+    system.whenExited(pid, { signal: watch.signal }).then(
+      (reason) => handler.startFailed(reason),
+      () => {}, // the watch was ended by the start settling
+    );
     const timeoutMs = options.timeoutMs ?? Number.POSITIVE_INFINITY;
     if (timeoutMs !== Number.POSITIVE_INFINITY) {
       timer = system.clock.setTimer(timeoutMs, () => {
         if (handler.onStarted === undefined) return;
         handler.onStarted = undefined;
+        watch.abort();
         system.exit(pid, 'kill');
         reject(new StartError('timeout'));
       });
@@ -345,10 +357,12 @@ class GenServerHandler<State, Args> implements Handler {
     onStarted?.(undefined);
   }
 
-  private startFailed(error: unknown): void {
+  /** Fails the start (once) with the reason the server exits with. */
+  startFailed(error: unknown): void {
     const onStarted = this.onStarted;
     this.onStarted = undefined;
-    onStarted?.(new StartError(error as ExitReason));
+    // an init that called context.exit(reason) rejects with ProcessExited: the reason is inside
+    onStarted?.(new StartError(error instanceof ProcessExited ? error.reason : (error as ExitReason)));
   }
 
   handle(message: unknown, context: Context): void | Promise<void> {

@@ -6,12 +6,14 @@ import {
   type Context,
   callServer,
   castTo,
+  ExitMessage,
   type GenServer,
   getServerState,
   isCallExit,
   isCallTimeout,
   isStartError,
   noreply,
+  type Pid,
   reply,
   startGenServer,
   stop,
@@ -133,6 +135,83 @@ describe('GenServer', () => {
     const error = await outcome;
     expect(isStartError(error) && error.reason).toBe('timeout');
     expect(system.stats().alive).toBe(0);
+  });
+
+  it('a server killed during an async init fails the start with StartError(killed)', async () => {
+    const { system } = testSystem();
+    const start = startGenServer(system, { init: () => new Promise<number>(() => {}) }, undefined, {
+      name: 'slow',
+    });
+    const outcome = start.catch((e: unknown) => e);
+    await system.settle(); // init has run and is waiting on its promise
+    system.exit(system.whereis('slow')!, 'kill');
+    const error = await outcome;
+    expect(isStartError(error) && error.reason).toBe('killed');
+    expect(system.stats().alive).toBe(0);
+  });
+
+  it('an exit signal during an async init fails the start with its reason; so does one before init ran', async () => {
+    const { system } = testSystem();
+    const during = startGenServer(system, { init: () => new Promise<number>(() => {}) }, undefined, {
+      name: 'during',
+    }).catch((e: unknown) => e);
+    await system.settle();
+    system.exit(system.whereis('during')!, 'boom');
+    const error = await during;
+    expect(isStartError(error) && error.reason).toBe('boom');
+    // killed in the same tick as the start, before the scheduler ran init at all
+    const before = startGenServer(system, { init: () => 0 }, undefined, { name: 'before' }).catch(
+      (e: unknown) => e,
+    );
+    system.exit(system.whereis('before')!, { shutdown: 'early' });
+    const early = await before;
+    expect(isStartError(early) && early.reason).toEqual({ shutdown: 'early' });
+  });
+
+  it('an async init that exits the process itself fails the start with that reason', async () => {
+    const { system } = testSystem();
+    const error = await startGenServer(
+      system,
+      {
+        init: async (_args: undefined, context: Context) => {
+          await Promise.resolve();
+          return context.exit('no_backend');
+        },
+      },
+      undefined,
+    ).catch((e: unknown) => e);
+    expect(isStartError(error) && error.reason).toBe('no_backend');
+  });
+
+  it('a linked caller of a server killed during init gets the StartError and the exit signal', async () => {
+    const { system } = testSystem();
+    const got: unknown[] = [];
+    let server: Pid | undefined;
+    system.spawn(
+      async (ctx: Context) => {
+        const error = await startGenServer(
+          ctx,
+          {
+            init: (_args: undefined, context: Context) => {
+              server = context.self;
+              return new Promise<number>(() => {});
+            },
+          },
+          undefined,
+          { link: true },
+        ).catch((e: unknown) => e);
+        got.push(isStartError(error) && error.reason);
+        got.push(await ctx.receive(undefined, 0));
+      },
+      { trapExit: true },
+    );
+    await system.settle();
+    system.exit(server!, 'kill');
+    await system.settle();
+    expect(got[0]).toBe('killed');
+    expect(got[1]).toBeInstanceOf(ExitMessage);
+    expect((got[1] as ExitMessage).from).toBe(server);
+    expect((got[1] as ExitMessage).reason).toBe('killed');
   });
 
   it('registered servers are reached by name', async () => {
