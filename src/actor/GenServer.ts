@@ -9,6 +9,7 @@ import {
   systemOf,
   type Where,
 } from './ActorSystem.js';
+import { CastRequest, GetStateRequest } from './Call.js';
 import { ExitMessage, type ExitReason } from './ExitReason.js';
 import { BadArgument, ProcessExited } from './errors.js';
 import { describe } from './internal/checks.js';
@@ -161,13 +162,7 @@ export function serverRef(server: Pid | string): Pid | string {
   return server;
 }
 
-/** A cast envelope in the server's mailbox. */
-export class CastRequest {
-  constructor(readonly request: unknown) {}
-}
-
-/** System requests (OTP's sys module): answered by the server machinery, not the callbacks. */
-class GetState {}
+export { CastRequest } from './Call.js';
 
 export interface StartOptions {
   /** Register the server under this name. */
@@ -244,6 +239,29 @@ export function startGenServer<Behavior extends GenServer<any, any>>(
 }
 
 /**
+ * A server as a plain handler, for spawning where `startGenServer` cannot: on another thread, by
+ * module URL (a module's function export returns `genServerHandler(Behavior, args)`). `init`
+ * runs before the first message (calls wait in the mailbox behind it); unlike `startGenServer`
+ * nobody waits for it: an init that fails ends the process with its error (links and monitors
+ * see it).
+ *
+ * @example
+ * ```ts
+ * // counter.ts
+ * export const counter = (start: number) => genServerHandler(Counter, start);
+ * // anywhere
+ * const pid = system.spawn({ module: new URL('./counter.js', import.meta.url).href, export: 'counter' }, [41], { thread: 1 });
+ * ```
+ */
+export function genServerHandler<Behavior extends GenServer<any, any>>(
+  behavior: Behavior,
+  args: ArgsOf<Behavior>,
+): Handler {
+  checkBehavior(behavior);
+  return new GenServerHandler(behavior as GenServer<unknown, unknown>, args, undefined);
+}
+
+/**
  * Sends a cast: never fails for a dead server (as gen_server:cast), only for a full mailbox.
  * To a `ServerRef` / `ServerName`, only its server's cast type compiles; a plain pid or name
  * takes anything.
@@ -278,7 +296,7 @@ export function getServerState<State>(
   server: Pid | string,
   timeoutMs = DEFAULT_CALL_TIMEOUT_MS,
 ): Promise<State> {
-  return where.call<State>(server, new GetState(), timeoutMs);
+  return where.call<State>(server, new GetStateRequest(), timeoutMs);
 }
 
 /**
@@ -378,7 +396,7 @@ class GenServerHandler<State, Args> implements Handler {
   }
 
   private handleCall(call: CallRequest, context: Context): void | Promise<void> {
-    if (call.request instanceof GetState) {
+    if (call.request instanceof GetStateRequest) {
       context.system.reply(call.from, this.state);
       return;
     }
