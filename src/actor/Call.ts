@@ -12,3 +12,11 @@ export class CallRequest {
     readonly from: CallFrom,
   ) {}
 }
+
+/** A cast envelope in a server's mailbox (GenServer unwraps it); it crosses threads as itself. */
+export class CastRequest {
+  constructor(readonly request: unknown) {}
+}
+
+/** The system request for a server's state (OTP's sys:get_state); it crosses threads as itself. */
+export class GetStateRequest {}

@@ -9,6 +9,7 @@ import {
   systemOf,
   type Where,
 } from './ActorSystem.js';
+import { CastRequest, GetStateRequest } from './Call.js';
 import { ExitMessage, type ExitReason } from './ExitReason.js';
 import { BadArgument, ProcessExited } from './errors.js';
 import { describe } from './internal/checks.js';
@@ -161,13 +162,7 @@ export function serverRef(server: Pid | string): Pid | string {
   return server;
 }
 
-/** A cast envelope in the server's mailbox. */
-export class CastRequest {
-  constructor(readonly request: unknown) {}
-}
-
-/** System requests (OTP's sys module): answered by the server machinery, not the callbacks. */
-class GetState {}
+export { CastRequest } from './Call.js';
 
 export interface StartOptions {
   /** Register the server under this name. */
@@ -192,7 +187,9 @@ export const isStartError = (error: unknown): error is StartError => error insta
 
 /**
  * Starts a server and resolves with its pid once `init` has returned, as gen_server:start.
- * Rejects with `StartError` if `init` throws or times out.
+ * Rejects with `StartError` if `init` throws or times out, or if the server exits before its
+ * `init` has returned (killed or sent an exit signal during an async init: `reason` is its exit
+ * reason; a linked caller also gets the exit signal, as usual).
  *
  * The pid is typed as a `ServerRef` from the behaviour's `handleCall` / `handleCast` (or from
  * `GenServer<State, Args, Call, Cast>` when the behaviour is declared with one), so a call or
@@ -213,22 +210,55 @@ export function startGenServer<Behavior extends GenServer<any, any>>(
     const pid =
       linkTo !== undefined ? linkTo.spawnLink(handler, spawnOptions) : system.spawn(handler, spawnOptions);
     let timer: ReturnType<ActorSystem['clock']['setTimer']> | undefined;
+    // A server that exits before init has returned (killed, an exit signal, its linked parent's
+    // exit, before or during an async init) fails the start with its reason, as gen_server:start
+    // returns {error, Reason}; the watch ends once the start has settled.
+    const watch = new AbortController();
     const settle = (error: unknown): void => {
       if (timer !== undefined) system.clock.cancelTimer(timer);
+      watch.abort();
       if (error === undefined) resolve(pid);
       else reject(error);
     };
     handler.onStarted = settle;
+    system.whenExited(pid, { signal: watch.signal }).then(
+      (reason) => handler.startFailed(reason),
+      () => {}, // the watch was ended by the start settling
+    );
     const timeoutMs = options.timeoutMs ?? Number.POSITIVE_INFINITY;
     if (timeoutMs !== Number.POSITIVE_INFINITY) {
       timer = system.clock.setTimer(timeoutMs, () => {
         if (handler.onStarted === undefined) return;
         handler.onStarted = undefined;
+        watch.abort();
         system.exit(pid, 'kill');
         reject(new StartError('timeout'));
       });
     }
   });
+}
+
+/**
+ * A server as a plain handler, for spawning where `startGenServer` cannot: on another thread, by
+ * module URL (a module's function export returns `genServerHandler(Behavior, args)`). `init`
+ * runs before the first message (calls wait in the mailbox behind it); unlike `startGenServer`
+ * nobody waits for it: an init that fails ends the process with its error (links and monitors
+ * see it).
+ *
+ * @example
+ * ```ts
+ * // counter.ts
+ * export const counter = (start: number) => genServerHandler(Counter, start);
+ * // anywhere
+ * const pid = system.spawn({ module: new URL('./counter.js', import.meta.url).href, export: 'counter' }, [41], { thread: 1 });
+ * ```
+ */
+export function genServerHandler<Behavior extends GenServer<any, any>>(
+  behavior: Behavior,
+  args: ArgsOf<Behavior>,
+): Handler {
+  checkBehavior(behavior);
+  return new GenServerHandler(behavior as GenServer<unknown, unknown>, args, undefined);
 }
 
 /**
@@ -266,7 +296,7 @@ export function getServerState<State>(
   server: Pid | string,
   timeoutMs = DEFAULT_CALL_TIMEOUT_MS,
 ): Promise<State> {
-  return where.call<State>(server, new GetState(), timeoutMs);
+  return where.call<State>(server, new GetStateRequest(), timeoutMs);
 }
 
 /**
@@ -345,10 +375,12 @@ class GenServerHandler<State, Args> implements Handler {
     onStarted?.(undefined);
   }
 
-  private startFailed(error: unknown): void {
+  /** Fails the start (once) with the reason the server exits with. */
+  startFailed(error: unknown): void {
     const onStarted = this.onStarted;
     this.onStarted = undefined;
-    onStarted?.(new StartError(error as ExitReason));
+    // an init that called context.exit(reason) rejects with ProcessExited: the reason is inside
+    onStarted?.(new StartError(error instanceof ProcessExited ? error.reason : (error as ExitReason)));
   }
 
   handle(message: unknown, context: Context): void | Promise<void> {
@@ -364,7 +396,7 @@ class GenServerHandler<State, Args> implements Handler {
   }
 
   private handleCall(call: CallRequest, context: Context): void | Promise<void> {
-    if (call.request instanceof GetState) {
+    if (call.request instanceof GetStateRequest) {
       context.system.reply(call.from, this.state);
       return;
     }

@@ -103,6 +103,15 @@ export function startStateMachine<S extends string, D, Args>(
     } else {
       pid = options.link ? where.spawnLink(handler, spawnOptions) : where.spawn(handler, spawnOptions);
     }
+    // A machine that exits before init has returned fails the start with its reason (as
+    // gen_statem:start); the watch ends once the start has settled.
+    const system = where instanceof ActorSystem ? where : where.system;
+    const watch = new AbortController();
+    handler.watch = watch;
+    system.whenExited(pid, { signal: watch.signal }).then(
+      (reason) => handler.startFailed(reason),
+      () => {}, // the watch was ended by the start settling
+    );
   });
 }
 
@@ -166,19 +175,31 @@ class StateMachineHandler<S extends string, D, Args> implements Handler {
     private onStarted: ((error: unknown) => void) | undefined,
   ) {}
 
+  /** Ends the start's exit watch once init has returned. */
+  watch: AbortController | undefined;
+
+  /** Fails the start (once) with the reason the machine exits with. */
+  startFailed(error: unknown): void {
+    const onStarted = this.onStarted;
+    this.onStarted = undefined;
+    this.watch?.abort();
+    onStarted?.(new StartError(error instanceof ProcessExited ? error.reason : (error as ExitReason)));
+  }
+
   async init(context: Context): Promise<void> {
     this.context = context;
     let initial: Initial<S, D>;
     try {
       initial = await this.machine.init(this.args, context);
     } catch (error) {
-      this.onStarted?.(new StartError(error as ExitReason));
-      this.onStarted = undefined;
+      this.startFailed(error);
       throw error;
     }
+    if (this.onStarted === undefined) return; // it exited during init: the start has failed
     this.state = initial.state;
     this.data = initial.data;
-    this.onStarted?.(undefined);
+    this.watch?.abort();
+    this.onStarted(undefined);
     this.onStarted = undefined;
     await this.runActions(initial.actions ?? [], undefined, false);
     await this.drain();

@@ -1,84 +1,105 @@
-import { describe, expect, it } from 'vitest';
+import { afterAll, beforeEach, describe, expect, it } from 'vitest';
 import {
+  ActorSystem,
   type CallExit,
-  type CallFrom,
   type CallTimeout,
   type Context,
   callServer,
   castTo,
+  ExitMessage,
+  type ExitReason,
   type GenServer,
   getServerState,
   isCallExit,
   isCallTimeout,
   isStartError,
-  noreply,
+  type Pid,
   reply,
+  type ServerRefOf,
+  serverRef,
   startGenServer,
-  stop,
   upgradeServer,
 } from '../../src/actor/index.js';
-import { testSystem } from './helpers.js';
+import { type CounterArgs, Counter as ThreadCounter } from './fixtures/threadActors.js';
+import { inbox, testSystem } from './helpers.js';
 
-type CounterCall = 'get' | 'crash' | 'stop' | { slow: true };
-const Counter: GenServer<number, number> = {
-  version: 1,
-  init: (start) => start,
-  handleCall(request: CounterCall, _from, count) {
-    if (request === 'get') return reply(count, count);
-    if (request === 'stop') return stop('normal', count, 'stopping');
-    if (request === 'crash') throw new Error('counter bug');
-    return noreply(count); // { slow: true }: never answers
-  },
-  handleCast: (request: 'increment', count) => (request === 'increment' ? count + 1 : count),
-  handleInfo: (message: number, count) => count + message,
-};
+const fixtures = { module: new URL('./fixtures/threadActors.ts', import.meta.url).href };
 
-describe('GenServer', () => {
+const variants = [
+  { title: 'one thread', threads: 1, remote: 0 },
+  { title: 'two threads, the server on thread 1', threads: 2, remote: 1 },
+] as const;
+
+// One two-thread system for the file (a worker thread takes about a second to start from sources).
+let twoThreads: ActorSystem | undefined;
+const twoThreadCrashes: [Pid, ExitReason][] = [];
+afterAll(async () => {
+  await twoThreads?.close();
+});
+
+/**
+ * gen_server's call semantics, run twice (describe.each): a server started with startGenServer on
+ * a one-thread system (simulated clock), and the same behaviour (fixtures' Counter) spawned by
+ * module URL on thread 1 of a two-thread system, called from thread 0.
+ */
+describe.each(variants)('GenServer calls, $title', ({ threads, remote }) => {
+  let system: ActorSystem;
+  let crashes: [Pid, ExitReason][];
+  beforeEach(() => {
+    if (threads === 1) ({ system, crashes } = testSystem());
+    else {
+      twoThreads ??= new ActorSystem({
+        threads: 2,
+        onCrash: (pid, reason) => twoThreadCrashes.push([pid, reason]),
+      });
+      system = twoThreads;
+      crashes = twoThreadCrashes;
+    }
+  });
+
+  async function server(args: CounterArgs): Promise<ServerRefOf<typeof ThreadCounter>> {
+    if (threads === 1) return startGenServer(system, ThreadCounter, args);
+    const pid = system.spawn({ ...fixtures, export: 'counterServer' }, [args], { thread: remote });
+    expect(pid.thread).toBe(remote);
+    return serverRef<typeof ThreadCounter>(pid);
+  }
+
+  /** Lets `ms` pass: the simulated clock is moved; on two threads, real time passes by itself. */
+  const elapse = (ms: number): Promise<void> => (threads === 1 ? system.advance(ms) : Promise.resolve());
+
   it('the design book test: call answers, cast and info change the state', async () => {
-    const { system } = testSystem();
-    const pid = await startGenServer(system, Counter, 40);
+    const pid = await server({ start: 40 });
     castTo(system, pid, 'increment');
     system.send(pid, 1);
-    expect(await system.call(pid, 'get')).toBe(42);
-    expect(await getServerState(system, pid)).toBe(42);
+    expect(await callServer(system, pid, 'get')).toBe(42);
+    expect(await getServerState(system, pid)).toEqual({ count: 42, held: [] });
+    system.exit(pid, 'kill');
   });
 
   it('a call that gets no reply fails with CallTimeout, and the late reply is dropped', async () => {
-    const { system } = testSystem();
-    let pending: CallFrom | undefined;
-    const server = await startGenServer(
-      system,
-      {
-        init: () => 0,
-        handleCall: (_request: unknown, from: CallFrom, state: number) => {
-          pending = from;
-          return noreply(state);
-        },
-      },
-      undefined,
-    );
-    const got: unknown[] = [];
+    const pid = await server({ start: 0 });
+    const box = inbox(system);
     const caller = system.spawn(async (ctx: Context) => {
-      try {
-        await ctx.call(server, 'question', 50);
-      } catch (error) {
-        got.push(error);
-      }
-      got.push(await ctx.receive(undefined, 100));
+      ctx.send(box.pid, await ctx.call(pid, 'hold', 50).catch((error: unknown) => error));
+      ctx.send(box.pid, await ctx.receive()); // the first message after the timeout
     });
-    await system.advance(50);
-    expect(isCallTimeout(got[0])).toBe(true);
-    expect((got[0] as CallTimeout).timeoutMs).toBe(50);
-    expect(system.reply(pending!, 'too late')).toBe(false);
-    await system.advance(100);
-    expect(got[1]).toBeUndefined(); // the late reply never reached the caller's mailbox
-    expect(system.isAlive(caller)).toBe(false);
+    const outcome = box.next();
+    await elapse(50);
+    const error = await outcome;
+    expect(isCallTimeout(error)).toBe(true);
+    expect((error as CallTimeout).timeoutMs).toBe(50);
+    castTo(system, pid, 'release'); // the server replies now, to a call that is over
+    await callServer(system, pid, 'get'); // the late reply was sent (and arrived) before this one
+    system.send(caller, 'next');
+    expect(await box.next()).toBe('next'); // the late reply never reached the caller's mailbox
+    system.exit(pid, 'kill');
   });
 
   it('a call to a dead server fails with noproc; one to an unregistered name too', async () => {
-    const { system } = testSystem();
-    const pid = await startGenServer(system, Counter, 0);
+    const pid = await server({ start: 0 });
+    const exited = system.whenExited(pid);
     system.exit(pid, 'kill');
+    await exited;
     const error = await system.call(pid, 'get').catch((e: unknown) => e);
     expect(isCallExit(error)).toBe(true);
     expect((error as CallExit).reason).toBe('noproc');
@@ -86,28 +107,50 @@ describe('GenServer', () => {
   });
 
   it('a server that dies during the call fails it with its exit reason, after terminate ran', async () => {
-    const { system, crashes } = testSystem();
-    const terminated: unknown[] = [];
-    const pid = await startGenServer(
-      system,
-      { ...Counter, terminate: (reason) => void terminated.push(reason) },
-      0,
-    );
+    const box = inbox(system);
+    const pid = await server({ start: 0, reporter: box.pid });
     const error = await system.call(pid, 'crash').catch((e: unknown) => e);
     expect(isCallExit(error)).toBe(true);
     expect(((error as CallExit).reason as Error).message).toBe('counter bug');
-    expect((terminated[0] as Error).message).toBe('counter bug');
-    expect(crashes).toHaveLength(1);
+    const { terminated } = await box.next();
+    expect((terminated as Error).message).toBe('counter bug');
+    expect(crashes.map(([crashed]) => String(crashed))).toContain(String(pid));
   });
 
   it('stop with a reply answers the caller, then the server exits with the reason', async () => {
-    const { system } = testSystem();
-    const pid = await startGenServer(system, Counter, 0);
+    const pid = await server({ start: 0 });
     const exited = system.whenExited(pid);
-    expect(await system.call(pid, 'stop')).toBe('stopping');
+    expect(await callServer(system, pid, 'stop')).toBe('stopping');
     expect(await exited).toBe('normal');
   });
 
+  it('registered servers are reached by name, from any thread', async () => {
+    const pid = await server({ start: 7, name: 'counter' });
+    await callServer(system, pid, 'get'); // init (which registered the name) has run
+    expect(String(system.whereis('counter'))).toBe(String(pid));
+    castTo(system, 'counter', 'increment');
+    castTo(system, 'nobody', 'increment'); // a cast never fails
+    expect(await callServer(system, serverRef<typeof ThreadCounter>('counter'), 'get')).toBe(8);
+    const exited = system.whenExited(pid);
+    system.exit(pid, 'kill');
+    await exited;
+  });
+
+  it('the call round trip works from inside another actor (suspending only the caller)', async () => {
+    const pid = await server({ start: 5 });
+    const box = inbox(system);
+    const client = system.spawn({
+      handle: async (_m: unknown, ctx: Context) => ctx.send(box.pid, await ctx.call(pid, 'get')),
+    });
+    system.send(client, 'ask');
+    system.send(client, 'ask');
+    expect([await box.next(), await box.next()]).toEqual([5, 5]);
+    system.exit(pid, 'kill');
+  });
+});
+
+/** Start, init, upgrade and parent rules: the server starts on the caller's thread (not parameterized). */
+describe('GenServer', () => {
   it('a failing init rejects the start with StartError and the reason', async () => {
     const { system } = testSystem();
     const error = await startGenServer(
@@ -135,13 +178,81 @@ describe('GenServer', () => {
     expect(system.stats().alive).toBe(0);
   });
 
-  it('registered servers are reached by name', async () => {
+  it('a server killed during an async init fails the start with StartError(killed)', async () => {
     const { system } = testSystem();
-    const pid = await startGenServer(system, Counter, 7, { name: 'counter' });
-    expect(system.whereis('counter')).toBe(pid);
-    castTo(system, 'counter', 'increment');
-    castTo(system, 'nobody', 'increment'); // a cast never fails
-    expect(await callServer(system, 'counter', 'get')).toBe(8);
+    const start = startGenServer(system, { init: () => new Promise<number>(() => {}) }, undefined, {
+      name: 'slow',
+    });
+    const outcome = start.catch((e: unknown) => e);
+    await system.settle(); // init has run and is waiting on its promise
+    system.exit(system.whereis('slow')!, 'kill');
+    const error = await outcome;
+    expect(isStartError(error) && error.reason).toBe('killed');
+    expect(system.stats().alive).toBe(0);
+  });
+
+  it('an exit signal during an async init fails the start with its reason; so does one before init ran', async () => {
+    const { system } = testSystem();
+    const during = startGenServer(system, { init: () => new Promise<number>(() => {}) }, undefined, {
+      name: 'during',
+    }).catch((e: unknown) => e);
+    await system.settle();
+    system.exit(system.whereis('during')!, 'boom');
+    const error = await during;
+    expect(isStartError(error) && error.reason).toBe('boom');
+    // killed in the same tick as the start, before the scheduler ran init at all
+    const before = startGenServer(system, { init: () => 0 }, undefined, { name: 'before' }).catch(
+      (e: unknown) => e,
+    );
+    system.exit(system.whereis('before')!, { shutdown: 'early' });
+    const early = await before;
+    expect(isStartError(early) && early.reason).toEqual({ shutdown: 'early' });
+  });
+
+  it('an async init that exits the process itself fails the start with that reason', async () => {
+    const { system } = testSystem();
+    const error = await startGenServer(
+      system,
+      {
+        init: async (_args: undefined, context: Context) => {
+          await Promise.resolve();
+          return context.exit('no_backend');
+        },
+      },
+      undefined,
+    ).catch((e: unknown) => e);
+    expect(isStartError(error) && error.reason).toBe('no_backend');
+  });
+
+  it('a linked caller of a server killed during init gets the StartError and the exit signal', async () => {
+    const { system } = testSystem();
+    const got: unknown[] = [];
+    let server: Pid | undefined;
+    system.spawn(
+      async (ctx: Context) => {
+        const error = await startGenServer(
+          ctx,
+          {
+            init: (_args: undefined, context: Context) => {
+              server = context.self;
+              return new Promise<number>(() => {});
+            },
+          },
+          undefined,
+          { link: true },
+        ).catch((e: unknown) => e);
+        got.push(isStartError(error) && error.reason);
+        got.push(await ctx.receive(undefined, 0));
+      },
+      { trapExit: true },
+    );
+    await system.settle();
+    system.exit(server!, 'kill');
+    await system.settle();
+    expect(got[0]).toBe('killed');
+    expect(got[1]).toBeInstanceOf(ExitMessage);
+    expect((got[1] as ExitMessage).from).toBe(server);
+    expect((got[1] as ExitMessage).reason).toBe('killed');
   });
 
   it('a linked server trapping exits terminates when its parent exits, with the parent reason', async () => {
@@ -202,18 +313,5 @@ describe('GenServer', () => {
     castTo(system, pid, 3);
     expect(await system.call(pid, 'state')).toEqual({ total: 6, count: 1 });
     expect(seen).toEqual(['v1:1', 'v1:2', 'v2:3']);
-  });
-
-  it('the call round trip works from inside another actor (suspending only the caller)', async () => {
-    const { system } = testSystem();
-    const server = await startGenServer(system, Counter, 5);
-    const answers: unknown[] = [];
-    const client = system.spawn({
-      handle: async (_m: unknown, ctx: Context) => void answers.push(await ctx.call(server, 'get')),
-    });
-    system.send(client, 'ask');
-    system.send(client, 'ask');
-    await system.settle();
-    expect(answers).toEqual([5, 5]);
   });
 });

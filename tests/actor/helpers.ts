@@ -39,3 +39,25 @@ export function collector(
 export function idle(system: ActorSystem, options: { trapExit?: boolean } = {}): Pid {
   return system.spawn({ handle: () => {} }, options);
 }
+
+/** A local process whose messages a test awaits one at a time (`next()`), on any clock. */
+export function inbox(
+  system: ActorSystem,
+  options: { trapExit?: boolean } = {},
+): { pid: Pid; next: () => Promise<any> } {
+  const queued: unknown[] = [];
+  const waiting: ((message: unknown) => void)[] = [];
+  const pid = system.spawn(
+    {
+      handle: (message: unknown) => {
+        const waiter = waiting.shift();
+        if (waiter !== undefined) waiter(message);
+        else queued.push(message);
+      },
+    },
+    options,
+  );
+  const next = (): Promise<any> =>
+    queued.length > 0 ? Promise.resolve(queued.shift()) : new Promise((resolve) => waiting.push(resolve));
+  return { pid, next };
+}

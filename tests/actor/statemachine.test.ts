@@ -4,6 +4,7 @@ import {
   getMachineState,
   InvalidTransition,
   isInvalidTransition,
+  isStartError,
   type StateMachine,
   startStateMachine,
   transitionTable,
@@ -114,6 +115,21 @@ describe('StateMachine', () => {
     expect((invalid as InvalidTransition).state).toBe('processing');
     expect(await getMachineState(system, pid)).toEqual({ state: 'processing', data: { jobs: 1 } });
     expect(await system.call(pid, 'done')).toBe('idle');
+  });
+
+  it('a machine killed during an async init fails the start with StartError(killed)', async () => {
+    const { system } = testSystem();
+    const outcome = startStateMachine(
+      system,
+      { init: () => new Promise<never>(() => {}), handleEvent: () => ({}) },
+      undefined,
+      { name: 'slow' },
+    ).catch((e: unknown) => e);
+    await system.settle();
+    system.exit(system.whereis('slow')!, 'kill');
+    const error = await outcome;
+    expect(isStartError(error) && error.reason).toBe('killed');
+    expect(system.stats().alive).toBe(0);
   });
 
   it('upgrades its code between events with codeChange', async () => {

@@ -115,6 +115,73 @@ describe('edge cases', () => {
     expect(crashes).toHaveLength(1); // only the worker's crash: the supervisor was not reported as crashing
   });
 
+  it('a GenServer child killed during its async init: the start fails, is counted and retried (OTP)', async () => {
+    const { system } = testSystem();
+    const events = recordEvents(system);
+    let inits = 0;
+    const servers: Pid[] = [];
+    // start 1: at once; start 2: an async init that never returns (killed below); start 3: at once
+    const Server: GenServer<number, void> = {
+      init: (_args, ctx) => {
+        servers.push(ctx.self);
+        return inits++ === 1 ? new Promise<number>(() => {}) : 0;
+      },
+      handleCall: (_request: unknown, _from, state) => reply(state, state),
+    };
+    const supervisor = await startSupervisor(system, {
+      intensity: 3,
+      periodMs: 5000,
+      children: [
+        { id: 's', start: (ctx: Context) => startGenServer(ctx, Server, undefined, { link: true }) },
+      ],
+    });
+    system.exit(servers[0], 'boom');
+    await system.settle(); // the restart is waiting on init number 2
+    expect(inits).toBe(2);
+    system.exit(servers[1], 'kill');
+    await system.settle();
+    expect(inits).toBe(3);
+    const restarted = (await pidOf(system, supervisor, 's')) as Pid;
+    expect(restarted).toBe(servers[2]);
+    expect(await system.call(restarted, 'get')).toBe(0);
+    expect(
+      events.filter((event) => event.kind === 'child_start_failed').map((event) => event.reason),
+    ).toEqual(['killed']);
+    expect(system.isAlive(supervisor)).toBe(true);
+  });
+
+  it('a GenServer child killed during every async init: the supervisor gives up at its intensity', async () => {
+    const { system } = testSystem();
+    const events = recordEvents(system);
+    const servers: Pid[] = [];
+    let inits = 0;
+    const Server: GenServer<number, void> = {
+      init: (_args, ctx) => {
+        servers.push(ctx.self);
+        return inits++ === 0 ? 0 : new Promise<number>(() => {});
+      },
+    };
+    const supervisor = await startSupervisor(system, {
+      intensity: 2,
+      periodMs: 5000,
+      children: [
+        { id: 's', start: (ctx: Context) => startGenServer(ctx, Server, undefined, { link: true }) },
+      ],
+    });
+    const exited = system.whenExited(supervisor);
+    system.exit(servers[0], 'boom'); // restart 1 of 2
+    await system.settle();
+    system.exit(servers[1], 'kill'); // the start fails: try again is restart 2 of 2
+    await system.settle();
+    system.exit(servers[2], 'kill'); // a third restart is past the intensity
+    await system.settle();
+    expect(await exited).toBe('shutdown');
+    expect(inits).toBe(3);
+    expect(events.map((event) => event.kind)).toContain('restart_intensity_reached');
+    expect(events.filter((event) => event.kind === 'child_start_failed')).toHaveLength(2);
+    expect(system.stats().alive).toBe(0);
+  });
+
   it('a name already registered rejects the start with AlreadyRegistered, and nothing is left running', async () => {
     const { system } = testSystem();
     const log = new StartLog();

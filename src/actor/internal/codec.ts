@@ -1,3 +1,4 @@
+import { CastRequest, GetStateRequest } from '../Call.js';
 import { DownMessage, ExitMessage } from '../ExitReason.js';
 import { NotCloneable } from '../errors.js';
 import { Pid, Ref } from '../Pid.js';
@@ -5,7 +6,7 @@ import { Pid, Ref } from '../Pid.js';
 /**
  * Messages that cross threads: checked and encoded at the sender (so a value that cannot cross
  * is a `NotCloneable` error there, never a loss on the way), structured-cloned by the port, and
- * revived at the receiver. Pids, refs, EXIT and DOWN messages travel as tagged plain objects
+ * revived at the receiver. Pids, refs, EXIT and DOWN messages, GenServer casts and state requests travel as tagged plain objects
  * and come back as instances; typed arrays and ArrayBuffers pass as they are (moved when the
  * sender lists them in `transfer`). Plain objects, arrays, Maps and Sets are walked; any other
  * class instance is refused, since structured clone would silently turn it into a plain object.
@@ -68,6 +69,9 @@ export function encode(value: unknown, codec: PidCodec, path = 'message', depth 
       r: encodeReason(value.reason, codec),
     };
   if (value instanceof Ref) return { [TAG]: 'ref', n: value.node, i: value.id };
+  if (value instanceof CastRequest)
+    return { [TAG]: 'cast', r: encode(value.request, codec, `${path}.request`, depth + 1) };
+  if (value instanceof GetStateRequest) return { [TAG]: 'getstate' };
   if (value instanceof Map) {
     const entries: unknown[] = [];
     let index = 0;
@@ -126,6 +130,10 @@ export function revive(value: unknown, codec: PidCodec): unknown {
         revive(record.p, codec) as Pid,
         revive(record.r, codec) as never,
       );
+    case 'cast':
+      return new CastRequest(revive(record.r, codec));
+    case 'getstate':
+      return new GetStateRequest();
     case 'map':
       return new Map(
         (record.e as [unknown, unknown][]).map(([k, v]) => [revive(k, codec), revive(v, codec)]),
