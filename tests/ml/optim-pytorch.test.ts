@@ -88,9 +88,9 @@ describe('optimizers match PyTorch', () => {
         testCase.expected.forEach((after, step) => {
           setGradients(parameters, step);
           optimizer.step();
-          after.forEach((values, index) =>
-            expectNear(parameters[index].data, values, `step ${step} p${index}`),
-          );
+          after.forEach((values, index) => {
+            expectNear(parameters[index].data, values, `step ${step} p${index}`);
+          });
         });
         // The late parameter missed two steps: its own count is two behind.
         expect(optimizer.parameterSteps).toEqual([5, 5, 3]);
@@ -123,7 +123,9 @@ describe('optimizers match PyTorch', () => {
         optimizer.step();
         restored.step();
       }
-      copy.forEach((p, index) => expect(Array.from(p.data)).toEqual(Array.from(original[index].data)));
+      copy.forEach((p, index) => {
+        expect(Array.from(p.data)).toEqual(Array.from(original[index].data));
+      });
     });
   }
 });
