@@ -253,6 +253,24 @@ describe('schedules match PyTorch', () => {
     expect(cosine.rates[15]).toBeGreaterThan(0.05);
   });
 
+  it('a plateau schedule restored mid-run cuts at the same steps as the original', () => {
+    const plateauCase = fixture.schedules.find((s) => s.name === 'plateau min rel') as ScheduleCase;
+    const { kind: _, metrics, ...options } = plateauCase.zbmd;
+    const losses = metrics as number[];
+    const make = () => new ml.SGD([new ml.Parameter(new Float32Array(1), [1])], { learningRate: 0.1 });
+    const first = make();
+    const original = new ml.ReduceLearningRateOnPlateau(first, options as ml.PlateauOptions);
+    for (const loss of losses.slice(0, 13)) original.step(loss);
+    const second = make();
+    second.loadStateDict(first.stateDict());
+    const restored = new ml.ReduceLearningRateOnPlateau(second, options as ml.PlateauOptions);
+    restored.loadStateDict(original.stateDict());
+    for (const loss of losses.slice(13)) expect(restored.step(loss)).toBe(original.step(loss));
+    expect(() => restored.loadStateDict({ best: 1, badSteps: -1, cooldownLeft: 0, steps: 0 })).toThrow(
+      /badSteps/,
+    );
+  });
+
   it('one-cycle refuses a step past totalSteps, like PyTorch', () => {
     const oneCycle = ml.oneCycleSchedule({ maxLearningRate: 0.1, totalSteps: 30 });
     expect(() => oneCycle(31)).toThrow(/past totalSteps/);
