@@ -54,6 +54,7 @@ export * from './ops/softmax.js';
 export * from './optim/Adam.js';
 export * from './optim/clip.js';
 export * from './optim/Optimizer.js';
+export * from './optim/RMSprop.js';
 export * from './optim/SGD.js';
 export * from './optim/schedules.js';
 export * from './safetensors.js';

@@ -3,12 +3,16 @@
  *   Adam:  g = grad + weightDecay * p        AdamW: p *= 1 - lr * weightDecay
  *   m = b1 m + (1 - b1) g;   v = b2 v + (1 - b2) g^2
  *   p -= (lr / (1 - b1^t)) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)
+ * with amsgrad: vMax = max(vMax, v) in place of v in the denominator.
+ * t is the parameter's own step count (PyTorch's `state['step']`): a parameter whose first
+ * gradient comes late starts its own bias correction. Learning rate and weight decay are per
+ * parameter group.
  */
 import { check } from '../errors.js';
 import { type AdamKernel, createAdamKernel } from '../internal/simd.js';
 import type { Tensor } from '../Tensor.js';
 import { adamOnDevice } from './deviceState.js';
-import { Optimizer } from './Optimizer.js';
+import { Optimizer, type OptimizerParameters } from './Optimizer.js';
 
 export interface AdamOptions {
   readonly learningRate?: number;
@@ -22,6 +26,8 @@ export interface AdamOptions {
   readonly beta2?: number;
   readonly epsilon?: number;
   readonly weightDecay?: number;
+  /** Keep the largest second moment seen (AMSGrad, Reddi et al.); default false. */
+  readonly amsgrad?: boolean;
 }
 
 /**
@@ -34,18 +40,22 @@ export class Adam extends Optimizer {
   readonly beta1: number;
   readonly beta2: number;
   readonly epsilon: number;
+  /** The default weight decay (groups may have their own). */
   readonly weightDecay: number;
+  readonly amsgrad: boolean;
 
   constructor(
-    parameters: Iterable<Tensor>,
+    parameters: OptimizerParameters,
     options: AdamOptions = {},
     private readonly decoupled = false,
   ) {
-    super(parameters, options.learningRate ?? 1e-3, decoupled ? 'adamw' : 'adam');
+    const weightDecay = options.weightDecay ?? (decoupled ? 1e-2 : 0);
+    super(parameters, options.learningRate ?? 1e-3, decoupled ? 'adamw' : 'adam', weightDecay);
     this.beta1 = options.beta1 ?? 0.9;
     this.beta2 = options.beta2 ?? 0.999;
     this.epsilon = options.epsilon ?? 1e-8;
-    this.weightDecay = options.weightDecay ?? (decoupled ? 1e-2 : 0);
+    this.weightDecay = weightDecay;
+    this.amsgrad = options.amsgrad ?? false;
     check(this.beta1 >= 0 && this.beta1 < 1 && this.beta2 >= 0 && this.beta2 < 1, 'invalid_argument', () => {
       return `${this.kind}: betas must be in [0, 1), got ${this.beta1}, ${this.beta2}`;
     });
@@ -55,7 +65,11 @@ export class Adam extends Optimizer {
       () => `${this.kind}: epsilon must be > 0, weight decay >= 0`,
     );
     const onDevice = this.parameters.some((parameter) => parameter.device !== 'cpu');
-    this.kernel = options.simd === false || onDevice ? null : KernelBlock.create(this.parameters);
+    check(!(this.amsgrad && onDevice), 'invalid_argument', () => {
+      return `${this.kind}: amsgrad runs on the CPU only; move the parameters to the CPU or drop amsgrad`;
+    });
+    this.kernel =
+      options.simd === false || onDevice || this.amsgrad ? null : KernelBlock.create(this.parameters);
   }
 
   protected override allocateSlot(name: string): Float32Array[] {
@@ -68,17 +82,30 @@ export class Adam extends Optimizer {
     else this.stepWithLoop();
   }
 
+  /** The coefficients of parameter `index`'s update at its next own step (which this counts). */
+  private coefficients(index: number): {
+    stepSize: number;
+    inverseCorrection2: number;
+    coupledDecay: number;
+    shrink: number;
+  } {
+    const t = ++this.parameterSteps[index];
+    const { learningRate, weightDecay } = this.groupOf[index];
+    return {
+      stepSize: learningRate / (1 - this.beta1 ** t),
+      inverseCorrection2: 1 / Math.sqrt(1 - this.beta2 ** t),
+      coupledDecay: this.decoupled ? 0 : weightDecay,
+      shrink: this.decoupled ? 1 - learningRate * weightDecay : 1,
+    };
+  }
+
   private stepWithKernel(block: KernelBlock): void {
-    const t = this.stepCount + 1;
-    const { beta1, beta2, epsilon, learningRate } = this;
-    const stepSize = learningRate / (1 - beta1 ** t);
-    const inverseCorrection2 = 1 / Math.sqrt(1 - beta2 ** t);
-    const coupledDecay = this.decoupled ? 0 : this.weightDecay;
-    const shrink = this.decoupled ? 1 - learningRate * this.weightDecay : 1;
+    const { beta1, beta2, epsilon } = this;
     this.slot('m');
     this.slot('v');
     for (let index = 0; index < this.parameters.length; index++) {
       if (!block.adopt(index)) continue;
+      const { stepSize, inverseCorrection2, coupledDecay, shrink } = this.coefficients(index);
       const [p, g, m, v, byteLength] = block.offsetsBytes(index);
       block.kernel.adam(
         p,
@@ -97,44 +124,48 @@ export class Adam extends Optimizer {
         shrink,
       );
     }
-    this.stepCount = t;
+    this.finishStep();
   }
 
   private stepWithLoop(): void {
-    const t = this.stepCount + 1;
-    const { beta1, beta2, epsilon, learningRate } = this;
-    const stepSize = learningRate / (1 - beta1 ** t);
-    const inverseCorrection2 = 1 / Math.sqrt(1 - beta2 ** t);
-    const coupledDecay = this.decoupled ? 0 : this.weightDecay;
-    const shrink = this.decoupled ? 1 - learningRate * this.weightDecay : 1;
+    const { beta1, beta2, epsilon } = this;
     const host = this.hasHostParameters();
     const firstMoments = host ? this.slot('m') : [];
     const secondMoments = host ? this.slot('v') : [];
+    const largest = host && this.amsgrad ? this.slot('vMax') : null;
     for (let index = 0; index < this.parameters.length; index++) {
       const parameter = this.parameters[index];
       if (parameter.device !== 'cpu') {
         if (parameter.deviceGrad === null) continue;
         const m = this.deviceSlots.get('m', index, parameter);
         const v = this.deviceSlots.get('v', index, parameter);
-        const step = { beta1, beta2, epsilon, stepSize, inverseCorrection2, coupledDecay, shrink };
+        const step = { beta1, beta2, epsilon, ...this.coefficients(index) };
         adamOnDevice(parameter, parameter.deviceGrad, m, v, step);
         continue;
       }
       const grad = parameter.grad;
       if (grad === null) continue;
+      const { stepSize, inverseCorrection2, coupledDecay, shrink } = this.coefficients(index);
       const p = parameter.data;
       const m = firstMoments[index];
       const v = secondMoments[index];
+      const vMax = largest?.[index];
       for (let i = 0; i < p.length; i++) {
         const g = grad[i] + coupledDecay * p[i];
         const mi = beta1 * m[i] + (1 - beta1) * g;
         const vi = beta2 * v[i] + (1 - beta2) * g * g;
         m[i] = mi;
         v[i] = vi;
-        p[i] = p[i] * shrink - (stepSize * mi) / (Math.sqrt(vi) * inverseCorrection2 + epsilon);
+        let denominatorMoment = vi;
+        if (vMax !== undefined) {
+          if (vi > vMax[i]) vMax[i] = vi;
+          denominatorMoment = vMax[i];
+        }
+        p[i] =
+          p[i] * shrink - (stepSize * mi) / (Math.sqrt(denominatorMoment) * inverseCorrection2 + epsilon);
       }
     }
-    this.stepCount = t;
+    this.finishStep();
   }
 }
 
@@ -223,7 +254,7 @@ class KernelBlock {
 
 /** Adam with decoupled weight decay (Loshchilov and Hutter); default weight decay 0.01. */
 export class AdamW extends Adam {
-  constructor(parameters: Iterable<Tensor>, options: AdamOptions = {}) {
+  constructor(parameters: OptimizerParameters, options: AdamOptions = {}) {
     super(parameters, options, true);
   }
 }

@@ -1,7 +1,14 @@
 /**
  * Optimizers update parameters in place from their `grad`, with per-parameter state buffers
- * (momentum, moments) allocated once. Their state dict holds the step count, the learning rate
- * and every buffer (named `<parameter index>.<slot>`), and loads back exactly.
+ * (momentum, moments) allocated once. Their state dict holds the step count, the learning rate,
+ * the parameter groups with their options, each parameter's own step count and every buffer
+ * (named `<parameter index>.<slot>`), and loads back exactly.
+ *
+ * Parameters come as a list or as PyTorch's parameter groups,
+ * `[{ params, learningRate?, weightDecay? }, ...]` (e.g. no weight decay on biases and norms):
+ * a group without its own option takes the optimizer's. Parameters are numbered in the order
+ * the groups list them. A parameter whose `grad` is null (no backward reached it yet: PyTorch's
+ * `p.grad is None`) is skipped by a step and its own step count does not advance.
  */
 import { check } from '../errors.js';
 import { type StateDict, zeroGradient } from '../nn/Module.js';
@@ -11,30 +18,113 @@ import { DeviceSlots } from './deviceState.js';
 export interface OptimizerState {
   readonly kind: string;
   readonly stepCount: number;
+  /** The learning rate of the first group. */
   readonly learningRate: number;
   readonly buffers: StateDict;
+  /** Per group: its options and the indices of its parameters (absent in older states: one group). */
+  readonly groups?: readonly GroupState[];
+  /** Each parameter's own step count (absent in older states: all equal to `stepCount`). */
+  readonly parameterSteps?: readonly number[];
+}
+
+/** A parameter group as given to an optimizer (PyTorch's `{ 'params': ..., 'lr': ... }`). */
+export interface ParameterGroupSpec {
+  readonly params: Iterable<Tensor>;
+  readonly learningRate?: number;
+  readonly weightDecay?: number;
+}
+
+/** What an optimizer is given: a list of parameters or a list of parameter groups. */
+export type OptimizerParameters = Iterable<Tensor> | readonly ParameterGroupSpec[];
+
+/** A group's options as an optimizer holds them (the learning rate changes under schedules). */
+export interface ParameterGroup {
+  learningRate: number;
+  weightDecay: number;
+  /** The learning rate the group started with (schedules keep the groups' ratios). */
+  readonly initialLearningRate: number;
+  /** Indices into `Optimizer.parameters`. */
+  readonly indices: readonly number[];
+}
+
+export interface GroupState {
+  readonly learningRate: number;
+  readonly weightDecay: number;
+  readonly initialLearningRate: number;
+  readonly parameters: readonly number[];
+}
+
+function isGroupList(parameters: OptimizerParameters): parameters is readonly ParameterGroupSpec[] {
+  if (!Array.isArray(parameters) || parameters.length === 0) return false;
+  const first: unknown = parameters[0];
+  return typeof first === 'object' && first !== null && 'params' in first;
 }
 
 export abstract class Optimizer {
-  /** Steps taken so far. */
-  stepCount = 0;
+  private steps = 0;
   readonly parameters: readonly Tensor[];
+  readonly groups: readonly ParameterGroup[];
+  /** Each parameter's own step count: the steps that found a gradient on it. */
+  readonly parameterSteps: number[];
+  /** The group of each parameter. */
+  protected readonly groupOf: readonly ParameterGroup[];
+  private readonly defaultLearningRate: number;
   protected readonly slots: Map<string, Float32Array[]> = new Map();
   /** The slots of parameters on a GPU-layer device, as device tensors. */
   protected readonly deviceSlots = new DeviceSlots();
 
   constructor(
-    parameters: Iterable<Tensor>,
-    public learningRate: number,
+    parameters: OptimizerParameters,
+    learningRate: number,
     readonly kind: string,
+    weightDecay = 0,
   ) {
-    this.parameters = [...parameters];
+    const specs: readonly ParameterGroupSpec[] = isGroupList(parameters)
+      ? parameters
+      : [{ params: parameters as Iterable<Tensor> }];
+    const all: Tensor[] = [];
+    const groups: ParameterGroup[] = [];
+    const groupOf: ParameterGroup[] = [];
+    specs.forEach((spec, number) => {
+      check(
+        typeof spec === 'object' && spec !== null && spec.params !== undefined,
+        'invalid_argument',
+        () => `${kind}: parameter group ${number} has no 'params'`,
+      );
+      const rate = spec.learningRate ?? learningRate;
+      const decay = spec.weightDecay ?? weightDecay;
+      checkRate(kind, rate, `group ${number} learning rate`);
+      check(
+        Number.isFinite(decay) && decay >= 0,
+        'invalid_argument',
+        () => `${kind}: group ${number} weight decay must be >= 0, got ${decay}`,
+      );
+      const members = [...spec.params];
+      const indices = members.map((_, offset) => all.length + offset);
+      const group: ParameterGroup = {
+        learningRate: rate,
+        weightDecay: decay,
+        initialLearningRate: rate,
+        indices,
+      };
+      for (const member of members) {
+        check(
+          !all.includes(member),
+          'invalid_argument',
+          () => `${kind}: a parameter appears in more than one group (or twice in one)`,
+        );
+        all.push(member);
+        groupOf.push(group);
+      }
+      groups.push(group);
+    });
+    this.parameters = all;
+    this.groups = groups;
+    this.groupOf = groupOf;
+    this.parameterSteps = all.map(() => 0);
+    this.defaultLearningRate = learningRate;
     check(this.parameters.length > 0, 'invalid_argument', () => `${kind}: no parameters to optimise`);
-    check(
-      Number.isFinite(learningRate) && learningRate >= 0,
-      'invalid_argument',
-      () => `${kind}: learning rate must be >= 0, got ${learningRate}`,
-    );
+    checkRate(kind, learningRate, 'learning rate');
     for (const parameter of this.parameters) {
       check(
         parameter.dtype === 'f32' && parameter.requiresGrad,
@@ -42,6 +132,55 @@ export abstract class Optimizer {
         () => `${kind}: parameters must be f32 and require gradients`,
       );
     }
+  }
+
+  /** Steps taken so far. */
+  get stepCount(): number {
+    return this.steps;
+  }
+
+  /**
+   * Moves the step count (a restore of an in-place snapshot does): each parameter's own count
+   * moves by as much, so a parameter that missed its first steps stays as far behind.
+   */
+  set stepCount(count: number) {
+    check(Number.isInteger(count) && count >= 0, 'invalid_argument', () => {
+      return `${this.kind}: step count must be an integer >= 0, got ${count}`;
+    });
+    const shift = count - this.steps;
+    for (let index = 0; index < this.parameterSteps.length; index++)
+      this.parameterSteps[index] = Math.max(0, this.parameterSteps[index] + shift);
+    this.steps = count;
+  }
+
+  /** Ends a step: the optimizer's count advances (each parameter's was advanced by the update). */
+  protected finishStep(): void {
+    this.steps++;
+  }
+
+  /** The first group's learning rate. */
+  get learningRate(): number {
+    return this.groups[0].learningRate;
+  }
+
+  /**
+   * Sets every group's rate, keeping their initial ratios: a group that started at the
+   * optimizer's rate gets `rate`, one that started at twice it gets `2 * rate`.
+   */
+  set learningRate(rate: number) {
+    checkRate(this.kind, rate, 'learning rate');
+    const reference = this.groups[0].initialLearningRate;
+    for (const group of this.groups) {
+      group.learningRate =
+        group.initialLearningRate === reference || reference === 0
+          ? rate
+          : (rate * group.initialLearningRate) / reference;
+    }
+  }
+
+  /** The rate given to the constructor (the default of groups without their own). */
+  get baseLearningRate(): number {
+    return this.defaultLearningRate;
   }
 
   /** Applies one update from the current gradients (parameters without a gradient are skipped). */
@@ -119,7 +258,20 @@ export abstract class Optimizer {
         };
       });
     }
-    return { kind: this.kind, stepCount: this.stepCount, learningRate: this.learningRate, buffers };
+    const groups = this.groups.map((group) => ({
+      learningRate: group.learningRate,
+      weightDecay: group.weightDecay,
+      initialLearningRate: group.initialLearningRate,
+      parameters: [...group.indices],
+    }));
+    return {
+      kind: this.kind,
+      stepCount: this.stepCount,
+      learningRate: this.learningRate,
+      buffers,
+      groups,
+      parameterSteps: [...this.parameterSteps],
+    };
   }
 
   /** Restores a `stateDict` exactly (buffers are copied into this optimizer's own). */
@@ -142,7 +294,35 @@ export abstract class Optimizer {
       );
       return { index, name: key.slice(dot + 1), data: entry.data };
     });
-    for (const list of this.slots.values()) for (const buffer of list) buffer.fill(0);
+    const groups = state.groups;
+    if (groups !== undefined) {
+      check(
+        groups.length === this.groups.length &&
+          groups.every(
+            (group, number) =>
+              group.parameters.length === this.groups[number].indices.length &&
+              group.parameters.every((index, at) => index === this.groups[number].indices[at]),
+          ),
+        'shape_mismatch',
+        () => `loadStateDict: the state's parameter groups do not match this optimizer's`,
+      );
+      groups.forEach((group, number) => {
+        checkRate(this.kind, group.learningRate, `group ${number} learning rate`);
+        check(
+          Number.isFinite(group.weightDecay) && group.weightDecay >= 0,
+          'invalid_argument',
+          () => `loadStateDict: group ${number} weight decay must be >= 0`,
+        );
+      });
+    }
+    const steps = state.parameterSteps;
+    check(
+      steps === undefined ||
+        (steps.length === this.parameters.length && steps.every((n) => Number.isInteger(n) && n >= 0)),
+      'shape_mismatch',
+      () => `loadStateDict: parameterSteps must hold one integer >= 0 per parameter`,
+    );
+    this.resetSlots();
     this.deviceSlots.clear();
     for (const { index, name, data } of entries) {
       const parameter = this.parameters[index];
@@ -150,6 +330,28 @@ export abstract class Optimizer {
       else this.deviceSlots.set(name, index, parameter, data);
     }
     this.stepCount = state.stepCount;
-    this.learningRate = state.learningRate;
+    if (groups !== undefined) {
+      groups.forEach((group, number) => {
+        const own = this.groups[number];
+        own.learningRate = group.learningRate;
+        own.weightDecay = group.weightDecay;
+        (own as { initialLearningRate: number }).initialLearningRate = group.initialLearningRate;
+      });
+    } else this.learningRate = state.learningRate;
+    for (let index = 0; index < this.parameters.length; index++)
+      this.parameterSteps[index] = steps?.[index] ?? state.stepCount;
   }
+
+  /** Before a load: every slot back to its initial value (zero). */
+  protected resetSlots(): void {
+    for (const list of this.slots.values()) for (const buffer of list) buffer.fill(0);
+  }
+}
+
+function checkRate(kind: string, rate: number, what: string): void {
+  check(
+    Number.isFinite(rate) && rate >= 0,
+    'invalid_argument',
+    () => `${kind}: ${what} must be >= 0, got ${rate}`,
+  );
 }

@@ -4,11 +4,12 @@
  *   buf = g on the first step, else momentum * buf + (1 - dampening) * g
  *   g = nesterov ? g + momentum * buf : buf
  *   p -= lr * g
+ * The momentum buffer starts at a parameter's first step with a gradient (PyTorch's
+ * `momentum_buffer is None`); learning rate and weight decay are per parameter group.
  */
 import { check } from '../errors.js';
-import type { Tensor } from '../Tensor.js';
 import { sgdOnDevice } from './deviceState.js';
-import { Optimizer } from './Optimizer.js';
+import { Optimizer, type OptimizerParameters } from './Optimizer.js';
 
 export interface SgdOptions {
   readonly learningRate: number;
@@ -22,16 +23,17 @@ export class SGD extends Optimizer {
   readonly momentum: number;
   readonly dampening: number;
   readonly nesterov: boolean;
+  /** The default weight decay (groups may have their own). */
   readonly weightDecay: number;
 
-  constructor(parameters: Iterable<Tensor>, options: SgdOptions) {
-    super(parameters, options.learningRate, 'sgd');
+  constructor(parameters: OptimizerParameters, options: SgdOptions) {
+    super(parameters, options.learningRate, 'sgd', options.weightDecay ?? 0);
     this.momentum = options.momentum ?? 0;
     this.dampening = options.dampening ?? 0;
     this.nesterov = options.nesterov ?? false;
     this.weightDecay = options.weightDecay ?? 0;
     check(
-      this.momentum >= 0 && this.weightDecay >= 0,
+      Number.isFinite(this.momentum) && this.momentum >= 0 && this.weightDecay >= 0,
       'invalid_argument',
       () => 'SGD: momentum and weight decay must be >= 0',
     );
@@ -41,12 +43,14 @@ export class SGD extends Optimizer {
   }
 
   step(): void {
-    const { learningRate, momentum, dampening, nesterov, weightDecay } = this;
+    const { momentum, dampening, nesterov } = this;
     const buffers = momentum !== 0 && this.hasHostParameters() ? this.slot('momentum') : null;
-    const first = this.stepCount === 0;
     this.parameters.forEach((parameter, index) => {
+      const { learningRate, weightDecay } = this.groupOf[index];
+      const first = this.parameterSteps[index] === 0;
       if (parameter.device !== 'cpu') {
         if (parameter.deviceGrad === null) return;
+        this.parameterSteps[index]++;
         const buffer = momentum !== 0 ? this.deviceSlots.get('momentum', index, parameter) : undefined;
         const step = { learningRate, momentum, dampening, nesterov, weightDecay, first };
         sgdOnDevice(parameter, parameter.deviceGrad, buffer, step);
@@ -54,6 +58,7 @@ export class SGD extends Optimizer {
       }
       const grad = parameter.grad;
       if (grad === null) return;
+      this.parameterSteps[index]++;
       const p = parameter.data;
       const buffer = buffers?.[index];
       for (let i = 0; i < p.length; i++) {
@@ -65,6 +70,6 @@ export class SGD extends Optimizer {
         p[i] -= learningRate * g;
       }
     });
-    this.stepCount++;
+    this.finishStep();
   }
 }
