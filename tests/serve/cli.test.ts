@@ -78,6 +78,11 @@ describe('zbmd serve in a child process', () => {
     }
     expect(versions).toEqual(['2']);
     expect((await post(`${url}/v2/models/tiny/infer`, tinyRequest(1))).body.model_version).toBe('2');
+    // The runtime's metrics (a SystemObserver over the server's system) beside serving's.
+    const metrics = (await get(`${url}/metrics`)).body as unknown as string;
+    expect(metrics).toMatch(/zbmd_serve_requests_total\{model="tiny",code="200"\} 1/);
+    expect(metrics).toMatch(/^zbmd_processes\{node="[^"]+"\} [1-9]\d*$/m);
+    expect(metrics).toMatch(/^zbmd_process_reductions\{node=/m);
     child!.kill('SIGTERM');
     expect(await exited(child!)).toBe(0);
   });
