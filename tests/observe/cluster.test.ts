@@ -1,3 +1,4 @@
+/// <reference lib="dom" />
 /**
  * An observer watching a real cluster node: a real nats-server (JetStream, 127.0.0.1, temp dir)
  * and two ClusterNodes in this process. Waits are on the nodes' own events, not on sleeps.
@@ -9,12 +10,19 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import puppeteer from 'puppeteer-core';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ActorSystem } from '../../src/actor/index.js';
 import { ClusterNode } from '../../src/cluster/ClusterNode.js';
 import { type NatsServer, startNatsServer } from '../../src/cluster/internal/natsServer.js';
 import type { NodeEvent } from '../../src/cluster/Membership.js';
-import { ControlClient, metricsRegistry, renderTopFrame, SystemObserver } from '../../src/observe/index.js';
+import {
+  ControlClient,
+  metricsRegistry,
+  renderTopFrame,
+  SystemObserver,
+  startWebView,
+} from '../../src/observe/index.js';
 
 const cleanups: Array<() => Promise<void> | void> = [];
 afterEach(async () => {
@@ -32,6 +40,17 @@ function nextEvent(node: ClusterNode, wanted: (event: NodeEvent) => boolean): Pr
     });
   });
 }
+
+const CHROMIUM = '/usr/bin/chromium';
+const FLAGS = [
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+  '--no-first-run',
+];
 
 const series = (text: string, name: string): string[] =>
   text.split('\n').filter((line) => line.startsWith(`${name}{`) && line.includes('node="obs-a"'));
@@ -70,6 +89,32 @@ describe('SystemObserver.watchCluster on a real nats-server', () => {
     expect(snapshot.nodes).toHaveLength(2);
     expect(JSON.parse(JSON.stringify(snapshot)).nodes).toHaveLength(2); // what the control socket sends
     expect(renderTopFrame(snapshot, { sort: 'reductions' })).toContain(bKey);
+
+    if (existsSync(CHROMIUM)) {
+      // the web view's nodes panel, in headless Debian Chromium
+      const profile = await mkdtemp(join(tmpdir(), 'zbmd-cluster-view-'));
+      cleanups.push(() => rm(profile, { recursive: true, force: true }));
+      const view = await startWebView({ source: () => observer.snapshot(), port: 0 });
+      cleanups.push(() => view.close());
+      const browser = await puppeteer.launch({
+        executablePath: CHROMIUM,
+        args: FLAGS,
+        headless: true,
+        userDataDir: join(profile, 'chromium'),
+      });
+      cleanups.push(() => browser.close());
+      const page = await browser.newPage();
+      await page.goto(`${view.url}/`, { waitUntil: 'load' });
+      await page.waitForFunction(
+        (name) => document.getElementById('nodes')?.textContent?.includes(name) === true,
+        { timeout: 10_000 },
+        bKey,
+      );
+      expect(await page.$eval('#nodes', (element) => element.textContent)).toMatch(
+        new RegExp(`a#\\d+\\s*self.*${bKey}\\s*upphi \\d+\\.\\d\\d`),
+      );
+      await page.screenshot({ path: join(profile, 'nodes.png'), fullPage: true });
+    }
 
     let text = await metricsRegistry.metrics();
     expect(series(text, 'zbmd_cluster_nodes_up')).toEqual(['zbmd_cluster_nodes_up{node="obs-a"} 2']);
