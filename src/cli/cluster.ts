@@ -10,8 +10,9 @@ import { fileURLToPath } from 'node:url';
 import { type Command, InvalidArgumentError } from 'commander';
 import { Packr } from 'msgpackr';
 import type { NodeEvent } from '../cluster/Membership.js';
+import { addObserveOptions, type ObserveCliOptions } from './observe.js';
 
-interface NodeCommandOptions {
+interface NodeCommandOptions extends ObserveCliOptions {
   readonly nats: string;
   readonly name: string;
   readonly cluster: string;
@@ -89,6 +90,22 @@ async function runNode(options: NodeCommandOptions, write: (line: string) => voi
     self: node.self,
   });
   node.monitorNodes((event) => say(describeEvent(event), event as unknown as Record<string, unknown>));
+  // The observer: --metrics-port (zbmd_cluster_* and the runtime's), --control for zbmd top.
+  const { ActorSystem } = await import('../actor/ActorSystem.js');
+  const { createLogger, resolveLogLevel } = await import('../observe/logger.js');
+  const { observeSystem } = await import('./observe.js');
+  const system = new ActorSystem({ nodeName: options.name });
+  const observation = await observeSystem(
+    system,
+    options,
+    createLogger({ level: resolveLogLevel(options.logLevel, process.env) }),
+    (line) => process.stderr.write(`${line}\n`),
+  ).catch(async (error: unknown) => {
+    system.shutdown();
+    await node.close();
+    throw error;
+  });
+  observation.observer.watchCluster(node);
   node.onLeader((term) => say(`leader (term ${term})`, { kind: 'leader', term }));
   node.onFollower((leader) =>
     say(`following ${leader ?? 'nobody yet'}`, { kind: 'follower', leader: leader ?? null }),
@@ -102,6 +119,8 @@ async function runNode(options: NodeCommandOptions, write: (line: string) => voi
     process.on('SIGINT', leave);
     process.on('SIGTERM', leave);
   });
+  await observation.close();
+  system.shutdown();
   await node.close();
   say('left the cluster', { kind: 'left' });
 }
@@ -205,7 +224,7 @@ async function clusterStatus(options: StatusOptions, write: (line: string) => vo
 }
 
 export function registerClusterCommands(program: Command): void {
-  program
+  const node = program
     .command('node')
     .description('run one zbmd cluster node on this machine (Ctrl-C leaves the cluster)')
     .requiredOption('--nats <urls>', 'NATS server URL(s), comma-separated', natsUrls)
@@ -219,8 +238,10 @@ export function registerClusterCommands(program: Command): void {
       integerIn('--replicas', 1, 5),
       1,
     )
-    .option('--json', 'one JSON object per event', false)
-    .action((options: NodeCommandOptions) => runNode(options, (line) => console.log(line)));
+    .option('--json', 'one JSON object per event', false);
+  addObserveOptions(node, ['metricsPort', 'logLevel', 'control', 'view']).action(
+    (options: NodeCommandOptions) => runNode(options, (line) => console.log(line)),
+  );
 
   const cluster = program
     .command('cluster')

@@ -5,6 +5,7 @@
  */
 import { writeFileSync } from 'node:fs';
 import { type Command, InvalidArgumentError, Option } from 'commander';
+import type { ActorSystem } from '../actor/ActorSystem.js';
 import type { EpochReport, Recovery, StepReport, TrainingStarted } from '../ml/training/index.js';
 import type { ControlServer } from '../observe/ControlServer.js';
 import type { RunningServer } from '../observe/httpServer.js';
@@ -33,28 +34,105 @@ function portParser(option: string): (value: string) => number {
   };
 }
 
-/** Adds the shared observe options to a long-running command. */
-export function addObserveOptions(command: Command): Command {
-  return command
-    .option(
+export type ObserveOptionName = keyof ObserveCliOptions;
+
+/**
+ * Adds the shared observe options to a long-running command (`only`: a subset, for a command
+ * that has no curves to plot or serves its metrics itself).
+ */
+export function addObserveOptions(
+  command: Command,
+  only: readonly ObserveOptionName[] = ['metricsPort', 'logLevel', 'control', 'view', 'plot'],
+): Command {
+  if (only.includes('metricsPort'))
+    command.option(
       '--metrics-port <port>',
       'serve Prometheus metrics on 127.0.0.1:<port>/metrics (0: any free port)',
       portParser('--metrics-port'),
-    )
-    .option(
+    );
+  if (only.includes('logLevel'))
+    command.option(
       '--log-level <level>',
-      'fatal, error, warn, info, debug, trace or silent (default: ZBMD_LOG, else error for train)',
-    )
-    .option(
+      'fatal, error, warn, info, debug, trace or silent (default: ZBMD_LOG, else error for train, info otherwise)',
+    );
+  if (only.includes('control'))
+    command.option(
       '--control [path]',
       'open a control socket for zbmd top / zbmd view --attach (default <tmpdir>/zbmd/<pid>.sock)',
-    )
-    .option(
+    );
+  if (only.includes('view'))
+    command.option(
       '--view [port]',
       'serve the live web view on 127.0.0.1 (any free port unless given); opens --control too',
       portParser('--view'),
-    )
-    .option('--plot <file.svg>', 'write the loss and accuracy curves as SVG at the end');
+    );
+  if (only.includes('plot'))
+    command.option('--plot <file.svg>', 'write the loss and accuracy curves as SVG at the end');
+  return command;
+}
+
+export interface SystemObservation {
+  readonly observer: SystemObserver;
+  readonly metrics: RunningServer | undefined;
+  readonly control: ControlServer | undefined;
+  readonly view: RunningServer | undefined;
+  /** Closes the servers, stops the observer. */
+  close(): Promise<void>;
+}
+
+/**
+ * A `SystemObserver` over a long-running program's system (`zbmd serve`, `zbmd node`), with
+ * what the options ask for: the metrics endpoint, the control socket, the web view. Crash
+ * reports go to `logger`. `notice` gets one line per server started.
+ */
+export async function observeSystem(
+  system: ActorSystem,
+  options: ObserveCliOptions,
+  logger: Logger,
+  notice: (line: string) => void,
+): Promise<SystemObservation> {
+  const observe = await import('../observe/index.js');
+  const observer = new observe.SystemObserver(system, { logger });
+  const servers: Array<{ close(): Promise<void> }> = [];
+  const close = async (): Promise<void> => {
+    for (const server of servers.splice(0).reverse()) await server.close();
+    observer.stop();
+  };
+  try {
+    const metrics =
+      options.metricsPort === undefined ? undefined : await observe.serveMetrics(options.metricsPort);
+    if (metrics !== undefined) {
+      servers.push(metrics);
+      notice(`zbmd: metrics on ${metrics.url}/metrics`);
+    }
+    const control =
+      options.control !== undefined || options.view !== undefined
+        ? await observe.startControlServer(
+            () => observer.snapshot(),
+            typeof options.control === 'string' ? options.control : undefined,
+          )
+        : undefined;
+    if (control !== undefined) {
+      servers.push(control);
+      notice(`zbmd: control socket ${control.path} (zbmd top --attach ${control.path})`);
+    }
+    const view =
+      options.view === undefined
+        ? undefined
+        : await observe.startWebView({
+            source: () => observer.snapshot(),
+            port: options.view === true ? 0 : options.view,
+            onChange: (listener) => observer.onChange(listener),
+          });
+    if (view !== undefined) {
+      servers.push(view);
+      notice(`zbmd: web view on ${view.url}/`);
+    }
+    return { observer, metrics, control, view, close };
+  } catch (error) {
+    await close();
+    throw error;
+  }
 }
 
 export interface TrainingObservation {

@@ -8,9 +8,14 @@
  * finish the requests in flight, exit 0 (or exit 1 when `--shutdown-timeout-ms`, default 10 s,
  * passed first). SIGHUP: rolling upgrade, the model is read again from MODEL (for example after
  * a new training run wrote the checkpoint directory) and takes over without dropping a request.
+ * A `SystemObserver` watches the server's actors: `GET /metrics` shows the runtime's metrics
+ * beside zbmd_serve_*, crashes are logged as crash reports, and `--control` / `--view` open the
+ * control socket (`zbmd top`) and the web view. The log level is `--log-level`, else `ZBMD_LOG`,
+ * else info.
  */
 import { type Command, InvalidArgumentError } from 'commander';
 import { SERVE_DEFAULTS, SERVE_LIMITS } from '../serve/limits.js';
+import { addObserveOptions } from './observe.js';
 
 export interface ServeCommandOptions {
   readonly port: number;
@@ -23,7 +28,9 @@ export interface ServeCommandOptions {
   readonly timeoutMs: number;
   readonly shutdownTimeoutMs: number;
   readonly device?: string;
-  readonly logLevel: string;
+  readonly logLevel?: string;
+  readonly control?: string | true;
+  readonly view?: number | true;
 }
 
 function integerIn(min: number, max: number): (value: string) => number {
@@ -45,7 +52,7 @@ function logLevel(value: string): string {
 
 export function registerServeCommand(program: Command): void {
   const d = SERVE_DEFAULTS;
-  program
+  const command = program
     .command('serve')
     .description(
       'serve a model (a zbmd checkpoint directory or an .onnx file) over the Open Inference Protocol v2',
@@ -94,10 +101,16 @@ export function registerServeCommand(program: Command): void {
       d.shutdownTimeoutMs,
     )
     .option('--device <device>', 'device to run on (cpu only for now)')
-    .option('--log-level <level>', `pino log level (${LOG_LEVELS.join(', ')})`, logLevel, 'info')
-    .action(async (model: string, options: ServeCommandOptions) => {
+    .option(
+      '--log-level <level>',
+      `pino log level (${LOG_LEVELS.join(', ')}; default: ZBMD_LOG, else info)`,
+      logLevel,
+    );
+  addObserveOptions(command, ['control', 'view']).action(
+    async (model: string, options: ServeCommandOptions) => {
       await serveCommand(model, options, (line) => console.log(line));
-    });
+    },
+  );
 }
 
 /** Runs the server until SIGTERM or SIGINT; sets the exit code (0 drained, 1 cut short by the deadline). */
@@ -107,7 +120,8 @@ export async function serveCommand(
   write: (line: string) => void,
 ): Promise<void> {
   const { pino } = await import('pino');
-  const logger = pino({ level: options.logLevel }, pino.destination(2));
+  const { resolveLogLevel } = await import('../observe/logger.js');
+  const logger = pino({ level: resolveLogLevel(options.logLevel, process.env) }, pino.destination(2));
   // Loaded here, so other commands do not load fastify and onnxruntime.
   const { startInferenceServer } = await import('../serve/InferenceServer.js');
   const server = await startInferenceServer({
@@ -122,6 +136,13 @@ export async function serveCommand(
     shutdownTimeoutMs: options.shutdownTimeoutMs,
     device: options.device,
     logger,
+  });
+  const { observeSystem } = await import('./observe.js');
+  const observation = await observeSystem(server.system, options, logger, (line) =>
+    process.stderr.write(`${line}\n`),
+  ).catch(async (error: unknown) => {
+    await server.close();
+    throw error;
   });
   const onHangUp = (): void => {
     for (const status of server.models()) {
@@ -150,6 +171,7 @@ export async function serveCommand(
   const signal = await stopped;
   process.off('SIGHUP', onHangUp);
   const { drained } = await server.close();
+  await observation.close();
   write(
     `zbmd serve: ${signal}: ${drained ? 'finished the requests in flight' : `stopped after ${options.shutdownTimeoutMs} ms with requests unfinished`}`,
   );

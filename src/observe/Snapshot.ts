@@ -25,11 +25,16 @@ export interface TreeNode {
   readonly children: TreeNode[];
 }
 
-/** A node of the cluster (empty until the cluster layer lands). */
+/** A node of the cluster (`SystemObserver.watchCluster`): this node first, then the peers up. */
 export interface NodeRow {
+  /** `name#incarnation`. */
   readonly name: string;
+  /** 'self' for the watched node, 'up' for a peer it sees up. */
   readonly status: string;
+  /** The peer's phi-accrual suspicion as the watched node computes it (none for itself). */
   readonly phi: number | undefined;
+  /** Whether the watched node sees this one as the leader. */
+  readonly leader?: boolean;
 }
 
 export interface DeviceRow {

@@ -28,6 +28,7 @@ import {
   supervisorOf,
 } from '../supervision/index.js';
 import { type CrashReport, crashReportLines, type SupervisorAction } from './CrashReport.js';
+import { ClusterWatch, type ObservedCluster, type WatchClusterOptions } from './internal/ClusterWatch.js';
 import { registerObserverMetrics } from './internal/observerMetrics.js';
 import type { Logger } from './logger.js';
 import type { DeviceRow, EventRow, ObserverSnapshot, ProcessRow, TreeNode } from './Snapshot.js';
@@ -63,6 +64,7 @@ export class SystemObserver {
   private readonly pending = new Map<string, PendingCrash>();
   private readonly listeners = new Set<() => void>();
   private devices: () => DeviceRow[] = () => [];
+  private clusterWatch: ClusterWatch | undefined;
   private readonly unsubscribe: () => void;
   private readonly lastMessages: { lastMessage(pid: Pid): unknown; stop(): void };
   private readonly unregisterMetrics: () => void;
@@ -81,6 +83,33 @@ export class SystemObserver {
   /** Where device rows come from (training sets it: its devices and their health). */
   watchDevices(provider: () => DeviceRow[]): void {
     this.devices = provider;
+  }
+
+  /**
+   * Watches a cluster node (a `ClusterNode` of src/cluster): the snapshot's `nodes` (this node,
+   * then the peers up with their phi and the leader), the `zbmd_cluster_*` metrics, a change
+   * on each nodeup / nodedown. The peers' phi is read every `phiRefreshMs` (500 ms) and after
+   * each node event. One node per observer (a second call replaces the first); returns the
+   * function that stops watching.
+   */
+  watchCluster(node: ObservedCluster, options: WatchClusterOptions = {}): () => void {
+    this.clusterWatch?.stop();
+    const watch = new ClusterWatch(node, options, () => this.changed());
+    this.clusterWatch = watch;
+    return () => {
+      watch.stop();
+      if (this.clusterWatch === watch) this.clusterWatch = undefined;
+    };
+  }
+
+  /** The cluster watch, if any (the metrics read it). */
+  get cluster(): ClusterWatch | undefined {
+    return this.clusterWatch;
+  }
+
+  /** Reads the watched node's peers' phi now (tests, and a caller that wants fresh values). */
+  refreshCluster(): Promise<void> {
+    return this.clusterWatch?.refresh() ?? Promise.resolve();
   }
 
   /** Called after each supervision event and training update (the web view pushes then). */
@@ -116,6 +145,8 @@ export class SystemObserver {
     for (const key of [...this.pending.keys()])
       this.flushCrash(key, 'not_restarted', `(no restart within ${CRASH_REPORT_WAIT_MS} ms)`);
     this.unsubscribe();
+    this.clusterWatch?.stop();
+    this.clusterWatch = undefined;
     this.lastMessages.stop();
     this.unregisterMetrics();
     this.listeners.clear();
@@ -130,7 +161,7 @@ export class SystemObserver {
       restartsTotal: this.restartsTotal,
       processes: this.processRows(),
       tree: this.roots().map((root) => this.treeOf(root, 'root', undefined, undefined, 0)),
-      nodes: [],
+      nodes: this.clusterWatch?.rows() ?? [],
       devices: this.devices(),
       events: [...this.events],
       training:

@@ -6,6 +6,7 @@ export * from './errors.js';
 // What shows (reads the layers' public APIs)
 export * from './httpServer.js';
 export * from './inspect.js';
+export type { ObservedCluster, ObservedNodeId, WatchClusterOptions } from './internal/ClusterWatch.js';
 export * from './logger.js';
 export * from './plot.js';
 export * from './registry.js';

@@ -51,7 +51,9 @@ export function renderTopFrame(snapshot: ObserverSnapshot, options: TopFrameOpti
   lines.push('', 'NODES');
   if (snapshot.nodes.length === 0) lines.push(`  ${snapshot.node} (this node; no cluster)`);
   for (const node of snapshot.nodes)
-    lines.push(`  ${node.name} ${node.status}${node.phi === undefined ? '' : ` phi ${node.phi.toFixed(2)}`}`);
+    lines.push(
+      `  ${node.name.padEnd(24)} ${node.status.padEnd(5)}${node.phi === undefined ? '' : ` phi ${node.phi.toFixed(2)}`}${node.leader === true ? ' leader' : ''}`,
+    );
   if (snapshot.devices.length > 0) {
     lines.push('', 'DEVICES');
     for (const device of snapshot.devices)

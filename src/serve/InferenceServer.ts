@@ -420,7 +420,7 @@ function registerRoutes(
   }));
   app.get('/metrics', async (_request, reply) => {
     void reply.header('content-type', metrics.registry.contentType);
-    return metrics.registry.metrics();
+    return metrics.exposition();
   });
 
   const metadata = async (request: FastifyRequest<{ Params: ModelParams }>, reply: FastifyReply) => {

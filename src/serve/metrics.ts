@@ -1,9 +1,12 @@
 /**
  * The server's Prometheus metrics, in a registry of its own (two servers in one process do not
  * share counters): requests by model and status code, request latency, formed batch sizes,
- * queue depth, replica restarts and retried batches.
+ * queue depth, replica restarts and retried batches. `GET /metrics` serves them together with
+ * the process's shared registry (src/observe: the runtime's metrics, when a `SystemObserver`
+ * watches the server's system, and whatever else the process records).
  */
-import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { Counter, Gauge, Histogram, type Metric, Registry } from 'prom-client';
+import { metricsRegistry } from '../observe/registry.js';
 
 export const LATENCY_BUCKETS_SECONDS = [
   0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10,
@@ -50,4 +53,17 @@ export class ServeMetrics {
     labelNames: ['model'] as const,
     registers: [this.registry],
   });
+
+  /**
+   * This server's metrics and the shared registry's, in one exposition (combined at each
+   * scrape: prom-client's `Registry.merge`). A family in both (a `zbmd_serve_*` metric someone
+   * registered in the shared registry too) is served once, this server's.
+   */
+  async exposition(): Promise<string> {
+    const own = new Set(this.registry.getMetricsAsArray().map((metric) => metric.name));
+    const shared = new Registry();
+    for (const metric of metricsRegistry.getMetricsAsArray())
+      if (!own.has(metric.name)) shared.registerMetric(metric as unknown as Metric);
+    return Registry.merge([this.registry, shared]).metrics();
+  }
 }

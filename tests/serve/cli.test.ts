@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
+import { ControlClient } from '../../src/observe/index.js';
 import { get, post, TINY_ONNX, tinyRequest } from './helpers.js';
 
 const BIN = fileURLToPath(new URL('../../bin/zbmd.js', import.meta.url));
@@ -67,7 +68,9 @@ describe('zbmd serve in a child process', () => {
   });
 
   it('on SIGHUP loads the model again as a new version', async () => {
-    const { url } = await startServe(TINY_ONNX);
+    const directory = await mkdtemp(join(tmpdir(), 'zbmd-serve-control-'));
+    const socket = join(directory, 'serve.sock');
+    const { url } = await startServe(TINY_ONNX, '--control', socket);
     child!.kill('SIGHUP');
     const deadline = Date.now() + 10_000;
     let versions: string[] = [];
@@ -78,8 +81,23 @@ describe('zbmd serve in a child process', () => {
     }
     expect(versions).toEqual(['2']);
     expect((await post(`${url}/v2/models/tiny/infer`, tinyRequest(1))).body.model_version).toBe('2');
+    // The runtime's metrics (a SystemObserver over the server's system) beside serving's.
+    const metrics = (await get(`${url}/metrics`)).body as unknown as string;
+    expect(metrics).toMatch(/zbmd_serve_requests_total\{model="tiny",code="200"\} 1/);
+    expect(metrics).toMatch(/^zbmd_processes\{node="[^"]+"\} [1-9]\d*$/m);
+    expect(metrics).toMatch(/^zbmd_process_reductions\{node=/m);
+    // zbmd top's view over --control: the server's supervision tree, its processes.
+    const client = new ControlClient(socket);
+    try {
+      const snapshot = await client.snapshot();
+      expect(snapshot.tree.length).toBeGreaterThan(0);
+      expect(snapshot.processes.length).toBe(Math.min(snapshot.stats.alive, 200));
+    } finally {
+      client.close();
+    }
     child!.kill('SIGTERM');
     expect(await exited(child!)).toBe(0);
+    await rm(directory, { recursive: true, force: true });
   });
 
   it('serves what `zbmd train --checkpoint-dir` wrote, end to end', async () => {

@@ -148,6 +148,36 @@ function defineDevices(): void {
   );
 }
 
+function defineCluster(): void {
+  define(
+    'gauge',
+    'zbmd_cluster_nodes_up',
+    'Cluster nodes up as the watched node sees them, itself included',
+    [],
+    (o, node) => (o.cluster === undefined ? [] : [[{ node }, o.cluster.node.nodes().length + 1]]),
+  );
+  define(
+    'gauge',
+    'zbmd_cluster_phi',
+    'Phi-accrual suspicion of each peer up, as the watched node computes it (declared down at 8)',
+    ['peer'],
+    (o, node) =>
+      (o.cluster?.peers() ?? []).flatMap(
+        (peer): Reading => (peer.phi === undefined ? [] : [[{ node, peer: peer.key }, peer.phi]]),
+      ),
+  );
+  define('gauge', 'zbmd_cluster_leader', '1 while the watched node is the leader, else 0', [], (o, node) =>
+    o.cluster === undefined ? [] : [[{ node }, o.cluster.node.isLeader ? 1 : 0]],
+  );
+  define(
+    'counter',
+    'zbmd_cluster_node_events_total',
+    'nodeup, nodedown and quarantined events the watched node reported',
+    ['kind'],
+    (o, node) => [...(o.cluster?.eventCounts ?? [])].map(([kind, count]) => [{ node, kind }, count]),
+  );
+}
+
 let defined = false;
 
 /** Adds `observer` to the metrics; returns the function that takes it out. */
@@ -156,6 +186,7 @@ export function registerObserverMetrics(observer: SystemObserver): () => void {
     defineRuntime();
     defineTraining();
     defineDevices();
+    defineCluster();
     defined = true;
   }
   observers.add(observer);

@@ -102,7 +102,7 @@ function render(snapshot) {
     (snapshot.training ? ', step ' + snapshot.training.steps + ', ' + snapshot.training.stepsPerSec.toFixed(1) + ' steps/s' : '');
   document.getElementById('tree').innerHTML = snapshot.tree.length > 0 ? snapshot.tree.map(treeItem).join('') : '<li class="empty">no supervisor</li>';
   document.getElementById('nodes').innerHTML = snapshot.nodes.length > 0
-    ? '<table>' + snapshot.nodes.map((n) => '<tr><td>' + text(n.name) + '</td><td>' + text(n.status) + '</td><td>' + (n.phi === undefined ? '' : 'phi ' + n.phi.toFixed(2)) + '</td></tr>').join('') + '</table>'
+    ? '<table>' + snapshot.nodes.map((n) => '<tr><td>' + text(n.name) + '</td><td>' + text(n.status) + '</td><td>' + (n.phi === undefined ? '' : 'phi ' + n.phi.toFixed(2)) + '</td><td>' + (n.leader ? 'leader' : '') + '</td></tr>').join('') + '</table>'
     : '<div class="empty">' + text(snapshot.node) + ' (this node; no cluster)</div>';
   document.getElementById('devices').innerHTML = snapshot.devices.length > 0
     ? '<table><tr><th></th><th>device</th><th>health</th><th>errors</th><th>memory</th></tr>' + snapshot.devices.map((d) =>
