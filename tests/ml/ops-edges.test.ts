@@ -8,9 +8,9 @@ import { type Device as GpuDevice, openDevice } from '../../src/gpu/index.js';
 import * as ml from '../../src/ml/index.js';
 import { gradCheck } from './helpers.js';
 
-const NaN = Number.NaN;
+const nan = Number.NaN;
 
-describe('ties and NaN, as PyTorch', () => {
+describe('ties and nan, as PyTorch', () => {
   it('min and argmin pick the first minimum, and min gives it the gradient (as max does)', () => {
     const x = ml.tensor([1, 0, 0, 0, 2, 0], [2, 3], { requiresGrad: true });
     expect(ml.toArray(ml.argmin(x, 1))).toEqual([1, 0]);
@@ -26,14 +26,14 @@ describe('ties and NaN, as PyTorch', () => {
   });
 
   it('NaN wins in maximum, minimum, min and argmin; clamp keeps NaN and gives it no gradient', () => {
-    expect(ml.toArray(ml.maximum(ml.tensor([NaN, 1]), ml.tensor([0, NaN])))).toEqual([NaN, NaN]);
-    expect(ml.toArray(ml.minimum(ml.tensor([NaN, 1, 2]), ml.tensor([0, NaN, 3])))).toEqual([NaN, NaN, 2]);
-    expect(ml.toArray(ml.maximum(ml.tensor([NaN]), Number.POSITIVE_INFINITY))).toEqual([NaN]);
-    expect(ml.toArray(ml.min(ml.tensor([1, NaN, -1])))).toEqual([NaN]);
-    expect(ml.toArray(ml.argmin(ml.tensor([1, NaN, -1]), 0))).toEqual([1]);
-    const x = ml.tensor([NaN, 2, 3], [3], { requiresGrad: true });
+    expect(ml.toArray(ml.maximum(ml.tensor([nan, 1]), ml.tensor([0, nan])))).toEqual([nan, nan]);
+    expect(ml.toArray(ml.minimum(ml.tensor([nan, 1, 2]), ml.tensor([0, nan, 3])))).toEqual([nan, nan, 2]);
+    expect(ml.toArray(ml.maximum(ml.tensor([nan]), Number.POSITIVE_INFINITY))).toEqual([nan]);
+    expect(ml.toArray(ml.min(ml.tensor([1, nan, -1])))).toEqual([nan]);
+    expect(ml.toArray(ml.argmin(ml.tensor([1, nan, -1]), 0))).toEqual([1]);
+    const x = ml.tensor([nan, 2, 3], [3], { requiresGrad: true });
     const y = ml.clamp(x, { min: 0, max: 2.5 });
-    expect(ml.toArray(y)).toEqual([NaN, 2, 2.5]);
+    expect(ml.toArray(y)).toEqual([nan, 2, 2.5]);
     ml.backward(ml.sum(y));
     expect(Array.from(x.grad!)).toEqual([0, 1, 0]);
     // a value on a bound keeps its gradient (PyTorch: min <= x <= max, inclusive)
@@ -51,15 +51,15 @@ describe('ties and NaN, as PyTorch', () => {
   });
 
   it('sort puts NaN last ascending and first descending; topk takes NaN as the largest', () => {
-    const x = ml.tensor([1, NaN, -1, 2]);
+    const x = ml.tensor([1, nan, -1, 2]);
     const up = ml.sort(x);
-    expect(ml.toArray(up.values)).toEqual([-1, 1, 2, NaN]);
+    expect(ml.toArray(up.values)).toEqual([-1, 1, 2, nan]);
     expect(ml.toArray(up.indices)).toEqual([2, 0, 3, 1]);
     const down = ml.sort(x, { descending: true });
-    expect(ml.toArray(down.values)).toEqual([NaN, 2, 1, -1]);
+    expect(ml.toArray(down.values)).toEqual([nan, 2, 1, -1]);
     expect(ml.toArray(down.indices)).toEqual([1, 3, 0, 2]);
     const top = ml.topk(x, 2);
-    expect(ml.toArray(top.values)).toEqual([NaN, 2]);
+    expect(ml.toArray(top.values)).toEqual([nan, 2]);
     expect(ml.toArray(top.indices)).toEqual([1, 3]);
   });
 
@@ -82,7 +82,7 @@ describe('ties and NaN, as PyTorch', () => {
   });
 
   it('variance with N - correction <= 0 gives Infinity / NaN as PyTorch (division by 0)', () => {
-    expect(ml.toArray(ml.variance(ml.tensor([3])))).toEqual([NaN]);
+    expect(ml.toArray(ml.variance(ml.tensor([3])))).toEqual([nan]);
     expect(ml.toArray(ml.variance(ml.tensor([3]), undefined, { correction: 0 }))).toEqual([0]);
   });
 });
