@@ -98,6 +98,10 @@ describe('shapes, indices and bad input', () => {
     expect(ml.chunk(ml.zeros([4]), 3).map((t) => t.shape[0])).toEqual([2, 2]);
     expect(ml.split(ml.zeros([5]), 2).map((t) => t.shape[0])).toEqual([2, 2, 1]);
     expect(() => ml.split(ml.zeros([5]), [2, 2])).toThrow(/adding up to 5/);
+    // expand: -1 keeps the size, as PyTorch's x.expand(-1, 4); a new leading axis cannot be -1
+    expect(ml.toArray(ml.expand(ml.tensor([1, 2], [2, 1]), [-1, 3]))).toEqual([1, 1, 1, 2, 2, 2]);
+    expect(ml.expand(ml.zeros([2, 1]), [4, -1, 3]).shape).toEqual([4, 2, 3]);
+    expect(() => ml.expand(ml.zeros([2, 1]), [-1, -1, 3])).toThrow(/-1 only over x's own dimensions/);
   });
 
   it('refuses bad indices, pads and axes with a reason', () => {
