@@ -19,8 +19,19 @@ import {
   type Tensor,
 } from '../Tensor.js';
 
-/** `x` repeated to `shape` (x broadcastable to it); `x` itself when the shapes are equal. */
-export function expand(x: Tensor, shape: readonly number[]): Tensor {
+/**
+ * `x` repeated to `shape` (x broadcastable to it; -1 keeps x's size there, as PyTorch's expand);
+ * `x` itself when the shapes are equal.
+ */
+export function expand(x: Tensor, wanted: readonly number[]): Tensor {
+  const lead = wanted.length - x.rank;
+  const shape = wanted.map((n, d) => (n === -1 && d >= lead ? x.shape[d - lead] : n));
+  check(
+    shape.every((n) => Number.isInteger(n) && n >= 0),
+    'invalid_shape',
+    () =>
+      `expand: [${wanted.join(', ')}] for [${x.shape.join(', ')}]: sizes must be integers >= 0, -1 only over x's own dimensions`,
+  );
   check(sameShape(broadcastShapes(x.shape, shape, 'expand'), shape), 'shape_mismatch', () => {
     return `expand: [${x.shape.join(', ')}] does not broadcast to [${shape.join(', ')}]`;
   });

@@ -80,11 +80,38 @@ function matmulRule(a: Tensor, b: Tensor, g: Tensor): Gradient[] {
   return [ga, gb];
 }
 
-/** Batched, broadcasting matrix product; both operands of rank >= 2. */
+/**
+ * Batched, broadcasting matrix product, with PyTorch's 1-D cases: a vector on the left is a row
+ * (its dimension dropped from the result), on the right a column; two vectors give their dot
+ * product (a scalar).
+ */
 export function matmul(a: Tensor, b: Tensor): Tensor {
+  if (a.rank === 1 || b.rank === 1) return matmulWithVector(a, b);
   checkMatmul(a, b);
   const out = anyOnDevice([a, b]) ? deviceMatmul(a, b) : matmulOnHost(a, b);
   return record(out, 'matmul', [a, b], (g) => matmulRule(a, b, g));
+}
+
+/** The 1-D cases through reshapes around the matrix product (their gradients are reshapes too). */
+function matmulWithVector(a: Tensor, b: Tensor): Tensor {
+  check(a.rank >= 1 && b.rank >= 1, 'invalid_shape', () => {
+    return `matmul: operands need rank >= 1, got [${a.shape.join(', ')}] and [${b.shape.join(', ')}]`;
+  });
+  const left = a.rank === 1 ? reshape(a, [1, a.shape[0]]) : a;
+  const right = b.rank === 1 ? reshape(b, [b.shape[0], 1]) : b;
+  const product = matmul(left, right);
+  const shape = [...product.shape];
+  if (b.rank === 1) shape.pop();
+  if (a.rank === 1) shape.splice(shape.length - (b.rank === 1 ? 1 : 2), 1);
+  return reshape(product, shape);
+}
+
+/** The dot product of two vectors of one length (a scalar tensor). */
+export function dot(a: Tensor, b: Tensor): Tensor {
+  check(a.rank === 1 && b.rank === 1 && a.shape[0] === b.shape[0], 'shape_mismatch', () => {
+    return `dot: needs two 1-D tensors of one length, got [${a.shape.join(', ')}] and [${b.shape.join(', ')}]`;
+  });
+  return matmul(a, b);
 }
 
 function matmulOnHost(a: Tensor, b: Tensor): Tensor {
