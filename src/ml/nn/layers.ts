@@ -4,6 +4,7 @@
  */
 import type { Random } from '../../actor/Random.js';
 import { check } from '../errors.js';
+import { geluTanh } from '../ops/activations.js';
 import { avgPool2d, conv2d, maxPool2d } from '../ops/conv.js';
 import { gelu, relu, sigmoid, tanh } from '../ops/elementwise.js';
 import { linear } from '../ops/matmul.js';
@@ -54,9 +55,17 @@ export class ReLU extends Module {
   }
 }
 
+/** GELU: the exact (erf) form by default, or `'tanh'`, the approximation GPT-2 uses (as PyTorch's `approximate`). */
 export class GELU extends Module {
+  constructor(readonly approximate: 'none' | 'tanh' = 'none') {
+    super();
+    check(approximate === 'none' || approximate === 'tanh', 'invalid_argument', () => {
+      return `GELU: approximate must be 'none' or 'tanh', got ${String(approximate)}`;
+    });
+  }
+
   forward(input: Tensor): Tensor {
-    return gelu(input);
+    return this.approximate === 'tanh' ? geluTanh(input) : gelu(input);
   }
 }
 
