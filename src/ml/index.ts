@@ -44,6 +44,7 @@ export * from './nn/attention.js';
 export * from './nn/init.js';
 export * from './nn/layers.js';
 export * from './nn/Module.js';
+export * from './nn/norms.js';
 export * from './ops/activations.js';
 export * from './ops/broadcast.js';
 export * from './ops/conv.js';

@@ -6,14 +6,20 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import {
+  Adam,
+  BatchNorm1d,
+  BatchNorm2d,
   backward,
   composedActivation,
+  Embedding,
   elu,
   GELU,
+  GroupNorm,
   gelu,
   geluTanh,
   leakyRelu,
   mul,
+  RMSNorm,
   silu,
   softplus,
   sum,
@@ -64,7 +70,11 @@ function expectClose(actual: ArrayLike<number>, expected: Values | number[], lab
 }
 
 /** Runs f on the case's inputs, checks the output and each listed input's gradient. */
-function checkCase(name: string, f: (inputs: Record<string, Tensor>) => Tensor): void {
+function checkCase(
+  name: string,
+  f: (inputs: Record<string, Tensor>) => Tensor,
+  gradientsOf?: readonly string[],
+): void {
   const c = goldenCase(name);
   const inputs: Record<string, Tensor> = {};
   for (const [key, values] of Object.entries(c.inputs)) inputs[key] = leaf(values, key in c.grads);
@@ -73,6 +83,7 @@ function checkCase(name: string, f: (inputs: Record<string, Tensor>) => Tensor):
   expectClose(toArray(out), c.out, `${name} output`);
   backward(sum(mul(out, tensor(c.w.data, c.w.shape))));
   for (const [key, values] of Object.entries(c.grads)) {
+    if (gradientsOf !== undefined && !gradientsOf.includes(key)) continue;
     expectClose(inputs[key].grad ?? [], values, `${name} gradient of ${key}`);
   }
 }
@@ -109,5 +120,102 @@ describe('activations match PyTorch', () => {
     expect(() => softplus(x, 0)).toThrow(/beta must be a positive number/);
     expect(() => leakyRelu(x, Number.NaN)).toThrow(/negativeSlope/);
     expect(() => new GELU('fast' as 'tanh')).toThrow(/approximate must be/);
+  });
+});
+
+function setParameter(target: Tensor | null, values: Values): void {
+  expect(target).not.toBeNull();
+  target!.data.set(values.data);
+}
+
+describe('norms match PyTorch', () => {
+  it('GroupNorm(2, 4) on (2, 4, 3), values and gradients of input, weight and bias', () => {
+    const c = goldenCase('groupNorm');
+    const norm = new GroupNorm(2, 4);
+    setParameter(norm.weight, c.inputs.weight);
+    setParameter(norm.bias, c.inputs.bias);
+    checkCase('groupNorm', ({ x }) => norm.forward(x), ['x']);
+    expectClose(norm.weight!.grad!, c.grads.weight, 'groupNorm weight gradient');
+    expectClose(norm.bias!.grad!, c.grads.bias, 'groupNorm bias gradient');
+  });
+
+  it('RMSNorm(5) as PyTorch 2.4 defines it', () => {
+    const c = goldenCase('rmsNorm');
+    const norm = new RMSNorm(5, { epsilon: 1e-6 });
+    setParameter(norm.weight, c.inputs.weight);
+    checkCase('rmsNorm', ({ x }) => norm.forward(x), ['x']);
+    expectClose(norm.weight!.grad!, c.grads.weight, 'rmsNorm weight gradient');
+  });
+
+  for (const [name, make] of [
+    ['batchNorm1d', () => new BatchNorm1d(3)],
+    ['batchNorm1dSequence', () => new BatchNorm1d(3)],
+    ['batchNorm2d', () => new BatchNorm2d(2)],
+  ] as const) {
+    it(`${name}: training output and gradient, running stats after two steps, eval output`, () => {
+      const c = goldenCase(name) as unknown as Record<string, Values>;
+      const norm = make();
+      setParameter(norm.weight, c.weight);
+      setParameter(norm.bias, c.bias);
+      const w = tensor(c.w.data, c.w.shape);
+      const x1 = leaf(c.x1);
+      const out1 = norm.forward(x1);
+      expectClose(toArray(out1), c.out1, `${name} training output`);
+      backward(sum(mul(out1, w)));
+      expectClose(x1.grad!, c.gradX1, `${name} training input gradient`);
+      norm.forward(leaf(c.x2, false));
+      expectClose(norm.runningMean!.data, c.runningMean, `${name} running mean`);
+      expectClose(norm.runningVar!.data, c.runningVar, `${name} running var (unbiased)`);
+      expect(norm.numBatchesTracked!.data[0]).toBe(2);
+      norm.eval();
+      norm.weight!.grad = null;
+      const xe = leaf(c.xEval);
+      const outEval = norm.forward(xe);
+      expectClose(toArray(outEval), c.outEval, `${name} eval output`);
+      backward(sum(mul(outEval, w)));
+      expectClose(xe.grad!, c.gradXEval, `${name} eval input gradient`);
+      expectClose(norm.weight!.grad!, c.gradWeightEval, `${name} eval weight gradient`);
+      // eval mode leaves the running statistics alone
+      expectClose(norm.runningMean!.data, c.runningMean, `${name} running mean after eval`);
+    });
+  }
+
+  it('buffers ride in state dicts, never in parameters (optimizers never see them)', () => {
+    const norm = new BatchNorm1d(3);
+    expect(norm.namedParameters().map(([n]) => n)).toEqual(['weight', 'bias']);
+    expect(norm.namedBuffers().map(([n]) => n)).toEqual(['runningMean', 'runningVar', 'numBatchesTracked']);
+    norm.forward(tensor([1, 2, 3, 4, 5, 7], [2, 3]));
+    const state = norm.stateDict();
+    expect(Object.keys(state)).toEqual(['weight', 'bias', 'runningMean', 'runningVar', 'numBatchesTracked']);
+    const copy = new BatchNorm1d(3);
+    copy.loadStateDict(state);
+    expect(Array.from(copy.runningMean!.data)).toEqual(Array.from(norm.runningMean!.data));
+    expect(copy.numBatchesTracked!.data[0]).toBe(1);
+    const { runningVar: _dropped, ...missing } = state;
+    expect(() => new BatchNorm1d(3).loadStateDict(missing)).toThrow(/missing parameter 'runningVar'/);
+    const optimizer = new Adam(norm.parameters(), { learningRate: 0.1 });
+    expect(norm.parameters()).toHaveLength(2);
+    expect(optimizer).toBeDefined();
+  });
+
+  it('momentum null keeps a cumulative average; batch of one value per channel is refused', () => {
+    const norm = new BatchNorm1d(1, { momentum: null });
+    norm.forward(tensor([0, 2], [2, 1]));
+    norm.forward(tensor([4, 8], [2, 1]));
+    // factor 1 / step: means 1 and 6 -> 3.5; unbiased variances 2 and 8 -> 5 (the initial 0 and 1 drop out)
+    expect(norm.runningMean!.data[0]).toBeCloseTo(3.5, 6);
+    expect(norm.runningVar!.data[0]).toBeCloseTo(5, 6);
+    expect(() => norm.forward(tensor([1], [1, 1]))).toThrow(/more than 1 value per channel/);
+    expect(() => new GroupNorm(3, 4)).toThrow(/divisible/);
+  });
+
+  it('Embedding paddingIdx: the row starts at zero and gets no gradient', () => {
+    const table = new Embedding(4, 2, { paddingIdx: -1 });
+    expect(table.paddingIdx).toBe(3);
+    expect(Array.from(table.weight.data.subarray(6, 8))).toEqual([0, 0]);
+    const out = table.forward(tensor([3, 1, 3, 0], [4]));
+    backward(sum(out));
+    expect(Array.from(table.weight.grad!)).toEqual([1, 1, 1, 1, 0, 0, 0, 0]);
+    expect(() => new Embedding(4, 2, { paddingIdx: 4 })).toThrow(/paddingIdx/);
   });
 });
