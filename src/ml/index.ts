@@ -38,6 +38,7 @@ export {
 } from './internal/blas.js';
 export { clearBufferPools } from './internal/pool.js';
 export * from './losses.js';
+export * from './lossesExtra.js';
 export * from './modelFiles.js';
 export * from './nn/activations.js';
 export * from './nn/attention.js';

@@ -10,17 +10,25 @@ import {
   BatchNorm1d,
   BatchNorm2d,
   backward,
+  binaryCrossEntropy,
+  binaryCrossEntropyWithLogits,
+  type CrossEntropyOptions,
   composedActivation,
+  crossEntropy,
   Embedding,
   elu,
   GELU,
   GroupNorm,
   gelu,
   geluTanh,
+  huberLoss,
+  klDiv,
+  l1Loss,
   leakyRelu,
   mul,
   RMSNorm,
   silu,
+  smoothL1Loss,
   softplus,
   sum,
   type Tensor,
@@ -217,5 +225,91 @@ describe('norms match PyTorch', () => {
     backward(sum(out));
     expect(Array.from(table.weight.grad!)).toEqual([1, 1, 1, 1, 0, 0, 0, 0]);
     expect(() => new Embedding(4, 2, { paddingIdx: 4 })).toThrow(/paddingIdx/);
+  });
+});
+
+describe('losses match PyTorch', () => {
+  const reductions = ['none', 'mean', 'sum'] as const;
+
+  it('binaryCrossEntropy, plain and weighted', () => {
+    for (const reduction of reductions)
+      checkCase(`bce_${reduction}`, ({ p, t }) => binaryCrossEntropy(p, t, { reduction }));
+    checkCase('bce_weight', ({ p, t, weight }) => binaryCrossEntropy(p, t, { weight }));
+    expect(() => binaryCrossEntropy(tensor([1.5], [1]), tensor([1], [1]))).toThrow(/probability in \[0, 1\]/);
+  });
+
+  it('binaryCrossEntropyWithLogits, plain, weighted and with posWeight; stable for large logits', () => {
+    for (const reduction of reductions)
+      checkCase(`bceLogits_${reduction}`, ({ x, t }) => binaryCrossEntropyWithLogits(x, t, { reduction }));
+    checkCase('bceLogits_weights', ({ x, t, weight, posWeight }) =>
+      binaryCrossEntropyWithLogits(x, t, { weight, posWeight }),
+    );
+    const huge = binaryCrossEntropyWithLogits(tensor([200, -200], [2]), tensor([0, 1], [2]), {
+      reduction: 'none',
+    });
+    expect(toArray(huge)).toEqual([200, 200]);
+  });
+
+  it('l1Loss, smoothL1Loss(beta) and huberLoss(delta)', () => {
+    for (const reduction of reductions) {
+      checkCase(`l1_${reduction}`, ({ p, t }) => l1Loss(p, t, { reduction }));
+      checkCase(`smoothL1_${reduction}`, ({ p, t }) => smoothL1Loss(p, t, { reduction, beta: 0.8 }));
+      checkCase(`huber_${reduction}`, ({ p, t }) => huberLoss(p, t, { reduction, delta: 1.3 }));
+    }
+    expect(() => l1Loss(tensor([1, 2], [2]), tensor([1], [1]))).toThrow(/same shape/);
+    expect(() => l1Loss(tensor([1], [1]), tensor([1], [1]), { reduction: 'avg' as 'sum' })).toThrow(
+      /reduction must be/,
+    );
+  });
+
+  it('klDiv with every reduction, a zero target and log targets', () => {
+    for (const reduction of [...reductions, 'batchmean'] as const)
+      checkCase(`klDiv_${reduction}`, ({ input, target }) => klDiv(input, target, { reduction }));
+    checkCase('klDiv_zeroTarget', ({ input, target }) => klDiv(input, target, { reduction: 'sum' }), [
+      'input',
+    ]);
+    checkCase('klDiv_logTarget', ({ input, target }) =>
+      klDiv(input, target, { reduction: 'batchmean', logTarget: true }),
+    );
+  });
+
+  it('crossEntropy with label smoothing, ignoreIndex, class weights, reductions and (N, C, d...) inputs', () => {
+    for (const name of [
+      'plain',
+      'sum',
+      'none',
+      'smoothing',
+      'weights',
+      'ignore',
+      'all',
+      'allSum',
+      'allNone',
+      'spatial',
+      'spatialAll',
+    ]) {
+      const c = goldenCase(`ce_${name}`);
+      const raw = c.options as Record<string, unknown>;
+      const options: CrossEntropyOptions = {
+        reduction: raw.reduction as CrossEntropyOptions['reduction'],
+        labelSmoothing: raw.label_smoothing as number | undefined,
+        ignoreIndex: raw.ignore_index as number | undefined,
+        weight: raw.weight as number[] | undefined,
+      };
+      const labels = Int32Array.from(c.labels as number[]);
+      const labelTensor =
+        c.labelShape === undefined ? labels : tensor(Array.from(labels), c.labelShape as number[]);
+      checkCase(`ce_${name}`, ({ x }) => crossEntropy(x, labelTensor, options));
+    }
+  });
+
+  it('crossEntropy ignores label -100 by default, as PyTorch, and keeps the fused path otherwise', () => {
+    const logits = tensor([1, 2, 3, 0, 0, 5], [2, 3]);
+    const withIgnored = crossEntropy(logits, Int32Array.of(2, -100));
+    const alone = crossEntropy(tensor([1, 2, 3], [1, 3]), Int32Array.of(2));
+    expect(toArray(withIgnored)[0]).toBeCloseTo(toArray(alone)[0], 6);
+    expect(() => crossEntropy(logits, Int32Array.of(2, -1))).toThrow(/not in \[0, 3\)/);
+    expect(() => crossEntropy(logits, Int32Array.of(2, 1), { weight: [1, 2] })).toThrow(
+      /2 values for 3 classes/,
+    );
   });
 });
