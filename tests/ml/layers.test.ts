@@ -5,6 +5,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
+import { openDevice } from '../../src/gpu/index.js';
 import {
   Adam,
   BatchNorm1d,
@@ -25,7 +26,9 @@ import {
   klDiv,
   l1Loss,
   leakyRelu,
+  Module,
   mul,
+  Parameter,
   RMSNorm,
   silu,
   smoothL1Loss,
@@ -311,5 +314,49 @@ describe('losses match PyTorch', () => {
     expect(() => crossEntropy(logits, Int32Array.of(2, 1), { weight: [1, 2] })).toThrow(
       /2 values for 3 classes/,
     );
+  });
+});
+
+/** One parameter as a module, so `to(device)` moves it. */
+class Holder extends Module {
+  constructor(readonly value: Parameter) {
+    super();
+  }
+
+  forward(input: Tensor): Tensor {
+    return input;
+  }
+}
+
+describe('on the cpu reference device', () => {
+  it('the activations compose device ops: PyTorch values and gradients there too', async () => {
+    const device = await openDevice('cpu');
+    try {
+      const cases = [
+        ['leakyRelu', (x: Tensor) => leakyRelu(x, 0.2)],
+        ['silu', (x: Tensor) => silu(x)],
+        ['elu', (x: Tensor) => elu(x, 0.7)],
+        ['geluTanh', (x: Tensor) => geluTanh(x)],
+      ] as const;
+      for (const [name, f] of cases) {
+        const c = goldenCase(name);
+        const holder = await new Holder(
+          new Parameter(Float32Array.from(c.inputs.x.data), c.inputs.x.shape),
+        ).to(device);
+        const x = holder.value;
+        expect(x.device).toBe(device);
+        const out = f(x);
+        expect(out.device).toBe(device);
+        expectClose(toArray(await out.to('cpu')), c.out, `${name} on the device`);
+        const w = await tensor(c.w.data, c.w.shape).to(device);
+        backward(sum(mul(out, w)));
+        expectClose(toArray(await x.deviceGrad!.to('cpu')), c.grads.x, `${name} gradient on the device`);
+      }
+      const onDevice = await tensor([1, 2, 3, 4], [2, 2]).to(device);
+      expect(() => new BatchNorm1d(2).forward(onDevice)).toThrow(/not available on/);
+      expect(() => l1Loss(onDevice, onDevice)).toThrow(/not available on/);
+    } finally {
+      device.destroy();
+    }
   });
 });

@@ -9,9 +9,11 @@
  *   GroupNorm(G, C): (N, C, ...) normalised over each group of C / G channels and all positions.
  *   RMSNorm(shape): x / sqrt(mean(x^2 over the last dims) + eps) * weight (PyTorch 2.4's, eps
  *     defaulting to float32's machine epsilon).
+ * They run on the CPU (a device tensor is refused with `unavailable_on_device`).
  * Running statistics are `ModuleBuffer`s: in the state dict (`runningMean`, `runningVar`,
  * `numBatchesTracked`), never in `parameters()`.
  */
+import { unavailableOnDevice } from '../deviceOps.js';
 import { check } from '../errors.js';
 import { add, div, mul, sqrt, sub } from '../ops/elementwise.js';
 import { mean } from '../ops/reduce.js';
@@ -26,6 +28,12 @@ function positiveInteger(value: number, what: string, context: string): void {
   check(Number.isInteger(value) && value > 0, 'invalid_argument', () => {
     return `${context}: ${what} must be a positive integer, got ${value}`;
   });
+}
+
+/** Refuses tensors on a GPU-layer device, with the standard message (these layers run on the CPU). */
+function onTheCpu(context: string, ...tensors: Array<Tensor | null>): void {
+  const present = tensors.filter((t): t is Tensor => t !== null);
+  if (present.some((t) => t.device !== 'cpu')) unavailableOnDevice(context, present);
 }
 
 /** `weight` (C) shaped to broadcast over channel axis 1 of a rank-`rank` input: [1, C, 1, ...]. */
@@ -92,6 +100,7 @@ abstract class BatchNormBase extends Module {
 
   forward(input: Tensor): Tensor {
     const context = this.context;
+    onTheCpu(context, input, this.weight, this.bias);
     check(this.ranks.includes(input.rank), 'invalid_shape', () => {
       return `${context}: expected an input of rank ${this.ranks.join(' or ')}, got [${input.shape.join(', ')}]`;
     });
@@ -181,6 +190,7 @@ export class GroupNorm extends Module {
   }
 
   forward(input: Tensor): Tensor {
+    onTheCpu('GroupNorm', input, this.weight, this.bias);
     check(input.rank >= 2 && input.shape[1] === this.numChannels, 'shape_mismatch', () => {
       return `GroupNorm: expected (N, ${this.numChannels}, ...), got [${input.shape.join(', ')}]`;
     });
@@ -217,6 +227,7 @@ export class RMSNorm extends Module {
   }
 
   forward(input: Tensor): Tensor {
+    onTheCpu('RMSNorm', input, this.weight, null);
     const k = this.normalizedShape.length;
     const tail = input.shape.slice(input.rank - k);
     check(input.rank >= k && tail.every((n, i) => n === this.normalizedShape[i]), 'shape_mismatch', () => {
