@@ -38,11 +38,15 @@ export {
 } from './internal/blas.js';
 export { clearBufferPools } from './internal/pool.js';
 export * from './losses.js';
+export * from './lossesExtra.js';
 export * from './modelFiles.js';
+export * from './nn/activations.js';
 export * from './nn/attention.js';
 export * from './nn/init.js';
 export * from './nn/layers.js';
 export * from './nn/Module.js';
+export * from './nn/norms.js';
+export * from './ops/activations.js';
 export * from './ops/broadcast.js';
 export * from './ops/compare.js';
 export * from './ops/conv.js';

@@ -1,6 +1,9 @@
 /**
  * Losses, each reduced to a scalar (mean over the batch by default, as PyTorch).
  *   crossEntropy(logits (N, C), labels (N)): fused log-softmax + NLL; gx = (softmax - onehot) * g / N
+ *     with labelSmoothing, ignoreIndex, class weights, reduction 'none' or (N, C, d...) logits:
+ *     sum(logSoftmax(logits, 1) * coefficients) / (weight total of the labels kept), composed
+ *     from ops (CPU only)
  *   nllLoss(logProbabilities (N, C), labels (N)): gx[n, label] -= g / N   (CPU only)
  *   mseLoss(prediction, target): mean((p - t)^2); gp = 2 (p - t) g / size,  gt = -gp
  * Each forward runs on the CPU or on the device of its inputs; the rule is written with ops.
@@ -14,10 +17,13 @@ import {
   deviceReduce,
   deviceUnary,
   deviceUpload,
+  unavailableOnDevice,
 } from './deviceOps.js';
 import { check } from './errors.js';
 import { pool } from './internal/pool.js';
 import { mul, neg } from './ops/elementwise.js';
+import { sum } from './ops/reduce.js';
+import { logSoftmax } from './ops/softmax.js';
 import {
   contiguousData,
   dispose,
@@ -78,8 +84,138 @@ function rowsAndClasses(input: Tensor, context: string): [number, number] {
   return [input.shape[0], input.shape[1]];
 }
 
-/** Cross-entropy of integer `labels` under `logits` (N, C), in one pass. */
-export function crossEntropy(logits: Tensor, labels: Int32Array | Tensor, options: LossOptions = {}): Tensor {
+export interface CrossEntropyOptions {
+  /** 'mean' (default: over the labels not ignored, weighted by their class weight), 'sum' or 'none'. */
+  readonly reduction?: 'none' | 'mean' | 'sum';
+  /** Mixes the one-hot target with the uniform distribution: (1 - s) onehot + s / C (0). */
+  readonly labelSmoothing?: number;
+  /** Labels equal to this contribute nothing (-100, as PyTorch). */
+  readonly ignoreIndex?: number;
+  /** A weight per class (C values), as PyTorch's `weight`. */
+  readonly weight?: Tensor | Float32Array | readonly number[];
+}
+
+/**
+ * Cross-entropy of integer `labels` under `logits`: (N, C) with labels (N), or (N, C, d...)
+ * with labels (N, d...), as PyTorch's `cross_entropy` with class indices. Plain (N, C) means
+ * and sums run in one fused pass; the options go through `crossEntropyGeneral`.
+ */
+export function crossEntropy(
+  logits: Tensor,
+  labels: Int32Array | Tensor,
+  options: CrossEntropyOptions = {},
+): Tensor {
+  const ignoreIndex = options.ignoreIndex ?? -100;
+  const plain =
+    logits.rank === 2 &&
+    options.reduction !== 'none' &&
+    (options.labelSmoothing ?? 0) === 0 &&
+    options.weight === undefined &&
+    !hasLabel(labels, ignoreIndex);
+  if (!plain) return crossEntropyGeneral(logits, labels, options);
+  return crossEntropyPlain(logits, labels, options as LossOptions);
+}
+
+function hasLabel(labels: Int32Array | Tensor, value: number): boolean {
+  if (labels instanceof Int32Array) return labels.includes(value);
+  if (labels.device !== 'cpu') return false; // labelsOf refuses it with its message
+  const raw = contiguousData(labels);
+  const found = raw.includes(value);
+  releaseTemporary(labels, raw);
+  return found;
+}
+
+function crossEntropyGeneral(
+  logits: Tensor,
+  labels: Int32Array | Tensor,
+  options: CrossEntropyOptions,
+): Tensor {
+  const context = 'crossEntropy';
+  check(logits.rank >= 2, 'invalid_shape', () => {
+    return `${context}: expected (N, C) or (N, C, d...), got [${logits.shape.join(', ')}]`;
+  });
+  if (logits.device !== 'cpu') unavailableOnDevice(`${context} with these options`, [logits]);
+  const reduction = options.reduction ?? 'mean';
+  check(['none', 'mean', 'sum'].includes(reduction), 'invalid_argument', () => {
+    return `${context}: reduction must be 'none', 'mean' or 'sum', got ${String(reduction)}`;
+  });
+  const smoothing = options.labelSmoothing ?? 0;
+  check(smoothing >= 0 && smoothing <= 1, 'invalid_argument', () => {
+    return `${context}: labelSmoothing must be in [0, 1], got ${smoothing}`;
+  });
+  const ignoreIndex = options.ignoreIndex ?? -100;
+  const [batch, classes] = logits.shape;
+  const spatial = logits.size / Math.max(1, batch * classes);
+  const positions = batch * spatial;
+  let targets: Int32Array;
+  if (labels instanceof Int32Array) targets = labels;
+  else {
+    check(labels.device === 'cpu', 'invalid_argument', () => `${context}: labels must be on the CPU`);
+    const labelShape = [logits.shape[0], ...logits.shape.slice(2)];
+    check(sameShape(labels.shape, labelShape), 'shape_mismatch', () => {
+      return `${context}: labels of shape [${labels.shape.join(', ')}] for logits [${logits.shape.join(', ')}]; expected [${labelShape.join(', ')}]`;
+    });
+    const raw = contiguousData(labels);
+    targets = Int32Array.from(raw);
+    releaseTemporary(labels, raw);
+  }
+  check(targets.length === positions, 'shape_mismatch', () => {
+    return `${context}: ${targets.length} labels for ${positions} positions of logits [${logits.shape.join(', ')}]`;
+  });
+  for (let i = 0; i < targets.length; i++) {
+    const label = targets[i];
+    check(label === ignoreIndex || (label >= 0 && label < classes), 'invalid_argument', () => {
+      return `${context}: label ${label} at ${i} is not in [0, ${classes}) nor the ignoreIndex ${ignoreIndex}`;
+    });
+  }
+  const classWeights = classWeightsOf(options.weight, classes, context);
+  // loss = sum over (n, c, s) of logSoftmax(logits, 1) * coefficient, divided by the weight
+  // total of the labels kept for 'mean' (PyTorch's weighted mean, smoothing term included).
+  const coefficients = new Float32Array(logits.size);
+  let denominator = 0;
+  for (let n = 0; n < batch; n++) {
+    for (let s = 0; s < spatial; s++) {
+      const label = targets[n * spatial + s];
+      if (label === ignoreIndex) continue;
+      const labelWeight = classWeights === null ? 1 : classWeights[label];
+      denominator += labelWeight;
+      for (let c = 0; c < classes; c++) {
+        const classWeight = classWeights === null ? 1 : classWeights[c];
+        const smooth = (smoothing / classes) * classWeight;
+        const hit = c === label ? (1 - smoothing) * labelWeight : 0;
+        coefficients[(n * classes + c) * spatial + s] = -(hit + smooth);
+      }
+    }
+  }
+  const logProbabilities = logSoftmax(logits, 1);
+  const terms = mul(logProbabilities, hostTensor(coefficients, logits.shape));
+  if (reduction === 'none') return sum(terms, 1);
+  const total = sum(terms);
+  return reduction === 'sum' ? total : mul(total, 1 / denominator);
+}
+
+function classWeightsOf(
+  weight: CrossEntropyOptions['weight'],
+  classes: number,
+  context: string,
+): Float32Array | null {
+  if (weight === undefined) return null;
+  let values: Float32Array;
+  if (weight instanceof Float32Array) values = weight;
+  else if (Array.isArray(weight)) values = Float32Array.from(weight as readonly number[]);
+  else {
+    const tensorWeight = weight as Tensor;
+    check(tensorWeight.device === 'cpu', 'invalid_argument', () => `${context}: weight must be on the CPU`);
+    values = Float32Array.from(contiguousData(tensorWeight));
+  }
+  check(values.length === classes, 'shape_mismatch', () => {
+    return `${context}: weight has ${values.length} values for ${classes} classes`;
+  });
+  return values;
+}
+
+/** The fused (N, C) cross-entropy, mean or sum, every label a class. */
+function crossEntropyPlain(logits: Tensor, labels: Int32Array | Tensor, options: LossOptions): Tensor {
   const [rows, classes] = rowsAndClasses(logits, 'crossEntropy');
   const targets = labelsOf(labels, rows, classes, 'crossEntropy');
   const scale = options.reduction === 'sum' ? 1 : 1 / Math.max(1, rows);

@@ -28,12 +28,23 @@ async function moveParameter(parameter: Parameter, target: Device): Promise<Para
   return new Parameter(new Float32Array(0), parameter.shape, { device: target, buffer });
 }
 
+/**
+ * A tensor a module keeps but does not train (BatchNorm's running statistics): carried in state
+ * dicts beside the parameters, never returned by `parameters()`, so optimizers never see it.
+ * It stays on the CPU (`to(device)` leaves it there) and never requires a gradient.
+ */
+export class ModuleBuffer extends Tensor {
+  constructor(data: Float32Array, shape: readonly number[]) {
+    super(data, [...shape], 'f32', undefined, 0, true, { requiresGrad: false });
+  }
+}
+
 export interface TensorState {
   readonly shape: readonly number[];
   readonly data: Float32Array;
 }
 
-/** Parameter name -> values; loads back exactly. */
+/** Parameter and buffer name -> values; loads back exactly. */
 export type StateDict = Record<string, TensorState>;
 
 export abstract class Module {
@@ -49,6 +60,16 @@ export abstract class Module {
       if (value instanceof Parameter) out.push([prefix + name, value]);
       else out.push(...value.namedParameters(`${prefix}${name}.`));
     }
+    return out;
+  }
+
+  /** Buffers (`ModuleBuffer` fields) with dotted names, in field declaration order. */
+  namedBuffers(prefix = ''): Array<[string, ModuleBuffer]> {
+    const out: Array<[string, ModuleBuffer]> = [];
+    for (const [key, value] of Object.entries(this)) {
+      if (value instanceof ModuleBuffer) out.push([prefix + key, value]);
+    }
+    for (const [name, child] of this.children()) out.push(...child.namedBuffers(`${prefix}${name}.`));
     return out;
   }
 
@@ -126,6 +147,7 @@ export abstract class Module {
           : await parameter.device.readFloat32(parameter.deviceBuffer!);
       state[name] = { shape: [...parameter.shape], data };
     }
+    addBuffers(this, state);
     return state;
   }
 
@@ -139,13 +161,17 @@ export abstract class Module {
     for (const [name, parameter] of this.namedParameters()) {
       state[name] = { shape: [...parameter.shape], data: Float32Array.from(parameter.data) };
     }
+    addBuffers(this, state);
     return state;
   }
 
-  /** Copies values in; every name must be present with the same shape (extra names are an error when strict). */
+  /**
+   * Copies values in (parameters and buffers); every name must be present with the same shape
+   * (extra names are an error when strict).
+   */
   loadStateDict(state: StateDict, options: { strict?: boolean } = {}): void {
     const strict = options.strict ?? true;
-    const named = this.namedParameters();
+    const named: Array<[string, Tensor]> = [...this.namedParameters(), ...this.namedBuffers()];
     for (const [name, parameter] of named) {
       const entry = state[name];
       if (entry === undefined) {
@@ -169,6 +195,13 @@ export abstract class Module {
         () => `loadStateDict: unexpected parameters ${extra.join(', ')}`,
       );
     }
+  }
+}
+
+/** Every buffer's values copied into `state` under its name. */
+function addBuffers(module: Module, state: StateDict): void {
+  for (const [name, buffer] of module.namedBuffers()) {
+    state[name] = { shape: [...buffer.shape], data: Float32Array.from(buffer.data) };
   }
 }
 

@@ -4,6 +4,7 @@
  */
 import type { Random } from '../../actor/Random.js';
 import { check } from '../errors.js';
+import { geluTanh } from '../ops/activations.js';
 import { avgPool2d, conv2d, maxPool2d } from '../ops/conv.js';
 import { gelu, relu, sigmoid, tanh } from '../ops/elementwise.js';
 import { linear } from '../ops/matmul.js';
@@ -54,9 +55,17 @@ export class ReLU extends Module {
   }
 }
 
+/** GELU: the exact (erf) form by default, or `'tanh'`, the approximation GPT-2 uses (as PyTorch's `approximate`). */
 export class GELU extends Module {
+  constructor(readonly approximate: 'none' | 'tanh' = 'none') {
+    super();
+    check(approximate === 'none' || approximate === 'tanh', 'invalid_argument', () => {
+      return `GELU: approximate must be 'none' or 'tanh', got ${String(approximate)}`;
+    });
+  }
+
   forward(input: Tensor): Tensor {
-    return gelu(input);
+    return this.approximate === 'tanh' ? geluTanh(input) : gelu(input);
   }
 }
 
@@ -215,21 +224,36 @@ export class AvgPool2d extends Module {
   }
 }
 
-/** A lookup table (V, D), initialised N(0, 1) as PyTorch. Its input holds integer ids. */
+/**
+ * A lookup table (V, D), initialised N(0, 1) as PyTorch. Its input holds integer ids.
+ * `paddingIdx` (negative counts from the end, as PyTorch): that row starts at zero and gets no
+ * gradient, so it stays what it is set to.
+ */
 export class Embedding extends Module {
   readonly weight: Parameter;
+  readonly paddingIdx: number | null;
 
   constructor(
     readonly count: number,
     readonly dimension: number,
-    options: InitOptions = {},
+    options: InitOptions & { readonly paddingIdx?: number } = {},
   ) {
     super();
     this.weight = normalParameter([count, dimension], 1, initRandom(options.random));
+    const padding = options.paddingIdx;
+    check(
+      padding === undefined || (Number.isInteger(padding) && padding >= -count && padding < count),
+      'invalid_argument',
+      () => `Embedding: paddingIdx must be an integer in [-${count}, ${count}), got ${padding}`,
+    );
+    this.paddingIdx = padding === undefined ? null : padding < 0 ? padding + count : padding;
+    if (this.paddingIdx !== null)
+      this.weight.data.fill(0, this.paddingIdx * dimension, (this.paddingIdx + 1) * dimension);
   }
 
   forward(indices: Tensor): Tensor {
-    return embedding(this.weight, indices);
+    if (this.paddingIdx === null) return embedding(this.weight, indices);
+    return embedding(this.weight, indices, undefined, { paddingIdx: this.paddingIdx });
   }
 }
 

@@ -34,11 +34,15 @@ import { mean } from './reduce.js';
 import { reshape, transpose } from './shape.js';
 import { softmax } from './softmax.js';
 
-/** Rows of `weight` (V, D) selected by integer `indices`; output shape (...indexShape, D). */
+/**
+ * Rows of `weight` (V, D) selected by integer `indices`; output shape (...indexShape, D).
+ * `paddingIdx`: the row at that index gets no gradient (PyTorch's `padding_idx`).
+ */
 export function embedding(
   weight: Tensor,
   indices: Int32Array | Tensor,
   indexShape?: readonly number[],
+  options: { readonly paddingIdx?: number } = {},
 ): Tensor {
   if (weight.device !== 'cpu' || (!(indices instanceof Int32Array) && indices.device !== 'cpu'))
     unavailableOnDevice('embedding', indices instanceof Int32Array ? [weight] : [weight, indices]);
@@ -69,6 +73,7 @@ export function embedding(
   return makeResult(out, [...shape, dimension], 'embedding', [weight], (g) => {
     const gw = gradBuffer(weight);
     for (let i = 0; i < ids.length; i++) {
+      if (ids[i] === options.paddingIdx) continue;
       const row = ids[i] * dimension;
       for (let d = 0; d < dimension; d++) gw[row + d] += g[i * dimension + d];
     }
