@@ -1,8 +1,8 @@
-import { link, mkdir, open, readdir, readFile, rename, stat, unlink } from 'node:fs/promises';
+import { mkdir, readdir, readFile, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
+import { isPublishTargetExists, syncDirectory, writeFileDurably } from '../internal/durable.js';
 import type { CheckpointDefect } from './internal/CheckpointFormat.js';
 import { decodeCheckpoint, encodeCheckpoint } from './internal/CheckpointFormat.js';
-import { syncDirectory } from './internal/files.js';
 import { acquireWriterLock } from './internal/WriterLock.js';
 
 export type CheckpointMetadata = Readonly<Record<string, unknown>>;
@@ -325,24 +325,13 @@ export class DirectoryCheckpointStore implements CheckpointStore {
       directory,
       `.${String(sequence).padStart(16, '0')}.ckpt.${process.pid}.${this.temporaryCounter++}.tmp`,
     );
-    const handle = await open(temporary, 'wx');
-    let bytes = 0;
+    let bytes: number;
     try {
-      for (const part of parts) bytes += part.length;
-      let written = 0;
-      while (written < bytes) {
-        const { bytesWritten } = await handle.writev(remaining(parts, written));
-        written += bytesWritten;
-      }
-      await handle.sync();
+      bytes = await writeFileDurably(final, parts, { temporary, publish: 'never-replace' });
     } catch (error) {
-      await handle.close();
-      await unlink(temporary).catch(ignoreMissing);
+      if (isPublishTargetExists(error)) throw new CheckpointSequenceTaken(final);
       throw error;
     }
-    await handle.close();
-    await publish(temporary, final);
-    await syncDirectory(directory);
     return { key, sequence, bytes };
   }
 
@@ -388,42 +377,6 @@ export class DirectoryCheckpointStore implements CheckpointStore {
     });
     return next;
   }
-}
-
-/**
- * Moves the finished temporary file to its final name without ever replacing a checkpoint that
- * is already there: a hard link fails with EEXIST where rename would overwrite. File systems
- * without hard links get a rename (the writer lock already keeps sequences apart).
- */
-async function publish(temporary: string, final: string): Promise<void> {
-  try {
-    await link(temporary, final);
-  } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    if (code === 'EEXIST') {
-      await unlink(temporary).catch(ignoreMissing);
-      throw new CheckpointSequenceTaken(final);
-    }
-    if (code !== 'EPERM' && code !== 'ENOTSUP' && code !== 'ENOSYS' && code !== 'EOPNOTSUPP') throw error;
-    await rename(temporary, final);
-    return;
-  }
-  await unlink(temporary);
-}
-
-/** The parts of `buffers` from byte `offset` on (after a short writev). */
-function remaining(buffers: Buffer[], offset: number): Buffer[] {
-  const result: Buffer[] = [];
-  let skip = offset;
-  for (const buffer of buffers) {
-    if (skip >= buffer.length) {
-      skip -= buffer.length;
-      continue;
-    }
-    result.push(skip > 0 ? buffer.subarray(skip) : buffer);
-    skip = 0;
-  }
-  return result;
 }
 
 function ignoreMissing(error: unknown): void {

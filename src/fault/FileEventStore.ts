@@ -1,4 +1,5 @@
 import type { FileHandle } from 'node:fs/promises';
+import { writeFully } from '../internal/durable.js';
 import type {
   AppendResult,
   EventInput,
@@ -9,7 +10,7 @@ import type {
   Snapshot,
 } from './EventStore.js';
 import { EVENT_STORE_LIMITS, EventStoreUnavailable } from './EventStore.js';
-import { openOrCreate, readFully, writeFully } from './internal/files.js';
+import { openOrCreate, readFully } from './internal/files.js';
 import type { LogEntry } from './internal/LogEntry.js';
 import { readLog } from './internal/LogReader.js';
 import { encodeHeader, encodeRecord, LOG_HEADER_BYTES } from './internal/RecordLog.js';

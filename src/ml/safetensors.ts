@@ -34,9 +34,8 @@
  * ```
  */
 import { constants as bufferConstants } from 'node:buffer';
-import { randomBytes } from 'node:crypto';
-import { open, rename, rm } from 'node:fs/promises';
-import { basename, dirname, join } from 'node:path';
+import { open } from 'node:fs/promises';
+import { writeFileDurably } from '../internal/durable.js';
 
 /**
  * The largest header the reader accepts and the writer produces: 100,000,000 bytes, the
@@ -584,43 +583,7 @@ export async function writeSafetensorsFile(
   metadata?: Readonly<Record<string, string>>,
 ): Promise<void> {
   const prepared = prepareFile(tensors, metadata);
-  const temporary = join(dirname(path), `.${basename(path)}.${randomBytes(6).toString('hex')}.tmp`);
-  const handle = await open(temporary, 'wx');
-  try {
-    await handle.writeFile(prepared.head);
-    for (const chunk of prepared.chunks) await writeAll(handle, chunk);
-    await handle.sync();
-    await handle.close();
-    await rename(temporary, path);
-  } catch (error) {
-    await handle.close().catch(() => undefined);
-    await rm(temporary, { force: true });
-    throw error;
-  }
-  await syncDirectory(dirname(path));
-}
-
-async function writeAll(handle: Awaited<ReturnType<typeof open>>, chunk: Uint8Array): Promise<void> {
-  let written = 0;
-  while (written < chunk.byteLength) {
-    const { bytesWritten } = await handle.write(chunk, written, chunk.byteLength - written);
-    written += bytesWritten;
-  }
-}
-
-async function syncDirectory(directory: string): Promise<void> {
-  // Flushing the directory makes the rename itself durable. Some platforms (Windows) cannot
-  // open a directory for fsync; there the rename is as durable as the OS makes it.
-  let handle: Awaited<ReturnType<typeof open>> | undefined;
-  try {
-    handle = await open(directory, 'r');
-    await handle.sync();
-  } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    if (code !== 'EISDIR' && code !== 'EPERM' && code !== 'EINVAL' && code !== 'EBADF') throw error;
-  } finally {
-    await handle?.close();
-  }
+  await writeFileDurably(path, [prepared.head, ...prepared.chunks]);
 }
 
 // ---------------------------------------------------------------------------------------------
