@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { Random } from '../../src/actor/Random.js';
+import * as codecs from '../../src/ml/dtype.js';
 import * as ml from '../../src/ml/index.js';
-import * as codecs from '../../src/ml/safetensors.js';
+import * as safetensors from '../../src/ml/safetensors.js';
 import { expectClose } from './helpers.js';
 
 /** Scalar views of the array codecs, for readable bit-pattern tests. */
@@ -140,6 +141,19 @@ describe('dtypes', () => {
     );
     const halves = Uint16Array.from({ length: 0x7c00 }, (_, i) => i);
     expect(Array.from(ml.decodeStorage(halves, 'f16'))).toEqual(Array.from(ml.float16BitsToFloat32(halves)));
+  });
+
+  it('has one f16 / bf16 implementation: safetensors and the package re-export dtype.ts', () => {
+    for (const name of [
+      'float32ToFloat16Bits',
+      'float16BitsToFloat32',
+      'float32ToBfloat16Bits',
+      'bfloat16BitsToFloat32',
+    ] as const) {
+      expect(typeof codecs[name]).toBe('function');
+      expect(safetensors[name]).toBe(codecs[name]);
+      expect(ml[name]).toBe(codecs[name]);
+    }
   });
 
   it('encodes bf16 as the rounded high half of f32', () => {
