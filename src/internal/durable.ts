@@ -13,6 +13,7 @@ import { randomBytes } from 'node:crypto';
 import type { FileHandle } from 'node:fs/promises';
 import { link, open, rename, unlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
+import { guardOf, TaggedError } from './errors.js';
 
 /** The part of a file handle that a durable write uses (a `FileHandle` is one). */
 export interface WritableFile {
@@ -27,8 +28,7 @@ export interface WritableFile {
 }
 
 /** A write reported 0 bytes written before the data was all out (a full or failing device). */
-export class ShortWrite extends Error {
-  readonly _tag = 'ShortWrite';
+export class ShortWrite extends TaggedError('ShortWrite') {
   constructor(
     /** The file written, when known. */
     readonly path: string | undefined,
@@ -40,26 +40,19 @@ export class ShortWrite extends Error {
     super(
       `short write${path === undefined ? '' : ` to ${path}`}: 0 bytes written at offset ${position} with ${remaining} to go; is the disk full or failing?`,
     );
-    this.name = 'ShortWrite';
   }
 }
 
-export function isShortWrite(error: unknown): error is ShortWrite {
-  return error instanceof ShortWrite;
-}
+export const isShortWrite = guardOf(ShortWrite);
 
 /** A never-replace publish found a file already under the final name (it is kept as it is). */
-export class PublishTargetExists extends Error {
-  readonly _tag = 'PublishTargetExists';
+export class PublishTargetExists extends TaggedError('PublishTargetExists') {
   constructor(readonly path: string) {
     super(`${path} already exists and is not replaced`);
-    this.name = 'PublishTargetExists';
   }
 }
 
-export function isPublishTargetExists(error: unknown): error is PublishTargetExists {
-  return error instanceof PublishTargetExists;
-}
+export const isPublishTargetExists = guardOf(PublishTargetExists);
 
 /** Writes all of `data` at `position`, looping over short writes; 0 bytes written is a `ShortWrite`. */
 export async function writeFully(
