@@ -144,15 +144,16 @@ describe('dtypes', () => {
   });
 
   it('has one f16 / bf16 implementation: safetensors and the package re-export dtype.ts', () => {
-    for (const name of [
-      'float32ToFloat16Bits',
-      'float16BitsToFloat32',
-      'float32ToBfloat16Bits',
-      'bfloat16BitsToFloat32',
-    ] as const) {
-      expect(typeof codecs[name]).toBe('function');
-      expect(safetensors[name]).toBe(codecs[name]);
-      expect(ml[name]).toBe(codecs[name]);
+    const homes = [
+      [codecs.float32ToFloat16Bits, safetensors.float32ToFloat16Bits, ml.float32ToFloat16Bits],
+      [codecs.float16BitsToFloat32, safetensors.float16BitsToFloat32, ml.float16BitsToFloat32],
+      [codecs.float32ToBfloat16Bits, safetensors.float32ToBfloat16Bits, ml.float32ToBfloat16Bits],
+      [codecs.bfloat16BitsToFloat32, safetensors.bfloat16BitsToFloat32, ml.bfloat16BitsToFloat32],
+    ] as const;
+    for (const [own, fromSafetensors, fromPackage] of homes) {
+      expect(typeof own).toBe('function');
+      expect(fromSafetensors).toBe(own);
+      expect(fromPackage).toBe(own);
     }
   });
 
