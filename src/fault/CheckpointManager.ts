@@ -1,3 +1,4 @@
+import { guardOf, TaggedError } from '../internal/errors.js';
 import type {
   CheckpointCorruption,
   CheckpointMetadata,
@@ -58,21 +59,17 @@ export interface RestoredActor<State, Message> {
 }
 
 /** A checkpoint that verified but cannot be turned back into an actor (format or codec mismatch). */
-export class CheckpointDecodeError extends Error {
-  readonly _tag = 'CheckpointDecodeError';
+export class CheckpointDecodeError extends TaggedError('CheckpointDecodeError') {
   constructor(
     readonly key: string,
     readonly sequence: number,
     readonly detail: string,
   ) {
     super(`checkpoint ${key}/${sequence} cannot be restored: ${detail}`);
-    this.name = 'CheckpointDecodeError';
   }
 }
 
-export function isCheckpointDecodeError(error: unknown): error is CheckpointDecodeError {
-  return error instanceof CheckpointDecodeError;
-}
+export const isCheckpointDecodeError = guardOf(CheckpointDecodeError);
 
 const KIND = 'zbmd.actor-checkpoint';
 const STATE_LENGTH_BYTES = 4;

@@ -1,8 +1,9 @@
-import { link, mkdir, open, readdir, readFile, rename, stat, unlink } from 'node:fs/promises';
+import { mkdir, readdir, readFile, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
+import { isPublishTargetExists, syncDirectory, writeFileDurably } from '../internal/durable.js';
+import { guardOf, TaggedError } from '../internal/errors.js';
 import type { CheckpointDefect } from './internal/CheckpointFormat.js';
 import { decodeCheckpoint, encodeCheckpoint } from './internal/CheckpointFormat.js';
-import { syncDirectory } from './internal/files.js';
 import { acquireWriterLock } from './internal/WriterLock.js';
 
 export type CheckpointMetadata = Readonly<Record<string, unknown>>;
@@ -70,28 +71,23 @@ export const CHECKPOINT_LIMITS = {
   maxMetadataBytes: 1024 * 1024,
 } as const;
 
-export class InvalidCheckpointArgument extends Error {
-  readonly _tag = 'InvalidCheckpointArgument';
+export class InvalidCheckpointArgument extends TaggedError('InvalidCheckpointArgument') {
   constructor(
     readonly argument: string,
     readonly detail: string,
   ) {
     super(`checkpoint store: invalid ${argument}: ${detail}`);
-    this.name = 'InvalidCheckpointArgument';
   }
 }
 
-export function isInvalidCheckpointArgument(error: unknown): error is InvalidCheckpointArgument {
-  return error instanceof InvalidCheckpointArgument;
-}
+export const isInvalidCheckpointArgument = guardOf(InvalidCheckpointArgument);
 
 /**
  * A save would need a sequence past `Number.MAX_SAFE_INTEGER` (2^53 - 1, the largest integer a
  * JavaScript number holds exactly), or the directory holds a file numbered past it. Sequences
  * are never reused or rounded: move the checkpoints you want to keep under a new key.
  */
-export class CheckpointSequenceExhausted extends Error {
-  readonly _tag = 'CheckpointSequenceExhausted';
+export class CheckpointSequenceExhausted extends TaggedError('CheckpointSequenceExhausted') {
   constructor(
     readonly key: string,
     /** The sequence that cannot be used, as written (a decimal string: it may not fit a number). */
@@ -101,28 +97,21 @@ export class CheckpointSequenceExhausted extends Error {
     super(
       `checkpoint store: key '${key}' at ${location}: sequence ${sequence} is past the largest safe sequence ${Number.MAX_SAFE_INTEGER}; save under a new key (or move the checkpoints to keep)`,
     );
-    this.name = 'CheckpointSequenceExhausted';
   }
 }
 
-export function isCheckpointSequenceExhausted(error: unknown): error is CheckpointSequenceExhausted {
-  return error instanceof CheckpointSequenceExhausted;
-}
+export const isCheckpointSequenceExhausted = guardOf(CheckpointSequenceExhausted);
 
 /** The file for the sequence a save claimed exists already (another writer made it); it is kept. */
-export class CheckpointSequenceTaken extends Error {
-  readonly _tag = 'CheckpointSequenceTaken';
+export class CheckpointSequenceTaken extends TaggedError('CheckpointSequenceTaken') {
   constructor(readonly location: string) {
     super(
       `checkpoint store: ${location} already exists and is kept (a sequence is never reused); is another writer saving under this key?`,
     );
-    this.name = 'CheckpointSequenceTaken';
   }
 }
 
-export function isCheckpointSequenceTaken(error: unknown): error is CheckpointSequenceTaken {
-  return error instanceof CheckpointSequenceTaken;
-}
+export const isCheckpointSequenceTaken = guardOf(CheckpointSequenceTaken);
 
 const KEY_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
 const FILE_PATTERN = /^(\d{16})\.ckpt$/;
@@ -325,24 +314,13 @@ export class DirectoryCheckpointStore implements CheckpointStore {
       directory,
       `.${String(sequence).padStart(16, '0')}.ckpt.${process.pid}.${this.temporaryCounter++}.tmp`,
     );
-    const handle = await open(temporary, 'wx');
-    let bytes = 0;
+    let bytes: number;
     try {
-      for (const part of parts) bytes += part.length;
-      let written = 0;
-      while (written < bytes) {
-        const { bytesWritten } = await handle.writev(remaining(parts, written));
-        written += bytesWritten;
-      }
-      await handle.sync();
+      bytes = await writeFileDurably(final, parts, { temporary, publish: 'never-replace' });
     } catch (error) {
-      await handle.close();
-      await unlink(temporary).catch(ignoreMissing);
+      if (isPublishTargetExists(error)) throw new CheckpointSequenceTaken(final);
       throw error;
     }
-    await handle.close();
-    await publish(temporary, final);
-    await syncDirectory(directory);
     return { key, sequence, bytes };
   }
 
@@ -388,42 +366,6 @@ export class DirectoryCheckpointStore implements CheckpointStore {
     });
     return next;
   }
-}
-
-/**
- * Moves the finished temporary file to its final name without ever replacing a checkpoint that
- * is already there: a hard link fails with EEXIST where rename would overwrite. File systems
- * without hard links get a rename (the writer lock already keeps sequences apart).
- */
-async function publish(temporary: string, final: string): Promise<void> {
-  try {
-    await link(temporary, final);
-  } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    if (code === 'EEXIST') {
-      await unlink(temporary).catch(ignoreMissing);
-      throw new CheckpointSequenceTaken(final);
-    }
-    if (code !== 'EPERM' && code !== 'ENOTSUP' && code !== 'ENOSYS' && code !== 'EOPNOTSUPP') throw error;
-    await rename(temporary, final);
-    return;
-  }
-  await unlink(temporary);
-}
-
-/** The parts of `buffers` from byte `offset` on (after a short writev). */
-function remaining(buffers: Buffer[], offset: number): Buffer[] {
-  const result: Buffer[] = [];
-  let skip = offset;
-  for (const buffer of buffers) {
-    if (skip >= buffer.length) {
-      skip -= buffer.length;
-      continue;
-    }
-    result.push(skip > 0 ? buffer.subarray(skip) : buffer);
-    skip = 0;
-  }
-  return result;
 }
 
 function ignoreMissing(error: unknown): void {

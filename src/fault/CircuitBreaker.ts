@@ -1,5 +1,6 @@
 import type { Clock, TimerHandle } from '../actor/Clock.js';
 import { RealClock } from '../actor/Clock.js';
+import { guardOf, TaggedError } from '../internal/errors.js';
 
 export type CircuitState = 'closed' | 'open' | 'half-open';
 
@@ -14,7 +15,7 @@ export interface CircuitBreakerOptions {
   readonly resetTimeoutMs?: number;
   /** Trial calls allowed in flight at once in `half-open`; more are rejected. Default 1. */
   readonly halfOpenMaxCalls?: number;
-  /** A call still pending after this long counts as a failure (`CallTimeout`). Default: none. */
+  /** A call still pending after this long counts as a failure (`BreakerCallTimeout`). Default: none. */
   readonly callTimeoutMs?: number;
   /** Decides which errors count as failures. Default: every error. */
   readonly isFailure?: (error: unknown) => boolean;
@@ -30,8 +31,7 @@ export interface CircuitStateChange {
 }
 
 /** Thrown by `call` while the circuit is open (or half-open with all trial slots taken). */
-export class CircuitOpen extends Error {
-  readonly _tag = 'CircuitOpen';
+export class CircuitOpen extends TaggedError('CircuitOpen') {
   constructor(
     readonly circuit: string,
     readonly state: 'open' | 'half-open',
@@ -43,45 +43,37 @@ export class CircuitOpen extends Error {
         ? `circuit '${circuit}' is open; calls are rejected for another ${retryAfterMs} ms`
         : `circuit '${circuit}' is half-open and all trial call slots are taken`,
     );
-    this.name = 'CircuitOpen';
   }
 }
 
-export function isCircuitOpen(error: unknown): error is CircuitOpen {
-  return error instanceof CircuitOpen;
-}
+export const isCircuitOpen = guardOf(CircuitOpen);
 
-/** Rejection of a call that exceeded `callTimeoutMs`; it counts as a failure. */
-export class CallTimeout extends Error {
-  readonly _tag = 'CallTimeout';
+/**
+ * Rejection of a call through the breaker that exceeded `callTimeoutMs`; it counts as a failure.
+ * Its own name: the actor layer's `CallTimeout` (a `call` that got no reply) is another error.
+ */
+export class BreakerCallTimeout extends TaggedError('BreakerCallTimeout') {
   constructor(
     readonly circuit: string,
     readonly timeoutMs: number,
   ) {
     super(`call through circuit '${circuit}' did not settle within ${timeoutMs} ms`);
-    this.name = 'CallTimeout';
   }
 }
 
-export function isCallTimeout(error: unknown): error is CallTimeout {
-  return error instanceof CallTimeout;
-}
+export const isBreakerCallTimeout = guardOf(BreakerCallTimeout);
 
-export class InvalidBreakerOption extends Error {
-  readonly _tag = 'InvalidBreakerOption';
+export class InvalidBreakerOption extends TaggedError('InvalidBreakerOption') {
   constructor(
     readonly option: string,
     readonly value: unknown,
     readonly allowed: string,
   ) {
     super(`CircuitBreaker: option '${option}' must be ${allowed}, got ${String(value)}`);
-    this.name = 'InvalidBreakerOption';
   }
 }
 
-export function isInvalidBreakerOption(error: unknown): error is InvalidBreakerOption {
-  return error instanceof InvalidBreakerOption;
-}
+export const isInvalidBreakerOption = guardOf(InvalidBreakerOption);
 
 type Listener = (change: CircuitStateChange) => void;
 
@@ -159,7 +151,7 @@ export class CircuitBreaker {
 
   /**
    * Runs `operation` through the breaker. Rejects with `CircuitOpen` (without running it) while
-   * open; otherwise settles as `operation` does, or with `CallTimeout`. The signal is aborted
+   * open; otherwise settles as `operation` does, or with `BreakerCallTimeout`. The signal is aborted
    * when the call times out, so the operation can stop its work.
    */
   async call<T>(operation: (signal: AbortSignal) => Promise<T> | T): Promise<T> {
@@ -215,7 +207,7 @@ export class CircuitBreaker {
     return new Promise<T>((resolve, reject) => {
       const timer = this.clock.setTimer(timeoutMs, () => {
         controller.abort();
-        reject(new CallTimeout(this.name, timeoutMs));
+        reject(new BreakerCallTimeout(this.name, timeoutMs));
       });
       running.then(
         (value) => {
@@ -244,7 +236,7 @@ export class CircuitBreaker {
   private recordFailure(epoch: number, admittedAsTrial: boolean, error: unknown): void {
     if (admittedAsTrial && epoch === this.epoch) this.trialsInFlight--;
     if (epoch !== this.epoch) return;
-    if (!isCallTimeout(error) && !this.isFailure(error)) {
+    if (!isBreakerCallTimeout(error) && !this.isFailure(error)) {
       this.recordSuccess(epoch, false);
       return;
     }

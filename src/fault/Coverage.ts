@@ -1,3 +1,4 @@
+import { guardOf, TaggedError } from '../internal/errors.js';
 import type { FaultKind } from './FaultInjector.js';
 import { FAULT_KINDS } from './FaultInjector.js';
 
@@ -30,20 +31,16 @@ export class Coverage {
 /** Most distinct branch names one run may report. */
 export const COVERAGE_MAX_BRANCHES = 256;
 
-export class InvalidCoverageBranch extends Error {
-  readonly _tag = 'InvalidCoverageBranch';
+export class InvalidCoverageBranch extends TaggedError('InvalidCoverageBranch') {
   constructor(
     readonly branch: string,
     readonly allowed: string,
   ) {
     super(`coverage: branch '${branch}' refused: ${allowed}`);
-    this.name = 'InvalidCoverageBranch';
   }
 }
 
-export function isInvalidCoverageBranch(error: unknown): error is InvalidCoverageBranch {
-  return error instanceof InvalidCoverageBranch;
-}
+export const isInvalidCoverageBranch = guardOf(InvalidCoverageBranch);
 
 /** How often a branch (or a fault kind) was reached over a simulation's seeds. */
 export interface CoverageCount {

@@ -1,3 +1,4 @@
+import { guardOf, TaggedError } from '../internal/errors.js';
 /**
  * Event sourcing (seeds/001 ch. 7): streams of events with optimistic concurrency, snapshots,
  * and replay from the latest snapshot plus the events after it.
@@ -77,41 +78,32 @@ export const EVENT_STORE_LIMITS = {
 } as const;
 
 /** Another writer appended first: the stream is at `actualVersion`, not `expectedVersion`. */
-export class ConcurrencyConflict extends Error {
-  readonly _tag = 'ConcurrencyConflict';
+export class ConcurrencyConflict extends TaggedError('ConcurrencyConflict') {
   constructor(
     readonly streamId: string,
     readonly expectedVersion: ExpectedVersion,
     readonly actualVersion: number,
   ) {
     super(`stream '${streamId}' is at version ${actualVersion}, the append expected ${expectedVersion}`);
-    this.name = 'ConcurrencyConflict';
   }
 }
 
-export function isConcurrencyConflict(error: unknown): error is ConcurrencyConflict {
-  return error instanceof ConcurrencyConflict;
-}
+export const isConcurrencyConflict = guardOf(ConcurrencyConflict);
 
 /** An argument outside the documented limits (bad stream id, too many events, record too big). */
-export class InvalidEventStoreArgument extends Error {
-  readonly _tag = 'InvalidEventStoreArgument';
+export class InvalidEventStoreArgument extends TaggedError('InvalidEventStoreArgument') {
   constructor(
     readonly argument: string,
     readonly detail: string,
   ) {
     super(`event store: invalid ${argument}: ${detail}`);
-    this.name = 'InvalidEventStoreArgument';
   }
 }
 
-export function isInvalidEventStoreArgument(error: unknown): error is InvalidEventStoreArgument {
-  return error instanceof InvalidEventStoreArgument;
-}
+export const isInvalidEventStoreArgument = guardOf(InvalidEventStoreArgument);
 
 /** The store was closed, or a write failed and the store stopped accepting work (reopen it). */
-export class EventStoreUnavailable extends Error {
-  readonly _tag = 'EventStoreUnavailable';
+export class EventStoreUnavailable extends TaggedError('EventStoreUnavailable') {
   constructor(
     readonly reason: 'closed' | 'failed',
     override readonly cause?: unknown,
@@ -121,13 +113,10 @@ export class EventStoreUnavailable extends Error {
         ? 'event store is closed'
         : `event store stopped after a failed write (reopen it to recover): ${String((cause as Error)?.message ?? cause)}`,
     );
-    this.name = 'EventStoreUnavailable';
   }
 }
 
-export function isEventStoreUnavailable(error: unknown): error is EventStoreUnavailable {
-  return error instanceof EventStoreUnavailable;
-}
+export const isEventStoreUnavailable = guardOf(EventStoreUnavailable);
 
 export interface EventStoreOptions {
   /** Wall-clock source for `recordedAtMs` / `savedAtMs` (record keeping only). Default `Date.now`. */

@@ -1,3 +1,4 @@
+import { guardOf, TaggedError } from '../internal/errors.js';
 /**
  * Fault-injection settings, set in code or from the `ZBMD_FAULTS` environment variable.
  *
@@ -94,8 +95,7 @@ function keysText(): string {
 }
 
 /** A rejected fault setting: which key, what was given, what is allowed. */
-export class FaultConfigError extends Error {
-  readonly _tag = 'FaultConfigError';
+export class FaultConfigError extends TaggedError('FaultConfigError') {
   constructor(
     readonly key: string,
     readonly value: unknown,
@@ -111,13 +111,10 @@ export class FaultConfigError extends Error {
     super(
       `invalid fault setting '${key}' = ${JSON.stringify(value) ?? String(value)}: ${reasonText(reason)}; allowed: ${allowed}`,
     );
-    this.name = 'FaultConfigError';
   }
 }
 
-export function isFaultConfigError(error: unknown): error is FaultConfigError {
-  return error instanceof FaultConfigError;
-}
+export const isFaultConfigError = guardOf(FaultConfigError);
 
 function reasonText(reason: FaultConfigError['reason']): string {
   switch (reason) {

@@ -1,4 +1,6 @@
 import type { FileHandle } from 'node:fs/promises';
+import { writeFully } from '../internal/durable.js';
+import { guardOf, TaggedError } from '../internal/errors.js';
 import type {
   AppendResult,
   EventInput,
@@ -9,7 +11,7 @@ import type {
   Snapshot,
 } from './EventStore.js';
 import { EVENT_STORE_LIMITS, EventStoreUnavailable } from './EventStore.js';
-import { openOrCreate, readFully, writeFully } from './internal/files.js';
+import { openOrCreate, readFully } from './internal/files.js';
 import type { LogEntry } from './internal/LogEntry.js';
 import { readLog } from './internal/LogReader.js';
 import { encodeHeader, encodeRecord, LOG_HEADER_BYTES } from './internal/RecordLog.js';
@@ -59,21 +61,17 @@ export interface LogRecovery {
 }
 
 /** The log cannot be opened without losing data that a crash cannot explain. */
-export class CorruptEventLog extends Error {
-  readonly _tag = 'CorruptEventLog';
+export class CorruptEventLog extends TaggedError('CorruptEventLog') {
   constructor(
     readonly path: string,
     readonly offset: number,
     readonly reason: string,
   ) {
     super(`event log ${path} is corrupt at byte ${offset}: ${reason}`);
-    this.name = 'CorruptEventLog';
   }
 }
 
-export function isCorruptEventLog(error: unknown): error is CorruptEventLog {
-  return error instanceof CorruptEventLog;
-}
+export const isCorruptEventLog = guardOf(CorruptEventLog);
 
 export const FILE_EVENT_STORE_DEFAULTS = {
   maxLogBytes: 1024 * 1024 * 1024,

@@ -1,5 +1,6 @@
 import type { Clock, TimerHandle } from '../actor/Clock.js';
 import { RealClock } from '../actor/Clock.js';
+import { guardOf, TaggedError } from '../internal/errors.js';
 
 export type HealthStatus = 'healthy' | 'degraded' | 'unhealthy';
 
@@ -58,21 +59,17 @@ export const HEALTH_MAX_CHECKS = 1024;
 /** Longest message kept from a check or an error; longer ones are cut. */
 export const HEALTH_MAX_MESSAGE_LENGTH = 1024;
 
-export class HealthCheckError extends Error {
-  readonly _tag = 'HealthCheckError';
+export class HealthCheckError extends TaggedError('HealthCheckError') {
   constructor(
     readonly reason: 'duplicate_check' | 'unknown_check' | 'too_many_checks' | 'invalid_option',
     readonly check: string,
     detail: string,
   ) {
     super(`HealthMonitor: ${reason} '${check}': ${detail}`);
-    this.name = 'HealthCheckError';
   }
 }
 
-export function isHealthCheckError(error: unknown): error is HealthCheckError {
-  return error instanceof HealthCheckError;
-}
+export const isHealthCheckError = guardOf(HealthCheckError);
 
 interface Entry {
   readonly name: string;

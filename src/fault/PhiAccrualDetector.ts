@@ -1,5 +1,6 @@
 import type { Clock } from '../actor/Clock.js';
 import { RealClock } from '../actor/Clock.js';
+import { guardOf, TaggedError } from '../internal/errors.js';
 
 export interface PhiAccrualOptions {
   /** φ at or above which the peer is suspected. Default 8 (Akka). Must be > 0. */
@@ -27,21 +28,17 @@ export interface PhiAccrualStats {
 }
 
 /** Raised for an option outside its documented range. */
-export class InvalidDetectorOption extends Error {
-  readonly _tag = 'InvalidDetectorOption';
+export class InvalidDetectorOption extends TaggedError('InvalidDetectorOption') {
   constructor(
     readonly option: string,
     readonly value: unknown,
     readonly allowed: string,
   ) {
     super(`PhiAccrualDetector: option '${option}' must be ${allowed}, got ${String(value)}`);
-    this.name = 'InvalidDetectorOption';
   }
 }
 
-export function isInvalidDetectorOption(error: unknown): error is InvalidDetectorOption {
-  return error instanceof InvalidDetectorOption;
-}
+export const isInvalidDetectorOption = guardOf(InvalidDetectorOption);
 
 export const PHI_DEFAULTS = {
   threshold: 8,

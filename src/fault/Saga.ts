@@ -1,3 +1,4 @@
+import { guardOf, TaggedError } from '../internal/errors.js';
 /**
  * A saga: a sequence of steps, each with an action and a compensation that undoes it. When a
  * step fails, the compensations of the steps that completed run in reverse order (seeds/001
@@ -38,20 +39,16 @@ export interface SagaOptions {
   readonly onStateChange?: (change: { readonly from: SagaState; readonly to: SagaState }) => void;
 }
 
-export class InvalidSaga extends Error {
-  readonly _tag = 'InvalidSaga';
+export class InvalidSaga extends TaggedError('InvalidSaga') {
   constructor(
     readonly saga: string,
     readonly detail: string,
   ) {
     super(`saga '${saga}': ${detail}`);
-    this.name = 'InvalidSaga';
   }
 }
 
-export function isInvalidSaga(error: unknown): error is InvalidSaga {
-  return error instanceof InvalidSaga;
-}
+export const isInvalidSaga = guardOf(InvalidSaga);
 
 /** Most steps in one saga. */
 export const SAGA_MAX_STEPS = 1000;

@@ -1,6 +1,7 @@
 import type { Clock } from '../actor/Clock.js';
 import { RealClock, SimulatedClock } from '../actor/Clock.js';
 import { Random } from '../actor/Random.js';
+import { guardOf, TaggedError } from '../internal/errors.js';
 import { Coverage, type CoverageReport, CoverageTally } from './Coverage.js';
 import type { FaultConfig } from './FaultConfig.js';
 import type { FaultChoice, FaultKind, InjectedFault } from './FaultInjector.js';
@@ -82,23 +83,18 @@ export const SIMULATION_MAX_SEEDS = 1_000_000;
 export const SIMULATION_MAX_KEPT_FAILURES = 100;
 
 /** An option of `runSimulation` / `replaySimulation` / `registerScenario` outside its range. */
-export class InvalidSimulationOption extends Error {
-  readonly _tag = 'InvalidSimulationOption';
+export class InvalidSimulationOption extends TaggedError('InvalidSimulationOption') {
   constructor(
     readonly option: string,
     readonly allowed: string,
   ) {
     super(`simulation: invalid ${option}: expected ${allowed}`);
-    this.name = 'InvalidSimulationOption';
   }
 }
 
-export function isInvalidSimulationOption(error: unknown): error is InvalidSimulationOption {
-  return error instanceof InvalidSimulationOption;
-}
+export const isInvalidSimulationOption = guardOf(InvalidSimulationOption);
 
-export class SimulationTimeout extends Error {
-  readonly _tag = 'SimulationTimeout';
+export class SimulationTimeout extends TaggedError('SimulationTimeout') {
   constructor(
     readonly seed: number,
     readonly timeoutMs: number,
@@ -106,13 +102,10 @@ export class SimulationTimeout extends Error {
     super(
       `simulation with seed ${seed} did not finish within ${timeoutMs} ms of real time (is it awaiting a timer nobody advances?)`,
     );
-    this.name = 'SimulationTimeout';
   }
 }
 
-export function isSimulationTimeout(error: unknown): error is SimulationTimeout {
-  return error instanceof SimulationTimeout;
-}
+export const isSimulationTimeout = guardOf(SimulationTimeout);
 
 /**
  * Runs `scenario` once per seed and collects the seeds whose invariants failed.
@@ -232,8 +225,7 @@ function seedList(seeds: number | readonly number[], firstSeed: number): readonl
 }
 
 /** Raised by `drive` when the awaited work is stuck: no timer left and it has not settled. */
-export class SimulationDeadlock extends Error {
-  readonly _tag = 'SimulationDeadlock';
+export class SimulationDeadlock extends TaggedError('SimulationDeadlock') {
   constructor(
     readonly simulatedTimeMs: number,
     readonly steps: number,
@@ -245,13 +237,10 @@ export class SimulationDeadlock extends Error {
         ? `simulation still running at ${simulatedTimeMs} ms after the limit of ${steps} timer steps (livelock?)`
         : `simulation stuck at ${simulatedTimeMs} ms after ${steps} timer steps: nothing is scheduled and the work has not finished`,
     );
-    this.name = 'SimulationDeadlock';
   }
 }
 
-export function isSimulationDeadlock(error: unknown): error is SimulationDeadlock {
-  return error instanceof SimulationDeadlock;
-}
+export const isSimulationDeadlock = guardOf(SimulationDeadlock);
 
 /** Most timer steps `drive` takes by default before it gives up. */
 export const DRIVE_DEFAULT_MAX_STEPS = 1_000_000;

@@ -1,4 +1,5 @@
 import type { SimulatedClock } from '../actor/Clock.js';
+import { guardOf, TaggedError } from '../internal/errors.js';
 import { CircuitBreaker, isCircuitOpen } from './CircuitBreaker.js';
 import { isConcurrencyConflict, replay } from './EventStore.js';
 import type { FaultConfig } from './FaultConfig.js';
@@ -21,20 +22,16 @@ export interface Scenario {
 }
 
 /** An invariant did not hold; the message says which and with what values. */
-export class InvariantViolation extends Error {
-  readonly _tag = 'InvariantViolation';
+export class InvariantViolation extends TaggedError('InvariantViolation') {
   constructor(
     readonly scenario: string,
     readonly invariant: string,
   ) {
     super(`${scenario}: invariant violated: ${invariant}`);
-    this.name = 'InvariantViolation';
   }
 }
 
-export function isInvariantViolation(error: unknown): error is InvariantViolation {
-  return error instanceof InvariantViolation;
-}
+export const isInvariantViolation = guardOf(InvariantViolation);
 
 function check(scenario: string, condition: boolean, invariant: () => string): void {
   if (!condition) throw new InvariantViolation(scenario, invariant());

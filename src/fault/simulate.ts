@@ -1,3 +1,4 @@
+import { guardOf, TaggedError } from '../internal/errors.js';
 import { ACTOR_SCENARIOS } from './actorScenarios.js';
 import type { CoverageReport } from './Coverage.js';
 import type { FaultChoice } from './FaultInjector.js';
@@ -20,32 +21,24 @@ const registry = new Map<string, Scenario>(
   ]),
 );
 
-export class UnknownScenario extends Error {
-  readonly _tag = 'UnknownScenario';
+export class UnknownScenario extends TaggedError('UnknownScenario') {
   constructor(
     readonly scenario: string,
     readonly known: readonly string[],
   ) {
     super(`unknown scenario '${scenario}'; choose one of: ${known.join(', ')}`);
-    this.name = 'UnknownScenario';
   }
 }
 
-export function isUnknownScenario(error: unknown): error is UnknownScenario {
-  return error instanceof UnknownScenario;
-}
+export const isUnknownScenario = guardOf(UnknownScenario);
 
-export class DuplicateScenario extends Error {
-  readonly _tag = 'DuplicateScenario';
+export class DuplicateScenario extends TaggedError('DuplicateScenario') {
   constructor(readonly scenario: string) {
     super(`a scenario named '${scenario}' is already registered`);
-    this.name = 'DuplicateScenario';
   }
 }
 
-export function isDuplicateScenario(error: unknown): error is DuplicateScenario {
-  return error instanceof DuplicateScenario;
-}
+export const isDuplicateScenario = guardOf(DuplicateScenario);
 
 const NAME_PATTERN = /^[a-z0-9][a-z0-9-]{0,63}$/;
 

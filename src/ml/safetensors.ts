@@ -34,9 +34,17 @@
  * ```
  */
 import { constants as bufferConstants } from 'node:buffer';
-import { randomBytes } from 'node:crypto';
-import { open, rename, rm } from 'node:fs/promises';
-import { basename, dirname, join } from 'node:path';
+import { open } from 'node:fs/promises';
+import { writeFileDurably } from '../internal/durable.js';
+import {
+  bfloat16BitsToFloat32,
+  float16BitsToFloat32,
+  float32ToBfloat16Bits,
+  float32ToFloat16Bits,
+} from './dtype.js';
+
+// The f16 / bf16 conversions live in dtype.ts; they stay importable from here.
+export { bfloat16BitsToFloat32, float16BitsToFloat32, float32ToBfloat16Bits, float32ToFloat16Bits };
 
 /**
  * The largest header the reader accepts and the writer produces: 100,000,000 bytes, the
@@ -584,146 +592,7 @@ export async function writeSafetensorsFile(
   metadata?: Readonly<Record<string, string>>,
 ): Promise<void> {
   const prepared = prepareFile(tensors, metadata);
-  const temporary = join(dirname(path), `.${basename(path)}.${randomBytes(6).toString('hex')}.tmp`);
-  const handle = await open(temporary, 'wx');
-  try {
-    await handle.writeFile(prepared.head);
-    for (const chunk of prepared.chunks) await writeAll(handle, chunk);
-    await handle.sync();
-    await handle.close();
-    await rename(temporary, path);
-  } catch (error) {
-    await handle.close().catch(() => undefined);
-    await rm(temporary, { force: true });
-    throw error;
-  }
-  await syncDirectory(dirname(path));
-}
-
-async function writeAll(handle: Awaited<ReturnType<typeof open>>, chunk: Uint8Array): Promise<void> {
-  let written = 0;
-  while (written < chunk.byteLength) {
-    const { bytesWritten } = await handle.write(chunk, written, chunk.byteLength - written);
-    written += bytesWritten;
-  }
-}
-
-async function syncDirectory(directory: string): Promise<void> {
-  // Flushing the directory makes the rename itself durable. Some platforms (Windows) cannot
-  // open a directory for fsync; there the rename is as durable as the OS makes it.
-  let handle: Awaited<ReturnType<typeof open>> | undefined;
-  try {
-    handle = await open(directory, 'r');
-    await handle.sync();
-  } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    if (code !== 'EISDIR' && code !== 'EPERM' && code !== 'EINVAL' && code !== 'EBADF') throw error;
-  } finally {
-    await handle?.close();
-  }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Float conversions (round to nearest, ties to even)
-
-const float32Scratch = new Float32Array(1);
-const uint32Scratch = new Uint32Array(float32Scratch.buffer);
-let float16Table: Float32Array | undefined;
-
-/** IEEE 754 binary32 -> binary16 bits, one value (round to nearest even; NaN stays NaN, quiet). */
-function float32BitsToFloat16(bits: number): number {
-  const sign = (bits >>> 16) & 0x8000;
-  const exponent = (bits >>> 23) & 0xff;
-  const mantissa = bits & 0x7fffff;
-  if (exponent === 0xff) return sign | 0x7c00 | (mantissa === 0 ? 0 : 0x200 | (mantissa >>> 13));
-  const halfExponent = exponent - 112; // rebias 127 -> 15
-  if (halfExponent >= 31) return sign | 0x7c00;
-  if (halfExponent <= 0) {
-    if (halfExponent < -10) return sign;
-    const full = mantissa | 0x800000;
-    const shift = 14 - halfExponent;
-    const half = 1 << (shift - 1);
-    const remainder = full & ((1 << shift) - 1);
-    let result = full >>> shift;
-    if (remainder > half || (remainder === half && (result & 1) === 1)) result++;
-    return sign | result;
-  }
-  let result = (halfExponent << 10) | (mantissa >>> 13);
-  const remainder = mantissa & 0x1fff;
-  if (remainder > 0x1000 || (remainder === 0x1000 && (result & 1) === 1)) result++; // may carry to Inf
-  return sign | result;
-}
-
-function float16BitsToFloat32Value(bits: number): number {
-  const sign = bits & 0x8000 ? -1 : 1;
-  const exponent = (bits >>> 10) & 0x1f;
-  const mantissa = bits & 0x3ff;
-  if (exponent === 0) return sign * mantissa * 2 ** -24;
-  if (exponent === 31) {
-    uint32Scratch[0] = ((bits & 0x8000) << 16) | 0x7f800000 | (mantissa << 13);
-    return float32Scratch[0];
-  }
-  return sign * (1 + mantissa / 1024) * 2 ** (exponent - 15);
-}
-
-/** Converts float32 values to IEEE binary16 bits, rounding to nearest even. */
-export function float32ToFloat16Bits(
-  values: Float32Array,
-  out = new Uint16Array(values.length),
-): Uint16Array {
-  checkSameLength(values.length, out.length);
-  const bits = new Uint32Array(values.buffer, values.byteOffset, values.length);
-  for (let i = 0; i < bits.length; i++) out[i] = float32BitsToFloat16(bits[i]);
-  return out;
-}
-
-/** Converts IEEE binary16 bits to float32 values (exact: every half value is a float). */
-export function float16BitsToFloat32(bits: Uint16Array, out = new Float32Array(bits.length)): Float32Array {
-  checkSameLength(bits.length, out.length);
-  if (float16Table === undefined) {
-    float16Table = new Float32Array(65536);
-    for (let i = 0; i < 65536; i++) float16Table[i] = float16BitsToFloat32Value(i);
-  }
-  const table = float16Table;
-  // Copy through 32-bit words so NaN payloads survive exactly.
-  const tableWords = new Uint32Array(table.buffer);
-  const outWords = new Uint32Array(out.buffer, out.byteOffset, out.length);
-  for (let i = 0; i < bits.length; i++) outWords[i] = tableWords[bits[i]];
-  return out;
-}
-
-/** Converts float32 values to bfloat16 bits (the top 16 bits), rounding to nearest even. */
-export function float32ToBfloat16Bits(
-  values: Float32Array,
-  out = new Uint16Array(values.length),
-): Uint16Array {
-  checkSameLength(values.length, out.length);
-  const bits = new Uint32Array(values.buffer, values.byteOffset, values.length);
-  for (let i = 0; i < bits.length; i++) {
-    const word = bits[i];
-    if ((word & 0x7f800000) === 0x7f800000 && (word & 0x7fffff) !== 0) {
-      out[i] = (word >>> 16) | 0x40; // NaN: keep sign and payload top, force quiet
-    } else {
-      out[i] = (word + 0x7fff + ((word >>> 16) & 1)) >>> 16;
-    }
-  }
-  return out;
-}
-
-/** Converts bfloat16 bits to float32 values (exact). */
-export function bfloat16BitsToFloat32(bits: Uint16Array, out = new Float32Array(bits.length)): Float32Array {
-  checkSameLength(bits.length, out.length);
-  const outWords = new Uint32Array(out.buffer, out.byteOffset, out.length);
-  for (let i = 0; i < bits.length; i++) outWords[i] = bits[i] << 16;
-  return out;
-}
-
-function checkSameLength(inputLength: number, outputLength: number): void {
-  if (inputLength !== outputLength) {
-    throw new RangeError(
-      `output has ${outputLength} elements, input ${inputLength}; pass an output of the same length`,
-    );
-  }
+  await writeFileDurably(path, [prepared.head, ...prepared.chunks]);
 }
 
 // ---------------------------------------------------------------------------------------------

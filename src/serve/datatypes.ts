@@ -2,7 +2,7 @@
  * The Open Inference Protocol datatypes zbmd serves, written once: how each is held in memory,
  * what onnxruntime calls it, and how one JSON value of it is checked and stored.
  */
-import { float16BitsToFloat32, float32ToFloat16Bits } from '../ml/safetensors.js';
+import { float16BitsToFloat32, float32ToFloat16Bits } from '../ml/dtype.js';
 
 export type TensorData = Float32Array | Uint16Array | BigInt64Array | Int32Array | Uint8Array | string[];
 

@@ -1,11 +1,13 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { SimulatedClock } from '../../src/actor/Clock.js';
+import { isCallTimeout } from '../../src/actor/errors.js';
 import type { CircuitStateChange } from '../../src/fault/index.js';
 import {
+  BreakerCallTimeout,
   CircuitBreaker,
   CircuitOpen,
-  isCallTimeout,
+  isBreakerCallTimeout,
   isCircuitOpen,
   isInvalidBreakerOption,
   settleCallbacks,
@@ -181,7 +183,11 @@ describe('CircuitBreaker', () => {
     );
     clock.advance(500);
     const error = await call.catch((caught) => caught);
-    expect(isCallTimeout(error)).toBe(true);
+    expect(isBreakerCallTimeout(error)).toBe(true);
+    expect(BreakerCallTimeout.is(error)).toBe(true);
+    expect(error).toMatchObject({ _tag: 'BreakerCallTimeout', name: 'BreakerCallTimeout', timeoutMs: 500 });
+    // Not the actor layer's CallTimeout (a call that got no reply): one name, one meaning.
+    expect(isCallTimeout(error)).toBe(false);
     expect(aborted).toBe(true);
     expect(breaker.state).toBe('open');
   });

@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { Random } from '../../src/actor/Random.js';
+import * as codecs from '../../src/ml/dtype.js';
 import * as ml from '../../src/ml/index.js';
-import * as codecs from '../../src/ml/safetensors.js';
+import * as safetensors from '../../src/ml/safetensors.js';
 import { expectClose } from './helpers.js';
 
 /** Scalar views of the array codecs, for readable bit-pattern tests. */
@@ -140,6 +141,20 @@ describe('dtypes', () => {
     );
     const halves = Uint16Array.from({ length: 0x7c00 }, (_, i) => i);
     expect(Array.from(ml.decodeStorage(halves, 'f16'))).toEqual(Array.from(ml.float16BitsToFloat32(halves)));
+  });
+
+  it('has one f16 / bf16 implementation: safetensors and the package re-export dtype.ts', () => {
+    const homes = [
+      [codecs.float32ToFloat16Bits, safetensors.float32ToFloat16Bits, ml.float32ToFloat16Bits],
+      [codecs.float16BitsToFloat32, safetensors.float16BitsToFloat32, ml.float16BitsToFloat32],
+      [codecs.float32ToBfloat16Bits, safetensors.float32ToBfloat16Bits, ml.float32ToBfloat16Bits],
+      [codecs.bfloat16BitsToFloat32, safetensors.bfloat16BitsToFloat32, ml.bfloat16BitsToFloat32],
+    ] as const;
+    for (const [own, fromSafetensors, fromPackage] of homes) {
+      expect(typeof own).toBe('function');
+      expect(fromSafetensors).toBe(own);
+      expect(fromPackage).toBe(own);
+    }
   });
 
   it('encodes bf16 as the rounded high half of f32', () => {

@@ -1,3 +1,4 @@
+import { TaggedError } from '../../internal/errors.js';
 /**
  * A reference model of an OTP supervisor (supervisor.erl's rules), fed the events a real
  * supervisor emitted and checking each one against what OTP would do next:
@@ -47,11 +48,9 @@ interface Expected {
   readonly reason?: 'shutdown';
 }
 
-export class ModelMismatch extends Error {
-  readonly _tag = 'ModelMismatch';
+export class ModelMismatch extends TaggedError('ModelMismatch') {
   constructor(readonly detail: string) {
     super(detail);
-    this.name = 'ModelMismatch';
   }
 }
 

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { link, open, readFile, rename, unlink } from 'node:fs/promises';
 import { hostname } from 'node:os';
+import { guardOf, TaggedError } from '../../internal/errors.js';
 
 /** Who holds a writer lock, as its lock file says. */
 export interface LockHolder {
@@ -13,8 +14,7 @@ export interface LockHolder {
  * Another live process (or another open store in this one) holds the writer lock of a file, or a
  * process on another host does (whose liveness cannot be checked from here).
  */
-export class FileLocked extends Error {
-  readonly _tag = 'FileLocked';
+export class FileLocked extends TaggedError('FileLocked') {
   /** The lock file. */
   readonly lockPath: string;
   constructor(
@@ -24,7 +24,6 @@ export class FileLocked extends Error {
     lockPath: string = `${path}.lock`,
   ) {
     super(lockedMessage(path, holderPid, holderHost, lockPath));
-    this.name = 'FileLocked';
     this.lockPath = lockPath;
   }
 
@@ -44,9 +43,7 @@ function lockedMessage(path: string, pid: number, host: string | undefined, lock
   return `${path} is open for writing by live process ${holder} (lock ${lockPath}); one writer at a time`;
 }
 
-export function isFileLocked(error: unknown): error is FileLocked {
-  return error instanceof FileLocked;
-}
+export const isFileLocked = guardOf(FileLocked);
 
 export interface WriterLockOptions {
   /** The lock file; default `<path>.lock`. */

@@ -1,26 +1,7 @@
 import type { FileHandle } from 'node:fs/promises';
 import { open } from 'node:fs/promises';
 import { dirname } from 'node:path';
-
-/** Flushes a directory's entries (a rename or a new file) to stable storage. */
-export async function syncDirectory(directory: string): Promise<void> {
-  const handle = await open(directory, 'r');
-  try {
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
-}
-
-/** Writes all of `buffer` at `position`, looping over short writes. */
-export async function writeFully(handle: FileHandle, buffer: Buffer, position: number): Promise<void> {
-  let written = 0;
-  while (written < buffer.length) {
-    const { bytesWritten } = await handle.write(buffer, written, buffer.length - written, position + written);
-    if (bytesWritten <= 0) throw new Error(`short write: 0 bytes at offset ${position + written}`);
-    written += bytesWritten;
-  }
-}
+import { syncDirectory } from '../../internal/durable.js';
 
 /** Reads `length` bytes from the start of the file. */
 export async function readFully(handle: FileHandle, length: number): Promise<Buffer> {

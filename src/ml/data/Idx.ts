@@ -3,9 +3,10 @@
  * `0x00 0x00 <type> <dimension count>`, one big-endian u32 per dimension, then the values,
  * big-endian, row-major. Files may be gzip-compressed (recognised by their `1f 8b` magic).
  */
-import { readFile, rename, writeFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { promisify } from 'node:util';
 import { gunzip, gunzipSync, gzipSync } from 'node:zlib';
+import { writeFileDurably } from '../../internal/durable.js';
 import { InMemoryDataset } from './Dataset.js';
 import { DatasetError } from './DatasetError.js';
 
@@ -220,15 +221,16 @@ export function serializeIdx(array: IdxArray, options: { gzip?: boolean } = {}):
   return new Uint8Array(compressed.buffer, compressed.byteOffset, compressed.byteLength);
 }
 
-/** Writes an IDX file (through a temporary file and a rename, so readers never see half of it). */
+/**
+ * Writes an IDX file durably and atomically (a temporary file, fsync, rename, fsync of the
+ * directory: readers, and a crash, see the old file or the whole new one).
+ */
 export async function writeIdxFile(
   path: string,
   array: IdxArray,
   options: { gzip?: boolean } = {},
 ): Promise<void> {
-  const temporary = `${path}.${process.pid}.tmp`;
-  await writeFile(temporary, serializeIdx(array, options));
-  await rename(temporary, path);
+  await writeFileDurably(path, serializeIdx(array, options));
 }
 
 /** Options of `readIdxDataset`. */

@@ -11,10 +11,11 @@
  * kept; older ones are removed after the manifest moved on.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdir, open, readdir, readFile, rename, unlink } from 'node:fs/promises';
+import { mkdir, readdir, readFile, unlink } from 'node:fs/promises';
 import { endianness } from 'node:os';
 import { join } from 'node:path';
 import type { RandomState } from '../../actor/Random.js';
+import { writeFileDurably } from '../../internal/durable.js';
 import type { LoaderState } from '../data/DataLoader.js';
 import {
   isSafetensorsError,
@@ -103,21 +104,9 @@ function tensorsOf(copy: SnapshotCopy): Record<string, SafetensorsEntry> {
 
 /** Writes `bytes` to `path` so that a reader sees the old file or the whole new one. */
 export async function writeFileAtomically(path: string, bytes: Uint8Array, directory: string): Promise<void> {
-  const temporary = join(directory, `.${randomBytes(6).toString('hex')}.tmp`);
-  const handle = await open(temporary, 'wx');
-  try {
-    await handle.writeFile(bytes);
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
-  await rename(temporary, path);
-  const directoryHandle = await open(directory, 'r');
-  try {
-    await directoryHandle.sync();
-  } finally {
-    await directoryHandle.close();
-  }
+  await writeFileDurably(path, bytes, {
+    temporary: join(directory, `.${randomBytes(6).toString('hex')}.tmp`),
+  });
 }
 
 export function sha256Hex(bytes: Uint8Array): string {

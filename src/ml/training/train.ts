@@ -20,7 +20,7 @@
 import { dirname } from 'node:path';
 import { ActorSystem } from '../../actor/ActorSystem.js';
 import { type ExitReason, formatReason } from '../../actor/ExitReason.js';
-import { CallExit } from '../../actor/errors.js';
+import { CallExit, isCallTimeout } from '../../actor/errors.js';
 import { castTo } from '../../actor/GenServer.js';
 import type { Pid } from '../../actor/Pid.js';
 import { stopSupervisor } from '../../supervision/Supervisor.js';
@@ -364,8 +364,7 @@ function diagnose(failure: unknown): Diagnosis {
   if (failure instanceof OutOfMemory) return { cause: 'out_of_memory', detail: failure.message };
   if (failure instanceof TrainingError) throw failure;
   if (!(failure instanceof CallExit)) {
-    if (failure instanceof Error && failure.name === 'CallTimeout')
-      return { cause: 'unexpected_crash', detail: failure.message };
+    if (isCallTimeout(failure)) return { cause: 'unexpected_crash', detail: failure.message };
     throw failure;
   }
   const reason = failure.reason;
