@@ -58,6 +58,9 @@ const ARITY: Record<number, number> = {
 
 const FRAME_TAG = 'zbmd/1';
 
+/** A frame is published once it holds this many bytes (or at the end of the turn); one larger message travels alone. */
+const FRAME_TARGET_BYTES = 64 * 1024;
+
 /** msgpack extension types (application range) for the runtime's values. */
 const EXT_PID = 0x5a;
 const EXT_REF = 0x5b;
@@ -392,7 +395,7 @@ export class RemoteProcesses implements NodeRouter {
     }
     const limit = this.maxPayloadBytes - this.#header.length;
     if (bytes.length > limit) throw new MessageTooLarge(bytes.length, limit);
-    if (peer.bytes + bytes.length > limit) this.#flushPeer(peer);
+    if (peer.bytes + bytes.length > Math.min(limit, FRAME_TARGET_BYTES)) this.#flushPeer(peer);
     peer.chunks.push(bytes);
     peer.bytes += bytes.length;
     if (!this.#flushArmed) {
