@@ -9,12 +9,19 @@
  *   leader_failover_ms         SIGKILL of the leading node process -> this node leads (2 s lease;
  *                              target <= 3,000)
  *   global_register_us         registerGlobal + unregisterGlobal of a fresh name, mean
+ *   remote_pingpong_us         a process on node a sends to a process on node b, which sends it
+ *                              back (ClusterNode.attach, one connection per node; median round
+ *                              trip; target <= 1.3x nats_request_us)
+ *   remote_msgs_per_sec        one sender on node a, 100-byte messages (Uint8Array) to one process
+ *                              on node b, until all arrive (target >= 0.7x nats_publish_msgs_per_sec)
  *
  *   zbmd bench cluster --json [--quick]
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { connect } from '@nats-io/transport-node';
+import { ActorSystem, type Context } from '../src/actor/ActorSystem.js';
+import type { Pid } from '../src/actor/Pid.js';
 import { ClusterNode } from '../src/cluster/ClusterNode.js';
 import { startNatsServer } from '../src/cluster/internal/natsServer.js';
 
@@ -157,6 +164,83 @@ async function globalRegister(url: string, count: number): Promise<number> {
   }
 }
 
+/** Two nodes in this process, each with an attached actor system: ping-pong and a one-way flood. */
+async function remoteProcesses(
+  url: string,
+  quick: boolean,
+): Promise<{ pingpongUs: number; msgsPerSec: number }> {
+  const start = async (name: string) => {
+    const node = await ClusterNode.start({ name, nats: url, election: false, cluster: 'remote' });
+    const system = new ActorSystem({ nodeName: name });
+    return { node, system, remote: node.attach(system) };
+  };
+  const a = await start('bench-a');
+  const b = await start('bench-b');
+  try {
+    while (
+      !a.node.nodes().some((n) => n.name === 'bench-b') ||
+      !b.node.nodes().some((n) => n.name === 'bench-a')
+    )
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    const echo = b.remote.pid(
+      b.system.spawn(async (ctx: Context) => {
+        for (;;) {
+          const [from, value] = (await ctx.receive()) as [Pid, unknown];
+          ctx.send(from, value);
+        }
+      }),
+    );
+    const rounds = quick ? 2_000 : 10_000;
+    const payload = new Uint8Array(100);
+    const times: number[] = [];
+    await new Promise<void>((resolve) =>
+      a.system.spawn(async (ctx: Context) => {
+        for (let i = 0; i < rounds; i++) {
+          const begin = performance.now();
+          ctx.send(echo, [ctx.self, payload]);
+          await ctx.receive();
+          times.push(performance.now() - begin);
+        }
+        resolve();
+      }),
+    );
+    const count = quick ? 200_000 : 1_000_000;
+    let received = 0;
+    let done: () => void = () => {};
+    const all = new Promise<void>((resolve) => (done = resolve));
+    const sink = b.remote.pid(
+      b.system.spawn(
+        async (ctx: Context) => {
+          for (;;) {
+            await ctx.receive();
+            if (++received === count) done();
+          }
+        },
+        { mailbox: { capacity: count + 1 } },
+      ),
+    );
+    const begin = performance.now();
+    // batched: the sender yields every 10,000 sends (a process' time slice would do the same)
+    for (let i = 0; i < count; i++) {
+      a.system.send(sink, payload);
+      if (i % 10_000 === 9_999) await new Promise((resolve) => setImmediate(resolve));
+    }
+    let timer: NodeJS.Timeout | undefined;
+    const lost = new Promise<void>((resolve) => (timer = setTimeout(resolve, 60_000)));
+    await Promise.race([all, lost]);
+    clearTimeout(timer);
+    if (received < count)
+      throw new Error(`remote_msgs_per_sec: ${received} of ${count} messages arrived within 60 s`);
+    const msgsPerSec = count / ((performance.now() - begin) / 1000);
+    return { pingpongUs: median(times) * 1000, msgsPerSec };
+  } finally {
+    await a.node.close();
+    await b.node.close();
+    a.system.shutdown();
+    b.system.shutdown();
+  }
+}
+
 export async function run(options: BenchOptions): Promise<Record<string, number | string>> {
   const server = await startNatsServer();
   try {
@@ -164,13 +248,17 @@ export async function run(options: BenchOptions): Promise<Record<string, number 
     const detect = await nodedownDetection(server.url, options.quick ? 1 : 3);
     const failover = await leaderFailover(server.url);
     const register = await globalRegister(server.url, options.quick ? 100 : 500);
+    const remote = await remoteProcesses(server.url, options.quick);
     return {
       nats_request_us: round(raw.requestUs),
       nats_publish_msgs_per_sec: Math.round(raw.publishPerSec),
       nodedown_detect_ms: round(detect),
       leader_failover_ms: round(failover),
       global_register_us: round(register),
-      remote_pingpong_us: 'not measured: remote processes need the ActorSystem transport (issue 13, open)',
+      remote_pingpong_us: round(remote.pingpongUs),
+      remote_msgs_per_sec: Math.round(remote.msgsPerSec),
+      remote_pingpong_vs_nats_request: round(remote.pingpongUs / raw.requestUs, 2),
+      remote_msgs_vs_nats_publish: round(remote.msgsPerSec / raw.publishPerSec, 2),
       nats_server: 'nats-server on 127.0.0.1 (Debian package)',
       node: process.version,
     };

@@ -18,6 +18,11 @@ export class Pid {
     readonly serial: number,
     /** The scheduler thread of the node the process lives on: 0 is the thread that made the system. */
     readonly thread = 0,
+    /**
+     * The incarnation (Erlang's creation) of the owning node for a pid of another node; 0 for
+     * this node's own pids. A pid of an earlier life never reaches the new one.
+     */
+    readonly creation = 0,
   ) {
     this.process = undefined;
   }
@@ -35,7 +40,8 @@ export class Pid {
       other.id === this.id &&
       other.thread === this.thread &&
       other.node === this.node &&
-      other.serial === this.serial
+      other.serial === this.serial &&
+      other.creation === this.creation
     );
   }
 

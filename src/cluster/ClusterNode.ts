@@ -8,6 +8,7 @@
  * rejoins as a new incarnation: it stops acting as leader (its lease has ended anyway), keeps
  * only the global names the cluster still records for it, and reports the rest as lost.
  */
+import type { ActorSystem } from '../actor/ActorSystem.js';
 import { type Clock, RealClock } from '../actor/Clock.js';
 import { ClusterError } from './errors.js';
 import { type GlobalHolder, GlobalRegistry } from './GlobalRegistry.js';
@@ -20,6 +21,7 @@ import {
   type NodeId,
 } from './Membership.js';
 import { NatsTransport } from './NatsTransport.js';
+import { type AttachOptions, RemoteProcesses } from './RemoteProcesses.js';
 import { type Bucket, type ClusterTransport, isBucketConflict } from './Transport.js';
 
 /** Default lease of the leader: a new leader exists within about this long after one dies. */
@@ -86,6 +88,7 @@ export class ClusterNode {
   readonly #leaderListeners = new Set<(term: number) => void>();
   readonly #followerListeners = new Set<(leader: string | undefined) => void>();
   #closed = false;
+  readonly #attached = new Set<RemoteProcesses>();
   #rejoining: Promise<void> | undefined;
 
   private constructor(
@@ -209,10 +212,25 @@ export class ClusterNode {
     };
   }
 
+  /**
+   * Lets the processes of `system` (a one-thread system whose `nodeName` is this node's name)
+   * reach processes of the other nodes' attached systems, and be reached by them: send, exit,
+   * link, unlink, monitor, demonitor and call, on `zbmd.<cluster>.node.<name>.<incarnation>`.
+   */
+  attach(system: ActorSystem, options: AttachOptions = {}): RemoteProcesses {
+    const remote = new RemoteProcesses(system, this, this.transport, this.options.cluster!, {
+      onMalformed: options.onMalformed ?? this.options.onMalformed,
+    });
+    this.#attached.add(remote);
+    return remote;
+  }
+
   /** Leaves the cluster: gives up the lease and the names, says goodbye, closes the connection. */
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    for (const remote of this.#attached) remote.detach();
+    this.#attached.clear();
     await this.#election?.stop();
     for (const name of this.#registry.heldHere().keys())
       await this.#registry.unregister(name).catch(() => false);

@@ -37,6 +37,7 @@ export {
   type NodeId,
 } from './Membership.js';
 export { BUCKET_OPERATION_TIMEOUT_MS, NatsTransport, type NatsTransportOptions } from './NatsTransport.js';
+export { type AttachOptions, nodeSubject, RemoteProcesses } from './RemoteProcesses.js';
 export { SimulatedNetwork, type SimulatedNetworkOptions } from './SimulatedNetwork.js';
 export {
   type Bucket,

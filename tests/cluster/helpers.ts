@@ -71,3 +71,13 @@ export function spawnNode(servers: string[], name: string, extra: string[] = [])
   });
   return new NodeProcess(child);
 }
+
+const REMOTE_FIXTURE = fileURLToPath(new URL('./fixtures/remoteNode.mjs', import.meta.url));
+
+/** A node with an attached actor system running an echo server (fixtures/remoteNode.mjs). */
+export function spawnRemoteNode(servers: string[], name: string): NodeProcess {
+  const child = spawn(process.execPath, [REMOTE_FIXTURE, servers.join(','), name], {
+    stdio: ['pipe', 'pipe', 'inherit'],
+  });
+  return new NodeProcess(child);
+}

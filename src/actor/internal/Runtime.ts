@@ -28,6 +28,7 @@ import { Registry } from './Registry.js';
 import type { Remote } from './Remote.js';
 import { Scheduler } from './Scheduler.js';
 import { linkRecords } from './signals.js';
+import type { NodeRouter } from './Transport.js';
 
 const OVERFLOW_POLICIES: readonly OverflowPolicy[] = ['reject', 'drop-oldest', 'drop-newest'];
 
@@ -36,6 +37,9 @@ const OVERFLOW_POLICIES: readonly OverflowPolicy[] = ['reject', 'drop-oldest', '
  * (Scheduler.ts), message delivery (delivery.ts), exit signals, links and monitors (signals.ts),
  * calls (calls.ts) and the registry (Registry.ts). `ActorSystem` is the public face over it.
  */
+/** The runtime of each system (the cluster layer attaches a `NodeRouter` through it). */
+export const runtimes = new WeakMap<object, Runtime>();
+
 export class Runtime {
   readonly nodeName: string;
   readonly clock: Clock;
@@ -63,6 +67,8 @@ export class Runtime {
   thread = 0;
   /** Reaches processes on the other threads; undefined with one thread. */
   remote: Remote | undefined = undefined;
+  /** Reaches processes on other nodes (a cluster attached the system); undefined otherwise. */
+  nodes: NodeRouter | undefined = undefined;
   /** Modules loaded for spawns by module URL, by URL. */
   private readonly modules = new Map<string, Record<string, unknown>>();
   private readonly loading = new Map<string, Promise<Record<string, unknown>>>();
@@ -71,6 +77,7 @@ export class Runtime {
     readonly system: ActorSystem,
     options: ActorSystemOptions,
   ) {
+    runtimes.set(system, this);
     this.nodeName = options.nodeName ?? 'zbmd@local';
     this.clock = options.clock ?? new RealClock();
     this.deterministic = options.deterministic ?? this.clock instanceof SimulatedClock;

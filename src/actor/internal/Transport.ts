@@ -1,4 +1,7 @@
 import type { TransferListItem } from 'node:worker_threads';
+import type { ExitReason } from '../ExitReason.js';
+import type { Pid, Ref } from '../Pid.js';
+import type { ProcessRecord } from './Process.js';
 /**
  * The seam between a node's local scheduler and "somewhere else" a pid can live. Today the
  * other side is another scheduler thread of the same node (a MessagePort per pair of threads,
@@ -22,4 +25,21 @@ export interface TransportSink {
   receive(peer: number, batch: unknown[]): void;
   /** Peer `peer` is gone (its thread died, its node went away): its processes exit `noconnection`. */
   lost(peer: number): void;
+}
+
+/**
+ * Reaches pids on other nodes (src/cluster/RemoteProcesses.ts over NATS). The runtime asks
+ * `owns(pid)` before its local and cross-thread paths: a pid that names another node, or an
+ * earlier incarnation of this one, goes through the router.
+ */
+export interface NodeRouter {
+  owns(pid: Pid): boolean;
+  send(to: Pid, message: unknown): void;
+  exit(from: Pid, to: Pid, reason: ExitReason): void;
+  link(record: ProcessRecord, to: Pid): void;
+  unlink(record: ProcessRecord, to: Pid): void;
+  monitor(record: ProcessRecord, to: Pid): Ref;
+  /** False if `ref` is not a monitor on another node. */
+  demonitor(record: ProcessRecord, ref: Ref): boolean;
+  call(caller: ProcessRecord | undefined, server: Pid, request: unknown, timeoutMs: number): Promise<unknown>;
 }

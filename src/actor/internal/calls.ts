@@ -26,6 +26,8 @@ export function callFrom<R>(
     if (target === undefined) pid = runtime.remote?.remoteNames.get(server);
   } else {
     target = runtime.lookup(checkPid(server, 'call'));
+    if (target === undefined && runtime.nodes?.owns(server) === true)
+      return runtime.nodes.call(caller, server, request, timeoutMs) as Promise<R>;
     if (target === undefined && runtime.remote?.isRemote(server)) pid = server;
   }
   if (pid !== undefined) return runtime.remote!.call(caller, pid, request, timeoutMs) as Promise<R>;

@@ -41,6 +41,12 @@ export function sendFrom(
     throw new BadArgument(
       'send: the message is undefined (receive uses undefined for a timeout); send null or a value',
     );
+  if (target === undefined && runtime.nodes?.owns(to as Pid) === true) {
+    if (sender !== undefined) sender.reductions++;
+    runtime.nodes.send(to as Pid, message);
+    runtime.counters.messagesSent++;
+    return;
+  }
   if (target === undefined) {
     // another thread's process, or a dead one (sending to a dead process is not an error, as in Erlang)
     if (runtime.remote !== undefined && (to as Pid).thread !== runtime.remote.thread) {

@@ -42,6 +42,7 @@ export function signal(
 export function exitSignal(runtime: Runtime, from: Pid, pid: Pid, reason: ExitReason): void {
   const target = runtime.lookup(pid);
   if (target !== undefined) signal(runtime, target, from, reason, false);
+  else if (runtime.nodes?.owns(pid) === true) runtime.nodes.exit(from, pid, reason);
   else if (runtime.remote?.isRemote(pid)) runtime.remote.exit(from, pid, reason);
 }
 
@@ -115,7 +116,9 @@ export function linkRecords(a: ProcessRecord, b: ProcessRecord): void {
 
 export function link(runtime: Runtime, record: ProcessRecord, pid: Pid): void {
   const target = runtime.lookup(checkPid(pid, 'link'));
-  if (target === undefined && runtime.remote?.isRemote(pid)) {
+  if (target === undefined && runtime.nodes?.owns(pid) === true) {
+    runtime.nodes.link(record, pid);
+  } else if (target === undefined && runtime.remote?.isRemote(pid)) {
     runtime.remote.link(record, pid);
   } else if (target !== undefined) {
     linkRecords(record, target);
@@ -130,7 +133,8 @@ export function link(runtime: Runtime, record: ProcessRecord, pid: Pid): void {
 export function unlink(runtime: Runtime, record: ProcessRecord, pid: Pid): void {
   const target = runtime.lookup(checkPid(pid, 'unlink'));
   if (target === undefined) {
-    if (runtime.remote?.isRemote(pid)) runtime.remote.unlink(record, pid);
+    if (runtime.nodes?.owns(pid) === true) runtime.nodes.unlink(record, pid);
+    else if (runtime.remote?.isRemote(pid)) runtime.remote.unlink(record, pid);
     return;
   }
   record.extra?.links?.delete(target);
@@ -157,6 +161,8 @@ export function monitor(runtime: Runtime, record: ProcessRecord, target: Pid | s
   const pid =
     typeof target === 'string' ? runtime.registry.whereis(checkName(target)) : checkPid(target, 'monitor');
   const watched = pid === undefined ? undefined : runtime.lookup(pid);
+  if (watched === undefined && pid !== undefined && runtime.nodes?.owns(pid) === true)
+    return runtime.nodes.monitor(record, pid);
   if (watched === undefined && pid !== undefined && runtime.remote?.isRemote(pid))
     return runtime.remote.monitor(record, pid);
   const ref = new Ref(runtime.nodeName, runtime.nextRefId());
@@ -173,6 +179,7 @@ export function monitor(runtime: Runtime, record: ProcessRecord, target: Pid | s
 
 export function demonitor(runtime: Runtime, record: ProcessRecord, ref: Ref, flush: boolean): boolean {
   if (!(ref instanceof Ref)) throw new BadArgument(`demonitor: expected a monitor Ref, got ${describe(ref)}`);
+  runtime.nodes?.demonitor(record, ref);
   runtime.remote?.demonitor(record, ref);
   const watched = record.extra?.monitors?.get(ref.id);
   if (watched !== undefined) {
