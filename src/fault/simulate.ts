@@ -1,5 +1,6 @@
 import { ACTOR_SCENARIOS } from './actorScenarios.js';
 import type { CoverageReport } from './Coverage.js';
+import { CLUSTER_SCENARIOS } from './clusterScenarios.js';
 import type { FaultChoice } from './FaultInjector.js';
 import { FILE_SCENARIOS } from './fileScenarios.js';
 import type { SimulationReport, SimulationRun } from './Simulation.js';
@@ -14,10 +15,13 @@ import { SUPERVISOR_SCENARIOS } from './supervisorScenarios.js';
  * (`scenarios.ts`) are registered at load; other layers add theirs with `registerScenario`.
  */
 const registry = new Map<string, Scenario>(
-  [...BUILT_IN_SCENARIOS, ...ACTOR_SCENARIOS, ...SUPERVISOR_SCENARIOS, ...FILE_SCENARIOS].map((scenario) => [
-    scenario.name,
-    scenario,
-  ]),
+  [
+    ...BUILT_IN_SCENARIOS,
+    ...ACTOR_SCENARIOS,
+    ...SUPERVISOR_SCENARIOS,
+    ...FILE_SCENARIOS,
+    ...CLUSTER_SCENARIOS,
+  ].map((scenario) => [scenario.name, scenario]),
 );
 
 export class UnknownScenario extends Error {
