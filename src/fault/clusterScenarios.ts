@@ -188,7 +188,6 @@ async function clusterScenario(
     const live = liveEntries();
     for (const [name, life] of live) {
       const incarnation = life.node.self.incarnation;
-      const seeing = new Set(life.node.nodes().map((id) => `${id.name}#${id.incarnation}`));
       if (incarnation < (lastIncarnation.get(name) ?? 0))
         violate(
           `${name}'s incarnation went from ${lastIncarnation.get(name)} to ${incarnation} at ${now} ms`,
@@ -224,7 +223,6 @@ async function clusterScenario(
     pending.add(tracked);
   };
 
-  const debug = process.env.ZBMD_DEBUG_CLUSTER === '1';
   const start = async (name: string): Promise<void> => {
     const transport = network.transport(name);
     const held = new Map<string, string>();
@@ -260,7 +258,6 @@ async function clusterScenario(
       violate(`${name} restarted as incarnation ${node.self.incarnation}, not above ${previous}`);
     if (previous > 0) coverage.hit('restart-incarnation-grew');
     node.monitorNodes((event) => {
-      if (debug) console.log(clock.now(), name, JSON.stringify(event));
       if (event.kind === 'nodedown') declaredDown.add(`${event.node.name}#${event.node.incarnation}`);
       if (event.kind === 'quarantined') {
         coverage.hit('quarantined-rejoin');
@@ -290,18 +287,6 @@ async function clusterScenario(
   for (let step = 0; step < steps; step++) {
     const live = liveEntries();
     const action = random.nextInt(6);
-    if (debug)
-      console.log(
-        clock.now(),
-        'action',
-        action,
-        live
-          .map(
-            ([n, l]) => `${n}#${l.node.self.incarnation}${l.node.isLeader ? '*' : ''}[${[...l.held.keys()]}]`,
-          )
-          .join(' '),
-        [...groups],
-      );
     if (action === 0 && live.length > 1) {
       // kill: half the time the leader, if there is one
       const leader = live.find(([, life]) => life.node.isLeader);
@@ -379,17 +364,6 @@ async function clusterScenario(
   for (let t = 0; pending.size > 0 && t < 30_000; t++) await runFor(clock, 1, check);
   await runFor(clock, QUIET_MS, check);
   fail();
-  if (debug)
-    console.log(
-      clock.now(),
-      'end',
-      liveEntries()
-        .map(
-          ([n, l]) =>
-            `${n}#${l.node.self.incarnation}${l.node.isLeader ? '*' : ''}[${[...l.held.keys()]}] sees ${l.node.nodes().map((id) => `${id.name}#${id.incarnation}`)}`,
-        )
-        .join(' '),
-    );
   await checkNames(context, network, lives, declaredDown, knownDeviations, check);
   fail();
 }
