@@ -7,6 +7,7 @@ import type { SimulationReport, SimulationRun } from './Simulation.js';
 import { InvalidSimulationOption, replaySimulation, runSimulation } from './Simulation.js';
 import type { Scenario } from './scenarios.js';
 import { BUILT_IN_SCENARIOS } from './scenarios.js';
+import { SERVING_SCENARIOS } from './servingScenarios.js';
 import { type ShrinkResult, shrinkFailure } from './shrink.js';
 import { SUPERVISOR_SCENARIOS } from './supervisorScenarios.js';
 
@@ -21,6 +22,7 @@ const registry = new Map<string, Scenario>(
     ...SUPERVISOR_SCENARIOS,
     ...FILE_SCENARIOS,
     ...CLUSTER_SCENARIOS,
+    ...SERVING_SCENARIOS,
   ].map((scenario) => [scenario.name, scenario]),
 );
 

@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { clusterScenarioWith } from '../../src/fault/clusterScenarios.js';
 import { KNOWN_DEVIATIONS } from '../../src/fault/knownDeviations.js';
 import { replaySimulation, runSimulation } from '../../src/fault/Simulation.js';
+import { runScenarioByName } from '../../src/fault/simulate.js';
 
 describe('cluster scenario', () => {
   it('passes seeds with the known deviations and reaches leader kills, partitions and name conflicts', async () => {
@@ -32,5 +33,13 @@ describe('cluster scenario', () => {
     const again = await replaySimulation({ scenario: clusterScenarioWith(), seed: 3 });
     expect(again.simulatedTimeMs).toBe(first.simulatedTimeMs);
     expect(again.coverage).toEqual(first.coverage);
+  });
+});
+
+describe('serving scenario', () => {
+  it('passes seeds and reaches retries, shared batches and every rejection it declares', async () => {
+    const report = await runScenarioByName('serving', { seeds: 30 });
+    expect(report.failures.map((run) => String(run.error))).toEqual([]);
+    expect(report.coverage.unreachedBranches).toEqual([]);
   });
 });
