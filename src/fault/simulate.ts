@@ -1,12 +1,14 @@
 import { guardOf, TaggedError } from '../internal/errors.js';
 import { ACTOR_SCENARIOS } from './actorScenarios.js';
 import type { CoverageReport } from './Coverage.js';
+import { CLUSTER_SCENARIOS } from './clusterScenarios.js';
 import type { FaultChoice } from './FaultInjector.js';
 import { FILE_SCENARIOS } from './fileScenarios.js';
 import type { SimulationReport, SimulationRun } from './Simulation.js';
 import { InvalidSimulationOption, replaySimulation, runSimulation } from './Simulation.js';
 import type { Scenario } from './scenarios.js';
 import { BUILT_IN_SCENARIOS } from './scenarios.js';
+import { SERVING_SCENARIOS } from './servingScenarios.js';
 import { type ShrinkResult, shrinkFailure } from './shrink.js';
 import { SUPERVISOR_SCENARIOS } from './supervisorScenarios.js';
 
@@ -15,10 +17,14 @@ import { SUPERVISOR_SCENARIOS } from './supervisorScenarios.js';
  * (`scenarios.ts`) are registered at load; other layers add theirs with `registerScenario`.
  */
 const registry = new Map<string, Scenario>(
-  [...BUILT_IN_SCENARIOS, ...ACTOR_SCENARIOS, ...SUPERVISOR_SCENARIOS, ...FILE_SCENARIOS].map((scenario) => [
-    scenario.name,
-    scenario,
-  ]),
+  [
+    ...BUILT_IN_SCENARIOS,
+    ...ACTOR_SCENARIOS,
+    ...SUPERVISOR_SCENARIOS,
+    ...FILE_SCENARIOS,
+    ...CLUSTER_SCENARIOS,
+    ...SERVING_SCENARIOS,
+  ].map((scenario) => [scenario.name, scenario]),
 );
 
 export class UnknownScenario extends TaggedError('UnknownScenario') {
