@@ -41,8 +41,10 @@ export interface ReduceOptions {
   readonly keepDims?: boolean;
 }
 
-interface ReductionPlan {
+export interface ReductionPlan {
   readonly shape: number[];
+  /** The output's shape with the reduced axes kept as 1 (to expand a gradient back). */
+  readonly keptShape: number[];
   readonly outputSize: number;
   readonly count: number;
   /** The input's strides into the output (0 on a reduced axis), for the index map. */
@@ -51,7 +53,8 @@ interface ReductionPlan {
   readonly blocks: { readonly outer: number; readonly inner: number } | null;
 }
 
-function planReduction(
+/** Which axes reduce, the output's shape and strides, and the block layout when the axes are adjacent. */
+export function planReduction(
   shape: readonly number[],
   axes: number | readonly number[] | undefined,
   keepDims: boolean,
@@ -75,8 +78,16 @@ function planReduction(
       stride *= shape[d];
     }
   }
-  const outShape = keepDims ? shape.map((n, d) => (reduced[d] ? 1 : n)) : shape.filter((_, d) => !reduced[d]);
-  return { shape: outShape, outputSize: stride, count, outStrides, blocks: adjacentBlocks(shape, reduced) };
+  const keptShape = shape.map((n, d) => (reduced[d] ? 1 : n));
+  const outShape = keepDims ? keptShape : shape.filter((_, d) => !reduced[d]);
+  return {
+    shape: outShape,
+    keptShape,
+    outputSize: stride,
+    count,
+    outStrides,
+    blocks: adjacentBlocks(shape, reduced),
+  };
 }
 
 /** (outer, inner) around the reduced axes when they form one run, axes of size 1 ignored. */
@@ -147,7 +158,7 @@ function sumOrMean(
   const op = mean ? 'mean' : 'sum';
   const plan = planReduction(input.shape, axes, options.keepDims ?? false, op);
   const scale = mean ? 1 / plan.count : 1;
-  const keptShape = planReduction(input.shape, axes, true, op).shape;
+  const keptShape = plan.keptShape;
   const rule = (g: Tensor): Tensor[] => {
     const kept = reshape(g, keptShape);
     const spread = expand(kept, input.shape);

@@ -31,7 +31,7 @@ import { eq, maskedFill } from './compare.js';
 import { div, exp, mul, sqrt, sub } from './elementwise.js';
 import { flip } from './indexing.js';
 import { abs } from './math.js';
-import { max, mean, type ReduceOptions, sum } from './reduce.js';
+import { max, mean, planReduction, type ReduceOptions, sum } from './reduce.js';
 import { reshape } from './shape.js';
 import { takeAt } from './take.js';
 
@@ -50,31 +50,13 @@ interface Grouping {
 }
 
 function groupBy(shape: readonly number[], axes: Axes, keepDims: boolean, context: string): Grouping {
-  const rank = shape.length;
-  const list = axes === undefined ? shape.map((_, d) => d) : typeof axes === 'number' ? [axes] : axes;
-  const reduced = new Array<boolean>(rank).fill(false);
-  for (const axis of list) {
-    const d = normalizeAxis(axis, rank, context);
-    check(!reduced[d], 'invalid_axis', () => `${context}: axis ${axis} is given twice`);
-    reduced[d] = true;
-  }
-  const outStrides = new Array<number>(rank).fill(0);
-  let stride = 1;
-  let count = 1;
-  for (let d = rank - 1; d >= 0; d--) {
-    if (reduced[d]) count *= shape[d];
-    else {
-      outStrides[d] = stride;
-      stride *= shape[d];
-    }
-  }
-  const keptShape = shape.map((n, d) => (reduced[d] ? 1 : n));
+  const plan = planReduction(shape, axes, keepDims, context);
   return {
-    shape: keepDims ? keptShape : shape.filter((_, d) => !reduced[d]),
-    keptShape,
-    outputSize: stride,
-    count,
-    map: stridedIndexMap(shape, outStrides),
+    shape: plan.shape,
+    keptShape: plan.keptShape,
+    outputSize: plan.outputSize,
+    count: plan.count,
+    map: stridedIndexMap(shape, plan.outStrides),
   };
 }
 
