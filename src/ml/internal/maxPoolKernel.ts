@@ -13,29 +13,35 @@
  *   winners[r, c] = its element index in `in` (a NaN wins only in the first position, as in the
  *   JavaScript loop: `x > NaN` and `NaN > x` are both false)
  */
-import { name, section, unsignedLeb128, vector, type WasmMemory, wasm } from './simd.js';
-
-const I32 = 0x7f;
-const LOCAL_GET = 0x20;
-const LOCAL_SET = 0x21;
-const LOCAL_TEE = 0x22;
-const I32_CONST = 0x41;
-const I32_EQZ = 0x45;
-const I32_LT_U = 0x49;
-const I32_ADD = 0x6a;
-const I32_MUL = 0x6c;
-const I32_SHL = 0x74;
-const F32_GT = 0x5e;
-const SELECT = 0x1b;
-const I32_LOAD = 0x28;
-const F32_LOAD = 0x2a;
-const F32_REINTERPRET_I32 = 0xbe;
-const I32_STORE = 0x36;
-const BLOCK = 0x02;
-const LOOP = 0x03;
-const BR_IF = 0x0d;
-const END = 0x0b;
-const EMPTY_BLOCK = 0x40;
+import {
+  BLOCK,
+  BR_IF,
+  EMPTY_BLOCK,
+  END,
+  F32_GT,
+  F32_LOAD,
+  F32_REINTERPRET_I32,
+  I32,
+  I32_ADD,
+  I32_CONST,
+  I32_EQZ,
+  I32_LOAD,
+  I32_LT_U,
+  I32_MUL,
+  I32_SHL,
+  I32_STORE,
+  LOCAL_GET,
+  LOCAL_SET,
+  LOCAL_TEE,
+  LOOP,
+  name,
+  SELECT,
+  section,
+  unsignedLeb128,
+  vector,
+  type WasmMemory,
+  wasm,
+} from './simd.js';
 
 // Parameters: 0 in, 1 out, 2 winners, 3 rows, 4 outWidth, 5 width. Locals (i32): 6 r, 7 c, 8 i
 // (the window's first element), 9 top address, 10 bottom address, 11 k (winner), 12 the

@@ -9,29 +9,33 @@
  *   reluBackward(x, g, gx, byteLength):  gx += g where x > 0 (g masked, so g elsewhere is ignored)
  * byteLength a multiple of 16; the caller pads (the padding lanes are never copied back).
  */
-import { name, section, unsignedLeb128, vector, type WasmMemory, wasm } from './simd.js';
-
-const I32 = 0x7f;
-const LOCAL_GET = 0x20;
-const LOCAL_TEE = 0x22;
-const I32_CONST = 0x41;
-const I32_ADD = 0x6a;
-const I32_EQZ = 0x45;
-const I32_LT_U = 0x49;
-const BLOCK = 0x02;
-const LOOP = 0x03;
-const BR_IF = 0x0d;
-const END = 0x0b;
-const EMPTY_BLOCK = 0x40;
-
-const simd = (opcode: number): number[] => [0xfd, ...unsignedLeb128(opcode)];
-const V128_LOAD = [...simd(0x00), 4, 0];
-const V128_STORE = [...simd(0x0b), 4, 0];
-const V128_ZERO = [...simd(0x0c), ...new Array(16).fill(0)];
-const F32X4_GT = simd(0x44);
-const V128_AND = simd(0x4e);
-const F32X4_ADD = simd(0xe4);
-const F32X4_MAX = simd(0xe9);
+import {
+  BLOCK,
+  BR_IF,
+  EMPTY_BLOCK,
+  END,
+  F32X4_ADD,
+  F32X4_GT,
+  F32X4_MAX,
+  I32,
+  I32_ADD,
+  I32_CONST,
+  I32_EQZ,
+  I32_LT_U,
+  LOCAL_GET,
+  LOCAL_TEE,
+  LOOP,
+  name,
+  section,
+  unsignedLeb128,
+  V128_AND,
+  V128_LOAD,
+  V128_STORE,
+  V128_ZERO,
+  vector,
+  type WasmMemory,
+  wasm,
+} from './simd.js';
 
 /**
  * A loop over byte offsets 0, 16, ... < byteLength (parameter `lengthParameter`, local `index`)

@@ -10,33 +10,46 @@
  *   p = p * shrink - stepSize * m / (sqrt(v) * invCorrection2 + epsilon)
  */
 
-const I32 = 0x7f;
-const F32 = 0x7d;
-const V128 = 0x7b;
+// WebAssembly opcodes shared by the hand-assembled kernels (this file, reluKernel.ts, maxPoolKernel.ts).
+export const I32 = 0x7f;
+export const F32 = 0x7d;
+export const V128 = 0x7b;
 
-const LOCAL_GET = 0x20;
-const LOCAL_SET = 0x21;
-const LOCAL_TEE = 0x22;
-const I32_CONST = 0x41;
-const I32_ADD = 0x6a;
-const I32_EQZ = 0x45;
-const I32_LT_U = 0x49;
-const BLOCK = 0x02;
-const LOOP = 0x03;
-const BR_IF = 0x0d;
-const END = 0x0b;
-const EMPTY_BLOCK = 0x40;
+export const LOCAL_GET = 0x20;
+export const LOCAL_SET = 0x21;
+export const LOCAL_TEE = 0x22;
+export const I32_CONST = 0x41;
+export const I32_ADD = 0x6a;
+export const I32_MUL = 0x6c;
+export const I32_SHL = 0x74;
+export const I32_EQZ = 0x45;
+export const I32_LT_U = 0x49;
+export const I32_LOAD = 0x28;
+export const I32_STORE = 0x36;
+export const F32_LOAD = 0x2a;
+export const F32_GT = 0x5e;
+export const F32_REINTERPRET_I32 = 0xbe;
+export const SELECT = 0x1b;
+export const BLOCK = 0x02;
+export const LOOP = 0x03;
+export const BR_IF = 0x0d;
+export const END = 0x0b;
+export const EMPTY_BLOCK = 0x40;
 
 /** SIMD instructions: the 0xfd prefix, then the opcode as unsigned LEB128. */
-const simd = (opcode: number): number[] => [0xfd, ...unsignedLeb128(opcode)];
-const V128_LOAD = [...simd(0x00), 4, 0];
-const V128_STORE = [...simd(0x0b), 4, 0];
-const F32X4_SPLAT = simd(0x13);
-const F32X4_SQRT = simd(0xe3);
-const F32X4_ADD = simd(0xe4);
-const F32X4_SUB = simd(0xe5);
-const F32X4_MUL = simd(0xe6);
-const F32X4_DIV = simd(0xe7);
+export const simd = (opcode: number): number[] => [0xfd, ...unsignedLeb128(opcode)];
+export const V128_LOAD = [...simd(0x00), 4, 0];
+export const V128_STORE = [...simd(0x0b), 4, 0];
+export const V128_ZERO = [...simd(0x0c), ...new Array(16).fill(0)];
+export const F32X4_SPLAT = simd(0x13);
+export const F32X4_GT = simd(0x44);
+export const V128_AND = simd(0x4e);
+export const F32X4_SQRT = simd(0xe3);
+export const F32X4_ADD = simd(0xe4);
+export const F32X4_SUB = simd(0xe5);
+export const F32X4_MUL = simd(0xe6);
+export const F32X4_DIV = simd(0xe7);
+export const F32X4_MAX = simd(0xe9);
 
 export function unsignedLeb128(value: number): number[] {
   const bytes: number[] = [];
