@@ -52,8 +52,15 @@ export const NAME_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
 
 interface Peer {
   readonly id: NodeId;
-  readonly detector: PhiAccrualDetector;
+  detector: PhiAccrualDetector;
 }
+
+/**
+ * A heartbeat timer that fires this many intervals late means this node itself was not running
+ * (SIGSTOP, a long GC or event-loop stall): the silence it saw is its own, so it does not judge
+ * its peers on it (their heartbeats are still queued) and starts their detectors afresh.
+ */
+export const OWN_PAUSE_INTERVALS = 5;
 
 const packer = new Packr({ useRecords: false });
 
@@ -99,6 +106,7 @@ export class Membership {
   readonly #unsubscribes: (() => void)[] = [];
   #timer: TimerHandle | undefined;
   #running = false;
+  #lastBeatAt: number | undefined;
 
   constructor(private readonly options: MembershipOptions) {
     checkName('cluster name', options.cluster);
@@ -163,6 +171,7 @@ export class Membership {
   stop(options: { leave?: boolean } = {}): void {
     if (!this.#running) return;
     this.#running = false;
+    this.#lastBeatAt = undefined;
     if (this.#timer !== undefined) this.#clock.cancelTimer(this.#timer);
     if (options.leave ?? true) this.#transport.publish(this.#subjects.leave, this.#selfBody());
     for (const unsubscribe of this.#unsubscribes.splice(0)) unsubscribe();
@@ -185,7 +194,12 @@ export class Membership {
   #beat(): void {
     if (!this.#running) return;
     this.#transport.publish(this.#subjects.heartbeat, this.#selfBody());
-    this.#check();
+    const now = this.#clock.now();
+    const paused =
+      this.#lastBeatAt !== undefined && now - this.#lastBeatAt > OWN_PAUSE_INTERVALS * this.#intervalMs;
+    this.#lastBeatAt = now;
+    if (paused) for (const peer of this.#peers.values()) peer.detector = this.#newDetector();
+    else this.#check();
     this.#timer = this.#clock.setTimer(this.#intervalMs, () => this.#beat());
   }
 
@@ -219,19 +233,24 @@ export class Membership {
       }
       peer = {
         id: node,
-        detector: new PhiAccrualDetector({
-          clock: this.#clock,
-          threshold: this.options.phiThreshold ?? 8,
-          minStdDeviationMs: this.options.minStdDeviationMs ?? 100,
-          firstHeartbeatEstimateMs: this.#intervalMs,
-        }),
+        detector: this.#newDetector(),
       };
       this.#peers.set(id, peer);
-      peer.detector.heartbeat();
       this.#emit({ kind: 'nodeup', node });
       return;
     }
     peer.detector.heartbeat();
+  }
+
+  #newDetector(): PhiAccrualDetector {
+    const detector = new PhiAccrualDetector({
+      clock: this.#clock,
+      threshold: this.options.phiThreshold ?? 8,
+      minStdDeviationMs: this.options.minStdDeviationMs ?? 100,
+      firstHeartbeatEstimateMs: this.#intervalMs,
+    });
+    detector.heartbeat();
+    return detector;
   }
 
   #onLeave(data: Uint8Array, subject: string): void {

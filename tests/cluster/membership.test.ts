@@ -1,7 +1,7 @@
 /** Membership on the deterministic network: nodeup, nodedown by phi, leave, restart, quarantine. */
 import { Packr } from 'msgpackr';
 import { describe, expect, it } from 'vitest';
-import { SimulatedClock } from '../../src/actor/Clock.js';
+import { type Clock, SimulatedClock } from '../../src/actor/Clock.js';
 import { isClusterError } from '../../src/cluster/errors.js';
 import { Membership, type NodeEvent, type NodeId } from '../../src/cluster/Membership.js';
 import { SimulatedNetwork } from '../../src/cluster/SimulatedNetwork.js';
@@ -89,6 +89,55 @@ describe('Membership', () => {
     expect(names(members.get('a')!.nodes())).toEqual(['b']);
     expect(events.get('c')).toContain('quarantined by a');
     expect(events.get('a')).toContain('quarantined by c');
+  });
+
+  it('a node that was itself paused does not declare its peers down on resuming; they quarantine it', () => {
+    const clock = new SimulatedClock();
+    const network = new SimulatedNetwork({ clock, seed: 3, delayMs: { min: 1, max: 5 } });
+    // node a's timers stand still while it is "stopped" (SIGSTOP): they fire when it resumes
+    let pausedUntil = 0;
+    const pausable: Clock = {
+      now: () => clock.now(),
+      cancelTimer: (handle) => clock.cancelTimer(handle),
+      setTimer: (delayMs, callback) => {
+        const fire = (): void => {
+          if (clock.now() < pausedUntil) clock.setTimer(pausedUntil - clock.now(), fire);
+          else callback();
+        };
+        return clock.setTimer(delayMs, fire);
+      },
+    };
+    const events: string[] = [];
+    const a = new Membership({
+      transport: network.transport('a'),
+      cluster: 'test',
+      self: { name: 'a', incarnation: 1 },
+      clock: pausable,
+    });
+    a.monitor((event) =>
+      events.push(
+        event.kind === 'quarantined' ? `quarantined by ${event.by.name}` : `${event.kind} ${event.node.name}`,
+      ),
+    );
+    const others = ['b', 'c'].map(
+      (name) =>
+        new Membership({
+          transport: network.transport(name),
+          cluster: 'test',
+          self: { name, incarnation: 1 },
+          clock,
+        }),
+    );
+    for (const member of [a, ...others]) member.start();
+    clock.advance(2000);
+    pausedUntil = clock.now() + 3000;
+    network.partition([['b', 'c'], ['a']]); // a hears nothing while stopped
+    clock.advance(3000);
+    network.heal();
+    clock.advance(500);
+    expect(others[0].nodes().map((node) => node.name)).toEqual(['c']);
+    expect(events.filter((event) => event.startsWith('nodedown'))).toEqual([]);
+    expect(events).toContain('quarantined by b');
   });
 
   it('drops malformed messages on its subjects and keeps running', () => {
