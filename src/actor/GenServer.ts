@@ -1,3 +1,4 @@
+import { guardOf, TaggedError } from '../internal/errors.js';
 import {
   ActorSystem,
   type CallFrom,
@@ -175,15 +176,13 @@ export interface StartOptions {
 }
 
 /** A server whose init failed or timed out; `reason` is what it exited with. */
-export class StartError extends Error {
-  readonly code = 'start_error' as const;
+export class StartError extends TaggedError('StartError') {
   constructor(readonly reason: ExitReason) {
     super(`server failed to start: ${reason instanceof Error ? reason.message : describe(reason)}`);
-    this.name = 'StartError';
   }
 }
 
-export const isStartError = (error: unknown): error is StartError => error instanceof StartError;
+export const isStartError = guardOf(StartError);
 
 /**
  * Starts a server and resolves with its pid once `init` has returned, as gen_server:start.

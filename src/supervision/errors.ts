@@ -1,13 +1,11 @@
 import { type ExitReason, formatReason, type Pid } from '../actor/index.js';
+import { guardOf, TaggedError } from '../internal/errors.js';
 
 /**
  * Errors of the supervision layer. Each is a tagged class with typed fields and an `isX` guard.
  * Bad input (a malformed child spec, bad supervisor options) is one of these, thrown or
  * rejected at the edge; expected outcomes of supervisor calls are values (`{ error: ... }`).
  */
-export abstract class SupervisionError extends Error {
-  abstract readonly code: string;
-}
 
 /** Why a child spec was refused: one tag per field, as OTP's `{invalid_restart_type, Value}`. */
 export type ChildSpecProblem =
@@ -23,8 +21,7 @@ export type ChildSpecProblem =
   | 'duplicate_child_id';
 
 /** A child spec with a bad field. `problem` names the field, `value` is what was given. */
-export class InvalidChildSpec extends SupervisionError {
-  readonly code = 'invalid_child_spec' as const;
+export class InvalidChildSpec extends TaggedError('InvalidChildSpec') {
   constructor(
     readonly problem: ChildSpecProblem,
     readonly childId: string | undefined,
@@ -32,7 +29,6 @@ export class InvalidChildSpec extends SupervisionError {
     detail: string,
   ) {
     super(`invalid child spec${childId === undefined ? '' : ` '${childId}'`}: ${problem}: ${detail}`);
-    this.name = 'InvalidChildSpec';
   }
 }
 
@@ -51,15 +47,13 @@ export type SupervisorOptionProblem =
   | 'too_many_children';
 
 /** Supervisor options with a bad field. */
-export class InvalidSupervisorOptions extends SupervisionError {
-  readonly code = 'invalid_supervisor_options' as const;
+export class InvalidSupervisorOptions extends TaggedError('InvalidSupervisorOptions') {
   constructor(
     readonly problem: SupervisorOptionProblem,
     readonly value: unknown,
     detail: string,
   ) {
     super(`invalid supervisor options: ${problem}: ${detail}`);
-    this.name = 'InvalidSupervisorOptions';
   }
 }
 
@@ -68,8 +62,7 @@ export class InvalidSupervisorOptions extends SupervisionError {
  * started were stopped, in reverse order), or the supervisor died before it finished init.
  * As OTP's `{shutdown, {failed_to_start_child, Id, Reason}}`.
  */
-export class SupervisorStartFailed extends SupervisionError {
-  readonly code = 'failed_to_start_child' as const;
+export class SupervisorStartFailed extends TaggedError('SupervisorStartFailed') {
   constructor(
     /** The child that failed, or undefined when the supervisor itself died during init. */
     readonly childId: string | undefined,
@@ -80,42 +73,35 @@ export class SupervisorStartFailed extends SupervisionError {
         ? `supervisor died while starting: ${formatReason(reason)}`
         : `supervisor failed to start child '${childId}': ${formatReason(reason)}`,
     );
-    this.name = 'SupervisorStartFailed';
   }
 }
 
 /** A child's start failed (threw, rejected, or returned something that is not a pid or `'ignore'`). */
-export class ChildStartFailed extends SupervisionError {
-  readonly code = 'start_failed' as const;
+export class ChildStartFailed extends TaggedError('ChildStartFailed') {
   constructor(
     readonly childId: string,
     readonly reason: ExitReason,
   ) {
     super(`child '${childId}' failed to start: ${formatReason(reason)}`);
-    this.name = 'ChildStartFailed';
   }
 }
 
 /** A start function returned a value that is neither a Pid nor `'ignore'`. */
-export class BadStartReturn extends SupervisionError {
-  readonly code = 'bad_start_return' as const;
+export class BadStartReturn extends TaggedError('BadStartReturn') {
   constructor(readonly value: unknown) {
     super(
       `a child's start function must return a Pid (linked to the supervisor) or 'ignore', got ${formatReason(value)}`,
     );
-    this.name = 'BadStartReturn';
   }
 }
 
 /** The supervisor already has `limit` children (DynamicSupervisor's `max_children`). */
-export class MaxChildrenReached extends SupervisionError {
-  readonly code = 'max_children' as const;
+export class MaxChildrenReached extends TaggedError('MaxChildrenReached') {
   constructor(
     readonly supervisor: Pid,
     readonly limit: number,
   ) {
     super(`supervisor ${supervisor} already has its maximum of ${limit} children`);
-    this.name = 'MaxChildrenReached';
   }
 }
 
@@ -123,8 +109,7 @@ export class MaxChildrenReached extends SupervisionError {
  * The exit reason the supervisor gives a child that missed its heartbeat deadline: the child is
  * killed and handled as a failure (restarted as permanent and transient children are).
  */
-export class HeartbeatMissed extends SupervisionError {
-  readonly code = 'heartbeat_missed' as const;
+export class HeartbeatMissed extends TaggedError('HeartbeatMissed') {
   constructor(
     readonly childId: string,
     readonly pid: Pid,
@@ -134,20 +119,13 @@ export class HeartbeatMissed extends SupervisionError {
     super(
       `child '${childId}' (${pid}) sent no heartbeat for ${silentForMs} ms (deadline ${heartbeatMs} ms): hung, killed`,
     );
-    this.name = 'HeartbeatMissed';
   }
 }
 
-export const isInvalidChildSpec = (error: unknown): error is InvalidChildSpec =>
-  error instanceof InvalidChildSpec;
-export const isInvalidSupervisorOptions = (error: unknown): error is InvalidSupervisorOptions =>
-  error instanceof InvalidSupervisorOptions;
-export const isSupervisorStartFailed = (error: unknown): error is SupervisorStartFailed =>
-  error instanceof SupervisorStartFailed;
-export const isChildStartFailed = (error: unknown): error is ChildStartFailed =>
-  error instanceof ChildStartFailed;
-export const isBadStartReturn = (error: unknown): error is BadStartReturn => error instanceof BadStartReturn;
-export const isMaxChildrenReached = (error: unknown): error is MaxChildrenReached =>
-  error instanceof MaxChildrenReached;
-export const isHeartbeatMissed = (error: unknown): error is HeartbeatMissed =>
-  error instanceof HeartbeatMissed;
+export const isInvalidChildSpec = guardOf(InvalidChildSpec);
+export const isInvalidSupervisorOptions = guardOf(InvalidSupervisorOptions);
+export const isSupervisorStartFailed = guardOf(SupervisorStartFailed);
+export const isChildStartFailed = guardOf(ChildStartFailed);
+export const isBadStartReturn = guardOf(BadStartReturn);
+export const isMaxChildrenReached = guardOf(MaxChildrenReached);
+export const isHeartbeatMissed = guardOf(HeartbeatMissed);

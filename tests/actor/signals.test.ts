@@ -94,7 +94,7 @@ describe.each(variants)('signals, $title', ({ threads, remote }) => {
       const exited = system.whenExited(target);
       system.exit(target, 'kill');
       expect(await exited).toBe('killed');
-      await expect(alive(target)).rejects.toMatchObject({ code: 'exit', reason: 'noproc' });
+      await expect(alive(target)).rejects.toMatchObject({ _tag: 'CallExit', reason: 'noproc' });
     });
 
     it('normal is ignored by a process that does not trap exits', async () => {

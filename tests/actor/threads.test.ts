@@ -89,7 +89,7 @@ describe('two scheduler threads', () => {
 
   it('a call to a silent server on another thread times out', async () => {
     const server = system.spawn(code('Answer'), [], { thread: 1 });
-    await expect(system.call(server, 'hang', 20)).rejects.toMatchObject({ code: 'timeout' });
+    await expect(system.call(server, 'hang', 20)).rejects.toMatchObject({ _tag: 'CallTimeout' });
     system.exit(server, 'kill');
   });
 
@@ -379,6 +379,6 @@ describe.each([
     const exited = system.whenExited(pid);
     system.send(peer, 'gone');
     expect(await exited).toBe('gone');
-    await expect(system.call(pid, 'x')).rejects.toMatchObject({ code: 'exit', reason: 'noproc' });
+    await expect(system.call(pid, 'x')).rejects.toMatchObject({ _tag: 'CallExit', reason: 'noproc' });
   });
 });
