@@ -209,8 +209,17 @@ const STATUS = ['waiting', 'runnable', 'running', 'suspended'] as const;
  *
  * @example
  * ```ts
+ * import assert from 'node:assert/strict';
+ * import { ActorSystem, type Pid } from 'zbmd';
+ *
  * const system = new ActorSystem();
- * const echo = system.spawn({ handle: (message: { from: Pid; text: string }, ctx) => ctx.send(message.from, message.text) });
+ * const seen: string[] = [];
+ * const printer = system.spawn({ handle: (line: string) => void seen.push(line) });
+ * const echo = system.spawn({ handle: (message: { to: Pid; text: string }, ctx) => ctx.send(message.to, message.text) });
+ * system.send(echo, { to: printer, text: 'hello' });
+ * await system.settle(); // runs until no process has work
+ * assert.deepEqual(seen, ['hello']);
+ * system.shutdown();
  * ```
  */
 export class ActorSystem implements Spawner {

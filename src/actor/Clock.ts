@@ -8,11 +8,16 @@
  *
  * @example
  * ```ts
+ * import assert from 'node:assert/strict';
+ * import { SimulatedClock } from 'zbmd';
+ *
  * const clock = new SimulatedClock();
  * let fired = false;
  * clock.setTimer(100, () => { fired = true; });
- * clock.advance(99);  // fired === false
- * clock.advance(1);   // fired === true
+ * clock.advance(99);
+ * assert.equal(fired, false);
+ * clock.advance(1);
+ * assert.equal(fired, true);
  * ```
  */
 export interface Clock {

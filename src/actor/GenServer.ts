@@ -22,14 +22,19 @@ import type { Pid } from './Pid.js';
  *
  * @example
  * ```ts
+ * import assert from 'node:assert/strict';
+ * import { ActorSystem, callServer, castTo, type GenServer, reply, startGenServer } from 'zbmd';
+ *
  * const Counter: GenServer<number, number, 'get', 'increment'> = {
  *   init: (start) => start,
- *   handleCall: (request, _from, count) => reply(count, count),
- *   handleCast: (request, count) => count + 1,
+ *   handleCall: (_request, _from, count) => reply(count, count),
+ *   handleCast: (_request, count) => count + 1,
  * };
+ * const system = new ActorSystem();
  * const counter = await startGenServer(system, Counter, 41); // a ServerRef<'get', 'increment', unknown>
  * castTo(system, counter, 'increment'); // castTo(system, counter, 'inc') does not compile
- * await callServer(system, counter, 'get'); // 42
+ * assert.equal(await callServer(system, counter, 'get'), 42);
+ * system.shutdown();
  * ```
  *
  * `Call` and `Cast` (default `any`) type the requests; an unannotated behaviour object has them
@@ -246,10 +251,24 @@ export function startGenServer<Behavior extends GenServer<any, any>>(
  *
  * @example
  * ```ts
- * // counter.ts
+ * import assert from 'node:assert/strict';
+ * import { isMainThread } from 'node:worker_threads';
+ * import { ActorSystem, callServer, type GenServer, genServerHandler, reply } from 'zbmd';
+ *
+ * const Counter: GenServer<number, number> = {
+ *   init: (start) => start,
+ *   handleCall: (_request: 'get', _from, count) => reply(count, count),
+ * };
+ * // an export of this module builds the handler; the thread that loads the module calls it
  * export const counter = (start: number) => genServerHandler(Counter, start);
- * // anywhere
- * const pid = system.spawn({ module: new URL('./counter.js', import.meta.url).href, export: 'counter' }, [41], { thread: 1 });
+ *
+ * if (isMainThread) { // the other thread imports this module too: start the system only here
+ *   const system = new ActorSystem({ threads: 2 });
+ *   const pid = system.spawn({ module: import.meta.url, export: 'counter' }, [41], { thread: 1 });
+ *   assert.equal(pid.thread, 1);
+ *   assert.equal(await callServer(system, pid, 'get'), 41);
+ *   await system.close();
+ * }
  * ```
  */
 export function genServerHandler<Behavior extends GenServer<any, any>>(

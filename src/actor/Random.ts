@@ -7,9 +7,12 @@
  *
  * @example
  * ```ts
+ * import assert from 'node:assert/strict';
+ * import { Random } from 'zbmd';
+ *
  * const a = new Random(42);
  * const b = new Random(42);
- * a.next() === b.next(); // true: same seed, same sequence
+ * assert.equal(a.next(), b.next()); // same seed, same sequence
  * ```
  */
 export class Random {

@@ -17,6 +17,9 @@ import type { Pid } from './Pid.js';
  *
  * @example
  * ```ts
+ * import assert from 'node:assert/strict';
+ * import { ActorSystem, InvalidTransition, type StateMachine, startStateMachine } from 'zbmd';
+ *
  * const Door: StateMachine<'locked' | 'open', { code: string }, string> = {
  *   init: (code) => ({ state: 'locked', data: { code } }),
  *   handleEvent(event, state, data) {
@@ -26,6 +29,10 @@ import type { Pid } from './Pid.js';
  *     throw new InvalidTransition(state, event.content);
  *   },
  * };
+ * const system = new ActorSystem();
+ * const door = await startStateMachine(system, Door, '1234');
+ * assert.equal(await system.call(door, '1234'), 'opened');
+ * system.shutdown();
  * ```
  */
 export interface StateMachine<S extends string, D, Args = void> {

@@ -82,9 +82,18 @@ const STATE_LENGTH_BYTES = 4;
  *
  * @example
  * ```ts
- * const manager = new CheckpointManager({ store, serialize, deserialize });
- * await manager.checkpoint('counter', { state, messages: mailbox });
- * const restored = await manager.restore('counter'); // { state, messages, metadata }
+ * import assert from 'node:assert/strict';
+ * import { CheckpointManager, InMemoryCheckpointStore } from 'zbmd/fault';
+ *
+ * const manager = new CheckpointManager<{ count: number }, string>({
+ *   store: new InMemoryCheckpointStore(),
+ *   serialize: (state) => new TextEncoder().encode(JSON.stringify(state)),
+ *   deserialize: (bytes) => JSON.parse(new TextDecoder().decode(bytes)),
+ * });
+ * await manager.checkpoint('counter', { state: { count: 3 }, messages: ['increment'] });
+ * const restored = await manager.restore('counter');
+ * assert.deepEqual(restored?.state, { count: 3 });
+ * assert.deepEqual(restored?.messages, ['increment']);
  * ```
  */
 export class CheckpointManager<State, Message = unknown> {

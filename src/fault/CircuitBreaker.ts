@@ -95,8 +95,17 @@ const NEVER_ABORTED = new AbortController();
  *
  * @example
  * ```ts
- * const breaker = new CircuitBreaker({ failureThreshold: 3, clock });
- * const value = await breaker.call(() => fetchModel());
+ * import assert from 'node:assert/strict';
+ * import { SimulatedClock } from 'zbmd';
+ * import { CircuitBreaker, isCircuitOpen } from 'zbmd/fault';
+ *
+ * const clock = new SimulatedClock();
+ * const breaker = new CircuitBreaker({ failureThreshold: 3, resetTimeoutMs: 1000, clock });
+ * const fetchModel = async (): Promise<string> => { throw new Error('model store unreachable'); };
+ * for (let i = 0; i < 3; i++) await breaker.call(fetchModel).catch(() => {});
+ * assert.equal(breaker.state, 'open'); // three failures in a row: calls fail fast now
+ * const refused = await breaker.call(fetchModel).catch((error: unknown) => error);
+ * assert.ok(isCircuitOpen(refused));
  * ```
  */
 export class CircuitBreaker {

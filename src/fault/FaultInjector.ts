@@ -63,8 +63,14 @@ export const FAULT_LOG_DEFAULT_MAX_ENTRIES = 100_000;
  *
  * @example
  * ```ts
- * const faults = new FaultInjector({ messageDropRate: 0.1, seed: 7 });
- * if (faults.shouldDropMessage()) return; // the runtime drops the message
+ * import assert from 'node:assert/strict';
+ * import { FaultInjector } from 'zbmd/fault';
+ *
+ * const drops = (seed: number): boolean[] => {
+ *   const faults = new FaultInjector({ messageDropRate: 0.1, seed });
+ *   return Array.from({ length: 100 }, () => faults.shouldDropMessage());
+ * };
+ * assert.deepEqual(drops(7), drops(7)); // the same seed drops the same messages
  * ```
  */
 export class FaultInjector {

@@ -74,12 +74,16 @@ export const PHI_MAX_SAMPLE_SIZE = 1_000_000;
  *
  * @example
  * ```ts
+ * import assert from 'node:assert/strict';
+ * import { SimulatedClock } from 'zbmd';
+ * import { PhiAccrualDetector } from 'zbmd/fault';
+ *
  * const clock = new SimulatedClock();
  * const detector = new PhiAccrualDetector({ clock });
  * for (let i = 0; i < 10; i++) { detector.heartbeat(); clock.advance(1000); }
- * detector.isAvailable(); // true
+ * assert.equal(detector.isAvailable(), true);
  * clock.advance(10_000);
- * detector.isAvailable(); // false
+ * assert.equal(detector.isAvailable(), false);
  * ```
  */
 export class PhiAccrualDetector {

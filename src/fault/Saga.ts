@@ -60,11 +60,17 @@ export const SAGA_MAX_STEPS = 1000;
  *
  * @example
  * ```ts
- * const saga = new Saga('train', [
- *   { name: 'allocate', action: (c) => c.devices.push('gpu0'), compensate: (c) => release(c.devices) },
+ * import assert from 'node:assert/strict';
+ * import { Saga } from 'zbmd/fault';
+ *
+ * const context = { devices: [] as string[] };
+ * const saga = new Saga<typeof context>('train', [
+ *   { name: 'allocate', action: (c) => void c.devices.push('gpu0'), compensate: (c) => void c.devices.pop() },
  *   { name: 'train', action: () => { throw new Error('OOM'); } },
  * ]);
- * const result = await saga.run(context); // result.status === 'compensated'
+ * const result = await saga.run(context);
+ * assert.equal(result.status, 'compensated');
+ * assert.deepEqual(context.devices, []); // the allocation was undone
  * ```
  */
 export class Saga<Context> {

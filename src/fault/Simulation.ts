@@ -112,8 +112,23 @@ export const isSimulationTimeout = guardOf(SimulationTimeout);
  *
  * @example
  * ```ts
- * const report = await runSimulation({ scenario, seeds: 1000 });
+ * import assert from 'node:assert/strict';
+ * import { ActorSystem } from 'zbmd';
+ * import { runSimulation, type SimulationContext } from 'zbmd/fault';
+ *
+ * // a scenario drives a system on the seeded clock and throws when an invariant fails
+ * const scenario = async ({ clock }: SimulationContext): Promise<void> => {
+ *   const system = new ActorSystem({ clock });
+ *   let handled = 0;
+ *   const pid = system.spawn({ handle: () => void handled++ });
+ *   for (let i = 0; i < 10; i++) system.send(pid, i);
+ *   await system.settle();
+ *   system.shutdown();
+ *   if (handled !== 10) throw new Error(`handled ${handled} of 10`);
+ * };
+ * const report = await runSimulation({ scenario, seeds: 20 });
  * for (const failure of report.failures) console.log(`replay with seed ${failure.seed}`);
+ * assert.equal(report.failures.length, 0);
  * ```
  */
 export async function runSimulation(options: SimulationOptions): Promise<SimulationReport> {

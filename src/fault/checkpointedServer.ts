@@ -34,9 +34,32 @@ export interface CheckpointedOptions<State> {
  *
  * @example
  * ```ts
- * const manager = new CheckpointManager({ store: new DirectoryCheckpointStore(dir), serialize, deserialize });
- * startSupervisor(system, { children: [{ id: 'counter', start: (ctx) =>
- *   startGenServer(ctx, checkpointed(Counter, { manager, key: 'counter' }), 0, { link: true }) }] });
+ * import assert from 'node:assert/strict';
+ * import { mkdtemp, rm } from 'node:fs/promises';
+ * import { tmpdir } from 'node:os';
+ * import { join } from 'node:path';
+ * import { ActorSystem, callServer, type GenServer, reply, startGenServer } from 'zbmd';
+ * import { CheckpointManager, checkpointed, DirectoryCheckpointStore } from 'zbmd/fault';
+ *
+ * const Counter: GenServer<number, number> = {
+ *   init: (start) => start,
+ *   handleCall: (request: 'get' | 'increment', _from, count) =>
+ *     request === 'get' ? reply(count, count) : reply(count + 1, count + 1),
+ * };
+ * const dir = await mkdtemp(join(tmpdir(), 'zbmd-example-'));
+ * const manager = new CheckpointManager<number, unknown>({
+ *   store: new DirectoryCheckpointStore(dir),
+ *   serialize: (count) => new TextEncoder().encode(String(count)),
+ *   deserialize: (bytes) => Number(new TextDecoder().decode(bytes)),
+ * });
+ * const system = new ActorSystem();
+ * const first = await startGenServer(system, checkpointed(Counter, { manager, key: 'counter' }), 0);
+ * await callServer(system, first, 'increment');
+ * system.exit(first, 'kill'); // a crash: the next start restores the checkpoint, not 0
+ * const second = await startGenServer(system, checkpointed(Counter, { manager, key: 'counter' }), 0);
+ * assert.equal(await callServer(system, second, 'get'), 1);
+ * system.shutdown();
+ * await rm(dir, { recursive: true, force: true });
  * ```
  */
 export function checkpointed<State, Args>(

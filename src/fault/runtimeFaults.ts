@@ -9,8 +9,18 @@ import { FaultInjector } from './FaultInjector.js';
  *
  * @example
  * ```ts
- * const injector = new FaultInjector({ actorCrashRate: 0.01, messageDropRate: 0.05, seed: 7 });
+ * import assert from 'node:assert/strict';
+ * import { ActorSystem, SimulatedClock } from 'zbmd';
+ * import { FaultInjector, runtimeFaults } from 'zbmd/fault';
+ *
+ * const injector = new FaultInjector({ messageDropRate: 0.5, seed: 7 });
  * const system = new ActorSystem({ clock: new SimulatedClock(), faults: runtimeFaults(injector) });
+ * let handled = 0;
+ * const pid = system.spawn({ handle: () => void handled++ });
+ * for (let i = 0; i < 100; i++) system.send(pid, i);
+ * await system.settle();
+ * assert.ok(handled > 0 && handled < 100); // about half the messages were dropped
+ * system.shutdown();
  * ```
  */
 export function runtimeFaults(injector: FaultInjector): RuntimeFaults {

@@ -29,8 +29,27 @@ export const SHRINK_DEFAULT_MAX_ATTEMPTS = 400;
  *
  * @example
  * ```ts
+ * import assert from 'node:assert/strict';
+ * import { ActorSystem } from 'zbmd';
+ * import { formatFaultChoices, runSimulation, type SimulationContext, shrinkFailure } from 'zbmd/fault';
+ *
+ * // fails whenever a message is dropped: the shortest failing trace is one drop
+ * const scenario = async ({ clock, faults }: SimulationContext): Promise<void> => {
+ *   const system = new ActorSystem({ clock });
+ *   let handled = 0;
+ *   const pid = system.spawn({ handle: () => void handled++ });
+ *   for (let i = 0; i < 20; i++) if (!faults.shouldDropMessage()) system.send(pid, i);
+ *   await system.settle();
+ *   system.shutdown();
+ *   if (handled !== 20) throw new Error(`lost ${20 - handled} messages`);
+ * };
+ * const faults = { messageDropRate: 0.3 };
+ * const report = await runSimulation({ scenario, faults, seeds: 10, stopAfterFailures: 1 });
+ * const failure = report.failures[0];
+ * assert.ok(failure !== undefined);
  * const shrunk = await shrinkFailure({ scenario, faults, seed: failure.seed, faultLog: failure.faultLog, error: failure.error });
- * console.log(formatFaultChoices(shrunk.faults)); // 'actor_crash#3,message_delay#5=2'
+ * assert.equal(shrunk.faults.length, 1);
+ * console.log(formatFaultChoices(shrunk.faults)); // for example 'message_drop#3'
  * ```
  */
 export async function shrinkFailure(

@@ -10,11 +10,15 @@
  *
  * @example
  * ```ts
+ * import assert from 'node:assert/strict';
+ * import { openDevice } from 'zbmd/gpu';
+ *
  * const device = await openDevice('cpu');
  * const x = device.upload(new Float32Array([-1, 2]));
  * const y = device.allocate(8);
  * device.unary('relu', x, y);
- * await device.copyOut(y); // Float32Array [0, 2]
+ * assert.deepEqual(Array.from(await device.copyOut(y)), [0, 2]);
+ * device.destroy();
  * ```
  */
 import { totalmem } from 'node:os';

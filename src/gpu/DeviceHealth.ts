@@ -16,9 +16,13 @@
  *
  * @example
  * ```ts
+ * import assert from 'node:assert/strict';
+ * import { DeviceHealthTracker } from 'zbmd/gpu';
+ *
  * const tracker = new DeviceHealthTracker(['cpu:0', 'cpu:1']);
- * tracker.record('cpu:0', clock.now(), 'injected device error'); // { previous: 'healthy', current: 'warning', ... }
- * tracker.healthiest(clock.now(), new Set(['cpu:0'])); // 'cpu:1'
+ * const change = tracker.record('cpu:0', 0, 'injected device error');
+ * assert.equal(change?.current, 'warning'); // { previous: 'healthy', current: 'warning', ... }
+ * assert.equal(tracker.healthiest(0, new Set(['cpu:0'])), 'cpu:1');
  * ```
  */
 

@@ -27,12 +27,24 @@
  *
  * @example
  * ```ts
- * const gpu = await GpuSupervisor.start(system, { devices: [webgpu, cpu], onEvent: console.log });
+ * import assert from 'node:assert/strict';
+ * import { ActorSystem } from 'zbmd';
+ * import { CpuBackend, Device, GpuSupervisor } from 'zbmd/gpu';
+ *
+ * const system = new ActorSystem();
+ * // two devices in preference order (a webgpu:0 and the CPU, on a machine that has both)
+ * const devices = [new Device(new CpuBackend(0), { clock: system.clock }), new Device(new CpuBackend(1), { clock: system.clock })];
+ * const gpu = await GpuSupervisor.start(system, { devices, onEvent: () => {} });
+ * const weight = new Float32Array([1, 0, 0, 1, 1, 1]); // 3 x 2
  * await gpu.startKernel({ id: 'dense1', resident: { weight } });
  * const { output, deviceId } = await gpu.launch('dense1', {
- *   kind: 'matmul', a: input, b: { resident: 'weight' }, m: 32, n: 10, k: 784,
+ *   kind: 'matmul', a: new Float32Array([1, 2, 3]), b: { resident: 'weight' }, m: 1, n: 2, k: 3,
  * });
- * await gpu.health(); // [{ deviceId: 'webgpu:0', level: 'healthy', errorCount: 0, ... }, ...]
+ * assert.deepEqual(Array.from(output), [4, 5]);
+ * assert.equal(deviceId, 'cpu:0');
+ * assert.equal((await gpu.health())[0]?.level, 'healthy'); // [{ deviceId: 'cpu:0', level: 'healthy', errorCount: 0, ... }, ...]
+ * system.shutdown();
+ * for (const device of devices) device.destroy();
  * ```
  */
 import {

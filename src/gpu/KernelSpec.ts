@@ -4,6 +4,10 @@
  *
  * @example
  * ```ts
+ * import assert from 'node:assert/strict';
+ * import { type KernelSpec, resolveKernelSpec } from 'zbmd/gpu';
+ *
+ * const weights = new Float32Array(784 * 10);
  * const spec: KernelSpec = {
  *   id: 'dense1',
  *   device: 'webgpu:0',                    // preferred; the healthiest device by default
@@ -12,6 +16,7 @@
  *   maxMigrationsPerLaunch: 3,             // default
  *   deadlineMs: 10_000,                    // default watchdog deadline per attempt
  * };
+ * assert.equal(resolveKernelSpec(spec).deadlineMs, 10_000);
  * ```
  */
 

@@ -16,8 +16,16 @@
  *
  * @example
  * ```ts
- * const faults = new FaultInjector({ gpuErrorRate: 0.1, seed: 7 });
- * const device = await openDevice('webgpu', { faultHook: gpuFaultHook(faults), clock });
+ * import assert from 'node:assert/strict';
+ * import { SimulatedClock } from 'zbmd';
+ * import { FaultInjector } from 'zbmd/fault';
+ * import { gpuFaultHook, isDeviceError, openDevice } from 'zbmd/gpu';
+ *
+ * const faults = new FaultInjector({ gpuErrorRate: 1, seed: 7 }); // every launch fails
+ * const device = await openDevice('cpu', { faultHook: gpuFaultHook(faults), clock: new SimulatedClock() });
+ * const x = device.upload(new Float32Array([1, -1]));
+ * assert.throws(() => device.unary('relu', x, device.allocate(8)), isDeviceError);
+ * device.destroy();
  * ```
  */
 import type { FaultInjector } from '../fault/FaultInjector.js';

@@ -21,10 +21,13 @@
  *
  * @example
  * ```ts
+ * import assert from 'node:assert/strict';
+ * import { backward, mul, sum, tensor } from 'zbmd/ml';
+ *
  * const w = tensor([1, 2, 3], [3], { requiresGrad: true });
  * const loss = sum(mul(w, w));
  * backward(loss);
- * w.grad; // Float32Array [2, 4, 6]
+ * assert.deepEqual(Array.from(w.grad ?? []), [2, 4, 6]);
  * ```
  */
 import type { Random } from '../actor/Random.js';

@@ -12,10 +12,12 @@
  *
  * @example
  * ```ts
+ * import assert from 'node:assert/strict';
+ * import { backward, mul, sum, tensor } from 'zbmd/ml';
+ *
  * const w = tensor([1, 2, 3], [3], { requiresGrad: true });
- * const loss = sum(mul(w, w));
- * backward(loss);
- * w.grad; // Float32Array [2, 4, 6]
+ * backward(sum(mul(w, w))); // d(sum w^2)/dw = 2w
+ * assert.deepEqual(Array.from(w.grad ?? []), [2, 4, 6]);
  * ```
  */
 import { deviceBinary } from './deviceOps.js';

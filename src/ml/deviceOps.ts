@@ -36,10 +36,15 @@
  *
  * @example
  * ```ts
- * const gpu = await openDevice('webgpu');
- * const x = await to(tensor([[-1, 2], [3, -4]]), gpu);
- * const y = relu(matmul(x, x)); // enqueued on webgpu:0
- * toArray(await y.to('cpu')); // [7, 0, 0, 22]
+ * import assert from 'node:assert/strict';
+ * import { openDevice } from 'zbmd/gpu';
+ * import { matmul, relu, tensor, to, toArray } from 'zbmd/ml';
+ *
+ * const device = await openDevice('cpu'); // or 'webgpu', 'cuda': the same code
+ * const x = await to(tensor([[-1, 2], [3, -4]]), device);
+ * const y = relu(matmul(x, x)); // enqueued on the device
+ * assert.deepEqual(toArray(await y.to('cpu')), [7, 0, 0, 22]);
+ * device.destroy();
  * ```
  */
 import type { Device as GpuDevice } from '../gpu/Device.js';

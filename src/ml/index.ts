@@ -5,13 +5,21 @@
  *
  * @example
  * ```ts
- * import { Adam, DataLoader, Flatten, Linear, ReLU, Sequential, loadFashionMnist, manualSeed, trainPlain } from 'zbmd/ml';
+ * import assert from 'node:assert/strict';
+ * import { Adam, DataLoader, InMemoryDataset, Linear, ReLU, Sequential, manualSeed, trainPlain } from 'zbmd/ml';
+ *
  * manualSeed(42);
- * const { train } = await loadFashionMnist();
- * const model = new Sequential(new Flatten(), new Linear(784, 128), new ReLU(), new Linear(128, 10));
- * const optimizer = new Adam(model.parameters(), { learningRate: 1e-3 });
- * const loader = new DataLoader(train, { batchSize: 32, shuffle: true, seed: 42 });
- * const { epochLosses } = trainPlain({ model, optimizer, loader, epochs: 5 });
+ * // XOR; `await loadFashionMnist()` gives { train, test } datasets the same way
+ * const train = new InMemoryDataset({
+ *   features: new Float32Array([0, 0, 0, 1, 1, 0, 1, 1]),
+ *   labels: new Int32Array([0, 1, 1, 0]),
+ *   featureShape: [2],
+ * });
+ * const model = new Sequential(new Linear(2, 16), new ReLU(), new Linear(16, 2));
+ * const optimizer = new Adam(model.parameters(), { learningRate: 1e-2 });
+ * const loader = new DataLoader(train, { batchSize: 4, shuffle: true, seed: 42 });
+ * const { epochLosses } = trainPlain({ model, optimizer, loader, epochs: 200 });
+ * assert.ok(epochLosses.at(-1)! < epochLosses[0]!);
  * ```
  */
 

@@ -11,9 +11,18 @@
  *
  * @example
  * ```ts
- * const result = await train({ model: 'mlp', epochs: 1 });
- * await saveModel(result.model, 'out/model', { model: 'mlp', featureShape: [1, 28, 28], numClasses: 10 });
- * const { module } = await loadModel('out/model');
+ * import assert from 'node:assert/strict';
+ * import { mkdtemp, rm } from 'node:fs/promises';
+ * import { tmpdir } from 'node:os';
+ * import { join } from 'node:path';
+ * import { loadModel, saveModel, TINY_DATASET_DIR, train } from 'zbmd/ml';
+ *
+ * const dir = await mkdtemp(join(tmpdir(), 'zbmd-model-'));
+ * const result = await train({ model: 'mlp', data: TINY_DATASET_DIR, maxSteps: 5 });
+ * await saveModel(result.model, join(dir, 'model'), { model: 'mlp', featureShape: [1, 28, 28], numClasses: 10 });
+ * const { module } = await loadModel(join(dir, 'model'));
+ * assert.equal(module.parameters().length, result.model.parameters().length);
+ * await rm(dir, { recursive: true, force: true });
  * ```
  */
 import { mkdir, readFile } from 'node:fs/promises';

@@ -29,8 +29,13 @@
  *
  * @example
  * ```ts
+ * import assert from 'node:assert/strict';
+ * import { parseSafetensors, serializeSafetensors } from 'zbmd/ml';
+ *
  * const bytes = serializeSafetensors({ w: { dtype: 'F32', shape: [2], data: new Uint8Array(8) } });
  * const { tensors } = parseSafetensors(bytes); // tensors.w.data is a view into `bytes`
+ * assert.deepEqual(tensors.w?.shape, [2]);
+ * assert.equal(tensors.w?.data.buffer, bytes.buffer);
  * ```
  */
 import { constants as bufferConstants } from 'node:buffer';

@@ -6,9 +6,18 @@
  *
  * @example
  * ```ts
- * const observer = new SystemObserver(system, { logger: createLogger() });
- * observer.snapshot().tree; // the supervision trees, with restart counts
+ * import assert from 'node:assert/strict';
+ * import { ActorSystem } from 'zbmd';
+ * import { createLogger, SystemObserver } from 'zbmd/observe';
+ * import { startSupervisor } from 'zbmd/supervision';
+ *
+ * const system = new ActorSystem();
+ * await startSupervisor(system, { children: [{ id: 'worker', start: (ctx) => ctx.spawnLink({ handle: () => {} }) }] });
+ * const observer = new SystemObserver(system, { logger: createLogger({ level: 'silent' }), metrics: false });
+ * const { tree } = observer.snapshot(); // the supervision trees, with restart counts
+ * assert.equal(tree.length, 1);
  * observer.stop();
+ * system.shutdown();
  * ```
  */
 import {

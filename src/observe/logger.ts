@@ -6,8 +6,13 @@
  *
  * @example
  * ```ts
- * const logger = createLogger({ level: 'debug' });
+ * import assert from 'node:assert/strict';
+ * import { createLogger } from 'zbmd/observe';
+ *
+ * const lines: string[] = [];
+ * const logger = createLogger({ level: 'debug', stream: { write: (line: string) => lines.push(line) } as never });
  * logger.warn({ pid: '<0.4.0>' }, 'mailbox is long');
+ * assert.equal(JSON.parse(lines[0]!).msg, 'mailbox is long'); // one JSON object a line
  * ```
  */
 import { Writable } from 'node:stream';

@@ -5,9 +5,12 @@
  *
  * @example
  * ```ts
- * import { metricsRegistry, counter } from 'zbmd/observe';
- * const requests = counter('zbmd_serve_requests_total', 'Inference requests', ['model']);
+ * import assert from 'node:assert/strict';
+ * import { counter, metricsRegistry } from 'zbmd/observe';
+ *
+ * const requests = counter('example_requests_total', 'Inference requests', ['model']);
  * requests.inc({ model: 'mnist' });
+ * assert.match(await metricsRegistry.metrics(), /example_requests_total\{model="mnist"\} 1/);
  * // or register a metric you built yourself: new Gauge({ ..., registers: [metricsRegistry] })
  * ```
  */

@@ -6,10 +6,18 @@
  *
  * @example
  * ```ts
+ * import assert from 'node:assert/strict';
+ * import { ActorSystem } from 'zbmd';
+ * import { trace } from 'zbmd/observe';
+ *
+ * const system = new ActorSystem();
+ * const pid = system.spawn({ handle: () => {} });
  * const tracing = trace(system, pid, { messages: true, exits: true });
  * system.send(pid, 'ping');
- * tracing.events(); // [{ kind: 'in', message: 'ping', ... }]
+ * await system.settle();
+ * assert.ok(tracing.events().some((event) => event.kind === 'in' && event.data === 'ping')); // { kind: 'in', data: 'ping', ... }
  * tracing.stop();
+ * system.shutdown();
  * ```
  */
 import { DEFAULT_TRACE_CAPACITY, TraceBuffer } from './TraceBuffer.js';

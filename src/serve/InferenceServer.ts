@@ -13,8 +13,20 @@
  *
  * @example
  * ```ts
- * const server = await startInferenceServer({ models: [{ name: 'tiny', path: 'tiny.onnx' }], port: 0 });
- * await fetch(`${server.url}/v2/models/tiny/infer`, { method: 'POST', body: ... });
+ * import assert from 'node:assert/strict';
+ * import { startInferenceServer } from 'zbmd/serve';
+ *
+ * // the small ONNX model shipped in the repository: input [N, 1, 28, 28], 10 logits
+ * const server = await startInferenceServer({ models: [{ name: 'tiny', path: 'data/models/mlp784.onnx' }], port: 0 });
+ * const input = { name: 'input', shape: [1, 1, 28, 28], datatype: 'FP32', data: new Array(784).fill(0.5) };
+ * const response = await fetch(`${server.url}/v2/models/tiny/infer`, {
+ *   method: 'POST',
+ *   headers: { 'content-type': 'application/json' },
+ *   body: JSON.stringify({ inputs: [input] }),
+ * });
+ * assert.equal(response.status, 200);
+ * const { outputs } = (await response.json()) as { outputs: { shape: number[] }[] };
+ * assert.deepEqual(outputs[0]?.shape, [1, 10]);
  * await server.close();
  * ```
  */

@@ -5,9 +5,15 @@
  *
  * @example
  * ```ts
+ * import assert from 'node:assert/strict';
  * import { startInferenceServer } from 'zbmd/serve';
- * const server = await startInferenceServer({ models: [{ path: 'model.onnx' }], port: 8000, replicas: 2 });
- * process.once('SIGTERM', () => void server.close().then(() => process.exit(0)));
+ *
+ * const server = await startInferenceServer({ models: [{ path: 'data/models/mlp784.onnx' }], port: 0, replicas: 2 });
+ * const stop = () => void server.close().then(() => process.exit(0));
+ * process.once('SIGTERM', stop); // finish what is in flight, then exit
+ * assert.equal((await fetch(`${server.url}/v2/health/ready`)).status, 200);
+ * process.off('SIGTERM', stop);
+ * await server.close();
  * ```
  */
 export {

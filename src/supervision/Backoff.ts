@@ -16,7 +16,14 @@ import { InvalidSupervisorOptions } from './errors.js';
  *
  * @example
  * ```ts
- * const backoff: BackoffSpec = { type: 'exponential', initialDelayMs: 100, maxDelayMs: 10_000, jitter: 0.2, seed: 7 };
+ * import assert from 'node:assert/strict';
+ * import { Backoff, type BackoffSpec } from 'zbmd/supervision';
+ *
+ * const spec: BackoffSpec = { type: 'exponential', initialDelayMs: 100, maxDelayMs: 10_000, jitter: 0.2, seed: 7 };
+ * const backoff = Backoff.from(spec, 5000);
+ * const delays = [0, 1, 2, 10].map((attempt) => backoff.delayMs(attempt));
+ * assert.ok(delays[0]! >= 80 && delays[0]! <= 100); // 100 ms less up to 20% jitter
+ * assert.ok(delays[3]! <= 10_000); // capped
  * ```
  */
 export type BackoffSpec =

@@ -38,12 +38,25 @@ export type StartFunction = (context: Context, ...extraArgs: any[]) => StartResu
  *
  * @example
  * ```ts
+ * import assert from 'node:assert/strict';
+ * import { ActorSystem, type GenServer, reply, startGenServer } from 'zbmd';
+ * import { type ChildSpec, startSupervisor, stopSupervisor, whichChildren } from 'zbmd/supervision';
+ *
+ * const Counter: GenServer<number, number> = {
+ *   init: (start) => start,
+ *   handleCall: (_request: 'get', _from, count) => reply(count, count),
+ * };
  * const counter: ChildSpec = {
  *   id: 'counter',
  *   start: (ctx) => startGenServer(ctx, Counter, 0, { link: true }),
  *   restart: 'permanent',   // default
  *   shutdown: 5000,         // default for workers: 5 s after `shutdown`, then kill
  * };
+ * const system = new ActorSystem();
+ * const supervisor = await startSupervisor(system, { children: [counter] });
+ * assert.equal((await whichChildren(system, supervisor))[0]?.id, 'counter');
+ * await stopSupervisor(system, supervisor);
+ * system.shutdown();
  * ```
  */
 export interface ChildSpec {
@@ -96,8 +109,15 @@ const KNOWN_FIELDS = new Set(['id', 'start', 'restart', 'shutdown', 'type', 'sig
  *
  * @example
  * ```ts
- * resolveChildSpec({ id: 'w', start }).shutdown; // 5000
- * resolveChildSpec({ id: 'w', start, restart: 'sometimes' }); // throws InvalidChildSpec (invalid_restart_type)
+ * import assert from 'node:assert/strict';
+ * import { isInvalidChildSpec, resolveChildSpec } from 'zbmd/supervision';
+ *
+ * const start = () => { throw new Error('not started in this example'); };
+ * assert.equal(resolveChildSpec({ id: 'w', start }).shutdown, 5000);
+ * assert.throws(
+ *   () => resolveChildSpec({ id: 'w', start, restart: 'sometimes' }),
+ *   (error) => isInvalidChildSpec(error) && error.problem === 'invalid_restart_type',
+ * );
  * ```
  */
 export function resolveChildSpec(spec: unknown): ResolvedChildSpec {

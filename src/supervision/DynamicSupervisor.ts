@@ -32,12 +32,22 @@ export interface DynamicSupervisorOptions {
  *
  * @example
  * ```ts
+ * import assert from 'node:assert/strict';
+ * import { ActorSystem } from 'zbmd';
+ * import { DynamicSupervisor } from 'zbmd/supervision';
+ *
+ * const replica = (model: string) => ({ handle: (_request: unknown) => console.log(`${model} got a request`) });
+ * const system = new ActorSystem();
  * const pool = await DynamicSupervisor.start(system, {
  *   template: { id: 'replica', restart: 'transient', start: (ctx, model: string) => ctx.spawnLink(replica(model)) },
  *   maxChildren: 8,
  * });
  * const result = await DynamicSupervisor.startChild(system, pool, 'resnet50');
+ * assert.ok('pid' in result && result.pid !== undefined);
+ * assert.equal((await DynamicSupervisor.countChildren(system, pool)).workers, 1);
  * if ('pid' in result && result.pid) await DynamicSupervisor.terminateChild(system, pool, result.pid);
+ * assert.equal((await DynamicSupervisor.countChildren(system, pool)).workers, 0);
+ * system.shutdown();
  * ```
  */
 export const DynamicSupervisor = {

@@ -15,11 +15,23 @@ import { parentOf } from './internal/registry.js';
  *
  * @example
  * ```ts
- * const spec: ChildSpec = {
+ * import assert from 'node:assert/strict';
+ * import { ActorSystem, SimulatedClock } from 'zbmd';
+ * import { type ChildSpec, heartbeat, startSupervisor, whichChildren } from 'zbmd/supervision';
+ *
+ * const system = new ActorSystem({ clock: new SimulatedClock() });
+ * const trainer: ChildSpec = {
  *   id: 'trainer',
  *   heartbeatMs: 1000,
- *   start: (ctx) => ctx.spawnLink({ handle: (step, self) => { trainStep(step); heartbeat(self); } }),
+ *   // beats once per step; this one is never sent a step, so it is taken for hung
+ *   start: (ctx) => ctx.spawnLink({ handle: (_step: number, self) => void heartbeat(self) }),
  * };
+ * const supervisor = await startSupervisor(system, { children: [trainer] });
+ * const before = (await whichChildren(system, supervisor))[0]?.pid;
+ * await system.advance(1500); // past the deadline: killed and restarted
+ * const after = (await whichChildren(system, supervisor))[0]?.pid;
+ * assert.notEqual(String(after), String(before));
+ * system.shutdown();
  * ```
  */
 export function heartbeat(context: Context, supervisor?: Pid): boolean {

@@ -10,10 +10,13 @@
  *
  * @example
  * ```ts
+ * import assert from 'node:assert/strict';
+ * import { RestartIntensity } from 'zbmd/supervision';
+ *
  * const window = new RestartIntensity(2, 1000);
- * window.record(0);    // true (1 restart in the window)
- * window.record(10);   // true (2)
- * window.record(20);   // false: a 3rd restart within 1000 ms is one too many
+ * assert.equal(window.record(0), true); // 1 restart in the window
+ * assert.equal(window.record(10), true); // 2
+ * assert.equal(window.record(20), false); // a 3rd restart within 1000 ms is one too many
  * ```
  */
 export class RestartIntensity {

@@ -50,12 +50,27 @@ export const DEFAULT_UPGRADE_TIMEOUT_MS = 5000;
  *
  * @example
  * ```ts
+ * import assert from 'node:assert/strict';
+ * import { ActorSystem, type Handler } from 'zbmd';
+ * import { DynamicSupervisor, rollingUpgrade } from 'zbmd/supervision';
+ *
+ * const version = (tag: string): Handler => ({ handle: (message: unknown, ctx) => {
+ *   const { from } = message as { from: Parameters<typeof ctx.send>[0] };
+ *   ctx.send(from, tag);
+ * } });
+ * const system = new ActorSystem();
+ * const pool = await DynamicSupervisor.start(system, {
+ *   template: { id: 'replica', start: (ctx) => ctx.spawnLink(version('v1')) },
+ * });
+ * for (let i = 0; i < 4; i++) await DynamicSupervisor.startChild(system, pool);
  * const report = await rollingUpgrade(system, pool, {
- *   upgrade: () => (current) => upgradedHandler(current),
+ *   upgrade: () => () => version('v2'),
  *   batchSize: 2,
- *   check: async (pid) => (await system.call(pid, 'health')) === 'ok',
  * });
  * if (!report.completed) console.log('rolled back by hand:', report.failed);
+ * assert.equal(report.completed, true);
+ * assert.equal(report.upgraded.length, 4);
+ * system.shutdown();
  * ```
  */
 export async function rollingUpgrade(

@@ -49,7 +49,17 @@ const systemListeners = new WeakMap<ActorSystem, Set<SupervisionListener>>();
  *
  * @example
  * ```ts
- * const unsubscribe = onSupervisionEvent(system, (event) => console.log(formatSupervisionEvent(event)));
+ * import assert from 'node:assert/strict';
+ * import { ActorSystem } from 'zbmd';
+ * import { formatSupervisionEvent, onSupervisionEvent, startSupervisor } from 'zbmd/supervision';
+ *
+ * const system = new ActorSystem();
+ * const lines: string[] = [];
+ * const unsubscribe = onSupervisionEvent(system, (event) => lines.push(formatSupervisionEvent(event)));
+ * await startSupervisor(system, { children: [{ id: 'worker', start: (ctx) => ctx.spawnLink({ handle: () => {} }) }] });
+ * unsubscribe();
+ * assert.ok(lines.some((line) => line.includes('child_started')));
+ * system.shutdown();
  * ```
  */
 export function onSupervisionEvent(system: ActorSystem, listener: SupervisionListener): () => void {

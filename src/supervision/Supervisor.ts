@@ -67,13 +67,25 @@ export const DEFAULT_SUPERVISOR_CALL_TIMEOUT_MS = Number.POSITIVE_INFINITY;
  *
  * @example
  * ```ts
+ * import assert from 'node:assert/strict';
+ * import { ActorSystem, type GenServer, reply, startGenServer } from 'zbmd';
+ * import { startSupervisor, whichChildren } from 'zbmd/supervision';
+ *
+ * const Counter: GenServer<number, number> = {
+ *   init: (start) => start,
+ *   handleCall: (_request: 'get', _from, count) => reply(count, count),
+ * };
+ * const system = new ActorSystem();
  * const supervisor = await startSupervisor(system, {
  *   strategy: 'one_for_one',
  *   intensity: 3,
  *   periodMs: 5000,
  *   children: [{ id: 'counter', start: (ctx) => startGenServer(ctx, Counter, 0, { link: true }) }],
  * });
- * await whichChildren(system, supervisor); // [{ id: 'counter', pid: <0.43.0>, type: 'worker', restart: 'permanent' }]
+ * const [child] = await whichChildren(system, supervisor); // { id: 'counter', pid: <0.43.0>, type: 'worker', restart: 'permanent' }
+ * assert.equal(child?.type, 'worker');
+ * assert.equal(child?.restart, 'permanent');
+ * system.shutdown();
  * ```
  */
 export function startSupervisor(where: Where, options: SupervisorOptions): Promise<Pid> {
@@ -135,8 +147,19 @@ async function runSupervisor(
  *
  * @example
  * ```ts
- * const result = await startChild(system, supervisor, { id: 'cache', start: (ctx) => ctx.spawnLink(cache) });
- * if ('error' in result) console.log(result.error); // 'already_present', MaxChildrenReached...
+ * import assert from 'node:assert/strict';
+ * import { ActorSystem } from 'zbmd';
+ * import { startChild, startSupervisor } from 'zbmd/supervision';
+ *
+ * const cache = { handle: () => {} };
+ * const system = new ActorSystem();
+ * const supervisor = await startSupervisor(system, { children: [] });
+ * const first = await startChild(system, supervisor, { id: 'cache', start: (ctx) => ctx.spawnLink(cache) });
+ * assert.ok('pid' in first);
+ * const again = await startChild(system, supervisor, { id: 'cache', start: (ctx) => ctx.spawnLink(cache) });
+ * if ('error' in again) console.log(again.error); // 'already_present', 'already_started', MaxChildrenReached...
+ * assert.ok('error' in again);
+ * system.shutdown();
  * ```
  */
 export function startChild(
@@ -232,9 +255,18 @@ export async function stopSupervisor(
  *
  * @example
  * ```ts
+ * import assert from 'node:assert/strict';
+ * import { ActorSystem } from 'zbmd';
+ * import { type ChildSpec, Supervisor } from 'zbmd/supervision';
+ *
+ * const worker = (id: string): ChildSpec => ({ id, start: (ctx) => ctx.spawnLink({ handle: () => {} }) });
+ * const children = [worker('loader'), worker('trainer')];
+ * const system = new ActorSystem();
  * const supervisor = await Supervisor.start(system, { strategy: 'rest_for_one', children });
  * await Supervisor.terminateChild(system, supervisor, 'loader');
+ * assert.equal((await Supervisor.countChildren(system, supervisor)).active, 1);
  * await Supervisor.stop(system, supervisor);
+ * system.shutdown();
  * ```
  */
 export const Supervisor = {

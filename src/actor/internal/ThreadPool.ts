@@ -85,18 +85,25 @@ function connect(remote: Remote, peer: number, port: MessagePort, keepAlive: boo
   return transport;
 }
 
-/** A worker cannot run TypeScript sources by itself: in a source checkout it gets a loader. */
+/**
+ * A worker cannot run TypeScript sources by itself: in a source checkout it gets a loader, which
+ * also resolves `zbmd` and `zbmd/<layer>` to the same sources the calling thread runs.
+ */
 const LOADER = `
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 let esbuild;
+let sourceRoot;
 export async function initialize(data) {
   const module = await import(pathToFileURL(data.esbuild).href);
   esbuild = module.default ?? module;
+  sourceRoot = data.sourceRoot;
 }
 export async function resolve(specifier, context, next) {
   const parent = context.parentURL;
+  const self = /^zbmd(?:\\/([a-z]+))?$/.exec(specifier);
+  if (self !== null) return { url: new URL(self[1] === undefined ? 'index.ts' : self[1] + '/index.ts', sourceRoot).href, shortCircuit: true };
   if (parent !== undefined && parent.endsWith('.ts') && /^\\.\\.?\\//.test(specifier) && specifier.endsWith('.js')) {
     const js = new URL(specifier, parent);
     if (!existsSync(js)) {
@@ -122,7 +129,7 @@ export async function load(url, context, next) {
 const BOOTSTRAP = `
 const { workerData } = require('node:worker_threads');
 if (workerData.esbuild !== undefined) {
-  require('node:module').register('data:text/javascript,' + encodeURIComponent(workerData.loader), { data: { esbuild: workerData.esbuild } });
+  require('node:module').register('data:text/javascript,' + encodeURIComponent(workerData.loader), { data: { esbuild: workerData.esbuild, sourceRoot: workerData.sourceRoot } });
 }
 import(workerData.entry).catch((error) => { process.nextTick(() => { throw error; }); });
 `;
@@ -182,6 +189,8 @@ export class ThreadPool {
         entry,
         esbuild,
         loader: LOADER,
+        // from a source checkout, a module's `import 'zbmd'` in a worker means these sources too
+        sourceRoot: source ? new URL('../../', here).href : undefined,
         nodeName: this.runtime.nodeName,
         options: this.workerOptions,
       },

@@ -96,11 +96,20 @@ interface Prefetched {
  *
  * @example
  * ```ts
+ * import assert from 'node:assert/strict';
+ * import { DataLoader, InMemoryDataset } from 'zbmd/ml';
+ *
+ * const train = new InMemoryDataset({
+ *   features: new Float32Array(100 * 2).map((_, i) => i),
+ *   labels: new Int32Array(100).map((_, i) => i % 2),
+ *   featureShape: [2],
+ * });
  * const loader = new DataLoader(train, { batchSize: 32, shuffle: true, seed: 1 });
- * for (let epoch = 0; epoch < 5; epoch++) {
- *   for (const batch of loader) step(batch.inputs, batch.labels, batch.size);
- * }
+ * let rows = 0;
+ * for (const batch of loader) rows += batch.size; // one epoch: 32 + 32 + 32 + 4
+ * assert.equal(rows, 100);
  * const saved = JSON.stringify(loader.state()); // later: loader.restore(JSON.parse(saved))
+ * loader.restore(JSON.parse(saved));
  * ```
  */
 export class DataLoader {

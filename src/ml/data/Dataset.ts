@@ -36,12 +36,15 @@ export function featureSizeOf(featureShape: readonly number[]): number {
  *
  * @example
  * ```ts
+ * import assert from 'node:assert/strict';
+ * import { InMemoryDataset } from 'zbmd/ml';
+ *
  * const xor = new InMemoryDataset({
  *   features: new Float32Array([0, 0, 0, 1, 1, 0, 1, 1]),
  *   labels: new Int32Array([0, 1, 1, 0]),
  *   featureShape: [2],
  * });
- * xor.length; // 4
+ * assert.equal(xor.length, 4);
  * ```
  */
 export class InMemoryDataset implements Dataset {

@@ -13,8 +13,13 @@
  *
  * @example
  * ```ts
- * const result = await train({ model: 'mlp', epochs: 5, faults: 'actorCrashRate=0.01,seed=7' });
- * result.lostSteps; // 0
+ * import assert from 'node:assert/strict';
+ * import { TINY_DATASET_DIR, train } from 'zbmd/ml';
+ *
+ * // the model and optimizer actors crash at random; supervision restores the last snapshot
+ * const result = await train({ model: 'mlp', data: TINY_DATASET_DIR, maxSteps: 40, faults: 'actorCrashRate=0.05,seed=7' });
+ * assert.equal(result.steps, 40);
+ * assert.equal(result.lostSteps, 0);
  * ```
  */
 import { dirname } from 'node:path';
