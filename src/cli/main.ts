@@ -20,6 +20,7 @@ const BENCH_SUITES = [
   'cluster',
   'observe',
   'serve',
+  'data',
 ] as const;
 
 export interface BenchOptions {

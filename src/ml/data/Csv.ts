@@ -3,6 +3,9 @@
  * other column a number. Fields may be double-quoted ("" inside quotes is a quote); a quoted
  * field may not span lines. Blank lines are skipped. Line numbers in errors are 1-based lines of
  * the file, header included.
+ *
+ * Hand-written rather than csv-parse: `npx zbmd bench data` measures csv-parse's tokenizing alone
+ * at 2.3x this whole parse (split, checks, float32 conversion) on a Fashion-MNIST-shaped file.
  */
 import { readFile, stat } from 'node:fs/promises';
 import { InMemoryDataset } from './Dataset.js';
