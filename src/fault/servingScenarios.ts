@@ -178,6 +178,12 @@ function checkAnswer(
     coverage.hit(`rejected-${outcome.status}`);
     if (outcome.status === 504 && answeredAt < entry.deadlineMs)
       violate(`request ${index} got 504 at ${answeredAt} ms, before its deadline ${entry.deadlineMs} ms`);
+    // Without crashes a 504 is a request that waited in the queue: the batcher's deadline timer
+    // answers it at its deadline, not at whatever event (a batch done, a new request) comes next.
+    if (outcome.status === 504 && crashes === 0 && answeredAt !== entry.deadlineMs) {
+      violate(`request ${index} got 504 at ${answeredAt} ms; its deadline was ${entry.deadlineMs} ms`);
+    }
+    if (outcome.status === 504 && crashes === 0) coverage.hit('rejected-504-on-time');
     if (outcome.status === 429 && answeredAt !== entry.sentAt)
       violate(`request ${index} got 429 at ${answeredAt} ms, not at once (${entry.sentAt} ms)`);
     if (outcome.status === 500 && crashes < 2)
@@ -216,6 +222,7 @@ export const SERVING_SCENARIOS: readonly Scenario[] = [
       'answered-on-retry',
       'rejected-429',
       'rejected-504',
+      'rejected-504-on-time',
       'rejected-500',
       'rejected-503',
     ],
