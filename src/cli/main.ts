@@ -187,7 +187,7 @@ export async function main(argv: string[]): Promise<void> {
 
 /**
  * An expected failure caused by the input or the environment (a typed error of a zbmd layer,
- * which carries a `code` or `_tag`, or a system error such as ENOENT): one line, no stack.
+ * which carries a `_tag`, or a system error with a `code` such as ENOENT): one line, no stack.
  */
 export function isOperatingError(error: unknown): boolean {
   if (!(error instanceof Error)) return false;

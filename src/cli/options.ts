@@ -6,6 +6,7 @@
  * expected an integer from 0 to 9007199254740991, got ''`. zbmd exits 2 on it.
  */
 import { InvalidArgumentError } from 'commander';
+import { TaggedError } from '../internal/errors.js';
 
 /** A value as an error shows it: at most 80 characters. */
 function shown(value: string): string {
@@ -42,10 +43,8 @@ export function pathOption(value: string): string {
 }
 
 /** A bad invocation found by a command's action (options that do not go together...): exit 2, one line. */
-export class UsageError extends Error {
-  readonly _tag = 'UsageError' as const;
+export class UsageError extends TaggedError('UsageError') {
   constructor(message: string) {
     super(message);
-    this.name = 'UsageError';
   }
 }

@@ -1,3 +1,4 @@
+import { TaggedError } from '../internal/errors.js';
 /**
  * Errors of the ML layer. Bad input (a shape that does not fit, an axis out of range, a dtype an
  * op cannot compute in) is an operating error: it is thrown as a `TensorError` whose `reason`
@@ -14,14 +15,12 @@ export type TensorErrorReason =
   | 'device_mismatch'
   | 'unavailable_on_device';
 
-export class TensorError extends Error {
-  readonly _tag = 'TensorError' as const;
+export class TensorError extends TaggedError('TensorError') {
   constructor(
     readonly reason: TensorErrorReason,
     message: string,
   ) {
     super(`${message} (${reason})`);
-    this.name = 'TensorError';
   }
 }
 

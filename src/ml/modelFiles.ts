@@ -28,6 +28,7 @@
 import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Random } from '../actor/Random.js';
+import { TaggedError } from '../internal/errors.js';
 import type { Module } from './nn/Module.js';
 import { parseSafetensors, type SafetensorsEntry, serializeSafetensors } from './safetensors.js';
 import { MANIFEST_FILE, sha256Hex, writeFileAtomically } from './training/checkpointFiles.js';
@@ -75,15 +76,13 @@ export type ModelFileErrorReason =
   | 'unknown_model'
   | 'tensors_corrupt';
 
-export class ModelFileError extends Error {
-  readonly _tag = 'ModelFileError' as const;
+export class ModelFileError extends TaggedError('ModelFileError') {
   constructor(
     readonly reason: ModelFileErrorReason,
     readonly path: string,
     message: string,
   ) {
     super(`${path}: ${message} (${reason})`);
-    this.name = 'ModelFileError';
   }
 }
 

@@ -41,6 +41,7 @@
 import { constants as bufferConstants } from 'node:buffer';
 import { open } from 'node:fs/promises';
 import { writeFileDurably } from '../internal/durable.js';
+import { TaggedError } from '../internal/errors.js';
 import {
   bfloat16BitsToFloat32,
   float16BitsToFloat32,
@@ -130,8 +131,7 @@ export type SafetensorsErrorCode =
   | 'file_too_large';
 
 /** A safetensors file or input that cannot be read or written; `code` says which rule it broke. */
-export class SafetensorsError extends Error {
-  override readonly name = 'SafetensorsError';
+export class SafetensorsError extends TaggedError('SafetensorsError') {
   constructor(
     readonly code: SafetensorsErrorCode,
     message: string,

@@ -4,6 +4,7 @@
  * `zbmd train --plot curves.svg` and `zbmd plot metrics.jsonl -o curves.svg`. Imports no layer.
  */
 import { readFileSync } from 'node:fs';
+import { TaggedError } from '../internal/errors.js';
 import type { RecoveryMark } from './Snapshot.js';
 
 export interface Curves {
@@ -16,18 +17,13 @@ export interface Curves {
 export const METRICS_FILE_MAX_LINES = 10_000_000;
 
 /** A metrics.jsonl line that is not what the metrics actor writes. */
-export class InvalidMetricsFile extends Error {
-  readonly _tag = 'InvalidMetricsFile' as const;
+export class InvalidMetricsFile extends TaggedError('InvalidMetricsFile') {
   constructor(
     readonly path: string,
     readonly line: number,
     readonly reason: string,
   ) {
     super(`${path}:${line}: ${reason}`);
-    this.name = 'InvalidMetricsFile';
-  }
-  static is(error: unknown): error is InvalidMetricsFile {
-    return error instanceof InvalidMetricsFile;
   }
 }
 

@@ -1,4 +1,5 @@
 import { Random } from '../../actor/Random.js';
+import { TaggedError } from '../../internal/errors.js';
 import { type Dataset, featureSizeOf } from './Dataset.js';
 
 /** The largest batch a loader makes: 1,048,576 samples. */
@@ -59,8 +60,7 @@ export interface LoaderState {
 export type DataLoaderErrorCode = 'invalid_option' | 'invalid_state' | 'state_mismatch';
 
 /** A loader option or saved state that cannot be used; `code` says which. */
-export class DataLoaderError extends Error {
-  override readonly name = 'DataLoaderError';
+export class DataLoaderError extends TaggedError('DataLoaderError') {
   constructor(
     readonly code: DataLoaderErrorCode,
     message: string,

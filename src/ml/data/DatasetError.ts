@@ -22,8 +22,8 @@ export type DatasetErrorCode =
  * `source` names the file (or "IDX data" / "CSV text" for in-memory input); CSV errors carry the
  * 1-based `line` too.
  */
-export class DatasetError extends Error {
-  override readonly name = 'DatasetError';
+import { TaggedError } from '../../internal/errors.js';
+export class DatasetError extends TaggedError('DatasetError') {
   constructor(
     readonly code: DatasetErrorCode,
     message: string,

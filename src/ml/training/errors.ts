@@ -1,3 +1,4 @@
+import { TaggedError } from '../../internal/errors.js';
 /**
  * Errors of supervised training. Operating errors (a bad option, a checkpoint that does not fit
  * the run, a failure the supervisor could not repair) are `TrainingError`s whose `code` says
@@ -20,8 +21,7 @@ export type TrainingErrorCode =
   | 'out_of_memory_at_minimum'
   | 'lineage_broken';
 
-export class TrainingError extends Error {
-  readonly _tag = 'TrainingError' as const;
+export class TrainingError extends TaggedError('TrainingError') {
   /** The field at fault, for `checkpoint_invalid` (a path such as `optimizer.stepCount`). */
   readonly field: string | undefined;
   constructor(
@@ -30,7 +30,6 @@ export class TrainingError extends Error {
     options?: { cause?: unknown; field?: string },
   ) {
     super(`${message} (${code})`, options?.cause === undefined ? undefined : { cause: options.cause });
-    this.name = 'TrainingError';
     this.field = options?.field;
   }
 }
@@ -51,14 +50,12 @@ export const TRAINING_ROLES: readonly TrainingRole[] = [
 ];
 
 /** An actor crash injected by the fault plan at `step`: the actor's own code throws it. */
-export class InjectedActorCrash extends Error {
-  readonly _tag = 'InjectedActorCrash' as const;
+export class InjectedActorCrash extends TaggedError('InjectedActorCrash') {
   constructor(
     readonly role: TrainingRole,
     readonly step: number,
   ) {
     super(`injected crash of the ${role} actor at step ${step}`);
-    this.name = 'InjectedActorCrash';
   }
 }
 
@@ -67,8 +64,7 @@ export function isInjectedActorCrash(value: unknown): value is InjectedActorCras
 }
 
 /** The device the model runs on failed during `step`; the model actor dies of it. */
-export class DeviceFailure extends Error {
-  readonly _tag = 'DeviceFailure' as const;
+export class DeviceFailure extends TaggedError('DeviceFailure') {
   constructor(
     readonly deviceId: string,
     readonly step: number,
@@ -76,7 +72,6 @@ export class DeviceFailure extends Error {
     readonly nextDeviceId: string,
   ) {
     super(`device ${deviceId} failed at step ${step}; training moves to ${nextDeviceId}`);
-    this.name = 'DeviceFailure';
   }
 }
 
@@ -85,14 +80,12 @@ export function isDeviceFailure(value: unknown): value is DeviceFailure {
 }
 
 /** An allocation for `step` failed at micro-batch size `microBatchSize`. */
-export class OutOfMemory extends Error {
-  readonly _tag = 'OutOfMemory' as const;
+export class OutOfMemory extends TaggedError('OutOfMemory') {
   constructor(
     readonly step: number,
     readonly microBatchSize: number,
   ) {
     super(`out of memory at step ${step} with micro-batch ${microBatchSize}`);
-    this.name = 'OutOfMemory';
   }
 }
 
