@@ -37,11 +37,14 @@ function manager(): CheckpointManager<number, SavedMessage> {
 }
 
 /**
- * Yields to the event loop until `condition` holds, for at most 10 s of wall time: the real
- * disk behind the checkpoints (fsync) is slower than any fixed number of turns on a busy machine.
+ * Real disk (fsync per checkpoint) is behind every step here, and on a loaded machine it is slow:
+ * calls wait up to DISK_WAIT_MS (not the 5 s default), and `until` yields to the event loop
+ * until `condition` holds for as long. The test's own timeout (vitest's 30 s) bounds the whole.
  */
+const DISK_WAIT_MS = 25_000;
+
 async function until(condition: () => boolean): Promise<void> {
-  const deadline = Date.now() + 10_000;
+  const deadline = Date.now() + DISK_WAIT_MS;
   while (!condition() && Date.now() < deadline) await new Promise<void>((resolve) => setImmediate(resolve));
   expect(condition()).toBe(true);
 }
@@ -68,13 +71,13 @@ describe('checkpointed GenServer under a supervisor', () => {
       ],
     });
     castTo(system, 'counter', { add: 42 });
-    expect(await system.call('counter', 'get')).toBe(42);
+    expect(await system.call('counter', 'get', DISK_WAIT_MS)).toBe(42);
     // the crash and the work queued behind it: the emergency checkpoint keeps the queue
     castTo(system, 'counter', 'crash');
     for (let i = 0; i < 9; i++) castTo(system, 'counter', { add: 5 });
     await until(() => restarts.length === 1);
     await until(() => system.whereis('counter') !== undefined);
-    expect(await system.call('counter', 'get')).toBe(42 + 45);
+    expect(await system.call('counter', 'get', DISK_WAIT_MS)).toBe(42 + 45);
   });
 
   it('without a checkpoint the server starts from its arguments; with one it ignores them', async () => {
@@ -82,14 +85,14 @@ describe('checkpointed GenServer under a supervisor', () => {
     const checkpoints = manager();
     const first = await startGenServer(system, checkpointed(Counter, { manager: checkpoints, key: 'c' }), 10);
     castTo(system, first, { add: 1 });
-    expect(await system.call(first, 'get')).toBe(11);
+    expect(await system.call(first, 'get', DISK_WAIT_MS)).toBe(11);
     system.exit(first, 'kill'); // no emergency checkpoint for a kill: the periodic one is used
     const second = await startGenServer(
       system,
       checkpointed(Counter, { manager: checkpoints, key: 'c' }),
       10,
     );
-    expect(await system.call(second, 'get')).toBe(11);
+    expect(await system.call(second, 'get', DISK_WAIT_MS)).toBe(11);
   });
 
   it('checkpoints every N messages when asked', async () => {
@@ -101,7 +104,7 @@ describe('checkpointed GenServer under a supervisor', () => {
       0,
     );
     for (let i = 0; i < 4; i++) castTo(system, pid, { add: 1 });
-    expect(await system.call(pid, 'get')).toBe(4);
+    expect(await system.call(pid, 'get', DISK_WAIT_MS)).toBe(4);
     expect((await checkpoints.restore('n'))?.state).toBe(3);
     expect(() => checkpointed(Counter, { manager: checkpoints, key: 'x', everyMessages: 0 })).toThrow(
       /everyMessages/,
