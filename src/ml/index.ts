@@ -46,6 +46,8 @@ export * from './nn/init.js';
 export * from './nn/layers.js';
 export * from './nn/Module.js';
 export * from './nn/norms.js';
+export * from './nn/pytorch.js';
+export * from './nn/transformer.js';
 export * from './ops/activations.js';
 export * from './ops/broadcast.js';
 export * from './ops/compare.js';

@@ -1,0 +1,268 @@
+/**
+ * PyTorch's layers as zbmd modules, against PyTorch's values (tests/ml/fixtures/
+ * torch_layers_goldens.json and torch_*.safetensors, made by make_torch_layers_goldens.py with
+ * Debian's python3-torch 1.13): each case loads the module's parameters by their PyTorch names
+ * (so the state-dict mapping is under test too), compares the outputs and the gradients of
+ * sum_k sum(out_k * w_k) for every input and parameter. Tolerance: 2e-5 absolute + 1e-4 relative.
+ */
+import { readFileSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import {
+  add,
+  backward,
+  loadPyTorchSafetensors,
+  loadPyTorchStateDict,
+  type Module,
+  MultiHeadAttention,
+  manualSeed,
+  mul,
+  pytorchNames,
+  pytorchStateDict,
+  readStateDictFile,
+  type StateDict,
+  savePyTorchSafetensors,
+  sum,
+  type Tensor,
+  TransformerEncoderLayer,
+  tensor,
+  toArray,
+} from '../../src/ml/index.js';
+
+interface Values {
+  readonly shape: number[];
+  readonly data: number[];
+}
+
+interface Case {
+  readonly inputs: Record<string, Values>;
+  readonly params: Record<string, Values>;
+  readonly w: Values[];
+  readonly out: Values[];
+  readonly grads: Record<string, Values>;
+}
+
+interface StateCase {
+  readonly x: Values;
+  readonly eval: Values;
+  readonly names: string[];
+}
+
+const golden = JSON.parse(
+  readFileSync(new URL('./fixtures/torch_layers_goldens.json', import.meta.url), 'utf8'),
+) as { cases: Record<string, Case>; stateDicts: Record<string, StateCase> };
+
+function goldenCase(name: string): Case {
+  const found = golden.cases[name];
+  if (found === undefined) throw new Error(`no golden case ${name}`);
+  return found;
+}
+
+function expectClose(actual: ArrayLike<number>, expected: Values, label: string): void {
+  const want = expected.data;
+  expect(actual.length, `${label}: length`).toBe(want.length);
+  for (let i = 0; i < want.length; i++) {
+    const tolerance = 2e-5 + 1e-4 * Math.abs(want[i]);
+    const difference = Math.abs(actual[i] - want[i]);
+    if (!(difference <= tolerance)) {
+      throw new Error(`${label}[${i}]: got ${actual[i]}, PyTorch ${want[i]} (tolerance ${tolerance})`);
+    }
+  }
+}
+
+const asState = (values: Record<string, Values>): StateDict =>
+  Object.fromEntries(
+    Object.entries(values).map(([name, v]) => [name, { shape: v.shape, data: Float32Array.from(v.data) }]),
+  );
+
+/** Every parameter's gradient under its PyTorch name and layout. */
+function pytorchGradients(module: Module): Record<string, number[]> {
+  const parameters = new Map(module.namedParameters());
+  const out: Record<string, number[]> = {};
+  for (const { pytorch, zbmd } of pytorchNames(module)) {
+    if (!parameters.has(zbmd[0])) continue;
+    out[pytorch] = zbmd.flatMap((name) => [...(parameters.get(name)!.grad ?? [])]);
+  }
+  return out;
+}
+
+/**
+ * Loads the case's parameters into `module` by PyTorch name, runs `f` on the inputs (those with
+ * a gradient in the fixture require one), checks every output and gradient.
+ */
+function checkCase(
+  name: string,
+  module: Module | null,
+  f: (inputs: Record<string, Tensor>) => Tensor[],
+): void {
+  const c = goldenCase(name);
+  if (module !== null) loadPyTorchStateDict(module, asState(c.params));
+  const inputs: Record<string, Tensor> = {};
+  for (const [key, values] of Object.entries(c.inputs))
+    inputs[key] = tensor(values.data, values.shape, { requiresGrad: key in c.grads });
+  const outs = f(inputs);
+  expect(outs.length, `${name}: outputs`).toBe(c.out.length);
+  let total: Tensor | null = null;
+  outs.forEach((out, k) => {
+    expect(out.shape, `${name} output ${k} shape`).toEqual(c.out[k].shape);
+    expectClose(toArray(out), c.out[k], `${name} output ${k}`);
+    const term = sum(mul(out, tensor(c.w[k].data, c.w[k].shape)));
+    total = total === null ? term : add(total, term);
+  });
+  backward(total!);
+  const parameterGradients = module === null ? {} : pytorchGradients(module);
+  for (const [key, values] of Object.entries(c.grads)) {
+    const actual = key in c.inputs ? inputs[key].grad : parameterGradients[key];
+    expect(actual, `${name}: gradient of ${key}`).toBeDefined();
+    expectClose(actual ?? [], values, `${name} gradient of ${key}`);
+  }
+}
+
+/** Runs `f` with a fresh module loaded from the case (checkCase loads it first). */
+function withModule<M extends Module>(
+  name: string,
+  module: M,
+  f: (m: M, inputs: Record<string, Tensor>) => Tensor[],
+): void {
+  checkCase(name, module, (inputs) => f(module, inputs));
+}
+
+describe('MultiHeadAttention matches nn.MultiheadAttention (batch_first)', () => {
+  const attention = () => new MultiHeadAttention(8, 2);
+
+  it('self-attention, and cross-attention with 3 queries over 5 keys and separate values', () => {
+    withModule('mhaSelf', attention(), (m, { q }) => [m.forward(q)]);
+    withModule('mhaCross', attention(), (m, { q, k, v }) => [m.attend(q, { key: k, value: v })]);
+  });
+
+  it('key-padding, boolean (T, S) and per-head (B * heads, T, S) masks, and an additive mask', () => {
+    withModule('mhaPadding', attention(), (m, { q, k, v, padding }) => [
+      m.attend(q, { key: k, value: v, keyPaddingMask: padding }),
+    ]);
+    withModule('mhaBoolean', attention(), (m, { q, k, v, padding, mask }) => [
+      m.attend(q, { key: k, value: v, keyPaddingMask: padding, attentionMask: mask }),
+    ]);
+    withModule('mhaPerHead', attention(), (m, { q, k, v, mask }) => [
+      m.attend(q, { key: k, value: v, attentionMask: mask }),
+    ]);
+    withModule('mhaAdditive', attention(), (m, { q, k, v, mask }) => [
+      m.attend(q, { key: k, value: v, additiveMask: mask }),
+    ]);
+  });
+
+  it('causal with fewer queries than keys: top-left is PyTorch 2 is_causal, true is bottom-right', () => {
+    withModule('mhaCausalTopLeft', attention(), (m, { q, k, v }) => [
+      m.attend(q, { key: k, value: v, causal: 'top-left' }),
+    ]);
+    withModule('mhaCausalBottomRight', attention(), (m, { q, k, v }) => [
+      m.attend(q, { key: k, value: v, causal: true }),
+    ]);
+    withModule('mhaCausalTopLeft', new MultiHeadAttention(8, 2, { causal: 'top-left' }), (m, { q, k, v }) => [
+      m.attend(q, { key: k, value: v }),
+    ]);
+  });
+
+  it('a query whose keys are all masked gives NaN, as PyTorch', () => {
+    const m = attention();
+    const x = tensor(
+      Array.from({ length: 16 }, (_, i) => i / 16),
+      [1, 2, 8],
+    );
+    const out = toArray(m.attend(x, { keyPaddingMask: tensor([1, 1], [1, 2]) }));
+    expect(out.every(Number.isNaN)).toBe(true);
+  });
+
+  it('refuses masks of the wrong shape or with values other than 0 and 1', () => {
+    const m = attention();
+    const x = tensor(new Array(2 * 3 * 8).fill(0.1), [2, 3, 8]);
+    expect(() => m.attend(x, { keyPaddingMask: tensor([0, 0, 0], [1, 3]) })).toThrow(
+      /keyPaddingMask must be \(2, 3\)/,
+    );
+    expect(() => m.attend(x, { attentionMask: tensor(new Array(9).fill(0.5), [3, 3]) })).toThrow(
+      /attentionMask is boolean.*additiveMask/,
+    );
+    expect(() => m.attend(x, { additiveMask: tensor(new Array(12).fill(0), [3, 4]) })).toThrow(
+      /additiveMask must be/,
+    );
+    expect(() => m.attend(x, { key: tensor(new Array(8).fill(0), [1, 1, 8]) })).toThrow(/expected key \(2,/);
+  });
+
+  it('is initialised as PyTorch: in-projection xavier-uniform, zero biases, output +-1/sqrt(D)', () => {
+    manualSeed(3);
+    const d = 64;
+    const m = new MultiHeadAttention(d, 4);
+    const inBound = Math.sqrt(6 / (4 * d));
+    const inProjection = pytorchStateDict(m).in_proj_weight.data;
+    const maxAbs = (values: ArrayLike<number>) => Math.max(...Array.from(values, Math.abs));
+    expect(maxAbs(inProjection)).toBeLessThanOrEqual(inBound);
+    expect(maxAbs(inProjection)).toBeGreaterThan(0.95 * inBound);
+    // uniform in +-b has variance b^2 / 3
+    const variance = Array.from(inProjection, (v) => v * v).reduce((a, b) => a + b, 0) / inProjection.length;
+    expect(Math.abs(variance / ((inBound * inBound) / 3) - 1)).toBeLessThan(0.05);
+    expect(maxAbs(m.output.weight.data)).toBeLessThanOrEqual(1 / Math.sqrt(d));
+    expect(maxAbs(m.output.weight.data)).toBeGreaterThan(0.95 / Math.sqrt(d));
+    for (const p of [m.query, m.key, m.value, m.output]) expect(maxAbs(p.bias!.data)).toBe(0);
+  });
+});
+
+describe('loading state dicts that PyTorch saved (safetensors)', () => {
+  const fixture = (name: string) => new URL(`./fixtures/torch_${name}.safetensors`, import.meta.url).pathname;
+
+  async function reproduces(name: string, module: Module): Promise<void> {
+    const c = golden.stateDicts[name];
+    expect(
+      pytorchNames(module)
+        .map((n) => n.pytorch)
+        .sort(),
+    ).toEqual([...c.names].sort());
+    await loadPyTorchSafetensors(module, fixture(name));
+    module.eval();
+    const out = module.forward(tensor(c.x.data, c.x.shape));
+    expect(out.shape).toEqual(c.eval.shape);
+    expectClose(toArray(out), c.eval, `${name} output`);
+  }
+
+  it('a TransformerEncoderLayer, post-norm with relu and pre-norm with gelu', async () => {
+    await reproduces('encoder_layer', new TransformerEncoderLayer(8, 2, { dimFeedforward: 16, dropout: 0 }));
+    await reproduces(
+      'encoder_layer_prenorm',
+      new TransformerEncoderLayer(8, 2, {
+        dimFeedforward: 16,
+        dropout: 0,
+        normFirst: true,
+        activation: 'gelu',
+      }),
+    );
+  });
+
+  it('round-trips through PyTorch names: saved by zbmd, read back identically', async () => {
+    const directory = await mkdtemp(join(tmpdir(), 'zbmd-torch-'));
+    try {
+      const layer = new TransformerEncoderLayer(8, 2, { dimFeedforward: 16 });
+      await loadPyTorchSafetensors(layer, fixture('encoder_layer'));
+      await savePyTorchSafetensors(layer, join(directory, 'layer.safetensors'));
+      const written = await readStateDictFile(join(directory, 'layer.safetensors'));
+      const original = await readStateDictFile(fixture('encoder_layer'));
+      expect(Object.keys(written).sort()).toEqual(Object.keys(original).sort());
+      for (const [key, value] of Object.entries(original)) expect(written[key].data).toEqual(value.data);
+    } finally {
+      await rm(directory, { recursive: true, force: true });
+    }
+  });
+
+  it('names what is missing, unexpected or of the wrong shape', async () => {
+    const state = await readStateDictFile(fixture('encoder_layer'));
+    const layer = () => new TransformerEncoderLayer(8, 2, { dimFeedforward: 16 });
+    const { ['norm2.bias']: _dropped, ...missing } = state;
+    expect(() => loadPyTorchStateDict(layer(), missing)).toThrow(/missing norm2\.bias/);
+    loadPyTorchStateDict(layer(), missing, { strict: false });
+    expect(() => loadPyTorchStateDict(layer(), { ...state, 'extra.weight': state['norm2.bias'] })).toThrow(
+      /unexpected extra\.weight/,
+    );
+    expect(() =>
+      loadPyTorchStateDict(new TransformerEncoderLayer(8, 2, { dimFeedforward: 32 }), state),
+    ).toThrow(/'linear1\.weight' has shape \[16, 8\], the module \(linear1\.weight\) expects \[32, 8\]/);
+  });
+});
