@@ -47,6 +47,7 @@ export * from './nn/layers.js';
 export * from './nn/Module.js';
 export * from './nn/norms.js';
 export * from './nn/pytorch.js';
+export * from './nn/recurrent.js';
 export * from './nn/transformer.js';
 export * from './ops/activations.js';
 export * from './ops/broadcast.js';

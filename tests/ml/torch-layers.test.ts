@@ -13,9 +13,12 @@ import { describe, expect, it } from 'vitest';
 import {
   add,
   backward,
+  GRU,
+  Linear,
+  LSTM,
   loadPyTorchSafetensors,
   loadPyTorchStateDict,
-  type Module,
+  Module,
   MultiHeadAttention,
   manualSeed,
   mul,
@@ -76,6 +79,8 @@ const asState = (values: Record<string, Values>): StateDict =>
   Object.fromEntries(
     Object.entries(values).map(([name, v]) => [name, { shape: v.shape, data: Float32Array.from(v.data) }]),
   );
+
+const fixture = (name: string) => new URL(`./fixtures/torch_${name}.safetensors`, import.meta.url).pathname;
 
 /** Every parameter's gradient under its PyTorch name and layout. */
 function pytorchGradients(module: Module): Record<string, number[]> {
@@ -208,8 +213,6 @@ describe('MultiHeadAttention matches nn.MultiheadAttention (batch_first)', () =>
 });
 
 describe('loading state dicts that PyTorch saved (safetensors)', () => {
-  const fixture = (name: string) => new URL(`./fixtures/torch_${name}.safetensors`, import.meta.url).pathname;
-
   async function reproduces(name: string, module: Module): Promise<void> {
     const c = golden.stateDicts[name];
     expect(
@@ -264,5 +267,69 @@ describe('loading state dicts that PyTorch saved (safetensors)', () => {
     expect(() =>
       loadPyTorchStateDict(new TransformerEncoderLayer(8, 2, { dimFeedforward: 32 }), state),
     ).toThrow(/'linear1\.weight' has shape \[16, 8\], the module \(linear1\.weight\) expects \[32, 8\]/);
+  });
+});
+
+describe('LSTM and GRU match nn.LSTM and nn.GRU (names weight_ih_l0..., gates i f g o and r z n)', () => {
+  it('a 2-layer batch-first LSTM with initial states: output, h_n, c_n and every gradient', () => {
+    withModule('lstm2BatchFirst', new LSTM(3, 5, { numLayers: 2, batchFirst: true }), (m, { x, h0, c0 }) => {
+      const { output, h, c } = m.run(x, h0, c0);
+      return [output, h, c!];
+    });
+  });
+
+  it('a 1-layer LSTM (T, B, I) from zero states, with and without biases', () => {
+    withModule('lstm1', new LSTM(3, 5), (m, { x }) => {
+      const { output, h, c } = m.run(x);
+      return [output, h, c!];
+    });
+    const noBias = new LSTM(3, 4, { bias: false });
+    expect(noBias.namedParameters().map(([name]) => name)).toEqual(['weight_ih_l0', 'weight_hh_l0']);
+    withModule('lstmNoBias', noBias, (m, { x }) => {
+      const { output, h, c } = m.run(x);
+      return [output, h, c!];
+    });
+  });
+
+  it('a 2-layer batch-first GRU with an initial state, and a 1-layer one', () => {
+    withModule('gru2BatchFirst', new GRU(3, 5, { numLayers: 2, batchFirst: true }), (m, { x, h0 }) => {
+      const { output, h } = m.run(x, h0);
+      return [output, h];
+    });
+    withModule('gru1', new GRU(3, 5), (m, { x }) => {
+      const { output, h } = m.run(x);
+      return [output, h];
+    });
+  });
+
+  it('loads a PyTorch-saved LSTM tagger and reproduces its outputs', async () => {
+    class Tagger extends Module {
+      readonly rnn = new LSTM(3, 4, { numLayers: 2, batchFirst: true });
+      readonly head = new Linear(4, 2);
+      forward(x: Tensor): Tensor {
+        return this.head.forward(this.rnn.forward(x));
+      }
+    }
+    const c = golden.stateDicts.lstm;
+    const tagger = new Tagger();
+    await loadPyTorchSafetensors(tagger, fixture('lstm'));
+    expectClose(toArray(tagger.forward(tensor(c.x.data, c.x.shape))), c.eval, 'lstm tagger');
+  });
+
+  it('starts uniform in +-1/sqrt(H) and refuses bad shapes', () => {
+    manualSeed(5);
+    const gru = new GRU(6, 16);
+    const values = gru.parameters().flatMap((p) => [...p.data]);
+    expect(Math.max(...values.map(Math.abs))).toBeLessThanOrEqual(0.25);
+    expect(Math.max(...values.map(Math.abs))).toBeGreaterThan(0.24);
+    expect(() =>
+      gru.run(tensor(new Array(12).fill(0), [2, 1, 6]), tensor(new Array(16).fill(0), [1, 1, 16])),
+    ).not.toThrow();
+    expect(() => gru.forward(tensor(new Array(10).fill(0), [2, 1, 5]))).toThrow(
+      /GRU: expected input \(T, B, 6\)/,
+    );
+    expect(() =>
+      gru.run(tensor(new Array(12).fill(0), [2, 1, 6]), tensor(new Array(16).fill(0), [1, 16])),
+    ).toThrow(/h0 must be \(1, 1, 16\)/);
   });
 });
