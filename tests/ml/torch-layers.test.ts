@@ -11,20 +11,32 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import {
+  AdaptiveAvgPool1d,
+  AdaptiveAvgPool2d,
+  adaptiveAvgPool1d,
+  adaptiveAvgPool2d,
   add,
+  BatchNorm2d,
   backward,
+  Conv1d,
+  Conv2d,
+  ConvTranspose2d,
+  Flatten,
   GRU,
   Linear,
   LSTM,
   loadPyTorchSafetensors,
   loadPyTorchStateDict,
+  MaxPool2d,
   Module,
   MultiHeadAttention,
   manualSeed,
   mul,
   pytorchNames,
   pytorchStateDict,
+  ReLU,
   readStateDictFile,
+  Sequential,
   type StateDict,
   savePyTorchSafetensors,
   sum,
@@ -331,5 +343,72 @@ describe('LSTM and GRU match nn.LSTM and nn.GRU (names weight_ih_l0..., gates i 
     expect(() =>
       gru.run(tensor(new Array(12).fill(0), [2, 1, 6]), tensor(new Array(16).fill(0), [1, 16])),
     ).toThrow(/h0 must be \(1, 1, 16\)/);
+  });
+});
+
+describe('Conv1d, ConvTranspose2d and adaptive average pooling match PyTorch', () => {
+  it('Conv1d with stride and padding, and without a bias', () => {
+    withModule('conv1d', new Conv1d(3, 4, 3, { stride: 2, padding: 1 }), (m, { x }) => [m.forward(x)]);
+    withModule('conv1dNoBias', new Conv1d(2, 3, 4, { bias: false }), (m, { x }) => [m.forward(x)]);
+  });
+
+  it('ConvTranspose2d: stride 2 with padding and output padding, a rectangular kernel, a 2x upsampling', () => {
+    const layer = new ConvTranspose2d(3, 2, 3, { stride: 2, padding: 1, outputPadding: 1 });
+    expect(layer.weight.shape).toEqual([3, 2, 3, 3]);
+    withModule('convTranspose2d', layer, (m, { x }) => [m.forward(x)]);
+    withModule(
+      'convTranspose2dRect',
+      new ConvTranspose2d(2, 3, [2, 3], { stride: [1, 2], padding: [0, 1], bias: false }),
+      (m, { x }) => [m.forward(x)],
+    );
+    withModule('convTranspose2dUp', new ConvTranspose2d(2, 2, 2, { stride: 2 }), (m, { x }) => [
+      m.forward(x),
+    ]);
+  });
+
+  it('adaptive average pooling, 1-D and 2-D, down, up and global', () => {
+    checkCase('adaptiveAvgPool1d', null, ({ x }) => [adaptiveAvgPool1d(x, 3)]);
+    checkCase('adaptiveAvgPool1dUp', null, ({ x }) => [new AdaptiveAvgPool1d(5).forward(x)]);
+    checkCase('adaptiveAvgPool2d', null, ({ x }) => [adaptiveAvgPool2d(x, [3, 2])]);
+    checkCase('adaptiveAvgPool2dGlobal', null, ({ x }) => [new AdaptiveAvgPool2d(1).forward(x)]);
+  });
+
+  it('refuses bad geometry with clear errors', () => {
+    const x = tensor(new Array(2 * 3 * 3).fill(1), [1, 2, 3, 3]);
+    expect(() => new ConvTranspose2d(2, 2, 3, { stride: 2, outputPadding: 2 }).forward(x)).toThrow(
+      /outputPadding \[2, 2\] must be integers >= 0 and below the stride \[2, 2\]/,
+    );
+    expect(() => new ConvTranspose2d(3, 2, 3).forward(x)).toThrow(/weight must be \(2, Cout, KH, KW\)/);
+    expect(() => new ConvTranspose2d(2, 2, 1, { padding: 2 }).forward(x)).toThrow(/leaves no output/);
+    expect(() => new Conv1d(2, 2, 5).forward(tensor(new Array(8).fill(1), [1, 2, 4]))).toThrow(
+      /kernel 5 does not fit/,
+    );
+    expect(() => adaptiveAvgPool2d(x, 0)).toThrow(/output size must be integers >= 1/);
+  });
+
+  it('loads a PyTorch-saved CNN (conv, batch norm with running statistics, pooling, linear) and reproduces it', async () => {
+    const cnn = new Sequential(
+      new Conv2d(1, 4, 3, { padding: 1 }),
+      new BatchNorm2d(4),
+      new ReLU(),
+      new MaxPool2d(2),
+      new Conv2d(4, 6, 3),
+      new BatchNorm2d(6),
+      new ReLU(),
+      new AdaptiveAvgPool2d(1),
+      new Flatten(),
+      new Linear(6, 3),
+    );
+    const c = golden.stateDicts.cnn;
+    expect(
+      pytorchNames(cnn)
+        .map((n) => n.pytorch)
+        .sort(),
+    ).toEqual([...c.names].sort());
+    await loadPyTorchSafetensors(cnn, fixture('cnn'));
+    const batchNorm = cnn.layers[1] as BatchNorm2d;
+    expect(toArray(batchNorm.numBatchesTracked!)).toEqual([3]);
+    cnn.eval();
+    expectClose(toArray(cnn.forward(tensor(c.x.data, c.x.shape))), c.eval, 'cnn output');
   });
 });
