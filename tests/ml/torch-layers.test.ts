@@ -270,7 +270,7 @@ describe('loading state dicts that PyTorch saved (safetensors)', () => {
   it('names what is missing, unexpected or of the wrong shape', async () => {
     const state = await readStateDictFile(fixture('encoder_layer'));
     const layer = () => new TransformerEncoderLayer(8, 2, { dimFeedforward: 16 });
-    const { ['norm2.bias']: _dropped, ...missing } = state;
+    const { 'norm2.bias': _dropped, ...missing } = state;
     expect(() => loadPyTorchStateDict(layer(), missing)).toThrow(/missing norm2\.bias/);
     loadPyTorchStateDict(layer(), missing, { strict: false });
     expect(() => loadPyTorchStateDict(layer(), { ...state, 'extra.weight': state['norm2.bias'] })).toThrow(

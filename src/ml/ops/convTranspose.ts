@@ -235,7 +235,7 @@ export function convTranspose2d(
         );
     }
     pool.release(gcols);
-    if (bias !== null && bias.requiresGrad) {
+    if (bias?.requiresGrad) {
       const gb = gradBuffer(bias);
       const plane = g.outHeight * g.outWidth;
       for (let n = 0; n < g.batch; n++)
