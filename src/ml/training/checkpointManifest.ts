@@ -102,7 +102,21 @@ function checkOptimizer(path: string, manifest: Fields): void {
   const kind = optimizer.kind;
   if (typeof kind !== 'string' || !Object.hasOwn(OPTIMIZER_SLOTS, kind))
     throw invalidField(path, 'optimizer.kind', kind, "'sgd', 'adam' or 'adamw'");
-  countAt(path, optimizer, 'stepCount', 'optimizer.stepCount');
+  const stepCount = countAt(path, optimizer, 'stepCount', 'optimizer.stepCount');
+  const parameterSteps = optimizer.parameterSteps;
+  const names = (manifest.run as Fields).parameterNames as unknown[];
+  if (
+    parameterSteps !== undefined &&
+    (!Array.isArray(parameterSteps) ||
+      parameterSteps.length !== names.length ||
+      !parameterSteps.every((count) => isCount(count, 0, stepCount)))
+  )
+    throw invalidField(
+      path,
+      'optimizer.parameterSteps',
+      parameterSteps,
+      `one integer from 0 to optimizer.stepCount (${stepCount}) per parameter (${names.length})`,
+    );
   const rate = optimizer.learningRate;
   if (typeof rate !== 'number' || !(rate > 0 && rate <= 10))
     throw invalidField(path, 'optimizer.learningRate', rate, 'a number in (0, 10]');
