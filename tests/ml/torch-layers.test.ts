@@ -32,6 +32,7 @@ import {
   MultiHeadAttention,
   manualSeed,
   mul,
+  pow,
   pytorchNames,
   pytorchStateDict,
   ReLU,
@@ -410,5 +411,15 @@ describe('Conv1d, ConvTranspose2d and adaptive average pooling match PyTorch', (
     expect(toArray(batchNorm.numBatchesTracked!)).toEqual([3]);
     cnn.eval();
     expectClose(toArray(cnn.forward(tensor(c.x.data, c.x.shape))), c.eval, 'cnn output');
+  });
+});
+
+describe("pow's gradients at base 0 are PyTorch's (masked, not NaN)", () => {
+  it('d/da is 0 where the exponent is 0; d/db is 0 where a = 0 and b >= 0', () => {
+    checkCase('powAtZero', null, ({ a, b }) => [pow(a, b)]);
+    checkCase('powScalarZeroBase', null, ({ b }) => [pow(0, b)]);
+    const a = tensor([0, 3], [2], { requiresGrad: true });
+    backward(sum(pow(a, 0)));
+    expect(a.grad).toEqual(Float32Array.from([0, 0]));
   });
 });
