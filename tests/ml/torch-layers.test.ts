@@ -31,6 +31,8 @@ import {
   Module,
   MultiHeadAttention,
   manualSeed,
+  max,
+  min,
   mul,
   pow,
   pytorchNames,
@@ -421,5 +423,20 @@ describe("pow's gradients at base 0 are PyTorch's (masked, not NaN)", () => {
     const a = tensor([0, 3], [2], { requiresGrad: true });
     backward(sum(pow(a, 0)));
     expect(a.grad).toEqual(Float32Array.from([0, 0]));
+  });
+});
+
+describe('max and min ties over all or a list of axes share the gradient, as torch.max() and amax', () => {
+  it('matches PyTorch over all axes and over a list of axes; one axis keeps the first extreme', () => {
+    checkCase('maxTiesAll', null, ({ x }) => [max(x)]);
+    checkCase('amaxTies', null, ({ x }) => [max(x, [0, 2])]);
+    checkCase('minTiesAll', null, ({ x }) => [min(x)]);
+    checkCase('aminTies', null, ({ x }) => [min(x, [1, 2])]);
+    const x = tensor([3, 1, 3], [3], { requiresGrad: true });
+    backward(max(x, 0));
+    expect(x.grad).toEqual(Float32Array.from([1, 0, 0]));
+    const withNan = tensor([Number.NaN, 1, 2, 2], [2, 2], { requiresGrad: true });
+    backward(sum(max(withNan, [1])));
+    expect(withNan.grad).toEqual(Float32Array.from([1, 0, 0.5, 0.5]));
   });
 });
