@@ -317,6 +317,19 @@ describe('LSTM and GRU match nn.LSTM and nn.GRU (names weight_ih_l0..., gates i 
     });
   });
 
+  it('bidirectional: a 2-layer batch-first LSTM with initial states, and a GRU', () => {
+    const lstm = new LSTM(3, 4, { numLayers: 2, batchFirst: true, bidirectional: true });
+    expect(lstm.layerWeights(1, true).weightIh.shape).toEqual([16, 8]);
+    withModule('lstmBidirectional', lstm, (m, { x, h0, c0 }) => {
+      const { output, h, c } = m.run(x, h0, c0);
+      return [output, h, c!];
+    });
+    withModule('gruBidirectional', new GRU(3, 4, { bidirectional: true }), (m, { x }) => {
+      const { output, h } = m.run(x);
+      return [output, h];
+    });
+  });
+
   it('loads a PyTorch-saved LSTM tagger and reproduces its outputs', async () => {
     class Tagger extends Module {
       readonly rnn = new LSTM(3, 4, { numLayers: 2, batchFirst: true });

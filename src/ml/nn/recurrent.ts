@@ -7,7 +7,8 @@
  *        h' = sig(o) tanh(c')
  * GRU:   r = sig(x_r + h_r), z = sig(x_z + h_z), n = tanh(x_n + r * h_n), h' = (1 - z) n + z h
  *        (x_* from W_ih x + b_ih, h_* from W_hh h + b_hh, as PyTorch: r multiplies h_n with its bias)
- * Inputs are (T, B, I), or (B, T, I) with `batchFirst`; states are (layers, B, H) either way.
+ * Inputs are (T, B, I), or (B, T, I) with `batchFirst`; states are (layers * directions, B, H)
+ * either way. `bidirectional` adds `..._reverse` parameters run over the reversed sequence.
  * Every weight and bias starts uniform in +-1/sqrt(H), as PyTorch. Composed from ops (one
  * input projection per layer for the whole sequence, then a step per time position), so
  * gradients flow through time by the ops' own rules. CPU only.
@@ -18,7 +19,7 @@ import { add, mul, sigmoid, sub, tanh } from '../ops/elementwise.js';
 import { split, stack } from '../ops/indexing.js';
 import { linear } from '../ops/matmul.js';
 import { dropout } from '../ops/neural.js';
-import { reshape } from '../ops/shape.js';
+import { concat, reshape } from '../ops/shape.js';
 import { full, type Tensor } from '../Tensor.js';
 import { initRandom, uniformParameter } from './init.js';
 import type { InitOptions } from './layers.js';
@@ -32,6 +33,8 @@ export interface RecurrentOptions extends InitOptions {
   readonly batchFirst?: boolean;
   /** Dropout on each layer's output but the last while training (default 0). */
   readonly dropout?: number;
+  /** A second direction per layer, over the reversed sequence (PyTorch's `bidirectional`). */
+  readonly bidirectional?: boolean;
 }
 
 export interface LayerWeights {
@@ -55,6 +58,7 @@ abstract class Recurrent extends Module {
   readonly numLayers: number;
   readonly batchFirst: boolean;
   readonly dropout: number;
+  readonly bidirectional: boolean;
   private readonly random: Random;
 
   constructor(
@@ -67,6 +71,7 @@ abstract class Recurrent extends Module {
     this.numLayers = options.numLayers ?? 1;
     this.batchFirst = options.batchFirst ?? false;
     this.dropout = options.dropout ?? 0;
+    this.bidirectional = options.bidirectional ?? false;
     check(
       [inputSize, hiddenSize, this.numLayers].every((n) => Number.isInteger(n) && n > 0),
       'invalid_argument',
@@ -79,25 +84,30 @@ abstract class Recurrent extends Module {
     const gates = kind === 'LSTM' ? 4 : 3;
     const bound = 1 / Math.sqrt(hiddenSize);
     const fields = this as unknown as Record<string, Parameter>;
+    const directions = this.bidirectional ? 2 : 1;
     for (let layer = 0; layer < this.numLayers; layer++) {
-      const inputs = layer === 0 ? inputSize : hiddenSize;
-      fields[`weight_ih_l${layer}`] = uniformParameter([gates * hiddenSize, inputs], bound, this.random);
-      fields[`weight_hh_l${layer}`] = uniformParameter([gates * hiddenSize, hiddenSize], bound, this.random);
-      if (options.bias !== false) {
-        fields[`bias_ih_l${layer}`] = uniformParameter([gates * hiddenSize], bound, this.random);
-        fields[`bias_hh_l${layer}`] = uniformParameter([gates * hiddenSize], bound, this.random);
+      const inputs = layer === 0 ? inputSize : directions * hiddenSize;
+      for (const suffix of directions === 2 ? ['', '_reverse'] : ['']) {
+        const name = (kind: string) => `${kind}_l${layer}${suffix}`;
+        fields[name('weight_ih')] = uniformParameter([gates * hiddenSize, inputs], bound, this.random);
+        fields[name('weight_hh')] = uniformParameter([gates * hiddenSize, hiddenSize], bound, this.random);
+        if (options.bias !== false) {
+          fields[name('bias_ih')] = uniformParameter([gates * hiddenSize], bound, this.random);
+          fields[name('bias_hh')] = uniformParameter([gates * hiddenSize], bound, this.random);
+        }
       }
     }
   }
 
-  /** Layer `layer`'s parameters (PyTorch's weight_ih_l{layer} and the rest). */
-  layerWeights(layer: number): LayerWeights {
+  /** Layer `layer`'s parameters (PyTorch's weight_ih_l{layer} and the rest; `_reverse` ones with `reverse`). */
+  layerWeights(layer: number, reverse = false): LayerWeights {
     const fields = this as unknown as Record<string, Parameter | undefined>;
+    const suffix = reverse ? '_reverse' : '';
     return {
-      weightIh: fields[`weight_ih_l${layer}`]!,
-      weightHh: fields[`weight_hh_l${layer}`]!,
-      biasIh: fields[`bias_ih_l${layer}`] ?? null,
-      biasHh: fields[`bias_hh_l${layer}`] ?? null,
+      weightIh: fields[`weight_ih_l${layer}${suffix}`]!,
+      weightHh: fields[`weight_hh_l${layer}${suffix}`]!,
+      biasIh: fields[`bias_ih_l${layer}${suffix}`] ?? null,
+      biasHh: fields[`bias_hh_l${layer}${suffix}`] ?? null,
     };
   }
 
@@ -105,9 +115,15 @@ abstract class Recurrent extends Module {
     return this.run(input).output;
   }
 
-  /** The whole sequence; `h0` (and the LSTM's `c0`), (layers, B, H), default zeros. */
+  /**
+   * The whole sequence; `h0` (and the LSTM's `c0`), (layers * directions, B, H), default zeros.
+   * The output holds both directions side by side (..., 2H) when bidirectional; h and c are
+   * ordered layer 0 forward, layer 0 reverse, layer 1 forward, ..., as PyTorch's h_n and c_n.
+   */
   run(input: Tensor, h0?: Tensor, c0?: Tensor): RecurrentResult {
     const { kind, hiddenSize: hidden, numLayers } = this;
+    const directions = this.bidirectional ? 2 : 1;
+    const stateCount = numLayers * directions;
     check(input.rank === 3 && input.shape[2] === this.inputSize, 'shape_mismatch', () => {
       const layout = this.batchFirst ? '(B, T' : '(T, B';
       return `${kind}: expected input ${layout}, ${this.inputSize}), got [${input.shape.join(', ')}]`;
@@ -115,14 +131,14 @@ abstract class Recurrent extends Module {
     const timeAxis = this.batchFirst ? 1 : 0;
     const batch = input.shape[1 - timeAxis];
     const states = (given: Tensor | undefined, name: string): Tensor[] => {
-      if (given === undefined) return Array.from({ length: numLayers }, () => full([batch, hidden], 0));
+      if (given === undefined) return Array.from({ length: stateCount }, () => full([batch, hidden], 0));
       const fits =
         given.rank === 3 &&
-        given.shape[0] === numLayers &&
+        given.shape[0] === stateCount &&
         given.shape[1] === batch &&
         given.shape[2] === hidden;
       check(fits, 'shape_mismatch', () => {
-        return `${kind}: ${name} must be (${numLayers}, ${batch}, ${hidden}), got [${given.shape.join(', ')}]`;
+        return `${kind}: ${name} must be (${stateCount}, ${batch}, ${hidden}), got [${given.shape.join(', ')}]`;
       });
       return split(given, 1, 0).map((piece) => reshape(piece, [batch, hidden]));
     };
@@ -130,27 +146,36 @@ abstract class Recurrent extends Module {
     const cs = kind === 'LSTM' ? states(c0, 'c0') : [];
     let sequence = input;
     for (let layer = 0; layer < numLayers; layer++) {
-      const w = this.layerWeights(layer);
-      const projected = linear(sequence, w.weightIh, w.biasIh);
-      const steps = split(projected, 1, timeAxis).map((piece) => reshape(piece, [batch, projected.shape[2]]));
-      const outputs: Tensor[] = [];
-      for (const step of steps) {
-        const recurrent = linear(hs[layer], w.weightHh, w.biasHh);
-        if (kind === 'LSTM') {
-          const [i, f, g, o] = split(add(step, recurrent), hidden, 1);
-          cs[layer] = add(mul(sigmoid(f), cs[layer]), mul(sigmoid(i), tanh(g)));
-          hs[layer] = mul(sigmoid(o), tanh(cs[layer]));
-        } else {
-          const [xr, xz, xn] = split(step, hidden, 1);
-          const [hr, hz, hn] = split(recurrent, hidden, 1);
-          const r = sigmoid(add(xr, hr));
-          const z = sigmoid(add(xz, hz));
-          const n = tanh(add(xn, mul(r, hn)));
-          hs[layer] = add(mul(sub(1, z), n), mul(z, hs[layer]));
+      const directionOutputs: Tensor[] = [];
+      for (let direction = 0; direction < directions; direction++) {
+        const w = this.layerWeights(layer, direction === 1);
+        const at = layer * directions + direction;
+        const projected = linear(sequence, w.weightIh, w.biasIh);
+        const steps = split(projected, 1, timeAxis).map((piece) =>
+          reshape(piece, [batch, projected.shape[2]]),
+        );
+        if (direction === 1) steps.reverse();
+        const outputs: Tensor[] = [];
+        for (const step of steps) {
+          const recurrent = linear(hs[at], w.weightHh, w.biasHh);
+          if (kind === 'LSTM') {
+            const [i, f, g, o] = split(add(step, recurrent), hidden, 1);
+            cs[at] = add(mul(sigmoid(f), cs[at]), mul(sigmoid(i), tanh(g)));
+            hs[at] = mul(sigmoid(o), tanh(cs[at]));
+          } else {
+            const [xr, xz, xn] = split(step, hidden, 1);
+            const [hr, hz, hn] = split(recurrent, hidden, 1);
+            const r = sigmoid(add(xr, hr));
+            const z = sigmoid(add(xz, hz));
+            const n = tanh(add(xn, mul(r, hn)));
+            hs[at] = add(mul(sub(1, z), n), mul(z, hs[at]));
+          }
+          outputs.push(hs[at]);
         }
-        outputs.push(hs[layer]);
+        if (direction === 1) outputs.reverse();
+        directionOutputs.push(stack(outputs, timeAxis));
       }
-      sequence = stack(outputs, timeAxis);
+      sequence = directions === 1 ? directionOutputs[0] : concat(directionOutputs, 2);
       if (layer < numLayers - 1) sequence = dropout(sequence, this.dropout, this.random, this.training);
     }
     return { output: sequence, h: stack(hs, 0), c: kind === 'LSTM' ? stack(cs, 0) : null };
