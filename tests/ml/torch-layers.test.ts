@@ -23,6 +23,7 @@ import {
   ConvTranspose2d,
   Flatten,
   GRU,
+  LayerNorm,
   Linear,
   LSTM,
   loadPyTorchSafetensors,
@@ -44,6 +45,8 @@ import {
   savePyTorchSafetensors,
   sum,
   type Tensor,
+  TransformerDecoderLayer,
+  TransformerEncoder,
   TransformerEncoderLayer,
   tensor,
   toArray,
@@ -224,6 +227,37 @@ describe('MultiHeadAttention matches nn.MultiheadAttention (batch_first)', () =>
     expect(maxAbs(m.output.weight.data)).toBeLessThanOrEqual(1 / Math.sqrt(d));
     expect(maxAbs(m.output.weight.data)).toBeGreaterThan(0.95 / Math.sqrt(d));
     for (const p of [m.query, m.key, m.value, m.output]) expect(maxAbs(p.bias!.data)).toBe(0);
+  });
+});
+
+describe('TransformerDecoderLayer and TransformerEncoder match PyTorch, values and gradients', () => {
+  const options = { dimFeedforward: 16, dropout: 0 };
+  const causal = tensor([0, 1, 1, 0, 0, 1, 0, 0, 0], [3, 3]);
+
+  it('a decoder layer with a causal target mask and a padded memory, post-norm and pre-norm', () => {
+    for (const [name, normFirst] of [
+      ['decoderLayer', false],
+      ['decoderLayerPrenorm', true],
+    ] as const) {
+      withModule(
+        name,
+        new TransformerDecoderLayer(8, 2, { ...options, normFirst }),
+        (m, { tgt, memory, padding }) => [
+          m.decode(tgt, memory, { target: { attentionMask: causal }, memory: { keyPaddingMask: padding } }),
+        ],
+      );
+    }
+    expect(() => new TransformerDecoderLayer(8, 2, options).forward(causal)).toThrow(/call decode/);
+  });
+
+  it('a two-layer encoder with a final norm and a key-padding mask', () => {
+    const layers = [new TransformerEncoderLayer(8, 2, options), new TransformerEncoderLayer(8, 2, options)];
+    withModule(
+      'encoderStack',
+      new TransformerEncoder(layers, { norm: new LayerNorm(8) }),
+      (m, { x, padding }) => [m.encode(x, { keyPaddingMask: padding })],
+    );
+    expect(() => new TransformerEncoder([layers[0], layers[0]])).toThrow(/appears twice/);
   });
 });
 
