@@ -187,6 +187,17 @@ describe('MultiHeadAttention matches nn.MultiheadAttention (batch_first)', () =>
     ]);
   });
 
+  it('returns the attention weights as need_weights does, averaged over the heads or per head', () => {
+    withModule('mhaWeights', attention(), (m, { q, k, v, padding }) => {
+      const { output, weights } = m.attendWithWeights(q, { key: k, value: v, keyPaddingMask: padding });
+      return [output, weights];
+    });
+    withModule('mhaWeightsPerHead', attention(), (m, { q, k, v }) => {
+      const { output, weights } = m.attendWithWeights(q, { key: k, value: v, averageWeights: false });
+      return [output, weights];
+    });
+  });
+
   it('a query whose keys are all masked gives NaN, as PyTorch', () => {
     const m = attention();
     const x = tensor(

@@ -8,6 +8,7 @@ import { check } from '../errors.js';
 import { add, mul } from '../ops/elementwise.js';
 import { matmul } from '../ops/matmul.js';
 import { causalMask, dropout as dropoutOp, scaledDotProductAttention } from '../ops/neural.js';
+import { mean } from '../ops/reduce.js';
 import { permute, reshape, transpose } from '../ops/shape.js';
 import { softmax } from '../ops/softmax.js';
 import { fromData, type Tensor, toArray } from '../Tensor.js';
@@ -126,6 +127,26 @@ export class MultiHeadAttention extends Module {
 
   /** Attention of `query` (B, T, D) over `options.key` (B, S, D) and `options.value`; (B, T, D). */
   attend(query: Tensor, options: AttendOptions = {}): Tensor {
+    return this.run(query, options, false).output;
+  }
+
+  /**
+   * `attend` and the attention weights (PyTorch's need_weights=True): (B, T, S) averaged over the
+   * heads, or (B, heads, T, S) with `averageWeights: false`; after dropout, as PyTorch returns them.
+   */
+  attendWithWeights(
+    query: Tensor,
+    options: AttendOptions & { readonly averageWeights?: boolean } = {},
+  ): { output: Tensor; weights: Tensor } {
+    const { output, weights } = this.run(query, options, true);
+    return { output, weights: options.averageWeights === false ? weights! : mean(weights!, 1) };
+  }
+
+  private run(
+    query: Tensor,
+    options: AttendOptions,
+    withWeights: boolean,
+  ): { output: Tensor; weights: Tensor | null } {
     this.checkInput(query, 'query');
     const [batch, length] = query.shape;
     const keyInput = options.key ?? query;
@@ -143,13 +164,15 @@ export class MultiHeadAttention extends Module {
       mask = mask === null ? additive : add(mask, additive);
     }
     let attended: Tensor;
-    if (this.training && this.dropout > 0) {
+    let weights: Tensor | null = null;
+    if (withWeights || (this.training && this.dropout > 0)) {
       let scores = mul(matmul(q, transpose(k, -2, -1)), 1 / Math.sqrt(this.dimension / this.heads));
       if (mask !== null) scores = add(scores, mask);
-      attended = matmul(dropoutOp(softmax(scores, -1), this.dropout, this.random, true), v);
+      weights = dropoutOp(softmax(scores, -1), this.dropout, this.random, this.training);
+      attended = matmul(weights, v);
     } else attended = scaledDotProductAttention(q, k, v, mask === null ? {} : { mask });
     const merged = reshape(permute(attended, [0, 2, 1, 3]), [batch, length, this.dimension]);
-    return this.output.forward(merged);
+    return { output: this.output.forward(merged), weights };
   }
 
   /** A (T, S) mask as is; a (B * heads, T, S) one as (B, heads, T, S). */
