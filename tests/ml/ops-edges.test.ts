@@ -11,7 +11,7 @@ import { gradCheck } from './helpers.js';
 const nan = Number.NaN;
 
 describe('ties and nan, as PyTorch', () => {
-  it('min and argmin pick the first minimum, and min gives it the gradient (as max does)', () => {
+  it('min and argmin pick the first minimum; min over one axis gives it the gradient, over all axes ties share it', () => {
     const x = ml.tensor([1, 0, 0, 0, 2, 0], [2, 3], { requiresGrad: true });
     expect(ml.toArray(ml.argmin(x, 1))).toEqual([1, 0]);
     expect(ml.toArray(ml.argmin(x, 0))).toEqual([1, 0, 0]);
@@ -21,8 +21,8 @@ describe('ties and nan, as PyTorch', () => {
     expect(Array.from(x.grad!)).toEqual([0, 1, 0, 1, 0, 0]);
     const y = ml.tensor([1, 0, 0, 0, 2, 0], [2, 3], { requiresGrad: true });
     ml.backward(ml.min(y));
-    // first minimum in row-major order (PyTorch's torch.min() spreads it evenly: README)
-    expect(Array.from(y.grad!)).toEqual([0, 1, 0, 0, 0, 0]);
+    // over all axes the tied minima share the gradient evenly, as PyTorch's torch.min()
+    expect(Array.from(y.grad!)).toEqual([0, 0.25, 0.25, 0.25, 0, 0.25]);
   });
 
   it('NaN wins in maximum, minimum, min and argmin; clamp keeps NaN and gives it no gradient', () => {

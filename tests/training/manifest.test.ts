@@ -56,6 +56,11 @@ describe('train: the checkpoint manifest is checked field by field', () => {
     ['optimizer.stepCount', (m) => (m.optimizer.stepCount = -1)],
     ['optimizer.stepCount', (m) => (m.optimizer.stepCount = 19)],
     ['optimizer.slots', (m) => (m.optimizer.slots = [])],
+    ['optimizer.parameterSteps', (m) => (m.optimizer.parameterSteps = [1])],
+    [
+      'optimizer.parameterSteps',
+      (m) => (m.optimizer.parameterSteps = m.optimizer.parameterSteps.map((n: number) => n + 1)),
+    ],
     ['optimizer.kind', (m) => (m.optimizer.kind = 'sgd')],
     ['loader.position', (m) => (m.loader.position = 16)],
     ['loader.epoch', (m) => (m.loader.epoch = 1)],

@@ -24,6 +24,7 @@ import {
   contiguousData,
   dispose,
   hostTensor,
+  isContiguous,
   record,
   releaseTemporary,
   scalar,
@@ -104,7 +105,9 @@ function leftGradient(op: BinaryOp, _a: Operand, b: Operand, _y: Tensor, g: Tens
       const out = mul(g, scaled);
       for (const t of [power, scaled]) dispose(t);
       if (typeof exponent !== 'number') dispose(exponent);
-      return out;
+      // As PyTorch: 0 where the exponent is 0 (0 * 0^-1 would be NaN at a = 0). Host only.
+      if (typeof b === 'number') return b === 0 ? maskedOnHost(out, null) : out;
+      return maskedOnHost(out, b, (_x, exponentValue) => exponentValue === 0);
     }
   }
 }
@@ -132,9 +135,42 @@ function rightGradient(op: BinaryOp, a: Operand, b: Operand, y: Tensor, g: Tenso
       const out = mul(g, scaled);
       dispose(scaled);
       if (typeof logarithm !== 'number') dispose(logarithm);
-      return out;
+      // As PyTorch: 0 where a = 0 and b >= 0 (0 * ln 0 would be NaN or -inf). Host only.
+      if (typeof a === 'number') return a === 0 ? maskedOnHost(out, b, (_x, e) => e >= 0) : out;
+      return maskedOnHost(out, a, (base, e) => base === 0 && e >= 0, b);
     }
   }
+}
+
+/**
+ * `gradient` (a fresh host tensor of the broadcast shape) set to 0 where `zeroAt(first, second)`
+ * holds, `first` and `second` broadcast to its shape; `first` null: everywhere. On a device the
+ * gradient is returned as computed (the masks are host-side).
+ */
+function maskedOnHost(
+  gradient: Tensor,
+  first: Operand | null,
+  zeroAt: (first: number, second: number) => boolean = () => true,
+  second: Operand = first ?? 0,
+): Tensor {
+  if (gradient.device !== 'cpu' || !isContiguous(gradient)) return gradient;
+  const operands = [first ?? 0, second].map((operand) => (typeof operand === 'number' ? null : operand));
+  if (operands.some((operand) => operand !== null && operand.device !== 'cpu')) return gradient;
+  const values = operands.map((operand) => (operand === null ? null : contiguousData(operand)));
+  const maps = operands.map((operand) =>
+    operand === null ? null : broadcastIndexMap(operand.shape, gradient.shape),
+  );
+  const constant = (operand: Operand | null): number => (typeof operand === 'number' ? operand : 0);
+  const data = gradient.data;
+  for (let i = 0; i < data.length; i++) {
+    const x = values[0] === null ? constant(first) : values[0][maps[0] ? maps[0][i] : i];
+    const y = values[1] === null ? constant(second) : values[1][maps[1] ? maps[1][i] : i];
+    if (first === null || zeroAt(x, y)) data[i] = 0;
+  }
+  operands.forEach((operand, k) => {
+    if (operand !== null) releaseTemporary(operand, values[k]!);
+  });
+  return gradient;
 }
 
 function binary(op: BinaryOp, left: Operand, right: Operand): Tensor {

@@ -216,7 +216,11 @@ function argmaxPositions(input: Tensor, x: Float32Array, plan: ReductionPlan): I
   return best;
 }
 
-/** Maximum over `axes` (all when omitted); the gradient goes to the first maximum. */
+/**
+ * Maximum over `axes` (all when omitted). Over one axis given as a number, the gradient goes to
+ * the first maximum (PyTorch's torch.max(x, dim)); over all axes or a list of axes, ties share it
+ * evenly (torch.max(x), torch.amax(x, dims)).
+ */
 export function max(input: Tensor, axes?: number | readonly number[], options: ReduceOptions = {}): Tensor {
   check(input.size > 0, 'invalid_shape', () => 'max: the tensor is empty');
   const plan = planReduction(input.shape, axes, options.keepDims ?? false, 'max');
@@ -229,11 +233,34 @@ export function max(input: Tensor, axes?: number | readonly number[], options: R
   const best = argmaxPositions(input, x, plan);
   const out = pool.take(plan.outputSize);
   for (let o = 0; o < out.length; o++) out[o] = x[best[o]];
+  const shares = typeof axes === 'number' ? null : tieShares(x, out, reductionMap(input, plan), best);
   releaseTemporary(input, x);
   return makeResult(out, plan.shape, 'max', [input], (g) => {
     const gx = gradBuffer(input);
-    for (let o = 0; o < best.length; o++) gx[best[o]] += g[o];
+    if (shares === null) for (let o = 0; o < best.length; o++) gx[best[o]] += g[o];
+    else for (let i = 0; i < shares.weights.length; i++) gx[i] += g[shares.map[i]] * shares.weights[i];
   });
+}
+
+/**
+ * For a reduction over all or a list of axes (PyTorch's torch.max() and amax, torch.min() and
+ * amin): each input's share of its output's gradient, 1/count among the elements equal to the
+ * extreme; null when there is no tie (the gradient then goes to the one extreme). A NaN extreme
+ * keeps its gradient on the first NaN (the caller's positions), as there is nothing equal to it.
+ */
+export function tieShares(
+  x: Float32Array,
+  extremes: Float32Array,
+  outputOf: Int32Array,
+  first: Int32Array,
+): { weights: Float32Array; map: Int32Array } | null {
+  const counts = new Int32Array(extremes.length);
+  for (let i = 0; i < x.length; i++) if (x[i] === extremes[outputOf[i]]) counts[outputOf[i]]++;
+  if (!counts.some((count) => count > 1)) return null;
+  const weights = new Float32Array(x.length);
+  for (let i = 0; i < x.length; i++) if (x[i] === extremes[outputOf[i]]) weights[i] = 1 / counts[outputOf[i]];
+  for (let o = 0; o < counts.length; o++) if (counts[o] === 0) weights[first[o]] = 1;
+  return { weights, map: outputOf };
 }
 
 /** Index (along `axis`) of the first maximum; a tensor of integer values, no gradient. */

@@ -5,7 +5,7 @@
  *   variance / std: sum((x - mean)^2) / max(0, N - correction) (PyTorch's `correction`, 1 by
  *                   default: unbiased); std = sqrt(variance). Compositions of ops.
  *   norm:           p = 2 (default): sqrt(sum(x^2)), gx = x * g / y (0 where y = 0, as PyTorch);
- *                   p = 1: sum(|x|); p = Infinity: max(|x|) (gradient to the first maximum)
+ *                   p = 1: sum(|x|); p = Infinity: max(|x|) (tied maxima share the gradient unless one axis is given)
  *   cumsum:         running sums along an axis (float64);  gx = flip(cumsum(flip(g)))
  *   prod:           product over all elements or one axis;  gx = g * (product of the others),
  *                   exact with zeros in the input (prefix and suffix products, no division)
@@ -19,7 +19,9 @@ import { pool } from '../internal/pool.js';
 import {
   contiguousData,
   dispose,
+  gradBuffer,
   hostTensor,
+  makeResult,
   normalizeAxis,
   record,
   releaseTemporary,
@@ -31,7 +33,7 @@ import { eq, maskedFill } from './compare.js';
 import { div, exp, mul, sqrt, sub } from './elementwise.js';
 import { flip } from './indexing.js';
 import { abs } from './math.js';
-import { max, mean, planReduction, type ReduceOptions, sum } from './reduce.js';
+import { max, mean, planReduction, type ReduceOptions, sum, tieShares } from './reduce.js';
 import { reshape } from './shape.js';
 import { takeAt } from './take.js';
 
@@ -76,15 +78,29 @@ function argminPositions(x: Float32Array, grouping: Grouping): Int32Array {
   return best;
 }
 
-/** Minimum over `axes` (all when omitted); the gradient goes to the first minimum. */
+/**
+ * Minimum over `axes` (all when omitted). Over one axis given as a number the gradient goes to the
+ * first minimum (torch.min(x, dim)); over all axes or a list of axes ties share it evenly
+ * (torch.min(x), torch.amin(x, dims)).
+ */
 export function min(input: Tensor, axes?: Axes, options: ReduceOptions = {}): Tensor {
   refuseDevice('min', input);
   check(input.size > 0, 'invalid_shape', () => 'min: the tensor is empty');
   const grouping = groupBy(input.shape, axes, options.keepDims ?? false, 'min');
   const x = contiguousData(input);
   const best = argminPositions(x, grouping);
+  const out = pool.take(grouping.outputSize);
+  for (let o = 0; o < out.length; o++) out[o] = x[best[o]];
+  const shares = typeof axes === 'number' ? null : tieShares(x, out, grouping.map, best);
   releaseTemporary(input, x);
-  return takeAt(input, best, grouping.shape, 0, 'min');
+  if (shares === null) {
+    pool.release(out);
+    return takeAt(input, best, grouping.shape, 0, 'min');
+  }
+  return makeResult(out, grouping.shape, 'min', [input], (g) => {
+    const gx = gradBuffer(input);
+    for (let i = 0; i < shares.weights.length; i++) gx[i] += g[shares.map[i]] * shares.weights[i];
+  });
 }
 
 /** Index (along `axis`) of the first minimum; a tensor of integer values, no gradient. */

@@ -29,6 +29,8 @@ export interface SnapshotCopy {
   readonly weights: readonly Float32Array[];
   readonly optimizerKind: string;
   readonly optimizerStepCount: number;
+  /** Each parameter's own step count (Adam's bias correction); absent in older checkpoints (all = optimizerStepCount). */
+  readonly parameterSteps?: readonly number[];
   readonly learningRate: number;
   readonly slots: ReadonlyMap<string, readonly Float32Array[]>;
   readonly loader: LoaderState;
@@ -53,6 +55,7 @@ export class TrainingSnapshot {
   deviceId: string;
   loader: LoaderState | undefined;
   optimizerStepCount = 0;
+  parameterSteps: number[] | undefined;
   learningRate = 0;
   /** Set by the driver when a step is captured: see `SnapshotCopy.epochProgress`. */
   epochProgress: EpochProgress = { steps: 0, lossSum: 0 };
@@ -93,6 +96,7 @@ export class TrainingSnapshot {
     }
     this.optimizerKind = optimizer.optimizer.kind;
     this.optimizerStepCount = optimizer.optimizer.stepCount;
+    this.parameterSteps = [...optimizer.optimizer.parameterSteps];
     this.learningRate = optimizer.optimizer.learningRate;
     this.loader = parts.loader.state();
     if (parts.randoms.size > 0) this.randoms = randomStates(parts.randoms);
@@ -125,6 +129,9 @@ export class TrainingSnapshot {
       for (let index = 0; index < live.length; index++) live[index].set(saved[index]);
     }
     optimizer.optimizer.stepCount = this.optimizerStepCount;
+    const steps = optimizer.optimizer.parameterSteps;
+    if (this.parameterSteps !== undefined && this.parameterSteps.length === steps.length)
+      for (let index = 0; index < steps.length; index++) steps[index] = this.parameterSteps[index];
     optimizer.optimizer.learningRate = this.learningRate;
     optimizer.optimizer.zeroGrad();
   }
@@ -149,6 +156,7 @@ export class TrainingSnapshot {
       weights: this.weights.map((buffer) => buffer.slice()),
       optimizerKind: this.optimizerKind,
       optimizerStepCount: this.optimizerStepCount,
+      ...(this.parameterSteps === undefined ? {} : { parameterSteps: [...this.parameterSteps] }),
       learningRate: this.learningRate,
       slots,
       loader: { ...this.loader },
@@ -170,6 +178,7 @@ export class TrainingSnapshot {
       );
     this.optimizerKind = copy.optimizerKind;
     this.optimizerStepCount = copy.optimizerStepCount;
+    this.parameterSteps = copy.parameterSteps === undefined ? undefined : [...copy.parameterSteps];
     this.learningRate = copy.learningRate;
     this.loader = { ...copy.loader };
     this.randoms = structuredClone(copy.randoms) as Record<string, RandomState>;

@@ -66,6 +66,8 @@ export interface CheckpointManifest {
   readonly optimizer: {
     readonly kind: string;
     readonly stepCount: number;
+    /** Each parameter's own step count, in `run.parameterNames` order; absent in older manifests. */
+    readonly parameterSteps?: number[];
     readonly learningRate: number;
     readonly slots: string[];
   };
@@ -141,6 +143,7 @@ export async function writeCheckpoint(
     optimizer: {
       kind: copy.optimizerKind,
       stepCount: copy.optimizerStepCount,
+      ...(copy.parameterSteps === undefined ? {} : { parameterSteps: [...copy.parameterSteps] }),
       learningRate: copy.learningRate,
       slots: [...copy.slots.keys()],
     },
@@ -241,6 +244,9 @@ export async function readCheckpoint(
     weights,
     optimizerKind: manifest.optimizer.kind,
     optimizerStepCount: manifest.optimizer.stepCount,
+    ...(manifest.optimizer.parameterSteps === undefined
+      ? {}
+      : { parameterSteps: [...manifest.optimizer.parameterSteps] }),
     learningRate: manifest.optimizer.learningRate,
     slots,
     loader: manifest.loader,

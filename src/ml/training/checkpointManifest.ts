@@ -103,6 +103,20 @@ function checkOptimizer(path: string, manifest: Fields): void {
   if (typeof kind !== 'string' || !Object.hasOwn(OPTIMIZER_SLOTS, kind))
     throw invalidField(path, 'optimizer.kind', kind, "'sgd', 'adam' or 'adamw'");
   countAt(path, optimizer, 'stepCount', 'optimizer.stepCount');
+  const parameterSteps = optimizer.parameterSteps;
+  const names = (manifest.run as Fields).parameterNames as unknown[];
+  if (
+    parameterSteps !== undefined &&
+    (!Array.isArray(parameterSteps) ||
+      parameterSteps.length !== names.length ||
+      !parameterSteps.every((count) => isCount(count, 0)))
+  )
+    throw invalidField(
+      path,
+      'optimizer.parameterSteps',
+      parameterSteps,
+      `one integer >= 0 per parameter (${names.length}), none above optimizer.stepCount`,
+    );
   const rate = optimizer.learningRate;
   if (typeof rate !== 'number' || !(rate > 0 && rate <= 10))
     throw invalidField(path, 'optimizer.learningRate', rate, 'a number in (0, 10]');
@@ -222,7 +236,12 @@ interface CheckedManifest {
     shuffle: boolean;
     datasetLength: number;
   };
-  readonly optimizer: { kind: string; stepCount: number; slots: readonly string[] };
+  readonly optimizer: {
+    kind: string;
+    stepCount: number;
+    parameterSteps?: readonly number[];
+    slots: readonly string[];
+  };
   readonly loader: LoaderState;
   readonly microBatchSize: number;
   readonly epochProgress: { steps: number };
@@ -239,6 +258,14 @@ export function checkManifestAgreement(manifest: CheckedManifest, path: string):
       'optimizer.stepCount',
       optimizer.stepCount,
       `${step} (one optimizer step per step)`,
+    );
+  const steps = optimizer.parameterSteps;
+  if (steps?.some((count) => count > optimizer.stepCount))
+    throw invalidField(
+      path,
+      'optimizer.parameterSteps',
+      steps,
+      `counts at most optimizer.stepCount (${optimizer.stepCount}): a parameter steps at most once per step`,
     );
   const slots = optimizer.stepCount === 0 && optimizer.kind === 'sgd' ? [] : OPTIMIZER_SLOTS[optimizer.kind];
   if ([...optimizer.slots].sort().join(',') !== [...slots].sort().join(','))

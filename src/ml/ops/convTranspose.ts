@@ -1,0 +1,249 @@
+/**
+ * Conv1d and ConvTranspose2d, as PyTorch's F.conv1d and F.conv_transpose2d, on the host.
+ *
+ * conv1d: x (N, C, L), weight (O, C, K), bias (O) -> (N, O, floor((L + 2p - K) / s) + 1): the
+ *   input padded, then conv2d on (N, C, 1, L) with a (O, C, 1, K) kernel, so conv2d's rules give
+ *   the gradients.
+ * convTranspose2d: x (N, Cin, H, W), weight (Cin, Cout, KH, KW), bias (Cout) ->
+ *   (N, Cout, (H - 1) sh - 2 ph + KH + oph, (W - 1) sw - 2 pw + KW + opw), the gradient of a
+ *   conv2d with respect to its input: per image, cols (Cout KH KW, H W) = W^T @ x, then each
+ *   column added into the output at (h sh - ph + kh, w sw - pw + kw) (col2im).
+ *   gcols = im2col(g);  gx += W @ gcols;  gW += x @ gcols^T;  gbias += g summed per channel.
+ */
+import { unavailableOnDevice } from '../deviceOps.js';
+import { check } from '../errors.js';
+import { matrixProduct } from '../internal/blas.js';
+import { pool } from '../internal/pool.js';
+import { contiguousData, gradBuffer, makeResult, releaseTemporary, type Tensor } from '../Tensor.js';
+import { conv2d } from './conv.js';
+import { pad } from './indexing.js';
+import { reshape } from './shape.js';
+
+export interface Conv1dOptions {
+  readonly stride?: number;
+  readonly padding?: number;
+}
+
+/** 1-D convolution, (N, C, L) with a (O, C, K) kernel. */
+export function conv1d(
+  x: Tensor,
+  weight: Tensor,
+  bias: Tensor | null = null,
+  options: Conv1dOptions = {},
+): Tensor {
+  if (x.device !== 'cpu' || weight.device !== 'cpu' || (bias !== null && bias.device !== 'cpu'))
+    unavailableOnDevice('conv1d', bias === null ? [x, weight] : [x, weight, bias]);
+  check(x.rank === 3, 'invalid_shape', () => `conv1d: input must be (N, C, L), got [${x.shape.join(', ')}]`);
+  check(weight.rank === 3 && weight.shape[1] === x.shape[1], 'shape_mismatch', () => {
+    return `conv1d: weight must be (O, ${x.shape[1]}, K) for ${x.shape[1]} input channels, got [${weight.shape.join(', ')}]`;
+  });
+  const stride = options.stride ?? 1;
+  const padding = options.padding ?? 0;
+  check(Number.isInteger(padding) && padding >= 0, 'invalid_argument', () => {
+    return `conv1d: padding must be an integer >= 0, got ${padding}`;
+  });
+  const [batch, channels] = x.shape;
+  const padded = padding > 0 ? pad(x, [padding, padding]) : x;
+  const length = padded.shape[2];
+  const [outChannels, , kernel] = weight.shape;
+  check(kernel <= length, 'shape_mismatch', () => {
+    return `conv1d: kernel ${kernel} does not fit input length ${x.shape[2]} with padding ${padding}`;
+  });
+  const out = conv2d(
+    reshape(padded, [batch, channels, 1, length]),
+    reshape(weight, [outChannels, channels, 1, kernel]),
+    bias,
+    { stride },
+  );
+  return reshape(out, [batch, outChannels, out.shape[3]]);
+}
+
+export type Pair = number | readonly [number, number];
+
+export interface ConvTranspose2dOptions {
+  readonly stride?: Pair;
+  readonly padding?: Pair;
+  /** Added to one side of the output (PyTorch's output_padding); each below its stride. */
+  readonly outputPadding?: Pair;
+}
+
+const pair = (value: Pair): [number, number] =>
+  typeof value === 'number' ? [value, value] : [value[0], value[1]];
+
+interface TransposedGeometry {
+  readonly batch: number;
+  readonly inChannels: number;
+  readonly height: number;
+  readonly width: number;
+  readonly outChannels: number;
+  readonly kernelHeight: number;
+  readonly kernelWidth: number;
+  readonly stride: [number, number];
+  readonly padding: [number, number];
+  readonly outHeight: number;
+  readonly outWidth: number;
+}
+
+function transposedGeometry(x: Tensor, weight: Tensor, options: ConvTranspose2dOptions): TransposedGeometry {
+  const context = 'convTranspose2d';
+  check(
+    x.rank === 4,
+    'invalid_shape',
+    () => `${context}: input must be (N, C, H, W), got [${x.shape.join(', ')}]`,
+  );
+  check(weight.rank === 4 && weight.shape[0] === x.shape[1], 'shape_mismatch', () => {
+    return `${context}: weight must be (${x.shape[1]}, Cout, KH, KW) for ${x.shape[1]} input channels (PyTorch's layout), got [${weight.shape.join(', ')}]`;
+  });
+  const stride = pair(options.stride ?? 1);
+  const padding = pair(options.padding ?? 0);
+  const extra = pair(options.outputPadding ?? 0);
+  check(
+    stride.every((s) => Number.isInteger(s) && s >= 1),
+    'invalid_argument',
+    () => {
+      return `${context}: stride must be integers >= 1, got [${stride.join(', ')}]`;
+    },
+  );
+  check(
+    padding.every((p) => Number.isInteger(p) && p >= 0),
+    'invalid_argument',
+    () => {
+      return `${context}: padding must be integers >= 0, got [${padding.join(', ')}]`;
+    },
+  );
+  check(
+    extra.every((p, d) => Number.isInteger(p) && p >= 0 && p < stride[d]),
+    'invalid_argument',
+    () =>
+      `${context}: outputPadding [${extra.join(', ')}] must be integers >= 0 and below the stride [${stride.join(', ')}]`,
+  );
+  const [batch, inChannels, height, width] = x.shape;
+  const [, outChannels, kernelHeight, kernelWidth] = weight.shape;
+  const outHeight = (height - 1) * stride[0] - 2 * padding[0] + kernelHeight + extra[0];
+  const outWidth = (width - 1) * stride[1] - 2 * padding[1] + kernelWidth + extra[1];
+  check(outHeight >= 1 && outWidth >= 1, 'shape_mismatch', () => {
+    return `${context}: padding [${padding.join(', ')}] leaves no output for input ${height}x${width} and kernel ${kernelHeight}x${kernelWidth}`;
+  });
+  return {
+    batch,
+    inChannels,
+    height,
+    width,
+    outChannels,
+    kernelHeight,
+    kernelWidth,
+    stride,
+    padding,
+    outHeight,
+    outWidth,
+  };
+}
+
+/**
+ * Visits every (column row, input position, output position) pair of one image:
+ * visit(colsIndex, outIndex) with colsIndex into (Cout KH KW, H W), outIndex into (Cout, OH, OW).
+ */
+function forEachTap(g: TransposedGeometry, visit: (colsIndex: number, outIndex: number) => void): void {
+  const pixels = g.height * g.width;
+  for (let co = 0; co < g.outChannels; co++)
+    for (let kh = 0; kh < g.kernelHeight; kh++)
+      for (let kw = 0; kw < g.kernelWidth; kw++) {
+        const row = ((co * g.kernelHeight + kh) * g.kernelWidth + kw) * pixels;
+        for (let h = 0; h < g.height; h++) {
+          const oy = h * g.stride[0] - g.padding[0] + kh;
+          if (oy < 0 || oy >= g.outHeight) continue;
+          const outRow = (co * g.outHeight + oy) * g.outWidth;
+          for (let w = 0; w < g.width; w++) {
+            const ox = w * g.stride[1] - g.padding[1] + kw;
+            if (ox >= 0 && ox < g.outWidth) visit(row + h * g.width + w, outRow + ox);
+          }
+        }
+      }
+}
+
+/** Transposed 2-D convolution (the "deconvolution" of decoders and U-Nets), PyTorch's layout. */
+export function convTranspose2d(
+  x: Tensor,
+  weight: Tensor,
+  bias: Tensor | null = null,
+  options: ConvTranspose2dOptions = {},
+): Tensor {
+  const inputs = bias === null ? [x, weight] : [x, weight, bias];
+  if (inputs.some((input) => input.device !== 'cpu')) unavailableOnDevice('convTranspose2d', inputs);
+  const g = transposedGeometry(x, weight, options);
+  check(bias === null || bias.size === g.outChannels, 'shape_mismatch', () => {
+    return `convTranspose2d: bias must have ${g.outChannels} elements, got ${bias!.size}`;
+  });
+  const pixels = g.height * g.width;
+  const colsRows = g.outChannels * g.kernelHeight * g.kernelWidth;
+  const outPlane = g.outChannels * g.outHeight * g.outWidth;
+  const xv = contiguousData(x);
+  const wv = contiguousData(weight);
+  const bv = bias === null ? null : contiguousData(bias);
+  const out = pool.take(g.batch * outPlane).fill(0);
+  const cols = pool.take(colsRows * pixels);
+  for (let n = 0; n < g.batch; n++) {
+    const image = xv.subarray(n * g.inChannels * pixels, (n + 1) * g.inChannels * pixels);
+    matrixProduct(true, false, colsRows, pixels, g.inChannels, wv, image, cols, false);
+    const target = out.subarray(n * outPlane, (n + 1) * outPlane);
+    forEachTap(g, (c, o) => {
+      target[o] += cols[c];
+    });
+    if (bv !== null) {
+      const plane = g.outHeight * g.outWidth;
+      for (let co = 0; co < g.outChannels; co++)
+        for (let i = 0; i < plane; i++) target[co * plane + i] += bv[co];
+    }
+  }
+  pool.release(cols);
+  if (bias !== null) releaseTemporary(bias, bv!);
+  const shape = [g.batch, g.outChannels, g.outHeight, g.outWidth];
+  return makeResult(out, shape, 'convTranspose2d', inputs, (gy) => {
+    const gcols = pool.take(colsRows * pixels);
+    const gx = x.requiresGrad ? gradBuffer(x) : null;
+    const gw = weight.requiresGrad ? gradBuffer(weight) : null;
+    for (let n = 0; n < g.batch; n++) {
+      const source = gy.subarray(n * outPlane, (n + 1) * outPlane);
+      gcols.fill(0);
+      forEachTap(g, (c, o) => {
+        gcols[c] = source[o];
+      });
+      const base = n * g.inChannels * pixels;
+      if (gx !== null)
+        matrixProduct(
+          false,
+          false,
+          g.inChannels,
+          pixels,
+          colsRows,
+          wv,
+          gcols,
+          gx.subarray(base, base + g.inChannels * pixels),
+          true,
+        );
+      if (gw !== null)
+        matrixProduct(
+          false,
+          true,
+          g.inChannels,
+          colsRows,
+          pixels,
+          xv.subarray(base, base + g.inChannels * pixels),
+          gcols,
+          gw,
+          true,
+        );
+    }
+    pool.release(gcols);
+    if (bias?.requiresGrad) {
+      const gb = gradBuffer(bias);
+      const plane = g.outHeight * g.outWidth;
+      for (let n = 0; n < g.batch; n++)
+        for (let co = 0; co < g.outChannels; co++) {
+          let total = 0;
+          for (let i = 0; i < plane; i++) total += gy[n * outPlane + co * plane + i];
+          gb[co] += total;
+        }
+    }
+  });
+}
