@@ -42,6 +42,7 @@ export * from './lossesExtra.js';
 export * from './modelFiles.js';
 export * from './nn/activations.js';
 export * from './nn/attention.js';
+export * from './nn/gpt.js';
 export * from './nn/init.js';
 export * from './nn/layers.js';
 export * from './nn/Module.js';
