@@ -5,6 +5,7 @@ import { Command, CommanderError, InvalidArgumentError } from 'commander';
 import { registerClusterCommands } from './cluster.js';
 import { registerObserveCommands } from './observe.js';
 import { integerOption, UsageError } from './options.js';
+import { registerSampleCommand } from './sample.js';
 import { registerServeCommand } from './serve.js';
 import type { SimulateOptions } from './simulate.js';
 import { registerTrainCommand } from './train.js';
@@ -61,6 +62,7 @@ export function buildProgram(): Command {
   registerClusterCommands(program);
   registerObserveCommands(program);
   registerServeCommand(program);
+  registerSampleCommand(program);
 
   program
     .command('demo')

@@ -159,7 +159,8 @@ export class GptBlock extends Module {
   readonly norm2: LayerNorm;
   readonly fc: GptLinear;
   readonly projection: GptLinear;
-  private readonly random: Random;
+  /** Only with dropout (checkpoints save the generators a model holds). */
+  private readonly random: Random | undefined;
 
   constructor(
     dimension: number,
@@ -174,11 +175,12 @@ export class GptBlock extends Module {
     this.norm2 = new LayerNorm(dimension);
     this.fc = new GptLinear(dimension, 4 * dimension, INIT_STD, random);
     this.projection = new GptLinear(4 * dimension, dimension, projectionStd, random);
-    this.random = random;
+    this.random = dropoutRate > 0 ? random : undefined;
   }
 
   private drop(x: Tensor): Tensor {
-    return this.dropoutRate === 0 ? x : dropout(x, this.dropoutRate, this.random, this.training);
+    if (this.random === undefined) return x;
+    return dropout(x, this.dropoutRate, this.random, this.training);
   }
 
   forward(x: Tensor): Tensor {
@@ -214,7 +216,8 @@ export class Gpt extends Module {
   readonly positionEmbedding: Parameter;
   readonly blocks: GptBlock[];
   readonly finalNorm: LayerNorm;
-  private readonly random: Random;
+  /** Only with dropout (checkpoints save the generators a model holds). */
+  private readonly random: Random | undefined;
   private readonly positions: Int32Array;
 
   constructor(config: GptConfig, options: GptOptions = {}) {
@@ -222,7 +225,7 @@ export class Gpt extends Module {
     this.config = checkGptConfig(config);
     const { vocabSize, blockSize, layers, heads, dimension, dropout: rate } = this.config;
     const random = initRandom(options.random);
-    this.random = random;
+    this.random = rate > 0 ? random : undefined;
     this.tokenEmbedding = new TokenEmbedding(vocabSize, dimension, random);
     this.positionEmbedding = normalParameter([blockSize, dimension], INIT_STD, random);
     const projectionStd = INIT_STD / Math.sqrt(2 * layers);
@@ -246,7 +249,7 @@ export class Gpt extends Module {
     const tokens = this.tokenEmbedding.forward(ids);
     const positions = embedding(this.positionEmbedding, this.positions.subarray(0, length));
     let x = add(tokens, positions);
-    if (rate > 0) x = dropout(x, rate, this.random, this.training);
+    if (this.random !== undefined) x = dropout(x, rate, this.random, this.training);
     for (const block of this.blocks) x = block.forward(x);
     return linear(this.finalNorm.forward(x), this.tokenEmbedding.weight, null);
   }
