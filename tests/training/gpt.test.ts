@@ -12,7 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { registerSampleCommand, sampleCommand } from '../../src/cli/sample.js';
 import { registerTrainCommand, type TrainCommandOptions, trainCommand } from '../../src/cli/train.js';
 import { DEFAULT_TEXT_CORPUS, isDatasetError, textCorpus } from '../../src/ml/data/index.js';
-import { isTrainingError } from '../../src/ml/training/index.js';
+import { isTrainingError, train } from '../../src/ml/training/index.js';
 
 const CORPUS = [
   'Shall I compare thee to a summer day?',
@@ -100,6 +100,23 @@ describe('zbmd train --model gpt', () => {
     const resumed = await runTrain({ maxSteps: 10, checkpointDir: dir, resume: true });
     expect(resumed.resumed_from_step).toBe(5);
     expect(resumed.weights_sha256).toBe(whole.weights_sha256);
+  });
+
+  it('with dropout, checkpoints its generator and resumes to the same weights', async () => {
+    const config = {
+      model: 'gpt' as const,
+      gpt: { blockSize: 8, layers: 1, heads: 2, dimension: 16, dropout: 0.1 },
+      data: corpusPath,
+      batchSize: 8,
+      seed: 2,
+      evaluateEachEpoch: false,
+    };
+    const whole = await train({ ...config, maxSteps: 8 });
+    const dir = join(directory, 'dropout');
+    await train({ ...config, maxSteps: 4, checkpointDir: dir, checkpointIntervalSteps: 4 });
+    const resumed = await train({ ...config, maxSteps: 8, checkpointDir: dir, resume: true });
+    expect(resumed.resumedFromStep).toBe(4);
+    expect(resumed.weightsSha256).toBe(whole.weightsSha256);
   });
 
   it('samples the same text for the same seed from the checkpoint, in the corpus alphabet', async () => {

@@ -23,8 +23,9 @@ export interface DataLoaderOptions {
 }
 
 /**
- * One batch. `inputs` holds `size * prod(featureShape)` features, row-major; `labels` and
- * `indices` (the samples' rows in the data set) hold `size` values.
+ * One batch. `inputs` holds `size * prod(featureShape)` features, row-major; `indices` (the
+ * samples' rows in the data set) holds `size` values, `labels` `size * prod(labelShape)` (one
+ * per sample without a `labelShape`).
  *
  * A batch is valid until the next call of `next()`, `reset()` or `restore()` on its loader:
  * the loader reuses its buffers, and without shuffling `inputs` and `labels` are views of the
