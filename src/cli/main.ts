@@ -17,6 +17,7 @@ const BENCH_SUITES = [
   'fault',
   'gpu',
   'ml',
+  'gpt',
   'train',
   'cluster',
   'observe',

@@ -8,16 +8,22 @@ import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { Random } from '../../src/actor/Random.js';
 import {
+  add,
   backward,
+  causalMask,
+  causalSoftmax,
   crossEntropy,
   fromData,
   Gpt,
   type GptConfigError,
   generateTokens,
   isGptConfigError,
+  mul,
   reshape,
   type StateDict,
   sampleToken,
+  softmax,
+  sum,
   toArray,
 } from '../../src/ml/index.js';
 
@@ -86,6 +92,24 @@ describe('Gpt against PyTorch', () => {
       expect(parameter.grad, name).not.toBeNull();
       expectClose(parameter.grad!, goldens.grads[name].data, `grad ${name}`);
     }
+  });
+});
+
+describe('causalSoftmax', () => {
+  it('equals softmax(scale * s + causal mask), values and gradients', () => {
+    const random = new Random(11);
+    const data = Float32Array.from({ length: 2 * 3 * 4 * 4 }, () => random.normal(0, 2));
+    const weights = Float32Array.from({ length: data.length }, () => random.normal(0, 1));
+    const run = (fused: boolean) => {
+      const scores = fromData(data.slice(), [2, 3, 4, 4], { requiresGrad: true });
+      const y = fused ? causalSoftmax(scores, 0.5) : softmax(add(mul(scores, 0.5), causalMask(4, 4)), -1);
+      backward(sum(mul(y, fromData(weights, [2, 3, 4, 4]))));
+      return { y: toArray(y), grad: [...scores.grad!] };
+    };
+    const fused = run(true);
+    const reference = run(false);
+    expectClose(fused.y, reference.y, 'y');
+    expectClose(fused.grad, reference.grad, 'grad');
   });
 });
 

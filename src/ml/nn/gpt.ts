@@ -15,12 +15,22 @@
  */
 import { Random } from '../../actor/Random.js';
 import { check } from '../errors.js';
+import { pool } from '../internal/pool.js';
 import { geluTanh } from '../ops/activations.js';
 import { add } from '../ops/elementwise.js';
-import { linear } from '../ops/matmul.js';
-import { dropout, embedding, scaledDotProductAttention } from '../ops/neural.js';
-import { permute, reshape } from '../ops/shape.js';
-import { contiguousData, dispose, fromData, noGrad, type Tensor } from '../Tensor.js';
+import { linear, matmul } from '../ops/matmul.js';
+import { dropout, embedding } from '../ops/neural.js';
+import { permute, reshape, transpose } from '../ops/shape.js';
+import {
+  contiguousData,
+  dispose,
+  fromData,
+  gradBuffer,
+  makeResult,
+  noGrad,
+  releaseTemporary,
+  type Tensor,
+} from '../Tensor.js';
 import { constantParameter, initRandom, normalParameter } from './init.js';
 import { LayerNorm } from './layers.js';
 import { Module, type Parameter } from './Module.js';
@@ -116,6 +126,47 @@ class GptLinear extends Module {
   }
 }
 
+/**
+ * Causal attention weights from raw scores (..., T, T): row i is softmax(scale * s[i, 0..i])
+ * and 0 after i, in one pass (no mask tensor added). Rule, within a row: gs = scale * y * (g -
+ * sum(g * y)). The same values as softmax(scale * s + causalMask) (CPU only).
+ */
+export function causalSoftmax(scores: Tensor, scale: number): Tensor {
+  const length = scores.shape[scores.rank - 1];
+  check(scores.rank >= 2 && scores.shape[scores.rank - 2] === length, 'invalid_shape', () => {
+    return `causalSoftmax: expected square scores (..., T, T), got [${scores.shape.join(', ')}]`;
+  });
+  check(scores.device === 'cpu', 'unavailable_on_device', () => 'causalSoftmax runs on the CPU only');
+  const x = contiguousData(scores);
+  const y = pool.takeZeroed(scores.size);
+  const rows = scores.size / length;
+  for (let row = 0; row < rows; row++) {
+    const base = row * length;
+    const last = row % length;
+    let maximum = Number.NEGATIVE_INFINITY;
+    for (let j = 0; j <= last; j++) maximum = Math.max(maximum, x[base + j]);
+    let total = 0;
+    for (let j = 0; j <= last; j++) {
+      const e = Math.exp(scale * (x[base + j] - maximum));
+      y[base + j] = e;
+      total += e;
+    }
+    const inverse = 1 / total;
+    for (let j = 0; j <= last; j++) y[base + j] *= inverse;
+  }
+  releaseTemporary(scores, x);
+  return makeResult(y, scores.shape, 'causalSoftmax', [scores], (g) => {
+    const gs = gradBuffer(scores);
+    for (let row = 0; row < rows; row++) {
+      const base = row * length;
+      const last = row % length;
+      let dot = 0;
+      for (let j = 0; j <= last; j++) dot += g[base + j] * y[base + j];
+      for (let j = 0; j <= last; j++) gs[base + j] += scale * y[base + j] * (g[base + j] - dot);
+    }
+  });
+}
+
 /** x (B, T, D) -> (B, T, D); each position attends to itself and the earlier ones. */
 export class CausalSelfAttention extends Module {
   readonly query: GptLinear;
@@ -147,7 +198,11 @@ export class CausalSelfAttention extends Module {
     const q = this.splitHeads(this.query.forward(x));
     const k = this.splitHeads(this.key.forward(x));
     const v = this.splitHeads(this.value.forward(x));
-    const attended = scaledDotProductAttention(q, k, v, { causal: true });
+    const weights = causalSoftmax(
+      matmul(q, transpose(k, -2, -1)),
+      1 / Math.sqrt(this.dimension / this.heads),
+    );
+    const attended = matmul(weights, v);
     return this.output.forward(reshape(permute(attended, [0, 2, 1, 3]), [batch, length, this.dimension]));
   }
 }
