@@ -76,6 +76,8 @@ export {
   fromData,
   full,
   type GradNode,
+  indexTensor,
+  indexValues,
   isContiguous,
   isGradEnabled,
   item,
