@@ -45,6 +45,7 @@ import {
   trainPlain,
 } from '../src/ml/index.js';
 import { rawOpenBlasSgemm } from '../src/ml/internal/blas.js';
+import { gptFigures } from './gpt.js';
 
 export interface BenchOptions {
   readonly json: boolean;
@@ -350,6 +351,8 @@ export async function run(options: BenchOptions): Promise<Record<string, number 
   standardize(data);
   if (mode !== 'accuracy')
     Object.assign(figures, matmulFigures(options.quick), speedFigures(data, options.quick));
+  // The small GPT of `zbmd train --model gpt` (bench/gpt.ts): gpt_tokens_per_sec, PyTorch's beside it.
+  if (mode !== 'accuracy') Object.assign(figures, await gptFigures(options.quick));
   if (mode === 'full' || mode === 'accuracy') Object.assign(figures, accuracyFigures(data));
   return figures;
 }

@@ -110,7 +110,9 @@ export class Random {
 
   /** The full state, to be saved in a checkpoint. */
   getState(): RandomState {
-    return { words: [this.s0, this.s1, this.s2, this.s3], spareNormal: this.spareNormal ?? null };
+    // Unsigned, as checkpoint manifests require (the words may be held signed; setState reads either).
+    const words = [this.s0 >>> 0, this.s1 >>> 0, this.s2 >>> 0, this.s3 >>> 0];
+    return { words, spareNormal: this.spareNormal ?? null };
   }
 
   /** Restores a state from `getState`, so the sequence continues exactly. */

@@ -5,6 +5,7 @@ import { Command, CommanderError, InvalidArgumentError } from 'commander';
 import { registerClusterCommands } from './cluster.js';
 import { registerObserveCommands } from './observe.js';
 import { integerOption, UsageError } from './options.js';
+import { registerSampleCommand } from './sample.js';
 import { registerServeCommand } from './serve.js';
 import type { SimulateOptions } from './simulate.js';
 import { registerTrainCommand } from './train.js';
@@ -16,6 +17,7 @@ const BENCH_SUITES = [
   'fault',
   'gpu',
   'ml',
+  'gpt',
   'train',
   'cluster',
   'observe',
@@ -62,6 +64,7 @@ export function buildProgram(): Command {
   registerClusterCommands(program);
   registerObserveCommands(program);
   registerServeCommand(program);
+  registerSampleCommand(program);
 
   program
     .command('demo')

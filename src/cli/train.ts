@@ -7,6 +7,7 @@
  *   zbmd train --faults crash=0.01,oom=0.001,device=0.001,seed=7 --checkpoint-dir ckpt
  *   zbmd train --checkpoint-dir ckpt --resume   continue a killed run
  *   zbmd train --checkpoint-dir ckpt --fresh    start over (a directory holding a run is refused otherwise)
+ *   zbmd train --model gpt --data FILE.txt --checkpoint-dir ckpt    a character-level GPT (then zbmd sample ckpt)
  *
  * `--faults` takes short keys (crash, oom, device, seed) or the `ZBMD_FAULTS` syntax (full keys
  * such as actorCrashRate, or JSON). Bad options exit with code 2 and say what is wrong; a run
@@ -19,7 +20,11 @@ import { type Command, InvalidArgumentError, Option } from 'commander';
 import { faultKeyOf, parseFaultConfig } from '../fault/FaultConfig.js';
 import { trainingFaultProblem } from '../ml/training/FaultPlan.js';
 import type { EpochReport, Recovery, StartReport, TrainingResult } from '../ml/training/index.js';
-import { TRAINING_LIMITS } from '../ml/training/TrainingConfig.js';
+import {
+  GPT_TRAINING_DEFAULTS,
+  type GptTrainingOptions,
+  TRAINING_LIMITS,
+} from '../ml/training/TrainingConfig.js';
 import { addObserveOptions, type ObserveCliOptions, observeTraining } from './observe.js';
 import { integerOption, numberOption, pathOption, UsageError } from './options.js';
 
@@ -28,7 +33,12 @@ export const DEFAULT_TRAINING_FAULTS = 'actorCrashRate=0.02,seed=7';
 
 export interface TrainCommandOptions extends ObserveCliOptions {
   readonly data?: string;
-  readonly model: 'mlp' | 'cnn';
+  readonly model: 'mlp' | 'cnn' | 'gpt';
+  /** The gpt model's shape (--model gpt only). */
+  readonly blockSize?: number;
+  readonly layers?: number;
+  readonly heads?: number;
+  readonly dim?: number;
   readonly optimizer: 'sgd' | 'adam' | 'adamw';
   readonly epochs: number;
   readonly batchSize: number;
@@ -142,10 +152,28 @@ function epochLine(epoch: EpochReport): string {
   return `epoch ${epoch.epoch + 1}: mean loss ${epoch.meanLoss.toFixed(4)}${accuracy} ${epoch.stepsPerSec.toFixed(1)} steps/s (${epoch.steps} steps)`;
 }
 
+/** The gpt options of `zbmd train --model gpt`, defaults filled in by the trainer. */
+function gptOptions(options: TrainCommandOptions): GptTrainingOptions | undefined {
+  if (options.model !== 'gpt') return undefined;
+  const { blockSize, layers, heads, dim } = options;
+  return {
+    ...(blockSize === undefined ? {} : { blockSize }),
+    ...(layers === undefined ? {} : { layers }),
+    ...(heads === undefined ? {} : { heads }),
+    ...(dim === undefined ? {} : { dimension: dim }),
+  };
+}
+
+function modelWords(options: TrainCommandOptions): string {
+  if (options.model !== 'gpt') return options.model;
+  const gpt = { ...GPT_TRAINING_DEFAULTS, ...gptOptions(options) };
+  return `gpt (${gpt.layers} layers, ${gpt.heads} heads, width ${gpt.dimension}, block ${gpt.blockSize})`;
+}
+
 function headerLine(options: TrainCommandOptions, start: StartReport): string {
   const resumed = start.resumedFromStep > 0 ? `, resumed from step ${start.resumedFromStep}` : '';
   return (
-    `training ${options.model} with ${options.optimizer} on ${start.dataset}: ${start.plannedSteps} steps ` +
+    `training ${modelWords(options)} with ${options.optimizer} on ${start.dataset}: ${start.plannedSteps} steps ` +
     `(${start.stepsPerEpoch} per epoch), device ${start.deviceId}${resumed}`
   );
 }
@@ -179,6 +207,7 @@ export async function trainCommand(
   const result = await train({
     ...observation.hooks,
     model: options.model,
+    gpt: gptOptions(options),
     optimizer: options.optimizer,
     learningRate: options.lr,
     data: options.data,
@@ -313,6 +342,27 @@ function faultsFromEnvironment(options: TrainCommandOptions): TrainCommandOption
   }
 }
 
+/** --block-size, --layers, --heads and --dim shape the gpt model and go with --model gpt only. */
+function checkGptFlags(options: TrainCommandOptions): void {
+  const given = (
+    [
+      ['--block-size', options.blockSize],
+      ['--layers', options.layers],
+      ['--heads', options.heads],
+      ['--dim', options.dim],
+    ] as const
+  ).filter(([, value]) => value !== undefined);
+  if (options.model !== 'gpt' && given.length > 0)
+    throw new UsageError(`${given.map(([flag]) => flag).join(', ')} shape the gpt model: add --model gpt`);
+  if (options.model !== 'gpt') return;
+  const heads = options.heads ?? GPT_TRAINING_DEFAULTS.heads;
+  const dimension = options.dim ?? GPT_TRAINING_DEFAULTS.dimension;
+  if (dimension % heads !== 0)
+    throw new UsageError(
+      `--dim ${dimension} is not a multiple of --heads ${heads} (each head gets dim / heads)`,
+    );
+}
+
 /** Adds `zbmd train` to the program (src/cli/main.ts calls it). */
 export function registerTrainCommand(program: Command): void {
   addObserveOptions(program.command('train'))
@@ -320,11 +370,15 @@ export function registerTrainCommand(program: Command): void {
       'train a model under supervision, through injected crashes, OOM and device errors, losing no step',
     )
     .option(
-      '--data <dir>',
-      'IDX files or train.csv + test.csv (default: Fashion-MNIST if installed, else data/tiny)',
+      '--data <path>',
+      'IDX files or train.csv + test.csv (default: Fashion-MNIST if installed, else data/tiny); with --model gpt a text file (default data/shakespeare.txt)',
       pathOption,
     )
-    .addOption(new Option('--model <name>', 'model').choices(['mlp', 'cnn']).default('mlp'))
+    .addOption(new Option('--model <name>', 'model').choices(['mlp', 'cnn', 'gpt']).default('mlp'))
+    .option('--block-size <n>', 'gpt: context length (1 to 4096, default 64)', integerOption(1, 4096))
+    .option('--layers <n>', 'gpt: transformer blocks (1 to 64, default 2)', integerOption(1, 64))
+    .option('--heads <n>', 'gpt: attention heads (1 to 64, default 4)', integerOption(1, 64))
+    .option('--dim <n>', 'gpt: embedding width, a multiple of --heads (default 64)', integerOption(1, 8192))
     .addOption(
       new Option('--optimizer <name>', 'optimizer').choices(['sgd', 'adam', 'adamw']).default('adam'),
     )
@@ -388,8 +442,19 @@ export function registerTrainCommand(program: Command): void {
       if (options.fresh && (options.resume || options.checkpointDir === undefined)) {
         throw new UsageError('--fresh needs --checkpoint-dir and cannot go with --resume');
       }
-      if (options.data !== undefined && !statSync(options.data, { throwIfNoEntry: false })?.isDirectory())
+      checkGptFlags(options);
+      if (
+        options.model !== 'gpt' &&
+        options.data !== undefined &&
+        !statSync(options.data, { throwIfNoEntry: false })?.isDirectory()
+      )
         throw new UsageError(`--data ${options.data} is not a directory (IDX files or train.csv + test.csv)`);
+      if (
+        options.model === 'gpt' &&
+        options.data !== undefined &&
+        !statSync(options.data, { throwIfNoEntry: false })?.isFile()
+      )
+        throw new UsageError(`--data ${options.data} is not a file (--model gpt trains on a text file)`);
       try {
         const resolved = await deviceFromEnvironment(faultsFromEnvironment(options));
         await runTrainAction(resolved, process.argv.slice(2));

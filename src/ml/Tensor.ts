@@ -538,6 +538,56 @@ export function rand(
   return out;
 }
 
+/**
+ * An i32 tensor of integer indices or labels (copied; `values` must be integers that an int32
+ * holds). Index-taking ops read it exactly; float ops refuse it (`invalid_dtype`).
+ */
+export function indexTensor(values: Int32Array | readonly number[], shape?: readonly number[]): Tensor {
+  const resolved = shape ?? [values.length];
+  validateShape(resolved, 'indexTensor');
+  check(sizeOf(resolved) === values.length, 'shape_mismatch', () => {
+    return `indexTensor: ${values.length} values do not fill shape [${resolved.join(', ')}]`;
+  });
+  const storage = new Int32Array(values.length);
+  for (let i = 0; i < values.length; i++) {
+    const value = values[i];
+    check(Number.isInteger(value) && value >= -(2 ** 31) && value < 2 ** 31, 'invalid_argument', () => {
+      return `indexTensor: element ${i} is ${value}, not an int32`;
+    });
+    storage[i] = value;
+  }
+  return new Tensor(storage, [...resolved], 'i32');
+}
+
+/**
+ * The integers an index tensor holds, in logical order: an i32 tensor exactly; an f32 tensor's
+ * values, each checked to be a whole number (as index tensors were before i32). Other dtypes
+ * and device tensors are refused. The result may share the tensor's storage: do not write it.
+ */
+export function indexValues(source: Tensor, context: string): Int32Array {
+  check(source.device === 'cpu', 'invalid_argument', () => `${context}: indices must be on the CPU`);
+  if (source.dtype === 'i32') {
+    if (isContiguous(source)) {
+      const storage = source.storage as Int32Array;
+      return storage.subarray(source.offset, source.offset + source.size);
+    }
+    return contiguousStorage(source) as Int32Array;
+  }
+  check(source.dtype === 'f32', 'invalid_dtype', () => {
+    return `${context}: indices must be an i32 tensor or an f32 tensor of whole numbers, got ${source.dtype}`;
+  });
+  const values = contiguousData(source);
+  const out = new Int32Array(values.length);
+  for (let i = 0; i < values.length; i++) {
+    check(Number.isInteger(values[i]), 'invalid_argument', () => {
+      return `${context}: index ${values[i]} at ${i} is not a whole number`;
+    });
+    out[i] = values[i];
+  }
+  releaseTemporary(source, values);
+  return out;
+}
+
 /** The values in logical order, as plain numbers (works for every dtype). */
 export function toArray(source: Tensor): number[] {
   const values =

@@ -1,16 +1,41 @@
 // The one home of zbmd's element types and of the f32 <-> f16 / bf16 conversions.
+import { TensorError } from './errors.js';
 /**
  * Element types. Every op computes in f32; f16, bf16 and i8 are storage types (for checkpoints,
- * memory-bound inference), converted to and from f32 with the functions below.
+ * memory-bound inference), converted to and from f32 with the functions below. i32 holds
+ * integer indices and labels (`indexTensor`): the ops that take indices (embedding,
+ * crossEntropy's labels, gather, indexSelect, scatter) read it exactly; a float op on it is a
+ * `TensorError` `invalid_dtype` (convert with `toDtype(t, 'f32')`).
  */
-export type Dtype = 'f32' | 'f16' | 'bf16' | 'i8';
+export type Dtype = 'f32' | 'f16' | 'bf16' | 'i8' | 'i32';
 
-export type Storage = Float32Array | Uint16Array | Int8Array;
+export type Storage = Float32Array | Uint16Array | Int8Array | Int32Array;
 
-export const DTYPES: readonly Dtype[] = ['f32', 'f16', 'bf16', 'i8'];
+export const DTYPES: readonly Dtype[] = ['f32', 'f16', 'bf16', 'i8', 'i32'];
 
 export function bytesPerElement(dtype: Dtype): number {
-  return dtype === 'f32' ? 4 : dtype === 'i8' ? 1 : 2;
+  return dtype === 'f32' || dtype === 'i32' ? 4 : dtype === 'i8' ? 1 : 2;
+}
+
+/** The largest magnitude an i32 holds. */
+const INT32_LIMIT = 2 ** 31;
+
+/**
+ * f32 -> i32 as PyTorch's `.to(torch.int32)`: truncated toward zero. NaN, infinities and values
+ * outside [-2^31, 2^31) are refused (PyTorch leaves them undefined).
+ */
+function float32ToInt32(values: Float32Array): Int32Array {
+  const out = new Int32Array(values.length);
+  for (let i = 0; i < values.length; i++) {
+    const value = Math.trunc(values[i]);
+    if (!(value >= -INT32_LIMIT && value < INT32_LIMIT))
+      throw new TensorError(
+        'invalid_argument',
+        `toDtype i32: element ${i} is ${values[i]}, not a number an int32 can hold`,
+      );
+    out[i] = value;
+  }
+  return out;
 }
 
 /** Converts f32 values to `dtype` storage. i8 rounds to the nearest integer and saturates. */
@@ -22,6 +47,8 @@ export function encodeStorage(values: Float32Array, dtype: Dtype): Storage {
       return float32ToFloat16Bits(values);
     case 'bf16':
       return float32ToBfloat16Bits(values);
+    case 'i32':
+      return float32ToInt32(values);
     case 'i8': {
       const out = new Int8Array(values.length);
       for (let i = 0; i < values.length; i++) out[i] = Math.max(-128, Math.min(127, Math.round(values[i])));

@@ -51,6 +51,7 @@ export * from './modelFiles.js';
 export * from './nn/activations.js';
 export * from './nn/attention.js';
 export * from './nn/convolution.js';
+export * from './nn/gpt.js';
 export * from './nn/init.js';
 export * from './nn/layers.js';
 export * from './nn/Module.js';
@@ -89,6 +90,8 @@ export {
   fromData,
   full,
   type GradNode,
+  indexTensor,
+  indexValues,
   isContiguous,
   isGradEnabled,
   item,

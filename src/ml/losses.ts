@@ -29,6 +29,7 @@ import {
   dispose,
   gradBuffer,
   hostTensor,
+  indexValues,
   makeResult,
   record,
   releaseTemporary,
@@ -40,6 +41,15 @@ export type Reduction = 'mean' | 'sum';
 
 export interface LossOptions {
   readonly reduction?: Reduction;
+}
+
+/** A CPU label tensor's integers: an i32 tensor exactly, an f32 one truncated as before. */
+function labelValues(labels: Tensor, context: string): Int32Array {
+  if (labels.dtype === 'i32') return indexValues(labels, context);
+  const raw = contiguousData(labels);
+  const values = Int32Array.from(raw);
+  releaseTemporary(labels, raw);
+  return values;
 }
 
 /** Class labels as integers, validated against the number of classes. */
@@ -55,9 +65,7 @@ export function labelsOf(
     check(labels.device === 'cpu', 'invalid_argument', () => {
       return `${context}: labels must be on the CPU (an Int32Array or a CPU tensor); the logits may live on a device`;
     });
-    const raw = contiguousData(labels);
-    values = Int32Array.from(raw);
-    releaseTemporary(labels, raw);
+    values = labelValues(labels, context);
   }
   check(
     values.length === count,
@@ -119,6 +127,7 @@ export function crossEntropy(
 function hasLabel(labels: Int32Array | Tensor, value: number): boolean {
   if (labels instanceof Int32Array) return labels.includes(value);
   if (labels.device !== 'cpu') return false; // labelsOf refuses it with its message
+  if (labels.dtype === 'i32') return indexValues(labels, 'crossEntropy').includes(value);
   const raw = contiguousData(labels);
   const found = raw.includes(value);
   releaseTemporary(labels, raw);
@@ -155,9 +164,7 @@ function crossEntropyGeneral(
     check(sameShape(labels.shape, labelShape), 'shape_mismatch', () => {
       return `${context}: labels of shape [${labels.shape.join(', ')}] for logits [${logits.shape.join(', ')}]; expected [${labelShape.join(', ')}]`;
     });
-    const raw = contiguousData(labels);
-    targets = Int32Array.from(raw);
-    releaseTemporary(labels, raw);
+    targets = labelValues(labels, context);
   }
   check(targets.length === positions, 'shape_mismatch', () => {
     return `${context}: ${targets.length} labels for ${positions} positions of logits [${logits.shape.join(', ')}]`;

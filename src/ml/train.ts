@@ -8,6 +8,7 @@ import { backward, disposeGraph } from './autograd.js';
 import { check } from './errors.js';
 import { accuracy, crossEntropy } from './losses.js';
 import type { Module } from './nn/Module.js';
+import { reshape } from './ops/shape.js';
 import { clipGradNorm } from './optim/clip.js';
 import type { Optimizer } from './optim/Optimizer.js';
 import { applySchedule, type LearningRateSchedule } from './optim/schedules.js';
@@ -62,8 +63,21 @@ export interface TrainResult {
   readonly elapsedMs: number;
 }
 
+/**
+ * Logits as rows of classes: (N, C) as they are; a sequence model's (N, T, ..., C), classes
+ * last, as (N * T * ..., C), one row per label (a data set with a `labelShape`).
+ */
+export function classRows(output: Tensor): Tensor {
+  return output.rank > 2 ? reshape(output, [-1, output.shape[output.rank - 1]]) : output;
+}
+
+/** Labels per sample that `output` holds predictions for (1, or T for (N, T, C)). */
+function labelsPerSample(output: Tensor, samples: number): number {
+  return output.rank > 2 ? output.size / (samples * output.shape[output.rank - 1]) : 1;
+}
+
 const defaultLoss: LossFunction = (output, batch) =>
-  crossEntropy(output, batch.labels.subarray(0, batch.size));
+  crossEntropy(classRows(output), batch.labels.subarray(0, batch.size * labelsPerSample(output, batch.size)));
 
 /** One training step on `batch`; returns the loss value. */
 export function trainStep(
@@ -154,17 +168,24 @@ export function trainPlain(options: TrainPlainOptions): TrainResult {
   return { steps, epochs: epochLosses.length, lastLoss, epochLosses, elapsedMs: performance.now() - started };
 }
 
-/** Test-set accuracy: `features` rows of `featureShape`, evaluated in eval mode without gradients. */
+/**
+ * Test-set accuracy: `features` rows of `featureShape`, evaluated in eval mode without
+ * gradients. With a `labelShape` (sequence data), the accuracy over every label of every
+ * sample (a language model's next-token accuracy), `batchSize` labels at a time.
+ */
 export function evaluateAccuracy(
   model: Module,
   data: {
     readonly features: Float32Array;
     readonly labels: Int32Array;
     readonly featureShape: readonly number[];
+    readonly labelShape?: readonly number[];
   },
   batchSize = 1000,
 ): number {
   const rowSize = data.featureShape.reduce((a, b) => a * b, 1);
+  const labelSize = (data.labelShape ?? []).reduce((a, b) => a * b, 1);
+  if (labelSize > 1) return sequenceAccuracy(model, data, rowSize, labelSize, batchSize);
   const rows = data.labels.length;
   let correct = 0;
   const wasTraining = model.training;
@@ -183,4 +204,37 @@ export function evaluateAccuracy(
   });
   model.train(wasTraining);
   return rows === 0 ? 0 : correct / rows;
+}
+
+function sequenceAccuracy(
+  model: Module,
+  data: {
+    readonly features: Float32Array;
+    readonly labels: Int32Array;
+    readonly featureShape: readonly number[];
+  },
+  rowSize: number,
+  labelSize: number,
+  batchLabels: number,
+): number {
+  const samples = data.labels.length / labelSize;
+  const batchSize = Math.max(1, Math.floor(batchLabels / labelSize));
+  let correct = 0;
+  const wasTraining = model.training;
+  model.eval();
+  noGrad(() => {
+    for (let start = 0; start < samples; start += batchSize) {
+      const size = Math.min(batchSize, samples - start);
+      const input = fromData(data.features.subarray(start * rowSize, (start + size) * rowSize), [
+        size,
+        ...data.featureShape,
+      ]);
+      const output = model.forward(input);
+      const labels = data.labels.subarray(start * labelSize, (start + size) * labelSize);
+      correct += accuracy(classRows(output), labels) * labels.length;
+      if (output !== input) dispose(output);
+    }
+  });
+  model.train(wasTraining);
+  return samples === 0 ? 0 : correct / data.labels.length;
 }

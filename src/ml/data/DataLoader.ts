@@ -1,6 +1,6 @@
 import { Random } from '../../actor/Random.js';
 import { TaggedError } from '../../internal/errors.js';
-import { type Dataset, featureSizeOf } from './Dataset.js';
+import { type Dataset, featureSizeOf, labelSizeOf } from './Dataset.js';
 
 /** The largest batch a loader makes: 1,048,576 samples. */
 export const DATA_LOADER_MAX_BATCH_SIZE = 1 << 20;
@@ -24,8 +24,9 @@ export interface DataLoaderOptions {
 }
 
 /**
- * One batch. `inputs` holds `size * prod(featureShape)` features, row-major; `labels` and
- * `indices` (the samples' rows in the data set) hold `size` values.
+ * One batch. `inputs` holds `size * prod(featureShape)` features, row-major; `indices` (the
+ * samples' rows in the data set) holds `size` values, `labels` `size * prod(labelShape)` (one
+ * per sample without a `labelShape`).
  *
  * A batch is valid until the next call of `next()`, `reset()` or `restore()` on its loader:
  * the loader reuses its buffers, and without shuffling `inputs` and `labels` are views of the
@@ -118,6 +119,7 @@ export class DataLoader {
   readonly #dropLast: boolean;
   readonly #prefetch: boolean;
   readonly #featureSize: number;
+  readonly #labelSize: number;
   readonly #buffers: BatchBuffer[];
   #shuffle: boolean;
   #seed: number;
@@ -138,11 +140,12 @@ export class DataLoader {
     this.#dropLast = options.dropLast ?? false;
     this.#prefetch = options.prefetch ?? false;
     this.#featureSize = featureSizeOf(dataset.featureShape);
+    this.#labelSize = labelSizeOf(dataset);
     const bufferCount = this.#prefetch ? 2 : 1;
     const rows = Math.min(this.#batchSize, dataset.length);
     this.#buffers = Array.from({ length: bufferCount }, () => ({
       inputs: new Float32Array(rows * this.#featureSize),
-      labels: new Int32Array(rows),
+      labels: new Int32Array(rows * this.#labelSize),
       indices: new Int32Array(rows),
     }));
   }
@@ -262,6 +265,7 @@ export class DataLoader {
 
   #gather(epoch: number, position: number, size: number): Batch {
     const featureSize = this.#featureSize;
+    const labelSize = this.#labelSize;
     const { features, labels, featureShape } = this.#dataset;
     const order = this.#orderOf(epoch);
     const buffer = this.#buffers[this.#nextBuffer];
@@ -271,18 +275,19 @@ export class DataLoader {
       for (let i = 0; i < size; i++) indices[i] = position + i;
       return {
         inputs: features.subarray(position * featureSize, (position + size) * featureSize),
-        labels: labels.subarray(position, position + size),
+        labels: labels.subarray(position * labelSize, (position + size) * labelSize),
         indices,
         size,
         featureShape,
       };
     }
     const inputs = buffer.inputs.subarray(0, size * featureSize);
-    const batchLabels = buffer.labels.subarray(0, size);
+    const batchLabels = buffer.labels.subarray(0, size * labelSize);
     for (let i = 0; i < size; i++) {
       const row = order[position + i];
       indices[i] = row;
-      batchLabels[i] = labels[row];
+      if (labelSize === 1) batchLabels[i] = labels[row];
+      else batchLabels.set(labels.subarray(row * labelSize, (row + 1) * labelSize), i * labelSize);
       inputs.set(features.subarray(row * featureSize, (row + 1) * featureSize), i * featureSize);
     }
     return { inputs, labels: batchLabels, indices, size, featureShape };

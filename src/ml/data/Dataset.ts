@@ -10,8 +10,18 @@ export interface Dataset {
   readonly numClasses: number;
   /** length * prod(featureShape) values, row-major. */
   features: Float32Array;
-  /** length labels, each in [0, numClasses). */
+  /** length labels, each in [0, numClasses); length * prod(labelShape) with a `labelShape`. */
   labels: Int32Array;
+  /**
+   * Labels per sample, for sequence data (a language model's next tokens: [T]); absent or []:
+   * one label per sample. A model trained on it outputs (N, ...labelShape, numClasses).
+   */
+  readonly labelShape?: readonly number[];
+}
+
+/** Labels per sample: the product of `labelShape` (1 without one). */
+export function labelSizeOf(dataset: { readonly labelShape?: readonly number[] }): number {
+  return featureSizeOf(dataset.labelShape ?? []);
 }
 
 /** What `InMemoryDataset` is built from; `numClasses` defaults to the largest label + 1. */

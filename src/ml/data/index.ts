@@ -26,6 +26,7 @@ export {
   featureSizeOf,
   InMemoryDataset,
   type InMemoryDatasetInit,
+  labelSizeOf,
   sliceDataset,
 } from './Dataset.js';
 export { DatasetError, type DatasetErrorCode, isDatasetError } from './DatasetError.js';
@@ -52,6 +53,17 @@ export {
   serializeIdx,
   writeIdxFile,
 } from './Idx.js';
+export {
+  CharTokenizer,
+  DEFAULT_TEXT_CORPUS,
+  readTextCorpus,
+  sequenceDataset,
+  TEXT_CORPUS_MAX_BYTES,
+  TEXT_TEST_FRACTION,
+  TEXT_VOCABULARY_MAX,
+  type TextCorpus,
+  textCorpus,
+} from './TextCorpus.js';
 export {
   generateTinyDataset,
   TINY_DATASET_CLASSES,

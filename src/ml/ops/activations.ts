@@ -24,7 +24,11 @@ type Pointwise = (x: number, out: { y: number; dy: number }) => void;
 
 /** The fused CPU op: y and y' in one pass, one rule g * y'. */
 function fused(name: string, input: Tensor, f: Pointwise): Tensor {
-  check(input.dtype === 'f32', 'invalid_dtype', () => `${name}: ops compute in f32, got ${input.dtype}`);
+  check(
+    input.dtype === 'f32',
+    'invalid_dtype',
+    () => `${name}: ops compute in f32, got ${input.dtype}; convert with toDtype(x, 'f32')`,
+  );
   const x = contiguousData(input);
   const y = pool.take(input.size);
   const slope = pool.take(input.size);

@@ -345,7 +345,11 @@ function unary(op: UnaryOp, input: Tensor): Tensor {
     deviceOf(op, [input]);
     out = deviceUnary(op, input);
   } else {
-    check(input.dtype === 'f32', 'invalid_dtype', () => `${op}: ops compute in f32, got ${input.dtype}`);
+    check(
+      input.dtype === 'f32',
+      'invalid_dtype',
+      () => `${op}: ops compute in f32, got ${input.dtype}; convert with toDtype(x, 'f32')`,
+    );
     const x = contiguousData(input);
     const y = pool.take(input.size);
     unaryForward(op, x, y);

@@ -26,6 +26,7 @@ import {
   contiguousData,
   contiguousStrides,
   hostTensor,
+  indexValues,
   normalizeAxis,
   releaseTemporary,
   sameShape,
@@ -58,7 +59,10 @@ function forEachIndex(
 
 /** The values of an index tensor, checked to be integers in [0, limit). */
 function indicesOf(index: Tensor, limit: number, op: string): Float32Array {
-  const values = Float32Array.from(contiguousData(index));
+  const values =
+    index.dtype === 'i32'
+      ? Float32Array.from(indexValues(index, op))
+      : Float32Array.from(contiguousData(index));
   for (let i = 0; i < values.length; i++) {
     const v = values[i];
     check(Number.isInteger(v) && v >= 0 && v < limit, 'invalid_argument', () => {

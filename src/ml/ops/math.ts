@@ -57,7 +57,11 @@ function rule(op: MathOp, x: Tensor, y: Tensor, g: Tensor): Tensor | null {
 
 function apply(op: MathOp, x: Tensor): Tensor {
   if (anyOnDevice([x])) unavailableOnDevice(op, [x]);
-  check(x.dtype === 'f32', 'invalid_dtype', () => `${op}: ops compute in f32, got ${x.dtype}`);
+  check(
+    x.dtype === 'f32',
+    'invalid_dtype',
+    () => `${op}: ops compute in f32, got ${x.dtype}; convert with toDtype(x, 'f32')`,
+  );
   const values = contiguousData(x);
   const out = pool.take(x.size);
   const f = FUNCTIONS[op];

@@ -20,6 +20,7 @@ import {
   full,
   gradBuffer,
   hostTensor,
+  indexValues,
   makeResult,
   noGrad,
   record,
@@ -52,7 +53,12 @@ export function embedding(
     () => `embedding: weight must be (V, D), got [${weight.shape.join(', ')}]`,
   );
   const [vocabulary, dimension] = weight.shape;
-  const ids = indices instanceof Int32Array ? indices : Int32Array.from(contiguousData(indices));
+  const ids =
+    indices instanceof Int32Array
+      ? indices
+      : indices.dtype === 'i32'
+        ? indexValues(indices, 'embedding')
+        : Int32Array.from(contiguousData(indices));
   const shape = indexShape ?? (indices instanceof Int32Array ? [indices.length] : [...indices.shape]);
   check(shape.reduce((a, b) => a * b, 1) === ids.length, 'shape_mismatch', () => {
     return `embedding: index shape [${shape.join(', ')}] does not hold ${ids.length} indices`;

@@ -10,6 +10,7 @@ import type { CallFrom, Context } from '../../actor/ActorSystem.js';
 import { type CallResult, type GenServer, reply } from '../../actor/GenServer.js';
 import { Random } from '../../actor/Random.js';
 import type { Batch } from '../data/DataLoader.js';
+import { labelSizeOf } from '../data/Dataset.js';
 import { DeviceFailure, InjectedActorCrash, TrainingError } from './errors.js';
 import { CaptureRequest, CrashRequest, RestoreRequest, STEP_OUT_OF_MEMORY, StepRequest } from './messages.js';
 import type { LiveModel, TrainingSession } from './TrainingSession.js';
@@ -46,7 +47,13 @@ function runStep(state: ModelState, request: StepRequest): number | typeof STEP_
   const epoch = loader.epoch;
   const start = loader.position - batch.size;
   const startedMs = performance.now();
-  const loss = runTrainingStep(live.module, parts.optimizer.optimizer, batch, snapshot.microBatchSize);
+  const loss = runTrainingStep(
+    live.module,
+    parts.optimizer.optimizer,
+    batch,
+    snapshot.microBatchSize,
+    labelSizeOf(session.data.train),
+  );
   const computedMs = performance.now();
   // Injected faults strike after the update, so the live weights are already changed: recovery
   // must restore them from the snapshot, not just run on.

@@ -12,6 +12,7 @@ import type { DeviceHealthReport } from '../../gpu/DeviceHealth.js';
 import type { DeviceInfo } from '../../gpu/types.js';
 import type { SupervisionEvent } from '../../supervision/SupervisionEvent.js';
 import type { Dataset } from '../data/Dataset.js';
+import { checkGptConfig, isGptConfigError } from '../nn/gpt.js';
 import type { Module } from '../nn/Module.js';
 import { TrainingError } from './errors.js';
 import { trainingFaultProblem } from './FaultPlan.js';
@@ -33,14 +34,46 @@ export interface TrainingData {
   readonly test: Dataset;
   /** Where they came from, for reports (default 'in-memory'). */
   readonly name?: string;
+  /** A character-level corpus's vocabulary (token i is its i-th character); kept in checkpoints. */
+  readonly vocabulary?: string;
 }
+
+/** The shape of the `gpt` model (its vocabulary comes from the corpus). */
+export interface GptTrainingOptions {
+  /** Context length, 1 to 4096; default 64. */
+  readonly blockSize?: number;
+  /** Blocks, 1 to 64; default 2. */
+  readonly layers?: number;
+  /** Attention heads, 1 to 64; default 4. */
+  readonly heads?: number;
+  /** Embedding width, a multiple of heads, 1 to 8192; default 64. */
+  readonly dimension?: number;
+  /** Dropout while training, in [0, 1); default 0. */
+  readonly dropout?: number;
+}
+
+/** The `gpt` model's shape with every default filled in. */
+export type ResolvedGptOptions = Required<GptTrainingOptions>;
+
+export const GPT_TRAINING_DEFAULTS: ResolvedGptOptions = {
+  blockSize: 64,
+  layers: 2,
+  heads: 4,
+  dimension: 64,
+  dropout: 0,
+};
 
 /** One line of the live view (epoch, step, loss, steps/s, ETA, recoveries). */
 export type ProgressWriter = (line: string) => void;
 
 export interface TrainingConfig {
-  /** 'mlp' (784-128-10 style), 'cnn' (two conv blocks), or a factory. */
-  readonly model: 'mlp' | 'cnn' | ModelFactory;
+  /**
+   * 'mlp' (784-128-10 style), 'cnn' (two conv blocks), 'gpt' (a small character-level GPT
+   * trained on a text file: `data` names it, default data/shakespeare.txt), or a factory.
+   */
+  readonly model: 'mlp' | 'cnn' | 'gpt' | ModelFactory;
+  /** The shape of the 'gpt' model; refused with another model. */
+  readonly gpt?: GptTrainingOptions;
   /** Default 'adam'. SGD uses momentum 0.9. */
   readonly optimizer?: OptimizerName;
   /** Default 1e-3 for adam and adamw, 0.01 for sgd. */
@@ -191,7 +224,9 @@ export const TRAINING_LIMITS = {
 } as const;
 
 export interface ResolvedTrainingConfig {
-  readonly model: 'mlp' | 'cnn' | ModelFactory;
+  readonly model: 'mlp' | 'cnn' | 'gpt' | ModelFactory;
+  /** Set for the 'gpt' model only. */
+  readonly gpt: ResolvedGptOptions | undefined;
   readonly optimizer: OptimizerName;
   readonly learningRate: number;
   readonly data: TrainingData | string | undefined;
@@ -267,12 +302,31 @@ function optionalString(field: string, value: unknown): string | undefined {
   return value as string | undefined;
 }
 
+function resolveGpt(model: unknown, value: unknown): ResolvedGptOptions | undefined {
+  if (model !== 'gpt') {
+    if (value !== undefined) invalid('gpt', value, "no gpt options unless model is 'gpt'");
+    return undefined;
+  }
+  if (value !== undefined && (typeof value !== 'object' || value === null || Array.isArray(value)))
+    invalid('gpt', value, 'an object');
+  const options = { ...GPT_TRAINING_DEFAULTS, ...(value as GptTrainingOptions | undefined) };
+  try {
+    // The vocabulary comes from the corpus; a placeholder checks the other fields.
+    const { blockSize, layers, heads, dimension, dropout } = checkGptConfig({ ...options, vocabSize: 1 });
+    return { blockSize, layers, heads, dimension, dropout };
+  } catch (error) {
+    if (!isGptConfigError(error)) throw error;
+    throw new TrainingError('invalid_config', `gpt.${error.field}: ${error.message}`, { cause: error });
+  }
+}
+
 function resolveModelAndOptimizer(
   fields: TrainingConfig,
-): Pick<ResolvedTrainingConfig, 'model' | 'optimizer' | 'learningRate'> {
+): Pick<ResolvedTrainingConfig, 'model' | 'gpt' | 'optimizer' | 'learningRate'> {
   const model = fields.model;
-  if (model !== 'mlp' && model !== 'cnn' && typeof model !== 'function')
-    invalid('model', model, "'mlp', 'cnn' or a factory");
+  if (model !== 'mlp' && model !== 'cnn' && model !== 'gpt' && typeof model !== 'function')
+    invalid('model', model, "'mlp', 'cnn', 'gpt' or a factory");
+  const gpt = resolveGpt(model, fields.gpt);
   const optimizer = fields.optimizer ?? 'adam';
   if (!['sgd', 'adam', 'adamw'].includes(optimizer))
     invalid('optimizer', optimizer, "'sgd', 'adam' or 'adamw'");
@@ -280,7 +334,7 @@ function resolveModelAndOptimizer(
   if (typeof learningRate !== 'number' || !(learningRate > 0 && learningRate <= 10)) {
     invalid('learningRate', learningRate, 'a number in (0, 10]');
   }
-  return { model, optimizer, learningRate };
+  return { model, gpt, optimizer, learningRate };
 }
 
 /** Validates a configuration and fills in the defaults; throws `TrainingError` `invalid_config`. */

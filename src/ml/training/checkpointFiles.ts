@@ -48,6 +48,10 @@ export interface RunIdentity {
   readonly shuffle: boolean;
   readonly datasetLength: number;
   readonly parameterNames: readonly string[];
+  /** The gpt model's shape (model 'gpt' only; `zbmd sample` rebuilds the model from it). */
+  readonly gpt?: Readonly<Record<string, number>>;
+  /** A character-level corpus's vocabulary (model 'gpt' only). */
+  readonly vocabulary?: string;
 }
 
 /** What a served model is rebuilt from: the sample shape and the number of classes. */

@@ -28,18 +28,22 @@ export {
   type TrainingRole,
 } from './errors.js';
 export { FaultPlan, NO_STEP_FAULTS, type StepFaults } from './FaultPlan.js';
+export { type GptCheckpoint, loadGptCheckpoint } from './gptCheckpoint.js';
 export { METRICS_BATCH_STEPS, PROGRESS_INTERVAL_MS } from './MetricsActor.js';
-export { buildCnn, buildMlp, MLP_HIDDEN_UNITS } from './models.js';
+export { buildCnn, buildGpt, buildMlp, MLP_HIDDEN_UNITS } from './models.js';
 export { SNAPSHOT_MAX_INTERVAL_STEPS, SNAPSHOT_OVERHEAD_TARGET, SnapshotPolicy } from './SnapshotPolicy.js';
 export { type LineageAudit, StepLineage } from './StepLineage.js';
 export {
   type EpochReport,
+  GPT_TRAINING_DEFAULTS,
+  type GptTrainingOptions,
   type ModelFactory,
   type ModelShape,
   type OptimizerName,
   type ProgressWriter,
   type Recovery,
   type RecoveryCause,
+  type ResolvedGptOptions,
   type ResolvedTrainingConfig,
   resolveTrainingConfig,
   type StartReport,

@@ -5,10 +5,11 @@
  *   for images [C, H, W] with H and W divisible by 4 (Fashion-MNIST: [1, 28, 28]).
  */
 import type { Random } from '../../actor/Random.js';
+import { Gpt } from '../nn/gpt.js';
 import { Conv2d, Flatten, Linear, MaxPool2d, ReLU, Sequential } from '../nn/layers.js';
 import type { Module } from '../nn/Module.js';
 import { TrainingError } from './errors.js';
-import type { ModelFactory, ModelShape } from './TrainingConfig.js';
+import type { ModelFactory, ModelShape, ResolvedGptOptions } from './TrainingConfig.js';
 
 /** Hidden units of the built-in MLP. */
 export const MLP_HIDDEN_UNITS = 128;
@@ -45,8 +46,31 @@ export function buildCnn(shape: ModelShape, random: Random): Module {
   );
 }
 
-export function modelFactoryOf(model: 'mlp' | 'cnn' | ModelFactory): ModelFactory {
+/**
+ * The gpt model of `zbmd train --model gpt`: token windows [T] in, logits (T, V) out per
+ * sample, V the corpus's vocabulary (the data set's classes).
+ */
+export function buildGpt(shape: ModelShape, random: Random, options: ResolvedGptOptions): Gpt {
+  const [blockSize] = shape.featureShape;
+  if (shape.featureShape.length !== 1 || blockSize !== options.blockSize) {
+    throw new TrainingError(
+      'invalid_config',
+      `the gpt model needs token windows [${options.blockSize}] (a text corpus); the data has samples of shape [${shape.featureShape.join(', ')}]`,
+    );
+  }
+  const { layers, heads, dimension, dropout } = options;
+  return new Gpt({ vocabSize: shape.numClasses, blockSize, layers, heads, dimension, dropout }, { random });
+}
+
+export function modelFactoryOf(
+  model: 'mlp' | 'cnn' | 'gpt' | ModelFactory,
+  gpt?: ResolvedGptOptions,
+): ModelFactory {
   if (model === 'mlp') return buildMlp;
   if (model === 'cnn') return buildCnn;
+  if (model === 'gpt') {
+    if (gpt === undefined) throw new TrainingError('invalid_config', 'the gpt model needs its gpt options');
+    return (shape, random) => buildGpt(shape, random, gpt);
+  }
   return model;
 }

@@ -61,6 +61,8 @@ function identityOf(
     shuffle: config.shuffle,
     datasetLength: data.train.length,
     parameterNames,
+    ...(config.gpt === undefined ? {} : { gpt: { ...config.gpt } }),
+    ...(data.vocabulary === undefined ? {} : { vocabulary: data.vocabulary }),
   };
 }
 
@@ -70,7 +72,7 @@ export async function prepareRun(
   data: TrainingData,
 ): Promise<PreparedRun> {
   const devices = config.devices ?? (await detectDevices()).devices;
-  const factory = modelFactoryOf(config.model);
+  const factory = modelFactoryOf(config.model, config.gpt);
   const shape = { featureShape: data.train.featureShape, numClasses: data.train.numClasses };
   const probe = factory(shape, new Random(config.seed));
   const named = probe.namedParameters();

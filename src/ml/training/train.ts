@@ -163,7 +163,7 @@ export async function train(config: TrainingConfig): Promise<TrainingResult> {
 }
 
 async function trainLocked(resolved: ResolvedTrainingConfig, startedMs: number): Promise<TrainingResult> {
-  const data = await loadTrainingData(resolved.data);
+  const data = await loadTrainingData(resolved.data, resolved.gpt);
   const system = new ActorSystem({ onCrash: reportCrash });
   const prepared = await prepareRun(system, resolved, data);
   const totals: MetricsTotals = {

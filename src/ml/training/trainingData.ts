@@ -9,19 +9,40 @@ import { join } from 'node:path';
 import { readCsvDataset } from '../data/Csv.js';
 import type { Dataset } from '../data/Dataset.js';
 import { hasMnistFiles, loadDefaultDataset, loadMnistFormat } from '../data/FashionMnist.js';
+import { DEFAULT_TEXT_CORPUS, readTextCorpus } from '../data/TextCorpus.js';
 import { TrainingError } from './errors.js';
-import type { TrainingData } from './TrainingConfig.js';
+import type { ResolvedGptOptions, TrainingData } from './TrainingConfig.js';
 
-/** Loads the splits a configuration names; every failure is a `TrainingError` `invalid_data`. */
-export async function loadTrainingData(data: TrainingData | string | undefined): Promise<TrainingData> {
+/**
+ * Loads the splits a configuration names; every failure is a `TrainingError` `invalid_data`.
+ * For the gpt model (`gpt` given), `data` names a text file (default data/shakespeare.txt), read
+ * as a character-level corpus in windows of `gpt.blockSize`.
+ */
+export async function loadTrainingData(
+  data: TrainingData | string | undefined,
+  gpt?: ResolvedGptOptions,
+): Promise<TrainingData> {
   try {
-    const loaded = await loadSplits(data);
+    const loaded =
+      gpt !== undefined && (data === undefined || typeof data === 'string')
+        ? await loadCorpus(data ?? DEFAULT_TEXT_CORPUS, gpt.blockSize)
+        : await loadSplits(data);
     checkSplits(loaded);
     return loaded;
   } catch (error) {
     if (error instanceof TrainingError) throw error;
     throw new TrainingError('invalid_data', (error as Error).message, { cause: error });
   }
+}
+
+async function loadCorpus(path: string, blockSize: number): Promise<TrainingData> {
+  const corpus = await readTextCorpus(path, blockSize);
+  return {
+    train: corpus.train,
+    test: corpus.test,
+    name: `${path} (${corpus.characters} characters, vocabulary ${corpus.tokenizer.size})`,
+    vocabulary: corpus.tokenizer.vocabulary,
+  };
 }
 
 async function loadSplits(data: TrainingData | string | undefined): Promise<TrainingData> {

@@ -13,18 +13,23 @@ import type { Module } from '../nn/Module.js';
 import { mul } from '../ops/elementwise.js';
 import type { Optimizer } from '../optim/Optimizer.js';
 import { fromData } from '../Tensor.js';
-import { trainStep } from '../train.js';
+import { classRows, trainStep } from '../train.js';
 
-/** Runs forward, backward and the update for `batch`; returns the batch's mean loss. */
+/**
+ * Runs forward, backward and the update for `batch`; returns the batch's mean loss. With
+ * `labelSize` labels per sample (sequence data), the model outputs (N, ...labelShape, C) and
+ * the loss is the mean over every label.
+ */
 export function runTrainingStep(
   model: Module,
   optimizer: Optimizer,
   batch: Batch,
   microBatchSize: number,
+  labelSize = 1,
 ): number {
   if (microBatchSize >= batch.size) return trainStep(model, optimizer, batch);
   const rowSize = batch.inputs.length / batch.size;
-  const scale = 1 / batch.size;
+  const scale = 1 / (batch.size * labelSize);
   let total = 0;
   for (let start = 0; start < batch.size; start += microBatchSize) {
     const size = Math.min(microBatchSize, batch.size - start);
@@ -34,7 +39,8 @@ export function runTrainingStep(
       ...batch.featureShape,
     ]);
     const output = model.forward(input);
-    const summed = crossEntropy(output, batch.labels.subarray(start, start + size), { reduction: 'sum' });
+    const labels = batch.labels.subarray(start * labelSize, (start + size) * labelSize);
+    const summed = crossEntropy(classRows(output), labels, { reduction: 'sum' });
     const scaled = mul(summed, scale);
     total += scaled.data[0];
     backward(scaled);
