@@ -8,15 +8,18 @@
  *   gweight_g += g'_g @ cols_g^T;  gcols_g = weight_g^T @ g'_g;  gx += col2im(gcols);  gbias += rows of g'
  * maxPool2d: gradient to the (first) maximum of each window; avgPool2d: spread evenly.
  *
- * Workspaces: cols, the (O, N*P) product and the output come from the buffer pool (internal/pool.ts),
- * so a training loop whose shapes repeat allocates nothing after its first step. The copies of
- * im2col's "same" path and the layout reorders are block copies (TypedArray.set, a memcpy), which
- * run several times faster than element loops in V8.
+ * Image by image: im2col fills image n's block of cols (C*KH*KW, P) and the gemm reads it while it
+ * is in cache; the product lands in the output's (O, P) block of image n directly (no reorder),
+ * and the backward reads g_n (O, P) where it lies in the output gradient. Those products are
+ * small, so they run on one OpenBLAS thread (`onOneThread`). Workspaces come from the buffer pool
+ * (internal/pool.ts): a training loop whose shapes repeat allocates nothing after its first step.
+ * The copies of im2col's "same" path are block copies (TypedArray.set, a memcpy), several times
+ * faster than element loops in V8.
  */
 import { deviceConv2d, noGradientOnDevice, unavailableOnDevice } from '../deviceOps.js';
 import { check } from '../errors.js';
 import { addAccumulated, float64Accumulator } from '../internal/accumulate.js';
-import { gemm } from '../internal/blas.js';
+import { gemm, onOneThread } from '../internal/blas.js';
 import { maxPool2x2Kernel } from '../internal/maxPoolKernel.js';
 import { indexPool, pool } from '../internal/pool.js';
 import { contiguousData, gradBuffer, makeResult, releaseTemporary, type Tensor } from '../Tensor.js';
@@ -84,30 +87,27 @@ function zeroEdgeColumns(
   }
 }
 
-function im2colSameWidth(x: Float32Array, g: ConvGeometry, cols: Float32Array): void {
-  const { batch, channels, height, width, kernelHeight, kernelWidth, padding, outHeight } = g;
+/** Image n's im2col block (C*KH*KW, P), at `at` in cols (the same-width path: block copies). */
+function im2colSameWidth(x: Float32Array, g: ConvGeometry, n: number, cols: Float32Array, at: number): void {
+  const { channels, height, width, kernelHeight, kernelWidth, padding, outHeight } = g;
   const positions = outHeight * width;
-  const columns = batch * positions;
   for (let c = 0; c < channels; c++) {
+    const plane = (n * channels + c) * height * width;
     for (let kh = 0; kh < kernelHeight; kh++) {
       const [rowStart, rowEnd] = validRows(g, kh);
       for (let kw = 0; kw < kernelWidth; kw++) {
-        const rowBase = ((c * kernelHeight + kh) * kernelWidth + kw) * columns;
+        const target = at + ((c * kernelHeight + kh) * kernelWidth + kw) * positions;
         const columnShift = kw - padding;
         const skipFront = Math.max(0, -columnShift);
         const skipBack = Math.max(0, columnShift);
-        for (let n = 0; n < batch; n++) {
-          const target = rowBase + n * positions;
-          cols.fill(0, target, target + rowStart * width);
-          cols.fill(0, target + rowEnd * width, target + positions);
-          const source =
-            (n * channels + c) * height * width + (rowStart + kh - padding) * width + columnShift;
-          const first = target + rowStart * width;
-          const length = (rowEnd - rowStart) * width;
-          if (length - skipBack > skipFront)
-            cols.set(x.subarray(source + skipFront, source + length - skipBack), first + skipFront);
-          if (columnShift !== 0) zeroEdgeColumns(cols, target, width, rowStart, rowEnd, columnShift);
-        }
+        cols.fill(0, target, target + rowStart * width);
+        cols.fill(0, target + rowEnd * width, target + positions);
+        const source = plane + (rowStart + kh - padding) * width + columnShift;
+        const first = target + rowStart * width;
+        const length = (rowEnd - rowStart) * width;
+        if (length - skipBack > skipFront)
+          cols.set(x.subarray(source + skipFront, source + length - skipBack), first + skipFront);
+        if (columnShift !== 0) zeroEdgeColumns(cols, target, width, rowStart, rowEnd, columnShift);
       }
     }
   }
@@ -125,131 +125,86 @@ function addRun(gx: Float32Array, from: number, gcols: Float32Array, source: num
   for (; i < length; i++) gx[from + i] += gcols[source + i];
 }
 
-/** The adjoint of im2colSameWidth (gcols' wrapped edge columns are zeroed first, then one long add). */
-function col2imSameWidth(gcols: Float32Array, g: ConvGeometry, gx: Float32Array): void {
-  const { batch, channels, height, width, kernelHeight, kernelWidth, padding, outHeight } = g;
+/** The adjoint of im2colSameWidth for image n (gcols' wrapped edge columns are zeroed first, then one long add). */
+function col2imSameWidth(
+  gcols: Float32Array,
+  at: number,
+  g: ConvGeometry,
+  n: number,
+  gx: Float32Array,
+): void {
+  const { channels, height, width, kernelHeight, kernelWidth, padding, outHeight } = g;
   const positions = outHeight * width;
-  const columns = batch * positions;
   for (let c = 0; c < channels; c++) {
+    const plane = (n * channels + c) * height * width;
     for (let kh = 0; kh < kernelHeight; kh++) {
       const [rowStart, rowEnd] = validRows(g, kh);
       for (let kw = 0; kw < kernelWidth; kw++) {
-        const rowBase = ((c * kernelHeight + kh) * kernelWidth + kw) * columns;
+        const source = at + ((c * kernelHeight + kh) * kernelWidth + kw) * positions;
         const columnShift = kw - padding;
         const skipFront = Math.max(0, -columnShift);
         const skipBack = Math.max(0, columnShift);
-        for (let n = 0; n < batch; n++) {
-          const source = rowBase + n * positions;
-          if (columnShift !== 0) zeroEdgeColumns(gcols, source, width, rowStart, rowEnd, columnShift);
-          const target =
-            (n * channels + c) * height * width + (rowStart + kh - padding) * width + columnShift;
-          const first = source + rowStart * width;
-          const length = (rowEnd - rowStart) * width;
-          addRun(gx, target + skipFront, gcols, first + skipFront, length - skipBack - skipFront);
-        }
+        if (columnShift !== 0) zeroEdgeColumns(gcols, source, width, rowStart, rowEnd, columnShift);
+        const target = plane + (rowStart + kh - padding) * width + columnShift;
+        const first = source + rowStart * width;
+        const length = (rowEnd - rowStart) * width;
+        addRun(gx, target + skipFront, gcols, first + skipFront, length - skipBack - skipFront);
       }
     }
   }
 }
 
-/** cols[(c, kh, kw), (n, oh, ow)] = x[n, c, oh*s - p + kh*d, ow*s - p + kw*d] (0 outside). */
-function im2col(x: Float32Array, g: ConvGeometry, cols: Float32Array): void {
-  const { batch, channels, height, width, kernelHeight, kernelWidth, stride, padding, dilation } = g;
+/** Image n's block at `at`: cols[(c, kh, kw), (oh, ow)] = x[n, c, oh*s - p + kh*d, ow*s - p + kw*d] (0 outside). */
+function im2col(x: Float32Array, g: ConvGeometry, n: number, cols: Float32Array, at: number): void {
+  const { channels, height, width, kernelHeight, kernelWidth, stride, padding, dilation } = g;
   const { outHeight, outWidth } = g;
   const positions = outHeight * outWidth;
-  const columns = batch * positions;
   for (let c = 0; c < channels; c++) {
+    const plane = (n * channels + c) * height * width;
     for (let kh = 0; kh < kernelHeight; kh++) {
       for (let kw = 0; kw < kernelWidth; kw++) {
-        const rowBase = ((c * kernelHeight + kh) * kernelWidth + kw) * columns;
+        const rowBase = at + ((c * kernelHeight + kh) * kernelWidth + kw) * positions;
         const [start, end] = validColumns(g, kw);
         const shift = kw * dilation - padding;
-        for (let n = 0; n < batch; n++) {
-          const plane = (n * channels + c) * height * width;
-          for (let oh = 0; oh < outHeight; oh++) {
-            const ih = oh * stride - padding + kh * dilation;
-            const target = rowBase + n * positions + oh * outWidth;
-            if (ih < 0 || ih >= height) {
-              cols.fill(0, target, target + outWidth);
-              continue;
-            }
-            const source = plane + ih * width + shift;
-            for (let ow = 0; ow < start; ow++) cols[target + ow] = 0;
-            if (stride === 1 && end > start)
-              cols.set(x.subarray(source + start, source + end), target + start);
-            else for (let ow = start; ow < end; ow++) cols[target + ow] = x[source + ow * stride];
-            for (let ow = end; ow < outWidth; ow++) cols[target + ow] = 0;
+        for (let oh = 0; oh < outHeight; oh++) {
+          const ih = oh * stride - padding + kh * dilation;
+          const target = rowBase + oh * outWidth;
+          if (ih < 0 || ih >= height) {
+            cols.fill(0, target, target + outWidth);
+            continue;
           }
+          const source = plane + ih * width + shift;
+          for (let ow = 0; ow < start; ow++) cols[target + ow] = 0;
+          if (stride === 1 && end > start) cols.set(x.subarray(source + start, source + end), target + start);
+          else for (let ow = start; ow < end; ow++) cols[target + ow] = x[source + ow * stride];
+          for (let ow = end; ow < outWidth; ow++) cols[target + ow] = 0;
         }
       }
     }
   }
 }
 
-/** The adjoint of im2col: gx[n, c, ih, iw] += gcols[(c, kh, kw), (n, oh, ow)]. */
-function col2im(gcols: Float32Array, g: ConvGeometry, gx: Float32Array): void {
-  const { batch, channels, height, width, kernelHeight, kernelWidth, stride, padding, dilation } = g;
+/** The adjoint of im2col for image n: gx[n, c, ih, iw] += gcols[(c, kh, kw), (oh, ow)]. */
+function col2im(gcols: Float32Array, at: number, g: ConvGeometry, n: number, gx: Float32Array): void {
+  const { channels, height, width, kernelHeight, kernelWidth, stride, padding, dilation } = g;
   const { outHeight, outWidth } = g;
   const positions = outHeight * outWidth;
-  const columns = batch * positions;
   for (let c = 0; c < channels; c++) {
+    const plane = (n * channels + c) * height * width;
     for (let kh = 0; kh < kernelHeight; kh++) {
       for (let kw = 0; kw < kernelWidth; kw++) {
-        const rowBase = ((c * kernelHeight + kh) * kernelWidth + kw) * columns;
+        const rowBase = at + ((c * kernelHeight + kh) * kernelWidth + kw) * positions;
         const [start, end] = validColumns(g, kw);
         const shift = kw * dilation - padding;
-        for (let n = 0; n < batch; n++) {
-          const plane = (n * channels + c) * height * width;
-          for (let oh = 0; oh < outHeight; oh++) {
-            const ih = oh * stride - padding + kh * dilation;
-            if (ih < 0 || ih >= height) continue;
-            const source = rowBase + n * positions + oh * outWidth;
-            const target = plane + ih * width + shift;
-            if (stride === 1) addRun(gx, target + start, gcols, source + start, end - start);
-            else for (let ow = start; ow < end; ow++) gx[target + ow * stride] += gcols[source + ow];
-          }
+        for (let oh = 0; oh < outHeight; oh++) {
+          const ih = oh * stride - padding + kh * dilation;
+          if (ih < 0 || ih >= height) continue;
+          const source = rowBase + oh * outWidth;
+          const target = plane + ih * width + shift;
+          if (stride === 1) addRun(gx, target + start, gcols, source + start, end - start);
+          else for (let ow = start; ow < end; ow++) gx[target + ow * stride] += gcols[source + ow];
         }
       }
-    }
-  }
-}
-
-/** out (N, O, P) = product (O, N, P) reordered: block copies. */
-function toBatchMajor(
-  product: Float32Array,
-  outChannels: number,
-  batch: number,
-  positions: number,
-  out: Float32Array,
-): void {
-  if (batch === 1) {
-    out.set(product.subarray(0, outChannels * positions));
-    return;
-  }
-  for (let o = 0; o < outChannels; o++) {
-    for (let n = 0; n < batch; n++) {
-      const source = (o * batch + n) * positions;
-      out.set(product.subarray(source, source + positions), (n * outChannels + o) * positions);
-    }
-  }
-}
-
-/** product (O, N, P) = gradient (N, O, P) reordered: block copies. */
-function toGemmLayout(
-  gradient: Float32Array,
-  outChannels: number,
-  batch: number,
-  positions: number,
-  product: Float32Array,
-): void {
-  if (batch === 1) {
-    product.set(gradient.subarray(0, outChannels * positions));
-    return;
-  }
-  for (let n = 0; n < batch; n++) {
-    for (let o = 0; o < outChannels; o++) {
-      const source = (n * outChannels + o) * positions;
-      product.set(gradient.subarray(source, source + positions), (o * batch + n) * positions);
     }
   }
 }
@@ -335,109 +290,123 @@ export function conv2d(
     noGradientOnDevice('conv2d', inputs);
     return deviceConv2d(x, weight, bias, g.stride, g.padding);
   }
-  const { outChannels, groups } = g;
+  const { batch, outChannels, groups } = g;
   const positions = g.outHeight * g.outWidth;
-  const columns = g.batch * positions;
   const depth = g.channels * g.kernelHeight * g.kernelWidth;
   // Per group: weight rows [gi*groupOut, ...) (each groupDepth long), cols rows [gi*groupDepth, ...).
   const groupOut = outChannels / groups;
   const groupDepth = depth / groups;
+  const imageCols = depth * positions;
+  const imageOut = outChannels * positions;
+  const sameWidth = isSameWidth(g);
   const xv = contiguousData(x);
-  const cols = pool.take(depth * columns);
-  if (isSameWidth(g)) im2colSameWidth(xv, g, cols);
-  else im2col(xv, g, cols);
-  releaseTemporary(x, xv);
   const wv = contiguousData(weight);
-  const product = pool.take(outChannels * columns);
   const bv = bias === null ? null : contiguousData(bias);
+  // cols (N, depth, P) is kept for the weight gradient; out (N, O, P) is the result's storage.
+  const cols = pool.take(batch * imageCols);
+  const out = pool.take(batch * imageOut);
   // The bias goes in first (one fill per row), and the product adds onto it (beta = 1).
-  if (bv !== null) for (let o = 0; o < outChannels; o++) product.fill(bv[o], o * columns, (o + 1) * columns);
-  if (bias !== null && bv !== null) releaseTemporary(bias, bv);
   const beta = bv === null ? 0 : 1;
-  for (let gi = 0; gi < groups; gi++) {
-    // product_g (O/G, N*P) (+)= weight_g (O/G, depth/G) @ cols_g (depth/G, N*P)
-    const w0 = gi * groupOut * groupDepth;
-    const c0 = gi * groupDepth * columns;
-    const p0 = gi * groupOut * columns;
-    gemm(
-      false,
-      false,
-      groupOut,
-      columns,
-      groupDepth,
-      1,
-      wv,
-      w0,
-      groupDepth,
-      cols,
-      c0,
-      columns,
-      beta,
-      product,
-      p0,
-      columns,
-    );
-  }
-  const out = pool.take(outChannels * columns);
-  toBatchMajor(product, outChannels, g.batch, positions, out);
-  const scratch = [cols, product];
-  if (wv.buffer !== weight.storage.buffer) scratch.push(wv);
-  const backward = (gradient: Float32Array): void => {
-    if (bias?.requiresGrad)
-      addAccumulated(gradBuffer(bias), biasSums(gradient, outChannels, g.batch, positions));
-    if (!weight.requiresGrad && !x.requiresGrad) return;
-    // product is free now: it takes the output gradient in the gemm layout g' (O, N*P).
-    toGemmLayout(gradient, outChannels, g.batch, positions, product);
-    const gw = weight.requiresGrad ? gradBuffer(weight) : null;
-    for (let gi = 0; gi < groups; gi++) {
-      const w0 = gi * groupOut * groupDepth;
-      const c0 = gi * groupDepth * columns;
-      const p0 = gi * groupOut * columns;
-      // gweight_g (O/G, depth/G) += g'_g @ cols_g^T
-      if (gw !== null)
+  onOneThread(() => {
+    for (let n = 0; n < batch; n++) {
+      const c0 = n * imageCols;
+      const o0 = n * imageOut;
+      if (sameWidth) im2colSameWidth(xv, g, n, cols, c0);
+      else im2col(xv, g, n, cols, c0);
+      if (bv !== null)
+        for (let o = 0; o < outChannels; o++) out.fill(bv[o], o0 + o * positions, o0 + (o + 1) * positions);
+      // out_n,g (O/G, P) (+)= weight_g (O/G, depth/G) @ cols_n,g (depth/G, P)
+      for (let gi = 0; gi < groups; gi++) {
+        const w0 = gi * groupOut * groupDepth;
+        const cg = c0 + gi * groupDepth * positions;
+        const og = o0 + gi * groupOut * positions;
         gemm(
           false,
-          true,
-          groupOut,
-          groupDepth,
-          columns,
-          1,
-          product,
-          p0,
-          columns,
-          cols,
-          c0,
-          columns,
-          1,
-          gw,
-          w0,
-          groupDepth,
-        );
-      // cols is free once its group's weight gradient is taken: gcols_g = weight_g^T @ g'_g.
-      if (x.requiresGrad)
-        gemm(
-          true,
           false,
-          groupDepth,
-          columns,
           groupOut,
+          positions,
+          groupDepth,
           1,
           wv,
           w0,
           groupDepth,
-          product,
-          p0,
-          columns,
-          0,
           cols,
-          c0,
-          columns,
+          cg,
+          positions,
+          beta,
+          out,
+          og,
+          positions,
         );
+      }
     }
-    if (x.requiresGrad) {
-      if (isSameWidth(g)) col2imSameWidth(cols, g, gradBuffer(x));
-      else col2im(cols, g, gradBuffer(x));
-    }
+  });
+  releaseTemporary(x, xv);
+  if (bias !== null && bv !== null) releaseTemporary(bias, bv);
+  const scratch = [cols];
+  if (wv.buffer !== weight.storage.buffer) scratch.push(wv);
+  const backward = (gradient: Float32Array): void => {
+    if (bias?.requiresGrad)
+      addAccumulated(gradBuffer(bias), biasSums(gradient, outChannels, batch, positions));
+    const gw = weight.requiresGrad ? gradBuffer(weight) : null;
+    const gx = x.requiresGrad ? gradBuffer(x) : null;
+    if (gw === null && gx === null) return;
+    // Image by image, so cols_n and gcols_n stay in cache: the output gradient g_n (O, P) is a
+    // block of gradient (N, O, P) as it is.
+    onOneThread(() => {
+      for (let n = 0; n < batch; n++) {
+        const c0 = n * imageCols;
+        const o0 = n * imageOut;
+        for (let gi = 0; gi < groups; gi++) {
+          const w0 = gi * groupOut * groupDepth;
+          const cg = c0 + gi * groupDepth * positions;
+          const og = o0 + gi * groupOut * positions;
+          // gweight_g (O/G, depth/G) += g_n,g @ cols_n,g^T
+          if (gw !== null)
+            gemm(
+              false,
+              true,
+              groupOut,
+              groupDepth,
+              positions,
+              1,
+              gradient,
+              og,
+              positions,
+              cols,
+              cg,
+              positions,
+              1,
+              gw,
+              w0,
+              groupDepth,
+            );
+          // cols_n,g is free once read: it takes gcols_n,g = weight_g^T @ g_n,g.
+          if (gx !== null)
+            gemm(
+              true,
+              false,
+              groupDepth,
+              positions,
+              groupOut,
+              1,
+              wv,
+              w0,
+              groupDepth,
+              gradient,
+              og,
+              positions,
+              0,
+              cols,
+              cg,
+              positions,
+            );
+        }
+        if (gx === null) continue;
+        if (sameWidth) col2imSameWidth(cols, c0, g, n, gx);
+        else col2im(cols, c0, g, n, gx);
+      }
+    });
   };
   const inputs = bias === null ? [x, weight] : [x, weight, bias];
   return makeResult(
