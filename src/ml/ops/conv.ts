@@ -1,11 +1,12 @@
 /**
- * 2-D convolution (im2col + one gemm per group for the whole batch) and pooling, NCHW layout.
+ * 2-D convolution (im2col + gemm, image by image and group by group) and pooling, NCHW layout.
  * The geometry (sizes, stride, padding, dilation, groups) is one field list, ops/convGeometry.ts.
  *
- * conv2d: x (N, C, H, W), weight (O, C/G, KH, KW), bias (O) -> (N, O, OH, OW); per group g
- * (input channels [g C/G, (g+1) C/G), output channels [g O/G, (g+1) O/G)):
- *   cols (C*KH*KW, N*P) = im2col(x);  y'_g (O/G, N*P) = weight_g (O/G, C/G*KK) @ cols_g
- *   gweight_g += g'_g @ cols_g^T;  gcols_g = weight_g^T @ g'_g;  gx += col2im(gcols);  gbias += rows of g'
+ * conv2d: x (N, C, H, W), weight (O, C/G, KH, KW), bias (O) -> (N, O, OH, OW); per image n and
+ * group g (input channels [g C/G, (g+1) C/G), output channels [g O/G, (g+1) O/G)):
+ *   cols_n (C*KH*KW, P) = im2col(x_n);  y_n,g (O/G, P) = bias_g + weight_g (O/G, C/G*KK) @ cols_n,g
+ *   gweight_g += g_n,g @ cols_n,g^T;  gcols_n,g = weight_g^T @ g_n,g;  gx_n += col2im(gcols_n)
+ *   gbias += sums of g over N and P (float64)
  * maxPool2d: gradient to the (first) maximum of each window; avgPool2d: spread evenly.
  *
  * Image by image: im2col fills image n's block of cols (C*KH*KW, P) and the gemm reads it while it
