@@ -21,6 +21,7 @@ import { deviceConv2d, noGradientOnDevice, unavailableOnDevice } from '../device
 import { check } from '../errors.js';
 import { addAccumulated, float64Accumulator } from '../internal/accumulate.js';
 import { gemm, onOneThread } from '../internal/blas.js';
+import { type ConvWorkspace, convWorkspace } from '../internal/convKernel.js';
 import { maxPool2x2Kernel } from '../internal/maxPoolKernel.js';
 import { indexPool, pool } from '../internal/pool.js';
 import { contiguousData, gradBuffer, makeResult, releaseTemporary, type Tensor } from '../Tensor.js';
@@ -88,12 +89,23 @@ function zeroEdgeColumns(
   }
 }
 
-/** Image n's im2col block (C*KH*KW, P), at `at` in cols (the same-width path: block copies). */
-function im2colSameWidth(x: Float32Array, g: ConvGeometry, n: number, cols: Float32Array, at: number): void {
+/**
+ * One image's im2col block (C*KH*KW, P) at `at` in cols, from the image at `xBase` in x (the
+ * same-width path: block copies). x and cols may be one array (the WebAssembly workspace): then
+ * the copies are `copyWithin`, with no view to allocate.
+ */
+function im2colSameWidth(
+  x: Float32Array,
+  xBase: number,
+  g: ConvGeometry,
+  cols: Float32Array,
+  at: number,
+): void {
   const { channels, height, width, kernelHeight, kernelWidth, padding, outHeight } = g;
   const positions = outHeight * width;
+  const inPlace = x === cols;
   for (let c = 0; c < channels; c++) {
-    const plane = (n * channels + c) * height * width;
+    const plane = xBase + c * height * width;
     for (let kh = 0; kh < kernelHeight; kh++) {
       const [rowStart, rowEnd] = validRows(g, kh);
       for (let kw = 0; kw < kernelWidth; kw++) {
@@ -106,8 +118,10 @@ function im2colSameWidth(x: Float32Array, g: ConvGeometry, n: number, cols: Floa
         const source = plane + (rowStart + kh - padding) * width + columnShift;
         const first = target + rowStart * width;
         const length = (rowEnd - rowStart) * width;
-        if (length - skipBack > skipFront)
-          cols.set(x.subarray(source + skipFront, source + length - skipBack), first + skipFront);
+        if (length - skipBack > skipFront) {
+          if (inPlace) cols.copyWithin(first + skipFront, source + skipFront, source + length - skipBack);
+          else cols.set(x.subarray(source + skipFront, source + length - skipBack), first + skipFront);
+        }
         if (columnShift !== 0) zeroEdgeColumns(cols, target, width, rowStart, rowEnd, columnShift);
       }
     }
@@ -126,18 +140,23 @@ function addRun(gx: Float32Array, from: number, gcols: Float32Array, source: num
   for (; i < length; i++) gx[from + i] += gcols[source + i];
 }
 
-/** The adjoint of im2colSameWidth for image n (gcols' wrapped edge columns are zeroed first, then one long add). */
+/**
+ * The adjoint of im2colSameWidth for one image (gcols' wrapped edge columns are zeroed first, then
+ * one long add per row of gcols). With a workspace, gcols and gx are its view and the adds are
+ * its SIMD kernel.
+ */
 function col2imSameWidth(
   gcols: Float32Array,
   at: number,
   g: ConvGeometry,
-  n: number,
   gx: Float32Array,
+  gxBase: number,
+  workspace: ConvWorkspace | null,
 ): void {
   const { channels, height, width, kernelHeight, kernelWidth, padding, outHeight } = g;
   const positions = outHeight * width;
   for (let c = 0; c < channels; c++) {
-    const plane = (n * channels + c) * height * width;
+    const plane = gxBase + c * height * width;
     for (let kh = 0; kh < kernelHeight; kh++) {
       const [rowStart, rowEnd] = validRows(g, kh);
       for (let kw = 0; kw < kernelWidth; kw++) {
@@ -148,8 +167,9 @@ function col2imSameWidth(
         if (columnShift !== 0) zeroEdgeColumns(gcols, source, width, rowStart, rowEnd, columnShift);
         const target = plane + (rowStart + kh - padding) * width + columnShift;
         const first = source + rowStart * width;
-        const length = (rowEnd - rowStart) * width;
-        addRun(gx, target + skipFront, gcols, first + skipFront, length - skipBack - skipFront);
+        const count = (rowEnd - rowStart) * width - skipBack - skipFront;
+        if (workspace !== null) workspace.add(target + skipFront, first + skipFront, count);
+        else addRun(gx, target + skipFront, gcols, first + skipFront, count);
       }
     }
   }
@@ -299,7 +319,10 @@ export function conv2d(
   const groupDepth = depth / groups;
   const imageCols = depth * positions;
   const imageOut = outChannels * positions;
+  const imageX = g.channels * g.height * g.width;
   const sameWidth = isSameWidth(g);
+  // The same-width path works in the WebAssembly workspace: [image | its columns].
+  const useWorkspace = sameWidth && convWorkspace(imageX + imageCols) !== null;
   const xv = contiguousData(x);
   const wv = contiguousData(weight);
   const bv = bias === null ? null : contiguousData(bias);
@@ -309,17 +332,26 @@ export function conv2d(
   // The bias goes in first (one fill per row), and the product adds onto it (beta = 1).
   const beta = bv === null ? 0 : 1;
   onOneThread(() => {
+    const view = useWorkspace ? (convWorkspace(imageX + imageCols) as ConvWorkspace).view : null;
     for (let n = 0; n < batch; n++) {
       const c0 = n * imageCols;
       const o0 = n * imageOut;
-      if (sameWidth) im2colSameWidth(xv, g, n, cols, c0);
+      // Where image n's columns are built: the workspace (after its image) or cols itself.
+      let columns = cols;
+      let base = c0;
+      if (view !== null) {
+        view.set(xv.subarray(n * imageX, (n + 1) * imageX));
+        im2colSameWidth(view, 0, g, view, imageX);
+        columns = view;
+        base = imageX;
+      } else if (sameWidth) im2colSameWidth(xv, n * imageX, g, cols, c0);
       else im2col(xv, g, n, cols, c0);
       if (bv !== null)
         for (let o = 0; o < outChannels; o++) out.fill(bv[o], o0 + o * positions, o0 + (o + 1) * positions);
       // out_n,g (O/G, P) (+)= weight_g (O/G, depth/G) @ cols_n,g (depth/G, P)
       for (let gi = 0; gi < groups; gi++) {
         const w0 = gi * groupOut * groupDepth;
-        const cg = c0 + gi * groupDepth * positions;
+        const cg = base + gi * groupDepth * positions;
         const og = o0 + gi * groupOut * positions;
         gemm(
           false,
@@ -331,7 +363,7 @@ export function conv2d(
           wv,
           w0,
           groupDepth,
-          cols,
+          columns,
           cg,
           positions,
           beta,
@@ -340,6 +372,7 @@ export function conv2d(
           positions,
         );
       }
+      if (view !== null) cols.set(view.subarray(imageX, imageX + imageCols), c0);
     }
   });
   releaseTemporary(x, xv);
@@ -355,15 +388,19 @@ export function conv2d(
     // Image by image, so cols_n and gcols_n stay in cache: the output gradient g_n (O, P) is a
     // block of gradient (N, O, P) as it is.
     onOneThread(() => {
+      // With the workspace, gcols_n goes into it (after a copy of gx_n) and col2im adds there.
+      const workspace = useWorkspace && gx !== null ? convWorkspace(imageX + imageCols) : null;
       for (let n = 0; n < batch; n++) {
         const c0 = n * imageCols;
         const o0 = n * imageOut;
+        const gcols = workspace === null ? cols : workspace.view;
+        const gcolsBase = workspace === null ? c0 : imageX;
         for (let gi = 0; gi < groups; gi++) {
           const w0 = gi * groupOut * groupDepth;
-          const cg = c0 + gi * groupDepth * positions;
           const og = o0 + gi * groupOut * positions;
           // gweight_g (O/G, depth/G) += g_n,g @ cols_n,g^T
-          if (gw !== null)
+          if (gw !== null) {
+            const cg = c0 + gi * groupDepth * positions;
             gemm(
               false,
               true,
@@ -382,8 +419,10 @@ export function conv2d(
               w0,
               groupDepth,
             );
-          // cols_n,g is free once read: it takes gcols_n,g = weight_g^T @ g_n,g.
-          if (gx !== null)
+          }
+          // gcols_n,g = weight_g^T @ g_n,g (into cols_n,g itself once read, without the workspace)
+          if (gx !== null) {
+            const gg = gcolsBase + gi * groupDepth * positions;
             gemm(
               true,
               false,
@@ -398,13 +437,19 @@ export function conv2d(
               og,
               positions,
               0,
-              cols,
-              cg,
+              gcols,
+              gg,
               positions,
             );
+          }
         }
         if (gx === null) continue;
-        if (sameWidth) col2imSameWidth(cols, c0, g, n, gx);
+        if (workspace !== null) {
+          const view = workspace.view;
+          view.set(gx.subarray(n * imageX, (n + 1) * imageX));
+          col2imSameWidth(view, imageX, g, view, 0, workspace);
+          gx.set(view.subarray(0, imageX), n * imageX);
+        } else if (sameWidth) col2imSameWidth(cols, c0, g, gx, n * imageX, null);
         else col2im(cols, c0, g, n, gx);
       }
     });
