@@ -14,7 +14,9 @@
  * data, step counts), with torch.set_num_threads(1) and (2); `pytorch_<workload>_steps_per_sec` is
  * the faster, `<workload>_vs_pytorch_ratio` zbmd over it, against `<workload>_target_ratio`.
  * Without torch, `pytorch` says why. ZBMD_PYTHON names the interpreter (default /usr/bin/python3
- * when it exists, else python3).
+ * when it exists, else python3). PyTorch on Debian runs its matrix products on the same OpenBLAS:
+ * it gets the kernel family zbmd loaded (`blas_core`, OPENBLAS_CORETYPE), so both run the same
+ * gemm kernels.
  */
 
 import { spawnSync } from 'node:child_process';
@@ -280,7 +282,10 @@ function pytorchStepsPerSecond(
     '1,2',
     datasetDir,
   ];
-  const child = spawnSync(pythonExecutable(), args, { encoding: 'utf8', timeout: PYTORCH_TIMEOUT_MS });
+  // The same OpenBLAS kernels as zbmd's (blas.ts chooses them when the library loads).
+  const core = blasInfo().core;
+  const env = core === null ? process.env : { ...process.env, OPENBLAS_CORETYPE: core };
+  const child = spawnSync(pythonExecutable(), args, { encoding: 'utf8', timeout: PYTORCH_TIMEOUT_MS, env });
   if (child.error !== undefined) {
     const timedOut = (child.error as NodeJS.ErrnoException).code === 'ETIMEDOUT';
     return timedOut ? `timed out after ${PYTORCH_TIMEOUT_MS / 1000} s` : `failed: ${child.error.message}`;
@@ -343,7 +348,12 @@ function accuracyFigures(data: TrainTestDatasets): Record<string, number> {
 export async function run(options: BenchOptions): Promise<Record<string, number | string>> {
   const mode = process.env.ZBMD_BENCH_ML ?? (options.quick ? 'quick' : 'full');
   const info = blasInfo();
-  const figures: Record<string, number | string> = { mode, blas: info.backend, blas_threads: info.threads };
+  const figures: Record<string, number | string> = {
+    mode,
+    blas: info.backend,
+    blas_threads: info.threads,
+    blas_core: info.core ?? 'unknown',
+  };
   // Fashion-MNIST when installed, else the small data set shipped in data/tiny (figures then
   // measure speed only: the accuracy targets are for Fashion-MNIST).
   const data = await loadDefaultDataset();

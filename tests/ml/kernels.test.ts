@@ -6,6 +6,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { Random } from '../../src/actor/Random.js';
 import * as ml from '../../src/ml/index.js';
+import { convWorkspace, setConvWorkspaceEnabled } from '../../src/ml/internal/convKernel.js';
 import { maxPool2x2Kernel } from '../../src/ml/internal/maxPoolKernel.js';
 import { reluBackwardKernel, reluKernel } from '../../src/ml/internal/reluKernel.js';
 
@@ -174,3 +175,55 @@ function expectNear(actual: ArrayLike<number>, expected: ArrayLike<number>): voi
   expect(actual.length).toBe(expected.length);
   for (let i = 0; i < actual.length; i++) expect(Math.abs(actual[i] - expected[i])).toBeLessThan(1e-5);
 }
+
+describe('conv2d workspace (WebAssembly SIMD add, in-place im2col)', () => {
+  it('add matches a scalar loop on any length and offset, and does nothing for counts <= 0', () => {
+    fc.assert(
+      fc.property(
+        fc.integer({ min: -3, max: 67 }),
+        fc.integer({ min: 0, max: 9 }),
+        fc.integer({ min: 0, max: 1_000_000 }),
+        (count, shift, seed) => {
+          const workspace = convWorkspace(256);
+          expect(workspace).not.toBeNull();
+          if (workspace === null) return;
+          const random = new Random(seed);
+          const view = workspace.view;
+          for (let i = 0; i < 256; i++) view[i] = random.next() - 0.5;
+          const before = Float32Array.from(view.subarray(0, 256));
+          workspace.add(shift, 100 + shift, count);
+          for (let i = 0; i < 256; i++) {
+            const inside = i >= shift && i < shift + count;
+            const want = inside ? Math.fround(before[i] + before[100 + i]) : before[i];
+            expect(view[i]).toBe(want);
+          }
+        },
+      ),
+      RUNS,
+    );
+  });
+
+  it('conv2d gives the same values and gradients with the workspace and with the JavaScript loops', () => {
+    const random = new Random(5);
+    const uniform = (n: number) => Float32Array.from({ length: n }, () => random.next() - 0.5);
+    const xValues = uniform(3 * 4 * 6 * 5);
+    const wValues = uniform(6 * 2 * 3 * 3);
+    const bValues = uniform(6);
+    const run = () => {
+      const x = ml.fromData(Float32Array.from(xValues), [3, 4, 6, 5], { requiresGrad: true });
+      const w = ml.fromData(Float32Array.from(wValues), [6, 2, 3, 3], { requiresGrad: true });
+      const b = ml.fromData(Float32Array.from(bValues), [6], { requiresGrad: true });
+      const y = ml.conv2d(x, w, b, { padding: 1, groups: 2 });
+      ml.backward(ml.sum(ml.mul(y, y)));
+      return [ml.toArray(y), x.grad, w.grad, b.grad].map((v) => Array.from(v as ArrayLike<number>));
+    };
+    const withWorkspace = run();
+    setConvWorkspaceEnabled(false);
+    try {
+      const withLoops = run();
+      for (let i = 0; i < withLoops.length; i++) expectNear(withWorkspace[i], withLoops[i]);
+    } finally {
+      setConvWorkspaceEnabled(true);
+    }
+  });
+});

@@ -6,7 +6,16 @@
  * Operands are (array, offset, leading dimension) triples, so batched and transposed operands
  * are passed without copies. Set `ZBMD_BLAS=typescript` to force the fallback and
  * `ZBMD_OPENBLAS=/path/libopenblas.so` to point at a library elsewhere.
+ *
+ * Kernel choice: an OpenBLAS built with DYNAMIC_ARCH picks its kernels for the CPU it knows, and
+ * a release older than the CPU falls back to an older family (Debian 12's 0.3.21 runs AMD Zen 5
+ * with its AVX2 "Haswell" kernels, about half the speed of its AVX-512 "SkylakeX" kernels there).
+ * So when the CPU reports AVX-512 F, DQ, BW and VL (/proc/cpuinfo) and OPENBLAS_CORETYPE is not
+ * set, zbmd loads OpenBLAS with OPENBLAS_CORETYPE=SkylakeX (the variable is read when the library
+ * loads; it is removed again afterwards, so child processes do not inherit it). A value the user
+ * set is left alone, and `blasInfo().core` says which kernels were chosen.
  */
+import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 
 export type BlasBackendName = 'openblas' | 'typescript';
@@ -48,6 +57,8 @@ type RawSgemm = (...args: unknown[]) => void;
 
 interface OpenBlas {
   readonly path: string;
+  /** The kernel family OpenBLAS runs (openblas_get_corename), or null when it cannot say. */
+  readonly core: string | null;
   readonly sgemm: RawSgemm;
   threads: number;
   readonly setThreads: ((threads: number) => void) | null;
@@ -56,6 +67,40 @@ interface OpenBlas {
 let openBlas: OpenBlas | null | undefined;
 let active: BlasBackendName | undefined;
 let noticePrinted = false;
+
+/** The AVX-512 subsets OpenBLAS's SkylakeX kernels use. */
+const AVX512_FLAGS = ['avx512f', 'avx512dq', 'avx512bw', 'avx512vl'];
+
+/** Whether /proc/cpuinfo lists every flag of AVX512_FLAGS (false where there is no such file). */
+export function cpuHasAvx512(cpuinfo: string | null = readCpuinfo()): boolean {
+  if (cpuinfo === null) return false;
+  const line = cpuinfo.split('\n').find((text) => text.startsWith('flags'));
+  if (line === undefined) return false;
+  const flags = new Set(
+    line
+      .slice(line.indexOf(':') + 1)
+      .trim()
+      .split(/\s+/),
+  );
+  return AVX512_FLAGS.every((flag) => flags.has(flag));
+}
+
+function readCpuinfo(): string | null {
+  try {
+    return readFileSync('/proc/cpuinfo', 'utf8');
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * The OPENBLAS_CORETYPE to load OpenBLAS with: none when the user set one (theirs stands) or the
+ * CPU lacks AVX-512, else SkylakeX (see the file comment).
+ */
+export function chosenCoreType(environment: NodeJS.ProcessEnv, avx512: boolean): string | null {
+  if (environment.OPENBLAS_CORETYPE !== undefined) return null;
+  return avx512 ? 'SkylakeX' : null;
+}
 
 function loadOpenBlas(): OpenBlas | null {
   if (openBlas !== undefined) return openBlas;
@@ -67,9 +112,17 @@ function loadOpenBlas(): OpenBlas | null {
     return null;
   }
   const override = process.env.ZBMD_OPENBLAS;
+  const coreType = chosenCoreType(process.env, cpuHasAvx512());
   for (const path of override ? [override] : LIBRARY_PATHS) {
     try {
-      const library = koffi.load(path);
+      // Read by the library's initialiser, during the load; not left for child processes.
+      if (coreType !== null) process.env.OPENBLAS_CORETYPE = coreType;
+      let library: ReturnType<typeof koffi.load>;
+      try {
+        library = koffi.load(path);
+      } finally {
+        if (coreType !== null) delete process.env.OPENBLAS_CORETYPE;
+      }
       const sgemm = library.func(
         'void cblas_sgemm(int order, int transA, int transB, int m, int n, int k, float alpha, ' +
           'const float *a, int lda, const float *b, int ldb, float beta, float *c, int ldc)',
@@ -82,7 +135,13 @@ function loadOpenBlas(): OpenBlas | null {
       } catch {
         // Not every build exports these; threading then stays as the library chose.
       }
-      openBlas = { path, sgemm, threads, setThreads };
+      let core: string | null = null;
+      try {
+        core = (library.func('const char *openblas_get_corename()') as () => string)();
+      } catch {
+        // Older builds have no corename; `core` then stays unknown.
+      }
+      openBlas = { path, core, sgemm, threads, setThreads };
       return openBlas;
     } catch {
       // Try the next path.
@@ -130,10 +189,24 @@ export function setBlasThreads(threads: number): boolean {
   return true;
 }
 
-export function blasInfo(): { backend: BlasBackendName; library: string | null; threads: number } {
+export interface BlasInfo {
+  readonly backend: BlasBackendName;
+  /** The OpenBLAS file loaded, null for the TypeScript fallback. */
+  readonly library: string | null;
+  readonly threads: number;
+  /** OpenBLAS's kernel family (for example `SkylakeX`, `Haswell`); null when not OpenBLAS or unknown. */
+  readonly core: string | null;
+}
+
+export function blasInfo(): BlasInfo {
   const backend = blasBackend();
-  const library = backend === 'openblas' ? (openBlas?.path ?? null) : null;
-  return { backend, library, threads: backend === 'openblas' ? (openBlas?.threads ?? 1) : 1 };
+  const openblas = backend === 'openblas' ? (openBlas ?? null) : null;
+  return {
+    backend,
+    library: openblas?.path ?? null,
+    threads: openblas?.threads ?? 1,
+    core: openblas?.core ?? null,
+  };
 }
 
 /**
@@ -143,6 +216,34 @@ export function blasInfo(): { backend: BlasBackendName; library: string | null; 
  * ran about 4 times slower on two threads than on one on the shared 2-core machine.
  */
 export const SINGLE_THREAD_OUTPUT_MAX = 4096;
+
+/** Set while `onOneThread` runs: OpenBLAS is on one thread and gemm leaves the count alone. */
+let pinnedToOneThread = false;
+
+/**
+ * Runs `body` with OpenBLAS on one thread (the count goes back afterwards, also on a throw): for a
+ * run of many small products (a convolution image by image), where splitting each between
+ * threads costs more than it saves.
+ */
+export function onOneThread<T>(body: () => T): T {
+  const library = (active ?? blasBackend()) === 'openblas' ? openBlas : null;
+  if (
+    pinnedToOneThread ||
+    library === null ||
+    library === undefined ||
+    library.threads <= 1 ||
+    library.setThreads === null
+  )
+    return body();
+  library.setThreads(1);
+  pinnedToOneThread = true;
+  try {
+    return body();
+  } finally {
+    pinnedToOneThread = false;
+    library.setThreads(library.threads);
+  }
+}
 
 /** C = alpha * op(A) * op(B) + beta * C with the active backend. */
 export const gemm: GemmFunction = (ta, tb, m, n, k, alpha, a, ao, lda, b, bo, ldb, beta, c, co, ldc) => {
@@ -154,7 +255,11 @@ export const gemm: GemmFunction = (ta, tb, m, n, k, alpha, a, ao, lda, b, bo, ld
   if ((active ?? blasBackend()) === 'openblas') {
     const library = openBlas as OpenBlas;
     // A small output runs on one thread (SINGLE_THREAD_OUTPUT_MAX); the thread count goes back after.
-    const single = m * n < SINGLE_THREAD_OUTPUT_MAX && library.threads > 1 && library.setThreads !== null;
+    const single =
+      !pinnedToOneThread &&
+      m * n < SINGLE_THREAD_OUTPUT_MAX &&
+      library.threads > 1 &&
+      library.setThreads !== null;
     if (single) library.setThreads?.(1);
     try {
       openBlasGemm(ta, tb, m, n, k, alpha, a, ao, lda, b, bo, ldb, beta, c, co, ldc);

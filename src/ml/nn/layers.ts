@@ -162,6 +162,10 @@ export class Sequential extends Module {
 export interface Conv2dLayerOptions extends InitOptions {
   readonly stride?: number;
   readonly padding?: number;
+  /** Spacing between kernel taps, as PyTorch's `dilation`; default 1. */
+  readonly dilation?: number;
+  /** Channel groups, as PyTorch's `groups` (the weight is (O, C / groups, k, k)); default 1. */
+  readonly groups?: number;
   readonly bias?: boolean;
 }
 
@@ -170,6 +174,8 @@ export class Conv2d extends Module {
   readonly bias: Parameter | null;
   readonly stride: number;
   readonly padding: number;
+  readonly dilation: number;
+  readonly groups: number;
 
   constructor(
     readonly inChannels: number,
@@ -185,16 +191,26 @@ export class Conv2d extends Module {
         return `Conv2d: channels and kernel size must be positive integers`;
       },
     );
+    const groups = options.groups ?? 1;
+    check(
+      Number.isInteger(groups) && groups >= 1 && inChannels % groups === 0 && outChannels % groups === 0,
+      'invalid_argument',
+      () => `Conv2d: groups (${groups}) must be a positive integer dividing ${inChannels} and ${outChannels}`,
+    );
     const random = initRandom(options.random);
-    const bound = 1 / Math.sqrt(inChannels * kernelSize * kernelSize);
-    this.weight = uniformParameter([outChannels, inChannels, kernelSize, kernelSize], bound, random);
+    const groupChannels = inChannels / groups;
+    const bound = 1 / Math.sqrt(groupChannels * kernelSize * kernelSize);
+    this.weight = uniformParameter([outChannels, groupChannels, kernelSize, kernelSize], bound, random);
     this.bias = options.bias === false ? null : uniformParameter([outChannels], bound, random);
     this.stride = options.stride ?? 1;
     this.padding = options.padding ?? 0;
+    this.dilation = options.dilation ?? 1;
+    this.groups = groups;
   }
 
   forward(input: Tensor): Tensor {
-    return conv2d(input, this.weight, this.bias, { stride: this.stride, padding: this.padding });
+    const { stride, padding, dilation, groups } = this;
+    return conv2d(input, this.weight, this.bias, { stride, padding, dilation, groups });
   }
 }
 

@@ -1,22 +1,44 @@
 /**
- * 2-D convolution (im2col + one gemm for the whole batch) and pooling, NCHW layout.
+ * 2-D convolution (im2col + gemm, image by image and group by group) and pooling, NCHW layout.
+ * The geometry (sizes, stride, padding, dilation, groups) is one field list, ops/convGeometry.ts.
  *
- * conv2d: x (N, C, H, W), weight (O, C, KH, KW), bias (O) -> (N, O, OH, OW)
- *   cols (C*KH*KW, N*OH*OW) = im2col(x);  y' (O, N*P) = weight (O, CKK) @ cols
- *   gweight += g' @ cols^T;  gcols = weight^T @ g';  gx += col2im(gcols);  gbias += rows of g'
+ * conv2d: x (N, C, H, W), weight (O, C/G, KH, KW), bias (O) -> (N, O, OH, OW); per image n and
+ * group g (input channels [g C/G, (g+1) C/G), output channels [g O/G, (g+1) O/G)):
+ *   cols_n (C*KH*KW, P) = im2col(x_n);  y_n,g (O/G, P) = bias_g + weight_g (O/G, C/G*KK) @ cols_n,g
+ *   gweight_g += g_n,g @ cols_n,g^T;  gcols_n,g = weight_g^T @ g_n,g;  gx_n += col2im(gcols_n)
+ *   gbias += sums of g over N and P (float64)
  * maxPool2d: gradient to the (first) maximum of each window; avgPool2d: spread evenly.
+ *
+ * Image by image: im2col fills image n's block of cols (C*KH*KW, P) and the gemm reads it while it
+ * is in cache; the product lands in the output's (O, P) block of image n directly (no reorder),
+ * and the backward reads g_n (O, P) where it lies in the output gradient. Those products are
+ * small, so they run on one OpenBLAS thread (`onOneThread`). Workspaces come from the buffer pool
+ * (internal/pool.ts): a training loop whose shapes repeat allocates nothing after its first step.
+ * The copies of im2col's "same" path are block copies (TypedArray.set, a memcpy), several times
+ * faster than element loops in V8.
  */
 import { deviceConv2d, noGradientOnDevice, unavailableOnDevice } from '../deviceOps.js';
 import { check } from '../errors.js';
 import { addAccumulated, float64Accumulator } from '../internal/accumulate.js';
-import { matrixProduct } from '../internal/blas.js';
+import { gemm, onOneThread } from '../internal/blas.js';
+import { type ConvWorkspace, convWorkspace } from '../internal/convKernel.js';
 import { maxPool2x2Kernel } from '../internal/maxPoolKernel.js';
 import { indexPool, pool } from '../internal/pool.js';
 import { contiguousData, gradBuffer, makeResult, releaseTemporary, type Tensor } from '../Tensor.js';
+import { type ConvGeometry, convGeometry } from './convGeometry.js';
+
+export { CONV_GEOMETRY_FIELDS, type ConvGeometry, type ConvGeometryField } from './convGeometry.js';
 
 export interface Conv2dOptions {
   readonly stride?: number;
   readonly padding?: number;
+  /** Spacing between kernel taps (PyTorch's `dilation`); default 1. */
+  readonly dilation?: number;
+  /**
+   * Channel groups (PyTorch's `groups`): input and output channels split into this many groups,
+   * each convolved with its own weights; the weight is (O, C / groups, KH, KW). Default 1.
+   */
+  readonly groups?: number;
 }
 
 export interface Pool2dOptions {
@@ -24,69 +46,26 @@ export interface Pool2dOptions {
   readonly stride?: number;
 }
 
-interface ConvGeometry {
-  readonly batch: number;
-  readonly channels: number;
-  readonly height: number;
-  readonly width: number;
-  readonly kernelHeight: number;
-  readonly kernelWidth: number;
-  readonly stride: number;
-  readonly padding: number;
-  readonly outHeight: number;
-  readonly outWidth: number;
-}
-
-function geometry(
-  x: Tensor,
-  kernelHeight: number,
-  kernelWidth: number,
-  stride: number,
-  padding: number,
-  context: string,
-): ConvGeometry {
-  check(
-    x.rank === 4,
-    'invalid_shape',
-    () => `${context}: input must be (N, C, H, W), got [${x.shape.join(', ')}]`,
-  );
-  check(
-    Number.isInteger(stride) && stride >= 1,
-    'invalid_argument',
-    () => `${context}: stride must be an integer >= 1, got ${stride}`,
-  );
-  check(
-    Number.isInteger(padding) && padding >= 0,
-    'invalid_argument',
-    () => `${context}: padding must be an integer >= 0, got ${padding}`,
-  );
-  const [batch, channels, height, width] = x.shape;
-  const outHeight = Math.floor((height + 2 * padding - kernelHeight) / stride) + 1;
-  const outWidth = Math.floor((width + 2 * padding - kernelWidth) / stride) + 1;
-  check(outHeight >= 1 && outWidth >= 1, 'shape_mismatch', () => {
-    return `${context}: kernel ${kernelHeight}x${kernelWidth} does not fit input ${height}x${width} with padding ${padding}`;
-  });
-  return { batch, channels, height, width, kernelHeight, kernelWidth, stride, padding, outHeight, outWidth };
-}
-
-/** The output columns [start, end) whose input column ow*stride - padding + kernelColumn is inside the image. */
+/** The output columns [start, end) whose input column ow*s - p + kw*d is inside the image. */
 function validColumns(g: ConvGeometry, kernelColumn: number): [number, number] {
-  const start = Math.max(0, Math.ceil((g.padding - kernelColumn) / g.stride));
-  const end = Math.min(g.outWidth, Math.floor((g.width - 1 + g.padding - kernelColumn) / g.stride) + 1);
+  const offset = kernelColumn * g.dilation - g.padding;
+  const start = Math.max(0, Math.ceil(-offset / g.stride));
+  const end = Math.min(g.outWidth, Math.floor((g.width - 1 - offset) / g.stride) + 1);
   return [start, Math.max(start, end)];
 }
 
 /**
- * A "same" convolution (stride 1, output as wide as the input): for one (c, kh, kw) and one image,
- * the im2col rows of the valid output rows are one contiguous run of the input plane shifted by
- * (kh - p) rows and (kw - p) columns, except the few columns that fall off the left or right edge
- * (they wrap to the neighbouring row and are zeroed). One long copy instead of a loop per row.
+ * A "same" convolution (stride 1, dilation 1, output as wide as the input): for one (c, kh, kw)
+ * and one image, the im2col rows of the valid output rows are one contiguous run of the input
+ * plane shifted by (kh - p) rows and (kw - p) columns, except the few columns that fall off the
+ * left or right edge (they wrap to the neighbouring row and are zeroed). One block copy instead
+ * of a loop per row.
  */
 function isSameWidth(g: ConvGeometry): boolean {
-  return g.stride === 1 && g.outWidth === g.width;
+  return g.stride === 1 && g.dilation === 1 && g.outWidth === g.width;
 }
 
-/** The output rows [start, end) whose input row oh - p + kh is inside the image (stride 1). */
+/** The output rows [start, end) whose input row oh - p + kh is inside the image (stride 1, dilation 1). */
 function validRows(g: ConvGeometry, kernelRow: number): [number, number] {
   const shift = kernelRow - g.padding;
   const start = Math.max(0, -shift);
@@ -110,164 +89,177 @@ function zeroEdgeColumns(
   }
 }
 
-function im2colSameWidth(x: Float32Array, g: ConvGeometry, cols: Float32Array): void {
-  const { batch, channels, height, width, kernelHeight, kernelWidth, padding, outHeight } = g;
-  const positions = outHeight * width;
-  const columns = batch * positions;
-  for (let c = 0; c < channels; c++) {
-    for (let kh = 0; kh < kernelHeight; kh++) {
-      const [rowStart, rowEnd] = validRows(g, kh);
-      for (let kw = 0; kw < kernelWidth; kw++) {
-        const rowBase = ((c * kernelHeight + kh) * kernelWidth + kw) * columns;
-        const columnShift = kw - padding;
-        const skipFront = Math.max(0, -columnShift);
-        const skipBack = Math.max(0, columnShift);
-        for (let n = 0; n < batch; n++) {
-          const target = rowBase + n * positions;
-          cols.fill(0, target, target + rowStart * width);
-          cols.fill(0, target + rowEnd * width, target + positions);
-          const source =
-            (n * channels + c) * height * width + (rowStart + kh - padding) * width + columnShift;
-          const first = target + rowStart * width;
-          const length = (rowEnd - rowStart) * width;
-          for (let i = skipFront; i < length - skipBack; i++) cols[first + i] = x[source + i];
-          if (columnShift !== 0) zeroEdgeColumns(cols, target, width, rowStart, rowEnd, columnShift);
-        }
-      }
-    }
-  }
-}
-
-/** The adjoint of im2colSameWidth (gcols' wrapped edge columns are zeroed first, then one long add). */
-function col2imSameWidth(gcols: Float32Array, g: ConvGeometry, gx: Float32Array): void {
-  const { batch, channels, height, width, kernelHeight, kernelWidth, padding, outHeight } = g;
-  const positions = outHeight * width;
-  const columns = batch * positions;
-  for (let c = 0; c < channels; c++) {
-    for (let kh = 0; kh < kernelHeight; kh++) {
-      const [rowStart, rowEnd] = validRows(g, kh);
-      for (let kw = 0; kw < kernelWidth; kw++) {
-        const rowBase = ((c * kernelHeight + kh) * kernelWidth + kw) * columns;
-        const columnShift = kw - padding;
-        const skipFront = Math.max(0, -columnShift);
-        const skipBack = Math.max(0, columnShift);
-        for (let n = 0; n < batch; n++) {
-          const source = rowBase + n * positions;
-          if (columnShift !== 0) zeroEdgeColumns(gcols, source, width, rowStart, rowEnd, columnShift);
-          const target =
-            (n * channels + c) * height * width + (rowStart + kh - padding) * width + columnShift;
-          const first = source + rowStart * width;
-          const length = (rowEnd - rowStart) * width;
-          for (let i = skipFront; i < length - skipBack; i++) gx[target + i] += gcols[first + i];
-        }
-      }
-    }
-  }
-}
-
-/** cols[(c, kh, kw), (n, oh, ow)] = x[n, c, oh*s - p + kh, ow*s - p + kw] (0 outside). */
-function im2col(x: Float32Array, g: ConvGeometry, cols: Float32Array): void {
-  const { batch, channels, height, width, kernelHeight, kernelWidth, stride, padding, outHeight, outWidth } =
-    g;
-  const positions = outHeight * outWidth;
-  const columns = batch * positions;
-  for (let c = 0; c < channels; c++) {
-    for (let kh = 0; kh < kernelHeight; kh++) {
-      for (let kw = 0; kw < kernelWidth; kw++) {
-        const rowBase = ((c * kernelHeight + kh) * kernelWidth + kw) * columns;
-        const [start, end] = validColumns(g, kw);
-        const shift = kw - padding;
-        for (let n = 0; n < batch; n++) {
-          const plane = (n * channels + c) * height * width;
-          for (let oh = 0; oh < outHeight; oh++) {
-            const ih = oh * stride - padding + kh;
-            const target = rowBase + n * positions + oh * outWidth;
-            if (ih < 0 || ih >= height) {
-              cols.fill(0, target, target + outWidth);
-              continue;
-            }
-            const source = plane + ih * width + shift;
-            for (let ow = 0; ow < start; ow++) cols[target + ow] = 0;
-            for (let ow = start; ow < end; ow++) cols[target + ow] = x[source + ow * stride];
-            for (let ow = end; ow < outWidth; ow++) cols[target + ow] = 0;
-          }
-        }
-      }
-    }
-  }
-}
-
-/** The adjoint of im2col: gx[n, c, ih, iw] += gcols[(c, kh, kw), (n, oh, ow)]. */
-function col2im(gcols: Float32Array, g: ConvGeometry, gx: Float32Array): void {
-  const { batch, channels, height, width, kernelHeight, kernelWidth, stride, padding, outHeight, outWidth } =
-    g;
-  const positions = outHeight * outWidth;
-  const columns = batch * positions;
-  for (let c = 0; c < channels; c++) {
-    for (let kh = 0; kh < kernelHeight; kh++) {
-      for (let kw = 0; kw < kernelWidth; kw++) {
-        const rowBase = ((c * kernelHeight + kh) * kernelWidth + kw) * columns;
-        const [start, end] = validColumns(g, kw);
-        const shift = kw - padding;
-        for (let n = 0; n < batch; n++) {
-          const plane = (n * channels + c) * height * width;
-          for (let oh = 0; oh < outHeight; oh++) {
-            const ih = oh * stride - padding + kh;
-            if (ih < 0 || ih >= height) continue;
-            const source = rowBase + n * positions + oh * outWidth;
-            const target = plane + ih * width + shift;
-            for (let ow = start; ow < end; ow++) gx[target + ow * stride] += gcols[source + ow];
-          }
-        }
-      }
-    }
-  }
-}
-
-/** out (N, O, P) = product (O, N, P) reordered, plus bias[o] when given: one pass. */
-function toBatchMajor(
-  product: Float32Array,
-  outChannels: number,
-  batch: number,
-  positions: number,
-  bias: Float32Array | null,
-  out: Float32Array,
+/**
+ * One image's im2col block (C*KH*KW, P) at `at` in cols, from the image at `xBase` in x (the
+ * same-width path: block copies). x and cols may be one array (the WebAssembly workspace): then
+ * the copies are `copyWithin`, with no view to allocate.
+ */
+function im2colSameWidth(
+  x: Float32Array,
+  xBase: number,
+  g: ConvGeometry,
+  cols: Float32Array,
+  at: number,
 ): void {
-  for (let o = 0; o < outChannels; o++) {
-    const value = bias === null ? 0 : bias[o];
-    for (let n = 0; n < batch; n++) {
-      const source = (o * batch + n) * positions;
-      const target = (n * outChannels + o) * positions;
-      for (let p = 0; p < positions; p++) out[target + p] = product[source + p] + value;
+  const { channels, height, width, kernelHeight, kernelWidth, padding, outHeight } = g;
+  const positions = outHeight * width;
+  const inPlace = x === cols;
+  for (let c = 0; c < channels; c++) {
+    const plane = xBase + c * height * width;
+    for (let kh = 0; kh < kernelHeight; kh++) {
+      const [rowStart, rowEnd] = validRows(g, kh);
+      for (let kw = 0; kw < kernelWidth; kw++) {
+        const target = at + ((c * kernelHeight + kh) * kernelWidth + kw) * positions;
+        const columnShift = kw - padding;
+        const skipFront = Math.max(0, -columnShift);
+        const skipBack = Math.max(0, columnShift);
+        cols.fill(0, target, target + rowStart * width);
+        cols.fill(0, target + rowEnd * width, target + positions);
+        const source = plane + (rowStart + kh - padding) * width + columnShift;
+        const first = target + rowStart * width;
+        const length = (rowEnd - rowStart) * width;
+        if (length - skipBack > skipFront) {
+          if (inPlace) cols.copyWithin(first + skipFront, source + skipFront, source + length - skipBack);
+          else cols.set(x.subarray(source + skipFront, source + length - skipBack), first + skipFront);
+        }
+        if (columnShift !== 0) zeroEdgeColumns(cols, target, width, rowStart, rowEnd, columnShift);
+      }
+    }
+  }
+}
+
+/** gx[from + i] += gcols[source + i] for i in [0, length): four at a time. */
+function addRun(gx: Float32Array, from: number, gcols: Float32Array, source: number, length: number): void {
+  let i = 0;
+  for (; i + 4 <= length; i += 4) {
+    gx[from + i] += gcols[source + i];
+    gx[from + i + 1] += gcols[source + i + 1];
+    gx[from + i + 2] += gcols[source + i + 2];
+    gx[from + i + 3] += gcols[source + i + 3];
+  }
+  for (; i < length; i++) gx[from + i] += gcols[source + i];
+}
+
+/**
+ * The adjoint of im2colSameWidth for one image (gcols' wrapped edge columns are zeroed first, then
+ * one long add per row of gcols). With a workspace, gcols and gx are its view and the adds are
+ * its SIMD kernel.
+ */
+function col2imSameWidth(
+  gcols: Float32Array,
+  at: number,
+  g: ConvGeometry,
+  gx: Float32Array,
+  gxBase: number,
+  workspace: ConvWorkspace | null,
+): void {
+  const { channels, height, width, kernelHeight, kernelWidth, padding, outHeight } = g;
+  const positions = outHeight * width;
+  for (let c = 0; c < channels; c++) {
+    const plane = gxBase + c * height * width;
+    for (let kh = 0; kh < kernelHeight; kh++) {
+      const [rowStart, rowEnd] = validRows(g, kh);
+      for (let kw = 0; kw < kernelWidth; kw++) {
+        const source = at + ((c * kernelHeight + kh) * kernelWidth + kw) * positions;
+        const columnShift = kw - padding;
+        const skipFront = Math.max(0, -columnShift);
+        const skipBack = Math.max(0, columnShift);
+        if (columnShift !== 0) zeroEdgeColumns(gcols, source, width, rowStart, rowEnd, columnShift);
+        const target = plane + (rowStart + kh - padding) * width + columnShift;
+        const first = source + rowStart * width;
+        const count = (rowEnd - rowStart) * width - skipBack - skipFront;
+        if (workspace !== null) workspace.add(target + skipFront, first + skipFront, count);
+        else addRun(gx, target + skipFront, gcols, first + skipFront, count);
+      }
+    }
+  }
+}
+
+/** Image n's block at `at`: cols[(c, kh, kw), (oh, ow)] = x[n, c, oh*s - p + kh*d, ow*s - p + kw*d] (0 outside). */
+function im2col(x: Float32Array, g: ConvGeometry, n: number, cols: Float32Array, at: number): void {
+  const { channels, height, width, kernelHeight, kernelWidth, stride, padding, dilation } = g;
+  const { outHeight, outWidth } = g;
+  const positions = outHeight * outWidth;
+  for (let c = 0; c < channels; c++) {
+    const plane = (n * channels + c) * height * width;
+    for (let kh = 0; kh < kernelHeight; kh++) {
+      for (let kw = 0; kw < kernelWidth; kw++) {
+        const rowBase = at + ((c * kernelHeight + kh) * kernelWidth + kw) * positions;
+        const [start, end] = validColumns(g, kw);
+        const shift = kw * dilation - padding;
+        for (let oh = 0; oh < outHeight; oh++) {
+          const ih = oh * stride - padding + kh * dilation;
+          const target = rowBase + oh * outWidth;
+          if (ih < 0 || ih >= height) {
+            cols.fill(0, target, target + outWidth);
+            continue;
+          }
+          const source = plane + ih * width + shift;
+          for (let ow = 0; ow < start; ow++) cols[target + ow] = 0;
+          if (stride === 1 && end > start) cols.set(x.subarray(source + start, source + end), target + start);
+          else for (let ow = start; ow < end; ow++) cols[target + ow] = x[source + ow * stride];
+          for (let ow = end; ow < outWidth; ow++) cols[target + ow] = 0;
+        }
+      }
+    }
+  }
+}
+
+/** The adjoint of im2col for image n: gx[n, c, ih, iw] += gcols[(c, kh, kw), (oh, ow)]. */
+function col2im(gcols: Float32Array, at: number, g: ConvGeometry, n: number, gx: Float32Array): void {
+  const { channels, height, width, kernelHeight, kernelWidth, stride, padding, dilation } = g;
+  const { outHeight, outWidth } = g;
+  const positions = outHeight * outWidth;
+  for (let c = 0; c < channels; c++) {
+    const plane = (n * channels + c) * height * width;
+    for (let kh = 0; kh < kernelHeight; kh++) {
+      for (let kw = 0; kw < kernelWidth; kw++) {
+        const rowBase = at + ((c * kernelHeight + kh) * kernelWidth + kw) * positions;
+        const [start, end] = validColumns(g, kw);
+        const shift = kw * dilation - padding;
+        for (let oh = 0; oh < outHeight; oh++) {
+          const ih = oh * stride - padding + kh * dilation;
+          if (ih < 0 || ih >= height) continue;
+          const source = rowBase + oh * outWidth;
+          const target = plane + ih * width + shift;
+          if (stride === 1) addRun(gx, target + start, gcols, source + start, end - start);
+          else for (let ow = start; ow < end; ow++) gx[target + ow * stride] += gcols[source + ow];
+        }
+      }
     }
   }
 }
 
 /**
- * product (O, N, P) = gradient (N, O, P) reordered; when `biasSums` is given, also its sums over
- * N and P per channel (float64, internal/accumulate.ts), the bias gradient, in the same pass.
+ * The bias gradient: sums of gradient (N, O, P) over N and P per channel, in float64
+ * (internal/accumulate.ts), four running sums per row so the adds do not wait on each other.
  */
-function toGemmLayout(
+function biasSums(
   gradient: Float32Array,
   outChannels: number,
   batch: number,
   positions: number,
-  product: Float32Array,
-  biasSums: Float64Array | null,
-): void {
-  for (let o = 0; o < outChannels; o++) {
-    let total = 0;
-    for (let n = 0; n < batch; n++) {
-      const source = (n * outChannels + o) * positions;
-      const target = (o * batch + n) * positions;
-      for (let p = 0; p < positions; p++) {
-        const value = gradient[source + p];
-        product[target + p] = value;
-        total += value;
+): Float64Array {
+  const sums = float64Accumulator(outChannels);
+  for (let n = 0; n < batch; n++) {
+    for (let o = 0; o < outChannels; o++) {
+      const row = (n * outChannels + o) * positions;
+      let s0 = 0;
+      let s1 = 0;
+      let s2 = 0;
+      let s3 = 0;
+      let p = 0;
+      for (; p + 4 <= positions; p += 4) {
+        s0 += gradient[row + p];
+        s1 += gradient[row + p + 1];
+        s2 += gradient[row + p + 2];
+        s3 += gradient[row + p + 3];
       }
+      for (; p < positions; p++) s0 += gradient[row + p];
+      sums[o] += s0 + s1 + (s2 + s3);
     }
-    if (biasSums !== null) biasSums[o] = total;
   }
+  return sums;
 }
 
 function checkConvolution(
@@ -279,12 +271,25 @@ function checkConvolution(
   check(
     weight.rank === 4,
     'invalid_shape',
-    () => `conv2d: weight must be (O, C, KH, KW), got [${weight.shape.join(', ')}]`,
+    () => `conv2d: weight must be (O, C / groups, KH, KW), got [${weight.shape.join(', ')}]`,
   );
   const [outChannels, weightChannels, kernelHeight, kernelWidth] = weight.shape;
-  const g = geometry(x, kernelHeight, kernelWidth, options.stride ?? 1, options.padding ?? 0, 'conv2d');
-  check(weightChannels === g.channels, 'shape_mismatch', () => {
-    return `conv2d: input has ${g.channels} channels, weight expects ${weightChannels}`;
+  const g = convGeometry(
+    x,
+    {
+      outChannels,
+      kernelHeight,
+      kernelWidth,
+      stride: options.stride ?? 1,
+      padding: options.padding ?? 0,
+      dilation: options.dilation ?? 1,
+      groups: options.groups ?? 1,
+    },
+    'conv2d',
+  );
+  check(weightChannels * g.groups === g.channels, 'shape_mismatch', () => {
+    const per = g.groups === 1 ? '' : ` (${g.groups} groups of ${g.channels / g.groups})`;
+    return `conv2d: input has ${g.channels} channels${per}, weight expects ${weightChannels} per group`;
   });
   check(bias === null || (bias.rank === 1 && bias.shape[0] === outChannels), 'shape_mismatch', () => {
     return `conv2d: bias must be (${outChannels}), got [${bias?.shape.join(', ')}]`;
@@ -292,7 +297,7 @@ function checkConvolution(
   return g;
 }
 
-/** 2-D cross-correlation (PyTorch's conv2d) with stride and zero padding. */
+/** 2-D cross-correlation (PyTorch's conv2d) with stride, zero padding, dilation and groups. */
 export function conv2d(
   x: Tensor,
   weight: Tensor,
@@ -301,43 +306,153 @@ export function conv2d(
 ): Tensor {
   const g = checkConvolution(x, weight, bias, options);
   if (x.device !== 'cpu' || weight.device !== 'cpu' || (bias !== null && bias.device !== 'cpu')) {
-    noGradientOnDevice('conv2d', bias === null ? [x, weight] : [x, weight, bias]);
+    const inputs = bias === null ? [x, weight] : [x, weight, bias];
+    if (g.dilation !== 1 || g.groups !== 1) unavailableOnDevice('conv2d with dilation or groups', inputs);
+    noGradientOnDevice('conv2d', inputs);
     return deviceConv2d(x, weight, bias, g.stride, g.padding);
   }
-  const outChannels = weight.shape[0];
+  const { batch, outChannels, groups } = g;
   const positions = g.outHeight * g.outWidth;
-  const columns = g.batch * positions;
   const depth = g.channels * g.kernelHeight * g.kernelWidth;
+  // Per group: weight rows [gi*groupOut, ...) (each groupDepth long), cols rows [gi*groupDepth, ...).
+  const groupOut = outChannels / groups;
+  const groupDepth = depth / groups;
+  const imageCols = depth * positions;
+  const imageOut = outChannels * positions;
+  const imageX = g.channels * g.height * g.width;
+  const sameWidth = isSameWidth(g);
+  // The same-width path works in the WebAssembly workspace: [image | its columns].
+  const useWorkspace = sameWidth && convWorkspace(imageX + imageCols) !== null;
   const xv = contiguousData(x);
-  const cols = pool.take(depth * columns);
-  if (isSameWidth(g)) im2colSameWidth(xv, g, cols);
-  else im2col(xv, g, cols);
-  releaseTemporary(x, xv);
   const wv = contiguousData(weight);
-  const product = pool.take(outChannels * columns);
-  // product (O, N*P) = weight (O, CKK) @ cols (CKK, N*P)
-  matrixProduct(false, false, outChannels, columns, depth, wv, cols, product, false);
-  const out = pool.take(outChannels * columns);
   const bv = bias === null ? null : contiguousData(bias);
-  toBatchMajor(product, outChannels, g.batch, positions, bv, out);
+  // cols (N, depth, P) is kept for the weight gradient; out (N, O, P) is the result's storage.
+  const cols = pool.take(batch * imageCols);
+  const out = pool.take(batch * imageOut);
+  // The bias goes in first (one fill per row), and the product adds onto it (beta = 1).
+  const beta = bv === null ? 0 : 1;
+  onOneThread(() => {
+    const view = useWorkspace ? (convWorkspace(imageX + imageCols) as ConvWorkspace).view : null;
+    for (let n = 0; n < batch; n++) {
+      const c0 = n * imageCols;
+      const o0 = n * imageOut;
+      // Where image n's columns are built: the workspace (after its image) or cols itself.
+      let columns = cols;
+      let base = c0;
+      if (view !== null) {
+        view.set(xv.subarray(n * imageX, (n + 1) * imageX));
+        im2colSameWidth(view, 0, g, view, imageX);
+        columns = view;
+        base = imageX;
+      } else if (sameWidth) im2colSameWidth(xv, n * imageX, g, cols, c0);
+      else im2col(xv, g, n, cols, c0);
+      if (bv !== null)
+        for (let o = 0; o < outChannels; o++) out.fill(bv[o], o0 + o * positions, o0 + (o + 1) * positions);
+      // out_n,g (O/G, P) (+)= weight_g (O/G, depth/G) @ cols_n,g (depth/G, P)
+      for (let gi = 0; gi < groups; gi++) {
+        const w0 = gi * groupOut * groupDepth;
+        const cg = base + gi * groupDepth * positions;
+        const og = o0 + gi * groupOut * positions;
+        gemm(
+          false,
+          false,
+          groupOut,
+          positions,
+          groupDepth,
+          1,
+          wv,
+          w0,
+          groupDepth,
+          columns,
+          cg,
+          positions,
+          beta,
+          out,
+          og,
+          positions,
+        );
+      }
+      if (view !== null) cols.set(view.subarray(imageX, imageX + imageCols), c0);
+    }
+  });
+  releaseTemporary(x, xv);
   if (bias !== null && bv !== null) releaseTemporary(bias, bv);
-  const scratch = [cols, product];
+  const scratch = [cols];
   if (wv.buffer !== weight.storage.buffer) scratch.push(wv);
   const backward = (gradient: Float32Array): void => {
-    // product is free now: it takes the output gradient in the gemm layout g' (O, N*P), and
-    // the bias gradient is summed on the way.
-    const biasSums = bias?.requiresGrad ? float64Accumulator(outChannels) : null;
-    toGemmLayout(gradient, outChannels, g.batch, positions, product, biasSums);
-    if (bias !== null && biasSums !== null) addAccumulated(gradBuffer(bias), biasSums);
-    // gweight (O, CKK) += g' @ cols^T
-    if (weight.requiresGrad)
-      matrixProduct(false, true, outChannels, depth, columns, product, cols, gradBuffer(weight), true);
-    if (x.requiresGrad) {
-      // cols is free too: it takes gcols (CKK, N*P) = weight^T @ g', then col2im into gx.
-      matrixProduct(true, false, depth, columns, outChannels, wv, product, cols, false);
-      if (isSameWidth(g)) col2imSameWidth(cols, g, gradBuffer(x));
-      else col2im(cols, g, gradBuffer(x));
-    }
+    if (bias?.requiresGrad)
+      addAccumulated(gradBuffer(bias), biasSums(gradient, outChannels, batch, positions));
+    const gw = weight.requiresGrad ? gradBuffer(weight) : null;
+    const gx = x.requiresGrad ? gradBuffer(x) : null;
+    if (gw === null && gx === null) return;
+    // Image by image, so cols_n and gcols_n stay in cache: the output gradient g_n (O, P) is a
+    // block of gradient (N, O, P) as it is.
+    onOneThread(() => {
+      // With the workspace, gcols_n goes into it (after a copy of gx_n) and col2im adds there.
+      const workspace = useWorkspace && gx !== null ? convWorkspace(imageX + imageCols) : null;
+      for (let n = 0; n < batch; n++) {
+        const c0 = n * imageCols;
+        const o0 = n * imageOut;
+        const gcols = workspace === null ? cols : workspace.view;
+        const gcolsBase = workspace === null ? c0 : imageX;
+        for (let gi = 0; gi < groups; gi++) {
+          const w0 = gi * groupOut * groupDepth;
+          const og = o0 + gi * groupOut * positions;
+          // gweight_g (O/G, depth/G) += g_n,g @ cols_n,g^T
+          if (gw !== null) {
+            const cg = c0 + gi * groupDepth * positions;
+            gemm(
+              false,
+              true,
+              groupOut,
+              groupDepth,
+              positions,
+              1,
+              gradient,
+              og,
+              positions,
+              cols,
+              cg,
+              positions,
+              1,
+              gw,
+              w0,
+              groupDepth,
+            );
+          }
+          // gcols_n,g = weight_g^T @ g_n,g (into cols_n,g itself once read, without the workspace)
+          if (gx !== null) {
+            const gg = gcolsBase + gi * groupDepth * positions;
+            gemm(
+              true,
+              false,
+              groupDepth,
+              positions,
+              groupOut,
+              1,
+              wv,
+              w0,
+              groupDepth,
+              gradient,
+              og,
+              positions,
+              0,
+              gcols,
+              gg,
+              positions,
+            );
+          }
+        }
+        if (gx === null) continue;
+        if (workspace !== null) {
+          const view = workspace.view;
+          view.set(gx.subarray(n * imageX, (n + 1) * imageX));
+          col2imSameWidth(view, imageX, g, view, 0, workspace);
+          gx.set(view.subarray(0, imageX), n * imageX);
+        } else if (sameWidth) col2imSameWidth(cols, c0, g, gx, n * imageX, null);
+        else col2im(cols, c0, g, n, gx);
+      }
+    });
   };
   const inputs = bias === null ? [x, weight] : [x, weight, bias];
   return makeResult(
@@ -356,9 +471,10 @@ function poolGeometry(x: Tensor, kernelSize: number, stride: number, context: st
     'invalid_argument',
     () => `${context}: kernel size must be an integer >= 1`,
   );
-  return geometry(x, kernelSize, kernelSize, stride, 0, context);
+  const channels = x.rank === 4 ? x.shape[1] : 1;
+  const window = { kernelHeight: kernelSize, kernelWidth: kernelSize, padding: 0, dilation: 1, groups: 1 };
+  return convGeometry(x, { outChannels: channels, stride, ...window }, context);
 }
-
 function maxPoolWindows(
   xv: Float32Array,
   g: ConvGeometry,
