@@ -198,6 +198,20 @@ describe('MultiHeadAttention matches nn.MultiheadAttention (batch_first)', () =>
     });
   });
 
+  it('keys and values of other widths (kdim, vdim), loaded from q_proj_weight, k_proj_weight, v_proj_weight', () => {
+    const m = new MultiHeadAttention(8, 2, { kdim: 5, vdim: 3 });
+    expect(pytorchNames(m).map((n) => n.pytorch)).toEqual([
+      'q_proj_weight',
+      'k_proj_weight',
+      'v_proj_weight',
+      'in_proj_bias',
+      'out_proj.weight',
+      'out_proj.bias',
+    ]);
+    withModule('mhaKdimVdim', m, (module, { q, k, v }) => [module.attend(q, { key: k, value: v })]);
+    expect(() => m.forward(tensor(new Array(16).fill(0), [1, 2, 8]))).toThrow(/expected key \(1, T, 5\)/);
+  });
+
   it('a query whose keys are all masked gives NaN, as PyTorch', () => {
     const m = attention();
     const x = tensor(

@@ -30,6 +30,9 @@ export interface AttentionLayerOptions extends InitOptions {
   readonly causal?: boolean | CausalAlignment;
   /** Dropout on the attention weights while training (PyTorch's `dropout`, default 0). */
   readonly dropout?: number;
+  /** Features of the keys and of the values (PyTorch's `kdim`, `vdim`; default the dimension). */
+  readonly kdim?: number;
+  readonly vdim?: number;
 }
 
 /**
@@ -74,6 +77,8 @@ export class MultiHeadAttention extends Module {
   readonly output: Linear;
   readonly causal: CausalAlignment | null;
   readonly dropout: number;
+  readonly kdim: number;
+  readonly vdim: number;
   private readonly random: Random;
 
   constructor(
@@ -86,14 +91,28 @@ export class MultiHeadAttention extends Module {
       return `MultiHeadAttention: dimension ${dimension} is not divisible by ${heads} heads`;
     });
     const random = initRandom(options.random);
+    this.kdim = options.kdim ?? dimension;
+    this.vdim = options.vdim ?? dimension;
+    check(
+      [this.kdim, this.vdim].every((n) => Number.isInteger(n) && n > 0),
+      'invalid_argument',
+      () => {
+        return `MultiHeadAttention: kdim and vdim must be positive integers, got ${this.kdim} and ${this.vdim}`;
+      },
+    );
     this.query = new Linear(dimension, dimension, { random });
-    this.key = new Linear(dimension, dimension, { random });
-    this.value = new Linear(dimension, dimension, { random });
+    this.key = new Linear(this.kdim, dimension, { random });
+    this.value = new Linear(this.vdim, dimension, { random });
     this.output = new Linear(dimension, dimension, { random });
-    const inBound = Math.sqrt(6 / (dimension + 3 * dimension));
+    // PyTorch: one xavier-uniform (3D, D) in_proj_weight, or with kdim/vdim three (D, in) ones.
+    const stacked = this.sameDimensions;
     for (const projection of [this.query, this.key, this.value]) {
+      const inputs = projection.inFeatures;
+      const bound = stacked
+        ? Math.sqrt(6 / (dimension + 3 * dimension))
+        : Math.sqrt(6 / (dimension + inputs));
       for (let i = 0; i < projection.weight.size; i++)
-        projection.weight.data[i] = (2 * random.next() - 1) * inBound;
+        projection.weight.data[i] = (2 * random.next() - 1) * bound;
     }
     for (const projection of [this.query, this.key, this.value, this.output]) projection.bias!.data.fill(0);
     this.causal = causalAlignment(options.causal);
@@ -104,6 +123,11 @@ export class MultiHeadAttention extends Module {
     this.random = random;
   }
 
+  /** Keys and values have the model's dimension (PyTorch then stacks the projections in in_proj_weight). */
+  get sameDimensions(): boolean {
+    return this.kdim === this.dimension && this.vdim === this.dimension;
+  }
+
   /** (B, T, D) -> (B, H, T, D/H) */
   private splitHeads(x: Tensor): Tensor {
     const [batch, length] = x.shape;
@@ -111,13 +135,14 @@ export class MultiHeadAttention extends Module {
   }
 
   private checkInput(x: Tensor, name: string, batch?: number, length?: number): void {
+    const features = name === 'key' ? this.kdim : name === 'value' ? this.vdim : this.dimension;
     const fits =
       x.rank === 3 &&
-      x.shape[2] === this.dimension &&
+      x.shape[2] === features &&
       (batch === undefined || x.shape[0] === batch) &&
       (length === undefined || x.shape[1] === length);
     check(fits, 'shape_mismatch', () => {
-      return `MultiHeadAttention: expected ${name} (${batch ?? 'B'}, ${length ?? 'T'}, ${this.dimension}), got [${x.shape.join(', ')}]`;
+      return `MultiHeadAttention: expected ${name} (${batch ?? 'B'}, ${length ?? 'T'}, ${features}), got [${x.shape.join(', ')}]`;
     });
   }
 

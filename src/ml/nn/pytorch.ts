@@ -10,7 +10,8 @@
  *   `layers.`; other arrays of modules keep their field name (`blocks.0.weight`, as `nn.ModuleList`);
  * - `MultiHeadAttention` holds PyTorch's `in_proj_weight` (3D, D) as its query, key and value
  *   weights (rows 0..D, D..2D, 2D..3D), `in_proj_bias` likewise, and `out_proj.weight`/`.bias`
- *   as `output`'s.
+ *   as `output`'s; with `kdim`/`vdim` other than D, PyTorch's `q_proj_weight`, `k_proj_weight`
+ *   and `v_proj_weight` instead of `in_proj_weight`.
  * Every other layout is PyTorch's already (Linear (out, in), Conv (out, in, k...), ConvTranspose
  * (in, out, k...), LSTM/GRU gate blocks). Values of any dtype the safetensors reader converts
  * become float32 (`num_batches_tracked`, int64 in PyTorch, included).
@@ -48,11 +49,23 @@ function walk(module: Module, zbmd: string, pytorch: string, out: PyTorchName[])
   if (module instanceof MultiHeadAttention) {
     const d = module.dimension;
     const parts = ['query', 'key', 'value'];
-    out.push({
-      pytorch: `${pytorch}in_proj_weight`,
-      zbmd: parts.map((p) => `${zbmd}${p}.weight`),
-      shape: [3 * d, d],
-    });
+    if (module.sameDimensions)
+      out.push({
+        pytorch: `${pytorch}in_proj_weight`,
+        zbmd: parts.map((p) => `${zbmd}${p}.weight`),
+        shape: [3 * d, d],
+      });
+    else
+      for (const [letter, part] of [
+        ['q', module.query],
+        ['k', module.key],
+        ['v', module.value],
+      ] as const)
+        out.push({
+          pytorch: `${pytorch}${letter}_proj_weight`,
+          zbmd: [`${zbmd}${letter === 'q' ? 'query' : letter === 'k' ? 'key' : 'value'}.weight`],
+          shape: [...part.weight.shape],
+        });
     if (module.query.bias !== null)
       out.push({
         pytorch: `${pytorch}in_proj_bias`,
