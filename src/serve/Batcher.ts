@@ -14,6 +14,11 @@
  * in a row it gets no batches until its reset timeout passes and a trial batch succeeds. Every
  * accepted request is answered exactly once: by the split of the batch that ran it, by a
  * rejection, or by the caller's own timeout (a late reply is dropped by the actor runtime).
+ *
+ * The batcher runs under a supervisor of its own (`internal/ModelVersion.ts`). When it crashes,
+ * its queue dies with it and its callers' calls fail with `CallExit`; `ModelVersion.infer`
+ * sends each such request again to the restarted batcher (a model run is free of side
+ * effects, and the caller answers its HTTP request once, whichever try answers).
  */
 import type { CallFrom, Context } from '../actor/ActorSystem.js';
 import type { TimerHandle } from '../actor/Clock.js';
@@ -46,6 +51,10 @@ export interface BatcherConfig {
   readonly metrics?: ServeMetrics;
   /** Told the rows of every batch formed (for the bench's ceiling). */
   readonly onBatch?: (rows: number) => void;
+  /** True once the replicas' supervisor has given up (a restarted batcher starts `gone`). */
+  readonly replicasGone?: () => boolean;
+  /** Told each time a batcher of this version has started (the first start and every restart). */
+  readonly onStart?: () => void;
 }
 
 /** A request for the batcher: answered with an `InferOutcome`. */
@@ -110,16 +119,24 @@ interface BatcherState {
 export const Batcher: GenServer<BatcherState, BatcherConfig> = {
   init(config: BatcherConfig, context: Context): BatcherState {
     const self = context.self;
+    // A restarted batcher owns the slots afresh: a batch its crashed predecessor sent is
+    // abandoned (its callers resend), and the replica runs the next batch once that one is done.
+    for (const slot of config.slots) slot.busy = false;
     // A breaker closing or going half-open may free a replica for the waiting requests.
     const unsubscribe = config.slots.map((slot) =>
       slot.breaker.onStateChange(() => context.system.send(self, new Wake())),
     );
+    // However the batcher exits (killed, crashed, stopped), it stops listening to the breakers.
+    context.signal.addEventListener('abort', () => {
+      for (const stop of unsubscribe) stop();
+    });
+    config.onStart?.();
     return {
       config,
       queue: [],
       timer: undefined,
       draining: false,
-      gone: false,
+      gone: config.replicasGone?.() ?? false,
       drainWaiters: [],
       unsubscribe,
     };

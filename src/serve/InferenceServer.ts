@@ -23,7 +23,7 @@ import { type Logger, pino } from 'pino';
 import { ActorSystem } from '../actor/ActorSystem.js';
 import { formatReason } from '../actor/ExitReason.js';
 import { CallExit, CallTimeout } from '../actor/errors.js';
-import { BatchCall, type InferOutcome } from './Batcher.js';
+import { BatchCall } from './Batcher.js';
 import { isRequestRejected, isServeError, RequestRejected, ServeError } from './errors.js';
 import { ModelVersion, type VersionSettings } from './internal/ModelVersion.js';
 import { SERVE_DEFAULTS, SERVE_LIMITS } from './limits.js';
@@ -85,6 +85,8 @@ export interface InferenceServer {
   reloadModel(name: string): Promise<string>;
   /** Fault injection: kills replica `index` of the current version of `name`. */
   crashReplica(name: string, index: number): boolean;
+  /** Fault injection: kills the batcher of the current version of `name` (its queued requests are resent). */
+  crashBatcher(name: string): boolean;
   /** Stops accepting, finishes what is in flight; `drained` is false when the deadline cut it short. */
   close(): Promise<{ readonly drained: boolean }>;
 }
@@ -255,6 +257,7 @@ export async function startInferenceServer(options: InferenceServerOptions): Pro
       })),
     reloadModel: (name) => reloadModel(system, models, name, settings, metrics, logger),
     crashReplica: (name, index) => models.get(name)?.current.crashReplica(index) ?? false,
+    crashBatcher: (name) => models.get(name)?.current.crashBatcher() ?? false,
     close: () => {
       closing ??= shutDown(app, system, models, settings, state, logger);
       return closing;
@@ -509,7 +512,7 @@ async function runInfer(
   const call = new BatchCall(request, batchKey(request), system.clock.now() + settings.requestTimeoutMs);
   for (let attempt = 0; ; attempt++) {
     try {
-      const outcome = await system.call<InferOutcome>(version.batcher, call, settings.requestTimeoutMs);
+      const outcome = await version.infer(call, settings.requestTimeoutMs);
       if (isRequestRejected(outcome)) return outcome;
       return inferResponse(params.name, version.version, request.id, request.outputs, outcome.outputs);
     } catch (error) {

@@ -79,6 +79,36 @@ describe('replicas under a supervisor, behind HTTP', () => {
     expect(restarts).toBeGreaterThan(0);
   });
 
+  it('keeps serving through batcher crashes under load: every request answered 200 with its own output', async () => {
+    ({ server } = await startTestServer({
+      models: [{ path: TINY_ONNX }],
+      replicas: 2,
+      maxBatchSize: 8,
+      maxQueueDelayUs: 500,
+    }));
+    const url = `${server.url}/v2/models/tiny/infer`;
+    const reference = await post(url, tinyRequest(1, 3));
+    let crashes = 0;
+    const crasher = setInterval(() => {
+      if (server?.crashBatcher('tiny')) crashes++;
+    }, 50);
+    let answers: Awaited<ReturnType<typeof load>>;
+    try {
+      answers = await load(url, 16, 10, (client) => tinyRequest(1, client % 4 === 0 ? 3 : client));
+    } finally {
+      clearInterval(crasher);
+    }
+    expect(crashes).toBeGreaterThan(0);
+    expect(answers.filter((answer) => answer.status !== 200).map((a) => a.body.error)).toEqual([]);
+    for (const answer of answers.filter((a) => (a.sent as any).inputs[0].data[0] === 0.3))
+      expect(answer.body.outputs[0].data).toEqual(reference.body.outputs[0].data);
+    const metrics = (await get(`${server.url}/metrics`)).body;
+    expect(Number(/zbmd_serve_batcher_restarts_total\{model="tiny"\} (\d+)/.exec(metrics)?.[1])).toBe(
+      crashes,
+    );
+    expect((await get(`${server.url}/v2/health/ready`)).status).toBe(200);
+  });
+
   it('upgrades a model by a rolling load beside the old version, dropping no request', async () => {
     const first = buildMlp(SPEC, new Random(1)).eval();
     const second = buildMlp(SPEC, new Random(2)).eval();
