@@ -38,6 +38,8 @@ export interface ReplicaSlot {
   readonly name: string;
   readonly breaker: CircuitBreaker;
   busy: boolean;
+  /** Being taken out (rolling upgrade): gets no more batches, and leaves `slots` once idle. */
+  retiring?: boolean;
 }
 
 export interface BatcherConfig {
@@ -80,6 +82,11 @@ export type InferOutcome = InferResult | RequestRejected;
 /** Answers once the queue is empty and no batch is running (the queue delay no longer applies). */
 export class DrainCall {}
 
+/** Answers once `slot` (already marked retiring) runs no batch; the slot then leaves the batcher. */
+export class RetireSlot {
+  constructor(readonly slot: ReplicaSlot) {}
+}
+
 class Wake {}
 
 /** Sent by the replicas' owner when a replica (re)started: queued requests may run now. */
@@ -113,6 +120,8 @@ interface BatcherState {
   /** The supervisor of the replicas has exited: nothing can run any more. */
   gone: boolean;
   readonly drainWaiters: CallFrom[];
+  /** Callers waiting for a retiring slot to finish its batch. */
+  readonly retireWaiters: Map<ReplicaSlot, CallFrom[]>;
   readonly unsubscribe: Array<() => void>;
 }
 
@@ -138,6 +147,7 @@ export const Batcher: GenServer<BatcherState, BatcherConfig> = {
       draining: false,
       gone: config.replicasGone?.() ?? false,
       drainWaiters: [],
+      retireWaiters: new Map(),
       unsubscribe,
     };
   },
@@ -165,6 +175,13 @@ export const Batcher: GenServer<BatcherState, BatcherConfig> = {
       dispatch(state, context);
       return noreply(state);
     }
+    if (request instanceof RetireSlot) {
+      const slot = request.slot;
+      slot.retiring = true;
+      if (!slot.busy) return reply(true, state);
+      state.retireWaiters.set(slot, [...(state.retireWaiters.get(slot) ?? []), from]);
+      return noreply(state);
+    }
     if (request instanceof DrainCall) {
       state.draining = true;
       state.drainWaiters.push(from);
@@ -183,6 +200,9 @@ export const Batcher: GenServer<BatcherState, BatcherConfig> = {
       rejectAll(state.queue.splice(0), goneRejection(state.config), context);
     } else if (message instanceof BatchDone) {
       message.slot.busy = false;
+      const retired = state.retireWaiters.get(message.slot);
+      state.retireWaiters.delete(message.slot);
+      for (const from of retired ?? []) context.system.reply(from, true);
       if (message.error === undefined) answerBatch(message.batch, message.outputs!, context);
       else retryBatch(state, message, context);
     }
@@ -248,7 +268,9 @@ function dropExpired(state: BatcherState, now: number, context: Context): void {
 
 /** Another usable replica than the one `item` failed on exists. */
 function hasAlternative(slots: readonly ReplicaSlot[], item: Pending): boolean {
-  return slots.some((slot) => slot.index !== item.failedSlot && slot.breaker.state !== 'open');
+  return slots.some(
+    (slot) => slot.index !== item.failedSlot && !slot.retiring && slot.breaker.state !== 'open',
+  );
 }
 
 function allowed(slots: readonly ReplicaSlot[], slot: ReplicaSlot, item: Pending): boolean {
@@ -260,6 +282,7 @@ function pickSlot(slots: readonly ReplicaSlot[], head: Pending, context: Context
   return slots.find(
     (slot) =>
       !slot.busy &&
+      !slot.retiring &&
       slot.breaker.state !== 'open' &&
       allowed(slots, slot, head) &&
       context.system.whereis(slot.name) !== undefined,

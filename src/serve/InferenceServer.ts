@@ -100,8 +100,13 @@ interface EventLogger {
 interface ModelEntry {
   readonly name: string;
   readonly path: string | undefined;
+  /** The newest version (metadata, fault injection). */
   current: ModelVersion;
   readonly versions: Map<string, ModelVersion>;
+  /** The versions that take new unversioned requests, in proportion to their replicas (two during a rolling upgrade). */
+  routing: ModelVersion[];
+  /** Requests routed so far (the weighted round robin's position). */
+  routed: number;
   lastVersion: number;
   /** Upgrades of one model run one after another. */
   upgrading: Promise<unknown>;
@@ -283,6 +288,8 @@ async function loadEntry(
     path: served.source === undefined ? served.path : undefined,
     current,
     versions: new Map([['1', current]]),
+    routing: [current],
+    routed: 0,
     lastVersion: 1,
     upgrading: Promise.resolve(),
   };
@@ -312,15 +319,55 @@ function reloadModel(
       throw error;
     }
     const version = String(entry.lastVersion + 1);
-    const next = await ModelVersion.start(system, name, version, source, settings, metrics);
+    // The new version starts with one replica beside the old one; then, one step at a time, an
+    // old replica is retired (its batch finishes first) and a new one added, so at most
+    // replicas + 1 run and capacity never drops below `replicas`. Requests are routed to both
+    // versions in proportion to their replicas; the old version keeps its last replica until
+    // it has run what it holds.
+    const next = await ModelVersion.start(system, name, version, source, settings, metrics, 1);
     entry.lastVersion++;
     const previous = entry.current;
     entry.versions.set(version, next);
-    entry.current = next; // new requests go to the new version from here on
+    entry.current = next;
+    entry.routing = [previous, next];
     logger.info(
       { model: name, from: previous.version, to: version },
-      'model version loaded; draining the old one',
+      'rolling upgrade: replacing replicas one by one',
     );
+    const step = (action: string) => {
+      const prefix = `zbmd.serve/${name}/`;
+      const running = system.registered().filter((registered) => registered.startsWith(prefix)).length;
+      logger.info(
+        {
+          model: name,
+          action,
+          replicas: { [previous.version]: previous.replicaCount, [version]: next.replicaCount },
+          // Processes of the model's versions registered now: replicas plus one batcher per version.
+          processes: running,
+        },
+        'rolling upgrade step',
+      );
+    };
+    step('started');
+    try {
+      while (next.replicaCount < settings.replicas) {
+        if (await previous.retireReplica(settings.requestTimeoutMs)) step('retired');
+        await next.addReplica();
+        step('added');
+      }
+    } catch (error) {
+      // Back to the old version alone, at full strength; the new one is stopped.
+      entry.routing = [previous];
+      entry.current = previous;
+      entry.versions.delete(version);
+      await next.drain(settings.requestTimeoutMs);
+      while (previous.replicaCount < settings.replicas) await previous.addReplica();
+      throw new RequestRejected(
+        500,
+        `the rolling upgrade of model '${name}' to version ${version} failed and was undone: ${(error as Error).message}`,
+      );
+    }
+    entry.routing = [next]; // new requests go to the new version only from here on
     await previous.drain(settings.requestTimeoutMs);
     entry.versions.delete(previous.version);
     return version;
@@ -350,7 +397,8 @@ async function shutDown(
     // The listener closes at once; requests in flight are answered (with `connection: close`,
     // so keep-alive clients do not hold the server open), then the batchers drain.
     const closed = app.close();
-    for (const entry of models.values()) await entry.current.drain(settings.shutdownTimeoutMs);
+    for (const entry of models.values())
+      for (const version of [...entry.versions.values()]) await version.drain(settings.shutdownTimeoutMs);
     app.server.closeIdleConnections();
     await closed;
     return true;
@@ -393,7 +441,7 @@ function registerRoutes(
   const versionOf = (params: ModelParams): ModelVersion | RequestRejected => {
     const entry = models.get(params.name);
     if (entry === undefined) return new RequestRejected(404, `unknown model '${params.name}'`);
-    if (params.version === undefined) return entry.current;
+    if (params.version === undefined) return route(entry);
     return (
       entry.versions.get(params.version) ??
       new RequestRejected(
@@ -484,6 +532,20 @@ function registerRoutes(
       }
     },
   );
+}
+
+/** The version an unversioned request goes to: weighted round robin over `entry.routing` by replicas. */
+function route(entry: ModelEntry): ModelVersion {
+  if (entry.routing.length === 1) return entry.routing[0];
+  const weights = entry.routing.map((version) => version.replicaCount);
+  const total = weights.reduce((sum, weight) => sum + weight, 0);
+  if (total === 0) return entry.current;
+  let tick = entry.routed++ % total;
+  for (const [index, weight] of weights.entries()) {
+    if (tick < weight) return entry.routing[index];
+    tick -= weight;
+  }
+  return entry.current;
 }
 
 async function runInfer(

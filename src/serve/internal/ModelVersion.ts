@@ -13,7 +13,14 @@ import { CallExit, CallTimeout } from '../../actor/errors.js';
 import { startGenServer } from '../../actor/GenServer.js';
 import type { Pid } from '../../actor/Pid.js';
 import { CircuitBreaker } from '../../fault/CircuitBreaker.js';
-import { startSupervisor, stopSupervisor } from '../../supervision/Supervisor.js';
+import type { ChildSpec } from '../../supervision/index.js';
+import {
+  deleteChild,
+  startChild,
+  startSupervisor,
+  stopSupervisor,
+  terminateChild,
+} from '../../supervision/Supervisor.js';
 import {
   type BatchCall,
   Batcher,
@@ -23,8 +30,9 @@ import {
   type ReplicaSlot,
   ReplicaStarted,
   ReplicasGone,
+  RetireSlot,
 } from '../Batcher.js';
-import { InjectedBatcherCrash, InjectedReplicaCrash, RequestRejected } from '../errors.js';
+import { InjectedBatcherCrash, InjectedReplicaCrash, RequestRejected, ServeError } from '../errors.js';
 import type { ModelSource } from '../ModelSource.js';
 import type { ServeMetrics } from '../metrics.js';
 import { ReplicaServer } from '../Replica.js';
@@ -75,16 +83,18 @@ export class ModelVersion {
     readonly model: string,
     readonly version: string,
     readonly source: ModelSource,
-    readonly slots: readonly ReplicaSlot[],
+    readonly slots: ReplicaSlot[],
     readonly supervisor: Pid,
     /** The supervisor of the batcher. */
     readonly batcherSupervisor: Pid,
     /** The batcher's registered name (a restarted batcher takes it over). */
     readonly batcher: string,
     /** Each slot's replica once its init finished (a replica still starting is not listed). */
-    private readonly running: ReadonlyArray<Pid | undefined>,
+    private readonly running: Map<number, Pid>,
     private readonly watch: BatcherWatch,
     private readonly metrics: ServeMetrics,
+    private readonly makeSlot: (index: number) => ReplicaSlot,
+    private readonly childSpec: (slot: ReplicaSlot) => ChildSpec,
   ) {}
 
   static async start(
@@ -94,8 +104,18 @@ export class ModelVersion {
     source: ModelSource,
     settings: VersionSettings,
     metrics: ServeMetrics,
+    /** Replicas to start with (a rolling upgrade starts with 1 and adds the rest one by one). */
+    initialReplicas = settings.replicas,
   ): Promise<ModelVersion> {
-    const slots: ReplicaSlot[] = Array.from({ length: settings.replicas }, (_, index) => ({
+    const batcher = `zbmd.serve/${model}/${version}/batcher`;
+    // A batcher being restarted is not registered: it reads the replicas' state in its init.
+    const tell = (message: unknown) => {
+      const pid = system.whereis(batcher);
+      if (pid !== undefined) system.send(pid, message);
+    };
+    const starts = new Map<number, number>();
+    const running = new Map<number, Pid>();
+    const makeSlot = (index: number): ReplicaSlot => ({
       index,
       name: `zbmd.serve/${model}/${version}/replica-${index}`,
       breaker: new CircuitBreaker({
@@ -106,36 +126,33 @@ export class ModelVersion {
         clock: system.clock,
       }),
       busy: false,
-    }));
-    const starts = slots.map(() => 0);
-    const running: Array<Pid | undefined> = slots.map(() => undefined);
-    const batcher = `zbmd.serve/${model}/${version}/batcher`;
-    // A batcher being restarted is not registered: it reads the replicas' state in its init.
-    const tell = (message: unknown) => {
-      const pid = system.whereis(batcher);
-      if (pid !== undefined) system.send(pid, message);
-    };
+      retiring: false,
+    });
+    const childSpec = (slot: ReplicaSlot): ChildSpec => ({
+      id: `replica-${slot.index}`,
+      start: (context) =>
+        startGenServer(
+          context,
+          ReplicaServer,
+          {
+            source,
+            onStart: (pid) => {
+              running.set(slot.index, pid);
+              const count = starts.get(slot.index) ?? 0;
+              starts.set(slot.index, count + 1);
+              if (count > 0) metrics.replicaRestarts.inc({ model });
+              tell(new ReplicaStarted());
+            },
+          },
+          { link: true, name: slot.name },
+        ),
+    });
+    const slots: ReplicaSlot[] = Array.from({ length: initialReplicas }, (_, index) => makeSlot(index));
     const supervisor = await startSupervisor(system, {
       strategy: 'one_for_one',
       intensity: settings.restartIntensity,
       periodMs: settings.restartPeriodMs,
-      children: slots.map((slot) => ({
-        id: `replica-${slot.index}`,
-        start: (context) =>
-          startGenServer(
-            context,
-            ReplicaServer,
-            {
-              source,
-              onStart: (pid) => {
-                running[slot.index] = pid;
-                if (starts[slot.index]++ > 0) metrics.replicaRestarts.inc({ model });
-                tell(new ReplicaStarted());
-              },
-            },
-            { link: true, name: slot.name },
-          ),
-      })),
+      children: slots.map(childSpec),
     });
     const watch = new BatcherWatch(system.clock);
     let batcherStarts = 0;
@@ -184,7 +201,57 @@ export class ModelVersion {
       running,
       watch,
       metrics,
+      makeSlot,
+      childSpec,
     );
+  }
+
+  /** Replicas taking batches (started and not retiring). */
+  get replicaCount(): number {
+    return this.slots.filter((slot) => !slot.retiring).length;
+  }
+
+  /** Starts one more replica (a rolling upgrade's step); resolves once it is up. */
+  async addReplica(): Promise<void> {
+    const index = this.slots.reduce((most, slot) => Math.max(most, slot.index + 1), 0);
+    const slot = this.makeSlot(index);
+    const started = await startChild(this.system, this.supervisor, this.childSpec(slot));
+    if ('error' in started)
+      throw new ServeError(
+        'model_load_failed',
+        `replica ${index} of model '${this.model}' version ${this.version} did not start: ${String(started.error)}`,
+      );
+    this.slots.push(slot); // the batcher reads the same array
+    const pid = this.system.whereis(this.batcher);
+    if (pid !== undefined) this.system.send(pid, new ReplicaStarted());
+  }
+
+  /**
+   * Takes one replica out (a rolling upgrade's step): the batcher sends it nothing more, the
+   * batch it runs finishes and is answered, then the replica is stopped. False when only one
+   * replica is left (a version keeps one until it is drained).
+   */
+  async retireReplica(timeoutMs: number): Promise<boolean> {
+    const slot = [...this.slots].reverse().find((candidate) => !candidate.retiring);
+    if (slot === undefined || this.replicaCount <= 1) return false;
+    slot.retiring = true;
+    for (let attempt = 0; attempt <= MAX_BATCHER_RESENDS; attempt++) {
+      try {
+        await this.system.call(this.batcher, new RetireSlot(slot), timeoutMs);
+        break;
+      } catch (error) {
+        if (!(error instanceof CallExit) || !this.system.isAlive(this.batcherSupervisor)) throw error;
+        // The batcher crashed: its successor does not use a retiring slot either.
+        await this.watch.next(timeoutMs, this.system.whenExited(this.batcherSupervisor));
+      }
+    }
+    const id = `replica-${slot.index}`;
+    await terminateChild(this.system, this.supervisor, id);
+    await deleteChild(this.system, this.supervisor, id);
+    const position = this.slots.indexOf(slot);
+    if (position >= 0) this.slots.splice(position, 1);
+    this.running.delete(slot.index);
+    return true;
   }
 
   /** Serving: the batcher's and the replicas' supervisors run (a batcher or replica being restarted will take requests). */
@@ -250,7 +317,7 @@ export class ModelVersion {
   crashReplica(index: number): boolean {
     const slot = this.slots[index];
     const pid = slot === undefined ? undefined : this.system.whereis(slot.name);
-    if (pid === undefined || pid !== this.running[index]) return false;
+    if (pid === undefined || slot === undefined || pid !== this.running.get(slot.index)) return false;
     this.system.exit(pid, new InjectedReplicaCrash(this.model, index));
     return true;
   }
