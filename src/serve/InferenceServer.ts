@@ -5,7 +5,8 @@
  * Endpoints: `GET /v2/health/live`, `GET /v2/health/ready`, `GET /v2`,
  * `GET /v2/models/{name}[/versions/{v}]`, `GET .../ready`, `POST .../infer`,
  * `POST /v2/repository/models/{name}/load` (rolling upgrade: the model is read again from its
- * path, the new version starts beside the old one, takes the traffic once ready, and the old one
+ * path, the new version starts with one replica beside the old one, replicas are replaced one
+ * at a time while both versions take traffic in proportion to their replicas, and the old one
  * drains what it had queued), `GET /metrics`. Errors are `{"error": "..."}`.
  *
  * `close()` stops accepting (new requests get 503, the listener closes), lets what is in flight
