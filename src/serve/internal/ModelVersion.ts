@@ -242,7 +242,8 @@ export class ModelVersion {
       } catch (error) {
         if (!(error instanceof CallExit) || !this.system.isAlive(this.batcherSupervisor)) throw error;
         // The batcher crashed: its successor does not use a retiring slot either.
-        await this.watch.next(timeoutMs, this.system.whenExited(this.batcherSupervisor));
+        if (this.system.whereis(this.batcher) === undefined)
+          await this.watch.next(timeoutMs, this.system.whenExited(this.batcherSupervisor));
       }
     }
     const id = `replica-${slot.index}`;
