@@ -24,6 +24,7 @@ import type { CallFrom, Context } from '../actor/ActorSystem.js';
 import type { TimerHandle } from '../actor/Clock.js';
 import { CallExit } from '../actor/errors.js';
 import { type CallResult, type GenServer, noreply, reply } from '../actor/GenServer.js';
+import type { Pid } from '../actor/Pid.js';
 import { type CircuitBreaker, isCircuitOpen } from '../fault/CircuitBreaker.js';
 import { concatData, sliceRows } from './datatypes.js';
 import { RequestRejected } from './errors.js';
@@ -122,6 +123,8 @@ interface BatcherState {
   readonly drainWaiters: CallFrom[];
   /** Callers waiting for a retiring slot to finish its batch. */
   readonly retireWaiters: Map<ReplicaSlot, CallFrom[]>;
+  /** The slots whose breakers this batcher listens to (a slot added later joins at its ReplicaStarted). */
+  readonly listening: Set<ReplicaSlot>;
   readonly unsubscribe: Array<() => void>;
 }
 
@@ -131,16 +134,13 @@ export const Batcher: GenServer<BatcherState, BatcherConfig> = {
     // A restarted batcher owns the slots afresh: a batch its crashed predecessor sent is
     // abandoned (its callers resend), and the replica runs the next batch once that one is done.
     for (const slot of config.slots) slot.busy = false;
-    // A breaker closing or going half-open may free a replica for the waiting requests.
-    const unsubscribe = config.slots.map((slot) =>
-      slot.breaker.onStateChange(() => context.system.send(self, new Wake())),
-    );
+    const unsubscribe: Array<() => void> = [];
     // However the batcher exits (killed, crashed, stopped), it stops listening to the breakers.
     context.signal.addEventListener('abort', () => {
       for (const stop of unsubscribe) stop();
     });
     config.onStart?.();
-    return {
+    const state: BatcherState = {
       config,
       queue: [],
       timer: undefined,
@@ -148,8 +148,11 @@ export const Batcher: GenServer<BatcherState, BatcherConfig> = {
       gone: config.replicasGone?.() ?? false,
       drainWaiters: [],
       retireWaiters: new Map(),
+      listening: new Set(),
       unsubscribe,
     };
+    listen(state, self, context);
+    return state;
   },
 
   handleCall(
@@ -195,6 +198,8 @@ export const Batcher: GenServer<BatcherState, BatcherConfig> = {
   handleInfo(message: unknown, state: BatcherState, context: Context): BatcherState {
     if (message instanceof Wake) {
       state.timer = undefined;
+    } else if (message instanceof ReplicaStarted) {
+      listen(state, context.self, context);
     } else if (message instanceof ReplicasGone) {
       state.gone = true;
       rejectAll(state.queue.splice(0), goneRejection(state.config), context);
@@ -215,6 +220,15 @@ export const Batcher: GenServer<BatcherState, BatcherConfig> = {
     for (const unsubscribe of state.unsubscribe) unsubscribe();
   },
 };
+
+/** A breaker closing or going half-open may free a replica for the waiting requests. */
+function listen(state: BatcherState, self: Pid, context: Context): void {
+  for (const slot of state.config.slots) {
+    if (state.listening.has(slot)) continue;
+    state.listening.add(slot);
+    state.unsubscribe.push(slot.breaker.onStateChange(() => context.system.send(self, new Wake())));
+  }
+}
 
 function goneRejection(config: BatcherConfig): RequestRejected {
   return new RequestRejected(
