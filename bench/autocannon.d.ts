@@ -8,7 +8,7 @@ declare module 'autocannon' {
     readonly total: number;
     readonly max: number;
   }
-  interface Result {
+  export interface Result {
     readonly requests: Histogram;
     readonly latency: Histogram;
     readonly throughput: Histogram;

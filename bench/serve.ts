@@ -13,13 +13,23 @@
  * >= 0.8); `batching_gain`: rows/s at 64 clients against the same with --max-batch 1; a run
  * with a replica crashed every 200 ms: `failed_requests` (asked: 0) and its p99 against the
  * crash-free p99 at 64 clients (asked: <= 2x).
+ *
+ * The load comes from autocannon in a child process, so the bench process runs only the server
+ * (its CPU time per request, `server_cpu_us_per_request`, is process.cpuUsage() over the case).
+ * A second reference, in the same run next to each model: `http_echo_at_64`, a bare fastify
+ * server (same body limit and logger) whose handler parses the same JSON body and answers a
+ * logits-shaped response without any model, batcher or actor: the most requests/s HTTP + JSON
+ * gives on this machine, and `served_over_http_echo_at_64`.
  */
+import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import autocannon from 'autocannon';
+import autocannon, { type Result } from 'autocannon';
+import Fastify from 'fastify';
 import { pino } from 'pino';
 import { CpuBackend } from '../src/gpu/backends/CpuBackend.js';
 import { loadMnistFormat, sliceDataset, TINY_DATASET_DIR } from '../src/ml/data/index.js';
@@ -72,6 +82,8 @@ const BODY = JSON.stringify({
 
 interface CaseFigures {
   readonly rows_per_s: number;
+  /** CPU time (user + system) of the bench process, which runs only the server, per request answered. */
+  readonly server_cpu_us_per_request: number;
   readonly p50_ms: number;
   readonly p99_ms: number;
   readonly failed_requests: number;
@@ -81,6 +93,46 @@ interface CaseFigures {
 
 interface CaseRun extends CaseFigures {
   readonly batches: number[];
+}
+
+let bodyFile = '';
+
+/** autocannon's CLI in a child process against `url` (its JSON result), with the bench process's CPU time over it. */
+async function load(
+  url: string,
+  clients: number,
+  seconds: number,
+): Promise<{ result: Result; cpuUs: number }> {
+  const cli = createRequire(import.meta.url).resolve('autocannon');
+  const args = [cli, '--json', '-c', String(clients), '-d', String(seconds), '-t', '30'];
+  args.push('-m', 'POST', '-H', 'content-type=application/json', '-i', bodyFile, url);
+  const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  let err = '';
+  child.stdout.on('data', (chunk: Buffer) => {
+    out += chunk.toString();
+  });
+  child.stderr.on('data', (chunk: Buffer) => {
+    err += chunk.toString();
+  });
+  const startedCpu = process.cpuUsage();
+  const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+  const cpu = process.cpuUsage(startedCpu);
+  if (code !== 0) throw new Error(`autocannon exited with ${code}: ${err.slice(-500)}`);
+  return { result: JSON.parse(out) as Result, cpuUs: cpu.user + cpu.system };
+}
+
+function figuresOf(result: Result, cpuUs: number, seconds: number, batches: readonly number[]): CaseRun {
+  return {
+    rows_per_s: round(result['2xx'] / seconds, 0),
+    server_cpu_us_per_request: round(cpuUs / Math.max(1, result['2xx'] + result.non2xx), 1),
+    p50_ms: result.latency.p50,
+    p99_ms: result.latency.p99,
+    failed_requests: result.non2xx + result.errors + result.timeouts,
+    requests: result['2xx'] + result.non2xx,
+    mean_batch: round(batches.reduce((a, b) => a + b, 0) / Math.max(1, batches.length), 2),
+    batches: [...batches],
+  };
 }
 
 async function runCase(
@@ -109,20 +161,49 @@ async function runCase(
     let index = 0;
     if (crash)
       crasher = setInterval(() => server.crashReplica('bench', index++ % REPLICAS), CRASH_INTERVAL_MS);
-    const result = await autocannon({ ...request, connections: clients, duration: seconds, timeout: 30 });
-    const requests = result['2xx'] + result.non2xx;
-    return {
-      rows_per_s: round(result['2xx'] / seconds, 0),
-      p50_ms: result.latency.p50,
-      p99_ms: result.latency.p99,
-      failed_requests: result.non2xx + result.errors + result.timeouts,
-      requests,
-      mean_batch: round(batches.reduce((a, b) => a + b, 0) / Math.max(1, batches.length), 2),
-      batches: [...batches],
-    };
+    const { result, cpuUs } = await load(url, clients, seconds);
+    return figuresOf(result, cpuUs, seconds, batches);
   } finally {
     if (crasher !== undefined) clearInterval(crasher);
     await server.close();
+  }
+}
+
+/** The HTTP + JSON reference: fastify parsing the same body and answering a logits-shaped body, no model. */
+async function echoCase(clients: number, seconds: number): Promise<CaseFigures> {
+  const app = Fastify({ loggerInstance: pino({ level: 'warn' }), bodyLimit: 16 * 1024 * 1024 });
+  const logits = Array.from({ length: 10 }, (_, index) => index / 10 - 0.45);
+  app.post('/echo', async (request) => {
+    const body = request.body as { inputs: Array<{ data: number[] }> };
+    return {
+      model_name: 'bench',
+      model_version: '1',
+      outputs: [
+        {
+          name: 'logits',
+          datatype: 'FP32',
+          shape: [1, 10],
+          data: logits.map((x) => x + body.inputs[0].data[0]),
+        },
+      ],
+    };
+  });
+  await app.listen({ host: '127.0.0.1', port: 0 });
+  const address = app.server.address();
+  const url = `http://127.0.0.1:${typeof address === 'object' && address !== null ? address.port : 0}/echo`;
+  try {
+    await autocannon({
+      url,
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: BODY,
+      connections: clients,
+      duration: 0.3,
+    });
+    const { result, cpuUs } = await load(url, clients, seconds);
+    return strip(figuresOf(result, cpuUs, seconds, []));
+  } finally {
+    await app.close();
   }
 }
 
@@ -162,6 +243,7 @@ function strip({ batches: _batches, ...figures }: CaseRun): CaseFigures {
 
 async function benchModel(path: string, seconds: number): Promise<Record<string, unknown>> {
   const figures: Record<string, unknown> = {};
+  const echo = await echoCase(64, seconds);
   let at64: CaseRun | undefined;
   for (const clients of CLIENTS) {
     const run = await runCase(path, clients, seconds, MAX_BATCH, false);
@@ -176,6 +258,9 @@ async function benchModel(path: string, seconds: number): Promise<Record<string,
     ...figures,
     ceiling_rows_per_s: round(ceilingRowsPerS, 0),
     served_over_ceiling_at_64: round(at64!.rows_per_s / ceilingRowsPerS),
+    http_echo_at_64: echo,
+    served_over_http_echo_at_64: round(at64!.rows_per_s / Math.max(1, echo.rows_per_s)),
+    http_echo_over_ceiling: round(echo.rows_per_s / ceilingRowsPerS),
     max_batch_1: strip(unbatched),
     batching_gain: round(at64!.rows_per_s / Math.max(1, unbatched.rows_per_s)),
     with_crashes_every_200ms: strip(crashed),
@@ -187,14 +272,16 @@ export async function run(options: BenchOptions): Promise<Record<string, unknown
   const seconds = options.quick ? 1.5 : 5;
   const directory = await mkdtemp(join(tmpdir(), 'zbmd-bench-serve-'));
   try {
-    await writeCheckpoint(directory);
+    bodyFile = join(directory, 'body.json');
+    await writeFile(bodyFile, BODY);
+    await writeCheckpoint(join(directory, 'checkpoint'));
     return {
       seconds_per_case: seconds,
       replicas: REPLICAS,
       max_batch: MAX_BATCH,
       max_delay_us: MAX_DELAY_US,
       onnx: await benchModel(modelFile(), seconds),
-      zbmd_checkpoint: await benchModel(directory, seconds),
+      zbmd_checkpoint: await benchModel(join(directory, 'checkpoint'), seconds),
     };
   } finally {
     await rm(directory, { recursive: true, force: true });

@@ -100,7 +100,10 @@ export function registerServeCommand(program: Command): void {
       integerIn(0, 3_600_000),
       d.shutdownTimeoutMs,
     )
-    .option('--device <device>', 'device to run on (cpu only for now)')
+    .option(
+      '--device <device>',
+      'device to run on: cpu, or for a zbmd checkpoint webgpu[:N] / cuda:N (ONNX: cpu only)',
+    )
     .option(
       '--log-level <level>',
       `pino log level (${LOG_LEVELS.join(', ')}; default: ZBMD_LOG, else info)`,

@@ -14,11 +14,17 @@
  * in a row it gets no batches until its reset timeout passes and a trial batch succeeds. Every
  * accepted request is answered exactly once: by the split of the batch that ran it, by a
  * rejection, or by the caller's own timeout (a late reply is dropped by the actor runtime).
+ *
+ * The batcher runs under a supervisor of its own (`internal/ModelVersion.ts`). When it crashes,
+ * its queue dies with it and its callers' calls fail with `CallExit`; `ModelVersion.infer`
+ * sends each such request again to the restarted batcher (a model run is free of side
+ * effects, and the caller answers its HTTP request once, whichever try answers).
  */
 import type { CallFrom, Context } from '../actor/ActorSystem.js';
 import type { TimerHandle } from '../actor/Clock.js';
 import { CallExit } from '../actor/errors.js';
 import { type CallResult, type GenServer, noreply, reply } from '../actor/GenServer.js';
+import type { Pid } from '../actor/Pid.js';
 import { type CircuitBreaker, isCircuitOpen } from '../fault/CircuitBreaker.js';
 import { concatData, sliceRows } from './datatypes.js';
 import { RequestRejected } from './errors.js';
@@ -33,6 +39,8 @@ export interface ReplicaSlot {
   readonly name: string;
   readonly breaker: CircuitBreaker;
   busy: boolean;
+  /** Being taken out (rolling upgrade): gets no more batches, and leaves `slots` once idle. */
+  retiring?: boolean;
 }
 
 export interface BatcherConfig {
@@ -46,6 +54,10 @@ export interface BatcherConfig {
   readonly metrics?: ServeMetrics;
   /** Told the rows of every batch formed (for the bench's ceiling). */
   readonly onBatch?: (rows: number) => void;
+  /** True once the replicas' supervisor has given up (a restarted batcher starts `gone`). */
+  readonly replicasGone?: () => boolean;
+  /** Told each time a batcher of this version has started (the first start and every restart). */
+  readonly onStart?: () => void;
 }
 
 /** A request for the batcher: answered with an `InferOutcome`. */
@@ -70,6 +82,11 @@ export type InferOutcome = InferResult | RequestRejected;
 
 /** Answers once the queue is empty and no batch is running (the queue delay no longer applies). */
 export class DrainCall {}
+
+/** Answers once `slot` (already marked retiring) runs no batch; the slot then leaves the batcher. */
+export class RetireSlot {
+  constructor(readonly slot: ReplicaSlot) {}
+}
 
 class Wake {}
 
@@ -104,25 +121,38 @@ interface BatcherState {
   /** The supervisor of the replicas has exited: nothing can run any more. */
   gone: boolean;
   readonly drainWaiters: CallFrom[];
+  /** Callers waiting for a retiring slot to finish its batch. */
+  readonly retireWaiters: Map<ReplicaSlot, CallFrom[]>;
+  /** The slots whose breakers this batcher listens to (a slot added later joins at its ReplicaStarted). */
+  readonly listening: Set<ReplicaSlot>;
   readonly unsubscribe: Array<() => void>;
 }
 
 export const Batcher: GenServer<BatcherState, BatcherConfig> = {
   init(config: BatcherConfig, context: Context): BatcherState {
     const self = context.self;
-    // A breaker closing or going half-open may free a replica for the waiting requests.
-    const unsubscribe = config.slots.map((slot) =>
-      slot.breaker.onStateChange(() => context.system.send(self, new Wake())),
-    );
-    return {
+    // A restarted batcher owns the slots afresh: a batch its crashed predecessor sent is
+    // abandoned (its callers resend), and the replica runs the next batch once that one is done.
+    for (const slot of config.slots) slot.busy = false;
+    const unsubscribe: Array<() => void> = [];
+    // However the batcher exits (killed, crashed, stopped), it stops listening to the breakers.
+    context.signal.addEventListener('abort', () => {
+      for (const stop of unsubscribe) stop();
+    });
+    config.onStart?.();
+    const state: BatcherState = {
       config,
       queue: [],
       timer: undefined,
       draining: false,
-      gone: false,
+      gone: config.replicasGone?.() ?? false,
       drainWaiters: [],
+      retireWaiters: new Map(),
+      listening: new Set(),
       unsubscribe,
     };
+    listen(state, self, context);
+    return state;
   },
 
   handleCall(
@@ -148,6 +178,13 @@ export const Batcher: GenServer<BatcherState, BatcherConfig> = {
       dispatch(state, context);
       return noreply(state);
     }
+    if (request instanceof RetireSlot) {
+      const slot = request.slot;
+      slot.retiring = true;
+      if (!slot.busy) return reply(true, state);
+      state.retireWaiters.set(slot, [...(state.retireWaiters.get(slot) ?? []), from]);
+      return noreply(state);
+    }
     if (request instanceof DrainCall) {
       state.draining = true;
       state.drainWaiters.push(from);
@@ -161,11 +198,16 @@ export const Batcher: GenServer<BatcherState, BatcherConfig> = {
   handleInfo(message: unknown, state: BatcherState, context: Context): BatcherState {
     if (message instanceof Wake) {
       state.timer = undefined;
+    } else if (message instanceof ReplicaStarted) {
+      listen(state, context.self, context);
     } else if (message instanceof ReplicasGone) {
       state.gone = true;
       rejectAll(state.queue.splice(0), goneRejection(state.config), context);
     } else if (message instanceof BatchDone) {
       message.slot.busy = false;
+      const retired = state.retireWaiters.get(message.slot);
+      state.retireWaiters.delete(message.slot);
+      for (const from of retired ?? []) context.system.reply(from, true);
       if (message.error === undefined) answerBatch(message.batch, message.outputs!, context);
       else retryBatch(state, message, context);
     }
@@ -178,6 +220,15 @@ export const Batcher: GenServer<BatcherState, BatcherConfig> = {
     for (const unsubscribe of state.unsubscribe) unsubscribe();
   },
 };
+
+/** A breaker closing or going half-open may free a replica for the waiting requests. */
+function listen(state: BatcherState, self: Pid, context: Context): void {
+  for (const slot of state.config.slots) {
+    if (state.listening.has(slot)) continue;
+    state.listening.add(slot);
+    state.unsubscribe.push(slot.breaker.onStateChange(() => context.system.send(self, new Wake())));
+  }
+}
 
 function goneRejection(config: BatcherConfig): RequestRejected {
   return new RequestRejected(
@@ -231,7 +282,9 @@ function dropExpired(state: BatcherState, now: number, context: Context): void {
 
 /** Another usable replica than the one `item` failed on exists. */
 function hasAlternative(slots: readonly ReplicaSlot[], item: Pending): boolean {
-  return slots.some((slot) => slot.index !== item.failedSlot && slot.breaker.state !== 'open');
+  return slots.some(
+    (slot) => slot.index !== item.failedSlot && !slot.retiring && slot.breaker.state !== 'open',
+  );
 }
 
 function allowed(slots: readonly ReplicaSlot[], slot: ReplicaSlot, item: Pending): boolean {
@@ -243,6 +296,7 @@ function pickSlot(slots: readonly ReplicaSlot[], head: Pending, context: Context
   return slots.find(
     (slot) =>
       !slot.busy &&
+      !slot.retiring &&
       slot.breaker.state !== 'open' &&
       allowed(slots, slot, head) &&
       context.system.whereis(slot.name) !== undefined,

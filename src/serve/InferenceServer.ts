@@ -5,7 +5,8 @@
  * Endpoints: `GET /v2/health/live`, `GET /v2/health/ready`, `GET /v2`,
  * `GET /v2/models/{name}[/versions/{v}]`, `GET .../ready`, `POST .../infer`,
  * `POST /v2/repository/models/{name}/load` (rolling upgrade: the model is read again from its
- * path, the new version starts beside the old one, takes the traffic once ready, and the old one
+ * path, the new version starts with one replica beside the old one, replicas are replaced one
+ * at a time while both versions take traffic in proportion to their replicas, and the old one
  * drains what it had queued), `GET /metrics`. Errors are `{"error": "..."}`.
  *
  * `close()` stops accepting (new requests get 503, the listener closes), lets what is in flight
@@ -35,7 +36,7 @@ import { type Logger, pino } from 'pino';
 import { ActorSystem } from '../actor/ActorSystem.js';
 import { formatReason } from '../actor/ExitReason.js';
 import { CallExit, CallTimeout } from '../actor/errors.js';
-import { BatchCall, type InferOutcome } from './Batcher.js';
+import { BatchCall } from './Batcher.js';
 import { isRequestRejected, isServeError, RequestRejected, ServeError } from './errors.js';
 import { ModelVersion, type VersionSettings } from './internal/ModelVersion.js';
 import { SERVE_DEFAULTS, SERVE_LIMITS } from './limits.js';
@@ -97,6 +98,8 @@ export interface InferenceServer {
   reloadModel(name: string): Promise<string>;
   /** Fault injection: kills replica `index` of the current version of `name`. */
   crashReplica(name: string, index: number): boolean;
+  /** Fault injection: kills the batcher of the current version of `name` (its queued requests are resent). */
+  crashBatcher(name: string): boolean;
   /** Stops accepting, finishes what is in flight; `drained` is false when the deadline cut it short. */
   close(): Promise<{ readonly drained: boolean }>;
 }
@@ -110,8 +113,13 @@ interface EventLogger {
 interface ModelEntry {
   readonly name: string;
   readonly path: string | undefined;
+  /** The newest version (metadata, fault injection). */
   current: ModelVersion;
   readonly versions: Map<string, ModelVersion>;
+  /** The versions that take new unversioned requests, in proportion to their replicas (two during a rolling upgrade). */
+  routing: ModelVersion[];
+  /** Requests routed so far (the weighted round robin's position). */
+  routed: number;
   lastVersion: number;
   /** Upgrades of one model run one after another. */
   upgrading: Promise<unknown>;
@@ -267,6 +275,7 @@ export async function startInferenceServer(options: InferenceServerOptions): Pro
       })),
     reloadModel: (name) => reloadModel(system, models, name, settings, metrics, logger),
     crashReplica: (name, index) => models.get(name)?.current.crashReplica(index) ?? false,
+    crashBatcher: (name) => models.get(name)?.current.crashBatcher() ?? false,
     close: () => {
       closing ??= shutDown(app, system, models, settings, state, logger);
       return closing;
@@ -292,6 +301,8 @@ async function loadEntry(
     path: served.source === undefined ? served.path : undefined,
     current,
     versions: new Map([['1', current]]),
+    routing: [current],
+    routed: 0,
     lastVersion: 1,
     upgrading: Promise.resolve(),
   };
@@ -321,15 +332,55 @@ function reloadModel(
       throw error;
     }
     const version = String(entry.lastVersion + 1);
-    const next = await ModelVersion.start(system, name, version, source, settings, metrics);
+    // The new version starts with one replica beside the old one; then, one step at a time, an
+    // old replica is retired (its batch finishes first) and a new one added, so at most
+    // replicas + 1 run and capacity never drops below `replicas`. Requests are routed to both
+    // versions in proportion to their replicas; the old version keeps its last replica until
+    // it has run what it holds.
+    const next = await ModelVersion.start(system, name, version, source, settings, metrics, 1);
     entry.lastVersion++;
     const previous = entry.current;
     entry.versions.set(version, next);
-    entry.current = next; // new requests go to the new version from here on
+    entry.current = next;
+    entry.routing = [previous, next];
     logger.info(
       { model: name, from: previous.version, to: version },
-      'model version loaded; draining the old one',
+      'rolling upgrade: replacing replicas one by one',
     );
+    const step = (action: string) => {
+      const prefix = `zbmd.serve/${name}/`;
+      const running = system.registered().filter((registered) => registered.startsWith(prefix)).length;
+      logger.info(
+        {
+          model: name,
+          action,
+          replicas: { [previous.version]: previous.replicaCount, [version]: next.replicaCount },
+          // Processes of the model's versions registered now: replicas plus one batcher per version.
+          processes: running,
+        },
+        'rolling upgrade step',
+      );
+    };
+    step('started');
+    try {
+      while (next.replicaCount < settings.replicas) {
+        if (await previous.retireReplica(settings.requestTimeoutMs)) step('retired');
+        await next.addReplica();
+        step('added');
+      }
+    } catch (error) {
+      // Back to the old version alone, at full strength; the new one is stopped.
+      entry.routing = [previous];
+      entry.current = previous;
+      entry.versions.delete(version);
+      await next.drain(settings.requestTimeoutMs);
+      while (previous.replicaCount < settings.replicas) await previous.addReplica();
+      throw new RequestRejected(
+        500,
+        `the rolling upgrade of model '${name}' to version ${version} failed and was undone: ${(error as Error).message}`,
+      );
+    }
+    entry.routing = [next]; // new requests go to the new version only from here on
     await previous.drain(settings.requestTimeoutMs);
     entry.versions.delete(previous.version);
     return version;
@@ -359,7 +410,8 @@ async function shutDown(
     // The listener closes at once; requests in flight are answered (with `connection: close`,
     // so keep-alive clients do not hold the server open), then the batchers drain.
     const closed = app.close();
-    for (const entry of models.values()) await entry.current.drain(settings.shutdownTimeoutMs);
+    for (const entry of models.values())
+      for (const version of [...entry.versions.values()]) await version.drain(settings.shutdownTimeoutMs);
     app.server.closeIdleConnections();
     await closed;
     return true;
@@ -402,7 +454,7 @@ function registerRoutes(
   const versionOf = (params: ModelParams): ModelVersion | RequestRejected => {
     const entry = models.get(params.name);
     if (entry === undefined) return new RequestRejected(404, `unknown model '${params.name}'`);
-    if (params.version === undefined) return entry.current;
+    if (params.version === undefined) return route(entry);
     return (
       entry.versions.get(params.version) ??
       new RequestRejected(
@@ -495,6 +547,20 @@ function registerRoutes(
   );
 }
 
+/** The version an unversioned request goes to: weighted round robin over `entry.routing` by replicas. */
+function route(entry: ModelEntry): ModelVersion {
+  if (entry.routing.length === 1) return entry.routing[0];
+  const weights = entry.routing.map((version) => version.replicaCount);
+  const total = weights.reduce((sum, weight) => sum + weight, 0);
+  if (total === 0) return entry.current;
+  let tick = entry.routed++ % total;
+  for (const [index, weight] of weights.entries()) {
+    if (tick < weight) return entry.routing[index];
+    tick -= weight;
+  }
+  return entry.current;
+}
+
 async function runInfer(
   system: ActorSystem,
   models: Map<string, ModelEntry>,
@@ -521,7 +587,7 @@ async function runInfer(
   const call = new BatchCall(request, batchKey(request), system.clock.now() + settings.requestTimeoutMs);
   for (let attempt = 0; ; attempt++) {
     try {
-      const outcome = await system.call<InferOutcome>(version.batcher, call, settings.requestTimeoutMs);
+      const outcome = await version.infer(call, settings.requestTimeoutMs);
       if (isRequestRejected(outcome)) return outcome;
       return inferResponse(params.name, version.version, request.id, request.outputs, outcome.outputs);
     } catch (error) {

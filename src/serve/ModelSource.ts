@@ -16,7 +16,7 @@ import type { Module } from '../ml/nn/Module.js';
 import type { Datatype, TensorData } from './datatypes.js';
 import { ServeError } from './errors.js';
 import { openOnnxSource } from './internal/onnxSource.js';
-import { zbmdSource } from './internal/zbmdSource.js';
+import { probeDevice, zbmdSource } from './internal/zbmdSource.js';
 
 /** An input or output as the model declares it; -1 is a dimension of any size. */
 export interface TensorSpec {
@@ -52,27 +52,32 @@ export interface ModelSource {
   readonly batchable: boolean;
   /** Where the model came from (a path, or 'memory'), for logs and metadata. */
   readonly origin: string;
+  /** The device its replicas run on ('cpu', or a GPU-layer device such as 'webgpu:0'). */
+  readonly device?: string;
   open(): Promise<ModelRunner>;
 }
 
 export interface SourceOptions {
-  /** 'cpu' (the default) is the only device serving runs on for now. */
+  /**
+   * 'cpu' (the default), or for a zbmd model a GPU-layer device ('webgpu', 'webgpu:N',
+   * 'cuda:N'; each replica opens its own). ONNX models run on onnxruntime's CPU provider only.
+   */
   readonly device?: string;
   /** onnxruntime threads inside one run of one replica. Default 1 (replicas give the parallelism). */
   readonly intraOpThreads?: number;
 }
 
-function checkDevice(device: string | undefined): void {
-  if (device === undefined || device === 'cpu' || device === 'cpu:0') return;
-  throw new ServeError(
-    'unsupported_device',
-    `serving runs on the CPU for now; device '${device}' is not supported (use --device cpu)`,
-  );
+function onHost(device: string | undefined): boolean {
+  return device === undefined || device === 'cpu' || device === 'cpu:0';
 }
 
 /** Reads the model at `path` (an .onnx file or a zbmd model directory). */
 export async function openModelSource(path: string, options: SourceOptions = {}): Promise<ModelSource> {
-  checkDevice(options.device);
+  if (typeof options.device === 'string' && !/^(cpu|webgpu|cuda)(:\d{1,3})?$/.test(options.device))
+    throw new ServeError(
+      'unsupported_device',
+      `device '${options.device}' is not a device name; use cpu, webgpu, webgpu:N or cuda:N`,
+    );
   const info = await stat(path).catch((error: NodeJS.ErrnoException) => {
     throw new ServeError(
       'model_load_failed',
@@ -83,6 +88,11 @@ export async function openModelSource(path: string, options: SourceOptions = {})
     );
   });
   if (info.isFile()) {
+    if (!onHost(options.device) && extname(path).toLowerCase() === '.onnx')
+      throw new ServeError(
+        'unsupported_device',
+        `${path}: ONNX models run on onnxruntime-node's CPU execution provider only (the package ships no GPU provider offline); device '${options.device}' applies to zbmd checkpoints; use --device cpu`,
+      );
     if (extname(path).toLowerCase() !== '.onnx') {
       throw new ServeError(
         'unsupported_model',
@@ -93,16 +103,18 @@ export async function openModelSource(path: string, options: SourceOptions = {})
   }
   try {
     const loaded = await loadModel(path);
-    return zbmdSource(loaded.module, loaded.spec, path);
+    const source = zbmdSource(loaded.module, loaded.spec, path, options.device);
+    if (!onHost(options.device)) await probeDevice(source, options.device!);
+    return source;
   } catch (error) {
     if (isModelFileError(error)) throw new ServeError('model_load_failed', error.message, { cause: error });
     throw error;
   }
 }
 
-/** Serves `module` (CPU parameters; each replica gets a copy of its weights). */
-export function moduleSource(module: Module, spec: SavedModelSpec): ModelSource {
-  return zbmdSource(module, spec, 'memory');
+/** Serves `module` (CPU parameters; each replica gets a copy of its weights, on `device` when given). */
+export function moduleSource(module: Module, spec: SavedModelSpec, device?: string): ModelSource {
+  return zbmdSource(module, spec, 'memory', device);
 }
 
 /** A model's default name: the file name without `.onnx`, or the directory's name. */

@@ -60,3 +60,16 @@ export class InjectedReplicaCrash extends Error {
 export function isInjectedReplicaCrash(value: unknown): value is InjectedReplicaCrash {
   return value instanceof InjectedReplicaCrash;
 }
+
+/** The reason the batcher is killed with by `crashBatcher` (fault injection). */
+export class InjectedBatcherCrash extends Error {
+  readonly _tag = 'InjectedBatcherCrash' as const;
+  constructor(readonly model: string) {
+    super(`injected crash of the batcher of model '${model}'`);
+    this.name = 'InjectedBatcherCrash';
+  }
+}
+
+export function isInjectedBatcherCrash(value: unknown): value is InjectedBatcherCrash {
+  return value instanceof InjectedBatcherCrash;
+}

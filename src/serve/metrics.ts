@@ -47,6 +47,18 @@ export class ServeMetrics {
     labelNames: ['model'] as const,
     registers: [this.registry],
   });
+  readonly batcherRestarts = new Counter({
+    name: 'zbmd_serve_batcher_restarts_total',
+    help: 'Batchers restarted by their supervisor',
+    labelNames: ['model'] as const,
+    registers: [this.registry],
+  });
+  readonly resentRequests = new Counter({
+    name: 'zbmd_serve_resent_requests_total',
+    help: 'Requests sent again to a restarted batcher after the one holding them crashed',
+    labelNames: ['model'] as const,
+    registers: [this.registry],
+  });
   readonly retriedBatches = new Counter({
     name: 'zbmd_serve_retried_batches_total',
     help: 'Batches whose replica failed, requeued to run once more on another replica',

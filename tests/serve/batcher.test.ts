@@ -13,7 +13,11 @@ import {
   moduleSource,
   ServeMetrics,
 } from '../../src/serve/index.js';
-import { ModelVersion, type VersionSettings } from '../../src/serve/internal/ModelVersion.js';
+import {
+  MAX_BATCHER_RESENDS,
+  ModelVersion,
+  type VersionSettings,
+} from '../../src/serve/internal/ModelVersion.js';
 import type { ModelSource } from '../../src/serve/ModelSource.js';
 import { batchKey, parseInferRequest } from '../../src/serve/protocol.js';
 
@@ -72,6 +76,8 @@ interface Harness {
   /** Replies sent to each caller handle: every accepted request must get exactly one. */
   readonly replies: Map<object, number>;
   submit(index: number, deadlineMs?: number): Promise<InferOutcome>;
+  /** Through `ModelVersion.infer`, the HTTP handler's path (resends after a batcher crash). */
+  infer(index: number): Promise<InferOutcome>;
 }
 
 async function harness(options: Partial<VersionSettings> = {}, runMs = 0): Promise<Harness> {
@@ -95,7 +101,7 @@ async function harness(options: Partial<VersionSettings> = {}, runMs = 0): Promi
     settings({ ...options, onBatch: (rows) => batches.push(rows) }),
     metrics,
   );
-  const submit = (index: number, deadlineMs = 1e9) => {
+  const callOf = (index: number, deadlineMs: number) => {
     const request = parseInferRequest(
       { inputs: [{ name: 'input', shape: [1, 3], datatype: 'FP32', data: rowOf(index) }] },
       chosen.inputs,
@@ -103,10 +109,12 @@ async function harness(options: Partial<VersionSettings> = {}, runMs = 0): Promi
       true,
     );
     if (isRequestRejected(request)) throw new Error(request.message);
-    const call = new BatchCall(request, batchKey(request), clock.now() + deadlineMs);
-    return system.call<InferOutcome>(version.batcher, call, 1e9);
+    return new BatchCall(request, batchKey(request), clock.now() + deadlineMs);
   };
-  return { clock, version, batches, metrics, replies, submit };
+  const submit = (index: number, deadlineMs = 1e9) =>
+    system.call<InferOutcome>(version.batcher, callOf(index, deadlineMs), 1e9);
+  const infer = (index: number) => version.infer(callOf(index, 1e9), 1e9);
+  return { clock, version, batches, metrics, replies, submit, infer };
 }
 
 function expectAnsweredOnce(h: Harness, requests: number): void {
@@ -237,5 +245,56 @@ describe('batcher property: crashes at random times lose no request and answer n
       ),
       { numRuns: 25, seed: 15 },
     );
+  });
+
+  it('a batcher killed with a batch running and requests queued is restarted; every request is resent and answered once', async () => {
+    const h = await harness({ replicas: 1, maxBatchSize: 2 }, 10);
+    const answers = [0, 1, 2, 3, 4].map((index) => h.infer(index));
+    await system.advance(1);
+    expect(h.batches).toEqual([2]); // rows 0-1 run on the replica; 2-4 wait in the queue
+    const before = system.whereis(h.version.batcher);
+    expect(h.version.crashBatcher()).toBe(true);
+    await system.settle();
+    const after = system.whereis(h.version.batcher);
+    expect(after).toBeDefined();
+    expect(after).not.toBe(before);
+    for (let step = 0; step < 10 && h.batches.length < 5; step++) await system.advance(10);
+    const results = (await Promise.all(answers)) as InferResult[];
+    results.forEach((result, index) => {
+      expect(isRequestRejected(result)).toBe(false);
+      const logits = Array.from(result.outputs.get('logits')!.data as Float32Array);
+      expectedLogits(rowOf(index)).forEach((value, column) => {
+        expect(logits[column]).toBeCloseTo(value, 5);
+      });
+    });
+    // The abandoned batch (rows 0-1) ran once more on the new batcher: 2 + 2 + 2 + 1 rows.
+    expect(h.batches.slice(1).reduce((a, b) => a + b, 0)).toBe(5);
+    expect((await h.metrics.batcherRestarts.get()).values[0].value).toBe(1);
+    expect((await h.metrics.resentRequests.get()).values[0].value).toBe(5);
+    expect(h.version.ready).toBe(true);
+    // Each caller got one reply from the batcher that answered it (the dead one replied to nobody).
+    expectAnsweredOnce(h, 5);
+    const next = h.infer(9);
+    await system.advance(20);
+    expect(((await next) as InferResult).batchRows).toBe(1);
+  });
+
+  it('a request whose batcher crashes on every try is answered 503 saying so, and the version keeps serving', async () => {
+    const h = await harness({ replicas: 1, maxBatchSize: 4, maxQueueDelayMs: 5 });
+    const answer = h.infer(0);
+    for (let crash = 0; crash <= MAX_BATCHER_RESENDS; crash++) {
+      await system.settle();
+      expect(h.version.crashBatcher()).toBe(true);
+    }
+    const outcome = await answer;
+    expect(isRequestRejected(outcome) && outcome.status).toBe(503);
+    expect(isRequestRejected(outcome) && outcome.message).toContain(
+      `batcher of model 'm' crashed ${MAX_BATCHER_RESENDS + 1} times`,
+    );
+    await system.settle();
+    const next = h.infer(1);
+    await system.advance(5);
+    expect(((await next) as InferResult).batchRows).toBe(1);
+    expect((await h.metrics.batcherRestarts.get()).values[0].value).toBe(MAX_BATCHER_RESENDS + 1);
   });
 });
