@@ -4,6 +4,7 @@
  * no dimension exceeds 65535 workgroups).
  */
 import type { KernelLaunch, NativeBuffer } from '../Backend.js';
+import { type BackendKernelKind, dispatchKernel, type KernelTable } from '../kernels/catalog.js';
 import type { Conv2dGeometry } from '../kernels/ops.js';
 import {
   WGSL_MATMUL_TILE,
@@ -71,7 +72,7 @@ function convWords(g: Conv2dGeometry, count: number, hasBias: boolean): Uint32Ar
   return words([...fields, paddingHeight, paddingWidth, outHeight, outWidth, count, hasBias ? 1 : 0]);
 }
 
-type Launch<K extends KernelLaunch['kind']> = Extract<KernelLaunch, { kind: K }>;
+type Launch<K extends BackendKernelKind> = KernelLaunch<K>;
 
 function elementGroups(count: number, limit: number): [number, number] {
   return splitGroups(Math.ceil(count / WGSL_WORKGROUP_SIZE), limit);
@@ -171,18 +172,15 @@ function bindConv(launch: Launch<'im2col'> | Launch<'convOutput'>, limit: number
 
 /** `limit`: workgroups per dimension before a launch spills into y (the device's limit). */
 export function bindLaunch(launch: KernelLaunch, limit = MAX_WORKGROUPS_PER_DIMENSION): BoundLaunch {
-  switch (launch.kind) {
-    case 'unary':
-    case 'binary':
-      return bindElementwise(launch, limit);
-    case 'reduce':
-    case 'softmax':
-    case 'layernorm':
-      return bindRows(launch, limit);
-    case 'matmul':
-      return bindMatmul(launch);
-    case 'im2col':
-    case 'convOutput':
-      return bindConv(launch, limit);
-  }
+  const table: KernelTable<NativeBuffer, BoundLaunch> = {
+    unary: (l) => bindElementwise(l, limit),
+    binary: (l) => bindElementwise(l, limit),
+    reduce: (l) => bindRows(l, limit),
+    softmax: (l) => bindRows(l, limit),
+    layernorm: (l) => bindRows(l, limit),
+    matmul: (l) => bindMatmul(l),
+    im2col: (l) => bindConv(l, limit),
+    convOutput: (l) => bindConv(l, limit),
+  };
+  return dispatchKernel(table, launch);
 }
