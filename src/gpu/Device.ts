@@ -16,9 +16,11 @@ import {
   checkElements,
   checkNoAlias,
   convGeometry,
+  type Pool2dShape,
+  poolGeometry,
 } from './internal/checks.js';
-import { type RequestCall, type RequestKind, requestSizes } from './kernels/catalog.js';
-import type { BinaryLayout, BinaryOpName, ReduceOpName, UnaryOpName } from './kernels/ops.js';
+import { inputRoles, type RequestCall, type RequestKind, requestSizes } from './kernels/catalog.js';
+import type { BinaryLayout, BinaryOpName, PoolOpName, ReduceOpName, UnaryOpName } from './kernels/ops.js';
 import { BINARY_OPS, MAX_BROADCAST_RANK, REDUCE_OPS, UNARY_OPS } from './kernels/ops.js';
 import type { LaunchOptions, MatmulPrecision } from './types.js';
 
@@ -64,6 +66,11 @@ const LAUNCHERS: {
   conv2d: (device, r, options) => {
     device.conv2d(r.input, r.weight, r.bias, r.output, r.shape, options);
   },
+  im2col: (device, r, options) => device.im2col(r.input, r.output, r.shape, options),
+  col2im: (device, r, options) => device.col2im(r.columns, r.output, r.shape, options),
+  pool2d: (device, r, options) => device.pool2d(r.op, r.input, r.output, r.shape, options),
+  pool2dBackward: (device, r, options) =>
+    device.pool2dBackward(r.op, r.input, r.gradient, r.output, r.shape, options),
 };
 
 export class Device extends DeviceCore {
@@ -371,6 +378,90 @@ export class Device extends DeviceCore {
       this.releaseAfter(options.stream, [columns, product]);
     }
     return { outHeight: g.outHeight, outWidth: g.outWidth };
+  }
+
+  /** input (N, C, H, W) -> output, the columns (C * KH * KW, N * OH * OW) conv2d multiplies. */
+  im2col(input: DeviceBuffer, output: DeviceBuffer, shape: Conv2dShape, options: LaunchOptions = {}): void {
+    this.checkSized({ kind: 'im2col', input, shape }, output);
+    const geometry = convGeometry(this.id, shape);
+    this.enqueue({ kind: 'im2col', input: input.native, output: output.native, geometry }, options);
+  }
+
+  /**
+   * columns (C * KH * KW, N * OH * OW) -> output (N, C, H, W): each image element sums the column
+   * entries im2col copied from it (the input gradient of conv2d from the columns' gradient).
+   */
+  col2im(columns: DeviceBuffer, output: DeviceBuffer, shape: Conv2dShape, options: LaunchOptions = {}): void {
+    this.checkSized({ kind: 'col2im', columns, shape }, output);
+    const geometry = convGeometry(this.id, shape);
+    this.enqueue({ kind: 'col2im', columns: columns.native, output: output.native, geometry }, options);
+  }
+
+  /** input (N, C, H, W) -> output (N, C, OH, OW): each window's first maximum (max) or mean (avg); no padding. */
+  pool2d(
+    op: PoolOpName,
+    input: DeviceBuffer,
+    output: DeviceBuffer,
+    shape: Pool2dShape,
+    options: LaunchOptions = {},
+  ): void {
+    this.checkSized({ kind: 'pool2d', op, input, shape }, output);
+    const geometry = poolGeometry(this.id, `pool2d.${op}`, shape);
+    this.enqueue({ kind: 'pool2d', op, input: input.native, output: output.native, geometry }, options);
+  }
+
+  /**
+   * input (N, C, H, W), gradient (N, C, OH, OW) -> output (N, C, H, W): the gradient of `pool`
+   * with respect to its input (max: to each window's first maximum; avg: spread evenly).
+   */
+  pool2dBackward(
+    op: PoolOpName,
+    input: DeviceBuffer,
+    gradient: DeviceBuffer,
+    output: DeviceBuffer,
+    shape: Pool2dShape,
+    options: LaunchOptions = {},
+  ): void {
+    this.checkSized({ kind: 'pool2dBackward', op, input, gradient, shape }, output);
+    const geometry = poolGeometry(this.id, `pool2dBackward.${op}`, shape);
+    const launch = {
+      kind: 'pool2dBackward' as const,
+      op,
+      input: input.native,
+      gradient: gradient.native,
+      output: output.native,
+      geometry,
+    };
+    this.enqueue(launch, options);
+  }
+
+  /**
+   * The catalog's checks of a request: every input role a live f32 buffer of this device holding
+   * the elements the shape check asks for, the output too, and no input aliasing the output.
+   */
+  private checkSized(request: RequestCall<DeviceBuffer>, output: DeviceBuffer): void {
+    const kind = request.kind;
+    const record = request as unknown as Record<string, DeviceBuffer | undefined>;
+    const present = inputRoles(kind).flatMap((role) => {
+      const buffer = record[role];
+      return buffer === undefined ? [] : [[role, buffer] as const];
+    });
+    for (const [role, buffer] of present) this.checkBuffer(kind, buffer, role);
+    this.checkBuffer(kind, output, 'output');
+    const sizes = requestSizes(
+      this.id,
+      request,
+      new Map(present.map(([role, buffer]) => [role, buffer.length])),
+    );
+    for (const [role, buffer] of present)
+      checkElements(this.id, kind, role, buffer, sizes.inputs.get(role) ?? 0);
+    checkElements(this.id, kind, 'output', output, sizes.outputLength);
+    checkNoAlias(
+      this.id,
+      kind,
+      output,
+      present.map(([, buffer]) => buffer),
+    );
   }
 
   private tryAllocate(byteLength: number, releaseOnFailure: DeviceBuffer[]): DeviceBuffer {

@@ -19,6 +19,17 @@ import {
   requestSizes,
 } from '../../src/gpu/index.js';
 
+const CONV = {
+  batch: 1,
+  inChannels: 1,
+  height: 4,
+  width: 4,
+  outChannels: 1,
+  kernelHeight: 2,
+  kernelWidth: 2,
+};
+const POOL = { batch: 1, channels: 1, height: 4, width: 4, kernelSize: 2 };
+
 /** One small valid request of each kind, with the buffers it reads made by `buffer`. */
 function sampleRequests(buffer: (elements: number) => DeviceBuffer): Record<RequestKind, LaunchRequest> {
   return {
@@ -51,15 +62,18 @@ function sampleRequests(buffer: (elements: number) => DeviceBuffer): Record<Requ
       weight: buffer(4),
       bias: buffer(1),
       output: buffer(9),
-      shape: {
-        batch: 1,
-        inChannels: 1,
-        height: 4,
-        width: 4,
-        outChannels: 1,
-        kernelHeight: 2,
-        kernelWidth: 2,
-      },
+      shape: CONV,
+    },
+    im2col: { kind: 'im2col', input: buffer(16), output: buffer(36), shape: CONV },
+    col2im: { kind: 'col2im', columns: buffer(36), output: buffer(16), shape: CONV },
+    pool2d: { kind: 'pool2d', op: 'max', input: buffer(16), output: buffer(4), shape: POOL },
+    pool2dBackward: {
+      kind: 'pool2dBackward',
+      op: 'avg',
+      input: buffer(16),
+      gradient: buffer(4),
+      output: buffer(16),
+      shape: POOL,
     },
   };
 }
@@ -69,8 +83,8 @@ describe('the kernel catalog', () => {
     expect([...REQUEST_KINDS].sort()).toEqual(Object.keys(KERNEL_INPUT_ROLES).sort());
     expect(KERNEL_INPUT_ROLES.conv2d).toEqual(['input', 'weight', 'bias']);
     expect(inputRoles('convOutput')).toEqual(['product', 'bias']);
-    expect(REQUEST_KINDS).not.toContain('im2col');
-    expect(Object.keys(KERNEL_ROLES)).toContain('im2col');
+    expect(REQUEST_KINDS).not.toContain('convOutput');
+    expect(Object.keys(KERNEL_ROLES)).toContain('convOutput');
   });
 
   it('runs every request kind through Device.launch, naming the launches the fault hook sees', async () => {
@@ -110,6 +124,10 @@ describe('the kernel catalog', () => {
       'im2col',
       'matmul',
       'convOutput',
+      'im2col',
+      'col2im',
+      'pool2d.max',
+      'pool2dBackward.avg',
     ]);
     expect(() => device.launch({ kind: 'fft' } as unknown as LaunchRequest)).toThrow(
       /unknown launch kind 'fft'/,

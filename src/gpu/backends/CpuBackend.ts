@@ -7,10 +7,13 @@ import type { Backend, KernelLaunch, NativeBuffer } from '../Backend.js';
 import { dispatchKernel, type KernelTable } from '../kernels/catalog.js';
 import {
   cpuBinary,
+  cpuCol2im,
   cpuConvOutput,
   cpuIm2col,
   cpuLayernorm,
   cpuMatmul,
+  cpuPool,
+  cpuPoolBackward,
   cpuReduce,
   cpuSoftmax,
   cpuUnary,
@@ -52,6 +55,10 @@ const CPU_KERNELS: KernelTable<NativeBuffer, void> = {
     ),
   matmul: (l) => cpuMatmul(floats(l.a), floats(l.b), floats(l.output), l.m, l.n, l.k),
   im2col: (l) => cpuIm2col(floats(l.input), floats(l.output), l.geometry),
+  col2im: (l) => cpuCol2im(floats(l.columns), floats(l.output), l.geometry),
+  pool2d: (l) => cpuPool(l.op, floats(l.input), floats(l.output), l.geometry),
+  pool2dBackward: (l) =>
+    cpuPoolBackward(l.op, floats(l.input), floats(l.gradient), floats(l.output), l.geometry),
   convOutput: (l) =>
     cpuConvOutput(
       floats(l.product),

@@ -8,14 +8,17 @@ import {
   CUDA_BLOCK_SIZE,
   type CudaKernel,
   cudaBinary,
+  cudaCol2im,
   cudaConvOutput,
   cudaIm2col,
   cudaLayernorm,
+  cudaPool,
+  cudaPoolBackward,
   cudaReduce,
   cudaSoftmax,
   cudaUnary,
 } from '../kernels/cuda.js';
-import type { Conv2dGeometry } from '../kernels/ops.js';
+import type { Conv2dGeometry, Pool2dGeometry } from '../kernels/ops.js';
 
 /** A device allocation: its CUdeviceptr. */
 export interface CudaBuffer extends NativeBuffer {
@@ -116,6 +119,34 @@ const CUDA_KERNELS: KernelTable<NativeBuffer, CudaBoundLaunch, CudaKernelKind> =
       blocks: blocksFor(count),
     };
   },
+  col2im: (launch) => {
+    const g = launch.geometry;
+    const count = g.batch * g.inChannels * g.height * g.width;
+    return {
+      kernel: cached('col2im', cudaCol2im),
+      values: [pointer(launch.columns), pointer(launch.output), ...geometryValues(g, count)],
+      blocks: blocksFor(count),
+    };
+  },
+  pool2d: (launch) => {
+    const g = launch.geometry;
+    const count = g.planes * g.outHeight * g.outWidth;
+    return {
+      kernel: cached(`pool2d.${launch.op}`, () => cudaPool(launch.op)),
+      values: [pointer(launch.input), pointer(launch.output), ...poolValues(g, count)],
+      blocks: blocksFor(count),
+    };
+  },
+  pool2dBackward: (launch) => {
+    const g = launch.geometry;
+    const count = g.planes * g.height * g.width;
+    const buffers = [pointer(launch.input), pointer(launch.gradient), pointer(launch.output)];
+    return {
+      kernel: cached(`pool2dBackward.${launch.op}`, () => cudaPoolBackward(launch.op)),
+      values: [...buffers, ...poolValues(g, count)],
+      blocks: blocksFor(count),
+    };
+  },
   convOutput: (launch) => {
     const g = launch.geometry;
     const count = g.batch * g.outChannels * g.outHeight * g.outWidth;
@@ -130,6 +161,10 @@ const CUDA_KERNELS: KernelTable<NativeBuffer, CudaBoundLaunch, CudaKernelKind> =
     return { kernel: cached('convOutput', cudaConvOutput), values, blocks: blocksFor(count) };
   },
 };
+
+function poolValues(g: Pool2dGeometry, count: number): number[] {
+  return [g.planes, g.height, g.width, g.kernelSize, g.stride, g.outHeight, g.outWidth, count];
+}
 
 export function bindCudaLaunch(launch: KernelLaunch<CudaKernelKind>): CudaBoundLaunch {
   return dispatchKernel(CUDA_KERNELS, launch);

@@ -5,16 +5,19 @@
  */
 import type { KernelLaunch, NativeBuffer } from '../Backend.js';
 import { type BackendKernelKind, dispatchKernel, type KernelTable } from '../kernels/catalog.js';
-import type { Conv2dGeometry } from '../kernels/ops.js';
+import type { Conv2dGeometry, Pool2dGeometry } from '../kernels/ops.js';
 import {
   WGSL_MATMUL_TILE,
   WGSL_WORKGROUP_SIZE,
   type WgslKernel,
   wgslBinary,
+  wgslCol2im,
   wgslConvOutput,
   wgslIm2col,
   wgslLayernorm,
   wgslMatmul,
+  wgslPool,
+  wgslPoolBackward,
   wgslReduce,
   wgslSoftmax,
   wgslUnary,
@@ -70,6 +73,10 @@ function convWords(g: Conv2dGeometry, count: number, hasBias: boolean): Uint32Ar
     strideWidth,
   ];
   return words([...fields, paddingHeight, paddingWidth, outHeight, outWidth, count, hasBias ? 1 : 0]);
+}
+
+function poolWords(g: Pool2dGeometry, count: number): Uint32Array {
+  return words([g.planes, g.height, g.width, g.kernelSize, g.stride, g.outHeight, g.outWidth, count]);
 }
 
 type Launch<K extends BackendKernelKind> = KernelLaunch<K>;
@@ -181,6 +188,36 @@ export function bindLaunch(launch: KernelLaunch, limit = MAX_WORKGROUPS_PER_DIME
     matmul: (l) => bindMatmul(l),
     im2col: (l) => bindConv(l, limit),
     convOutput: (l) => bindConv(l, limit),
+    col2im: (l) => {
+      const g = l.geometry;
+      const count = g.batch * g.inChannels * g.height * g.width;
+      return {
+        kernel: cached('col2im', wgslCol2im),
+        buffers: [l.columns, l.output],
+        uniform: convWords(g, count, false),
+        groups: elementGroups(count, limit),
+      };
+    },
+    pool2d: (l) => {
+      const g = l.geometry;
+      const count = g.planes * g.outHeight * g.outWidth;
+      return {
+        kernel: cached(`pool2d.${l.op}`, () => wgslPool(l.op)),
+        buffers: [l.input, l.output],
+        uniform: poolWords(g, count),
+        groups: elementGroups(count, limit),
+      };
+    },
+    pool2dBackward: (l) => {
+      const g = l.geometry;
+      const count = g.planes * g.height * g.width;
+      return {
+        kernel: cached(`pool2dBackward.${l.op}`, () => wgslPoolBackward(l.op)),
+        buffers: [l.input, l.gradient, l.output],
+        uniform: poolWords(g, count),
+        groups: elementGroups(count, limit),
+      };
+    },
   };
   return dispatchKernel(table, launch);
 }

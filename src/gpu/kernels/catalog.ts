@@ -13,16 +13,25 @@
  *
  * A kind has a `request` form (callers name it), a `launch` form (backends run it), or both.
  * `gather` and `conv2d` are requests the `Device` turns into other launches (`binary.left`;
- * im2col, matmul and convOutput); `im2col` and `convOutput` are launches only the `Device` makes.
+ * im2col, matmul and convOutput); `convOutput` is a launch only the `Device` makes.
  */
 import { DeviceError } from '../errors.js';
-import { broadcastLayout, type Conv2dShape, checkCount, convGeometry } from '../internal/checks.js';
+import {
+  broadcastLayout,
+  type Conv2dShape,
+  checkCount,
+  convGeometry,
+  type Pool2dShape,
+  poolGeometry,
+} from '../internal/checks.js';
 import type { DType, MatmulPrecision } from '../types.js';
 import {
   BINARY_OPS,
   type BinaryLayout,
   type BinaryOpName,
   type Conv2dGeometry,
+  type Pool2dGeometry,
+  type PoolOpName,
   REDUCE_OPS,
   type ReduceOpName,
   UNARY_OPS,
@@ -102,8 +111,29 @@ export interface KernelCatalog {
   im2col: {
     inputs: 'input';
     optional: never;
-    request: null;
+    request: { shape: Conv2dShape };
     launch: { geometry: Conv2dGeometry };
+  };
+  // columns (C * KH * KW, N * OH * OW) -> output (N, C, H, W), summing overlaps (im2col's adjoint)
+  col2im: {
+    inputs: 'columns';
+    optional: never;
+    request: { shape: Conv2dShape };
+    launch: { geometry: Conv2dGeometry };
+  };
+  // input (N, C, H, W) -> output (N, C, OH, OW): max (first maximum) or avg of each window
+  pool2d: {
+    inputs: 'input';
+    optional: never;
+    request: { op: PoolOpName; shape: Pool2dShape };
+    launch: { op: PoolOpName; geometry: Pool2dGeometry };
+  };
+  // input (N, C, H, W), gradient (N, C, OH, OW) -> output (N, C, H, W), the input gradient
+  pool2dBackward: {
+    inputs: 'input' | 'gradient';
+    optional: never;
+    request: { op: PoolOpName; shape: Pool2dShape };
+    launch: { op: PoolOpName; geometry: Pool2dGeometry };
   };
   // product: (O, N * OH * OW) -> output: (N, O, OH, OW), plus bias[o] when present
   convOutput: {
@@ -178,11 +208,14 @@ export const KERNEL_ROLES: { readonly [K in KernelKind]: RoleList<K> } = {
   matmul: { inputs: ['a', 'b'], optional: [], named: false },
   conv2d: { inputs: ['input', 'weight'], optional: ['bias'], named: false },
   im2col: { inputs: ['input'], optional: [], named: false },
+  col2im: { inputs: ['columns'], optional: [], named: false },
+  pool2d: { inputs: ['input'], optional: [], named: true },
+  pool2dBackward: { inputs: ['input', 'gradient'], optional: [], named: true },
   convOutput: { inputs: ['product'], optional: ['bias'], named: false },
 };
 
 export const REQUEST_KINDS = (Object.keys(KERNEL_ROLES) as KernelKind[]).filter(
-  (kind): kind is RequestKind => kind !== 'im2col' && kind !== 'convOutput',
+  (kind): kind is RequestKind => kind !== 'convOutput',
 );
 
 /** Every input role of `kind`, required ones first. */
@@ -277,6 +310,32 @@ export function requestSizes(
         outputLength: m * n,
       };
     }
+    case 'im2col':
+    case 'col2im': {
+      const g = convGeometry(where, request.shape);
+      const image = g.batch * g.inChannels * g.height * g.width;
+      const columns = g.inChannels * g.kernelHeight * g.kernelWidth * g.batch * g.outHeight * g.outWidth;
+      dimensions({ columns });
+      return request.kind === 'im2col'
+        ? { inputs: new Map([['input', image]]), outputLength: columns }
+        : { inputs: new Map([['columns', columns]]), outputLength: image };
+    }
+    case 'pool2d':
+    case 'pool2dBackward': {
+      checkOp(where, operation, POOL_OPS, request.op);
+      const g = poolGeometry(where, operation, request.shape);
+      const image = g.planes * g.height * g.width;
+      const pooled = g.planes * g.outHeight * g.outWidth;
+      return request.kind === 'pool2d'
+        ? { inputs: new Map([['input', image]]), outputLength: pooled }
+        : {
+            inputs: new Map([
+              ['input', image],
+              ['gradient', pooled],
+            ]),
+            outputLength: image,
+          };
+    }
     case 'conv2d': {
       const g = convGeometry(where, request.shape);
       const inputs = new Map([
@@ -288,6 +347,8 @@ export function requestSizes(
     }
   }
 }
+
+const POOL_OPS = { max: true, avg: true } as const;
 
 function checkOp(where: string, operation: string, table: object, op: unknown): void {
   if (typeof op !== 'string' || !Object.hasOwn(table, op))

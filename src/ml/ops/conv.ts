@@ -6,13 +6,14 @@
  *   gweight += g' @ cols^T;  gcols = weight^T @ g';  gx += col2im(gcols);  gbias += rows of g'
  * maxPool2d: gradient to the (first) maximum of each window; avgPool2d: spread evenly.
  */
-import { deviceConv2d, noGradientOnDevice, unavailableOnDevice } from '../deviceOps.js';
+
 import { check } from '../errors.js';
 import { addAccumulated, float64Accumulator } from '../internal/accumulate.js';
 import { matrixProduct } from '../internal/blas.js';
 import { maxPool2x2Kernel } from '../internal/maxPoolKernel.js';
 import { indexPool, pool } from '../internal/pool.js';
 import { contiguousData, gradBuffer, makeResult, releaseTemporary, type Tensor } from '../Tensor.js';
+import { conv2dOnDevice, pool2dOnDevice } from './convDevice.js';
 
 export interface Conv2dOptions {
   readonly stride?: number;
@@ -301,8 +302,7 @@ export function conv2d(
 ): Tensor {
   const g = checkConvolution(x, weight, bias, options);
   if (x.device !== 'cpu' || weight.device !== 'cpu' || (bias !== null && bias.device !== 'cpu')) {
-    noGradientOnDevice('conv2d', bias === null ? [x, weight] : [x, weight, bias]);
-    return deviceConv2d(x, weight, bias, g.stride, g.padding);
+    return conv2dOnDevice(x, weight, bias, g.stride, g.padding);
   }
   const outChannels = weight.shape[0];
   const positions = g.outHeight * g.outWidth;
@@ -409,8 +409,8 @@ function maxPool2x2(xv: Float32Array, g: ConvGeometry, out: Float32Array, winner
 
 /** Maximum over kernelSize x kernelSize windows. */
 export function maxPool2d(x: Tensor, kernelSize: number, options: Pool2dOptions = {}): Tensor {
-  if (x.device !== 'cpu') unavailableOnDevice('maxPool2d', [x]);
   const g = poolGeometry(x, kernelSize, options.stride ?? kernelSize, 'maxPool2d');
+  if (x.device !== 'cpu') return pool2dOnDevice('max', x, kernelSize, g.stride);
   const planes = g.batch * g.channels;
   const outPlane = g.outHeight * g.outWidth;
   const xv = contiguousData(x);
@@ -438,8 +438,8 @@ export function maxPool2d(x: Tensor, kernelSize: number, options: Pool2dOptions 
 
 /** Mean over kernelSize x kernelSize windows. */
 export function avgPool2d(x: Tensor, kernelSize: number, options: Pool2dOptions = {}): Tensor {
-  if (x.device !== 'cpu') unavailableOnDevice('avgPool2d', [x]);
   const g = poolGeometry(x, kernelSize, options.stride ?? kernelSize, 'avgPool2d');
+  if (x.device !== 'cpu') return pool2dOnDevice('avg', x, kernelSize, g.stride);
   const planes = g.batch * g.channels;
   const outPlane = g.outHeight * g.outWidth;
   const scale = 1 / (kernelSize * kernelSize);

@@ -6,6 +6,7 @@
  */
 import type { CallFrom, Context } from '../../actor/ActorSystem.js';
 import { type CallResult, type GenServer, reply } from '../../actor/GenServer.js';
+import { createDeviceOptimizer } from './deviceReplica.js';
 import { InjectedActorCrash, TrainingError } from './errors.js';
 import { CrashRequest } from './messages.js';
 import type { TrainingSession } from './TrainingSession.js';
@@ -16,13 +17,23 @@ export const OptimizerActor: GenServer<TrainingSession, TrainingSession> = {
     const model = session.model;
     if (model === undefined)
       throw new TrainingError('supervisor_gave_up', 'the optimizer started before the model');
-    const optimizer = createOptimizer(
-      session.config.optimizer,
-      model.parameters,
-      session.config.learningRate,
-    );
-    session.snapshot.restoreOptimizer(optimizer);
-    session.optimizer = optimizer;
+    const replica = session.replica;
+    if (replica === undefined) {
+      const optimizer = createOptimizer(
+        session.config.optimizer,
+        model.parameters,
+        session.config.learningRate,
+      );
+      session.snapshot.restoreOptimizer(optimizer);
+      session.optimizer = optimizer;
+    } else {
+      // On a device: the state lives in device buffers; the snapshot restores the host mirror,
+      // which is then copied to the device.
+      const optimizer = createDeviceOptimizer(session, replica);
+      session.snapshot.restoreOptimizer(optimizer);
+      optimizer.push();
+      session.optimizer = optimizer;
+    }
     session.register('optimizer', context.self);
     return session;
   },

@@ -5,6 +5,7 @@
  * of them: `InjectedActorCrash` (an actor's code threw), `DeviceFailure` (the device the model
  * runs on failed), and `OutOfMemory` (an allocation for the step failed).
  */
+import type { DeviceError } from '../../gpu/errors.js';
 
 export type TrainingErrorCode =
   | 'invalid_config'
@@ -74,8 +75,12 @@ export class DeviceFailure extends Error {
     readonly step: number,
     /** Where training goes next (the same device when no other healthy one exists). */
     readonly nextDeviceId: string,
+    /** The error the device raised (absent for a failure the fault plan injected into host training). */
+    readonly deviceError?: DeviceError,
   ) {
-    super(`device ${deviceId} failed at step ${step}; training moves to ${nextDeviceId}`);
+    super(
+      `device ${deviceId} failed at step ${step}${deviceError === undefined ? '' : ` (${deviceError.name}: ${deviceError.message})`}; training moves to ${nextDeviceId}`,
+    );
     this.name = 'DeviceFailure';
   }
 }
@@ -90,8 +95,12 @@ export class OutOfMemory extends Error {
   constructor(
     readonly step: number,
     readonly microBatchSize: number,
+    /** The device's error when a device ran out (absent for one the fault plan injected into host training). */
+    readonly deviceError?: DeviceError,
   ) {
-    super(`out of memory at step ${step} with micro-batch ${microBatchSize}`);
+    super(
+      `out of memory at step ${step} with micro-batch ${microBatchSize}${deviceError === undefined ? '' : ` (${deviceError.name}: ${deviceError.message})`}`,
+    );
     this.name = 'OutOfMemory';
   }
 }

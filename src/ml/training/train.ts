@@ -61,6 +61,7 @@ import {
   TRAINING_LIMITS,
   type TrainingConfig,
 } from './TrainingConfig.js';
+import type { TensorBackend } from './TrainingSession.js';
 import { startTrainingSupervisor } from './TrainingSupervisor.js';
 import { loadTrainingData } from './trainingData.js';
 import { weightsSha256 } from './weightsHash.js';
@@ -88,8 +89,11 @@ export interface TrainingResult {
   readonly epochs: readonly EpochSummary[];
   readonly resumedFromStep: number;
   readonly devicesUsed: readonly string[];
-  /** Where the tensor math ran: always zbmd's CPU backend for now. */
-  readonly tensorBackend: 'cpu';
+  /**
+   * Where the tensor math of the last step ran: `cpu` (zbmd's host CPU ops), `cpu-reference`
+   * (the GPU layer's cpu reference backend), `webgpu` or `cuda`.
+   */
+  readonly tensorBackend: TensorBackend;
   readonly finalMicroBatchSize: number;
   readonly dataset: string;
   readonly faultsInjected: Readonly<Record<string, number>>;
@@ -221,6 +225,8 @@ async function trainLocked(resolved: ResolvedTrainingConfig, startedMs: number):
     if (system.isAlive(supervisor)) await stopSupervisor(system, supervisor);
     await prepared.session.commitsSettled();
     system.shutdown();
+    prepared.session.replica?.release();
+    prepared.session.closeDevices();
   }
 }
 
@@ -263,7 +269,9 @@ async function runSteps(run: Run): Promise<void> {
       continue;
     }
     if (outcome === STEP_OUT_OF_MEMORY) {
-      await recover(run, new OutOfMemory(step, snapshot.microBatchSize), step);
+      const deviceError = session.lastOutOfMemory;
+      session.lastOutOfMemory = undefined;
+      await recover(run, new OutOfMemory(step, snapshot.microBatchSize, deviceError), step);
       continue;
     }
     run.nextStep = step + 1;
@@ -370,7 +378,12 @@ function diagnose(failure: unknown): Diagnosis {
   const reason = failure.reason;
   if (reason instanceof InjectedActorCrash) return { cause: `${reason.role}_crash`, detail: reason.message };
   if (reason instanceof DeviceFailure) {
-    return { cause: 'device_error', detail: `${reason.deviceId} failed; moved to ${reason.nextDeviceId}` };
+    const raised =
+      reason.deviceError === undefined ? '' : ` (${reason.deviceError.name}: ${reason.deviceError.message})`;
+    return {
+      cause: 'device_error',
+      detail: `${reason.deviceId} failed${raised}; moved to ${reason.nextDeviceId}`,
+    };
   }
   return { cause: 'unexpected_crash', detail: formatReason(reason) };
 }
@@ -461,7 +474,7 @@ async function finish(run: Run, loopMs: number, startedMs: number): Promise<Trai
     epochs: run.epochs,
     resumedFromStep: run.firstStep,
     devicesUsed: session.devicesUsed,
-    tensorBackend: 'cpu',
+    tensorBackend: session.tensorBackend,
     finalMicroBatchSize: session.snapshot.microBatchSize,
     dataset: session.data.name ?? 'in-memory',
     faultsInjected: run.plan.injector.counts(),

@@ -1,0 +1,82 @@
+/**
+ * `train()` on the device the config names: the cpu reference backend (`cpuDevice:
+ * 'reference'`) and WebGPU (SwiftShader here and in CI) run the whole step on the device, and
+ * their losses stay within a stated tolerance of host training for the same seed. Tolerance:
+ * the kernels sum in other orders than the host's BLAS, so each step's loss may differ by float32
+ * rounding that grows with the steps; over these few steps 1e-4 relative bounds it (seen: 2e-7).
+ */
+import { describe, expect, it } from 'vitest';
+import { detectDevices } from '../../src/gpu/detect.js';
+import type { DeviceInfo } from '../../src/gpu/types.js';
+import type { TrainingConfig, TrainingResult } from '../../src/ml/training/index.js';
+import { train } from '../../src/ml/training/index.js';
+import { smallRun } from './helpers.js';
+
+/** Relative tolerance of a device run's per-step loss against host training. */
+const DEVICE_LOSS_RTOL = 1e-4;
+
+async function stepLosses(
+  overrides: Partial<TrainingConfig>,
+): Promise<{ losses: number[]; result: TrainingResult }> {
+  const losses: number[] = [];
+  const result = await train(
+    await smallRun({ epochs: 1, maxSteps: 6, onStep: (step) => losses.push(step.loss), ...overrides }),
+  );
+  return { losses, result };
+}
+
+function expectClose(actual: readonly number[], expected: readonly number[], rtol: number): void {
+  expect(actual.length).toBe(expected.length);
+  for (let index = 0; index < expected.length; index++)
+    expect(Math.abs(actual[index] - expected[index])).toBeLessThanOrEqual(rtol * Math.abs(expected[index]));
+}
+
+const detected = await detectDevices();
+const webgpu: DeviceInfo | undefined = detected.devices.find((device) => device.backend === 'webgpu');
+
+describe('train() on a device: the MLP', () => {
+  it('runs on the cpu reference device with the host losses, and says where the math ran', async () => {
+    const host = await stepLosses({});
+    expect(host.result.tensorBackend).toBe('cpu');
+    const reference = await stepLosses({ cpuDevice: 'reference' });
+    expect(reference.result.tensorBackend).toBe('cpu-reference');
+    expectClose(reference.losses, host.losses, DEVICE_LOSS_RTOL);
+    // The snapshot copied the device buffers back: the final weights agree with the host's too.
+    expect(reference.result.finalTestAccuracy).toBeCloseTo(host.result.finalTestAccuracy, 2);
+    expect(reference.result.lostSteps).toBe(0);
+  });
+
+  it.skipIf(webgpu === undefined)(
+    'runs on WebGPU with the host losses',
+    async () => {
+      const host = await stepLosses({ maxSteps: 3 });
+      const gpu = await stepLosses({ maxSteps: 3, device: webgpu!.id, devices: detected.devices });
+      expect(gpu.result.tensorBackend).toBe('webgpu');
+      expect(gpu.result.devicesUsed).toEqual([webgpu!.id]);
+      expectClose(gpu.losses, host.losses, DEVICE_LOSS_RTOL);
+    },
+    60_000,
+  );
+});
+
+describe('train() on a device: the CNN (conv2d and max pooling, forward and backward, on the device)', () => {
+  it('runs on the cpu reference device with the host losses', async () => {
+    const run = { model: 'cnn' as const, batchSize: 8, maxSteps: 3 };
+    const host = await stepLosses(run);
+    const reference = await stepLosses({ ...run, cpuDevice: 'reference' });
+    expect(reference.result.tensorBackend).toBe('cpu-reference');
+    expectClose(reference.losses, host.losses, DEVICE_LOSS_RTOL);
+  }, 60_000);
+
+  it.skipIf(webgpu === undefined)(
+    'runs on WebGPU with the host losses',
+    async () => {
+      const run = { model: 'cnn' as const, batchSize: 4, maxSteps: 2 };
+      const host = await stepLosses(run);
+      const gpu = await stepLosses({ ...run, device: webgpu!.id, devices: detected.devices });
+      expect(gpu.result.tensorBackend).toBe('webgpu');
+      expectClose(gpu.losses, host.losses, DEVICE_LOSS_RTOL);
+    },
+    120_000,
+  );
+});
