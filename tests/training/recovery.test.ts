@@ -127,4 +127,3 @@ describe('train: out of memory and device errors', () => {
     expect(errors[0].detail).toBe('cpu:0 failed; moved to cpu:0');
   });
 });
-});
