@@ -10,10 +10,18 @@ import type { CallFrom, Context } from '../../actor/ActorSystem.js';
 import { type CallResult, type GenServer, reply } from '../../actor/GenServer.js';
 import { Random } from '../../actor/Random.js';
 import type { Device as GpuDevice } from '../../gpu/Device.js';
-import { isDeviceError, isOutOfDeviceMemory, type OutOfDeviceMemory } from '../../gpu/errors.js';
+import {
+  DeviceError,
+  isDeviceError,
+  isOutOfDeviceMemory,
+  KernelTimeout,
+  OutOfDeviceMemory,
+} from '../../gpu/errors.js';
+import type { FaultDecision } from '../../gpu/types.js';
 import type { Batch } from '../data/DataLoader.js';
 import { DeviceReplica, type DeviceSlotAccess, runDeviceStep } from './deviceReplica.js';
 import { DeviceFailure, InjectedActorCrash, TrainingError } from './errors.js';
+import type { StepFaults } from './FaultPlan.js';
 import { CaptureRequest, CrashRequest, RestoreRequest, STEP_OUT_OF_MEMORY, StepRequest } from './messages.js';
 import type { LiveModel, TensorBackend, TrainingSession } from './TrainingSession.js';
 import { findRandoms } from './TrainingSnapshot.js';
@@ -70,7 +78,7 @@ function runStep(state: ModelState, request: StepRequest): number | typeof STEP_
  */
 function afterStep(session: TrainingSession, request: StepRequest, stepMs: number): void {
   if (request.faults.crash === 'model') throw new InjectedActorCrash('model', request.step);
-  if (request.faults.deviceError) {
+  if (session.replica === undefined && (request.faults.deviceError || request.faults.kernelTimeout)) {
     const failed = session.deviceId;
     const next = session.deviceFailed(request.step, session.system.clock.now());
     throw new DeviceFailure(failed, request.step, next);
@@ -93,7 +101,8 @@ async function stepOnDevice(
   const { session } = state;
   const parts = session.parts();
   const optimizer = parts.optimizer as DeviceSlotAccess;
-  if (request.faults.outOfMemory) return STEP_OUT_OF_MEMORY;
+  // The plan's device faults are struck by the device itself, at one of the step's launches.
+  session.stepFaults.beginStep(request.step, deviceFaultOf(request.faults));
   const batch = nextBatch(session);
   const loader = parts.loader as NonNullable<TrainingSession['loader']>;
   const epoch = loader.epoch;
@@ -102,6 +111,7 @@ async function stepOnDevice(
   let loss: number;
   try {
     loss = await runDeviceStep(replica, optimizer.optimizer, batch, session.snapshot.microBatchSize);
+    if (session.stepFaults.pending) throw lateFault(replica.device.id, session.stepFaults.strikeLate());
   } catch (error) {
     throw deviceStepFailure(session, request.step, error);
   }
@@ -117,6 +127,21 @@ async function stepOnDevice(
   }
   session.lineage.commit(request.step, epoch, start, batch.size);
   return loss;
+}
+
+/** A planned fault the step's launches did not reach, raised at its read-back as the device would. */
+function lateFault(deviceId: string, decision: FaultDecision): DeviceError {
+  const operation = 'step read-back';
+  if (decision === 'oom') return new OutOfDeviceMemory(deviceId, operation, 0, 0, 'injected');
+  if (decision === 'timeout') return new KernelTimeout(deviceId, operation, 0);
+  return new DeviceError(deviceId, operation, 'injected device error');
+}
+
+function deviceFaultOf(faults: StepFaults): FaultDecision {
+  if (faults.deviceError) return 'error';
+  if (faults.outOfMemory) return 'oom';
+  if (faults.kernelTimeout) return 'timeout';
+  return 'ok';
 }
 
 /** What a device error in a step becomes: out-of-memory as a value, other device errors as a device failure. */
@@ -147,6 +172,13 @@ async function captureFromDevice(
 
 /** Writes the snapshot into the host mirror, then into the device's buffers. */
 function restoreToDevice(session: TrainingSession): void {
+  const optimizer = session.optimizer?.optimizer;
+  if (session.replica !== undefined && optimizer !== undefined) {
+    // A step a device error ended inside the update advanced some parameters' own step counts
+    // and not the optimizer's; every parameter steps every step here, so they are realigned
+    // before the restore moves them all by the same amount.
+    optimizer.parameterSteps.fill(optimizer.stepCount);
+  }
   session.snapshot.restore(session.parts());
   if (session.replica === undefined) return;
   session.replica.pushWeights();

@@ -90,8 +90,10 @@ export interface TrainingConfig {
   readonly deviceWatchdogMs?: number;
   /**
    * Injected faults: a `FaultConfig` (partial, long or short keys) or the `ZBMD_FAULTS` text;
-   * default none. Training acts on actor crashes, out-of-memory and device errors; a non-zero
-   * rate of another kind (message drops or delays, kernel timeouts) is refused (`invalid_config`).
+   * default none. Training acts on actor crashes, out-of-memory, device errors and kernel
+   * timeouts (per step; on a GPU-layer device the device's own launch fails, see
+   * `deviceFaults.ts`); a non-zero rate of another kind (message drops or delays) is refused
+   * (`invalid_config`).
    */
   readonly faults?: FaultSettings | string;
   /** Seed of weight initialisation and shuffling; default 42. */

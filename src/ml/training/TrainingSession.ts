@@ -15,10 +15,11 @@ import type { Device as GpuDevice } from '../../gpu/Device.js';
 import { DeviceHealthTracker } from '../../gpu/DeviceHealth.js';
 import { openDevice } from '../../gpu/detect.js';
 import type { OutOfDeviceMemory } from '../../gpu/errors.js';
-import type { DeviceInfo, FaultHook } from '../../gpu/types.js';
+import type { DeviceInfo } from '../../gpu/types.js';
 import type { DataLoader } from '../data/DataLoader.js';
 import type { Module, Parameter } from '../nn/Module.js';
 import type { RunIdentity } from './checkpointFiles.js';
+import { StepFaultHook } from './deviceFaults.js';
 import type { DeviceReplica } from './deviceReplica.js';
 import { TRAINING_ROLES, TrainingError, type TrainingRole } from './errors.js';
 import type { StepTiming } from './messages.js';
@@ -48,8 +49,8 @@ export class TrainingSession {
   tensorBackend: TensorBackend = 'cpu';
   /** The device's out-of-memory error behind the last `STEP_OUT_OF_MEMORY` (cleared when read). */
   lastOutOfMemory: OutOfDeviceMemory | undefined;
-  /** Injected faults for the devices' launches (the run's seeded plan); none by default. */
-  deviceFaultHook: FaultHook | undefined;
+  /** The run's seeded device faults, struck by the devices' launches (see deviceFaults.ts). */
+  readonly stepFaults: StepFaultHook;
   /** Training devices opened so far, by id (closed by `closeDevices`). */
   private readonly openDevices = new Map<string, GpuDevice>();
   loader: DataLoader | undefined;
@@ -82,6 +83,7 @@ export class TrainingSession {
   ) {
     this.deviceId = snapshot.deviceId;
     this.devicesUsed = [snapshot.deviceId];
+    this.stepFaults = new StepFaultHook(config.faults.seed);
     this.deviceHealth = new DeviceHealthTracker(devices.map((device) => device.id));
   }
 
@@ -148,7 +150,7 @@ export class TrainingSession {
       device = await openDevice(id, {
         memoryLimitBytes: this.config.deviceMemoryLimitBytes,
         watchdogDeadlineMs: this.config.deviceWatchdogMs,
-        faultHook: this.deviceFaultHook,
+        faultHook: this.stepFaults,
       });
       this.openDevices.set(id, device);
     }

@@ -19,7 +19,7 @@ import { crossEntropy } from '../losses.js';
 import type { Module, Parameter } from '../nn/Module.js';
 import { mul } from '../ops/elementwise.js';
 import type { Optimizer } from '../optim/Optimizer.js';
-import { dispose, fromData, type Tensor } from '../Tensor.js';
+import { collectDeviceTensors, dispose, fromData, type Tensor } from '../Tensor.js';
 import type { TrainingSession } from './TrainingSession.js';
 import { findRandoms } from './TrainingSnapshot.js';
 import { createOptimizer, type SlotAccess } from './trainingOptimizers.js';
@@ -131,6 +131,7 @@ export async function runDeviceStep(
   const rowSize = batch.inputs.length / batch.size;
   const size = Math.min(microBatchSize, batch.size);
   const losses: Tensor[] = [];
+  const created: Tensor[] = [];
   try {
     for (let start = 0; start < batch.size; start += size) {
       const rows = Math.min(size, batch.size - start);
@@ -139,8 +140,9 @@ export async function runDeviceStep(
         rows,
         ...batch.featureShape,
       ]);
-      const input = await host.to(replica.device);
-      try {
+      created.push(await host.to(replica.device));
+      const input = created[created.length - 1];
+      collectDeviceTensors(created, () => {
         const output = replica.module.forward(input);
         const labels = batch.labels.subarray(start, start + rows);
         const loss =
@@ -149,9 +151,7 @@ export async function runDeviceStep(
             : mul(crossEntropy(output, labels, { reduction: 'sum' }), 1 / batch.size);
         backward(loss);
         losses.push(loss);
-      } finally {
-        dispose(input);
-      }
+      });
     }
     optimizer.step();
     optimizer.zeroGrad();
@@ -160,5 +160,9 @@ export async function runDeviceStep(
     return total;
   } finally {
     for (const loss of losses) disposeGraph(loss);
+    // What the graphs did not reach (views of the input, a step's half-built graph), except the
+    // gradients the parameters keep (zeroGrad or the restore after a failure gives those back).
+    const kept = new Set(replica.parameters.map((parameter) => parameter.deviceGrad));
+    for (const tensor of created) if (!tensor.disposed && !kept.has(tensor)) dispose(tensor);
   }
 }

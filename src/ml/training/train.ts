@@ -421,7 +421,11 @@ async function recover(run: Run, failure: unknown, step: number): Promise<void> 
   if (run.pending !== undefined) finishRecovery(run);
   const diagnosis = diagnose(failure);
   countAttempt(run, step, diagnosis);
-  const detail = diagnosis.cause === 'out_of_memory' ? halveMicroBatch(run, step) : diagnosis.detail;
+  const raised = failure instanceof OutOfMemory ? failure.deviceError : undefined;
+  const detail =
+    diagnosis.cause === 'out_of_memory'
+      ? `${halveMicroBatch(run, step)}${raised === undefined ? '' : ` after ${raised.name}: ${raised.message}`}`
+      : diagnosis.detail;
   // The emergency checkpoint holds the last good state, copied before anything else can change it.
   const emergency = session.config.checkpointDir !== undefined ? session.snapshot.copy() : undefined;
   await session.whenReady();
