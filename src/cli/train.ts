@@ -38,6 +38,8 @@ export interface TrainCommandOptions extends ObserveCliOptions {
   readonly cpuDevice?: 'host' | 'reference';
   /** Bytes a training device may hold (its memory pool's limit). */
   readonly deviceMemoryLimit?: number;
+  /** A planned device move, `<device>@<step>`. */
+  readonly moveDevice?: { readonly atStep: number; readonly device: string };
   /** A fault spec, or true for the default faults. */
   readonly faults?: string | true;
   readonly seed: number;
@@ -192,6 +194,7 @@ export async function trainCommand(
     device: options.device,
     cpuDevice: options.cpuDevice,
     deviceMemoryLimitBytes: options.deviceMemoryLimit,
+    moveDevice: options.moveDevice,
     faults,
     seed: options.seed,
     checkpointDir: options.checkpointDir,
@@ -273,6 +276,14 @@ function parseDevice(value: string): string {
       `expected cpu, webgpu or cuda, optionally :<index> (cuda:0), got '${value}'`,
     );
   return value;
+}
+
+function parseMove(value: string): { atStep: number; device: string } {
+  const at = value.lastIndexOf('@');
+  const step = Number(value.slice(at + 1));
+  if (at <= 0 || !Number.isSafeInteger(step) || step < 1)
+    throw new InvalidArgumentError(`expected <device>@<step> with a step >= 1 (webgpu:0@50), got '${value}'`);
+  return { device: parseDevice(value.slice(0, at)), atStep: step };
 }
 
 function parseCpuDevice(value: string): 'host' | 'reference' {
@@ -383,6 +394,11 @@ export function registerTrainCommand(program: Command): void {
       '--device-memory-limit <bytes>',
       'bytes a training device may hold (suffix KiB, MiB or GiB allowed); over it, OutOfDeviceMemory halves the micro-batch',
       parseByteCount,
+    )
+    .option(
+      '--move-device <device@step>',
+      'move training to another device before that step (cpu@100, webgpu:0@50), carrying weights, optimizer state and loader position',
+      parseMove,
     )
     .option(
       '--faults [spec]',

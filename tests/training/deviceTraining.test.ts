@@ -80,3 +80,32 @@ describe('train() on a device: the CNN (conv2d and max pooling, forward and back
     120_000,
   );
 });
+
+describe('a device move', () => {
+  it.skipIf(webgpu === undefined)(
+    'carries weights, optimizer state and loader position from WebGPU to the host: the losses of a run without a move',
+    async () => {
+      const run = { maxSteps: 5 };
+      const stay = await stepLosses(run);
+      const moved = await stepLosses({
+        ...run,
+        device: webgpu!.id,
+        devices: detected.devices,
+        moveDevice: { atStep: 2, device: 'cpu:0' },
+      });
+      expect(moved.result.devicesUsed).toEqual([webgpu!.id, 'cpu:0']);
+      expect(moved.result.tensorBackend).toBe('cpu');
+      expect(moved.result.lostSteps).toBe(0);
+      expect(moved.result.recoveries).toEqual([]);
+      expectClose(moved.losses, stay.losses, DEVICE_LOSS_RTOL);
+      expect(moved.result.finalTestAccuracy).toBeCloseTo(stay.result.finalTestAccuracy, 2);
+    },
+    60_000,
+  );
+
+  it('a move to a device not in the list is refused, naming the devices', async () => {
+    await expect(stepLosses({ moveDevice: { atStep: 2, device: 'cuda:3' } })).rejects.toThrow(
+      /moveDevice.device = cuda:3: not one of the devices \(cpu:0\)/,
+    );
+  });
+});

@@ -85,8 +85,7 @@ function conv2dRule(
       temporaries.push(columns, columnsT, product);
       gw = share(product, weight.shape);
     }
-    const gb =
-      bias !== null && bias.requiresGrad ? deviceReduce('sum', gOut, [false, true], [outChannels]) : null;
+    const gb = bias?.requiresGrad ? deviceReduce('sum', gOut, [false, true], [outChannels]) : null;
     return (bias === null ? [gx, gw] : [gx, gw, gb]) as Tensor[];
   } finally {
     for (const tensor of temporaries) dispose(tensor);

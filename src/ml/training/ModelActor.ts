@@ -22,7 +22,15 @@ import type { Batch } from '../data/DataLoader.js';
 import { DeviceReplica, type DeviceSlotAccess, runDeviceStep } from './deviceReplica.js';
 import { DeviceFailure, InjectedActorCrash, TrainingError } from './errors.js';
 import type { StepFaults } from './FaultPlan.js';
-import { CaptureRequest, CrashRequest, RestoreRequest, STEP_OUT_OF_MEMORY, StepRequest } from './messages.js';
+import {
+  CaptureRequest,
+  CrashRequest,
+  MoveRequest,
+  RestoreRequest,
+  STEP_OUT_OF_MEMORY,
+  StepRequest,
+} from './messages.js';
+import { attachOptimizer } from './OptimizerActor.js';
 import type { LiveModel, TensorBackend, TrainingSession } from './TrainingSession.js';
 import { findRandoms } from './TrainingSnapshot.js';
 import { runTrainingStep } from './trainingStep.js';
@@ -188,17 +196,9 @@ function restoreToDevice(session: TrainingSession): void {
 export const ModelActor: GenServer<ModelState, TrainingSession> = {
   async init(session: TrainingSession, context: Context): Promise<ModelState> {
     const live = buildLiveModel(session);
-    session.replica?.release();
-    session.replica = undefined;
     session.model = undefined;
-    const device = await session.computeDevice();
-    const replica =
-      device === undefined ? undefined : await DeviceReplica.create(session, device, live.parameters);
     // Only the weights and generators here; the optimizer and loader restore in their own init.
-    session.snapshot.restoreWeights(live.parameters, replica?.randoms ?? live.randoms);
-    replica?.pushWeights();
-    session.replica = replica;
-    session.tensorBackend = tensorBackendOf(device);
+    await attachModel(session, live);
     session.model = live;
     session.register('model', context.self);
     return { session, live };
@@ -229,10 +229,41 @@ export const ModelActor: GenServer<ModelState, TrainingSession> = {
       else await captureFromDevice(session, replica, session.optimizer as DeviceSlotAccess, 0);
       return reply(0, state);
     }
+    if (request instanceof MoveRequest) {
+      await moveDevice(state, request);
+      return reply(request.step, state);
+    }
     if (request instanceof CrashRequest) throw new InjectedActorCrash('model', request.step);
     throw new TrainingError('invalid_config', `the model actor got an unknown request ${String(request)}`);
   },
 };
+
+/**
+ * Puts the model where the session's device computes: on the host, or a replica on the device
+ * (built from the seed, then given the snapshot's weights). Releases the previous replica.
+ */
+async function attachModel(session: TrainingSession, live: LiveModel): Promise<void> {
+  session.replica?.release();
+  session.replica = undefined;
+  const device = await session.computeDevice();
+  const replica =
+    device === undefined ? undefined : await DeviceReplica.create(session, device, live.parameters);
+  session.snapshot.restoreWeights(live.parameters, replica?.randoms ?? live.randoms);
+  replica?.pushWeights();
+  session.replica = replica;
+  session.tensorBackend = tensorBackendOf(device);
+}
+
+/** A device move: capture on the old device, rebuild model and optimizer on the new one. */
+async function moveDevice(state: ModelState, request: MoveRequest): Promise<void> {
+  const { session, live } = state;
+  if (session.replica === undefined) session.snapshot.capture(session.parts(), request.step);
+  else await captureFromDevice(session, session.replica, session.optimizer as DeviceSlotAccess, request.step);
+  session.moveTo(request.deviceId);
+  await attachModel(session, live);
+  attachOptimizer(session, live);
+  // The loader stays where it is: the snapshot just captured its position.
+}
 
 function tensorBackendOf(device: GpuDevice | undefined): TensorBackend {
   if (device === undefined) return 'cpu';

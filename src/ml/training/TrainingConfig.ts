@@ -89,6 +89,12 @@ export interface TrainingConfig {
   /** Watchdog deadline of a training device's synchronization points in ms (1 to 3,600,000); default 60,000. */
   readonly deviceWatchdogMs?: number;
   /**
+   * A planned device move: before step `atStep` (the steps committed, 1 or more), training moves
+   * to `device` (one of `devices`), carrying the weights, the optimizer state, the loader position
+   * and the generators. Default none.
+   */
+  readonly moveDevice?: { readonly atStep: number; readonly device: string };
+  /**
    * Injected faults: a `FaultConfig` (partial, long or short keys) or the `ZBMD_FAULTS` text;
    * default none. Training acts on actor crashes, out-of-memory, device errors and kernel
    * timeouts (per step; on a GPU-layer device the device's own launch fails, see
@@ -224,6 +230,7 @@ export interface ResolvedTrainingConfig {
   readonly cpuDevice: 'host' | 'reference';
   readonly deviceMemoryLimitBytes: number | undefined;
   readonly deviceWatchdogMs: number;
+  readonly moveDevice: { readonly atStep: number; readonly device: string } | undefined;
   readonly faults: FaultConfig;
   readonly seed: number;
   readonly shuffle: boolean;
@@ -284,6 +291,17 @@ function optionalString(field: string, value: unknown): string | undefined {
   if (value !== undefined && (typeof value !== 'string' || value.length === 0))
     invalid(field, value, 'a non-empty string');
   return value as string | undefined;
+}
+
+function resolveMove(value: unknown): { atStep: number; device: string } | undefined {
+  if (value === undefined) return undefined;
+  if (typeof value !== 'object' || value === null) invalid('moveDevice', value, '{ atStep, device }');
+  const { atStep, device } = value as { atStep?: unknown; device?: unknown };
+  return {
+    atStep: integerIn('moveDevice.atStep', atStep, 1, 1, Number.MAX_SAFE_INTEGER),
+    device:
+      optionalString('moveDevice.device', device) ?? invalid('moveDevice.device', device, 'a device id'),
+  };
 }
 
 function resolveCpuDevice(value: unknown): 'host' | 'reference' {
@@ -357,6 +375,7 @@ export function resolveTrainingConfig(config: TrainingConfig): ResolvedTrainingC
         ? undefined
         : integerIn('deviceMemoryLimitBytes', fields.deviceMemoryLimitBytes, 0, 1, Number.MAX_SAFE_INTEGER),
     deviceWatchdogMs: integerIn('deviceWatchdogMs', fields.deviceWatchdogMs, 60_000, 1, 3_600_000),
+    moveDevice: resolveMove(fields.moveDevice),
     faults: resolveFaults(fields.faults),
     seed: integerIn('seed', fields.seed, 42, 0, Number.MAX_SAFE_INTEGER),
     shuffle: fields.shuffle ?? true,

@@ -183,6 +183,13 @@ export class TrainingSession {
     return next;
   }
 
+  /** A planned move (`moveDevice`): training goes on on `id`. */
+  moveTo(id: string): void {
+    this.deviceId = id;
+    this.snapshot.deviceId = id;
+    if (this.devicesUsed.length < DEVICE_MOVES_KEPT) this.devicesUsed.push(id);
+  }
+
   /** Runs `commit` after every earlier one (checkpoint manifests stay in step order). */
   serializeCommit(commit: () => Promise<void>): Promise<void> {
     const next = this.commits.then(commit);

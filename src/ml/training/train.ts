@@ -41,6 +41,7 @@ import {
   CrashRequest,
   EpochRecord,
   FlushRequest,
+  MoveRequest,
   PersistRequest,
   RecoveryRecord,
   RestoreRequest,
@@ -129,6 +130,8 @@ interface Run extends PreparedRun {
   readonly policy: SnapshotPolicy;
   /** A recovery whose replay has not yet reached the failed step. */
   pending: PendingRecovery | undefined;
+  /** The planned device move happened (or the run resumed past it). */
+  moved: boolean;
 }
 
 interface PendingRecovery {
@@ -193,6 +196,7 @@ async function trainLocked(resolved: ResolvedTrainingConfig, startedMs: number):
     highestCommitted: prepared.firstStep,
     policy: new SnapshotPolicy(resolved.snapshotIntervalSteps),
     pending: undefined,
+    moved: resolved.moveDevice !== undefined && prepared.firstStep >= resolved.moveDevice.atStep,
   };
   const supervisor = await startTrainingSupervisor(
     system,
@@ -250,6 +254,11 @@ async function runSteps(run: Run): Promise<void> {
     if (stop?.aborted && snapshot.step === run.nextStep) break;
     const step = run.nextStep;
     if (run.pending !== undefined && step >= run.pending.step) finishRecovery(run);
+    const move = session.config.moveDevice;
+    if (move !== undefined && !run.moved && step === move.atStep) {
+      await moveDevice(run, step, move.device);
+      continue;
+    }
     const faults = run.plan.decide(step, session.deviceId);
     request.step = step;
     request.faults = faults;
@@ -284,6 +293,20 @@ async function runSteps(run: Run): Promise<void> {
   }
   if (run.pending !== undefined) finishRecovery(run);
   flushRecords(run);
+}
+
+/** The planned move: the model actor captures the state and rebuilds on `device`. */
+async function moveDevice(run: Run, step: number, device: string): Promise<void> {
+  const { session, system } = run;
+  if (!session.devices.some((info) => info.id === device)) {
+    throw new TrainingError(
+      'invalid_config',
+      `moveDevice.device = ${device}: not one of the devices (${session.devices.map((info) => info.id).join(', ')})`,
+    );
+  }
+  await system.call(session.pidOf('model'), new MoveRequest(step, device), STEP_CALL_TIMEOUT_MS);
+  session.snapshot.epochProgress = epochProgressAt(run, step);
+  run.moved = true;
 }
 
 function afterCommit(run: Run, step: number, loss: number): void {
