@@ -7,9 +7,11 @@
  * Nothing is lost: a step is committed only with its snapshot, and the step lineage proves at
  * the end that every step ran once, on the samples it should have.
  *
- * The tensor math runs on zbmd's CPU backend whatever device is selected: devices (from
- * `detectDevices`) are tracked with their health, and a device error moves training to the
- * healthiest other device, but the GPU layer does not yet run tensor ops.
+ * The tensor math runs on the device the config names: zbmd's host CPU ops for `cpu`, or a
+ * GPU-layer device (WebGPU, CUDA, the cpu reference backend with `cpuDevice: 'reference'`) with
+ * parameters, optimizer state and batches there (`deviceReplica.ts`). Devices (from
+ * `detectDevices`) are tracked with their health; a device error, raised by the device itself
+ * (`deviceFaults.ts`), moves training to the healthiest other device.
  *
  * @example
  * ```ts
