@@ -9,6 +9,8 @@
 #   torch-matmul.json   PyTorch f32 (no TF32) and bf16 matmul GFLOP/s on the same GPU
 #   zbmd-train.json     zbmd MLP and CNN training steps/s on cuda:0 (tensors and autograd there)
 #   torch-train.json    the same models in PyTorch eager on the same GPU
+#   train-cli.json      `zbmd train --device cuda:0 --model cnn --json` on the shipped tiny data
+#                       set: the supervised run on the device (tensor_backend must say cuda)
 #   summary.json        each step's status and seconds, and the ratios the issue's targets name
 # Usage: bench/device-check.sh  (after `npm install`; PYTHON=/path/to/python picks the Python with
 # torch; ZBMD_CHECK_DEVICE=webgpu runs the zbmd training step on another device, for trying it out)
@@ -178,6 +180,14 @@ device.destroy?.();
 JAVASCRIPT
 }
 
+# --- zbmd train (the supervised run) on the device ------------------------------------------
+train_cli() {
+  local data
+  data=$(node --input-type=module -e "const d = await import('$ROOT/dist/src/ml/data/index.js'); process.stdout.write(d.TINY_DATASET_DIR);")
+  node bin/zbmd.js train --device "${ZBMD_CHECK_DEVICE:-cuda:0}" --model cnn --batch-size 64 --max-steps 30 \
+    --data "$data" --json >"$OUT/train-cli.json"
+}
+
 # --- PyTorch eager training on the same GPU ------------------------------------------------
 torch_train() {
   "$PYTHON" - "$OUT/torch-train.json" <<'PY'
@@ -249,6 +259,7 @@ const torchMatmul = read('torch-matmul.json');
 const zbmd = read('zbmd-train.json');
 const torch = read('torch-train.json');
 const tests = read('cuda-tests.json');
+const trainCli = read('train-cli.json');
 const ratio = (a, b) => (typeof a === 'number' && typeof b === 'number' && b > 0 ? Math.round((a / b) * 1000) / 1000 : null);
 const summary = {
   steps,
@@ -259,6 +270,8 @@ const summary = {
   mlp_steps_vs_torch_eager: ratio(zbmd.zbmd_mlp512_b128_steps_per_sec, torch.torch_mlp512_b128_steps_per_sec),
   cnn_steps_vs_torch_eager: ratio(zbmd.zbmd_cnn_b64_steps_per_sec, torch.torch_cnn_b64_steps_per_sec),
   training_target: 1.0,
+  train_cli_tensor_backend: trainCli.tensor_backend ?? null,
+  train_cli_steps_per_sec: trainCli.steps_per_sec ?? null,
   launch_overhead_us: bench.cuda_launch_overhead_us ?? null,
   launch_overhead_target_us: 10,
   errors: Object.fromEntries(
@@ -273,14 +286,16 @@ JAVASCRIPT
 }
 
 export OUT PYTHON
-export -f environment build cuda_tests bench_gpu torch_matmul zbmd_train torch_train
+export ROOT
+export -f environment build cuda_tests bench_gpu torch_matmul zbmd_train train_cli torch_train
 
-# The limits add up to 460 s (each a ceiling, most steps end well before), under 8 minutes.
+# The limits add up to 500 s (each a ceiling, most steps end well before), under 8 minutes.
 run_step env 20 environment
 run_step build 60 build
 run_step cuda-tests 100 cuda_tests
 run_step bench-gpu 150 bench_gpu
 run_step torch-matmul 30 torch_matmul
 run_step zbmd-train 50 zbmd_train
+run_step train-cli 40 train_cli
 run_step torch-train 50 torch_train
 summary

@@ -44,6 +44,12 @@ export interface TrainCommandOptions extends ObserveCliOptions {
   readonly batchSize: number;
   readonly lr?: number;
   readonly device?: string;
+  /** What cpu:0 computes with: host (zbmd's CPU ops, default) or the GPU layer's reference backend. */
+  readonly cpuDevice?: 'host' | 'reference';
+  /** Bytes a training device may hold (its memory pool's limit). */
+  readonly deviceMemoryLimit?: number;
+  /** A planned device move, `<device>@<step>`. */
+  readonly moveDevice?: { readonly atStep: number; readonly device: string };
   /** A fault spec, or true for the default faults. */
   readonly faults?: string | true;
   readonly seed: number;
@@ -215,6 +221,9 @@ export async function trainCommand(
     epochs: options.epochs,
     maxSteps: options.maxSteps,
     device: options.device,
+    cpuDevice: options.cpuDevice,
+    deviceMemoryLimitBytes: options.deviceMemoryLimit,
+    moveDevice: options.moveDevice,
     faults,
     seed: options.seed,
     checkpointDir: options.checkpointDir,
@@ -296,6 +305,32 @@ function parseDevice(value: string): string {
       `expected cpu, webgpu or cuda, optionally :<index> (cuda:0), got '${value}'`,
     );
   return value;
+}
+
+function parseMove(value: string): { atStep: number; device: string } {
+  const at = value.lastIndexOf('@');
+  const step = Number(value.slice(at + 1));
+  if (at <= 0 || !Number.isSafeInteger(step) || step < 1)
+    throw new InvalidArgumentError(`expected <device>@<step> with a step >= 1 (webgpu:0@50), got '${value}'`);
+  return { device: parseDevice(value.slice(0, at)), atStep: step };
+}
+
+function parseCpuDevice(value: string): 'host' | 'reference' {
+  if (value !== 'host' && value !== 'reference')
+    throw new InvalidArgumentError(`expected 'host' or 'reference', got '${value}'`);
+  return value;
+}
+
+const BYTE_SUFFIXES: Readonly<Record<string, number>> = { '': 1, KiB: 2 ** 10, MiB: 2 ** 20, GiB: 2 ** 30 };
+
+function parseByteCount(value: string): number {
+  const match = /^([1-9][0-9]{0,15})(KiB|MiB|GiB)?$/.exec(value);
+  const bytes = match === null ? Number.NaN : Number(match[1]) * BYTE_SUFFIXES[match[2] ?? ''];
+  if (!Number.isSafeInteger(bytes))
+    throw new InvalidArgumentError(
+      `expected a positive number of bytes, optionally with KiB, MiB or GiB, got '${value}'`,
+    );
+  return bytes;
 }
 
 function parseFaultsOption(value: string): string {
@@ -403,6 +438,21 @@ export function registerTrainCommand(program: Command): void {
       '--device <id>',
       'device to start on: cpu, webgpu:0, cuda:0 (default: ZBMD_DEVICE, else the first detected)',
       parseDevice,
+    )
+    .option(
+      '--cpu-device <kind>',
+      "what cpu:0 computes with: 'host' (zbmd's CPU ops) or 'reference' (the GPU layer's cpu reference backend, the device path)",
+      parseCpuDevice,
+    )
+    .option(
+      '--device-memory-limit <bytes>',
+      'bytes a training device may hold (suffix KiB, MiB or GiB allowed); over it, OutOfDeviceMemory halves the micro-batch',
+      parseByteCount,
+    )
+    .option(
+      '--move-device <device@step>',
+      'move training to another device before that step (cpu@100, webgpu:0@50), carrying weights, optimizer state and loader position',
+      parseMove,
     )
     .option(
       '--faults [spec]',

@@ -6,99 +6,22 @@
  * Launches are asynchronous: `run` enqueues and returns; `completion` resolves once everything
  * enqueued so far on a stream has finished; errors the device reports later surface there.
  */
-import type { BinaryLayout, BinaryOpName, Conv2dGeometry, ReduceOpName, UnaryOpName } from './kernels/ops.js';
-import type { DeviceInfo, DType, MatmulPrecision } from './types.js';
+import { type BackendKernelKind, type KernelKind, kernelName, type LaunchCall } from './kernels/catalog.js';
+import type { DeviceInfo, MatmulPrecision } from './types.js';
 
 /** A backend's own buffer (an ArrayBuffer, a GPUBuffer, a CUdeviceptr), as the device holds it. */
 export interface NativeBuffer {
   readonly byteLength: number;
 }
 
-/** One kernel launch, as the `Device` hands it to a backend once the arguments are checked. */
-export type KernelLaunch =
-  | {
-      readonly kind: 'unary';
-      readonly op: UnaryOpName;
-      readonly input: NativeBuffer;
-      readonly output: NativeBuffer;
-      readonly count: number;
-    }
-  | {
-      readonly kind: 'binary';
-      readonly op: BinaryOpName;
-      readonly a: NativeBuffer;
-      readonly b: NativeBuffer;
-      readonly output: NativeBuffer;
-      readonly count: number;
-      readonly layout: BinaryLayout;
-    }
-  | {
-      readonly kind: 'reduce';
-      readonly op: ReduceOpName;
-      readonly input: NativeBuffer;
-      readonly output: NativeBuffer;
-      readonly rows: number;
-      readonly columns: number;
-    }
-  | {
-      readonly kind: 'softmax';
-      readonly input: NativeBuffer;
-      readonly output: NativeBuffer;
-      readonly rows: number;
-      readonly columns: number;
-    }
-  | {
-      readonly kind: 'layernorm';
-      readonly input: NativeBuffer;
-      readonly gamma: NativeBuffer;
-      readonly beta: NativeBuffer;
-      readonly output: NativeBuffer;
-      readonly rows: number;
-      readonly columns: number;
-      readonly epsilon: number;
-    }
-  | {
-      readonly kind: 'matmul';
-      readonly a: NativeBuffer;
-      readonly b: NativeBuffer;
-      readonly output: NativeBuffer;
-      // a: (m, k), b: (k, n), output: (m, n), row-major
-      readonly m: number;
-      readonly n: number;
-      readonly k: number;
-      readonly precision: MatmulPrecision;
-      /** f32, or bf16 when precision is bf16 (inputs are then bf16 too). */
-      readonly outputDType: DType;
-    }
-  // columns: (C * KH * KW, N * OH * OW)
-  | {
-      readonly kind: 'im2col';
-      readonly input: NativeBuffer;
-      readonly output: NativeBuffer;
-      readonly geometry: Conv2dGeometry;
-    }
-  // product: (O, N * OH * OW) -> output: (N, O, OH, OW), plus bias[o] when present
-  | {
-      readonly kind: 'convOutput';
-      readonly product: NativeBuffer;
-      readonly bias: NativeBuffer | undefined;
-      readonly output: NativeBuffer;
-      readonly geometry: Conv2dGeometry;
-    };
+/**
+ * One kernel launch, as the `Device` hands it to a backend once the arguments are checked: the
+ * `launch` form of a backend kind in the catalog (`kernels/catalog.ts`), buffers native.
+ */
+export type KernelLaunch<K extends BackendKernelKind = BackendKernelKind> = LaunchCall<NativeBuffer, K>;
 
-export type KernelKind = KernelLaunch['kind'];
-
-/** The name a launch is known by in errors, fault hooks and statistics (`unary.relu`, `matmul`). */
-export function kernelName(launch: KernelLaunch): string {
-  switch (launch.kind) {
-    case 'unary':
-    case 'binary':
-    case 'reduce':
-      return `${launch.kind}.${launch.op}`;
-    default:
-      return launch.kind;
-  }
-}
+export type { KernelKind };
+export { kernelName };
 
 export interface Backend {
   /** What the device is; read once when the `Device` opens. */

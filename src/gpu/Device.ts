@@ -16,8 +16,11 @@ import {
   checkElements,
   checkNoAlias,
   convGeometry,
+  type Pool2dShape,
+  poolGeometry,
 } from './internal/checks.js';
-import type { BinaryLayout, BinaryOpName, ReduceOpName, UnaryOpName } from './kernels/ops.js';
+import { inputRoles, type RequestCall, type RequestKind, requestSizes } from './kernels/catalog.js';
+import type { BinaryLayout, BinaryOpName, PoolOpName, ReduceOpName, UnaryOpName } from './kernels/ops.js';
 import { BINARY_OPS, MAX_BROADCAST_RANK, REDUCE_OPS, UNARY_OPS } from './kernels/ops.js';
 import type { LaunchOptions, MatmulPrecision } from './types.js';
 
@@ -36,120 +39,52 @@ export interface MatmulOptions extends LaunchOptions {
 
 /**
  * One kernel launch as a plain value: what a kernel actor receives as a message and hands to
- * `Device.launch`. Each kind mirrors the op method of the same name.
+ * `Device.launch`. Each kind is a request kind of the catalog (`kernels/catalog.ts`) and mirrors
+ * the op method of the same name.
  */
-export type LaunchRequest =
-  | {
-      readonly kind: 'unary';
-      readonly op: UnaryOpName;
-      readonly input: DeviceBuffer;
-      readonly output: DeviceBuffer;
-      readonly count?: number;
-    }
-  | {
-      readonly kind: 'binary';
-      readonly op: BinaryOpName;
-      readonly a: DeviceBuffer;
-      readonly b: DeviceBuffer;
-      readonly output: DeviceBuffer;
-      readonly shapeA?: readonly number[];
-      readonly shapeB?: readonly number[];
-    }
-  | {
-      readonly kind: 'gather';
-      readonly input: DeviceBuffer;
-      readonly output: DeviceBuffer;
-      readonly shape: readonly number[];
-      readonly strides: readonly number[];
-    }
-  | {
-      readonly kind: 'reduce';
-      readonly op: ReduceOpName;
-      readonly input: DeviceBuffer;
-      readonly output: DeviceBuffer;
-      readonly rows: number;
-      readonly columns: number;
-    }
-  | {
-      readonly kind: 'softmax';
-      readonly input: DeviceBuffer;
-      readonly output: DeviceBuffer;
-      readonly rows: number;
-      readonly columns: number;
-    }
-  | {
-      readonly kind: 'layernorm';
-      readonly input: DeviceBuffer;
-      readonly gamma: DeviceBuffer;
-      readonly beta: DeviceBuffer;
-      readonly output: DeviceBuffer;
-      readonly rows: number;
-      readonly columns: number;
-      readonly epsilon?: number;
-    }
-  | {
-      readonly kind: 'matmul';
-      readonly a: DeviceBuffer;
-      readonly b: DeviceBuffer;
-      readonly output: DeviceBuffer;
-      readonly m: number;
-      readonly n: number;
-      readonly k: number;
-      readonly precision?: MatmulPrecision;
-    }
-  | {
-      readonly kind: 'conv2d';
-      readonly input: DeviceBuffer;
-      readonly weight: DeviceBuffer;
-      readonly bias?: DeviceBuffer;
-      readonly output: DeviceBuffer;
-      readonly shape: Conv2dShape;
-    };
+export type LaunchRequest<K extends RequestKind = RequestKind> = {
+  [P in K]: RequestCall<DeviceBuffer, P> & { readonly output: DeviceBuffer };
+}[K];
+
+/** `Device.launch`'s dispatch: one entry per request kind of the catalog. */
+const LAUNCHERS: {
+  readonly [K in RequestKind]: (device: Device, request: LaunchRequest<K>, options: LaunchOptions) => void;
+} = {
+  unary: (device, r, options) => device.unary(r.op, r.input, r.output, { ...options, count: r.count }),
+  binary: (device, r, options) =>
+    device.binary(r.op, r.a, r.b, r.output, { ...options, shapeA: r.shapeA, shapeB: r.shapeB }),
+  gather: (device, r, options) => device.gather(r.input, r.output, r.shape, r.strides, options),
+  reduce: (device, r, options) => device.reduce(r.op, r.input, r.output, r.rows, r.columns, options),
+  softmax: (device, r, options) => device.softmax(r.input, r.output, r.rows, r.columns, options),
+  layernorm: (device, r, options) =>
+    device.layernorm(r.input, r.gamma, r.beta, r.output, r.rows, r.columns, {
+      ...options,
+      epsilon: r.epsilon,
+    }),
+  matmul: (device, r, options) =>
+    device.matmul(r.a, r.b, r.output, r.m, r.n, r.k, { ...options, precision: r.precision }),
+  conv2d: (device, r, options) => {
+    device.conv2d(r.input, r.weight, r.bias, r.output, r.shape, options);
+  },
+  im2col: (device, r, options) => device.im2col(r.input, r.output, r.shape, options),
+  col2im: (device, r, options) => device.col2im(r.columns, r.output, r.shape, options),
+  pool2d: (device, r, options) => device.pool2d(r.op, r.input, r.output, r.shape, options),
+  pool2dBackward: (device, r, options) =>
+    device.pool2dBackward(r.op, r.input, r.gradient, r.output, r.shape, options),
+};
 
 export class Device extends DeviceCore {
   /** Enqueues any op described as a value (see `LaunchRequest`); the same checks as the op methods. */
   launch(request: LaunchRequest, options: LaunchOptions = {}): void {
-    switch (request.kind) {
-      case 'unary':
-        this.unary(request.op, request.input, request.output, { ...options, count: request.count });
-        break;
-      case 'binary':
-        this.binary(request.op, request.a, request.b, request.output, {
-          ...options,
-          shapeA: request.shapeA,
-          shapeB: request.shapeB,
-        });
-        break;
-      case 'gather':
-        this.gather(request.input, request.output, request.shape, request.strides, options);
-        break;
-      case 'reduce':
-        this.reduce(request.op, request.input, request.output, request.rows, request.columns, options);
-        break;
-      case 'softmax':
-        this.softmax(request.input, request.output, request.rows, request.columns, options);
-        break;
-      case 'layernorm': {
-        const { input, gamma, beta, output, rows, columns, epsilon } = request;
-        this.layernorm(input, gamma, beta, output, rows, columns, { ...options, epsilon });
-        break;
-      }
-      case 'matmul':
-        this.matmul(request.a, request.b, request.output, request.m, request.n, request.k, {
-          ...options,
-          precision: request.precision,
-        });
-        break;
-      case 'conv2d':
-        this.conv2d(request.input, request.weight, request.bias, request.output, request.shape, options);
-        break;
-      default:
-        throw new DeviceError(
-          this.id,
-          'launch',
-          `unknown launch kind '${String((request as { kind: unknown }).kind)}'`,
-        );
-    }
+    const kind = (request as { kind: unknown }).kind;
+    if (typeof kind !== 'string' || !Object.hasOwn(LAUNCHERS, kind))
+      throw new DeviceError(this.id, 'launch', `unknown launch kind '${String(kind)}'`);
+    const launcher = LAUNCHERS[kind as RequestKind] as (
+      device: Device,
+      request: LaunchRequest,
+      options: LaunchOptions,
+    ) => void;
+    launcher(this, request, options);
   }
 
   /** output = op(input), elementwise over `count` elements (output's length by default). */
@@ -247,21 +182,10 @@ export class Device extends DeviceCore {
     this.checkBuffer(operation, input, 'input');
     this.checkBuffer(operation, output, 'output');
     checkNoAlias(this.id, operation, output, [input]);
-    const { count, shape: padded } = broadcastLayout(this.id, operation, shape, [1]);
-    if (
-      !Array.isArray(strides) ||
-      strides.length !== shape.length ||
-      strides.some((stride) => !Number.isInteger(stride) || stride < 0)
-    ) {
-      throw new DeviceError(
-        this.id,
-        operation,
-        `strides must be ${shape.length} integers >= 0, one per dimension of [${shape.join(', ')}], got [${String(strides)}]`,
-      );
-    }
-    const reach = shape.reduce((last, size, d) => last + (size - 1) * strides[d], 0);
-    checkElements(this.id, operation, 'input', input, reach + 1);
-    checkCount(this.id, operation, 'count', count);
+    const sizes = requestSizes(this.id, { kind: 'gather', input, shape, strides }, new Map());
+    const count = sizes.outputLength;
+    const padded = broadcastLayout(this.id, operation, shape, [1]).shape;
+    checkElements(this.id, operation, 'input', input, sizes.inputs.get('input') ?? 0);
     checkElements(this.id, operation, 'output', output, count);
     const layout: BinaryLayout = {
       kind: 'broadcast',
@@ -454,6 +378,90 @@ export class Device extends DeviceCore {
       this.releaseAfter(options.stream, [columns, product]);
     }
     return { outHeight: g.outHeight, outWidth: g.outWidth };
+  }
+
+  /** input (N, C, H, W) -> output, the columns (C * KH * KW, N * OH * OW) conv2d multiplies. */
+  im2col(input: DeviceBuffer, output: DeviceBuffer, shape: Conv2dShape, options: LaunchOptions = {}): void {
+    this.checkSized({ kind: 'im2col', input, shape }, output);
+    const geometry = convGeometry(this.id, shape);
+    this.enqueue({ kind: 'im2col', input: input.native, output: output.native, geometry }, options);
+  }
+
+  /**
+   * columns (C * KH * KW, N * OH * OW) -> output (N, C, H, W): each image element sums the column
+   * entries im2col copied from it (the input gradient of conv2d from the columns' gradient).
+   */
+  col2im(columns: DeviceBuffer, output: DeviceBuffer, shape: Conv2dShape, options: LaunchOptions = {}): void {
+    this.checkSized({ kind: 'col2im', columns, shape }, output);
+    const geometry = convGeometry(this.id, shape);
+    this.enqueue({ kind: 'col2im', columns: columns.native, output: output.native, geometry }, options);
+  }
+
+  /** input (N, C, H, W) -> output (N, C, OH, OW): each window's first maximum (max) or mean (avg); no padding. */
+  pool2d(
+    op: PoolOpName,
+    input: DeviceBuffer,
+    output: DeviceBuffer,
+    shape: Pool2dShape,
+    options: LaunchOptions = {},
+  ): void {
+    this.checkSized({ kind: 'pool2d', op, input, shape }, output);
+    const geometry = poolGeometry(this.id, `pool2d.${op}`, shape);
+    this.enqueue({ kind: 'pool2d', op, input: input.native, output: output.native, geometry }, options);
+  }
+
+  /**
+   * input (N, C, H, W), gradient (N, C, OH, OW) -> output (N, C, H, W): the gradient of `pool`
+   * with respect to its input (max: to each window's first maximum; avg: spread evenly).
+   */
+  pool2dBackward(
+    op: PoolOpName,
+    input: DeviceBuffer,
+    gradient: DeviceBuffer,
+    output: DeviceBuffer,
+    shape: Pool2dShape,
+    options: LaunchOptions = {},
+  ): void {
+    this.checkSized({ kind: 'pool2dBackward', op, input, gradient, shape }, output);
+    const geometry = poolGeometry(this.id, `pool2dBackward.${op}`, shape);
+    const launch = {
+      kind: 'pool2dBackward' as const,
+      op,
+      input: input.native,
+      gradient: gradient.native,
+      output: output.native,
+      geometry,
+    };
+    this.enqueue(launch, options);
+  }
+
+  /**
+   * The catalog's checks of a request: every input role a live f32 buffer of this device holding
+   * the elements the shape check asks for, the output too, and no input aliasing the output.
+   */
+  private checkSized(request: RequestCall<DeviceBuffer>, output: DeviceBuffer): void {
+    const kind = request.kind;
+    const record = request as unknown as Record<string, DeviceBuffer | undefined>;
+    const present = inputRoles(kind).flatMap((role) => {
+      const buffer = record[role];
+      return buffer === undefined ? [] : [[role, buffer] as const];
+    });
+    for (const [role, buffer] of present) this.checkBuffer(kind, buffer, role);
+    this.checkBuffer(kind, output, 'output');
+    const sizes = requestSizes(
+      this.id,
+      request,
+      new Map(present.map(([role, buffer]) => [role, buffer.length])),
+    );
+    for (const [role, buffer] of present)
+      checkElements(this.id, kind, role, buffer, sizes.inputs.get(role) ?? 0);
+    checkElements(this.id, kind, 'output', output, sizes.outputLength);
+    checkNoAlias(
+      this.id,
+      kind,
+      output,
+      present.map(([, buffer]) => buffer),
+    );
   }
 
   private tryAllocate(byteLength: number, releaseOnFailure: DeviceBuffer[]): DeviceBuffer {

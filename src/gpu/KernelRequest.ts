@@ -11,15 +11,16 @@
 import type { LaunchRequest } from './Device.js';
 import { DeviceBuffer } from './DeviceBuffer.js';
 import { DeviceError } from './errors.js';
-import { broadcastLayout, type Conv2dShape, checkCount, convGeometry } from './internal/checks.js';
 import {
-  BINARY_OPS,
-  type BinaryOpName,
-  REDUCE_OPS,
-  type ReduceOpName,
-  UNARY_OPS,
-  type UnaryOpName,
-} from './kernels/ops.js';
+  inputRoles,
+  KERNEL_ROLES,
+  type KernelKind,
+  REQUEST_KINDS,
+  type RequestCall,
+  type RequestKind,
+  type RequestSizes,
+  requestSizes,
+} from './kernels/catalog.js';
 
 /** Names one of the kernel actor's resident arrays (`KernelSpec.resident`). */
 export interface ResidentInput {
@@ -28,62 +29,15 @@ export interface ResidentInput {
 
 export type KernelInput = Float32Array | DeviceBuffer | ResidentInput;
 
-// Shapes as in Device.ts: reduce input (rows, columns) -> (rows); matmul a (m, k), b (k, n) -> (m, n).
-export type KernelRequest =
-  | { readonly kind: 'unary'; readonly op: UnaryOpName; readonly input: KernelInput; readonly count?: number }
-  | {
-      readonly kind: 'binary';
-      readonly op: BinaryOpName;
-      readonly a: KernelInput;
-      readonly b: KernelInput;
-      readonly shapeA?: readonly number[];
-      readonly shapeB?: readonly number[];
-    }
-  | {
-      readonly kind: 'reduce';
-      readonly op: ReduceOpName;
-      readonly input: KernelInput;
-      readonly rows: number;
-      readonly columns: number;
-    }
-  | { readonly kind: 'softmax'; readonly input: KernelInput; readonly rows: number; readonly columns: number }
-  | {
-      readonly kind: 'layernorm';
-      readonly input: KernelInput;
-      readonly gamma: KernelInput;
-      readonly beta: KernelInput;
-      readonly rows: number;
-      readonly columns: number;
-      readonly epsilon?: number;
-    }
-  | {
-      readonly kind: 'matmul';
-      readonly a: KernelInput;
-      readonly b: KernelInput;
-      readonly m: number;
-      readonly n: number;
-      readonly k: number;
-    }
-  | {
-      readonly kind: 'conv2d';
-      readonly input: KernelInput;
-      readonly weight: KernelInput;
-      readonly bias?: KernelInput;
-      readonly shape: Conv2dShape;
-    };
+/** A request kind of the catalog (`kernels/catalog.ts`) with its inputs as `KernelInput`s. */
+export type KernelRequest = RequestCall<KernelInput>;
 
-export type KernelKind = KernelRequest['kind'];
+export type { KernelKind };
 
-/** The input roles of each kind, in launch order. */
-export const KERNEL_INPUT_ROLES: Readonly<Record<KernelKind, readonly string[]>> = {
-  unary: ['input'],
-  binary: ['a', 'b'],
-  reduce: ['input'],
-  softmax: ['input'],
-  layernorm: ['input', 'gamma', 'beta'],
-  matmul: ['a', 'b'],
-  conv2d: ['input', 'weight', 'bias'],
-};
+/** The input roles of each request kind, in launch order (the catalog's). */
+export const KERNEL_INPUT_ROLES: Readonly<Record<RequestKind, readonly string[]>> = Object.fromEntries(
+  REQUEST_KINDS.map((kind) => [kind, inputRoles(kind)]),
+) as Record<RequestKind, readonly string[]>;
 
 /** A request the kernel actor cannot run on any device: a caller's mistake, as a value. */
 export class InvalidKernelRequest extends Error {
@@ -122,15 +76,22 @@ export function planKernelRequest(
   if (typeof request !== 'object' || request === null || !Object.hasOwn(KERNEL_INPUT_ROLES, request.kind)) {
     throw new InvalidKernelRequest(kernelId, 'kind', `expected one of ${Object.keys(KERNEL_INPUT_ROLES)}`);
   }
+  if (request.kind === 'matmul' && request.precision !== undefined && request.precision !== 'f32')
+    throw new InvalidKernelRequest(
+      kernelId,
+      'precision',
+      `kernel actors compute in f32, not ${request.precision}`,
+    );
   const lengths = new Map<string, number>();
+  const optional: readonly string[] = KERNEL_ROLES[request.kind].optional;
   for (const role of KERNEL_INPUT_ROLES[request.kind]) {
     const input = (request as unknown as Record<string, KernelInput | undefined>)[role];
-    if (input === undefined && role === 'bias') continue;
+    if (input === undefined && optional.includes(role)) continue;
     lengths.set(role, inputLength(kernelId, role, input, residentLengths));
   }
-  let sizes: { inputs: Map<string, number>; outputLength: number };
+  let sizes: RequestSizes;
   try {
-    sizes = requiredSizes(request, lengths);
+    sizes = requestSizes(REQUEST, request, lengths);
   } catch (error) {
     if (error instanceof DeviceError) throw new InvalidKernelRequest(kernelId, request.kind, error.message);
     throw error;
@@ -166,126 +127,6 @@ function inputLength(
 }
 
 const REQUEST = 'request';
-
-/** Elements needed per input role and the output length; argument errors are `DeviceError`s here. */
-function requiredSizes(
-  request: KernelRequest,
-  lengths: ReadonlyMap<string, number>,
-): { inputs: Map<string, number>; outputLength: number } {
-  const operation = request.kind;
-  const dimensions = (names: Record<string, number>): void => {
-    for (const [name, value] of Object.entries(names)) checkCount(REQUEST, operation, name, value);
-  };
-  switch (request.kind) {
-    case 'unary': {
-      checkOp(operation, UNARY_OPS, request.op);
-      const count = request.count ?? lengths.get('input') ?? 0;
-      dimensions({ count });
-      return { inputs: new Map([['input', count]]), outputLength: count };
-    }
-    case 'binary':
-      checkOp(operation, BINARY_OPS, request.op);
-      return binarySizes(request, lengths);
-    case 'reduce':
-      checkOp(operation, REDUCE_OPS, request.op);
-      dimensions({ rows: request.rows, columns: request.columns, elements: request.rows * request.columns });
-      return { inputs: new Map([['input', request.rows * request.columns]]), outputLength: request.rows };
-    case 'softmax': {
-      dimensions({ rows: request.rows, columns: request.columns, elements: request.rows * request.columns });
-      const elements = request.rows * request.columns;
-      return { inputs: new Map([['input', elements]]), outputLength: elements };
-    }
-    case 'layernorm':
-      return layernormSizes(request);
-    case 'matmul': {
-      const { m, n, k } = request;
-      dimensions({ m, n, k, 'm * k': m * k, 'k * n': k * n, 'm * n': m * n });
-      return {
-        inputs: new Map([
-          ['a', m * k],
-          ['b', k * n],
-        ]),
-        outputLength: m * n,
-      };
-    }
-    case 'conv2d':
-      return conv2dSizes(request);
-  }
-}
-
-function checkOp(operation: string, table: object, op: unknown): void {
-  if (typeof op !== 'string' || !Object.hasOwn(table, op))
-    throw new DeviceError(REQUEST, operation, `unknown op '${String(op)}'`);
-}
-
-function binarySizes(
-  request: Extract<KernelRequest, { kind: 'binary' }>,
-  lengths: ReadonlyMap<string, number>,
-): { inputs: Map<string, number>; outputLength: number } {
-  const lengthA = lengths.get('a') ?? 0;
-  const lengthB = lengths.get('b') ?? 0;
-  if (request.shapeA === undefined && request.shapeB === undefined) {
-    if (lengthA !== lengthB)
-      throw new DeviceError(
-        REQUEST,
-        'binary',
-        `a has ${lengthA} elements and b ${lengthB}; give shapes to broadcast`,
-      );
-    checkCount(REQUEST, 'binary', 'count', lengthA);
-    return {
-      inputs: new Map([
-        ['a', lengthA],
-        ['b', lengthB],
-      ]),
-      outputLength: lengthA,
-    };
-  }
-  const shapeA = request.shapeA ?? [lengthA];
-  const shapeB = request.shapeB ?? [lengthB];
-  const { count } = broadcastLayout(REQUEST, 'binary', shapeA, shapeB);
-  checkCount(REQUEST, 'binary', 'count', count);
-  const product = (shape: readonly number[]) => shape.reduce((x, y) => x * y, 1);
-  return {
-    inputs: new Map([
-      ['a', product(shapeA)],
-      ['b', product(shapeB)],
-    ]),
-    outputLength: count,
-  };
-}
-
-function layernormSizes(request: Extract<KernelRequest, { kind: 'layernorm' }>): {
-  inputs: Map<string, number>;
-  outputLength: number;
-} {
-  const { rows, columns } = request;
-  checkCount(REQUEST, 'layernorm', 'rows', rows);
-  checkCount(REQUEST, 'layernorm', 'columns', columns);
-  checkCount(REQUEST, 'layernorm', 'elements', rows * columns);
-  const epsilon = request.epsilon ?? 1e-5;
-  if (!(epsilon > 0) || !Number.isFinite(epsilon))
-    throw new DeviceError(REQUEST, 'layernorm', `epsilon must be > 0, got ${epsilon}`);
-  const elements = rows * columns;
-  const inputs = new Map([
-    ['input', elements],
-    ['gamma', columns],
-    ['beta', columns],
-  ]);
-  return { inputs, outputLength: elements };
-}
-
-function conv2dSizes(request: Extract<KernelRequest, { kind: 'conv2d' }>): {
-  inputs: Map<string, number>;
-  outputLength: number;
-} {
-  const g = convGeometry(REQUEST, request.shape);
-  const inputs = new Map([
-    ['input', g.batch * g.inChannels * g.height * g.width],
-    ['weight', g.outChannels * g.inChannels * g.kernelHeight * g.kernelWidth],
-  ]);
-  if (request.bias !== undefined) inputs.set('bias', g.outChannels);
-  return { inputs, outputLength: g.batch * g.outChannels * g.outHeight * g.outWidth };
-}
 
 /** The device-bound launch for `plan`: each input role replaced by its buffer on the device. */
 export function toLaunchRequest(

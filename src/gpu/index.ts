@@ -132,6 +132,20 @@ export {
   type ResolvedKernelSpec,
   resolveKernelSpec,
 } from './KernelSpec.js';
+export {
+  type BackendKernelKind,
+  dispatchKernel,
+  inputRoles,
+  KERNEL_ROLES,
+  type KernelCatalog,
+  type KernelTable,
+  type LaunchCall,
+  REQUEST_KINDS,
+  type RequestCall,
+  type RequestKind,
+  type RequestSizes,
+  requestSizes,
+} from './kernels/catalog.js';
 export { allCudaKernels, type CudaKernel } from './kernels/cuda.js';
 export { compileJavaScript, type Expression, toCuda, toJavaScript, toWgsl } from './kernels/Expression.js';
 export { type GeneratedKernel, generateKernel } from './kernels/generateKernel.js';
@@ -139,6 +153,9 @@ export {
   BINARY_OP_NAMES,
   BINARY_OPS,
   type BinaryOpName,
+  POOL_OP_NAMES,
+  type Pool2dGeometry,
+  type PoolOpName,
   REDUCE_OP_NAMES,
   REDUCE_OPS,
   type ReduceOpName,

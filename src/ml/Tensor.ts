@@ -104,6 +104,24 @@ export interface DevicePlacement {
  */
 const deviceMemory = new FinalizationRegistry<DeviceBuffer>((buffer) => buffer.release());
 
+/** Where device tensors created now are listed (`collectDeviceTensors`); none by default. */
+let deviceTensorsCreated: Tensor[] | undefined;
+
+/**
+ * Runs `body` (synchronous), listing in `into` every device tensor created meanwhile: a device
+ * training step disposes the ones still alive afterwards, also those of a step a device error
+ * ended half-way (its partial graph is unreachable) and the views of inputs that record no node.
+ */
+export function collectDeviceTensors<T>(into: Tensor[], body: () => T): T {
+  const previous = deviceTensorsCreated;
+  deviceTensorsCreated = into;
+  try {
+    return body();
+  } finally {
+    deviceTensorsCreated = previous;
+  }
+}
+
 export class Tensor {
   readonly size: number;
   readonly device: Device;
@@ -138,7 +156,10 @@ export class Tensor {
     this.requiresGrad = options.requiresGrad ?? false;
     this.device = placement === undefined ? 'cpu' : placement.device;
     this.deviceBuffer = placement === undefined ? null : placement.buffer;
-    if (placement !== undefined) deviceMemory.register(this, placement.buffer, this);
+    if (placement !== undefined) {
+      deviceMemory.register(this, placement.buffer, this);
+      deviceTensorsCreated?.push(this);
+    }
   }
 
   /** The f32 storage (throws for other dtypes, disposed tensors and tensors on a GPU device). */

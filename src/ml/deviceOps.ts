@@ -26,13 +26,15 @@
  * | layerNorm                                      | layernorm (per row)               |
  * | matmul                                         | matmul: a (..., M, K) @ b (K, N)  |
  * | linear                                         | gather + matmul + binary          |
- * | conv2d                                         | im2col + matmul                   |
+ * | conv2d                                         | im2col + matmul (backward: gather, matmul, col2im, reduce) |
+ * | maxPool2d, avgPool2d                           | pool2d (backward: pool2dBackward) |
  * | reshape, flatten, unsqueeze                    | none: the same buffer             |
  * | transpose, permute, expand                     | gather (rank <= 4 after merging)  |
  * | crossEntropy, mseLoss                          | composed of the kernels above     |
  *
- * Gradients come from the ops' rules; an op whose rule needs a kernel a device lacks (max and
- * conv2d's rules run on the CPU only) refuses at the forward, when it would record.
+ * Gradients come from the ops' rules; an op whose rule needs a kernel a device lacks (max's
+ * rule runs on the CPU only) refuses at the forward, when it would record. conv2d and the pools
+ * record device rules of their own (`ops/convDevice.ts`): their CPU rules are host loops.
  *
  * @example
  * ```ts
@@ -436,6 +438,61 @@ export function deviceConv2d(
   });
 }
 
+function convShape(geometry: DeviceConvGeometry) {
+  const { stride, padding, ...sizes } = geometry;
+  return { ...sizes, stride, padding };
+}
+
+// x: (N, C, H, W) -> columns (C * KH * KW, N * OH * OW), zero outside the padded input
+export function deviceIm2col(
+  x: Tensor,
+  geometry: DeviceConvGeometry,
+  outHeight: number,
+  outWidth: number,
+): Tensor {
+  const device = deviceOf('conv2d', [x]);
+  const { inChannels, kernelHeight, kernelWidth, batch } = geometry;
+  const shape = [inChannels * kernelHeight * kernelWidth, batch * outHeight * outWidth];
+  return launch(device, shape, (output) => device.im2col(bufferOf(x), output, convShape(geometry)));
+}
+
+// columns (C * KH * KW, N * OH * OW) -> (N, C, H, W): im2col's adjoint (conv2d's input gradient)
+export function deviceCol2im(columns: Tensor, geometry: DeviceConvGeometry): Tensor {
+  const device = deviceOf('conv2d', [columns]);
+  const { batch, inChannels, height, width } = geometry;
+  return launch(device, [batch, inChannels, height, width], (output) =>
+    device.col2im(bufferOf(columns), output, convShape(geometry)),
+  );
+}
+
+// x: (N, C, H, W) -> (N, C, OH, OW); max takes each window's first maximum
+export function devicePool2d(op: 'max' | 'avg', x: Tensor, kernelSize: number, stride: number): Tensor {
+  const device = deviceOf(`${op}Pool2d`, [x]);
+  const [batch, channels, height, width] = x.shape;
+  const outHeight = Math.floor((height - kernelSize) / stride) + 1;
+  const outWidth = Math.floor((width - kernelSize) / stride) + 1;
+  const shape = { batch, channels, height, width, kernelSize, stride };
+  return launch(device, [batch, channels, outHeight, outWidth], (output) =>
+    device.pool2d(op, bufferOf(x), output, shape),
+  );
+}
+
+// (x (N, C, H, W), g (N, C, OH, OW)) -> the gradient with respect to x
+export function devicePool2dBackward(
+  op: 'max' | 'avg',
+  x: Tensor,
+  g: Tensor,
+  kernelSize: number,
+  stride: number,
+): Tensor {
+  const device = deviceOf(`${op}Pool2d`, [x, g]);
+  const [batch, channels, height, width] = x.shape;
+  const shape = { batch, channels, height, width, kernelSize, stride };
+  return launch(device, x.shape, (output) =>
+    device.pool2dBackward(op, bufferOf(x), bufferOf(g), output, shape),
+  );
+}
+
 /** A tensor of `shape` on `device` holding `values` (uploaded). */
 export function deviceUpload(device: GpuDevice, values: Float32Array, shape: readonly number[]): Tensor {
   return deviceTensor(device, device.upload(values), shape);
@@ -468,6 +525,8 @@ export const DEVICE_OP_NAMES = [
   'matmul',
   'linear',
   'conv2d',
+  'maxPool2d',
+  'avgPool2d',
   'reshape',
   'permute',
   'transpose',

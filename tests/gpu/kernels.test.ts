@@ -16,6 +16,7 @@ import {
   firstMismatch,
   generateKernel,
   openDevice,
+  POOL_OP_NAMES,
   REDUCE_OP_NAMES,
   TOLERANCES,
   toCuda,
@@ -106,7 +107,12 @@ describe('one description, three targets', () => {
       try {
         const kernels = allCudaKernels();
         expect(kernels.length).toBe(
-          UNARY_OP_NAMES.length + 2 * BINARY_OP_NAMES.length + REDUCE_OP_NAMES.length + 4,
+          // softmax, layernorm, im2col, convOutput, col2im; pool2d and its backward per pooling op
+          UNARY_OP_NAMES.length +
+            2 * BINARY_OP_NAMES.length +
+            REDUCE_OP_NAMES.length +
+            5 +
+            2 * POOL_OP_NAMES.length,
         );
         // One translation unit is fast (each kernel is self-contained); on failure, compile each
         // alone so the error names its kernel.
@@ -328,6 +334,21 @@ describe('launchers agree with the generated signatures', () => {
     },
     { kind: 'im2col', input: buffer(1), output: buffer(2), geometry },
     { kind: 'convOutput', product: buffer(1), bias: undefined, output: buffer(2), geometry },
+    { kind: 'col2im', columns: buffer(1), output: buffer(2), geometry },
+    ...POOL_OP_NAMES.flatMap((op): KernelLaunch[] => {
+      const pool = { planes: 6, height: 8, width: 6, kernelSize: 2, stride: 2, outHeight: 4, outWidth: 3 };
+      return [
+        { kind: 'pool2d', op, input: buffer(1), output: buffer(2), geometry: pool },
+        {
+          kind: 'pool2dBackward',
+          op,
+          input: buffer(1),
+          gradient: buffer(2),
+          output: buffer(3),
+          geometry: pool,
+        },
+      ];
+    }),
   ];
 
   it('every CUDA launch passes one value per kernel parameter, in the signature order', () => {

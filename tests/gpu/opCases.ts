@@ -145,6 +145,78 @@ export function conv2dCase(random: Random, withBias: boolean): OpCase {
   };
 }
 
+/** The conv2d backward kernels: im2col and its adjoint col2im, with stride and padding. */
+export function convColumnCases(random: Random): OpCase[] {
+  const shape = {
+    batch: 2,
+    inChannels: 3,
+    height: 7,
+    width: 6,
+    outChannels: 4,
+    kernelHeight: 3,
+    kernelWidth: 2,
+    stride: [2, 1] as const,
+    padding: 1,
+  };
+  const image = 2 * 3 * 7 * 6;
+  const columns = 3 * 3 * 2 * 2 * (Math.floor((7 + 2 - 3) / 2) + 1) * (Math.floor((6 + 2 - 2) / 1) + 1);
+  return [
+    {
+      name: 'im2col',
+      tolerance: TOLERANCES.f32.elementwise,
+      inputs: [uniform(random, image, -1, 1)],
+      outputLength: columns,
+      run: (d, [input], o) => d.im2col(input, o, shape),
+    },
+    {
+      name: 'col2im',
+      tolerance: TOLERANCES.f32.reduction,
+      inputs: [uniform(random, columns, -1, 1)],
+      outputLength: image,
+      run: (d, [input], o) => d.col2im(input, o, shape),
+    },
+  ];
+}
+
+/** Pooling forward and backward, max and avg: non-overlapping 2x2 windows and overlapping 3x3 at stride 2. */
+export function poolCases(random: Random): OpCase[] {
+  const cases: OpCase[] = [];
+  for (const op of ['max', 'avg'] as const) {
+    for (const [kernelSize, stride, height, width] of [
+      [2, 2, 8, 6],
+      [3, 2, 7, 9],
+    ] as const) {
+      const shape = { batch: 2, channels: 3, height, width, kernelSize, stride };
+      const image = 2 * 3 * height * width;
+      const pooled =
+        2 *
+        3 *
+        (Math.floor((height - kernelSize) / stride) + 1) *
+        (Math.floor((width - kernelSize) / stride) + 1);
+      const input = uniform(random, image, -1, 1);
+      // Ties: equal values in a window send max's gradient to the first of them.
+      if (op === 'max') input.fill(0.5, 0, 4);
+      cases.push(
+        {
+          name: `pool2d ${op} ${kernelSize}x${kernelSize} stride ${stride}`,
+          tolerance: TOLERANCES.f32.elementwise,
+          inputs: [input],
+          outputLength: pooled,
+          run: (d, [x], o) => d.pool2d(op, x, o, shape),
+        },
+        {
+          name: `pool2dBackward ${op} ${kernelSize}x${kernelSize} stride ${stride}`,
+          tolerance: TOLERANCES.f32.reduction,
+          inputs: [input, uniform(random, pooled, -1, 1)],
+          outputLength: image,
+          run: (d, [x, g], o) => d.pool2dBackward(op, x, g, o, shape),
+        },
+      );
+    }
+  }
+  return cases;
+}
+
 /** Uploads the inputs, runs the op, reads the output, releases everything. */
 export async function runCase(device: Device, opCase: OpCase): Promise<Float32Array> {
   const inputs = opCase.inputs.map((values) => device.upload(values));
@@ -195,5 +267,7 @@ export function allCases(seed: number): OpCase[] {
     conv2dCase(random, true),
     conv2dCase(random, false),
     ...gatherCases(random),
+    ...convColumnCases(random),
+    ...poolCases(random),
   ];
 }

@@ -21,6 +21,7 @@ import {
 import {
   add,
   argmax,
+  avgPool2d,
   conv2d,
   crossEntropy,
   DEVICE_OP_NAMES,
@@ -37,6 +38,7 @@ import {
   logSoftmax,
   matmul,
   max,
+  maxPool2d,
   mean,
   mseLoss,
   mul,
@@ -203,6 +205,20 @@ function deviceCases(seed: number): DeviceCase[] {
       tolerance: product,
       inputs: [values([1, 2, 7, 7]), values([3, 2, 3, 2])],
       run: ([x, weight]) => conv2d(x, weight, null, { stride: 2 }),
+    },
+    {
+      name: 'maxPool2d 3x3 at stride 2 (overlapping windows)',
+      ops: ['maxPool2d'],
+      tolerance: elementwise,
+      inputs: [values([2, 3, 8, 7])],
+      run: ([x]) => maxPool2d(x, 3, { stride: 2 }),
+    },
+    {
+      name: 'avgPool2d 2x2',
+      ops: ['avgPool2d'],
+      tolerance: elementwise,
+      inputs: [values([2, 3, 8, 6])],
+      run: ([x]) => avgPool2d(x, 2),
     },
     {
       name: 'reshape, flatten and unsqueeze are views',

@@ -50,15 +50,17 @@ describe('one fault vocabulary', () => {
     for (const faults of [
       'drop=0.1',
       'messageDelayRate=0.1',
-      { kernelTimeoutRate: 0.5 },
-      'timeout=0.1,crash=0.1',
+      { messageDelayRate: 0.5 },
+      'drop=0.1,crash=0.1',
     ]) {
       const attempt = train(await smallRun({ maxSteps: 5, faults }));
       await expect(attempt).rejects.toSatisfy(
         (error: unknown) =>
           isTrainingError(error, 'invalid_config') &&
           /training does not act on/.test(String(error)) &&
-          /actorCrashRate \(crash\), oomRate \(oom\), gpuErrorRate \(device\)/.test(String(error)),
+          /actorCrashRate \(crash\), oomRate \(oom\), gpuErrorRate \(device\), kernelTimeoutRate \(timeout\)/.test(
+            String(error),
+          ),
       );
     }
     expect(() => parseTrainingFaults('drop=0.1')).toThrow(/training does not act on messageDropRate/);
@@ -73,10 +75,10 @@ describe('one fault vocabulary', () => {
     const withFaults = await cli(args);
     expect(withFaults.code, withFaults.err).toBe(0);
     expect(JSON.parse(withFaults.out).recoveries).toBeGreaterThan(0);
-    vi.stubEnv('ZBMD_FAULTS', 'timeout=0.5');
+    vi.stubEnv('ZBMD_FAULTS', 'drop=0.5');
     const refused = await cli(args);
     expect(refused.code).toBe(2);
-    expect(refused.err).toMatch(/^zbmd: ZBMD_FAULTS: training does not act on kernelTimeoutRate/);
+    expect(refused.err).toMatch(/^zbmd: ZBMD_FAULTS: training does not act on messageDropRate/);
     vi.stubEnv('ZBMD_FAULTS', 'crash=7');
     expect((await cli(args)).code).toBe(2);
   });

@@ -1,6 +1,5 @@
 import { describe, expect, it } from 'vitest';
 import { Random } from '../../src/actor/Random.js';
-import { detectDevices } from '../../src/gpu/detect.js';
 import { DataLoader } from '../../src/ml/data/DataLoader.js';
 import { Adam } from '../../src/ml/optim/Adam.js';
 import { trainPlain } from '../../src/ml/train.js';
@@ -113,22 +112,18 @@ describe('train: out of memory and device errors', () => {
     expect(result.lostSteps).toBe(0);
   });
 
-  it('moves to another healthy device on a device error and resumes from the snapshot', async () => {
-    const { devices } = await detectDevices();
-    const clean = await train(await smallRun({ devices }));
-    const result = await train(await smallRun({ devices, faults: 'gpuErrorRate=0.03,seed=2' }));
+  it('host training: an injected device error restores the snapshot and goes on, weights unchanged', async () => {
+    // Host training (cpu:0 with cpuDevice 'host') has no device to fail, so the seeded plan
+    // strikes the step itself; device runs take these faults from the backend instead
+    // (tests/training/deviceFaults.test.ts).
+    const clean = await train(await smallRun());
+    const result = await train(await smallRun({ faults: 'gpuErrorRate=0.03,seed=2' }));
     const errors = result.recoveries.filter((recovery) => recovery.cause === 'device_error');
     expect(errors.length).toBeGreaterThan(0);
     expect(result.lostSteps).toBe(0);
-    // The tensor math runs on the CPU backend on every device, so the weights do not change.
     expect(result.weightsSha256).toBe(clean.weightsSha256);
     expect(result.tensorBackend).toBe('cpu');
-    if (devices.length > 1) {
-      expect(result.devicesUsed.length).toBe(errors.length + 1);
-      expect(result.devicesUsed[1]).not.toBe(result.devicesUsed[0]);
-      expect(errors[0].detail).toBe(`${result.devicesUsed[0]} failed; moved to ${result.devicesUsed[1]}`);
-    } else {
-      expect(result.devicesUsed).toEqual([devices[0].id]);
-    }
+    expect(result.devicesUsed).toEqual(['cpu:0']);
+    expect(errors[0].detail).toBe('cpu:0 failed; moved to cpu:0');
   });
 });

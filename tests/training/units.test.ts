@@ -23,7 +23,12 @@ describe('FaultPlan', () => {
     const decisions = Array.from({ length: 50 }, (_, step) => first.decide(step, 'cpu:0'));
     expect(Array.from({ length: 50 }, (_, step) => second.decide(step, 'cpu:0'))).toEqual(decisions);
     expect(decisions.filter((faults) => faults.crash !== undefined).length).toBeGreaterThan(0);
-    expect(first.decide(10, 'cpu:0')).toEqual({ crash: undefined, outOfMemory: false, deviceError: false });
+    expect(first.decide(10, 'cpu:0')).toEqual({
+      crash: undefined,
+      outOfMemory: false,
+      deviceError: false,
+      kernelTimeout: false,
+    });
   });
 
   it('fast-forwards to the faults an uninterrupted run meets next, with or without faults', () => {

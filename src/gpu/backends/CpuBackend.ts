@@ -4,12 +4,16 @@
  */
 import { cpus, totalmem } from 'node:os';
 import type { Backend, KernelLaunch, NativeBuffer } from '../Backend.js';
+import { dispatchKernel, type KernelTable } from '../kernels/catalog.js';
 import {
   cpuBinary,
+  cpuCol2im,
   cpuConvOutput,
   cpuIm2col,
   cpuLayernorm,
   cpuMatmul,
+  cpuPool,
+  cpuPoolBackward,
   cpuReduce,
   cpuSoftmax,
   cpuUnary,
@@ -32,6 +36,37 @@ class CpuBuffer implements NativeBuffer {
 function floats(buffer: NativeBuffer): Float32Array {
   return (buffer as CpuBuffer).floats();
 }
+
+/** The cpu backend's dispatch: one reference kernel per backend kind of the catalog. */
+const CPU_KERNELS: KernelTable<NativeBuffer, void> = {
+  unary: (l) => cpuUnary(l.op, floats(l.input), floats(l.output), l.count),
+  binary: (l) => cpuBinary(l.op, floats(l.a), floats(l.b), floats(l.output), l.count, l.layout),
+  reduce: (l) => cpuReduce(l.op, floats(l.input), floats(l.output), l.rows, l.columns),
+  softmax: (l) => cpuSoftmax(floats(l.input), floats(l.output), l.rows, l.columns),
+  layernorm: (l) =>
+    cpuLayernorm(
+      floats(l.input),
+      floats(l.gamma),
+      floats(l.beta),
+      floats(l.output),
+      l.rows,
+      l.columns,
+      l.epsilon,
+    ),
+  matmul: (l) => cpuMatmul(floats(l.a), floats(l.b), floats(l.output), l.m, l.n, l.k),
+  im2col: (l) => cpuIm2col(floats(l.input), floats(l.output), l.geometry),
+  col2im: (l) => cpuCol2im(floats(l.columns), floats(l.output), l.geometry),
+  pool2d: (l) => cpuPool(l.op, floats(l.input), floats(l.output), l.geometry),
+  pool2dBackward: (l) =>
+    cpuPoolBackward(l.op, floats(l.input), floats(l.gradient), floats(l.output), l.geometry),
+  convOutput: (l) =>
+    cpuConvOutput(
+      floats(l.product),
+      l.bias === undefined ? undefined : floats(l.bias),
+      floats(l.output),
+      l.geometry,
+    ),
+};
 
 export class CpuBackend implements Backend {
   readonly maxStreams = 1;
@@ -75,45 +110,7 @@ export class CpuBackend implements Backend {
   }
 
   run(launch: KernelLaunch): void {
-    switch (launch.kind) {
-      case 'unary':
-        cpuUnary(launch.op, floats(launch.input), floats(launch.output), launch.count);
-        break;
-      case 'binary':
-        cpuBinary(
-          launch.op,
-          floats(launch.a),
-          floats(launch.b),
-          floats(launch.output),
-          launch.count,
-          launch.layout,
-        );
-        break;
-      case 'reduce':
-        cpuReduce(launch.op, floats(launch.input), floats(launch.output), launch.rows, launch.columns);
-        break;
-      case 'softmax':
-        cpuSoftmax(floats(launch.input), floats(launch.output), launch.rows, launch.columns);
-        break;
-      case 'layernorm': {
-        const [input, gamma, beta, output] = [launch.input, launch.gamma, launch.beta, launch.output].map(
-          floats,
-        );
-        cpuLayernorm(input, gamma, beta, output, launch.rows, launch.columns, launch.epsilon);
-        break;
-      }
-      case 'matmul':
-        cpuMatmul(floats(launch.a), floats(launch.b), floats(launch.output), launch.m, launch.n, launch.k);
-        break;
-      case 'im2col':
-        cpuIm2col(floats(launch.input), floats(launch.output), launch.geometry);
-        break;
-      case 'convOutput': {
-        const bias = launch.bias === undefined ? undefined : floats(launch.bias);
-        cpuConvOutput(floats(launch.product), bias, floats(launch.output), launch.geometry);
-        break;
-      }
-    }
+    dispatchKernel(CPU_KERNELS, launch);
   }
 
   async completion(): Promise<void> {

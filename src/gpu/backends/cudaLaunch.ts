@@ -3,18 +3,22 @@
  * kernel, its argument values in parameter order, and the number of 256-thread blocks.
  */
 import type { KernelLaunch, NativeBuffer } from '../Backend.js';
+import { type BackendKernelKind, dispatchKernel, type KernelTable } from '../kernels/catalog.js';
 import {
   CUDA_BLOCK_SIZE,
   type CudaKernel,
   cudaBinary,
+  cudaCol2im,
   cudaConvOutput,
   cudaIm2col,
   cudaLayernorm,
+  cudaPool,
+  cudaPoolBackward,
   cudaReduce,
   cudaSoftmax,
   cudaUnary,
 } from '../kernels/cuda.js';
-import type { Conv2dGeometry } from '../kernels/ops.js';
+import type { Conv2dGeometry, Pool2dGeometry } from '../kernels/ops.js';
 
 /** A device allocation: its CUdeviceptr. */
 export interface CudaBuffer extends NativeBuffer {
@@ -62,72 +66,106 @@ function geometryValues(g: Conv2dGeometry, count: number): number[] {
   ];
 }
 
-export function bindCudaLaunch(launch: Exclude<KernelLaunch, { kind: 'matmul' }>): CudaBoundLaunch {
-  switch (launch.kind) {
-    case 'unary':
-      return {
-        kernel: cached(`unary.${launch.op}`, () => cudaUnary(launch.op)),
-        values: [pointer(launch.input), pointer(launch.output), launch.count],
-        blocks: blocksFor(launch.count),
-      };
-    case 'binary': {
-      const broadcast = launch.layout.kind === 'broadcast';
-      const layout =
-        launch.layout.kind === 'broadcast'
-          ? [...launch.layout.shape, ...launch.layout.stridesA, ...launch.layout.stridesB]
-          : [];
-      const kernel = cached(`binary.${launch.op}.${broadcast}`, () => cudaBinary(launch.op, broadcast));
-      return {
-        kernel,
-        values: [pointer(launch.a), pointer(launch.b), pointer(launch.output), launch.count, ...layout],
-        blocks: blocksFor(launch.count),
-      };
-    }
-    case 'reduce':
-    case 'softmax': {
-      const kernel =
-        launch.kind === 'reduce'
-          ? cached(`reduce.${launch.op}`, () => cudaReduce(launch.op))
-          : cached('softmax', cudaSoftmax);
-      return {
-        kernel,
-        values: [pointer(launch.input), pointer(launch.output), launch.rows, launch.columns],
-        blocks: launch.rows,
-      };
-    }
-    case 'layernorm': {
-      const values = [
-        pointer(launch.input),
-        pointer(launch.gamma),
-        pointer(launch.beta),
-        pointer(launch.output),
-        launch.rows,
-        launch.columns,
-        launch.epsilon,
-      ];
-      return { kernel: cached('layernorm', cudaLayernorm), values, blocks: launch.rows };
-    }
-    case 'im2col': {
-      const g = launch.geometry;
-      const count = g.inChannels * g.kernelHeight * g.kernelWidth * g.batch * g.outHeight * g.outWidth;
-      return {
-        kernel: cached('im2col', cudaIm2col),
-        values: [pointer(launch.input), pointer(launch.output), ...geometryValues(g, count)],
-        blocks: blocksFor(count),
-      };
-    }
-    case 'convOutput': {
-      const g = launch.geometry;
-      const count = g.batch * g.outChannels * g.outHeight * g.outWidth;
-      const bias = launch.bias === undefined ? pointer(launch.product) : pointer(launch.bias);
-      const values = [
-        pointer(launch.product),
-        bias,
-        pointer(launch.output),
-        ...geometryValues(g, count),
-        launch.bias === undefined ? 0 : 1,
-      ];
-      return { kernel: cached('convOutput', cudaConvOutput), values, blocks: blocksFor(count) };
-    }
-  }
+/** Backend kinds that run as generated kernels (matmul goes to cuBLAS). */
+export type CudaKernelKind = Exclude<BackendKernelKind, 'matmul'>;
+
+const CUDA_KERNELS: KernelTable<NativeBuffer, CudaBoundLaunch, CudaKernelKind> = {
+  unary: (launch) => ({
+    kernel: cached(`unary.${launch.op}`, () => cudaUnary(launch.op)),
+    values: [pointer(launch.input), pointer(launch.output), launch.count],
+    blocks: blocksFor(launch.count),
+  }),
+  binary: (launch) => {
+    const broadcast = launch.layout.kind === 'broadcast';
+    const layout =
+      launch.layout.kind === 'broadcast'
+        ? [...launch.layout.shape, ...launch.layout.stridesA, ...launch.layout.stridesB]
+        : [];
+    const kernel = cached(`binary.${launch.op}.${broadcast}`, () => cudaBinary(launch.op, broadcast));
+    return {
+      kernel,
+      values: [pointer(launch.a), pointer(launch.b), pointer(launch.output), launch.count, ...layout],
+      blocks: blocksFor(launch.count),
+    };
+  },
+  reduce: (launch) => ({
+    kernel: cached(`reduce.${launch.op}`, () => cudaReduce(launch.op)),
+    values: [pointer(launch.input), pointer(launch.output), launch.rows, launch.columns],
+    blocks: launch.rows,
+  }),
+  softmax: (launch) => ({
+    kernel: cached('softmax', cudaSoftmax),
+    values: [pointer(launch.input), pointer(launch.output), launch.rows, launch.columns],
+    blocks: launch.rows,
+  }),
+  layernorm: (launch) => {
+    const values = [
+      pointer(launch.input),
+      pointer(launch.gamma),
+      pointer(launch.beta),
+      pointer(launch.output),
+      launch.rows,
+      launch.columns,
+      launch.epsilon,
+    ];
+    return { kernel: cached('layernorm', cudaLayernorm), values, blocks: launch.rows };
+  },
+  im2col: (launch) => {
+    const g = launch.geometry;
+    const count = g.inChannels * g.kernelHeight * g.kernelWidth * g.batch * g.outHeight * g.outWidth;
+    return {
+      kernel: cached('im2col', cudaIm2col),
+      values: [pointer(launch.input), pointer(launch.output), ...geometryValues(g, count)],
+      blocks: blocksFor(count),
+    };
+  },
+  col2im: (launch) => {
+    const g = launch.geometry;
+    const count = g.batch * g.inChannels * g.height * g.width;
+    return {
+      kernel: cached('col2im', cudaCol2im),
+      values: [pointer(launch.columns), pointer(launch.output), ...geometryValues(g, count)],
+      blocks: blocksFor(count),
+    };
+  },
+  pool2d: (launch) => {
+    const g = launch.geometry;
+    const count = g.planes * g.outHeight * g.outWidth;
+    return {
+      kernel: cached(`pool2d.${launch.op}`, () => cudaPool(launch.op)),
+      values: [pointer(launch.input), pointer(launch.output), ...poolValues(g, count)],
+      blocks: blocksFor(count),
+    };
+  },
+  pool2dBackward: (launch) => {
+    const g = launch.geometry;
+    const count = g.planes * g.height * g.width;
+    const buffers = [pointer(launch.input), pointer(launch.gradient), pointer(launch.output)];
+    return {
+      kernel: cached(`pool2dBackward.${launch.op}`, () => cudaPoolBackward(launch.op)),
+      values: [...buffers, ...poolValues(g, count)],
+      blocks: blocksFor(count),
+    };
+  },
+  convOutput: (launch) => {
+    const g = launch.geometry;
+    const count = g.batch * g.outChannels * g.outHeight * g.outWidth;
+    const bias = launch.bias === undefined ? pointer(launch.product) : pointer(launch.bias);
+    const values = [
+      pointer(launch.product),
+      bias,
+      pointer(launch.output),
+      ...geometryValues(g, count),
+      launch.bias === undefined ? 0 : 1,
+    ];
+    return { kernel: cached('convOutput', cudaConvOutput), values, blocks: blocksFor(count) };
+  },
+};
+
+function poolValues(g: Pool2dGeometry, count: number): number[] {
+  return [g.planes, g.height, g.width, g.kernelSize, g.stride, g.outHeight, g.outWidth, count];
+}
+
+export function bindCudaLaunch(launch: KernelLaunch<CudaKernelKind>): CudaBoundLaunch {
+  return dispatchKernel(CUDA_KERNELS, launch);
 }

@@ -4,16 +4,20 @@
  * no dimension exceeds 65535 workgroups).
  */
 import type { KernelLaunch, NativeBuffer } from '../Backend.js';
-import type { Conv2dGeometry } from '../kernels/ops.js';
+import { type BackendKernelKind, dispatchKernel, type KernelTable } from '../kernels/catalog.js';
+import type { Conv2dGeometry, Pool2dGeometry } from '../kernels/ops.js';
 import {
   WGSL_MATMUL_TILE,
   WGSL_WORKGROUP_SIZE,
   type WgslKernel,
   wgslBinary,
+  wgslCol2im,
   wgslConvOutput,
   wgslIm2col,
   wgslLayernorm,
   wgslMatmul,
+  wgslPool,
+  wgslPoolBackward,
   wgslReduce,
   wgslSoftmax,
   wgslUnary,
@@ -71,7 +75,11 @@ function convWords(g: Conv2dGeometry, count: number, hasBias: boolean): Uint32Ar
   return words([...fields, paddingHeight, paddingWidth, outHeight, outWidth, count, hasBias ? 1 : 0]);
 }
 
-type Launch<K extends KernelLaunch['kind']> = Extract<KernelLaunch, { kind: K }>;
+function poolWords(g: Pool2dGeometry, count: number): Uint32Array {
+  return words([g.planes, g.height, g.width, g.kernelSize, g.stride, g.outHeight, g.outWidth, count]);
+}
+
+type Launch<K extends BackendKernelKind> = KernelLaunch<K>;
 
 function elementGroups(count: number, limit: number): [number, number] {
   return splitGroups(Math.ceil(count / WGSL_WORKGROUP_SIZE), limit);
@@ -171,18 +179,45 @@ function bindConv(launch: Launch<'im2col'> | Launch<'convOutput'>, limit: number
 
 /** `limit`: workgroups per dimension before a launch spills into y (the device's limit). */
 export function bindLaunch(launch: KernelLaunch, limit = MAX_WORKGROUPS_PER_DIMENSION): BoundLaunch {
-  switch (launch.kind) {
-    case 'unary':
-    case 'binary':
-      return bindElementwise(launch, limit);
-    case 'reduce':
-    case 'softmax':
-    case 'layernorm':
-      return bindRows(launch, limit);
-    case 'matmul':
-      return bindMatmul(launch);
-    case 'im2col':
-    case 'convOutput':
-      return bindConv(launch, limit);
-  }
+  const table: KernelTable<NativeBuffer, BoundLaunch> = {
+    unary: (l) => bindElementwise(l, limit),
+    binary: (l) => bindElementwise(l, limit),
+    reduce: (l) => bindRows(l, limit),
+    softmax: (l) => bindRows(l, limit),
+    layernorm: (l) => bindRows(l, limit),
+    matmul: (l) => bindMatmul(l),
+    im2col: (l) => bindConv(l, limit),
+    convOutput: (l) => bindConv(l, limit),
+    col2im: (l) => {
+      const g = l.geometry;
+      const count = g.batch * g.inChannels * g.height * g.width;
+      return {
+        kernel: cached('col2im', wgslCol2im),
+        buffers: [l.columns, l.output],
+        uniform: convWords(g, count, false),
+        groups: elementGroups(count, limit),
+      };
+    },
+    pool2d: (l) => {
+      const g = l.geometry;
+      const count = g.planes * g.outHeight * g.outWidth;
+      return {
+        kernel: cached(`pool2d.${l.op}`, () => wgslPool(l.op)),
+        buffers: [l.input, l.output],
+        uniform: poolWords(g, count),
+        groups: elementGroups(count, limit),
+      };
+    },
+    pool2dBackward: (l) => {
+      const g = l.geometry;
+      const count = g.planes * g.height * g.width;
+      return {
+        kernel: cached(`pool2dBackward.${l.op}`, () => wgslPoolBackward(l.op)),
+        buffers: [l.input, l.gradient, l.output],
+        uniform: poolWords(g, count),
+        groups: elementGroups(count, limit),
+      };
+    },
+  };
+  return dispatchKernel(table, launch);
 }

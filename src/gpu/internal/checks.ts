@@ -1,7 +1,12 @@
 /** Argument checks shared by the public `Device` methods; each failure is a `DeviceError`. */
 import type { DeviceBuffer } from '../DeviceBuffer.js';
 import { DeviceError } from '../errors.js';
-import { type BinaryLayout, type Conv2dGeometry, MAX_BROADCAST_RANK } from '../kernels/ops.js';
+import {
+  type BinaryLayout,
+  type Conv2dGeometry,
+  MAX_BROADCAST_RANK,
+  type Pool2dGeometry,
+} from '../kernels/ops.js';
 import type { DType } from '../types.js';
 
 /** Kernels index elements with 32-bit unsigned integers. */
@@ -162,5 +167,41 @@ export function convGeometry(deviceId: string, shape: Conv2dShape): Conv2dGeomet
     paddingWidth,
     outHeight,
     outWidth,
+  };
+}
+
+/** What a caller says about a 2-d pooling; the output size is derived. */
+export interface Pool2dShape {
+  readonly batch: number;
+  readonly channels: number;
+  readonly height: number;
+  readonly width: number;
+  /** Square windows of kernelSize x kernelSize. */
+  readonly kernelSize: number;
+  /** kernelSize by default. */
+  readonly stride?: number;
+}
+
+export function poolGeometry(deviceId: string, operation: string, shape: Pool2dShape): Pool2dGeometry {
+  const stride = shape.stride ?? shape.kernelSize;
+  for (const [name, value] of Object.entries({ ...shape, stride }))
+    checkCount(deviceId, operation, name, value);
+  if (shape.kernelSize > shape.height || shape.kernelSize > shape.width) {
+    throw new DeviceError(
+      deviceId,
+      operation,
+      `the ${shape.kernelSize}x${shape.kernelSize} window does not fit the ${shape.height}x${shape.width} input`,
+    );
+  }
+  const planes = shape.batch * shape.channels;
+  checkCount(deviceId, operation, 'batch * channels * height * width', planes * shape.height * shape.width);
+  return {
+    planes,
+    height: shape.height,
+    width: shape.width,
+    kernelSize: shape.kernelSize,
+    stride,
+    outHeight: Math.floor((shape.height - shape.kernelSize) / stride) + 1,
+    outWidth: Math.floor((shape.width - shape.kernelSize) / stride) + 1,
   };
 }

@@ -9,6 +9,8 @@ import {
   type BinaryLayout,
   type BinaryOpName,
   type Conv2dGeometry,
+  type Pool2dGeometry,
+  type PoolOpName,
   REDUCE_OPS,
   type ReduceOpName,
   UNARY_OPS,
@@ -186,6 +188,83 @@ export function cpuConvOutput(
       for (let p = 0; p < positions; p++) {
         output[(n * g.outChannels + o) * positions + p] =
           product[o * g.batch * positions + n * positions + p] + add;
+      }
+    }
+  }
+}
+
+// columns: (C * KH * KW, N * OH * OW) -> output: (N, C, H, W), the adjoint of im2col
+export function cpuCol2im(columns: Float32Array, output: Float32Array, g: Conv2dGeometry): void {
+  const positions = g.outHeight * g.outWidth;
+  const stride = g.batch * positions;
+  const accumulated = new Float64Array(g.batch * g.inChannels * g.height * g.width);
+  for (let channel = 0; channel < g.inChannels; channel++) {
+    for (let ky = 0; ky < g.kernelHeight; ky++) {
+      for (let kx = 0; kx < g.kernelWidth; kx++) {
+        const r = (channel * g.kernelHeight + ky) * g.kernelWidth + kx;
+        for (let n = 0; n < g.batch; n++) {
+          for (let p = 0; p < positions; p++) {
+            const iy = Math.floor(p / g.outWidth) * g.strideHeight + ky - g.paddingHeight;
+            const ix = (p % g.outWidth) * g.strideWidth + kx - g.paddingWidth;
+            if (iy < 0 || iy >= g.height || ix < 0 || ix >= g.width) continue;
+            accumulated[((n * g.inChannels + channel) * g.height + iy) * g.width + ix] +=
+              columns[r * stride + n * positions + p];
+          }
+        }
+      }
+    }
+  }
+  output.set(accumulated);
+}
+
+// input: (planes, H, W) -> output: (planes, OH, OW); max keeps the first maximum of each window
+export function cpuPool(op: PoolOpName, input: Float32Array, output: Float32Array, g: Pool2dGeometry): void {
+  const window = g.kernelSize * g.kernelSize;
+  for (let plane = 0; plane < g.planes; plane++) {
+    for (let oy = 0; oy < g.outHeight; oy++) {
+      for (let ox = 0; ox < g.outWidth; ox++) {
+        const base = (plane * g.height + oy * g.stride) * g.width + ox * g.stride;
+        let best = op === 'max' ? input[base] : 0;
+        for (let ky = 0; ky < g.kernelSize; ky++) {
+          for (let kx = 0; kx < g.kernelSize; kx++) {
+            const value = input[base + ky * g.width + kx];
+            if (op === 'avg') best += value;
+            else if (value > best) best = value;
+          }
+        }
+        output[(plane * g.outHeight + oy) * g.outWidth + ox] = op === 'max' ? best : best / window;
+      }
+    }
+  }
+}
+
+// (input (planes, H, W), gradient (planes, OH, OW)) -> output: the input gradient (planes, H, W)
+export function cpuPoolBackward(
+  op: PoolOpName,
+  input: Float32Array,
+  gradient: Float32Array,
+  output: Float32Array,
+  g: Pool2dGeometry,
+): void {
+  const window = g.kernelSize * g.kernelSize;
+  output.fill(0, 0, g.planes * g.height * g.width);
+  for (let plane = 0; plane < g.planes; plane++) {
+    for (let oy = 0; oy < g.outHeight; oy++) {
+      for (let ox = 0; ox < g.outWidth; ox++) {
+        const base = (plane * g.height + oy * g.stride) * g.width + ox * g.stride;
+        const g0 = gradient[(plane * g.outHeight + oy) * g.outWidth + ox];
+        if (op === 'max') {
+          let winner = base;
+          for (let ky = 0; ky < g.kernelSize; ky++)
+            for (let kx = 0; kx < g.kernelSize; kx++) {
+              const at = base + ky * g.width + kx;
+              if (input[at] > input[winner]) winner = at;
+            }
+          output[winner] += g0;
+        } else {
+          for (let ky = 0; ky < g.kernelSize; ky++)
+            for (let kx = 0; kx < g.kernelSize; kx++) output[base + ky * g.width + kx] += g0 / window;
+        }
       }
     }
   }

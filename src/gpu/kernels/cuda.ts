@@ -245,6 +245,101 @@ export function cudaConvOutput(): CudaKernel {
   return { name: 'conv_output', source, parameters: ['pointer', 'pointer', 'pointer', ...CONV_TYPES, 'u32'] };
 }
 
+/** columns (C * KH * KW, N * OH * OW) -> image (N, C, H, W): the adjoint of im2col. */
+export function cudaCol2im(): CudaKernel {
+  const source = `extern "C" __global__ void col2im(const float* __restrict__ columns, float* __restrict__ output, ${CONV_PARAMETERS}) {
+  const unsigned int e = blockIdx.x * blockDim.x + threadIdx.x;
+  if (e >= count) return;
+  const unsigned int x = e % width, y = (e / width) % height;
+  const unsigned int channel = (e / (width * height)) % inChannels;
+  const unsigned int n = e / (width * height * inChannels);
+  const unsigned int positions = outHeight * outWidth;
+  const size_t stride = (size_t)batch * positions;
+  float total = 0.0f;
+  for (unsigned int ky = 0; ky < kernelHeight; ky++) {
+    const int ty = (int)(y + paddingHeight) - (int)ky;
+    if (ty < 0 || (unsigned int)ty % strideHeight != 0) continue;
+    const unsigned int oy = (unsigned int)ty / strideHeight;
+    if (oy >= outHeight) continue;
+    for (unsigned int kx = 0; kx < kernelWidth; kx++) {
+      const int tx = (int)(x + paddingWidth) - (int)kx;
+      if (tx < 0 || (unsigned int)tx % strideWidth != 0) continue;
+      const unsigned int ox = (unsigned int)tx / strideWidth;
+      if (ox >= outWidth) continue;
+      const unsigned int r = (channel * kernelHeight + ky) * kernelWidth + kx;
+      total += columns[r * stride + n * positions + oy * outWidth + ox];
+    }
+  }
+  output[e] = total;
+}
+`;
+  return { name: 'col2im', source, parameters: ['pointer', 'pointer', ...CONV_TYPES] };
+}
+
+const POOL_NAMES = ['planes', 'height', 'width', 'kernelSize', 'stride', 'outHeight', 'outWidth', 'count'];
+const POOL_PARAMETERS = POOL_NAMES.map((name) => `unsigned int ${name}`).join(', ');
+const POOL_TYPES: CudaParameterType[] = POOL_NAMES.map(() => 'u32');
+
+/** input (planes, H, W) -> output (planes, OH, OW): the first maximum, or the mean, of each window. */
+export function cudaPool(op: 'max' | 'avg'): CudaKernel {
+  const source = `extern "C" __global__ void pool_${op}(const float* __restrict__ input0, float* __restrict__ output, ${POOL_PARAMETERS}) {
+  const unsigned int e = blockIdx.x * blockDim.x + threadIdx.x;
+  if (e >= count) return;
+  const unsigned int positions = outHeight * outWidth;
+  const unsigned int plane = e / positions, oy = (e % positions) / outWidth, ox = e % outWidth;
+  const size_t base = (size_t)plane * height * width + oy * stride * width + ox * stride;
+  float best = ${op === 'max' ? 'input0[base]' : '0.0f'};
+  for (unsigned int ky = 0; ky < kernelSize; ky++)
+    for (unsigned int kx = 0; kx < kernelSize; kx++) {
+      const float value = input0[base + ky * width + kx];
+      ${op === 'max' ? 'if (value > best) best = value;' : 'best += value;'}
+    }
+  output[e] = ${op === 'max' ? 'best' : 'best / (float)(kernelSize * kernelSize)'};
+}
+`;
+  return { name: `pool_${op}`, source, parameters: ['pointer', 'pointer', ...POOL_TYPES] };
+}
+
+/** (input, gradient) -> input gradient, as `wgslPoolBackward` describes. */
+export function cudaPoolBackward(op: 'max' | 'avg'): CudaKernel {
+  const contribution =
+    op === 'max'
+      ? `const size_t base = (size_t)plane * height * width + oy * stride * width + ox * stride;
+      size_t winner = base;
+      for (unsigned int wy = 0; wy < kernelSize; wy++)
+        for (unsigned int wx = 0; wx < kernelSize; wx++) {
+          const size_t at = base + wy * width + wx;
+          if (input0[at] > input0[winner]) winner = at;
+        }
+      if (winner == e) total += gradient[(size_t)plane * positions + oy * outWidth + ox];`
+      : 'total += gradient[(size_t)plane * positions + oy * outWidth + ox] / (float)(kernelSize * kernelSize);';
+  const source = `extern "C" __global__ void pool_backward_${op}(const float* __restrict__ input0, const float* __restrict__ gradient, float* __restrict__ output, ${POOL_PARAMETERS}) {
+  const unsigned int e = blockIdx.x * blockDim.x + threadIdx.x;
+  if (e >= count) return;
+  const unsigned int positions = outHeight * outWidth;
+  const unsigned int x = e % width, y = (e / width) % height, plane = e / (width * height);
+  float total = 0.0f;
+  for (unsigned int ky = 0; ky < kernelSize; ky++) {
+    if (y < ky || (y - ky) % stride != 0) continue;
+    const unsigned int oy = (y - ky) / stride;
+    if (oy >= outHeight) continue;
+    for (unsigned int kx = 0; kx < kernelSize; kx++) {
+      if (x < kx || (x - kx) % stride != 0) continue;
+      const unsigned int ox = (x - kx) / stride;
+      if (ox >= outWidth) continue;
+      ${contribution}
+    }
+  }
+  output[e] = total;
+}
+`;
+  return {
+    name: `pool_backward_${op}`,
+    source,
+    parameters: ['pointer', 'pointer', 'pointer', ...POOL_TYPES],
+  };
+}
+
 /** The conv geometry as the 13 u32 arguments both conv kernels take after their buffers (count excluded). */
 export const CONV_GEOMETRY_FIELDS = CONV_NAMES.slice(0, 13);
 
@@ -255,6 +350,7 @@ export function allCudaKernels(): CudaKernel[] {
   for (const op of Object.keys(BINARY_OPS) as BinaryOpName[])
     kernels.push(cudaBinary(op, false), cudaBinary(op, true));
   for (const op of Object.keys(REDUCE_OPS) as ReduceOpName[]) kernels.push(cudaReduce(op));
-  kernels.push(cudaSoftmax(), cudaLayernorm(), cudaIm2col(), cudaConvOutput());
+  kernels.push(cudaSoftmax(), cudaLayernorm(), cudaIm2col(), cudaConvOutput(), cudaCol2im());
+  for (const op of ['max', 'avg'] as const) kernels.push(cudaPool(op), cudaPoolBackward(op));
   return kernels;
 }

@@ -142,3 +142,18 @@ export interface Conv2dGeometry {
   readonly outHeight: number;
   readonly outWidth: number;
 }
+
+/** 2-d pooling over square windows: `max` (the first maximum of each window) or `avg`. */
+export type PoolOpName = 'max' | 'avg';
+export const POOL_OP_NAMES: readonly PoolOpName[] = ['max', 'avg'];
+
+/** Geometry of a 2-d pooling: input (planes = N * C, H, W) -> output (planes, OH, OW), no padding. */
+export interface Pool2dGeometry {
+  readonly planes: number;
+  readonly height: number;
+  readonly width: number;
+  readonly kernelSize: number;
+  readonly stride: number;
+  readonly outHeight: number;
+  readonly outWidth: number;
+}

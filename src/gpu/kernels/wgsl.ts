@@ -386,3 +386,129 @@ ${ENTRY} {
 `;
   return { name: 'conv_output', source };
 }
+
+/**
+ * columns (C * KH * KW, N * OH * OW) -> image (N, C, H, W): each image element sums the column
+ * entries that im2col copied from it (the adjoint of im2col, the input gradient of conv2d).
+ */
+export function wgslCol2im(): WgslKernel {
+  const source = `${CONV_PARAMS}
+@group(0) @binding(0) var<storage, read> columns: array<f32>;
+@group(0) @binding(1) var<storage, read_write> output: array<f32>;
+@group(0) @binding(2) var<uniform> params: Params;
+${HEADER_INDEX}
+${ENTRY} {
+  let e = linearGroup(wid, groups) * ${WGSL_WORKGROUP_SIZE}u + lid.x;
+  if (e >= params.count) { return; }
+  let x = e % params.width;
+  let y = (e / params.width) % params.height;
+  let channel = (e / (params.width * params.height)) % params.inChannels;
+  let n = e / (params.width * params.height * params.inChannels);
+  let positions = params.outHeight * params.outWidth;
+  let stride = params.batch * positions;
+  var total = 0.0;
+  for (var ky = 0u; ky < params.kernelHeight; ky++) {
+    let ty = i32(y + params.paddingHeight) - i32(ky);
+    if (ty < 0 || u32(ty) % params.strideHeight != 0u) { continue; }
+    let oy = u32(ty) / params.strideHeight;
+    if (oy >= params.outHeight) { continue; }
+    for (var kx = 0u; kx < params.kernelWidth; kx++) {
+      let tx = i32(x + params.paddingWidth) - i32(kx);
+      if (tx < 0 || u32(tx) % params.strideWidth != 0u) { continue; }
+      let ox = u32(tx) / params.strideWidth;
+      if (ox >= params.outWidth) { continue; }
+      let r = (channel * params.kernelHeight + ky) * params.kernelWidth + kx;
+      total += columns[r * stride + n * positions + oy * params.outWidth + ox];
+    }
+  }
+  output[e] = total;
+}
+`;
+  return { name: 'col2im', source };
+}
+
+/** Pooling geometry in the order of the uniform words. */
+const POOL_PARAMS = `struct Params {
+  planes: u32, height: u32, width: u32, kernelSize: u32, stride: u32, outHeight: u32, outWidth: u32, count: u32,
+}`;
+
+/** input (planes, H, W) -> output (planes, OH, OW): the first maximum, or the mean, of each window. */
+export function wgslPool(op: 'max' | 'avg'): WgslKernel {
+  const combine = op === 'max' ? 'if (value > best) { best = value; }' : 'best += value;';
+  const result = op === 'max' ? 'best' : 'best / f32(params.kernelSize * params.kernelSize)';
+  const source = `${POOL_PARAMS}
+@group(0) @binding(0) var<storage, read> input0: array<f32>;
+@group(0) @binding(1) var<storage, read_write> output: array<f32>;
+@group(0) @binding(2) var<uniform> params: Params;
+${HEADER_INDEX}
+${ENTRY} {
+  let e = linearGroup(wid, groups) * ${WGSL_WORKGROUP_SIZE}u + lid.x;
+  if (e >= params.count) { return; }
+  let positions = params.outHeight * params.outWidth;
+  let plane = e / positions;
+  let oy = (e % positions) / params.outWidth;
+  let ox = e % params.outWidth;
+  let base = plane * params.height * params.width + oy * params.stride * params.width + ox * params.stride;
+  var best = ${op === 'max' ? 'input0[base]' : '0.0'};
+  for (var ky = 0u; ky < params.kernelSize; ky++) {
+    for (var kx = 0u; kx < params.kernelSize; kx++) {
+      let value = input0[base + ky * params.width + kx];
+      ${combine}
+    }
+  }
+  output[e] = ${result};
+}
+`;
+  return { name: `pool_${op}`, source };
+}
+
+/**
+ * (input (planes, H, W), gradient (planes, OH, OW)) -> input gradient (planes, H, W): each input
+ * element sums the gradients of the windows it is in, for max only where it is the window's first
+ * maximum, for avg divided by the window's size. Overlapping windows (stride < kernel) add up.
+ */
+export function wgslPoolBackward(op: 'max' | 'avg'): WgslKernel {
+  const contribution =
+    op === 'max'
+      ? `let base = plane * params.height * params.width + oy * params.stride * params.width + ox * params.stride;
+      var winner = base;
+      for (var wy = 0u; wy < params.kernelSize; wy++) {
+        for (var wx = 0u; wx < params.kernelSize; wx++) {
+          let at = base + wy * params.width + wx;
+          if (input0[at] > input0[winner]) { winner = at; }
+        }
+      }
+      if (winner == e) { total += gradient[plane * positions + oy * params.outWidth + ox]; }`
+      : 'total += gradient[plane * positions + oy * params.outWidth + ox] / f32(params.kernelSize * params.kernelSize);';
+  // avg never reads the input; the phony read keeps its binding in the layout (bindings are fixed).
+  const keepInput = op === 'avg' ? '\n  _ = input0[0];' : '';
+  const source = `${POOL_PARAMS}
+@group(0) @binding(0) var<storage, read> input0: array<f32>;
+@group(0) @binding(1) var<storage, read> gradient: array<f32>;
+@group(0) @binding(2) var<storage, read_write> output: array<f32>;
+@group(0) @binding(3) var<uniform> params: Params;
+${HEADER_INDEX}
+${ENTRY} {
+  let e = linearGroup(wid, groups) * ${WGSL_WORKGROUP_SIZE}u + lid.x;
+  if (e >= params.count) { return; }
+  let positions = params.outHeight * params.outWidth;
+  let x = e % params.width;
+  let y = (e / params.width) % params.height;
+  let plane = e / (params.width * params.height);${keepInput}
+  var total = 0.0;
+  for (var ky = 0u; ky < params.kernelSize; ky++) {
+    if (y < ky || (y - ky) % params.stride != 0u) { continue; }
+    let oy = (y - ky) / params.stride;
+    if (oy >= params.outHeight) { continue; }
+    for (var kx = 0u; kx < params.kernelSize; kx++) {
+      if (x < kx || (x - kx) % params.stride != 0u) { continue; }
+      let ox = (x - kx) / params.stride;
+      if (ox >= params.outWidth) { continue; }
+      ${contribution}
+    }
+  }
+  output[e] = total;
+}
+`;
+  return { name: `pool_backward_${op}`, source };
+}

@@ -17,7 +17,8 @@
  * The copies of im2col's "same" path are block copies (TypedArray.set, a memcpy), several times
  * faster than element loops in V8.
  */
-import { deviceConv2d, noGradientOnDevice, unavailableOnDevice } from '../deviceOps.js';
+
+import { unavailableOnDevice } from '../deviceOps.js';
 import { check } from '../errors.js';
 import { addAccumulated, float64Accumulator } from '../internal/accumulate.js';
 import { gemm, onOneThread } from '../internal/blas.js';
@@ -25,6 +26,7 @@ import { type ConvWorkspace, convWorkspace } from '../internal/convKernel.js';
 import { maxPool2x2Kernel } from '../internal/maxPoolKernel.js';
 import { indexPool, pool } from '../internal/pool.js';
 import { contiguousData, gradBuffer, makeResult, releaseTemporary, type Tensor } from '../Tensor.js';
+import { conv2dOnDevice, pool2dOnDevice } from './convDevice.js';
 import { type ConvGeometry, convGeometry } from './convGeometry.js';
 
 export { CONV_GEOMETRY_FIELDS, type ConvGeometry, type ConvGeometryField } from './convGeometry.js';
@@ -308,8 +310,7 @@ export function conv2d(
   if (x.device !== 'cpu' || weight.device !== 'cpu' || (bias !== null && bias.device !== 'cpu')) {
     const inputs = bias === null ? [x, weight] : [x, weight, bias];
     if (g.dilation !== 1 || g.groups !== 1) unavailableOnDevice('conv2d with dilation or groups', inputs);
-    noGradientOnDevice('conv2d', inputs);
-    return deviceConv2d(x, weight, bias, g.stride, g.padding);
+    return conv2dOnDevice(x, weight, bias, g.stride, g.padding);
   }
   const { batch, outChannels, groups } = g;
   const positions = g.outHeight * g.outWidth;
@@ -525,8 +526,8 @@ function maxPool2x2(xv: Float32Array, g: ConvGeometry, out: Float32Array, winner
 
 /** Maximum over kernelSize x kernelSize windows. */
 export function maxPool2d(x: Tensor, kernelSize: number, options: Pool2dOptions = {}): Tensor {
-  if (x.device !== 'cpu') unavailableOnDevice('maxPool2d', [x]);
   const g = poolGeometry(x, kernelSize, options.stride ?? kernelSize, 'maxPool2d');
+  if (x.device !== 'cpu') return pool2dOnDevice('max', x, kernelSize, g.stride);
   const planes = g.batch * g.channels;
   const outPlane = g.outHeight * g.outWidth;
   const xv = contiguousData(x);
@@ -554,8 +555,8 @@ export function maxPool2d(x: Tensor, kernelSize: number, options: Pool2dOptions 
 
 /** Mean over kernelSize x kernelSize windows. */
 export function avgPool2d(x: Tensor, kernelSize: number, options: Pool2dOptions = {}): Tensor {
-  if (x.device !== 'cpu') unavailableOnDevice('avgPool2d', [x]);
   const g = poolGeometry(x, kernelSize, options.stride ?? kernelSize, 'avgPool2d');
+  if (x.device !== 'cpu') return pool2dOnDevice('avg', x, kernelSize, g.stride);
   const planes = g.batch * g.channels;
   const outPlane = g.outHeight * g.outWidth;
   const scale = 1 / (kernelSize * kernelSize);

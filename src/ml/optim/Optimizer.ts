@@ -204,6 +204,34 @@ export abstract class Optimizer {
     return this.slot(name);
   }
 
+  /** Names of the slots held on a device so far (parameters on a GPU-layer device). */
+  deviceSlotNames(): string[] {
+    return this.deviceSlots.names();
+  }
+
+  /** Reads slot `name` of device parameter `index` into `target` (zeros when it was never used). */
+  async readDeviceSlot(name: string, index: number, target: Float32Array): Promise<void> {
+    const parameter = this.parameters[index];
+    check(parameter !== undefined && parameter.device !== 'cpu', 'invalid_argument', () => {
+      return `${this.kind}: parameter ${index} is not on a device`;
+    });
+    const entry = this.deviceSlots.entries(name).find(([at]) => at === index);
+    if (entry === undefined) {
+      target.fill(0);
+      return;
+    }
+    target.set((await entry[1].to('cpu')).data);
+  }
+
+  /** Writes `values` into slot `name` of device parameter `index` (allocating the slot). */
+  writeDeviceSlot(name: string, index: number, values: Float32Array): void {
+    const parameter = this.parameters[index];
+    check(parameter !== undefined && parameter.device !== 'cpu', 'invalid_argument', () => {
+      return `${this.kind}: parameter ${index} is not on a device`;
+    });
+    this.deviceSlots.set(name, index, parameter, values);
+  }
+
   /** Whether any parameter lives on the CPU (host slots are allocated only then). */
   protected hasHostParameters(): boolean {
     return this.parameters.some((parameter) => parameter.device === 'cpu');

@@ -68,8 +68,12 @@ function scoped(update: (keep: (tensor: Tensor) => Tensor) => void): void {
     made.push(tensor);
     return tensor;
   };
-  noGrad(() => update(keep));
-  for (const tensor of made) dispose(tensor);
+  try {
+    noGrad(() => update(keep));
+  } finally {
+    // Also when a launch failed half-way (a device error): the temporaries go back at once.
+    for (const tensor of made) dispose(tensor);
+  }
 }
 
 export interface SgdStep {

@@ -1,7 +1,7 @@
 /**
  * Which faults strike which step, from the seeded `FaultInjector`. Each step index is asked
  * about once, on its first attempt, in a fixed order (actor crash, out-of-memory, device
- * error), so a run's faults replay from its seed; a retried step is not asked again (its fault
+ * error, kernel timeout), so a run's faults replay from its seed; a retried step is not asked again (its fault
  * already struck). The crashed actor is a pure function of (seed, step), so it needs no state.
  * On resume, `fastForward(step)` makes the same draws for the steps already done, so the faults
  * still to come are those the uninterrupted run would have met.
@@ -16,16 +16,24 @@ export interface StepFaults {
   readonly crash: TrainingRole | undefined;
   readonly outOfMemory: boolean;
   readonly deviceError: boolean;
+  /** A kernel of the step hangs past the watchdog (on the host: a device error of cpu:0). */
+  readonly kernelTimeout: boolean;
 }
 
 export const NO_STEP_FAULTS: StepFaults = Object.freeze({
   crash: undefined,
   outOfMemory: false,
   deviceError: false,
+  kernelTimeout: false,
 });
 
 /** The fault kinds training acts on (with `seed`); the others are refused for a run. */
-export const TRAINING_FAULT_KINDS = ['actorCrashRate', 'oomRate', 'gpuErrorRate'] as const;
+export const TRAINING_FAULT_KINDS = [
+  'actorCrashRate',
+  'oomRate',
+  'gpuErrorRate',
+  'kernelTimeoutRate',
+] as const;
 
 /**
  * Why `config` cannot drive a training run, or undefined: a non-zero rate of a kind training
@@ -61,8 +69,15 @@ export class FaultPlan {
     const crash = this.injector.shouldCrashActor();
     const outOfMemory = this.injector.shouldOom();
     const deviceError = this.injector.shouldFailGpu(deviceId);
-    if (!crash && !outOfMemory && !deviceError) return NO_STEP_FAULTS;
-    return { crash: crash ? victimOf(this.config.seed, step) : undefined, outOfMemory, deviceError };
+    // Its own random stream: drawing it leaves the other kinds' decisions as they were.
+    const kernelTimeout = this.injector.shouldTimeoutKernel();
+    if (!crash && !outOfMemory && !deviceError && !kernelTimeout) return NO_STEP_FAULTS;
+    return {
+      crash: crash ? victimOf(this.config.seed, step) : undefined,
+      outOfMemory,
+      deviceError,
+      kernelTimeout,
+    };
   }
 
   /** Draws the decisions of steps [0, step) without acting on them (resume). */

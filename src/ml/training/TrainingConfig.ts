@@ -108,9 +108,31 @@ export interface TrainingConfig {
   /** Devices to train on; default: `detectDevices()`. */
   readonly devices?: readonly DeviceInfo[];
   /**
+   * What `cpu:0` computes with: `'host'` (default), zbmd's CPU tensor ops (BLAS, WebAssembly);
+   * `'reference'`, the GPU layer's cpu reference backend, through the same device path as
+   * WebGPU and CUDA (parameters and optimizer state in device buffers, every op a kernel).
+   */
+  readonly cpuDevice?: 'host' | 'reference';
+  /**
+   * Bytes a training device may hold (its memory pool's limit, `DeviceOptions.memoryLimitBytes`);
+   * default the device's memory. An allocation over it is an `OutOfDeviceMemory`, which halves
+   * the micro-batch. Not used by host training.
+   */
+  readonly deviceMemoryLimitBytes?: number;
+  /** Watchdog deadline of a training device's synchronization points in ms (1 to 3,600,000); default 60,000. */
+  readonly deviceWatchdogMs?: number;
+  /**
+   * A planned device move: before step `atStep` (the steps committed, 1 or more), training moves
+   * to `device` (one of `devices`), carrying the weights, the optimizer state, the loader position
+   * and the generators. Default none.
+   */
+  readonly moveDevice?: { readonly atStep: number; readonly device: string };
+  /**
    * Injected faults: a `FaultConfig` (partial, long or short keys) or the `ZBMD_FAULTS` text;
-   * default none. Training acts on actor crashes, out-of-memory and device errors; a non-zero
-   * rate of another kind (message drops or delays, kernel timeouts) is refused (`invalid_config`).
+   * default none. Training acts on actor crashes, out-of-memory, device errors and kernel
+   * timeouts (per step; on a GPU-layer device the device's own launch fails, see
+   * `deviceFaults.ts`); a non-zero rate of another kind (message drops or delays) is refused
+   * (`invalid_config`).
    */
   readonly faults?: FaultSettings | string;
   /** Seed of weight initialisation and shuffling; default 42. */
@@ -240,6 +262,10 @@ export interface ResolvedTrainingConfig {
   readonly fresh: boolean;
   readonly device: string | undefined;
   readonly devices: readonly DeviceInfo[] | undefined;
+  readonly cpuDevice: 'host' | 'reference';
+  readonly deviceMemoryLimitBytes: number | undefined;
+  readonly deviceWatchdogMs: number;
+  readonly moveDevice: { readonly atStep: number; readonly device: string } | undefined;
   readonly faults: FaultConfig;
   readonly seed: number;
   readonly shuffle: boolean;
@@ -320,6 +346,23 @@ function resolveGpt(model: unknown, value: unknown): ResolvedGptOptions | undefi
   }
 }
 
+function resolveMove(value: unknown): { atStep: number; device: string } | undefined {
+  if (value === undefined) return undefined;
+  if (typeof value !== 'object' || value === null) invalid('moveDevice', value, '{ atStep, device }');
+  const { atStep, device } = value as { atStep?: unknown; device?: unknown };
+  return {
+    atStep: integerIn('moveDevice.atStep', atStep, 1, 1, Number.MAX_SAFE_INTEGER),
+    device:
+      optionalString('moveDevice.device', device) ?? invalid('moveDevice.device', device, 'a device id'),
+  };
+}
+
+function resolveCpuDevice(value: unknown): 'host' | 'reference' {
+  if (value === undefined) return 'host';
+  if (value !== 'host' && value !== 'reference') invalid('cpuDevice', value, "'host' or 'reference'");
+  return value;
+}
+
 function resolveModelAndOptimizer(
   fields: TrainingConfig,
 ): Pick<ResolvedTrainingConfig, 'model' | 'gpt' | 'optimizer' | 'learningRate'> {
@@ -380,6 +423,13 @@ export function resolveTrainingConfig(config: TrainingConfig): ResolvedTrainingC
     fresh,
     device: optionalString('device', fields.device),
     devices: fields.devices,
+    cpuDevice: resolveCpuDevice(fields.cpuDevice),
+    deviceMemoryLimitBytes:
+      fields.deviceMemoryLimitBytes === undefined
+        ? undefined
+        : integerIn('deviceMemoryLimitBytes', fields.deviceMemoryLimitBytes, 0, 1, Number.MAX_SAFE_INTEGER),
+    deviceWatchdogMs: integerIn('deviceWatchdogMs', fields.deviceWatchdogMs, 60_000, 1, 3_600_000),
+    moveDevice: resolveMove(fields.moveDevice),
     faults: resolveFaults(fields.faults),
     seed: integerIn('seed', fields.seed, 42, 0, Number.MAX_SAFE_INTEGER),
     shuffle: fields.shuffle ?? true,

@@ -11,11 +11,16 @@
 import type { ActorSystem } from '../../actor/ActorSystem.js';
 import type { Pid } from '../../actor/Pid.js';
 import type { Random } from '../../actor/Random.js';
+import type { Device as GpuDevice } from '../../gpu/Device.js';
 import { DeviceHealthTracker } from '../../gpu/DeviceHealth.js';
+import { openDevice } from '../../gpu/detect.js';
+import type { OutOfDeviceMemory } from '../../gpu/errors.js';
 import type { DeviceInfo } from '../../gpu/types.js';
 import type { DataLoader } from '../data/DataLoader.js';
 import type { Module, Parameter } from '../nn/Module.js';
 import type { RunIdentity } from './checkpointFiles.js';
+import { StepFaultHook } from './deviceFaults.js';
+import type { DeviceReplica } from './deviceReplica.js';
 import { TRAINING_ROLES, TrainingError, type TrainingRole } from './errors.js';
 import type { StepTiming } from './messages.js';
 import type { StepLineage } from './StepLineage.js';
@@ -32,9 +37,22 @@ export interface LiveModel {
   readonly randoms: ReadonlyMap<string, Random>;
 }
 
+/** Where a step's tensor math runs: zbmd's host CPU ops, or a GPU-layer backend. */
+export type TensorBackend = 'cpu' | 'cpu-reference' | 'webgpu' | 'cuda';
+
 export class TrainingSession {
   model: LiveModel | undefined;
+  /** The model's copy on the current device; undefined while training runs on the host. */
+  replica: DeviceReplica | undefined;
   optimizer: SlotAccess | undefined;
+  /** Where the math of the current device runs (set by the model actor). */
+  tensorBackend: TensorBackend = 'cpu';
+  /** The device's out-of-memory error behind the last `STEP_OUT_OF_MEMORY` (cleared when read). */
+  lastOutOfMemory: OutOfDeviceMemory | undefined;
+  /** The run's seeded device faults, struck by the devices' launches (see deviceFaults.ts). */
+  readonly stepFaults: StepFaultHook;
+  /** Training devices opened so far, by id (closed by `closeDevices`). */
+  private readonly openDevices = new Map<string, GpuDevice>();
   loader: DataLoader | undefined;
   /** Where the model's step runs now. */
   deviceId: string;
@@ -65,6 +83,7 @@ export class TrainingSession {
   ) {
     this.deviceId = snapshot.deviceId;
     this.devicesUsed = [snapshot.deviceId];
+    this.stepFaults = new StepFaultHook(config.faults.seed);
     this.deviceHealth = new DeviceHealthTracker(devices.map((device) => device.id));
   }
 
@@ -104,7 +123,7 @@ export class TrainingSession {
     return this.failure;
   }
 
-  /** The live objects the snapshot copies from and restores into. */
+  /** The live objects the snapshot copies from and restores into (the host mirror on a device). */
   parts(): TrainingParts {
     const { model, optimizer, loader } = this;
     if (model === undefined || optimizer === undefined || loader === undefined) {
@@ -113,7 +132,41 @@ export class TrainingSession {
         'the model, optimizer and dataloader actors are not all running',
       );
     }
-    return { parameters: model.parameters, optimizer, loader, randoms: model.randoms };
+    const randoms = this.replica?.randoms ?? model.randoms;
+    return { parameters: model.parameters, optimizer, loader, randoms };
+  }
+
+  /**
+   * The GPU-layer device the current device id computes on, opened once (with the run's memory
+   * limit, watchdog and fault hook); undefined when the math runs on the host (`cpu` with
+   * `cpuDevice: 'host'`).
+   */
+  async computeDevice(): Promise<GpuDevice | undefined> {
+    const id = this.deviceId;
+    const backend = id.slice(0, id.indexOf(':') === -1 ? id.length : id.indexOf(':'));
+    if (backend === 'cpu' && this.config.cpuDevice === 'host') return undefined;
+    let device = this.openDevices.get(id);
+    if (device === undefined || device.isDestroyed) {
+      device = await openDevice(id, {
+        memoryLimitBytes: this.config.deviceMemoryLimitBytes,
+        watchdogDeadlineMs: this.config.deviceWatchdogMs,
+        faultHook: this.stepFaults,
+      });
+      this.openDevices.set(id, device);
+    }
+    return device;
+  }
+
+  /** A device that failed is closed (a hung kernel never completes); it is opened afresh if training comes back. */
+  discardDevice(id: string): void {
+    const device = this.openDevices.get(id);
+    this.openDevices.delete(id);
+    device?.destroy();
+  }
+
+  /** Closes every device training opened. */
+  closeDevices(): void {
+    for (const id of [...this.openDevices.keys()]) this.discardDevice(id);
   }
 
   /**
@@ -128,6 +181,13 @@ export class TrainingSession {
     this.snapshot.deviceId = next;
     if (next !== failed && this.devicesUsed.length < DEVICE_MOVES_KEPT) this.devicesUsed.push(next);
     return next;
+  }
+
+  /** A planned move (`moveDevice`): training goes on on `id`. */
+  moveTo(id: string): void {
+    this.deviceId = id;
+    this.snapshot.deviceId = id;
+    if (this.devicesUsed.length < DEVICE_MOVES_KEPT) this.devicesUsed.push(id);
   }
 
   /** Runs `commit` after every earlier one (checkpoint manifests stay in step order). */

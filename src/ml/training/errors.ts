@@ -1,4 +1,3 @@
-import { TaggedError } from '../../internal/errors.js';
 /**
  * Errors of supervised training. Operating errors (a bad option, a checkpoint that does not fit
  * the run, a failure the supervisor could not repair) are `TrainingError`s whose `code` says
@@ -6,6 +5,8 @@ import { TaggedError } from '../../internal/errors.js';
  * of them: `InjectedActorCrash` (an actor's code threw), `DeviceFailure` (the device the model
  * runs on failed), and `OutOfMemory` (an allocation for the step failed).
  */
+import type { DeviceError } from '../../gpu/errors.js';
+import { TaggedError } from '../../internal/errors.js';
 
 export type TrainingErrorCode =
   | 'invalid_config'
@@ -70,8 +71,12 @@ export class DeviceFailure extends TaggedError('DeviceFailure') {
     readonly step: number,
     /** Where training goes next (the same device when no other healthy one exists). */
     readonly nextDeviceId: string,
+    /** The error the device raised (absent for a failure the fault plan injected into host training). */
+    readonly deviceError?: DeviceError,
   ) {
-    super(`device ${deviceId} failed at step ${step}; training moves to ${nextDeviceId}`);
+    super(
+      `device ${deviceId} failed at step ${step}${deviceError === undefined ? '' : ` (${deviceError.name}: ${deviceError.message})`}; training moves to ${nextDeviceId}`,
+    );
   }
 }
 
@@ -84,8 +89,12 @@ export class OutOfMemory extends TaggedError('OutOfMemory') {
   constructor(
     readonly step: number,
     readonly microBatchSize: number,
+    /** The device's error when a device ran out (absent for one the fault plan injected into host training). */
+    readonly deviceError?: DeviceError,
   ) {
-    super(`out of memory at step ${step} with micro-batch ${microBatchSize}`);
+    super(
+      `out of memory at step ${step} with micro-batch ${microBatchSize}${deviceError === undefined ? '' : ` (${deviceError.name}: ${deviceError.message})`}`,
+    );
   }
 }
 

@@ -32,6 +32,18 @@ export class RestoreRequest {}
 /** Take the first snapshot (step 0) of a fresh run. */
 export class CaptureRequest {}
 
+/**
+ * Move training to `deviceId` before step `step` (the steps committed): the state is captured
+ * from the current device (weights, optimizer state, loader position, generators), and the
+ * model and optimizer are rebuilt on the new device from that snapshot.
+ */
+export class MoveRequest {
+  constructor(
+    readonly step: number,
+    readonly deviceId: string,
+  ) {}
+}
+
 /** The injected crash of an actor: it throws `InjectedActorCrash` while handling this. */
 export class CrashRequest {
   constructor(readonly step: number) {}

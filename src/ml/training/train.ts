@@ -7,9 +7,11 @@
  * Nothing is lost: a step is committed only with its snapshot, and the step lineage proves at
  * the end that every step ran once, on the samples it should have.
  *
- * The tensor math runs on zbmd's CPU backend whatever device is selected: devices (from
- * `detectDevices`) are tracked with their health, and a device error moves training to the
- * healthiest other device, but the GPU layer does not yet run tensor ops.
+ * The tensor math runs on the device the config names: zbmd's host CPU ops for `cpu`, or a
+ * GPU-layer device (WebGPU, CUDA, the cpu reference backend with `cpuDevice: 'reference'`) with
+ * parameters, optimizer state and batches there (`deviceReplica.ts`). Devices (from
+ * `detectDevices`) are tracked with their health; a device error, raised by the device itself
+ * (`deviceFaults.ts`), moves training to the healthiest other device.
  *
  * @example
  * ```ts
@@ -46,6 +48,7 @@ import {
   CrashRequest,
   EpochRecord,
   FlushRequest,
+  MoveRequest,
   PersistRequest,
   RecoveryRecord,
   RestoreRequest,
@@ -66,6 +69,7 @@ import {
   TRAINING_LIMITS,
   type TrainingConfig,
 } from './TrainingConfig.js';
+import type { TensorBackend } from './TrainingSession.js';
 import { startTrainingSupervisor } from './TrainingSupervisor.js';
 import { loadTrainingData } from './trainingData.js';
 import { weightsSha256 } from './weightsHash.js';
@@ -93,8 +97,11 @@ export interface TrainingResult {
   readonly epochs: readonly EpochSummary[];
   readonly resumedFromStep: number;
   readonly devicesUsed: readonly string[];
-  /** Where the tensor math ran: always zbmd's CPU backend for now. */
-  readonly tensorBackend: 'cpu';
+  /**
+   * Where the tensor math of the last step ran: `cpu` (zbmd's host CPU ops), `cpu-reference`
+   * (the GPU layer's cpu reference backend), `webgpu` or `cuda`.
+   */
+  readonly tensorBackend: TensorBackend;
   readonly finalMicroBatchSize: number;
   readonly dataset: string;
   readonly faultsInjected: Readonly<Record<string, number>>;
@@ -130,6 +137,8 @@ interface Run extends PreparedRun {
   readonly policy: SnapshotPolicy;
   /** A recovery whose replay has not yet reached the failed step. */
   pending: PendingRecovery | undefined;
+  /** The planned device move happened (or the run resumed past it). */
+  moved: boolean;
 }
 
 interface PendingRecovery {
@@ -194,6 +203,7 @@ async function trainLocked(resolved: ResolvedTrainingConfig, startedMs: number):
     highestCommitted: prepared.firstStep,
     policy: new SnapshotPolicy(resolved.snapshotIntervalSteps),
     pending: undefined,
+    moved: resolved.moveDevice !== undefined && prepared.firstStep >= resolved.moveDevice.atStep,
   };
   const supervisor = await startTrainingSupervisor(
     system,
@@ -226,6 +236,8 @@ async function trainLocked(resolved: ResolvedTrainingConfig, startedMs: number):
     if (system.isAlive(supervisor)) await stopSupervisor(system, supervisor);
     await prepared.session.commitsSettled();
     system.shutdown();
+    prepared.session.replica?.release();
+    prepared.session.closeDevices();
   }
 }
 
@@ -249,6 +261,11 @@ async function runSteps(run: Run): Promise<void> {
     if (stop?.aborted && snapshot.step === run.nextStep) break;
     const step = run.nextStep;
     if (run.pending !== undefined && step >= run.pending.step) finishRecovery(run);
+    const move = session.config.moveDevice;
+    if (move !== undefined && !run.moved && step === move.atStep) {
+      await moveDevice(run, step, move.device);
+      continue;
+    }
     const faults = run.plan.decide(step, session.deviceId);
     request.step = step;
     request.faults = faults;
@@ -268,7 +285,9 @@ async function runSteps(run: Run): Promise<void> {
       continue;
     }
     if (outcome === STEP_OUT_OF_MEMORY) {
-      await recover(run, new OutOfMemory(step, snapshot.microBatchSize), step);
+      const deviceError = session.lastOutOfMemory;
+      session.lastOutOfMemory = undefined;
+      await recover(run, new OutOfMemory(step, snapshot.microBatchSize, deviceError), step);
       continue;
     }
     run.nextStep = step + 1;
@@ -281,6 +300,20 @@ async function runSteps(run: Run): Promise<void> {
   }
   if (run.pending !== undefined) finishRecovery(run);
   flushRecords(run);
+}
+
+/** The planned move: the model actor captures the state and rebuilds on `device`. */
+async function moveDevice(run: Run, step: number, device: string): Promise<void> {
+  const { session, system } = run;
+  if (!session.devices.some((info) => info.id === device)) {
+    throw new TrainingError(
+      'invalid_config',
+      `moveDevice.device = ${device}: not one of the devices (${session.devices.map((info) => info.id).join(', ')})`,
+    );
+  }
+  await system.call(session.pidOf('model'), new MoveRequest(step, device), STEP_CALL_TIMEOUT_MS);
+  session.snapshot.epochProgress = epochProgressAt(run, step);
+  run.moved = true;
 }
 
 function afterCommit(run: Run, step: number, loss: number): void {
@@ -375,7 +408,12 @@ function diagnose(failure: unknown): Diagnosis {
   const reason = failure.reason;
   if (reason instanceof InjectedActorCrash) return { cause: `${reason.role}_crash`, detail: reason.message };
   if (reason instanceof DeviceFailure) {
-    return { cause: 'device_error', detail: `${reason.deviceId} failed; moved to ${reason.nextDeviceId}` };
+    const raised =
+      reason.deviceError === undefined ? '' : ` (${reason.deviceError.name}: ${reason.deviceError.message})`;
+    return {
+      cause: 'device_error',
+      detail: `${reason.deviceId} failed${raised}; moved to ${reason.nextDeviceId}`,
+    };
   }
   return { cause: 'unexpected_crash', detail: formatReason(reason) };
 }
@@ -413,7 +451,11 @@ async function recover(run: Run, failure: unknown, step: number): Promise<void> 
   if (run.pending !== undefined) finishRecovery(run);
   const diagnosis = diagnose(failure);
   countAttempt(run, step, diagnosis);
-  const detail = diagnosis.cause === 'out_of_memory' ? halveMicroBatch(run, step) : diagnosis.detail;
+  const raised = failure instanceof OutOfMemory ? failure.deviceError : undefined;
+  const detail =
+    diagnosis.cause === 'out_of_memory'
+      ? `${halveMicroBatch(run, step)}${raised === undefined ? '' : ` after ${raised.name}: ${raised.message}`}`
+      : diagnosis.detail;
   // The emergency checkpoint holds the last good state, copied before anything else can change it.
   const emergency = session.config.checkpointDir !== undefined ? session.snapshot.copy() : undefined;
   await session.whenReady();
@@ -466,7 +508,7 @@ async function finish(run: Run, loopMs: number, startedMs: number): Promise<Trai
     epochs: run.epochs,
     resumedFromStep: run.firstStep,
     devicesUsed: session.devicesUsed,
-    tensorBackend: 'cpu',
+    tensorBackend: session.tensorBackend,
     finalMicroBatchSize: session.snapshot.microBatchSize,
     dataset: session.data.name ?? 'in-memory',
     faultsInjected: run.plan.injector.counts(),

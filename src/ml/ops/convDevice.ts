@@ -1,0 +1,99 @@
+/**
+ * conv2d, maxPool2d and avgPool2d on a GPU-layer device, forward and backward. The CPU ops in
+ * `conv.ts` branch here when their input lives on a device. Their CPU gradient rules are host
+ * loops, so these record rules of their own, written with device kernels:
+ *
+ * - conv2d, with g the output's gradient (N, O, OH, OW) gathered to gOut (O, N * OH * OW):
+ *   x's gradient = col2im(weightᵀ @ gOut); weight's = gOut @ im2col(x)ᵀ; bias's = gOut summed
+ *   over its rows. Inputs that need no gradient (the images) get none computed.
+ * - the pools: one pool2dBackward kernel (max: to each window's first maximum, as on the CPU).
+ */
+import {
+  type DeviceConvGeometry,
+  deviceCol2im,
+  deviceConv2d,
+  deviceGather,
+  deviceIm2col,
+  deviceMatmul,
+  devicePermute,
+  devicePool2d,
+  devicePool2dBackward,
+  deviceReduce,
+} from '../deviceOps.js';
+import { dispose, record, share, type Tensor } from '../Tensor.js';
+
+// x: (N, C, H, W), weight: (O, C, KH, KW), bias: (O) -> (N, O, OH, OW); conv.ts checked the shapes
+export function conv2dOnDevice(
+  x: Tensor,
+  weight: Tensor,
+  bias: Tensor | null,
+  stride: number,
+  padding: number,
+): Tensor {
+  const out = deviceConv2d(x, weight, bias, stride, padding);
+  const inputs = bias === null ? [x, weight] : [x, weight, bias];
+  const [batch, inChannels, height, width] = x.shape;
+  const [outChannels, , kernelHeight, kernelWidth] = weight.shape;
+  const geometry: DeviceConvGeometry = {
+    batch,
+    inChannels,
+    height,
+    width,
+    outChannels,
+    kernelHeight,
+    kernelWidth,
+    stride,
+    padding,
+  };
+  return record(out, 'conv2d', inputs, (g) => conv2dRule(x, weight, bias, g, geometry));
+}
+
+function conv2dRule(
+  x: Tensor,
+  weight: Tensor,
+  bias: Tensor | null,
+  g: Tensor,
+  geometry: DeviceConvGeometry,
+): Tensor[] {
+  const [batch, outChannels, outHeight, outWidth] = g.shape;
+  const positions = outHeight * outWidth;
+  const patch = geometry.inChannels * geometry.kernelHeight * geometry.kernelWidth;
+  // gOut: (O, N * P), the output's gradient with the channel axis first
+  const gathered = deviceGather(
+    'conv2d',
+    g,
+    [outChannels, batch, positions],
+    [positions, outChannels * positions, 1],
+  );
+  const gOut = share(gathered, [outChannels, batch * positions]);
+  dispose(gathered);
+  const temporaries: Tensor[] = [gOut];
+  try {
+    let gx: Tensor | null = null;
+    if (x.requiresGrad) {
+      const weightMatrix = share(weight, [outChannels, patch]);
+      const weightT = devicePermute(weightMatrix, [1, 0]);
+      const columns = deviceMatmul(weightT, gOut);
+      temporaries.push(weightMatrix, weightT, columns);
+      gx = deviceCol2im(columns, geometry);
+    }
+    let gw: Tensor | null = null;
+    if (weight.requiresGrad) {
+      const columns = deviceIm2col(x, geometry, outHeight, outWidth);
+      const columnsT = devicePermute(columns, [1, 0]);
+      const product = deviceMatmul(gOut, columnsT);
+      temporaries.push(columns, columnsT, product);
+      gw = share(product, weight.shape);
+    }
+    const gb = bias?.requiresGrad ? deviceReduce('sum', gOut, [false, true], [outChannels]) : null;
+    return (bias === null ? [gx, gw] : [gx, gw, gb]) as Tensor[];
+  } finally {
+    for (const tensor of temporaries) dispose(tensor);
+  }
+}
+
+// x: (N, C, H, W) -> (N, C, OH, OW); conv.ts checked the shapes
+export function pool2dOnDevice(op: 'max' | 'avg', x: Tensor, kernelSize: number, stride: number): Tensor {
+  const out = devicePool2d(op, x, kernelSize, stride);
+  return record(out, `${op}Pool2d`, [x], (g) => [devicePool2dBackward(op, x, g, kernelSize, stride)]);
+}
