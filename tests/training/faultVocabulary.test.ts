@@ -58,7 +58,9 @@ describe('one fault vocabulary', () => {
         (error: unknown) =>
           isTrainingError(error, 'invalid_config') &&
           /training does not act on/.test(String(error)) &&
-          /actorCrashRate \(crash\), oomRate \(oom\), gpuErrorRate \(device\), kernelTimeoutRate \(timeout\)/.test(String(error)),
+          /actorCrashRate \(crash\), oomRate \(oom\), gpuErrorRate \(device\), kernelTimeoutRate \(timeout\)/.test(
+            String(error),
+          ),
       );
     }
     expect(() => parseTrainingFaults('drop=0.1')).toThrow(/training does not act on messageDropRate/);
