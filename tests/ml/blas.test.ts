@@ -4,6 +4,8 @@ import { Random } from '../../src/actor/Random.js';
 import * as ml from '../../src/ml/index.js';
 import {
   blasBackend,
+  chosenCoreType,
+  cpuHasAvx512,
   gemm,
   openBlasGemm,
   rawOpenBlasSgemm,
@@ -11,6 +13,9 @@ import {
   typescriptGemm,
 } from '../../src/ml/internal/blas.js';
 import { expectClose, uniformArray } from './helpers.js';
+
+/** Before any product loads OpenBLAS (blas.ts sets the variable only for the load). */
+const CORETYPE_AT_IMPORT = process.env.OPENBLAS_CORETYPE;
 
 /** C = alpha op(A) op(B) + beta C, straight from the definition, in float64. */
 function reference(
@@ -163,5 +168,28 @@ describe('fallback notice', () => {
         vi.unstubAllEnvs();
       }
     }
+  });
+});
+
+describe('OpenBLAS kernel choice', () => {
+  it('asks for the AVX-512 kernels only when the CPU has them and OPENBLAS_CORETYPE is unset', () => {
+    const avx512 = 'processor\t: 0\nflags\t\t: fpu sse2 avx2 avx512f avx512dq avx512cd avx512bw avx512vl\n';
+    const avx2 = 'processor\t: 0\nflags\t\t: fpu sse2 avx2 fma avx512f\n';
+    expect(cpuHasAvx512(avx512)).toBe(true);
+    expect(cpuHasAvx512(avx2)).toBe(false);
+    expect(cpuHasAvx512('no flags line')).toBe(false);
+    expect(cpuHasAvx512(null)).toBe(false);
+    expect(chosenCoreType({}, true)).toBe('SkylakeX');
+    expect(chosenCoreType({}, false)).toBeNull();
+    expect(chosenCoreType({ OPENBLAS_CORETYPE: 'Haswell' }, true)).toBeNull();
+  });
+
+  it('blasInfo names the kernels OpenBLAS runs, and loading leaves OPENBLAS_CORETYPE as it was', () => {
+    const info = ml.blasInfo();
+    expect(process.env.OPENBLAS_CORETYPE).toBe(CORETYPE_AT_IMPORT);
+    if (info.backend !== 'openblas') return;
+    expect(info.core).toMatch(/^[A-Za-z0-9]+$/);
+    if (CORETYPE_AT_IMPORT !== undefined)
+      expect(info.core?.toLowerCase()).toBe(CORETYPE_AT_IMPORT.toLowerCase());
   });
 });
