@@ -124,6 +124,13 @@ export interface ActorSystemOptions {
    * With more than one, call `close()` when done: worker threads keep the process alive.
    */
   readonly threads?: number | 'auto';
+  /**
+   * How batches of operations cross between scheduler threads: `'ring'` (default) a
+   * SharedArrayBuffer ring per pair of threads, woken with Atomics, the MessagePort beside it
+   * for what is not all numbers; `'port'` every batch posted on the MessagePort. Both keep the
+   * order per sender-receiver pair; `bench actors` measures both.
+   */
+  readonly threadTransport?: 'ring' | 'port';
   /** Told when a scheduler thread dies (and is replaced). Default: one line on stderr. */
   readonly onThreadExit?: (thread: number, cause: unknown) => void;
   /** Time source. Default: a `RealClock`; pass a `SimulatedClock` for deterministic tests. */
