@@ -6,6 +6,7 @@ import { BadArgument } from './errors.js';
 import { callFrom, isCallHandle } from './internal/calls.js';
 import { checkName, checkPid, checkTimeout, isCodeRef } from './internal/checks.js';
 import { CodeUpgrade, deliverSignalMessage, sendFrom } from './internal/delivery.js';
+import { MIGRATION_AGENT, migrateLocal } from './internal/migration.js';
 import { RemoteMonitor } from './internal/Remote.js';
 import { Runtime } from './internal/Runtime.js';
 import { exitSignal, Monitor, monitor, terminate, unwatch, watch } from './internal/signals.js';
@@ -561,6 +562,39 @@ export class ActorSystem implements Spawner {
     if (this.#pool !== undefined) await this.#pool.close();
     this.shutdown();
   }
+
+  /**
+   * Moves a running handler actor to scheduler thread `thread` and resolves with its new pid.
+   * The actor must have been spawned by module URL from a class export, and its state (the
+   * behaviour's own enumerable fields) must survive structured clone (else `NotCloneable`, and
+   * it stays where it is). The move happens between two messages, behind those already queued.
+   * The old pid keeps working by forwarding (holders need not learn the new pid): messages and
+   * calls to it reach the new process in order, its links and monitors stay on the old pid and
+   * fire when the new process exits, with its reason. See src/actor/README.md.
+   */
+  async migrate(pid: Pid, thread: number): Promise<Pid> {
+    const runtime = this.#runtime;
+    checkPid(pid, 'migrate');
+    if (pid.thread === runtime.thread || runtime.remote === undefined)
+      return migrateLocal(runtime, pid, thread);
+    // a process on another thread: that thread's agent moves it
+    let agent = this.#agents.get(pid.thread);
+    if (agent === undefined) {
+      agent = runtime.spawnByCode(MIGRATION_AGENT, [], { thread: pid.thread }, undefined);
+      this.#agents.set(pid.thread, agent);
+    }
+    const answer = await callFrom<{ pid?: Pid; error?: string }>(
+      runtime,
+      undefined,
+      agent,
+      { pid, thread },
+      Number.POSITIVE_INFINITY,
+    );
+    if (answer.pid === undefined) throw new BadArgument(answer.error ?? 'migrate failed');
+    return answer.pid;
+  }
+
+  readonly #agents = new Map<number, Pid>();
 
   /** Test aid: ends scheduler thread `thread` abruptly, as a crash of that thread would. */
   async killThread(thread: number): Promise<void> {
