@@ -119,7 +119,12 @@ class Inbound {
     if (slots[tail & mask] === this.expected) {
       const length = slots[(tail + 1) & mask];
       const batch = new Array<unknown>(length);
-      for (let i = 0, at = tail + 2; i < length; i++, at++) batch[i] = slots[at & mask];
+      for (let i = 0, at = tail + 2; i < length; i++, at++) {
+        // integers come back as small integers (not boxed doubles): what the port would give
+        const value = slots[at & mask];
+        const integer = value | 0;
+        batch[i] = integer === value && (integer !== 0 || 1 / value > 0) ? integer : value;
+      }
       ring.cursor = (tail + 2 + length) | 0;
       Atomics.store(ring.index, TAIL, ring.cursor);
       this.expected++;
