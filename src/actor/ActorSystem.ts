@@ -570,7 +570,7 @@ export class ActorSystem implements Spawner {
    * it stays where it is). The move happens between two messages, behind those already queued.
    * The old pid keeps working by forwarding (holders need not learn the new pid): messages and
    * calls to it reach the new process in order, its links and monitors stay on the old pid and
-   * fire when the new process exits, with its reason. See src/actor/README.md.
+   * fire when the new process exits, with its reason. See README "Actors on every core".
    */
   async migrate(pid: Pid, thread: number): Promise<Pid> {
     const runtime = this.#runtime;
