@@ -130,7 +130,7 @@ export class SupervisorCore implements SupervisorView {
   childOf(pid: Pid): ChildRecord | undefined {
     const child = this.byPid.get(pid);
     if (child !== undefined || pid.thread === this.context.self.thread) return child;
-    for (const record of this.records) if (record.pid !== undefined && record.pid.equals(pid)) return record;
+    for (const record of this.records) if (record.pid?.equals(pid) === true) return record;
     return undefined;
   }
 
