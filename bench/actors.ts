@@ -13,6 +13,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
+import { isMainThread } from 'node:worker_threads';
 import {
   ActorSystem,
   type Context,
@@ -259,6 +260,60 @@ export async function threadFigures(quick: boolean): Promise<Record<string, numb
   }
 }
 
+/**
+ * The same cross-thread ping-pong and stream with `threadTransport: 'port'` (every batch posted
+ * on the MessagePort): the in-run comparison for the default ring.
+ */
+export async function portTransportFigures(quick: boolean): Promise<Record<string, number>> {
+  const system = new ActorSystem({ ...quiet, threads: 2, threadTransport: 'port' });
+  try {
+    await skynetThreads(system, 1000);
+    return {
+      cross_thread_pingpong_port_ns: round(await crossThreadPingPong(system, quick ? 2000 : 20_000)),
+      cross_thread_msgs_per_sec_port: Math.round(
+        await crossThreadThroughput(system, quick ? 200_000 : 2_000_000),
+      ),
+    };
+  } finally {
+    await system.close();
+  }
+}
+
+/** The one-thread figures. */
+export async function oneThreadFigures(quick: boolean): Promise<Record<string, number>> {
+  const scale = quick ? 10 : 1;
+  return {
+    ring_msgs_per_sec: Math.round(await ring(1000, 2_000_000 / scale)),
+    pingpong_ns_per_roundtrip: round(await pingPong(500_000 / scale)),
+    spawn_ns_per_actor: round(await spawnMany(1_000_000 / scale)),
+    skynet_1m_ms: round(await skynet(quick ? 100_000 : 1_000_000)),
+    call_ns: round(await callRoundTrip(200_000 / scale)),
+    idle_actor_bytes: Math.round(await idleActorBytes(100_000)),
+  };
+}
+
+const GROUPS: Record<string, (quick: boolean) => Promise<Record<string, number>>> = {
+  'one-thread': oneThreadFigures,
+  threads: threadFigures,
+  'port-transport': portTransportFigures,
+  transport: transportFigures,
+};
+
+/**
+ * Runs one group of figures in a fresh Node process (from the built bench; in-process from
+ * sources), so one group's heap, JIT state and worker threads do not weigh on the next.
+ */
+async function inFreshProcess(group: string, quick: boolean): Promise<Record<string, number>> {
+  const here = fileURLToPath(import.meta.url);
+  if (!here.endsWith('.js')) return GROUPS[group](quick);
+  const output = execFileSync(process.execPath, [here, group, quick ? 'quick' : 'full'], {
+    encoding: 'utf8',
+    timeout: 600_000,
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  return JSON.parse(output.trim().split('\n').pop()!) as Record<string, number>;
+}
+
 /** Sequential GenServer calls from outside any actor. Returns ns per call. */
 export async function callRoundTrip(calls: number): Promise<number> {
   const system = new ActorSystem(quiet);
@@ -335,14 +390,16 @@ export function erlangFigures(quick: boolean): Record<string, number> | undefine
 export async function run(options: BenchOptions): Promise<Record<string, number | string>> {
   const scale = options.quick ? 10 : 1;
   const figures: Record<string, number | string> = {};
-  figures.ring_msgs_per_sec = Math.round(await ring(1000, 2_000_000 / scale));
-  figures.pingpong_ns_per_roundtrip = round(await pingPong(500_000 / scale));
-  figures.spawn_ns_per_actor = round(await spawnMany(1_000_000 / scale));
-  figures.skynet_1m_ms = round(await skynet(options.quick ? 100_000 : 1_000_000));
-  figures.call_ns = round(await callRoundTrip(200_000 / scale));
-  figures.idle_actor_bytes = Math.round(await idleActorBytes(100_000));
-  Object.assign(figures, await threadFigures(options.quick));
-  Object.assign(figures, await transportFigures(options.quick));
+  // each group in its own process: the thread groups start workers and leave garbage behind
+  for (const group of Object.keys(GROUPS)) Object.assign(figures, await inFreshProcess(group, options.quick));
+  figures.cross_thread_pingpong_ring_vs_port = round(
+    (figures.cross_thread_pingpong_port_ns as number) / (figures.cross_thread_pingpong_ns as number),
+    2,
+  );
+  figures.cross_thread_msgs_ring_vs_port = round(
+    (figures.cross_thread_msgs_per_sec as number) / (figures.cross_thread_msgs_per_sec_port as number),
+    2,
+  );
   figures.skynet_thread_speedup = round(
     (figures.skynet_1m_ms as number) / (figures.skynet_1m_threads_ms as number),
     2,
@@ -374,6 +431,14 @@ export async function run(options: BenchOptions): Promise<Record<string, number 
   }
   figures.quick = options.quick ? 'yes' : 'no';
   return figures;
+}
+
+// `node bench/actors.js <group> quick|full`: one group's figures as a JSON line (see inFreshProcess).
+if (isMainThread && process.argv[1] === fileURLToPath(import.meta.url) && process.argv[2] in GROUPS) {
+  // not awaited at the top level: the group's spawns by module URL import this very module
+  GROUPS[process.argv[2]](process.argv[3] === 'quick').then((figures) =>
+    process.stdout.write(`${JSON.stringify(figures)}\n`),
+  );
 }
 
 function round(value: number, digits = 1): number {

@@ -6,6 +6,7 @@ import { BadArgument } from './errors.js';
 import { callFrom, isCallHandle } from './internal/calls.js';
 import { checkName, checkPid, checkTimeout, isCodeRef } from './internal/checks.js';
 import { CodeUpgrade, deliverSignalMessage, sendFrom } from './internal/delivery.js';
+import { MIGRATION_AGENT, migrateLocal } from './internal/migration.js';
 import { RemoteMonitor } from './internal/Remote.js';
 import { Runtime } from './internal/Runtime.js';
 import { exitSignal, Monitor, monitor, terminate, unwatch, watch } from './internal/signals.js';
@@ -124,6 +125,13 @@ export interface ActorSystemOptions {
    * With more than one, call `close()` when done: worker threads keep the process alive.
    */
   readonly threads?: number | 'auto';
+  /**
+   * How batches of operations cross between scheduler threads: `'ring'` (default) a
+   * SharedArrayBuffer ring per pair of threads, woken with Atomics, the MessagePort beside it
+   * for what is not all numbers; `'port'` every batch posted on the MessagePort. Both keep the
+   * order per sender-receiver pair; `bench actors` measures both.
+   */
+  readonly threadTransport?: 'ring' | 'port';
   /** Told when a scheduler thread dies (and is replaced). Default: one line on stderr. */
   readonly onThreadExit?: (thread: number, cause: unknown) => void;
   /** Time source. Default: a `RealClock`; pass a `SimulatedClock` for deterministic tests. */
@@ -563,6 +571,39 @@ export class ActorSystem implements Spawner {
     if (this.#pool !== undefined) await this.#pool.close();
     this.shutdown();
   }
+
+  /**
+   * Moves a running handler actor to scheduler thread `thread` and resolves with its new pid.
+   * The actor must have been spawned by module URL from a class export, and its state (the
+   * behaviour's own enumerable fields) must survive structured clone (else `NotCloneable`, and
+   * it stays where it is). The move happens between two messages, behind those already queued.
+   * The old pid keeps working by forwarding (holders need not learn the new pid): messages and
+   * calls to it reach the new process in order, its links and monitors stay on the old pid and
+   * fire when the new process exits, with its reason. See README "Actors on every core".
+   */
+  async migrate(pid: Pid, thread: number): Promise<Pid> {
+    const runtime = this.#runtime;
+    checkPid(pid, 'migrate');
+    if (pid.thread === runtime.thread || runtime.remote === undefined)
+      return migrateLocal(runtime, pid, thread);
+    // a process on another thread: that thread's agent moves it
+    let agent = this.#agents.get(pid.thread);
+    if (agent === undefined) {
+      agent = runtime.spawnByCode(MIGRATION_AGENT, [], { thread: pid.thread }, undefined);
+      this.#agents.set(pid.thread, agent);
+    }
+    const answer = await callFrom<{ pid?: Pid; error?: string }>(
+      runtime,
+      undefined,
+      agent,
+      { pid, thread },
+      Number.POSITIVE_INFINITY,
+    );
+    if (answer.pid === undefined) throw new BadArgument(answer.error ?? 'migrate failed');
+    return answer.pid;
+  }
+
+  readonly #agents = new Map<number, Pid>();
 
   /** Test aid: ends scheduler thread `thread` abruptly, as a crash of that thread would. */
   async killThread(thread: number): Promise<void> {

@@ -45,13 +45,29 @@ export class StartLog {
   }
 }
 
+/** How a test starts a worker: here, or (threads suites) by module URL on another thread. */
+export type SpawnWorker = (ctx: Context) => Pid;
+
+export const spawnLocalWorker: SpawnWorker = (ctx) => ctx.spawnLink(workerHandler());
+
+/** Starts the fixtures' `Worker` class on scheduler thread `thread` (the system needs threads > 1). */
+export function spawnWorkerOn(thread: number): SpawnWorker {
+  const code = { module: new URL('./fixtures/worker.ts', import.meta.url).href, export: 'Worker' };
+  return (ctx) => ctx.spawnLink(code, [], { thread });
+}
+
 /** A worker child spec whose starts are logged. */
-export function workerSpec(id: string, log: StartLog, extra: Partial<ChildSpec> = {}): ChildSpec {
+export function workerSpec(
+  id: string,
+  log: StartLog,
+  extra: Partial<ChildSpec> = {},
+  spawn: SpawnWorker = spawnLocalWorker,
+): ChildSpec {
   return {
     id,
     start: (ctx: Context) => {
       log.record(id);
-      return ctx.spawnLink(workerHandler());
+      return spawn(ctx);
     },
     ...extra,
   };

@@ -1,7 +1,20 @@
-import { describe, expect, it } from 'vitest';
-import type { Context, Pid } from '../../src/actor/index.js';
-import { type ChildSpec, startSupervisor, whichChildren } from '../../src/supervision/index.js';
-import { pidOf, StartLog, testSystem, workerSpec } from './helpers.js';
+import { afterAll, describe, expect, it } from 'vitest';
+import { ActorSystem, type Context, type Pid } from '../../src/actor/index.js';
+import {
+  type ChildSpec,
+  startSupervisor,
+  stopSupervisor,
+  whichChildren,
+} from '../../src/supervision/index.js';
+import {
+  pidOf,
+  type SpawnWorker,
+  StartLog,
+  spawnLocalWorker,
+  spawnWorkerOn,
+  testSystem,
+  workerSpec,
+} from './helpers.js';
 
 /**
  * seeds/003 (sage_runtime) translated: children are process functions that run once and end
@@ -29,61 +42,104 @@ function runOnce(
   };
 }
 
-describe('strategies: seeds/000 "supervisor restart strategies"', () => {
-  it('one_for_one: the crashed child restarts, its sibling is unaffected', async () => {
-    const { system } = testSystem();
-    const log = new StartLog();
-    const supervisor = await startSupervisor(system, {
-      strategy: 'one_for_one',
-      children: [workerSpec('child1', log), workerSpec('child2', log)],
-    });
-    const child1 = (await pidOf(system, supervisor, 'child1')) as Pid;
-    const child2 = (await pidOf(system, supervisor, 'child2')) as Pid;
-    system.send(child1, 'crash');
-    await system.settle();
-    const newChild1 = (await pidOf(system, supervisor, 'child1')) as Pid;
-    expect(newChild1).not.toBe(child1);
-    expect(system.isAlive(newChild1)).toBe(true);
-    expect(await pidOf(system, supervisor, 'child2')).toBe(child2);
-    expect(system.isAlive(child2)).toBe(true);
-  });
-
-  it('one_for_all: both children get new pids', async () => {
-    const { system } = testSystem();
-    const log = new StartLog();
-    const supervisor = await startSupervisor(system, {
-      strategy: 'one_for_all',
-      children: [workerSpec('child1', log), workerSpec('child2', log)],
-    });
-    const [before1, before2] = (await whichChildren(system, supervisor)).map((child) => child.pid as Pid);
-    system.send(before1, 'crash');
-    await system.settle();
-    const [after1, after2] = (await whichChildren(system, supervisor)).map((child) => child.pid as Pid);
-    expect(after1).not.toBe(before1);
-    expect(after2).not.toBe(before2);
-    expect(system.isAlive(before2)).toBe(false);
-    expect([system.isAlive(after1), system.isAlive(after2)]).toEqual([true, true]);
-    expect(log.order).toEqual(['child1', 'child2', 'child1', 'child2']);
-  });
-
-  it('rest_for_one: the failed child and those after it restart, those before do not', async () => {
-    const { system } = testSystem();
-    const log = new StartLog();
-    const supervisor = await startSupervisor(system, {
-      strategy: 'rest_for_one',
-      intensity: 10,
-      children: ['a', 'b', 'c', 'd'].map((id) => workerSpec(id, log)),
-    });
-    const before = (await whichChildren(system, supervisor)).map((child) => child.pid as Pid);
-    system.send(before[1], 'crash');
-    await system.settle();
-    const after = (await whichChildren(system, supervisor)).map((child) => child.pid as Pid);
-    expect(after[0]).toBe(before[0]);
-    for (const index of [1, 2, 3]) expect(after[index]).not.toBe(before[index]);
-    // stopped in reverse start order, started in start order
-    expect(log.order.slice(4)).toEqual(['b', 'c', 'd']);
-  });
+// Run twice: everything on one thread (a simulated clock), and the children on thread 1 of a
+// two-thread system with the supervisor on thread 0. The tests wait for the crashed child's exit,
+// then ask the supervisor (the call queues behind the EXIT it already got), never for a settle.
+let threaded: ActorSystem | undefined;
+afterAll(async () => {
+  await threaded?.close();
 });
+const placements: { name: string; system: () => ActorSystem; spawn: SpawnWorker }[] = [
+  { name: 'one thread', system: () => testSystem().system, spawn: spawnLocalWorker },
+  {
+    name: 'children on another thread',
+    system: () => (threaded ??= new ActorSystem({ threads: 2, onCrash: () => {} })),
+    spawn: spawnWorkerOn(1),
+  },
+];
+
+/** A sibling stopped by the strategy: 'shutdown', or 'noproc' when it was gone before we asked. */
+const STOPPED = ['shutdown', 'noproc'];
+
+describe.each(placements)(
+  'strategies: seeds/000 "supervisor restart strategies" ($name)',
+  ({ system: make, spawn }) => {
+    it('one_for_one: the crashed child restarts, its sibling is unaffected', async () => {
+      const system = make();
+      const log = new StartLog();
+      const supervisor = await startSupervisor(system, {
+        strategy: 'one_for_one',
+        children: [workerSpec('child1', log, {}, spawn), workerSpec('child2', log, {}, spawn)],
+      });
+      const child1 = (await pidOf(system, supervisor, 'child1')) as Pid;
+      const child2 = (await pidOf(system, supervisor, 'child2')) as Pid;
+      system.send(child1, 'crash');
+      await system.whenExited(child1);
+      const newChild1 = (await pidOf(system, supervisor, 'child1')) as Pid;
+      expect(newChild1.equals(child1)).toBe(false);
+      expect(newChild1.thread).toBe(child1.thread);
+      expect(await pidOf(system, supervisor, 'child2')).toBe(child2);
+      // both answer: the new one and the untouched sibling
+      expect((await pingOf(system, newChild1))[1].equals(newChild1)).toBe(true);
+      expect((await pingOf(system, child2))[1].equals(child2)).toBe(true);
+      expect(log.order).toEqual(['child1', 'child2', 'child1']);
+      await stopSupervisor(system, supervisor);
+    });
+
+    it('one_for_all: both children get new pids', async () => {
+      const system = make();
+      const log = new StartLog();
+      const supervisor = await startSupervisor(system, {
+        strategy: 'one_for_all',
+        children: [workerSpec('child1', log, {}, spawn), workerSpec('child2', log, {}, spawn)],
+      });
+      const [before1, before2] = (await whichChildren(system, supervisor)).map((child) => child.pid as Pid);
+      system.send(before1, 'crash');
+      await system.whenExited(before1);
+      expect(STOPPED).toContain(await system.whenExited(before2));
+      const [after1, after2] = (await whichChildren(system, supervisor)).map((child) => child.pid as Pid);
+      expect(after1.equals(before1)).toBe(false);
+      expect(after2.equals(before2)).toBe(false);
+      expect((await pingOf(system, after1))[1].equals(after1)).toBe(true);
+      expect((await pingOf(system, after2))[1].equals(after2)).toBe(true);
+      expect(log.order).toEqual(['child1', 'child2', 'child1', 'child2']);
+      await stopSupervisor(system, supervisor);
+    });
+
+    it('rest_for_one: the failed child and those after it restart, those before do not', async () => {
+      const system = make();
+      const log = new StartLog();
+      const supervisor = await startSupervisor(system, {
+        strategy: 'rest_for_one',
+        intensity: 10,
+        children: ['a', 'b', 'c', 'd'].map((id) => workerSpec(id, log, {}, spawn)),
+      });
+      const before = (await whichChildren(system, supervisor)).map((child) => child.pid as Pid);
+      system.send(before[1], 'crash');
+      await system.whenExited(before[1]);
+      for (const index of [2, 3]) expect(STOPPED).toContain(await system.whenExited(before[index]));
+      const after = (await whichChildren(system, supervisor)).map((child) => child.pid as Pid);
+      expect(after[0]).toBe(before[0]);
+      for (const index of [1, 2, 3]) expect(after[index].equals(before[index])).toBe(false);
+      // stopped in reverse start order, started in start order
+      expect(log.order.slice(4)).toEqual(['b', 'c', 'd']);
+      await stopSupervisor(system, supervisor);
+    });
+  },
+);
+
+/** Pings a worker and waits for its pong (from a helper process of the test). */
+function pingOf(system: ActorSystem, pid: Pid): Promise<[string, Pid, unknown]> {
+  return new Promise((resolve) => {
+    const me = system.spawn({
+      handle: (message: [string, Pid, unknown], ctx) => {
+        resolve(message);
+        ctx.stop();
+      },
+    });
+    system.send(pid, { ping: me });
+  });
+}
 
 describe('strategies: seeds/003 (sage_runtime) tests', () => {
   it('test_one_for_one_restart: a transient child failing twice then succeeding runs 3 times', async () => {

@@ -48,6 +48,8 @@ export class ProcessExtra {
   exported = false;
   /** Links to processes on other threads: `${thread}:${id}` -> pid. */
   remoteLinks: Map<string, Pid> | undefined = undefined;
+  /** The class export it was made from (spawn by module URL): what `migrate` re-creates it from. */
+  code: { readonly module: string; readonly export: string } | undefined = undefined;
   /** Monitors this process holds on processes on other threads: ref id -> ref and target. */
   remoteMonitors: Map<number, { ref: Ref; pid: Pid }> | undefined = undefined;
 }

@@ -160,8 +160,11 @@ export class Runtime {
     presetId?: number,
   ): ProcessRecord {
     const loaded = this.modules.get(url);
-    if (loaded !== undefined)
-      return this.spawnProcess(instantiate(loaded, url, exportName, args), options, parent, presetId);
+    if (loaded !== undefined) {
+      const record = this.spawnProcess(instantiate(loaded, url, exportName, args), options, parent, presetId);
+      if (isClass(loaded[exportName])) extraOf(record).code = { module: url, export: exportName };
+      return record;
+    }
     const placeholder: Handler = {
       init: async (context) => {
         const module = await this.load(url);
@@ -171,6 +174,7 @@ export class Runtime {
             `spawn: export '${exportName}' of ${url} made a process function; spawn by module URL needs a handler`,
           );
         (context as unknown as ProcessRecord).behavior = behavior as ProcessRecord['behavior'];
+        if (!isClass(module[exportName])) extraOf(context as unknown as ProcessRecord).code = undefined;
         if (behavior.init !== undefined) await behavior.init(context);
       },
       handle: () => {
@@ -179,7 +183,10 @@ export class Runtime {
         );
       },
     };
-    return this.spawnProcess(placeholder, options, parent, presetId);
+    const record = this.spawnProcess(placeholder, options, parent, presetId);
+    // a class export can move (migrate); known once loaded, so kept until the load says otherwise
+    extraOf(record).code = { module: url, export: exportName };
+    return record;
   }
 
   private load(url: string): Promise<Record<string, unknown>> {
@@ -298,6 +305,14 @@ export class ProcessList {
   *[Symbol.iterator](): IterableIterator<ProcessRecord> {
     for (let record = this.head; record !== undefined; record = record.next) yield record;
   }
+}
+
+/** A class export makes handler instances (its prototype has `handle`). */
+function isClass(value: unknown): boolean {
+  return (
+    typeof value === 'function' &&
+    typeof (value as { prototype?: { handle?: unknown } }).prototype?.handle === 'function'
+  );
 }
 
 function instantiate(

@@ -1,7 +1,7 @@
 import type { Handler } from '../ActorSystem.js';
 import { BadArgument, InjectedCrash } from '../errors.js';
 import { describe } from './checks.js';
-import { CodeUpgrade } from './delivery.js';
+import { CodeUpgrade, ControlMessage } from './delivery.js';
 import { DEAD, extraOf, type ProcessRecord, RUNNABLE, RUNNING, SUSPENDED, WAITING } from './Process.js';
 import { Queue } from './Queue.js';
 import type { Runtime } from './Runtime.js';
@@ -93,8 +93,9 @@ export class Scheduler {
     for (let budget = runtime.budget; budget > 0 && mailbox.length > 0; budget--) {
       const message = mailbox.shift();
       record.reductions++;
-      if (message instanceof CodeUpgrade) {
-        this.applyUpgrade(record, message.upgrade);
+      if (message instanceof ControlMessage) {
+        if (message instanceof CodeUpgrade) this.applyUpgrade(record, message.upgrade);
+        else message.apply(runtime, record);
         if (record.state === DEAD) return;
         continue;
       }

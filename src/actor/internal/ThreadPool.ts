@@ -5,14 +5,14 @@ import type { ActorSystemOptions } from '../ActorSystem.js';
 import { BadArgument } from '../errors.js';
 import { describe } from './checks.js';
 import { Remote, type SharedCounters } from './Remote.js';
+import { pairRings, RingHub, ringSlots, wakeWords } from './Ring.js';
 import type { Runtime } from './Runtime.js';
-import type { PeerTransport } from './Transport.js';
 
 /**
  * The scheduler threads of a node: thread 0 is the one that made the `ActorSystem`; threads
  * 1..n-1 are worker threads, each running its own `ActorSystem` (threadMain.ts) with its own run
- * queue. Every pair of threads talks through its own MessageChannel (batched posts, see
- * Remote.ts). Thread 0 watches the workers: one that dies is a lost node (its processes exit
+ * queue. Every pair of threads talks through its own pair of SharedArrayBuffer rings and a
+ * MessageChannel beside them (batched operations, see Remote.ts; the transport is Ring.ts). Thread 0 watches the workers: one that dies is a lost node (its processes exit
  * `noconnection` for everyone linked to or monitoring them) and is replaced by a fresh thread.
  */
 
@@ -34,6 +34,8 @@ interface WorkerBoot {
   readonly thread: number;
   readonly threads: number;
   readonly counters: SharedCounters;
+  /** Every thread's doorbell and sleeping words (Ring.ts). */
+  readonly wake: Int32Array;
   readonly ports: Record<number, MessagePort>;
 }
 
@@ -50,39 +52,30 @@ export function attachWorker(runtime: Runtime): boolean {
   if (boot === undefined) return false;
   pendingBoot = undefined;
   const remote = new Remote(runtime, boot.thread, boot.threads, boot.counters);
-  connectRemote(runtime, remote);
+  const hub = connectRemote(runtime, remote, boot.wake);
   runtime.onCrash = (pid, reason) => remote.reportCrash(pid, reason);
-  remote.onPeer = (peer, endpoint) => connect(remote, peer, endpoint as MessagePort, true);
-  for (const [peer, port] of Object.entries(boot.ports)) connect(remote, Number(peer), port, true);
+  remote.onPeer = (peer, endpoint) => connect(hub, remote, peer, endpoint as MessagePort, true);
+  for (const [peer, port] of Object.entries(boot.ports)) connect(hub, remote, Number(peer), port, true);
   return true;
 }
 
-function connectRemote(runtime: Runtime, remote: Remote): void {
+function connectRemote(runtime: Runtime, remote: Remote, wake: Int32Array): RingHub {
   runtime.thread = remote.thread;
   runtime.remote = remote;
   runtime.registry.remote = remote;
+  const hub = new RingHub(remote.thread, wake, remote, () => runtime.scheduler.idle);
+  const previous = remote.onLost;
+  remote.onLost = (peer) => {
+    hub.drop(peer);
+    previous?.(peer);
+  };
+  return hub;
 }
 
-class PortTransport implements PeerTransport {
-  constructor(readonly port: MessagePort) {}
-
-  post(batch: unknown[], transfer: readonly unknown[]): void {
-    this.port.postMessage(batch, transfer as never);
-  }
-
-  close(): void {
-    this.port.close();
-  }
-}
-
-function connect(remote: Remote, peer: number, port: MessagePort, keepAlive: boolean): PortTransport {
-  const transport = new PortTransport(port);
-  port.on('message', (batch: unknown[]) => remote.receive(peer, batch));
+function connect(hub: RingHub, remote: Remote, peer: number, port: MessagePort, keepAlive: boolean): void {
   // Thread 0's ports must not keep the process alive after the user is done (close() ends the
   // workers); a worker's ports are what keeps the worker alive.
-  if (!keepAlive) port.unref();
-  remote.setPeer(peer, transport);
-  return transport;
+  remote.setPeer(peer, hub.connect(peer, port, keepAlive));
 }
 
 /**
@@ -136,6 +129,9 @@ import(workerData.entry).catch((error) => { process.nextTick(() => { throw error
 
 export class ThreadPool {
   private readonly remote: Remote;
+  private readonly hub: RingHub;
+  private readonly wake: Int32Array;
+  private readonly ringSlots: number;
   private readonly workers: (Worker | undefined)[];
   private closing = false;
   private readonly onThreadExit: (thread: number, cause: unknown) => void;
@@ -146,12 +142,17 @@ export class ThreadPool {
     private readonly threads: number,
     options: ActorSystemOptions,
   ) {
+    const transport = options.threadTransport ?? 'ring';
+    if (transport !== 'ring' && transport !== 'port')
+      throw new BadArgument(`threadTransport must be 'ring' or 'port', got ${describe(transport)}`);
     const counters: SharedCounters = {
       ids: new Int32Array(new SharedArrayBuffer(4 * threads)).fill(1),
       loads: new Int32Array(new SharedArrayBuffer(4 * threads)),
     };
     this.remote = new Remote(runtime, 0, threads, counters);
-    connectRemote(runtime, this.remote);
+    this.wake = wakeWords(threads);
+    this.ringSlots = transport === 'ring' ? ringSlots(threads) : 0;
+    this.hub = connectRemote(runtime, this.remote, this.wake);
     this.remote.onRemoteCrash = (pid, reason) => runtime.reportCrash(pid, reason);
     this.onThreadExit = options.onThreadExit ?? defaultThreadExitReport;
     this.workerOptions = {
@@ -170,9 +171,10 @@ export class ThreadPool {
     for (let peer = 0; peer < this.threads; peer++) {
       if (peer === thread || (peer !== 0 && this.workers[peer] === undefined)) continue;
       const { port1, port2 } = new MessageChannel();
+      if (this.ringSlots > 0) pairRings(port1, port2, this.ringSlots);
       ports[peer] = port2;
       transfer.push(port2);
-      if (peer === 0) connect(this.remote, thread, port1, false);
+      if (peer === 0) connect(this.hub, this.remote, thread, port1, false);
       else this.remote.announce(peer, lost, thread, port1);
     }
     const here = import.meta.url;
@@ -185,6 +187,7 @@ export class ThreadPool {
         thread,
         threads: this.threads,
         counters: this.remote.counters,
+        wake: this.wake,
         ports,
         entry,
         esbuild,

@@ -2,6 +2,7 @@ import { CastRequest, GetStateRequest } from '../Call.js';
 import { DownMessage, ExitMessage } from '../ExitReason.js';
 import { NotCloneable } from '../errors.js';
 import { Pid, Ref } from '../Pid.js';
+import { ForwardedSignal } from './migration.js';
 
 /**
  * Messages that cross threads: checked and encoded at the sender (so a value that cannot cross
@@ -72,6 +73,8 @@ export function encode(value: unknown, codec: PidCodec, path = 'message', depth 
   if (value instanceof CastRequest)
     return { [TAG]: 'cast', r: encode(value.request, codec, `${path}.request`, depth + 1) };
   if (value instanceof GetStateRequest) return { [TAG]: 'getstate' };
+  if (value instanceof ForwardedSignal)
+    return { [TAG]: 'signal', f: encode(value.from, codec), r: encodeReason(value.reason, codec) };
   if (value instanceof Map) {
     const entries: unknown[] = [];
     let index = 0;
@@ -134,6 +137,8 @@ export function revive(value: unknown, codec: PidCodec): unknown {
       return new CastRequest(revive(record.r, codec));
     case 'getstate':
       return new GetStateRequest();
+    case 'signal':
+      return new ForwardedSignal(revive(record.f, codec) as Pid, revive(record.r, codec) as never);
     case 'map':
       return new Map(
         (record.e as [unknown, unknown][]).map(([k, v]) => [revive(k, codec), revive(v, codec)]),

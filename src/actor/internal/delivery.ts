@@ -12,9 +12,20 @@ import type { Runtime } from './Runtime.js';
  * dropped). A tracing hook belongs in those two functions.
  */
 
+/**
+ * A message for the runtime rather than the process: the scheduler acts on it when it reaches it
+ * in the mailbox (between two messages, never inside a handler), and it is never dropped.
+ */
+export class ControlMessage {
+  /** Acts on `record` (the scheduler's turn, in message order). */
+  apply(_runtime: Runtime, _record: ProcessRecord): void {}
+}
+
 /** A code swap travelling through the mailbox, so it takes effect in message order. */
-export class CodeUpgrade {
-  constructor(readonly upgrade: (behavior: any) => any) {}
+export class CodeUpgrade extends ControlMessage {
+  constructor(readonly upgrade: (behavior: any) => any) {
+    super();
+  }
 }
 
 export function sendFrom(
@@ -124,7 +135,9 @@ function makeRoom(runtime: Runtime, target: ProcessRecord): boolean {
 }
 
 function isSignalMessage(message: unknown): boolean {
-  return message instanceof ExitMessage || message instanceof DownMessage || message instanceof CodeUpgrade;
+  return (
+    message instanceof ExitMessage || message instanceof DownMessage || message instanceof ControlMessage
+  );
 }
 
 /** A body's receive matched (or timed out): it resumes on its next turn, through the run queue. */

@@ -116,15 +116,26 @@ export class SupervisorCore implements SupervisorView {
   }
 
   private onExit(message: ExitMessage): void | Promise<void> {
-    if (message.from === this.parent) return this.shutdown(message.reason);
-    const child = this.byPid.get(message.from);
+    if (message.from.equals(this.parent)) return this.shutdown(message.reason);
+    const child = this.childOf(message.from);
     // Not a current child: one already stopped or replaced, or a start that failed.
     if (child === undefined) return;
     return this.childExited(child, message.reason);
   }
 
+  /**
+   * The child whose pid this is. A pid that comes back from another scheduler thread (in an
+   * EXIT, say) is an equal Pid object, not the same one: those are found by `equals`.
+   */
+  childOf(pid: Pid): ChildRecord | undefined {
+    const child = this.byPid.get(pid);
+    if (child !== undefined || pid.thread === this.context.self.thread) return child;
+    for (const record of this.records) if (record.pid?.equals(pid) === true) return record;
+    return undefined;
+  }
+
   private onHeartbeat(message: HeartbeatSignal): void {
-    const child = this.byPid.get(message.pid);
+    const child = this.childOf(message.pid);
     if (child !== undefined) child.lastHeartbeatAtMs = this.now();
   }
 
@@ -390,7 +401,7 @@ export class SupervisorCore implements SupervisorView {
     this.context.exit(pid, 'kill');
     // the kill is synchronous: its EXIT is queued now; consume it and report the hang instead
     return this.context
-      .receive<ExitMessage>((message) => message instanceof ExitMessage && message.from === pid, 0)
+      .receive<ExitMessage>((message) => message instanceof ExitMessage && message.from.equals(pid), 0)
       .then(() => this.childExited(child, hung));
   }
 

@@ -49,7 +49,7 @@ function find(core: SupervisorCore, target: string | Pid): ChildRecord | undefin
     ? core.dynamic
       ? undefined
       : core.byId.get(target)
-    : core.byPid.get(target);
+    : core.childOf(target);
 }
 
 async function startChild(core: SupervisorCore, specOrArgs: unknown): Promise<StartChildResult> {

@@ -31,7 +31,7 @@ export async function shutdownChild(context: Context, pid: Pid, shutdown: Shutdo
   }
   context.unlink(pid);
   const exit = await context.receive<ExitMessage>(
-    (message) => message instanceof ExitMessage && message.from === pid,
+    (message) => message instanceof ExitMessage && message.from.equals(pid),
     0,
   );
   return exit?.reason ?? down!.reason;

@@ -1,0 +1,383 @@
+import { type MessagePort, receiveMessageOnPort, type TransferListItem } from 'node:worker_threads';
+import type { PeerTransport, TransportSink } from './Transport.js';
+
+/**
+ * The cross-thread transport of one node's scheduler threads: per ordered pair of threads a
+ * single-producer single-consumer ring of Float64 slots in a SharedArrayBuffer, plus the pair's
+ * MessagePort beside it.
+ *
+ * A batch of operations (Remote.ts) whose slots are all numbers (sends of numbers, most exit
+ * signals, links, monitors, DOWNs) is written into the ring as `[seq, length, ...slots]`; any
+ * other batch (objects to structured-clone, strings, transfer lists, a batch larger than the
+ * free space) is posted on the port as the batch with `seq` pushed at its end. The receiver
+ * applies batches in `seq` order, merging the two streams: when the ring's next entry is not the
+ * expected one, the expected one was posted on the port before it and is taken at once with
+ * `receiveMessageOnPort`. So the order of one sender to one receiver holds, and nothing ever
+ * blocks: a full ring only sends the batch the slower way.
+ *
+ * Waking: each thread has a doorbell word (`wake[2 * thread]`) that producers increment after
+ * writing, and a sleeping flag (`wake[2 * thread + 1]`); an idle thread waits on its doorbell with
+ * `Atomics.waitAsync` (which does not keep the event loop alive: a worker is kept alive by its
+ * ports, thread 0 is not). After posting into a ring, a thread whose run queue is empty spins for
+ * a few microseconds on its inbound rings first: a reply that comes back within the spin costs no
+ * event-loop wake-up. The spin adapts: it halves after a spin that found nothing and grows back
+ * after one that did, so a thread that never gets quick answers stops spinning.
+ */
+
+/** Ring slots: at most this many per ring (2 MiB), at least `MIN_RING_SLOTS`; see `ringSlots`. */
+export const MAX_RING_SLOTS = 1 << 18;
+export const MIN_RING_SLOTS = 1 << 12;
+/** All the rings of one node together use at most this many slots (32 MiB). */
+export const RING_SLOT_BUDGET = 1 << 22;
+/** Longest spin, in microseconds, for an answer after posting into a ring. */
+export const MAX_SPIN_US = 50;
+
+const HEAD = 0; // Int32 index of the producer's counter
+const TAIL = 16; // the consumer's counter, on its own cache line
+const DATA_OFFSET = 128; // bytes
+
+/** The ring size for a node of `threads` threads: a power of two within the budget. */
+export function ringSlots(threads: number): number {
+  const rings = Math.max(1, threads * (threads - 1));
+  let slots = MAX_RING_SLOTS;
+  while (slots > MIN_RING_SLOTS && slots * rings > RING_SLOT_BUDGET) slots >>= 1;
+  return slots;
+}
+
+/** The shared words of a node: two Int32 per thread (doorbell, sleeping). */
+export function wakeWords(threads: number): Int32Array {
+  return new Int32Array(new SharedArrayBuffer(8 * threads));
+}
+
+/** What each end of a pair finds first on its port: its ring to write and its ring to read. */
+interface RingSetup {
+  readonly zbmdRings: true;
+  readonly out: SharedArrayBuffer;
+  readonly in: SharedArrayBuffer;
+}
+
+/**
+ * Makes the rings of a new pair and queues each end's setup on its port (the ports may then be
+ * transferred: queued messages travel with them).
+ */
+export function pairRings(port1: MessagePort, port2: MessagePort, slots: number): void {
+  const a = new SharedArrayBuffer(DATA_OFFSET + 8 * slots);
+  const b = new SharedArrayBuffer(DATA_OFFSET + 8 * slots);
+  const toPort1: RingSetup = { zbmdRings: true, out: a, in: b };
+  const toPort2: RingSetup = { zbmdRings: true, out: b, in: a };
+  port2.postMessage(toPort1); // arrives at port1
+  port1.postMessage(toPort2);
+}
+
+class RingView {
+  readonly index: Int32Array;
+  readonly slots: Float64Array;
+  readonly mask: number;
+  /** This end's copy of its own counter (head for a producer, tail for a consumer). */
+  cursor: number;
+
+  constructor(buffer: SharedArrayBuffer, producer: boolean) {
+    this.index = new Int32Array(buffer, 0, DATA_OFFSET / 4);
+    this.slots = new Float64Array(buffer, DATA_OFFSET);
+    this.mask = this.slots.length - 1;
+    this.cursor = Atomics.load(this.index, producer ? HEAD : TAIL);
+  }
+}
+
+/** One inbound stream: a peer's ring and port, merged in sequence order. */
+class Inbound {
+  ring: RingView | undefined = undefined;
+  /** Port batches that arrived as 'message' events before their turn. */
+  readonly queued: unknown[][] = [];
+  expected = 0;
+  dropped = false;
+
+  constructor(
+    readonly peer: number,
+    readonly port: MessagePort,
+  ) {}
+
+  /** True when the ring holds an entry not yet read. */
+  ready(): boolean {
+    const ring = this.ring;
+    return ring !== undefined && Atomics.load(ring.index, HEAD) !== ring.cursor;
+  }
+
+  /** The next batch in order, or undefined when none has arrived yet. */
+  next(): unknown[] | undefined {
+    const queued = this.queued;
+    if (queued.length > 0 && queued[0][queued[0].length - 1] === this.expected)
+      return this.take(queued.shift()!);
+    const ring = this.ring;
+    if (ring === undefined || Atomics.load(ring.index, HEAD) === ring.cursor) {
+      if (queued.length > 0) throw outOfOrder(this.peer);
+      return undefined;
+    }
+    const tail = ring.cursor;
+    const slots = ring.slots;
+    const mask = ring.mask;
+    if (slots[tail & mask] === this.expected) {
+      const length = slots[(tail + 1) & mask];
+      const batch = new Array<unknown>(length);
+      for (let i = 0, at = tail + 2; i < length; i++, at++) {
+        // integers come back as small integers (not boxed doubles): what the port would give
+        const value = slots[at & mask];
+        const integer = value | 0;
+        batch[i] = integer === value && (integer !== 0 || 1 / value > 0) ? integer : value;
+      }
+      ring.cursor = (tail + 2 + length) | 0;
+      Atomics.store(ring.index, TAIL, ring.cursor);
+      this.expected++;
+      return batch;
+    }
+    // the expected batch went by the port before the ring's next one was written: it is there now
+    if (queued.length > 0) throw outOfOrder(this.peer);
+    for (;;) {
+      const pulled = receiveMessageOnPort(this.port);
+      if (pulled === undefined) throw outOfOrder(this.peer);
+      const batch = this.accept(pulled.message);
+      if (batch !== undefined) return this.take(batch);
+    }
+  }
+
+  private take(batch: unknown[]): unknown[] {
+    const seq = batch.pop();
+    if (seq !== this.expected) throw outOfOrder(this.peer);
+    this.expected++;
+    return batch;
+  }
+
+  /** A port message: a batch (returned) or this end's ring setup (taken, undefined returned). */
+  accept(message: unknown): unknown[] | undefined {
+    if (Array.isArray(message)) return message;
+    const setup = message as RingSetup;
+    if (setup?.zbmdRings === true) this.ring = new RingView(setup.in, false);
+    return undefined;
+  }
+}
+
+/** Posts batches to one peer: into the ring when they fit and are all numbers, else on the port. */
+export class RingTransport implements PeerTransport {
+  private ring: RingView | undefined = undefined;
+  private seq = 0;
+  private closed = false;
+
+  constructor(
+    private readonly hub: RingHub,
+    readonly peer: number,
+    readonly port: MessagePort,
+  ) {}
+
+  setRing(buffer: SharedArrayBuffer): void {
+    this.ring = new RingView(buffer, true);
+  }
+
+  post(batch: unknown[], transfer: readonly TransferListItem[]): void {
+    if (this.closed) return;
+    const seq = this.seq++;
+    const ring = this.ring;
+    const length = batch.length;
+    if (ring !== undefined && transfer.length === 0 && allNumbers(batch)) {
+      const head = ring.cursor;
+      const used = (head - Atomics.load(ring.index, TAIL)) | 0;
+      if (used + length + 2 <= ring.slots.length) {
+        const slots = ring.slots;
+        const mask = ring.mask;
+        slots[head & mask] = seq;
+        slots[(head + 1) & mask] = length;
+        for (let i = 0, at = head + 2; i < length; i++, at++) slots[at & mask] = batch[i] as number;
+        ring.cursor = (head + 2 + length) | 0;
+        Atomics.store(ring.index, HEAD, ring.cursor);
+        this.hub.ring(this.peer);
+        return;
+      }
+    }
+    batch.push(seq);
+    this.port.postMessage(batch, transfer as never);
+  }
+
+  close(): void {
+    this.closed = true;
+    this.port.close();
+  }
+}
+
+function outOfOrder(peer: number): Error {
+  return new Error(`zbmd: batches from thread ${peer} arrived out of order (a runtime bug)`);
+}
+
+function allNumbers(batch: unknown[]): boolean {
+  for (let i = 0; i < batch.length; i++) if (typeof batch[i] !== 'number') return false;
+  return true;
+}
+
+/** One thread's end of every pair: its inbound streams, its doorbell, its spin. */
+export class RingHub {
+  private readonly inbound: (Inbound | undefined)[];
+  private waiting = false;
+  private spinArmed = false;
+  private drainArmed = false;
+  /** Current spin, in microseconds (adapts between 0 and MAX_SPIN_US). */
+  private spinUs = MAX_SPIN_US;
+  /** Posts to skip spinning for, after the spin dropped to nothing. */
+  private spinCooldown = 0;
+
+  constructor(
+    private readonly thread: number,
+    private readonly wake: Int32Array,
+    private readonly sink: TransportSink,
+    /** True when this thread has no turn queued or running (then it may spin). */
+    private readonly idle: () => boolean,
+  ) {
+    this.inbound = new Array(wake.length / 2).fill(undefined);
+  }
+
+  /**
+   * Connects peer `peer` over `port` (whose setup message is queued on it): returns the
+   * transport to post to it. `keepAlive`: the port keeps this thread's event loop alive.
+   */
+  connect(peer: number, port: MessagePort, keepAlive: boolean): RingTransport {
+    const inbound = new Inbound(peer, port);
+    const transport = new RingTransport(this, peer, port);
+    const first = receiveMessageOnPort(port)?.message as RingSetup | undefined;
+    if (first?.zbmdRings === true) {
+      inbound.ring = new RingView(first.in, false);
+      transport.setRing(first.out);
+    } else if (first !== undefined) {
+      const batch = inbound.accept(first);
+      if (batch !== undefined) {
+        inbound.queued.push(batch);
+        this.armDrain();
+      }
+    }
+    this.inbound[peer] = inbound;
+    port.on('message', (message: unknown) => {
+      if (inbound.dropped) return;
+      const batch = inbound.accept(message);
+      if (batch !== undefined) inbound.queued.push(batch);
+      this.armDrain();
+    });
+    if (!keepAlive) port.unref();
+    this.sleep();
+    return transport;
+  }
+
+  /** Forgets peer `peer`'s inbound stream (the peer is lost: what it sent and we did not read is gone). */
+  drop(peer: number): void {
+    const inbound = this.inbound[peer];
+    if (inbound === undefined) return;
+    inbound.dropped = true;
+    this.inbound[peer] = undefined;
+  }
+
+  /** A producer wrote into our ring to `peer`: ring its doorbell, then maybe spin for the answer. */
+  ring(peer: number): void {
+    const wake = this.wake;
+    Atomics.add(wake, 2 * peer, 1);
+    if (Atomics.load(wake, 2 * peer + 1) === 1) Atomics.notify(wake, 2 * peer);
+    if (!this.spinArmed) {
+      this.spinArmed = true;
+      queueMicrotask(this.spin);
+    }
+  }
+
+  /** Applies every batch that has arrived, one batch per stream per pass (turns run between passes). */
+  private readonly drainAll = (): void => {
+    this.drainArmed = false;
+    let more = false;
+    for (const inbound of this.inbound) {
+      if (inbound === undefined) continue;
+      const batch = inbound.next();
+      if (batch === undefined) continue;
+      more = true;
+      this.sink.receive(inbound.peer, batch);
+    }
+    if (more) this.armDrain();
+  };
+
+  private armDrain(): void {
+    if (this.drainArmed) return;
+    this.drainArmed = true;
+    // after the turns the last batch made runnable (they were queued as microtasks before this)
+    queueMicrotask(this.drainAll);
+  }
+
+  private anyReady(): boolean {
+    for (const inbound of this.inbound) if (inbound?.ready()) return true;
+    return false;
+  }
+
+  /** Waits (without blocking) for the doorbell; applies what arrived; waits again. */
+  private sleep(): void {
+    if (this.waiting) return;
+    const wake = this.wake;
+    const word = 2 * this.thread;
+    for (;;) {
+      const seen = Atomics.load(wake, word);
+      if (this.anyReady()) {
+        this.armDrain();
+        // the doorbell may ring again for what we are about to read: wait for the next value
+      }
+      Atomics.store(wake, word + 1, 1);
+      const result = waitAsync(wake, word, seen);
+      if (result.async) {
+        this.waiting = true;
+        (result.value as Promise<unknown>).then(this.woken);
+        return;
+      }
+      Atomics.store(wake, word + 1, 0);
+      this.armDrain();
+    }
+  }
+
+  private readonly woken = (): void => {
+    this.waiting = false;
+    Atomics.store(this.wake, 2 * this.thread + 1, 0);
+    this.armDrain();
+    this.sleep();
+  };
+
+  /** After posting into a ring: if idle, poll the inbound rings a few microseconds for an answer. */
+  private readonly spin = (): void => {
+    this.spinArmed = false;
+    if (!this.idle()) return;
+    if (this.spinUs === 0) {
+      if (--this.spinCooldown > 0) return;
+      this.spinUs = 2;
+    }
+    // While spinning, producers need not notify: we look ourselves.
+    const flag = 2 * this.thread + 1;
+    Atomics.store(this.wake, flag, 0);
+    const limit = performance.now() + this.spinUs / 1000;
+    let found = false;
+    do {
+      if (this.anyReady()) {
+        found = true;
+        break;
+      }
+    } while (performance.now() < limit);
+    Atomics.store(this.wake, flag, 1);
+    if (found) {
+      this.spinUs = Math.min(MAX_SPIN_US, this.spinUs * 2);
+      this.drainAll();
+      return;
+    }
+    this.spinUs >>= 1;
+    if (this.spinUs < 2) {
+      this.spinUs = 0;
+      this.spinCooldown = 64;
+    }
+    if (this.anyReady()) this.armDrain(); // written after our last look, before the flag was back
+  };
+}
+
+/** Atomics.waitAsync (Node >= 16; missing from the ES2023 lib types this project compiles against). */
+const waitAsync = (
+  Atomics as unknown as {
+    waitAsync(
+      array: Int32Array,
+      index: number,
+      value: number,
+    ): { async: boolean; value: Promise<unknown> | string };
+  }
+).waitAsync;
