@@ -219,6 +219,7 @@ export class ClusterNode {
    */
   attach(system: ActorSystem, options: AttachOptions = {}): RemoteProcesses {
     const remote = new RemoteProcesses(system, this, this.transport, this.options.cluster!, {
+      ...options,
       onMalformed: options.onMalformed ?? this.options.onMalformed,
     });
     this.#attached.add(remote);

@@ -56,7 +56,16 @@ const ARITY: Record<number, number> = {
   12: 2,
 };
 
-const FRAME_TAG = 'zbmd/1';
+const FRAME_TAG = 'zbmd/2';
+
+/** A node that keeps receiving stale frames of a broken connection re-announces its own at most this often. */
+const RESET_REMINDER_MS = 100;
+
+/**
+ * This long after frames went to a peer, an empty frame follows with the next number, so a lost
+ * last frame (nothing after it to show the gap) is found too: within about this long.
+ */
+export const FRAME_SYNC_MS = 100;
 
 /** A frame is published once it holds this many bytes (or at the end of the turn); one larger message travels alone. */
 const FRAME_TARGET_BYTES = 64 * 1024;
@@ -110,6 +119,27 @@ function safeReason(reason: unknown): unknown {
 export interface AttachOptions {
   /** Told about every malformed frame dropped (default: a line on stderr). */
   readonly onMalformed?: (subject: string, detail: string) => void;
+  /**
+   * Told when the connection to a node broke because a frame from it was lost (a gap in its
+   * sequence numbers): its links and monitors fired `noconnection` (default: a line on stderr).
+   */
+  readonly onConnectionLost?: (node: NodeId, detail: string) => void;
+}
+
+/** What this node sends to one peer: the connection's epoch and the next frame's number in it. */
+interface Outgoing {
+  epoch: number;
+  seq: number;
+}
+
+/** What this node has received from one peer: the epoch it accepts and the next frame number. */
+interface Incoming {
+  readonly node: NodeId;
+  epoch: number;
+  next: number;
+  /** A frame was lost: nothing is delivered until the peer starts a newer epoch at frame 0. */
+  broken: boolean;
+  remindedAt: number;
 }
 
 /** What `attach` needs from the node (ClusterNode passes itself). */
@@ -121,10 +151,13 @@ export interface AttachedNode {
 
 interface Peer {
   readonly key: string;
+  readonly node: NodeId;
   readonly subject: string;
   readonly index: number;
   chunks: Uint8Array[];
   bytes: number;
+  /** Frames went out since the last sync frame. */
+  unsynced: boolean;
 }
 
 interface OutCall {
@@ -154,6 +187,9 @@ function nodeKey(name: string, incarnation: number): string {
 function pidKey(pid: Pid): string {
   return `${pid.node}.${pid.creation}:${pid.id}`;
 }
+
+/** A message of a peer's stream could not be delivered: the connection breaks rather than leave a hole. */
+class StreamHole extends Error {}
 
 /** The links of one local process to processes on other nodes; fires their LinkExit on its exit. */
 class NodeLinks implements ExitObserver {
@@ -204,8 +240,14 @@ export class RemoteProcesses implements NodeRouter {
   readonly #runtime: Runtime;
   readonly #self: NodeId;
   readonly #subject: string;
-  readonly #header: Uint8Array;
+  /** The largest frame header (tag, name, incarnation, epoch and frame number at their widest). */
+  readonly #headerBytes: number;
   readonly #peers = new Map<string, Peer>();
+  readonly #outgoing = new Map<string, Outgoing>();
+  readonly #incoming = new Map<string, Incoming>();
+  readonly #onConnectionLost: (node: NodeId, detail: string) => void;
+  /** Connections broken by a lost frame (a gap in a peer's frame numbers), since attach. */
+  connectionsLost = 0;
   readonly #down = new Set<string>();
   readonly #indexes = new Map<string, number>();
   readonly #exported = new Map<number, ProcessRecord>();
@@ -215,9 +257,11 @@ export class RemoteProcesses implements NodeRouter {
   readonly #monitorsIn = new Map<string, { record: ProcessRecord; watchId: number }>();
   readonly #unsubscribe: () => void;
   readonly #unmonitor: () => void;
+  readonly #uninterrupted: () => void;
   readonly #onMalformed: (subject: string, detail: string) => void;
   #nextCallId = 1;
   #flushArmed = false;
+  #syncTimer: TimerHandle | undefined;
   #detached = false;
   /** The largest frame a publish carries (the server's max_payload). */
   readonly maxPayloadBytes: number;
@@ -246,18 +290,31 @@ export class RemoteProcesses implements NodeRouter {
     this.#runtime = runtime;
     this.#self = node.self;
     this.#subject = nodeSubject(cluster, this.#self);
-    this.#header = packr.pack([FRAME_TAG, this.#self.name, this.#self.incarnation]);
+    this.#headerBytes = packr.pack([
+      FRAME_TAG,
+      this.#self.name,
+      this.#self.incarnation,
+      Number.MAX_SAFE_INTEGER,
+      Number.MAX_SAFE_INTEGER,
+    ]).length;
     this.maxPayloadBytes = transport.maxPayloadBytes;
     this.#onMalformed =
       options.onMalformed ??
       ((subject, detail) =>
         process.stderr.write(`zbmd cluster: dropped a malformed message on ${subject}: ${detail}\n`));
+    this.#onConnectionLost =
+      options.onConnectionLost ??
+      ((node, detail) =>
+        process.stderr.write(
+          `zbmd cluster: the connection to ${node.name}#${node.incarnation} broke: ${detail}\n`,
+        ));
     runtime.nodes = this;
     this.#unsubscribe = transport.subscribe(this.#subject, (data) => this.#receive(data));
     this.#unmonitor = node.monitorNodes((event) => {
       if (event.kind === 'nodedown') this.#lost(nodeKey(event.node.name, event.node.incarnation));
       else if (event.kind === 'quarantined') for (const key of [...this.#peers.keys()]) this.#lost(key);
     });
+    this.#uninterrupted = transport.onInterrupted?.(() => this.#interrupted()) ?? (() => undefined);
   }
 
   /**
@@ -265,7 +322,7 @@ export class RemoteProcesses implements NodeRouter {
    * own fields (a few dozen bytes). A larger one is refused with `MessageTooLarge` at the sender.
    */
   get maxMessageBytes(): number {
-    return this.maxPayloadBytes - this.#header.length;
+    return this.maxPayloadBytes - this.#headerBytes;
   }
 
   /** `pid` (of this system) as other nodes name it: with this node's incarnation. */
@@ -287,8 +344,11 @@ export class RemoteProcesses implements NodeRouter {
     this.#detached = true;
     this.#flush();
     for (const key of [...this.#peers.keys()]) this.#lost(key);
+    if (this.#syncTimer !== undefined) this.#runtime.clock.cancelTimer(this.#syncTimer);
+    this.#syncTimer = undefined;
     this.#unsubscribe();
     this.#unmonitor();
+    this.#uninterrupted();
     if (this.#runtime.nodes === this) this.#runtime.nodes = undefined;
   }
 
@@ -364,10 +424,12 @@ export class RemoteProcesses implements NodeRouter {
   #addPeer(key: string, node: NodeId): Peer {
     const peer: Peer = {
       key,
+      node,
       subject: nodeSubject(this.cluster, node),
       index: this.#indexOf(key),
       chunks: [],
       bytes: 0,
+      unsynced: false,
     };
     this.#peers.set(key, peer);
     return peer;
@@ -393,7 +455,7 @@ export class RemoteProcesses implements NodeRouter {
     } finally {
       context = undefined;
     }
-    const limit = this.maxPayloadBytes - this.#header.length;
+    const limit = this.maxPayloadBytes - this.#headerBytes;
     if (bytes.length > limit) throw new MessageTooLarge(bytes.length, limit);
     if (peer.bytes + bytes.length > Math.min(limit, FRAME_TARGET_BYTES)) this.#flushPeer(peer);
     peer.chunks.push(bytes);
@@ -404,15 +466,35 @@ export class RemoteProcesses implements NodeRouter {
     }
   }
 
+  readonly #sync = (): void => {
+    this.#syncTimer = undefined;
+    if (this.#detached) return;
+    for (const peer of this.#peers.values()) {
+      if (!peer.unsynced) continue;
+      peer.unsynced = false;
+      this.#flushPeer(peer, true);
+    }
+  };
+
   readonly #flush = (): void => {
     this.#flushArmed = false;
     for (const peer of this.#peers.values()) if (peer.chunks.length > 0) this.#flushPeer(peer);
   };
 
-  #flushPeer(peer: Peer): void {
-    const frame = new Uint8Array(this.#header.length + peer.bytes);
-    frame.set(this.#header, 0);
-    let offset = this.#header.length;
+  #flushPeer(peer: Peer, sync = false): void {
+    if (!sync) {
+      peer.unsynced = true;
+      this.#syncTimer ??= this.#runtime.clock.setTimer(FRAME_SYNC_MS, this.#sync);
+    }
+    let out = this.#outgoing.get(peer.key);
+    if (out === undefined) {
+      out = { epoch: 0, seq: 0 };
+      this.#outgoing.set(peer.key, out);
+    }
+    const header = packr.pack([FRAME_TAG, this.#self.name, this.#self.incarnation, out.epoch, out.seq++]);
+    const frame = new Uint8Array(header.length + peer.bytes);
+    frame.set(header, 0);
+    let offset = header.length;
     for (const chunk of peer.chunks) {
       frame.set(chunk, offset);
       offset += chunk.length;
@@ -563,17 +645,21 @@ export class RemoteProcesses implements NodeRouter {
     const header = values[0];
     if (
       !Array.isArray(header) ||
+      header.length !== 5 ||
       header[0] !== FRAME_TAG ||
       typeof header[1] !== 'string' ||
-      !Number.isSafeInteger(header[2])
+      !Number.isSafeInteger(header[2]) ||
+      !Number.isSafeInteger(header[3]) ||
+      !Number.isSafeInteger(header[4])
     ) {
       this.#onMalformed(this.#subject, 'the frame does not start with a zbmd header');
       return;
     }
     const from = nodeKey(header[1], header[2]);
-    if (this.#down.has(from)) return; // nodedown came after every signal from that node
-    if (!this.#peers.has(from) && !this.#detached)
-      this.#addPeer(from, { name: header[1], incarnation: header[2] });
+    if (this.#down.has(from) || this.#detached) return; // nodedown came after every signal from that node
+    const sender = { name: header[1], incarnation: header[2] };
+    if (!this.#admit(from, sender, header[3], header[4])) return;
+    if (!this.#peers.has(from)) this.#addPeer(from, sender);
     for (let index = 1; index < values.length; index++) {
       const op = values[index];
       if (!Array.isArray(op) || ARITY[op[0]] === undefined || op.length !== ARITY[op[0]] + 1) {
@@ -583,6 +669,10 @@ export class RemoteProcesses implements NodeRouter {
       try {
         this.#apply(from, op);
       } catch (error) {
+        if (error instanceof StreamHole) {
+          this.#break(from, sender, error.message); // the rest of the frame is not applied
+          return;
+        }
         this.#onMalformed(this.#subject, `operation ${index} from ${from} failed: ${String(error)}`);
       }
     }
@@ -599,7 +689,11 @@ export class RemoteProcesses implements NodeRouter {
           deliver(runtime, record, op[2]);
         } catch (error) {
           if (!(error instanceof MailboxFull)) throw error;
+          // a message that cannot be queued is a hole in the pair's stream, as a lost frame is
           runtime.counters.messagesDropped++;
+          throw new StreamHole(
+            `the mailbox of ${record.pid} is full (capacity ${error.capacity}); a message from it was not delivered`,
+          );
         }
         return;
       }
@@ -710,6 +804,106 @@ export class RemoteProcesses implements NodeRouter {
   }
 
   // ---------------------------------------------------------------------------------------------
+  // Frame numbers: in order, or the connection is down
+
+  /**
+   * Frame `seq` of connection epoch `epoch` from `from`: true when it is the next one, to be
+   * applied. NATS core delivers at most once, so a frame can be lost (a slow consumer at the
+   * server); like Erlang's distribution, a pair's messages then never arrive with a hole: the
+   * connection is declared broken (links and monitors fire `noconnection`, calls fail), the frames
+   * after the gap are ignored, and this node starts a new epoch of its own side, which tells the
+   * peer to do the same; the two connect again from frame 0 of their new epochs.
+   */
+  #admit(from: string, node: NodeId, epoch: number, seq: number): boolean {
+    const state = this.#incoming.get(from);
+    if (state === undefined) {
+      this.#incoming.set(from, {
+        node,
+        epoch,
+        next: seq + 1,
+        broken: false,
+        remindedAt: Number.NEGATIVE_INFINITY,
+      });
+      if (seq !== 0) {
+        this.#break(from, node, `the first frame heard from it is number ${seq}, not 0`);
+        return false;
+      }
+      // a peer past its first epoch broke a connection whose frames from us were all lost
+      if (epoch > 0) this.#restart(from, node);
+      return true;
+    }
+    if (epoch === state.epoch && !state.broken) {
+      if (seq === state.next) {
+        state.next++;
+        return true;
+      }
+      this.#break(from, node, `frame ${state.next} of epoch ${epoch} was lost (frame ${seq} came next)`);
+      return false;
+    }
+    if (epoch > state.epoch) {
+      const wasConnected = !state.broken;
+      state.epoch = epoch;
+      state.next = seq + 1;
+      if (seq !== 0) {
+        this.#break(from, node, `epoch ${epoch} starts at frame ${seq}, not 0`);
+        return false;
+      }
+      state.broken = false;
+      // the peer found our connection broken and started anew: ours is broken too
+      if (wasConnected) this.#restart(from, node);
+      return true;
+    }
+    // a frame of a connection already declared broken: remind the peer of our newer epoch
+    if (state.broken) {
+      const now = this.#runtime.clock.now();
+      if (now - state.remindedAt >= RESET_REMINDER_MS) {
+        state.remindedAt = now;
+        this.#flushPeer(this.#peers.get(from) ?? this.#addPeer(from, node));
+      }
+    }
+    return false;
+  }
+
+  /**
+   * This node's own connection to NATS was interrupted: frames from and to every peer may have
+   * been lost in it, so every connection is broken (as Erlang's are when a TCP connection drops).
+   */
+  #interrupted(): void {
+    if (this.#detached) return;
+    const nodes = new Map<string, NodeId>();
+    for (const [key, peer] of this.#peers) nodes.set(key, peer.node);
+    for (const [key, state] of this.#incoming) nodes.set(key, state.node);
+    for (const [key, node] of nodes)
+      this.#break(key, node, "this node's NATS connection was interrupted (frames in flight may be lost)");
+  }
+
+  #break(from: string, node: NodeId, detail: string): void {
+    let state = this.#incoming.get(from);
+    if (state === undefined) {
+      // nothing heard yet: accept the peer's next epoch (or its first) from frame 0
+      state = { node, epoch: -1, next: 0, broken: true, remindedAt: Number.NEGATIVE_INFINITY };
+      this.#incoming.set(from, state);
+    }
+    state.broken = true;
+    state.remindedAt = this.#runtime.clock.now();
+    this.connectionsLost++;
+    this.#onConnectionLost(node, detail);
+    this.#restart(from, node);
+  }
+
+  /** Ends the connection with `from` here and starts this side's next epoch with an empty frame. */
+  #restart(from: string, node: NodeId): void {
+    this.#disconnect(from);
+    const out = this.#outgoing.get(from);
+    if (out === undefined) this.#outgoing.set(from, { epoch: 1, seq: 0 });
+    else {
+      out.epoch++;
+      out.seq = 0;
+    }
+    this.#flushPeer(this.#addPeer(from, node));
+  }
+
+  // ---------------------------------------------------------------------------------------------
   // A lost node
 
   /**
@@ -719,6 +913,13 @@ export class RemoteProcesses implements NodeRouter {
    */
   #lost(key: string): void {
     this.#down.add(key);
+    this.#incoming.delete(key);
+    this.#outgoing.delete(key);
+    this.#disconnect(key);
+  }
+
+  /** The connection with node `key` ended: its links and monitors fire, its calls fail. */
+  #disconnect(key: string): void {
     this.#peers.delete(key);
     const runtime = this.#runtime;
     for (const [callId, pending] of this.#calls) {
