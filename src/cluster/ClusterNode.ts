@@ -124,6 +124,8 @@ export class ClusterNode {
   #closed = false;
   readonly #attached = new Set<RemoteProcesses>();
   #rejoining: Promise<void> | undefined;
+  readonly #nameLostListeners = new Set<(name: string, process: string) => void>();
+  readonly #rejoinListeners = new Set<(self: NodeId, previous: NodeId) => void>();
   #selfCheckTimer: TimerHandle | undefined;
   #selfChecking = false;
 
@@ -236,6 +238,21 @@ export class ClusterNode {
     return this.#registry.unregister(name);
   }
 
+  /**
+   * Hears of each global name this node held and lost after a partition (the cluster records
+   * another holder, or none), besides the `onNameLost` option; returns the unsubscribe.
+   */
+  onNameLost(listener: (name: string, process: string) => void): () => void {
+    this.#nameLostListeners.add(listener);
+    return () => this.#nameLostListeners.delete(listener);
+  }
+
+  /** Hears of each rejoin: this node is now incarnation `self` (it was `previous`); returns the unsubscribe. */
+  onRejoined(listener: (self: NodeId, previous: NodeId) => void): () => void {
+    this.#rejoinListeners.add(listener);
+    return () => this.#rejoinListeners.delete(listener);
+  }
+
   /** A process of this node exited: its global names go. */
   releaseProcess(process: string): Promise<void> {
     return this.#registry.releaseProcess(process);
@@ -300,7 +317,10 @@ export class ClusterNode {
     return new GlobalRegistry({
       bucket: this.buckets.names,
       membership: this.#membership,
-      onNameLost: this.options.onNameLost,
+      onNameLost: (name, process) => {
+        this.options.onNameLost?.(name, process);
+        for (const listener of [...this.#nameLostListeners]) listener(name, process);
+      },
       isDown: (node) => this.#isDown(node),
     });
   }
@@ -415,6 +435,7 @@ export class ClusterNode {
     if (incarnation === undefined || this.#closed) return;
     this.#membership = this.#makeMembership({ name: previous.name, incarnation });
     this.#membership.start();
+    for (const listener of [...this.#rejoinListeners]) listener(this.self, previous);
     // the names held move to the new incarnation where the cluster still records them for us
     this.#registry.useMembership(this.#membership);
     await this.#retrying(() => this.#registry.revalidate(previous));

@@ -1,5 +1,5 @@
 import { addExtension, Packr } from 'msgpackr';
-import type { ActorSystem } from '../actor/ActorSystem.js';
+import type { ActorSystem, CodeRef, SpawnOptions } from '../actor/ActorSystem.js';
 import { CallRequest } from '../actor/Call.js';
 import type { TimerHandle } from '../actor/Clock.js';
 import { DownMessage, ExitMessage, type ExitReason } from '../actor/ExitReason.js';
@@ -11,7 +11,8 @@ import { type Runtime, runtimes } from '../actor/internal/Runtime.js';
 import { exitSignal, link, monitor, signal, unlink, unwatch, watch } from '../actor/internal/signals.js';
 import type { NodeRouter } from '../actor/internal/Transport.js';
 import { Pid, Ref } from '../actor/Pid.js';
-import { ClusterError, MessageTooLarge } from './errors.js';
+import { ClusterError, MessageTooLarge, RemoteSpawnError } from './errors.js';
+import type { GlobalHolder } from './GlobalRegistry.js';
 import type { NodeEvent, NodeId } from './Membership.js';
 import type { ClusterTransport } from './Transport.js';
 
@@ -38,6 +39,10 @@ enum Op {
   Reply = 10, // callId, value
   CallExit = 11, // callId, reason
   CallFull = 12, // callId, capacity
+  SendNamed = 13, // name, message
+  Spawn = 14, // callId, module, export, args, options, linkTo | null
+  Spawned = 15, // callId, id, serial
+  SpawnFailed = 16, // callId, reason
 }
 
 /** Fields after the code, per operation. */
@@ -54,6 +59,10 @@ const ARITY: Record<number, number> = {
   10: 2,
   11: 2,
   12: 2,
+  13: 2,
+  14: 6,
+  15: 3,
+  16: 2,
 };
 
 const FRAME_TAG = 'zbmd/2';
@@ -146,7 +155,24 @@ interface Incoming {
 export interface AttachedNode {
   readonly self: NodeId;
   isUp(node: NodeId): boolean;
+  nodes(): NodeId[];
   monitorNodes(listener: (event: NodeEvent) => void): () => void;
+  registerGlobal(name: string, process: string): Promise<void>;
+  whereisGlobal(name: string): Promise<GlobalHolder | undefined>;
+  releaseProcess(process: string): Promise<void>;
+  onNameLost(listener: (name: string, process: string) => void): () => void;
+  onRejoined(listener: (self: NodeId, previous: NodeId) => void): () => void;
+}
+
+/** How a global name records a process of an attached system: `pid:<id>.<serial>`. */
+const PID_PROCESS = /^pid:(\d+)\.(\d+)$/;
+
+interface OutSpawn {
+  readonly peer: string;
+  readonly node: NodeId;
+  readonly linker: ProcessRecord | undefined;
+  readonly resolve: (pid: Pid) => void;
+  readonly reject: (error: unknown) => void;
 }
 
 interface Peer {
@@ -190,6 +216,17 @@ function pidKey(pid: Pid): string {
 
 /** A message of a peer's stream could not be delivered: the connection breaks rather than leave a hole. */
 class StreamHole extends Error {}
+
+/** The largest frame header of `self` (tag, name, incarnation, epoch and frame number at their widest). */
+function headerBytes(self: NodeId): number {
+  return packr.pack([
+    FRAME_TAG,
+    self.name,
+    self.incarnation,
+    Number.MAX_SAFE_INTEGER,
+    Number.MAX_SAFE_INTEGER,
+  ]).length;
+}
 
 /** The links of one local process to processes on other nodes; fires their LinkExit on its exit. */
 class NodeLinks implements ExitObserver {
@@ -238,10 +275,10 @@ class NodeCallFrom extends CallHandle implements ExitObserver {
  */
 export class RemoteProcesses implements NodeRouter {
   readonly #runtime: Runtime;
-  readonly #self: NodeId;
-  readonly #subject: string;
+  #self: NodeId;
+  #subject: string;
   /** The largest frame header (tag, name, incarnation, epoch and frame number at their widest). */
-  readonly #headerBytes: number;
+  #headerBytes: number;
   readonly #peers = new Map<string, Peer>();
   readonly #outgoing = new Map<string, Outgoing>();
   readonly #incoming = new Map<string, Incoming>();
@@ -255,7 +292,10 @@ export class RemoteProcesses implements NodeRouter {
   readonly #calls = new Map<number, OutCall>();
   readonly #monitorsOut = new Map<number, OutMonitor>();
   readonly #monitorsIn = new Map<string, { record: ProcessRecord; watchId: number }>();
-  readonly #unsubscribe: () => void;
+  readonly #spawns = new Map<number, OutSpawn>();
+  readonly #unNameLost: () => void;
+  #unsubscribe: () => void;
+  readonly #unRejoined: () => void;
   readonly #unmonitor: () => void;
   readonly #uninterrupted: () => void;
   readonly #onMalformed: (subject: string, detail: string) => void;
@@ -290,13 +330,7 @@ export class RemoteProcesses implements NodeRouter {
     this.#runtime = runtime;
     this.#self = node.self;
     this.#subject = nodeSubject(cluster, this.#self);
-    this.#headerBytes = packr.pack([
-      FRAME_TAG,
-      this.#self.name,
-      this.#self.incarnation,
-      Number.MAX_SAFE_INTEGER,
-      Number.MAX_SAFE_INTEGER,
-    ]).length;
+    this.#headerBytes = headerBytes(this.#self);
     this.maxPayloadBytes = transport.maxPayloadBytes;
     this.#onMalformed =
       options.onMalformed ??
@@ -315,6 +349,27 @@ export class RemoteProcesses implements NodeRouter {
       else if (event.kind === 'quarantined') for (const key of [...this.#peers.keys()]) this.#lost(key);
     });
     this.#uninterrupted = transport.onInterrupted?.(() => this.#interrupted()) ?? (() => undefined);
+    // a global name lost after a partition: its process here is the loser, exited as OTP's
+    // default resolution (random_exit_name) exits one holder, so links to it fire
+    // declared down, the node rejoined as a new incarnation: listen on its subject from now on
+    // (every link and monitor to other nodes fired noconnection at the quarantine; local
+    // processes stay, and their pids leave this node with the new incarnation)
+    this.#unRejoined = node.onRejoined((self) => {
+      if (this.#detached) return;
+      this.#flush();
+      for (const key of [...this.#peers.keys()]) this.#lost(key);
+      this.#unsubscribe();
+      this.#self = self;
+      this.#subject = nodeSubject(cluster, self);
+      this.#headerBytes = headerBytes(self);
+      this.#unsubscribe = transport.subscribe(this.#subject, (data) => this.#receive(data));
+    });
+    this.#unNameLost = node.onNameLost((_name, process) => {
+      const pid = this.#pidOfProcess(process, this.#self);
+      const record = pid?.process as ProcessRecord | undefined;
+      if (pid !== undefined && record !== undefined && record.state !== DEAD)
+        exitSignal(this.#runtime, this.#runtime.rootPid, pid, 'kill');
+    });
   }
 
   /**
@@ -338,6 +393,130 @@ export class RemoteProcesses implements NodeRouter {
     return this.importPid([node.name, node.incarnation, id, serial]);
   }
 
+  /**
+   * Spawns a process on node `node` (a name: its incarnation up now) from code named by module
+   * URL and export, with `args`, as `system.spawn({ module, export }, args)` does on a thread:
+   * the other node loads the module and starts the process there. Resolves with its pid, or
+   * rejects with `RemoteSpawnError` (reason 'noconnection' when the node is not up or goes down
+   * first; the error's text when the other node refused the spawn, such as a bad export name).
+   * A module that fails to load crashes the new process (its links and monitors see why).
+   */
+  spawn(
+    node: string | NodeId,
+    code: CodeRef,
+    args: readonly unknown[] = [],
+    options: SpawnOptions = {},
+  ): Promise<Pid> {
+    return this.#spawn(node, code, args, options, undefined);
+  }
+
+  /**
+   * As `spawn`, linked to the local process `from` from the start (Erlang's spawn_link/4): if the
+   * new process dies, `from` gets its exit signal, and the other way round. If `from` has exited
+   * when the answer comes, the new process gets exit signal `noproc`.
+   */
+  spawnLink(
+    from: Pid,
+    node: string | NodeId,
+    code: CodeRef,
+    args: readonly unknown[] = [],
+    options: SpawnOptions = {},
+  ): Promise<Pid> {
+    const record = from.creation === 0 ? (from.process as ProcessRecord | undefined) : undefined;
+    if (record === undefined || record.state === DEAD)
+      return Promise.reject(
+        new ClusterError('invalid_option', `spawnLink: ${String(from)} is not a live process of this system`),
+      );
+    return this.#spawn(node, code, args, options, record);
+  }
+
+  #spawn(
+    target: string | NodeId,
+    code: CodeRef,
+    args: readonly unknown[],
+    options: SpawnOptions,
+    linker: ProcessRecord | undefined,
+  ): Promise<Pid> {
+    const name = typeof target === 'string' ? target : target.name;
+    const node =
+      typeof target === 'string' ? this.node.nodes().find((id) => id.name === target) : (target as NodeId);
+    const url = code?.module instanceof URL ? code.module.href : code?.module;
+    if (
+      typeof url !== 'string' ||
+      url.length === 0 ||
+      typeof code.export !== 'string' ||
+      code.export.length === 0
+    )
+      return Promise.reject(
+        new ClusterError(
+          'invalid_option',
+          'spawn on a node: give code as { module: import.meta.url (a module URL), export: a non-empty export name }',
+        ),
+      );
+    if (!Array.isArray(args))
+      return Promise.reject(new ClusterError('invalid_option', 'spawn on a node: args must be an array'));
+    const peer =
+      node === undefined ? undefined : this.#peerOf(new Pid(node.name, 1, 0, 0, 0, node.incarnation));
+    if (node === undefined || peer === undefined)
+      return Promise.reject(new RemoteSpawnError(name, 'noconnection'));
+    const callId = this.#nextCallId++;
+    const spawnOptions = {
+      trapExit: options.trapExit === true,
+      name: options.name ?? null,
+      mailbox: options.mailbox ?? null,
+    };
+    try {
+      this.#post(peer, [Op.Spawn, callId, url, code.export, args, spawnOptions, linker?.pid ?? null]);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    return new Promise((resolve, reject) => {
+      this.#spawns.set(callId, { peer: peer.key, node, linker, resolve, reject });
+    });
+  }
+
+  /**
+   * Registers the global name `name` for the local process `pid` (OTP's global:register_name):
+   * `AlreadyRegistered` if a live process holds it. The name goes when the process exits. Every
+   * node attached to the cluster finds the pid with `whereisGlobal`.
+   */
+  async registerGlobal(name: string, pid: Pid): Promise<void> {
+    const record = pid.creation === 0 ? (pid.process as ProcessRecord | undefined) : undefined;
+    if (record === undefined || record.state === DEAD || pid.node !== this.#self.name)
+      throw new ClusterError(
+        'invalid_option',
+        `registerGlobal: ${String(pid)} is not a live process of this system`,
+      );
+    const process = `pid:${pid.id}.${pid.serial}`;
+    this.#export(record);
+    await this.node.registerGlobal(name, process);
+    watch(this.#runtime, record, {
+      exited: () => void this.node.releaseProcess(process).catch(() => undefined),
+    });
+    if (record.state === DEAD) await this.node.releaseProcess(process).catch(() => undefined);
+  }
+
+  /**
+   * The pid holding the global name `name`, usable with send, link, monitor and call; undefined
+   * when nobody (alive) holds it, or when it is held by something that is not a process of an
+   * attached system (a plain string given to `ClusterNode.registerGlobal`).
+   */
+  async whereisGlobal(name: string): Promise<Pid | undefined> {
+    const holder = await this.node.whereisGlobal(name);
+    if (holder === undefined) return undefined;
+    return this.#pidOfProcess(holder.process, { name: holder.node, incarnation: holder.incarnation });
+  }
+
+  #pidOfProcess(process: string, node: NodeId): Pid | undefined {
+    const match = PID_PROCESS.exec(process);
+    if (match === null) return undefined;
+    const id = Number(match[1]);
+    const serial = Number(match[2]);
+    if (node.name === this.#self.name && node.incarnation === this.#self.incarnation)
+      return this.#localPid(id);
+    return this.remotePid(node, id, serial);
+  }
+
   /** Stops listening; every remote link and monitor fires `noconnection`. Idempotent. */
   detach(): void {
     if (this.#detached) return;
@@ -349,6 +528,8 @@ export class RemoteProcesses implements NodeRouter {
     this.#unsubscribe();
     this.#unmonitor();
     this.#uninterrupted();
+    this.#unNameLost();
+    this.#unRejoined();
     if (this.#runtime.nodes === this) this.#runtime.nodes = undefined;
   }
 
@@ -523,6 +704,17 @@ export class RemoteProcesses implements NodeRouter {
     this.#post(peer, [Op.Send, to.id, message]);
   }
 
+  sendNamed(nodeName: string, name: string, message: unknown): void {
+    const node = this.node.nodes().find((id) => id.name === nodeName);
+    const peer =
+      node === undefined ? undefined : this.#peerOf(new Pid(node.name, 1, 0, 0, 0, node.incarnation));
+    if (peer === undefined) {
+      this.#runtime.counters.messagesDropped++; // not connected: dropped, as Erlang's {Name, Node} ! Msg
+      return;
+    }
+    this.#post(peer, [Op.SendNamed, name, message]);
+  }
+
   exit(from: Pid, to: Pid, reason: ExitReason): void {
     const local = this.#localOf(to);
     if (local !== undefined) {
@@ -681,6 +873,84 @@ export class RemoteProcesses implements NodeRouter {
   #apply(from: string, op: unknown[]): void {
     const runtime = this.#runtime;
     switch (op[0] as Op) {
+      case Op.SendNamed: {
+        runtime.counters.messagesSent++;
+        const record = typeof op[1] === 'string' ? runtime.registry.holder(op[1]) : undefined;
+        if (record === undefined || record.state === DEAD) return; // no such name: dropped, as in Erlang
+        try {
+          deliver(runtime, record, op[2]);
+        } catch (error) {
+          if (!(error instanceof MailboxFull)) throw error;
+          runtime.counters.messagesDropped++;
+          throw new StreamHole(
+            `the mailbox of ${record.pid} is full (capacity ${error.capacity}); a message from it was not delivered`,
+          );
+        }
+        return;
+      }
+      case Op.Spawn: {
+        const [, callId, url, exportName, args, options, linkTo] = op as [
+          Op,
+          number,
+          string,
+          string,
+          unknown[],
+          { trapExit?: boolean; name?: string | null; mailbox?: SpawnOptions['mailbox'] | null },
+          Pid | null,
+        ];
+        let record: ProcessRecord;
+        try {
+          const pid = runtime.spawnByCode(
+            { module: String(url), export: String(exportName) },
+            args,
+            {
+              trapExit: options?.trapExit === true,
+              name: options?.name ?? undefined,
+              mailbox: options?.mailbox ?? undefined,
+            },
+            undefined,
+          );
+          record = pid.process as ProcessRecord;
+        } catch (error) {
+          this.postTo(from, [Op.SpawnFailed, callId, String((error as Error)?.message ?? error)]);
+          return;
+        }
+        this.#export(record);
+        if (linkTo instanceof Pid) {
+          const links = new NodeLinks(this, record);
+          links.watchId = watch(runtime, record, links);
+          this.#links.set(record, links);
+          links.remotes.set(pidKey(linkTo), linkTo);
+        }
+        this.postTo(from, [Op.Spawned, callId, record.pid.id, record.pid.serial]);
+        return;
+      }
+      case Op.Spawned:
+      case Op.SpawnFailed: {
+        const pending = this.#spawns.get(op[1] as number);
+        if (pending === undefined || pending.peer !== from) return;
+        this.#spawns.delete(op[1] as number);
+        if (op[0] === Op.SpawnFailed) {
+          pending.reject(new RemoteSpawnError(pending.node.name, String(op[2])));
+          return;
+        }
+        const pid = this.remotePid(pending.node, op[2] as number, op[3] as number);
+        const linker = pending.linker;
+        if (linker !== undefined) {
+          if (linker.state === DEAD) this.postTo(from, [Op.LinkExit, pid.id, linker.pid, 'noproc']);
+          else {
+            let links = this.#links.get(linker);
+            if (links === undefined) {
+              links = new NodeLinks(this, linker);
+              links.watchId = watch(runtime, linker, links);
+              this.#links.set(linker, links);
+            }
+            links.remotes.set(pidKey(pid), pid);
+          }
+        }
+        pending.resolve(pid);
+        return;
+      }
       case Op.Send: {
         runtime.counters.messagesSent++;
         const record = this.#exported.get(op[1] as number);
@@ -927,6 +1197,11 @@ export class RemoteProcesses implements NodeRouter {
       this.#calls.delete(callId);
       if (pending.timer !== undefined) runtime.clock.cancelTimer(pending.timer);
       pending.reject(new CallExit(pending.server, 'noconnection'));
+    }
+    for (const [callId, pending] of this.#spawns) {
+      if (pending.peer !== key) continue;
+      this.#spawns.delete(callId);
+      pending.reject(new RemoteSpawnError(pending.node.name, 'noconnection'));
     }
     for (const [monitorKey, entry] of this.#monitorsIn) {
       if (!monitorKey.startsWith(`${key}:`)) continue;

@@ -42,6 +42,8 @@ interface Life {
   readonly held: Map<string, string>;
   /** Names reported lost (onNameLost) by this life. */
   readonly lostNames: Set<string>;
+  /** Names whose unregisterGlobal failed (not connected): retried once healed, must then release. */
+  readonly unregisterFailed: Set<string>;
   /** When this life heard it was quarantined (its rejoin started). */
   readonly quarantinedAt: number[];
 }
@@ -251,6 +253,7 @@ async function clusterScenario(
       alive: true,
       held,
       lostNames,
+      unregisterFailed: new Set(),
       quarantinedAt,
     });
     readyAt.set(name, clock.now());
@@ -327,6 +330,7 @@ async function clusterScenario(
               else if (!life.lostNames.has(chosen)) {
                 coverage.hit('unregister-not-connected');
                 life.held.set(chosen, pid);
+                life.unregisterFailed.add(chosen);
               }
             },
           ),
@@ -341,6 +345,22 @@ async function clusterScenario(
   regroup(new Map());
   for (let t = 0; pending.size > 0 && t < 30_000; t++) await runFor(clock, 1, check);
   await runFor(clock, QUIET_MS, check);
+  fail();
+  // a failed unregister left the name held: once healed, a retry releases it
+  for (const [name, life] of liveEntries()) {
+    for (const globalName of life.unregisterFailed) {
+      if (!life.held.has(globalName)) continue;
+      const released = await settle(clock, life.node.unregisterGlobal(globalName), check).catch(
+        (error) => `failed: ${String(error)}`,
+      );
+      if (released !== true)
+        violate(
+          `${name}'s retry of unregisterGlobal('${globalName}') answered ${String(released)}, not true`,
+        );
+      else coverage.hit('unregister-retried');
+      life.held.delete(globalName);
+    }
+  }
   fail();
   await checkNames(context, network, lives, check);
   fail();
@@ -430,6 +450,7 @@ export const CLUSTER_SCENARIOS: readonly Scenario[] = [
       'holder-killed',
       'down-record-hidden',
       'unregister-not-connected',
+      'unregister-retried',
       'names-consistent',
     ],
   },
