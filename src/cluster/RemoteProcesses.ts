@@ -4,7 +4,7 @@ import { CallRequest } from '../actor/Call.js';
 import type { TimerHandle } from '../actor/Clock.js';
 import { DownMessage, ExitMessage, type ExitReason } from '../actor/ExitReason.js';
 import { CallExit, CallTimeout, MailboxFull } from '../actor/errors.js';
-import { CallHandle, callFrom } from '../actor/internal/calls.js';
+import { callFrom, ForwardedCallFrom } from '../actor/internal/calls.js';
 import { deliver, deliverSignalMessage, sendFrom } from '../actor/internal/delivery.js';
 import { DEAD, type ExitObserver, type ProcessRecord } from '../actor/internal/Process.js';
 import { type Runtime, runtimes } from '../actor/internal/Runtime.js';
@@ -242,30 +242,13 @@ class NodeLinks implements ExitObserver {
 }
 
 /** The `from` of a call that arrived from another node: the reply travels back there. */
-class NodeCallFrom extends CallHandle implements ExitObserver {
-  settled = false;
-  watchId = 0;
-  target: ProcessRecord | undefined = undefined;
-  constructor(
-    private readonly owner: RemoteProcesses,
-    private readonly peer: string,
-    private readonly callId: number,
-    readonly caller: Pid | undefined,
-  ) {
-    super();
-  }
-  exited(_pid: Pid, reason: ExitReason): void {
-    if (this.settled) return;
-    this.settled = true;
-    this.owner.postTo(this.peer, [Op.CallExit, this.callId, safeReason(reason)]);
-  }
-  settle(value: unknown, error: unknown): boolean {
-    if (this.settled) return false;
-    if (error !== undefined) this.owner.postTo(this.peer, [Op.CallExit, this.callId, safeReason(error)]);
-    else this.owner.postTo(this.peer, [Op.Reply, this.callId, value]); // MessageTooLarge at the replier
-    this.settled = true;
-    if (this.target !== undefined) unwatch(this.target, this.watchId);
-    return true;
+class NodeCallFrom extends ForwardedCallFrom {
+  constructor(owner: RemoteProcesses, peer: string, callId: number, caller: Pid | undefined) {
+    super(
+      (value) => owner.postTo(peer, [Op.Reply, callId, value]), // MessageTooLarge at the replier
+      (reason) => owner.postTo(peer, [Op.CallExit, callId, safeReason(reason)]),
+      caller,
+    );
   }
 }
 
