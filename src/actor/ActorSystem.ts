@@ -65,6 +65,12 @@ export interface ThreadSpawnOptions extends SpawnOptions {
   readonly thread?: number | 'any';
 }
 
+/** A process registered under `name` on the cluster node `node` (Erlang's `{Name, Node} ! Msg`). */
+export interface NodeName {
+  readonly name: string;
+  readonly node: string;
+}
+
 export interface SendOptions {
   /**
    * ArrayBuffers moved (not copied) to a process on another thread: the sender's buffers are
@@ -85,7 +91,7 @@ export interface Context<M = any> extends Spawner {
   readonly system: ActorSystem;
   /** Fires when the process exits (killed while awaiting, for example): pass it to awaited work. */
   readonly signal: AbortSignal;
-  send(to: Pid | string, message: unknown, options?: SendOptions): void;
+  send(to: Pid | string | NodeName, message: unknown, options?: SendOptions): void;
   /** Takes the oldest message `match` accepts if one is queued now, without waiting (process functions). */
   tryReceive<T = M>(match?: (message: unknown) => boolean): T | undefined;
   /** Receives the oldest message (or the oldest that `match` accepts); `undefined` after `timeoutMs`. */
@@ -298,7 +304,7 @@ export class ActorSystem implements Spawner {
     return this.#runtime.spawnProcess(behavior, second as SpawnOptions | undefined).pid;
   }
 
-  send(to: Pid | string, message: unknown, options?: SendOptions): void {
+  send(to: Pid | string | NodeName, message: unknown, options?: SendOptions): void {
     sendFrom(this.#runtime, undefined, to, message, options?.transfer);
   }
 

@@ -8,8 +8,10 @@
  * rejoins as a new incarnation: it stops acting as leader (its lease has ended anyway), keeps
  * only the global names the cluster still records for it, and reports the rest as lost.
  */
+
+import { Packr } from 'msgpackr';
 import type { ActorSystem } from '../actor/ActorSystem.js';
-import { type Clock, RealClock } from '../actor/Clock.js';
+import { type Clock, RealClock, type TimerHandle } from '../actor/Clock.js';
 import { ClusterError } from './errors.js';
 import { type GlobalHolder, GlobalRegistry } from './GlobalRegistry.js';
 import { LeaderElection } from './LeaderElection.js';
@@ -26,6 +28,38 @@ import { type Bucket, type ClusterTransport, isBucketConflict } from './Transpor
 
 /** Default lease of the leader: a new leader exists within about this long after one dies. */
 export const DEFAULT_LEASE_MS = 2_000;
+
+/** A rejoin whose bucket operations fail (the store side unreachable) retries after 50 ms, doubling up to this. */
+export const REJOIN_RETRY_MAX_MS = 400;
+
+/**
+ * How often a node reads its own down mark in the nodes bucket (and at each nodeup): a node
+ * declared down whose deciders all died before telling it still learns it, within about this long.
+ */
+export const SELF_CHECK_MS = 1_000;
+
+const packer = new Packr({ useRecords: false });
+
+/** The key of a name's down mark in the nodes bucket (node names have no '.'). */
+const downKey = (name: string): string => `d.${name}`;
+
+/** The highest incarnation of `name` declared down, and by whom; undefined when none. */
+function decodeMark(data: Uint8Array): { i: number; by: NodeId } | undefined {
+  try {
+    const value = packer.unpack(data) as { i?: unknown; n?: unknown; c?: unknown } | null;
+    if (
+      value !== null &&
+      typeof value === 'object' &&
+      Number.isSafeInteger(value.i) &&
+      typeof value.n === 'string' &&
+      Number.isSafeInteger(value.c)
+    )
+      return { i: value.i as number, by: { name: value.n, incarnation: value.c as number } };
+  } catch {
+    // unreadable: no mark
+  }
+  return undefined;
+}
 
 export interface ClusterNodeOptions {
   /** This node's name: letters, digits, '-', '_' (a NATS subject token). */
@@ -90,6 +124,10 @@ export class ClusterNode {
   #closed = false;
   readonly #attached = new Set<RemoteProcesses>();
   #rejoining: Promise<void> | undefined;
+  readonly #nameLostListeners = new Set<(name: string, process: string) => void>();
+  readonly #rejoinListeners = new Set<(self: NodeId, previous: NodeId) => void>();
+  #selfCheckTimer: TimerHandle | undefined;
+  #selfChecking = false;
 
   private constructor(
     private readonly options: ClusterNodeOptions,
@@ -139,6 +177,7 @@ export class ClusterNode {
       );
       node.#membership.start();
       node.#election?.start();
+      node.#scheduleSelfCheck();
       return node;
     } catch (error) {
       if (ownsTransport) await transport.close();
@@ -185,7 +224,9 @@ export class ClusterNode {
     return () => this.#followerListeners.delete(listener);
   }
 
-  registerGlobal(name: string, process: string): Promise<void> {
+  /** Registers a global name; during a rejoin, once the node is its new incarnation. */
+  async registerGlobal(name: string, process: string): Promise<void> {
+    while (this.#rejoining !== undefined) await this.#rejoining;
     return this.#registry.register(name, process);
   }
 
@@ -195,6 +236,21 @@ export class ClusterNode {
 
   unregisterGlobal(name: string): Promise<boolean> {
     return this.#registry.unregister(name);
+  }
+
+  /**
+   * Hears of each global name this node held and lost after a partition (the cluster records
+   * another holder, or none), besides the `onNameLost` option; returns the unsubscribe.
+   */
+  onNameLost(listener: (name: string, process: string) => void): () => void {
+    this.#nameLostListeners.add(listener);
+    return () => this.#nameLostListeners.delete(listener);
+  }
+
+  /** Hears of each rejoin: this node is now incarnation `self` (it was `previous`); returns the unsubscribe. */
+  onRejoined(listener: (self: NodeId, previous: NodeId) => void): () => void {
+    this.#rejoinListeners.add(listener);
+    return () => this.#rejoinListeners.delete(listener);
   }
 
   /** A process of this node exited: its global names go. */
@@ -219,6 +275,7 @@ export class ClusterNode {
    */
   attach(system: ActorSystem, options: AttachOptions = {}): RemoteProcesses {
     const remote = new RemoteProcesses(system, this, this.transport, this.options.cluster!, {
+      ...options,
       onMalformed: options.onMalformed ?? this.options.onMalformed,
     });
     this.#attached.add(remote);
@@ -229,6 +286,7 @@ export class ClusterNode {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    if (this.#selfCheckTimer !== undefined) this.clock.cancelTimer(this.#selfCheckTimer);
     for (const remote of this.#attached) remote.detach();
     this.#attached.clear();
     await this.#election?.stop();
@@ -259,7 +317,11 @@ export class ClusterNode {
     return new GlobalRegistry({
       bucket: this.buckets.names,
       membership: this.#membership,
-      onNameLost: this.options.onNameLost,
+      onNameLost: (name, process) => {
+        this.options.onNameLost?.(name, process);
+        for (const listener of [...this.#nameLostListeners]) listener(name, process);
+      },
+      isDown: (node) => this.#isDown(node),
     });
   }
 
@@ -280,26 +342,119 @@ export class ClusterNode {
   }
 
   #onEvent(event: NodeEvent): void {
-    if (event.kind === 'nodedown') void this.#registry.purgeNode(event.node).catch(() => undefined);
-    if (event.kind === 'quarantined')
-      this.#rejoining ??= this.#rejoin().finally(() => (this.#rejoining = undefined));
+    if (event.kind === 'nodedown') {
+      // a node declared down by silence may still be alive: mark it down in the nodes bucket
+      // before its names go, so it learns it even if no decider lives to tell it
+      const node = event.node;
+      const marked = event.reason === 'heartbeat_timeout' ? this.#markDown(node) : Promise.resolve();
+      void marked.then(() => this.#registry.purgeNode(node)).catch(() => undefined);
+    }
+    if (event.kind === 'nodeup') this.#selfCheck();
+    if (event.kind === 'quarantined' && this.#rejoining === undefined) {
+      this.#rejoining = this.#rejoin().finally(() => {
+        this.#rejoining = undefined;
+      });
+    }
     for (const listener of [...this.#listeners]) listener(event);
   }
 
-  /** Declared down by the others: come back as a new incarnation, keeping nothing stale. */
+  /** Writes (raises) the down mark of `node`'s name to its incarnation. */
+  async #markDown(node: NodeId): Promise<void> {
+    const key = downKey(node.name);
+    const value = packer.pack({ i: node.incarnation, n: this.self.name, c: this.self.incarnation });
+    for (let attempt = 0; attempt < MAX_INCARNATION_ATTEMPTS; attempt++) {
+      const entry = await this.buckets.nodes.get(key);
+      const mark = entry === undefined ? undefined : decodeMark(entry.value);
+      if (mark !== undefined && mark.i >= node.incarnation) return;
+      try {
+        if (entry === undefined) await this.buckets.nodes.create(key, value);
+        else await this.buckets.nodes.update(key, value, entry.revision);
+        return;
+      } catch (error) {
+        if (!isBucketConflict(error)) throw error;
+      }
+    }
+  }
+
+  /**
+   * Whether `node` is down as far as the cluster knows: a later incarnation of its name exists,
+   * or it was marked down; or this node declared it down (then it marks it first, so the node
+   * learns it before its names are taken).
+   */
+  async #isDown(node: NodeId): Promise<boolean> {
+    const current = await this.buckets.nodes.get(node.name);
+    const incarnation = current === undefined ? 0 : Number(new TextDecoder().decode(current.value));
+    if (incarnation > node.incarnation) return true;
+    const entry = await this.buckets.nodes.get(downKey(node.name));
+    const mark = entry === undefined ? undefined : decodeMark(entry.value);
+    if (mark !== undefined && mark.i >= node.incarnation) return true;
+    if (!this.#membership.isDown(node)) return false;
+    await this.#markDown(node);
+    return true;
+  }
+
+  #scheduleSelfCheck(): void {
+    if (this.#closed) return;
+    this.#selfCheckTimer = this.clock.setTimer(SELF_CHECK_MS, () => {
+      this.#selfCheck();
+      this.#scheduleSelfCheck();
+    });
+  }
+
+  /** Reads this node's down mark: marked down (by deciders that may be gone) means quarantined. */
+  #selfCheck(): void {
+    if (this.#selfChecking || this.#rejoining !== undefined || this.#closed) return;
+    this.#selfChecking = true;
+    const self = this.self;
+    void this.buckets.nodes
+      .get(downKey(self.name))
+      .then((entry) => {
+        const mark = entry === undefined ? undefined : decodeMark(entry.value);
+        if (mark === undefined || mark.i < self.incarnation) return;
+        if (this.#closed || this.#rejoining !== undefined || this.self.incarnation !== self.incarnation)
+          return;
+        this.#membership.emit({ kind: 'quarantined', by: mark.by });
+      })
+      .catch(() => undefined) // the store is unreachable: the next check tries again
+      .finally(() => {
+        this.#selfChecking = false;
+      });
+  }
+
+  /**
+   * Declared down by the others: come back as a new incarnation, keeping nothing stale. Bucket
+   * operations that fail (the store side unreachable) are retried, after 50 ms doubling up to
+   * REJOIN_RETRY_MAX_MS, until they succeed or the node closes.
+   */
   async #rejoin(): Promise<void> {
     if (this.#closed) return;
     const previous = this.self;
     await this.#election?.stop();
     this.#membership.stop({ leave: false });
-    const incarnation = await nextIncarnation(this.buckets.nodes, previous.name);
-    if (this.#closed) return;
+    const incarnation = await this.#retrying(() => nextIncarnation(this.buckets.nodes, previous.name));
+    if (incarnation === undefined || this.#closed) return;
     this.#membership = this.#makeMembership({ name: previous.name, incarnation });
     this.#membership.start();
+    for (const listener of [...this.#rejoinListeners]) listener(this.self, previous);
     // the names held move to the new incarnation where the cluster still records them for us
     this.#registry.useMembership(this.#membership);
-    await this.#registry.revalidate(previous);
+    await this.#retrying(() => this.#registry.revalidate(previous));
+    if (this.#closed) return;
     this.#election = this.#makeElection();
     this.#election?.start();
+  }
+
+  /** Runs `work` until it succeeds (undefined if the node closed first), backing off between tries. */
+  async #retrying<T>(work: () => Promise<T>): Promise<T | undefined> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await work();
+      } catch {
+        if (this.#closed) return undefined;
+        const pauseMs = Math.min(REJOIN_RETRY_MAX_MS, 50 * 2 ** attempt);
+        await new Promise<void>((resolve) => this.clock.setTimer(pauseMs, resolve));
+        if (this.#closed) return undefined;
+      }
+    }
   }
 }

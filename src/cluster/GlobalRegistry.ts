@@ -76,6 +76,13 @@ export interface GlobalRegistryOptions {
   readonly membership: Membership;
   /** Told when a name this node believed it held turned out to be another's (after a partition). */
   readonly onNameLost?: (name: string, process: string) => void;
+  /**
+   * Whether the holder's node incarnation is known to be down, so that its record may be taken
+   * (ClusterNode asks the cluster's nodes bucket: a later incarnation, or a down mark). Default:
+   * this node declared it down. A holder this node has never heard of (one that started while
+   * partitioned from it) is not down unless this says so.
+   */
+  readonly isDown?: (node: NodeId) => Promise<boolean>;
 }
 
 export class GlobalRegistry {
@@ -102,29 +109,63 @@ export class GlobalRegistry {
   async register(name: string, process: string): Promise<void> {
     checkGlobalName(name);
     const key = keyOf(name);
-    const value = packer.pack({ node: this.#self.name, incarnation: this.#self.incarnation, process });
+    const self = this.#self;
+    const value = packer.pack({ node: self.name, incarnation: self.incarnation, process });
     for (let attempt = 0; attempt < 2; attempt++) {
       try {
         const revision = await this.#bucket.create(key, value);
-        this.#held.set(name, { process, revision });
+        await this.#keep(name, process, revision, self);
         return;
       } catch (error) {
         if (!isBucketConflict(error)) throw error;
       }
       const entry = await this.#bucket.get(key);
       const holder = entry === undefined ? undefined : decodeHolder(entry.value);
-      if (entry !== undefined && holder !== undefined && this.#isOurs(holder, process)) {
+      if (
+        entry !== undefined &&
+        holder !== undefined &&
+        holder.node === self.name &&
+        holder.incarnation === self.incarnation &&
+        holder.process === process
+      ) {
         // our own create, applied although its answer was lost (a retry after a failover)
-        this.#held.set(name, { process, revision: entry.revision });
+        await this.#keep(name, process, entry.revision, self);
         return;
       }
-      if (entry !== undefined && holder !== undefined && this.#isLive(holder)) {
+      if (entry !== undefined && holder !== undefined && !(await this.#isDown(holder))) {
         throw new AlreadyRegistered(name, describeHolder(holder));
       }
       // the holder's node is down (its names not yet removed) or the value is unreadable
       if (entry !== undefined) await this.#bucket.delete(key, entry.revision).catch(() => undefined);
     }
     throw new AlreadyRegistered(name, 'another process (it changed while registering)');
+  }
+
+  /**
+   * Records `name` as held, written for `as`. When the node rejoined as a new incarnation while
+   * the write was in flight (its names were revalidated without this one), the record is moved
+   * to the new incarnation first; if it cannot be, the registration fails.
+   */
+  async #keep(name: string, process: string, revision: number, as: NodeId): Promise<void> {
+    if (as.incarnation === this.#self.incarnation) {
+      this.#held.set(name, { process, revision });
+      return;
+    }
+    const value = packer.pack({ node: this.#self.name, incarnation: this.#self.incarnation, process });
+    const moved = await this.#bucket.update(keyOf(name), value, revision).catch(() => undefined);
+    if (moved === undefined)
+      throw new ClusterError(
+        'not_connected',
+        `registering '${name}': this node rejoined the cluster meanwhile and the record could not be moved to its new incarnation; register again`,
+      );
+    this.#held.set(name, { process, revision: moved });
+  }
+
+  async #isDown(holder: GlobalHolder): Promise<boolean> {
+    const node = { name: holder.node, incarnation: holder.incarnation };
+    if (this.#membership.isUp(node)) return false;
+    if (this.options.isDown !== undefined) return this.options.isDown(node);
+    return this.#membership.isDown(node);
   }
 
   /** The holder of `name`, if it is held by a live process. */
@@ -137,13 +178,23 @@ export class GlobalRegistry {
 
   /** Removes a name this node holds; false if it does not hold it. */
   async unregister(name: string): Promise<boolean> {
-    const held = this.#held.get(name);
-    if (held === undefined) return false;
-    this.#held.delete(name);
-    await this.#bucket.delete(keyOf(name), held.revision).catch((error) => {
-      if (!isBucketConflict(error)) throw error;
-    });
-    return true;
+    if (!this.#held.has(name)) return false;
+    for (let attempt = 0; attempt < 3; attempt++) {
+      const held = this.#held.get(name);
+      if (held === undefined) return true; // released meanwhile (lost in a rejoin)
+      try {
+        await this.#bucket.delete(keyOf(name), held.revision);
+      } catch (error) {
+        // not deleted (not connected, say): still held, and a retry can release it
+        if (!isBucketConflict(error)) throw error;
+        // moved to a new incarnation by a rejoin meanwhile: delete that record
+        if (this.#held.get(name) !== held) continue;
+        // else purged or taken: it is not ours any more
+      }
+      if (this.#held.get(name) === held) this.#held.delete(name);
+      return true;
+    }
+    throw new ClusterError('not_connected', `unregistering '${name}': its record kept moving; try again`);
   }
 
   /** Removes every name of a process of this node (it exited). */
@@ -195,6 +246,16 @@ export class GlobalRegistry {
       const key = keyOf(name);
       const entry = await this.#bucket.get(key);
       const holder = entry === undefined ? undefined : decodeHolder(entry.value);
+      if (
+        entry !== undefined &&
+        holder?.node === this.#self.name &&
+        holder.incarnation === this.#self.incarnation &&
+        holder.process === held.process
+      ) {
+        // moved already (by an earlier try of this rejoin, or a registration finishing)
+        this.#held.set(name, { process: held.process, revision: entry.revision });
+        continue;
+      }
       const stillOurs =
         entry !== undefined &&
         holder?.node === previous.name &&
@@ -217,14 +278,6 @@ export class GlobalRegistry {
       this.options.onNameLost?.(name, held.process);
     }
     return lost;
-  }
-
-  #isOurs(holder: GlobalHolder, process: string): boolean {
-    return (
-      holder.node === this.#self.name &&
-      holder.incarnation === this.#self.incarnation &&
-      holder.process === process
-    );
   }
 
   #isLive(holder: GlobalHolder): boolean {

@@ -146,6 +146,11 @@ export class Membership {
     );
   }
 
+  /** True when this node declared `node` (that incarnation) down. */
+  isDown(node: NodeId): boolean {
+    return this.#down.has(key(node));
+  }
+
   /** Listens to nodeup / nodedown / quarantined events; returns the unsubscribe. */
   monitor(listener: (event: NodeEvent) => void): () => void {
     this.#listeners.add(listener);
@@ -275,6 +280,11 @@ export class Membership {
       return;
     }
     this.#emit({ kind: 'quarantined', by });
+  }
+
+  /** @internal Reports an event this node learnt otherwise (ClusterNode: its own down mark). */
+  emit(event: NodeEvent): void {
+    this.#emit(event);
   }
 
   #emit(event: NodeEvent): void {

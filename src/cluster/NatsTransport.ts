@@ -64,10 +64,24 @@ async function withRetries<T>(what: string, budgetMs: number, operation: () => P
 }
 
 export class NatsTransport implements ClusterTransport {
+  readonly #interruptListeners = new Set<() => void>();
+
   private constructor(
     private readonly connection: NatsConnection,
     private readonly replicas: number,
-  ) {}
+  ) {
+    void (async () => {
+      for await (const status of connection.status()) {
+        if (status.type !== 'disconnect') continue;
+        for (const listener of [...this.#interruptListeners]) listener();
+      }
+    })().catch(() => undefined);
+  }
+
+  onInterrupted(listener: () => void): () => void {
+    this.#interruptListeners.add(listener);
+    return () => this.#interruptListeners.delete(listener);
+  }
 
   static async connect(options: NatsTransportOptions): Promise<NatsTransport> {
     const replicas = options.replicas ?? 1;

@@ -1,17 +1,18 @@
 import { addExtension, Packr } from 'msgpackr';
-import type { ActorSystem } from '../actor/ActorSystem.js';
+import type { ActorSystem, CodeRef, SpawnOptions } from '../actor/ActorSystem.js';
 import { CallRequest } from '../actor/Call.js';
 import type { TimerHandle } from '../actor/Clock.js';
 import { DownMessage, ExitMessage, type ExitReason } from '../actor/ExitReason.js';
 import { CallExit, CallTimeout, MailboxFull } from '../actor/errors.js';
-import { CallHandle, callFrom } from '../actor/internal/calls.js';
+import { callFrom, ForwardedCallFrom } from '../actor/internal/calls.js';
 import { deliver, deliverSignalMessage, sendFrom } from '../actor/internal/delivery.js';
 import { DEAD, type ExitObserver, type ProcessRecord } from '../actor/internal/Process.js';
 import { type Runtime, runtimes } from '../actor/internal/Runtime.js';
 import { exitSignal, link, monitor, signal, unlink, unwatch, watch } from '../actor/internal/signals.js';
 import type { NodeRouter } from '../actor/internal/Transport.js';
 import { Pid, Ref } from '../actor/Pid.js';
-import { ClusterError, MessageTooLarge } from './errors.js';
+import { ClusterError, MessageTooLarge, RemoteSpawnError } from './errors.js';
+import type { GlobalHolder } from './GlobalRegistry.js';
 import type { NodeEvent, NodeId } from './Membership.js';
 import type { ClusterTransport } from './Transport.js';
 
@@ -38,6 +39,10 @@ enum Op {
   Reply = 10, // callId, value
   CallExit = 11, // callId, reason
   CallFull = 12, // callId, capacity
+  SendNamed = 13, // name, message
+  Spawn = 14, // callId, module, export, args, options, linkTo | null
+  Spawned = 15, // callId, id, serial
+  SpawnFailed = 16, // callId, reason
 }
 
 /** Fields after the code, per operation. */
@@ -54,9 +59,22 @@ const ARITY: Record<number, number> = {
   10: 2,
   11: 2,
   12: 2,
+  13: 2,
+  14: 6,
+  15: 3,
+  16: 2,
 };
 
-const FRAME_TAG = 'zbmd/1';
+const FRAME_TAG = 'zbmd/2';
+
+/** A node that keeps receiving stale frames of a broken connection re-announces its own at most this often. */
+const RESET_REMINDER_MS = 100;
+
+/**
+ * This long after frames went to a peer, an empty frame follows with the next number, so a lost
+ * last frame (nothing after it to show the gap) is found too: within about this long.
+ */
+export const FRAME_SYNC_MS = 100;
 
 /** A frame is published once it holds this many bytes (or at the end of the turn); one larger message travels alone. */
 const FRAME_TARGET_BYTES = 64 * 1024;
@@ -110,21 +128,62 @@ function safeReason(reason: unknown): unknown {
 export interface AttachOptions {
   /** Told about every malformed frame dropped (default: a line on stderr). */
   readonly onMalformed?: (subject: string, detail: string) => void;
+  /**
+   * Told when the connection to a node broke because a frame from it was lost (a gap in its
+   * sequence numbers): its links and monitors fired `noconnection` (default: a line on stderr).
+   */
+  readonly onConnectionLost?: (node: NodeId, detail: string) => void;
+}
+
+/** What this node sends to one peer: the connection's epoch and the next frame's number in it. */
+interface Outgoing {
+  epoch: number;
+  seq: number;
+}
+
+/** What this node has received from one peer: the epoch it accepts and the next frame number. */
+interface Incoming {
+  readonly node: NodeId;
+  epoch: number;
+  next: number;
+  /** A frame was lost: nothing is delivered until the peer starts a newer epoch at frame 0. */
+  broken: boolean;
+  remindedAt: number;
 }
 
 /** What `attach` needs from the node (ClusterNode passes itself). */
 export interface AttachedNode {
   readonly self: NodeId;
   isUp(node: NodeId): boolean;
+  nodes(): NodeId[];
   monitorNodes(listener: (event: NodeEvent) => void): () => void;
+  registerGlobal(name: string, process: string): Promise<void>;
+  whereisGlobal(name: string): Promise<GlobalHolder | undefined>;
+  releaseProcess(process: string): Promise<void>;
+  onNameLost(listener: (name: string, process: string) => void): () => void;
+  onRejoined(listener: (self: NodeId, previous: NodeId) => void): () => void;
+}
+
+/** How a global name records a process of an attached system: `pid:<id>.<serial>`. */
+const PID_PROCESS = /^pid:(\d+)\.(\d+)$/;
+
+interface OutSpawn {
+  readonly peer: string;
+  readonly node: NodeId;
+  readonly linker: ProcessRecord | undefined;
+  readonly resolve: (pid: Pid) => void;
+  readonly reject: (error: unknown) => void;
 }
 
 interface Peer {
   readonly key: string;
+  readonly node: NodeId;
   readonly subject: string;
   readonly index: number;
   chunks: Uint8Array[];
   bytes: number;
+  /** Frames went out since the last sync frame. */
+  unsynced: boolean;
 }
 
 interface OutCall {
@@ -155,6 +214,20 @@ function pidKey(pid: Pid): string {
   return `${pid.node}.${pid.creation}:${pid.id}`;
 }
 
+/** A message of a peer's stream could not be delivered: the connection breaks rather than leave a hole. */
+class StreamHole extends Error {}
+
+/** The largest frame header of `self` (tag, name, incarnation, epoch and frame number at their widest). */
+function headerBytes(self: NodeId): number {
+  return packr.pack([
+    FRAME_TAG,
+    self.name,
+    self.incarnation,
+    Number.MAX_SAFE_INTEGER,
+    Number.MAX_SAFE_INTEGER,
+  ]).length;
+}
+
 /** The links of one local process to processes on other nodes; fires their LinkExit on its exit. */
 class NodeLinks implements ExitObserver {
   readonly remotes = new Map<string, Pid>();
@@ -169,30 +242,13 @@ class NodeLinks implements ExitObserver {
 }
 
 /** The `from` of a call that arrived from another node: the reply travels back there. */
-class NodeCallFrom extends CallHandle implements ExitObserver {
-  settled = false;
-  watchId = 0;
-  target: ProcessRecord | undefined = undefined;
-  constructor(
-    private readonly owner: RemoteProcesses,
-    private readonly peer: string,
-    private readonly callId: number,
-    readonly caller: Pid | undefined,
-  ) {
-    super();
-  }
-  exited(_pid: Pid, reason: ExitReason): void {
-    if (this.settled) return;
-    this.settled = true;
-    this.owner.postTo(this.peer, [Op.CallExit, this.callId, safeReason(reason)]);
-  }
-  settle(value: unknown, error: unknown): boolean {
-    if (this.settled) return false;
-    if (error !== undefined) this.owner.postTo(this.peer, [Op.CallExit, this.callId, safeReason(error)]);
-    else this.owner.postTo(this.peer, [Op.Reply, this.callId, value]); // MessageTooLarge at the replier
-    this.settled = true;
-    if (this.target !== undefined) unwatch(this.target, this.watchId);
-    return true;
+class NodeCallFrom extends ForwardedCallFrom {
+  constructor(owner: RemoteProcesses, peer: string, callId: number, caller: Pid | undefined) {
+    super(
+      (value) => owner.postTo(peer, [Op.Reply, callId, value]), // MessageTooLarge at the replier
+      (reason) => owner.postTo(peer, [Op.CallExit, callId, safeReason(reason)]),
+      caller,
+    );
   }
 }
 
@@ -202,10 +258,16 @@ class NodeCallFrom extends CallHandle implements ExitObserver {
  */
 export class RemoteProcesses implements NodeRouter {
   readonly #runtime: Runtime;
-  readonly #self: NodeId;
-  readonly #subject: string;
-  readonly #header: Uint8Array;
+  #self: NodeId;
+  #subject: string;
+  /** The largest frame header (tag, name, incarnation, epoch and frame number at their widest). */
+  #headerBytes: number;
   readonly #peers = new Map<string, Peer>();
+  readonly #outgoing = new Map<string, Outgoing>();
+  readonly #incoming = new Map<string, Incoming>();
+  readonly #onConnectionLost: (node: NodeId, detail: string) => void;
+  /** Connections broken by a lost frame (a gap in a peer's frame numbers), since attach. */
+  connectionsLost = 0;
   readonly #down = new Set<string>();
   readonly #indexes = new Map<string, number>();
   readonly #exported = new Map<number, ProcessRecord>();
@@ -213,11 +275,16 @@ export class RemoteProcesses implements NodeRouter {
   readonly #calls = new Map<number, OutCall>();
   readonly #monitorsOut = new Map<number, OutMonitor>();
   readonly #monitorsIn = new Map<string, { record: ProcessRecord; watchId: number }>();
-  readonly #unsubscribe: () => void;
+  readonly #spawns = new Map<number, OutSpawn>();
+  readonly #unNameLost: () => void;
+  #unsubscribe: () => void;
+  readonly #unRejoined: () => void;
   readonly #unmonitor: () => void;
+  readonly #uninterrupted: () => void;
   readonly #onMalformed: (subject: string, detail: string) => void;
   #nextCallId = 1;
   #flushArmed = false;
+  #syncTimer: TimerHandle | undefined;
   #detached = false;
   /** The largest frame a publish carries (the server's max_payload). */
   readonly maxPayloadBytes: number;
@@ -246,17 +313,45 @@ export class RemoteProcesses implements NodeRouter {
     this.#runtime = runtime;
     this.#self = node.self;
     this.#subject = nodeSubject(cluster, this.#self);
-    this.#header = packr.pack([FRAME_TAG, this.#self.name, this.#self.incarnation]);
+    this.#headerBytes = headerBytes(this.#self);
     this.maxPayloadBytes = transport.maxPayloadBytes;
     this.#onMalformed =
       options.onMalformed ??
       ((subject, detail) =>
         process.stderr.write(`zbmd cluster: dropped a malformed message on ${subject}: ${detail}\n`));
+    this.#onConnectionLost =
+      options.onConnectionLost ??
+      ((node, detail) =>
+        process.stderr.write(
+          `zbmd cluster: the connection to ${node.name}#${node.incarnation} broke: ${detail}\n`,
+        ));
     runtime.nodes = this;
     this.#unsubscribe = transport.subscribe(this.#subject, (data) => this.#receive(data));
     this.#unmonitor = node.monitorNodes((event) => {
       if (event.kind === 'nodedown') this.#lost(nodeKey(event.node.name, event.node.incarnation));
       else if (event.kind === 'quarantined') for (const key of [...this.#peers.keys()]) this.#lost(key);
+    });
+    this.#uninterrupted = transport.onInterrupted?.(() => this.#interrupted()) ?? (() => undefined);
+    // a global name lost after a partition: its process here is the loser, exited as OTP's
+    // default resolution (random_exit_name) exits one holder, so links to it fire
+    // declared down, the node rejoined as a new incarnation: listen on its subject from now on
+    // (every link and monitor to other nodes fired noconnection at the quarantine; local
+    // processes stay, and their pids leave this node with the new incarnation)
+    this.#unRejoined = node.onRejoined((self) => {
+      if (this.#detached) return;
+      this.#flush();
+      for (const key of [...this.#peers.keys()]) this.#lost(key);
+      this.#unsubscribe();
+      this.#self = self;
+      this.#subject = nodeSubject(cluster, self);
+      this.#headerBytes = headerBytes(self);
+      this.#unsubscribe = transport.subscribe(this.#subject, (data) => this.#receive(data));
+    });
+    this.#unNameLost = node.onNameLost((_name, process) => {
+      const pid = this.#pidOfProcess(process, this.#self);
+      const record = pid?.process as ProcessRecord | undefined;
+      if (pid !== undefined && record !== undefined && record.state !== DEAD)
+        exitSignal(this.#runtime, this.#runtime.rootPid, pid, 'kill');
     });
   }
 
@@ -265,7 +360,7 @@ export class RemoteProcesses implements NodeRouter {
    * own fields (a few dozen bytes). A larger one is refused with `MessageTooLarge` at the sender.
    */
   get maxMessageBytes(): number {
-    return this.maxPayloadBytes - this.#header.length;
+    return this.maxPayloadBytes - this.#headerBytes;
   }
 
   /** `pid` (of this system) as other nodes name it: with this node's incarnation. */
@@ -281,14 +376,143 @@ export class RemoteProcesses implements NodeRouter {
     return this.importPid([node.name, node.incarnation, id, serial]);
   }
 
+  /**
+   * Spawns a process on node `node` (a name: its incarnation up now) from code named by module
+   * URL and export, with `args`, as `system.spawn({ module, export }, args)` does on a thread:
+   * the other node loads the module and starts the process there. Resolves with its pid, or
+   * rejects with `RemoteSpawnError` (reason 'noconnection' when the node is not up or goes down
+   * first; the error's text when the other node refused the spawn, such as a bad export name).
+   * A module that fails to load crashes the new process (its links and monitors see why).
+   */
+  spawn(
+    node: string | NodeId,
+    code: CodeRef,
+    args: readonly unknown[] = [],
+    options: SpawnOptions = {},
+  ): Promise<Pid> {
+    return this.#spawn(node, code, args, options, undefined);
+  }
+
+  /**
+   * As `spawn`, linked to the local process `from` from the start (Erlang's spawn_link/4): if the
+   * new process dies, `from` gets its exit signal, and the other way round. If `from` has exited
+   * when the answer comes, the new process gets exit signal `noproc`.
+   */
+  spawnLink(
+    from: Pid,
+    node: string | NodeId,
+    code: CodeRef,
+    args: readonly unknown[] = [],
+    options: SpawnOptions = {},
+  ): Promise<Pid> {
+    const record = from.creation === 0 ? (from.process as ProcessRecord | undefined) : undefined;
+    if (record === undefined || record.state === DEAD)
+      return Promise.reject(
+        new ClusterError('invalid_option', `spawnLink: ${String(from)} is not a live process of this system`),
+      );
+    return this.#spawn(node, code, args, options, record);
+  }
+
+  #spawn(
+    target: string | NodeId,
+    code: CodeRef,
+    args: readonly unknown[],
+    options: SpawnOptions,
+    linker: ProcessRecord | undefined,
+  ): Promise<Pid> {
+    const name = typeof target === 'string' ? target : target.name;
+    const node =
+      typeof target === 'string' ? this.node.nodes().find((id) => id.name === target) : (target as NodeId);
+    const url = code?.module instanceof URL ? code.module.href : code?.module;
+    if (
+      typeof url !== 'string' ||
+      url.length === 0 ||
+      typeof code.export !== 'string' ||
+      code.export.length === 0
+    )
+      return Promise.reject(
+        new ClusterError(
+          'invalid_option',
+          'spawn on a node: give code as { module: import.meta.url (a module URL), export: a non-empty export name }',
+        ),
+      );
+    if (!Array.isArray(args))
+      return Promise.reject(new ClusterError('invalid_option', 'spawn on a node: args must be an array'));
+    const peer =
+      node === undefined ? undefined : this.#peerOf(new Pid(node.name, 1, 0, 0, 0, node.incarnation));
+    if (node === undefined || peer === undefined)
+      return Promise.reject(new RemoteSpawnError(name, 'noconnection'));
+    const callId = this.#nextCallId++;
+    const spawnOptions = {
+      trapExit: options.trapExit === true,
+      name: options.name ?? null,
+      mailbox: options.mailbox ?? null,
+    };
+    try {
+      this.#post(peer, [Op.Spawn, callId, url, code.export, args, spawnOptions, linker?.pid ?? null]);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    return new Promise((resolve, reject) => {
+      this.#spawns.set(callId, { peer: peer.key, node, linker, resolve, reject });
+    });
+  }
+
+  /**
+   * Registers the global name `name` for the local process `pid` (OTP's global:register_name):
+   * `AlreadyRegistered` if a live process holds it. The name goes when the process exits. Every
+   * node attached to the cluster finds the pid with `whereisGlobal`.
+   */
+  async registerGlobal(name: string, pid: Pid): Promise<void> {
+    const record = pid.creation === 0 ? (pid.process as ProcessRecord | undefined) : undefined;
+    if (record === undefined || record.state === DEAD || pid.node !== this.#self.name)
+      throw new ClusterError(
+        'invalid_option',
+        `registerGlobal: ${String(pid)} is not a live process of this system`,
+      );
+    const process = `pid:${pid.id}.${pid.serial}`;
+    this.#export(record);
+    await this.node.registerGlobal(name, process);
+    watch(this.#runtime, record, {
+      exited: () => void this.node.releaseProcess(process).catch(() => undefined),
+    });
+    if (record.state === DEAD) await this.node.releaseProcess(process).catch(() => undefined);
+  }
+
+  /**
+   * The pid holding the global name `name`, usable with send, link, monitor and call; undefined
+   * when nobody (alive) holds it, or when it is held by something that is not a process of an
+   * attached system (a plain string given to `ClusterNode.registerGlobal`).
+   */
+  async whereisGlobal(name: string): Promise<Pid | undefined> {
+    const holder = await this.node.whereisGlobal(name);
+    if (holder === undefined) return undefined;
+    return this.#pidOfProcess(holder.process, { name: holder.node, incarnation: holder.incarnation });
+  }
+
+  #pidOfProcess(process: string, node: NodeId): Pid | undefined {
+    const match = PID_PROCESS.exec(process);
+    if (match === null) return undefined;
+    const id = Number(match[1]);
+    const serial = Number(match[2]);
+    if (node.name === this.#self.name && node.incarnation === this.#self.incarnation)
+      return this.#localPid(id);
+    return this.remotePid(node, id, serial);
+  }
+
   /** Stops listening; every remote link and monitor fires `noconnection`. Idempotent. */
   detach(): void {
     if (this.#detached) return;
     this.#detached = true;
     this.#flush();
     for (const key of [...this.#peers.keys()]) this.#lost(key);
+    if (this.#syncTimer !== undefined) this.#runtime.clock.cancelTimer(this.#syncTimer);
+    this.#syncTimer = undefined;
     this.#unsubscribe();
     this.#unmonitor();
+    this.#uninterrupted();
+    this.#unNameLost();
+    this.#unRejoined();
     if (this.#runtime.nodes === this) this.#runtime.nodes = undefined;
   }
 
@@ -364,10 +588,12 @@ export class RemoteProcesses implements NodeRouter {
   #addPeer(key: string, node: NodeId): Peer {
     const peer: Peer = {
       key,
+      node,
       subject: nodeSubject(this.cluster, node),
       index: this.#indexOf(key),
       chunks: [],
       bytes: 0,
+      unsynced: false,
     };
     this.#peers.set(key, peer);
     return peer;
@@ -393,7 +619,7 @@ export class RemoteProcesses implements NodeRouter {
     } finally {
       context = undefined;
     }
-    const limit = this.maxPayloadBytes - this.#header.length;
+    const limit = this.maxPayloadBytes - this.#headerBytes;
     if (bytes.length > limit) throw new MessageTooLarge(bytes.length, limit);
     if (peer.bytes + bytes.length > Math.min(limit, FRAME_TARGET_BYTES)) this.#flushPeer(peer);
     peer.chunks.push(bytes);
@@ -404,15 +630,35 @@ export class RemoteProcesses implements NodeRouter {
     }
   }
 
+  readonly #sync = (): void => {
+    this.#syncTimer = undefined;
+    if (this.#detached) return;
+    for (const peer of this.#peers.values()) {
+      if (!peer.unsynced) continue;
+      peer.unsynced = false;
+      this.#flushPeer(peer, true);
+    }
+  };
+
   readonly #flush = (): void => {
     this.#flushArmed = false;
     for (const peer of this.#peers.values()) if (peer.chunks.length > 0) this.#flushPeer(peer);
   };
 
-  #flushPeer(peer: Peer): void {
-    const frame = new Uint8Array(this.#header.length + peer.bytes);
-    frame.set(this.#header, 0);
-    let offset = this.#header.length;
+  #flushPeer(peer: Peer, sync = false): void {
+    if (!sync) {
+      peer.unsynced = true;
+      this.#syncTimer ??= this.#runtime.clock.setTimer(FRAME_SYNC_MS, this.#sync);
+    }
+    let out = this.#outgoing.get(peer.key);
+    if (out === undefined) {
+      out = { epoch: 0, seq: 0 };
+      this.#outgoing.set(peer.key, out);
+    }
+    const header = packr.pack([FRAME_TAG, this.#self.name, this.#self.incarnation, out.epoch, out.seq++]);
+    const frame = new Uint8Array(header.length + peer.bytes);
+    frame.set(header, 0);
+    let offset = header.length;
     for (const chunk of peer.chunks) {
       frame.set(chunk, offset);
       offset += chunk.length;
@@ -439,6 +685,17 @@ export class RemoteProcesses implements NodeRouter {
       return;
     }
     this.#post(peer, [Op.Send, to.id, message]);
+  }
+
+  sendNamed(nodeName: string, name: string, message: unknown): void {
+    const node = this.node.nodes().find((id) => id.name === nodeName);
+    const peer =
+      node === undefined ? undefined : this.#peerOf(new Pid(node.name, 1, 0, 0, 0, node.incarnation));
+    if (peer === undefined) {
+      this.#runtime.counters.messagesDropped++; // not connected: dropped, as Erlang's {Name, Node} ! Msg
+      return;
+    }
+    this.#post(peer, [Op.SendNamed, name, message]);
   }
 
   exit(from: Pid, to: Pid, reason: ExitReason): void {
@@ -563,17 +820,21 @@ export class RemoteProcesses implements NodeRouter {
     const header = values[0];
     if (
       !Array.isArray(header) ||
+      header.length !== 5 ||
       header[0] !== FRAME_TAG ||
       typeof header[1] !== 'string' ||
-      !Number.isSafeInteger(header[2])
+      !Number.isSafeInteger(header[2]) ||
+      !Number.isSafeInteger(header[3]) ||
+      !Number.isSafeInteger(header[4])
     ) {
       this.#onMalformed(this.#subject, 'the frame does not start with a zbmd header');
       return;
     }
     const from = nodeKey(header[1], header[2]);
-    if (this.#down.has(from)) return; // nodedown came after every signal from that node
-    if (!this.#peers.has(from) && !this.#detached)
-      this.#addPeer(from, { name: header[1], incarnation: header[2] });
+    if (this.#down.has(from) || this.#detached) return; // nodedown came after every signal from that node
+    const sender = { name: header[1], incarnation: header[2] };
+    if (!this.#admit(from, sender, header[3], header[4])) return;
+    if (!this.#peers.has(from)) this.#addPeer(from, sender);
     for (let index = 1; index < values.length; index++) {
       const op = values[index];
       if (!Array.isArray(op) || ARITY[op[0]] === undefined || op.length !== ARITY[op[0]] + 1) {
@@ -583,6 +844,10 @@ export class RemoteProcesses implements NodeRouter {
       try {
         this.#apply(from, op);
       } catch (error) {
+        if (error instanceof StreamHole) {
+          this.#break(from, sender, error.message); // the rest of the frame is not applied
+          return;
+        }
         this.#onMalformed(this.#subject, `operation ${index} from ${from} failed: ${String(error)}`);
       }
     }
@@ -591,6 +856,84 @@ export class RemoteProcesses implements NodeRouter {
   #apply(from: string, op: unknown[]): void {
     const runtime = this.#runtime;
     switch (op[0] as Op) {
+      case Op.SendNamed: {
+        runtime.counters.messagesSent++;
+        const record = typeof op[1] === 'string' ? runtime.registry.holder(op[1]) : undefined;
+        if (record === undefined || record.state === DEAD) return; // no such name: dropped, as in Erlang
+        try {
+          deliver(runtime, record, op[2]);
+        } catch (error) {
+          if (!(error instanceof MailboxFull)) throw error;
+          runtime.counters.messagesDropped++;
+          throw new StreamHole(
+            `the mailbox of ${record.pid} is full (capacity ${error.capacity}); a message from it was not delivered`,
+          );
+        }
+        return;
+      }
+      case Op.Spawn: {
+        const [, callId, url, exportName, args, options, linkTo] = op as [
+          Op,
+          number,
+          string,
+          string,
+          unknown[],
+          { trapExit?: boolean; name?: string | null; mailbox?: SpawnOptions['mailbox'] | null },
+          Pid | null,
+        ];
+        let record: ProcessRecord;
+        try {
+          const pid = runtime.spawnByCode(
+            { module: String(url), export: String(exportName) },
+            args,
+            {
+              trapExit: options?.trapExit === true,
+              name: options?.name ?? undefined,
+              mailbox: options?.mailbox ?? undefined,
+            },
+            undefined,
+          );
+          record = pid.process as ProcessRecord;
+        } catch (error) {
+          this.postTo(from, [Op.SpawnFailed, callId, String((error as Error)?.message ?? error)]);
+          return;
+        }
+        this.#export(record);
+        if (linkTo instanceof Pid) {
+          const links = new NodeLinks(this, record);
+          links.watchId = watch(runtime, record, links);
+          this.#links.set(record, links);
+          links.remotes.set(pidKey(linkTo), linkTo);
+        }
+        this.postTo(from, [Op.Spawned, callId, record.pid.id, record.pid.serial]);
+        return;
+      }
+      case Op.Spawned:
+      case Op.SpawnFailed: {
+        const pending = this.#spawns.get(op[1] as number);
+        if (pending === undefined || pending.peer !== from) return;
+        this.#spawns.delete(op[1] as number);
+        if (op[0] === Op.SpawnFailed) {
+          pending.reject(new RemoteSpawnError(pending.node.name, String(op[2])));
+          return;
+        }
+        const pid = this.remotePid(pending.node, op[2] as number, op[3] as number);
+        const linker = pending.linker;
+        if (linker !== undefined) {
+          if (linker.state === DEAD) this.postTo(from, [Op.LinkExit, pid.id, linker.pid, 'noproc']);
+          else {
+            let links = this.#links.get(linker);
+            if (links === undefined) {
+              links = new NodeLinks(this, linker);
+              links.watchId = watch(runtime, linker, links);
+              this.#links.set(linker, links);
+            }
+            links.remotes.set(pidKey(pid), pid);
+          }
+        }
+        pending.resolve(pid);
+        return;
+      }
       case Op.Send: {
         runtime.counters.messagesSent++;
         const record = this.#exported.get(op[1] as number);
@@ -599,7 +942,11 @@ export class RemoteProcesses implements NodeRouter {
           deliver(runtime, record, op[2]);
         } catch (error) {
           if (!(error instanceof MailboxFull)) throw error;
+          // a message that cannot be queued is a hole in the pair's stream, as a lost frame is
           runtime.counters.messagesDropped++;
+          throw new StreamHole(
+            `the mailbox of ${record.pid} is full (capacity ${error.capacity}); a message from it was not delivered`,
+          );
         }
         return;
       }
@@ -710,6 +1057,106 @@ export class RemoteProcesses implements NodeRouter {
   }
 
   // ---------------------------------------------------------------------------------------------
+  // Frame numbers: in order, or the connection is down
+
+  /**
+   * Frame `seq` of connection epoch `epoch` from `from`: true when it is the next one, to be
+   * applied. NATS core delivers at most once, so a frame can be lost (a slow consumer at the
+   * server); like Erlang's distribution, a pair's messages then never arrive with a hole: the
+   * connection is declared broken (links and monitors fire `noconnection`, calls fail), the frames
+   * after the gap are ignored, and this node starts a new epoch of its own side, which tells the
+   * peer to do the same; the two connect again from frame 0 of their new epochs.
+   */
+  #admit(from: string, node: NodeId, epoch: number, seq: number): boolean {
+    const state = this.#incoming.get(from);
+    if (state === undefined) {
+      this.#incoming.set(from, {
+        node,
+        epoch,
+        next: seq + 1,
+        broken: false,
+        remindedAt: Number.NEGATIVE_INFINITY,
+      });
+      if (seq !== 0) {
+        this.#break(from, node, `the first frame heard from it is number ${seq}, not 0`);
+        return false;
+      }
+      // a peer past its first epoch broke a connection whose frames from us were all lost
+      if (epoch > 0) this.#restart(from, node);
+      return true;
+    }
+    if (epoch === state.epoch && !state.broken) {
+      if (seq === state.next) {
+        state.next++;
+        return true;
+      }
+      this.#break(from, node, `frame ${state.next} of epoch ${epoch} was lost (frame ${seq} came next)`);
+      return false;
+    }
+    if (epoch > state.epoch) {
+      const wasConnected = !state.broken;
+      state.epoch = epoch;
+      state.next = seq + 1;
+      if (seq !== 0) {
+        this.#break(from, node, `epoch ${epoch} starts at frame ${seq}, not 0`);
+        return false;
+      }
+      state.broken = false;
+      // the peer found our connection broken and started anew: ours is broken too
+      if (wasConnected) this.#restart(from, node);
+      return true;
+    }
+    // a frame of a connection already declared broken: remind the peer of our newer epoch
+    if (state.broken) {
+      const now = this.#runtime.clock.now();
+      if (now - state.remindedAt >= RESET_REMINDER_MS) {
+        state.remindedAt = now;
+        this.#flushPeer(this.#peers.get(from) ?? this.#addPeer(from, node));
+      }
+    }
+    return false;
+  }
+
+  /**
+   * This node's own connection to NATS was interrupted: frames from and to every peer may have
+   * been lost in it, so every connection is broken (as Erlang's are when a TCP connection drops).
+   */
+  #interrupted(): void {
+    if (this.#detached) return;
+    const nodes = new Map<string, NodeId>();
+    for (const [key, peer] of this.#peers) nodes.set(key, peer.node);
+    for (const [key, state] of this.#incoming) nodes.set(key, state.node);
+    for (const [key, node] of nodes)
+      this.#break(key, node, "this node's NATS connection was interrupted (frames in flight may be lost)");
+  }
+
+  #break(from: string, node: NodeId, detail: string): void {
+    let state = this.#incoming.get(from);
+    if (state === undefined) {
+      // nothing heard yet: accept the peer's next epoch (or its first) from frame 0
+      state = { node, epoch: -1, next: 0, broken: true, remindedAt: Number.NEGATIVE_INFINITY };
+      this.#incoming.set(from, state);
+    }
+    state.broken = true;
+    state.remindedAt = this.#runtime.clock.now();
+    this.connectionsLost++;
+    this.#onConnectionLost(node, detail);
+    this.#restart(from, node);
+  }
+
+  /** Ends the connection with `from` here and starts this side's next epoch with an empty frame. */
+  #restart(from: string, node: NodeId): void {
+    this.#disconnect(from);
+    const out = this.#outgoing.get(from);
+    if (out === undefined) this.#outgoing.set(from, { epoch: 1, seq: 0 });
+    else {
+      out.epoch++;
+      out.seq = 0;
+    }
+    this.#flushPeer(this.#addPeer(from, node));
+  }
+
+  // ---------------------------------------------------------------------------------------------
   // A lost node
 
   /**
@@ -719,6 +1166,13 @@ export class RemoteProcesses implements NodeRouter {
    */
   #lost(key: string): void {
     this.#down.add(key);
+    this.#incoming.delete(key);
+    this.#outgoing.delete(key);
+    this.#disconnect(key);
+  }
+
+  /** The connection with node `key` ended: its links and monitors fire, its calls fail. */
+  #disconnect(key: string): void {
     this.#peers.delete(key);
     const runtime = this.#runtime;
     for (const [callId, pending] of this.#calls) {
@@ -726,6 +1180,11 @@ export class RemoteProcesses implements NodeRouter {
       this.#calls.delete(callId);
       if (pending.timer !== undefined) runtime.clock.cancelTimer(pending.timer);
       pending.reject(new CallExit(pending.server, 'noconnection'));
+    }
+    for (const [callId, pending] of this.#spawns) {
+      if (pending.peer !== key) continue;
+      this.#spawns.delete(callId);
+      pending.reject(new RemoteSpawnError(pending.node.name, 'noconnection'));
     }
     for (const [monitorKey, entry] of this.#monitorsIn) {
       if (!monitorKey.startsWith(`${key}:`)) continue;

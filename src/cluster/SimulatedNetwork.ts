@@ -67,6 +67,8 @@ export class SimulatedNetwork {
   #groups = new Map<string, number>();
   /** Last delivery time per sender -> receiver pair, so delays never reorder a pair. */
   readonly #lastDelivery = new Map<string, number>();
+  readonly #interruptListeners = new Map<string, Set<() => void>>();
+  #lose: ((from: string, to: string, subject: string) => boolean) | undefined;
   /** Messages delivered and dropped, for scenario reports. */
   delivered = 0;
   dropped = 0;
@@ -82,6 +84,34 @@ export class SimulatedNetwork {
   transport(node: string): ClusterTransport {
     this.#dead.delete(node);
     return new SimulatedTransport(this, node);
+  }
+
+  /**
+   * Loses every message for which `filter` answers true (as NATS core, at most once, loses one
+   * to a slow consumer); `undefined` stops losing. Bucket operations are not affected.
+   */
+  lose(filter: ((from: string, to: string, subject: string) => boolean) | undefined): void {
+    this.#lose = filter;
+  }
+
+  /**
+   * Node `node`'s connection drops and comes back at once (a NATS disconnect and reconnect):
+   * its transport tells its `onInterrupted` listeners. Messages are not affected by itself;
+   * combine with `lose` to lose the ones in flight.
+   */
+  interrupt(node: string): void {
+    for (const listener of [...(this.#interruptListeners.get(node) ?? [])]) listener();
+  }
+
+  /** @internal */
+  onInterrupted(node: string, listener: () => void): () => void {
+    let listeners = this.#interruptListeners.get(node);
+    if (listeners === undefined) {
+      listeners = new Set();
+      this.#interruptListeners.set(node, listeners);
+    }
+    listeners.add(listener);
+    return () => listeners.delete(listener);
   }
 
   /** Splits the nodes into groups that cannot reach each other; group 0 holds the buckets. */
@@ -132,7 +162,10 @@ export class SimulatedNetwork {
     if (this.#dead.has(from)) return;
     for (const subscription of this.#subscriptions) {
       if (!subjectMatches(subscription.pattern, subject)) continue;
-      if (!this.reachable(from, subscription.node)) {
+      if (
+        !this.reachable(from, subscription.node) ||
+        this.#lose?.(from, subscription.node, subject) === true
+      ) {
         this.dropped++;
         continue;
       }
@@ -235,6 +268,10 @@ class SimulatedTransport implements ClusterTransport {
 
   publish(subject: string, data: Uint8Array): void {
     if (!this.#closed) this.network.publish(this.node, subject, data);
+  }
+
+  onInterrupted(listener: () => void): () => void {
+    return this.network.onInterrupted(this.node, listener);
   }
 
   subscribe(subject: string, handler: MessageHandler): () => void {

@@ -17,6 +17,12 @@ export interface ClusterTransport {
   subscribe(subject: string, handler: MessageHandler): () => void;
   /** Opens (creating if absent) a bucket whose entries expire `ttlMs` after their last write. */
   openBucket(name: string, options?: { readonly ttlMs?: number }): Promise<Bucket>;
+  /**
+   * Tells `listener` each time this transport's connection was interrupted (NATS: a disconnect,
+   * after which the client reconnects): what was in flight may be lost. Returns the unsubscribe.
+   * Optional: a transport without it never reports one.
+   */
+  onInterrupted?(listener: () => void): () => void;
   /** Resolves once everything published so far has reached the server. */
   flush(): Promise<void>;
   close(): Promise<void>;

@@ -59,3 +59,23 @@ export class MessageTooLarge extends Error {
 export function isMessageTooLarge(error: unknown): error is MessageTooLarge {
   return error instanceof MessageTooLarge;
 }
+
+/** A spawn on another node failed: `reason` is 'noconnection' (the node is not up, or went down) or the other node's refusal. */
+export class RemoteSpawnError extends Error {
+  readonly _tag = 'RemoteSpawnError';
+  constructor(
+    readonly node: string,
+    readonly reason: string,
+  ) {
+    super(
+      reason === 'noconnection'
+        ? `spawn on node ${node}: the node is not connected (not up, or it went down before answering)`
+        : `spawn on node ${node} failed there: ${reason}`,
+    );
+    this.name = 'RemoteSpawnError';
+  }
+}
+
+export function isRemoteSpawnError(error: unknown): error is RemoteSpawnError {
+  return error instanceof RemoteSpawnError;
+}

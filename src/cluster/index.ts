@@ -3,7 +3,14 @@
  * detection, node incarnations, global names and leader election on JetStream KV), and a
  * deterministic simulated network with the same interface for `zbmd simulate`.
  */
-export { ClusterNode, type ClusterNodeOptions, type ClusterStatus, DEFAULT_LEASE_MS } from './ClusterNode.js';
+export {
+  ClusterNode,
+  type ClusterNodeOptions,
+  type ClusterStatus,
+  DEFAULT_LEASE_MS,
+  REJOIN_RETRY_MAX_MS,
+  SELF_CHECK_MS,
+} from './ClusterNode.js';
 export {
   AlreadyRegistered,
   ClusterError,
@@ -11,7 +18,9 @@ export {
   isAlreadyRegistered,
   isClusterError,
   isMessageTooLarge,
+  isRemoteSpawnError,
   MessageTooLarge,
+  RemoteSpawnError,
 } from './errors.js';
 export {
   describeHolder,
@@ -37,7 +46,7 @@ export {
   type NodeId,
 } from './Membership.js';
 export { BUCKET_OPERATION_TIMEOUT_MS, NatsTransport, type NatsTransportOptions } from './NatsTransport.js';
-export { type AttachOptions, nodeSubject, RemoteProcesses } from './RemoteProcesses.js';
+export { type AttachOptions, FRAME_SYNC_MS, nodeSubject, RemoteProcesses } from './RemoteProcesses.js';
 export { SimulatedNetwork, type SimulatedNetworkOptions } from './SimulatedNetwork.js';
 export {
   type Bucket,

@@ -11,7 +11,7 @@ import { isCallExit, isCallTimeout } from '../../src/actor/errors.js';
 import { noreply, reply, startGenServer } from '../../src/actor/GenServer.js';
 import { type Pid, Ref } from '../../src/actor/Pid.js';
 import { ClusterNode } from '../../src/cluster/ClusterNode.js';
-import { isMessageTooLarge } from '../../src/cluster/errors.js';
+import { isAlreadyRegistered, isMessageTooLarge, isRemoteSpawnError } from '../../src/cluster/errors.js';
 import { type NatsServer, startNatsServer } from '../../src/cluster/internal/natsServer.js';
 import type { NodeId } from '../../src/cluster/Membership.js';
 import { nodeSubject, type RemoteProcesses } from '../../src/cluster/RemoteProcesses.js';
@@ -61,6 +61,13 @@ async function side(name: string): Promise<Side> {
 }
 
 /** A process that keeps what it receives; `until(n)` resolves once it has `n` messages. */
+/** A `{ name, node }` naming this very node: a local registered-name send. */
+function toSelfName(side: Side): { name: string; node: string } {
+  const sink = side.system.spawn(async (ctx) => void (await ctx.receive()));
+  side.system.register('sink', sink);
+  return { name: 'sink', node: side.node.self.name };
+}
+
 function collector(system: ActorSystem, trap = false) {
   const got: unknown[] = [];
   let wake: (() => void) | undefined;
@@ -346,6 +353,93 @@ describe('remote processes over NATS', () => {
     a.system.send(toB, 'still here');
     expect(await atB.until(1)).toEqual(['still here']);
     await expect.poll(() => b.malformed.length, { timeout: 5_000 }).toBeGreaterThanOrEqual(2);
+  });
+
+  it('spawn on another node by module URL and export; spawnLink links from the start; refusals are typed', async () => {
+    const code = { module: new URL('./fixtures/nodeActors.ts', import.meta.url).href, export: 'Echo' };
+    const atA = collector(a.system, true);
+    const echo = await a.remote.spawn('b', code, ['tagged']);
+    expect(echo.node).toBe('b');
+    expect(echo.creation).toBe(b.node.self.incarnation);
+    a.system.send(echo, { from: a.remote.pid(atA.pid), body: 'hi' });
+    expect(await atA.until(1)).toEqual([{ body: 'hi', node: 'b', tag: 'tagged' }]);
+
+    // spawnLink: the new process crashes, the linker (trapping) gets its EXIT
+    const linked = await a.remote.spawnLink(atA.pid, 'b', code);
+    a.system.send(linked, { from: a.remote.pid(atA.pid), body: 'crash' });
+    const [, exit] = (await atA.until(2)) as [unknown, ExitMessage];
+    expect(exit).toBeInstanceOf(ExitMessage);
+    expect(exit.from.equals(linked)).toBe(true);
+    expect((exit.reason as Error).message).toBe('asked to crash');
+
+    // the other way: the linker dies, the spawned process (not trapping) dies with it
+    const parent = a.system.spawn(async (ctx) => {
+      await ctx.receive();
+      throw new Error('parent gone');
+    });
+    const child = await a.remote.spawnLink(parent, 'b', code);
+    const childOnB = b.system; // its pid on b, as b sees it: the local process
+    const watcher = collector(b.system);
+    b.system.spawn(async (ctx) => {
+      ctx.monitor(child);
+      childOnB.send(watcher.pid, await ctx.receive());
+    });
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    a.system.send(parent, 'go');
+    const [down] = (await watcher.until(1)) as [DownMessage];
+    expect((down.reason as Error).message).toBe('parent gone');
+
+    // refusals: a node that is not up, a bad code reference
+    const notUp = await a.remote.spawn('nobody', code).catch((error) => error);
+    expect(isRemoteSpawnError(notUp) && notUp.reason).toBe('noconnection');
+    const badExport = await a.remote.spawn('b', { module: code.module, export: 'Missing' }).catch((e) => e);
+    expect(isRemoteSpawnError(badExport) || badExport instanceof Error).toBe(true);
+  });
+
+  it('send({ name, node }) reaches a locally registered name on another node; an unknown one is dropped', async () => {
+    const atB = collector(b.system);
+    b.system.register('inbox', atB.pid);
+    a.system.send({ name: 'inbox', node: 'b' }, 'by name');
+    a.system.spawn(async (ctx) => ctx.send({ name: 'inbox', node: 'b' }, 'from a process'));
+    expect(await atB.until(2)).toEqual(['by name', 'from a process']);
+    const dropped = b.system.stats().messagesDropped;
+    a.system.send({ name: 'nobody-here', node: 'b' }, 'lost');
+    a.system.send({ name: 'inbox', node: 'not-a-node' }, 'lost');
+    a.system.send(toSelfName(a), 'local');
+    a.system.send({ name: 'inbox', node: 'b' }, 'after');
+    expect(await atB.until(3)).toEqual(['by name', 'from a process', 'after']);
+    expect(b.system.stats().messagesDropped).toBe(dropped);
+    expect(() => new ActorSystem({ nodeName: 'z' }).send({ name: 'x', node: 'y' }, 1)).toThrow(
+      /not attached/,
+    );
+  });
+
+  it('global names hold pids: whereisGlobal gives a pid for send, link and monitor; the name goes with its process', async () => {
+    const atA = collector(a.system, true);
+    const holder = collector(b.system);
+    await b.remote.registerGlobal('w13c-worker', holder.pid);
+    const again = await a.remote
+      .registerGlobal(
+        'w13c-worker',
+        a.system.spawn(async (ctx) => void (await ctx.receive())),
+      )
+      .catch((error) => error);
+    expect(isAlreadyRegistered(again)).toBe(true);
+    const found = await a.remote.whereisGlobal('w13c-worker');
+    expect(found?.node).toBe('b');
+    a.system.send(found!, 'work');
+    expect(await holder.until(1)).toEqual(['work']);
+    // on its own node it is the local pid
+    expect(await b.remote.whereisGlobal('w13c-worker')).toBe(holder.pid);
+    a.system.spawn(async (ctx) => {
+      ctx.monitor(found!);
+      a.system.send(atA.pid, await ctx.receive());
+    });
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    b.system.exit(holder.pid, 'done');
+    const [down] = (await atA.until(1)) as [DownMessage];
+    expect(down.reason).toBe('done');
+    await expect.poll(() => a.remote.whereisGlobal('w13c-worker'), { timeout: 5_000 }).toBeUndefined();
   });
 
   it('refuses a system whose nodeName is not the node name, and a second attach', () => {

@@ -10,8 +10,10 @@ import { main as helloActor } from '../../examples/01-hello-actor.js';
 import { main as supervisedCounter } from '../../examples/02-supervised-counter.js';
 import { main as vectorAdd } from '../../examples/03-gpu-vector-add.js';
 import { main as training } from '../../examples/04-neural-network-training.js';
+import { main as cluster } from '../../examples/05-cluster.js';
 import { main as customLoop } from '../../examples/07-custom-training-loop.js';
 import { main as faultInjection } from '../../examples/08-fault-injection.js';
+import { startNatsServer } from '../../src/cluster/index.js';
 
 const quiet = (): void => {};
 const directories: string[] = [];
@@ -43,6 +45,38 @@ describe('design book examples', () => {
     expect(result.lostSteps).toBe(0);
     expect(Number.isFinite(result.loss)).toBe(true);
   });
+
+  it('5: three nodes on a real nats-server; workers on two of them find the global coordinator and the work flows to it', async () => {
+    const server = await startNatsServer();
+    try {
+      const lines: string[] = [];
+      const result = await cluster({
+        nats: server.url,
+        nodes: 3,
+        tasks: 24,
+        batchSize: 500,
+        write: (l) => lines.push(l),
+      });
+      // the same statistics computed here, in one place
+      let sum = 0;
+      let squares = 0;
+      for (let task = 0; task < 24; task++)
+        for (let i = 0; i < 500; i++) {
+          const value = Math.sin(task * 500 + i) * 10;
+          sum += value;
+          squares += value * value;
+        }
+      const mean = sum / 12_000;
+      expect(result.mean).toBeCloseTo(mean, 9);
+      expect(result.variance).toBeCloseTo(squares / 12_000 - mean * mean, 9);
+      expect(Object.keys(result.byNode).sort()).toEqual(['node1', 'node2']);
+      expect(Object.values(result.byNode).reduce((a, b) => a + b, 0)).toBe(24);
+      expect(lines).toContain("node0 registered the global name 'coordinator'");
+      expect(lines).toContain("node1 found 'coordinator' on node0 and started 2 workers");
+    } finally {
+      await server.stop();
+    }
+  }, 60_000);
 
   it('7: the custom loop resumes from its checkpoint with the same outcome as an unbroken run', async () => {
     const broken = await mkdtemp(join(tmpdir(), 'zbmd-example7-'));

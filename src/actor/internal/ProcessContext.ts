@@ -3,6 +3,7 @@ import type {
   Behavior,
   CodeRef,
   Context,
+  NodeName,
   SendOptions,
   SpawnOptions,
   ThreadSpawnOptions,
@@ -75,7 +76,7 @@ export class ProcessContext extends ProcessRecord implements Context {
     return this.runtime.spawnProcess(behavior, second as SpawnOptions | undefined, parent).pid;
   }
 
-  send(to: Pid | string, message: unknown, options?: SendOptions): void {
+  send(to: Pid | string | NodeName, message: unknown, options?: SendOptions): void {
     sendFrom(this.runtime, this.alive(), to, message, options?.transfer);
   }
 

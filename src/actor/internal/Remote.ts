@@ -4,7 +4,7 @@ import type { TimerHandle } from '../Clock.js';
 import { DownMessage, type ExitReason } from '../ExitReason.js';
 import { AlreadyRegistered, BadArgument, CallExit, CallTimeout, MailboxFull } from '../errors.js';
 import { Pid, Ref } from '../Pid.js';
-import { CallHandle } from './calls.js';
+import { ForwardedCallFrom } from './calls.js';
 import { describe } from './checks.js';
 import { encode, encodeReason, type PidCodec, revive } from './codec.js';
 import { deliver, deliverSignalMessage } from './delivery.js';
@@ -671,36 +671,12 @@ export class RemoteMonitor implements ExitObserver {
 }
 
 /** The `from` of a call made on another thread: the reply (or the server's exit) travels back. */
-export class RemoteCallFrom extends CallHandle implements ExitObserver {
-  settled = false;
-  watchId = 0;
-  target: ProcessRecord | undefined = undefined;
-
-  constructor(
-    private readonly remote: Remote,
-    private readonly thread: number,
-    private readonly callId: number,
-    readonly caller: Pid | undefined,
-  ) {
-    super();
-  }
-
-  exited(_pid: Pid, reason: ExitReason): void {
-    if (this.settled) return;
-    this.settled = true;
-    this.remote.callServerExited(this.thread, this.callId, reason);
-  }
-
-  settle(value: unknown, error: unknown): boolean {
-    if (this.settled) return false;
-    if (error !== undefined) {
-      this.settled = true;
-      this.remote.callServerExited(this.thread, this.callId, error as ExitReason);
-    } else {
-      this.remote.replied(this.thread, this.callId, value); // throws NotCloneable here, at the replier
-      this.settled = true;
-    }
-    if (this.target !== undefined) unwatch(this.target, this.watchId);
-    return true;
+export class RemoteCallFrom extends ForwardedCallFrom {
+  constructor(remote: Remote, thread: number, callId: number, caller: Pid | undefined) {
+    super(
+      (value) => remote.replied(thread, callId, value), // throws NotCloneable here, at the replier
+      (reason) => remote.callServerExited(thread, callId, reason),
+      caller,
+    );
   }
 }

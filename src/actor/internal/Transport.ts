@@ -35,6 +35,8 @@ export interface TransportSink {
 export interface NodeRouter {
   owns(pid: Pid): boolean;
   send(to: Pid, message: unknown): void;
+  /** To the process registered as `name` on node `node` (dropped when there is none). */
+  sendNamed(node: string, name: string, message: unknown): void;
   exit(from: Pid, to: Pid, reason: ExitReason): void;
   link(record: ProcessRecord, to: Pid): void;
   unlink(record: ProcessRecord, to: Pid): void;

@@ -65,6 +65,44 @@ export abstract class CallHandle implements CallFrom {
   abstract settle(value: unknown, error: unknown): boolean;
 }
 
+/**
+ * The `from` of a call that came from elsewhere (another thread, another node): the reply or
+ * the failure travels back through `reply` / `fail`; the server's exit (it is watched through
+ * `watchId` on `target`) fails the call with its reason. One class for both seams.
+ */
+export class ForwardedCallFrom extends CallHandle implements ExitObserver {
+  settled = false;
+  watchId = 0;
+  target: ProcessRecord | undefined = undefined;
+
+  constructor(
+    private readonly reply: (value: unknown) => void,
+    private readonly fail: (reason: ExitReason) => void,
+    readonly caller: Pid | undefined,
+  ) {
+    super();
+  }
+
+  exited(_pid: Pid, reason: ExitReason): void {
+    if (this.settled) return;
+    this.settled = true;
+    this.fail(reason);
+  }
+
+  settle(value: unknown, error: unknown): boolean {
+    if (this.settled) return false;
+    if (error !== undefined) {
+      this.settled = true;
+      this.fail(error as ExitReason);
+    } else {
+      this.reply(value); // may throw (a value that cannot travel), at the replier: still unsettled
+      this.settled = true;
+    }
+    if (this.target !== undefined) unwatch(this.target, this.watchId);
+    return true;
+  }
+}
+
 /** True when `from` is the handle of a call. */
 export function isCallHandle(from: CallFrom): from is CallHandle {
   return from instanceof CallHandle;

@@ -31,11 +31,29 @@ export class CodeUpgrade extends ControlMessage {
 export function sendFrom(
   runtime: Runtime,
   sender: ProcessRecord | undefined,
-  to: Pid | string,
+  to: Pid | string | { readonly name: string; readonly node: string },
   message: unknown,
   transfer?: readonly TransferListItem[],
 ): void {
   let target: ProcessRecord | undefined;
+  if (typeof to === 'object' && to !== null && !(to instanceof Pid)) {
+    const { name, node } = to as { name?: unknown; node?: unknown };
+    if (typeof name !== 'string' || typeof node !== 'string')
+      throw new BadArgument(`send: expected a Pid, a registered name or { name, node }, got ${describe(to)}`);
+    if (node !== runtime.nodeName) {
+      if (runtime.nodes === undefined)
+        throw new BadArgument(
+          `send to { name: '${name}', node: '${node}' }: this system is not attached to a cluster node (ClusterNode.attach)`,
+        );
+      if (message === undefined)
+        throw new BadArgument('send: the message is undefined; send null or a value');
+      if (sender !== undefined) sender.reductions++;
+      runtime.nodes.sendNamed(node, name, message);
+      runtime.counters.messagesSent++;
+      return;
+    }
+    to = name;
+  }
   if (to instanceof Pid) {
     target = to.process as ProcessRecord | undefined;
   } else if (typeof to === 'string') {

@@ -5,7 +5,7 @@
  * their addresses, so clients never follow gossip to an address other than 127.0.0.1.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -30,6 +30,11 @@ export interface NatsServerOptions {
   readonly password?: string;
   /** The executable (default `nats-server` on PATH). */
   readonly binary?: string;
+  /**
+   * Lines of a nats-server configuration file (written into the store directory, passed with
+   * `-c`), for settings that have no command-line flag, such as `max_pending: 65536`.
+   */
+  readonly config?: readonly string[];
 }
 
 /** A running `nats-server` process. */
@@ -121,7 +126,13 @@ export async function startNatsServer(options: NatsServerOptions = {}): Promise<
   const storeDir = options.storeDir ?? (await mkdtemp(join(tmpdir(), 'zbmd-nats-')));
   const name = options.serverName ?? `zbmd-${port}`;
   const binary = options.binary ?? 'nats-server';
-  const child = spawn(binary, argumentsOf(options, port, storeDir, name), {
+  const args = argumentsOf(options, port, storeDir, name);
+  if (options.config !== undefined) {
+    const file = join(storeDir, 'zbmd-nats.conf');
+    await writeFile(file, `${options.config.join('\n')}\n`);
+    args.unshift('-c', file);
+  }
+  const child = spawn(binary, args, {
     stdio: ['ignore', 'ignore', 'pipe'],
   });
   const server = new NatsServer(child, `nats://127.0.0.1:${port}`, port, storeDir, ownsStore, name);
