@@ -8,6 +8,7 @@ import {
   startGenServer,
 } from '../actor/index.js';
 import { type SupervisionEvent, startSupervisor, stopSupervisor, treeView } from '../supervision/index.js';
+import { TaggedError } from '../internal/errors.js';
 
 export interface DemoOptions {
   /** How many of the 100 operations are injected crashes. */
@@ -29,10 +30,9 @@ export interface DemoResult {
 export const DEMO_INTENSITY = 10;
 export const DEMO_PERIOD_MS = 60_000;
 
-class IntentionalCrash extends Error {
+class IntentionalCrash extends TaggedError('IntentionalCrash') {
   constructor() {
     super('intentional crash (injected by the demo)');
-    this.name = 'IntentionalCrash';
   }
 }
 

@@ -25,6 +25,7 @@
  * assert.equal(tracker.healthiest(0, new Set(['cpu:0'])), 'cpu:1');
  * ```
  */
+import { TaggedError } from '../internal/errors.js';
 
 export type DeviceHealthLevel = 'healthy' | 'warning' | 'degraded' | 'critical';
 
@@ -79,9 +80,7 @@ export interface HealthChange {
 }
 
 /** Thrown for a device id the tracker was not given: a caller's bug. */
-export class UnknownDevice extends Error {
-  override readonly name = 'UnknownDevice';
-  readonly _tag = 'UnknownDevice';
+export class UnknownDevice extends TaggedError('UnknownDevice') {
   constructor(readonly deviceId: string) {
     super(`unknown device '${deviceId}'`);
   }

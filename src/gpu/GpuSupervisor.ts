@@ -85,6 +85,7 @@ import {
 } from './KernelActor.js';
 import type { KernelRequest } from './KernelRequest.js';
 import { InvalidKernelSpec, type KernelSpec, resolveKernelSpec } from './KernelSpec.js';
+import { TaggedError } from '../internal/errors.js';
 
 export interface GpuSupervisorOptions {
   /** The devices, in preference order (ties between equally healthy devices go to the earlier). */
@@ -115,9 +116,7 @@ export type InvalidGpuSupervisorOptionsReason =
   | 'invalid_health_window'
   | 'invalid_on_event';
 
-export class InvalidGpuSupervisorOptions extends Error {
-  override readonly name = 'InvalidGpuSupervisorOptions';
-  readonly _tag = 'InvalidGpuSupervisorOptions';
+export class InvalidGpuSupervisorOptions extends TaggedError('InvalidGpuSupervisorOptions') {
   constructor(
     readonly reason: InvalidGpuSupervisorOptionsReason,
     readonly value: unknown,
@@ -128,9 +127,7 @@ export class InvalidGpuSupervisorOptions extends Error {
 }
 
 /** A kernel actor that could not be started (`already_started`, or the supervisor's error). */
-export class KernelStartFailed extends Error {
-  override readonly name = 'KernelStartFailed';
-  readonly _tag = 'KernelStartFailed';
+export class KernelStartFailed extends TaggedError('KernelStartFailed') {
   constructor(
     readonly kernelId: string,
     readonly reason: unknown,

@@ -58,6 +58,7 @@ import {
   toLaunchRequest,
 } from './KernelRequest.js';
 import type { ResolvedKernelSpec } from './KernelSpec.js';
+import { TaggedError } from '../internal/errors.js';
 
 /**
  * Default wait of `launchKernel` for the reply: as long as it takes (OTP's `infinity`). The
@@ -81,9 +82,7 @@ export interface KernelOutput {
 export type LaunchFailure = 'no_healthy_device' | 'migrations_exhausted' | 'input_unreadable';
 
 /** A launch that failed on every device it could use; `cause` is the last device error. */
-export class KernelLaunchFailed extends Error {
-  override readonly name = 'KernelLaunchFailed';
-  readonly _tag = 'KernelLaunchFailed';
+export class KernelLaunchFailed extends TaggedError('KernelLaunchFailed') {
   constructor(
     readonly kernelId: string,
     readonly reason: LaunchFailure,

@@ -21,6 +21,7 @@ import {
   type RequestSizes,
   requestSizes,
 } from './kernels/catalog.js';
+import { TaggedError } from '../internal/errors.js';
 
 /** Names one of the kernel actor's resident arrays (`KernelSpec.resident`). */
 export interface ResidentInput {
@@ -40,9 +41,7 @@ export const KERNEL_INPUT_ROLES: Readonly<Record<RequestKind, readonly string[]>
 ) as Record<RequestKind, readonly string[]>;
 
 /** A request the kernel actor cannot run on any device: a caller's mistake, as a value. */
-export class InvalidKernelRequest extends Error {
-  override readonly name = 'InvalidKernelRequest';
-  readonly _tag = 'InvalidKernelRequest';
+export class InvalidKernelRequest extends TaggedError('InvalidKernelRequest') {
   constructor(
     readonly kernelId: string,
     readonly field: string,

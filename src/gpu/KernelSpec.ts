@@ -19,6 +19,7 @@
  * assert.equal(resolveKernelSpec(spec).deadlineMs, 10_000);
  * ```
  */
+import { TaggedError } from '../internal/errors.js';
 
 export interface KernelSpec {
   /** Unique within its GPU supervisor: 1 to 128 characters of letters, digits, `_ - . :`. */
@@ -74,9 +75,7 @@ export type InvalidKernelSpecReason =
   | 'invalid_max_migrations'
   | 'invalid_deadline';
 
-export class InvalidKernelSpec extends Error {
-  override readonly name = 'InvalidKernelSpec';
-  readonly _tag = 'InvalidKernelSpec';
+export class InvalidKernelSpec extends TaggedError('InvalidKernelSpec') {
   constructor(
     readonly reason: InvalidKernelSpecReason,
     readonly value: unknown,

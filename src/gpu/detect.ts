@@ -13,6 +13,7 @@ import { requestWebGpuAdapters, WebGpuBackend } from './backends/WebGpuBackend.j
 import { Device, type DeviceOptions } from './Device.js';
 import { BackendUnavailable } from './errors.js';
 import { BACKEND_KINDS, type BackendKind, type DeviceInfo } from './types.js';
+import { TaggedError } from '../internal/errors.js';
 
 /** A device named as `backend` or `backend:index`. */
 export interface DeviceSpec {
@@ -21,9 +22,7 @@ export interface DeviceSpec {
 }
 
 /** `ZBMD_DEVICE` or an `openDevice` argument that names no device. */
-export class InvalidDeviceSpec extends Error {
-  override readonly name = 'InvalidDeviceSpec';
-  readonly _tag = 'InvalidDeviceSpec';
+export class InvalidDeviceSpec extends TaggedError('InvalidDeviceSpec') {
   constructor(readonly spec: string) {
     super(`invalid device '${spec}': expected cpu, webgpu or cuda, optionally with :index (cuda:1)`);
   }

@@ -4,11 +4,13 @@
  * `OutOfDeviceMemory`, restart the kernel on `KernelTimeout`, pick another backend on
  * `BackendUnavailable`.
  */
+import { TaggedError } from '../internal/errors.js';
 
 /** Any failure of a device operation: a bad argument, a backend error, an injected fault. */
-export class DeviceError extends Error {
-  override readonly name: string = 'DeviceError';
-  readonly _tag: string = 'DeviceError';
+/** The tags of the DeviceError family. */
+export type DeviceErrorTag = 'DeviceError' | 'OutOfDeviceMemory' | 'KernelTimeout';
+
+export class DeviceError extends TaggedError<'DeviceError', DeviceErrorTag>('DeviceError') {
   constructor(
     /** The device, as `backend:index` (`cpu:0`, `webgpu:0`, `cuda:1`). */
     readonly deviceId: string,
@@ -23,8 +25,9 @@ export class DeviceError extends Error {
 
 /** The device (or its configured memory limit) cannot hold `requestedBytes` more. */
 export class OutOfDeviceMemory extends DeviceError {
-  override readonly name = 'OutOfDeviceMemory';
+  static override readonly tag = 'OutOfDeviceMemory';
   override readonly _tag = 'OutOfDeviceMemory';
+  override readonly name = 'OutOfDeviceMemory';
   constructor(
     deviceId: string,
     operation: string,
@@ -43,8 +46,9 @@ export class OutOfDeviceMemory extends DeviceError {
 
 /** A kernel did not finish before its watchdog deadline. */
 export class KernelTimeout extends DeviceError {
-  override readonly name = 'KernelTimeout';
+  static override readonly tag = 'KernelTimeout';
   override readonly _tag = 'KernelTimeout';
+  override readonly name = 'KernelTimeout';
   constructor(
     deviceId: string,
     readonly kernelName: string,
@@ -55,9 +59,7 @@ export class KernelTimeout extends DeviceError {
 }
 
 /** A backend cannot be used on this machine; `reason` is one line (library missing, no adapter). */
-export class BackendUnavailable extends Error {
-  override readonly name = 'BackendUnavailable';
-  readonly _tag = 'BackendUnavailable';
+export class BackendUnavailable extends TaggedError('BackendUnavailable') {
   constructor(
     readonly backend: string,
     readonly reason: string,
@@ -84,8 +86,7 @@ export function isBackendUnavailable(error: unknown): error is BackendUnavailabl
 }
 
 /** Thrown by a backend hook when the native allocator is out of memory; the Device types it. */
-export class NativeOutOfMemory extends Error {
-  override readonly name = 'NativeOutOfMemory';
+export class NativeOutOfMemory extends TaggedError('NativeOutOfMemory') {
   constructor(
     readonly requestedBytes: number,
     readonly availableBytes: number,

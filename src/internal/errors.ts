@@ -31,11 +31,17 @@ export interface TaggedErrorClass<Tag extends string> {
   is<T>(this: abstract new (...args: never[]) => T, error: unknown): error is T;
 }
 
-/** A base class for errors tagged `tag`; the subclass adds its typed fields and message. */
-export function TaggedError<const Tag extends string>(tag: Tag): TaggedErrorClass<Tag> {
+/**
+ * A base class for errors tagged `tag`; the subclass adds its typed fields and message. The root
+ * of a family of errors (a `DeviceError` with `OutOfDeviceMemory` below it) names the family's
+ * tags as `Family`, and each subclass sets its own `tag`, `_tag` and `name`.
+ */
+export function TaggedError<const Tag extends Family, Family extends string = Tag>(
+  tag: Tag,
+): TaggedErrorClass<Family> {
   class Tagged extends Error {
-    static readonly tag = tag;
-    readonly _tag: Tag = tag;
+    static readonly tag: Family = tag;
+    readonly _tag: Family = tag;
     constructor(message: string, options?: ErrorOptions) {
       super(message, options);
       this.name = tag;

@@ -1,3 +1,4 @@
+import { TaggedError } from '../internal/errors.js';
 /**
  * Errors of the serve layer. `ServeError` is an operating error at the edge (a bad option, a
  * model that cannot be served): its `reason` says which rule was broken. `RequestRejected` is
@@ -13,15 +14,13 @@ export type ServeErrorReason =
   | 'unsupported_device'
   | 'model_load_failed';
 
-export class ServeError extends Error {
-  readonly _tag = 'ServeError' as const;
+export class ServeError extends TaggedError('ServeError') {
   constructor(
     readonly reason: ServeErrorReason,
     message: string,
     options?: { cause?: unknown },
   ) {
     super(`${message} (${reason})`, options);
-    this.name = 'ServeError';
   }
 }
 
@@ -46,14 +45,12 @@ export function isRequestRejected(value: unknown): value is RequestRejected {
 }
 
 /** The reason a replica is killed with by `crashReplica` (fault injection). */
-export class InjectedReplicaCrash extends Error {
-  readonly _tag = 'InjectedReplicaCrash' as const;
+export class InjectedReplicaCrash extends TaggedError('InjectedReplicaCrash') {
   constructor(
     readonly model: string,
     readonly replica: number,
   ) {
     super(`injected crash of replica ${replica} of model '${model}'`);
-    this.name = 'InjectedReplicaCrash';
   }
 }
 
@@ -62,11 +59,9 @@ export function isInjectedReplicaCrash(value: unknown): value is InjectedReplica
 }
 
 /** The reason the batcher is killed with by `crashBatcher` (fault injection). */
-export class InjectedBatcherCrash extends Error {
-  readonly _tag = 'InjectedBatcherCrash' as const;
+export class InjectedBatcherCrash extends TaggedError('InjectedBatcherCrash') {
   constructor(readonly model: string) {
     super(`injected crash of the batcher of model '${model}'`);
-    this.name = 'InjectedBatcherCrash';
   }
 }
 

@@ -34,6 +34,7 @@ import {
 import { constantParameter, initRandom, normalParameter } from './init.js';
 import { LayerNorm } from './layers.js';
 import { Module, type Parameter } from './Module.js';
+import { TaggedError } from '../../internal/errors.js';
 
 /** The shape of a GPT. */
 export interface GptConfig {
@@ -61,14 +62,12 @@ export const GPT_LIMITS = {
 export type GptConfigField = keyof GptConfig | 'config';
 
 /** A GPT configuration that does not hold; `field` names the first field that is wrong. */
-export class GptConfigError extends Error {
-  readonly _tag = 'GptConfigError' as const;
+export class GptConfigError extends TaggedError('GptConfigError') {
   constructor(
     readonly field: GptConfigField,
     message: string,
   ) {
     super(message);
-    this.name = 'GptConfigError';
   }
 }
 
