@@ -7,8 +7,8 @@ import {
   reply,
   startGenServer,
 } from '../actor/index.js';
-import { type SupervisionEvent, startSupervisor, stopSupervisor, treeView } from '../supervision/index.js';
 import { TaggedError } from '../internal/errors.js';
+import { type SupervisionEvent, startSupervisor, stopSupervisor, treeView } from '../supervision/index.js';
 
 export interface DemoOptions {
   /** How many of the 100 operations are injected crashes. */

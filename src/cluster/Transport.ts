@@ -1,3 +1,4 @@
+import { TaggedError } from '../internal/errors.js';
 /**
  * What the cluster layer needs from the network: subjects to publish and subscribe on, and
  * key-value buckets with compare-and-set. `NatsTransport` is the real one (NATS with
@@ -51,15 +52,13 @@ export interface Bucket {
 }
 
 /** A compare-and-set that lost: the key was present, absent, or at another revision. */
-export class BucketConflict extends Error {
-  readonly _tag = 'BucketConflict';
+export class BucketConflict extends TaggedError('BucketConflict') {
   constructor(
     readonly bucket: string,
     readonly key: string,
     detail: string,
   ) {
     super(`bucket ${bucket}, key ${key}: ${detail}`);
-    this.name = 'BucketConflict';
   }
 }
 

@@ -1,3 +1,4 @@
+import { TaggedError } from '../internal/errors.js';
 /** The cluster layer's errors: one tagged class, the reason says which case. */
 
 export type ClusterErrorReason =
@@ -8,15 +9,13 @@ export type ClusterErrorReason =
   | 'closed';
 
 /** A cluster operation could not be done; `reason` says why, the message what to do. */
-export class ClusterError extends Error {
-  readonly _tag = 'ClusterError';
+export class ClusterError extends TaggedError('ClusterError') {
   constructor(
     readonly reason: ClusterErrorReason,
     message: string,
     options?: { cause?: unknown },
   ) {
     super(message, options);
-    this.name = 'ClusterError';
   }
 }
 
@@ -25,8 +24,7 @@ export function isClusterError(error: unknown, reason?: ClusterErrorReason): err
 }
 
 /** `registerGlobal` of a name another process holds. */
-export class AlreadyRegistered extends Error {
-  readonly _tag = 'AlreadyRegistered';
+export class AlreadyRegistered extends TaggedError('AlreadyRegistered') {
   constructor(
     readonly globalName: string,
     readonly holder: string,
@@ -34,7 +32,6 @@ export class AlreadyRegistered extends Error {
     super(
       `the global name '${globalName}' is held by ${holder}; unregister it there first, or pick another name`,
     );
-    this.name = 'AlreadyRegistered';
   }
 }
 
@@ -43,8 +40,7 @@ export function isAlreadyRegistered(error: unknown): error is AlreadyRegistered 
 }
 
 /** A message larger than the transport carries (NATS' max_payload, 1 MiB by default). */
-export class MessageTooLarge extends Error {
-  readonly _tag = 'MessageTooLarge';
+export class MessageTooLarge extends TaggedError('MessageTooLarge') {
   constructor(
     readonly bytes: number,
     readonly limitBytes: number,
@@ -52,7 +48,6 @@ export class MessageTooLarge extends Error {
     super(
       `a message of ${bytes} bytes is over the cluster's limit of ${limitBytes} bytes; send large data (tensors, checkpoints) in parts or through a shared store`,
     );
-    this.name = 'MessageTooLarge';
   }
 }
 
@@ -61,8 +56,7 @@ export function isMessageTooLarge(error: unknown): error is MessageTooLarge {
 }
 
 /** A spawn on another node failed: `reason` is 'noconnection' (the node is not up, or went down) or the other node's refusal. */
-export class RemoteSpawnError extends Error {
-  readonly _tag = 'RemoteSpawnError';
+export class RemoteSpawnError extends TaggedError('RemoteSpawnError') {
   constructor(
     readonly node: string,
     readonly reason: string,
@@ -72,7 +66,6 @@ export class RemoteSpawnError extends Error {
         ? `spawn on node ${node}: the node is not connected (not up, or it went down before answering)`
         : `spawn on node ${node} failed there: ${reason}`,
     );
-    this.name = 'RemoteSpawnError';
   }
 }
 

@@ -55,6 +55,7 @@ import {
   startGenServer,
   systemOf,
 } from '../actor/index.js';
+import { TaggedError } from '../internal/errors.js';
 import {
   type ChildInfo,
   type ChildSpec,
@@ -85,7 +86,6 @@ import {
 } from './KernelActor.js';
 import type { KernelRequest } from './KernelRequest.js';
 import { InvalidKernelSpec, type KernelSpec, resolveKernelSpec } from './KernelSpec.js';
-import { TaggedError } from '../internal/errors.js';
 
 export interface GpuSupervisorOptions {
   /** The devices, in preference order (ties between equally healthy devices go to the earlier). */

@@ -36,6 +36,7 @@ import {
   type Stop,
   stop,
 } from '../actor/index.js';
+import { TaggedError } from '../internal/errors.js';
 import type { Device } from './Device.js';
 import type { DeviceBuffer } from './DeviceBuffer.js';
 import { DeviceError, OutOfDeviceMemory } from './errors.js';
@@ -58,7 +59,6 @@ import {
   toLaunchRequest,
 } from './KernelRequest.js';
 import type { ResolvedKernelSpec } from './KernelSpec.js';
-import { TaggedError } from '../internal/errors.js';
 
 /**
  * Default wait of `launchKernel` for the reply: as long as it takes (OTP's `infinity`). The

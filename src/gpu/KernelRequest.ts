@@ -8,6 +8,8 @@
  * is an `InvalidKernelRequest`, never retried and never counted against a device's health.
  * Kernel actors compute in f32 (matmul precision f32), the precision every backend has.
  */
+
+import { TaggedError } from '../internal/errors.js';
 import type { LaunchRequest } from './Device.js';
 import { DeviceBuffer } from './DeviceBuffer.js';
 import { DeviceError } from './errors.js';
@@ -21,7 +23,6 @@ import {
   type RequestSizes,
   requestSizes,
 } from './kernels/catalog.js';
-import { TaggedError } from '../internal/errors.js';
 
 /** Names one of the kernel actor's resident arrays (`KernelSpec.resident`). */
 export interface ResidentInput {

@@ -7,13 +7,13 @@
  * `cuda:1`) overrides the choice; a bad value is an `InvalidDeviceSpec`.
  */
 
+import { TaggedError } from '../internal/errors.js';
 import { CpuBackend } from './backends/CpuBackend.js';
 import { CudaBackend, listCudaDevices } from './backends/CudaBackend.js';
 import { requestWebGpuAdapters, WebGpuBackend } from './backends/WebGpuBackend.js';
 import { Device, type DeviceOptions } from './Device.js';
 import { BackendUnavailable } from './errors.js';
 import { BACKEND_KINDS, type BackendKind, type DeviceInfo } from './types.js';
-import { TaggedError } from '../internal/errors.js';
 
 /** A device named as `backend` or `backend:index`. */
 export interface DeviceSpec {

@@ -14,6 +14,7 @@
  * `blockSize` tokens (no key/value cache), with temperature and top-k, from a seeded `Random`.
  */
 import { Random } from '../../actor/Random.js';
+import { TaggedError } from '../../internal/errors.js';
 import { check } from '../errors.js';
 import { pool } from '../internal/pool.js';
 import { geluTanh } from '../ops/activations.js';
@@ -34,7 +35,6 @@ import {
 import { constantParameter, initRandom, normalParameter } from './init.js';
 import { LayerNorm } from './layers.js';
 import { Module, type Parameter } from './Module.js';
-import { TaggedError } from '../../internal/errors.js';
 
 /** The shape of a GPT. */
 export interface GptConfig {
