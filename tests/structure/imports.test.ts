@@ -74,6 +74,14 @@ function cycles(graph: ReadonlyMap<string, readonly string[]>): string[][] {
 /** Circles known today, each to be removed by the work named beside it (not to grow). */
 const KNOWN: readonly (readonly string[])[] = [];
 
+describe('public entry points', () => {
+  it('zbmd/ml lists its exports by name (no export *)', async () => {
+    const { readFile } = await import('node:fs/promises');
+    const text = await readFile(new URL('../../src/ml/index.ts', import.meta.url), 'utf8');
+    expect(text.match(/^export \* from .*$/gm) ?? []).toEqual([]);
+  });
+});
+
 describe('module graph', () => {
   it('finds a circle when there is one (the checker itself)', () => {
     const graph = new Map([
