@@ -123,6 +123,8 @@ interface InFlight {
   readonly covered: Set<number>;
   /** Part transfers in progress, by sender, step and node. */
   readonly assemblies: Map<string, Assembly>;
+  /** Time the leader spent computing its own shards in this step. */
+  computeMs: number;
   wake: (() => void) | undefined;
   /** Losses of members during this step: when detected, and who. */
   readonly losses_: { worker: string; cause: string; detectedMs: number; shards: number }[];
@@ -684,12 +686,14 @@ class LeaderRun {
     inflight.owners.forEach((owner, shard) => {
       if (owner === this.#worker.name && !inflight.covered.has(shard)) mine.add(shard);
     });
+    const started = performance.now();
     for (const node of coveringNodes(this.#worker.spec.shards, mine)) {
       if ([...Array(node.hi - node.lo).keys()].some((offset) => inflight.covered.has(node.lo + offset)))
         continue;
       const { gradient, loss } = this.#worker.computeNode(inflight.step, node);
       this.#addPart(inflight, node, gradient, loss);
     }
+    inflight.computeMs += performance.now() - started;
   }
 
   /** Runs the job from wherever the workers are to its last step; resolves with the result. */
@@ -818,6 +822,7 @@ class LeaderRun {
         covered: new Set(),
         assemblies: new Map(),
         wake: undefined,
+        computeMs: 0,
         losses_: [],
       };
       this.#inflight = inflight;
@@ -864,6 +869,7 @@ class LeaderRun {
         step: step + 1,
         loss,
         ms: nowMs - startedMs,
+        computeMs: inflight.computeMs,
         workers: this.#members.size,
         gradientBytes: gradient.byteLength,
       });
