@@ -72,6 +72,9 @@ export function jobBucketName(cluster: string): string {
 }
 export const JOB_SPEC_KEY = 'spec';
 
+/** The global name the leader holds (`ClusterNode.whereisGlobal` finds the coordinator by it). */
+export const COORDINATOR_NAME = 'dp-coordinator';
+
 /** How long a new leader waits for the workers' statuses. */
 export const SYNC_WAIT_MS = 1_000;
 /** How long a new leader waits for a state it asked a worker to upload. */
@@ -108,6 +111,8 @@ export interface JobResult {
 
 export interface WorkerOutcome {
   readonly name: string;
+  /** This worker's replica of the model (the job's final weights). */
+  readonly module: import('../nn/Module.js').Module;
   readonly result: JobResult;
   readonly ledAtEnd: boolean;
 }
@@ -293,7 +298,12 @@ export class ElasticWorker {
     if (this.#finished) return;
     this.#finished = true;
     this.#leading?.abort();
-    this.#outcome?.resolve({ name: this.name, result, ledAtEnd: result.leader === this.name });
+    this.#outcome?.resolve({
+      name: this.name,
+      module: this.#replica.module,
+      result,
+      ledAtEnd: result.leader === this.name,
+    });
   }
 
   status(): Status {
@@ -520,8 +530,26 @@ class LeaderRun {
   }
 
   abort(): void {
+    if (!this.#aborted && this.#holdsName)
+      void this.#worker.node.unregisterGlobal(COORDINATOR_NAME).catch(() => false);
     this.#aborted = true;
     this.#wakeUp();
+  }
+
+  #holdsName = false;
+
+  /** Registers the coordinator's global name; an old leader's registration goes once its node is down. */
+  async #claimCoordinatorName(): Promise<void> {
+    for (let attempt = 0; attempt < 40 && !this.#aborted; attempt++) {
+      try {
+        await this.#worker.node.registerGlobal(COORDINATOR_NAME, `${this.#worker.name} term ${this.#term}`);
+        this.#holdsName = true;
+        if (this.#aborted) await this.#worker.node.unregisterGlobal(COORDINATOR_NAME).catch(() => false);
+        return;
+      } catch {
+        await new Promise((resolve) => setTimeout(resolve, 250));
+      }
+    }
   }
 
   #wakeUp(): void {
@@ -752,6 +780,7 @@ class LeaderRun {
         step: replica.step,
       };
     }
+    void this.#claimCoordinatorName();
     this.#members.set(worker.name, worker.node.self.incarnation);
     for (const status of this.#statuses.values()) {
       if (status.admitted && status.step === replica.step) {

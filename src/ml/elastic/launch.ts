@@ -141,7 +141,7 @@ export async function joinJob(
   });
   return {
     ...baseResult(outcome.result, started),
-    model: undefined as never,
+    model: outcome.module,
     dataset: resolved.data === undefined ? 'default' : String(resolved.data),
     elastic: {
       workers: 1,
