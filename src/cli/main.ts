@@ -20,6 +20,7 @@ const BENCH_SUITES = [
   'cluster',
   'observe',
   'serve',
+  'elastic',
 ] as const;
 
 export interface BenchOptions {

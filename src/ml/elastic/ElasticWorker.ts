@@ -140,6 +140,8 @@ interface Status {
   readonly incarnation: number;
   readonly step: number;
   readonly admitted: boolean;
+  /** The last state transfer this worker took (`term:id`): a hello sent before it is stale. */
+  readonly stateKey: string;
 }
 
 export class ElasticWorker {
@@ -150,6 +152,7 @@ export class ElasticWorker {
   #spec!: JobSpec;
   #replica!: ShardedReplica;
   #admitted = false;
+  #stateKey = '';
   #term = 0;
   #leaderName: string | undefined;
   #lastCommitMs = performance.now();
@@ -312,6 +315,7 @@ export class ElasticWorker {
       incarnation: this.#node?.self.incarnation ?? 0,
       step: this.#replica.step,
       admitted: this.#admitted,
+      stateKey: this.#stateKey,
     };
   }
 
@@ -446,6 +450,7 @@ export class ElasticWorker {
     const state = decodeState(whole);
     if (this.#admitted && state.step < this.#replica.step) return;
     this.#replica.importState(state);
+    this.#stateKey = key;
     const joined = !this.#admitted;
     this.#admitted = true;
     this.#lastCommitMs = performance.now();
@@ -522,6 +527,8 @@ class LeaderRun {
   #resync = false;
   #persistedStep = -1;
   #stateId = 0;
+  /** The state transfer (`term:id`) each worker admitted at a boundary was sent. */
+  readonly #stateSent = new Map<string, string>();
 
   constructor(worker: ElasticWorker, term: number, previousLeader: string | undefined) {
     this.#worker = worker;
@@ -612,6 +619,9 @@ class LeaderRun {
     const replica = this.#worker.replica;
     if (status.admitted && status.step > replica.step) this.#resync = true;
     const member = this.#members.get(status.name);
+    // a hello a joiner sent before the state it was sent reached it
+    if (member !== undefined && !status.admitted && this.#stateSent.get(status.name) !== status.stateKey)
+      return;
     if (
       member !== undefined &&
       (!status.admitted || status.step !== replica.step) &&
@@ -828,6 +838,7 @@ class LeaderRun {
       encodeState(worker.replica.exportState()),
     );
     for (const name of to) {
+      this.#stateSent.set(name, `${this.#term}:${this.#stateId}`);
       this.#members.set(name, incarnations.get(name)!);
       this.#event('joined', { worker: name, step: worker.replica.step });
       worker.log(`${name} joined at step ${worker.replica.step}`);
