@@ -635,11 +635,16 @@ class LeaderRun {
   }
 
   onNodeDown(name: string, incarnation: number, reason: string): void {
+    const cause = reason === 'left' ? 'worker_left' : 'worker_lost';
+    const known = this.#pending.has(name) || this.#statuses.has(name);
     this.#pending.delete(name);
     this.#statuses.delete(name);
     const member = this.#members.get(name);
-    if (member === undefined || member > incarnation) return;
-    this.#dropMember(name, reason === 'left' ? 'worker_left' : 'worker_lost');
+    if (member !== undefined && member <= incarnation) this.#dropMember(name, cause);
+    else if (known && member === undefined) {
+      // lost before it was admitted (or while this leader synchronized): reported all the same
+      this.#event('left', { worker: name, cause, step: this.#worker.replica.step });
+    }
   }
 
   #dropMember(name: string, cause: string): void {
