@@ -120,7 +120,12 @@ describe('elastic data-parallel training across processes', () => {
     for (const victim of killed)
       expect(
         result.elastic.left.some((left) => left.worker === victim),
-        JSON.stringify(result.elastic.left),
+        JSON.stringify({
+          killed,
+          left: result.elastic.left,
+          recoveries: result.elastic.recoveries,
+          leaders: result.elastic.leaders,
+        }),
       ).toBe(true);
     expect(
       result.elastic.joined.filter((change) => change.worker.startsWith('r')).length,

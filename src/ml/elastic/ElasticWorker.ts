@@ -142,6 +142,12 @@ interface Status {
   readonly admitted: boolean;
   /** The last state transfer this worker took (`term:id`): a hello sent before it is stale. */
   readonly stateKey: string;
+  /** The leader this worker last heard, its term, and how long ago it last saw a commit. */
+  readonly leader: string;
+  /** The leader before `leader` (a new leader's sync makes it `leader` before the answer). */
+  readonly formerLeader: string;
+  readonly term: number;
+  readonly sinceCommitMs: number;
 }
 
 export class ElasticWorker {
@@ -155,6 +161,7 @@ export class ElasticWorker {
   #stateKey = '';
   #term = 0;
   #leaderName: string | undefined;
+  #formerLeader: string | undefined;
   #lastCommitMs = performance.now();
   #stateAssemblies = new Map<string, Assembly>();
   #commitAssemblies = new Map<string, Assembly>();
@@ -316,6 +323,10 @@ export class ElasticWorker {
       step: this.#replica.step,
       admitted: this.#admitted,
       stateKey: this.#stateKey,
+      leader: this.#leaderName ?? '',
+      formerLeader: this.#formerLeader ?? '',
+      term: this.#term,
+      sinceCommitMs: performance.now() - this.#lastCommitMs,
     };
   }
 
@@ -329,7 +340,10 @@ export class ElasticWorker {
       this.#term = term;
       this.#commitAssemblies.clear();
     }
-    if (typeof leader === 'string') this.#leaderName = leader;
+    if (typeof leader === 'string' && leader !== this.#leaderName) {
+      this.#formerLeader = this.#leaderName;
+      this.#leaderName = leader;
+    }
     return true;
   }
 
@@ -786,12 +800,26 @@ class LeaderRun {
     const manifest =
       worker.spec.checkpointDir === undefined ? undefined : await readManifest(worker.spec.checkpointDir);
     this.#persistedStep = manifest?.step ?? -1;
-    if (this.#previousLeader !== undefined) {
-      this.#event('left', { worker: this.#previousLeader, cause: 'leader_lost', step: replica.step });
+    // The leader before this one: as this worker saw it, else as the workers that answered saw it
+    // (a worker that started after the old leader died heard nothing from it).
+    const heard = [...this.#statuses.values()]
+      .map((status) => ({
+        ...status,
+        leader: status.leader === worker.name ? status.formerLeader : status.leader,
+      }))
+      .filter((status) => status.leader !== '' && status.leader !== worker.name)
+      .sort((a, b) => b.term - a.term);
+    const previous = this.#previousLeader ?? heard[0]?.leader;
+    if (previous !== undefined && previous !== worker.name) {
+      this.#event('left', { worker: previous, cause: 'leader_lost', step: replica.step });
+      const lastCommitAgo = Math.min(
+        performance.now() - worker.lastCommitMs,
+        ...heard.map((status) => status.sinceCommitMs),
+      );
       this.#pendingRecovery = {
         cause: 'leader_lost',
-        worker: this.#previousLeader,
-        sinceMs: worker.lastCommitMs,
+        worker: previous,
+        sinceMs: performance.now() - lastCommitAgo,
         step: replica.step,
       };
     }
@@ -896,6 +924,13 @@ class LeaderRun {
             detectedMs: performance.now(),
             shards: missing.length,
           });
+          // Who did not deliver is no member any more (it is sent the state if it says hello again).
+          const silent = new Set(missing.map((shard) => inflight.owners[shard]));
+          silent.delete(worker.name);
+          for (const name of silent) {
+            this.#members.delete(name);
+            this.#event('left', { worker: name, cause: 'step_timeout', step });
+          }
           for (const shard of missing) inflight.owners[shard] = worker.name;
           this.#broadcast({ t: 'assign', step, owners: inflight.owners });
           this.#computeOwn(inflight);
