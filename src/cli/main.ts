@@ -23,6 +23,7 @@ const BENCH_SUITES = [
   'observe',
   'serve',
   'data',
+  'elastic',
 ] as const;
 
 export interface BenchOptions {

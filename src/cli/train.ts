@@ -62,6 +62,14 @@ export interface TrainCommandOptions extends ObserveCliOptions {
   /** Start over in a --checkpoint-dir that holds a run (its checkpoints and metrics are deleted). */
   readonly fresh?: boolean;
   readonly json: boolean;
+  /** Data-parallel (src/ml/elastic): local worker processes, or join a job as one worker. */
+  readonly workers?: number;
+  readonly join?: string;
+  readonly name?: string;
+  readonly shards?: number;
+  readonly cluster?: string;
+  readonly initialWorkers?: number;
+  readonly blasThreads?: number;
 }
 
 /**
@@ -103,7 +111,9 @@ const round = (value: number, digits = 3): number => Number(value.toFixed(digits
 
 /** The `--json` object. */
 export function trainingReport(result: TrainingResult): Record<string, unknown> {
+  const elastic = (result as TrainingResult & { elastic?: Record<string, unknown> }).elastic;
   return {
+    ...(elastic === undefined ? {} : elasticReport(elastic, result)),
     final_test_accuracy: round(result.finalTestAccuracy, 4),
     loss: round(result.loss, 5),
     steps: result.steps,
@@ -128,6 +138,36 @@ export function trainingReport(result: TrainingResult): Record<string, unknown> 
       steps_per_sec: round(epoch.stepsPerSec, 1),
       steps: epoch.steps,
     })),
+  };
+}
+
+/** The data-parallel fields of `--json` (workers, joins, losses, recoveries with cause and duration). */
+function elasticReport(elastic: Record<string, unknown>, result: TrainingResult): Record<string, unknown> {
+  const recoveries = elastic.recoveries as {
+    cause: string;
+    worker: string;
+    step: number;
+    recoveryMs: number;
+    reassignedShards: number;
+  }[];
+  return {
+    workers: elastic.workers,
+    shards: elastic.shards,
+    blas_threads_per_worker: elastic.blasThreadsPerWorker,
+    repeated_steps: elastic.repeatedSteps,
+    lost_steps: result.lostSteps,
+    workers_joined: elastic.joined,
+    workers_left: elastic.left,
+    leaders: elastic.leaders,
+    elastic_recoveries: recoveries.map((recovery) => ({
+      cause: recovery.cause,
+      worker: recovery.worker,
+      step: recovery.step,
+      recovery_ms: round(recovery.recoveryMs, 1),
+      reassigned_shards: recovery.reassignedShards,
+    })),
+    gradient_bytes: elastic.gradientBytes,
+    median_step_ms: round(elastic.medianStepMs as number, 2),
   };
 }
 
@@ -231,6 +271,26 @@ export async function trainCommand(
     snapshotIntervalSteps: options.snapshotInterval,
     resume: options.resume,
     fresh: options.fresh,
+    workers: options.workers,
+    join: options.join,
+    name: options.name,
+    shards: options.shards,
+    cluster: options.cluster,
+    initialWorkers: options.initialWorkers,
+    blasThreads: options.blasThreads,
+    onJobEvent:
+      options.workers === undefined || options.json
+        ? undefined
+        : (event) => {
+            if (event.kind === 'joined' || event.kind === 'left')
+              write(
+                `worker ${event.worker} ${event.kind} at step ${event.step}${event.cause === undefined ? '' : ` (${event.cause})`}`,
+              );
+            else if (event.kind === 'recovery')
+              write(
+                `recovered from ${event.cause} (${event.worker}) at step ${event.step} in ${(event.recoveryMs as number).toFixed(0)} ms`,
+              );
+          },
     stopSignal,
     progress: live ? (line) => stderr.write(`\r\x1b[K${line}`) : undefined,
     onStart: text ? (start) => write(headerLine(options, start)) : undefined,
@@ -240,6 +300,21 @@ export async function trainCommand(
     },
   }).finally(() => observation.finish());
   if (live) stderr.write('\n');
+  if (options.join !== undefined) {
+    // one worker of a job: its view of the end (the launcher reports the whole job)
+    const line = {
+      worker: options.name,
+      steps: result.steps,
+      weights_sha256: result.weightsSha256,
+      lost_steps: result.lostSteps,
+    };
+    write(
+      options.json
+        ? JSON.stringify(line)
+        : `worker ${options.name}: job done at step ${result.steps}, weights sha256 ${result.weightsSha256}`,
+    );
+    return result;
+  }
   if (options.json) write(JSON.stringify(trainingReport(result)));
   else writeSummary(result, write);
   return result;
@@ -485,7 +560,39 @@ export function registerTrainCommand(program: Command): void {
       false,
     )
     .option('--json', 'print one JSON object', false)
+    .option(
+      '--workers <n>',
+      'train data-parallel on n local worker processes (1 to 64)',
+      integerOption(1, 64),
+    )
+    .option('--join <url>', 'join a running data-parallel job as one worker (nats://HOST:PORT; needs --name)')
+    .option('--name <name>', "this worker's name with --join (letters, digits, - and _)")
+    .option(
+      '--shards <k>',
+      'shards per global batch, the unit of data-parallel math (1 to 1024; default 8)',
+      integerOption(1, 1024),
+    )
+    .option('--cluster <name>', "the data-parallel job's cluster name (default zbmd-dp)")
+    .option(
+      '--initial-workers <n>',
+      'with --join: a fresh job waits for n workers before its first step',
+      integerOption(1, 64),
+    )
+    .option(
+      '--blas-threads <n>',
+      'with --workers: BLAS threads per worker process (default 1)',
+      integerOption(1, 256),
+    )
     .action(async (options: TrainCommandOptions) => {
+      if (options.join !== undefined) {
+        if (options.name === undefined)
+          throw new UsageError("--join needs --name (this worker's name, e.g. w3)");
+        if (options.workers !== undefined)
+          throw new UsageError('--join and --workers: join a job or start one, not both');
+        if (!/^[A-Za-z0-9_-]{1,64}$/.test(options.name))
+          throw new UsageError(`--name ${options.name}: letters, digits, - and _ (1 to 64)`);
+        process.title = `zbmd worker ${options.name}`;
+      }
       if (options.resume && options.checkpointDir === undefined) {
         throw new UsageError('--resume needs --checkpoint-dir');
       }

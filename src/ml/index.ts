@@ -96,6 +96,7 @@ export {
   quantizeInt8,
   type Storage,
 } from './dtype.js';
+export * from './elastic/index.js';
 export { isTensorError, TensorError, type TensorErrorReason } from './errors.js';
 export {
   type BlasBackendName,

@@ -11,6 +11,7 @@ import { main as supervisedCounter } from '../../examples/02-supervised-counter.
 import { main as vectorAdd } from '../../examples/03-gpu-vector-add.js';
 import { main as training } from '../../examples/04-neural-network-training.js';
 import { main as cluster } from '../../examples/05-cluster.js';
+import { main as distributed } from '../../examples/05-distributed-training.js';
 import { main as customLoop } from '../../examples/07-custom-training-loop.js';
 import { main as faultInjection } from '../../examples/08-fault-injection.js';
 import { startNatsServer } from '../../src/cluster/index.js';
@@ -77,6 +78,20 @@ describe('design book examples', () => {
       await server.stop();
     }
   }, 60_000);
+
+  // Worker processes run `zbmd train --join` from dist: `npm run build` first, as for the cluster tests.
+  it('5: nodes join a cluster, find the coordinator by its global name, and train data-parallel', async () => {
+    const lines: string[] = [];
+    const { job, joined, sameAsOneProcess } = await distributed((line) => lines.push(line), { maxSteps: 80 });
+    expect(job.steps).toBe(80);
+    expect(job.lostSteps).toBe(0);
+    expect(sameAsOneProcess).toBe(true);
+    expect(joined.steps).toBe(80);
+    expect(lines.find((line) => line.startsWith('Coordinator: '))).toMatch(
+      /^Coordinator: w[12] \(w[12] term \d+\)$/,
+    );
+    expect(lines.at(-1)).toBe('Same weights as one process summing the same shards: true');
+  }, 120_000);
 
   it('7: the custom loop resumes from its checkpoint with the same outcome as an unbroken run', async () => {
     const broken = await mkdtemp(join(tmpdir(), 'zbmd-example7-'));

@@ -169,6 +169,30 @@ export interface TrainingConfig {
   readonly onStarted?: (run: TrainingStarted) => void;
   /** Called at the end of every epoch, after its evaluation, with the figures `TrainingResult.epochs` will hold. */
   readonly onEpoch?: (summary: EpochReport) => void;
+  /**
+   * Data-parallel training (src/ml/elastic): shards per global batch, 1 to 1,024 (default 8 with
+   * `workers` or `join`). Alone, `shards` runs the single-process reference that sums the same
+   * shards by the same tree (its weights_sha256 is what any number of workers gives).
+   */
+  readonly shards?: number;
+  /** Start this many local worker processes on a local nats-server (1 to 64) and train data-parallel. */
+  readonly workers?: number;
+  /** Join a running data-parallel job on this NATS server as one worker (`name` required). */
+  readonly join?: string;
+  /** This worker's name with `join` (letters, digits, '-', '_'). */
+  readonly name?: string;
+  /** The data-parallel job's cluster name; default 'zbmd-dp'. */
+  readonly cluster?: string;
+  /** BLAS threads in each worker process; default 1. */
+  readonly blasThreads?: number;
+  /** With `join`: a fresh job's first leader waits for this many workers before its first step. */
+  readonly initialWorkers?: number;
+  /** With `workers`: told of each worker process started. */
+  readonly onWorkerStarted?: (info: { name: string; pid: number; url: string; cluster: string }) => void;
+  /** With `workers`: give up when nothing is heard from the job for this long (default 60,000 ms). */
+  readonly jobSilenceTimeoutMs?: number;
+  /** With `workers`: every event of the job (step, joined, left, recovery, checkpoint). */
+  readonly onJobEvent?: (event: Record<string, unknown> & { readonly kind: string }) => void;
 }
 
 /** What `onStarted` gets: the running system, the training supervisor and the devices. */
@@ -220,7 +244,13 @@ export type RecoveryCause =
   | 'metrics_crash'
   | 'out_of_memory'
   | 'device_error'
-  | 'unexpected_crash';
+  | 'unexpected_crash'
+  /** Data-parallel runs (`workers`): a worker process lost, gone, behind, a step timed out, the leader lost. */
+  | 'worker_lost'
+  | 'worker_left'
+  | 'fell_behind'
+  | 'step_timeout'
+  | 'leader_lost';
 
 export interface Recovery {
   readonly cause: RecoveryCause;

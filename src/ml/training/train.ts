@@ -157,6 +157,11 @@ function reportCrash(_pid: Pid, reason: ExitReason): void {
 
 /** Trains as `config` says, through every failure the supervisor can repair. */
 export async function train(config: TrainingConfig): Promise<TrainingResult> {
+  if (config?.shards !== undefined || config?.workers !== undefined || config?.join !== undefined) {
+    // Data-parallel (or its single-process reference): src/ml/elastic, loaded on use.
+    const { trainDataParallel } = await import('../elastic/trainDataParallel.js');
+    return trainDataParallel(config);
+  }
   const startedMs = performance.now();
   const resolved = resolveTrainingConfig(config);
   const release =
