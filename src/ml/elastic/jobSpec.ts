@@ -57,6 +57,11 @@ export function jobSpecOf(
       'invalid_config',
       'data = loaded splits: workers load their data from a directory',
     );
+  if (config.model === 'gpt')
+    throw new TrainingError(
+      'invalid_config',
+      "model 'gpt' trains in one process; data-parallel workers and shards take 'mlp' or 'cnn'",
+    );
   return {
     version: 1,
     model: config.model,

@@ -4,6 +4,7 @@
  * Its `weightsSha256` is what any number of workers, through any losses and joins, must give.
  */
 import { evaluateAccuracy } from '../train.js';
+import { TrainingError } from '../training/errors.js';
 import { modelFactoryOf } from '../training/models.js';
 import type { EpochReport, ResolvedTrainingConfig, TrainingData } from '../training/TrainingConfig.js';
 import { type ReplicaSpec, ShardedReplica } from './ShardedReplica.js';
@@ -23,6 +24,11 @@ export function referenceSpecOf(
   datasetLength: number,
 ): ReplicaSpec {
   const stepsPerEpoch = Math.ceil(datasetLength / config.batchSize);
+  if (config.model === 'gpt')
+    throw new TrainingError(
+      'invalid_config',
+      "model 'gpt' trains in one process; data-parallel workers and shards take 'mlp' or 'cnn'",
+    );
   return {
     model: config.model,
     factory: modelFactoryOf(config.model),
