@@ -152,9 +152,16 @@ describe('elastic data-parallel training across processes', () => {
     expect(result.weightsSha256).toBe(reference.weightsSha256);
 
     // nothing left running: the workers started and joined, and the server
+    // Replacements still running are stopped (one started too late to join is no part of the job).
     for (const child of processes)
-      if (child.exitCode === null && child.signalCode === null)
-        await new Promise((resolve) => child.once('exit', resolve));
+      if (child.exitCode === null && child.signalCode === null) {
+        const exited = new Promise((resolve) => {
+          child.once('exit', resolve);
+          setTimeout(resolve, 5_000);
+        });
+        child.kill('SIGKILL');
+        await exited;
+      }
     for (const [name, pid] of pids) expect(alive(pid), `worker ${name} (${pid}) still runs`).toBe(false);
     expect(await listening(url)).toBe(false);
   }, 240_000);

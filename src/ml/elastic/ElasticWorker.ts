@@ -81,6 +81,8 @@ export const SYNC_WAIT_MS = 1_000;
 export const UPLOAD_WAIT_MS = 5_000;
 /** A fresh job's first leader waits up to this long for the workers it was started with. */
 export const START_WAIT_MS = 20_000;
+/** A worker that hears nothing on the job's broadcast subject for this long gives up (the job is gone). */
+export const WORKER_SILENCE_MS = 30_000;
 /** A worker not yet admitted says hello this often. */
 export const HELLO_EVERY_MS = 500;
 
@@ -258,6 +260,14 @@ export class ElasticWorker {
       this.#sayHello();
       this.#helloTimer = setInterval(() => {
         if (!this.#admitted) this.#sayHello();
+        if (performance.now() - this.#lastHeardMs > WORKER_SILENCE_MS) {
+          this.#fail(
+            new TrainingError(
+              'supervisor_gave_up',
+              `worker ${this.name}: nothing heard from the job for ${WORKER_SILENCE_MS} ms (is it over, or its server gone?)`,
+            ),
+          );
+        }
       }, HELLO_EVERY_MS);
       return await done;
     } finally {
@@ -347,7 +357,10 @@ export class ElasticWorker {
     return true;
   }
 
+  #lastHeardMs = performance.now();
+
   #onBroadcast(data: Uint8Array): void {
+    this.#lastHeardMs = performance.now();
     const message = decode(data);
     if (message === undefined) return;
     if (message.t === 'done') {
