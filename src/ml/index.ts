@@ -96,7 +96,23 @@ export {
   quantizeInt8,
   type Storage,
 } from './dtype.js';
-export * from './elastic/index.js';
+export {
+  assignShards,
+  COORDINATOR_NAME,
+  coveringNodes,
+  DEFAULT_SHARDS,
+  type ElasticRecovery,
+  type ElasticReport,
+  type ElasticTrainingResult,
+  type JobEvent,
+  type JobResult,
+  MAX_SHARDS,
+  MAX_WORKERS,
+  reduceTree,
+  shardRows,
+  type TreeNode,
+  type WorkerChange,
+} from './elastic/index.js';
 export { isTensorError, TensorError, type TensorErrorReason } from './errors.js';
 export {
   type BlasBackendName,
