@@ -408,6 +408,18 @@ export interface DeviceConvGeometry {
   readonly padding: number;
 }
 
+/** The geometry of x (N, C, H, W) convolved with weight (O, C, KH, KW), as the device kernels take it. */
+export function deviceConvGeometry(
+  x: Tensor,
+  weight: Tensor,
+  stride: number,
+  padding: number,
+): DeviceConvGeometry {
+  const [batch, inChannels, height, width] = x.shape;
+  const [outChannels, , kernelHeight, kernelWidth] = weight.shape;
+  return { batch, inChannels, height, width, outChannels, kernelHeight, kernelWidth, stride, padding };
+}
+
 // x: (N, C, H, W), weight: (O, C, KH, KW), bias: (O) -> (N, O, OH, OW); the CPU op has checked the shapes
 export function deviceConv2d(
   x: Tensor,
@@ -417,21 +429,10 @@ export function deviceConv2d(
   padding: number,
 ): Tensor {
   const device = deviceOf('conv2d', bias === null ? [x, weight] : [x, weight, bias]);
-  const [batch, inChannels, height, width] = x.shape;
-  const [outChannels, , kernelHeight, kernelWidth] = weight.shape;
+  const geometry = deviceConvGeometry(x, weight, stride, padding);
+  const { batch, outChannels, height, width, kernelHeight, kernelWidth } = geometry;
   const outHeight = Math.floor((height + 2 * padding - kernelHeight) / stride) + 1;
   const outWidth = Math.floor((width + 2 * padding - kernelWidth) / stride) + 1;
-  const geometry: DeviceConvGeometry = {
-    batch,
-    inChannels,
-    height,
-    width,
-    outChannels,
-    kernelHeight,
-    kernelWidth,
-    stride,
-    padding,
-  };
   const biasBuffer = bias === null ? undefined : bufferOf(bias);
   return launch(device, [batch, outChannels, outHeight, outWidth], (output) => {
     device.conv2d(bufferOf(x), bufferOf(weight), biasBuffer, output, geometry);

@@ -12,6 +12,7 @@ import {
   type DeviceConvGeometry,
   deviceCol2im,
   deviceConv2d,
+  deviceConvGeometry,
   deviceGather,
   deviceIm2col,
   deviceMatmul,
@@ -32,19 +33,7 @@ export function conv2dOnDevice(
 ): Tensor {
   const out = deviceConv2d(x, weight, bias, stride, padding);
   const inputs = bias === null ? [x, weight] : [x, weight, bias];
-  const [batch, inChannels, height, width] = x.shape;
-  const [outChannels, , kernelHeight, kernelWidth] = weight.shape;
-  const geometry: DeviceConvGeometry = {
-    batch,
-    inChannels,
-    height,
-    width,
-    outChannels,
-    kernelHeight,
-    kernelWidth,
-    stride,
-    padding,
-  };
+  const geometry = deviceConvGeometry(x, weight, stride, padding);
   return record(out, 'conv2d', inputs, (g) => conv2dRule(x, weight, bias, g, geometry));
 }
 
