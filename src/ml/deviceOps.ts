@@ -51,6 +51,7 @@
  */
 import type { Device as GpuDevice } from '../gpu/Device.js';
 import type { DeviceBuffer } from '../gpu/DeviceBuffer.js';
+import type { Conv2dShape } from '../gpu/internal/checks.js';
 import type { BinaryOpName, UnaryOpName } from '../gpu/kernels/ops.js';
 import { MAX_BROADCAST_RANK } from '../gpu/kernels/ops.js';
 import { check, TensorError } from './errors.js';
@@ -395,18 +396,8 @@ export function deviceLinear(x: Tensor, weight: Tensor, bias: Tensor | null): Te
   return out;
 }
 
-/** conv2d's geometry as the device kernel takes it. */
-export interface DeviceConvGeometry {
-  readonly batch: number;
-  readonly inChannels: number;
-  readonly height: number;
-  readonly width: number;
-  readonly outChannels: number;
-  readonly kernelHeight: number;
-  readonly kernelWidth: number;
-  readonly stride: number;
-  readonly padding: number;
-}
+/** conv2d's geometry as the device kernels take it: the gpu layer's `Conv2dShape`, square stride and padding. */
+export type DeviceConvGeometry = Conv2dShape & { readonly stride: number; readonly padding: number };
 
 /** The geometry of x (N, C, H, W) convolved with weight (O, C, KH, KW), as the device kernels take it. */
 export function deviceConvGeometry(
@@ -439,11 +430,6 @@ export function deviceConv2d(
   });
 }
 
-function convShape(geometry: DeviceConvGeometry) {
-  const { stride, padding, ...sizes } = geometry;
-  return { ...sizes, stride, padding };
-}
-
 // x: (N, C, H, W) -> columns (C * KH * KW, N * OH * OW), zero outside the padded input
 export function deviceIm2col(
   x: Tensor,
@@ -454,7 +440,7 @@ export function deviceIm2col(
   const device = deviceOf('conv2d', [x]);
   const { inChannels, kernelHeight, kernelWidth, batch } = geometry;
   const shape = [inChannels * kernelHeight * kernelWidth, batch * outHeight * outWidth];
-  return launch(device, shape, (output) => device.im2col(bufferOf(x), output, convShape(geometry)));
+  return launch(device, shape, (output) => device.im2col(bufferOf(x), output, geometry));
 }
 
 // columns (C * KH * KW, N * OH * OW) -> (N, C, H, W): im2col's adjoint (conv2d's input gradient)
@@ -462,7 +448,7 @@ export function deviceCol2im(columns: Tensor, geometry: DeviceConvGeometry): Ten
   const device = deviceOf('conv2d', [columns]);
   const { batch, inChannels, height, width } = geometry;
   return launch(device, [batch, inChannels, height, width], (output) =>
-    device.col2im(bufferOf(columns), output, convShape(geometry)),
+    device.col2im(bufferOf(columns), output, geometry),
   );
 }
 
