@@ -2,6 +2,7 @@ import { guardOf, TaggedError } from '../internal/errors.js';
 import { ACTOR_SCENARIOS } from './actorScenarios.js';
 import type { CoverageReport } from './Coverage.js';
 import { CLUSTER_SCENARIOS } from './clusterScenarios.js';
+import { ELASTIC_SCENARIOS } from './elasticScenarios.js';
 import type { FaultChoice } from './FaultInjector.js';
 import { FILE_SCENARIOS } from './fileScenarios.js';
 import type { SimulationReport, SimulationRun } from './Simulation.js';
@@ -24,6 +25,7 @@ const registry = new Map<string, Scenario>(
     ...FILE_SCENARIOS,
     ...CLUSTER_SCENARIOS,
     ...SERVING_SCENARIOS,
+    ...ELASTIC_SCENARIOS,
   ].map((scenario) => [scenario.name, scenario]),
 );
 

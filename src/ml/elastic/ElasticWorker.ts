@@ -49,8 +49,6 @@ import {
   coveringNodes,
   nodeKey,
   reduceNumbers,
-  reduceNumbersRange,
-  reduceRange,
   reduceTree,
   type TreeNode,
   treeComplete,
@@ -422,18 +420,7 @@ export class ElasticWorker {
 
   /** The sum of a subtree's shard gradients (and losses), by the tree. */
   computeNode(step: number, node: TreeNode): { gradient: Float32Array; loss: number } {
-    const leaves = new Map<string, Float32Array>();
-    const losses = new Map<string, number>();
-    for (let shard = node.lo; shard < node.hi; shard++) {
-      const { gradient, loss } = this.#replica.computeShard(step, shard);
-      const key = nodeKey({ lo: shard, hi: shard + 1 });
-      leaves.set(key, gradient);
-      losses.set(key, loss);
-    }
-    return {
-      gradient: reduceRange(node.lo, node.hi, leaves)!,
-      loss: reduceNumbersRange(node.lo, node.hi, losses),
-    };
+    return this.#replica.computeNode(step, node);
   }
 
   /** Publishes `header` with `bytes` cut into chunks (fields chunk, chunks, data added). */

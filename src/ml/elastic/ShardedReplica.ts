@@ -23,7 +23,7 @@ import type { ModelFactory, ModelShape, OptimizerName, TrainingData } from '../t
 import { findRandoms, type SnapshotCopy } from '../training/TrainingSnapshot.js';
 import { createOptimizer, type SlotAccess } from '../training/trainingOptimizers.js';
 import { weightsSha256 } from '../training/weightsHash.js';
-import { shardRows } from './shardMath.js';
+import { nodeKey, reduceNumbersRange, reduceRange, shardRows, type TreeNode } from './shardMath.js';
 
 /** What a replica is built from (the same on every worker of a run). */
 export interface ReplicaSpec {
@@ -183,6 +183,25 @@ export class ShardedReplica {
       offset += parameter.size;
     }
     return { gradient, loss };
+  }
+
+  /**
+   * The sum of a subtree's shard gradients (and losses) at the current weights, by the tree: the
+   * part a worker holding shards [node.lo, node.hi) sends (see shardMath.ts).
+   */
+  computeNode(step: number, node: TreeNode): ShardResult {
+    const leaves = new Map<string, Float32Array>();
+    const losses = new Map<string, number>();
+    for (let shard = node.lo; shard < node.hi; shard++) {
+      const { gradient, loss } = this.computeShard(step, shard);
+      const key = nodeKey({ lo: shard, hi: shard + 1 });
+      leaves.set(key, gradient);
+      losses.set(key, loss);
+    }
+    return {
+      gradient: reduceRange(node.lo, node.hi, leaves)!,
+      loss: reduceNumbersRange(node.lo, node.hi, losses),
+    };
   }
 
   /**
