@@ -17,6 +17,9 @@ import { train } from '../../src/ml/training/train.js';
 
 const DATA = 'data/tiny';
 const STEPS = 120;
+/** The SIGKILL test's kills and steps (the kills are done by step ~90; the rest runs on). */
+const KILLS = 10;
+const KILL_TEST_STEPS = 300;
 const spawned: ChildProcess[] = [];
 const directories: string[] = [];
 
@@ -56,13 +59,15 @@ describe('elastic data-parallel training across processes', () => {
     const processes: ChildProcess[] = [];
     let url = '';
     let cluster = '';
-    // kills: a random worker, the leader, a random worker, the leader
-    const plan: Array<{ atStep: number; target: 'random' | 'leader' }> = [
-      { atStep: 6, target: 'random' },
-      { atStep: 14, target: 'leader' },
-      { atStep: 22, target: 'random' },
-      { atStep: 30, target: 'leader' },
-    ];
+    // 10 kills, 8 steps apart from step 6: the leader every third kill (4 of them), else a random
+    // other worker (the acceptance: 10 SIGKILLs, the leader among them, replacements joining)
+    const plan: Array<{ atStep: number; target: 'random' | 'leader' }> = Array.from(
+      { length: KILLS },
+      (_, i) => ({
+        atStep: 6 + 8 * i,
+        target: i % 3 === 1 ? 'leader' : 'random',
+      }),
+    );
     const killed: string[] = [];
     const killedLeaders: string[] = [];
     const joined = new Set<string>();
@@ -75,7 +80,8 @@ describe('elastic data-parallel training across processes', () => {
     const result = (await train({
       model: 'mlp',
       data: DATA,
-      maxSteps: STEPS,
+      maxSteps: KILL_TEST_STEPS,
+      epochs: 20,
       workers: 3,
       shards: 8,
       checkpointDir: directory,
@@ -113,7 +119,7 @@ describe('elastic data-parallel training across processes', () => {
       },
     })) as ElasticTrainingResult;
     expect(plan).toEqual([]);
-    expect(result.steps).toBe(STEPS);
+    expect(result.steps).toBe(KILL_TEST_STEPS);
     expect(result.lostSteps).toBe(0);
     expect(result.elastic.repeatedSteps).toBe(0);
     // every kill was seen as a loss, replacements joined, a new leader took over after each leader kill
@@ -136,16 +142,18 @@ describe('elastic data-parallel training across processes', () => {
           (recovery) => recovery.cause === 'leader_lost' && recovery.worker === leader,
         ),
       ).toBe(true);
-    expect(killedLeaders.length).toBeGreaterThanOrEqual(2);
+    expect(killed.length).toBe(KILLS);
+    expect(killedLeaders.length).toBeGreaterThanOrEqual(3);
     // the leader persisted checkpoints in the training format, the last at the final step
     const manifest = JSON.parse(await readFile(join(directory, 'latest.json'), 'utf8'));
-    expect(manifest.step).toBe(STEPS);
+    expect(manifest.step).toBe(KILL_TEST_STEPS);
     expect(manifest.format).toBe('zbmd-training-checkpoint');
 
     const reference = await train({
       model: 'mlp',
       data: DATA,
-      maxSteps: STEPS,
+      maxSteps: KILL_TEST_STEPS,
+      epochs: 20,
       shards: 8,
       evaluateEachEpoch: false,
     });
