@@ -16,7 +16,6 @@ import { cliEntry, type ElasticTrainingResult } from '../../src/ml/elastic/launc
 import { train } from '../../src/ml/training/train.js';
 
 const DATA = 'data/tiny';
-const STEPS = 120;
 /** The SIGKILL test's kills and steps (the kills are done by step ~90; the rest runs on). */
 const KILLS = 10;
 const KILL_TEST_STEPS = 300;
