@@ -247,8 +247,8 @@ export class Runtime {
   }
 
   private registerAtSpawn(name: string, record: ProcessRecord): void {
-    const holder = this.registry.holder(name);
-    if (holder !== undefined) {
+    // whereis, not holder: a name held on another thread must undo the spawn too
+    if (this.registry.whereis(name) !== undefined) {
       // undo the spawn: the caller gets an error, not a half-made process
       this.live.remove(record);
       record.pid.process = undefined;
