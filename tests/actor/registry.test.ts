@@ -148,3 +148,19 @@ describe('registry', () => {
     expect(system.whereis('me')).toBe(pid);
   });
 });
+
+describe('registry, a refused spawn on a two-thread system', () => {
+  it('a spawn refused for a taken name does not count toward its thread load (placement stays even)', async () => {
+    const system = new ActorSystem({ threads: 2 });
+    try {
+      system.register('taken', idle(system));
+      for (let attempt = 0; attempt < 20; attempt++)
+        expect(() => system.spawn({ handle: () => {} }, { name: 'taken' })).toThrow(AlreadyRegisteredError);
+      const placed = Array.from({ length: 10 }, () => system.spawn(puppet, [], { thread: 'any' }).thread);
+      // 20 refused spawns counted as live would send every one of these to thread 1
+      expect(placed.filter((thread) => thread === 0).length).toBeGreaterThanOrEqual(3);
+    } finally {
+      await system.close();
+    }
+  });
+});
