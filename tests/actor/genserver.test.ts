@@ -1,3 +1,16 @@
+/**
+ * gen_server's semantics. The call and start suites run twice (describe.each): on one thread,
+ * and with the server on thread 1 of a two-thread system while thread 0 calls it, casts to it,
+ * sends it exit signals and watches its exit.
+ *
+ * One thread only, and why:
+ * - "an exit signal before init ran": the signal must land in the same tick as the spawn, which
+ *   only a caller on the server's own thread can do.
+ * - "a linked server trapping exits terminates when its parent exits": startGenServer links the
+ *   server to the caller on the caller's thread; a server spawned on another thread by module URL
+ *   (genServerHandler) has no parent, so the parent rule does not apply to it.
+ * - "hot code upgrade": upgradeServer takes a behaviour object (closures), which cannot cross.
+ */
 import { afterAll, beforeEach, describe, expect, it } from 'vitest';
 import {
   ActorSystem,
@@ -6,7 +19,6 @@ import {
   type Context,
   callServer,
   castTo,
-  ExitMessage,
   type ExitReason,
   type GenServer,
   getServerState,
@@ -20,7 +32,14 @@ import {
   startGenServer,
   upgradeServer,
 } from '../../src/actor/index.js';
-import { type CounterArgs, Counter as ThreadCounter } from './fixtures/threadActors.js';
+import {
+  type CounterArgs,
+  Starter,
+  type StartOrder,
+  type StartOutcome,
+  startOutcome,
+  Counter as ThreadCounter,
+} from './fixtures/threadActors.js';
 import { inbox, testSystem } from './helpers.js';
 
 const fixtures = { module: new URL('./fixtures/threadActors.ts', import.meta.url).href };
@@ -149,57 +168,91 @@ describe.each(variants)('GenServer calls, $title', ({ threads, remote }) => {
   });
 });
 
-/** Start, init, upgrade and parent rules: the server starts on the caller's thread (not parameterized). */
-describe('GenServer', () => {
+/**
+ * gen_server:start's outcomes, run twice: everything on one thread (the test starts the server
+ * with startGenServer, or a local `Starter` does for a linked start), and a `Starter` on thread 1
+ * starting the server on its thread while thread 0 sends the exit signals and watches the exits.
+ */
+describe.each(variants)('GenServer start, $title', ({ threads, remote }) => {
+  let system: ActorSystem;
+  beforeEach(() => {
+    if (threads === 1) ({ system } = testSystem());
+    else
+      system = twoThreads ??= new ActorSystem({
+        threads: 2,
+        onCrash: (pid, reason) => twoThreadCrashes.push([pid, reason]),
+      });
+  });
+
+  const elapse = (ms: number): Promise<void> => (threads === 1 ? system.advance(ms) : Promise.resolve());
+
+  /**
+   * Starts a server as `order` says, here or by a Starter (whose reports, the outcome first, come
+   * to `reports`; the server's own reports go to `order.args.reporter`).
+   */
+  function start(order: StartOrder, reports = inbox(system)): Promise<StartOutcome> {
+    if (threads === 1 && !order.options.link) return startOutcome(system, order);
+    const starter =
+      threads === 1
+        ? system.spawn(new Starter(reports.pid))
+        : system.spawn({ ...fixtures, export: 'Starter' }, [reports.pid], { thread: remote });
+    system.send(starter, order);
+    return reports.next();
+  }
+
   it('a failing init rejects the start with StartError and the reason', async () => {
-    const { system } = testSystem();
-    const error = await startGenServer(
-      system,
-      {
-        init: () => {
-          throw new Error('no config');
-        },
-      },
-      undefined,
-    ).catch((e: unknown) => e);
-    expect(isStartError(error)).toBe(true);
-    expect(String(error)).toMatch(/no config/);
+    expect(await start({ kind: 'failing', args: {}, options: {} })).toEqual({ failed: 'no config' });
   });
 
   it('an init that takes too long fails the start with timeout and the server is killed', async () => {
-    const { system } = testSystem();
-    const start = startGenServer(system, { init: () => new Promise<number>(() => {}) }, undefined, {
-      timeoutMs: 100,
-    });
-    const outcome = start.catch((e: unknown) => e);
-    await system.advance(100);
-    const error = await outcome;
-    expect(isStartError(error) && error.reason).toBe('timeout');
-    expect(system.stats().alive).toBe(0);
+    const box = inbox(system);
+    const outcome = start({ kind: 'slow', args: { reporter: box.pid }, options: { timeoutMs: 100 } });
+    const { initRunning: server } = await box.next();
+    const exited = system.whenExited(server);
+    await elapse(100);
+    expect(await outcome).toEqual({ failed: 'timeout' });
+    expect(await exited).toBe('killed');
   });
 
   it('a server killed during an async init fails the start with StartError(killed)', async () => {
-    const { system } = testSystem();
-    const start = startGenServer(system, { init: () => new Promise<number>(() => {}) }, undefined, {
-      name: 'slow',
-    });
-    const outcome = start.catch((e: unknown) => e);
-    await system.settle(); // init has run and is waiting on its promise
-    system.exit(system.whereis('slow')!, 'kill');
-    const error = await outcome;
-    expect(isStartError(error) && error.reason).toBe('killed');
-    expect(system.stats().alive).toBe(0);
+    const box = inbox(system);
+    const outcome = start({ kind: 'slow', args: { reporter: box.pid }, options: { name: 'slow' } });
+    const { initRunning: server } = await box.next(); // init has run and is waiting on its promise
+    expect(system.whereis('slow')?.equals(server)).toBe(true);
+    system.exit(server, 'kill');
+    expect(await outcome).toEqual({ failed: 'killed' });
+    expect(system.whereis('slow')).toBeUndefined();
   });
 
-  it('an exit signal during an async init fails the start with its reason; so does one before init ran', async () => {
+  it('an exit signal during an async init fails the start with its reason', async () => {
+    const box = inbox(system);
+    const outcome = start({ kind: 'slow', args: { reporter: box.pid }, options: {} });
+    const { initRunning: server } = await box.next();
+    system.exit(server, 'boom');
+    expect(await outcome).toEqual({ failed: 'boom' });
+  });
+
+  it('an async init that exits the process itself fails the start with that reason', async () => {
+    expect(await start({ kind: 'exiting', args: {}, options: {} })).toEqual({ failed: 'no_backend' });
+  });
+
+  it('a linked caller of a server killed during init gets the StartError and the exit signal', async () => {
+    const box = inbox(system);
+    const reports = inbox(system);
+    const outcome = start({ kind: 'slow', args: { reporter: box.pid }, options: { link: true } }, reports);
+    const { initRunning: server } = await box.next();
+    system.exit(server, 'kill');
+    expect(await outcome).toEqual({ failed: 'killed' });
+    const exit = await reports.next();
+    expect(exit.exit).toBe('killed');
+    expect((exit.from as Pid).equals(server)).toBe(true);
+  });
+});
+
+/** Rules that act on the caller's thread (not parameterized: see the list at the top). */
+describe('GenServer', () => {
+  it('an exit signal before init ran fails the start with its reason', async () => {
     const { system } = testSystem();
-    const during = startGenServer(system, { init: () => new Promise<number>(() => {}) }, undefined, {
-      name: 'during',
-    }).catch((e: unknown) => e);
-    await system.settle();
-    system.exit(system.whereis('during')!, 'boom');
-    const error = await during;
-    expect(isStartError(error) && error.reason).toBe('boom');
     // killed in the same tick as the start, before the scheduler ran init at all
     const before = startGenServer(system, { init: () => 0 }, undefined, { name: 'before' }).catch(
       (e: unknown) => e,
@@ -207,52 +260,6 @@ describe('GenServer', () => {
     system.exit(system.whereis('before')!, { shutdown: 'early' });
     const early = await before;
     expect(isStartError(early) && early.reason).toEqual({ shutdown: 'early' });
-  });
-
-  it('an async init that exits the process itself fails the start with that reason', async () => {
-    const { system } = testSystem();
-    const error = await startGenServer(
-      system,
-      {
-        init: async (_args: undefined, context: Context) => {
-          await Promise.resolve();
-          return context.exit('no_backend');
-        },
-      },
-      undefined,
-    ).catch((e: unknown) => e);
-    expect(isStartError(error) && error.reason).toBe('no_backend');
-  });
-
-  it('a linked caller of a server killed during init gets the StartError and the exit signal', async () => {
-    const { system } = testSystem();
-    const got: unknown[] = [];
-    let server: Pid | undefined;
-    system.spawn(
-      async (ctx: Context) => {
-        const error = await startGenServer(
-          ctx,
-          {
-            init: (_args: undefined, context: Context) => {
-              server = context.self;
-              return new Promise<number>(() => {});
-            },
-          },
-          undefined,
-          { link: true },
-        ).catch((e: unknown) => e);
-        got.push(isStartError(error) && error.reason);
-        got.push(await ctx.receive(undefined, 0));
-      },
-      { trapExit: true },
-    );
-    await system.settle();
-    system.exit(server!, 'kill');
-    await system.settle();
-    expect(got[0]).toBe('killed');
-    expect(got[1]).toBeInstanceOf(ExitMessage);
-    expect((got[1] as ExitMessage).from).toBe(server);
-    expect((got[1] as ExitMessage).reason).toBe('killed');
   });
 
   it('a linked server trapping exits terminates when its parent exits, with the parent reason', async () => {

@@ -1,38 +1,109 @@
-import { describe, expect, it } from 'vitest';
-import { type Context, RealClock, SimulatedClock } from '../../src/actor/index.js';
-import { collector, testSystem } from './helpers.js';
+/**
+ * Timers. Those a process sets for another run twice (one thread, and the target on thread 1).
+ *
+ * One thread only, and why: timers a process sets for itself, the clocks themselves, a full
+ * mailbox (its contents are read synchronously) and the RealClock process-lifetime check; the
+ * simulated clock is thread 0's, so exact boundaries are one-thread checks.
+ */
+import { afterAll, beforeEach, describe, expect, it } from 'vitest';
+import { ActorSystem, type Context, RealClock, SimulatedClock } from '../../src/actor/index.js';
+import { inbox, testSystem } from './helpers.js';
 
-describe('timers', () => {
+const puppet = { module: new URL('./fixtures/threadActors.ts', import.meta.url).href, export: 'Puppet' };
+
+// One two-thread system for the file (a worker thread takes about a second to start from sources).
+let twoThreads: ActorSystem | undefined;
+const twoThreadCrashes: unknown[] = [];
+afterAll(async () => {
+  await twoThreads?.close();
+});
+
+/**
+ * A timer set on one process's thread for a process on another: run twice (describe.each), on one
+ * thread (simulated clock) and with the target on thread 1 (real time; the timer runs at the
+ * sender, on thread 0, as erlang:send_after's runs at the caller's node).
+ */
+describe.each([
+  { title: 'one thread', threads: 1 },
+  { title: 'two threads, the target on thread 1', threads: 2 },
+] as const)('timers to another process, $title', ({ threads }) => {
+  let system: ActorSystem;
+  let crashes: unknown[];
+  beforeEach(() => {
+    if (threads === 1) ({ system, crashes } = testSystem());
+    else {
+      system = twoThreads ??= new ActorSystem({
+        threads: 2,
+        onCrash: (pid, reason) => twoThreadCrashes.push([pid, reason]),
+      });
+      crashes = twoThreadCrashes;
+    }
+  });
+  /** Lets `ms` pass: the simulated clock is moved; on two threads, real time. */
+  const pass = (ms: number): Promise<void> =>
+    threads === 1 ? system.advance(ms) : new Promise((resolve) => setTimeout(resolve, ms));
+
+  /** The target: it forwards what it gets to a thread-0 inbox; `got()` is the last arrival so far. */
+  function target() {
+    const box = inbox(system);
+    const pid =
+      threads === 1
+        ? system.spawn({ handle: (message: unknown, ctx: Context) => ctx.send(box.pid, message) })
+        : system.spawn(puppet, [box.pid], { thread: 1 });
+    return { pid, next: box.next };
+  }
+
   it('sendAfter delivers at its time, not before', async () => {
-    const { system } = testSystem();
-    const { pid, messages } = collector(system);
+    const { pid, next } = target();
+    let got: unknown;
+    const began = Date.now();
     system.sendAfter(100, pid, 'tick');
-    await system.advance(99);
-    expect(messages).toEqual([]);
-    await system.advance(1);
-    expect(messages).toEqual(['tick']);
+    const arrival = next().then((message) => {
+      got = message;
+    });
+    if (threads === 1) {
+      await system.advance(99);
+      expect(got).toBeUndefined();
+      await system.advance(1);
+    }
+    await arrival;
+    expect(got).toBe('tick');
+    if (threads === 2) expect(Date.now() - began).toBeGreaterThanOrEqual(95);
+    system.exit(pid, 'kill');
   });
 
   it('cancelTimer returns the time left, or false once fired', async () => {
-    const { system } = testSystem();
-    const { pid, messages } = collector(system);
-    const timer = system.sendAfter(100, pid, 'tick');
-    await system.advance(30);
-    expect(system.cancelTimer(timer)).toBe(70);
+    const { pid, next } = target();
+    const timer = system.sendAfter(300, pid, 'tick');
+    await pass(30);
+    const left = system.cancelTimer(timer);
+    if (threads === 1) expect(left).toBe(270);
+    else expect(left !== false && left > 0 && left < 300).toBe(true); // real time: about 270
     expect(system.cancelTimer(timer)).toBe(false);
-    await system.advance(100);
-    expect(messages).toEqual([]);
+    await pass(300);
+    system.send(pid, 'marker');
+    expect(await next()).toBe('marker'); // the cancelled tick never came
+    system.exit(pid, 'kill');
   });
 
   it('a timer to a process that died meanwhile is dropped silently', async () => {
-    const { system } = testSystem();
-    const { pid } = collector(system);
+    const { pid } = target();
+    const exited = system.whenExited(pid);
     system.sendAfter(10, pid, 'late');
     system.exit(pid, 'kill');
-    await system.advance(10);
-    expect(system.stats().alive).toBe(0);
+    await exited;
+    await pass(20);
+    const before = crashes.length;
+    const other = target(); // the system, and the target's thread, go on as before
+    system.send(other.pid, 'still here');
+    expect(await other.next()).toBe('still here');
+    expect(crashes.length).toBe(before);
+    if (threads === 1) expect(system.stats().alive).toBe(3); // the two inboxes and the second target
+    system.exit(other.pid, 'kill');
   });
+});
 
+describe('timers', () => {
   it('timers set while handling another timer fire inside the same advance, in order', async () => {
     const { system } = testSystem();
     const log: number[] = [];

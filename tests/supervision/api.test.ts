@@ -1,5 +1,11 @@
-import { describe, expect, it } from 'vitest';
-import { type Context, isCallExit, type Pid } from '../../src/actor/index.js';
+/**
+ * The supervisor API. The cases that start, stop and restart child processes run twice
+ * (describe.each): on one thread, and with the children on thread 1 while the supervisor runs on
+ * thread 0. The others check the supervisor's own answers (bad specs, unknown ids, counts, limits,
+ * calls by name, a slow start whose closure runs on the supervisor's thread): one thread.
+ */
+import { afterAll, describe, expect, it } from 'vitest';
+import { ActorSystem, type Context, isCallExit, type Pid } from '../../src/actor/index.js';
 import {
   countChildren,
   deleteChild,
@@ -14,21 +20,82 @@ import {
   terminateChild,
   whichChildren,
 } from '../../src/supervision/index.js';
-import { StartLog, testSystem, workerSpec } from './helpers.js';
+import { StartLog, spawnLocalWorker, spawnWorkerOn, testSystem, workerSpec } from './helpers.js';
 
-describe('supervisor API (calls; expected outcomes are values)', () => {
+/** Whether a worker answers a ping (it is alive and running), from a helper process of the test. */
+function answers(system: ActorSystem, pid: Pid): Promise<boolean> {
+  return new Promise((resolve) => {
+    const me = system.spawn({
+      handle: (message: [string, Pid], ctx) => {
+        resolve(message[0] === 'pong' && message[1].equals(pid));
+        ctx.stop();
+      },
+    });
+    system.send(pid, { ping: me });
+  });
+}
+
+let threaded: ActorSystem | undefined;
+afterAll(async () => {
+  await threaded?.close();
+});
+
+describe.each([
+  { name: 'one thread', threads: 1, spawn: spawnLocalWorker },
+  { name: 'children on another thread', threads: 2, spawn: spawnWorkerOn(1) },
+] as const)('supervisor API with child processes, $name', ({ threads, spawn }) => {
+  const make = () =>
+    threads === 1 ? testSystem().system : (threaded ??= new ActorSystem({ threads: 2, onCrash: () => {} }));
+
   it('startChild adds and starts a child; a duplicate id is already_started, or already_present once stopped', async () => {
-    const { system } = testSystem();
+    const system = make();
     const log = new StartLog();
     const supervisor = await startSupervisor(system, {});
-    const started = await startChild(system, supervisor, workerSpec('w', log));
-    expect('pid' in started && started.pid !== undefined && system.isAlive(started.pid)).toBe(true);
-    const again = await startChild(system, supervisor, workerSpec('w', log));
+    const started = await startChild(system, supervisor, workerSpec('w', log, {}, spawn));
+    expect('pid' in started && started.pid !== undefined && (await answers(system, started.pid))).toBe(true);
+    const again = await startChild(system, supervisor, workerSpec('w', log, {}, spawn));
     expect(again).toEqual({ error: 'already_started', pid: (started as { pid: Pid }).pid });
     expect(await terminateChild(system, supervisor, 'w')).toBe('ok');
-    expect(await startChild(system, supervisor, workerSpec('w', log))).toEqual({ error: 'already_present' });
+    expect(await startChild(system, supervisor, workerSpec('w', log, {}, spawn))).toEqual({
+      error: 'already_present',
+    });
+    await stopSupervisor(system, supervisor);
   });
 
+  it('terminateChild keeps the spec; restartChild starts it again; deleteChild forgets it', async () => {
+    const system = make();
+    const log = new StartLog();
+    const supervisor = await startSupervisor(system, { children: [workerSpec('w', log, {}, spawn)] });
+    expect(await restartChild(system, supervisor, 'w')).toEqual({ error: 'running' });
+    expect(await deleteChild(system, supervisor, 'w')).toEqual({ error: 'running' });
+    expect(await terminateChild(system, supervisor, 'w')).toBe('ok');
+    expect(await whichChildren(system, supervisor)).toEqual([
+      { id: 'w', pid: undefined, type: 'worker', restart: 'permanent' },
+    ]);
+    const restarted = await restartChild(system, supervisor, 'w');
+    expect('pid' in restarted && restarted.pid !== undefined && (await answers(system, restarted.pid))).toBe(
+      true,
+    );
+    expect(log.count('w')).toBe(2);
+    await terminateChild(system, supervisor, 'w');
+    expect(await deleteChild(system, supervisor, 'w')).toBe('ok');
+    expect(await whichChildren(system, supervisor)).toEqual([]);
+    await stopSupervisor(system, supervisor);
+  });
+
+  it('terminating a temporary child removes it', async () => {
+    const system = make();
+    const log = new StartLog();
+    const supervisor = await startSupervisor(system, {
+      children: [workerSpec('tmp', log, { restart: 'temporary' }, spawn)],
+    });
+    expect(await terminateChild(system, supervisor, 'tmp')).toBe('ok');
+    expect(await whichChildren(system, supervisor)).toEqual([]);
+    await stopSupervisor(system, supervisor);
+  });
+});
+
+describe('supervisor API (calls; expected outcomes are values)', () => {
   it('startChild with a bad spec returns the InvalidChildSpec; a failing start returns ChildStartFailed and adds nothing', async () => {
     const { system } = testSystem();
     const supervisor = await startSupervisor(system, {});
@@ -49,24 +116,6 @@ describe('supervisor API (calls; expected outcomes are values)', () => {
     expect(system.isAlive(supervisor)).toBe(true);
   });
 
-  it('terminateChild keeps the spec; restartChild starts it again; deleteChild forgets it', async () => {
-    const { system } = testSystem();
-    const log = new StartLog();
-    const supervisor = await startSupervisor(system, { children: [workerSpec('w', log)] });
-    expect(await restartChild(system, supervisor, 'w')).toEqual({ error: 'running' });
-    expect(await deleteChild(system, supervisor, 'w')).toEqual({ error: 'running' });
-    expect(await terminateChild(system, supervisor, 'w')).toBe('ok');
-    expect(await whichChildren(system, supervisor)).toEqual([
-      { id: 'w', pid: undefined, type: 'worker', restart: 'permanent' },
-    ]);
-    const restarted = await restartChild(system, supervisor, 'w');
-    expect('pid' in restarted && restarted.pid !== undefined && system.isAlive(restarted.pid)).toBe(true);
-    expect(log.count('w')).toBe(2);
-    await terminateChild(system, supervisor, 'w');
-    expect(await deleteChild(system, supervisor, 'w')).toBe('ok');
-    expect(await whichChildren(system, supervisor)).toEqual([]);
-  });
-
   it('not_found for unknown ids', async () => {
     const { system } = testSystem();
     const supervisor = await startSupervisor(system, {});
@@ -74,16 +123,6 @@ describe('supervisor API (calls; expected outcomes are values)', () => {
     expect(await restartChild(system, supervisor, 'nobody')).toEqual({ error: 'not_found' });
     expect(await deleteChild(system, supervisor, 'nobody')).toEqual({ error: 'not_found' });
     expect(await getChildSpec(system, supervisor, 'nobody')).toEqual({ error: 'not_found' });
-  });
-
-  it('terminating a temporary child removes it', async () => {
-    const { system } = testSystem();
-    const log = new StartLog();
-    const supervisor = await startSupervisor(system, {
-      children: [workerSpec('tmp', log, { restart: 'temporary' })],
-    });
-    expect(await terminateChild(system, supervisor, 'tmp')).toBe('ok');
-    expect(await whichChildren(system, supervisor)).toEqual([]);
   });
 
   it('countChildren and getChildSpec (defaults filled in)', async () => {

@@ -1,35 +1,84 @@
-import { describe, expect, it } from 'vitest';
-import type { Context, Pid } from '../../src/actor/index.js';
+/**
+ * Restart types, intensity, escalation and init. The restart-type rules and the intensity count
+ * run twice (describe.each): on one thread, and with the children on thread 1.
+ *
+ * One thread only, and why:
+ * - "a start returning ignore": no child process exists.
+ * - "restarts older than the period leave the window": it moves the simulated clock by 600 ms ten
+ *   times; on real time that is 6 s (the window rule itself does not depend on the thread).
+ * - the failing/retried restart, escalation and init cases: their child starts are closures
+ *   (counting attempts, failing on demand) and nested supervisors, all on the supervisor's thread.
+ */
+import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { ActorSystem, type Context, type Pid } from '../../src/actor/index.js';
 import {
   isSupervisorStartFailed,
   type SupervisorOptions,
   startSupervisor,
+  stopSupervisor,
   terminateChild,
   whichChildren,
 } from '../../src/supervision/index.js';
-import { pidOf, recordEvents, StartLog, testSystem, workerSpec } from './helpers.js';
+import {
+  pidOf,
+  recordEvents,
+  type SpawnWorker,
+  StartLog,
+  spawnLocalWorker,
+  spawnWorkerOn,
+  testSystem,
+  workerSpec,
+} from './helpers.js';
 
-async function exitChild(
-  system: ReturnType<typeof testSystem>['system'],
-  supervisor: Pid,
-  id: string,
-  reason: unknown,
-) {
+// Run twice: everything on one thread (a simulated clock), and the children on thread 1 of a
+// two-thread system with the supervisor on thread 0 (fixtures/worker.ts). The tests wait for the
+// child's exit, then ask the supervisor (the call queues behind the EXIT it already got).
+let threaded: ActorSystem | undefined;
+afterAll(async () => {
+  await threaded?.close();
+});
+const placements: { name: string; system: () => ActorSystem; spawn: SpawnWorker }[] = [
+  { name: 'one thread', system: () => testSystem().system, spawn: spawnLocalWorker },
+  {
+    name: 'children on another thread',
+    system: () => (threaded ??= new ActorSystem({ threads: 2, onCrash: () => {} })),
+    spawn: spawnWorkerOn(1),
+  },
+];
+
+/** A child stopped by its supervisor: 'shutdown', or 'noproc' when it was gone before we asked. */
+const STOPPED = ['shutdown', 'noproc'];
+
+/** Tells child `id` to exit with `reason` and waits until the supervisor has handled its EXIT. */
+async function exitChild(system: ActorSystem, supervisor: Pid, id: string, reason: unknown): Promise<Pid> {
   const pid = (await pidOf(system, supervisor, id)) as Pid;
+  const exited = system.whenExited(pid);
   system.send(pid, { exit: reason });
-  await system.settle();
+  await exited;
+  await whichChildren(system, supervisor).catch(() => {}); // the supervisor may have exited
   return pid;
 }
 
-describe('restart types (OTP rules)', () => {
+describe.each(placements)('restart types (OTP rules), $name', ({ system: make, spawn }) => {
+  let system: ActorSystem;
+  const supervisors: Pid[] = [];
+  beforeEach(() => {
+    system = make();
+  });
+  afterEach(async () => {
+    for (const supervisor of supervisors.splice(0)) await stopSupervisor(system, supervisor).catch(() => {});
+  });
+  const start = async (options: SupervisorOptions): Promise<Pid> => {
+    const supervisor = await startSupervisor(system, options);
+    supervisors.push(supervisor);
+    return supervisor;
+  };
+
   it.each(['normal', 'shutdown', { shutdown: 'drained' }])(
     'a transient child exiting %j is not restarted; its spec is kept',
     async (reason) => {
-      const { system } = testSystem();
       const log = new StartLog();
-      const supervisor = await startSupervisor(system, {
-        children: [workerSpec('t', log, { restart: 'transient' })],
-      });
+      const supervisor = await start({ children: [workerSpec('t', log, { restart: 'transient' }, spawn)] });
       await exitChild(system, supervisor, 't', reason);
       expect(log.count('t')).toBe(1);
       expect(await whichChildren(system, supervisor)).toEqual([
@@ -41,29 +90,27 @@ describe('restart types (OTP rules)', () => {
   it.each(['killed', 'boom', { other: 1 }])(
     'a transient child exiting abnormally (%j) is restarted',
     async (reason) => {
-      const { system } = testSystem();
       const log = new StartLog();
-      const supervisor = await startSupervisor(system, {
-        children: [workerSpec('t', log, { restart: 'transient' })],
-      });
-      await exitChild(system, supervisor, 't', reason);
+      const supervisor = await start({ children: [workerSpec('t', log, { restart: 'transient' }, spawn)] });
+      const old = await exitChild(system, supervisor, 't', reason);
       expect(log.count('t')).toBe(2);
+      const restarted = (await pidOf(system, supervisor, 't')) as Pid;
+      expect(restarted.equals(old)).toBe(false);
+      expect(restarted.thread).toBe(old.thread);
     },
   );
 
   it('a permanent child is restarted after normal too', async () => {
-    const { system } = testSystem();
     const log = new StartLog();
-    const supervisor = await startSupervisor(system, { children: [workerSpec('p', log)] });
+    const supervisor = await start({ children: [workerSpec('p', log, {}, spawn)] });
     await exitChild(system, supervisor, 'p', 'normal');
     expect(log.count('p')).toBe(2);
   });
 
   it('a temporary child is never restarted and is removed, whatever the reason', async () => {
-    const { system } = testSystem();
     const log = new StartLog();
-    const supervisor = await startSupervisor(system, {
-      children: [workerSpec('tmp', log, { restart: 'temporary' }), workerSpec('p', log)],
+    const supervisor = await start({
+      children: [workerSpec('tmp', log, { restart: 'temporary' }, spawn), workerSpec('p', log, {}, spawn)],
     });
     await exitChild(system, supervisor, 'tmp', 'boom');
     expect(log.count('tmp')).toBe(1);
@@ -71,46 +118,104 @@ describe('restart types (OTP rules)', () => {
   });
 
   it('one_for_all: a temporary sibling stopped by the restart is removed, not restarted', async () => {
-    const { system } = testSystem();
     const log = new StartLog();
     const events = recordEvents(system);
-    const supervisor = await startSupervisor(system, {
+    const supervisor = await start({
       strategy: 'one_for_all',
       children: [
-        workerSpec('a', log),
-        workerSpec('tmp', log, { restart: 'temporary' }),
-        workerSpec('c', log),
+        workerSpec('a', log, {}, spawn),
+        workerSpec('tmp', log, { restart: 'temporary' }, spawn),
+        workerSpec('c', log, {}, spawn),
       ],
     });
     const tmp = (await pidOf(system, supervisor, 'tmp')) as Pid;
+    const tmpExited = system.whenExited(tmp);
     await exitChild(system, supervisor, 'c', 'boom');
-    expect(system.isAlive(tmp)).toBe(false);
+    expect(STOPPED).toContain(await tmpExited);
     expect(log.count('tmp')).toBe(1);
     expect(log.order.slice(3)).toEqual(['a', 'c']);
     expect((await whichChildren(system, supervisor)).map((child) => child.id)).toEqual(['a', 'c']);
     // siblings were stopped in reverse start order: tmp before a
     const terminated = events
-      .filter((event) => event.kind === 'child_terminated')
+      .filter((event) => event.kind === 'child_terminated' && event.supervisor.equals(supervisor))
       .map((event) => event.childId);
     expect(terminated).toEqual(['tmp', 'a']);
   });
 
   it('rest_for_one: a temporary child after the failed one is removed', async () => {
-    const { system } = testSystem();
     const log = new StartLog();
-    const supervisor = await startSupervisor(system, {
+    const supervisor = await start({
       strategy: 'rest_for_one',
       children: [
-        workerSpec('a', log),
-        workerSpec('b', log),
-        workerSpec('tmp', log, { restart: 'temporary' }),
+        workerSpec('a', log, {}, spawn),
+        workerSpec('b', log, {}, spawn),
+        workerSpec('tmp', log, { restart: 'temporary' }, spawn),
       ],
     });
     await exitChild(system, supervisor, 'b', 'boom');
     expect((await whichChildren(system, supervisor)).map((child) => child.id)).toEqual(['a', 'b']);
     expect(log.order).toEqual(['a', 'b', 'tmp', 'b']);
   });
+});
 
+describe.each(placements)('restart intensity, $name', ({ system: make, spawn }) => {
+  const flaky = (log: StartLog, extra: Partial<SupervisorOptions> = {}): SupervisorOptions => ({
+    intensity: 2,
+    periodMs: 1000,
+    children: [workerSpec('w', log, {}, spawn), workerSpec('other', log, {}, spawn)],
+    ...extra,
+  });
+
+  it('intensity restarts in the period are fine; one more and the supervisor stops all children (reverse order) and exits shutdown', async () => {
+    const system = make();
+    const log = new StartLog();
+    const events = recordEvents(system);
+    const supervisor = await startSupervisor(system, flaky(log));
+    const exited = system.whenExited(supervisor);
+    await exitChild(system, supervisor, 'w', 'boom');
+    await exitChild(system, supervisor, 'w', 'boom');
+    expect(system.isAlive(supervisor)).toBe(true);
+    const other = (await pidOf(system, supervisor, 'other')) as Pid;
+    const otherExited = system.whenExited(other);
+    await exitChild(system, supervisor, 'w', 'boom');
+    expect(await exited).toBe('shutdown');
+    expect(STOPPED).toContain(await otherExited);
+    expect(
+      events
+        .filter((event) => event.supervisor.equals(supervisor))
+        .map((event) => event.kind)
+        .slice(-4),
+    ).toEqual(['child_exited', 'restart_intensity_reached', 'child_terminated', 'supervisor_shutdown']);
+  });
+
+  it('intensity 0: the first restart is one too many', async () => {
+    const system = make();
+    const log = new StartLog();
+    const supervisor = await startSupervisor(system, flaky(log, { intensity: 0 }));
+    const exited = system.whenExited(supervisor);
+    await exitChild(system, supervisor, 'w', 'boom');
+    expect(await exited).toBe('shutdown');
+    expect(log.count('w')).toBe(1);
+  });
+
+  it('exits that need no restart do not count', async () => {
+    const system = make();
+    const log = new StartLog();
+    const supervisor = await startSupervisor(system, {
+      intensity: 0,
+      children: [
+        workerSpec('t', log, { restart: 'transient' }, spawn),
+        workerSpec('tmp', log, { restart: 'temporary' }, spawn),
+      ],
+    });
+    await exitChild(system, supervisor, 't', 'normal');
+    await exitChild(system, supervisor, 'tmp', 'boom');
+    expect(system.isAlive(supervisor)).toBe(true);
+    await stopSupervisor(system, supervisor);
+  });
+});
+
+describe('restart types and intensity (one thread)', () => {
   it('a start returning ignore keeps the spec with no pid (and a temporary one is dropped)', async () => {
     const { system } = testSystem();
     const supervisor = await startSupervisor(system, {
@@ -123,36 +228,12 @@ describe('restart types (OTP rules)', () => {
       { id: 'ignored', pid: undefined, type: 'worker', restart: 'permanent' },
     ]);
   });
-});
 
-describe('restart intensity', () => {
   const flaky = (log: StartLog, extra: Partial<SupervisorOptions> = {}): SupervisorOptions => ({
     intensity: 2,
     periodMs: 1000,
     children: [workerSpec('w', log), workerSpec('other', log)],
     ...extra,
-  });
-
-  it('intensity restarts in the period are fine; one more and the supervisor stops all children (reverse order) and exits shutdown', async () => {
-    const { system } = testSystem();
-    const log = new StartLog();
-    const events = recordEvents(system);
-    const supervisor = await startSupervisor(system, flaky(log));
-    const exited = system.whenExited(supervisor);
-    await exitChild(system, supervisor, 'w', 'boom');
-    await system.advance(100);
-    await exitChild(system, supervisor, 'w', 'boom');
-    expect(system.isAlive(supervisor)).toBe(true);
-    const other = (await pidOf(system, supervisor, 'other')) as Pid;
-    await exitChild(system, supervisor, 'w', 'boom');
-    expect(await exited).toBe('shutdown');
-    expect(system.isAlive(other)).toBe(false);
-    expect(events.map((event) => event.kind).slice(-4)).toEqual([
-      'child_exited',
-      'restart_intensity_reached',
-      'child_terminated',
-      'supervisor_shutdown',
-    ]);
   });
 
   it('restarts older than the period leave the window (sliding, on the injected clock)', async () => {
@@ -165,31 +246,6 @@ describe('restart intensity', () => {
     }
     expect(system.isAlive(supervisor)).toBe(true);
     expect(log.count('w')).toBe(11);
-  });
-
-  it('intensity 0: the first restart is one too many', async () => {
-    const { system } = testSystem();
-    const log = new StartLog();
-    const supervisor = await startSupervisor(system, flaky(log, { intensity: 0 }));
-    const exited = system.whenExited(supervisor);
-    await exitChild(system, supervisor, 'w', 'boom');
-    expect(await exited).toBe('shutdown');
-    expect(log.count('w')).toBe(1);
-  });
-
-  it('exits that need no restart do not count', async () => {
-    const { system } = testSystem();
-    const log = new StartLog();
-    const supervisor = await startSupervisor(system, {
-      intensity: 0,
-      children: [
-        workerSpec('t', log, { restart: 'transient' }),
-        workerSpec('tmp', log, { restart: 'temporary' }),
-      ],
-    });
-    await exitChild(system, supervisor, 't', 'normal');
-    await exitChild(system, supervisor, 'tmp', 'boom');
-    expect(system.isAlive(supervisor)).toBe(true);
   });
 
   it('a child that fails to restart does not crash the supervisor: it is retried, and the retries count', async () => {

@@ -140,7 +140,8 @@ export class Runtime {
     this.live.add(record);
     this.counters.spawned++;
     if (options?.trapExit) extraOf(record).trapping = true;
-    if (options?.name !== undefined) this.registerAtSpawn(options.name, record);
+    if (options?.name !== undefined)
+      this.registerAtSpawn(options.name, record, remote !== undefined && presetId === undefined);
     if (parent !== undefined) linkRecords(parent, record);
     this.scheduler.enqueue(record);
     return record;
@@ -246,13 +247,16 @@ export class Runtime {
     return thread;
   }
 
-  private registerAtSpawn(name: string, record: ProcessRecord): void {
-    const holder = this.registry.holder(name);
-    if (holder !== undefined) {
+  /** `counted`: this spawn added itself to this thread's load (a spawn asked for by another thread was counted there, and is uncounted by Remote on failure). */
+  private registerAtSpawn(name: string, record: ProcessRecord, counted: boolean): void {
+    // whereis, not holder: a name held on another thread must undo the spawn too
+    if (this.registry.whereis(name) !== undefined) {
       // undo the spawn: the caller gets an error, not a half-made process
       this.live.remove(record);
       record.pid.process = undefined;
       record.state = DEAD;
+      // the spawn counted toward this thread's load (placement of 'any'): uncount it
+      if (counted) Atomics.sub(this.remote!.counters.loads, this.thread, 1);
     }
     this.registry.add(name, record);
   }
