@@ -28,6 +28,33 @@ export interface TransformerEncoderLayerOptions extends InitOptions {
 /** The mask arguments of PyTorch's forward(src, src_mask, src_key_padding_mask), batch first. */
 export type EncoderMasks = Omit<AttendOptions, 'key' | 'value'>;
 
+/** The resolved options both layers share; `layer` names the class in errors. */
+function layerSettings(layer: string, options: TransformerEncoderLayerOptions) {
+  const activation = options.activation ?? 'relu';
+  check(activation === 'relu' || activation === 'gelu', 'invalid_argument', () => {
+    return `${layer}: activation must be 'relu' or 'gelu', got ${String(activation)}`;
+  });
+  return {
+    random: initRandom(options.random),
+    hidden: options.dimFeedforward ?? 2048,
+    p: options.dropout ?? 0.1,
+    eps: options.layerNormEps ?? 1e-5,
+    activation,
+    normFirst: options.normFirst ?? false,
+  };
+}
+
+/** ff(x) = linear2(dropout(activation(linear1(x)))), then the layer's last dropout. */
+function feedForward(
+  layer: { linear1: Linear; linear2: Linear; dropout: Dropout; activation: 'relu' | 'gelu' },
+  last: Dropout,
+  x: Tensor,
+): Tensor {
+  const hidden = layer.linear1.forward(x);
+  const activated = layer.activation === 'relu' ? relu(hidden) : gelu(hidden);
+  return last.forward(layer.linear2.forward(layer.dropout.forward(activated)));
+}
+
 export class TransformerEncoderLayer extends Module {
   readonly selfAttn: MultiHeadAttention;
   readonly linear1: Linear;
@@ -46,19 +73,16 @@ export class TransformerEncoderLayer extends Module {
     options: TransformerEncoderLayerOptions = {},
   ) {
     super();
-    const random = initRandom(options.random);
-    const hidden = options.dimFeedforward ?? 2048;
-    const p = options.dropout ?? 0.1;
-    const eps = options.layerNormEps ?? 1e-5;
-    this.activation = options.activation ?? 'relu';
-    check(this.activation === 'relu' || this.activation === 'gelu', 'invalid_argument', () => {
-      return `TransformerEncoderLayer: activation must be 'relu' or 'gelu', got ${String(this.activation)}`;
-    });
+    const { random, hidden, p, eps, activation, normFirst } = layerSettings(
+      'TransformerEncoderLayer',
+      options,
+    );
+    this.activation = activation;
     this.selfAttn = new MultiHeadAttention(dModel, nhead, { random, dropout: p });
     this.linear1 = new Linear(dModel, hidden, { random });
     this.dropout = new Dropout(p, { random });
     this.linear2 = new Linear(hidden, dModel, { random });
-    this.normFirst = options.normFirst ?? false;
+    this.normFirst = normFirst;
     this.norm1 = new LayerNorm(dModel, eps);
     this.norm2 = new LayerNorm(dModel, eps);
     this.dropout1 = new Dropout(p, { random });
@@ -72,17 +96,13 @@ export class TransformerEncoderLayer extends Module {
   /** x (B, T, dModel) with optional masks (as `MultiHeadAttention.attend`). */
   encode(x: Tensor, masks: EncoderMasks = {}): Tensor {
     const attention = (input: Tensor): Tensor => this.dropout1.forward(this.selfAttn.attend(input, masks));
-    const feedForward = (input: Tensor): Tensor => {
-      const hidden = this.linear1.forward(input);
-      const activated = this.activation === 'relu' ? relu(hidden) : gelu(hidden);
-      return this.dropout2.forward(this.linear2.forward(this.dropout.forward(activated)));
-    };
+    const ff = (input: Tensor): Tensor => feedForward(this, this.dropout2, input);
     if (this.normFirst) {
       const attended = add(x, attention(this.norm1.forward(x)));
-      return add(attended, feedForward(this.norm2.forward(attended)));
+      return add(attended, ff(this.norm2.forward(attended)));
     }
     const attended = this.norm1.forward(add(x, attention(x)));
-    return this.norm2.forward(add(attended, feedForward(attended)));
+    return this.norm2.forward(add(attended, ff(attended)));
   }
 }
 
@@ -148,20 +168,17 @@ export class TransformerDecoderLayer extends Module {
     options: TransformerEncoderLayerOptions = {},
   ) {
     super();
-    const random = initRandom(options.random);
-    const hidden = options.dimFeedforward ?? 2048;
-    const p = options.dropout ?? 0.1;
-    const eps = options.layerNormEps ?? 1e-5;
-    this.activation = options.activation ?? 'relu';
-    check(this.activation === 'relu' || this.activation === 'gelu', 'invalid_argument', () => {
-      return `TransformerDecoderLayer: activation must be 'relu' or 'gelu', got ${String(this.activation)}`;
-    });
+    const { random, hidden, p, eps, activation, normFirst } = layerSettings(
+      'TransformerDecoderLayer',
+      options,
+    );
+    this.activation = activation;
     this.selfAttn = new MultiHeadAttention(dModel, nhead, { random, dropout: p });
     this.multiheadAttn = new MultiHeadAttention(dModel, nhead, { random, dropout: p });
     this.linear1 = new Linear(dModel, hidden, { random });
     this.dropout = new Dropout(p, { random });
     this.linear2 = new Linear(hidden, dModel, { random });
-    this.normFirst = options.normFirst ?? false;
+    this.normFirst = normFirst;
     this.norm1 = new LayerNorm(dModel, eps);
     this.norm2 = new LayerNorm(dModel, eps);
     this.norm3 = new LayerNorm(dModel, eps);
@@ -185,19 +202,15 @@ export class TransformerDecoderLayer extends Module {
       this.dropout2.forward(
         this.multiheadAttn.attend(x, { ...(masks.memory ?? {}), key: memory, value: memory }),
       );
-    const feedForward = (x: Tensor) => {
-      const hidden = this.linear1.forward(x);
-      const activated = this.activation === 'relu' ? relu(hidden) : gelu(hidden);
-      return this.dropout3.forward(this.linear2.forward(this.dropout.forward(activated)));
-    };
+    const ff = (x: Tensor) => feedForward(this, this.dropout3, x);
     let x = target;
     if (this.normFirst) {
       x = add(x, selfBlock(this.norm1.forward(x)));
       x = add(x, crossBlock(this.norm2.forward(x)));
-      return add(x, feedForward(this.norm3.forward(x)));
+      return add(x, ff(this.norm3.forward(x)));
     }
     x = this.norm1.forward(add(x, selfBlock(x)));
     x = this.norm2.forward(add(x, crossBlock(x)));
-    return this.norm3.forward(add(x, feedForward(x)));
+    return this.norm3.forward(add(x, ff(x)));
   }
 }
