@@ -26,6 +26,17 @@ function existing<T>(name: string, kind: new (...args: never[]) => T): T | undef
   return found;
 }
 
+/** prom-client's `collect` option from a callback that takes the metric (none when undefined). */
+function collectHook<M>(collect: ((metric: M) => void) | undefined): { collect?: (this: M) => void } {
+  return collect === undefined
+    ? {}
+    : {
+        collect(this: M) {
+          collect(this);
+        },
+      };
+}
+
 /**
  * The counter named `name`, created in the shared registry on first use; `collect` runs at each
  * scrape (prom-client's collect), to read a value kept elsewhere.
@@ -43,13 +54,7 @@ export function counter<L extends string = string>(
       help,
       labelNames,
       registers: [metricsRegistry],
-      ...(collect === undefined
-        ? {}
-        : {
-            collect(this: Counter<L>) {
-              collect(this);
-            },
-          }),
+      ...collectHook(collect),
     })
   );
 }
@@ -68,13 +73,7 @@ export function gauge<L extends string = string>(
       help,
       labelNames,
       registers: [metricsRegistry],
-      ...(collect === undefined
-        ? {}
-        : {
-            collect(this: Gauge<L>) {
-              collect(this);
-            },
-          }),
+      ...collectHook(collect),
     })
   );
 }
