@@ -11,9 +11,9 @@
  *   (genServerHandler) has no parent, so the parent rule does not apply to it.
  * - "hot code upgrade": upgradeServer takes a behaviour object (closures), which cannot cross.
  */
-import { afterAll, beforeEach, describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it } from 'vitest';
 import {
-  ActorSystem,
+  type ActorSystem,
   type CallExit,
   type CallTimeout,
   type Context,
@@ -40,7 +40,7 @@ import {
   startOutcome,
   Counter as ThreadCounter,
 } from './fixtures/threadActors.js';
-import { inbox, testSystem } from './helpers.js';
+import { fileTwoThreadSystem, inbox, testSystem } from './helpers.js';
 
 const fixtures = { module: new URL('./fixtures/threadActors.ts', import.meta.url).href };
 
@@ -49,12 +49,7 @@ const variants = [
   { title: 'two threads, the server on thread 1', threads: 2, remote: 1 },
 ] as const;
 
-// One two-thread system for the file (a worker thread takes about a second to start from sources).
-let twoThreads: ActorSystem | undefined;
-const twoThreadCrashes: [Pid, ExitReason][] = [];
-afterAll(async () => {
-  await twoThreads?.close();
-});
+const twoThreads = fileTwoThreadSystem();
 
 /**
  * gen_server's call semantics, run twice (describe.each): a server started with startGenServer on
@@ -66,14 +61,7 @@ describe.each(variants)('GenServer calls, $title', ({ threads, remote }) => {
   let crashes: [Pid, ExitReason][];
   beforeEach(() => {
     if (threads === 1) ({ system, crashes } = testSystem());
-    else {
-      twoThreads ??= new ActorSystem({
-        threads: 2,
-        onCrash: (pid, reason) => twoThreadCrashes.push([pid, reason]),
-      });
-      system = twoThreads;
-      crashes = twoThreadCrashes;
-    }
+    else ({ system, crashes } = twoThreads());
   });
 
   async function server(args: CounterArgs): Promise<ServerRefOf<typeof ThreadCounter>> {
@@ -177,11 +165,7 @@ describe.each(variants)('GenServer start, $title', ({ threads, remote }) => {
   let system: ActorSystem;
   beforeEach(() => {
     if (threads === 1) ({ system } = testSystem());
-    else
-      system = twoThreads ??= new ActorSystem({
-        threads: 2,
-        onCrash: (pid, reason) => twoThreadCrashes.push([pid, reason]),
-      });
+    else ({ system } = twoThreads());
   });
 
   const elapse = (ms: number): Promise<void> => (threads === 1 ? system.advance(ms) : Promise.resolve());

@@ -1,3 +1,4 @@
+import { afterAll } from 'vitest';
 import {
   ActorSystem,
   type ActorSystemOptions,
@@ -20,6 +21,28 @@ export function testSystem(options: ActorSystemOptions = {}): {
     ...options,
   });
   return { system, clock, crashes };
+}
+
+/**
+ * One two-thread system for a test file, made on first use and closed after the file (a worker
+ * thread takes about a second to start from sources); its crashes are recorded, not printed.
+ * Call at the top level of the file.
+ */
+export function fileTwoThreadSystem(): () => { system: ActorSystem; crashes: [Pid, ExitReason][] } {
+  let shared: { system: ActorSystem; crashes: [Pid, ExitReason][] } | undefined;
+  afterAll(async () => {
+    await shared?.system.close();
+  });
+  return () => {
+    if (shared === undefined) {
+      const crashes: [Pid, ExitReason][] = [];
+      shared = {
+        system: new ActorSystem({ threads: 2, onCrash: (pid, reason) => crashes.push([pid, reason]) }),
+        crashes,
+      };
+    }
+    return shared;
+  };
 }
 
 /** A process that records every message it gets (trapping exits when asked). */

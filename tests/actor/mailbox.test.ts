@@ -7,9 +7,8 @@
  * README "Actors on every core", limits); Queue and bad input involve no second process.
  */
 import fc from 'fast-check';
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import {
-  ActorSystem,
   type Context,
   ExitMessage,
   isBadArgument,
@@ -18,7 +17,7 @@ import {
 } from '../../src/actor/index.js';
 import { Queue } from '../../src/actor/internal/Queue.js';
 import { Collect } from './fixtures/threadActors.js';
-import { inbox, testSystem } from './helpers.js';
+import { fileTwoThreadSystem, inbox, testSystem } from './helpers.js';
 
 const collect = { module: new URL('./fixtures/threadActors.ts', import.meta.url).href, export: 'Collect' };
 
@@ -106,11 +105,7 @@ describe('bounded mailboxes', () => {
   });
 });
 
-// One two-thread system for the file (a worker thread takes about a second to start from sources).
-let twoThreads: ActorSystem | undefined;
-afterAll(async () => {
-  await twoThreads?.close();
-});
+const twoThreads = fileTwoThreadSystem();
 
 /** Per-sender order, run twice: one thread, and the receiver on thread 1 with the sender on thread 0. */
 describe.each([
@@ -123,8 +118,7 @@ describe.each([
         fc.array(fc.integer(), { maxLength: 300 }),
         fc.integer({ min: 1, max: 50 }),
         async (values, burst) => {
-          const system =
-            threads === 1 ? testSystem().system : (twoThreads ??= new ActorSystem({ threads: 2 }));
+          const system = threads === 1 ? testSystem().system : twoThreads().system;
           const box = inbox(system);
           const expected = [...values, 'end'];
           const pid =

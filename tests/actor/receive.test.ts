@@ -9,18 +9,14 @@
  * handler error) have no second process and read thread 0's state synchronously.
  */
 import fc from 'fast-check';
-import { afterAll, beforeEach, describe, expect, it } from 'vitest';
-import { ActorSystem, type Context, type Pid } from '../../src/actor/index.js';
+import { beforeEach, describe, expect, it } from 'vitest';
+import type { ActorSystem, Context, Pid } from '../../src/actor/index.js';
 import { Relay } from './fixtures/threadActors.js';
-import { inbox, testSystem } from './helpers.js';
+import { fileTwoThreadSystem, inbox, testSystem } from './helpers.js';
 
 const relay = { module: new URL('./fixtures/threadActors.ts', import.meta.url).href, export: 'Relay' };
 
-// One two-thread system for the file (a worker thread takes about a second to start from sources).
-let twoThreads: ActorSystem | undefined;
-afterAll(async () => {
-  await twoThreads?.close();
-});
+const twoThreads = fileTwoThreadSystem();
 
 describe.each([
   { title: 'one thread', threads: 1 },
@@ -28,7 +24,7 @@ describe.each([
 ] as const)("selective receive of another process's messages, $title", ({ threads }) => {
   let system: ActorSystem;
   beforeEach(() => {
-    system = threads === 1 ? testSystem().system : (twoThreads ??= new ActorSystem({ threads: 2 }));
+    system = threads === 1 ? testSystem().system : twoThreads().system;
   });
 
   /** A sender: `send(to, ...messages)` has it send them to `to`, in order. */

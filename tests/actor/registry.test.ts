@@ -10,7 +10,7 @@
  *   registers a process of the calling thread (it checks liveness synchronously); a process on
  *   another thread registers itself (`ctx.register`), which the two-thread variant does.
  */
-import { afterAll, beforeEach, describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it } from 'vitest';
 import {
   ActorSystem,
   type AlreadyRegistered,
@@ -21,7 +21,7 @@ import {
   type Pid,
 } from '../../src/actor/index.js';
 import type { PuppetOrder } from './fixtures/threadActors.js';
-import { idle, inbox, testSystem } from './helpers.js';
+import { fileTwoThreadSystem, idle, inbox, testSystem } from './helpers.js';
 
 const puppet = { module: new URL('./fixtures/threadActors.ts', import.meta.url).href, export: 'Puppet' };
 
@@ -30,16 +30,12 @@ const variants = [
   { title: 'two threads, the named process on thread 1', threads: 2 },
 ] as const;
 
-// One two-thread system for the file (a worker thread takes about a second to start from sources).
-let twoThreads: ActorSystem | undefined;
-afterAll(async () => {
-  await twoThreads?.close();
-});
+const twoThreads = fileTwoThreadSystem();
 
 describe.each(variants)('registry, $title', ({ threads }) => {
   let system: ActorSystem;
   beforeEach(() => {
-    system = threads === 1 ? testSystem().system : (twoThreads ??= new ActorSystem({ threads: 2 }));
+    system = threads === 1 ? testSystem().system : twoThreads().system;
   });
 
   /**

@@ -1,6 +1,6 @@
-import { afterAll, beforeEach, describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it } from 'vitest';
 import {
-  ActorSystem,
+  type ActorSystem,
   type Context,
   DownMessage,
   ExitMessage,
@@ -9,7 +9,7 @@ import {
   type Pid,
 } from '../../src/actor/index.js';
 import type { PuppetOrder } from './fixtures/threadActors.js';
-import { inbox, testSystem } from './helpers.js';
+import { fileTwoThreadSystem, inbox, testSystem } from './helpers.js';
 
 /**
  * Erlang's exit signals, links and monitors, run twice (describe.each): on a one-thread system
@@ -28,12 +28,7 @@ const variants = [
   { title: 'two threads, the remote side on thread 1', threads: 2, remote: 1 },
 ] as const;
 
-// One two-thread system for the file (a worker thread takes about a second to start from sources).
-let twoThreads: ActorSystem | undefined;
-const twoThreadCrashes: [Pid, ExitReason][] = [];
-afterAll(async () => {
-  await twoThreads?.close();
-});
+const twoThreads = fileTwoThreadSystem();
 
 /** An EXIT or DOWN message as plain data (pids printed), comparable across threads. */
 const plain = (message: unknown): unknown => {
@@ -47,14 +42,7 @@ describe.each(variants)('signals, $title', ({ threads, remote }) => {
   let crashes: [Pid, ExitReason][];
   beforeEach(() => {
     if (threads === 1) ({ system, crashes } = testSystem());
-    else {
-      twoThreads ??= new ActorSystem({
-        threads: 2,
-        onCrash: (pid, reason) => twoThreadCrashes.push([pid, reason]),
-      });
-      system = twoThreads;
-      crashes = twoThreadCrashes;
-    }
+    else ({ system, crashes } = twoThreads());
   });
 
   /** The remote side: a Puppet on thread `remote`, reporting to `reporter`. */

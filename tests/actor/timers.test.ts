@@ -5,18 +5,13 @@
  * mailbox (its contents are read synchronously) and the RealClock process-lifetime check; the
  * simulated clock is thread 0's, so exact boundaries are one-thread checks.
  */
-import { afterAll, beforeEach, describe, expect, it } from 'vitest';
-import { ActorSystem, type Context, RealClock, SimulatedClock } from '../../src/actor/index.js';
-import { inbox, testSystem } from './helpers.js';
+import { beforeEach, describe, expect, it } from 'vitest';
+import { type ActorSystem, type Context, RealClock, SimulatedClock } from '../../src/actor/index.js';
+import { fileTwoThreadSystem, inbox, testSystem } from './helpers.js';
 
 const puppet = { module: new URL('./fixtures/threadActors.ts', import.meta.url).href, export: 'Puppet' };
 
-// One two-thread system for the file (a worker thread takes about a second to start from sources).
-let twoThreads: ActorSystem | undefined;
-const twoThreadCrashes: unknown[] = [];
-afterAll(async () => {
-  await twoThreads?.close();
-});
+const twoThreads = fileTwoThreadSystem();
 
 /**
  * A timer set on one process's thread for a process on another: run twice (describe.each), on one
@@ -31,13 +26,7 @@ describe.each([
   let crashes: unknown[];
   beforeEach(() => {
     if (threads === 1) ({ system, crashes } = testSystem());
-    else {
-      system = twoThreads ??= new ActorSystem({
-        threads: 2,
-        onCrash: (pid, reason) => twoThreadCrashes.push([pid, reason]),
-      });
-      crashes = twoThreadCrashes;
-    }
+    else ({ system, crashes } = twoThreads());
   });
   /** Lets `ms` pass: the simulated clock is moved; on two threads, real time. */
   const pass = (ms: number): Promise<void> =>
