@@ -4,8 +4,8 @@
  * thread 0. The others check the supervisor's own answers (bad specs, unknown ids, counts, limits,
  * calls by name, a slow start whose closure runs on the supervisor's thread): one thread.
  */
-import { afterAll, describe, expect, it } from 'vitest';
-import { ActorSystem, type Context, isCallExit, type Pid } from '../../src/actor/index.js';
+import { describe, expect, it } from 'vitest';
+import { type ActorSystem, type Context, isCallExit, type Pid } from '../../src/actor/index.js';
 import {
   countChildren,
   deleteChild,
@@ -20,7 +20,14 @@ import {
   terminateChild,
   whichChildren,
 } from '../../src/supervision/index.js';
-import { StartLog, spawnLocalWorker, spawnWorkerOn, testSystem, workerSpec } from './helpers.js';
+import {
+  fileTwoThreadSystem,
+  StartLog,
+  spawnLocalWorker,
+  spawnWorkerOn,
+  testSystem,
+  workerSpec,
+} from './helpers.js';
 
 /** Whether a worker answers a ping (it is alive and running), from a helper process of the test. */
 function answers(system: ActorSystem, pid: Pid): Promise<boolean> {
@@ -35,17 +42,13 @@ function answers(system: ActorSystem, pid: Pid): Promise<boolean> {
   });
 }
 
-let threaded: ActorSystem | undefined;
-afterAll(async () => {
-  await threaded?.close();
-});
+const twoThreads = fileTwoThreadSystem();
 
 describe.each([
   { name: 'one thread', threads: 1, spawn: spawnLocalWorker },
   { name: 'children on another thread', threads: 2, spawn: spawnWorkerOn(1) },
 ] as const)('supervisor API with child processes, $name', ({ threads, spawn }) => {
-  const make = () =>
-    threads === 1 ? testSystem().system : (threaded ??= new ActorSystem({ threads: 2, onCrash: () => {} }));
+  const make = () => (threads === 1 ? testSystem().system : twoThreads().system);
 
   it('startChild adds and starts a child; a duplicate id is already_started, or already_present once stopped', async () => {
     const system = make();

@@ -3,8 +3,8 @@
  * children on thread 1 while the supervisor runs on thread 0. Only the "nothing left alive" check
  * (`stats().alive`, the calling thread's count) is one-thread.
  */
-import { afterAll, describe, expect, it } from 'vitest';
-import { ActorSystem, type Pid } from '../../src/actor/index.js';
+import { describe, expect, it } from 'vitest';
+import type { Pid } from '../../src/actor/index.js';
 import {
   type AutoShutdown,
   startSupervisor,
@@ -13,6 +13,7 @@ import {
   whichChildren,
 } from '../../src/supervision/index.js';
 import {
+  fileTwoThreadSystem,
   pidOf,
   type SpawnWorker,
   StartLog,
@@ -22,14 +23,10 @@ import {
   workerSpec,
 } from './helpers.js';
 
-let threaded: ActorSystem | undefined;
-afterAll(async () => {
-  await threaded?.close();
-});
+const twoThreads = fileTwoThreadSystem();
 
 async function setup(autoShutdown: AutoShutdown, threads: 1 | 2, spawn: SpawnWorker) {
-  const system =
-    threads === 1 ? testSystem().system : (threaded ??= new ActorSystem({ threads: 2, onCrash: () => {} }));
+  const system = threads === 1 ? testSystem().system : twoThreads().system;
   const log = new StartLog();
   const supervisor = await startSupervisor(system, {
     autoShutdown,

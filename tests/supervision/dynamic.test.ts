@@ -5,8 +5,8 @@
  * One thread only, and why: "startChild with a spec ... getChildSpec" and "a start returning
  * ignore" check the supervisor's own answers (no child process runs on another thread).
  */
-import { afterAll, beforeEach, describe, expect, it } from 'vitest';
-import { ActorSystem, type Context, type Pid } from '../../src/actor/index.js';
+import { beforeEach, describe, expect, it } from 'vitest';
+import type { ActorSystem, Context, Pid } from '../../src/actor/index.js';
 import {
   type ChildSpec,
   DynamicSupervisor,
@@ -15,7 +15,13 @@ import {
   restartChild,
   startChild,
 } from '../../src/supervision/index.js';
-import { type SpawnWorker, spawnLocalWorker, spawnWorkerOn, testSystem } from './helpers.js';
+import {
+  fileTwoThreadSystem,
+  type SpawnWorker,
+  spawnLocalWorker,
+  spawnWorkerOn,
+  testSystem,
+} from './helpers.js';
 
 function template(
   started: unknown[][],
@@ -32,10 +38,7 @@ function template(
   };
 }
 
-let threaded: ActorSystem | undefined;
-afterAll(async () => {
-  await threaded?.close();
-});
+const twoThreads = fileTwoThreadSystem();
 
 describe.each([
   { name: 'one thread', threads: 1, spawn: spawnLocalWorker },
@@ -43,8 +46,7 @@ describe.each([
 ] as const)('DynamicSupervisor (simple_one_for_one), $name', ({ threads, spawn }) => {
   let system: ActorSystem;
   beforeEach(() => {
-    system =
-      threads === 1 ? testSystem().system : (threaded ??= new ActorSystem({ threads: 2, onCrash: () => {} }));
+    system = threads === 1 ? testSystem().system : twoThreads().system;
   });
 
   it('starts children from the template with the extra arguments appended', async () => {

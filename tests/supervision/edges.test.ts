@@ -7,9 +7,8 @@
  * an async restart (the kill must land between two of its turns, on its own thread), a name
  * registered twice and the doc example.
  */
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import {
-  ActorSystem,
   type Context,
   ExitMessage,
   type GenServer,
@@ -27,6 +26,7 @@ import {
   whichChildren,
 } from '../../src/supervision/index.js';
 import {
+  fileTwoThreadSystem,
   pidOf,
   recordEvents,
   StartLog,
@@ -39,17 +39,13 @@ import {
 
 const workerCode = { module: new URL('./fixtures/worker.ts', import.meta.url).href, export: 'Worker' };
 
-let threaded: ActorSystem | undefined;
-afterAll(async () => {
-  await threaded?.close();
-});
+const twoThreads = fileTwoThreadSystem();
 
 describe.each([
   { name: 'one thread', threads: 1, spawn: spawnLocalWorker },
   { name: 'children on another thread', threads: 2, spawn: spawnWorkerOn(1) },
 ] as const)('edge cases, $name', ({ threads, spawn }) => {
-  const make = () =>
-    threads === 1 ? testSystem().system : (threaded ??= new ActorSystem({ threads: 2, onCrash: () => {} }));
+  const make = () => (threads === 1 ? testSystem().system : twoThreads().system);
 
   it('a start that forgot to link: the supervisor links it, so its exits are still seen', async () => {
     const system = make();

@@ -2,7 +2,7 @@ import type { ActorSystem, Context, ExitReason, Handler, Pid } from '../../src/a
 import type { ChildSpec, SupervisionEvent } from '../../src/supervision/index.js';
 import { onSupervisionEvent, whichChildren } from '../../src/supervision/index.js';
 
-export { testSystem } from '../actor/helpers.js';
+export { fileTwoThreadSystem, testSystem } from '../actor/helpers.js';
 
 /** What a test worker understands. */
 export type WorkerMessage =

@@ -9,8 +9,8 @@
  * - the failing/retried restart, escalation and init cases: their child starts are closures
  *   (counting attempts, failing on demand) and nested supervisors, all on the supervisor's thread.
  */
-import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { ActorSystem, type Context, type Pid } from '../../src/actor/index.js';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import type { ActorSystem, Context, Pid } from '../../src/actor/index.js';
 import {
   isSupervisorStartFailed,
   type SupervisorOptions,
@@ -20,6 +20,7 @@ import {
   whichChildren,
 } from '../../src/supervision/index.js';
 import {
+  fileTwoThreadSystem,
   pidOf,
   recordEvents,
   type SpawnWorker,
@@ -33,15 +34,12 @@ import {
 // Run twice: everything on one thread (a simulated clock), and the children on thread 1 of a
 // two-thread system with the supervisor on thread 0 (fixtures/worker.ts). The tests wait for the
 // child's exit, then ask the supervisor (the call queues behind the EXIT it already got).
-let threaded: ActorSystem | undefined;
-afterAll(async () => {
-  await threaded?.close();
-});
+const twoThreads = fileTwoThreadSystem();
 const placements: { name: string; system: () => ActorSystem; spawn: SpawnWorker }[] = [
   { name: 'one thread', system: () => testSystem().system, spawn: spawnLocalWorker },
   {
     name: 'children on another thread',
-    system: () => (threaded ??= new ActorSystem({ threads: 2, onCrash: () => {} })),
+    system: () => twoThreads().system,
     spawn: spawnWorkerOn(1),
   },
 ];

@@ -6,8 +6,8 @@
  * `stats().alive`) and the exact clock boundary of a timeout (the simulated clock is thread 0's)
  * are one-thread only; the rest of each case is the same.
  */
-import { afterAll, beforeEach, describe, expect, it } from 'vitest';
-import { ActorSystem, type Context, type Pid } from '../../src/actor/index.js';
+import { beforeEach, describe, expect, it } from 'vitest';
+import type { ActorSystem, Context, Pid } from '../../src/actor/index.js';
 import {
   startSupervisor,
   stopSupervisor,
@@ -16,6 +16,7 @@ import {
 } from '../../src/supervision/index.js';
 import { SlowStop } from './fixtures/worker.js';
 import {
+  fileTwoThreadSystem,
   pidOf,
   recordEvents,
   type SpawnWorker,
@@ -28,10 +29,7 @@ import {
 
 const slowStopCode = { module: new URL('./fixtures/worker.ts', import.meta.url).href, export: 'SlowStop' };
 
-let threaded: ActorSystem | undefined;
-afterAll(async () => {
-  await threaded?.close();
-});
+const twoThreads = fileTwoThreadSystem();
 const placements = [
   { name: 'one thread', threads: 1, spawn: spawnLocalWorker },
   { name: 'children on another thread', threads: 2, spawn: spawnWorkerOn(1) },
@@ -43,8 +41,7 @@ const STOPPED = ['shutdown', 'killed', 'noproc'];
 describe.each(placements)('child shutdown, $name', ({ threads, spawn }) => {
   let system: ActorSystem;
   beforeEach(() => {
-    system =
-      threads === 1 ? testSystem().system : (threaded ??= new ActorSystem({ threads: 2, onCrash: () => {} }));
+    system = threads === 1 ? testSystem().system : twoThreads().system;
   });
   /** Lets `ms` pass: the simulated clock is moved; on two threads, real time passes by itself. */
   const elapse = (ms: number): Promise<void> => (threads === 1 ? system.advance(ms) : Promise.resolve());

@@ -1,5 +1,5 @@
-import { afterAll, describe, expect, it } from 'vitest';
-import { ActorSystem, type Context, type Pid } from '../../src/actor/index.js';
+import { describe, expect, it } from 'vitest';
+import type { ActorSystem, Context, Pid } from '../../src/actor/index.js';
 import {
   type ChildSpec,
   startSupervisor,
@@ -7,6 +7,7 @@ import {
   whichChildren,
 } from '../../src/supervision/index.js';
 import {
+  fileTwoThreadSystem,
   pidOf,
   type SpawnWorker,
   StartLog,
@@ -45,15 +46,12 @@ function runOnce(
 // Run twice: everything on one thread (a simulated clock), and the children on thread 1 of a
 // two-thread system with the supervisor on thread 0. The tests wait for the crashed child's exit,
 // then ask the supervisor (the call queues behind the EXIT it already got), never for a settle.
-let threaded: ActorSystem | undefined;
-afterAll(async () => {
-  await threaded?.close();
-});
+const twoThreads = fileTwoThreadSystem();
 const placements: { name: string; system: () => ActorSystem; spawn: SpawnWorker }[] = [
   { name: 'one thread', system: () => testSystem().system, spawn: spawnLocalWorker },
   {
     name: 'children on another thread',
-    system: () => (threaded ??= new ActorSystem({ threads: 2, onCrash: () => {} })),
+    system: () => twoThreads().system,
     spawn: spawnWorkerOn(1),
   },
 ];

@@ -4,8 +4,8 @@
  * in its pid). Only the "nothing left alive" count (`stats().alive`, the calling thread's) is
  * one-thread.
  */
-import { afterAll, describe, expect, it } from 'vitest';
-import { ActorSystem, type Context, type Pid } from '../../src/actor/index.js';
+import { describe, expect, it } from 'vitest';
+import type { Context, Pid } from '../../src/actor/index.js';
 import {
   childrenOf,
   depth,
@@ -16,6 +16,7 @@ import {
   treeView,
 } from '../../src/supervision/index.js';
 import {
+  fileTwoThreadSystem,
   pidOf,
   type SpawnWorker,
   StartLog,
@@ -25,14 +26,10 @@ import {
   workerSpec,
 } from './helpers.js';
 
-let threaded: ActorSystem | undefined;
-afterAll(async () => {
-  await threaded?.close();
-});
+const twoThreads = fileTwoThreadSystem();
 
 async function tree(threads: 1 | 2, spawn: SpawnWorker) {
-  const system =
-    threads === 1 ? testSystem().system : (threaded ??= new ActorSystem({ threads: 2, onCrash: () => {} }));
+  const system = threads === 1 ? testSystem().system : twoThreads().system;
   const log = new StartLog();
   const root = await startSupervisor(system, {
     name: threads === 1 ? 'root' : `root${++roots}`,
