@@ -853,22 +853,30 @@ export class RemoteProcesses implements NodeRouter {
     }
   }
 
+  /**
+   * Delivers a message from a peer to a live process (none or dead: dropped, as Erlang's). A
+   * message that cannot be queued is a hole in the pair's stream, as a lost frame is.
+   */
+  #deliver(record: ProcessRecord | undefined, message: unknown): void {
+    if (record === undefined || record.state === DEAD) return;
+    try {
+      deliver(this.#runtime, record, message);
+    } catch (error) {
+      if (!(error instanceof MailboxFull)) throw error;
+      this.#runtime.counters.messagesDropped++;
+      throw new StreamHole(
+        `the mailbox of ${record.pid} is full (capacity ${error.capacity}); a message from it was not delivered`,
+      );
+    }
+  }
+
   #apply(from: string, op: unknown[]): void {
     const runtime = this.#runtime;
     switch (op[0] as Op) {
       case Op.SendNamed: {
         runtime.counters.messagesSent++;
         const record = typeof op[1] === 'string' ? runtime.registry.holder(op[1]) : undefined;
-        if (record === undefined || record.state === DEAD) return; // no such name: dropped, as in Erlang
-        try {
-          deliver(runtime, record, op[2]);
-        } catch (error) {
-          if (!(error instanceof MailboxFull)) throw error;
-          runtime.counters.messagesDropped++;
-          throw new StreamHole(
-            `the mailbox of ${record.pid} is full (capacity ${error.capacity}); a message from it was not delivered`,
-          );
-        }
+        this.#deliver(record, op[2]); // no such name: dropped, as in Erlang
         return;
       }
       case Op.Spawn: {
@@ -936,18 +944,7 @@ export class RemoteProcesses implements NodeRouter {
       }
       case Op.Send: {
         runtime.counters.messagesSent++;
-        const record = this.#exported.get(op[1] as number);
-        if (record === undefined || record.state === DEAD) return;
-        try {
-          deliver(runtime, record, op[2]);
-        } catch (error) {
-          if (!(error instanceof MailboxFull)) throw error;
-          // a message that cannot be queued is a hole in the pair's stream, as a lost frame is
-          runtime.counters.messagesDropped++;
-          throw new StreamHole(
-            `the mailbox of ${record.pid} is full (capacity ${error.capacity}); a message from it was not delivered`,
-          );
-        }
+        this.#deliver(this.#exported.get(op[1] as number), op[2]);
         return;
       }
       case Op.Exit: {
