@@ -35,6 +35,12 @@ const HEADER_INDEX = `fn linearGroup(wid: vec3<u32>, groups: vec3<u32>) -> u32 {
   return wid.y * groups.x + wid.x;
 }`;
 
+/** The invocation's element index `name`, returning past the last element (params.count). */
+function elementIndex(name: 'i' | 'e'): string {
+  return `let ${name} = linearGroup(wid, groups) * ${WGSL_WORKGROUP_SIZE}u + lid.x;
+  if (${name} >= params.count) { return; }`;
+}
+
 const ENTRY = `@compute @workgroup_size(${WGSL_WORKGROUP_SIZE})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>)`;
 
@@ -45,8 +51,7 @@ export function wgslUnary(op: UnaryOpName): WgslKernel {
 @group(0) @binding(2) var<uniform> params: Params;
 ${HEADER_INDEX}
 ${ENTRY} {
-  let i = linearGroup(wid, groups) * ${WGSL_WORKGROUP_SIZE}u + lid.x;
-  if (i >= params.count) { return; }
+  ${elementIndex('i')}
   let x = input0[i];
   output[i] = ${toWgsl(UNARY_OPS[op])};
 }
@@ -100,8 +105,7 @@ export function wgslBinary(op: BinaryOpName, broadcast: boolean): WgslKernel {
 @group(0) @binding(3) var<uniform> params: Params;
 ${HEADER_INDEX}
 ${ENTRY} {
-  let i = linearGroup(wid, groups) * ${WGSL_WORKGROUP_SIZE}u + lid.x;
-  if (i >= params.count) { return; }
+  ${elementIndex('i')}
   ${indexing}
   let x = inputA[indexA];
   let y = inputB[indexB];
@@ -340,8 +344,7 @@ export function wgslIm2col(): WgslKernel {
 @group(0) @binding(2) var<uniform> params: Params;
 ${HEADER_INDEX}
 ${ENTRY} {
-  let e = linearGroup(wid, groups) * ${WGSL_WORKGROUP_SIZE}u + lid.x;
-  if (e >= params.count) { return; }
+  ${elementIndex('e')}
   let positions = params.outHeight * params.outWidth;
   let columns = params.batch * positions;
   let r = e / columns;
@@ -373,8 +376,7 @@ export function wgslConvOutput(): WgslKernel {
 @group(0) @binding(3) var<uniform> params: Params;
 ${HEADER_INDEX}
 ${ENTRY} {
-  let e = linearGroup(wid, groups) * ${WGSL_WORKGROUP_SIZE}u + lid.x;
-  if (e >= params.count) { return; }
+  ${elementIndex('e')}
   let positions = params.outHeight * params.outWidth;
   let n = e / (params.outChannels * positions);
   let o = (e / positions) % params.outChannels;
@@ -398,8 +400,7 @@ export function wgslCol2im(): WgslKernel {
 @group(0) @binding(2) var<uniform> params: Params;
 ${HEADER_INDEX}
 ${ENTRY} {
-  let e = linearGroup(wid, groups) * ${WGSL_WORKGROUP_SIZE}u + lid.x;
-  if (e >= params.count) { return; }
+  ${elementIndex('e')}
   let x = e % params.width;
   let y = (e / params.width) % params.height;
   let channel = (e / (params.width * params.height)) % params.inChannels;
@@ -442,8 +443,7 @@ export function wgslPool(op: 'max' | 'avg'): WgslKernel {
 @group(0) @binding(2) var<uniform> params: Params;
 ${HEADER_INDEX}
 ${ENTRY} {
-  let e = linearGroup(wid, groups) * ${WGSL_WORKGROUP_SIZE}u + lid.x;
-  if (e >= params.count) { return; }
+  ${elementIndex('e')}
   let positions = params.outHeight * params.outWidth;
   let plane = e / positions;
   let oy = (e % positions) / params.outWidth;
@@ -489,8 +489,7 @@ export function wgslPoolBackward(op: 'max' | 'avg'): WgslKernel {
 @group(0) @binding(3) var<uniform> params: Params;
 ${HEADER_INDEX}
 ${ENTRY} {
-  let e = linearGroup(wid, groups) * ${WGSL_WORKGROUP_SIZE}u + lid.x;
-  if (e >= params.count) { return; }
+  ${elementIndex('e')}
   let positions = params.outHeight * params.outWidth;
   let x = e % params.width;
   let y = (e / params.width) % params.height;
