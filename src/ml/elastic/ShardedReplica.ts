@@ -131,16 +131,7 @@ export class ShardedReplica {
     const position = (step % this.stepsPerEpoch) * this.spec.batchSize;
     const loader = this.#loader;
     if (loader.epoch !== epoch || loader.position !== position) {
-      loader.restore({
-        version: 1,
-        epoch,
-        position,
-        seed: this.spec.seed,
-        shuffle: this.spec.shuffle,
-        batchSize: this.spec.batchSize,
-        dropLast: false,
-        datasetLength: this.data.train.length,
-      });
+      loader.restore(this.#loaderAt(epoch, position));
     }
     const batch = loader.next();
     if (batch === undefined) throw new TrainingError('lineage_broken', `step ${step} has no batch`);
@@ -345,6 +336,11 @@ export class ShardedReplica {
   /** The loader's position after the steps applied (the checkpoint format's `loader`). */
   loaderState(): LoaderState {
     const { epoch, position } = loaderPositionAfter(this.#step, this.spec.batchSize, this.data.train.length);
+    return this.#loaderAt(epoch, position);
+  }
+
+  /** This replica's loader state at `epoch` and `position`. */
+  #loaderAt(epoch: number, position: number): LoaderState {
     return {
       version: 1,
       epoch,
