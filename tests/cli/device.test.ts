@@ -1,25 +1,13 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { devicesCommand } from '../../src/cli/devices.js';
-import { runCli } from '../../src/cli/main.js';
 import { TINY_DATASET_DIR } from '../../src/ml/data/index.js';
+import { cli } from './helpers.js';
 
 afterEach(() => {
   vi.restoreAllMocks();
   vi.unstubAllEnvs();
   process.exitCode = undefined;
 });
-
-async function cli(args: string[]): Promise<{ code: number; out: string; err: string }> {
-  let out = '';
-  let err = '';
-  vi.spyOn(console, 'log').mockImplementation((text) => (out += `${text}\n`));
-  vi.spyOn(console, 'error').mockImplementation((text) => (err += `${text}\n`));
-  const code = await runCli(['node', 'zbmd', ...args], {
-    out: (text) => (out += text),
-    err: (text) => (err += text),
-  });
-  return { code, out, err };
-}
 
 describe('ZBMD_DEVICE naming a device that is not present', () => {
   it('zbmd train reports it and exits 2 instead of ignoring it', async () => {

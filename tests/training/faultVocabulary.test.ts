@@ -1,9 +1,9 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { runCli } from '../../src/cli/main.js';
 import { parseTrainingFaults } from '../../src/cli/train.js';
 import { FAULT_ALIASES, FAULT_KEYS, faultConfig, parseFaultConfig } from '../../src/fault/FaultConfig.js';
 import { TINY_DATASET_DIR } from '../../src/ml/data/index.js';
 import { isTrainingError, train } from '../../src/ml/training/index.js';
+import { cli } from '../cli/helpers.js';
 import { smallRun } from './helpers.js';
 
 afterEach(() => {
@@ -11,18 +11,6 @@ afterEach(() => {
   vi.unstubAllEnvs();
   process.exitCode = undefined;
 });
-
-async function cli(args: string[]): Promise<{ code: number; out: string; err: string }> {
-  let out = '';
-  let err = '';
-  vi.spyOn(console, 'log').mockImplementation((text) => (out += `${text}\n`));
-  vi.spyOn(console, 'error').mockImplementation((text) => (err += `${text}\n`));
-  const code = await runCli(['node', 'zbmd', ...args], {
-    out: (text) => (out += text),
-    err: (text) => (err += text),
-  });
-  return { code, out, err };
-}
 
 describe('one fault vocabulary', () => {
   it('ZBMD_FAULTS, faultConfig and --faults accept every short key as its long one', () => {
