@@ -331,6 +331,13 @@ export class Device extends DeviceCore {
     options: LaunchOptions = {},
   ): { outHeight: number; outWidth: number } {
     const g = convGeometry(this.id, shape);
+    if (g.groups !== 1) {
+      throw new DeviceError(
+        this.id,
+        'conv2d',
+        `groups must be 1 on a device, got ${g.groups}: run grouped convolutions on the host (device 'cpu')`,
+      );
+    }
     const patch = g.inChannels * g.kernelHeight * g.kernelWidth;
     const positions = g.batch * g.outHeight * g.outWidth;
     const buffers: [string, DeviceBuffer | undefined, number][] = [

@@ -159,7 +159,7 @@ describe('cpu reference kernels against definitions', () => {
     device.destroy();
   });
 
-  it('conv2d (im2col + matmul) equals the definition of convolution', async () => {
+  it('conv2d (im2col + matmul) equals the definition of convolution, with stride, padding and dilation', async () => {
     const device = await openDevice('cpu');
     await fc.assert(
       fc.asyncProperty(
@@ -167,17 +167,29 @@ describe('cpu reference kernels against definitions', () => {
           batch: fc.integer({ min: 1, max: 2 }),
           inChannels: fc.integer({ min: 1, max: 3 }),
           outChannels: fc.integer({ min: 1, max: 3 }),
-          height: fc.integer({ min: 3, max: 8 }),
-          width: fc.integer({ min: 3, max: 8 }),
         }),
         fc.integer({ min: 1, max: 3 }),
         fc.integer({ min: 1, max: 2 }),
         fc.integer({ min: 0, max: 1 }),
+        fc.tuple(fc.integer({ min: 1, max: 2 }), fc.integer({ min: 1, max: 3 })),
+        fc.tuple(fc.integer({ min: 0, max: 4 }), fc.integer({ min: 0, max: 4 })),
         fc.integer(),
-        async (sizes, kernelSize, stride, padding, seed) => {
+        async (sizes, kernelSize, stride, padding, dilation, extra, seed) => {
           const random = new Random(seed);
-          const shape = { ...sizes, kernelHeight: kernelSize, kernelWidth: kernelSize, stride, padding };
-          const input = uniform(random, sizes.batch * sizes.inChannels * sizes.height * sizes.width, -1, 1);
+          // the smallest input the dilated kernel fits, plus a few rows and columns
+          const height = dilation[0] * (kernelSize - 1) + 1 + extra[0];
+          const width = dilation[1] * (kernelSize - 1) + 1 + extra[1];
+          const shape = {
+            ...sizes,
+            height,
+            width,
+            kernelHeight: kernelSize,
+            kernelWidth: kernelSize,
+            stride,
+            padding,
+            dilation,
+          };
+          const input = uniform(random, sizes.batch * sizes.inChannels * height * width, -1, 1);
           const weight = uniform(
             random,
             sizes.outChannels * sizes.inChannels * kernelSize * kernelSize,
@@ -185,7 +197,15 @@ describe('cpu reference kernels against definitions', () => {
             1,
           );
           const bias = uniform(random, sizes.outChannels, -1, 1);
-          const expected = naiveConv2d(input, weight, bias, shape, [stride, stride], [padding, padding]);
+          const expected = naiveConv2d(
+            input,
+            weight,
+            bias,
+            shape,
+            [stride, stride],
+            [padding, padding],
+            dilation,
+          );
           const result = await runCase(device, {
             name: 'conv',
             tolerance: TOLERANCES.f32.matmul,
@@ -196,8 +216,30 @@ describe('cpu reference kernels against definitions', () => {
           expect(firstMismatch(result, expected, TOLERANCES.f32.matmul)).toBeUndefined();
         },
       ),
-      { seed: 11, numRuns: 30 },
+      { seed: 11, numRuns: 40 },
     );
+    device.destroy();
+  });
+
+  it('conv2d refuses groups other than 1 on a device, and groups that do not divide the channels', async () => {
+    const device = await openDevice('cpu');
+    const shape = {
+      batch: 1,
+      inChannels: 4,
+      height: 4,
+      width: 4,
+      outChannels: 4,
+      kernelHeight: 3,
+      kernelWidth: 3,
+    };
+    const input = device.upload(new Float32Array(64));
+    const weight = device.upload(new Float32Array(4 * 4 * 9));
+    const output = device.allocate(4 * 4 * 9 * 4);
+    expect(() => device.conv2d(input, weight, undefined, output, { ...shape, groups: 2 })).toThrow(
+      /groups must be 1 on a device, got 2/,
+    );
+    expect(() => device.im2col(input, output, { ...shape, groups: 3 })).toThrow(/groups \(3\) must divide/);
+    expect(() => device.im2col(input, output, { ...shape, dilation: 2 })).toThrow(/does not fit/);
     device.destroy();
   });
 
@@ -284,6 +326,9 @@ describe('launchers agree with the generated signatures', () => {
     strideWidth: 1,
     paddingHeight: 1,
     paddingWidth: 1,
+    dilationHeight: 1,
+    dilationWidth: 1,
+    groups: 1,
     outHeight: 5,
     outWidth: 5,
   };

@@ -27,9 +27,12 @@ export function naiveConv2d(
   },
   stride: [number, number],
   padding: [number, number],
+  dilation: [number, number] = [1, 1],
 ): Float32Array {
-  const outHeight = Math.floor((s.height + 2 * padding[0] - s.kernelHeight) / stride[0]) + 1;
-  const outWidth = Math.floor((s.width + 2 * padding[1] - s.kernelWidth) / stride[1]) + 1;
+  const outHeight =
+    Math.floor((s.height + 2 * padding[0] - dilation[0] * (s.kernelHeight - 1) - 1) / stride[0]) + 1;
+  const outWidth =
+    Math.floor((s.width + 2 * padding[1] - dilation[1] * (s.kernelWidth - 1) - 1) / stride[1]) + 1;
   const output = new Float32Array(s.batch * s.outChannels * outHeight * outWidth);
   for (let n = 0; n < s.batch; n++)
     for (let o = 0; o < s.outChannels; o++)
@@ -39,8 +42,8 @@ export function naiveConv2d(
           for (let c = 0; c < s.inChannels; c++)
             for (let ky = 0; ky < s.kernelHeight; ky++)
               for (let kx = 0; kx < s.kernelWidth; kx++) {
-                const iy = y * stride[0] - padding[0] + ky;
-                const ix = x * stride[1] - padding[1] + kx;
+                const iy = y * stride[0] - padding[0] + ky * dilation[0];
+                const ix = x * stride[1] - padding[1] + kx * dilation[1];
                 if (iy < 0 || iy >= s.height || ix < 0 || ix >= s.width) continue;
                 sum +=
                   input[((n * s.inChannels + c) * s.height + iy) * s.width + ix] *

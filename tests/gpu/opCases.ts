@@ -4,8 +4,9 @@
  * inputs within the tolerance stated in src/gpu/tolerance.ts.
  */
 import { Random } from '../../src/actor/Random.js';
-import type { Device, DeviceBuffer, Tolerance } from '../../src/gpu/index.js';
+import type { Conv2dShape, Device, DeviceBuffer, Tolerance } from '../../src/gpu/index.js';
 import { BINARY_OP_NAMES, REDUCE_OP_NAMES, TOLERANCES, UNARY_OP_NAMES } from '../../src/gpu/index.js';
+import { convGeometry } from '../../src/gpu/internal/checks.js';
 
 export interface OpCase {
   readonly name: string;
@@ -145,9 +146,25 @@ export function conv2dCase(random: Random, withBias: boolean): OpCase {
   };
 }
 
-/** The conv2d backward kernels: im2col and its adjoint col2im, with stride and padding. */
+/** The conv2d backward kernels: im2col and its adjoint col2im, with stride and padding, then with dilation. */
 export function convColumnCases(random: Random): OpCase[] {
-  const shape = {
+  return [
+    ...columnCases(random, 'im2col', 'col2im', { stride: [2, 1] as const, padding: 1 }),
+    ...columnCases(random, 'im2col dilated', 'col2im dilated', {
+      stride: 1,
+      padding: [2, 1] as const,
+      dilation: [2, 3] as const,
+    }),
+  ];
+}
+
+function columnCases(
+  random: Random,
+  forward: string,
+  adjoint: string,
+  steps: Pick<Conv2dShape, 'stride' | 'padding' | 'dilation'>,
+): OpCase[] {
+  const shape: Conv2dShape = {
     batch: 2,
     inChannels: 3,
     height: 7,
@@ -155,21 +172,21 @@ export function convColumnCases(random: Random): OpCase[] {
     outChannels: 4,
     kernelHeight: 3,
     kernelWidth: 2,
-    stride: [2, 1] as const,
-    padding: 1,
+    ...steps,
   };
+  const g = convGeometry('test', shape);
   const image = 2 * 3 * 7 * 6;
-  const columns = 3 * 3 * 2 * 2 * (Math.floor((7 + 2 - 3) / 2) + 1) * (Math.floor((6 + 2 - 2) / 1) + 1);
+  const columns = 3 * 3 * 2 * g.batch * g.outHeight * g.outWidth;
   return [
     {
-      name: 'im2col',
+      name: forward,
       tolerance: TOLERANCES.f32.elementwise,
       inputs: [uniform(random, image, -1, 1)],
       outputLength: columns,
       run: (d, [input], o) => d.im2col(input, o, shape),
     },
     {
-      name: 'col2im',
+      name: adjoint,
       tolerance: TOLERANCES.f32.reduction,
       inputs: [uniform(random, columns, -1, 1)],
       outputLength: image,

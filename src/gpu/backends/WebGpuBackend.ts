@@ -12,10 +12,10 @@ import type { Backend, KernelLaunch, NativeBuffer } from '../Backend.js';
 import { BackendUnavailable, NativeOutOfMemory } from '../errors.js';
 import type { DeviceInfo, MatmulPrecision } from '../types.js';
 import { prepareVulkan } from './vulkanLoader.js';
-import { type BoundLaunch, bindLaunch } from './webgpuLaunch.js';
+import { type BoundLaunch, bindLaunch, UNIFORM_WORDS } from './webgpuLaunch.js';
 
-/** Largest uniform block of any kernel: 16 words. */
-const UNIFORM_BYTES = 64;
+/** Every kernel's uniform block (webgpuLaunch's UNIFORM_WORDS). */
+const UNIFORM_BYTES = UNIFORM_WORDS * 4;
 const MEBIBYTE = 1 << 20;
 
 interface WebGpuModule {

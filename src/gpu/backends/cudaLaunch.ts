@@ -18,7 +18,7 @@ import {
   cudaSoftmax,
   cudaUnary,
 } from '../kernels/cuda.js';
-import type { Conv2dGeometry, Pool2dGeometry } from '../kernels/ops.js';
+import { type Conv2dGeometry, conv2dGeometryValues, type Pool2dGeometry } from '../kernels/ops.js';
 
 /** A device allocation: its CUdeviceptr. */
 export interface CudaBuffer extends NativeBuffer {
@@ -46,24 +46,7 @@ const pointer = (buffer: NativeBuffer): bigint => (buffer as CudaBuffer).pointer
 const blocksFor = (count: number): number => Math.ceil(count / CUDA_BLOCK_SIZE);
 
 function geometryValues(g: Conv2dGeometry, count: number): number[] {
-  const { batch, inChannels, height, width, outChannels, kernelHeight, kernelWidth } = g;
-  const { strideHeight, strideWidth, paddingHeight, paddingWidth, outHeight, outWidth } = g;
-  return [
-    batch,
-    inChannels,
-    height,
-    width,
-    outChannels,
-    kernelHeight,
-    kernelWidth,
-    strideHeight,
-    strideWidth,
-    paddingHeight,
-    paddingWidth,
-    outHeight,
-    outWidth,
-    count,
-  ];
+  return [...conv2dGeometryValues(g), count];
 }
 
 /** Backend kinds that run as generated kernels (matmul goes to cuBLAS). */

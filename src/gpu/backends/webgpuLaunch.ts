@@ -5,7 +5,7 @@
  */
 import type { KernelLaunch, NativeBuffer } from '../Backend.js';
 import { type BackendKernelKind, dispatchKernel, type KernelTable } from '../kernels/catalog.js';
-import type { Conv2dGeometry, Pool2dGeometry } from '../kernels/ops.js';
+import { type Conv2dGeometry, conv2dGeometryValues, type Pool2dGeometry } from '../kernels/ops.js';
 import {
   WGSL_MATMUL_TILE,
   WGSL_WORKGROUP_SIZE,
@@ -52,27 +52,17 @@ export function splitGroups(total: number, limit = MAX_WORKGROUPS_PER_DIMENSION)
   return [x, y];
 }
 
+/** Words of every kernel's uniform block (the conv kernels' 18 fields, rounded up to 16 bytes). */
+export const UNIFORM_WORDS = 20;
+
 function words(values: readonly number[]): Uint32Array {
-  const uniform = new Uint32Array(16);
+  const uniform = new Uint32Array(UNIFORM_WORDS);
   uniform.set(values);
   return uniform;
 }
 
 function convWords(g: Conv2dGeometry, count: number, hasBias: boolean): Uint32Array {
-  const { batch, inChannels, height, width, outChannels, kernelHeight, kernelWidth } = g;
-  const { strideHeight, strideWidth, paddingHeight, paddingWidth, outHeight, outWidth } = g;
-  const fields = [
-    batch,
-    inChannels,
-    height,
-    width,
-    outChannels,
-    kernelHeight,
-    kernelWidth,
-    strideHeight,
-    strideWidth,
-  ];
-  return words([...fields, paddingHeight, paddingWidth, outHeight, outWidth, count, hasBias ? 1 : 0]);
+  return words([...conv2dGeometryValues(g), count, hasBias ? 1 : 0]);
 }
 
 function poolWords(g: Pool2dGeometry, count: number): Uint32Array {

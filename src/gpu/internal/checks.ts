@@ -4,6 +4,7 @@ import { DeviceError } from '../errors.js';
 import {
   type BinaryLayout,
   type Conv2dGeometry,
+  convOutputSize,
   MAX_BROADCAST_RANK,
   type Pool2dGeometry,
 } from '../kernels/ops.js';
@@ -125,6 +126,10 @@ export interface Conv2dShape {
   readonly stride?: number | readonly [number, number];
   /** Zero padding on each side; a number or [height, width]; 0 by default. */
   readonly padding?: number | readonly [number, number];
+  /** Spacing between kernel taps; a number or [height, width]; 1 by default. */
+  readonly dilation?: number | readonly [number, number];
+  /** Channel groups (weight (O, C / groups, KH, KW)); 1 by default. `Device.conv2d` takes 1 only. */
+  readonly groups?: number;
 }
 
 function pair(value: number | readonly [number, number] | undefined, fallback: number): [number, number] {
@@ -135,36 +140,42 @@ function pair(value: number | readonly [number, number] | undefined, fallback: n
 export function convGeometry(deviceId: string, shape: Conv2dShape): Conv2dGeometry {
   const [strideHeight, strideWidth] = pair(shape.stride, 1);
   const [paddingHeight, paddingWidth] = pair(shape.padding, 0);
-  for (const [name, value] of Object.entries({ ...shape, strideHeight, strideWidth })) {
-    if (name === 'stride' || name === 'padding') continue;
-    checkCount(deviceId, 'conv2d', name, value as number);
-  }
+  const [dilationHeight, dilationWidth] = pair(shape.dilation, 1);
+  const groups = shape.groups ?? 1;
+  const { batch, inChannels, height, width, outChannels, kernelHeight, kernelWidth } = shape;
+  const counted = { batch, inChannels, height, width, outChannels, kernelHeight, kernelWidth };
+  const steps = { strideHeight, strideWidth, dilationHeight, dilationWidth, groups };
+  for (const [name, value] of Object.entries({ ...counted, ...steps }))
+    checkCount(deviceId, 'conv2d', name, value);
   for (const value of [paddingHeight, paddingWidth]) {
     if (!Number.isInteger(value) || value < 0)
       throw new DeviceError(deviceId, 'conv2d', `padding must be integers >= 0, got ${value}`);
   }
-  const outHeight = Math.floor((shape.height + 2 * paddingHeight - shape.kernelHeight) / strideHeight) + 1;
-  const outWidth = Math.floor((shape.width + 2 * paddingWidth - shape.kernelWidth) / strideWidth) + 1;
+  if (inChannels % groups !== 0 || outChannels % groups !== 0) {
+    throw new DeviceError(
+      deviceId,
+      'conv2d',
+      `groups (${groups}) must divide inChannels (${inChannels}) and outChannels (${outChannels})`,
+    );
+  }
+  const outHeight = convOutputSize(height, kernelHeight, strideHeight, paddingHeight, dilationHeight);
+  const outWidth = convOutputSize(width, kernelWidth, strideWidth, paddingWidth, dilationWidth);
   if (outHeight < 1 || outWidth < 1) {
     throw new DeviceError(
       deviceId,
       'conv2d',
-      `the ${shape.kernelHeight}x${shape.kernelWidth} kernel does not fit the padded input`,
+      `the ${kernelHeight}x${kernelWidth} kernel (dilation ${dilationHeight}x${dilationWidth}) does not fit the padded ${height}x${width} input`,
     );
   }
-  const { batch, inChannels, height, width, outChannels, kernelHeight, kernelWidth } = shape;
+  const padding = { paddingHeight, paddingWidth };
   return {
-    batch,
-    inChannels,
-    height,
-    width,
-    outChannels,
-    kernelHeight,
-    kernelWidth,
+    ...counted,
     strideHeight,
     strideWidth,
-    paddingHeight,
-    paddingWidth,
+    ...padding,
+    dilationHeight,
+    dilationWidth,
+    groups,
     outHeight,
     outWidth,
   };
@@ -201,7 +212,7 @@ export function poolGeometry(deviceId: string, operation: string, shape: Pool2dS
     width: shape.width,
     kernelSize: shape.kernelSize,
     stride,
-    outHeight: Math.floor((shape.height - shape.kernelSize) / stride) + 1,
-    outWidth: Math.floor((shape.width - shape.kernelSize) / stride) + 1,
+    outHeight: convOutputSize(shape.height, shape.kernelSize, stride, 0),
+    outWidth: convOutputSize(shape.width, shape.kernelSize, stride, 0),
   };
 }

@@ -162,8 +162,8 @@ export function cpuIm2col(input: Float32Array, output: Float32Array, g: Conv2dGe
         const r = (channel * g.kernelHeight + ky) * g.kernelWidth + kx;
         for (let n = 0; n < g.batch; n++) {
           for (let p = 0; p < positions; p++) {
-            const iy = Math.floor(p / g.outWidth) * g.strideHeight + ky - g.paddingHeight;
-            const ix = (p % g.outWidth) * g.strideWidth + kx - g.paddingWidth;
+            const iy = Math.floor(p / g.outWidth) * g.strideHeight + ky * g.dilationHeight - g.paddingHeight;
+            const ix = (p % g.outWidth) * g.strideWidth + kx * g.dilationWidth - g.paddingWidth;
             const inside = iy >= 0 && iy < g.height && ix >= 0 && ix < g.width;
             const source = ((n * g.inChannels + channel) * g.height + iy) * g.width + ix;
             output[r * columns + n * positions + p] = inside ? input[source] : 0;
@@ -204,8 +204,8 @@ export function cpuCol2im(columns: Float32Array, output: Float32Array, g: Conv2d
         const r = (channel * g.kernelHeight + ky) * g.kernelWidth + kx;
         for (let n = 0; n < g.batch; n++) {
           for (let p = 0; p < positions; p++) {
-            const iy = Math.floor(p / g.outWidth) * g.strideHeight + ky - g.paddingHeight;
-            const ix = (p % g.outWidth) * g.strideWidth + kx - g.paddingWidth;
+            const iy = Math.floor(p / g.outWidth) * g.strideHeight + ky * g.dilationHeight - g.paddingHeight;
+            const ix = (p % g.outWidth) * g.strideWidth + kx * g.dilationWidth - g.paddingWidth;
             if (iy < 0 || iy >= g.height || ix < 0 || ix >= g.width) continue;
             accumulated[((n * g.inChannels + channel) * g.height + iy) * g.width + ix] +=
               columns[r * stride + n * positions + p];

@@ -8,6 +8,7 @@ import { toCuda } from './Expression.js';
 import {
   BINARY_OPS,
   type BinaryOpName,
+  CONV2D_GEOMETRY_FIELDS,
   FLOAT32_MAX,
   REDUCE_OPS,
   type ReduceOpName,
@@ -26,22 +27,7 @@ export interface CudaKernel {
   readonly parameters: readonly CudaParameterType[];
 }
 
-const CONV_NAMES = [
-  'batch',
-  'inChannels',
-  'height',
-  'width',
-  'outChannels',
-  'kernelHeight',
-  'kernelWidth',
-  'strideHeight',
-  'strideWidth',
-  'paddingHeight',
-  'paddingWidth',
-  'outHeight',
-  'outWidth',
-  'count',
-] as const;
+const CONV_NAMES = [...CONV2D_GEOMETRY_FIELDS, 'count'] as const;
 
 function cudaFloat(value: number): string {
   const text = String(value);
@@ -216,8 +202,8 @@ export function cudaIm2col(): CudaKernel {
   const unsigned int window = kernelHeight * kernelWidth;
   const unsigned int channel = r / window;
   const unsigned int ky = (r % window) / kernelWidth, kx = r % kernelWidth;
-  const int iy = (int)((p / outWidth) * strideHeight + ky) - (int)paddingHeight;
-  const int ix = (int)((p % outWidth) * strideWidth + kx) - (int)paddingWidth;
+  const int iy = (int)((p / outWidth) * strideHeight + ky * dilationHeight) - (int)paddingHeight;
+  const int ix = (int)((p % outWidth) * strideWidth + kx * dilationWidth) - (int)paddingWidth;
   float value = 0.0f;
   if (iy >= 0 && iy < (int)height && ix >= 0 && ix < (int)width) {
     value = input0[((size_t)(n * inChannels + channel) * height + iy) * width + ix];
@@ -257,12 +243,12 @@ export function cudaCol2im(): CudaKernel {
   const size_t stride = (size_t)batch * positions;
   float total = 0.0f;
   for (unsigned int ky = 0; ky < kernelHeight; ky++) {
-    const int ty = (int)(y + paddingHeight) - (int)ky;
+    const int ty = (int)(y + paddingHeight) - (int)(ky * dilationHeight);
     if (ty < 0 || (unsigned int)ty % strideHeight != 0) continue;
     const unsigned int oy = (unsigned int)ty / strideHeight;
     if (oy >= outHeight) continue;
     for (unsigned int kx = 0; kx < kernelWidth; kx++) {
-      const int tx = (int)(x + paddingWidth) - (int)kx;
+      const int tx = (int)(x + paddingWidth) - (int)(kx * dilationWidth);
       if (tx < 0 || (unsigned int)tx % strideWidth != 0) continue;
       const unsigned int ox = (unsigned int)tx / strideWidth;
       if (ox >= outWidth) continue;

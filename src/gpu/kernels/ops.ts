@@ -126,21 +126,53 @@ export type BinaryLayout =
       readonly stridesB: readonly number[];
     };
 
-/** Geometry of a 2-d convolution; input (N, C, H, W), weight (O, C, KH, KW), output (N, O, OH, OW). */
-export interface Conv2dGeometry {
-  readonly batch: number;
-  readonly inChannels: number;
-  readonly height: number;
-  readonly width: number;
-  readonly outChannels: number;
-  readonly kernelHeight: number;
-  readonly kernelWidth: number;
-  readonly strideHeight: number;
-  readonly strideWidth: number;
-  readonly paddingHeight: number;
-  readonly paddingWidth: number;
-  readonly outHeight: number;
-  readonly outWidth: number;
+/**
+ * The geometry of a 2-d convolution, named once for every layer and backend: input (N, C, H, W),
+ * weight (O, C / groups, KH, KW), output (N, O, OH, OW). zbmd/ml's conv2d, pooling and
+ * transposed convolution, the `Device` checks, the CPU kernels, the WGSL uniform struct and the
+ * CUDA kernel parameters are all written from this list, in this order.
+ */
+export const CONV2D_GEOMETRY_FIELDS = [
+  'batch',
+  'inChannels',
+  'height',
+  'width',
+  'outChannels',
+  'kernelHeight',
+  'kernelWidth',
+  'strideHeight',
+  'strideWidth',
+  'paddingHeight',
+  'paddingWidth',
+  'dilationHeight',
+  'dilationWidth',
+  'groups',
+  'outHeight',
+  'outWidth',
+] as const;
+
+export type Conv2dGeometryField = (typeof CONV2D_GEOMETRY_FIELDS)[number];
+
+/** One number per field of CONV2D_GEOMETRY_FIELDS. */
+export type Conv2dGeometry = { readonly [Field in Conv2dGeometryField]: number };
+
+/**
+ * PyTorch's output size of a convolution or pooling along one dimension:
+ * floor((size + 2 padding - dilation (kernel - 1) - 1) / stride) + 1 (below 1: the kernel does not fit).
+ */
+export function convOutputSize(
+  size: number,
+  kernel: number,
+  stride: number,
+  padding: number,
+  dilation = 1,
+): number {
+  return Math.floor((size + 2 * padding - dilation * (kernel - 1) - 1) / stride) + 1;
+}
+
+/** The geometry's values in CONV2D_GEOMETRY_FIELDS order (how kernels receive them). */
+export function conv2dGeometryValues(g: Conv2dGeometry): number[] {
+  return CONV2D_GEOMETRY_FIELDS.map((field) => g[field]);
 }
 
 /** 2-d pooling over square windows: `max` (the first maximum of each window) or `avg`. */

@@ -9,6 +9,7 @@ import { toWgsl, toWgslVector } from './Expression.js';
 import {
   BINARY_OPS,
   type BinaryOpName,
+  CONV2D_GEOMETRY_FIELDS,
   FLOAT32_MAX,
   REDUCE_OPS,
   type ReduceOpName,
@@ -329,11 +330,11 @@ ${store}
   return { name: 'matmul', source };
 }
 
-/** Geometry fields in the order of the uniform words: N C H W O KH KW SH SW PH PW OH OW count. */
+/** The uniform words of the conv kernels: CONV2D_GEOMETRY_FIELDS in order, then count and hasBias. */
+export const CONV_UNIFORM_FIELDS = [...CONV2D_GEOMETRY_FIELDS, 'count', 'hasBias'] as const;
+
 const CONV_PARAMS = `struct Params {
-  batch: u32, inChannels: u32, height: u32, width: u32, outChannels: u32, kernelHeight: u32, kernelWidth: u32,
-  strideHeight: u32, strideWidth: u32, paddingHeight: u32, paddingWidth: u32, outHeight: u32, outWidth: u32, count: u32,
-  hasBias: u32,
+  ${CONV_UNIFORM_FIELDS.map((field) => `${field}: u32,`).join(' ')}
 }`;
 
 /** input (N, C, H, W) -> columns (C * KH * KW, N * OH * OW); zero outside the padded input. */
@@ -355,8 +356,8 @@ ${ENTRY} {
   let channel = r / window;
   let ky = (r % window) / params.kernelWidth;
   let kx = r % params.kernelWidth;
-  let iy = i32((p / params.outWidth) * params.strideHeight + ky) - i32(params.paddingHeight);
-  let ix = i32((p % params.outWidth) * params.strideWidth + kx) - i32(params.paddingWidth);
+  let iy = i32((p / params.outWidth) * params.strideHeight + ky * params.dilationHeight) - i32(params.paddingHeight);
+  let ix = i32((p % params.outWidth) * params.strideWidth + kx * params.dilationWidth) - i32(params.paddingWidth);
   var value = 0.0;
   if (iy >= 0 && iy < i32(params.height) && ix >= 0 && ix < i32(params.width)) {
     value = input0[((n * params.inChannels + channel) * params.height + u32(iy)) * params.width + u32(ix)];
@@ -409,12 +410,12 @@ ${ENTRY} {
   let stride = params.batch * positions;
   var total = 0.0;
   for (var ky = 0u; ky < params.kernelHeight; ky++) {
-    let ty = i32(y + params.paddingHeight) - i32(ky);
+    let ty = i32(y + params.paddingHeight) - i32(ky * params.dilationHeight);
     if (ty < 0 || u32(ty) % params.strideHeight != 0u) { continue; }
     let oy = u32(ty) / params.strideHeight;
     if (oy >= params.outHeight) { continue; }
     for (var kx = 0u; kx < params.kernelWidth; kx++) {
-      let tx = i32(x + params.paddingWidth) - i32(kx);
+      let tx = i32(x + params.paddingWidth) - i32(kx * params.dilationWidth);
       if (tx < 0 || u32(tx) % params.strideWidth != 0u) { continue; }
       let ox = u32(tx) / params.strideWidth;
       if (ox >= params.outWidth) { continue; }
