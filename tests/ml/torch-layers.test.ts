@@ -50,6 +50,7 @@ import {
   TransformerEncoderLayer,
   tensor,
   toArray,
+  zeros,
 } from '../../src/ml/index.js';
 
 interface Values {
@@ -439,6 +440,20 @@ describe('Conv1d, ConvTranspose2d and adaptive average pooling match PyTorch', (
     withModule('convTranspose2dUp', new ConvTranspose2d(2, 2, 2, { stride: 2 }), (m, { x }) => [
       m.forward(x),
     ]);
+  });
+
+  it('ConvTranspose2d with dilation (and output padding below the dilation, not the stride)', () => {
+    const options = { stride: [2, 1], padding: [1, 0], dilation: [2, 3], outputPadding: [1, 2] } as const;
+    withModule('convTranspose2dDilated', new ConvTranspose2d(2, 3, [3, 2], options), (m, { x }) => [
+      m.forward(x),
+    ]);
+    const x = zeros([1, 2, 3, 4]);
+    expect(() => new ConvTranspose2d(2, 3, 2, { dilation: 0 }).forward(x)).toThrow(
+      /dilation must be integers >= 1/,
+    );
+    expect(() =>
+      new ConvTranspose2d(2, 3, 2, { stride: 2, dilation: 2, outputPadding: 2 }).forward(x),
+    ).toThrow(/below the stride \[2, 2\] or the dilation \[2, 2\]/);
   });
 
   it('adaptive average pooling, 1-D and 2-D, down, up and global', () => {

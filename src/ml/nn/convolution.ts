@@ -52,6 +52,7 @@ export class Conv1d extends Module {
 export interface ConvTranspose2dLayerOptions extends InitOptions {
   readonly stride?: Pair;
   readonly padding?: Pair;
+  readonly dilation?: Pair;
   readonly outputPadding?: Pair;
   readonly bias?: boolean;
 }
@@ -83,8 +84,8 @@ export class ConvTranspose2d extends Module {
   }
 
   forward(input: Tensor): Tensor {
-    const { stride, padding, outputPadding } = this.options;
-    return convTranspose2d(input, this.weight, this.bias, { stride, padding, outputPadding });
+    const { stride, padding, dilation, outputPadding } = this.options;
+    return convTranspose2d(input, this.weight, this.bias, { stride, padding, dilation, outputPadding });
   }
 }
 

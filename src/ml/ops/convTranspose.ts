@@ -10,6 +10,7 @@
  *   column added into the output at (h sh - ph + kh, w sw - pw + kw) (col2im).
  *   gcols = im2col(g);  gx += W @ gcols;  gW += x @ gcols^T;  gbias += g summed per channel.
  */
+import type { Conv2dGeometry } from '../../gpu/kernels/ops.js';
 import { unavailableOnDevice } from '../deviceOps.js';
 import { check } from '../errors.js';
 import { matrixProduct } from '../internal/blas.js';
@@ -63,28 +64,23 @@ export type Pair = number | readonly [number, number];
 export interface ConvTranspose2dOptions {
   readonly stride?: Pair;
   readonly padding?: Pair;
-  /** Added to one side of the output (PyTorch's output_padding); each below its stride. */
+  /** Spacing between kernel taps; 1 by default. */
+  readonly dilation?: Pair;
+  /** Added to one side of the output (PyTorch's output_padding); each below its stride or its dilation. */
   readonly outputPadding?: Pair;
 }
 
 const pair = (value: Pair): [number, number] =>
   typeof value === 'number' ? [value, value] : [value[0], value[1]];
 
-interface TransposedGeometry {
-  readonly batch: number;
-  readonly inChannels: number;
-  readonly height: number;
-  readonly width: number;
-  readonly outChannels: number;
-  readonly kernelHeight: number;
-  readonly kernelWidth: number;
-  readonly stride: [number, number];
-  readonly padding: [number, number];
-  readonly outHeight: number;
-  readonly outWidth: number;
-}
-
-function transposedGeometry(x: Tensor, weight: Tensor, options: ConvTranspose2dOptions): TransposedGeometry {
+/**
+ * A transposed convolution's geometry is the geometry of the convolution it is the input gradient
+ * of, with the roles swapped: that convolution reads this one's output (N, Cout, OH, OW) and
+ * produces this one's input (N, Cin, H, W). So `inChannels` is Cout, `outChannels` is Cin,
+ * `height`/`width` are OH/OW and `outHeight`/`outWidth` are H/W, and the one geometry list
+ * (CONV2D_GEOMETRY_FIELDS) describes both.
+ */
+function transposedGeometry(x: Tensor, weight: Tensor, options: ConvTranspose2dOptions): Conv2dGeometry {
   const context = 'convTranspose2d';
   check(
     x.rank === 4,
@@ -96,66 +92,72 @@ function transposedGeometry(x: Tensor, weight: Tensor, options: ConvTranspose2dO
   });
   const stride = pair(options.stride ?? 1);
   const padding = pair(options.padding ?? 0);
+  const dilation = pair(options.dilation ?? 1);
   const extra = pair(options.outputPadding ?? 0);
+  const integers = (values: number[], least: number) =>
+    values.every((v) => Number.isInteger(v) && v >= least);
+  check(integers(stride, 1), 'invalid_argument', () => {
+    return `${context}: stride must be integers >= 1, got [${stride.join(', ')}]`;
+  });
+  check(integers(padding, 0), 'invalid_argument', () => {
+    return `${context}: padding must be integers >= 0, got [${padding.join(', ')}]`;
+  });
+  check(integers(dilation, 1), 'invalid_argument', () => {
+    return `${context}: dilation must be integers >= 1, got [${dilation.join(', ')}]`;
+  });
   check(
-    stride.every((s) => Number.isInteger(s) && s >= 1),
-    'invalid_argument',
-    () => {
-      return `${context}: stride must be integers >= 1, got [${stride.join(', ')}]`;
-    },
-  );
-  check(
-    padding.every((p) => Number.isInteger(p) && p >= 0),
-    'invalid_argument',
-    () => {
-      return `${context}: padding must be integers >= 0, got [${padding.join(', ')}]`;
-    },
-  );
-  check(
-    extra.every((p, d) => Number.isInteger(p) && p >= 0 && p < stride[d]),
+    extra.every((p, d) => Number.isInteger(p) && p >= 0 && (p < stride[d] || p < dilation[d])),
     'invalid_argument',
     () =>
-      `${context}: outputPadding [${extra.join(', ')}] must be integers >= 0 and below the stride [${stride.join(', ')}]`,
+      `${context}: outputPadding [${extra.join(', ')}] must be integers >= 0 and below the stride [${stride.join(', ')}] or the dilation [${dilation.join(', ')}]`,
   );
   const [batch, inChannels, height, width] = x.shape;
   const [, outChannels, kernelHeight, kernelWidth] = weight.shape;
-  const outHeight = (height - 1) * stride[0] - 2 * padding[0] + kernelHeight + extra[0];
-  const outWidth = (width - 1) * stride[1] - 2 * padding[1] + kernelWidth + extra[1];
+  const size = (d: number, input: number, kernel: number) =>
+    (input - 1) * stride[d] - 2 * padding[d] + dilation[d] * (kernel - 1) + extra[d] + 1;
+  const outHeight = size(0, height, kernelHeight);
+  const outWidth = size(1, width, kernelWidth);
   check(outHeight >= 1 && outWidth >= 1, 'shape_mismatch', () => {
     return `${context}: padding [${padding.join(', ')}] leaves no output for input ${height}x${width} and kernel ${kernelHeight}x${kernelWidth}`;
   });
   return {
     batch,
-    inChannels,
-    height,
-    width,
-    outChannels,
+    inChannels: outChannels,
+    height: outHeight,
+    width: outWidth,
+    outChannels: inChannels,
     kernelHeight,
     kernelWidth,
-    stride,
-    padding,
-    outHeight,
-    outWidth,
+    strideHeight: stride[0],
+    strideWidth: stride[1],
+    paddingHeight: padding[0],
+    paddingWidth: padding[1],
+    dilationHeight: dilation[0],
+    dilationWidth: dilation[1],
+    groups: 1,
+    outHeight: height,
+    outWidth: width,
   };
 }
 
 /**
- * Visits every (column row, input position, output position) pair of one image:
- * visit(colsIndex, outIndex) with colsIndex into (Cout KH KW, H W), outIndex into (Cout, OH, OW).
+ * Visits every (column row, input position, output position) pair of one image of the transposed
+ * convolution whose adjoint geometry is `a`: visit(colsIndex, outIndex) with colsIndex into
+ * (Cout KH KW, H W) and outIndex into (Cout, OH, OW), the taps im2col of the adjoint reads.
  */
-function forEachTap(g: TransposedGeometry, visit: (colsIndex: number, outIndex: number) => void): void {
-  const pixels = g.height * g.width;
-  for (let co = 0; co < g.outChannels; co++)
-    for (let kh = 0; kh < g.kernelHeight; kh++)
-      for (let kw = 0; kw < g.kernelWidth; kw++) {
-        const row = ((co * g.kernelHeight + kh) * g.kernelWidth + kw) * pixels;
-        for (let h = 0; h < g.height; h++) {
-          const oy = h * g.stride[0] - g.padding[0] + kh;
-          if (oy < 0 || oy >= g.outHeight) continue;
-          const outRow = (co * g.outHeight + oy) * g.outWidth;
-          for (let w = 0; w < g.width; w++) {
-            const ox = w * g.stride[1] - g.padding[1] + kw;
-            if (ox >= 0 && ox < g.outWidth) visit(row + h * g.width + w, outRow + ox);
+function forEachTap(a: Conv2dGeometry, visit: (colsIndex: number, outIndex: number) => void): void {
+  const pixels = a.outHeight * a.outWidth;
+  for (let co = 0; co < a.inChannels; co++)
+    for (let kh = 0; kh < a.kernelHeight; kh++)
+      for (let kw = 0; kw < a.kernelWidth; kw++) {
+        const row = ((co * a.kernelHeight + kh) * a.kernelWidth + kw) * pixels;
+        for (let h = 0; h < a.outHeight; h++) {
+          const oy = h * a.strideHeight - a.paddingHeight + kh * a.dilationHeight;
+          if (oy < 0 || oy >= a.height) continue;
+          const outRow = (co * a.height + oy) * a.width;
+          for (let w = 0; w < a.outWidth; w++) {
+            const ox = w * a.strideWidth - a.paddingWidth + kw * a.dilationWidth;
+            if (ox >= 0 && ox < a.width) visit(row + h * a.outWidth + w, outRow + ox);
           }
         }
       }
@@ -170,65 +172,68 @@ export function convTranspose2d(
 ): Tensor {
   const inputs = bias === null ? [x, weight] : [x, weight, bias];
   if (inputs.some((input) => input.device !== 'cpu')) unavailableOnDevice('convTranspose2d', inputs);
-  const g = transposedGeometry(x, weight, options);
-  check(bias === null || bias.size === g.outChannels, 'shape_mismatch', () => {
-    return `convTranspose2d: bias must have ${g.outChannels} elements, got ${bias!.size}`;
+  const a = transposedGeometry(x, weight, options);
+  // in the transposed convolution's own terms (a is its adjoint's geometry)
+  const [inChannels, outChannels] = [a.outChannels, a.inChannels];
+  const [outHeight, outWidth] = [a.height, a.width];
+  check(bias === null || bias.size === outChannels, 'shape_mismatch', () => {
+    return `convTranspose2d: bias must have ${outChannels} elements, got ${bias!.size}`;
   });
-  const pixels = g.height * g.width;
-  const colsRows = g.outChannels * g.kernelHeight * g.kernelWidth;
-  const outPlane = g.outChannels * g.outHeight * g.outWidth;
+  const pixels = a.outHeight * a.outWidth;
+  const colsRows = outChannels * a.kernelHeight * a.kernelWidth;
+  const plane = outHeight * outWidth;
+  const outPlane = outChannels * plane;
   const xv = contiguousData(x);
   const wv = contiguousData(weight);
   const bv = bias === null ? null : contiguousData(bias);
-  const out = pool.take(g.batch * outPlane).fill(0);
+  const out = pool.take(a.batch * outPlane).fill(0);
   const cols = pool.take(colsRows * pixels);
-  for (let n = 0; n < g.batch; n++) {
-    const image = xv.subarray(n * g.inChannels * pixels, (n + 1) * g.inChannels * pixels);
-    matrixProduct(true, false, colsRows, pixels, g.inChannels, wv, image, cols, false);
+  for (let n = 0; n < a.batch; n++) {
+    const image = xv.subarray(n * inChannels * pixels, (n + 1) * inChannels * pixels);
+    matrixProduct(true, false, colsRows, pixels, inChannels, wv, image, cols, false);
     const target = out.subarray(n * outPlane, (n + 1) * outPlane);
-    forEachTap(g, (c, o) => {
+    forEachTap(a, (c, o) => {
       target[o] += cols[c];
     });
     if (bv !== null) {
-      const plane = g.outHeight * g.outWidth;
-      for (let co = 0; co < g.outChannels; co++)
+      for (let co = 0; co < outChannels; co++)
         for (let i = 0; i < plane; i++) target[co * plane + i] += bv[co];
     }
   }
   pool.release(cols);
   if (bias !== null) releaseTemporary(bias, bv!);
-  const shape = [g.batch, g.outChannels, g.outHeight, g.outWidth];
+  const shape = [a.batch, outChannels, outHeight, outWidth];
   return makeResult(out, shape, 'convTranspose2d', inputs, (gy) => {
     const gcols = pool.take(colsRows * pixels);
     const gx = x.requiresGrad ? gradBuffer(x) : null;
     const gw = weight.requiresGrad ? gradBuffer(weight) : null;
-    for (let n = 0; n < g.batch; n++) {
+    for (let n = 0; n < a.batch; n++) {
       const source = gy.subarray(n * outPlane, (n + 1) * outPlane);
       gcols.fill(0);
-      forEachTap(g, (c, o) => {
+      forEachTap(a, (c, o) => {
         gcols[c] = source[o];
       });
-      const base = n * g.inChannels * pixels;
+      const base = n * inChannels * pixels;
       if (gx !== null)
         matrixProduct(
           false,
           false,
-          g.inChannels,
+          inChannels,
           pixels,
           colsRows,
           wv,
           gcols,
-          gx.subarray(base, base + g.inChannels * pixels),
+          gx.subarray(base, base + inChannels * pixels),
           true,
         );
       if (gw !== null)
         matrixProduct(
           false,
           true,
-          g.inChannels,
+          inChannels,
           colsRows,
           pixels,
-          xv.subarray(base, base + g.inChannels * pixels),
+          xv.subarray(base, base + inChannels * pixels),
           gcols,
           gw,
           true,
@@ -237,9 +242,8 @@ export function convTranspose2d(
     pool.release(gcols);
     if (bias?.requiresGrad) {
       const gb = gradBuffer(bias);
-      const plane = g.outHeight * g.outWidth;
-      for (let n = 0; n < g.batch; n++)
-        for (let co = 0; co < g.outChannels; co++) {
+      for (let n = 0; n < a.batch; n++)
+        for (let co = 0; co < outChannels; co++) {
           let total = 0;
           for (let i = 0; i < plane; i++) total += gy[n * outPlane + co * plane + i];
           gb[co] += total;
