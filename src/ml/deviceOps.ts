@@ -51,9 +51,9 @@
  */
 import type { Device as GpuDevice } from '../gpu/Device.js';
 import type { DeviceBuffer } from '../gpu/DeviceBuffer.js';
-import type { Conv2dShape } from '../gpu/internal/checks.js';
+import { conv2dShape } from '../gpu/internal/checks.js';
 import type { BinaryOpName, UnaryOpName } from '../gpu/kernels/ops.js';
-import { MAX_BROADCAST_RANK } from '../gpu/kernels/ops.js';
+import { type Conv2dGeometry, convOutputSize, MAX_BROADCAST_RANK } from '../gpu/kernels/ops.js';
 import { check, TensorError } from './errors.js';
 import { broadcastShapes } from './internal/broadcast.js';
 import {
@@ -396,59 +396,35 @@ export function deviceLinear(x: Tensor, weight: Tensor, bias: Tensor | null): Te
   return out;
 }
 
-/** conv2d's geometry as the device kernels take it: the gpu layer's `Conv2dShape`, square stride and padding. */
-export type DeviceConvGeometry = Conv2dShape & { readonly stride: number; readonly padding: number };
-
-/** The geometry of x (N, C, H, W) convolved with weight (O, C, KH, KW), as the device kernels take it. */
-export function deviceConvGeometry(
-  x: Tensor,
-  weight: Tensor,
-  stride: number,
-  padding: number,
-): DeviceConvGeometry {
-  const [batch, inChannels, height, width] = x.shape;
-  const [outChannels, , kernelHeight, kernelWidth] = weight.shape;
-  return { batch, inChannels, height, width, outChannels, kernelHeight, kernelWidth, stride, padding };
-}
-
-// x: (N, C, H, W), weight: (O, C, KH, KW), bias: (O) -> (N, O, OH, OW); the CPU op has checked the shapes
+// x: (N, C, H, W), weight: (O, C, KH, KW), bias: (O) -> (N, O, OH, OW); the CPU op has checked the geometry
 export function deviceConv2d(
   x: Tensor,
   weight: Tensor,
   bias: Tensor | null,
-  stride: number,
-  padding: number,
+  geometry: Conv2dGeometry,
 ): Tensor {
   const device = deviceOf('conv2d', bias === null ? [x, weight] : [x, weight, bias]);
-  const geometry = deviceConvGeometry(x, weight, stride, padding);
-  const { batch, outChannels, height, width, kernelHeight, kernelWidth } = geometry;
-  const outHeight = Math.floor((height + 2 * padding - kernelHeight) / stride) + 1;
-  const outWidth = Math.floor((width + 2 * padding - kernelWidth) / stride) + 1;
+  const { batch, outChannels, outHeight, outWidth } = geometry;
   const biasBuffer = bias === null ? undefined : bufferOf(bias);
   return launch(device, [batch, outChannels, outHeight, outWidth], (output) => {
-    device.conv2d(bufferOf(x), bufferOf(weight), biasBuffer, output, geometry);
+    device.conv2d(bufferOf(x), bufferOf(weight), biasBuffer, output, conv2dShape(geometry));
   });
 }
 
 // x: (N, C, H, W) -> columns (C * KH * KW, N * OH * OW), zero outside the padded input
-export function deviceIm2col(
-  x: Tensor,
-  geometry: DeviceConvGeometry,
-  outHeight: number,
-  outWidth: number,
-): Tensor {
+export function deviceIm2col(x: Tensor, geometry: Conv2dGeometry): Tensor {
   const device = deviceOf('conv2d', [x]);
-  const { inChannels, kernelHeight, kernelWidth, batch } = geometry;
+  const { inChannels, kernelHeight, kernelWidth, batch, outHeight, outWidth } = geometry;
   const shape = [inChannels * kernelHeight * kernelWidth, batch * outHeight * outWidth];
-  return launch(device, shape, (output) => device.im2col(bufferOf(x), output, geometry));
+  return launch(device, shape, (output) => device.im2col(bufferOf(x), output, conv2dShape(geometry)));
 }
 
 // columns (C * KH * KW, N * OH * OW) -> (N, C, H, W): im2col's adjoint (conv2d's input gradient)
-export function deviceCol2im(columns: Tensor, geometry: DeviceConvGeometry): Tensor {
+export function deviceCol2im(columns: Tensor, geometry: Conv2dGeometry): Tensor {
   const device = deviceOf('conv2d', [columns]);
   const { batch, inChannels, height, width } = geometry;
   return launch(device, [batch, inChannels, height, width], (output) =>
-    device.col2im(bufferOf(columns), output, geometry),
+    device.col2im(bufferOf(columns), output, conv2dShape(geometry)),
   );
 }
 
@@ -456,8 +432,8 @@ export function deviceCol2im(columns: Tensor, geometry: DeviceConvGeometry): Ten
 export function devicePool2d(op: 'max' | 'avg', x: Tensor, kernelSize: number, stride: number): Tensor {
   const device = deviceOf(`${op}Pool2d`, [x]);
   const [batch, channels, height, width] = x.shape;
-  const outHeight = Math.floor((height - kernelSize) / stride) + 1;
-  const outWidth = Math.floor((width - kernelSize) / stride) + 1;
+  const outHeight = convOutputSize(height, kernelSize, stride, 0);
+  const outWidth = convOutputSize(width, kernelSize, stride, 0);
   const shape = { batch, channels, height, width, kernelSize, stride };
   return launch(device, [batch, channels, outHeight, outWidth], (output) =>
     device.pool2d(op, bufferOf(x), output, shape),

@@ -314,10 +314,10 @@ export {
 } from './ops/compare.js';
 export {
   avgPool2d,
-  CONV_GEOMETRY_FIELDS,
+  CONV2D_GEOMETRY_FIELDS,
+  type Conv2dGeometry,
+  type Conv2dGeometryField,
   type Conv2dOptions,
-  type ConvGeometry,
-  type ConvGeometryField,
   conv2d,
   maxPool2d,
   type Pool2dOptions,

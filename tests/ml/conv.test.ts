@@ -7,7 +7,7 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import * as ml from '../../src/ml/index.js';
-import { CONV_GEOMETRY_FIELDS, type Conv2dOptions } from '../../src/ml/ops/conv.js';
+import { CONV2D_GEOMETRY_FIELDS, type Conv2dOptions } from '../../src/ml/ops/conv.js';
 import { convGeometry } from '../../src/ml/ops/convGeometry.js';
 
 interface Values {
@@ -72,6 +72,16 @@ describe('conv2d against PyTorch (dilation, groups, stride, padding)', () => {
     dilated.bias?.data.set(golden.cases.dilation2_padding2.bias?.data ?? []);
     const d = golden.cases.dilation2_padding2;
     expectClose(ml.toArray(dilated.forward(ml.tensor(d.x.data, d.x.shape))), d.out, 'dilated layer out');
+    // [height, width] pairs, as PyTorch's Conv2d(3, 4, (3, 2), stride=(2, 1), padding=(1, 2), dilation=(1, 2))
+    const r = golden.cases.rect_stride2x1_padding1x2_dilation1x2;
+    const rect = new ml.Conv2d(3, 4, [3, 2], { stride: [2, 1], padding: [1, 2], dilation: [1, 2] });
+    expect(rect.weight.shape).toEqual([4, 3, 3, 2]);
+    rect.weight.data.set(r.weight.data);
+    rect.bias?.data.set(r.bias?.data ?? []);
+    expectClose(ml.toArray(rect.forward(ml.tensor(r.x.data, r.x.shape))), r.out, 'rectangular layer out');
+    expect(() => ml.conv2d(ml.zeros([1, 1, 4, 4]), ml.zeros([1, 1, 2, 2]), null, { stride: [1, 0] })).toThrow(
+      /stride must be integers >= 1 \(\[height, width\]\), got \[1, 0\]/,
+    );
   });
 
   it('rejects groups that do not divide the channels, a weight of the wrong depth, and bad dilation', () => {
@@ -105,7 +115,7 @@ describe('one conv-geometry field list', () => {
       groups: 2,
     };
     const g = convGeometry(x, choice, 'test');
-    expect(Object.keys(g).sort()).toEqual([...CONV_GEOMETRY_FIELDS].sort());
+    expect(Object.keys(g)).toEqual([...CONV2D_GEOMETRY_FIELDS]);
     // PyTorch: floor((9 + 2 - 2*2 - 1) / 2) + 1 = 4, floor((8 + 2 - 2*1 - 1) / 2) + 1 = 4
     expect([g.outHeight, g.outWidth]).toEqual([4, 4]);
     expect(ml.maxPool2d(ml.zeros([1, 2, 5, 7]), 2).shape).toEqual([1, 2, 2, 3]);

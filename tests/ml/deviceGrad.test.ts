@@ -174,6 +174,12 @@ function gradCases(seed: number): GradCase[] {
       run: ([x, weight]) => conv2d(x, weight, null, { stride: 2, padding: 1 }),
     },
     {
+      name: 'conv2d with dilation [2, 1], stride [1, 2], padding [2, 1] (rectangular)',
+      inputs: [values([2, 2, 7, 8]), values([3, 2, 3, 2]), values([3])],
+      run: ([x, weight, bias]) =>
+        conv2d(x, weight, bias, { stride: [1, 2], padding: [2, 1], dilation: [2, 1] }),
+    },
+    {
       name: 'maxPool2d 2x2 and 3x3 stride 2 (overlapping windows)',
       inputs: [values([2, 3, 8, 7])],
       run: ([x]) => add(sum(maxPool2d(x, 2)), sum(maxPool2d(x, 3, { stride: 2 }))),

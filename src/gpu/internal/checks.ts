@@ -181,6 +181,24 @@ export function convGeometry(deviceId: string, shape: Conv2dShape): Conv2dGeomet
   };
 }
 
+/** The request that resolves to `g` again (so a checked geometry can be handed to `Device` methods). */
+export function conv2dShape(g: Conv2dGeometry): Conv2dShape {
+  const { batch, inChannels, height, width, outChannels, kernelHeight, kernelWidth, groups } = g;
+  return {
+    batch,
+    inChannels,
+    height,
+    width,
+    outChannels,
+    kernelHeight,
+    kernelWidth,
+    stride: [g.strideHeight, g.strideWidth],
+    padding: [g.paddingHeight, g.paddingWidth],
+    dilation: [g.dilationHeight, g.dilationWidth],
+    groups,
+  };
+}
+
 /** What a caller says about a 2-d pooling; the output size is derived. */
 export interface Pool2dShape {
   readonly batch: number;

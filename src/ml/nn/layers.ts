@@ -6,6 +6,7 @@ import type { Random } from '../../actor/Random.js';
 import { check } from '../errors.js';
 import { geluTanh } from '../ops/activations.js';
 import { avgPool2d, conv2d, maxPool2d } from '../ops/conv.js';
+import { type Pair, pairOf } from '../ops/convGeometry.js';
 import { gelu, relu, sigmoid, tanh } from '../ops/elementwise.js';
 import { linear } from '../ops/matmul.js';
 import { dropout, embedding, layerNorm } from '../ops/neural.js';
@@ -160,11 +161,13 @@ export class Sequential extends Module {
 }
 
 export interface Conv2dLayerOptions extends InitOptions {
-  readonly stride?: number;
-  readonly padding?: number;
-  /** Spacing between kernel taps, as PyTorch's `dilation`; default 1. */
-  readonly dilation?: number;
-  /** Channel groups, as PyTorch's `groups` (the weight is (O, C / groups, k, k)); default 1. */
+  /** One number for both dimensions or [height, width], as PyTorch's; default 1. */
+  readonly stride?: Pair;
+  /** Zeros on each side; one number or [height, width]; default 0. */
+  readonly padding?: Pair;
+  /** Spacing between kernel taps, as PyTorch's `dilation`; one number or [height, width]; default 1. */
+  readonly dilation?: Pair;
+  /** Channel groups, as PyTorch's `groups` (the weight is (O, C / groups, KH, KW)); default 1. */
   readonly groups?: number;
   readonly bias?: boolean;
 }
@@ -172,20 +175,24 @@ export interface Conv2dLayerOptions extends InitOptions {
 export class Conv2d extends Module {
   readonly weight: Parameter;
   readonly bias: Parameter | null;
-  readonly stride: number;
-  readonly padding: number;
-  readonly dilation: number;
+  /** [height, width]. */
+  readonly kernelSize: [number, number];
+  readonly stride: Pair;
+  readonly padding: Pair;
+  readonly dilation: Pair;
   readonly groups: number;
 
+  /** `kernelSize`: one number for a square kernel or [height, width]. */
   constructor(
     readonly inChannels: number,
     readonly outChannels: number,
-    readonly kernelSize: number,
+    kernelSize: Pair,
     options: Conv2dLayerOptions = {},
   ) {
     super();
+    this.kernelSize = pairOf(kernelSize);
     check(
-      [inChannels, outChannels, kernelSize].every((n) => Number.isInteger(n) && n > 0),
+      [inChannels, outChannels, ...this.kernelSize].every((n) => Number.isInteger(n) && n > 0),
       'invalid_argument',
       () => {
         return `Conv2d: channels and kernel size must be positive integers`;
@@ -199,8 +206,9 @@ export class Conv2d extends Module {
     );
     const random = initRandom(options.random);
     const groupChannels = inChannels / groups;
-    const bound = 1 / Math.sqrt(groupChannels * kernelSize * kernelSize);
-    this.weight = uniformParameter([outChannels, groupChannels, kernelSize, kernelSize], bound, random);
+    const [kh, kw] = this.kernelSize;
+    const bound = 1 / Math.sqrt(groupChannels * kh * kw);
+    this.weight = uniformParameter([outChannels, groupChannels, kh, kw], bound, random);
     this.bias = options.bias === false ? null : uniformParameter([outChannels], bound, random);
     this.stride = options.stride ?? 1;
     this.padding = options.padding ?? 0;

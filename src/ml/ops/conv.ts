@@ -1,6 +1,7 @@
 /**
  * 2-D convolution (im2col + gemm, image by image and group by group) and pooling, NCHW layout.
- * The geometry (sizes, stride, padding, dilation, groups) is one field list, ops/convGeometry.ts.
+ * The geometry (sizes, stride, padding, dilation, groups) is the one field list of every layer,
+ * CONV2D_GEOMETRY_FIELDS (src/gpu/kernels/ops.ts, checked here by ops/convGeometry.ts).
  *
  * conv2d: x (N, C, H, W), weight (O, C/G, KH, KW), bias (O) -> (N, O, OH, OW); per image n and
  * group g (input channels [g C/G, (g+1) C/G), output channels [g O/G, (g+1) O/G)):
@@ -27,15 +28,22 @@ import { maxPool2x2Kernel } from '../internal/maxPoolKernel.js';
 import { indexPool, pool } from '../internal/pool.js';
 import { contiguousData, gradBuffer, makeResult, releaseTemporary, type Tensor } from '../Tensor.js';
 import { conv2dOnDevice, pool2dOnDevice } from './convDevice.js';
-import { type ConvGeometry, convGeometry } from './convGeometry.js';
+import { type Conv2dGeometry, convGeometry, type Pair } from './convGeometry.js';
 
-export { CONV_GEOMETRY_FIELDS, type ConvGeometry, type ConvGeometryField } from './convGeometry.js';
+export {
+  CONV2D_GEOMETRY_FIELDS,
+  type Conv2dGeometry,
+  type Conv2dGeometryField,
+  type Pair,
+} from './convGeometry.js';
 
 export interface Conv2dOptions {
-  readonly stride?: number;
-  readonly padding?: number;
-  /** Spacing between kernel taps (PyTorch's `dilation`); default 1. */
-  readonly dilation?: number;
+  /** One number for both dimensions or [height, width], as PyTorch's; default 1. */
+  readonly stride?: Pair;
+  /** Zeros added on each side; one number or [height, width]; default 0. */
+  readonly padding?: Pair;
+  /** Spacing between kernel taps (PyTorch's `dilation`); one number or [height, width]; default 1. */
+  readonly dilation?: Pair;
   /**
    * Channel groups (PyTorch's `groups`): input and output channels split into this many groups,
    * each convolved with its own weights; the weight is (O, C / groups, KH, KW). Default 1.
@@ -48,11 +56,11 @@ export interface Pool2dOptions {
   readonly stride?: number;
 }
 
-/** The output columns [start, end) whose input column ow*s - p + kw*d is inside the image. */
-function validColumns(g: ConvGeometry, kernelColumn: number): [number, number] {
-  const offset = kernelColumn * g.dilation - g.padding;
-  const start = Math.max(0, Math.ceil(-offset / g.stride));
-  const end = Math.min(g.outWidth, Math.floor((g.width - 1 - offset) / g.stride) + 1);
+/** The output columns [start, end) whose input column ow*s - p + kw*d is inside the image (s, p, d: the width's). */
+function validColumns(g: Conv2dGeometry, kernelColumn: number): [number, number] {
+  const offset = kernelColumn * g.dilationWidth - g.paddingWidth;
+  const start = Math.max(0, Math.ceil(-offset / g.strideWidth));
+  const end = Math.min(g.outWidth, Math.floor((g.width - 1 - offset) / g.strideWidth) + 1);
   return [start, Math.max(start, end)];
 }
 
@@ -63,13 +71,15 @@ function validColumns(g: ConvGeometry, kernelColumn: number): [number, number] {
  * left or right edge (they wrap to the neighbouring row and are zeroed). One block copy instead
  * of a loop per row.
  */
-function isSameWidth(g: ConvGeometry): boolean {
-  return g.stride === 1 && g.dilation === 1 && g.outWidth === g.width;
+function isSameWidth(g: Conv2dGeometry): boolean {
+  const unitSteps =
+    g.strideHeight === 1 && g.strideWidth === 1 && g.dilationHeight === 1 && g.dilationWidth === 1;
+  return unitSteps && g.outWidth === g.width;
 }
 
 /** The output rows [start, end) whose input row oh - p + kh is inside the image (stride 1, dilation 1). */
-function validRows(g: ConvGeometry, kernelRow: number): [number, number] {
-  const shift = kernelRow - g.padding;
+function validRows(g: Conv2dGeometry, kernelRow: number): [number, number] {
+  const shift = kernelRow - g.paddingHeight;
   const start = Math.max(0, -shift);
   return [start, Math.max(start, Math.min(g.outHeight, g.height - shift))];
 }
@@ -99,25 +109,25 @@ function zeroEdgeColumns(
 function im2colSameWidth(
   x: Float32Array,
   xBase: number,
-  g: ConvGeometry,
+  g: Conv2dGeometry,
   cols: Float32Array,
   at: number,
 ): void {
-  const { channels, height, width, kernelHeight, kernelWidth, padding, outHeight } = g;
+  const { inChannels, height, width, kernelHeight, kernelWidth, paddingHeight, paddingWidth, outHeight } = g;
   const positions = outHeight * width;
   const inPlace = x === cols;
-  for (let c = 0; c < channels; c++) {
+  for (let c = 0; c < inChannels; c++) {
     const plane = xBase + c * height * width;
     for (let kh = 0; kh < kernelHeight; kh++) {
       const [rowStart, rowEnd] = validRows(g, kh);
       for (let kw = 0; kw < kernelWidth; kw++) {
         const target = at + ((c * kernelHeight + kh) * kernelWidth + kw) * positions;
-        const columnShift = kw - padding;
+        const columnShift = kw - paddingWidth;
         const skipFront = Math.max(0, -columnShift);
         const skipBack = Math.max(0, columnShift);
         cols.fill(0, target, target + rowStart * width);
         cols.fill(0, target + rowEnd * width, target + positions);
-        const source = plane + (rowStart + kh - padding) * width + columnShift;
+        const source = plane + (rowStart + kh - paddingHeight) * width + columnShift;
         const first = target + rowStart * width;
         const length = (rowEnd - rowStart) * width;
         if (length - skipBack > skipFront) {
@@ -150,24 +160,24 @@ function addRun(gx: Float32Array, from: number, gcols: Float32Array, source: num
 function col2imSameWidth(
   gcols: Float32Array,
   at: number,
-  g: ConvGeometry,
+  g: Conv2dGeometry,
   gx: Float32Array,
   gxBase: number,
   workspace: ConvWorkspace | null,
 ): void {
-  const { channels, height, width, kernelHeight, kernelWidth, padding, outHeight } = g;
+  const { inChannels, height, width, kernelHeight, kernelWidth, paddingHeight, paddingWidth, outHeight } = g;
   const positions = outHeight * width;
-  for (let c = 0; c < channels; c++) {
+  for (let c = 0; c < inChannels; c++) {
     const plane = gxBase + c * height * width;
     for (let kh = 0; kh < kernelHeight; kh++) {
       const [rowStart, rowEnd] = validRows(g, kh);
       for (let kw = 0; kw < kernelWidth; kw++) {
         const source = at + ((c * kernelHeight + kh) * kernelWidth + kw) * positions;
-        const columnShift = kw - padding;
+        const columnShift = kw - paddingWidth;
         const skipFront = Math.max(0, -columnShift);
         const skipBack = Math.max(0, columnShift);
         if (columnShift !== 0) zeroEdgeColumns(gcols, source, width, rowStart, rowEnd, columnShift);
-        const target = plane + (rowStart + kh - padding) * width + columnShift;
+        const target = plane + (rowStart + kh - paddingHeight) * width + columnShift;
         const first = source + rowStart * width;
         const count = (rowEnd - rowStart) * width - skipBack - skipFront;
         if (workspace !== null) workspace.add(target + skipFront, first + skipFront, count);
@@ -177,20 +187,20 @@ function col2imSameWidth(
   }
 }
 
-/** Image n's block at `at`: cols[(c, kh, kw), (oh, ow)] = x[n, c, oh*s - p + kh*d, ow*s - p + kw*d] (0 outside). */
-function im2col(x: Float32Array, g: ConvGeometry, n: number, cols: Float32Array, at: number): void {
-  const { channels, height, width, kernelHeight, kernelWidth, stride, padding, dilation } = g;
-  const { outHeight, outWidth } = g;
+/** Image n's block at `at`: cols[(c, kh, kw), (oh, ow)] = x[n, c, oh*sh - ph + kh*dh, ow*sw - pw + kw*dw] (0 outside). */
+function im2col(x: Float32Array, g: Conv2dGeometry, n: number, cols: Float32Array, at: number): void {
+  const { inChannels, height, width, kernelHeight, kernelWidth, strideHeight, strideWidth } = g;
+  const { paddingHeight, paddingWidth, dilationHeight, dilationWidth, outHeight, outWidth } = g;
   const positions = outHeight * outWidth;
-  for (let c = 0; c < channels; c++) {
-    const plane = (n * channels + c) * height * width;
+  for (let c = 0; c < inChannels; c++) {
+    const plane = (n * inChannels + c) * height * width;
     for (let kh = 0; kh < kernelHeight; kh++) {
       for (let kw = 0; kw < kernelWidth; kw++) {
         const rowBase = at + ((c * kernelHeight + kh) * kernelWidth + kw) * positions;
         const [start, end] = validColumns(g, kw);
-        const shift = kw * dilation - padding;
+        const shift = kw * dilationWidth - paddingWidth;
         for (let oh = 0; oh < outHeight; oh++) {
-          const ih = oh * stride - padding + kh * dilation;
+          const ih = oh * strideHeight - paddingHeight + kh * dilationHeight;
           const target = rowBase + oh * outWidth;
           if (ih < 0 || ih >= height) {
             cols.fill(0, target, target + outWidth);
@@ -198,8 +208,9 @@ function im2col(x: Float32Array, g: ConvGeometry, n: number, cols: Float32Array,
           }
           const source = plane + ih * width + shift;
           for (let ow = 0; ow < start; ow++) cols[target + ow] = 0;
-          if (stride === 1 && end > start) cols.set(x.subarray(source + start, source + end), target + start);
-          else for (let ow = start; ow < end; ow++) cols[target + ow] = x[source + ow * stride];
+          if (strideWidth === 1 && end > start)
+            cols.set(x.subarray(source + start, source + end), target + start);
+          else for (let ow = start; ow < end; ow++) cols[target + ow] = x[source + ow * strideWidth];
           for (let ow = end; ow < outWidth; ow++) cols[target + ow] = 0;
         }
       }
@@ -208,24 +219,24 @@ function im2col(x: Float32Array, g: ConvGeometry, n: number, cols: Float32Array,
 }
 
 /** The adjoint of im2col for image n: gx[n, c, ih, iw] += gcols[(c, kh, kw), (oh, ow)]. */
-function col2im(gcols: Float32Array, at: number, g: ConvGeometry, n: number, gx: Float32Array): void {
-  const { channels, height, width, kernelHeight, kernelWidth, stride, padding, dilation } = g;
-  const { outHeight, outWidth } = g;
+function col2im(gcols: Float32Array, at: number, g: Conv2dGeometry, n: number, gx: Float32Array): void {
+  const { inChannels, height, width, kernelHeight, kernelWidth, strideHeight, strideWidth } = g;
+  const { paddingHeight, paddingWidth, dilationHeight, dilationWidth, outHeight, outWidth } = g;
   const positions = outHeight * outWidth;
-  for (let c = 0; c < channels; c++) {
-    const plane = (n * channels + c) * height * width;
+  for (let c = 0; c < inChannels; c++) {
+    const plane = (n * inChannels + c) * height * width;
     for (let kh = 0; kh < kernelHeight; kh++) {
       for (let kw = 0; kw < kernelWidth; kw++) {
         const rowBase = at + ((c * kernelHeight + kh) * kernelWidth + kw) * positions;
         const [start, end] = validColumns(g, kw);
-        const shift = kw * dilation - padding;
+        const shift = kw * dilationWidth - paddingWidth;
         for (let oh = 0; oh < outHeight; oh++) {
-          const ih = oh * stride - padding + kh * dilation;
+          const ih = oh * strideHeight - paddingHeight + kh * dilationHeight;
           if (ih < 0 || ih >= height) continue;
           const source = rowBase + oh * outWidth;
           const target = plane + ih * width + shift;
-          if (stride === 1) addRun(gx, target + start, gcols, source + start, end - start);
-          else for (let ow = start; ow < end; ow++) gx[target + ow * stride] += gcols[source + ow];
+          if (strideWidth === 1) addRun(gx, target + start, gcols, source + start, end - start);
+          else for (let ow = start; ow < end; ow++) gx[target + ow * strideWidth] += gcols[source + ow];
         }
       }
     }
@@ -269,7 +280,7 @@ function checkConvolution(
   weight: Tensor,
   bias: Tensor | null,
   options: Conv2dOptions,
-): ConvGeometry {
+): Conv2dGeometry {
   check(
     weight.rank === 4,
     'invalid_shape',
@@ -289,9 +300,9 @@ function checkConvolution(
     },
     'conv2d',
   );
-  check(weightChannels * g.groups === g.channels, 'shape_mismatch', () => {
-    const per = g.groups === 1 ? '' : ` (${g.groups} groups of ${g.channels / g.groups})`;
-    return `conv2d: input has ${g.channels} channels${per}, weight expects ${weightChannels} per group`;
+  check(weightChannels * g.groups === g.inChannels, 'shape_mismatch', () => {
+    const per = g.groups === 1 ? '' : ` (${g.groups} groups of ${g.inChannels / g.groups})`;
+    return `conv2d: input has ${g.inChannels} channels${per}, weight expects ${weightChannels} per group`;
   });
   check(bias === null || (bias.rank === 1 && bias.shape[0] === outChannels), 'shape_mismatch', () => {
     return `conv2d: bias must be (${outChannels}), got [${bias?.shape.join(', ')}]`;
@@ -309,18 +320,18 @@ export function conv2d(
   const g = checkConvolution(x, weight, bias, options);
   if (x.device !== 'cpu' || weight.device !== 'cpu' || (bias !== null && bias.device !== 'cpu')) {
     const inputs = bias === null ? [x, weight] : [x, weight, bias];
-    if (g.dilation !== 1 || g.groups !== 1) unavailableOnDevice('conv2d with dilation or groups', inputs);
-    return conv2dOnDevice(x, weight, bias, g.stride, g.padding);
+    if (g.groups !== 1) unavailableOnDevice('conv2d with groups', inputs);
+    return conv2dOnDevice(x, weight, bias, g);
   }
   const { batch, outChannels, groups } = g;
   const positions = g.outHeight * g.outWidth;
-  const depth = g.channels * g.kernelHeight * g.kernelWidth;
+  const depth = g.inChannels * g.kernelHeight * g.kernelWidth;
   // Per group: weight rows [gi*groupOut, ...) (each groupDepth long), cols rows [gi*groupDepth, ...).
   const groupOut = outChannels / groups;
   const groupDepth = depth / groups;
   const imageCols = depth * positions;
   const imageOut = outChannels * positions;
-  const imageX = g.channels * g.height * g.width;
+  const imageX = g.inChannels * g.height * g.width;
   const sameWidth = isSameWidth(g);
   // The same-width path works in the WebAssembly workspace: [image | its columns].
   const useWorkspace = sameWidth && convWorkspace(imageX + imageCols) !== null;
@@ -466,7 +477,7 @@ export function conv2d(
   );
 }
 
-function poolGeometry(x: Tensor, kernelSize: number, stride: number, context: string): ConvGeometry {
+function poolGeometry(x: Tensor, kernelSize: number, stride: number, context: string): Conv2dGeometry {
   check(
     Number.isInteger(kernelSize) && kernelSize >= 1,
     'invalid_argument',
@@ -478,20 +489,20 @@ function poolGeometry(x: Tensor, kernelSize: number, stride: number, context: st
 }
 function maxPoolWindows(
   xv: Float32Array,
-  g: ConvGeometry,
+  g: Conv2dGeometry,
   kernelSize: number,
   out: Float32Array,
   winners: Int32Array,
 ): void {
-  const planes = g.batch * g.channels;
+  const planes = g.batch * g.inChannels;
   const outPlane = g.outHeight * g.outWidth;
   for (let plane = 0; plane < planes; plane++) {
     const inBase = plane * g.height * g.width;
     for (let oh = 0; oh < g.outHeight; oh++) {
       for (let ow = 0; ow < g.outWidth; ow++) {
-        let best = inBase + oh * g.stride * g.width + ow * g.stride;
+        let best = inBase + oh * g.strideHeight * g.width + ow * g.strideWidth;
         for (let kh = 0; kh < kernelSize; kh++) {
-          const row = inBase + (oh * g.stride + kh) * g.width + ow * g.stride;
+          const row = inBase + (oh * g.strideHeight + kh) * g.width + ow * g.strideWidth;
           for (let kw = 0; kw < kernelSize; kw++) if (xv[row + kw] > xv[best]) best = row + kw;
         }
         const at = plane * outPlane + oh * g.outWidth + ow;
@@ -503,8 +514,8 @@ function maxPoolWindows(
 }
 
 /** The common 2x2, stride 2 case, unrolled (the first maximum wins, as in the general loop). */
-function maxPool2x2(xv: Float32Array, g: ConvGeometry, out: Float32Array, winners: Int32Array): void {
-  const planes = g.batch * g.channels;
+function maxPool2x2(xv: Float32Array, g: Conv2dGeometry, out: Float32Array, winners: Int32Array): void {
+  const planes = g.batch * g.inChannels;
   const { width, outHeight, outWidth } = g;
   let at = 0;
   for (let plane = 0; plane < planes; plane++) {
@@ -527,20 +538,20 @@ function maxPool2x2(xv: Float32Array, g: ConvGeometry, out: Float32Array, winner
 /** Maximum over kernelSize x kernelSize windows. */
 export function maxPool2d(x: Tensor, kernelSize: number, options: Pool2dOptions = {}): Tensor {
   const g = poolGeometry(x, kernelSize, options.stride ?? kernelSize, 'maxPool2d');
-  if (x.device !== 'cpu') return pool2dOnDevice('max', x, kernelSize, g.stride);
-  const planes = g.batch * g.channels;
+  if (x.device !== 'cpu') return pool2dOnDevice('max', x, kernelSize, g.strideHeight);
+  const planes = g.batch * g.inChannels;
   const outPlane = g.outHeight * g.outWidth;
   const xv = contiguousData(x);
   const out = pool.take(planes * outPlane);
   const winners = indexPool.take(planes * outPlane);
-  if (kernelSize === 2 && g.stride === 2) {
+  if (kernelSize === 2 && g.strideHeight === 2 && g.strideWidth === 2) {
     // WebAssembly (branch-free) when it is there, else the JavaScript loop.
     if (!maxPool2x2Kernel(xv, planes, g.height, g.width, out, winners)) maxPool2x2(xv, g, out, winners);
   } else maxPoolWindows(xv, g, kernelSize, out, winners);
   releaseTemporary(x, xv);
   const result = makeResult(
     out,
-    [g.batch, g.channels, g.outHeight, g.outWidth],
+    [g.batch, g.inChannels, g.outHeight, g.outWidth],
     'maxPool2d',
     [x],
     (gradient) => {
@@ -556,8 +567,8 @@ export function maxPool2d(x: Tensor, kernelSize: number, options: Pool2dOptions 
 /** Mean over kernelSize x kernelSize windows. */
 export function avgPool2d(x: Tensor, kernelSize: number, options: Pool2dOptions = {}): Tensor {
   const g = poolGeometry(x, kernelSize, options.stride ?? kernelSize, 'avgPool2d');
-  if (x.device !== 'cpu') return pool2dOnDevice('avg', x, kernelSize, g.stride);
-  const planes = g.batch * g.channels;
+  if (x.device !== 'cpu') return pool2dOnDevice('avg', x, kernelSize, g.strideHeight);
+  const planes = g.batch * g.inChannels;
   const outPlane = g.outHeight * g.outWidth;
   const scale = 1 / (kernelSize * kernelSize);
   const xv = contiguousData(x);
@@ -568,7 +579,7 @@ export function avgPool2d(x: Tensor, kernelSize: number, options: Pool2dOptions 
       for (let ow = 0; ow < g.outWidth; ow++) {
         let total = 0;
         for (let kh = 0; kh < kernelSize; kh++) {
-          const row = inBase + (oh * g.stride + kh) * g.width + ow * g.stride;
+          const row = inBase + (oh * g.strideHeight + kh) * g.width + ow * g.strideWidth;
           for (let kw = 0; kw < kernelSize; kw++) total += xv[row + kw];
         }
         out[plane * outPlane + oh * g.outWidth + ow] = total * scale;
@@ -576,7 +587,7 @@ export function avgPool2d(x: Tensor, kernelSize: number, options: Pool2dOptions 
     }
   }
   releaseTemporary(x, xv);
-  return makeResult(out, [g.batch, g.channels, g.outHeight, g.outWidth], 'avgPool2d', [x], (gradient) => {
+  return makeResult(out, [g.batch, g.inChannels, g.outHeight, g.outWidth], 'avgPool2d', [x], (gradient) => {
     const gx = gradBuffer(x);
     for (let plane = 0; plane < planes; plane++) {
       const inBase = plane * g.height * g.width;
@@ -584,7 +595,7 @@ export function avgPool2d(x: Tensor, kernelSize: number, options: Pool2dOptions 
         for (let ow = 0; ow < g.outWidth; ow++) {
           const share = gradient[plane * outPlane + oh * g.outWidth + ow] * scale;
           for (let kh = 0; kh < kernelSize; kh++) {
-            const row = inBase + (oh * g.stride + kh) * g.width + ow * g.stride;
+            const row = inBase + (oh * g.strideHeight + kh) * g.width + ow * g.strideWidth;
             for (let kw = 0; kw < kernelSize; kw++) gx[row + kw] += share;
           }
         }

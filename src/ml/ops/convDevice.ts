@@ -8,11 +8,10 @@
  *   over its rows. Inputs that need no gradient (the images) get none computed.
  * - the pools: one pool2dBackward kernel (max: to each window's first maximum, as on the CPU).
  */
+import type { Conv2dGeometry } from '../../gpu/kernels/ops.js';
 import {
-  type DeviceConvGeometry,
   deviceCol2im,
   deviceConv2d,
-  deviceConvGeometry,
   deviceGather,
   deviceIm2col,
   deviceMatmul,
@@ -23,17 +22,15 @@ import {
 } from '../deviceOps.js';
 import { dispose, record, share, type Tensor } from '../Tensor.js';
 
-// x: (N, C, H, W), weight: (O, C, KH, KW), bias: (O) -> (N, O, OH, OW); conv.ts checked the shapes
+// x: (N, C, H, W), weight: (O, C, KH, KW), bias: (O) -> (N, O, OH, OW); conv.ts checked the geometry
 export function conv2dOnDevice(
   x: Tensor,
   weight: Tensor,
   bias: Tensor | null,
-  stride: number,
-  padding: number,
+  geometry: Conv2dGeometry,
 ): Tensor {
-  const out = deviceConv2d(x, weight, bias, stride, padding);
+  const out = deviceConv2d(x, weight, bias, geometry);
   const inputs = bias === null ? [x, weight] : [x, weight, bias];
-  const geometry = deviceConvGeometry(x, weight, stride, padding);
   return record(out, 'conv2d', inputs, (g) => conv2dRule(x, weight, bias, g, geometry));
 }
 
@@ -42,7 +39,7 @@ function conv2dRule(
   weight: Tensor,
   bias: Tensor | null,
   g: Tensor,
-  geometry: DeviceConvGeometry,
+  geometry: Conv2dGeometry,
 ): Tensor[] {
   const [batch, outChannels, outHeight, outWidth] = g.shape;
   const positions = outHeight * outWidth;
@@ -68,7 +65,7 @@ function conv2dRule(
     }
     let gw: Tensor | null = null;
     if (weight.requiresGrad) {
-      const columns = deviceIm2col(x, geometry, outHeight, outWidth);
+      const columns = deviceIm2col(x, geometry);
       const columnsT = devicePermute(columns, [1, 0]);
       const product = deviceMatmul(gOut, columnsT);
       temporaries.push(columns, columnsT, product);

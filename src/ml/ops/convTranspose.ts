@@ -17,6 +17,10 @@ import { matrixProduct } from '../internal/blas.js';
 import { pool } from '../internal/pool.js';
 import { contiguousData, gradBuffer, makeResult, releaseTemporary, type Tensor } from '../Tensor.js';
 import { conv2d } from './conv.js';
+import { type Pair, pairOf } from './convGeometry.js';
+
+export type { Pair } from './convGeometry.js';
+
 import { pad } from './indexing.js';
 import { reshape } from './shape.js';
 
@@ -59,8 +63,6 @@ export function conv1d(
   return reshape(out, [batch, outChannels, out.shape[3]]);
 }
 
-export type Pair = number | readonly [number, number];
-
 export interface ConvTranspose2dOptions {
   readonly stride?: Pair;
   readonly padding?: Pair;
@@ -69,9 +71,6 @@ export interface ConvTranspose2dOptions {
   /** Added to one side of the output (PyTorch's output_padding); each below its stride or its dilation. */
   readonly outputPadding?: Pair;
 }
-
-const pair = (value: Pair): [number, number] =>
-  typeof value === 'number' ? [value, value] : [value[0], value[1]];
 
 /**
  * A transposed convolution's geometry is the geometry of the convolution it is the input gradient
@@ -90,10 +89,10 @@ function transposedGeometry(x: Tensor, weight: Tensor, options: ConvTranspose2dO
   check(weight.rank === 4 && weight.shape[0] === x.shape[1], 'shape_mismatch', () => {
     return `${context}: weight must be (${x.shape[1]}, Cout, KH, KW) for ${x.shape[1]} input channels (PyTorch's layout), got [${weight.shape.join(', ')}]`;
   });
-  const stride = pair(options.stride ?? 1);
-  const padding = pair(options.padding ?? 0);
-  const dilation = pair(options.dilation ?? 1);
-  const extra = pair(options.outputPadding ?? 0);
+  const stride = pairOf(options.stride ?? 1);
+  const padding = pairOf(options.padding ?? 0);
+  const dilation = pairOf(options.dilation ?? 1);
+  const extra = pairOf(options.outputPadding ?? 0);
   const integers = (values: number[], least: number) =>
     values.every((v) => Number.isInteger(v) && v >= least);
   check(integers(stride, 1), 'invalid_argument', () => {
