@@ -16,12 +16,10 @@ import type { PeerTransport, TransportSink } from './Transport.js';
  * blocks: a full ring only sends the batch the slower way.
  *
  * Waking: each thread has a doorbell word (`wake[2 * thread]`) that producers increment after
- * writing, and a sleeping flag (`wake[2 * thread + 1]`); an idle thread waits on its doorbell with
- * `Atomics.waitAsync` (which does not keep the event loop alive: a worker is kept alive by its
- * ports, thread 0 is not). After posting into a ring, a thread whose run queue is empty spins for
- * a few microseconds on its inbound rings first: a reply that comes back within the spin costs no
- * event-loop wake-up. The spin adapts: it halves after a spin that found nothing and grows back
- * after one that did, so a thread that never gets quick answers stops spinning.
+ * writing into a ring or posting on a port, and a sleeping flag (`wake[2 * thread + 1]`, clear
+ * while the thread spins: then producers need not notify). An idle thread spins, then blocks
+ * briefly, then waits with `Atomics.waitAsync` (which does not keep the event loop alive: a
+ * worker is kept alive by its ports, thread 0 is not); see `RingHub`.
  */
 
 /** Ring slots: at most this many per ring (2 MiB), at least `MIN_RING_SLOTS`; see `ringSlots`. */
@@ -29,8 +27,6 @@ export const MAX_RING_SLOTS = 1 << 18;
 export const MIN_RING_SLOTS = 1 << 12;
 /** All the rings of one node together use at most this many slots (32 MiB). */
 export const RING_SLOT_BUDGET = 1 << 22;
-/** Longest spin, in microseconds, for an answer after posting into a ring. */
-export const MAX_SPIN_US = 50;
 
 const HEAD = 0; // Int32 index of the producer's counter
 const TAIL = 16; // the consumer's counter, on its own cache line
@@ -194,6 +190,7 @@ export class RingTransport implements PeerTransport {
     }
     batch.push(seq);
     this.port.postMessage(batch, transfer as never);
+    this.hub.ring(this.peer); // a peer blocked in Atomics.wait takes it off the port at once
   }
 
   close(): void {
@@ -211,25 +208,63 @@ function allNumbers(batch: unknown[]): boolean {
   return true;
 }
 
-/** One thread's end of every pair: its inbound streams, its doorbell, its spin. */
+/** How a scheduler thread that ran out of work waits for the next batch (see `RingHub`). */
+export interface IdleSettings {
+  /** Longest busy spin on the doorbell, in microseconds (adapts below it; 0: never spin). */
+  readonly spinUs: number;
+  /** Longest blocking wait (`Atomics.wait`) after the spin, in microseconds (0: never block). */
+  readonly waitUs: number;
+}
+
+/** Defaults of `ActorSystemOptions.idleSpinUs` / `idleWaitUs` (see README "Actors on every core"). */
+export const DEFAULT_IDLE_SPIN_US = 50;
+export const DEFAULT_IDLE_WAIT_US = 1000;
+/** The most either setting may be: 100 ms. */
+export const MAX_IDLE_US = 100_000;
+
+/**
+ * One thread's end of every pair: its inbound streams, its doorbell, and how it waits.
+ *
+ * A thread that runs out of work (its run queue just emptied, or it just posted to a peer) goes
+ * through three stages, each bounded, the way Erlang's schedulers busy-wait before they sleep
+ * (`+sbwt`):
+ * 1. a busy spin on its doorbell of up to `spinUs` (in a microtask, after flushing its own
+ *    outboxes): an answer within it costs no wake-up at all. It adapts: it halves after a spin
+ *    that found nothing and doubles back after one that did, so a thread whose peers answer
+ *    slowly stops burning CPU;
+ * 2. a blocking `Atomics.wait` of up to `waitUs` (from the event loop, after every microtask
+ *    ran), taken only when nothing but this thread's own ports and timers could bring work
+ *    (`process.getActiveResourcesInfo()`): no CPU, and a futex wake-up instead of an event-loop
+ *    one. A timer due meanwhile runs up to `waitUs` late;
+ * 3. `Atomics.waitAsync` (always armed underneath): the thread is quiet, its event loop free.
+ * Every producer bumps the doorbell after writing into a ring or posting on a port, and notifies
+ * it unless the consumer is spinning.
+ */
 export class RingHub {
   private readonly inbound: (Inbound | undefined)[];
   private waiting = false;
   private spinArmed = false;
+  private waitArmed = false;
   private drainArmed = false;
-  /** Current spin, in microseconds (adapts between 0 and MAX_SPIN_US). */
-  private spinUs = MAX_SPIN_US;
-  /** Posts to skip spinning for, after the spin dropped to nothing. */
+  /** Current spin, in microseconds (adapts between 0 and `settings.spinUs`). */
+  private spinUs: number;
+  /** Bursts to skip spinning for, after the spin dropped to nothing. */
   private spinCooldown = 0;
+  /** Ports that keep this thread's event loop alive (they show in the active resources). */
+  private refPorts = 0;
 
   constructor(
     private readonly thread: number,
     private readonly wake: Int32Array,
     private readonly sink: TransportSink,
-    /** True when this thread has no turn queued or running (then it may spin). */
+    /** True when this thread has no turn queued or running. */
     private readonly idle: () => boolean,
+    private readonly settings: IdleSettings = { spinUs: DEFAULT_IDLE_SPIN_US, waitUs: DEFAULT_IDLE_WAIT_US },
+    /** Posts what this thread's outboxes hold (before it spins for an answer to them). */
+    private readonly flush: () => void = () => {},
   ) {
     this.inbound = new Array(wake.length / 2).fill(undefined);
+    this.spinUs = settings.spinUs;
   }
 
   /**
@@ -257,7 +292,8 @@ export class RingHub {
       if (batch !== undefined) inbound.queued.push(batch);
       this.armDrain();
     });
-    if (!keepAlive) port.unref();
+    if (keepAlive) this.refPorts++;
+    else port.unref();
     this.sleep();
     return transport;
   }
@@ -270,16 +306,20 @@ export class RingHub {
     this.inbound[peer] = undefined;
   }
 
-  /** A producer wrote into our ring to `peer`: ring its doorbell, then maybe spin for the answer. */
+  /** We wrote into our ring to `peer` or posted on its port: ring its doorbell, then wait for an answer. */
   ring(peer: number): void {
     const wake = this.wake;
     Atomics.add(wake, 2 * peer, 1);
     if (Atomics.load(wake, 2 * peer + 1) === 1) Atomics.notify(wake, 2 * peer);
-    if (!this.spinArmed) {
-      this.spinArmed = true;
-      queueMicrotask(this.spin);
-    }
+    this.idleSoon();
   }
+
+  /** This thread ran out of work (the scheduler's run queue emptied): start waiting for more. */
+  readonly idleSoon = (): void => {
+    if (this.spinArmed) return;
+    this.spinArmed = true;
+    queueMicrotask(this.spin);
+  };
 
   /** Applies every batch that has arrived, one batch per stream per pass (turns run between passes). */
   private readonly drainAll = (): void => {
@@ -305,6 +345,19 @@ export class RingHub {
   private anyReady(): boolean {
     for (const inbound of this.inbound) if (inbound?.ready()) return true;
     return false;
+  }
+
+  /** Takes what the peers posted on the ports now, rather than when the event loop gets to it. */
+  private pullPorts(): void {
+    for (const inbound of this.inbound) {
+      if (inbound === undefined) continue;
+      for (;;) {
+        const pulled = receiveMessageOnPort(inbound.port);
+        if (pulled === undefined) break;
+        const batch = inbound.accept(pulled.message);
+        if (batch !== undefined) inbound.queued.push(batch);
+      }
+    }
   }
 
   /** Waits (without blocking) for the doorbell; applies what arrived; waits again. */
@@ -337,38 +390,80 @@ export class RingHub {
     this.sleep();
   };
 
-  /** After posting into a ring: if idle, poll the inbound rings a few microseconds for an answer. */
+  /** Stage 1: flush, then poll the doorbell up to the current spin for an answer. */
   private readonly spin = (): void => {
+    this.flush(); // its posts ring doorbells, which would arm this again: still armed now
     this.spinArmed = false;
     if (!this.idle()) return;
-    if (this.spinUs === 0) {
-      if (--this.spinCooldown > 0) return;
-      this.spinUs = 2;
-    }
-    // While spinning, producers need not notify: we look ourselves.
-    const flag = 2 * this.thread + 1;
-    Atomics.store(this.wake, flag, 0);
-    const limit = performance.now() + this.spinUs / 1000;
-    let found = false;
-    do {
-      if (this.anyReady()) {
-        found = true;
-        break;
-      }
-    } while (performance.now() < limit);
-    Atomics.store(this.wake, flag, 1);
-    if (found) {
-      this.spinUs = Math.min(MAX_SPIN_US, this.spinUs * 2);
+    const wake = this.wake;
+    const word = 2 * this.thread;
+    const seen = Atomics.load(wake, word);
+    if (this.anyReady()) {
       this.drainAll();
       return;
     }
-    this.spinUs >>= 1;
-    if (this.spinUs < 2) {
-      this.spinUs = 0;
-      this.spinCooldown = 64;
+    let spinUs = this.spinUs;
+    if (spinUs === 0 && this.settings.spinUs > 0 && --this.spinCooldown <= 0) spinUs = 2;
+    if (spinUs > 0) {
+      // While spinning, producers need not notify: we look ourselves.
+      Atomics.store(wake, word + 1, 0);
+      const limit = performance.now() + spinUs / 1000;
+      let found = false;
+      do {
+        if (Atomics.load(wake, word) !== seen) {
+          found = true;
+          break;
+        }
+      } while (performance.now() < limit);
+      Atomics.store(wake, word + 1, 1);
+      if (found) {
+        this.spinUs = Math.min(this.settings.spinUs, spinUs * 2);
+        this.arrived();
+        return;
+      }
+      this.spinUs = spinUs >> 1;
+      if (this.spinUs < 2) {
+        this.spinUs = 0;
+        this.spinCooldown = 64;
+      }
     }
-    if (this.anyReady()) this.armDrain(); // written after our last look, before the flag was back
+    if (Atomics.load(wake, word) !== seen) this.arrived(); // after our last look, before the flag was back
+    else if (this.settings.waitUs > 0 && !this.waitArmed) {
+      this.waitArmed = true;
+      setImmediate(this.block);
+    }
   };
+
+  /** Stage 2: from the event loop, block on the doorbell up to `waitUs` if nothing else can bring work. */
+  private readonly block = (): void => {
+    this.waitArmed = false;
+    if (!this.idle() || this.drainArmed || !this.onlyRingsCanWake()) return;
+    const wake = this.wake;
+    const word = 2 * this.thread;
+    const seen = Atomics.load(wake, word);
+    if (this.anyReady()) {
+      this.drainAll();
+      return;
+    }
+    Atomics.store(wake, word + 1, 1);
+    if (Atomics.wait(wake, word, seen, this.settings.waitUs / 1000) !== 'timed-out') this.arrived();
+  };
+
+  /** The doorbell rang: take port batches now too, and apply what came. */
+  private arrived(): void {
+    this.pullPorts();
+    this.drainAll();
+  }
+
+  /** True when the event loop holds nothing that could bring work but this thread's own ports and timers. */
+  private onlyRingsCanWake(): boolean {
+    let ports = 0;
+    for (const resource of process.getActiveResourcesInfo()) {
+      if (resource === 'MessagePort') ports++;
+      else if (resource !== 'Timeout') return false;
+    }
+    return ports <= this.refPorts;
+  }
 }
 
 /** Atomics.waitAsync (Node >= 16; missing from the ES2023 lib types this project compiles against). */
