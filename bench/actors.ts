@@ -241,6 +241,40 @@ export async function crossThreadThroughput(system: ActorSystem, messages: numbe
   return messages / (elapsed / 1000);
 }
 
+/**
+ * What the idle stages of the scheduler threads (spin, then block, then sleep: Ring.ts) cost in
+ * CPU, as a share of one core for the whole process: a system left alone (it must go quiet), and
+ * one message to thread 1 every millisecond (each one is a burst followed by an idle spin).
+ */
+export async function idleCost(system: ActorSystem): Promise<Record<string, number>> {
+  const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+  const cpuShare = async (work: (until: number) => Promise<void>): Promise<number> => {
+    const cpu = process.cpuUsage();
+    const start = performance.now();
+    await work(start + 500);
+    const used = process.cpuUsage(cpu);
+    return (used.user + used.system) / 10 / (performance.now() - start);
+  };
+  await sleep(100); // what the figures before left spinning or blocked is over
+  const idle = await cpuShare((until) => sleep(until - performance.now()));
+  const sink = system.spawn({ handle: () => {} });
+  const counter = system.spawn({ module: import.meta.url, export: 'Counter' }, [1e9, sink], { thread: 1 });
+  let sent = 0;
+  const trickle = await cpuShare(async (until) => {
+    while (performance.now() < until) {
+      system.send(counter, sent++);
+      await sleep(1);
+    }
+  });
+  system.exit(counter, 'kill');
+  system.exit(sink, 'kill');
+  return {
+    thread_idle_cpu_percent: round(idle, 1),
+    thread_trickle_cpu_percent: round(trickle, 1),
+    thread_trickle_msgs: sent,
+  };
+}
+
 /** The thread figures: one system with every core's thread, started (and warmed) before timing. */
 export async function threadFigures(quick: boolean): Promise<Record<string, number>> {
   const threads = Math.max(2, availableParallelism());
@@ -254,6 +288,7 @@ export async function threadFigures(quick: boolean): Promise<Record<string, numb
       ring_threads_msgs_per_sec: Math.round(await ringThreads(system, 1000, 2_000_000 / (quick ? 10 : 1))),
       cross_thread_pingpong_ns: round(await crossThreadPingPong(system, quick ? 2000 : 20_000)),
       cross_thread_msgs_per_sec: Math.round(await crossThreadThroughput(system, quick ? 200_000 : 2_000_000)),
+      ...(await idleCost(system)),
     };
   } finally {
     await system.close();

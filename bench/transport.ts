@@ -1,7 +1,10 @@
 /**
  * The two ways a batch of messages can reach another thread, measured bare (no actors), as the
  * in-run reference for the cross-thread actor figures: MessagePort posts of batches (what
- * src/actor/internal/ThreadPool.ts uses) and a SharedArrayBuffer ring with Atomics.
+ * src/actor/internal/ThreadPool.ts uses) and a SharedArrayBuffer ring with Atomics. The three
+ * SharedArrayBuffer round trips are the legs of a wake-up (src/actor/internal/Ring.ts):
+ * `Atomics.waitAsync` on this side (an event-loop wake-up), `Atomics.wait` on both sides (a
+ * futex wake-up each way), and both sides spinning (the cache line going back and forth).
  */
 import { Worker } from 'node:worker_threads';
 
@@ -31,6 +34,13 @@ if (mode === 'sab-echo') {
     while (Atomics.load(cell, 0) !== expected) Atomics.wait(cell, 0, expected - 1);
     Atomics.store(cell, 0, expected + 1);
     Atomics.notify(cell, 0);
+  }
+}
+if (mode === 'sab-spin-echo') {
+  const cell = new Int32Array(workerData.sab);
+  for (let expected = 1; expected <= count * 2; expected += 2) {
+    while (Atomics.load(cell, 0) !== expected);
+    Atomics.store(cell, 0, expected + 1);
   }
 }
 if (mode === 'sab-count') {
@@ -92,6 +102,34 @@ export async function sabRoundTrip(roundTrips: number): Promise<number> {
   return (elapsed * 1e6) / roundTrips;
 }
 
+/**
+ * Round trips through a SharedArrayBuffer cell with both sides blocking in `Atomics.wait`
+ * (`spin` false: a futex wake-up each way) or both busy-polling it (`spin` true). Returns ns per
+ * round trip.
+ */
+export async function sabBlockingRoundTrip(roundTrips: number, spin: boolean): Promise<number> {
+  const sab = new SharedArrayBuffer(4);
+  const cell = new Int32Array(sab);
+  const worker = startWorker(spin ? 'sab-spin-echo' : 'sab-echo', { sab, count: roundTrips + 100 });
+  await new Promise<void>((resolve) => worker.once('online', () => resolve()));
+  let start = 0;
+  for (let trip = 0; trip < roundTrips + 100; trip++) {
+    if (trip === 100) start = performance.now();
+    const sent = trip * 2 + 1;
+    Atomics.store(cell, 0, sent);
+    if (!spin) Atomics.notify(cell, 0);
+    // bounded, so a lost worker cannot hang the bench
+    const deadline = performance.now() + 1000;
+    while (Atomics.load(cell, 0) === sent) {
+      if (!spin) Atomics.wait(cell, 0, sent, 1000);
+      if (performance.now() > deadline) throw new Error('bench: the echo worker stopped answering');
+    }
+  }
+  const elapsed = performance.now() - start;
+  await worker.terminate();
+  return (elapsed * 1e6) / roundTrips;
+}
+
 /** `count` numbers posted in batches of `batch` on a MessagePort. Returns numbers per second. */
 export async function portStream(count: number, batch = 5461): Promise<number> {
   const worker = startWorker('port-count', { count });
@@ -144,6 +182,8 @@ export async function transportFigures(quick: boolean): Promise<Record<string, n
   return {
     transport_port_roundtrip_ns: Math.round(await portRoundTrip(trips)),
     transport_sab_roundtrip_ns: Math.round(await sabRoundTrip(trips)),
+    transport_futex_roundtrip_ns: Math.round(await sabBlockingRoundTrip(trips, false)),
+    transport_spin_roundtrip_ns: Math.round(await sabBlockingRoundTrip(trips, true)),
     transport_port_batches_msgs_per_sec: Math.round(await portStream(messages)),
     transport_sab_ring_msgs_per_sec: Math.round(await sabStream(messages)),
   };

@@ -235,7 +235,9 @@ export const MAX_IDLE_US = 100_000;
  * 2. a blocking `Atomics.wait` of up to `waitUs` (from the event loop, after every microtask
  *    ran), taken only when nothing but this thread's own ports and timers could bring work
  *    (`process.getActiveResourcesInfo()`): no CPU, and a futex wake-up instead of an event-loop
- *    one. A timer due meanwhile runs up to `waitUs` late;
+ *    one. A timer due meanwhile runs up to `waitUs` late. It adapts the same way (a wait that
+ *    times out costs a wake-up for nothing), and after it dropped to nothing it is skipped for 64
+ *    bursts, then tried again at full length;
  * 3. `Atomics.waitAsync` (always armed underneath): the thread is quiet, its event loop free.
  * Every producer bumps the doorbell after writing into a ring or posting on a port, and notifies
  * it unless the consumer is spinning.
@@ -250,6 +252,10 @@ export class RingHub {
   private spinUs: number;
   /** Bursts to skip spinning for, after the spin dropped to nothing. */
   private spinCooldown = 0;
+  /** Current blocking wait, in microseconds (adapts between 0 and `settings.waitUs`). */
+  private waitUs: number;
+  /** Bursts to skip blocking for, after the wait dropped to nothing. */
+  private waitCooldown = 0;
   /** Ports that keep this thread's event loop alive (they show in the active resources). */
   private refPorts = 0;
 
@@ -265,6 +271,7 @@ export class RingHub {
   ) {
     this.inbound = new Array(wake.length / 2).fill(undefined);
     this.spinUs = settings.spinUs;
+    this.waitUs = settings.waitUs;
   }
 
   /**
@@ -427,7 +434,8 @@ export class RingHub {
         this.spinCooldown = 64;
       }
     }
-    if (Atomics.load(wake, word) !== seen) this.arrived(); // after our last look, before the flag was back
+    if (Atomics.load(wake, word) !== seen)
+      this.arrived(); // after our last look, before the flag was back
     else if (this.settings.waitUs > 0 && !this.waitArmed) {
       this.waitArmed = true;
       setImmediate(this.block);
@@ -446,7 +454,18 @@ export class RingHub {
       return;
     }
     Atomics.store(wake, word + 1, 1);
-    if (Atomics.wait(wake, word, seen, this.settings.waitUs / 1000) !== 'timed-out') this.arrived();
+    const waitUs = this.waitUs;
+    if (Atomics.wait(wake, word, seen, waitUs / 1000) !== 'timed-out') {
+      this.waitUs = Math.min(this.settings.waitUs, waitUs * 2);
+      this.arrived();
+      return;
+    }
+    // each wait that times out costs a wake-up: a thread whose work comes slower stops blocking
+    this.waitUs = waitUs >> 1;
+    if (this.waitUs < 16) {
+      this.waitUs = 0;
+      this.waitCooldown = 64;
+    }
   };
 
   /** The doorbell rang: take port batches now too, and apply what came. */
