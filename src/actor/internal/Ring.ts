@@ -15,11 +15,11 @@ import type { PeerTransport, TransportSink } from './Transport.js';
  * `receiveMessageOnPort`. So the order of one sender to one receiver holds, and nothing ever
  * blocks: a full ring only sends the batch the slower way.
  *
- * Waking: each thread has a doorbell word (`wake[2 * thread]`) that producers increment after
- * writing into a ring or posting on a port, and a sleeping flag (`wake[2 * thread + 1]`, clear
- * while the thread spins: then producers need not notify). An idle thread spins, then blocks
- * briefly, then waits with `Atomics.waitAsync` (which does not keep the event loop alive: a
- * worker is kept alive by its ports, thread 0 is not); see `RingHub`.
+ * Waking: each thread has, on its own cache line, a doorbell word that producers increment after
+ * writing into a ring or posting on a port, a state word saying how the thread waits (spinning:
+ * nobody needs notifying; blocked in `Atomics.wait` on the doorbell; or on the event loop, with
+ * `Atomics.waitAsync` on a third word, which does not keep the event loop alive: a worker is kept
+ * alive by its ports, thread 0 is not), and that third word. See `RingHub`.
  */
 
 /** Ring slots: at most this many per ring (2 MiB), at least `MIN_RING_SLOTS`; see `ringSlots`. */
@@ -40,9 +40,21 @@ export function ringSlots(threads: number): number {
   return slots;
 }
 
-/** The shared words of a node: two Int32 per thread (doorbell, sleeping). */
+/** Int32 words per thread in `wakeWords` (64 bytes: threads' doorbells do not share a cache line). */
+const WAKE_STRIDE = 16;
+const DOORBELL = 0; // bumped by every producer, after it wrote
+const STATE = 1; // how the thread waits: SPINNING, ON_LOOP or BLOCKED
+const LOOP_BELL = 2; // what the thread's Atomics.waitAsync waits on
+/** Producers need not notify: the thread is looking at its doorbell (or running, about to). */
+const SPINNING = 0;
+/** The thread may be on its event loop: bump and notify `LOOP_BELL`. */
+const ON_LOOP = 1;
+/** The thread blocks in `Atomics.wait` on its doorbell: notify `DOORBELL`. */
+const BLOCKED = 2;
+
+/** The shared words of a node: a doorbell, a state and a loop bell per thread. */
 export function wakeWords(threads: number): Int32Array {
-  return new Int32Array(new SharedArrayBuffer(8 * threads));
+  return new Int32Array(new SharedArrayBuffer(4 * WAKE_STRIDE * threads));
 }
 
 /** What each end of a pair finds first on its port: its ring to write and its ring to read. */
@@ -235,9 +247,8 @@ export const MAX_IDLE_US = 100_000;
  * 2. a blocking `Atomics.wait` of up to `waitUs` (from the event loop, after every microtask
  *    ran), taken only when nothing but this thread's own ports and timers could bring work
  *    (`process.getActiveResourcesInfo()`): no CPU, and a futex wake-up instead of an event-loop
- *    one. A timer due meanwhile runs up to `waitUs` late. It adapts the same way (a wait that
- *    times out costs a wake-up for nothing), and after it dropped to nothing it is skipped for 64
- *    bursts, then tried again at full length;
+ *    one. A timer due meanwhile runs up to `waitUs` late. A wait that times out cost a wake-up
+ *    for nothing: the next 64 bursts skip this stage, then it is tried again;
  * 3. `Atomics.waitAsync` (always armed underneath): the thread is quiet, its event loop free.
  * Every producer bumps the doorbell after writing into a ring or posting on a port, and notifies
  * it unless the consumer is spinning.
@@ -252,15 +263,17 @@ export class RingHub {
   private spinUs: number;
   /** Bursts to skip spinning for, after the spin dropped to nothing. */
   private spinCooldown = 0;
-  /** Current blocking wait, in microseconds (adapts between 0 and `settings.waitUs`). */
+  /** Current blocking wait, in microseconds: `settings.waitUs`, or 0 after one timed out. */
   private waitUs: number;
   /** Bursts to skip blocking for, after the wait dropped to nothing. */
   private waitCooldown = 0;
   /** Ports that keep this thread's event loop alive (they show in the active resources). */
   private refPorts = 0;
+  /** This thread's words in `wake`. */
+  private readonly base: number;
 
   constructor(
-    private readonly thread: number,
+    thread: number,
     private readonly wake: Int32Array,
     private readonly sink: TransportSink,
     /** True when this thread has no turn queued or running. */
@@ -269,7 +282,8 @@ export class RingHub {
     /** Posts what this thread's outboxes hold (before it spins for an answer to them). */
     private readonly flush: () => void = () => {},
   ) {
-    this.inbound = new Array(wake.length / 2).fill(undefined);
+    this.inbound = new Array(wake.length / WAKE_STRIDE).fill(undefined);
+    this.base = thread * WAKE_STRIDE;
     this.spinUs = settings.spinUs;
     this.waitUs = settings.waitUs;
   }
@@ -316,8 +330,13 @@ export class RingHub {
   /** We wrote into our ring to `peer` or posted on its port: ring its doorbell, then wait for an answer. */
   ring(peer: number): void {
     const wake = this.wake;
-    Atomics.add(wake, 2 * peer, 1);
-    if (Atomics.load(wake, 2 * peer + 1) === 1) Atomics.notify(wake, 2 * peer);
+    const base = peer * WAKE_STRIDE;
+    Atomics.add(wake, base + DOORBELL, 1);
+    const state = Atomics.load(wake, base + STATE);
+    if (state === ON_LOOP) {
+      Atomics.add(wake, base + LOOP_BELL, 1);
+      Atomics.notify(wake, base + LOOP_BELL);
+    } else if (state === BLOCKED) Atomics.notify(wake, base + DOORBELL);
     this.idleSoon();
   }
 
@@ -367,32 +386,28 @@ export class RingHub {
     }
   }
 
-  /** Waits (without blocking) for the doorbell; applies what arrived; waits again. */
+  /** Waits (without blocking) on the loop bell; applies what arrived; waits again. */
   private sleep(): void {
     if (this.waiting) return;
     const wake = this.wake;
-    const word = 2 * this.thread;
+    const bell = this.base + LOOP_BELL;
     for (;;) {
-      const seen = Atomics.load(wake, word);
-      if (this.anyReady()) {
-        this.armDrain();
-        // the doorbell may ring again for what we are about to read: wait for the next value
-      }
-      Atomics.store(wake, word + 1, 1);
-      const result = waitAsync(wake, word, seen);
+      // from here on every producer rings the loop bell; what came before, we look at now
+      Atomics.store(wake, this.base + STATE, ON_LOOP);
+      const seen = Atomics.load(wake, bell);
+      if (this.anyReady()) this.armDrain();
+      const result = waitAsync(wake, bell, seen);
       if (result.async) {
         this.waiting = true;
         (result.value as Promise<unknown>).then(this.woken);
         return;
       }
-      Atomics.store(wake, word + 1, 0);
       this.armDrain();
     }
   }
 
   private readonly woken = (): void => {
     this.waiting = false;
-    Atomics.store(this.wake, 2 * this.thread + 1, 0);
     this.armDrain();
     this.sleep();
   };
@@ -403,7 +418,7 @@ export class RingHub {
     this.spinArmed = false;
     if (!this.idle()) return;
     const wake = this.wake;
-    const word = 2 * this.thread;
+    const word = this.base + DOORBELL;
     const seen = Atomics.load(wake, word);
     if (this.anyReady()) {
       this.drainAll();
@@ -413,7 +428,7 @@ export class RingHub {
     if (spinUs === 0 && this.settings.spinUs > 0 && --this.spinCooldown <= 0) spinUs = 2;
     if (spinUs > 0) {
       // While spinning, producers need not notify: we look ourselves.
-      Atomics.store(wake, word + 1, 0);
+      Atomics.store(wake, this.base + STATE, SPINNING);
       const limit = performance.now() + spinUs / 1000;
       let found = false;
       do {
@@ -422,21 +437,29 @@ export class RingHub {
           break;
         }
       } while (performance.now() < limit);
-      Atomics.store(wake, word + 1, 1);
+      Atomics.store(wake, this.base + STATE, ON_LOOP);
+      // found only after the limit: this thread lost its core meanwhile (more threads than free
+      // cores), and spinning only kept its peer from running: that counts as a miss
+      if (found && performance.now() <= limit) this.spinUs = Math.min(this.settings.spinUs, spinUs * 2);
+      else {
+        this.spinUs = spinUs >> 1;
+        if (this.spinUs < 2) {
+          this.spinUs = 0;
+          this.spinCooldown = 64;
+        }
+      }
       if (found) {
-        this.spinUs = Math.min(this.settings.spinUs, spinUs * 2);
         this.arrived();
         return;
       }
-      this.spinUs = spinUs >> 1;
-      if (this.spinUs < 2) {
-        this.spinUs = 0;
-        this.spinCooldown = 64;
-      }
     }
-    if (Atomics.load(wake, word) !== seen)
-      this.arrived(); // after our last look, before the flag was back
+    // written after our last look, before the flag was back
+    if (Atomics.load(wake, word) !== seen) this.arrived();
     else if (this.settings.waitUs > 0 && !this.waitArmed) {
+      if (this.waitUs === 0) {
+        if (--this.waitCooldown > 0) return;
+        this.waitUs = this.settings.waitUs;
+      }
       this.waitArmed = true;
       setImmediate(this.block);
     }
@@ -447,25 +470,23 @@ export class RingHub {
     this.waitArmed = false;
     if (!this.idle() || this.drainArmed || !this.onlyRingsCanWake()) return;
     const wake = this.wake;
-    const word = 2 * this.thread;
+    const word = this.base + DOORBELL;
     const seen = Atomics.load(wake, word);
     if (this.anyReady()) {
       this.drainAll();
       return;
     }
-    Atomics.store(wake, word + 1, 1);
-    const waitUs = this.waitUs;
-    if (Atomics.wait(wake, word, seen, waitUs / 1000) !== 'timed-out') {
-      this.waitUs = Math.min(this.settings.waitUs, waitUs * 2);
+    // producers notify the doorbell itself while we block (not the loop bell: no second wake-up)
+    Atomics.store(wake, this.base + STATE, BLOCKED);
+    const result = Atomics.wait(wake, word, seen, this.waitUs / 1000);
+    Atomics.store(wake, this.base + STATE, ON_LOOP);
+    if (result !== 'timed-out' || Atomics.load(wake, word) !== seen) {
       this.arrived();
       return;
     }
-    // each wait that times out costs a wake-up: a thread whose work comes slower stops blocking
-    this.waitUs = waitUs >> 1;
-    if (this.waitUs < 16) {
-      this.waitUs = 0;
-      this.waitCooldown = 64;
-    }
+    // a wait that timed out cost a wake-up for nothing: work comes slower than this, stop blocking
+    this.waitUs = 0;
+    this.waitCooldown = 64;
   };
 
   /** The doorbell rang: take port batches now too, and apply what came. */
