@@ -321,16 +321,45 @@ export async function oneThreadFigures(quick: boolean): Promise<Record<string, n
     ring_msgs_per_sec: Math.round(await ring(1000, 2_000_000 / scale)),
     pingpong_ns_per_roundtrip: round(await pingPong(500_000 / scale)),
     spawn_ns_per_actor: round(await spawnMany(1_000_000 / scale)),
-    skynet_1m_ms: round(await skynet(quick ? 100_000 : 1_000_000)),
     call_ns: round(await callRoundTrip(200_000 / scale)),
     idle_actor_bytes: Math.round(await idleActorBytes(100_000)),
   };
 }
 
+/**
+ * The one-thread skynet, on its own in a fresh process, the way the threads group measures
+ * skynet on all threads: first thing after the same small warm-up, in a heap nothing else used.
+ * `skynet_thread_speedup` compares the two, so both sides get the same conditions (and the same
+ * Node flags: `inFreshProcess`).
+ */
+export async function skynetFigures(quick: boolean): Promise<Record<string, number>> {
+  await skynet(1000);
+  return { skynet_1m_ms: round(await skynet(quick ? 100_000 : 1_000_000)) };
+}
+
+/**
+ * The cross-thread ping-pong with the idle stages off (`idleSpinUs: 0, idleWaitUs: 0`): every
+ * wake-up goes through the event loop (`Atomics.waitAsync`). The in-run reference for what the
+ * spin and the blocking wait give.
+ */
+export async function noIdleWaitFigures(quick: boolean): Promise<Record<string, number>> {
+  const system = new ActorSystem({ ...quiet, threads: 2, idleSpinUs: 0, idleWaitUs: 0 });
+  try {
+    await skynetThreads(system, 1000);
+    return {
+      cross_thread_pingpong_event_loop_ns: round(await crossThreadPingPong(system, quick ? 2000 : 20_000)),
+    };
+  } finally {
+    await system.close();
+  }
+}
+
 const GROUPS: Record<string, (quick: boolean) => Promise<Record<string, number>>> = {
   'one-thread': oneThreadFigures,
+  skynet: skynetFigures,
   threads: threadFigures,
   'port-transport': portTransportFigures,
+  'no-idle-wait': noIdleWaitFigures,
   transport: transportFigures,
 };
 
@@ -429,6 +458,10 @@ export async function run(options: BenchOptions): Promise<Record<string, number 
   for (const group of Object.keys(GROUPS)) Object.assign(figures, await inFreshProcess(group, options.quick));
   figures.cross_thread_pingpong_ring_vs_port = round(
     (figures.cross_thread_pingpong_port_ns as number) / (figures.cross_thread_pingpong_ns as number),
+    2,
+  );
+  figures.cross_thread_pingpong_idle_stages_gain = round(
+    (figures.cross_thread_pingpong_event_loop_ns as number) / (figures.cross_thread_pingpong_ns as number),
     2,
   );
   figures.cross_thread_msgs_ring_vs_port = round(

@@ -489,9 +489,9 @@ export class RingHub {
     this.waitCooldown = 64;
   };
 
-  /** The doorbell rang: take port batches now too, and apply what came. */
+  /** The doorbell rang: apply what came (from the ports too when the rings hold nothing). */
   private arrived(): void {
-    this.pullPorts();
+    if (!this.anyReady()) this.pullPorts();
     this.drainAll();
   }
 

@@ -251,10 +251,7 @@ export class ThreadPool {
 }
 
 function idleMicroseconds(value: number | undefined, field: string, fallback: number): number {
-  if (value === undefined) {
-    const env = process.env[`ZBMD_${field}`]; // EXPERIMENT
-    return env === undefined ? fallback : Number(env);
-  }
+  if (value === undefined) return fallback;
   if (typeof value !== 'number' || !Number.isFinite(value) || value < 0 || value > MAX_IDLE_US)
     throw new BadArgument(
       `${field} must be a number of microseconds in [0, ${MAX_IDLE_US}], got ${describe(value)}`,
