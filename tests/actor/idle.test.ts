@@ -46,6 +46,7 @@ describe('idle settings of scheduler threads', () => {
 
   describe.each([
     ['the defaults', {}],
+    ['a blocking wait of 1 ms after the spin', { idleWaitUs: 1000 }],
     ['no spin, no blocking wait (event loop only)', { idleSpinUs: 0, idleWaitUs: 0 }],
     ['a long spin and the longest blocking wait', { idleSpinUs: 2000, idleWaitUs: 100_000 }],
     ['no spin, the longest blocking wait', { idleSpinUs: 0, idleWaitUs: 100_000 }],

@@ -230,9 +230,13 @@ export interface IdleSettings {
 
 /** Defaults of `ActorSystemOptions.idleSpinUs` / `idleWaitUs` (see README "Actors on every core"). */
 export const DEFAULT_IDLE_SPIN_US = 50;
-export const DEFAULT_IDLE_WAIT_US = 1000;
+export const DEFAULT_IDLE_WAIT_US = 0;
 /** The most either setting may be: 100 ms. */
 export const MAX_IDLE_US = 100_000;
+/** Bursts without a spin after the spin adapted down to nothing (then the full spin is tried). */
+const SPIN_PAUSE_BURSTS = 16;
+/** Bursts without a blocking wait after one timed out. */
+const WAIT_PAUSE_BURSTS = 64;
 
 /**
  * One thread's end of every pair: its inbound streams, its doorbell, and how it waits.
@@ -243,10 +247,11 @@ export const MAX_IDLE_US = 100_000;
  * 1. a busy spin on its doorbell of up to `spinUs` (in a microtask, after flushing its own
  *    outboxes): an answer within it costs no wake-up at all. It adapts: it halves after a spin
  *    that found nothing and doubles back after one that did, so a thread whose peers answer
- *    slowly stops burning CPU;
+ *    slowly stops burning CPU; once it is below 2 us the next 16 bursts do not spin, then the
+ *    full spin is tried again;
  * 2. a blocking `Atomics.wait` of up to `waitUs` (from the event loop, after every microtask
- *    ran), taken only when nothing but this thread's own ports and timers could bring work
- *    (`process.getActiveResourcesInfo()`): no CPU, and a futex wake-up instead of an event-loop
+ *    ran), taken only when nothing but this thread's own ports, timers and stdout/stderr could
+ *    bring work (`process.getActiveResourcesInfo()`): no CPU, and a futex wake-up instead of an event-loop
  *    one. A timer due meanwhile runs up to `waitUs` late. A wait that times out cost a wake-up
  *    for nothing: the next 64 bursts skip this stage, then it is tried again;
  * 3. `Atomics.waitAsync` (always armed underneath): the thread is quiet, its event loop free.
@@ -425,7 +430,8 @@ export class RingHub {
       return;
     }
     let spinUs = this.spinUs;
-    if (spinUs === 0 && this.settings.spinUs > 0 && --this.spinCooldown <= 0) spinUs = 2;
+    // after a pause, try the full spin again: the peers may answer quickly now
+    if (spinUs === 0 && this.settings.spinUs > 0 && --this.spinCooldown <= 0) spinUs = this.settings.spinUs;
     if (spinUs > 0) {
       // While spinning, producers need not notify: we look ourselves.
       Atomics.store(wake, this.base + STATE, SPINNING);
@@ -445,7 +451,7 @@ export class RingHub {
         this.spinUs = spinUs >> 1;
         if (this.spinUs < 2) {
           this.spinUs = 0;
-          this.spinCooldown = 64;
+          this.spinCooldown = SPIN_PAUSE_BURSTS;
         }
       }
       if (found) {
@@ -486,7 +492,7 @@ export class RingHub {
     }
     // a wait that timed out cost a wake-up for nothing: work comes slower than this, stop blocking
     this.waitUs = 0;
-    this.waitCooldown = 64;
+    this.waitCooldown = WAIT_PAUSE_BURSTS;
   };
 
   /** The doorbell rang: apply what came (from the ports too when the rings hold nothing). */
@@ -495,14 +501,19 @@ export class RingHub {
     this.drainAll();
   }
 
-  /** True when the event loop holds nothing that could bring work but this thread's own ports and timers. */
+  /**
+   * True when the event loop holds nothing that could bring work but this thread's own ports,
+   * timers and (at most two, stdout and stderr) pipes or terminals.
+   */
   private onlyRingsCanWake(): boolean {
     let ports = 0;
+    let stdio = 0;
     for (const resource of process.getActiveResourcesInfo()) {
       if (resource === 'MessagePort') ports++;
+      else if (resource === 'PipeWrap' || resource === 'TTYWrap') stdio++;
       else if (resource !== 'Timeout') return false;
     }
-    return ports <= this.refPorts;
+    return ports <= this.refPorts && stdio <= 2;
   }
 }
 
