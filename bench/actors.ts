@@ -22,7 +22,7 @@ import {
   reply,
   startGenServer,
 } from '../src/actor/index.js';
-import { transportFigures } from './transport.js';
+import { parallelCapacity, transportFigures } from './transport.js';
 
 export interface BenchOptions {
   readonly json: boolean;
@@ -281,10 +281,14 @@ export async function threadFigures(quick: boolean): Promise<Record<string, numb
   const system = new ActorSystem({ ...quiet, threads });
   try {
     await skynetThreads(system, 1000); // loads the bench module on every thread
+    const capacityBefore = await parallelCapacity();
     const skynetMs = await skynetThreads(system, quick ? 100_000 : 1_000_000);
+    const capacityAfter = await parallelCapacity();
     return {
       threads,
       skynet_1m_threads_ms: round(skynetMs),
+      // two threads' work at once / one thread's, right before and after the skynet (2.0: two free cores)
+      cpu_parallel_capacity: round((capacityBefore + capacityAfter) / 2, 2),
       ring_threads_msgs_per_sec: Math.round(await ringThreads(system, 1000, 2_000_000 / (quick ? 10 : 1))),
       cross_thread_pingpong_ns: round(await crossThreadPingPong(system, quick ? 2000 : 20_000)),
       cross_thread_msgs_per_sec: Math.round(await crossThreadThroughput(system, quick ? 200_000 : 2_000_000)),

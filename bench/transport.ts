@@ -43,6 +43,15 @@ if (mode === 'sab-spin-echo') {
     Atomics.store(cell, 0, expected + 1);
   }
 }
+if (mode === 'spin-work') {
+  // pure computation, no memory traffic: what a core gives, for parallelCapacity
+  parentPort.once('message', (iterations) => {
+    const start = performance.now();
+    let x = 0;
+    for (let i = 0; i < iterations; i++) x = (x * 1664525 + 1013904223) | 0;
+    parentPort.postMessage([performance.now() - start, x]);
+  });
+}
 if (mode === 'sab-count') {
   // a single-producer single-consumer ring: [head, tail] Int32 then Float64 slots
   const index = new Int32Array(workerData.sab, 0, 2);
@@ -174,6 +183,34 @@ export async function sabStream(count: number): Promise<number> {
   const elapsed = performance.now() - start;
   await worker.terminate();
   return count / (elapsed / 1000);
+}
+
+/**
+ * How much two threads get done at once compared with one: the same pure computation on one
+ * worker, then on two workers at the same time; 2 * one's time / the pair's wall time. 2.0 is two
+ * free cores; on a shared or throttled machine it is less, and no thread speedup can exceed it.
+ * The in-run reference for `skynet_thread_speedup`.
+ */
+export async function parallelCapacity(iterations = 60_000_000): Promise<number> {
+  const run = async (threads: number): Promise<number> => {
+    const workers = Array.from({ length: threads }, () => startWorker('spin-work', {}));
+    await Promise.all(workers.map((worker) => new Promise((resolve) => worker.once('online', resolve))));
+    const start = performance.now();
+    await Promise.all(
+      workers.map((worker) => {
+        const done = new Promise((resolve) => worker.once('message', resolve));
+        worker.postMessage(iterations);
+        return done;
+      }),
+    );
+    const elapsed = performance.now() - start;
+    await Promise.all(workers.map((worker) => worker.terminate()));
+    return elapsed;
+  };
+  await run(1); // compiles the loop
+  const one = await run(1);
+  const two = await run(2);
+  return (2 * one) / two;
 }
 
 export async function transportFigures(quick: boolean): Promise<Record<string, number>> {
