@@ -138,6 +138,23 @@ export interface ActorSystemOptions {
    * order per sender-receiver pair; `bench actors` measures both.
    */
   readonly threadTransport?: 'ring' | 'port';
+  /**
+   * With several threads: how long a thread that ran out of work busy-spins on its
+   * doorbell for more, in microseconds (like Erlang's `+sbwt`). Default 50; 0 never spins; at
+   * most 100,000. The spin adapts below it (halves after a miss, pauses when it reaches nothing),
+   * and costs up to this much CPU per burst of work a thread finishes. README "Actors on every
+   * core" has the figures.
+   */
+  readonly idleSpinUs?: number;
+  /**
+   * With several threads: after the spin, how long a thread blocks in `Atomics.wait` for more
+   * (no CPU; a futex wake-up instead of an event-loop one) before it sleeps on the event loop,
+   * in microseconds. Default 0 (never blocks: on the 2-core development machine it did not beat
+   * the event-loop wake-up; README "Actors on every core"); at most 100,000. Taken only when
+   * nothing but the thread's own ports, timers and stdout/stderr could bring work; a timer due
+   * meanwhile fires up to this much late.
+   */
+  readonly idleWaitUs?: number;
   /** Told when a scheduler thread dies (and is replaced). Default: one line on stderr. */
   readonly onThreadExit?: (thread: number, cause: unknown) => void;
   /** Time source. Default: a `RealClock`; pass a `SimulatedClock` for deterministic tests. */
