@@ -59,10 +59,21 @@ export function attachWorker(runtime: Runtime): boolean {
   return true;
 }
 
-function connectRemote(runtime: Runtime, remote: Remote, wake: Int32Array): RingHub {
+/**
+ * Makes `runtime` scheduler thread `remote.thread` of its node: its operations on pids of the
+ * other threads go through `remote`, whose transports the caller sets (`remote.setPeer`). The
+ * worker boot and the pool use it with the ring transport; `zbmd simulate threads`
+ * (src/fault/internal/SimulatedThreads.ts) uses it to run several runtimes in one JS thread over
+ * a simulated transport.
+ */
+export function attachRemote(runtime: Runtime, remote: Remote): void {
   runtime.thread = remote.thread;
   runtime.remote = remote;
   runtime.registry.remote = remote;
+}
+
+function connectRemote(runtime: Runtime, remote: Remote, wake: Int32Array): RingHub {
+  attachRemote(runtime, remote);
   const hub = new RingHub(remote.thread, wake, remote, () => runtime.scheduler.idle);
   const previous = remote.onLost;
   remote.onLost = (peer) => {
