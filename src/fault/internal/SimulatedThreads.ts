@@ -191,6 +191,7 @@ class Direction implements PeerTransport {
     while (this.waiting.length > 0 && this.receiver.alive) {
       const { batch, slots } = this.waiting.shift()!;
       if (batch.fate !== 'in-flight') continue;
+      this.network.waited++;
       this.apply(batch, slots);
     }
   }
@@ -262,6 +263,8 @@ export class SimulatedNetwork {
   private firing: Moment = { at: 0, seq: -1 };
   private readonly booting: Promise<void>[] = [];
   deliveries = 0;
+  /** Batches that waited for their receiving end to connect. */
+  waited = 0;
   replacements = 0;
 
   constructor(readonly options: SimulatedNodeOptions) {

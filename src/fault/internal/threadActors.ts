@@ -36,8 +36,6 @@ export class ThreadProbe {
   readonly sent = new Map<string, number[]>();
   /** `${from}>${to}` -> the stream numbers received, in order. */
   readonly received = new Map<string, number[]>();
-  /** Supervised children as they started: child id, thread, time. */
-  readonly childStarts: { readonly id: string; readonly thread: number; readonly at: number }[] = [];
   /** Per thread: the counter servers' pids as that thread got them in a message (by server thread). */
   readonly serverViews = new Map<number, Pid[]>();
   /** Anything a process got that the scenario never sends it. */
@@ -183,10 +181,6 @@ export class Child {
     private readonly id: string,
   ) {
     this.probe = probeFor(probeId);
-  }
-
-  init(ctx: Context): void {
-    this.probe.childStarts.push({ id: this.id, thread: ctx.system.thread, at: this.probe.now() });
   }
 
   handle(message: unknown, ctx: Context): void {
