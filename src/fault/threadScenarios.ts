@@ -27,6 +27,7 @@ import { isCallExit, isCallTimeout } from '../actor/errors.js';
 import type { Pid } from '../actor/Pid.js';
 import type { SupervisionEvent } from '../supervision/index.js';
 import { onSupervisionEvent, startSupervisor } from '../supervision/index.js';
+import { before, type Moment, SimulatedNetwork, type WireBatch } from './internal/SimulatedThreads.js';
 import {
   type ModelChildSpec,
   ModelMismatch,
@@ -34,7 +35,6 @@ import {
   type ModelStrategy,
   SupervisorModel,
 } from './internal/SupervisorModel.js';
-import { before, type Moment, SimulatedNetwork, type WireBatch } from './internal/SimulatedThreads.js';
 import { closeProbe, openProbe, THREAD_ACTORS_MODULE, type ThreadProbe } from './internal/threadActors.js';
 import { KNOWN_DEVIATIONS } from './knownDeviations.js';
 import type { SimulationContext } from './Simulation.js';
@@ -116,7 +116,8 @@ export async function threadsScenario(context: SimulationContext): Promise<void>
     const pairs: Pair[] = [];
     for (let a = 0; a < threads; a++)
       for (let b = a + 1; b < threads; b++)
-        if (random.chance(0.8)) pairs.push({ a, b, aMonitors: random.chance(0.7), bMonitors: random.chance(0.5) });
+        if (random.chance(0.8))
+          pairs.push({ a, b, aMonitors: random.chance(0.7), bMonitors: random.chance(0.5) });
     for (let thread = 0; thread < threads; thread++) {
       const setup = pairs.flatMap((pair) =>
         pair.a === thread
@@ -224,7 +225,8 @@ export async function threadsScenario(context: SimulationContext): Promise<void>
         outcome: undefined,
       };
       calls.push(record);
-      const pid = callerThread.index === 0 ? servers[server] : probe.serverViews.get(callerThread.index)?.[server];
+      const pid =
+        callerThread.index === 0 ? servers[server] : probe.serverViews.get(callerThread.index)?.[server];
       if (pid === undefined) fail(`thread ${callerThread.index} never got the servers' pids`);
       callerThread.system.call(pid, { tap: 'call', call: id }, timeoutMs).then(
         (value) => {
@@ -257,10 +259,10 @@ export async function threadsScenario(context: SimulationContext): Promise<void>
     const supervisorAlive = system0.isAlive(supervisor);
     const running = new Map(supervisorAlive ? live : []);
     for (const [child, pid] of running)
-        system0.call(pid, { tap: 'ping' }, 1_000).then(
-          (value) => pings.set(child, { value }),
-          (error: unknown) => pings.set(child, { error }),
-        );
+      system0.call(pid, { tap: 'ping' }, 1_000).then(
+        (value) => pings.set(child, { value }),
+        (error: unknown) => pings.set(child, { error }),
+      );
     await network.runUntil(clock.now() + 1_100);
     // stop the tree from outside: every running child terminated, across threads
     if (supervisorAlive) {
@@ -271,12 +273,16 @@ export async function threadsScenario(context: SimulationContext): Promise<void>
 
     if (probe.unexpected.length > 0) fail(probe.unexpected[0]);
     const dead = network.incarnations.filter((thread) => !thread.alive);
-    coverage.hit(dead.length === 0 ? 'no-thread-died' : dead.length === 1 ? 'thread-died' : 'two-threads-died');
+    coverage.hit(
+      dead.length === 0 ? 'no-thread-died' : dead.length === 1 ? 'thread-died' : 'two-threads-died',
+    );
     if (network.replacements !== dead.length)
       fail(`${dead.length} threads died; ${network.replacements} replacements were started`);
     if (network.waited > 0) coverage.hit('batch-waited-for-boot');
     /** Threads whose first incarnation (where the servers and watchers live) died, and when. */
-    const lost = new Map(dead.filter((thread) => thread.incarnation === 0).map((thread) => [thread.index, thread.diedAt!]));
+    const lost = new Map(
+      dead.filter((thread) => thread.incarnation === 0).map((thread) => [thread.index, thread.diedAt!]),
+    );
     checkCalls(context, network, probe, calls, lost);
     checkSignals(context, network, probe, pairs, lost);
     checkStreams(context, network, probe, lost);
@@ -295,7 +301,10 @@ function describeOutcome(outcome: CallRecord['outcome']): string {
 }
 
 /** Index of the wire: the batch that carried each call's request and each reply. */
-function callBatches(wire: readonly WireBatch[]): { requests: Map<number, WireBatch[]>; replies: Map<number, WireBatch[]> } {
+function callBatches(wire: readonly WireBatch[]): {
+  requests: Map<number, WireBatch[]>;
+  replies: Map<number, WireBatch[]>;
+} {
   const requests = new Map<number, WireBatch[]>();
   const replies = new Map<number, WireBatch[]>();
   for (const batch of wire)
@@ -352,7 +361,10 @@ function checkCalls(
       branches.push('call-reply');
       if ((lost.get(call.server) ?? Number.POSITIVE_INFINITY) < at)
         branches.push('call-reply-from-dead-thread');
-      const value = outcome !== undefined && 'value' in outcome ? (outcome.value as { call?: number; count?: number }) : undefined;
+      const value =
+        outcome !== undefined && 'value' in outcome
+          ? (outcome.value as { call?: number; count?: number })
+          : undefined;
       ok = value?.call === call.id && value.count === count && outcome!.at === at;
     } else if (loss !== undefined && before(loss, deadline)) {
       at = loss.at;
@@ -391,7 +403,8 @@ function checkCalls(
   for (const [thread, counts] of byThread) {
     counts.sort((x, y) => x - y);
     counts.forEach((count, index) => {
-      if (count !== index + 1) fail(`the server on thread ${thread} counted ${count} for its request ${index + 1}`);
+      if (count !== index + 1)
+        fail(`the server on thread ${thread} counted ${count} for its request ${index + 1}`);
     });
   }
 }
@@ -437,7 +450,9 @@ function checkSignals(
   for (const key of expected.keys())
     if (!seen.has(key)) {
       const [watcher, kind, partner] = key.split('|');
-      fail(`${watcher} never got ${kind === 'exit' ? 'EXIT' : 'DOWN'} noconnection from ${partner}, whose thread was lost`);
+      fail(
+        `${watcher} never got ${kind === 'exit' ? 'EXIT' : 'DOWN'} noconnection from ${partner}, whose thread was lost`,
+      );
     }
 }
 
@@ -455,7 +470,8 @@ function checkStreams(
     // the watchers live on the first incarnations; what reaches a replacement finds nobody
     if (batch.fate !== 'delivered' || batch.fromIncarnation !== 0 || batch.toIncarnation !== 0) continue;
     for (const payload of batch.payloads)
-      if (payload.tap === 'stream') probe.push(delivered, `${payload.from}>${payload.to}`, payload.n as number);
+      if (payload.tap === 'stream')
+        probe.push(delivered, `${payload.from}>${payload.to}`, payload.n as number);
   }
   for (const [key, sent] of probe.sent) {
     const wire = delivered.get(key) ?? [];
@@ -489,7 +505,8 @@ function checkSupervision(
   try {
     for (const event of trace) {
       if (event.supervisor !== supervisor) continue;
-      if (event.kind === 'child_exited' && event.reason === 'noconnection') coverage.hit('child-lost-with-thread');
+      if (event.kind === 'child_exited' && event.reason === 'noconnection')
+        coverage.hit('child-lost-with-thread');
       if (event.kind === 'child_restarted' && event.pid !== undefined) {
         const incarnation = network.incarnations.filter((t) => t.index === event.pid!.thread).at(-1)!;
         if (incarnation.incarnation > 0) coverage.hit('child-restarted-on-replacement');

@@ -26,11 +26,11 @@
  */
 import { ActorSystem } from '../../actor/ActorSystem.js';
 import type { Clock, SimulatedClock, TimerHandle } from '../../actor/Clock.js';
-import type { Random } from '../../actor/Random.js';
 import { Remote, type SharedCounters } from '../../actor/internal/Remote.js';
 import { type Runtime, runtimes } from '../../actor/internal/Runtime.js';
 import { attachRemote } from '../../actor/internal/ThreadPool.js';
 import type { PeerTransport } from '../../actor/internal/Transport.js';
+import type { Random } from '../../actor/Random.js';
 
 /** A point in the simulated run: the time, then the creation order of the timer that caused it. */
 export interface Moment {
@@ -395,7 +395,15 @@ export class SimulatedNetwork {
     const runtime = runtimes.get(system)!;
     const remote = new Remote(runtime, index, this.options.threads, this.counters);
     attachRemote(runtime, remote);
-    const thread = new SimulatedThread(index, incarnation, system, runtime, remote, clock, this.options.threads);
+    const thread = new SimulatedThread(
+      index,
+      incarnation,
+      system,
+      runtime,
+      remote,
+      clock,
+      this.options.threads,
+    );
     if (index === 0) remote.onRemoteCrash = (pid, reason) => runtime.reportCrash(pid, reason);
     else runtime.onCrash = (pid, reason) => remote.reportCrash(pid, reason);
     remote.onLost = (peer) => {
@@ -440,7 +448,8 @@ export class SimulatedNetwork {
       await new Promise<void>((resolve) => setImmediate(resolve));
       if (this.booting.length === 0 && this.threads.every((thread) => thread.runtime.scheduler.idle)) {
         await new Promise<void>((resolve) => setImmediate(resolve));
-        if (this.booting.length === 0 && this.threads.every((thread) => thread.runtime.scheduler.idle)) return;
+        if (this.booting.length === 0 && this.threads.every((thread) => thread.runtime.scheduler.idle))
+          return;
       }
     }
     throw new Error('simulated node: the threads were still busy after 100000 rounds');

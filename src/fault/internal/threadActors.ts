@@ -5,9 +5,10 @@
  * (`probeFor`), looked up by the probe id each is spawned with: the oracle reads the probes, the
  * processes never read them back. Payloads the network tap must recognise carry a `tap` field.
  */
-import type { CallFrom } from '../../actor/Call.js';
+
 import { CallRequest, type Context } from '../../actor/ActorSystem.js';
-import { DownMessage, type ExitReason, ExitMessage } from '../../actor/ExitReason.js';
+import type { CallFrom } from '../../actor/Call.js';
+import { DownMessage, ExitMessage, type ExitReason } from '../../actor/ExitReason.js';
 import type { Pid } from '../../actor/Pid.js';
 
 /** One call the counter server handled. */
@@ -89,7 +90,8 @@ export class CounterServer {
   }
 
   handle(message: unknown, ctx: Context): void {
-    const request = message instanceof CallRequest ? (message.request as { tap?: string; call?: number }) : undefined;
+    const request =
+      message instanceof CallRequest ? (message.request as { tap?: string; call?: number }) : undefined;
     if (request?.tap !== 'call' || typeof request.call !== 'number') {
       this.probe.unexpected.push(`counter on thread ${ctx.system.thread} got ${describeMessage(message)}`);
       return;
