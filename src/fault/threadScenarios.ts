@@ -61,6 +61,10 @@ interface CallRecord {
   readonly callerIncarnation: number;
   readonly server: number;
   readonly timeoutMs: number;
+  /** Called by its registered name rather than its pid. */
+  readonly byName: boolean;
+  /** By name after the caller's thread learned the server's thread was lost (the name is gone). */
+  readonly afterLoss: boolean;
   readonly start: Moment;
   outcome: { value: unknown; at: number } | { error: unknown; at: number } | undefined;
 }
@@ -107,7 +111,8 @@ export async function threadsScenario(context: SimulationContext): Promise<void>
     const servers: Pid[] = [];
     const watchers: Pid[] = [];
     for (let thread = 0; thread < threads; thread++) {
-      servers.push(system0.spawn(code('CounterServer'), [probeId], { thread }));
+      // registered: every other thread learns the name (and forgets it when the thread is lost)
+      servers.push(system0.spawn(code('CounterServer'), [probeId], { thread, name: `srv${thread}` }));
       watchers.push(system0.spawn(code('Watcher'), [probeId, `w${thread}`], { thread, trapExit: true }));
     }
     // Only then the setup: a pid that a cross-thread spawn returns is usable before its process
@@ -205,13 +210,15 @@ export async function threadsScenario(context: SimulationContext): Promise<void>
       const others = Array.from({ length: threads }, (_, t) => t).filter((t) => t !== callerThread.index);
       const server = pick(others);
       const timeoutMs = pick(CALL_TIMEOUTS_MS);
+      const byName = random.chance(0.5);
       // callers are the first incarnations (a replacement never learned the servers' pids)
       if (!callerThread.alive || callerThread.incarnation > 0) {
         coverage.hit('call-skipped-caller-down');
         return;
       }
-      if (network.lossAt(callerThread.index, callerThread.incarnation, server) !== undefined) {
-        coverage.hit('call-skipped-server-known-lost'); // its server is gone; a new one is not it
+      const afterLoss = network.lossAt(callerThread.index, callerThread.incarnation, server) !== undefined;
+      if (afterLoss && !byName) {
+        coverage.hit('call-skipped-server-known-lost'); // its pid names a thread that is gone
         return;
       }
       const start = { at: clock.now(), seq: network.nextSeq() };
@@ -221,6 +228,8 @@ export async function threadsScenario(context: SimulationContext): Promise<void>
         callerIncarnation: callerThread.incarnation,
         server,
         timeoutMs,
+        byName,
+        afterLoss,
         start,
         outcome: undefined,
       };
@@ -228,7 +237,7 @@ export async function threadsScenario(context: SimulationContext): Promise<void>
       const pid =
         callerThread.index === 0 ? servers[server] : probe.serverViews.get(callerThread.index)?.[server];
       if (pid === undefined) fail(`thread ${callerThread.index} never got the servers' pids`);
-      callerThread.system.call(pid, { tap: 'call', call: id }, timeoutMs).then(
+      callerThread.system.call(byName ? `srv${server}` : pid, { tap: 'call', call: id }, timeoutMs).then(
         (value) => {
           record.outcome = { value, at: clock.now() };
         },
@@ -336,6 +345,22 @@ function checkCalls(
       (t) => t.index === call.caller && t.incarnation === call.callerIncarnation,
     )!;
     const sent = requests.get(call.id) ?? [];
+    if (call.afterLoss) {
+      // the name went with its thread: noproc at once, nothing posted
+      coverage.hit('call-by-name-after-loss-noproc');
+      const error = call.outcome !== undefined && 'error' in call.outcome ? call.outcome.error : undefined;
+      if (
+        sent.length > 0 ||
+        !isCallExit(error) ||
+        error.reason !== 'noproc' ||
+        call.outcome!.at !== call.start.at
+      )
+        say(
+          `by name after its thread was lost: expected CallExit(noproc) at once, got ${describeOutcome(call.outcome)} (its request was posted ${sent.length} times)`,
+        );
+      continue;
+    }
+    if (call.byName) coverage.hit('call-by-name');
     if (sent.length !== 1) say(`its request was posted ${sent.length} times`);
     const request = sent[0];
     const handled = probe.handled.get(call.id) ?? [];
@@ -555,6 +580,8 @@ export const THREAD_SCENARIOS: readonly Scenario[] = [
       'call-timeout-slow-network',
       'call-caller-died',
       'call-skipped-server-known-lost',
+      'call-by-name',
+      'call-by-name-after-loss-noproc',
       'link-noconnection',
       'monitor-noconnection',
       'signal-on-worker-told-by-thread-0',
