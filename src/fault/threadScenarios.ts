@@ -23,6 +23,7 @@
  * - the supervisor's event trace follows OTP's rules (`internal/SupervisorModel.ts`), and every
  *   child it reports running answers a call on a live thread.
  */
+import type { ActorSystem } from '../actor/ActorSystem.js';
 import { isCallExit, isCallTimeout } from '../actor/errors.js';
 import type { Pid } from '../actor/Pid.js';
 import type { SupervisionEvent } from '../supervision/index.js';
@@ -34,6 +35,7 @@ import {
   type ModelRestart,
   type ModelStrategy,
   SupervisorModel,
+  type SupervisorModelConfig,
 } from './internal/SupervisorModel.js';
 import { closeProbe, openProbe, THREAD_ACTORS_MODULE, type ThreadProbe } from './internal/threadActors.js';
 import { KNOWN_DEVIATIONS } from './knownDeviations.js';
@@ -77,229 +79,308 @@ interface Pair {
   readonly bMonitors: boolean;
 }
 
-export async function threadsScenario(context: SimulationContext): Promise<void> {
-  const { random, clock, coverage } = context;
-  const between = (low: number, high: number) => low + random.nextInt(high - low + 1);
-  const pick = <T>(items: readonly T[]): T => items[random.nextInt(items.length)];
-  const threads = between(2, 4);
-  const maxDelayMs = between(0, 15);
-  const network = new SimulatedNetwork({
-    threads,
-    clock,
-    random,
-    maxDelayMs,
-    // thread 0 hears of a death at once or only after a while (calls then time out first)
-    detectDelayMs: () => (random.chance(0.4) ? between(0, 2) : between(3, 60)),
-    bootDelayMs: () => between(0, 30),
-    warmModule: THREAD_ACTORS_MODULE,
-  });
-  const { id: probeId, probe } = openProbe(() => clock.now());
-  const code = (name: string) => ({ module: THREAD_ACTORS_MODULE, export: name });
-  try {
-    await network.start();
-    const system0 = network.system0;
-    const trace: SupervisionEvent[] = [];
-    const live = new Map<string, Pid>();
-    onSupervisionEvent(system0, (event) => {
-      trace.push(event);
-      if ((event.kind === 'child_started' || event.kind === 'child_restarted') && event.pid !== undefined)
-        live.set(event.childId!, event.pid);
-      if (event.kind === 'child_exited' || event.kind === 'child_terminated') live.delete(event.childId!);
-    });
+/** What the supervision tree looked like at the end, before it was stopped. */
+interface TreeEnd {
+  readonly supervisorAlive: boolean;
+  /** Child id -> pid of each child the supervisor reported running. */
+  readonly running: ReadonlyMap<string, Pid>;
+  readonly pings: ReadonlyMap<string, { value?: unknown; error?: unknown }>;
+}
 
-    // a counter server and a watcher on every thread, spawned from thread 0 as a node does
-    const servers: Pid[] = [];
-    const watchers: Pid[] = [];
+export async function threadsScenario(context: SimulationContext): Promise<void> {
+  const run = new ThreadsRun(context);
+  try {
+    await run.setUp();
+    run.scheduleConversations(run.scheduleDeaths());
+    await run.network.runUntil(run.setupEndMs + ACTIVE_MS + QUIET_MS);
+    run.check(await run.pingAndStopTree());
+  } finally {
+    run.close();
+  }
+}
+
+/** One run of the scenario: the node, its processes, and what the driver did. */
+class ThreadsRun {
+  readonly network: SimulatedNetwork;
+  readonly threads: number;
+  readonly maxDelayMs: number;
+  readonly probeId: number;
+  readonly probe: ThreadProbe;
+  readonly servers: Pid[] = [];
+  readonly watchers: Pid[] = [];
+  readonly pairs: Pair[] = [];
+  readonly calls: CallRecord[] = [];
+  readonly trace: SupervisionEvent[] = [];
+  /** Child id -> its pid, from the supervisor's events. */
+  readonly live = new Map<string, Pid>();
+  readonly tree: SupervisorModelConfig;
+  supervisor: Pid | undefined = undefined;
+  setupEndMs = 0;
+
+  constructor(readonly context: SimulationContext) {
+    this.threads = this.between(2, 4);
+    this.maxDelayMs = this.between(0, 15);
+    this.network = new SimulatedNetwork({
+      threads: this.threads,
+      clock: context.clock,
+      random: context.random,
+      maxDelayMs: this.maxDelayMs,
+      // thread 0 hears of a death at once or only after a while (calls then time out first)
+      detectDelayMs: () => (context.random.chance(0.4) ? this.between(0, 2) : this.between(3, 60)),
+      bootDelayMs: () => this.between(0, 30),
+      warmModule: THREAD_ACTORS_MODULE,
+    });
+    const { id, probe } = openProbe(() => context.clock.now());
+    this.probeId = id;
+    this.probe = probe;
+    this.tree = {
+      strategy: this.pick(STRATEGIES),
+      intensity: this.between(1, 4),
+      periodMs: this.pick([50, 200, 1_000]),
+      children: Array.from({ length: this.between(2, 5) }, (_, index) => ({
+        id: `c${index}`,
+        restart: this.pick(RESTARTS),
+      })) as ModelChildSpec[],
+    };
+  }
+
+  between(low: number, high: number): number {
+    return low + this.context.random.nextInt(high - low + 1);
+  }
+
+  pick<T>(items: readonly T[]): T {
+    return items[this.context.random.nextInt(items.length)];
+  }
+
+  get system0(): ActorSystem {
+    return this.network.system0;
+  }
+
+  /** The node, a server and a watcher on every thread, the links and monitors, the tree. */
+  async setUp(): Promise<void> {
+    const { network, threads, probeId } = this;
+    await network.start();
+    onSupervisionEvent(this.system0, (event) => {
+      this.trace.push(event);
+      if ((event.kind === 'child_started' || event.kind === 'child_restarted') && event.pid !== undefined)
+        this.live.set(event.childId!, event.pid);
+      if (event.kind === 'child_exited' || event.kind === 'child_terminated')
+        this.live.delete(event.childId!);
+    });
     for (let thread = 0; thread < threads; thread++) {
       // registered: every other thread learns the name (and forgets it when the thread is lost)
-      servers.push(system0.spawn(code('CounterServer'), [probeId], { thread, name: `srv${thread}` }));
-      watchers.push(system0.spawn(code('Watcher'), [probeId, `w${thread}`], { thread, trapExit: true }));
+      this.servers.push(
+        this.system0.spawn(code('CounterServer'), [probeId], { thread, name: `srv${thread}` }),
+      );
+      this.watchers.push(
+        this.system0.spawn(code('Watcher'), [probeId, `w${thread}`], { thread, trapExit: true }),
+      );
     }
     // Only then the setup: a pid that a cross-thread spawn returns is usable before its process
     // exists there, so a link from a third thread could otherwise overtake the spawn (noproc).
-    await network.runUntil(maxDelayMs + 1);
-    const pairs: Pair[] = [];
-    for (let a = 0; a < threads; a++)
-      for (let b = a + 1; b < threads; b++)
+    await network.runUntil(this.maxDelayMs + 1);
+    this.linkWatchers();
+    this.startTree();
+    this.setupEndMs = this.context.clock.now() + 2 * this.maxDelayMs + 5;
+    await network.runUntil(this.setupEndMs);
+    if (this.supervisor === undefined) fail('the supervisor did not start');
+  }
+
+  /** Pairs of watchers on two threads, linked, each maybe monitoring the other. */
+  private linkWatchers(): void {
+    const random = this.context.random;
+    for (let a = 0; a < this.threads; a++)
+      for (let b = a + 1; b < this.threads; b++)
         if (random.chance(0.8))
-          pairs.push({ a, b, aMonitors: random.chance(0.7), bMonitors: random.chance(0.5) });
-    for (let thread = 0; thread < threads; thread++) {
-      const setup = pairs.flatMap((pair) =>
+          this.pairs.push({ a, b, aMonitors: random.chance(0.7), bMonitors: random.chance(0.5) });
+    for (let thread = 0; thread < this.threads; thread++) {
+      const setup = this.pairs.flatMap((pair) =>
         pair.a === thread
-          ? [{ name: `w${pair.b}`, pid: watchers[pair.b], link: true, monitor: pair.aMonitors }]
+          ? [{ name: `w${pair.b}`, pid: this.watchers[pair.b], link: true, monitor: pair.aMonitors }]
           : pair.b === thread
-            ? [{ name: `w${pair.a}`, pid: watchers[pair.a], link: false, monitor: pair.bMonitors }]
+            ? [{ name: `w${pair.a}`, pid: this.watchers[pair.a], link: false, monitor: pair.bMonitors }]
             : [],
       );
-      system0.send(watchers[thread], { setup, servers });
+      this.system0.send(this.watchers[thread], { setup, servers: this.servers });
     }
+  }
 
-    // the supervisor on thread 0, its children on the workers (or wherever 'any' places them)
-    const model = {
-      strategy: pick(STRATEGIES),
-      intensity: between(1, 4),
-      periodMs: pick([50, 200, 1_000]),
-      children: Array.from({ length: between(2, 5) }, (_, index) => ({
-        id: `c${index}`,
-        restart: pick(RESTARTS),
-      })) as ModelChildSpec[],
-    };
-    coverage.hit(`strategy-${model.strategy}`);
-    const placements = model.children.map(() =>
-      random.chance(0.3) ? ('any' as const) : between(threads > 2 ? 1 : 0, threads - 1),
+  /** The supervisor on thread 0, its children on the workers (or wherever 'any' places them). */
+  private startTree(): void {
+    const tree = this.tree;
+    this.context.coverage.hit(`strategy-${tree.strategy}`);
+    const placements = tree.children.map(() =>
+      this.context.random.chance(0.3)
+        ? ('any' as const)
+        : this.between(this.threads > 2 ? 1 : 0, this.threads - 1),
     );
-    let supervisor: Pid | undefined;
-    let supervisorFailed: unknown;
-    startSupervisor(system0, {
-      strategy: model.strategy,
-      intensity: model.intensity,
-      periodMs: model.periodMs,
-      children: model.children.map((child, index) => ({
+    startSupervisor(this.system0, {
+      strategy: tree.strategy,
+      intensity: tree.intensity,
+      periodMs: tree.periodMs,
+      children: tree.children.map((child, index) => ({
         id: child.id,
         restart: child.restart,
         shutdown: 50,
-        start: (ctx) => ctx.spawnLink(code('Child'), [probeId, child.id], { thread: placements[index] }),
+        start: (ctx) => ctx.spawnLink(code('Child'), [this.probeId, child.id], { thread: placements[index] }),
       })),
     }).then(
       (pid) => {
-        supervisor = pid;
+        this.supervisor = pid;
       },
-      (error: unknown) => {
-        supervisorFailed = error;
-      },
+      () => {}, // checked right after the setup: no supervisor
     );
-    const setupEndMs = clock.now() + 2 * maxDelayMs + 5;
-    await network.runUntil(setupEndMs);
-    if (supervisor === undefined) fail(`the supervisor did not start: ${String(supervisorFailed)}`);
+  }
 
-    // a worker dies at a seeded moment (in one seed of ten, none does)
-    // Workers die at the milliseconds whose `actor_crash` decision says so (at most
-    // MAX_DEATHS; none in some seeds): faults of the seed's trace, so a failing seed shrinks to
-    // the deaths it needs. The victim is a live worker (a replacement too), drawn as it dies.
+  /**
+   * Workers die at the milliseconds whose `actor_crash` decision says so (at most MAX_DEATHS;
+   * none in some seeds): faults of the seed's trace, so a failing seed shrinks to the deaths it
+   * needs. The victim is a live worker (a replacement too), drawn as it dies. Returns when the
+   * first dies, in ms after the setup.
+   */
+  scheduleDeaths(): number | undefined {
+    const { network, context } = this;
     const deaths: number[] = [];
     for (let ms = 0; ms < ACTIVE_MS && deaths.length < MAX_DEATHS; ms++)
       if (context.faults.shouldCrashActor()) deaths.push(ms);
     for (const ms of deaths)
       network.schedule(ms, () => {
         const alive = network.threads.filter((thread) => thread.index > 0 && thread.alive);
-        if (alive.length === 0) return coverage.hit('death-skipped-no-live-worker');
-        const victim = pick(alive);
-        if (victim.incarnation > 0) coverage.hit('replacement-died');
+        if (alive.length === 0) {
+          context.coverage.hit('death-skipped-no-live-worker');
+          return;
+        }
+        const victim = this.pick(alive);
+        if (victim.incarnation > 0) context.coverage.hit('replacement-died');
         network.kill(victim.index);
       });
-    const deathMs = deaths[0];
-    /**
-     * When a conversation starts: anywhere, close to the death, or just before it (so that its
-     * reply is on the wire when the server's thread dies).
-     */
+    return deaths[0];
+  }
+
+  /** Calls across threads, stream messages, children told to exit. */
+  scheduleConversations(deathMs: number | undefined): void {
+    const { network, context, maxDelayMs } = this;
+    const random = context.random;
+    // anywhere, close to the death, or just before it (its reply on the wire when it comes)
     const when = (): number => {
       const choice = random.nextInt(3);
       if (deathMs === undefined || choice === 0) return random.nextInt(ACTIVE_MS);
       if (choice === 1) return Math.max(0, deathMs - 20 + random.nextInt(40));
       return Math.max(0, deathMs - random.nextInt(2 * maxDelayMs + 2));
     };
-
-    // conversations: calls across threads, stream messages, children told to exit
-    const calls: CallRecord[] = [];
-    const callCount = between(10, 40);
-    for (let index = 0; index < callCount; index++) {
-      network.schedule(when(), () => startCall(index));
-    }
-    const startCall = (id: number): void => {
-      const callerThread = network.threads[between(0, threads - 1)];
-      const others = Array.from({ length: threads }, (_, t) => t).filter((t) => t !== callerThread.index);
-      const server = pick(others);
-      const timeoutMs = pick(CALL_TIMEOUTS_MS);
-      const byName = random.chance(0.5);
-      // callers are the first incarnations (a replacement never learned the servers' pids)
-      if (!callerThread.alive || callerThread.incarnation > 0) {
-        coverage.hit('call-skipped-caller-down');
-        return;
-      }
-      const afterLoss = network.lossAt(callerThread.index, callerThread.incarnation, server) !== undefined;
-      if (afterLoss && !byName) {
-        coverage.hit('call-skipped-server-known-lost'); // its pid names a thread that is gone
-        return;
-      }
-      const start = { at: clock.now(), seq: network.nextSeq() };
-      const record: CallRecord = {
-        id,
-        caller: callerThread.index,
-        callerIncarnation: callerThread.incarnation,
-        server,
-        timeoutMs,
-        byName,
-        afterLoss,
-        start,
-        outcome: undefined,
-      };
-      calls.push(record);
-      const pid =
-        callerThread.index === 0 ? servers[server] : probe.serverViews.get(callerThread.index)?.[server];
-      if (pid === undefined) fail(`thread ${callerThread.index} never got the servers' pids`);
-      callerThread.system.call(byName ? `srv${server}` : pid, { tap: 'call', call: id }, timeoutMs).then(
-        (value) => {
-          record.outcome = { value, at: clock.now() };
-        },
-        (error: unknown) => {
-          record.outcome = { error, at: clock.now() };
-        },
-      );
-    };
-    const emits = between(10, 50);
-    for (let index = 0; index < emits && pairs.length > 0; index++) {
-      const pair = pick(pairs);
+    const calls = this.between(10, 40);
+    for (let id = 0; id < calls; id++) network.schedule(when(), () => this.startCall(id));
+    const emits = this.between(10, 50);
+    for (let index = 0; index < emits && this.pairs.length > 0; index++) {
+      const pair = this.pick(this.pairs);
       const [from, to] = random.chance(0.5) ? [pair.a, pair.b] : [pair.b, pair.a];
-      network.schedule(when(), () => system0.send(watchers[from], { emit: `w${to}` }));
+      network.schedule(when(), () => this.system0.send(this.watchers[from], { emit: `w${to}` }));
     }
-    const exits = between(0, 4);
+    const exits = this.between(0, 4);
     for (let index = 0; index < exits; index++) {
-      const child = pick(model.children).id;
-      const reason = pick(['normal', 'shutdown', 'crashed'] as const);
+      const child = this.pick(this.tree.children).id;
+      const reason = this.pick(['normal', 'shutdown', 'crashed'] as const);
       network.schedule(random.nextInt(ACTIVE_MS), () => {
-        const pid = live.get(child);
-        if (pid !== undefined) system0.send(pid, { exit: reason });
+        const pid = this.live.get(child);
+        if (pid !== undefined) this.system0.send(pid, { exit: reason });
       });
     }
-    await network.runUntil(setupEndMs + ACTIVE_MS + QUIET_MS);
+  }
 
-    // every child the supervisor reports running answers, on a live thread
-    const pings = new Map<string, { value?: unknown; error?: unknown }>();
+  /** A call from a random thread to the server of another, by pid or by name. */
+  private startCall(id: number): void {
+    const { network, context } = this;
+    const caller = network.threads[this.between(0, this.threads - 1)];
+    const server = this.pick(
+      Array.from({ length: this.threads }, (_, t) => t).filter((t) => t !== caller.index),
+    );
+    const timeoutMs = this.pick(CALL_TIMEOUTS_MS);
+    const byName = context.random.chance(0.5);
+    // callers are the first incarnations (a replacement never learned the servers' pids)
+    if (!caller.alive || caller.incarnation > 0) {
+      context.coverage.hit('call-skipped-caller-down');
+      return;
+    }
+    const afterLoss = network.lossAt(caller.index, caller.incarnation, server) !== undefined;
+    if (afterLoss && !byName) {
+      context.coverage.hit('call-skipped-server-known-lost'); // its pid names a thread that is gone
+      return;
+    }
+    const pid =
+      caller.index === 0 ? this.servers[server] : this.probe.serverViews.get(caller.index)?.[server];
+    if (pid === undefined) fail(`thread ${caller.index} never got the servers' pids`);
+    const record: CallRecord = {
+      id,
+      caller: caller.index,
+      callerIncarnation: caller.incarnation,
+      server,
+      timeoutMs,
+      byName,
+      afterLoss,
+      start: { at: context.clock.now(), seq: network.nextSeq() }, // before the call sets its timer
+      outcome: undefined,
+    };
+    this.calls.push(record);
+    caller.system.call(byName ? `srv${server}` : pid, { tap: 'call', call: id }, timeoutMs).then(
+      (value) => {
+        record.outcome = { value, at: context.clock.now() };
+      },
+      (error: unknown) => {
+        record.outcome = { error, at: context.clock.now() };
+      },
+    );
+  }
+
+  /** Every child the supervisor reports running is called; then the tree is stopped from outside. */
+  async pingAndStopTree(): Promise<TreeEnd> {
+    const { network, context, system0 } = this;
+    const supervisor = this.supervisor!;
     const supervisorAlive = system0.isAlive(supervisor);
-    const running = new Map(supervisorAlive ? live : []);
+    const running = new Map(supervisorAlive ? this.live : []);
+    const pings = new Map<string, { value?: unknown; error?: unknown }>();
     for (const [child, pid] of running)
       system0.call(pid, { tap: 'ping' }, 1_000).then(
         (value) => pings.set(child, { value }),
         (error: unknown) => pings.set(child, { error }),
       );
-    await network.runUntil(clock.now() + 1_100);
-    // stop the tree from outside: every running child terminated, across threads
+    await network.runUntil(context.clock.now() + 1_100);
     if (supervisorAlive) {
+      // every running child terminated, across threads, in reverse start order (the model checks)
       system0.exit(supervisor, 'shutdown');
-      await network.runUntil(clock.now() + 1_000);
+      await network.runUntil(context.clock.now() + 1_000);
       if (system0.isAlive(supervisor)) fail('the supervisor did not stop within 1000 ms of a shutdown');
     }
+    return { supervisorAlive, running, pings };
+  }
 
+  check(tree: TreeEnd): void {
+    const { network, context, probe } = this;
     if (probe.unexpected.length > 0) fail(probe.unexpected[0]);
     const dead = network.incarnations.filter((thread) => !thread.alive);
-    coverage.hit(
+    context.coverage.hit(
       dead.length === 0 ? 'no-thread-died' : dead.length === 1 ? 'thread-died' : 'two-threads-died',
     );
     if (network.replacements !== dead.length)
       fail(`${dead.length} threads died; ${network.replacements} replacements were started`);
-    if (network.waited > 0) coverage.hit('batch-waited-for-boot');
+    if (network.waited > 0) context.coverage.hit('batch-waited-for-boot');
     /** Threads whose first incarnation (where the servers and watchers live) died, and when. */
     const lost = new Map(
       dead.filter((thread) => thread.incarnation === 0).map((thread) => [thread.index, thread.diedAt!]),
     );
-    checkCalls(context, network, probe, calls, lost);
-    checkSignals(context, network, probe, pairs, lost);
+    checkCalls(context, network, probe, this.calls, lost);
+    checkSignals(context, network, probe, this.pairs, lost);
     checkStreams(context, network, probe, lost);
-    checkSupervision(context, network, trace, model, supervisor, running, pings, supervisorAlive);
-  } finally {
-    network.close();
-    closeProbe(probeId);
+    checkSupervision(context, network, this.trace, this.tree, this.supervisor!, tree);
   }
+
+  close(): void {
+    this.network.close();
+    closeProbe(this.probeId);
+  }
+}
+
+function code(name: string): { module: string; export: string } {
+  return { module: THREAD_ACTORS_MODULE, export: name };
 }
 
 function describeOutcome(outcome: CallRecord['outcome']): string {
@@ -309,11 +390,13 @@ function describeOutcome(outcome: CallRecord['outcome']): string {
   return `${error instanceof Error ? `${error.name}: ${error.message}` : String(error)} at ${outcome.at} ms`;
 }
 
-/** Index of the wire: the batch that carried each call's request and each reply. */
-function callBatches(wire: readonly WireBatch[]): {
-  requests: Map<number, WireBatch[]>;
-  replies: Map<number, WireBatch[]>;
-} {
+/** Index of the wire: the batches that carried each call's request and each reply. */
+interface CallWire {
+  readonly requests: Map<number, WireBatch[]>;
+  readonly replies: Map<number, WireBatch[]>;
+}
+
+function callWire(wire: readonly WireBatch[]): CallWire {
   const requests = new Map<number, WireBatch[]>();
   const replies = new Map<number, WireBatch[]>();
   for (const batch of wire)
@@ -327,6 +410,81 @@ function callBatches(wire: readonly WireBatch[]): {
   return { requests, replies };
 }
 
+/** The one outcome the wire allows a call: what, when, and the branches it takes. */
+interface ExpectedOutcome {
+  readonly text: string;
+  readonly at: number;
+  readonly branches: readonly string[];
+  readonly matches: (outcome: NonNullable<CallRecord['outcome']>) => boolean;
+}
+
+function errorOf(outcome: NonNullable<CallRecord['outcome']>): unknown {
+  return 'error' in outcome ? outcome.error : undefined;
+}
+
+/**
+ * The model of one call made by pid or by a name still known: the request is handled iff its
+ * batch reached the server's (first) thread, exactly once and when it arrived; then the reply if
+ * its batch arrived before the deadline; else `CallExit('noconnection')` if the caller's thread
+ * learned of the loss before the deadline; else `CallTimeout` at the deadline.
+ */
+function expectedOutcome(
+  call: CallRecord,
+  wire: CallWire,
+  network: SimulatedNetwork,
+  probe: ThreadProbe,
+  lost: ReadonlyMap<number, number>,
+  say: (what: string) => never,
+): ExpectedOutcome {
+  const sent = wire.requests.get(call.id) ?? [];
+  if (sent.length !== 1) say(`its request was posted ${sent.length} times`);
+  const request = sent[0];
+  const handled = probe.handled.get(call.id) ?? [];
+  const reachedServer = request.fate === 'delivered' && request.toIncarnation === 0;
+  if (handled.length !== (reachedServer ? 1 : 0))
+    say(`the server handled it ${handled.length} times; its request was ${request.fate}`);
+  if (reachedServer && handled[0].at !== request.delivered!.at)
+    say(`handled at ${handled[0].at} ms, its request arrived at ${request.delivered!.at} ms`);
+  const reply = (wire.replies.get(call.id) ?? [])[0];
+  if (reachedServer && reply === undefined) say('the server handled it and no reply was posted');
+  const deadline: Moment = { at: call.start.at + call.timeoutMs, seq: call.start.seq };
+  const loss = network.lossAt(call.caller, call.callerIncarnation, call.server);
+  if (reachedServer && reply.fate === 'delivered' && before(reply.delivered!, deadline)) {
+    const count = handled[0].count;
+    const at = reply.delivered!.at;
+    const fromDead = (lost.get(call.server) ?? Number.POSITIVE_INFINITY) < at;
+    return {
+      text: `reply ${count} at ${at} ms`,
+      at,
+      branches: fromDead ? ['call-reply', 'call-reply-from-dead-thread'] : ['call-reply'],
+      matches: (outcome) => {
+        const value = 'value' in outcome ? (outcome.value as { call?: number; count?: number }) : undefined;
+        return value?.call === call.id && value.count === count && outcome.at === at;
+      },
+    };
+  }
+  if (loss !== undefined && before(loss, deadline)) {
+    const branches = [reachedServer ? 'call-noconnection-reply-lost' : 'call-noconnection'];
+    if (call.caller !== 0) branches.push('call-noconnection-told-by-thread-0');
+    return {
+      text: `CallExit(noconnection) at ${loss.at} ms`,
+      at: loss.at,
+      branches,
+      matches: (outcome) => {
+        const error = errorOf(outcome);
+        return isCallExit(error) && error.reason === 'noconnection' && outcome.at === loss.at;
+      },
+    };
+  }
+  const slow = request.fate === 'delivered' && (reply === undefined || reply.fate === 'delivered');
+  return {
+    text: `CallTimeout at ${deadline.at} ms`,
+    at: deadline.at,
+    branches: [slow ? 'call-timeout-slow-network' : 'call-timeout-loss-not-yet-known'],
+    matches: (outcome) => isCallTimeout(errorOf(outcome)) && outcome.at === deadline.at,
+  };
+}
+
 function checkCalls(
   context: SimulationContext,
   network: SimulatedNetwork,
@@ -335,95 +493,44 @@ function checkCalls(
   lost: ReadonlyMap<number, number>,
 ): void {
   const { coverage } = context;
-  const { requests, replies } = callBatches(network.wire);
+  const wire = callWire(network.wire);
   for (const call of calls) {
     const say = (what: string): never =>
       fail(
-        `call ${call.id} from thread ${call.caller} to the server on thread ${call.server} at ${call.start.at} ms (timeout ${call.timeoutMs} ms): ${what}`,
+        `call ${call.id} from thread ${call.caller} to the server on thread ${call.server}${call.byName ? ' by name' : ''} at ${call.start.at} ms (timeout ${call.timeoutMs} ms): ${what}`,
       );
-    const caller = network.incarnations.find(
-      (t) => t.index === call.caller && t.incarnation === call.callerIncarnation,
-    )!;
-    const sent = requests.get(call.id) ?? [];
+    const outcome = call.outcome;
     if (call.afterLoss) {
       // the name went with its thread: noproc at once, nothing posted
       coverage.hit('call-by-name-after-loss-noproc');
-      const error = call.outcome !== undefined && 'error' in call.outcome ? call.outcome.error : undefined;
-      if (
-        sent.length > 0 ||
-        !isCallExit(error) ||
-        error.reason !== 'noproc' ||
-        call.outcome!.at !== call.start.at
-      )
+      const error = outcome === undefined ? undefined : errorOf(outcome);
+      const posted = wire.requests.get(call.id)?.length ?? 0;
+      if (posted > 0 || !isCallExit(error) || error.reason !== 'noproc' || outcome!.at !== call.start.at)
         say(
-          `by name after its thread was lost: expected CallExit(noproc) at once, got ${describeOutcome(call.outcome)} (its request was posted ${sent.length} times)`,
+          `after its thread was lost: expected CallExit(noproc) at once, got ${describeOutcome(outcome)} (its request was posted ${posted} times)`,
         );
       continue;
     }
     if (call.byName) coverage.hit('call-by-name');
-    if (sent.length !== 1) say(`its request was posted ${sent.length} times`);
-    const request = sent[0];
-    const handled = probe.handled.get(call.id) ?? [];
-    const reachedServer = request.fate === 'delivered' && request.toIncarnation === 0;
-    if (handled.length !== (reachedServer ? 1 : 0))
-      say(`the server handled it ${handled.length} times; its request was ${request.fate}`);
-    if (reachedServer && handled[0].at !== request.delivered!.at)
-      say(`handled at ${handled[0].at} ms, its request arrived at ${request.delivered!.at} ms`);
-    const deadline: Moment = { at: call.start.at + call.timeoutMs, seq: call.start.seq };
-    const loss = network.lossAt(call.caller, call.callerIncarnation, call.server);
-    const reply = (replies.get(call.id) ?? [])[0];
-    if (reachedServer && reply === undefined) say('the server handled it and no reply was posted');
-    const outcome = call.outcome;
-    const error = outcome !== undefined && 'error' in outcome ? outcome.error : undefined;
-    let expected: string;
-    let at: number;
-    let ok: boolean;
-    const branches: string[] = [];
-    if (reachedServer && reply.fate === 'delivered' && before(reply.delivered!, deadline)) {
-      const count = handled[0].count;
-      at = reply.delivered!.at;
-      expected = `reply ${count} at ${at} ms`;
-      branches.push('call-reply');
-      if ((lost.get(call.server) ?? Number.POSITIVE_INFINITY) < at)
-        branches.push('call-reply-from-dead-thread');
-      const value =
-        outcome !== undefined && 'value' in outcome
-          ? (outcome.value as { call?: number; count?: number })
-          : undefined;
-      ok = value?.call === call.id && value.count === count && outcome!.at === at;
-    } else if (loss !== undefined && before(loss, deadline)) {
-      at = loss.at;
-      expected = `CallExit(noconnection) at ${at} ms`;
-      branches.push(reachedServer ? 'call-noconnection-reply-lost' : 'call-noconnection');
-      if (call.caller !== 0) branches.push('call-noconnection-told-by-thread-0');
-      ok = isCallExit(error) && error.reason === 'noconnection' && outcome!.at === at;
-    } else {
-      at = deadline.at;
-      expected = `CallTimeout at ${at} ms`;
-      branches.push(
-        request.fate === 'delivered' && (reply === undefined || reply.fate === 'delivered')
-          ? 'call-timeout-slow-network'
-          : 'call-timeout-loss-not-yet-known',
-      );
-      ok = isCallTimeout(error) && outcome!.at === at;
-    }
-    if (caller.diedAt !== undefined && caller.diedAt <= at) {
+    const expected = expectedOutcome(call, wire, network, probe, lost, say);
+    const caller = network.incarnations.find(
+      (thread) => thread.index === call.caller && thread.incarnation === call.callerIncarnation,
+    )!;
+    if (caller.diedAt !== undefined && caller.diedAt <= expected.at) {
       coverage.hit('call-caller-died'); // the caller is gone: nobody is owed an outcome
       continue;
     }
-    for (const branch of branches) coverage.hit(branch);
-    if (!ok)
-      say(
-        `expected ${expected}, got ${describeOutcome(outcome)} (request ${request.fate}${reply === undefined ? '' : `, reply ${reply.fate}`})`,
-      );
+    for (const branch of expected.branches) coverage.hit(branch);
+    if (outcome === undefined || !expected.matches(outcome))
+      say(`expected ${expected.text}, got ${describeOutcome(outcome)}`);
   }
   // a server's count is the number of requests it handled
   const byThread = new Map<number, number[]>();
   for (const list of probe.handled.values())
     for (const entry of list) {
-      const counts = byThread.get(entry.thread) ?? [];
-      counts.push(entry.count);
-      byThread.set(entry.thread, counts);
+      const counts = byThread.get(entry.thread);
+      if (counts === undefined) byThread.set(entry.thread, [entry.count]);
+      else counts.push(entry.count);
     }
   for (const [thread, counts] of byThread) {
     counts.sort((x, y) => x - y);
@@ -519,11 +626,9 @@ function checkSupervision(
   context: SimulationContext,
   network: SimulatedNetwork,
   trace: readonly SupervisionEvent[],
-  config: ConstructorParameters<typeof SupervisorModel>[0],
+  config: SupervisorModelConfig,
   supervisor: Pid,
-  running: ReadonlyMap<string, Pid>,
-  pings: ReadonlyMap<string, { value?: unknown; error?: unknown }>,
-  supervisorAlive: boolean,
+  { supervisorAlive, running, pings }: TreeEnd,
 ): void {
   const { coverage } = context;
   const model = new SupervisorModel(config, KNOWN_DEVIATIONS, (branch) => coverage.hit(branch));
