@@ -218,6 +218,8 @@ export class ThreadPool {
     this.workers[thread] = worker;
   }
 
+  // src/fault/internal/SimulatedThreads.ts (`detected`) plays these steps for `zbmd simulate
+  // threads`: keep the two in step.
   private exited(thread: number, worker: Worker, cause: unknown): void {
     if (this.closing || this.workers[thread] !== worker) return;
     this.workers[thread] = undefined;
