@@ -274,7 +274,8 @@ class ThreadsRun {
     for (let index = 0; index < emits && this.pairs.length > 0; index++) {
       const pair = this.pick(this.pairs);
       const [from, to] = random.chance(0.5) ? [pair.a, pair.b] : [pair.b, pair.a];
-      network.schedule(when(), () => this.system0.send(this.watchers[from], { emit: `w${to}` }));
+      const count = this.between(1, 4);
+      network.schedule(when(), () => this.system0.send(this.watchers[from], { emit: `w${to}`, count }));
     }
     const exits = this.between(0, 4);
     for (let index = 0; index < exits; index++) {

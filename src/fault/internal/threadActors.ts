@@ -110,10 +110,10 @@ export class CounterServer {
 }
 
 /**
- * Traps exits; told `{ setup, servers }` it links to and monitors its partners (as each entry
- * says) and keeps the servers' pids as its thread got them (for the scenario's calls), told `{ emit }` it
- * sends the next number of its stream to one of them, and it logs every EXIT, DOWN and stream
- * message it gets.
+ * Traps exits. Told `{ setup, servers }`, it links to and monitors its partners (as each entry
+ * says) and keeps the servers' pids as its thread got them (for the scenario's calls); told
+ * `{ emit, count }`, it sends the next `count` numbers of its stream to one of them in one turn;
+ * it logs every EXIT, DOWN and stream message it gets.
  */
 export class Watcher {
   private readonly probe: ThreadProbe;
@@ -144,6 +144,7 @@ export class Watcher {
       setup?: { name: string; pid: Pid; link: boolean; monitor: boolean }[];
       servers?: Pid[];
       emit?: string;
+      count?: number;
       tap?: string;
       from?: string;
       n?: number;
@@ -156,10 +157,13 @@ export class Watcher {
         if (partner.monitor) ctx.monitor(partner.pid);
       }
     } else if (typeof body?.emit === 'string' && this.partners.has(body.emit)) {
-      const n = this.next.get(body.emit) ?? 0;
-      this.next.set(body.emit, n + 1);
-      probe.push(probe.sent, `${this.name}>${body.emit}`, n);
-      ctx.send(this.partners.get(body.emit)!, { tap: 'stream', from: this.name, to: body.emit, n });
+      // a burst in one turn: its messages leave in one batch
+      for (let burst = 0; burst < Math.min(body.count ?? 1, 16); burst++) {
+        const n = this.next.get(body.emit) ?? 0;
+        this.next.set(body.emit, n + 1);
+        probe.push(probe.sent, `${this.name}>${body.emit}`, n);
+        ctx.send(this.partners.get(body.emit)!, { tap: 'stream', from: this.name, to: body.emit, n });
+      }
     } else if (body?.tap === 'stream' && typeof body.from === 'string' && typeof body.n === 'number') {
       probe.push(probe.received, `${body.from}>${this.name}`, body.n);
     } else {
