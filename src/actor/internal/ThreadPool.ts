@@ -59,21 +59,10 @@ export function attachWorker(runtime: Runtime): boolean {
   return true;
 }
 
-/**
- * Makes `runtime` scheduler thread `remote.thread` of its node: its operations on pids of the
- * other threads go through `remote`, whose transports the caller sets (`remote.setPeer`). The
- * worker boot and the pool use it with the ring transport; `zbmd simulate threads`
- * (src/fault/internal/SimulatedThreads.ts) uses it to run several runtimes in one JS thread over
- * a simulated transport.
- */
-export function attachRemote(runtime: Runtime, remote: Remote): void {
+function connectRemote(runtime: Runtime, remote: Remote, wake: Int32Array): RingHub {
   runtime.thread = remote.thread;
   runtime.remote = remote;
   runtime.registry.remote = remote;
-}
-
-function connectRemote(runtime: Runtime, remote: Remote, wake: Int32Array): RingHub {
-  attachRemote(runtime, remote);
   const hub = new RingHub(remote.thread, wake, remote, () => runtime.scheduler.idle);
   const previous = remote.onLost;
   remote.onLost = (peer) => {
@@ -87,6 +76,18 @@ function connect(hub: RingHub, remote: Remote, peer: number, port: MessagePort, 
   // Thread 0's ports must not keep the process alive after the user is done (close() ends the
   // workers); a worker's ports are what keeps the worker alive.
   remote.setPeer(peer, hub.connect(peer, port, keepAlive));
+}
+
+/**
+ * Makes `runtime` scheduler thread `remote.thread` of its node, as `connectRemote` does, but
+ * without the ring transport: the caller sets each peer's transport (`remote.setPeer`). `zbmd
+ * simulate threads` (src/fault/internal/SimulatedThreads.ts) uses it to run several runtimes in
+ * one JS thread over a simulated transport.
+ */
+export function attachRemote(runtime: Runtime, remote: Remote): void {
+  runtime.thread = remote.thread;
+  runtime.remote = remote;
+  runtime.registry.remote = remote;
 }
 
 /**
