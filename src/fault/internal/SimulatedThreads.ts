@@ -126,9 +126,13 @@ class Direction implements PeerTransport {
   private lastDue = 0;
   private instant = Number.NaN;
   private instantDue = 0;
+  /** The other direction of the channel (set once both exist). */
+  reverse: Direction = this;
 
   constructor(
     readonly network: SimulatedNetwork,
+    /** The channel's number: what an endpoint handed to another thread names. */
+    readonly channel: number,
     readonly sender: SimulatedThread,
     readonly receiver: SimulatedThread,
   ) {}
@@ -350,7 +354,7 @@ export class SimulatedNetwork {
       const [toPeer, fromPeer] = this.channel(fresh, other);
       this.setEnd(fresh, peer, toPeer); // its end listens once it booted
       if (peer === 0) this.setEnd(zero, index, fromPeer);
-      else zero.remote.announce(peer, index, index, { simulatedEndpoint: this.channelId(fromPeer) } as never);
+      else zero.remote.announce(peer, index, index, { simulatedEndpoint: fromPeer.channel } as never);
     }
     this.known[index] = true;
     this.schedule(this.options.bootDelayMs(), () => {
@@ -358,15 +362,13 @@ export class SimulatedNetwork {
     });
   }
 
-  private channelId(end: Direction): number {
-    for (const [id, pair] of this.channels) if (pair[0] === end || pair[1] === end) return id;
-    throw new Error('simulated network: unknown channel end (a simulator bug)');
-  }
-
   /** A channel between two incarnations: [a to b, b to a]. */
   private channel(a: SimulatedThread, b: SimulatedThread): [Direction, Direction] {
-    const pair: [Direction, Direction] = [new Direction(this, a, b), new Direction(this, b, a)];
-    this.channels.set(this.nextChannel++, pair);
+    const id = this.nextChannel++;
+    const pair: [Direction, Direction] = [new Direction(this, id, a, b), new Direction(this, id, b, a)];
+    pair[0].reverse = pair[1];
+    pair[1].reverse = pair[0];
+    this.channels.set(id, pair);
     return pair;
   }
 
@@ -374,16 +376,7 @@ export class SimulatedNetwork {
   private setEnd(thread: SimulatedThread, peer: number, end: Direction): void {
     thread.ends[peer] = end;
     thread.remote.setPeer(peer, end);
-    if (thread.booted) this.inbound(end).connect();
-  }
-
-  /** The direction that carries batches back to the poster of `end`. */
-  private inbound(end: Direction): Direction {
-    for (const pair of this.channels.values()) {
-      if (pair[0] === end) return pair[1];
-      if (pair[1] === end) return pair[0];
-    }
-    throw new Error('simulated network: unknown channel end (a simulator bug)');
+    if (thread.booted) end.reverse.connect();
   }
 
   /** A real ActorSystem made thread `index` of this node (what `attachWorker` does on a worker). */
@@ -411,7 +404,7 @@ export class SimulatedNetwork {
     else runtime.onCrash = (pid, reason) => remote.reportCrash(pid, reason);
     remote.onLost = (peer) => {
       const end = thread.ends[peer];
-      if (end !== undefined) this.inbound(end).dropInFlight();
+      if (end !== undefined) end.reverse.dropInFlight();
       thread.ends[peer] = undefined;
       const now = this.moment();
       this.losses.push({ thread: index, incarnation, peer, at: now.at, seq: now.seq });
@@ -443,7 +436,7 @@ export class SimulatedNetwork {
     thread.system.exit(pid, 'kill');
     if (!thread.alive) return;
     thread.booted = true;
-    for (const end of thread.ends) if (end !== undefined) this.inbound(end).connect();
+    for (const end of thread.ends) if (end !== undefined) end.reverse.connect();
   }
 
   /** Lets every thread run until none has work at this instant (boots included). */
