@@ -46,7 +46,10 @@ export function before(a: Moment, b: Moment): boolean {
   return a.at < b.at || (a.at === b.at && a.seq < b.seq);
 }
 
-/** A batch's fate: on its way, applied by its receiver, lost with its receiver, dropped when the receiver learned its sender was lost. */
+/**
+ * A batch's fate: on its way, applied by its receiver, lost with its receiver, or dropped when
+ * its receiver learned that its sender was lost.
+ */
 export type BatchFate = 'in-flight' | 'delivered' | 'receiver-dead' | 'sender-lost';
 
 /** One batch on the wire, as the scenario's model reads it. */
