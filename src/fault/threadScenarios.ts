@@ -633,11 +633,30 @@ function checkSupervision(
 ): void {
   const { coverage } = context;
   const model = new SupervisorModel(config, KNOWN_DEVIATIONS, (branch) => coverage.hit(branch));
+  const startedAt = new Map<string, number>(); // pid text -> when the supervisor started it
   try {
     for (const event of trace) {
       if (event.supervisor !== supervisor) continue;
-      if (event.kind === 'child_exited' && event.reason === 'noconnection')
-        coverage.hit('child-lost-with-thread');
+      if ((event.kind === 'child_started' || event.kind === 'child_restarted') && event.pid !== undefined)
+        startedAt.set(String(event.pid), event.timeMs);
+      if (event.kind === 'child_exited' && event.reason === 'noconnection') {
+        // only after thread 0 learned that the child's thread was lost (later if the supervisor
+        // was busy, say stopping a group: it takes the EXIT when it gets to it)
+        const thread = event.pid?.thread;
+        const since = startedAt.get(String(event.pid));
+        if (since === undefined) fail(`supervisor: ${event.childId} (${event.pid}) exited but never started`);
+        const loss = network.losses.find(
+          (entry) =>
+            entry.thread === 0 && entry.peer === thread && entry.at >= since && entry.at <= event.timeMs,
+        );
+        if (loss === undefined)
+          fail(
+            `supervisor: ${event.childId} exited noconnection at ${event.timeMs} ms; thread 0 lost no thread ${thread} while it ran`,
+          );
+        coverage.hit(
+          loss.at === event.timeMs ? 'child-lost-with-thread' : 'child-lost-while-supervisor-busy',
+        );
+      }
       if (event.kind === 'child_restarted' && event.pid !== undefined) {
         const incarnation = network.incarnations.filter((t) => t.index === event.pid!.thread).at(-1)!;
         if (incarnation.incarnation > 0) coverage.hit('child-restarted-on-replacement');
@@ -696,6 +715,7 @@ export const THREAD_SCENARIOS: readonly Scenario[] = [
       'batch-to-dead-thread',
       'batch-from-lost-thread-dropped',
       'child-lost-with-thread',
+      'child-lost-while-supervisor-busy',
       'child-restarted-on-replacement',
       'child-answers',
       'supervisor-gave-up',
