@@ -92,6 +92,18 @@ function connect(hub: RingHub, remote: Remote, peer: number, port: MessagePort, 
 }
 
 /**
+ * Makes `runtime` scheduler thread `remote.thread` of its node, as `connectRemote` does, but
+ * without the ring transport: the caller sets each peer's transport (`remote.setPeer`). `zbmd
+ * simulate threads` (src/fault/internal/SimulatedThreads.ts) uses it to run several runtimes in
+ * one JS thread over a simulated transport.
+ */
+export function attachRemote(runtime: Runtime, remote: Remote): void {
+  runtime.thread = remote.thread;
+  runtime.remote = remote;
+  runtime.registry.remote = remote;
+}
+
+/**
  * A worker cannot run TypeScript sources by itself: in a source checkout it gets a loader, which
  * also resolves `zbmd` and `zbmd/<layer>` to the same sources the calling thread runs.
  */
@@ -226,6 +238,8 @@ export class ThreadPool {
     this.workers[thread] = worker;
   }
 
+  // src/fault/internal/SimulatedThreads.ts (`detected`) plays these steps for `zbmd simulate
+  // threads`: keep the two in step.
   private exited(thread: number, worker: Worker, cause: unknown): void {
     if (this.closing || this.workers[thread] !== worker) return;
     this.workers[thread] = undefined;
