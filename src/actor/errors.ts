@@ -1,7 +1,18 @@
 import { guardOf, TaggedError } from '../internal/errors.js';
 import type { ExitReason } from './ExitReason.js';
 import { formatReason } from './ExitReason.js';
+import { crossThreadErrors } from './internal/errorCatalog.js';
 import type { Pid } from './Pid.js';
+
+export type { ErrorClass } from './internal/errorCatalog.js';
+/**
+ * Lists error classes whose instances cross scheduler threads as themselves: a listed error sent
+ * to another thread (in a message, a call's reply, an exit reason) arrives as an instance of its
+ * class with its fields, so its guard still matches; any other error arrives as structured clone
+ * leaves it (a plain `Error` with its message). Each key `layer.ClassName` must name one class.
+ * Call it at the top level of the module that declares the errors, which every thread loads.
+ */
+export { crossThreadErrors };
 
 /**
  * Errors of the actor layer. Each is a tagged class with typed fields and an `isX` guard, so
@@ -137,3 +148,17 @@ export class NotCloneable extends TaggedError('NotCloneable') {
 }
 
 export const isNotCloneable = guardOf(NotCloneable);
+
+crossThreadErrors('actor', [
+  BadArgument,
+  MailboxFull,
+  CallTimeout,
+  CallExit,
+  AlreadyRegistered,
+  NotRegistered,
+  NoProc,
+  ProcessExited,
+  InvalidTransition,
+  InjectedCrash,
+  NotCloneable,
+]);
