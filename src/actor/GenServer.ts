@@ -12,7 +12,7 @@ import {
 } from './ActorSystem.js';
 import { CastRequest, GetStateRequest } from './Call.js';
 import { ExitMessage, type ExitReason } from './ExitReason.js';
-import { BadArgument, crossThreadErrors, ProcessExited } from './errors.js';
+import { BadArgument, crossThreadClasses, ProcessExited } from './errors.js';
 import { describe } from './internal/checks.js';
 import type { Pid } from './Pid.js';
 
@@ -188,7 +188,7 @@ export class StartError extends TaggedError('StartError') {
 }
 
 export const isStartError = guardOf(StartError);
-crossThreadErrors('actor', [StartError]);
+crossThreadClasses('actor', [StartError]);
 
 /**
  * Starts a server and resolves with its pid once `init` has returned, as gen_server:start.

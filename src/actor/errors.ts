@@ -1,18 +1,22 @@
 import { guardOf, TaggedError } from '../internal/errors.js';
 import type { ExitReason } from './ExitReason.js';
 import { formatReason } from './ExitReason.js';
-import { crossThreadErrors } from './internal/errorCatalog.js';
+import { crossThreadClasses } from './internal/classCatalog.js';
 import type { Pid } from './Pid.js';
 
-export type { ErrorClass } from './internal/errorCatalog.js';
+export type { CrossThreadClass } from './internal/classCatalog.js';
 /**
- * Lists error classes whose instances cross scheduler threads as themselves: a listed error sent
- * to another thread (in a message, a call's reply, an exit reason) arrives as an instance of its
- * class with its fields, so its guard still matches; any other error arrives as structured clone
- * leaves it (a plain `Error` with its message). Each key `layer.ClassName` must name one class.
- * Call it at the top level of the module that declares the errors, which every thread loads.
+ * Lists classes whose instances cross scheduler threads as themselves: a listed instance sent to
+ * another thread (in a message, a call's reply, an exit reason) arrives as an instance of its
+ * class with its own enumerable fields (each copied like a message; an Error keeps its message
+ * and stack), so `instanceof` and the `isX` guards still match. Unlisted errors arrive as
+ * structured clone leaves them (a plain `Error` with its message); other unlisted class
+ * instances are refused at the sender (`NotCloneable`). List only classes whose state is their
+ * own enumerable fields (no `#private` fields, no closures): the constructor does not run again.
+ * Each key `layer.ClassName` must name one class. Call it at the top level of the module that
+ * declares the classes (every thread that loads the module then knows them).
  */
-export { crossThreadErrors };
+export { crossThreadClasses };
 
 /**
  * Errors of the actor layer. Each is a tagged class with typed fields and an `isX` guard, so
@@ -149,7 +153,7 @@ export class NotCloneable extends TaggedError('NotCloneable') {
 
 export const isNotCloneable = guardOf(NotCloneable);
 
-crossThreadErrors('actor', [
+crossThreadClasses('actor', [
   BadArgument,
   MailboxFull,
   CallTimeout,

@@ -1,4 +1,4 @@
-import { crossThreadErrors, type ExitReason, formatReason, type Pid } from '../actor/index.js';
+import { crossThreadClasses, type ExitReason, formatReason, type Pid } from '../actor/index.js';
 import { guardOf, TaggedError } from '../internal/errors.js';
 
 /**
@@ -130,7 +130,7 @@ export const isBadStartReturn = guardOf(BadStartReturn);
 export const isMaxChildrenReached = guardOf(MaxChildrenReached);
 export const isHeartbeatMissed = guardOf(HeartbeatMissed);
 
-crossThreadErrors('supervision', [
+crossThreadClasses('supervision', [
   InvalidChildSpec,
   InvalidSupervisorOptions,
   SupervisorStartFailed,

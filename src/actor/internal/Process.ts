@@ -52,6 +52,8 @@ export class ProcessExtra {
   code: { readonly module: string; readonly export: string } | undefined = undefined;
   /** Monitors this process holds on processes on other threads: ref id -> ref and target. */
   remoteMonitors: Map<number, { ref: Ref; pid: Pid }> | undefined = undefined;
+  /** The process on another thread that spawned it with a link (a supervisor starting a child there). */
+  linkedSpawner: Pid | undefined = undefined;
 }
 
 /**
@@ -102,4 +104,13 @@ export function mailboxFor(record: ProcessRecord): Queue<unknown> {
 export function extraOf(record: ProcessRecord): ProcessExtra {
   if (record.extra === undefined) record.extra = new ProcessExtra();
   return record.extra;
+}
+
+/**
+ * The process on another thread that spawned the process of `context` with a link, if one did:
+ * how a child started on another thread finds its supervisor (the supervision layer's own table
+ * of parents lives on the supervisor's thread).
+ */
+export function linkedSpawnerOf(context: unknown): Pid | undefined {
+  return (context as ProcessRecord).extra?.linkedSpawner;
 }

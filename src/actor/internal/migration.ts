@@ -1,6 +1,6 @@
 import { CallRequest } from '../Call.js';
 import { ExitMessage, type ExitReason } from '../ExitReason.js';
-import { BadArgument, crossThreadErrors, NoProc, NotCloneable } from '../errors.js';
+import { BadArgument, crossThreadClasses, NoProc, NotCloneable } from '../errors.js';
 import { Pid } from '../Pid.js';
 import { isCallHandle } from './calls.js';
 import { describe } from './checks.js';
@@ -193,7 +193,7 @@ export class NoProcDuringMove extends NoProc {
   }
 }
 
-crossThreadErrors('actor', [NoProcDuringMove]);
+crossThreadClasses('actor', [NoProcDuringMove]);
 
 /** Runs on a thread that is asked to move one of its processes (a request from thread 0). */
 export class MigrationAgent {
