@@ -2,7 +2,7 @@ import type { TransferListItem } from 'node:worker_threads';
 import type { CallFrom } from './Call.js';
 import { type Clock, SimulatedClock, type TimerHandle } from './Clock.js';
 import { DownMessage, type ExitReason } from './ExitReason.js';
-import { BadArgument } from './errors.js';
+import { BadArgument, OnAnotherThread } from './errors.js';
 import { callFrom, isCallHandle } from './internal/calls.js';
 import { checkName, checkPid, checkTimeout, isCodeRef } from './internal/checks.js';
 import { CodeUpgrade, deliverSignalMessage, sendFrom } from './internal/delivery.js';
@@ -456,10 +456,19 @@ export class ActorSystem implements Spawner {
    * Swaps the code of a running handler actor. `upgrade` receives the current behavior object
    * and returns the new one (migrating any state it holds). The swap is queued behind the
    * messages already in the mailbox (they run on the old code) and ahead of later ones, so no
-   * message is lost or reordered. Returns false if the process is not alive.
+   * message is lost or reordered. Returns false if the process is not alive. A process on another
+   * scheduler thread is refused with `OnAnotherThread` (the swap is a function, which cannot cross
+   * threads): call `upgrade` on that thread (from a process there), or `migrate` it here first.
    */
   upgrade<M>(pid: Pid, upgrade: (current: Handler<M>) => Handler<M>): boolean {
-    const target = this.#runtime.lookup(checkPid(pid, 'upgrade'));
+    const runtime = this.#runtime;
+    const target = runtime.lookup(checkPid(pid, 'upgrade'));
+    if (target === undefined && runtime.remote?.isRemote(pid) === true)
+      throw new OnAnotherThread(
+        'upgrade',
+        pid,
+        'a code swap is a function, which cannot cross threads: call upgrade from a process on that thread, or migrate the process to this thread first',
+      );
     if (target === undefined) return false;
     if (target.behavior === undefined)
       throw new BadArgument(`upgrade: ${pid} is a process function, not a handler`);

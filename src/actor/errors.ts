@@ -153,6 +153,22 @@ export class NotCloneable extends TaggedError('NotCloneable') {
 
 export const isNotCloneable = guardOf(NotCloneable);
 
+/**
+ * An operation that works only on the process's own thread was given a pid of another one (a
+ * code swap is a function, and a function cannot cross threads). `advice` says what to do.
+ */
+export class OnAnotherThread extends TaggedError('OnAnotherThread') {
+  constructor(
+    readonly operation: string,
+    readonly pid: Pid,
+    readonly advice: string,
+  ) {
+    super(`${operation}: ${pid} runs on scheduler thread ${pid.thread}, not this one; ${advice}`);
+  }
+}
+
+export const isOnAnotherThread = guardOf(OnAnotherThread);
+
 crossThreadClasses('actor', [
   BadArgument,
   MailboxFull,
@@ -165,4 +181,5 @@ crossThreadClasses('actor', [
   InvalidTransition,
   InjectedCrash,
   NotCloneable,
+  OnAnotherThread,
 ]);
