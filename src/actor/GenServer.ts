@@ -14,6 +14,7 @@ import { CastRequest, GetStateRequest } from './Call.js';
 import { ExitMessage, type ExitReason } from './ExitReason.js';
 import { BadArgument, crossThreadClasses, ProcessExited } from './errors.js';
 import { describe } from './internal/checks.js';
+import { linkedSpawnerOf } from './internal/Process.js';
 import type { Pid } from './Pid.js';
 
 /**
@@ -248,7 +249,8 @@ export function startGenServer<Behavior extends GenServer<any, any>>(
  * module URL (a module's function export returns `genServerHandler(Behavior, args)`). `init`
  * runs before the first message (calls wait in the mailbox behind it); unlike `startGenServer`
  * nobody waits for it: an init that fails ends the process with its error (links and monitors
- * see it).
+ * see it). Spawned with `spawnLink` from another thread, the spawner is the server's parent (as
+ * the caller of gen_server:start_link): a server trapping exits terminates when it exits.
  *
  * @example
  * ```ts
@@ -364,10 +366,13 @@ class GenServerHandler<State, Args> implements Handler {
   constructor(
     private behavior: GenServer<State, Args>,
     private readonly args: Args,
-    private readonly parent: Pid | undefined,
+    private parent: Pid | undefined,
   ) {}
 
   init(context: Context): void | Promise<void> {
+    // spawned with a link from another thread (genServerHandler by module URL): the spawner is
+    // its parent, as the caller of gen_server:start_link is
+    this.parent ??= linkedSpawnerOf(context);
     let result: State | Promise<State>;
     try {
       result = this.behavior.init(this.args, context);
@@ -406,7 +411,7 @@ class GenServerHandler<State, Args> implements Handler {
     if (message instanceof CallRequest) return this.handleCall(message, context);
     if (message instanceof CastRequest)
       return this.afterCallback(this.behavior.handleCast, message.request, context);
-    if (message instanceof ExitMessage && this.parent !== undefined && message.from === this.parent) {
+    if (message instanceof ExitMessage && this.parent !== undefined && message.from.equals(this.parent)) {
       // OTP: a server trapping exits that gets an EXIT from its parent terminates with that reason
       return this.finish(message.reason, context);
     }

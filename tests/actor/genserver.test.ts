@@ -6,9 +6,6 @@
  * One thread only, and why:
  * - "an exit signal before init ran": the signal must land in the same tick as the spawn, which
  *   only a caller on the server's own thread can do.
- * - "a linked server trapping exits terminates when its parent exits": startGenServer links the
- *   server to the caller on the caller's thread; a server spawned on another thread by module URL
- *   (genServerHandler) has no parent, so the parent rule does not apply to it.
  * - "hot code upgrade": upgradeServer takes a behaviour object (closures), which cannot cross.
  */
 import { beforeEach, describe, expect, it } from 'vitest';
@@ -39,6 +36,7 @@ import {
   type StartOutcome,
   startOutcome,
   Counter as ThreadCounter,
+  Trapping as ThreadTrapping,
 } from './fixtures/threadActors.js';
 import { fileTwoThreadSystem, inbox, testSystem } from './helpers.js';
 
@@ -233,6 +231,32 @@ describe.each(variants)('GenServer start, $title', ({ threads, remote }) => {
   });
 });
 
+/**
+ * gen_server's parent rule, run twice: a server started with startGenServer and link by a parent
+ * process, and the same behaviour (fixtures' Trapping) spawned with spawnLink by a parent on
+ * thread 0 onto thread 1 (the linked spawner is its parent, as for gen_server:start_link).
+ */
+describe.each(variants)('GenServer parent, $title', ({ threads, remote }) => {
+  it('a linked server trapping exits terminates when its parent exits, with the parent reason', async () => {
+    const system = threads === 1 ? testSystem().system : twoThreads().system;
+    const box = inbox(system);
+    const parent = system.spawn(async (ctx: Context) => {
+      const server =
+        threads === 1
+          ? await startGenServer(ctx, ThreadTrapping, box.pid, { link: true })
+          : ctx.spawnLink({ ...fixtures, export: 'trappingServer' }, [box.pid], { thread: remote });
+      ctx.send(box.pid, { server });
+      await ctx.receive();
+    });
+    const { server } = await box.next();
+    const exited = system.whenExited(server);
+    // (on two threads the server may still be in init: its EXIT waits in the mailbox behind it)
+    system.exit(parent, 'shutdown');
+    expect(await box.next()).toEqual({ terminated: 'shutdown' });
+    expect(await exited).toBe('shutdown');
+  });
+});
+
 /** Rules that act on the caller's thread (not parameterized: see the list at the top). */
 describe('GenServer', () => {
   it('an exit signal before init ran fails the start with its reason', async () => {
@@ -244,32 +268,6 @@ describe('GenServer', () => {
     system.exit(system.whereis('before')!, { shutdown: 'early' });
     const early = await before;
     expect(isStartError(early) && early.reason).toEqual({ shutdown: 'early' });
-  });
-
-  it('a linked server trapping exits terminates when its parent exits, with the parent reason', async () => {
-    const { system } = testSystem();
-    const terminated: unknown[] = [];
-    let server: unknown;
-    const parent = system.spawn(async (ctx: Context) => {
-      server = await startGenServer(
-        ctx,
-        {
-          init: (_args: undefined, context: Context) => {
-            context.trapExit(true);
-            return 0;
-          },
-          terminate: (reason: unknown) => void terminated.push(reason),
-        },
-        undefined,
-        { link: true },
-      );
-      await ctx.receive();
-    });
-    await system.settle();
-    system.exit(parent, 'shutdown');
-    await system.settle();
-    expect(terminated).toEqual(['shutdown']);
-    expect(system.isAlive(server as never)).toBe(false);
   });
 
   it('hot code upgrade migrates the state with codeChange and keeps every message in order', async () => {
