@@ -1,7 +1,7 @@
 import { CallRequest } from '../Call.js';
 import { ExitMessage, type ExitReason } from '../ExitReason.js';
 import { BadArgument, crossThreadClasses, NoProc, NotCloneable } from '../errors.js';
-import { Pid } from '../Pid.js';
+import type { Pid } from '../Pid.js';
 import { isCallHandle } from './calls.js';
 import { describe } from './checks.js';
 import { ControlMessage, deliverSignalMessage, sendFrom } from './delivery.js';
@@ -194,24 +194,3 @@ export class NoProcDuringMove extends NoProc {
 }
 
 crossThreadClasses('actor', [NoProcDuringMove]);
-
-/** Runs on a thread that is asked to move one of its processes (a request from thread 0). */
-export class MigrationAgent {
-  handle(message: unknown, context: unknown): void {
-    if (!(message instanceof CallRequest) || !isCallHandle(message.from)) return;
-    const from = message.from;
-    const { pid, thread } = message.request as { pid: unknown; thread: number };
-    const runtime = (context as ProcessRecord).runtime as Runtime;
-    if (!(pid instanceof Pid)) {
-      from.settle({ error: `expected a pid, got ${describe(pid)}` }, undefined);
-      return;
-    }
-    migrateLocal(runtime, pid, thread).then(
-      (moved) => from.settle({ pid: moved }, undefined),
-      (error: unknown) =>
-        from.settle({ error: error instanceof Error ? error.message : String(error) }, undefined),
-    );
-  }
-}
-
-export const MIGRATION_AGENT = { module: MIGRATION_MODULE, export: 'MigrationAgent' };
