@@ -14,6 +14,7 @@ import { CastRequest, GetStateRequest } from './Call.js';
 import { ExitMessage, type ExitReason } from './ExitReason.js';
 import { BadArgument, crossThreadClasses, ProcessExited } from './errors.js';
 import { describe } from './internal/checks.js';
+import { EXPLICIT_STATE, type ExplicitState } from './internal/movable.js';
 import { linkedSpawnerOf } from './internal/Process.js';
 import type { Pid } from './Pid.js';
 
@@ -358,8 +359,13 @@ function checkBehavior(behavior: unknown): void {
   }
 }
 
-/** The handler actor that runs a GenServer's callbacks. */
-class GenServerHandler<State, Args> implements Handler {
+/**
+ * The handler actor that runs a GenServer's callbacks. Its state is explicit (the value the
+ * callbacks return), so a server spawned by module URL from a `genServerHandler` factory can
+ * move to another thread (migrate): the factory makes the handler again there, which takes over
+ * the state and the parent.
+ */
+class GenServerHandler<State, Args> implements Handler, ExplicitState {
   state!: State;
   onStarted: ((error: unknown) => void) | undefined;
 
@@ -368,6 +374,20 @@ class GenServerHandler<State, Args> implements Handler {
     private readonly args: Args,
     private parent: Pid | undefined,
   ) {}
+
+  get [EXPLICIT_STATE](): ExplicitState {
+    return this;
+  }
+
+  checkpoint(): unknown {
+    return { state: this.state, parent: this.parent };
+  }
+
+  restore(saved: unknown): void {
+    const { state, parent } = saved as { state: State; parent: Pid | undefined };
+    this.state = state;
+    this.parent = parent;
+  }
 
   init(context: Context): void | Promise<void> {
     // spawned with a link from another thread (genServerHandler by module URL): the spawner is

@@ -169,6 +169,32 @@ export class OnAnotherThread extends TaggedError('OnAnotherThread') {
 
 export const isOnAnotherThread = guardOf(OnAnotherThread);
 
+/** Why `migrate` cannot move a process (see README "Actors on every core"). */
+export type NotMovableKind =
+  /** Its state is a suspended async function's stack, which cannot be copied. */
+  | 'process-function'
+  /** Its behaviour was made here (not by module URL), or by a function export whose closures hold its state. */
+  | 'closure-handler'
+  /** Its class declares `#private` members: an instance made on the target would not have them. */
+  | 'private-fields'
+  /** It has own properties other than enumerable fields (non-enumerable or symbol-keyed). */
+  | 'hidden-fields'
+  /** It has moved already: its pid forwards to the new one. */
+  | 'moved';
+
+/** `migrate` refused to move `pid`: `kind` says why, `advice` what to do instead. The process goes on where it is. */
+export class NotMovable extends TaggedError('NotMovable') {
+  constructor(
+    readonly pid: Pid,
+    readonly kind: NotMovableKind,
+    readonly advice: string,
+  ) {
+    super(`migrate: cannot move ${pid} (${kind}): ${advice}`);
+  }
+}
+
+export const isNotMovable = guardOf(NotMovable);
+
 crossThreadClasses('actor', [
   BadArgument,
   MailboxFull,
@@ -182,4 +208,5 @@ crossThreadClasses('actor', [
   InjectedCrash,
   NotCloneable,
   OnAnotherThread,
+  NotMovable,
 ]);
