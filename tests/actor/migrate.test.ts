@@ -233,6 +233,13 @@ describe('migrate, per kind of process', () => {
     }
   });
 
+  it('a # in strings and comments of a class is not taken for a #private member: it moves', async () => {
+    const pid = system.spawn(code('Hashtag'), []);
+    const moved = await system.migrate(pid, 1);
+    expect(await system.call(moved, 'state')).toEqual(['#hashtag', '#template #inner', 1]);
+    system.exit(pid, 'kill');
+  });
+
   it('a class with a non-enumerable own property is refused: hidden-fields', async () => {
     const pid = system.spawn(code('Hidden'), []);
     expect(await refusalOf(pid)).toBe('hidden-fields');
