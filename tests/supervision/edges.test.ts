@@ -1,17 +1,21 @@
 /**
- * Supervision edge cases. "A start that forgot to link" and "no stale EXIT" run twice
- * (describe.each): on one thread, and with the children on thread 1.
+ * Supervision edge cases. "A start that forgot to link", "no stale EXIT" and "a GenServer child
+ * that traps exits runs terminate" run twice (describe.each): on one thread, and with the
+ * children on thread 1 (the server spawned with spawnLink by module URL: its parent is the
+ * supervisor).
  *
- * One thread only, and why: the GenServer children (startGenServer starts a server on the
- * caller's thread, and their behaviours are closures), a supervisor killed during its own init or
- * an async restart (the kill must land between two of its turns, on its own thread), a name
- * registered twice and the doc example.
+ * One thread only, and why: the GenServer children killed during their async init (the cases
+ * rely on startGenServer, whose start waits for init; a server spawned on another thread by module
+ * URL is not waited for, so there is no start to fail), a supervisor killed during its own init
+ * or an async restart (the kill must land between two of its turns, on its own thread), a name
+ * registered twice (the supervisor's own name) and the doc example.
  */
 import { describe, expect, it } from 'vitest';
 import {
   type Context,
   ExitMessage,
   type GenServer,
+  getServerState,
   isAlreadyRegistered,
   type Pid,
   reply,
@@ -25,6 +29,8 @@ import {
   terminateChild,
   whichChildren,
 } from '../../src/supervision/index.js';
+import { Trapping } from '../actor/fixtures/threadActors.js';
+import { inbox } from '../actor/helpers.js';
 import {
   fileTwoThreadSystem,
   pidOf,
@@ -38,6 +44,10 @@ import {
 } from './helpers.js';
 
 const workerCode = { module: new URL('./fixtures/worker.ts', import.meta.url).href, export: 'Worker' };
+const trappingCode = {
+  module: new URL('../actor/fixtures/threadActors.ts', import.meta.url).href,
+  export: 'trappingServer',
+};
 
 const twoThreads = fileTwoThreadSystem();
 
@@ -46,6 +56,26 @@ describe.each([
   { name: 'children on another thread', threads: 2, spawn: spawnWorkerOn(1) },
 ] as const)('edge cases, $name', ({ threads, spawn }) => {
   const make = () => (threads === 1 ? testSystem().system : twoThreads().system);
+
+  it('a GenServer child that traps exits runs terminate with shutdown when the supervisor stops it', async () => {
+    const system = make();
+    const box = inbox(system);
+    const supervisor = await startSupervisor(system, {
+      children: [
+        {
+          id: 'server',
+          start: (ctx: Context) =>
+            threads === 1
+              ? startGenServer(ctx, Trapping, box.pid, { link: true })
+              : ctx.spawnLink(trappingCode, [box.pid], { thread: 1 }),
+        },
+      ],
+    });
+    const server = (await pidOf(system, supervisor, 'server')) as Pid;
+    await getServerState(system, server); // its init (which traps exits) has run
+    await stopSupervisor(system, supervisor);
+    expect(await box.next()).toEqual({ terminated: 'shutdown' });
+  });
 
   it('a start that forgot to link: the supervisor links it, so its exits are still seen', async () => {
     const system = make();
@@ -87,26 +117,6 @@ describe.each([
 });
 
 describe('edge cases', () => {
-  it('a GenServer child that traps exits runs terminate with shutdown when the supervisor stops it', async () => {
-    const { system } = testSystem();
-    const terminated: unknown[] = [];
-    const Server: GenServer<number, void> = {
-      init: (_args, ctx) => {
-        ctx.trapExit(true);
-        return 0;
-      },
-      handleCall: (_request: unknown, _from, state) => reply(state, state),
-      terminate: (reason) => void terminated.push(reason),
-    };
-    const supervisor = await startSupervisor(system, {
-      children: [
-        { id: 'server', start: (ctx: Context) => startGenServer(ctx, Server, undefined, { link: true }) },
-      ],
-    });
-    await stopSupervisor(system, supervisor);
-    expect(terminated).toEqual(['shutdown']);
-  });
-
   it('a supervisor killed during init fails its start (SupervisorStartFailed without a child id)', async () => {
     const { system } = testSystem();
     let supervisorPid: Pid | undefined;
