@@ -3,6 +3,7 @@ import {
   ActorSystem,
   type CallFrom,
   CallRequest,
+  type CodeRef,
   type Context,
   DEFAULT_CALL_TIMEOUT_MS,
   type Handler,
@@ -12,10 +13,17 @@ import {
 } from './ActorSystem.js';
 import { CastRequest, GetStateRequest } from './Call.js';
 import { ExitMessage, type ExitReason } from './ExitReason.js';
-import { BadArgument, crossThreadClasses, ProcessExited } from './errors.js';
-import { describe } from './internal/checks.js';
+import {
+  BadArgument,
+  type CallExit,
+  crossThreadClasses,
+  isCallExit,
+  isCallTimeout,
+  ProcessExited,
+} from './errors.js';
+import { describe, isCodeRef } from './internal/checks.js';
 import { EXPLICIT_STATE, type ExplicitState } from './internal/movable.js';
-import { linkedSpawnerOf } from './internal/Process.js';
+import { extraOf, linkedSpawnerOf, type MovableCode, type ProcessRecord } from './internal/Process.js';
 import type { Pid } from './Pid.js';
 
 /**
@@ -206,12 +214,121 @@ export function startGenServer<Behavior extends GenServer<any, any>>(
   where: Where,
   behavior: Behavior,
   args: ArgsOf<Behavior>,
-  options: StartOptions = {},
-): Promise<ServerRefOf<Behavior>> {
+  options?: StartOptions,
+): Promise<ServerRefOf<Behavior>>;
+/**
+ * Starts a server by module URL, on any scheduler thread (`options.thread`, as for spawn), and
+ * resolves with its pid once its `init` has returned there, with the rules above (as
+ * gen_server:start_link for a server elsewhere): `code` names a function export that returns
+ * `genServerHandler(Behaviour, ...)` and `args` are that export's arguments. With `link` the
+ * calling process is linked to the server and is its parent. An export that does not make a
+ * GenServer fails the start with `StartError` (its reason a `BadArgument`).
+ */
+export function startGenServer(
+  where: Where,
+  code: CodeRef,
+  args: readonly unknown[],
+  options?: CodeStartOptions,
+): Promise<Pid>;
+export function startGenServer(
+  where: Where,
+  behavior: GenServer<any, any> | CodeRef,
+  args: unknown,
+  options: CodeStartOptions = {},
+): Promise<unknown> {
+  if (isCodeRef(behavior)) return startByCode(where, behavior, args as readonly unknown[], options);
+  return startHere(where, behavior, args, options);
+}
+
+/** Where a server started by module URL runs: `thread` as for spawn (default: the calling thread). */
+export interface CodeStartOptions extends StartOptions {
+  readonly thread?: number | 'any';
+}
+
+/** startGenServer by module URL: spawned through `startedServer`, its init awaited with a probe call. */
+function startByCode(
+  where: Where,
+  code: CodeRef,
+  args: readonly unknown[],
+  options: CodeStartOptions,
+): Promise<Pid> {
+  if (!Array.isArray(args))
+    throw new BadArgument(`startGenServer: args must be an array, got ${describe(args)}`);
+  const linkTo = options.link ? contextOf(where, 'startGenServer with link') : undefined;
+  const system = systemOf(where);
+  const module = code.module instanceof URL ? code.module.href : code.module;
+  const spawnArgs = [module, code.export, args];
+  const spawnOptions = { name: options.name, mailbox: options.mailbox, thread: options.thread };
+  const pid =
+    linkTo !== undefined
+      ? linkTo.spawnLink(STARTED_SERVER, spawnArgs, spawnOptions)
+      : system.spawn(STARTED_SERVER, spawnArgs, spawnOptions);
+  const timeoutMs = options.timeoutMs ?? Number.POSITIVE_INFINITY;
+  // the probe waits in the mailbox behind init: its answer says init has returned
+  return system.call(pid, new StartedProbe(), timeoutMs).then(
+    () => pid,
+    (error: unknown) => {
+      if (isCallTimeout(error)) {
+        system.exit(pid, 'kill');
+        throw new StartError('timeout');
+      }
+      if (isCallExit(error)) throw new StartError((error as CallExit).reason);
+      throw error;
+    },
+  );
+}
+
+/** The call a server started by module URL answers once its init has returned. */
+export class StartedProbe {}
+crossThreadClasses('actor', [StartedProbe]);
+
+/**
+ * The export a server started by module URL is spawned from (args: module, export, the export's
+ * args): makes the server with that export, refuses anything but a GenServer, and runs its init.
+ */
+export function startedServer(module: string, exportName: string, args: unknown[]): Handler {
+  return {
+    init: async (context: Context): Promise<void> => {
+      const loaded = (await import(module)) as Record<string, unknown>;
+      const factory = loaded[exportName];
+      const isClass =
+        typeof (factory as { prototype?: { handle?: unknown } })?.prototype?.handle === 'function';
+      const behavior =
+        typeof factory === 'function' && !isClass
+          ? (factory as (...a: unknown[]) => unknown)(...args)
+          : factory;
+      if (!(behavior instanceof GenServerHandler))
+        throw new BadArgument(
+          `startGenServer: export '${exportName}' of ${module} must be a function that returns genServerHandler(...), got ${describe(behavior)}`,
+        );
+      const record = context as unknown as { behavior: unknown };
+      record.behavior = behavior;
+      // a server made by a factory export can move (migrate) as if spawned from it
+      extraOf(context as unknown as ProcessRecord).code = {
+        module,
+        export: exportName,
+        args,
+      } satisfies MovableCode;
+      await behavior.init(context);
+    },
+    handle: (): void => {
+      throw new Error('zbmd: a server started by module URL got a message before its init (a runtime bug)');
+    },
+  };
+}
+
+const STARTED_SERVER = { module: import.meta.url, export: 'startedServer' };
+
+function startHere(
+  where: Where,
+  behavior: GenServer<any, any>,
+  args: unknown,
+  options: StartOptions,
+): Promise<Pid> {
   checkBehavior(behavior);
   const linkTo = options.link ? contextOf(where, 'startGenServer with link') : undefined;
   const system = systemOf(where);
-  return new Promise<ServerRefOf<Behavior>>((resolve, reject) => {
+  return new Promise<Pid>((resolve, reject) => {
     const handler = new GenServerHandler(behavior as GenServer<unknown, unknown>, args, linkTo?.self);
     const spawnOptions = { name: options.name, mailbox: options.mailbox };
     const pid =
@@ -440,6 +557,10 @@ class GenServerHandler<State, Args> implements Handler, ExplicitState {
   }
 
   private handleCall(call: CallRequest, context: Context): void | Promise<void> {
+    if (call.request instanceof StartedProbe) {
+      context.system.reply(call.from, 'started');
+      return;
+    }
     if (call.request instanceof GetStateRequest) {
       context.system.reply(call.from, this.state);
       return;
