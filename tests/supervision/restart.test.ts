@@ -14,8 +14,6 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { type ActorSystem, type Context, type Pid, SimulatedClock } from '../../src/actor/index.js';
 import {
   isSupervisorStartFailed,
-  onSupervisionEvent,
-  type SupervisionEvent,
   type SupervisorOptions,
   startSupervisor,
   stopSupervisor,
@@ -25,6 +23,7 @@ import {
 import { inbox } from '../actor/helpers.js';
 import {
   fileTwoThreadSystem,
+  nextEvent,
   pidOf,
   recordEvents,
   type SpawnWorker,
@@ -216,17 +215,6 @@ describe.each(placements)('restart intensity, $name', ({ system: make, spawn }) 
     await stopSupervisor(system, supervisor);
   });
 });
-
-/** Resolves with the next supervision event of `kind` in `system`. */
-function nextEvent(system: ActorSystem, kind: SupervisionEvent['kind']): Promise<SupervisionEvent> {
-  return new Promise((resolve) => {
-    const stop = onSupervisionEvent(system, (event) => {
-      if (event.kind !== kind) return;
-      stop();
-      resolve(event);
-    });
-  });
-}
 
 describe('restart types and intensity (one thread)', () => {
   it('a start returning ignore keeps the spec with no pid (and a temporary one is dropped)', async () => {
