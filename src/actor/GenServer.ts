@@ -23,7 +23,8 @@ import {
 } from './errors.js';
 import { describe, isCodeRef } from './internal/checks.js';
 import { EXPLICIT_STATE, type ExplicitState } from './internal/movable.js';
-import { extraOf, linkedSpawnerOf, type MovableCode, type ProcessRecord } from './internal/Process.js';
+import { linkedSpawnerOf } from './internal/Process.js';
+import { GEN_SERVER, type GenServerMark, STARTED_SERVER, StartedProbe } from './internal/startByCode.js';
 import type { Pid } from './Pid.js';
 
 /**
@@ -278,47 +279,6 @@ function startByCode(
   );
 }
 
-/** The call a server started by module URL answers once its init has returned. */
-export class StartedProbe {}
-crossThreadClasses('actor', [StartedProbe]);
-
-/**
- * The export a server started by module URL is spawned from (args: module, export, the export's
- * args): makes the server with that export, refuses anything but a GenServer, and runs its init.
- */
-export function startedServer(module: string, exportName: string, args: unknown[]): Handler {
-  return {
-    init: async (context: Context): Promise<void> => {
-      const loaded = (await import(module)) as Record<string, unknown>;
-      const factory = loaded[exportName];
-      const isClass =
-        typeof (factory as { prototype?: { handle?: unknown } })?.prototype?.handle === 'function';
-      const behavior =
-        typeof factory === 'function' && !isClass
-          ? (factory as (...a: unknown[]) => unknown)(...args)
-          : factory;
-      if (!(behavior instanceof GenServerHandler))
-        throw new BadArgument(
-          `startGenServer: export '${exportName}' of ${module} must be a function that returns genServerHandler(...), got ${describe(behavior)}`,
-        );
-      const record = context as unknown as { behavior: unknown };
-      record.behavior = behavior;
-      // a server made by a factory export can move (migrate) as if spawned from it
-      extraOf(context as unknown as ProcessRecord).code = {
-        module,
-        export: exportName,
-        args,
-      } satisfies MovableCode;
-      await behavior.init(context);
-    },
-    handle: (): void => {
-      throw new Error('zbmd: a server started by module URL got a message before its init (a runtime bug)');
-    },
-  };
-}
-
-const STARTED_SERVER = { module: import.meta.url, export: 'startedServer' };
-
 function startHere(
   where: Where,
   behavior: GenServer<any, any>,
@@ -482,7 +442,7 @@ function checkBehavior(behavior: unknown): void {
  * move to another thread (migrate): the factory makes the handler again there, which takes over
  * the state and the parent.
  */
-class GenServerHandler<State, Args> implements Handler, ExplicitState {
+class GenServerHandler<State, Args> implements Handler, ExplicitState, GenServerMark {
   state!: State;
   onStarted: ((error: unknown) => void) | undefined;
 
@@ -494,6 +454,10 @@ class GenServerHandler<State, Args> implements Handler, ExplicitState {
 
   get [EXPLICIT_STATE](): ExplicitState {
     return this;
+  }
+
+  get [GEN_SERVER](): true {
+    return true;
   }
 
   checkpoint(): unknown {
