@@ -1,6 +1,9 @@
 /**
- * A workspace for convolution in WebAssembly memory, with one SIMD kernel, `add` (dst += src, 4
- * lanes of f32 at a time), assembled from opcodes like the other kernels (internal/simd.ts).
+ * A workspace for convolution in WebAssembly memory, with three kernels assembled from opcodes
+ * like the other kernels (internal/simd.ts): `add` (dst += src, 4 lanes of f32 at a time), and
+ * the 2x2 max pooling (internal/maxPoolKernel.ts) and ReLU (internal/reluKernel.ts) bodies, here
+ * on the workspace's memory, so that conv2d fused with pooling and ReLU (ops/conv.ts
+ * `conv2dMaxPoolRelu`) pools the product OpenBLAS wrote there without copying it.
  *
  * conv2d (ops/conv.ts) works image by image in it: im2col builds an image's columns with
  * `copyWithin` and `fill` inside the workspace (no subarray views, no allocation), OpenBLAS reads
@@ -11,6 +14,9 @@
  * The workspace grows to the largest image seen, up to CONV_WORKSPACE_BYTES_MAX; beyond that, or
  * without WebAssembly SIMD, `convWorkspace` returns null and conv2d keeps its JavaScript loops.
  */
+
+import { maxPoolBody } from './maxPoolKernel.js';
+import { reluBody } from './reluKernel.js';
 import {
   BLOCK,
   BR_IF,
@@ -50,14 +56,22 @@ function addBody(): number[] {
 }
 
 function moduleBytes(): Uint8Array {
-  const addType = [0x60, ...vector([[I32], [I32], [I32]]), 0];
+  const threeType = [0x60, ...vector([[I32], [I32], [I32]]), 0];
+  const sixType = [0x60, ...vector(new Array(6).fill([I32])), 0];
   return new Uint8Array([
     ...[0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00],
-    ...section(1, vector([addType])),
+    ...section(1, vector([threeType, sixType])),
     ...section(2, vector([[...name('env'), ...name('memory'), 0x02, 0x00, 0x00]])),
-    ...section(3, vector([[0]])),
-    ...section(7, vector([[...name('add'), 0x00, 0x00]])),
-    ...section(10, vector([addBody()])),
+    ...section(3, vector([[0], [1], [0]])),
+    ...section(
+      7,
+      vector([
+        [...name('add'), 0x00, 0x00],
+        [...name('maxpool'), 0x00, 0x01],
+        [...name('relu'), 0x00, 0x02],
+      ]),
+    ),
+    ...section(10, vector([addBody(), maxPoolBody(), reluBody()])),
   ]);
 }
 
@@ -68,8 +82,18 @@ export const CONV_WORKSPACE_BYTES_MAX = 256 * 1024 * 1024;
 export interface ConvWorkspace {
   /** The whole workspace as f32 (a fresh view after each growth). */
   readonly view: Float32Array;
+  /** The same memory as i32 (max pooling's winners). */
+  readonly indices: Int32Array;
   /** view[dst + i] += view[src + i] for i in [0, count) (element indices; nothing when count <= 0). */
   add(dst: number, src: number, count: number): void;
+  /**
+   * 2x2 stride-2 max pooling of `rows` pairs of input rows of `width` at element `input` into
+   * `rows` rows of `outWidth` at `out`, with each window's first maximum's element index
+   * (relative to `input`) in `indices` at `winners` (internal/maxPoolKernel.ts).
+   */
+  maxPool(input: number, out: number, winners: number, rows: number, outWidth: number, width: number): void;
+  /** view[at + i] = max(view[at + i], 0) for i in [0, count) (NaN stays NaN). */
+  relu(at: number, count: number): void;
 }
 
 let compiled: object | null | undefined;
@@ -98,14 +122,26 @@ export function convWorkspace(elements: number): ConvWorkspace | null {
     const memory: WasmMemory = new wasm.Memory({ initial: pages });
     const { exports } = new wasm.Instance(compiled, { env: { memory } });
     const kernel = exports.add as (dst: number, src: number, byteLength: number) => void;
+    const pool = exports.maxpool as (...offsets: number[]) => void;
+    const clamp = exports.relu as (x: number, y: number, byteLength: number) => void;
     const view = new Float32Array(memory.buffer);
     const workspace: ConvWorkspace = {
       view,
+      indices: new Int32Array(memory.buffer),
       add(dst, src, count) {
         if (count <= 0) return;
         const vectors = count & ~3;
         if (vectors > 0) kernel(dst * 4, src * 4, vectors * 4);
         for (let i = vectors; i < count; i++) view[dst + i] += view[src + i];
+      },
+      maxPool(input, out, winners, rows, outWidth, width) {
+        pool(input * 4, out * 4, winners * 4, rows, outWidth, width);
+      },
+      relu(at, count) {
+        if (count <= 0) return;
+        const vectors = count & ~3;
+        if (vectors > 0) clamp(at * 4, at * 4, vectors * 4);
+        for (let i = at + vectors; i < at + count; i++) view[i] = Math.max(view[i], 0);
       },
     };
     current = { workspace, elements: (pages * PAGE_BYTES) / 4 };
