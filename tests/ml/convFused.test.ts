@@ -100,11 +100,9 @@ function runBlock(
     : [conv, new ml.MaxPool2d(2), new ml.ReLU()];
   const random = new Random(5);
   const size = shape.reduce((a, b) => a * b, 1);
-  const x = ml.fromData(
-    Float32Array.from({ length: size }, () => random.next() - 0.5),
-    shape,
-    { requiresGrad: true },
-  );
+  // With `background`, mostly zeros: the windows there tie (the first maximum wins).
+  const pixel = (): number => (options.background && random.next() < 0.8 ? 0 : random.next() - 0.5);
+  const x = ml.fromData(Float32Array.from({ length: size }, pixel), shape, { requiresGrad: true });
   // A gradient already there is added to, not overwritten.
   if (options.priorGrad) x.grad = Float32Array.from({ length: size }, () => random.next());
   const out = fused
@@ -128,6 +126,12 @@ describe('the fused op against the three ops one by one', () => {
     });
   }
 
+  it('ties on a zero background go to the same (first) maximum', () => {
+    const options = { background: true };
+    expect(runBlock([4, 1, 28, 28], 8, true, options)).toEqual(runBlock([4, 1, 28, 28], 8, false, options));
+    expect(runBlock([2, 8, 14, 14], 6, true, options)).toEqual(runBlock([2, 8, 14, 14], 6, false, options));
+  });
+
   it('ReLU before the pooling, no bias, and an input gradient already there', () => {
     const options = { reluFirst: true, bias: false, priorGrad: true };
     expect(runBlock([2, 3, 6, 6], 4, true, options)).toEqual(runBlock([2, 3, 6, 6], 4, false, options));
@@ -148,7 +152,7 @@ describe('the fused op against the three ops one by one', () => {
   it('Sequential fuses only the library layers themselves, not subclasses', () => {
     class LoggingConv extends ml.Conv2d {
       calls = 0;
-      forward(input: ml.Tensor): ml.Tensor {
+      override forward(input: ml.Tensor): ml.Tensor {
         this.calls++;
         return super.forward(input);
       }

@@ -585,6 +585,42 @@ export function conv2d(
 }
 
 /**
+ * winners[i] (an index into the product) stays where out[i] > 0 (ReLU's mask) and becomes
+ * `masked` elsewhere, without a branch (a data-dependent branch mispredicts about half the time
+ * on activations).
+ */
+function maskWinners(winners: Int32Array, out: Float32Array, count: number, masked: number): void {
+  for (let i = 0; i < count; i++) winners[i] = masked + +(out[i] > 0) * (winners[i] - masked);
+}
+
+/** m[winners[i]] = values[i] for i in [0, count). */
+function scatter(m: Float32Array, winners: Int32Array, values: Float32Array, count: number): void {
+  for (let i = 0; i < count; i++) m[winners[i]] = values[i];
+}
+
+/**
+ * sums[o] += the float64 sum of m[winners[i]] over image n's plane o, for each n and o (winners
+ * in (N, O, P/4) order; sums has O elements).
+ */
+function gatheredSums(
+  m: Float32Array,
+  winners: Int32Array,
+  sums: Float64Array,
+  batch: number,
+  plane: number,
+): void {
+  const outChannels = sums.length;
+  for (let n = 0; n < batch; n++) {
+    for (let o = 0; o < outChannels; o++) {
+      const from = (n * outChannels + o) * plane;
+      let total = 0;
+      for (let q = from; q < from + plane; q++) total += m[winners[q]];
+      sums[o] += total;
+    }
+  }
+}
+
+/**
  * relu(maxPool2d(conv2d(x, weight, bias, options), 2)) in one op, with the same values and
  * gradients (ReLU before the pooling is the same function: max and ReLU commute). `Sequential`
  * runs its Conv2d, MaxPool2d(2), ReLU layers this way. Where it applies (CPU tensors, a "same"
@@ -616,11 +652,12 @@ export function conv2dMaxPoolRelu(
   const pooled = outChannels * batch * pooledPlane;
   // Workspace: forward [product (O, N*P) | pooled (O, N, P/4) | winners], backward
   // [gT (O, N*P) | gcols (depth, N*P) | gxT (C, N*P)].
-  const pooledAt = outChannels * columns;
-  const winnersAt = pooledAt + pooled;
+  // (The pooling kernel may read 8 elements past the product and write 3 past the outputs.)
+  const pooledAt = outChannels * columns + 8;
+  const winnersAt = pooledAt + pooled + 4;
   const gcolsAt = outChannels * columns;
   const gxAt = gcolsAt + depth * columns;
-  const elements = Math.max(winnersAt + pooled, gxAt + channels * columns);
+  const elements = Math.max(winnersAt + pooled + 4, gxAt + channels * columns);
   const workspace = convWorkspace(elements);
   if (workspace === null) return null;
   const xv = contiguousData(x);
@@ -629,7 +666,9 @@ export function conv2dMaxPoolRelu(
   // work = [xT (C, N, H, W) | cols (depth, N*P)], kept for the weight gradient.
   const colsAt = channels * columns;
   const work = pool.take(colsAt + depth * columns);
-  reorder(xv, 0, work, 0, channels, batch, plane, true);
+  // x goes in where the columns will be (one copy), then channel-major within work (copyWithin).
+  work.set(xv, colsAt);
+  reorder(work, colsAt, work, 0, channels, batch, plane, true);
   im2colSameSize(work, 0, g, colsAt);
   const view = workspace.view;
   if (bv !== null) for (let o = 0; o < outChannels; o++) view.fill(bv[o], o * columns, (o + 1) * columns);
@@ -653,18 +692,24 @@ export function conv2dMaxPoolRelu(
       columns,
     );
   }
-  // The planes (o, n) stack into one run of rows; winners are element indices into the product.
-  workspace.maxPool(0, pooledAt, winnersAt, (outChannels * columns) / (2 * width), width / 2, width);
-  workspace.relu(pooledAt, pooled);
+  // Plane (o, n) of the product is pooled (and clamped) into the result's place (n, o): the
+  // pooled planes come out in (N, O, H/2, W/2) order, winners as indices into the product.
+  for (let n = 0; n < batch; n++) {
+    for (let o = 0; o < outChannels; o++) {
+      const at = (n * outChannels + o) * pooledPlane;
+      const from = (o * batch + n) * plane;
+      workspace.maxPoolRelu(from, pooledAt + at, winnersAt + at, height / 2, width / 2, width, from);
+    }
+  }
   const out = pool.take(pooled);
-  reorder(view, pooledAt, out, 0, outChannels, batch, pooledPlane, false);
+  out.set(view.subarray(pooledAt, pooledAt + pooled));
   // Winners in the result's order (N, O, P/4); a window whose result is not positive (ReLU's
   // mask) points at `masked`, one element past the gradient's (O, N*P), so that the backward's
   // scatter has no branch (a data-dependent branch mispredicts about half the time here).
   const winners = indexPool.take(pooled);
-  reorder(workspace.indices, winnersAt, winners, 0, outChannels, batch, pooledPlane, false);
+  winners.set(workspace.indices.subarray(winnersAt, winnersAt + pooled));
   const masked = outChannels * columns;
-  for (let i = 0; i < pooled; i++) winners[i] = masked + +(out[i] > 0) * (winners[i] - masked);
+  maskWinners(winners, out, pooled, masked);
   releaseTemporary(x, xv);
   if (bias !== null && bv !== null) releaseTemporary(bias, bv);
   const scratch = [work];
@@ -678,20 +723,11 @@ export function conv2dMaxPoolRelu(
     const m = space === null ? pool.take(elements) : space.view;
     // gT (O, N*P): zero but at the winners of windows whose result is positive (ReLU's mask).
     m.fill(0, 0, outChannels * columns);
-    for (let i = 0; i < pooled; i++) m[winners[i]] = gradient[i];
+    scatter(m, winners, gradient, pooled);
     // The bias gradient: the values that went through, read back (the masked slot reads 0).
     m[masked] = 0;
     const sums = bias?.requiresGrad ? float64Accumulator(outChannels) : null;
-    if (sums !== null) {
-      for (let n = 0; n < batch; n++) {
-        for (let o = 0; o < outChannels; o++) {
-          const from = (n * outChannels + o) * pooledPlane;
-          let total = 0;
-          for (let q = from; q < from + pooledPlane; q++) total += m[winners[q]];
-          sums[o] += total;
-        }
-      }
-    }
+    if (sums !== null) gatheredSums(m, winners, sums, batch, pooledPlane);
     if (bias !== null && sums !== null) addAccumulated(gradBuffer(bias), sums);
     for (let gi = 0; gi < groups && gw !== null; gi++) {
       // gweight_g (O/G, depth/G) += gT_g (O/G, N*P) @ cols_g^T
