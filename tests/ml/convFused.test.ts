@@ -87,6 +87,7 @@ function runBlock(
     bias?: boolean;
     reluFirst?: boolean;
     priorGrad?: boolean;
+    background?: boolean;
   } = {},
 ): number[][] {
   ml.manualSeed(11);

@@ -585,42 +585,6 @@ export function conv2d(
 }
 
 /**
- * winners[i] (an index into the product) stays where out[i] > 0 (ReLU's mask) and becomes
- * `masked` elsewhere, without a branch (a data-dependent branch mispredicts about half the time
- * on activations).
- */
-function maskWinners(winners: Int32Array, out: Float32Array, count: number, masked: number): void {
-  for (let i = 0; i < count; i++) winners[i] = masked + +(out[i] > 0) * (winners[i] - masked);
-}
-
-/** m[winners[i]] = values[i] for i in [0, count). */
-function scatter(m: Float32Array, winners: Int32Array, values: Float32Array, count: number): void {
-  for (let i = 0; i < count; i++) m[winners[i]] = values[i];
-}
-
-/**
- * sums[o] += the float64 sum of m[winners[i]] over image n's plane o, for each n and o (winners
- * in (N, O, P/4) order; sums has O elements).
- */
-function gatheredSums(
-  m: Float32Array,
-  winners: Int32Array,
-  sums: Float64Array,
-  batch: number,
-  plane: number,
-): void {
-  const outChannels = sums.length;
-  for (let n = 0; n < batch; n++) {
-    for (let o = 0; o < outChannels; o++) {
-      const from = (n * outChannels + o) * plane;
-      let total = 0;
-      for (let q = from; q < from + plane; q++) total += m[winners[q]];
-      sums[o] += total;
-    }
-  }
-}
-
-/**
  * relu(maxPool2d(conv2d(x, weight, bias, options), 2)) in one op, with the same values and
  * gradients (ReLU before the pooling is the same function: max and ReLU commute). `Sequential`
  * runs its Conv2d, MaxPool2d(2), ReLU layers this way. Where it applies (CPU tensors, a "same"
@@ -657,7 +621,9 @@ export function conv2dMaxPoolRelu(
   const winnersAt = pooledAt + pooled + 4;
   const gcolsAt = outChannels * columns;
   const gxAt = gcolsAt + depth * columns;
-  const elements = Math.max(winnersAt + pooled + 4, gxAt + channels * columns);
+  // (and in the backward, the output gradient and winners after the masked slot)
+  const valuesAt = outChannels * columns + 4;
+  const elements = Math.max(winnersAt + pooled + 4, gxAt + channels * columns, valuesAt + 2 * pooled);
   const workspace = convWorkspace(elements);
   if (workspace === null) return null;
   const xv = contiguousData(x);
@@ -693,12 +659,15 @@ export function conv2dMaxPoolRelu(
     );
   }
   // Plane (o, n) of the product is pooled (and clamped) into the result's place (n, o): the
-  // pooled planes come out in (N, O, H/2, W/2) order, winners as indices into the product.
+  // pooled planes come out in (N, O, H/2, W/2) order, winners as indices into the product, or,
+  // where the result is not positive (ReLU's mask), `masked`: one element past the gradient's
+  // (O, N*P) in the backward, so that its scatter has no branch.
+  const masked = outChannels * columns;
   for (let n = 0; n < batch; n++) {
     for (let o = 0; o < outChannels; o++) {
       const at = (n * outChannels + o) * pooledPlane;
       const from = (o * batch + n) * plane;
-      workspace.maxPoolRelu(from, pooledAt + at, winnersAt + at, height / 2, width / 2, width, from);
+      workspace.maxPoolRelu(from, pooledAt + at, winnersAt + at, height / 2, width / 2, width, from, masked);
     }
   }
   const out = pool.take(pooled);
@@ -708,8 +677,6 @@ export function conv2dMaxPoolRelu(
   // scatter has no branch (a data-dependent branch mispredicts about half the time here).
   const winners = indexPool.take(pooled);
   winners.set(workspace.indices.subarray(winnersAt, winnersAt + pooled));
-  const masked = outChannels * columns;
-  maskWinners(winners, out, pooled, masked);
   releaseTemporary(x, xv);
   if (bias !== null && bv !== null) releaseTemporary(bias, bv);
   const scratch = [work];
@@ -723,11 +690,38 @@ export function conv2dMaxPoolRelu(
     const m = space === null ? pool.take(elements) : space.view;
     // gT (O, N*P): zero but at the winners of windows whose result is positive (ReLU's mask).
     m.fill(0, 0, outChannels * columns);
-    scatter(m, winners, gradient, pooled);
-    // The bias gradient: the values that went through, read back (the masked slot reads 0).
-    m[masked] = 0;
     const sums = bias?.requiresGrad ? float64Accumulator(outChannels) : null;
-    if (sums !== null) gatheredSums(m, winners, sums, batch, pooledPlane);
+    if (space !== null) {
+      // The gradient and winners go in after the masked slot (gcols is not needed yet).
+      space.view.set(gradient, valuesAt);
+      space.indices.set(winners, valuesAt + pooled);
+      space.scatter(0, valuesAt + pooled, valuesAt, pooled);
+      // The bias gradient: the values that went through, read back (the masked slot reads 0).
+      m[masked] = 0;
+      if (sums !== null) {
+        for (let n = 0; n < batch; n++) {
+          for (let o = 0; o < outChannels; o++)
+            sums[o] += space.gatherSum(
+              0,
+              valuesAt + pooled + (n * outChannels + o) * pooledPlane,
+              pooledPlane,
+            );
+        }
+      }
+    } else {
+      for (let i = 0; i < pooled; i++) m[winners[i]] = gradient[i];
+      m[masked] = 0;
+      if (sums !== null) {
+        for (let n = 0; n < batch; n++) {
+          for (let o = 0; o < outChannels; o++) {
+            const from = (n * outChannels + o) * pooledPlane;
+            let total = 0;
+            for (let q = from; q < from + pooledPlane; q++) total += m[winners[q]];
+            sums[o] += total;
+          }
+        }
+      }
+    }
     if (bias !== null && sums !== null) addAccumulated(gradBuffer(bias), sums);
     for (let gi = 0; gi < groups && gw !== null; gi++) {
       // gweight_g (O/G, depth/G) += gT_g (O/G, N*P) @ cols_g^T
