@@ -1,21 +1,23 @@
 /**
- * 2-D convolution (im2col + gemm, image by image and group by group) and pooling, NCHW layout.
+ * 2-D convolution (im2col + gemm over the whole batch, group by group) and pooling, NCHW layout.
  * The geometry (sizes, stride, padding, dilation, groups) is one field list, ops/convGeometry.ts.
  *
- * conv2d: x (N, C, H, W), weight (O, C/G, KH, KW), bias (O) -> (N, O, OH, OW); per image n and
- * group g (input channels [g C/G, (g+1) C/G), output channels [g O/G, (g+1) O/G)):
- *   cols_n (C*KH*KW, P) = im2col(x_n);  y_n,g (O/G, P) = bias_g + weight_g (O/G, C/G*KK) @ cols_n,g
- *   gweight_g += g_n,g @ cols_n,g^T;  gcols_n,g = weight_g^T @ g_n,g;  gx_n += col2im(gcols_n)
- *   gbias += sums of g over N and P (float64)
+ * conv2d: x (N, C, H, W), weight (O, C/G, KH, KW), bias (O) -> (N, O, OH, OW); per group g
+ * (input channels [g C/G, (g+1) C/G), output channels [g O/G, (g+1) O/G)), with P = OH*OW:
+ *   cols (C*KH*KW, N*P) = im2col(x);  product_g (O/G, N*P) = bias_g + weight_g @ cols_g
+ *   gweight_g += gT_g @ cols_g^T;  gcols_g = weight_g^T @ gT_g;  gx += col2im(gcols)
+ *   gbias += sums of g over N and P (float64); gT is the output gradient as (O, N*P)
  * maxPool2d: gradient to the (first) maximum of each window; avgPool2d: spread evenly.
  *
- * Image by image: im2col fills image n's block of cols (C*KH*KW, P) and the gemm reads it while it
- * is in cache; the product lands in the output's (O, P) block of image n directly (no reorder),
- * and the backward reads g_n (O, P) where it lies in the output gradient. Those products are
- * small, so they run on one OpenBLAS thread (`onOneThread`). Workspaces come from the buffer pool
- * (internal/pool.ts): a training loop whose shapes repeat allocates nothing after its first step.
- * The copies of im2col's "same" path are block copies (TypedArray.set, a memcpy), several times
- * faster than element loops in V8.
+ * One gemm per group over the whole batch, so that OpenBLAS splits each product between its
+ * threads (the per-image products were too small to split: w16d ran them on one thread); the
+ * product and the gradient are reordered between (O, N*P) and (N, O, P), one block copy per
+ * (n, o). A "same"-size convolution copies x channel-major first, so each row of cols is one
+ * block copy (copyWithin) for the whole batch, and col2im is one SIMD add per row in the
+ * WebAssembly workspace (internal/convKernel.ts). `conv2dMaxPoolRelu` fuses conv2d, 2x2 max
+ * pooling and ReLU (see there). Workspaces come from the buffer pool (internal/pool.ts): a
+ * training loop whose shapes repeat allocates nothing after its first step. Results for a seed
+ * are bit-equal run to run for a given OpenBLAS thread count.
  */
 
 import { unavailableOnDevice } from '../deviceOps.js';
