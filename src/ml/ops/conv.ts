@@ -457,16 +457,20 @@ export function conv2d(
   const colsAt = sameWidth ? batch * imageX : 0;
   const work = pool.take(colsAt + depth * columns);
   if (sameSize) {
-    // x channel-major (C, N, H, W) first, so each row of cols is one block copy.
-    reorder(xv, 0, work, 0, g.channels, batch, g.height * g.width, true);
+    // x channel-major (C, N, H, W) first, so each row of cols is one block copy: x goes in where
+    // the columns will be (one copy), then is reordered within work (copyWithin, no views).
+    work.set(xv, colsAt);
+    reorder(work, colsAt, work, 0, g.channels, batch, g.height * g.width, true);
     im2colSameSize(work, 0, g, colsAt);
   } else if (sameWidth) {
     work.set(xv);
     im2colSameWidth(work, 0, g, work, colsAt);
   } else for (let n = 0; n < batch; n++) im2col(xv, g, n, work, colsAt + n * positions, columns);
   // product (O, N*P) = bias + weight_g @ cols_g per group: one large gemm per group, which
-  // OpenBLAS splits between its threads; then one reorder into the result's (N, O, P).
-  const product = pool.take(outChannels * columns);
+  // OpenBLAS splits between its threads; then a reorder to (N, O, P) in the product's second
+  // half (copyWithin, no views) and one copy into the result.
+  const size = outChannels * columns;
+  const product = pool.take(2 * size);
   if (bv !== null) for (let o = 0; o < outChannels; o++) product.fill(bv[o], o * columns, (o + 1) * columns);
   const beta = bv === null ? 0 : 1;
   for (let gi = 0; gi < groups; gi++) {
@@ -490,8 +494,9 @@ export function conv2d(
       columns,
     );
   }
-  const out = pool.take(batch * outChannels * positions);
-  reorder(product, 0, out, 0, outChannels, batch, positions, false);
+  reorder(product, 0, product, size, outChannels, batch, positions, false);
+  const out = pool.take(size);
+  out.set(product.subarray(size));
   pool.release(product);
   releaseTemporary(x, xv);
   if (bias !== null && bv !== null) releaseTemporary(bias, bv);
@@ -503,9 +508,11 @@ export function conv2d(
     const freshGx = x.grad === null;
     const gx = x.requiresGrad ? gradBuffer(x) : null;
     if (gw === null && gx === null && !bias?.requiresGrad) return;
-    // The output gradient channel-major, gT (O, N*P), as the product was.
-    const gT = pool.take(outChannels * columns);
-    reorder(gradient, 0, gT, 0, outChannels, batch, positions, true);
+    // The output gradient channel-major, gT (O, N*P), as the product was: copied into gT's
+    // second half, then reordered within gT (copyWithin, no views).
+    const gT = pool.take(2 * size);
+    gT.set(gradient, size);
+    reorder(gT, size, gT, 0, outChannels, batch, positions, true);
     if (bias?.requiresGrad) addAccumulated(gradBuffer(bias), biasSums(gT, 0, outChannels, columns));
     for (let gi = 0; gi < groups; gi++) {
       // gweight_g (O/G, depth/G) += gT_g (O/G, N*P) @ cols_g^T
@@ -564,7 +571,9 @@ export function conv2d(
         if (freshGx) view.fill(0, 0, batch * imageX);
         else reorder(gx, 0, view, 0, g.channels, batch, plane, true);
         col2imSameSize(view, workspace, gcolsAt, g, 0);
-        reorder(view, 0, gx, 0, g.channels, batch, plane, false);
+        // Back to (N, C, H, W) where gcols was (copyWithin), then one copy out.
+        reorder(view, 0, view, gcolsAt, g.channels, batch, plane, false);
+        gx.set(view.subarray(gcolsAt, gcolsAt + batch * imageX));
       } else if (workspace !== null) {
         const view = workspace.view;
         view.set(gx);
@@ -771,7 +780,9 @@ export function conv2dMaxPoolRelu(
       if (freshGx) m.fill(0, gxAt, gxAt + channels * columns);
       else reorder(gx, 0, m, gxAt, channels, batch, plane, true);
       col2imSameSize(m, space, gcolsAt, g, gxAt);
-      reorder(m, gxAt, gx, 0, channels, batch, plane, false);
+      // Back to (N, C, H, W) where gcols was (copyWithin), then one copy out.
+      reorder(m, gxAt, m, gcolsAt, channels, batch, plane, false);
+      gx.set(m.subarray(gcolsAt, gcolsAt + channels * columns));
     }
     if (space === null) pool.release(m);
     indexPool.release(winners);
