@@ -22,7 +22,7 @@ import {
   reply,
   startGenServer,
 } from '../src/actor/index.js';
-import { transportFigures } from './transport.js';
+import { parallelCapacity, transportFigures } from './transport.js';
 
 export interface BenchOptions {
   readonly json: boolean;
@@ -241,19 +241,58 @@ export async function crossThreadThroughput(system: ActorSystem, messages: numbe
   return messages / (elapsed / 1000);
 }
 
+/**
+ * What the idle stages of the scheduler threads (spin, then block, then sleep: Ring.ts) cost in
+ * CPU, as a share of one core for the whole process: a system left alone (it must go quiet), and
+ * one message to thread 1 every millisecond (each one is a burst followed by an idle spin).
+ */
+export async function idleCost(system: ActorSystem): Promise<Record<string, number>> {
+  const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+  const cpuShare = async (work: (until: number) => Promise<void>): Promise<number> => {
+    const cpu = process.cpuUsage();
+    const start = performance.now();
+    await work(start + 500);
+    const used = process.cpuUsage(cpu);
+    return (used.user + used.system) / 10 / (performance.now() - start);
+  };
+  await sleep(100); // what the figures before left spinning or blocked is over
+  const idle = await cpuShare((until) => sleep(until - performance.now()));
+  const sink = system.spawn({ handle: () => {} });
+  const counter = system.spawn({ module: import.meta.url, export: 'Counter' }, [1e9, sink], { thread: 1 });
+  let sent = 0;
+  const trickle = await cpuShare(async (until) => {
+    while (performance.now() < until) {
+      system.send(counter, sent++);
+      await sleep(1);
+    }
+  });
+  system.exit(counter, 'kill');
+  system.exit(sink, 'kill');
+  return {
+    thread_idle_cpu_percent: round(idle, 1),
+    thread_trickle_cpu_percent: round(trickle, 1),
+    thread_trickle_msgs: sent,
+  };
+}
+
 /** The thread figures: one system with every core's thread, started (and warmed) before timing. */
 export async function threadFigures(quick: boolean): Promise<Record<string, number>> {
   const threads = Math.max(2, availableParallelism());
   const system = new ActorSystem({ ...quiet, threads });
   try {
     await skynetThreads(system, 1000); // loads the bench module on every thread
+    const capacityBefore = await parallelCapacity();
     const skynetMs = await skynetThreads(system, quick ? 100_000 : 1_000_000);
+    const capacityAfter = await parallelCapacity();
     return {
       threads,
       skynet_1m_threads_ms: round(skynetMs),
+      // two threads' work at once / one thread's, right before and after the skynet (2.0: two free cores)
+      cpu_parallel_capacity: round((capacityBefore + capacityAfter) / 2, 2),
       ring_threads_msgs_per_sec: Math.round(await ringThreads(system, 1000, 2_000_000 / (quick ? 10 : 1))),
       cross_thread_pingpong_ns: round(await crossThreadPingPong(system, quick ? 2000 : 20_000)),
       cross_thread_msgs_per_sec: Math.round(await crossThreadThroughput(system, quick ? 200_000 : 2_000_000)),
+      ...(await idleCost(system)),
     };
   } finally {
     await system.close();
@@ -286,16 +325,45 @@ export async function oneThreadFigures(quick: boolean): Promise<Record<string, n
     ring_msgs_per_sec: Math.round(await ring(1000, 2_000_000 / scale)),
     pingpong_ns_per_roundtrip: round(await pingPong(500_000 / scale)),
     spawn_ns_per_actor: round(await spawnMany(1_000_000 / scale)),
-    skynet_1m_ms: round(await skynet(quick ? 100_000 : 1_000_000)),
     call_ns: round(await callRoundTrip(200_000 / scale)),
     idle_actor_bytes: Math.round(await idleActorBytes(100_000)),
   };
 }
 
+/**
+ * The one-thread skynet, on its own in a fresh process, the way the threads group measures
+ * skynet on all threads: first thing after the same small warm-up, in a heap nothing else used.
+ * `skynet_thread_speedup` compares the two, so both sides get the same conditions (and the same
+ * Node flags: `inFreshProcess`).
+ */
+export async function skynetFigures(quick: boolean): Promise<Record<string, number>> {
+  await skynet(1000);
+  return { skynet_1m_ms: round(await skynet(quick ? 100_000 : 1_000_000)) };
+}
+
+/**
+ * The cross-thread ping-pong with the idle stages off (`idleSpinUs: 0, idleWaitUs: 0`): every
+ * wake-up goes through the event loop (`Atomics.waitAsync`). The in-run reference for what the
+ * spin and the blocking wait give.
+ */
+export async function noIdleWaitFigures(quick: boolean): Promise<Record<string, number>> {
+  const system = new ActorSystem({ ...quiet, threads: 2, idleSpinUs: 0, idleWaitUs: 0 });
+  try {
+    await skynetThreads(system, 1000);
+    return {
+      cross_thread_pingpong_event_loop_ns: round(await crossThreadPingPong(system, quick ? 2000 : 20_000)),
+    };
+  } finally {
+    await system.close();
+  }
+}
+
 const GROUPS: Record<string, (quick: boolean) => Promise<Record<string, number>>> = {
   'one-thread': oneThreadFigures,
+  skynet: skynetFigures,
   threads: threadFigures,
   'port-transport': portTransportFigures,
+  'no-idle-wait': noIdleWaitFigures,
   transport: transportFigures,
 };
 
@@ -394,6 +462,10 @@ export async function run(options: BenchOptions): Promise<Record<string, number 
   for (const group of Object.keys(GROUPS)) Object.assign(figures, await inFreshProcess(group, options.quick));
   figures.cross_thread_pingpong_ring_vs_port = round(
     (figures.cross_thread_pingpong_port_ns as number) / (figures.cross_thread_pingpong_ns as number),
+    2,
+  );
+  figures.cross_thread_pingpong_idle_stages_gain = round(
+    (figures.cross_thread_pingpong_event_loop_ns as number) / (figures.cross_thread_pingpong_ns as number),
     2,
   );
   figures.cross_thread_msgs_ring_vs_port = round(

@@ -66,7 +66,8 @@ function mlp(hidden: number): Module {
 /**
  * conv(1->16, 3x3) pool relu -> conv(16->32, 3x3) pool relu -> 1568 -> 128 -> 10. Pooling before
  * the ReLU computes the same function with the same gradients as ReLU then pooling (max and
- * ReLU commute), on a quarter of the elements.
+ * ReLU commute), on a quarter of the elements. zbmd's Sequential runs each conv, pool, ReLU
+ * triple as one fused op (ops/conv.ts `conv2dMaxPoolRelu`); PyTorch's model runs the three ops.
  */
 function cnn(): Module {
   return new Sequential(

@@ -2,14 +2,15 @@ import type { TransferListItem } from 'node:worker_threads';
 import type { CallFrom } from './Call.js';
 import { type Clock, SimulatedClock, type TimerHandle } from './Clock.js';
 import { DownMessage, type ExitReason } from './ExitReason.js';
-import { BadArgument } from './errors.js';
+import { AlreadyRegistered, BadArgument, OnAnotherThread } from './errors.js';
 import { callFrom, isCallHandle } from './internal/calls.js';
 import { checkName, checkPid, checkTimeout, isCodeRef } from './internal/checks.js';
 import { CodeUpgrade, deliverSignalMessage, sendFrom } from './internal/delivery.js';
-import { MIGRATION_AGENT, migrateLocal } from './internal/migration.js';
+import { migrateLocal } from './internal/migration.js';
 import { RemoteMonitor } from './internal/Remote.js';
 import { Runtime } from './internal/Runtime.js';
 import { exitSignal, Monitor, monitor, terminate, unwatch, watch } from './internal/signals.js';
+import { askAgent } from './internal/ThreadAgent.js';
 import { attachWorker, ThreadPool, threadCount } from './internal/ThreadPool.js';
 import { DEFAULT_CALL_TIMEOUT_MS, type OverflowPolicy } from './Limits.js';
 import type { Pid, Ref } from './Pid.js';
@@ -138,6 +139,23 @@ export interface ActorSystemOptions {
    * order per sender-receiver pair; `bench actors` measures both.
    */
   readonly threadTransport?: 'ring' | 'port';
+  /**
+   * With several threads: how long a thread that ran out of work busy-spins on its
+   * doorbell for more, in microseconds (like Erlang's `+sbwt`). Default 50; 0 never spins; at
+   * most 100,000. The spin adapts below it (halves after a miss, pauses when it reaches nothing),
+   * and costs up to this much CPU per burst of work a thread finishes. README "Actors on every
+   * core" has the figures.
+   */
+  readonly idleSpinUs?: number;
+  /**
+   * With several threads: after the spin, how long a thread blocks in `Atomics.wait` for more
+   * (no CPU; a futex wake-up instead of an event-loop one) before it sleeps on the event loop,
+   * in microseconds. Default 0 (never blocks: on the 2-core development machine it did not beat
+   * the event-loop wake-up; README "Actors on every core"); at most 100,000. Taken only when
+   * nothing but the thread's own ports, timers and stdout/stderr could bring work; a timer due
+   * meanwhile fires up to this much late.
+   */
+  readonly idleWaitUs?: number;
   /** Told when a scheduler thread dies (and is replaced). Default: one line on stderr. */
   readonly onThreadExit?: (thread: number, cause: unknown) => void;
   /** Time source. Default: a `RealClock`; pass a `SimulatedClock` for deterministic tests. */
@@ -381,16 +399,42 @@ export class ActorSystem implements Spawner {
   // ---------------------------------------------------------------------------------------------
   // Registry
 
-  register(name: string, pid: Pid): void {
+  /**
+   * Registers `pid` as `name` (erlang:register/2). Names are node-wide: `whereis` and sends by
+   * name work from every thread, and a name goes when its process exits. Refused (OTP's badarg)
+   * with `AlreadyRegistered` when the name is taken, `BadArgument` when the process is not alive
+   * or already has a name.
+   *
+   * A process of this thread is registered at once (an error is thrown). A process on another
+   * scheduler thread is registered by that thread, where it is known whether it is alive and
+   * named: the result is then a promise (await it: it rejects with the same errors) that resolves
+   * once the name is registered and known to this thread.
+   */
+  register(name: string, pid: Pid): void | Promise<void> {
     checkName(name);
-    const target = this.#runtime.lookup(checkPid(pid, 'register'));
+    const runtime = this.#runtime;
+    const target = runtime.lookup(checkPid(pid, 'register'));
+    const remote = runtime.remote;
+    if (target === undefined && remote?.isRemote(pid) === true) {
+      remote.checkThread(pid, 'register');
+      const holder = runtime.registry.whereis(name); // as this thread knows; that thread checks too
+      if (holder !== undefined) return Promise.reject(new AlreadyRegistered(name, holder));
+      return askAgent<void>(runtime, this.#agents, pid.thread, { op: 'register', name, pid });
+    }
     if (target === undefined) throw new BadArgument(`cannot register '${name}': process ${pid} is not alive`);
-    this.#runtime.registry.add(name, target);
+    runtime.registry.add(name, target);
   }
 
-  /** Removes a name; returns false if it was not registered. */
-  unregister(name: string): boolean {
-    return this.#runtime.registry.remove(checkName(name));
+  /**
+   * Removes a name (erlang:unregister/1); false if it was not registered. A name held by a process
+   * on another thread is removed by that thread: the result is then a promise of the answer.
+   */
+  unregister(name: string): boolean | Promise<boolean> {
+    const runtime = this.#runtime;
+    if (runtime.registry.remove(checkName(name))) return true;
+    const holder = runtime.remote?.remoteNames.get(name);
+    if (holder === undefined) return false;
+    return askAgent<boolean>(runtime, this.#agents, holder.thread, { op: 'unregister', name });
   }
 
   whereis(name: string): Pid | undefined {
@@ -456,10 +500,19 @@ export class ActorSystem implements Spawner {
    * Swaps the code of a running handler actor. `upgrade` receives the current behavior object
    * and returns the new one (migrating any state it holds). The swap is queued behind the
    * messages already in the mailbox (they run on the old code) and ahead of later ones, so no
-   * message is lost or reordered. Returns false if the process is not alive.
+   * message is lost or reordered. Returns false if the process is not alive. A process on another
+   * scheduler thread is refused with `OnAnotherThread` (the swap is a function, which cannot cross
+   * threads): call `upgrade` on that thread (from a process there), or `migrate` it here first.
    */
   upgrade<M>(pid: Pid, upgrade: (current: Handler<M>) => Handler<M>): boolean {
-    const target = this.#runtime.lookup(checkPid(pid, 'upgrade'));
+    const runtime = this.#runtime;
+    const target = runtime.lookup(checkPid(pid, 'upgrade'));
+    if (target === undefined && runtime.remote?.isRemote(pid) === true)
+      throw new OnAnotherThread(
+        'upgrade',
+        pid,
+        'a code swap is a function, which cannot cross threads: call upgrade from a process on that thread, or migrate the process to this thread first',
+      );
     if (target === undefined) return false;
     if (target.behavior === undefined)
       throw new BadArgument(`upgrade: ${pid} is a process function, not a handler`);
@@ -593,22 +646,10 @@ export class ActorSystem implements Spawner {
     if (pid.thread === runtime.thread || runtime.remote === undefined)
       return migrateLocal(runtime, pid, thread);
     // a process on another thread: that thread's agent moves it
-    let agent = this.#agents.get(pid.thread);
-    if (agent === undefined) {
-      agent = runtime.spawnByCode(MIGRATION_AGENT, [], { thread: pid.thread }, undefined);
-      this.#agents.set(pid.thread, agent);
-    }
-    const answer = await callFrom<{ pid?: Pid; error?: string }>(
-      runtime,
-      undefined,
-      agent,
-      { pid, thread },
-      Number.POSITIVE_INFINITY,
-    );
-    if (answer.pid === undefined) throw new BadArgument(answer.error ?? 'migrate failed');
-    return answer.pid;
+    return askAgent<Pid>(runtime, this.#agents, pid.thread, { op: 'migrate', pid, thread });
   }
 
+  /** The agent process of each other thread this system asked something (internal/ThreadAgent.ts). */
   readonly #agents = new Map<number, Pid>();
 
   /** Test aid: ends scheduler thread `thread` abruptly, as a crash of that thread would. */

@@ -3,6 +3,7 @@ import {
   ActorSystem,
   type CallFrom,
   CallRequest,
+  type CodeRef,
   type Context,
   DEFAULT_CALL_TIMEOUT_MS,
   type Handler,
@@ -12,8 +13,18 @@ import {
 } from './ActorSystem.js';
 import { CastRequest, GetStateRequest } from './Call.js';
 import { ExitMessage, type ExitReason } from './ExitReason.js';
-import { BadArgument, ProcessExited } from './errors.js';
-import { describe } from './internal/checks.js';
+import {
+  BadArgument,
+  type CallExit,
+  crossThreadClasses,
+  isCallExit,
+  isCallTimeout,
+  ProcessExited,
+} from './errors.js';
+import { describe, isCodeRef } from './internal/checks.js';
+import { EXPLICIT_STATE, type ExplicitState } from './internal/movable.js';
+import { linkedSpawnerOf } from './internal/Process.js';
+import { GEN_SERVER, type GenServerMark, STARTED_SERVER, StartedProbe } from './internal/startByCode.js';
 import type { Pid } from './Pid.js';
 
 /**
@@ -188,6 +199,7 @@ export class StartError extends TaggedError('StartError') {
 }
 
 export const isStartError = guardOf(StartError);
+crossThreadClasses('actor', [StartError]);
 
 /**
  * Starts a server and resolves with its pid once `init` has returned, as gen_server:start.
@@ -203,12 +215,80 @@ export function startGenServer<Behavior extends GenServer<any, any>>(
   where: Where,
   behavior: Behavior,
   args: ArgsOf<Behavior>,
-  options: StartOptions = {},
-): Promise<ServerRefOf<Behavior>> {
+  options?: StartOptions,
+): Promise<ServerRefOf<Behavior>>;
+/**
+ * Starts a server by module URL, on any scheduler thread (`options.thread`, as for spawn), and
+ * resolves with its pid once its `init` has returned there, with the rules above (as
+ * gen_server:start_link for a server elsewhere): `code` names a function export that returns
+ * `genServerHandler(Behaviour, ...)` and `args` are that export's arguments. With `link` the
+ * calling process is linked to the server and is its parent. An export that does not make a
+ * GenServer fails the start with `StartError` (its reason a `BadArgument`).
+ */
+export function startGenServer(
+  where: Where,
+  code: CodeRef,
+  args: readonly unknown[],
+  options?: CodeStartOptions,
+): Promise<Pid>;
+export function startGenServer(
+  where: Where,
+  behavior: GenServer<any, any> | CodeRef,
+  args: unknown,
+  options: CodeStartOptions = {},
+): Promise<unknown> {
+  if (isCodeRef(behavior)) return startByCode(where, behavior, args as readonly unknown[], options);
+  return startHere(where, behavior, args, options);
+}
+
+/** Where a server started by module URL runs: `thread` as for spawn (default: the calling thread). */
+export interface CodeStartOptions extends StartOptions {
+  readonly thread?: number | 'any';
+}
+
+/** startGenServer by module URL: spawned through `startedServer`, its init awaited with a probe call. */
+function startByCode(
+  where: Where,
+  code: CodeRef,
+  args: readonly unknown[],
+  options: CodeStartOptions,
+): Promise<Pid> {
+  if (!Array.isArray(args))
+    throw new BadArgument(`startGenServer: args must be an array, got ${describe(args)}`);
+  const linkTo = options.link ? contextOf(where, 'startGenServer with link') : undefined;
+  const system = systemOf(where);
+  const module = code.module instanceof URL ? code.module.href : code.module;
+  const spawnArgs = [module, code.export, args];
+  const spawnOptions = { name: options.name, mailbox: options.mailbox, thread: options.thread };
+  const pid =
+    linkTo !== undefined
+      ? linkTo.spawnLink(STARTED_SERVER, spawnArgs, spawnOptions)
+      : system.spawn(STARTED_SERVER, spawnArgs, spawnOptions);
+  const timeoutMs = options.timeoutMs ?? Number.POSITIVE_INFINITY;
+  // the probe waits in the mailbox behind init: its answer says init has returned
+  return system.call(pid, new StartedProbe(), timeoutMs).then(
+    () => pid,
+    (error: unknown) => {
+      if (isCallTimeout(error)) {
+        system.exit(pid, 'kill');
+        throw new StartError('timeout');
+      }
+      if (isCallExit(error)) throw new StartError((error as CallExit).reason);
+      throw error;
+    },
+  );
+}
+
+function startHere(
+  where: Where,
+  behavior: GenServer<any, any>,
+  args: unknown,
+  options: StartOptions,
+): Promise<Pid> {
   checkBehavior(behavior);
   const linkTo = options.link ? contextOf(where, 'startGenServer with link') : undefined;
   const system = systemOf(where);
-  return new Promise<ServerRefOf<Behavior>>((resolve, reject) => {
+  return new Promise<Pid>((resolve, reject) => {
     const handler = new GenServerHandler(behavior as GenServer<unknown, unknown>, args, linkTo?.self);
     const spawnOptions = { name: options.name, mailbox: options.mailbox };
     const pid =
@@ -247,7 +327,8 @@ export function startGenServer<Behavior extends GenServer<any, any>>(
  * module URL (a module's function export returns `genServerHandler(Behavior, args)`). `init`
  * runs before the first message (calls wait in the mailbox behind it); unlike `startGenServer`
  * nobody waits for it: an init that fails ends the process with its error (links and monitors
- * see it).
+ * see it). Spawned with `spawnLink` from another thread, the spawner is the server's parent (as
+ * the caller of gen_server:start_link): a server trapping exits terminates when it exits.
  *
  * @example
  * ```ts
@@ -355,18 +436,44 @@ function checkBehavior(behavior: unknown): void {
   }
 }
 
-/** The handler actor that runs a GenServer's callbacks. */
-class GenServerHandler<State, Args> implements Handler {
+/**
+ * The handler actor that runs a GenServer's callbacks. Its state is explicit (the value the
+ * callbacks return), so a server spawned by module URL from a `genServerHandler` factory can
+ * move to another thread (migrate): the factory makes the handler again there, which takes over
+ * the state and the parent.
+ */
+class GenServerHandler<State, Args> implements Handler, ExplicitState, GenServerMark {
   state!: State;
   onStarted: ((error: unknown) => void) | undefined;
 
   constructor(
     private behavior: GenServer<State, Args>,
     private readonly args: Args,
-    private readonly parent: Pid | undefined,
+    private parent: Pid | undefined,
   ) {}
 
+  get [EXPLICIT_STATE](): ExplicitState {
+    return this;
+  }
+
+  get [GEN_SERVER](): true {
+    return true;
+  }
+
+  checkpoint(): unknown {
+    return { state: this.state, parent: this.parent };
+  }
+
+  restore(saved: unknown): void {
+    const { state, parent } = saved as { state: State; parent: Pid | undefined };
+    this.state = state;
+    this.parent = parent;
+  }
+
   init(context: Context): void | Promise<void> {
+    // spawned with a link from another thread (genServerHandler by module URL): the spawner is
+    // its parent, as the caller of gen_server:start_link is
+    this.parent ??= linkedSpawnerOf(context);
     let result: State | Promise<State>;
     try {
       result = this.behavior.init(this.args, context);
@@ -405,7 +512,7 @@ class GenServerHandler<State, Args> implements Handler {
     if (message instanceof CallRequest) return this.handleCall(message, context);
     if (message instanceof CastRequest)
       return this.afterCallback(this.behavior.handleCast, message.request, context);
-    if (message instanceof ExitMessage && this.parent !== undefined && message.from === this.parent) {
+    if (message instanceof ExitMessage && this.parent !== undefined && message.from.equals(this.parent)) {
       // OTP: a server trapping exits that gets an EXIT from its parent terminates with that reason
       return this.finish(message.reason, context);
     }
@@ -414,6 +521,10 @@ class GenServerHandler<State, Args> implements Handler {
   }
 
   private handleCall(call: CallRequest, context: Context): void | Promise<void> {
+    if (call.request instanceof StartedProbe) {
+      context.system.reply(call.from, 'started');
+      return;
+    }
     if (call.request instanceof GetStateRequest) {
       context.system.reply(call.from, this.state);
       return;

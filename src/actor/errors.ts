@@ -1,7 +1,22 @@
 import { guardOf, TaggedError } from '../internal/errors.js';
 import type { ExitReason } from './ExitReason.js';
 import { formatReason } from './ExitReason.js';
+import { crossThreadClasses } from './internal/classCatalog.js';
 import type { Pid } from './Pid.js';
+
+export type { CrossThreadClass } from './internal/classCatalog.js';
+/**
+ * Lists classes whose instances cross scheduler threads as themselves: a listed instance sent to
+ * another thread (in a message, a call's reply, an exit reason) arrives as an instance of its
+ * class with its own enumerable fields (each copied like a message; an Error keeps its message
+ * and stack), so `instanceof` and the `isX` guards still match. Unlisted errors arrive as
+ * structured clone leaves them (a plain `Error` with its message); other unlisted class
+ * instances are refused at the sender (`NotCloneable`). List only classes whose state is their
+ * own enumerable fields (no `#private` fields, no closures): the constructor does not run again.
+ * Each key `layer.ClassName` must name one class. Call it at the top level of the module that
+ * declares the classes (every thread that loads the module then knows them).
+ */
+export { crossThreadClasses };
 
 /**
  * Errors of the actor layer. Each is a tagged class with typed fields and an `isX` guard, so
@@ -137,3 +152,61 @@ export class NotCloneable extends TaggedError('NotCloneable') {
 }
 
 export const isNotCloneable = guardOf(NotCloneable);
+
+/**
+ * An operation that works only on the process's own thread was given a pid of another one (a
+ * code swap is a function, and a function cannot cross threads). `advice` says what to do.
+ */
+export class OnAnotherThread extends TaggedError('OnAnotherThread') {
+  constructor(
+    readonly operation: string,
+    readonly pid: Pid,
+    readonly advice: string,
+  ) {
+    super(`${operation}: ${pid} runs on scheduler thread ${pid.thread}, not this one; ${advice}`);
+  }
+}
+
+export const isOnAnotherThread = guardOf(OnAnotherThread);
+
+/** Why `migrate` cannot move a process (see README "Actors on every core"). */
+export type NotMovableKind =
+  /** Its state is a suspended async function's stack, which cannot be copied. */
+  | 'process-function'
+  /** Its behaviour was made here (not by module URL), or by a function export whose closures hold its state. */
+  | 'closure-handler'
+  /** Its class declares `#private` members: an instance made on the target would not have them. */
+  | 'private-fields'
+  /** It has own properties other than enumerable fields (non-enumerable or symbol-keyed). */
+  | 'hidden-fields'
+  /** It has moved already: its pid forwards to the new one. */
+  | 'moved';
+
+/** `migrate` refused to move `pid`: `kind` says why, `advice` what to do instead. The process goes on where it is. */
+export class NotMovable extends TaggedError('NotMovable') {
+  constructor(
+    readonly pid: Pid,
+    readonly kind: NotMovableKind,
+    readonly advice: string,
+  ) {
+    super(`migrate: cannot move ${pid} (${kind}): ${advice}`);
+  }
+}
+
+export const isNotMovable = guardOf(NotMovable);
+
+crossThreadClasses('actor', [
+  BadArgument,
+  MailboxFull,
+  CallTimeout,
+  CallExit,
+  AlreadyRegistered,
+  NotRegistered,
+  NoProc,
+  ProcessExited,
+  InvalidTransition,
+  InjectedCrash,
+  NotCloneable,
+  OnAnotherThread,
+  NotMovable,
+]);

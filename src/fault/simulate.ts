@@ -12,6 +12,7 @@ import { BUILT_IN_SCENARIOS } from './scenarios.js';
 import { SERVING_SCENARIOS } from './servingScenarios.js';
 import { type ShrinkResult, shrinkFailure } from './shrink.js';
 import { SUPERVISOR_SCENARIOS } from './supervisorScenarios.js';
+import { THREAD_SCENARIOS } from './threadScenarios.js';
 
 /**
  * The scenario registry behind `zbmd simulate <scenario> --seeds N`. The built-in scenarios
@@ -26,6 +27,7 @@ const registry = new Map<string, Scenario>(
     ...CLUSTER_SCENARIOS,
     ...SERVING_SCENARIOS,
     ...ELASTIC_SCENARIOS,
+    ...THREAD_SCENARIOS,
   ].map((scenario) => [scenario.name, scenario]),
 );
 

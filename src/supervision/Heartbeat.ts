@@ -1,4 +1,5 @@
 import { type Context, isMailboxFull, type Pid } from '../actor/index.js';
+import { linkedSpawnerOf } from '../actor/internal/Process.js';
 import { HeartbeatSignal } from './internal/messages.js';
 import { parentOf } from './internal/registry.js';
 
@@ -9,7 +10,9 @@ import { parentOf } from './internal/registry.js';
  *
  * The supervisor is found from the supervision tree once the child has been recorded (after its
  * `start` returned). From inside `init`, before that, pass the supervisor's pid explicitly (the
- * start function gets the supervisor's context: `const supervisor = ctx.self`). Returns false
+ * start function gets the supervisor's context: `const supervisor = ctx.self`). A child started
+ * on another scheduler thread (`ctx.spawnLink(code, args, { thread })`) takes the process that
+ * spawned and linked it for its supervisor, from `init` on as well. Returns false
  * when no supervisor is known, or its mailbox is full (the beat is not sent; a beat is never
  * worth crashing the child for).
  *
@@ -35,7 +38,7 @@ import { parentOf } from './internal/registry.js';
  * ```
  */
 export function heartbeat(context: Context, supervisor?: Pid): boolean {
-  const target = supervisor ?? parentOf(context.self);
+  const target = supervisor ?? parentOf(context.self) ?? linkedSpawnerOf(context);
   if (target === undefined) return false;
   try {
     context.send(target, new HeartbeatSignal(context.self));

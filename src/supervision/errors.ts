@@ -1,4 +1,4 @@
-import { type ExitReason, formatReason, type Pid } from '../actor/index.js';
+import { crossThreadClasses, type ExitReason, formatReason, type Pid } from '../actor/index.js';
 import { guardOf, TaggedError } from '../internal/errors.js';
 
 /**
@@ -129,3 +129,13 @@ export const isChildStartFailed = guardOf(ChildStartFailed);
 export const isBadStartReturn = guardOf(BadStartReturn);
 export const isMaxChildrenReached = guardOf(MaxChildrenReached);
 export const isHeartbeatMissed = guardOf(HeartbeatMissed);
+
+crossThreadClasses('supervision', [
+  InvalidChildSpec,
+  InvalidSupervisorOptions,
+  SupervisorStartFailed,
+  ChildStartFailed,
+  BadStartReturn,
+  MaxChildrenReached,
+  HeartbeatMissed,
+]);

@@ -6,9 +6,6 @@
  * One thread only, and why:
  * - "an exit signal before init ran": the signal must land in the same tick as the spawn, which
  *   only a caller on the server's own thread can do.
- * - "a linked server trapping exits terminates when its parent exits": startGenServer links the
- *   server to the caller on the caller's thread; a server spawned on another thread by module URL
- *   (genServerHandler) has no parent, so the parent rule does not apply to it.
  * - "hot code upgrade": upgradeServer takes a behaviour object (closures), which cannot cross.
  */
 import { beforeEach, describe, expect, it } from 'vitest';
@@ -39,6 +36,7 @@ import {
   type StartOutcome,
   startOutcome,
   Counter as ThreadCounter,
+  Trapping as ThreadTrapping,
 } from './fixtures/threadActors.js';
 import { fileTwoThreadSystem, inbox, testSystem } from './helpers.js';
 
@@ -233,6 +231,112 @@ describe.each(variants)('GenServer start, $title', ({ threads, remote }) => {
   });
 });
 
+/**
+ * gen_server:start for a server named by module URL (a genServerHandler factory export), run
+ * twice: on a one-thread system, and started on thread 1 from thread 0. The start resolves once
+ * init has returned there, and fails with StartError as startGenServer with a behaviour does.
+ */
+describe.each(variants)('GenServer start by module URL, $title', ({ threads, remote }) => {
+  let system: ActorSystem;
+  beforeEach(() => {
+    system = threads === 1 ? testSystem().system : twoThreads().system;
+  });
+  const thread = threads === 1 ? undefined : remote;
+  const elapse = (ms: number): Promise<void> => (threads === 1 ? system.advance(ms) : Promise.resolve());
+  const failure = (error: unknown): unknown => {
+    if (!isStartError(error)) return error;
+    return error.reason instanceof Error ? error.reason.message : error.reason;
+  };
+
+  it('resolves once init has returned, on the thread asked for; the server answers calls', async () => {
+    const pid = await startGenServer(system, { ...fixtures, export: 'counterServer' }, [{ start: 5 }], {
+      thread,
+    });
+    expect(pid.thread).toBe(thread ?? 0);
+    expect(await callServer(system, serverRef<typeof ThreadCounter>(pid), 'get')).toBe(5);
+    system.exit(pid, 'kill');
+  });
+
+  it('a failing init rejects the start with StartError and the reason', async () => {
+    const outcome = startGenServer(system, { ...fixtures, export: 'initServer' }, ['failing', {}], {
+      thread,
+    });
+    expect(failure(await outcome.catch((e: unknown) => e))).toBe('no config');
+  });
+
+  it('an init that takes too long fails the start with timeout and the server is killed', async () => {
+    const box = inbox(system);
+    const outcome = startGenServer(
+      system,
+      { ...fixtures, export: 'initServer' },
+      ['slow', { reporter: box.pid }],
+      {
+        thread,
+        timeoutMs: 100,
+      },
+    ).catch((e: unknown) => e);
+    const { initRunning: server } = await box.next();
+    const exited = system.whenExited(server);
+    await elapse(100);
+    expect(failure(await outcome)).toBe('timeout');
+    expect(await exited).toBe('killed');
+  });
+
+  it('a server killed during an async init fails the start with StartError(killed)', async () => {
+    const box = inbox(system);
+    const outcome = startGenServer(
+      system,
+      { ...fixtures, export: 'initServer' },
+      ['slow', { reporter: box.pid }],
+      {
+        thread,
+        name: 'slow-by-url',
+      },
+    ).catch((e: unknown) => e);
+    const { initRunning: server } = await box.next();
+    expect(system.whereis('slow-by-url')?.equals(server)).toBe(true);
+    system.exit(server, 'kill');
+    expect(failure(await outcome)).toBe('killed');
+    expect(system.whereis('slow-by-url')).toBeUndefined();
+  });
+
+  it('an export that does not make a GenServer fails the start, naming what it needs', async () => {
+    const outcome = startGenServer(system, { ...fixtures, export: 'Relay' }, [], { thread });
+    expect(failure(await outcome.catch((e: unknown) => e))).toMatch(
+      /must be a function that returns genServerHandler/,
+    );
+  });
+});
+
+/**
+ * gen_server's parent rule, run twice: a server started with startGenServer and link by a parent
+ * process, and the same behaviour (fixtures' Trapping) started with link by module URL onto
+ * thread 1 by a parent on thread 0 (the linked spawner is its parent, as for
+ * gen_server:start_link; the start waits for its init, which traps exits).
+ */
+describe.each(variants)('GenServer parent, $title', ({ threads, remote }) => {
+  it('a linked server trapping exits terminates when its parent exits, with the parent reason', async () => {
+    const system = threads === 1 ? testSystem().system : twoThreads().system;
+    const box = inbox(system);
+    const parent = system.spawn(async (ctx: Context) => {
+      const server =
+        threads === 1
+          ? await startGenServer(ctx, ThreadTrapping, box.pid, { link: true })
+          : await startGenServer(ctx, { ...fixtures, export: 'trappingServer' }, [box.pid], {
+              link: true,
+              thread: remote,
+            });
+      ctx.send(box.pid, { server });
+      await ctx.receive();
+    });
+    const { server } = await box.next();
+    const exited = system.whenExited(server);
+    system.exit(parent, 'shutdown');
+    expect(await box.next()).toEqual({ terminated: 'shutdown' });
+    expect(await exited).toBe('shutdown');
+  });
+});
+
 /** Rules that act on the caller's thread (not parameterized: see the list at the top). */
 describe('GenServer', () => {
   it('an exit signal before init ran fails the start with its reason', async () => {
@@ -244,32 +348,6 @@ describe('GenServer', () => {
     system.exit(system.whereis('before')!, { shutdown: 'early' });
     const early = await before;
     expect(isStartError(early) && early.reason).toEqual({ shutdown: 'early' });
-  });
-
-  it('a linked server trapping exits terminates when its parent exits, with the parent reason', async () => {
-    const { system } = testSystem();
-    const terminated: unknown[] = [];
-    let server: unknown;
-    const parent = system.spawn(async (ctx: Context) => {
-      server = await startGenServer(
-        ctx,
-        {
-          init: (_args: undefined, context: Context) => {
-            context.trapExit(true);
-            return 0;
-          },
-          terminate: (reason: unknown) => void terminated.push(reason),
-        },
-        undefined,
-        { link: true },
-      );
-      await ctx.receive();
-    });
-    await system.settle();
-    system.exit(parent, 'shutdown');
-    await system.settle();
-    expect(terminated).toEqual(['shutdown']);
-    expect(system.isAlive(server as never)).toBe(false);
   });
 
   it('hot code upgrade migrates the state with codeChange and keeps every message in order', async () => {

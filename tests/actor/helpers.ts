@@ -2,10 +2,12 @@ import { afterAll } from 'vitest';
 import {
   ActorSystem,
   type ActorSystemOptions,
+  castTo,
   type ExitReason,
   type Pid,
   SimulatedClock,
 } from '../../src/actor/index.js';
+import type { ClientOrder } from './fixtures/threadActors.js';
 
 /** A deterministic system on a simulated clock that records crashes instead of printing them. */
 export function testSystem(options: ActorSystemOptions = {}): {
@@ -26,9 +28,11 @@ export function testSystem(options: ActorSystemOptions = {}): {
 /**
  * One two-thread system for a test file, made on first use and closed after the file (a worker
  * thread takes about a second to start from sources); its crashes are recorded, not printed.
- * Call at the top level of the file.
+ * Call at the top level of the file. `options` are added (a `SimulatedClock` drives thread 0 only).
  */
-export function fileTwoThreadSystem(): () => { system: ActorSystem; crashes: [Pid, ExitReason][] } {
+export function fileTwoThreadSystem(
+  options: ActorSystemOptions = {},
+): () => { system: ActorSystem; crashes: [Pid, ExitReason][] } {
   let shared: { system: ActorSystem; crashes: [Pid, ExitReason][] } | undefined;
   afterAll(async () => {
     await shared?.system.close();
@@ -37,7 +41,11 @@ export function fileTwoThreadSystem(): () => { system: ActorSystem; crashes: [Pi
     if (shared === undefined) {
       const crashes: [Pid, ExitReason][] = [];
       shared = {
-        system: new ActorSystem({ threads: 2, onCrash: (pid, reason) => crashes.push([pid, reason]) }),
+        system: new ActorSystem({
+          threads: 2,
+          onCrash: (pid, reason) => crashes.push([pid, reason]),
+          ...options,
+        }),
         crashes,
       };
     }
@@ -84,3 +92,45 @@ export function inbox(
     queued.length > 0 ? Promise.resolve(queued.shift()) : new Promise((resolve) => waiting.push(resolve));
   return { pid, next };
 }
+
+/** The other side of a conversation, as a test drives it: calls, casts, sends and exit signals. */
+export interface Side {
+  call(to: Pid | string, request: unknown, timeoutMs?: number): Promise<any>;
+  cast(to: Pid | string, request: unknown): void;
+  send(to: Pid | string, message: unknown): void;
+  exit(to: Pid, reason: ExitReason): void;
+}
+
+/** The test itself (the system's own calls) as the other side, on the calling thread. */
+export function localSide(system: ActorSystem): Side {
+  return {
+    call: (to, request, timeoutMs) => system.call(to, request, timeoutMs),
+    cast: (to, request) => castTo(system, to as Pid, request),
+    send: (to, message) => system.send(to, message),
+    exit: (to, reason) => system.exit(to, reason),
+  };
+}
+
+/**
+ * A fixtures' `Client` spawned on scheduler thread `thread` as the other side: every call, cast,
+ * send and exit signal is made by that process, from its thread, one at a time in the order
+ * given; a call's result comes back (or its error is thrown) once the client got it.
+ */
+export function remoteSide(system: ActorSystem, thread: number): Side {
+  const reports = inbox(system);
+  const client = system.spawn({ module: FIXTURES, export: 'Client' }, [reports.pid], { thread });
+  const order = (message: ClientOrder): void => system.send(client, message);
+  return {
+    call: async (to, request, timeoutMs) => {
+      order({ call: to, request, timeoutMs });
+      const outcome = await reports.next();
+      if ('error' in outcome) throw outcome.error;
+      return outcome.value;
+    },
+    cast: (to, request) => order({ cast: to, request }),
+    send: (to, message) => order({ send: to, message }),
+    exit: (to, reason) => order({ exit: to, reason }),
+  };
+}
+
+const FIXTURES = new URL('./fixtures/threadActors.ts', import.meta.url).href;

@@ -1,12 +1,19 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   ActorSystem,
-  BadArgument,
+  callServer,
+  castTo,
   DownMessage,
   ExitMessage,
+  genServerHandler,
+  getServerState,
+  isNotMovable,
   NotCloneable,
+  type NotMovable,
   type Pid,
+  startGenServer,
 } from '../../src/actor/index.js';
+import { Counter } from './fixtures/threadActors.js';
 import { inbox } from './helpers.js';
 
 /**
@@ -132,18 +139,119 @@ describe('migrate', () => {
 
   it('refuses what cannot move: closures, process functions, a dead pid, a bad thread, one thread', async () => {
     const closure = system.spawn({ handle: () => {} });
-    await expect(system.migrate(closure, 1)).rejects.toThrow(/not spawned from a class export/);
+    expect(await refusalOf(closure)).toBe('closure-handler');
+    await expect(system.migrate(closure, 1)).rejects.toThrow(/only a behaviour spawned by module URL/);
     const body = system.spawn(async (ctx) => {
       await ctx.receive();
     });
-    await expect(system.migrate(body, 1)).rejects.toBeInstanceOf(BadArgument);
+    expect(await refusalOf(body)).toBe('process-function');
+    await expect(system.migrate(body, 1)).rejects.toThrow(/write it as a handler spawned by module URL/);
     const tally = system.spawn(code('Tally'), [undefined]);
     await expect(system.migrate(tally, 5)).rejects.toThrow(/thread must be an integer in \[0, 1\], got 5/);
+    const moved = await system.migrate(tally, 1);
+    const error = (await system.migrate(tally, 1).catch((e: unknown) => e)) as NotMovable;
+    expect(isNotMovable(error) && error.kind).toBe('moved');
+    expect(error.advice).toContain(String(moved));
     system.exit(tally, 'kill');
     await system.whenExited(tally);
     await expect(system.migrate(tally, 1)).rejects.toThrow(/noproc/);
     const one = new ActorSystem({ onCrash: () => {} });
     const pid: Pid = one.spawn({ handle: () => {} });
     await expect(one.migrate(pid, 1)).rejects.toThrow(/one thread/);
+  });
+});
+
+/** The kind of NotMovable that migrate(pid, 1) fails with (and the process is still where it was). */
+async function refusalOf(pid: Pid): Promise<string | undefined> {
+  const error = await system.migrate(pid, 1).then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  expect(system.isAlive(pid)).toBe(true);
+  return isNotMovable(error) ? error.kind : String(error);
+}
+
+/**
+ * migrate for the other kinds of process: a GenServer spawned by module URL from a
+ * genServerHandler factory moves (its state is explicit: the factory makes the handler again on
+ * the target, which takes the state over); closures, process functions and classes with state
+ * that fields do not hold are refused with NotMovable, and go on where they are.
+ */
+describe('migrate, per kind of process', () => {
+  it('a GenServer from a genServerHandler factory moves with its state; calls, casts and infos through the old pid stay in order', async () => {
+    const box = inbox(system);
+    const server = system.spawn(code('counterServer'), [{ start: 10, reporter: box.pid }]);
+    castTo(system, server, 'increment');
+    system.send(server, 5);
+    const moving = system.migrate(server, 1);
+    castTo(system, server, 'increment'); // queued behind the move, passed on after it
+    const moved = await moving;
+    expect(moved.thread).toBe(1);
+    system.send(server, 100);
+    expect(await callServer(system, server, 'get')).toBe(117);
+    expect(await callServer(system, moved, 'get')).toBe(117);
+    expect(await getServerState(system, moved)).toEqual({ count: 117, held: [], reporter: box.pid });
+    // terminate runs there, with the reporter it was started with; the old pid exits with it
+    const oldExit = system.whenExited(server);
+    expect(await callServer(system, server, 'stop')).toBe('stopping');
+    expect(await box.next()).toEqual({ terminated: 'normal' });
+    expect(await oldExit).toBe('normal');
+  });
+
+  it('a GenServer holding a call it has not answered is refused (NotCloneable at state.held), and answers it later where it is', async () => {
+    const server = system.spawn(code('counterServer'), [{ start: 0 }]);
+    const held = system.call(server, 'hold', 10_000);
+    await callServer(system, server, 'get'); // the hold has been taken
+    const error = (await system.migrate(server, 1).catch((e: unknown) => e)) as NotCloneable;
+    expect(error).toBeInstanceOf(NotCloneable);
+    expect(error.path).toMatch(/^state\.held\[0\]/);
+    castTo(system, server, 'release');
+    expect(await held).toBe('too late');
+    expect(server.thread).toBe(0);
+    system.exit(server, 'kill');
+  });
+
+  it('a GenServer made here (startGenServer, or genServerHandler spawned as an object) is refused: closure-handler', async () => {
+    const started = await startGenServer(system, Counter, { start: 1 });
+    expect(await refusalOf(started)).toBe('closure-handler');
+    const spawned = system.spawn(genServerHandler(Counter, { start: 2 }));
+    expect(await refusalOf(spawned)).toBe('closure-handler');
+    expect(await callServer(system, spawned, 'get')).toBe(2);
+    system.exit(started, 'kill');
+    system.exit(spawned, 'kill');
+  });
+
+  it('a class with #private members (its own or its base class) is refused: private-fields', async () => {
+    for (const name of ['Secretive', 'SecretiveChild']) {
+      const pid = system.spawn(code(name), []);
+      system.send(pid, 'tick');
+      expect(await refusalOf(pid)).toBe('private-fields');
+      const error = (await system.migrate(pid, 1).catch((e: unknown) => e)) as NotMovable;
+      expect(error.advice).toMatch(/class Secretive declares #private members/);
+      expect(await system.call(pid, 'count')).toBe(1); // still here, state intact
+      system.exit(pid, 'kill');
+    }
+  });
+
+  it('a # in strings and comments of a class is not taken for a #private member: it moves', async () => {
+    const pid = system.spawn(code('Hashtag'), []);
+    const moved = await system.migrate(pid, 1);
+    expect(await system.call(moved, 'state')).toEqual(['#hashtag', '#template #inner', 1]);
+    system.exit(pid, 'kill');
+  });
+
+  it('a class with a non-enumerable own property is refused: hidden-fields', async () => {
+    const pid = system.spawn(code('Hidden'), []);
+    expect(await refusalOf(pid)).toBe('hidden-fields');
+    expect(await system.call(pid, 'secret')).toBe(42);
+    system.exit(pid, 'kill');
+  });
+
+  it('the refusal crosses threads as itself when the process lives on another thread', async () => {
+    const pid = system.spawn(code('Secretive'), [], { thread: 1 });
+    const error = await system.migrate(pid, 0).catch((e: unknown) => e);
+    expect(isNotMovable(error) && error.kind).toBe('private-fields');
+    expect(await system.call(pid, 'count')).toBe(0); // still on thread 1
+    system.exit(pid, 'kill');
   });
 });

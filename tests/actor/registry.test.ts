@@ -6,9 +6,9 @@
  *
  * One thread only, and why:
  * - "sending to an unregistered name ... bad names": no second process is involved.
- * - "a dead process cannot be registered", "at most one name": `system.register(name, pid)`
- *   registers a process of the calling thread (it checks liveness synchronously); a process on
- *   another thread registers itself (`ctx.register`), which the two-thread variant does.
+ * - "a dead process cannot be registered", "at most one name": these are for a process of the
+ *   calling thread (a synchronous register); the same rules for a process on another thread are
+ *   the last suite, "register and unregister of a process on another thread".
  */
 import { beforeEach, describe, expect, it } from 'vitest';
 import {
@@ -17,13 +17,15 @@ import {
   AlreadyRegistered as AlreadyRegisteredError,
   type Context,
   isAlreadyRegistered,
+  isBadArgument,
   isNotRegistered,
   type Pid,
 } from '../../src/actor/index.js';
-import type { PuppetOrder } from './fixtures/threadActors.js';
+import type { ClientOrder, PuppetOrder } from './fixtures/threadActors.js';
 import { fileTwoThreadSystem, idle, inbox, testSystem } from './helpers.js';
 
 const puppet = { module: new URL('./fixtures/threadActors.ts', import.meta.url).href, export: 'Puppet' };
+const client1 = { ...puppet, export: 'Client' };
 
 const variants = [
   { title: 'one thread', threads: 1 },
@@ -158,5 +160,135 @@ describe('registry, a refused spawn on a two-thread system', () => {
     } finally {
       await system.close();
     }
+  });
+});
+
+/**
+ * erlang:register/2, unregister/1 and whereis/1 for a process that lives on another thread: the
+ * registration is made by the process's own thread (`system.register` returns a promise then).
+ * OTP's documented rules: register fails with badarg (here AlreadyRegistered / BadArgument) if
+ * the name is in use, the process is not alive or already has a name; whereis returns the pid or
+ * undefined; unregister removes the name; a name is removed when its process terminates.
+ */
+describe('registry, register and unregister of a process on another thread', () => {
+  let system: ActorSystem;
+  beforeEach(() => {
+    system = twoThreads().system;
+  });
+
+  /**
+   * A Client on thread 1: `ask` has it do a whereis, register or unregister as thread 1 does them
+   * and resolves with the outcome; `tell` has it send (no outcome).
+   */
+  function threadOne(): {
+    ask: (order: ClientOrder) => Promise<unknown>;
+    tell: (order: ClientOrder) => void;
+  } {
+    const box = inbox(system);
+    const client = system.spawn(client1, [box.pid], { thread: 1 });
+    const tell = (order: ClientOrder): void => system.send(client, order);
+    const ask = async (order: ClientOrder): Promise<unknown> => {
+      tell(order);
+      const outcome = await box.next();
+      if ('error' in outcome) throw outcome.error;
+      return outcome.value;
+    };
+    return { ask, tell };
+  }
+
+  /** A process on thread 1 that reports what it gets to a thread-0 inbox. */
+  function remoteProcess(): { pid: Pid; next: () => Promise<any> } {
+    const box = inbox(system);
+    return { pid: system.spawn(puppet, [box.pid], { thread: 1 }), next: box.next };
+  }
+
+  async function kill(pid: Pid): Promise<void> {
+    const exited = system.whenExited(pid);
+    system.exit(pid, 'kill');
+    await exited;
+  }
+
+  it('register resolves once the name is known here; whereis and sends by name work from both threads', async () => {
+    const { pid, next } = remoteProcess();
+    const { ask, tell } = threadOne();
+    await system.register('far', pid);
+    expect(system.whereis('far')?.equals(pid)).toBe(true);
+    expect(system.registered()).toContain('far');
+    expect(((await ask({ whereis: 'far' })) as Pid).equals(pid)).toBe(true);
+    system.send('far', 'from thread 0');
+    expect(await next()).toBe('from thread 0');
+    tell({ send: 'far', message: 'from thread 1' });
+    expect(await next()).toBe('from thread 1');
+    await kill(pid);
+  });
+
+  it('a name in use is refused with AlreadyRegistered naming the holder, on either thread', async () => {
+    const here = idle(system);
+    system.register('used-here', here);
+    const { pid: holder, next } = remoteProcess();
+    system.send(holder, { do: 'register', name: 'used-there' } satisfies PuppetOrder);
+    expect(await next()).toEqual({ registered: 'used-there' });
+    const { pid } = remoteProcess();
+    for (const [name, expected] of [
+      ['used-here', here],
+      ['used-there', holder],
+    ] as const) {
+      const error = await Promise.resolve(system.register(name, pid)).catch((e: unknown) => e);
+      expect(isAlreadyRegistered(error)).toBe(true);
+      expect((error as AlreadyRegistered).holder.equals(expected)).toBe(true);
+    }
+    expect(await Promise.resolve(system.unregister('used-there'))).toBe(true); // (held on thread 1)
+    await kill(pid);
+    await kill(holder);
+    system.exit(here, 'kill');
+  });
+
+  it('a dead process, or one that already has a name, is refused with BadArgument', async () => {
+    const { pid } = remoteProcess();
+    await system.register('first', pid);
+    await expect(system.register('second', pid)).rejects.toThrow(/already registered as 'first'/);
+    await expect(system.register('second', pid)).rejects.toSatisfy(isBadArgument);
+    await kill(pid);
+    await expect(system.register('late', pid)).rejects.toThrow(/not alive/);
+    expect(system.whereis('late')).toBeUndefined();
+  });
+
+  it('the name goes when the process exits on its thread, everywhere, and can be taken again', async () => {
+    const { pid } = remoteProcess();
+    const { ask } = threadOne();
+    await system.register('short-lived', pid);
+    await kill(pid);
+    expect(system.whereis('short-lived')).toBeUndefined();
+    expect(await ask({ whereis: 'short-lived' })).toBeUndefined();
+    const { pid: again } = remoteProcess();
+    await system.register('short-lived', again);
+    expect(system.whereis('short-lived')?.equals(again)).toBe(true);
+    await kill(again);
+  });
+
+  it('unregister of a name held on another thread removes it there; a second one is false', async () => {
+    const { pid } = remoteProcess();
+    const { ask } = threadOne();
+    await system.register('leaving', pid);
+    expect(await system.unregister('leaving')).toBe(true);
+    expect(system.whereis('leaving')).toBeUndefined();
+    expect(await ask({ whereis: 'leaving' })).toBeUndefined();
+    expect(await system.unregister('leaving')).toBe(false);
+    await system.register('leaving', pid); // it has no name any more
+    await kill(pid);
+  });
+
+  it('thread 1 registers a process of thread 0 (the other way round), with the same refusals', async () => {
+    const { ask, tell } = threadOne();
+    const { pid: local, next } = inbox(system);
+    expect(await ask({ register: 'near', pid: local })).toBe('ok');
+    expect(system.whereis('near')).toBe(local);
+    await expect(ask({ register: 'near', pid: idle(system) })).rejects.toSatisfy(isAlreadyRegistered);
+    await expect(ask({ register: 'other', pid: local })).rejects.toThrow(/already registered as 'near'/);
+    tell({ send: 'near', message: 'by name from thread 1' });
+    expect(await next()).toBe('by name from thread 1');
+    expect(await ask({ unregister: 'near' })).toBe(true);
+    expect(system.whereis('near')).toBeUndefined();
+    system.exit(local, 'kill');
   });
 });

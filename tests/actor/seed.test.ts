@@ -1,41 +1,57 @@
 /**
- * The actor tests of the design book (seeds/001 chapters 3 and 6), translated.
+ * The actor tests of the design book (seeds/001 chapters 3 and 6), translated. Message passing
+ * and routing run twice (describe.each): on one thread, and with the echo server (the
+ * forwarding actor1) on thread 1 while the caller (actor2) is on thread 0.
+ *
+ * One thread only, and why: the fault-injection cases inject faults into the calling thread's
+ * runtime (`runtimeFaults` hooks one runtime), so they would not reach processes on thread 1.
  */
 import { describe, expect, it } from 'vitest';
-import { type Context, type GenServer, type Pid, reply, startGenServer } from '../../src/actor/index.js';
+import { type ActorSystem, type Context, type Pid, startGenServer } from '../../src/actor/index.js';
 import { FaultInjector, runtimeFaults } from '../../src/fault/index.js';
 import { startSupervisor, whichChildren } from '../../src/supervision/index.js';
-import { testSystem } from './helpers.js';
+import { EchoServer, Relay } from './fixtures/threadActors.js';
+import { fileTwoThreadSystem, testSystem } from './helpers.js';
 
-const Echo: GenServer<null> = {
-  init: () => null,
-  handleCall: (request: { data: string }, _from, state) => reply(request, state),
-};
+const fixtures = { module: new URL('./fixtures/threadActors.ts', import.meta.url).href };
+const twoThreads = fileTwoThreadSystem();
 
-describe('seeds/001 chapter 3 and 6', () => {
+describe.each([
+  { title: 'one thread', threads: 1 },
+  { title: 'two threads, the echo server and the forwarder on thread 1', threads: 2 },
+] as const)('seeds/001 chapter 3 and 6, $title', ({ threads }) => {
+  const make = (): ActorSystem => (threads === 1 ? testSystem().system : twoThreads().system);
+
   it('actor message passing: send, then call answers with the data', async () => {
-    const { system } = testSystem();
-    const actor = await startGenServer(system, Echo, undefined);
+    const system = make();
+    const actor =
+      threads === 1
+        ? await startGenServer(system, EchoServer, undefined)
+        : system.spawn({ ...fixtures, export: 'echoServer' }, [], { thread: 1 });
     system.send(actor, { data: 'hello' });
     const response = await system.call<{ data: string }>(actor, { data: 'world' }, 1000);
     expect(response.data).toBe('world');
   });
 
   it('actor system message routing: actor1 forwards to actor2, which receives it', async () => {
-    const { system } = testSystem();
-    let response: unknown;
+    const system = make();
+    let received: (message: unknown) => void = () => {};
+    const response = new Promise((resolve) => {
+      received = resolve;
+    });
     const actor2 = system.spawn(async (ctx: Context) => {
-      response = await ctx.receive(undefined, 1000);
+      received(await ctx.receive(undefined, 1000));
     });
-    const actor1 = system.spawn({
-      handle: (message: { forwardTo: Pid; data: string }, ctx: Context) =>
-        ctx.send(message.forwardTo, message.data),
-    });
-    system.send(actor1, { forwardTo: actor2, data: 'test' });
-    await system.settle();
-    expect(response).toBe('test');
+    const actor1: Pid =
+      threads === 1
+        ? system.spawn(new Relay())
+        : system.spawn({ ...fixtures, export: 'Relay' }, [], { thread: 1 });
+    system.send(actor1, { to: actor2, body: 'test' });
+    expect(await response).toBe('test');
   });
+});
 
+describe('seeds/001 chapter 3 and 6 (faults injected in one runtime)', () => {
   it('actor fault injection: about 10% of 1000 operations fail with an injected fault', async () => {
     const injector = new FaultInjector({ messageDropRate: 0.1, seed: 2024 });
     const { system } = testSystem({ faults: runtimeFaults(injector) });

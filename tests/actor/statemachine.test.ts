@@ -1,22 +1,39 @@
-import { describe, expect, it } from 'vitest';
+/**
+ * gen_statem's semantics. Every case runs twice (describe.each): on one thread, and on a
+ * two-thread system with the machine on thread 0 (where the simulated clock drives its timeouts)
+ * while its callers, casters and the exit signal are a fixtures' `Client` on thread 1.
+ */
+import { beforeEach, describe, expect, it } from 'vitest';
 import {
+  type ActorSystem,
   type CallFrom,
   getMachineState,
   InvalidTransition,
   isInvalidTransition,
   isStartError,
+  type Pid,
+  SimulatedClock,
   type StateMachine,
   startStateMachine,
   transitionTable,
   upgradeStateMachine,
 } from '../../src/actor/index.js';
-import { testSystem } from './helpers.js';
+import { fileTwoThreadSystem, localSide, remoteSide, type Side, testSystem } from './helpers.js';
+
+const variants = [
+  { title: 'one thread', threads: 1 },
+  { title: 'two threads, the callers on thread 1', threads: 2 },
+] as const;
+
+const twoThreads = fileTwoThreadSystem({ clock: new SimulatedClock() });
 
 type DoorState = 'locked' | 'open';
 const Door: StateMachine<DoorState, { code: string; opened: number }, string> = {
   stateEnter: false,
   init: (code) => ({ state: 'locked', data: { code, opened: 0 } }),
   handleEvent(event, state, data) {
+    if (event.type === 'call' && event.content === 'peek')
+      return { actions: [{ reply: [event.from, data.code] }] };
     if (state === 'locked' && event.type === 'call' && event.content === data.code) {
       return {
         next: 'open',
@@ -36,12 +53,18 @@ const Door: StateMachine<DoorState, { code: string; opened: number }, string> = 
   },
 };
 
-describe('StateMachine', () => {
+describe.each(variants)('StateMachine, $title', ({ threads }) => {
+  let system: ActorSystem;
+  let side: Side;
+  beforeEach(() => {
+    system = threads === 1 ? testSystem().system : twoThreads().system;
+    side = threads === 1 ? localSide(system) : remoteSide(system, 1);
+  });
+
   it('state timeouts fire in the state that set them, on the simulated clock', async () => {
-    const { system } = testSystem();
     const pid = await startStateMachine(system, Door, '1234');
-    expect(await system.call(pid, '0000')).toBe('wrong code');
-    expect(await system.call(pid, '1234')).toBe('opened');
+    expect(await side.call(pid, '0000')).toBe('wrong code');
+    expect(await side.call(pid, '1234')).toBe('opened');
     await system.advance(999);
     expect((await getMachineState(system, pid)).state).toBe('open');
     await system.advance(1);
@@ -49,12 +72,11 @@ describe('StateMachine', () => {
   });
 
   it('a state change cancels the state timeout', async () => {
-    const { system } = testSystem();
     const pid = await startStateMachine(system, Door, '1');
-    await system.call(pid, '1');
+    await side.call(pid, '1');
     await system.advance(500);
-    expect(await system.call(pid, 'close')).toBe('closed');
-    await system.call(pid, '1'); // open again: a fresh 1000 ms timeout
+    expect(await side.call(pid, 'close')).toBe('closed');
+    await side.call(pid, '1'); // open again: a fresh 1000 ms timeout
     await system.advance(600); // the first timeout would have fired here
     expect((await getMachineState(system, pid)).state).toBe('open');
     await system.advance(400);
@@ -62,20 +84,18 @@ describe('StateMachine', () => {
   });
 
   it('postponed events come back after the next state change, in order', async () => {
-    const { system } = testSystem();
     const pid = await startStateMachine(system, Door, '1');
-    await system.call(pid, '1');
-    const { castTo } = await import('../../src/actor/index.js');
-    castTo(system, pid, 'new-code-a');
-    castTo(system, pid, 'new-code-b');
-    expect((await getMachineState<DoorState, { code: string }>(system, pid)).data.code).toBe('1');
+    await side.call(pid, '1');
+    side.cast(pid, 'new-code-a');
+    side.cast(pid, 'new-code-b');
+    expect(await side.call(pid, 'peek')).toBe('1'); // both casts arrived, and wait (postponed)
     await system.advance(1000); // relock: the postponed casts now apply, a then b
     expect((await getMachineState<DoorState, { code: string }>(system, pid)).data.code).toBe('new-code-b');
   });
 
   it('event timeouts are cancelled by any event', async () => {
-    const { system } = testSystem();
     const log: string[] = [];
+    let logged: () => void = () => {};
     const Idle: StateMachine<'idle', null, void> = {
       init: () => ({
         state: 'idle',
@@ -84,12 +104,17 @@ describe('StateMachine', () => {
       }),
       handleEvent(event) {
         log.push(`${event.type}:${String(event.content)}`);
+        logged();
         return event.type === 'info' ? { actions: [{ eventTimeoutMs: 100, content: 'again' }] } : {};
       },
     };
     const pid = await startStateMachine(system, Idle, undefined);
     await system.advance(50);
-    system.send(pid, 'ping');
+    const arrived = new Promise<void>((resolve) => {
+      logged = resolve;
+    });
+    side.send(pid, 'ping');
+    await arrived; // (on the simulated clock, no time passes while it travels)
     await system.advance(60); // 110 since start: the first timeout was cancelled by ping
     expect(log).toEqual(['info:ping']);
     await system.advance(40);
@@ -97,7 +122,6 @@ describe('StateMachine', () => {
   });
 
   it('the design book FSM: a transition table rejects an event with InvalidTransition and keeps its state', async () => {
-    const { system } = testSystem();
     const machine = transitionTable({
       initial: 'idle' as 'idle' | 'processing' | 'waiting',
       data: { jobs: 0 },
@@ -109,16 +133,15 @@ describe('StateMachine', () => {
       ],
     });
     const pid = await startStateMachine(system, machine, undefined);
-    expect(await system.call(pid, 'start')).toBe('processing');
-    const invalid = await system.call(pid, 'resume');
+    expect(await side.call(pid, 'start')).toBe('processing');
+    const invalid = await side.call(pid, 'resume');
     expect(isInvalidTransition(invalid)).toBe(true);
     expect((invalid as InvalidTransition).state).toBe('processing');
     expect(await getMachineState(system, pid)).toEqual({ state: 'processing', data: { jobs: 1 } });
-    expect(await system.call(pid, 'done')).toBe('idle');
+    expect(await side.call(pid, 'done')).toBe('idle');
   });
 
   it('a machine killed during an async init fails the start with StartError(killed)', async () => {
-    const { system } = testSystem();
     const outcome = startStateMachine(
       system,
       { init: () => new Promise<never>(() => {}), handleEvent: () => ({}) },
@@ -126,14 +149,15 @@ describe('StateMachine', () => {
       { name: 'slow' },
     ).catch((e: unknown) => e);
     await system.settle();
-    system.exit(system.whereis('slow')!, 'kill');
+    const pid = system.whereis('slow') as Pid;
+    side.exit(pid, 'kill');
     const error = await outcome;
     expect(isStartError(error) && error.reason).toBe('killed');
-    expect(system.stats().alive).toBe(0);
+    expect(system.isAlive(pid)).toBe(false);
+    expect(system.whereis('slow')).toBeUndefined();
   });
 
   it('upgrades its code between events with codeChange', async () => {
-    const { system } = testSystem();
     const V1: StateMachine<'on' | 'off', number, void> = {
       version: 'a',
       init: () => ({ state: 'off', data: 0 }),
@@ -160,9 +184,9 @@ describe('StateMachine', () => {
           : {},
     };
     const pid = await startStateMachine(system, V1, undefined);
-    expect(await system.call(pid, 'flip')).toBe('off');
+    expect(await side.call(pid, 'flip')).toBe('off');
     upgradeStateMachine(system, pid, V2);
-    expect(await system.call(pid, 'flip')).toBe('v2:on');
+    expect(await side.call(pid, 'flip')).toBe('v2:on');
     expect(await getMachineState(system, pid)).toEqual({ state: 'off', data: { flips: 2 } });
   });
 });

@@ -1,20 +1,24 @@
 /**
- * Supervision edge cases. "A start that forgot to link" and "no stale EXIT" run twice
- * (describe.each): on one thread, and with the children on thread 1.
+ * Supervision edge cases. "A start that forgot to link", "no stale EXIT" and "a GenServer child
+ * that traps exits runs terminate" run twice (describe.each): on one thread, and with the
+ * children on thread 1 (the server spawned with spawnLink by module URL: its parent is the
+ * supervisor).
  *
- * One thread only, and why: the GenServer children (startGenServer starts a server on the
- * caller's thread, and their behaviours are closures), a supervisor killed during its own init or
- * an async restart (the kill must land between two of its turns, on its own thread), a name
- * registered twice and the doc example.
+ * So do the GenServer children killed during their async init (on thread 1 they are started
+ * with startGenServer by module URL, which waits for their init there).
+ *
+ * One thread only, and why: a supervisor killed during its own init or an async restart (the
+ * kill must land between two of its turns, on its own thread), a name registered twice (the
+ * supervisor's own name) and the doc example.
  */
 import { describe, expect, it } from 'vitest';
 import {
   type Context,
   ExitMessage,
   type GenServer,
+  getServerState,
   isAlreadyRegistered,
   type Pid,
-  reply,
   startGenServer,
 } from '../../src/actor/index.js';
 import {
@@ -25,8 +29,11 @@ import {
   terminateChild,
   whichChildren,
 } from '../../src/supervision/index.js';
+import { initServers, ReadyServer, Trapping } from '../actor/fixtures/threadActors.js';
+import { inbox } from '../actor/helpers.js';
 import {
   fileTwoThreadSystem,
+  nextEvent,
   pidOf,
   recordEvents,
   StartLog,
@@ -38,6 +45,14 @@ import {
 } from './helpers.js';
 
 const workerCode = { module: new URL('./fixtures/worker.ts', import.meta.url).href, export: 'Worker' };
+const initServerCode = {
+  module: new URL('../actor/fixtures/threadActors.ts', import.meta.url).href,
+  export: 'initServer',
+};
+const trappingCode = {
+  module: new URL('../actor/fixtures/threadActors.ts', import.meta.url).href,
+  export: 'trappingServer',
+};
 
 const twoThreads = fileTwoThreadSystem();
 
@@ -46,6 +61,88 @@ describe.each([
   { name: 'children on another thread', threads: 2, spawn: spawnWorkerOn(1) },
 ] as const)('edge cases, $name', ({ threads, spawn }) => {
   const make = () => (threads === 1 ? testSystem().system : twoThreads().system);
+
+  /** Starts an init server of `kind` linked to the supervisor: here, or by module URL on thread 1. */
+  const startServer = (ctx: Context, kind: 'ready' | 'slow', reporter: Pid): Promise<Pid> =>
+    threads === 1
+      ? startGenServer(ctx, kind === 'ready' ? ReadyServer : initServers.slow, { reporter }, { link: true })
+      : startGenServer(ctx, initServerCode, [kind, { reporter }], { link: true, thread: 1 });
+
+  it('a GenServer child killed during its async init: the start fails, is counted and retried (OTP)', async () => {
+    const system = make();
+    const events = recordEvents(system);
+    const box = inbox(system);
+    let starts = 0;
+    // start 1: at once; start 2: an async init that never returns (killed below); start 3: at once
+    const supervisor = await startSupervisor(system, {
+      intensity: 3,
+      periodMs: 5000,
+      children: [
+        { id: 's', start: (ctx: Context) => startServer(ctx, starts++ === 1 ? 'slow' : 'ready', box.pid) },
+      ],
+    });
+    const { initRunning: first } = await box.next();
+    system.exit(first, 'boom');
+    const { initRunning: second } = await box.next(); // the restart is waiting on init number 2
+    const restarted = nextEvent(system, 'child_restarted');
+    system.exit(second, 'kill');
+    const { initRunning: third } = await box.next();
+    const { pid } = await restarted;
+    expect(pid?.equals(third)).toBe(true);
+    expect(starts).toBe(3);
+    expect(await system.call(pid as Pid, 'get')).toBe(0);
+    expect(
+      events
+        .filter((event) => event.kind === 'child_start_failed' && event.supervisor.equals(supervisor))
+        .map((event) => event.reason),
+    ).toEqual(['killed']);
+    expect(system.isAlive(supervisor)).toBe(true);
+    await stopSupervisor(system, supervisor);
+  });
+
+  it('a GenServer child killed during every async init: the supervisor gives up at its intensity', async () => {
+    const system = make();
+    const events = recordEvents(system);
+    const box = inbox(system);
+    let starts = 0;
+    const supervisor = await startSupervisor(system, {
+      intensity: 2,
+      periodMs: 5000,
+      children: [
+        { id: 's', start: (ctx: Context) => startServer(ctx, starts++ === 0 ? 'ready' : 'slow', box.pid) },
+      ],
+    });
+    const exited = system.whenExited(supervisor);
+    system.exit((await box.next()).initRunning, 'boom'); // restart 1 of 2
+    system.exit((await box.next()).initRunning, 'kill'); // the start fails: try again is restart 2 of 2
+    system.exit((await box.next()).initRunning, 'kill'); // a third restart is past the intensity
+    expect(await exited).toBe('shutdown');
+    expect(starts).toBe(3);
+    const mine = events.filter((event) => event.supervisor.equals(supervisor));
+    expect(mine.map((event) => event.kind)).toContain('restart_intensity_reached');
+    expect(mine.filter((event) => event.kind === 'child_start_failed')).toHaveLength(2);
+    if (threads === 1) expect(system.stats().alive).toBe(1); // the reporting inbox only
+  });
+
+  it('a GenServer child that traps exits runs terminate with shutdown when the supervisor stops it', async () => {
+    const system = make();
+    const box = inbox(system);
+    const supervisor = await startSupervisor(system, {
+      children: [
+        {
+          id: 'server',
+          start: (ctx: Context) =>
+            threads === 1
+              ? startGenServer(ctx, Trapping, box.pid, { link: true })
+              : ctx.spawnLink(trappingCode, [box.pid], { thread: 1 }),
+        },
+      ],
+    });
+    const server = (await pidOf(system, supervisor, 'server')) as Pid;
+    await getServerState(system, server); // its init (which traps exits) has run
+    await stopSupervisor(system, supervisor);
+    expect(await box.next()).toEqual({ terminated: 'shutdown' });
+  });
 
   it('a start that forgot to link: the supervisor links it, so its exits are still seen', async () => {
     const system = make();
@@ -87,26 +184,6 @@ describe.each([
 });
 
 describe('edge cases', () => {
-  it('a GenServer child that traps exits runs terminate with shutdown when the supervisor stops it', async () => {
-    const { system } = testSystem();
-    const terminated: unknown[] = [];
-    const Server: GenServer<number, void> = {
-      init: (_args, ctx) => {
-        ctx.trapExit(true);
-        return 0;
-      },
-      handleCall: (_request: unknown, _from, state) => reply(state, state),
-      terminate: (reason) => void terminated.push(reason),
-    };
-    const supervisor = await startSupervisor(system, {
-      children: [
-        { id: 'server', start: (ctx: Context) => startGenServer(ctx, Server, undefined, { link: true }) },
-      ],
-    });
-    await stopSupervisor(system, supervisor);
-    expect(terminated).toEqual(['shutdown']);
-  });
-
   it('a supervisor killed during init fails its start (SupervisorStartFailed without a child id)', async () => {
     const { system } = testSystem();
     let supervisorPid: Pid | undefined;
@@ -151,73 +228,6 @@ describe('edge cases', () => {
     await system.settle();
     expect(events.length).toBe(before);
     expect(crashes).toHaveLength(1); // only the worker's crash: the supervisor was not reported as crashing
-  });
-
-  it('a GenServer child killed during its async init: the start fails, is counted and retried (OTP)', async () => {
-    const { system } = testSystem();
-    const events = recordEvents(system);
-    let inits = 0;
-    const servers: Pid[] = [];
-    // start 1: at once; start 2: an async init that never returns (killed below); start 3: at once
-    const Server: GenServer<number, void> = {
-      init: (_args, ctx) => {
-        servers.push(ctx.self);
-        return inits++ === 1 ? new Promise<number>(() => {}) : 0;
-      },
-      handleCall: (_request: unknown, _from, state) => reply(state, state),
-    };
-    const supervisor = await startSupervisor(system, {
-      intensity: 3,
-      periodMs: 5000,
-      children: [
-        { id: 's', start: (ctx: Context) => startGenServer(ctx, Server, undefined, { link: true }) },
-      ],
-    });
-    system.exit(servers[0], 'boom');
-    await system.settle(); // the restart is waiting on init number 2
-    expect(inits).toBe(2);
-    system.exit(servers[1], 'kill');
-    await system.settle();
-    expect(inits).toBe(3);
-    const restarted = (await pidOf(system, supervisor, 's')) as Pid;
-    expect(restarted).toBe(servers[2]);
-    expect(await system.call(restarted, 'get')).toBe(0);
-    expect(
-      events.filter((event) => event.kind === 'child_start_failed').map((event) => event.reason),
-    ).toEqual(['killed']);
-    expect(system.isAlive(supervisor)).toBe(true);
-  });
-
-  it('a GenServer child killed during every async init: the supervisor gives up at its intensity', async () => {
-    const { system } = testSystem();
-    const events = recordEvents(system);
-    const servers: Pid[] = [];
-    let inits = 0;
-    const Server: GenServer<number, void> = {
-      init: (_args, ctx) => {
-        servers.push(ctx.self);
-        return inits++ === 0 ? 0 : new Promise<number>(() => {});
-      },
-    };
-    const supervisor = await startSupervisor(system, {
-      intensity: 2,
-      periodMs: 5000,
-      children: [
-        { id: 's', start: (ctx: Context) => startGenServer(ctx, Server, undefined, { link: true }) },
-      ],
-    });
-    const exited = system.whenExited(supervisor);
-    system.exit(servers[0], 'boom'); // restart 1 of 2
-    await system.settle();
-    system.exit(servers[1], 'kill'); // the start fails: try again is restart 2 of 2
-    await system.settle();
-    system.exit(servers[2], 'kill'); // a third restart is past the intensity
-    await system.settle();
-    expect(await exited).toBe('shutdown');
-    expect(inits).toBe(3);
-    expect(events.map((event) => event.kind)).toContain('restart_intensity_reached');
-    expect(events.filter((event) => event.kind === 'child_start_failed')).toHaveLength(2);
-    expect(system.stats().alive).toBe(0);
   });
 
   it('a name already registered rejects the start with AlreadyRegistered, and nothing is left running', async () => {

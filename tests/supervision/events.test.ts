@@ -1,5 +1,13 @@
+/**
+ * Supervision events. The event log of a supervisor's actions runs twice (describe.each): on one
+ * thread, and with the child on thread 1 of a two-thread system while the supervisor (and the
+ * simulated clock that stamps the events) is on thread 0.
+ *
+ * One thread only: "system-wide listeners ..." is about listeners of the calling thread; the
+ * children there only start and never exit, so no second thread is involved in what it checks.
+ */
 import { describe, expect, it } from 'vitest';
-import type { Pid } from '../../src/actor/index.js';
+import { type ActorSystem, type Pid, SimulatedClock } from '../../src/actor/index.js';
 import {
   formatSupervisionEvent,
   onSupervisionEvent,
@@ -7,35 +15,56 @@ import {
   startSupervisor,
   terminateChild,
 } from '../../src/supervision/index.js';
-import { pidOf, StartLog, testSystem, workerSpec } from './helpers.js';
+import {
+  fileTwoThreadSystem,
+  pidOf,
+  type SpawnWorker,
+  StartLog,
+  spawnLocalWorker,
+  spawnWorkerOn,
+  testSystem,
+  workerSpec,
+} from './helpers.js';
 
-describe('supervision events', () => {
+const twoThreads = fileTwoThreadSystem({ clock: new SimulatedClock() });
+const placements: { name: string; system: () => ActorSystem; spawn: SpawnWorker }[] = [
+  { name: 'one thread', system: () => testSystem().system, spawn: spawnLocalWorker },
+  { name: 'the child on another thread', system: () => twoThreads().system, spawn: spawnWorkerOn(1) },
+];
+
+describe.each(placements)('supervision events ($name)', ({ system: make, spawn }) => {
   it('every action is an event with the supervisor, child id, pid, reason and clock time', async () => {
-    const { system } = testSystem();
+    const system = make();
     const log = new StartLog();
     const events: SupervisionEvent[] = [];
     const supervisor = await startSupervisor(system, {
       onEvent: (event) => events.push(event),
-      children: [workerSpec('w', log)],
+      children: [workerSpec('w', log, {}, spawn)],
     });
     const first = (await pidOf(system, supervisor, 'w')) as Pid;
     await system.advance(250);
+    const start = system.clock.now() - 250; // (the two-thread system's clock is shared by the file)
     system.send(first, 'crash');
-    await system.settle();
+    await system.whenExited(first); // the supervisor got the EXIT before: the call below queues behind it
     const second = (await pidOf(system, supervisor, 'w')) as Pid;
     await terminateChild(system, supervisor, 'w');
-    expect(events.map((event) => [event.kind, event.childId, event.pid, event.timeMs])).toEqual([
+    expect(events.map((event) => [event.kind, event.childId, event.pid, event.timeMs - start])).toEqual([
       ['child_started', 'w', first, 0],
       ['child_exited', 'w', first, 250],
       ['child_restarted', 'w', second, 250],
       ['child_terminated', 'w', second, 250],
     ]);
+    expect(second.thread).toBe(first.thread);
     expect(events.every((event) => event.supervisor === supervisor)).toBe(true);
     expect((events[1].reason as Error).message).toBe('worker crash');
     expect(events[3].reason).toBe('shutdown');
-    expect(formatSupervisionEvent(events[1])).toMatch(/child_exited w <0\.\d+\.0> \(Error: worker crash\)/);
+    expect(formatSupervisionEvent(events[1])).toMatch(
+      /child_exited w <0\.\d+\.0(@t1)?> \(Error: worker crash\)/,
+    );
   });
+});
 
+describe('supervision events', () => {
   it('system-wide listeners see every supervisor; unsubscribing stops them; a throwing listener breaks nothing', async () => {
     const { system } = testSystem();
     const log = new StartLog();

@@ -1,44 +1,48 @@
+/**
+ * seeds/001 Example 2: Supervised Counter. Runs twice (describe.each): on one thread, and with
+ * the counter on thread 1 of a two-thread system (started by module URL) while its supervisor,
+ * and the test that casts to it and calls it by name, are on thread 0.
+ */
 import { describe, expect, it } from 'vitest';
-import { type Context, castTo, type GenServer, reply, startGenServer } from '../../src/actor/index.js';
-import { type SupervisionEvent, startSupervisor } from '../../src/supervision/index.js';
-import { testSystem } from './helpers.js';
+import { type ActorSystem, type Context, castTo, type Pid, startGenServer } from '../../src/actor/index.js';
+import { type SupervisionEvent, startSupervisor, whichChildren } from '../../src/supervision/index.js';
+import { CounterActor } from './fixtures/worker.js';
+import { fileTwoThreadSystem, testSystem } from './helpers.js';
 
-/** seeds/001 Example 2's counterActor as a GenServer: increment, get_value, crash. */
-const CounterActor: GenServer<number, void> = {
-  init: () => 0,
-  handleCast: (message: { increment: number } | 'crash', value) => {
-    if (message === 'crash') throw new Error('IntentionalCrash');
-    return value + message.increment;
+const counterCode = { module: new URL('./fixtures/worker.ts', import.meta.url).href, export: 'counterActor' };
+const twoThreads = fileTwoThreadSystem();
+
+const placements = [
+  {
+    name: 'one thread',
+    system: () => testSystem(),
+    start: (ctx: Context) => startGenServer(ctx, CounterActor, undefined, { link: true, name: 'counter' }),
   },
-  handleCall: (_request: 'get_value', _from, value) => reply(value, value),
-};
+  {
+    name: 'the counter on another thread',
+    system: () => twoThreads(),
+    start: (ctx: Context) => ctx.spawnLink(counterCode, [], { thread: 1, name: 'counter' }),
+  },
+];
 
-describe('seeds/001 Example 2: Supervised Counter', () => {
+describe.each(placements)('seeds/001 Example 2: Supervised Counter ($name)', ({ system: make, start }) => {
   it('crashes every 20th message; the supervisor restarts the counter each time and it keeps answering', async () => {
-    const { system, crashes } = testSystem();
+    const { system, crashes } = make();
     const events: SupervisionEvent[] = [];
     const supervisor = await startSupervisor(system, {
       strategy: 'one_for_one',
       intensity: 10, // the example's max_restarts
       onEvent: (event) => events.push(event),
-      children: [
-        {
-          id: 'counter',
-          restart: 'permanent',
-          start: (ctx: Context) =>
-            startGenServer(ctx, CounterActor, undefined, { link: true, name: 'counter' }),
-        },
-      ],
+      children: [{ id: 'counter', restart: 'permanent', start }],
     });
     const valuesBeforeCrash: unknown[] = [];
     for (let i = 0; i < 100; i++) {
       if (i % 20 === 19) {
         valuesBeforeCrash.push(await system.call('counter', 'get_value', 1000));
-        castTo(system, 'counter', 'crash');
+        await crash(system, supervisor);
       } else {
         castTo(system, 'counter', { increment: 1 });
       }
-      await system.settle(); // let the supervisor repair the counter before the next message
     }
     const value = await system.call('counter', 'get_value', 1000);
     expect(valuesBeforeCrash).toEqual([19, 19, 19, 19, 19]); // a restarted counter starts from its init state
@@ -48,3 +52,12 @@ describe('seeds/001 Example 2: Supervised Counter', () => {
     expect(system.isAlive(supervisor)).toBe(true);
   });
 });
+
+/** Crashes the counter and lets the supervisor repair it before the next message. */
+async function crash(system: ActorSystem, supervisor: Pid): Promise<void> {
+  const counter = system.whereis('counter') as Pid;
+  const exited = system.whenExited(counter);
+  castTo(system, 'counter', 'crash');
+  await exited;
+  await whichChildren(system, supervisor); // queued behind the EXIT: the counter is restarted
+}

@@ -89,3 +89,14 @@ export async function pidOf(
   const children = await whichChildren(system, supervisor);
   return children.find((child) => child.id === id)?.pid;
 }
+
+/** Resolves with the next supervision event of `kind` in `system`. */
+export function nextEvent(system: ActorSystem, kind: SupervisionEvent['kind']): Promise<SupervisionEvent> {
+  return new Promise((resolve) => {
+    const stop = onSupervisionEvent(system, (event) => {
+      if (event.kind !== kind) return;
+      stop();
+      resolve(event);
+    });
+  });
+}

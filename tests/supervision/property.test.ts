@@ -1,15 +1,20 @@
+/**
+ * Crash storms on random supervision trees, run twice (describe.each): on one thread (200 runs),
+ * and with every worker on thread 1 of a two-thread system while the supervisors and the
+ * simulated clock are on thread 0 (50 runs, to keep the suite fast). Between threads the storm
+ * waits for quiet (round trips to thread 1 until nothing changes) instead of `settle()`.
+ */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import {
   type ActorSystem,
   type Context,
   type ExitReason,
-  type GenServer,
   isNormalOrShutdown,
   isPid,
   type Pid,
+  SimulatedClock,
   startGenServer,
-  stop,
 } from '../../src/actor/index.js';
 import {
   type ChildSpec,
@@ -18,9 +23,12 @@ import {
   type Strategy,
   type SupervisionEvent,
   startSupervisor,
+  stopSupervisor,
   whichChildren,
 } from '../../src/supervision/index.js';
-import { testSystem, type WorkerMessage, workerHandler } from './helpers.js';
+import { inbox } from '../actor/helpers.js';
+import { WorkerServer } from './fixtures/worker.js';
+import { fileTwoThreadSystem, testSystem, workerHandler } from './helpers.js';
 
 interface WorkerNode {
   readonly kind: 'worker';
@@ -44,15 +52,6 @@ const workerNode = fc.record({
   server: fc.boolean(),
 });
 
-/** The test worker's protocol as a GenServer: 'crash' throws, { exit } stops with the reason. */
-const WorkerServer: GenServer<null, void> = {
-  init: () => null,
-  handleInfo: (message: WorkerMessage, state) => {
-    if (message === 'crash') throw new Error('server crash');
-    if (typeof message === 'object' && 'exit' in message) return stop(message.exit, state);
-    return state;
-  },
-};
 const treeNode = fc.letrec<{ node: TreeNode; supervisor: SupervisorNode }>((tie) => ({
   node: fc.oneof({ depthSize: 'small', withCrossShrink: true }, workerNode, tie('supervisor')),
   supervisor: fc.record({
@@ -70,24 +69,51 @@ const step = fc.record({
   waitMs: fc.constantFrom(0, 0, 10, 100, 400, 1000),
 });
 
+const fixtures = new URL('./fixtures/worker.ts', import.meta.url).href;
+
+/** Where the workers run: here, or on `thread` (started by module URL). */
+type Placement = { readonly thread: number | undefined };
+
 /** Child ids are paths in the shape ('root.1.0'), so a test can find a child's spec from its id. */
-function specFor(node: TreeNode, id: string): ChildSpec {
+function specFor(node: TreeNode, id: string, where: Placement): ChildSpec {
   if (node.kind === 'worker') {
-    const start = node.server
-      ? (ctx: Context) => startGenServer(ctx, WorkerServer, undefined, { link: true })
-      : (ctx: Context) => ctx.spawnLink(workerHandler());
+    const thread = where.thread;
+    let start: ChildSpec['start'];
+    if (thread === undefined)
+      start = node.server
+        ? (ctx: Context) => startGenServer(ctx, WorkerServer, undefined, { link: true })
+        : (ctx: Context) => ctx.spawnLink(workerHandler());
+    else {
+      const code = { module: fixtures, export: node.server ? 'workerServer' : 'Worker' };
+      start = (ctx: Context) => ctx.spawnLink(code, [], { thread });
+    }
     return { id, restart: node.restart, start };
   }
-  return { id, type: 'supervisor', start: (ctx: Context) => startSupervisor(ctx, optionsFor(node, id)) };
+  return {
+    id,
+    type: 'supervisor',
+    start: (ctx: Context) => startSupervisor(ctx, optionsFor(node, id, where)),
+  };
 }
 
-function optionsFor(node: SupervisorNode, prefix: string) {
+function optionsFor(node: SupervisorNode, prefix: string, where: Placement) {
   return {
     strategy: node.strategy,
     intensity: node.intensity,
     periodMs: PERIOD_MS,
-    children: node.children.map((child, index) => specFor(child, `${prefix}.${index}`)),
+    children: node.children.map((child, index) => specFor(child, `${prefix}.${index}`, where)),
   };
+}
+
+/** Every live process of the tree below `supervisor` (supervisors and workers, on any thread). */
+async function treeProcesses(system: ActorSystem, supervisor: Pid): Promise<Pid[]> {
+  const found: Pid[] = [];
+  for (const child of await whichChildren(system, supervisor).catch(() => [])) {
+    if (!isPid(child.pid)) continue;
+    found.push(child.pid);
+    if (child.type === 'supervisor') found.push(...(await treeProcesses(system, child.pid)));
+  }
+  return found;
 }
 
 function restartTypeOf(root: SupervisorNode, id: string): RestartType {
@@ -109,13 +135,46 @@ function strike(system: ActorSystem, pid: Pid, blow: Blow): void {
 }
 
 /** Every live supervisor reachable from the root has each permanent child running. */
-async function checkPermanentChildrenAlive(system: ActorSystem, supervisor: Pid): Promise<void> {
+async function checkPermanentChildrenAlive(
+  system: ActorSystem,
+  supervisor: Pid,
+  alive: (pid: Pid) => Promise<boolean>,
+): Promise<void> {
   for (const child of await whichChildren(system, supervisor)) {
     if (child.restart === 'permanent') {
-      expect(isPid(child.pid) && system.isAlive(child.pid)).toBe(true);
+      expect(isPid(child.pid) && (await alive(child.pid))).toBe(true);
     }
-    if (child.type === 'supervisor' && isPid(child.pid)) await checkPermanentChildrenAlive(system, child.pid);
+    if (child.type === 'supervisor' && isPid(child.pid))
+      await checkPermanentChildrenAlive(system, child.pid, alive);
   }
+}
+
+/**
+ * Whether a process on another thread is alive (`isAlive` only knows its thread is up): a watch
+ * on it answers `noproc` at once if it is dead, and that answer comes back ahead of a round trip
+ * to its thread made after it.
+ */
+function probeAlive(system: ActorSystem, thread: number): (pid: Pid) => Promise<boolean> {
+  return async (pid) => {
+    if (pid.thread !== thread) return system.isAlive(pid);
+    const watch = new AbortController();
+    let exited = false;
+    system.whenExited(pid, { signal: watch.signal }).then(
+      () => {
+        exited = true;
+      },
+      () => {},
+    );
+    const box = inbox(system);
+    const echo = system.spawn({ module: fixtures, export: 'Worker' }, [], { thread });
+    system.send(echo, { ping: box.pid });
+    await box.next();
+    await system.settle();
+    watch.abort();
+    system.exit(echo, 'kill');
+    system.exit(box.pid, 'kill');
+    return !exited;
+  };
 }
 
 /**
@@ -153,28 +212,65 @@ function checkIntensity(
   });
 }
 
-describe('property: crash storms on random trees', () => {
+const twoThreads = fileTwoThreadSystem({ clock: new SimulatedClock() });
+const placements = [
+  { name: 'one thread', thread: undefined, runs: 200 },
+  { name: 'the workers on another thread', thread: 1, runs: 50 },
+] as const;
+
+describe.each(placements)('property: crash storms on random trees ($name)', ({ thread, runs }) => {
   it('never leave a permanent child of a live supervisor dead, and never exceed the intensity silently', async () => {
     await fc.assert(
       fc.asyncProperty(treeNode, fc.array(step, { minLength: 1, maxLength: 30 }), async (shape, storm) => {
-        const { system } = testSystem();
+        const system = thread === undefined ? testSystem().system : twoThreads().system;
         const events: SupervisionEvent[] = [];
         const exits = new Map<Pid, ExitReason>();
-        system.onExit((pid, reason) => exits.set(pid, reason));
-        onSupervisionEvent(system, (event) => events.push(event));
-        const root = await startSupervisor(system, optionsFor(shape, 'root'));
-        for (const { target, blow, waitMs } of storm) {
-          const candidates = system.processes().filter((pid) => pid !== root);
-          if (candidates.length === 0) break;
-          strike(system, candidates[target % candidates.length], blow);
-          await system.advance(waitMs);
+        const stopExits = system.onExit((pid, reason) => exits.set(pid, reason));
+        const stopEvents = onSupervisionEvent(system, (event) => events.push(event));
+        const quiet = thread === undefined ? () => system.settle() : quietness(system, thread, events);
+        try {
+          const root = await startSupervisor(system, optionsFor(shape, 'root', { thread }));
+          for (const { target, blow, waitMs } of storm) {
+            const candidates = await treeProcesses(system, root);
+            if (candidates.length === 0) break;
+            strike(system, candidates[target % candidates.length], blow);
+            await system.advance(waitMs);
+          }
+          await quiet();
+          const alive =
+            thread === undefined ? async (pid: Pid) => system.isAlive(pid) : probeAlive(system, thread);
+          if (system.isAlive(root)) await checkPermanentChildrenAlive(system, root, alive);
+          else if (thread === undefined) expect(system.stats().alive).toBe(0);
+          checkIntensity(shape, events, exits, system);
+          if (system.isAlive(root)) await stopSupervisor(system, root);
+        } finally {
+          stopExits();
+          stopEvents();
         }
-        await system.settle();
-        if (system.isAlive(root)) await checkPermanentChildrenAlive(system, root);
-        else expect(system.stats().alive).toBe(0);
-        checkIntensity(shape, events, exits, system);
       }),
-      { numRuns: 200 },
+      { numRuns: runs },
     );
   });
 });
+
+/**
+ * Waits until the storm's effects have all arrived: round trips to a process on `thread` (each
+ * travels behind every signal and message sent there before it, and its answer behind what that
+ * thread sent back), each followed by a settle of thread 0, until two in a row change nothing.
+ */
+function quietness(system: ActorSystem, thread: number, events: SupervisionEvent[]): () => Promise<void> {
+  return async () => {
+    const box = inbox(system);
+    const echo = system.spawn({ module: fixtures, export: 'Worker' }, [], { thread });
+    let unchanged = 0;
+    for (let round = 0; round < 200 && unchanged < 2; round++) {
+      const before = events.length;
+      system.send(echo, { ping: box.pid });
+      await box.next();
+      await system.settle();
+      unchanged = events.length === before ? unchanged + 1 : 0;
+    }
+    system.exit(echo, 'kill');
+    system.exit(box.pid, 'kill');
+  };
+}

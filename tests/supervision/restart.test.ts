@@ -2,15 +2,16 @@
  * Restart types, intensity, escalation and init. The restart-type rules and the intensity count
  * run twice (describe.each): on one thread, and with the children on thread 1.
  *
- * One thread only, and why:
- * - "a start returning ignore": no child process exists.
- * - "restarts older than the period leave the window": it moves the simulated clock by 600 ms ten
- *   times; on real time that is 6 s (the window rule itself does not depend on the thread).
- * - the failing/retried restart, escalation and init cases: their child starts are closures
- *   (counting attempts, failing on demand) and nested supervisors, all on the supervisor's thread.
+ * The restart window, the retried restarts, escalation and init run twice as well: the start
+ * closures and nested supervisors stay on thread 0 (with the simulated clock), the workers they
+ * start go to thread 1.
+ *
+ * One thread only, and why: "a start returning ignore" and "a start that returns something other
+ * than a pid" start no child process; the "nothing left alive" counts (`stats().alive`) read the
+ * calling thread's processes, so on two threads the workers' exits are awaited instead.
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import type { ActorSystem, Context, Pid } from '../../src/actor/index.js';
+import { type ActorSystem, type Context, type Pid, SimulatedClock } from '../../src/actor/index.js';
 import {
   isSupervisorStartFailed,
   type SupervisorOptions,
@@ -19,8 +20,10 @@ import {
   terminateChild,
   whichChildren,
 } from '../../src/supervision/index.js';
+import { inbox } from '../actor/helpers.js';
 import {
   fileTwoThreadSystem,
+  nextEvent,
   pidOf,
   recordEvents,
   type SpawnWorker,
@@ -34,7 +37,7 @@ import {
 // Run twice: everything on one thread (a simulated clock), and the children on thread 1 of a
 // two-thread system with the supervisor on thread 0 (fixtures/worker.ts). The tests wait for the
 // child's exit, then ask the supervisor (the call queues behind the EXIT it already got).
-const twoThreads = fileTwoThreadSystem();
+const twoThreads = fileTwoThreadSystem({ clock: new SimulatedClock() });
 const placements: { name: string; system: () => ActorSystem; spawn: SpawnWorker }[] = [
   { name: 'one thread', system: () => testSystem().system, spawn: spawnLocalWorker },
   {
@@ -227,15 +230,25 @@ describe('restart types and intensity (one thread)', () => {
     ]);
   });
 
+  it('a start that returns something other than a pid or ignore is a start failure', async () => {
+    const { system } = testSystem();
+    const error = await startSupervisor(system, {
+      children: [{ id: 'odd', start: () => 42 as never }],
+    }).catch((e: unknown) => e);
+    expect(isSupervisorStartFailed(error) && error.childId).toBe('odd');
+  });
+});
+
+describe.each(placements)('restart window and retries, $name', ({ system: make, spawn }) => {
   const flaky = (log: StartLog, extra: Partial<SupervisorOptions> = {}): SupervisorOptions => ({
     intensity: 2,
     periodMs: 1000,
-    children: [workerSpec('w', log), workerSpec('other', log)],
+    children: [workerSpec('w', log, {}, spawn), workerSpec('other', log, {}, spawn)],
     ...extra,
   });
 
   it('restarts older than the period leave the window (sliding, on the injected clock)', async () => {
-    const { system } = testSystem();
+    const system = make();
     const log = new StartLog();
     const supervisor = await startSupervisor(system, flaky(log));
     for (let round = 0; round < 10; round++) {
@@ -244,10 +257,11 @@ describe('restart types and intensity (one thread)', () => {
     }
     expect(system.isAlive(supervisor)).toBe(true);
     expect(log.count('w')).toBe(11);
+    await stopSupervisor(system, supervisor);
   });
 
   it('a child that fails to restart does not crash the supervisor: it is retried, and the retries count', async () => {
-    const { system } = testSystem();
+    const system = make();
     let attempts = 0;
     let failing = false;
     const events = recordEvents(system);
@@ -260,7 +274,7 @@ describe('restart types and intensity (one thread)', () => {
           start: (ctx: Context) => {
             attempts++;
             if (failing) throw new Error('cannot start now');
-            return ctx.spawnLink({ handle: () => {} });
+            return spawn(ctx);
           },
         },
       ],
@@ -268,14 +282,15 @@ describe('restart types and intensity (one thread)', () => {
     const exited = system.whenExited(supervisor);
     failing = true;
     system.exit((await pidOf(system, supervisor, 'fragile')) as Pid, 'boom');
-    await system.settle();
     expect(await exited).toBe('shutdown');
     expect(attempts).toBe(1 + 3); // the restart and 2 retries are the 3 allowed; the next is one too many
-    expect(events.filter((event) => event.kind === 'child_start_failed')).toHaveLength(3);
+    expect(
+      events.filter((event) => event.kind === 'child_start_failed' && event.supervisor.equals(supervisor)),
+    ).toHaveLength(3);
   });
 
   it('a retried restart that succeeds leaves the supervisor running', async () => {
-    const { system } = testSystem();
+    const system = make();
     let failuresLeft = 0;
     const supervisor = await startSupervisor(system, {
       intensity: 5,
@@ -284,33 +299,36 @@ describe('restart types and intensity (one thread)', () => {
           id: 'fragile',
           start: (ctx: Context) => {
             if (failuresLeft-- > 0) return Promise.reject(new Error('not yet'));
-            return ctx.spawnLink({ handle: () => {} });
+            return spawn(ctx);
           },
         },
       ],
     });
     failuresLeft = 2;
-    system.exit((await pidOf(system, supervisor, 'fragile')) as Pid, 'boom');
-    await system.settle();
+    const restarted = nextEvent(system, 'child_restarted');
+    const first = (await pidOf(system, supervisor, 'fragile')) as Pid;
+    system.exit(first, 'boom');
+    const { pid } = await restarted;
     expect(system.isAlive(supervisor)).toBe(true);
-    const pid = await pidOf(system, supervisor, 'fragile');
-    expect(typeof pid === 'object' && system.isAlive(pid)).toBe(true);
+    expect(await pidOf(system, supervisor, 'fragile')).toBe(pid);
+    expect(pid?.thread).toBe(first.thread);
+    await stopSupervisor(system, supervisor);
   });
 });
 
-describe('escalation', () => {
+describe.each(placements)('escalation, $name', ({ system: make, spawn }) => {
   it('a nested supervisor that gives up exits shutdown; its parent restarts it (a fresh subtree)', async () => {
-    const { system } = testSystem();
+    const system = make();
     const log = new StartLog();
     const root = await startSupervisor(system, {
       intensity: 5,
       children: [
-        workerSpec('sibling', log),
+        workerSpec('sibling', log, {}, spawn),
         {
           id: 'inner',
           type: 'supervisor',
           start: (ctx: Context) =>
-            startSupervisor(ctx, { intensity: 0, children: [workerSpec('leaf', log)] }),
+            startSupervisor(ctx, { intensity: 0, children: [workerSpec('leaf', log, {}, spawn)] }),
         },
       ],
     });
@@ -318,17 +336,18 @@ describe('escalation', () => {
     const innerExit = system.whenExited(inner);
     const leaf = (await pidOf(system, inner, 'leaf')) as Pid;
     system.send(leaf, 'crash');
-    await system.settle();
     expect(await innerExit).toBe('shutdown');
     const newInner = (await pidOf(system, root, 'inner')) as Pid;
     expect(newInner).not.toBe(inner);
     expect(system.isAlive(newInner)).toBe(true);
     expect(log.count('leaf')).toBe(2);
     expect(log.count('sibling')).toBe(1);
+    expect(((await pidOf(system, newInner, 'leaf')) as Pid).thread).toBe(leaf.thread);
+    await stopSupervisor(system, root);
   });
 
   it('escalation climbs: when the parent also gives up, the root supervisor exits shutdown', async () => {
-    const { system } = testSystem();
+    const system = make();
     const log = new StartLog();
     const root = await startSupervisor(system, {
       intensity: 0,
@@ -337,54 +356,70 @@ describe('escalation', () => {
           id: 'inner',
           type: 'supervisor',
           start: (ctx: Context) =>
-            startSupervisor(ctx, { intensity: 0, children: [workerSpec('leaf', log)] }),
+            startSupervisor(ctx, { intensity: 0, children: [workerSpec('leaf', log, {}, spawn)] }),
         },
       ],
     });
     const rootExit = system.whenExited(root);
     const inner = (await pidOf(system, root, 'inner')) as Pid;
-    system.send((await pidOf(system, inner, 'leaf')) as Pid, 'crash');
+    const leaf = (await pidOf(system, inner, 'leaf')) as Pid;
+    const leafExit = system.whenExited(leaf);
+    system.send(leaf, 'crash');
     expect(await rootExit).toBe('shutdown');
-    expect(system.stats().alive).toBe(0);
+    expect(((await leafExit) as Error).message).toBe('worker crash');
+    expect(system.isAlive(inner)).toBe(false);
+    if (leaf.thread === 0) expect(system.stats().alive).toBe(0);
   });
 
   it('an EXIT from the parent stops the supervisor and its children with that reason', async () => {
-    const { system } = testSystem();
+    const system = make();
     const log = new StartLog();
     const supervisor = await startSupervisor(system, {
-      children: [workerSpec('a', log), workerSpec('b', log)],
+      children: [workerSpec('a', log, {}, spawn), workerSpec('b', log, {}, spawn)],
     });
+    const children = await Promise.all(
+      ['a', 'b'].map(async (id) => (await pidOf(system, supervisor, id)) as Pid),
+    );
+    const childExits = children.map((child) => system.whenExited(child));
     const exited = system.whenExited(supervisor);
     system.exit(supervisor, { shutdown: 'maintenance' });
     expect(await exited).toEqual({ shutdown: 'maintenance' });
-    expect(system.stats().alive).toBe(0);
+    for (const reason of await Promise.all(childExits)) expect(STOPPED).toContain(reason);
+    if (children[0].thread === 0) expect(system.stats().alive).toBe(0);
   });
 
   it('an EXIT from a stranger is ignored (OTP: only the parent can stop a supervisor by signal)', async () => {
-    const { system } = testSystem();
+    const system = make();
     const log = new StartLog();
-    const supervisor = await startSupervisor(system, { children: [workerSpec('a', log)] });
+    const supervisor = await startSupervisor(system, { children: [workerSpec('a', log, {}, spawn)] });
     const stranger = system.spawn(async (ctx: Context) => {
       ctx.exit(supervisor, 'shutdown');
     });
-    await system.settle();
-    expect(system.isAlive(stranger)).toBe(false);
+    await system.whenExited(stranger);
+    await whichChildren(system, supervisor); // the signal came before this call
     expect(system.isAlive(supervisor)).toBe(true);
     expect(await terminateChild(system, supervisor, 'a')).toBe('ok');
+    await stopSupervisor(system, supervisor);
   });
 });
 
-describe('init', () => {
+describe.each(placements)('init, $name', ({ system: make, spawn }) => {
   it('a child failing to start stops the ones started, in reverse order, and fails the start naming it', async () => {
-    const { system } = testSystem();
+    const system = make();
     const log = new StartLog();
     const events = recordEvents(system);
+    const started: Pid[] = [];
+    const spawnKept = (ctx: Context): Pid => {
+      const pid = spawn(ctx);
+      started.push(pid);
+      return pid;
+    };
     const error = await startSupervisor(system, {
       children: [
-        workerSpec('a', log),
-        workerSpec('b', log),
+        workerSpec('a', log, {}, spawnKept),
+        workerSpec('b', log, {}, spawnKept),
         { id: 'bad', start: () => Promise.reject(new Error('no GPU')) },
-        workerSpec('never', log),
+        workerSpec('never', log, {}, spawnKept),
       ],
     }).catch((e: unknown) => e);
     expect(isSupervisorStartFailed(error)).toBe(true);
@@ -395,26 +430,26 @@ describe('init', () => {
     expect(events.filter((event) => event.kind === 'child_terminated').map((event) => event.childId)).toEqual(
       ['b', 'a'],
     );
+    for (const reason of await Promise.all(started.map((pid) => system.whenExited(pid))))
+      expect(STOPPED).toContain(reason);
     await system.settle();
-    expect(system.stats().alive).toBe(0);
-  });
-
-  it('a start that returns something other than a pid or ignore is a start failure', async () => {
-    const { system } = testSystem();
-    const error = await startSupervisor(system, {
-      children: [{ id: 'odd', start: () => 42 as never }],
-    }).catch((e: unknown) => e);
-    expect(isSupervisorStartFailed(error) && error.childId).toBe('odd');
+    if (started[0].thread === 0) expect(system.stats().alive).toBe(0);
   });
 
   it('children start in order, each after the previous one is running', async () => {
-    const { system } = testSystem();
+    const system = make();
     const log = new StartLog();
     const supervisor = await startSupervisor(system, {
-      children: ['x', 'y', 'z'].map((id) => workerSpec(id, log)),
+      children: ['x', 'y', 'z'].map((id) => workerSpec(id, log, {}, spawn)),
     });
     expect(log.order).toEqual(['x', 'y', 'z']);
     const children = await whichChildren(system, supervisor);
     expect(children.every((child) => typeof child.pid === 'object' && system.isAlive(child.pid))).toBe(true);
+    // each answers (a running process), in start order
+    const box = inbox(system);
+    for (const child of children) system.send(child.pid as Pid, { ping: box.pid, tag: child.id });
+    const pongs = [await box.next(), await box.next(), await box.next()];
+    expect(pongs.map((pong) => pong[2]).sort()).toEqual(['x', 'y', 'z']);
+    await stopSupervisor(system, supervisor);
   });
 });

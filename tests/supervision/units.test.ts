@@ -1,9 +1,46 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import type { Context, Pid } from '../../src/actor/index.js';
-import { Backoff, RestartIntensity, startSupervisor } from '../../src/supervision/index.js';
+/**
+ * Units of supervision: RestartIntensity and Backoff (pure arithmetic, no process), the
+ * supervisor's self delivery (one process). The restart intensity of a running supervisor runs
+ * twice (describe.each): on one thread, and with the child on thread 1 (the supervisor and the
+ * simulated clock on thread 0).
+ */
+import { type ActorSystem, type Context, type Pid, SimulatedClock } from '../../src/actor/index.js';
+import {
+  Backoff,
+  RestartIntensity,
+  startSupervisor,
+  stopSupervisor,
+  whichChildren,
+} from '../../src/supervision/index.js';
 import { MAILBOX_RETRY_MS, sendToSelf } from '../../src/supervision/internal/selfDelivery.js';
-import { pidOf, StartLog, testSystem, workerSpec } from './helpers.js';
+import {
+  fileTwoThreadSystem,
+  pidOf,
+  type SpawnWorker,
+  StartLog,
+  spawnLocalWorker,
+  spawnWorkerOn,
+  testSystem,
+  workerSpec,
+} from './helpers.js';
+
+const twoThreads = fileTwoThreadSystem({ clock: new SimulatedClock() });
+const placements: { name: string; system: () => ActorSystem; spawn: SpawnWorker }[] = [
+  { name: 'one thread', system: () => testSystem().system, spawn: spawnLocalWorker },
+  { name: 'the child on another thread', system: () => twoThreads().system, spawn: spawnWorkerOn(1) },
+];
+
+/** Crashes the child and waits until the supervisor has handled its EXIT (or has exited). */
+async function crash(system: ActorSystem, supervisor: Pid): Promise<void> {
+  const child = (await pidOf(system, supervisor, 'w')) as Pid;
+  const exited = system.whenExited(child);
+  system.send(child, 'crash');
+  await exited;
+  await whichChildren(system, supervisor).catch(() => {}); // (queued behind the EXIT)
+  await system.settle();
+}
 
 /**
  * OTP's rule (supervisor.erl, add_restart/3): on a restart at Now, keep the earlier restarts R
@@ -62,40 +99,42 @@ describe('RestartIntensity (pure)', () => {
   });
 });
 
-describe('supervisor restart intensity on the simulated clock (OTP: R >= Now - Period counts)', () => {
-  for (const [gapMs, outcome] of [
-    [1000, 'gives up'],
-    [1001, 'survives'],
-  ] as const) {
-    it(`intensity 1, period 1000 ms: a second crash ${gapMs} ms after the first restart ${outcome}`, async () => {
-      const { system } = testSystem();
-      const log = new StartLog();
-      const supervisor = await startSupervisor(system, {
-        strategy: 'one_for_one',
-        intensity: 1,
-        periodMs: 1000,
-        children: [workerSpec('w', log)],
+describe.each(placements)(
+  'supervisor restart intensity on the simulated clock (OTP: R >= Now - Period counts), $name',
+  ({ system: make, spawn }) => {
+    for (const [gapMs, outcome] of [
+      [1000, 'gives up'],
+      [1001, 'survives'],
+    ] as const) {
+      it(`intensity 1, period 1000 ms: a second crash ${gapMs} ms after the first restart ${outcome}`, async () => {
+        const system = make();
+        const log = new StartLog();
+        const supervisor = await startSupervisor(system, {
+          strategy: 'one_for_one',
+          intensity: 1,
+          periodMs: 1000,
+          children: [workerSpec('w', log, {}, spawn)],
+        });
+        let exitReason: unknown;
+        void system.whenExited(supervisor).then((reason) => {
+          exitReason = reason;
+        });
+        await crash(system, supervisor);
+        expect(log.count('w')).toBe(2); // restarted once, at t = 0
+        await system.advance(gapMs);
+        await crash(system, supervisor);
+        if (outcome === 'gives up') {
+          expect(exitReason).toBe('shutdown');
+          expect(log.count('w')).toBe(2);
+        } else {
+          expect(exitReason).toBeUndefined();
+          expect(log.count('w')).toBe(3);
+          await stopSupervisor(system, supervisor);
+        }
       });
-      let exitReason: unknown;
-      void system.whenExited(supervisor).then((reason) => {
-        exitReason = reason;
-      });
-      system.send((await pidOf(system, supervisor, 'w')) as Pid, 'crash');
-      await system.settle();
-      expect(log.count('w')).toBe(2); // restarted once, at t = 0
-      await system.advance(gapMs);
-      system.send((await pidOf(system, supervisor, 'w')) as Pid, 'crash');
-      await system.settle();
-      if (outcome === 'gives up') {
-        expect(exitReason).toBe('shutdown');
-        expect(log.count('w')).toBe(2);
-      } else {
-        expect(exitReason).toBeUndefined();
-        expect(log.count('w')).toBe(3);
-      }
-    });
-  }
-});
+    }
+  },
+);
 
 describe('Backoff (seed 004)', () => {
   it('fixed: always the same delay', () => {

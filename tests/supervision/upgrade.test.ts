@@ -1,7 +1,15 @@
+/**
+ * Rolling hot code upgrade. One thread only: the upgrade is a function (current => next), and a
+ * function cannot cross threads, so a child on another thread is refused with `OnAnotherThread`
+ * (the last case checks that refusal, and that the child runs on untouched).
+ */
 import { describe, expect, it } from 'vitest';
-import type { Context, Handler, Pid } from '../../src/actor/index.js';
+import { type Context, type Handler, isOnAnotherThread, type Pid } from '../../src/actor/index.js';
 import { rollingUpgrade, startSupervisor, whichChildren } from '../../src/supervision/index.js';
-import { testSystem } from './helpers.js';
+import { inbox } from '../actor/helpers.js';
+import { fileTwoThreadSystem, spawnWorkerOn, testSystem } from './helpers.js';
+
+const twoThreads = fileTwoThreadSystem();
 
 /** A versioned echo: answers { ask } with its version and counts what it handled. */
 class Echo implements Handler {
@@ -79,5 +87,20 @@ describe('rolling hot code upgrade across a supervisor children', () => {
     expect(report.notAttempted).toEqual(['r1']);
     const restarted = (await whichChildren(system, supervisor))[0].pid as Pid;
     expect(await ask(restarted)).toBe(1);
+  });
+
+  it('a child on another thread is refused with OnAnotherThread, and runs on untouched', async () => {
+    const { system } = twoThreads();
+    const supervisor = await startSupervisor(system, {
+      children: [{ id: 'remote', start: spawnWorkerOn(1) }],
+    });
+    const report = await rollingUpgrade(system, supervisor, { upgrade: () => (current) => current });
+    expect(report.completed).toBe(false);
+    const failure = report.failed[0];
+    expect(failure.childId).toBe('remote');
+    expect(isOnAnotherThread(failure.reason) && failure.reason.pid.thread).toBe(1);
+    const box = inbox(system);
+    system.send(failure.pid, { ping: box.pid, tag: 'still here' });
+    expect(await box.next()).toEqual(['pong', failure.pid, 'still here']);
   });
 });

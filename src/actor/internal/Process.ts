@@ -32,6 +32,13 @@ export interface MailboxPolicy {
   readonly overflow: OverflowPolicy;
 }
 
+/** The export a movable process was made from; `args` for a function export (a factory). */
+export interface MovableCode {
+  readonly module: string;
+  readonly export: string;
+  readonly args?: readonly unknown[];
+}
+
 /** The parts of a process that most processes never use, allocated on first use. */
 export class ProcessExtra {
   trapping = false;
@@ -48,10 +55,16 @@ export class ProcessExtra {
   exported = false;
   /** Links to processes on other threads: `${thread}:${id}` -> pid. */
   remoteLinks: Map<string, Pid> | undefined = undefined;
-  /** The class export it was made from (spawn by module URL): what `migrate` re-creates it from. */
-  code: { readonly module: string; readonly export: string } | undefined = undefined;
+  /**
+   * The export it was made from (spawn by module URL), when `migrate` can re-make it from that:
+   * a class export, or a function export (called with `args`) whose behaviour carries its state
+   * explicitly (movable.ts).
+   */
+  code: MovableCode | undefined = undefined;
   /** Monitors this process holds on processes on other threads: ref id -> ref and target. */
   remoteMonitors: Map<number, { ref: Ref; pid: Pid }> | undefined = undefined;
+  /** The process on another thread that spawned it with a link (a supervisor starting a child there). */
+  linkedSpawner: Pid | undefined = undefined;
 }
 
 /**
@@ -102,4 +115,13 @@ export function mailboxFor(record: ProcessRecord): Queue<unknown> {
 export function extraOf(record: ProcessRecord): ProcessExtra {
   if (record.extra === undefined) record.extra = new ProcessExtra();
   return record.extra;
+}
+
+/**
+ * The process on another thread that spawned the process of `context` with a link, if one did:
+ * how a child started on another thread finds its supervisor (the supervision layer's own table
+ * of parents lives on the supervisor's thread).
+ */
+export function linkedSpawnerOf(context: unknown): Pid | undefined {
+  return (context as ProcessRecord).extra?.linkedSpawner;
 }

@@ -582,8 +582,11 @@ export class Remote implements PidCodec, TransportSink {
       return;
     }
     this.exportRecord(record);
-    if (linkPid !== undefined)
-      (extraOf(record).remoteLinks ??= new Map()).set(linkKey(from, spec.link), linkPid);
+    if (linkPid !== undefined) {
+      const extra = extraOf(record);
+      (extra.remoteLinks ??= new Map()).set(linkKey(from, spec.link), linkPid);
+      extra.linkedSpawner = linkPid;
+    }
   }
 
   // ---------------------------------------------------------------------------------------------

@@ -15,13 +15,11 @@ import type { PeerTransport, TransportSink } from './Transport.js';
  * `receiveMessageOnPort`. So the order of one sender to one receiver holds, and nothing ever
  * blocks: a full ring only sends the batch the slower way.
  *
- * Waking: each thread has a doorbell word (`wake[2 * thread]`) that producers increment after
- * writing, and a sleeping flag (`wake[2 * thread + 1]`); an idle thread waits on its doorbell with
- * `Atomics.waitAsync` (which does not keep the event loop alive: a worker is kept alive by its
- * ports, thread 0 is not). After posting into a ring, a thread whose run queue is empty spins for
- * a few microseconds on its inbound rings first: a reply that comes back within the spin costs no
- * event-loop wake-up. The spin adapts: it halves after a spin that found nothing and grows back
- * after one that did, so a thread that never gets quick answers stops spinning.
+ * Waking: each thread has, on its own cache line, a doorbell word that producers increment after
+ * writing into a ring or posting on a port, a state word saying how the thread waits (spinning:
+ * nobody needs notifying; blocked in `Atomics.wait` on the doorbell; or on the event loop, with
+ * `Atomics.waitAsync` on a third word, which does not keep the event loop alive: a worker is kept
+ * alive by its ports, thread 0 is not), and that third word. See `RingHub`.
  */
 
 /** Ring slots: at most this many per ring (2 MiB), at least `MIN_RING_SLOTS`; see `ringSlots`. */
@@ -29,8 +27,6 @@ export const MAX_RING_SLOTS = 1 << 18;
 export const MIN_RING_SLOTS = 1 << 12;
 /** All the rings of one node together use at most this many slots (32 MiB). */
 export const RING_SLOT_BUDGET = 1 << 22;
-/** Longest spin, in microseconds, for an answer after posting into a ring. */
-export const MAX_SPIN_US = 50;
 
 const HEAD = 0; // Int32 index of the producer's counter
 const TAIL = 16; // the consumer's counter, on its own cache line
@@ -44,9 +40,21 @@ export function ringSlots(threads: number): number {
   return slots;
 }
 
-/** The shared words of a node: two Int32 per thread (doorbell, sleeping). */
+/** Int32 words per thread in `wakeWords` (64 bytes: threads' doorbells do not share a cache line). */
+const WAKE_STRIDE = 16;
+const DOORBELL = 0; // bumped by every producer, after it wrote
+const STATE = 1; // how the thread waits: SPINNING, ON_LOOP or BLOCKED
+const LOOP_BELL = 2; // what the thread's Atomics.waitAsync waits on
+/** Producers need not notify: the thread is looking at its doorbell (or running, about to). */
+const SPINNING = 0;
+/** The thread may be on its event loop: bump and notify `LOOP_BELL`. */
+const ON_LOOP = 1;
+/** The thread blocks in `Atomics.wait` on its doorbell: notify `DOORBELL`. */
+const BLOCKED = 2;
+
+/** The shared words of a node: a doorbell, a state and a loop bell per thread. */
 export function wakeWords(threads: number): Int32Array {
-  return new Int32Array(new SharedArrayBuffer(8 * threads));
+  return new Int32Array(new SharedArrayBuffer(4 * WAKE_STRIDE * threads));
 }
 
 /** What each end of a pair finds first on its port: its ring to write and its ring to read. */
@@ -194,6 +202,7 @@ export class RingTransport implements PeerTransport {
     }
     batch.push(seq);
     this.port.postMessage(batch, transfer as never);
+    this.hub.ring(this.peer); // a peer blocked in Atomics.wait takes it off the port at once
   }
 
   close(): void {
@@ -211,25 +220,77 @@ function allNumbers(batch: unknown[]): boolean {
   return true;
 }
 
-/** One thread's end of every pair: its inbound streams, its doorbell, its spin. */
+/** How a scheduler thread that ran out of work waits for the next batch (see `RingHub`). */
+export interface IdleSettings {
+  /** Longest busy spin on the doorbell, in microseconds (adapts below it; 0: never spin). */
+  readonly spinUs: number;
+  /** Longest blocking wait (`Atomics.wait`) after the spin, in microseconds (0: never block). */
+  readonly waitUs: number;
+}
+
+/** Defaults of `ActorSystemOptions.idleSpinUs` / `idleWaitUs` (see README "Actors on every core"). */
+export const DEFAULT_IDLE_SPIN_US = 50;
+export const DEFAULT_IDLE_WAIT_US = 0;
+/** The most either setting may be: 100 ms. */
+export const MAX_IDLE_US = 100_000;
+/** Bursts without a spin after the spin adapted down to nothing (then the full spin is tried). */
+const SPIN_PAUSE_BURSTS = 16;
+/** Bursts without a blocking wait after one timed out. */
+const WAIT_PAUSE_BURSTS = 64;
+
+/**
+ * One thread's end of every pair: its inbound streams, its doorbell, and how it waits.
+ *
+ * A thread that runs out of work (its run queue just emptied, or it just posted to a peer) goes
+ * through three stages, each bounded, the way Erlang's schedulers busy-wait before they sleep
+ * (`+sbwt`):
+ * 1. a busy spin on its doorbell of up to `spinUs` (in a microtask, after flushing its own
+ *    outboxes): an answer within it costs no wake-up at all. It adapts: it halves after a spin
+ *    that found nothing and doubles back after one that did, so a thread whose peers answer
+ *    slowly stops burning CPU; once it is below 2 us the next 16 bursts do not spin, then the
+ *    full spin is tried again;
+ * 2. a blocking `Atomics.wait` of up to `waitUs` (from the event loop, after every microtask
+ *    ran), taken only when nothing but this thread's own ports, timers and stdout/stderr could
+ *    bring work (`process.getActiveResourcesInfo()`): no CPU, and a futex wake-up instead of an event-loop
+ *    one. A timer due meanwhile runs up to `waitUs` late. A wait that times out cost a wake-up
+ *    for nothing: the next 64 bursts skip this stage, then it is tried again;
+ * 3. `Atomics.waitAsync` (always armed underneath): the thread is quiet, its event loop free.
+ * Every producer bumps the doorbell after writing into a ring or posting on a port, and notifies
+ * it unless the consumer is spinning.
+ */
 export class RingHub {
   private readonly inbound: (Inbound | undefined)[];
   private waiting = false;
   private spinArmed = false;
+  private waitArmed = false;
   private drainArmed = false;
-  /** Current spin, in microseconds (adapts between 0 and MAX_SPIN_US). */
-  private spinUs = MAX_SPIN_US;
-  /** Posts to skip spinning for, after the spin dropped to nothing. */
+  /** Current spin, in microseconds (adapts between 0 and `settings.spinUs`). */
+  private spinUs: number;
+  /** Bursts to skip spinning for, after the spin dropped to nothing. */
   private spinCooldown = 0;
+  /** Current blocking wait, in microseconds: `settings.waitUs`, or 0 after one timed out. */
+  private waitUs: number;
+  /** Bursts to skip blocking for, after the wait dropped to nothing. */
+  private waitCooldown = 0;
+  /** Ports that keep this thread's event loop alive (they show in the active resources). */
+  private refPorts = 0;
+  /** This thread's words in `wake`. */
+  private readonly base: number;
 
   constructor(
-    private readonly thread: number,
+    thread: number,
     private readonly wake: Int32Array,
     private readonly sink: TransportSink,
-    /** True when this thread has no turn queued or running (then it may spin). */
+    /** True when this thread has no turn queued or running. */
     private readonly idle: () => boolean,
+    private readonly settings: IdleSettings = { spinUs: DEFAULT_IDLE_SPIN_US, waitUs: DEFAULT_IDLE_WAIT_US },
+    /** Posts what this thread's outboxes hold (before it spins for an answer to them). */
+    private readonly flush: () => void = () => {},
   ) {
-    this.inbound = new Array(wake.length / 2).fill(undefined);
+    this.inbound = new Array(wake.length / WAKE_STRIDE).fill(undefined);
+    this.base = thread * WAKE_STRIDE;
+    this.spinUs = settings.spinUs;
+    this.waitUs = settings.waitUs;
   }
 
   /**
@@ -257,7 +318,8 @@ export class RingHub {
       if (batch !== undefined) inbound.queued.push(batch);
       this.armDrain();
     });
-    if (!keepAlive) port.unref();
+    if (keepAlive) this.refPorts++;
+    else port.unref();
     this.sleep();
     return transport;
   }
@@ -270,16 +332,25 @@ export class RingHub {
     this.inbound[peer] = undefined;
   }
 
-  /** A producer wrote into our ring to `peer`: ring its doorbell, then maybe spin for the answer. */
+  /** We wrote into our ring to `peer` or posted on its port: ring its doorbell, then wait for an answer. */
   ring(peer: number): void {
     const wake = this.wake;
-    Atomics.add(wake, 2 * peer, 1);
-    if (Atomics.load(wake, 2 * peer + 1) === 1) Atomics.notify(wake, 2 * peer);
-    if (!this.spinArmed) {
-      this.spinArmed = true;
-      queueMicrotask(this.spin);
-    }
+    const base = peer * WAKE_STRIDE;
+    Atomics.add(wake, base + DOORBELL, 1);
+    const state = Atomics.load(wake, base + STATE);
+    if (state === ON_LOOP) {
+      Atomics.add(wake, base + LOOP_BELL, 1);
+      Atomics.notify(wake, base + LOOP_BELL);
+    } else if (state === BLOCKED) Atomics.notify(wake, base + DOORBELL);
+    this.idleSoon();
   }
+
+  /** This thread ran out of work (the scheduler's run queue emptied): start waiting for more. */
+  readonly idleSoon = (): void => {
+    if (this.spinArmed) return;
+    this.spinArmed = true;
+    queueMicrotask(this.spin);
+  };
 
   /** Applies every batch that has arrived, one batch per stream per pass (turns run between passes). */
   private readonly drainAll = (): void => {
@@ -307,68 +378,143 @@ export class RingHub {
     return false;
   }
 
-  /** Waits (without blocking) for the doorbell; applies what arrived; waits again. */
+  /** Takes what the peers posted on the ports now, rather than when the event loop gets to it. */
+  private pullPorts(): void {
+    for (const inbound of this.inbound) {
+      if (inbound === undefined) continue;
+      for (;;) {
+        const pulled = receiveMessageOnPort(inbound.port);
+        if (pulled === undefined) break;
+        const batch = inbound.accept(pulled.message);
+        if (batch !== undefined) inbound.queued.push(batch);
+      }
+    }
+  }
+
+  /** Waits (without blocking) on the loop bell; applies what arrived; waits again. */
   private sleep(): void {
     if (this.waiting) return;
     const wake = this.wake;
-    const word = 2 * this.thread;
+    const bell = this.base + LOOP_BELL;
     for (;;) {
-      const seen = Atomics.load(wake, word);
-      if (this.anyReady()) {
-        this.armDrain();
-        // the doorbell may ring again for what we are about to read: wait for the next value
-      }
-      Atomics.store(wake, word + 1, 1);
-      const result = waitAsync(wake, word, seen);
+      // from here on every producer rings the loop bell; what came before, we look at now
+      Atomics.store(wake, this.base + STATE, ON_LOOP);
+      const seen = Atomics.load(wake, bell);
+      if (this.anyReady()) this.armDrain();
+      const result = waitAsync(wake, bell, seen);
       if (result.async) {
         this.waiting = true;
         (result.value as Promise<unknown>).then(this.woken);
         return;
       }
-      Atomics.store(wake, word + 1, 0);
       this.armDrain();
     }
   }
 
   private readonly woken = (): void => {
     this.waiting = false;
-    Atomics.store(this.wake, 2 * this.thread + 1, 0);
     this.armDrain();
     this.sleep();
   };
 
-  /** After posting into a ring: if idle, poll the inbound rings a few microseconds for an answer. */
+  /** Stage 1: flush, then poll the doorbell up to the current spin for an answer. */
   private readonly spin = (): void => {
+    this.flush(); // its posts ring doorbells, which would arm this again: still armed now
     this.spinArmed = false;
     if (!this.idle()) return;
-    if (this.spinUs === 0) {
-      if (--this.spinCooldown > 0) return;
-      this.spinUs = 2;
-    }
-    // While spinning, producers need not notify: we look ourselves.
-    const flag = 2 * this.thread + 1;
-    Atomics.store(this.wake, flag, 0);
-    const limit = performance.now() + this.spinUs / 1000;
-    let found = false;
-    do {
-      if (this.anyReady()) {
-        found = true;
-        break;
-      }
-    } while (performance.now() < limit);
-    Atomics.store(this.wake, flag, 1);
-    if (found) {
-      this.spinUs = Math.min(MAX_SPIN_US, this.spinUs * 2);
+    const wake = this.wake;
+    const word = this.base + DOORBELL;
+    const seen = Atomics.load(wake, word);
+    if (this.anyReady()) {
       this.drainAll();
       return;
     }
-    this.spinUs >>= 1;
-    if (this.spinUs < 2) {
-      this.spinUs = 0;
-      this.spinCooldown = 64;
+    let spinUs = this.spinUs;
+    // after a pause, try the full spin again: the peers may answer quickly now
+    if (spinUs === 0 && this.settings.spinUs > 0 && --this.spinCooldown <= 0) spinUs = this.settings.spinUs;
+    if (spinUs > 0) {
+      // While spinning, producers need not notify: we look ourselves.
+      Atomics.store(wake, this.base + STATE, SPINNING);
+      const limit = performance.now() + spinUs / 1000;
+      let found = false;
+      do {
+        if (Atomics.load(wake, word) !== seen) {
+          found = true;
+          break;
+        }
+      } while (performance.now() < limit);
+      Atomics.store(wake, this.base + STATE, ON_LOOP);
+      // found only after the limit: this thread lost its core meanwhile (more threads than free
+      // cores), and spinning only kept its peer from running: that counts as a miss
+      if (found && performance.now() <= limit) this.spinUs = Math.min(this.settings.spinUs, spinUs * 2);
+      else {
+        this.spinUs = spinUs >> 1;
+        if (this.spinUs < 2) {
+          this.spinUs = 0;
+          this.spinCooldown = SPIN_PAUSE_BURSTS;
+        }
+      }
+      if (found) {
+        this.arrived();
+        return;
+      }
     }
-    if (this.anyReady()) this.armDrain(); // written after our last look, before the flag was back
+    // written after our last look, before the flag was back
+    if (Atomics.load(wake, word) !== seen) this.arrived();
+    else if (this.settings.waitUs > 0 && !this.waitArmed) {
+      if (this.waitUs === 0) {
+        if (--this.waitCooldown > 0) return;
+        this.waitUs = this.settings.waitUs;
+      }
+      this.waitArmed = true;
+      setImmediate(this.block);
+    }
   };
+
+  /** Stage 2: from the event loop, block on the doorbell up to `waitUs` if nothing else can bring work. */
+  private readonly block = (): void => {
+    this.waitArmed = false;
+    if (!this.idle() || this.drainArmed || !this.onlyRingsCanWake()) return;
+    const wake = this.wake;
+    const word = this.base + DOORBELL;
+    const seen = Atomics.load(wake, word);
+    if (this.anyReady()) {
+      this.drainAll();
+      return;
+    }
+    // producers notify the doorbell itself while we block (not the loop bell: no second wake-up)
+    Atomics.store(wake, this.base + STATE, BLOCKED);
+    const result = Atomics.wait(wake, word, seen, this.waitUs / 1000);
+    Atomics.store(wake, this.base + STATE, ON_LOOP);
+    if (result !== 'timed-out' || Atomics.load(wake, word) !== seen) {
+      this.arrived();
+      return;
+    }
+    // a wait that timed out cost a wake-up for nothing: work comes slower than this, stop blocking
+    this.waitUs = 0;
+    this.waitCooldown = WAIT_PAUSE_BURSTS;
+  };
+
+  /** The doorbell rang: apply what came (from the ports too when the rings hold nothing). */
+  private arrived(): void {
+    if (!this.anyReady()) this.pullPorts();
+    this.drainAll();
+  }
+
+  /**
+   * True when the event loop holds nothing that could bring work but this thread's own ports,
+   * timers and (at most two, stdout and stderr) pipes or terminals.
+   */
+  private onlyRingsCanWake(): boolean {
+    let ports = 0;
+    let stdio = 0;
+    for (const resource of process.getActiveResourcesInfo()) {
+      if (resource === 'MessagePort') ports++;
+      else if (resource === 'PipeWrap' || resource === 'TTYWrap') stdio++;
+      else if (resource !== 'Timeout') return false;
+    }
+    return ports <= this.refPorts && stdio <= 2;
+  }
 }
 
 /** Atomics.waitAsync (Node >= 16; missing from the ES2023 lib types this project compiles against). */

@@ -22,7 +22,8 @@ import {
 } from '../Limits.js';
 import { Pid } from '../Pid.js';
 import { checkName, describe, positiveInteger } from './checks.js';
-import { DEAD, extraOf, type MailboxPolicy, type ProcessRecord } from './Process.js';
+import { explicitStateOf } from './movable.js';
+import { DEAD, extraOf, type MailboxPolicy, type MovableCode, type ProcessRecord } from './Process.js';
 import { ProcessContext } from './ProcessContext.js';
 import { Registry } from './Registry.js';
 import type { Remote } from './Remote.js';
@@ -162,8 +163,10 @@ export class Runtime {
   ): ProcessRecord {
     const loaded = this.modules.get(url);
     if (loaded !== undefined) {
-      const record = this.spawnProcess(instantiate(loaded, url, exportName, args), options, parent, presetId);
-      if (isClass(loaded[exportName])) extraOf(record).code = { module: url, export: exportName };
+      const behavior = instantiate(loaded, url, exportName, args);
+      const record = this.spawnProcess(behavior, options, parent, presetId);
+      const code = movableCode(loaded, url, exportName, args, behavior);
+      if (code !== undefined) extraOf(record).code = code;
       return record;
     }
     const placeholder: Handler = {
@@ -175,7 +178,13 @@ export class Runtime {
             `spawn: export '${exportName}' of ${url} made a process function; spawn by module URL needs a handler`,
           );
         (context as unknown as ProcessRecord).behavior = behavior as ProcessRecord['behavior'];
-        if (!isClass(module[exportName])) extraOf(context as unknown as ProcessRecord).code = undefined;
+        extraOf(context as unknown as ProcessRecord).code = movableCode(
+          module,
+          url,
+          exportName,
+          args,
+          behavior,
+        );
         if (behavior.init !== undefined) await behavior.init(context);
       },
       handle: () => {
@@ -185,7 +194,7 @@ export class Runtime {
       },
     };
     const record = this.spawnProcess(placeholder, options, parent, presetId);
-    // a class export can move (migrate); known once loaded, so kept until the load says otherwise
+    // whether it can move (migrate) is known once its module has loaded (movableCode)
     extraOf(record).code = { module: url, export: exportName };
     return record;
   }
@@ -309,6 +318,22 @@ export class ProcessList {
   *[Symbol.iterator](): IterableIterator<ProcessRecord> {
     for (let record = this.head; record !== undefined; record = record.next) yield record;
   }
+}
+
+/**
+ * What `migrate` re-makes a process from: a class export, or a function export whose behaviour
+ * carries its state explicitly (then with the args, to call it again on the target).
+ */
+function movableCode(
+  module: Record<string, unknown>,
+  url: string,
+  exportName: string,
+  args: readonly unknown[],
+  behavior: Behavior,
+): MovableCode | undefined {
+  if (isClass(module[exportName])) return { module: url, export: exportName };
+  if (explicitStateOf(behavior) !== undefined) return { module: url, export: exportName, args };
+  return undefined;
 }
 
 /** A class export makes handler instances (its prototype has `handle`). */

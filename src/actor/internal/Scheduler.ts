@@ -16,6 +16,8 @@ export class Scheduler {
   private readonly runQueue = new Queue<ProcessRecord>();
   private loopArmed = false;
   private sliceStart = 0;
+  /** Told each time the run queue empties (a thread of several then waits for batches: Ring.ts). */
+  onIdle: (() => void) | undefined = undefined;
 
   constructor(private readonly runtime: Runtime) {}
 
@@ -62,6 +64,7 @@ export class Scheduler {
         }
       }
       this.loopArmed = false;
+      if (this.onIdle !== undefined) this.onIdle();
     } catch (error) {
       // only a runtime bug gets here (user code is caught per turn): keep scheduling, then report
       this.loopArmed = false;

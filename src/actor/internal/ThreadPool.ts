@@ -5,7 +5,16 @@ import type { ActorSystemOptions } from '../ActorSystem.js';
 import { BadArgument } from '../errors.js';
 import { describe } from './checks.js';
 import { Remote, type SharedCounters } from './Remote.js';
-import { pairRings, RingHub, ringSlots, wakeWords } from './Ring.js';
+import {
+  DEFAULT_IDLE_SPIN_US,
+  DEFAULT_IDLE_WAIT_US,
+  type IdleSettings,
+  MAX_IDLE_US,
+  pairRings,
+  RingHub,
+  ringSlots,
+  wakeWords,
+} from './Ring.js';
 import type { Runtime } from './Runtime.js';
 
 /**
@@ -37,6 +46,8 @@ interface WorkerBoot {
   /** Every thread's doorbell and sleeping words (Ring.ts). */
   readonly wake: Int32Array;
   readonly ports: Record<number, MessagePort>;
+  /** How the worker waits when it runs out of work (Ring.ts). */
+  readonly idle: IdleSettings;
 }
 
 let pendingBoot: WorkerBoot | undefined;
@@ -52,18 +63,20 @@ export function attachWorker(runtime: Runtime): boolean {
   if (boot === undefined) return false;
   pendingBoot = undefined;
   const remote = new Remote(runtime, boot.thread, boot.threads, boot.counters);
-  const hub = connectRemote(runtime, remote, boot.wake);
+  const hub = connectRemote(runtime, remote, boot.wake, boot.idle);
   runtime.onCrash = (pid, reason) => remote.reportCrash(pid, reason);
   remote.onPeer = (peer, endpoint) => connect(hub, remote, peer, endpoint as MessagePort, true);
   for (const [peer, port] of Object.entries(boot.ports)) connect(hub, remote, Number(peer), port, true);
   return true;
 }
 
-function connectRemote(runtime: Runtime, remote: Remote, wake: Int32Array): RingHub {
+function connectRemote(runtime: Runtime, remote: Remote, wake: Int32Array, idle: IdleSettings): RingHub {
   runtime.thread = remote.thread;
   runtime.remote = remote;
   runtime.registry.remote = remote;
-  const hub = new RingHub(remote.thread, wake, remote, () => runtime.scheduler.idle);
+  const scheduler = runtime.scheduler;
+  const hub = new RingHub(remote.thread, wake, remote, () => scheduler.idle, idle, remote.flush);
+  scheduler.onIdle = hub.idleSoon;
   const previous = remote.onLost;
   remote.onLost = (peer) => {
     hub.drop(peer);
@@ -76,6 +89,18 @@ function connect(hub: RingHub, remote: Remote, peer: number, port: MessagePort, 
   // Thread 0's ports must not keep the process alive after the user is done (close() ends the
   // workers); a worker's ports are what keeps the worker alive.
   remote.setPeer(peer, hub.connect(peer, port, keepAlive));
+}
+
+/**
+ * Makes `runtime` scheduler thread `remote.thread` of its node, as `connectRemote` does, but
+ * without the ring transport: the caller sets each peer's transport (`remote.setPeer`). `zbmd
+ * simulate threads` (src/fault/internal/SimulatedThreads.ts) uses it to run several runtimes in
+ * one JS thread over a simulated transport.
+ */
+export function attachRemote(runtime: Runtime, remote: Remote): void {
+  runtime.thread = remote.thread;
+  runtime.remote = remote;
+  runtime.registry.remote = remote;
 }
 
 /**
@@ -136,6 +161,7 @@ export class ThreadPool {
   private closing = false;
   private readonly onThreadExit: (thread: number, cause: unknown) => void;
   private readonly workerOptions: Record<string, number | undefined>;
+  private readonly idle: IdleSettings;
 
   constructor(
     private readonly runtime: Runtime,
@@ -152,7 +178,11 @@ export class ThreadPool {
     this.remote = new Remote(runtime, 0, threads, counters);
     this.wake = wakeWords(threads);
     this.ringSlots = transport === 'ring' ? ringSlots(threads) : 0;
-    this.hub = connectRemote(runtime, this.remote, this.wake);
+    this.idle = {
+      spinUs: idleMicroseconds(options.idleSpinUs, 'idleSpinUs', DEFAULT_IDLE_SPIN_US),
+      waitUs: idleMicroseconds(options.idleWaitUs, 'idleWaitUs', DEFAULT_IDLE_WAIT_US),
+    };
+    this.hub = connectRemote(runtime, this.remote, this.wake, this.idle);
     this.remote.onRemoteCrash = (pid, reason) => runtime.reportCrash(pid, reason);
     this.onThreadExit = options.onThreadExit ?? defaultThreadExitReport;
     this.workerOptions = {
@@ -189,6 +219,7 @@ export class ThreadPool {
         counters: this.remote.counters,
         wake: this.wake,
         ports,
+        idle: this.idle,
         entry,
         esbuild,
         loader: LOADER,
@@ -207,6 +238,8 @@ export class ThreadPool {
     this.workers[thread] = worker;
   }
 
+  // src/fault/internal/SimulatedThreads.ts (`detected`) plays these steps for `zbmd simulate
+  // threads`: keep the two in step.
   private exited(thread: number, worker: Worker, cause: unknown): void {
     if (this.closing || this.workers[thread] !== worker) return;
     this.workers[thread] = undefined;
@@ -229,6 +262,15 @@ export class ThreadPool {
     await Promise.all(this.workers.map((worker) => worker?.terminate()));
     for (let thread = 1; thread < this.threads; thread++) this.remote.lost(thread);
   }
+}
+
+function idleMicroseconds(value: number | undefined, field: string, fallback: number): number {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'number' || !Number.isFinite(value) || value < 0 || value > MAX_IDLE_US)
+    throw new BadArgument(
+      `${field} must be a number of microseconds in [0, ${MAX_IDLE_US}], got ${describe(value)}`,
+    );
+  return value;
 }
 
 function resolveEsbuild(): string {

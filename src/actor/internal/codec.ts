@@ -2,13 +2,14 @@ import { CastRequest, GetStateRequest } from '../Call.js';
 import { DownMessage, ExitMessage } from '../ExitReason.js';
 import { NotCloneable } from '../errors.js';
 import { Pid, Ref } from '../Pid.js';
+import { classKey, listedClass } from './classCatalog.js';
 import { ForwardedSignal } from './migration.js';
 
 /**
  * Messages that cross threads: checked and encoded at the sender (so a value that cannot cross
  * is a `NotCloneable` error there, never a loss on the way), structured-cloned by the port, and
  * revived at the receiver. Pids, refs, EXIT and DOWN messages, GenServer casts and state requests travel as tagged plain objects
- * and come back as instances; typed arrays and ArrayBuffers pass as they are (moved when the
+ * and come back as instances, and so do the classes the layers listed (classCatalog.ts: tagged errors, some messages); typed arrays and ArrayBuffers pass as they are (moved when the
  * sender lists them in `transfer`). Plain objects, arrays, Maps and Sets are walked; any other
  * class instance is refused, since structured clone would silently turn it into a plain object.
  */
@@ -92,9 +93,57 @@ export function encode(value: unknown, codec: PidCodec, path = 'message', depth 
       e: [...value].map((item) => encode(item, codec, `${path}<${index++}>`, depth + 1)),
     };
   }
-  if (value instanceof Error || value instanceof Date || value instanceof RegExp) return value;
+  if (value instanceof Error) return encodeError(value, codec, path, depth);
+  if (value instanceof Date || value instanceof RegExp) return value;
+  const key = classKey(value);
+  if (key !== undefined) return { [TAG]: 'class', k: key, f: encodeFields(value, codec, path, depth) };
   const name = (prototype?.constructor as { name?: string } | undefined)?.name ?? 'an unknown class';
   throw new NotCloneable(path, `it is an instance of ${name}, which would arrive as a plain object`);
+}
+
+/**
+ * An error whose class its layer listed (classCatalog.ts) crosses with its class and fields (a
+ * field that cannot cross is sent as its text); any other error as structured clone keeps it
+ * (message, name of the standard error types, cause).
+ */
+function encodeError(error: Error, codec: PidCodec, path: string, depth: number): unknown {
+  const key = classKey(error);
+  if (key === undefined) return error;
+  const fields = encodeFields(error, codec, path, depth);
+  return { [TAG]: 'error', k: key, m: error.message, s: error.stack, f: fields };
+}
+
+function encodeFields(value: object, codec: PidCodec, path: string, depth: number): Record<string, unknown> {
+  const fields: Record<string, unknown> = {};
+  for (const field of Object.keys(value)) {
+    const item = (value as Record<string, unknown>)[field];
+    if (value instanceof Error) {
+      try {
+        fields[field] = encode(item, codec, `${path}.${field}`, depth + 1);
+      } catch {
+        fields[field] = String(item); // an error's detail that cannot cross: its text
+      }
+    } else fields[field] = encode(item, codec, `${path}.${field}`, depth + 1);
+  }
+  return fields;
+}
+
+function reviveError(record: Record<string, any>, codec: PidCodec): Error {
+  const errorClass = listedClass(record.k);
+  const error: Error =
+    errorClass === undefined ? new Error(record.m) : Object.create(errorClass.prototype as object);
+  Object.defineProperty(error, 'message', { value: record.m, writable: true, configurable: true });
+  Object.defineProperty(error, 'stack', { value: record.s, writable: true, configurable: true });
+  for (const field of Object.keys(record.f)) (error as any)[field] = revive(record.f[field], codec);
+  return error;
+}
+
+/** A listed class's instance; one whose layer is not loaded on this thread comes as its fields. */
+function reviveInstance(record: Record<string, any>, codec: PidCodec): object {
+  const listed = listedClass(record.k);
+  const instance: Record<string, unknown> = listed === undefined ? {} : Object.create(listed.prototype);
+  for (const field of Object.keys(record.f)) instance[field] = revive(record.f[field], codec);
+  return instance;
 }
 
 /** Exit reasons cross as well as they can: one that cannot is sent as its text. */
@@ -139,6 +188,10 @@ export function revive(value: unknown, codec: PidCodec): unknown {
       return new GetStateRequest();
     case 'signal':
       return new ForwardedSignal(revive(record.f, codec) as Pid, revive(record.r, codec) as never);
+    case 'error':
+      return reviveError(record, codec);
+    case 'class':
+      return reviveInstance(record, codec);
     case 'map':
       return new Map(
         (record.e as [unknown, unknown][]).map(([k, v]) => [revive(k, codec), revive(v, codec)]),

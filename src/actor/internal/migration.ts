@@ -1,10 +1,11 @@
 import { CallRequest } from '../Call.js';
 import { ExitMessage, type ExitReason } from '../ExitReason.js';
-import { BadArgument, NoProc, NotCloneable } from '../errors.js';
-import { Pid } from '../Pid.js';
+import { BadArgument, crossThreadClasses, NoProc, NotCloneable, NotMovable } from '../errors.js';
+import type { Pid } from '../Pid.js';
 import { isCallHandle } from './calls.js';
 import { describe } from './checks.js';
 import { ControlMessage, deliverSignalMessage, sendFrom } from './delivery.js';
+import { explicitStateOf, hiddenStateOf } from './movable.js';
 import { DEAD, type ExitObserver, extraOf, type ProcessRecord } from './Process.js';
 import type { Runtime } from './Runtime.js';
 import { signal, terminate, unwatch, watch } from './signals.js';
@@ -40,21 +41,26 @@ export class Migration extends ControlMessage {
   }
 
   override apply(runtime: Runtime, record: ProcessRecord): void {
-    const code = record.extra?.code;
-    const behavior = record.behavior;
-    if (code === undefined || behavior === undefined || behavior instanceof Forwarder) {
-      this.done(undefined, notMovable(record.pid));
+    const refused = refusal(record);
+    if (refused !== undefined) {
+      this.done(undefined, refused);
       return;
     }
-    const state: Record<string, unknown> = { ...behavior };
+    const code = record.extra!.code!;
+    const explicit = code.args === undefined ? undefined : explicitStateOf(record.behavior);
+    // a class instance: its fields; a factory's behaviour: the args to make it again, and its state
+    const args =
+      explicit === undefined
+        ? [code.module, code.export, { ...record.behavior }]
+        : [code.module, code.export, code.args, explicit.checkpoint()];
     let pid: Pid;
     try {
       pid = runtime.remote!.spawn(
         this.thread,
         {
           module: MIGRATION_MODULE,
-          export: 'restore',
-          args: [code.module, code.export, state],
+          export: explicit === undefined ? 'restore' : 'restoreExplicit',
+          args,
           trapExit: record.extra?.trapping === true,
           name: undefined,
           mailbox: { capacity: record.policy.capacity, overflow: record.policy.overflow },
@@ -64,7 +70,7 @@ export class Migration extends ControlMessage {
       );
     } catch (error) {
       // nothing was sent: the actor goes on where it is
-      this.done(undefined, error instanceof NotCloneable ? stateError(error) : error);
+      this.done(undefined, error instanceof NotCloneable ? stateError(error, explicit !== undefined) : error);
       return;
     }
     record.behavior = new Forwarder(pid);
@@ -73,8 +79,51 @@ export class Migration extends ControlMessage {
   }
 }
 
-function stateError(error: NotCloneable): NotCloneable {
-  return new NotCloneable(error.path.replace(/^args\[2\]/, 'state'), error.detail);
+/** Why the process of `record` cannot move now, as a NotMovable; undefined if it can. */
+function refusal(record: ProcessRecord): NotMovable | undefined {
+  const behavior = record.behavior;
+  const pid = record.pid;
+  if (behavior === undefined) return new NotMovable(pid, 'process-function', PROCESS_FUNCTION_ADVICE);
+  if (behavior instanceof Forwarder)
+    return new NotMovable(
+      pid,
+      'moved',
+      `it has moved to ${behavior.to} already (this pid forwards there): migrate ${behavior.to}`,
+    );
+  const code = record.extra?.code;
+  if (code === undefined) return new NotMovable(pid, 'closure-handler', CLOSURE_ADVICE);
+  if (code.args !== undefined) return undefined; // a factory's behaviour with explicit state
+  const hidden = hiddenStateOf(behavior);
+  if (hidden?.kind === 'private-fields')
+    return new NotMovable(
+      pid,
+      'private-fields',
+      `${hidden.detail}, which an instance made on the target without its constructor would not have: make them ordinary fields, or write it as a GenServer spawned from a genServerHandler factory (its state is explicit)`,
+    );
+  if (hidden !== undefined)
+    return new NotMovable(
+      pid,
+      'hidden-fields',
+      `${hidden.detail}, which would be left behind: make them enumerable fields`,
+    );
+  return undefined;
+}
+
+const PROCESS_FUNCTION_ADVICE =
+  'a process function keeps its state in a suspended async function, which cannot be copied: write it as a handler spawned by module URL (a class export, or a function export that returns genServerHandler(...)), or start a fresh process on that thread';
+
+const CLOSURE_ADVICE =
+  'only a behaviour spawned by module URL can be made again on another thread: a class export (its fields are its state), or a function export that returns genServerHandler(Behaviour, args) (the server state is carried); a behaviour object made here, or a factory whose closures hold the state, cannot move';
+
+/** Names the part of the process that could not cross: its state (fields, or a server's state) or its spawn args. */
+function stateError(error: NotCloneable, explicit: boolean): NotCloneable {
+  const path = explicit
+    ? error.path
+        .replace(/^args\[3\]\.state/, 'state')
+        .replace(/^args\[3\]/, 'state')
+        .replace(/^args\[2\]/, 'spawn args')
+    : error.path.replace(/^args\[2\]/, 'state');
+  return new NotCloneable(path, error.detail);
 }
 
 /** An exit signal that reached the old pid of a moved process, passed on to the new one. */
@@ -138,6 +187,32 @@ export function restore(module: string, exportName: string, state: Record<string
   };
 }
 
+/**
+ * The export a moved server is spawned from on its new thread (args: module, export, the
+ * factory's spawn args, the checkpoint): the factory makes the behaviour again (it must only make
+ * it: no side effects), which takes over the state; its `init` does not run again.
+ */
+export function restoreExplicit(module: string, exportName: string, args: unknown[], saved: unknown) {
+  return {
+    init: async (context: unknown): Promise<void> => {
+      const loaded = (await import(module)) as Record<string, unknown>;
+      const behavior = (loaded[exportName] as (...factoryArgs: unknown[]) => unknown)(...args);
+      const explicit = explicitStateOf(behavior);
+      if (explicit === undefined)
+        throw new Error(
+          `zbmd: export '${exportName}' of ${module} made a behaviour without explicit state on the target`,
+        );
+      explicit.restore(saved);
+      const record = context as ProcessRecord;
+      record.behavior = behavior as ProcessRecord['behavior'];
+      extraOf(record).code = { module, export: exportName, args };
+    },
+    handle: (): void => {
+      throw new Error('zbmd: a moved process got a message before its state was restored (a runtime bug)');
+    },
+  };
+}
+
 const MIGRATION_MODULE = import.meta.url;
 
 /** Starts moving `pid` (a process of this thread) to `thread`; resolves with its new pid. */
@@ -154,12 +229,10 @@ export function migrateLocal(runtime: Runtime, pid: Pid, thread: number): Promis
   const record = runtime.lookup(pid);
   if (record === undefined || record.state === DEAD) return Promise.reject(new NoProc(pid));
   if (thread === runtime.thread) return Promise.resolve(pid);
-  if (record.behavior instanceof Forwarder)
-    return Promise.reject(
-      new BadArgument(`migrate: ${pid} has already moved to ${record.behavior.to}; migrate that pid`),
-    );
-  // (whether it was made from a class export is known once its module loaded: checked at the move)
-  if (record.behavior === undefined) return Promise.reject(notMovable(pid));
+  // (whether it was made from a movable export is known once its module loaded: checked at the move)
+  const refused =
+    record.behavior === undefined || record.behavior instanceof Forwarder ? refusal(record) : undefined;
+  if (refused !== undefined) return Promise.reject(refused);
   return new Promise<Pid>((resolve, reject) => {
     let watchId = 0;
     const observer: ExitObserver = { exited: (_pid, reason) => reject(new NoProcDuringMove(pid, reason)) };
@@ -176,12 +249,6 @@ export function migrateLocal(runtime: Runtime, pid: Pid, thread: number): Promis
   });
 }
 
-function notMovable(pid: Pid): BadArgument {
-  return new BadArgument(
-    `migrate: ${pid} was not spawned from a class export by module URL; only such handler actors can move`,
-  );
-}
-
 /** The process exited before its move happened. */
 export class NoProcDuringMove extends NoProc {
   constructor(
@@ -193,23 +260,4 @@ export class NoProcDuringMove extends NoProc {
   }
 }
 
-/** Runs on a thread that is asked to move one of its processes (a request from thread 0). */
-export class MigrationAgent {
-  handle(message: unknown, context: unknown): void {
-    if (!(message instanceof CallRequest) || !isCallHandle(message.from)) return;
-    const from = message.from;
-    const { pid, thread } = message.request as { pid: unknown; thread: number };
-    const runtime = (context as ProcessRecord).runtime as Runtime;
-    if (!(pid instanceof Pid)) {
-      from.settle({ error: `expected a pid, got ${describe(pid)}` }, undefined);
-      return;
-    }
-    migrateLocal(runtime, pid, thread).then(
-      (moved) => from.settle({ pid: moved }, undefined),
-      (error: unknown) =>
-        from.settle({ error: error instanceof Error ? error.message : String(error) }, undefined),
-    );
-  }
-}
-
-export const MIGRATION_AGENT = { module: MIGRATION_MODULE, export: 'MigrationAgent' };
+crossThreadClasses('actor', [NoProcDuringMove]);

@@ -217,34 +217,6 @@ export function blasInfo(): BlasInfo {
  */
 export const SINGLE_THREAD_OUTPUT_MAX = 4096;
 
-/** Set while `onOneThread` runs: OpenBLAS is on one thread and gemm leaves the count alone. */
-let pinnedToOneThread = false;
-
-/**
- * Runs `body` with OpenBLAS on one thread (the count goes back afterwards, also on a throw): for a
- * run of many small products (a convolution image by image), where splitting each between
- * threads costs more than it saves.
- */
-export function onOneThread<T>(body: () => T): T {
-  const library = (active ?? blasBackend()) === 'openblas' ? openBlas : null;
-  if (
-    pinnedToOneThread ||
-    library === null ||
-    library === undefined ||
-    library.threads <= 1 ||
-    library.setThreads === null
-  )
-    return body();
-  library.setThreads(1);
-  pinnedToOneThread = true;
-  try {
-    return body();
-  } finally {
-    pinnedToOneThread = false;
-    library.setThreads(library.threads);
-  }
-}
-
 /** C = alpha * op(A) * op(B) + beta * C with the active backend. */
 export const gemm: GemmFunction = (ta, tb, m, n, k, alpha, a, ao, lda, b, bo, ldb, beta, c, co, ldc) => {
   if (m === 0 || n === 0) return;
@@ -255,11 +227,7 @@ export const gemm: GemmFunction = (ta, tb, m, n, k, alpha, a, ao, lda, b, bo, ld
   if ((active ?? blasBackend()) === 'openblas') {
     const library = openBlas as OpenBlas;
     // A small output runs on one thread (SINGLE_THREAD_OUTPUT_MAX); the thread count goes back after.
-    const single =
-      !pinnedToOneThread &&
-      m * n < SINGLE_THREAD_OUTPUT_MAX &&
-      library.threads > 1 &&
-      library.setThreads !== null;
+    const single = m * n < SINGLE_THREAD_OUTPUT_MAX && library.threads > 1 && library.setThreads !== null;
     if (single) library.setThreads?.(1);
     try {
       openBlasGemm(ta, tb, m, n, k, alpha, a, ao, lda, b, bo, ldb, beta, c, co, ldc);

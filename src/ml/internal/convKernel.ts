@@ -1,6 +1,9 @@
 /**
- * A workspace for convolution in WebAssembly memory, with one SIMD kernel, `add` (dst += src, 4
- * lanes of f32 at a time), assembled from opcodes like the other kernels (internal/simd.ts).
+ * A workspace for convolution in WebAssembly memory, with two SIMD kernels assembled from
+ * opcodes like the other kernels (internal/simd.ts): `add` (dst += src, 4 lanes of f32 at a time)
+ * and `maxPoolRelu` (2x2 stride-2 max pooling then ReLU, 4 windows at a time), so that conv2d
+ * fused with pooling and ReLU (ops/conv.ts `conv2dMaxPoolRelu`) pools the product OpenBLAS wrote
+ * into the workspace where it lies.
  *
  * conv2d (ops/conv.ts) works image by image in it: im2col builds an image's columns with
  * `copyWithin` and `fill` inside the workspace (no subarray views, no allocation), OpenBLAS reads
@@ -11,25 +14,36 @@
  * The workspace grows to the largest image seen, up to CONV_WORKSPACE_BYTES_MAX; beyond that, or
  * without WebAssembly SIMD, `convWorkspace` returns null and conv2d keeps its JavaScript loops.
  */
+
 import {
   BLOCK,
   BR_IF,
   EMPTY_BLOCK,
   END,
+  F32_LOAD,
   F32X4_ADD,
+  F32X4_GT,
+  F32X4_MAX,
   I32,
   I32_ADD,
   I32_CONST,
   I32_EQZ,
+  I32_LOAD,
   I32_LT_U,
+  I32_MUL,
+  I32_SHL,
   LOCAL_GET,
+  LOCAL_SET,
   LOCAL_TEE,
   LOOP,
   name,
   section,
+  simd,
   unsignedLeb128,
+  V128,
   V128_LOAD,
   V128_STORE,
+  V128_ZERO,
   vector,
   type WasmMemory,
   wasm,
@@ -49,15 +63,244 @@ function addBody(): number[] {
   return [...unsignedLeb128(body.length), ...body];
 }
 
+// maxPoolRelu: parameters 0 in, 1 out, 2 winners (byte addresses), 3 rows, 4 outWidth, 5 width,
+// 6 indexBase, 7 masked; i32 locals 8 r, 9 c (output column), 10 top, 11 bottom (row
+// addresses); v128 locals 12-15 the window's four candidates a, b, c, d (top-left, top-right,
+// bottom-left, bottom-right), 16 best, 17 index, 18 mask, 19 a's indices, 20-21 two loaded
+// vectors.
+const [P_IN, P_OUT, P_WINNERS, P_ROWS, P_OUT_WIDTH, P_WIDTH, P_BASE, P_MASKED] = [0, 1, 2, 3, 4, 5, 6, 7];
+const [L_ROW, L_COLUMN, L_TOP, L_BOTTOM] = [8, 9, 10, 11];
+const [V_A, V_B, V_C, V_D, V_BEST, V_INDEX, V_MASK, V_INDICES, V_FIRST, V_SECOND] = [
+  12, 13, 14, 15, 16, 17, 18, 19, 20, 21,
+];
+const I8X16_SHUFFLE = simd(0x0d);
+const I32X4_SPLAT = simd(0x11);
+const I32X4_ADD = simd(0xae);
+const V128_BITSELECT = simd(0x52);
+const V128_CONST = simd(0x0c);
+const EVEN_LANES = [0, 1, 2, 3, 8, 9, 10, 11, 16, 17, 18, 19, 24, 25, 26, 27];
+const ODD_LANES = EVEN_LANES.map((lane) => lane + 4);
+/** i32 lanes 0, 2, 4, 6: the first element of four consecutive windows. */
+const WINDOW_STARTS = [0, 0, 0, 0, 2, 0, 0, 0, 4, 0, 0, 0, 6, 0, 0, 0];
+
+/** Windows 4 at a time from the row at address local `row`: a/b or c/d (even and odd lanes). */
+function loadPairs(row: number, even: number, odd: number): number[] {
+  const address = [LOCAL_GET, row, LOCAL_GET, L_COLUMN, I32_CONST, 3, I32_SHL, I32_ADD];
+  return [
+    ...[...address, ...V128_LOAD.slice(0, -1), 0, LOCAL_SET, V_FIRST],
+    ...[...address, ...V128_LOAD.slice(0, -1), 16, LOCAL_SET, V_SECOND],
+    ...[LOCAL_GET, V_FIRST, LOCAL_GET, V_SECOND, ...I8X16_SHUFFLE, ...EVEN_LANES, LOCAL_SET, even],
+    ...[LOCAL_GET, V_FIRST, LOCAL_GET, V_SECOND, ...I8X16_SHUFFLE, ...ODD_LANES, LOCAL_SET, odd],
+  ];
+}
+
+/** best, index = candidate, a's indices + offset where candidate > best (the first maximum wins). */
+function takeIfGreater(candidate: number, offset: number[]): number[] {
+  return [
+    ...[LOCAL_GET, candidate, LOCAL_GET, V_BEST, ...F32X4_GT, LOCAL_SET, V_MASK],
+    ...[LOCAL_GET, candidate, LOCAL_GET, V_BEST, LOCAL_GET, V_MASK, ...V128_BITSELECT, LOCAL_SET, V_BEST],
+    ...[LOCAL_GET, V_INDICES, ...offset, ...I32X4_SPLAT, ...I32X4_ADD],
+    ...[LOCAL_GET, V_INDEX, LOCAL_GET, V_MASK, ...V128_BITSELECT, LOCAL_SET, V_INDEX],
+  ];
+}
+
+/**
+ * out[r, c] = max(0, the first maximum of the window in[2r, 2c], in[2r, 2c+1], in[2r+1, 2c],
+ * in[2r+1, 2c+1]) and winners[r, c] = indexBase + its element index from `in` where that maximum
+ * is > 0, else `masked` (ReLU's mask, for a backward without a branch), for r < rows and
+ * c < outWidth, four columns at a time: a row's last vector may read up to 8 elements past the
+ * row pair and write up to 3 past the row's outputs (the next row's, written after; the caller
+ * leaves room after the last). The comparisons are the scalar kernel's (internal/maxPoolKernel.ts)
+ * lane by lane: `x > best` (a NaN wins only as the first candidate), then ReLU (f32x4.max).
+ */
+function maxPoolReluBody(): number[] {
+  const outputIndex = [LOCAL_GET, L_ROW, LOCAL_GET, P_OUT_WIDTH, I32_MUL, LOCAL_GET, L_COLUMN, I32_ADD];
+  const code = [
+    ...[BLOCK, EMPTY_BLOCK, LOCAL_GET, P_ROWS, I32_EQZ, BR_IF, 0, LOCAL_GET, P_OUT_WIDTH, I32_EQZ, BR_IF, 0],
+    LOOP,
+    EMPTY_BLOCK,
+    // top = in + 4 * 2r * width; bottom = top + 4 * width; c = 0
+    ...[LOCAL_GET, P_IN, LOCAL_GET, L_ROW, I32_CONST, 1, I32_SHL, LOCAL_GET, P_WIDTH, I32_MUL],
+    ...[I32_CONST, 2, I32_SHL, I32_ADD, LOCAL_TEE, L_TOP],
+    ...[
+      LOCAL_GET,
+      P_WIDTH,
+      I32_CONST,
+      2,
+      I32_SHL,
+      I32_ADD,
+      LOCAL_SET,
+      L_BOTTOM,
+      I32_CONST,
+      0,
+      LOCAL_SET,
+      L_COLUMN,
+    ],
+    LOOP,
+    EMPTY_BLOCK,
+    ...loadPairs(L_TOP, V_A, V_B),
+    ...loadPairs(L_BOTTOM, V_C, V_D),
+    // a's indices: indexBase + 2r * width + 2c + (0, 2, 4, 6)
+    ...[LOCAL_GET, P_BASE, LOCAL_GET, L_ROW, I32_CONST, 1, I32_SHL, LOCAL_GET, P_WIDTH, I32_MUL, I32_ADD],
+    ...[LOCAL_GET, L_COLUMN, I32_CONST, 1, I32_SHL, I32_ADD, ...I32X4_SPLAT, ...V128_CONST, ...WINDOW_STARTS],
+    ...[...I32X4_ADD, LOCAL_TEE, V_INDICES, LOCAL_SET, V_INDEX, LOCAL_GET, V_A, LOCAL_SET, V_BEST],
+    ...takeIfGreater(V_B, [I32_CONST, 1]),
+    ...takeIfGreater(V_C, [LOCAL_GET, P_WIDTH]),
+    ...takeIfGreater(V_D, [LOCAL_GET, P_WIDTH, I32_CONST, 1, I32_ADD]),
+    // index = best > 0 ? index : masked (a NaN is masked too)
+    ...[
+      LOCAL_GET,
+      V_INDEX,
+      LOCAL_GET,
+      P_MASKED,
+      ...I32X4_SPLAT,
+      LOCAL_GET,
+      V_BEST,
+      ...V128_ZERO,
+      ...F32X4_GT,
+    ],
+    ...[...V128_BITSELECT, LOCAL_SET, V_INDEX],
+    // out and winners at element r * outWidth + c
+    ...[LOCAL_GET, P_OUT, ...outputIndex, I32_CONST, 2, I32_SHL, I32_ADD],
+    ...[LOCAL_GET, V_BEST, ...V128_ZERO, ...F32X4_MAX, ...V128_STORE],
+    ...[
+      LOCAL_GET,
+      P_WINNERS,
+      ...outputIndex,
+      I32_CONST,
+      2,
+      I32_SHL,
+      I32_ADD,
+      LOCAL_GET,
+      V_INDEX,
+      ...V128_STORE,
+    ],
+    // c += 4 while c < outWidth
+    ...[LOCAL_GET, L_COLUMN, I32_CONST, 4, I32_ADD, LOCAL_TEE, L_COLUMN, LOCAL_GET, P_OUT_WIDTH, I32_LT_U],
+    ...[BR_IF, 0, END],
+    // r += 1 while r < rows
+    ...[LOCAL_GET, L_ROW, I32_CONST, 1, I32_ADD, LOCAL_TEE, L_ROW, LOCAL_GET, P_ROWS, I32_LT_U, BR_IF, 0],
+    ...[END, END],
+  ];
+  const body = [
+    ...vector([
+      [4, I32],
+      [10, V128],
+    ]),
+    ...code,
+    END,
+  ];
+  return [...unsignedLeb128(body.length), ...body];
+}
+
+const F32_STORE = 0x38;
+const F64 = 0x7c;
+const F64_ADD = 0xa0;
+const F64_PROMOTE_F32 = 0xbb;
+
+// scatter: parameters 0 base, 1 winners, 2 values, 3 count (base a byte address, the others
+// byte addresses of i32 / f32 arrays); local 4 the byte index. base[winners[i]] = values[i].
+function scatterBody(): number[] {
+  const code = [
+    ...[
+      BLOCK,
+      EMPTY_BLOCK,
+      LOCAL_GET,
+      3,
+      I32_EQZ,
+      BR_IF,
+      0,
+      LOCAL_GET,
+      3,
+      I32_CONST,
+      2,
+      I32_SHL,
+      LOCAL_SET,
+      3,
+    ],
+    ...[LOOP, EMPTY_BLOCK],
+    ...[LOCAL_GET, 0, LOCAL_GET, 1, LOCAL_GET, 4, I32_ADD, I32_LOAD, 2, 0, I32_CONST, 2, I32_SHL, I32_ADD],
+    ...[LOCAL_GET, 2, LOCAL_GET, 4, I32_ADD, F32_LOAD, 2, 0, F32_STORE, 2, 0],
+    ...[LOCAL_GET, 4, I32_CONST, 4, I32_ADD, LOCAL_TEE, 4, LOCAL_GET, 3, I32_LT_U, BR_IF, 0],
+    ...[END, END],
+  ];
+  const body = [...vector([[1, I32]]), ...code, END];
+  return [...unsignedLeb128(body.length), ...body];
+}
+
+// gatherSum: parameters 0 base, 1 winners, 2 count; locals 3 the byte index, 4 the f64 total.
+// Returns the float64 sum of base[winners[i]] for i < count.
+function gatherSumBody(): number[] {
+  const code = [
+    ...[
+      BLOCK,
+      EMPTY_BLOCK,
+      LOCAL_GET,
+      2,
+      I32_EQZ,
+      BR_IF,
+      0,
+      LOCAL_GET,
+      2,
+      I32_CONST,
+      2,
+      I32_SHL,
+      LOCAL_SET,
+      2,
+    ],
+    ...[LOOP, EMPTY_BLOCK],
+    ...[
+      LOCAL_GET,
+      4,
+      LOCAL_GET,
+      0,
+      LOCAL_GET,
+      1,
+      LOCAL_GET,
+      3,
+      I32_ADD,
+      I32_LOAD,
+      2,
+      0,
+      I32_CONST,
+      2,
+      I32_SHL,
+    ],
+    ...[I32_ADD, F32_LOAD, 2, 0, F64_PROMOTE_F32, F64_ADD, LOCAL_SET, 4],
+    ...[LOCAL_GET, 3, I32_CONST, 4, I32_ADD, LOCAL_TEE, 3, LOCAL_GET, 2, I32_LT_U, BR_IF, 0],
+    ...[END, END, LOCAL_GET, 4],
+  ];
+  const body = [
+    ...vector([
+      [1, I32],
+      [1, F64],
+    ]),
+    ...code,
+    END,
+  ];
+  return [...unsignedLeb128(body.length), ...body];
+}
+
 function moduleBytes(): Uint8Array {
-  const addType = [0x60, ...vector([[I32], [I32], [I32]]), 0];
+  const threeType = [0x60, ...vector([[I32], [I32], [I32]]), 0];
+  const eightType = [0x60, ...vector(new Array(8).fill([I32])), 0];
+  const fourType = [0x60, ...vector(new Array(4).fill([I32])), 0];
+  const sumType = [0x60, ...vector([[I32], [I32], [I32]]), 1, F64];
   return new Uint8Array([
     ...[0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00],
-    ...section(1, vector([addType])),
+    ...section(1, vector([threeType, eightType, fourType, sumType])),
     ...section(2, vector([[...name('env'), ...name('memory'), 0x02, 0x00, 0x00]])),
-    ...section(3, vector([[0]])),
-    ...section(7, vector([[...name('add'), 0x00, 0x00]])),
-    ...section(10, vector([addBody()])),
+    ...section(3, vector([[0], [1], [2], [3]])),
+    ...section(
+      7,
+      vector([
+        [...name('add'), 0x00, 0x00],
+        [...name('maxPoolRelu'), 0x00, 0x01],
+        [...name('scatter'), 0x00, 0x02],
+        [...name('gatherSum'), 0x00, 0x03],
+      ]),
+    ),
+    ...section(10, vector([addBody(), maxPoolReluBody(), scatterBody(), gatherSumBody()])),
   ]);
 }
 
@@ -68,8 +311,31 @@ export const CONV_WORKSPACE_BYTES_MAX = 256 * 1024 * 1024;
 export interface ConvWorkspace {
   /** The whole workspace as f32 (a fresh view after each growth). */
   readonly view: Float32Array;
+  /** The same memory as i32 (max pooling's winners). */
+  readonly indices: Int32Array;
   /** view[dst + i] += view[src + i] for i in [0, count) (element indices; nothing when count <= 0). */
   add(dst: number, src: number, count: number): void;
+  /**
+   * 2x2 stride-2 max pooling then ReLU of `rows` pairs of input rows of `width` at element
+   * `input` into `rows` rows of `outWidth` at `out`, with each window's first maximum's element
+   * index from `input`, plus `indexBase`, in `indices` at `winners` (element offsets), or
+   * `masked` where the result is not positive (ReLU's mask). It may read up to 8 elements past
+   * the input and write up to 3 past each output: leave room.
+   */
+  maxPoolRelu(
+    input: number,
+    out: number,
+    winners: number,
+    rows: number,
+    outWidth: number,
+    width: number,
+    indexBase: number,
+    masked: number,
+  ): void;
+  /** view[base + indices[winners + i]] = view[values + i] for i in [0, count) (element offsets). */
+  scatter(base: number, winners: number, values: number, count: number): void;
+  /** The float64 sum of view[base + indices[winners + i]] for i in [0, count). */
+  gatherSum(base: number, winners: number, count: number): number;
 }
 
 let compiled: object | null | undefined;
@@ -98,14 +364,27 @@ export function convWorkspace(elements: number): ConvWorkspace | null {
     const memory: WasmMemory = new wasm.Memory({ initial: pages });
     const { exports } = new wasm.Instance(compiled, { env: { memory } });
     const kernel = exports.add as (dst: number, src: number, byteLength: number) => void;
+    const pool = exports.maxPoolRelu as (...offsets: number[]) => void;
+    const scatter = exports.scatter as (...offsets: number[]) => void;
+    const gatherSum = exports.gatherSum as (...offsets: number[]) => number;
     const view = new Float32Array(memory.buffer);
     const workspace: ConvWorkspace = {
       view,
+      indices: new Int32Array(memory.buffer),
       add(dst, src, count) {
         if (count <= 0) return;
         const vectors = count & ~3;
         if (vectors > 0) kernel(dst * 4, src * 4, vectors * 4);
         for (let i = vectors; i < count; i++) view[dst + i] += view[src + i];
+      },
+      maxPoolRelu(input, out, winners, rows, outWidth, width, indexBase, masked) {
+        pool(input * 4, out * 4, winners * 4, rows, outWidth, width, indexBase, masked);
+      },
+      scatter(base, winners, values, count) {
+        if (count > 0) scatter(base * 4, winners * 4, values * 4, count);
+      },
+      gatherSum(base, winners, count) {
+        return count > 0 ? gatherSum(base * 4, winners * 4, count) : 0;
       },
     };
     current = { workspace, elements: (pages * PAGE_BYTES) / 4 };

@@ -77,7 +77,8 @@ function candidate(addressLocal: number, offset: number, index: number[]): numbe
   ];
 }
 
-function maxPoolBody(): number[] {
+/** The maxpool function's body (also assembled into the convolution workspace, internal/convKernel.ts). */
+export function maxPoolBody(): number[] {
   const code: number[] = [BLOCK, EMPTY_BLOCK];
   code.push(LOCAL_GET, ROWS, I32_EQZ, BR_IF, 0, LOCAL_GET, OUT_WIDTH, I32_EQZ, BR_IF, 0);
   code.push(LOOP, EMPTY_BLOCK);

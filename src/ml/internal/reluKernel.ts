@@ -57,8 +57,9 @@ function functionBody(localsSpec: number[][], code: number[]): number[] {
   return [...unsignedLeb128(body.length), ...body];
 }
 
-// relu: parameters 0 x, 1 y, 2 byteLength; local 3 the index.
-function reluBody(): number[] {
+// relu: parameters 0 x, 1 y, 2 byteLength; local 3 the index. Also assembled into the
+// convolution workspace (internal/convKernel.ts).
+export function reluBody(): number[] {
   const step = [...at(1, 3), ...at(0, 3), ...V128_LOAD, ...V128_ZERO, ...F32X4_MAX, ...V128_STORE];
   return functionBody([[1, I32]], loopOver(2, 3, step));
 }

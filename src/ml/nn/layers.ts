@@ -5,7 +5,7 @@
 import type { Random } from '../../actor/Random.js';
 import { check } from '../errors.js';
 import { geluTanh } from '../ops/activations.js';
-import { avgPool2d, conv2d, maxPool2d } from '../ops/conv.js';
+import { avgPool2d, conv2d, conv2dMaxPoolRelu, maxPool2d } from '../ops/conv.js';
 import { type Pair, pairOf } from '../ops/convGeometry.js';
 import { gelu, relu, sigmoid, tanh } from '../ops/elementwise.js';
 import { linear } from '../ops/matmul.js';
@@ -153,11 +153,37 @@ export class Sequential extends Module {
     this.layers = layers;
   }
 
+  /**
+   * Runs the layers in order. A Conv2d followed by MaxPool2d(2) and ReLU (in either order) runs
+   * as one fused op where it applies (`conv2dMaxPoolRelu`: the same values and gradients, without
+   * the full-size convolution output); layers of subclasses are never fused.
+   */
   forward(input: Tensor): Tensor {
     let x = input;
-    for (const layer of this.layers) x = layer.forward(x);
+    const layers = this.layers;
+    for (let i = 0; i < layers.length; i++) {
+      const fused = i + 2 < layers.length ? convPoolRelu(layers[i], layers[i + 1], layers[i + 2], x) : null;
+      if (fused !== null) {
+        x = fused;
+        i += 2;
+      } else x = layers[i].forward(x);
+    }
     return x;
   }
+}
+
+/** The fused conv2d, max pool, ReLU of three layers, or null when they are not that pattern or it does not apply. */
+function convPoolRelu(first: Module, second: Module, third: Module, x: Tensor): Tensor | null {
+  if (Object.getPrototypeOf(first) !== Conv2d.prototype) return null;
+  const isPool = (layer: Module): boolean =>
+    Object.getPrototypeOf(layer) === MaxPool2d.prototype &&
+    (layer as MaxPool2d).kernelSize === 2 &&
+    (layer as MaxPool2d).stride === 2;
+  const isRelu = (layer: Module): boolean => Object.getPrototypeOf(layer) === ReLU.prototype;
+  if (!((isPool(second) && isRelu(third)) || (isRelu(second) && isPool(third)))) return null;
+  const conv = first as Conv2d;
+  const { stride, padding, dilation, groups } = conv;
+  return conv2dMaxPoolRelu(x, conv.weight, conv.bias, { stride, padding, dilation, groups });
 }
 
 export interface Conv2dLayerOptions extends InitOptions {

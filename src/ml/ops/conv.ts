@@ -1,28 +1,30 @@
 /**
- * 2-D convolution (im2col + gemm, image by image and group by group) and pooling, NCHW layout.
+ * 2-D convolution (im2col + gemm over the whole batch, group by group) and pooling, NCHW layout.
  * The geometry (sizes, stride, padding, dilation, groups) is the one field list of every layer,
  * CONV2D_GEOMETRY_FIELDS (src/gpu/kernels/ops.ts, checked here by ops/convGeometry.ts).
  *
- * conv2d: x (N, C, H, W), weight (O, C/G, KH, KW), bias (O) -> (N, O, OH, OW); per image n and
- * group g (input channels [g C/G, (g+1) C/G), output channels [g O/G, (g+1) O/G)):
- *   cols_n (C*KH*KW, P) = im2col(x_n);  y_n,g (O/G, P) = bias_g + weight_g (O/G, C/G*KK) @ cols_n,g
- *   gweight_g += g_n,g @ cols_n,g^T;  gcols_n,g = weight_g^T @ g_n,g;  gx_n += col2im(gcols_n)
- *   gbias += sums of g over N and P (float64)
+ * conv2d: x (N, C, H, W), weight (O, C/G, KH, KW), bias (O) -> (N, O, OH, OW); per group g
+ * (input channels [g C/G, (g+1) C/G), output channels [g O/G, (g+1) O/G)), with P = OH*OW:
+ *   cols (C*KH*KW, N*P) = im2col(x);  product_g (O/G, N*P) = bias_g + weight_g @ cols_g
+ *   gweight_g += gT_g @ cols_g^T;  gcols_g = weight_g^T @ gT_g;  gx += col2im(gcols)
+ *   gbias += sums of g over N and P (float64); gT is the output gradient as (O, N*P)
  * maxPool2d: gradient to the (first) maximum of each window; avgPool2d: spread evenly.
  *
- * Image by image: im2col fills image n's block of cols (C*KH*KW, P) and the gemm reads it while it
- * is in cache; the product lands in the output's (O, P) block of image n directly (no reorder),
- * and the backward reads g_n (O, P) where it lies in the output gradient. Those products are
- * small, so they run on one OpenBLAS thread (`onOneThread`). Workspaces come from the buffer pool
- * (internal/pool.ts): a training loop whose shapes repeat allocates nothing after its first step.
- * The copies of im2col's "same" path are block copies (TypedArray.set, a memcpy), several times
- * faster than element loops in V8.
+ * One gemm per group over the whole batch, so that OpenBLAS splits each product between its
+ * threads (the per-image products were too small to split: w16d ran them on one thread); the
+ * product and the gradient are reordered between (O, N*P) and (N, O, P), one block copy per
+ * (n, o). A "same"-size convolution copies x channel-major first, so each row of cols is one
+ * block copy (copyWithin) for the whole batch, and col2im is one SIMD add per row in the
+ * WebAssembly workspace (internal/convKernel.ts). `conv2dMaxPoolRelu` fuses conv2d, 2x2 max
+ * pooling and ReLU (see there). Workspaces come from the buffer pool (internal/pool.ts): a
+ * training loop whose shapes repeat allocates nothing after its first step. Results for a seed
+ * are bit-equal run to run for a given OpenBLAS thread count.
  */
 
 import { unavailableOnDevice } from '../deviceOps.js';
 import { check } from '../errors.js';
-import { addAccumulated, float64Accumulator } from '../internal/accumulate.js';
-import { gemm, onOneThread } from '../internal/blas.js';
+import { addAccumulated, float64Accumulator, sumStrided } from '../internal/accumulate.js';
+import { gemm } from '../internal/blas.js';
 import { type ConvWorkspace, convWorkspace } from '../internal/convKernel.js';
 import { maxPool2x2Kernel } from '../internal/maxPoolKernel.js';
 import { indexPool, pool } from '../internal/pool.js';
@@ -56,7 +58,7 @@ export interface Pool2dOptions {
   readonly stride?: number;
 }
 
-/** The output columns [start, end) whose input column ow*s - p + kw*d is inside the image (s, p, d: the width's). */
+/** The output columns [start, end) whose input column ow*s - p + kw*d is inside the image. */
 function validColumns(g: Conv2dGeometry, kernelColumn: number): [number, number] {
   const offset = kernelColumn * g.dilationWidth - g.paddingWidth;
   const start = Math.max(0, Math.ceil(-offset / g.strideWidth));
@@ -101,40 +103,141 @@ function zeroEdgeColumns(
   }
 }
 
+/** A "same" convolution whose output is also as tall as its input: image n's P = H*W positions. */
+function isSameSize(g: Conv2dGeometry): boolean {
+  return isSameWidth(g) && g.outHeight === g.height;
+}
+
 /**
- * One image's im2col block (C*KH*KW, P) at `at` in cols, from the image at `xBase` in x (the
- * same-width path: block copies). x and cols may be one array (the WebAssembly workspace): then
+ * Zeroes, in row `row` of a same-size batch matrix (N*P columns, image n at n*P), the entries
+ * whose input pixel for kernel tap (kh, kw) lies outside the image: the output rows at the top or
+ * bottom, and the columns a horizontal shift pushes off the edge. Plain loops (a fill call per
+ * run costs more than the run).
+ */
+function zeroOutside(m: Float32Array, row: number, g: Conv2dGeometry, kh: number, kw: number): void {
+  const { batch, width, outHeight, paddingWidth } = g;
+  const positions = outHeight * width;
+  const [rowStart, rowEnd] = validRows(g, kh);
+  const shift = kw - paddingWidth;
+  const from = shift < 0 ? 0 : width - shift;
+  const to = shift < 0 ? -shift : width;
+  const top = rowStart * width;
+  const bottom = rowEnd * width;
+  for (let n = 0; n < batch; n++) {
+    const image = row + n * positions;
+    for (let i = image; i < image + top; i++) m[i] = 0;
+    for (let i = image + bottom; i < image + positions; i++) m[i] = 0;
+    if (shift === 0) continue;
+    for (let at = image + top; at < image + bottom; at += width) {
+      for (let column = from; column < to; column++) m[at + column] = 0;
+    }
+  }
+}
+
+/**
+ * The positions q in [start, end) of a row of the same-size batch matrix whose source q + shift
+ * lies in the channel's (N, H, W) plane, for kernel tap (kh, kw); shift = (kh-p)*W + (kw-p).
+ */
+function planeRun(g: Conv2dGeometry, kh: number, kw: number): [number, number, number] {
+  const shift = (kh - g.paddingHeight) * g.width + (kw - g.paddingWidth);
+  const columns = g.batch * g.height * g.width;
+  const start = Math.max(0, -shift);
+  return [shift, start, Math.max(start, Math.min(columns, columns - shift))];
+}
+
+/**
+ * The same-size im2col of the whole batch: with x channel-major, xT (C, N, H, W) at `xAt`, row
+ * (c, kh, kw) of cols (at `at`) is one block copy of xT's plane c shifted by (kh-p)*W + (kw-p)
+ * (pixels that wrap to a neighbouring row or image are then zeroed): one copy per row instead
+ * of one per row and image.
+ */
+function im2colSameSize(work: Float32Array, xAt: number, g: Conv2dGeometry, at: number): void {
+  const { inChannels: channels, kernelHeight, kernelWidth } = g;
+  const columns = g.batch * g.height * g.width;
+  for (let c = 0; c < channels; c++) {
+    const plane = xAt + c * columns;
+    for (let kh = 0; kh < kernelHeight; kh++) {
+      for (let kw = 0; kw < kernelWidth; kw++) {
+        const row = at + ((c * kernelHeight + kh) * kernelWidth + kw) * columns;
+        const [shift, start, end] = planeRun(g, kh, kw);
+        if (end > start) work.copyWithin(row + start, plane + start + shift, plane + end + shift);
+        work.fill(0, row, row + start);
+        work.fill(0, row + end, row + columns);
+        zeroOutside(work, row, g, kh, kw);
+      }
+    }
+  }
+}
+
+/**
+ * The adjoint of im2colSameSize: gxT (C, N, H, W) at `gxAt` in m += col2im(gcols at `at` in m):
+ * per row, the wrapped entries of gcols are zeroed, then one add of the whole row (SIMD when m
+ * is the workspace's view).
+ */
+function col2imSameSize(
+  m: Float32Array,
+  workspace: ConvWorkspace | null,
+  at: number,
+  g: Conv2dGeometry,
+  gxAt: number,
+): void {
+  const { inChannels: channels, kernelHeight, kernelWidth } = g;
+  const columns = g.batch * g.height * g.width;
+  for (let c = 0; c < channels; c++) {
+    const plane = gxAt + c * columns;
+    for (let kh = 0; kh < kernelHeight; kh++) {
+      for (let kw = 0; kw < kernelWidth; kw++) {
+        const row = at + ((c * kernelHeight + kh) * kernelWidth + kw) * columns;
+        const [shift, start, end] = planeRun(g, kh, kw);
+        zeroOutside(m, row, g, kh, kw);
+        if (workspace !== null) workspace.add(plane + start + shift, row + start, end - start);
+        else addRun(m, plane + start + shift, m, row + start, end - start);
+      }
+    }
+  }
+}
+
+/**
+ * The batch's im2col matrix cols (C*KH*KW, N*P) at `at` (row r at `at + r*N*P`, image n's
+ * columns at n*P within it), from x (N, C, H, W) at `xAt` (the same-width path: block copies,
+ * row by row so that the writes run through cols in order). x and cols may be one array: then
  * the copies are `copyWithin`, with no view to allocate.
  */
 function im2colSameWidth(
   x: Float32Array,
-  xBase: number,
+  xAt: number,
   g: Conv2dGeometry,
   cols: Float32Array,
   at: number,
 ): void {
-  const { inChannels, height, width, kernelHeight, kernelWidth, paddingHeight, paddingWidth, outHeight } = g;
+  const { batch, inChannels: channels, height, width, kernelHeight, kernelWidth, outHeight } = g;
+  const { paddingHeight, paddingWidth } = g;
   const positions = outHeight * width;
+  const rowStride = batch * positions;
+  const image = channels * height * width;
   const inPlace = x === cols;
-  for (let c = 0; c < inChannels; c++) {
-    const plane = xBase + c * height * width;
+  for (let c = 0; c < channels; c++) {
     for (let kh = 0; kh < kernelHeight; kh++) {
       const [rowStart, rowEnd] = validRows(g, kh);
       for (let kw = 0; kw < kernelWidth; kw++) {
-        const target = at + ((c * kernelHeight + kh) * kernelWidth + kw) * positions;
+        const row = at + ((c * kernelHeight + kh) * kernelWidth + kw) * rowStride;
         const columnShift = kw - paddingWidth;
         const skipFront = Math.max(0, -columnShift);
         const skipBack = Math.max(0, columnShift);
-        cols.fill(0, target, target + rowStart * width);
-        cols.fill(0, target + rowEnd * width, target + positions);
-        const source = plane + (rowStart + kh - paddingHeight) * width + columnShift;
-        const first = target + rowStart * width;
         const length = (rowEnd - rowStart) * width;
-        if (length - skipBack > skipFront) {
-          if (inPlace) cols.copyWithin(first + skipFront, source + skipFront, source + length - skipBack);
-          else cols.set(x.subarray(source + skipFront, source + length - skipBack), first + skipFront);
+        for (let n = 0; n < batch; n++) {
+          const target = row + n * positions;
+          if (rowStart > 0) cols.fill(0, target, target + rowStart * width);
+          if (rowEnd < outHeight) cols.fill(0, target + rowEnd * width, target + positions);
+          const source =
+            xAt + n * image + c * height * width + (rowStart + kh - paddingHeight) * width + columnShift;
+          const first = target + rowStart * width;
+          if (length - skipBack > skipFront) {
+            if (inPlace) cols.copyWithin(first + skipFront, source + skipFront, source + length - skipBack);
+            else cols.set(x.subarray(source + skipFront, source + length - skipBack), first + skipFront);
+          }
+          if (columnShift !== 0) zeroEdgeColumns(cols, target, width, rowStart, rowEnd, columnShift);
         }
-        if (columnShift !== 0) zeroEdgeColumns(cols, target, width, rowStart, rowEnd, columnShift);
       }
     }
   }
@@ -153,50 +256,66 @@ function addRun(gx: Float32Array, from: number, gcols: Float32Array, source: num
 }
 
 /**
- * The adjoint of im2colSameWidth for one image (gcols' wrapped edge columns are zeroed first, then
- * one long add per row of gcols). With a workspace, gcols and gx are its view and the adds are
- * its SIMD kernel.
+ * The adjoint of im2colSameWidth: gx (N, C, H, W) at `gxAt` += col2im(gcols at `at`), row by row
+ * (gcols' wrapped edge columns are zeroed first, then one long add per image). With a workspace,
+ * gcols and gx are its view and the adds are its SIMD kernel.
  */
 function col2imSameWidth(
   gcols: Float32Array,
   at: number,
   g: Conv2dGeometry,
   gx: Float32Array,
-  gxBase: number,
+  gxAt: number,
   workspace: ConvWorkspace | null,
 ): void {
-  const { inChannels, height, width, kernelHeight, kernelWidth, paddingHeight, paddingWidth, outHeight } = g;
+  const { batch, inChannels: channels, height, width, kernelHeight, kernelWidth, outHeight } = g;
+  const { paddingHeight, paddingWidth } = g;
   const positions = outHeight * width;
-  for (let c = 0; c < inChannels; c++) {
-    const plane = gxBase + c * height * width;
+  const rowStride = batch * positions;
+  const image = channels * height * width;
+  for (let c = 0; c < channels; c++) {
     for (let kh = 0; kh < kernelHeight; kh++) {
       const [rowStart, rowEnd] = validRows(g, kh);
       for (let kw = 0; kw < kernelWidth; kw++) {
-        const source = at + ((c * kernelHeight + kh) * kernelWidth + kw) * positions;
+        const row = at + ((c * kernelHeight + kh) * kernelWidth + kw) * rowStride;
         const columnShift = kw - paddingWidth;
         const skipFront = Math.max(0, -columnShift);
         const skipBack = Math.max(0, columnShift);
-        if (columnShift !== 0) zeroEdgeColumns(gcols, source, width, rowStart, rowEnd, columnShift);
-        const target = plane + (rowStart + kh - paddingHeight) * width + columnShift;
-        const first = source + rowStart * width;
         const count = (rowEnd - rowStart) * width - skipBack - skipFront;
-        if (workspace !== null) workspace.add(target + skipFront, first + skipFront, count);
-        else addRun(gx, target + skipFront, gcols, first + skipFront, count);
+        for (let n = 0; n < batch; n++) {
+          const source = row + n * positions;
+          if (columnShift !== 0) zeroEdgeColumns(gcols, source, width, rowStart, rowEnd, columnShift);
+          const target =
+            gxAt + n * image + c * height * width + (rowStart + kh - paddingHeight) * width + columnShift;
+          const first = source + rowStart * width;
+          if (workspace !== null) workspace.add(target + skipFront, first + skipFront, count);
+          else addRun(gx, target + skipFront, gcols, first + skipFront, count);
+        }
       }
     }
   }
 }
 
-/** Image n's block at `at`: cols[(c, kh, kw), (oh, ow)] = x[n, c, oh*sh - ph + kh*dh, ow*sw - pw + kw*dw] (0 outside). */
-function im2col(x: Float32Array, g: Conv2dGeometry, n: number, cols: Float32Array, at: number): void {
-  const { inChannels, height, width, kernelHeight, kernelWidth, strideHeight, strideWidth } = g;
-  const { paddingHeight, paddingWidth, dilationHeight, dilationWidth, outHeight, outWidth } = g;
-  const positions = outHeight * outWidth;
-  for (let c = 0; c < inChannels; c++) {
-    const plane = (n * inChannels + c) * height * width;
+/**
+ * Image n's columns of cols (rows `rowStride` apart, from `at`):
+ * cols[(c, kh, kw), (n, oh, ow)] = x[n, c, oh*s - p + kh*d, ow*s - p + kw*d] (0 outside).
+ */
+function im2col(
+  x: Float32Array,
+  g: Conv2dGeometry,
+  n: number,
+  cols: Float32Array,
+  at: number,
+  rowStride: number,
+): void {
+  const { inChannels: channels, height, width, kernelHeight, kernelWidth, strideHeight, strideWidth } = g;
+  const { paddingHeight, paddingWidth, dilationHeight, dilationWidth } = g;
+  const { outHeight, outWidth } = g;
+  for (let c = 0; c < channels; c++) {
+    const plane = (n * channels + c) * height * width;
     for (let kh = 0; kh < kernelHeight; kh++) {
       for (let kw = 0; kw < kernelWidth; kw++) {
-        const rowBase = at + ((c * kernelHeight + kh) * kernelWidth + kw) * positions;
+        const rowBase = at + ((c * kernelHeight + kh) * kernelWidth + kw) * rowStride;
         const [start, end] = validColumns(g, kw);
         const shift = kw * dilationWidth - paddingWidth;
         for (let oh = 0; oh < outHeight; oh++) {
@@ -218,16 +337,23 @@ function im2col(x: Float32Array, g: Conv2dGeometry, n: number, cols: Float32Arra
   }
 }
 
-/** The adjoint of im2col for image n: gx[n, c, ih, iw] += gcols[(c, kh, kw), (oh, ow)]. */
-function col2im(gcols: Float32Array, at: number, g: Conv2dGeometry, n: number, gx: Float32Array): void {
-  const { inChannels, height, width, kernelHeight, kernelWidth, strideHeight, strideWidth } = g;
-  const { paddingHeight, paddingWidth, dilationHeight, dilationWidth, outHeight, outWidth } = g;
-  const positions = outHeight * outWidth;
-  for (let c = 0; c < inChannels; c++) {
-    const plane = (n * inChannels + c) * height * width;
+/** The adjoint of im2col for image n: gx[n, c, ih, iw] += gcols[(c, kh, kw), (n, oh, ow)]. */
+function col2im(
+  gcols: Float32Array,
+  at: number,
+  rowStride: number,
+  g: Conv2dGeometry,
+  n: number,
+  gx: Float32Array,
+): void {
+  const { inChannels: channels, height, width, kernelHeight, kernelWidth, strideHeight, strideWidth } = g;
+  const { paddingHeight, paddingWidth, dilationHeight, dilationWidth } = g;
+  const { outHeight, outWidth } = g;
+  for (let c = 0; c < channels; c++) {
+    const plane = (n * channels + c) * height * width;
     for (let kh = 0; kh < kernelHeight; kh++) {
       for (let kw = 0; kw < kernelWidth; kw++) {
-        const rowBase = at + ((c * kernelHeight + kh) * kernelWidth + kw) * positions;
+        const rowBase = at + ((c * kernelHeight + kh) * kernelWidth + kw) * rowStride;
         const [start, end] = validColumns(g, kw);
         const shift = kw * dilationWidth - paddingWidth;
         for (let oh = 0; oh < outHeight; oh++) {
@@ -244,34 +370,38 @@ function col2im(gcols: Float32Array, at: number, g: Conv2dGeometry, n: number, g
 }
 
 /**
- * The bias gradient: sums of gradient (N, O, P) over N and P per channel, in float64
- * (internal/accumulate.ts), four running sums per row so the adds do not wait on each other.
+ * (N, O, P) <-> (O, N, P): one block copy of P values per (n, o). `toBatchRows` reads the
+ * per-image layout (N, O, P) at `from` and writes the channel-major one (O, N*P) at `to`.
  */
-function biasSums(
-  gradient: Float32Array,
+function reorder<T extends Float32Array | Int32Array>(
+  source: T,
+  from: number,
+  target: T,
+  to: number,
   outChannels: number,
   batch: number,
   positions: number,
-): Float64Array {
-  const sums = float64Accumulator(outChannels);
+  toBatchRows: boolean,
+): void {
   for (let n = 0; n < batch; n++) {
     for (let o = 0; o < outChannels; o++) {
-      const row = (n * outChannels + o) * positions;
-      let s0 = 0;
-      let s1 = 0;
-      let s2 = 0;
-      let s3 = 0;
-      let p = 0;
-      for (; p + 4 <= positions; p += 4) {
-        s0 += gradient[row + p];
-        s1 += gradient[row + p + 1];
-        s2 += gradient[row + p + 2];
-        s3 += gradient[row + p + 3];
-      }
-      for (; p < positions; p++) s0 += gradient[row + p];
-      sums[o] += s0 + s1 + (s2 + s3);
+      const perImage = (n * outChannels + o) * positions;
+      const perChannel = (o * batch + n) * positions;
+      const s = from + (toBatchRows ? perImage : perChannel);
+      const t = to + (toBatchRows ? perChannel : perImage);
+      if (source === target) target.copyWithin(t, s, s + positions);
+      else (target as Float32Array).set((source as Float32Array).subarray(s, s + positions), t);
     }
   }
+}
+
+/**
+ * The bias gradient: the sum of each row of rows (O, length) in float64
+ * (internal/accumulate.ts), four running sums so the adds do not wait on each other.
+ */
+function biasSums(rows: Float32Array, at: number, outChannels: number, length: number): Float64Array {
+  const sums = float64Accumulator(outChannels);
+  for (let o = 0; o < outChannels; o++) sums[o] = sumStrided(rows, at + o * length, length, 1);
   return sums;
 }
 
@@ -329,142 +459,145 @@ export function conv2d(
   // Per group: weight rows [gi*groupOut, ...) (each groupDepth long), cols rows [gi*groupDepth, ...).
   const groupOut = outChannels / groups;
   const groupDepth = depth / groups;
-  const imageCols = depth * positions;
-  const imageOut = outChannels * positions;
+  // The whole batch's columns: cols (depth, N*P), one row per (c, kh, kw), image n at n*P.
+  const columns = batch * positions;
   const imageX = g.inChannels * g.height * g.width;
   const sameWidth = isSameWidth(g);
-  // The same-width path works in the WebAssembly workspace: [image | its columns].
-  const useWorkspace = sameWidth && convWorkspace(imageX + imageCols) !== null;
+  const sameSize = isSameSize(g);
   const xv = contiguousData(x);
   const wv = contiguousData(weight);
   const bv = bias === null ? null : contiguousData(bias);
-  // cols (N, depth, P) is kept for the weight gradient; out (N, O, P) is the result's storage.
-  const cols = pool.take(batch * imageCols);
-  const out = pool.take(batch * imageOut);
-  // The bias goes in first (one fill per row), and the product adds onto it (beta = 1).
+  // work = [a copy of x (same-width path only) | cols]: with x in the same array, im2col's block
+  // copies are copyWithin (no view per copy). Kept for the weight gradient.
+  const colsAt = sameWidth ? batch * imageX : 0;
+  const work = pool.take(colsAt + depth * columns);
+  if (sameSize) {
+    // x channel-major (C, N, H, W) first, so each row of cols is one block copy: x goes in where
+    // the columns will be (one copy), then is reordered within work (copyWithin, no views).
+    work.set(xv, colsAt);
+    reorder(work, colsAt, work, 0, g.inChannels, batch, g.height * g.width, true);
+    im2colSameSize(work, 0, g, colsAt);
+  } else if (sameWidth) {
+    work.set(xv);
+    im2colSameWidth(work, 0, g, work, colsAt);
+  } else for (let n = 0; n < batch; n++) im2col(xv, g, n, work, colsAt + n * positions, columns);
+  // product (O, N*P) = bias + weight_g @ cols_g per group: one large gemm per group, which
+  // OpenBLAS splits between its threads; then a reorder to (N, O, P) in the product's second
+  // half (copyWithin, no views) and one copy into the result.
+  const size = outChannels * columns;
+  const product = pool.take(2 * size);
+  if (bv !== null) for (let o = 0; o < outChannels; o++) product.fill(bv[o], o * columns, (o + 1) * columns);
   const beta = bv === null ? 0 : 1;
-  onOneThread(() => {
-    const view = useWorkspace ? (convWorkspace(imageX + imageCols) as ConvWorkspace).view : null;
-    for (let n = 0; n < batch; n++) {
-      const c0 = n * imageCols;
-      const o0 = n * imageOut;
-      // Where image n's columns are built: the workspace (after its image) or cols itself.
-      let columns = cols;
-      let base = c0;
-      if (view !== null) {
-        view.set(xv.subarray(n * imageX, (n + 1) * imageX));
-        im2colSameWidth(view, 0, g, view, imageX);
-        columns = view;
-        base = imageX;
-      } else if (sameWidth) im2colSameWidth(xv, n * imageX, g, cols, c0);
-      else im2col(xv, g, n, cols, c0);
-      if (bv !== null)
-        for (let o = 0; o < outChannels; o++) out.fill(bv[o], o0 + o * positions, o0 + (o + 1) * positions);
-      // out_n,g (O/G, P) (+)= weight_g (O/G, depth/G) @ cols_n,g (depth/G, P)
+  for (let gi = 0; gi < groups; gi++) {
+    const w0 = gi * groupOut * groupDepth;
+    gemm(
+      false,
+      false,
+      groupOut,
+      columns,
+      groupDepth,
+      1,
+      wv,
+      w0,
+      groupDepth,
+      work,
+      colsAt + gi * groupDepth * columns,
+      columns,
+      beta,
+      product,
+      gi * groupOut * columns,
+      columns,
+    );
+  }
+  reorder(product, 0, product, size, outChannels, batch, positions, false);
+  const out = pool.take(size);
+  out.set(product.subarray(size));
+  pool.release(product);
+  releaseTemporary(x, xv);
+  if (bias !== null && bv !== null) releaseTemporary(bias, bv);
+  const scratch = [work];
+  if (wv.buffer !== weight.storage.buffer) scratch.push(wv);
+  const backward = (gradient: Float32Array): void => {
+    const gw = weight.requiresGrad ? gradBuffer(weight) : null;
+    // A fresh input gradient is all zeros: the workspace path then need not read it.
+    const freshGx = x.grad === null;
+    const gx = x.requiresGrad ? gradBuffer(x) : null;
+    if (gw === null && gx === null && !bias?.requiresGrad) return;
+    // The output gradient channel-major, gT (O, N*P), as the product was: copied into gT's
+    // second half, then reordered within gT (copyWithin, no views).
+    const gT = pool.take(2 * size);
+    gT.set(gradient, size);
+    reorder(gT, size, gT, 0, outChannels, batch, positions, true);
+    if (bias?.requiresGrad) addAccumulated(gradBuffer(bias), biasSums(gT, 0, outChannels, columns));
+    for (let gi = 0; gi < groups; gi++) {
+      // gweight_g (O/G, depth/G) += gT_g (O/G, N*P) @ cols_g^T
+      if (gw === null) break;
+      gemm(
+        false,
+        true,
+        groupOut,
+        groupDepth,
+        columns,
+        1,
+        gT,
+        gi * groupOut * columns,
+        columns,
+        work,
+        colsAt + gi * groupDepth * columns,
+        columns,
+        1,
+        gw,
+        gi * groupOut * groupDepth,
+        groupDepth,
+      );
+    }
+    if (gx !== null) {
+      // gcols (depth, N*P) = weight_g^T @ gT_g per group, then col2im image by image. With the
+      // workspace ([gx | gcols] in WebAssembly memory) the adds are SIMD; else gcols goes into
+      // cols itself (read for the weight gradient already) and the adds are JavaScript.
+      const workspace = sameWidth ? convWorkspace(batch * imageX + depth * columns) : null;
+      const gcols = workspace === null ? work : workspace.view;
+      const gcolsAt = workspace === null ? colsAt : batch * imageX;
       for (let gi = 0; gi < groups; gi++) {
         const w0 = gi * groupOut * groupDepth;
-        const cg = base + gi * groupDepth * positions;
-        const og = o0 + gi * groupOut * positions;
         gemm(
+          true,
           false,
-          false,
-          groupOut,
-          positions,
           groupDepth,
+          columns,
+          groupOut,
           1,
           wv,
           w0,
           groupDepth,
+          gT,
+          gi * groupOut * columns,
           columns,
-          cg,
-          positions,
-          beta,
-          out,
-          og,
-          positions,
+          0,
+          gcols,
+          gcolsAt + gi * groupDepth * columns,
+          columns,
         );
       }
-      if (view !== null) cols.set(view.subarray(imageX, imageX + imageCols), c0);
+      if (workspace !== null && sameSize) {
+        // gxT (C, N, H, W) in the workspace, then back to (N, C, H, W).
+        const view = workspace.view;
+        const plane = g.height * g.width;
+        if (freshGx) view.fill(0, 0, batch * imageX);
+        else reorder(gx, 0, view, 0, g.inChannels, batch, plane, true);
+        col2imSameSize(view, workspace, gcolsAt, g, 0);
+        // Back to (N, C, H, W) where gcols was (copyWithin), then one copy out.
+        reorder(view, 0, view, gcolsAt, g.inChannels, batch, plane, false);
+        gx.set(view.subarray(gcolsAt, gcolsAt + batch * imageX));
+      } else if (workspace !== null) {
+        const view = workspace.view;
+        view.set(gx);
+        col2imSameWidth(view, gcolsAt, g, view, 0, workspace);
+        gx.set(view.subarray(0, batch * imageX));
+      } else if (sameWidth) col2imSameWidth(work, colsAt, g, gx, 0, null);
+      else for (let n = 0; n < batch; n++) col2im(work, colsAt + n * positions, columns, g, n, gx);
     }
-  });
-  releaseTemporary(x, xv);
-  if (bias !== null && bv !== null) releaseTemporary(bias, bv);
-  const scratch = [cols];
-  if (wv.buffer !== weight.storage.buffer) scratch.push(wv);
-  const backward = (gradient: Float32Array): void => {
-    if (bias?.requiresGrad)
-      addAccumulated(gradBuffer(bias), biasSums(gradient, outChannels, batch, positions));
-    const gw = weight.requiresGrad ? gradBuffer(weight) : null;
-    const gx = x.requiresGrad ? gradBuffer(x) : null;
-    if (gw === null && gx === null) return;
-    // Image by image, so cols_n and gcols_n stay in cache: the output gradient g_n (O, P) is a
-    // block of gradient (N, O, P) as it is.
-    onOneThread(() => {
-      // With the workspace, gcols_n goes into it (after a copy of gx_n) and col2im adds there.
-      const workspace = useWorkspace && gx !== null ? convWorkspace(imageX + imageCols) : null;
-      for (let n = 0; n < batch; n++) {
-        const c0 = n * imageCols;
-        const o0 = n * imageOut;
-        const gcols = workspace === null ? cols : workspace.view;
-        const gcolsBase = workspace === null ? c0 : imageX;
-        for (let gi = 0; gi < groups; gi++) {
-          const w0 = gi * groupOut * groupDepth;
-          const og = o0 + gi * groupOut * positions;
-          // gweight_g (O/G, depth/G) += g_n,g @ cols_n,g^T
-          if (gw !== null) {
-            const cg = c0 + gi * groupDepth * positions;
-            gemm(
-              false,
-              true,
-              groupOut,
-              groupDepth,
-              positions,
-              1,
-              gradient,
-              og,
-              positions,
-              cols,
-              cg,
-              positions,
-              1,
-              gw,
-              w0,
-              groupDepth,
-            );
-          }
-          // gcols_n,g = weight_g^T @ g_n,g (into cols_n,g itself once read, without the workspace)
-          if (gx !== null) {
-            const gg = gcolsBase + gi * groupDepth * positions;
-            gemm(
-              true,
-              false,
-              groupDepth,
-              positions,
-              groupOut,
-              1,
-              wv,
-              w0,
-              groupDepth,
-              gradient,
-              og,
-              positions,
-              0,
-              gcols,
-              gg,
-              positions,
-            );
-          }
-        }
-        if (gx === null) continue;
-        if (workspace !== null) {
-          const view = workspace.view;
-          view.set(gx.subarray(n * imageX, (n + 1) * imageX));
-          col2imSameWidth(view, imageX, g, view, 0, workspace);
-          gx.set(view.subarray(0, imageX), n * imageX);
-        } else if (sameWidth) col2imSameWidth(cols, c0, g, gx, n * imageX, null);
-        else col2im(cols, c0, g, n, gx);
-      }
-    });
+    pool.release(gT);
   };
   const inputs = bias === null ? [x, weight] : [x, weight, bias];
   return makeResult(
@@ -475,6 +608,211 @@ export function conv2d(
     backward,
     scratch,
   );
+}
+
+/**
+ * relu(maxPool2d(conv2d(x, weight, bias, options), 2)) in one op, with the same values and
+ * gradients (ReLU before the pooling is the same function: max and ReLU commute). `Sequential`
+ * runs its Conv2d, MaxPool2d(2), ReLU layers this way. Where it applies (CPU tensors, a "same"
+ * convolution of even height and width, the WebAssembly workspace there), the product OpenBLAS
+ * writes into the workspace, channel-major (O, N, H, W), is pooled and clamped there by the
+ * workspace's kernels, and only the pooled result is copied out (N, O, H/2, W/2): no full-size
+ * output, no reorder of it, no separate pooling and ReLU passes. The backward writes the
+ * output gradient straight into the winners' places of the product-sized gradient, which the
+ * gemms read in place, and takes the bias gradient from the pooled gradient.
+ *
+ * Returns null where it does not apply: the caller then runs the three ops.
+ */
+export function conv2dMaxPoolRelu(
+  x: Tensor,
+  weight: Tensor,
+  bias: Tensor | null = null,
+  options: Conv2dOptions = {},
+): Tensor | null {
+  if (x.device !== 'cpu' || weight.device !== 'cpu' || (bias !== null && bias.device !== 'cpu')) return null;
+  const g = checkConvolution(x, weight, bias, options);
+  if (!isSameSize(g) || g.height % 2 !== 0 || g.width % 2 !== 0) return null;
+  const { batch, inChannels: channels, height, width, outChannels, groups } = g;
+  const plane = height * width;
+  const columns = batch * plane;
+  const depth = channels * g.kernelHeight * g.kernelWidth;
+  const groupOut = outChannels / groups;
+  const groupDepth = depth / groups;
+  const pooledPlane = plane / 4;
+  const pooled = outChannels * batch * pooledPlane;
+  // Workspace: forward [product (O, N*P) | pooled (O, N, P/4) | winners], backward
+  // [gT (O, N*P) | gcols (depth, N*P) | gxT (C, N*P)].
+  // (The pooling kernel may read 8 elements past the product and write 3 past the outputs.)
+  const pooledAt = outChannels * columns + 8;
+  const winnersAt = pooledAt + pooled + 4;
+  const gcolsAt = outChannels * columns;
+  const gxAt = gcolsAt + depth * columns;
+  // (and in the backward, the output gradient and winners after the masked slot)
+  const valuesAt = outChannels * columns + 4;
+  const elements = Math.max(winnersAt + pooled + 4, gxAt + channels * columns, valuesAt + 2 * pooled);
+  const workspace = convWorkspace(elements);
+  if (workspace === null) return null;
+  const xv = contiguousData(x);
+  const wv = contiguousData(weight);
+  const bv = bias === null ? null : contiguousData(bias);
+  // work = [xT (C, N, H, W) | cols (depth, N*P)], kept for the weight gradient.
+  const colsAt = channels * columns;
+  const work = pool.take(colsAt + depth * columns);
+  // x goes in where the columns will be (one copy), then channel-major within work (copyWithin).
+  work.set(xv, colsAt);
+  reorder(work, colsAt, work, 0, channels, batch, plane, true);
+  im2colSameSize(work, 0, g, colsAt);
+  const view = workspace.view;
+  if (bv !== null) for (let o = 0; o < outChannels; o++) view.fill(bv[o], o * columns, (o + 1) * columns);
+  for (let gi = 0; gi < groups; gi++) {
+    gemm(
+      false,
+      false,
+      groupOut,
+      columns,
+      groupDepth,
+      1,
+      wv,
+      gi * groupOut * groupDepth,
+      groupDepth,
+      work,
+      colsAt + gi * groupDepth * columns,
+      columns,
+      bv === null ? 0 : 1,
+      view,
+      gi * groupOut * columns,
+      columns,
+    );
+  }
+  // Plane (o, n) of the product is pooled (and clamped) into the result's place (n, o): the
+  // pooled planes come out in (N, O, H/2, W/2) order, winners as indices into the product, or,
+  // where the result is not positive (ReLU's mask), `masked`: one element past the gradient's
+  // (O, N*P) in the backward, so that its scatter has no branch.
+  const masked = outChannels * columns;
+  for (let n = 0; n < batch; n++) {
+    for (let o = 0; o < outChannels; o++) {
+      const at = (n * outChannels + o) * pooledPlane;
+      const from = (o * batch + n) * plane;
+      workspace.maxPoolRelu(from, pooledAt + at, winnersAt + at, height / 2, width / 2, width, from, masked);
+    }
+  }
+  const out = pool.take(pooled);
+  out.set(view.subarray(pooledAt, pooledAt + pooled));
+  // Winners in the result's order (N, O, P/4); a window whose result is not positive (ReLU's
+  // mask) points at `masked`, one element past the gradient's (O, N*P), so that the backward's
+  // scatter has no branch (a data-dependent branch mispredicts about half the time here).
+  const winners = indexPool.take(pooled);
+  winners.set(workspace.indices.subarray(winnersAt, winnersAt + pooled));
+  releaseTemporary(x, xv);
+  if (bias !== null && bv !== null) releaseTemporary(bias, bv);
+  const scratch = [work];
+  if (wv.buffer !== weight.storage.buffer) scratch.push(wv);
+  const backward = (gradient: Float32Array): void => {
+    const gw = weight.requiresGrad ? gradBuffer(weight) : null;
+    const freshGx = x.grad === null;
+    const gx = x.requiresGrad ? gradBuffer(x) : null;
+    // The workspace as it is now (another op may have grown it since the forward).
+    const space = convWorkspace(elements);
+    const m = space === null ? pool.take(elements) : space.view;
+    // gT (O, N*P): zero but at the winners of windows whose result is positive (ReLU's mask).
+    m.fill(0, 0, outChannels * columns);
+    const sums = bias?.requiresGrad ? float64Accumulator(outChannels) : null;
+    if (space !== null) {
+      // The gradient and winners go in after the masked slot (gcols is not needed yet).
+      space.view.set(gradient, valuesAt);
+      space.indices.set(winners, valuesAt + pooled);
+      space.scatter(0, valuesAt + pooled, valuesAt, pooled);
+      // The bias gradient: the values that went through, read back (the masked slot reads 0).
+      m[masked] = 0;
+      if (sums !== null) {
+        for (let n = 0; n < batch; n++) {
+          for (let o = 0; o < outChannels; o++)
+            sums[o] += space.gatherSum(
+              0,
+              valuesAt + pooled + (n * outChannels + o) * pooledPlane,
+              pooledPlane,
+            );
+        }
+      }
+    } else {
+      for (let i = 0; i < pooled; i++) m[winners[i]] = gradient[i];
+      m[masked] = 0;
+      if (sums !== null) {
+        for (let n = 0; n < batch; n++) {
+          for (let o = 0; o < outChannels; o++) {
+            const from = (n * outChannels + o) * pooledPlane;
+            let total = 0;
+            for (let q = from; q < from + pooledPlane; q++) total += m[winners[q]];
+            sums[o] += total;
+          }
+        }
+      }
+    }
+    if (bias !== null && sums !== null) addAccumulated(gradBuffer(bias), sums);
+    for (let gi = 0; gi < groups && gw !== null; gi++) {
+      // gweight_g (O/G, depth/G) += gT_g (O/G, N*P) @ cols_g^T
+      gemm(
+        false,
+        true,
+        groupOut,
+        groupDepth,
+        columns,
+        1,
+        m,
+        gi * groupOut * columns,
+        columns,
+        work,
+        colsAt + gi * groupDepth * columns,
+        columns,
+        1,
+        gw,
+        gi * groupOut * groupDepth,
+        groupDepth,
+      );
+    }
+    if (gx !== null) {
+      for (let gi = 0; gi < groups; gi++) {
+        // gcols_g (depth/G, N*P) = weight_g^T @ gT_g
+        gemm(
+          true,
+          false,
+          groupDepth,
+          columns,
+          groupOut,
+          1,
+          wv,
+          gi * groupOut * groupDepth,
+          groupDepth,
+          m,
+          gi * groupOut * columns,
+          columns,
+          0,
+          m,
+          gcolsAt + gi * groupDepth * columns,
+          columns,
+        );
+      }
+      if (freshGx) m.fill(0, gxAt, gxAt + channels * columns);
+      else reorder(gx, 0, m, gxAt, channels, batch, plane, true);
+      col2imSameSize(m, space, gcolsAt, g, gxAt);
+      // Back to (N, C, H, W) where gcols was (copyWithin), then one copy out.
+      reorder(m, gxAt, m, gcolsAt, channels, batch, plane, false);
+      gx.set(m.subarray(gcolsAt, gcolsAt + channels * columns));
+    }
+    if (space === null) pool.release(m);
+    indexPool.release(winners);
+  };
+  const inputs = bias === null ? [x, weight] : [x, weight, bias];
+  const result = makeResult(
+    out,
+    [batch, outChannels, height / 2, width / 2],
+    'conv2dMaxPoolRelu',
+    inputs,
+    backward,
+    scratch,
+  );
+  if (!result.requiresGrad) indexPool.release(winners);
+  return result;
 }
 
 function poolGeometry(x: Tensor, kernelSize: number, stride: number, context: string): Conv2dGeometry {

@@ -395,14 +395,24 @@ export class SupervisorCore implements SupervisorView {
       return;
     }
     child.heartbeatTimer = undefined;
-    if (!this.context.system.isAlive(pid)) return; // it died already: its EXIT is on the way
     const hung = new HeartbeatMissed(child.id, pid, heartbeatMs, silentMs);
+    const isExit = (message: unknown): boolean => message instanceof ExitMessage && message.from.equals(pid);
+    if (pid.thread !== this.context.self.thread) {
+      // On another thread the kill takes effect there: wait for the EXIT (the link brings it) before
+      // restarting, as for any shutdown. A child that died before the kill reached it exits with
+      // its own reason, and that is what it is restarted for.
+      this.context.exit(pid, 'kill');
+      return this.context.receive<ExitMessage>(isExit).then((exit) => {
+        if (exit?.reason !== 'killed') return this.childExited(child, exit?.reason ?? 'noproc');
+        this.emit('child_hung', child, pid, hung);
+        return this.childExited(child, hung);
+      });
+    }
+    if (!this.context.system.isAlive(pid)) return; // it died already: its EXIT is on the way
     this.emit('child_hung', child, pid, hung);
     this.context.exit(pid, 'kill');
     // the kill is synchronous: its EXIT is queued now; consume it and report the hang instead
-    return this.context
-      .receive<ExitMessage>((message) => message instanceof ExitMessage && message.from.equals(pid), 0)
-      .then(() => this.childExited(child, hung));
+    return this.context.receive<ExitMessage>(isExit, 0).then(() => this.childExited(child, hung));
   }
 
   // -------------------------------------------------------------------------------------------

@@ -1,10 +1,13 @@
-import type { ExitReason, Pid } from '../../actor/index.js';
+import { crossThreadClasses, type ExitReason, type Pid } from '../../actor/index.js';
 import type { ChildRecord } from './ChildRecord.js';
 
 /** Sent by a child to its supervisor (`heartbeat(ctx)`): "I am not hung". */
 export class HeartbeatSignal {
   constructor(readonly pid: Pid) {}
 }
+
+// a child on another thread beats to its supervisor as well
+crossThreadClasses('supervision', [HeartbeatSignal]);
 
 /** A timer the supervisor sets for itself: is the child still sending heartbeats? */
 export class HeartbeatCheck {

@@ -1,0 +1,183 @@
+/**
+ * The `threads` scenario (a scheduler thread dying mid-conversation) and the simulated transport
+ * under it: several real runtimes in one JS thread, per-pair order kept, a death and its
+ * replacement as ThreadPool.ts does them.
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import { SimulatedClock } from '../../src/actor/Clock.js';
+import { Remote } from '../../src/actor/internal/Remote.js';
+import { Random } from '../../src/actor/Random.js';
+import { SimulatedNetwork } from '../../src/fault/internal/SimulatedThreads.js';
+import { closeProbe, openProbe, THREAD_ACTORS_MODULE } from '../../src/fault/internal/threadActors.js';
+import { replayScenarioByName, runScenarioByName, shrinkScenarioFailure } from '../../src/fault/simulate.js';
+
+const code = (name: string) => ({ module: THREAD_ACTORS_MODULE, export: name });
+
+function node(seed: number, threads: number, maxDelayMs: number): SimulatedNetwork {
+  const random = new Random(seed);
+  return new SimulatedNetwork({
+    threads,
+    clock: new SimulatedClock(),
+    random,
+    maxDelayMs,
+    detectDelayMs: () => 7,
+    bootDelayMs: () => 5,
+    warmModule: THREAD_ACTORS_MODULE,
+  });
+}
+
+describe('the simulated transport between runtimes', () => {
+  it('keeps the order of one sender to one receiver while the seed varies every delay', async () => {
+    const network = node(11, 3, 12);
+    const { id, probe } = openProbe(() => network.clock.now());
+    try {
+      await network.start();
+      const system0 = network.system0;
+      const receiver = system0.spawn(code('Watcher'), [id, 'w2'], { thread: 2 });
+      const sender = system0.spawn(code('Watcher'), [id, 'w1'], { thread: 1 });
+      await network.runUntil(20);
+      system0.send(sender, { setup: [{ name: 'w2', pid: receiver, link: false, monitor: false }] });
+      await network.runUntil(40);
+      // 200 numbers, one emit per millisecond or several in the same instant
+      for (let n = 0; n < 200; n++) network.schedule(n >> 1, () => system0.send(sender, { emit: 'w2' }));
+      await network.runUntil(400);
+      expect(probe.received.get('w1>w2')).toEqual(Array.from({ length: 200 }, (_, n) => n));
+      const delays = new Set(
+        network.wire.filter((batch) => batch.from === 1).map((batch) => batch.dueAt - batch.postedAt),
+      );
+      expect(delays.size).toBeGreaterThan(5);
+      expect(network.wire.every((batch) => batch.fate === 'delivered')).toBe(true);
+    } finally {
+      network.close();
+      closeProbe(id);
+    }
+  });
+
+  it('a killed worker: batches to it are lost, thread 0 learns it after the detection delay and the replacement gets what was posted while it booted', async () => {
+    const network = node(3, 2, 0);
+    const { id, probe } = openProbe(() => network.clock.now());
+    try {
+      await network.start();
+      const system0 = network.system0;
+      const watcher = system0.spawn(code('Watcher'), [id, 'w0'], { trapExit: true });
+      const far = system0.spawn(code('Watcher'), [id, 'w1'], { thread: 1 });
+      await network.runUntil(5);
+      system0.send(watcher, { setup: [{ name: 'w1', pid: far, link: true, monitor: true }] });
+      await network.runUntil(10);
+      network.kill(1);
+      system0.send(far, { emit: 'nobody' }); // to the dead thread: receiver-dead
+      await network.runUntil(16);
+      expect(network.lossAt(0, 0, 1)).toBeUndefined(); // not yet detected
+      await network.runUntil(17);
+      expect(network.lossAt(0, 0, 1)?.at).toBe(17);
+      expect(probe.signals.map((signal) => [signal.kind, signal.partner, signal.reason, signal.at])).toEqual([
+        ['down', 'w1', 'noconnection', 17],
+        ['exit', 'w1', 'noconnection', 17],
+      ]);
+      // posted before the replacement booted (at 22): it waits, then arrives
+      const child = system0.spawn(code('Idle'), [], { thread: 1 });
+      await network.runUntil(30);
+      expect(network.threads[1].incarnation).toBe(1);
+      expect(network.waited).toBeGreaterThan(0);
+      expect(system0.isAlive(child)).toBe(true);
+      expect(network.wire.some((batch) => batch.fate === 'receiver-dead')).toBe(true);
+    } finally {
+      network.close();
+      closeProbe(id);
+    }
+  });
+});
+
+describe('known deviation, reported and left to the runtime (the scenario avoids it)', () => {
+  // A spawn on another thread returns its pid at once, before the process exists there; a third
+  // thread's link can overtake the spawn and be answered noproc, though the process then starts
+  // and lives. In OTP a remote spawn's pid comes from the node that made the process, so this
+  // cannot happen. When the runtime orders the two, this test fails: expect no signal then.
+  it('a link from a third thread overtakes the spawn of its target and gets noproc', async () => {
+    const network = node(1, 3, 10);
+    let delayMs = 10;
+    network.drawDelay = () => delayMs;
+    const { id, probe } = openProbe(() => network.clock.now());
+    try {
+      await network.start();
+      const system0 = network.system0;
+      const target = system0.spawn(code('Watcher'), [id, 'w2'], { thread: 2, trapExit: true });
+      await new Promise<void>((resolve) => setImmediate(resolve)); // posted: thread 0 to 2 takes 10 ms
+      delayMs = 0;
+      const linker = system0.spawn(code('Watcher'), [id, 'w1'], { thread: 1, trapExit: true });
+      system0.send(linker, { setup: [{ name: 'w2', pid: target, link: true, monitor: true }] });
+      await network.runUntil(50);
+      expect(probe.signals.map((signal) => [signal.kind, signal.partner, signal.reason, signal.at])).toEqual([
+        ['exit', 'w2', 'noproc', 0],
+        ['down', 'w2', 'noproc', 0],
+      ]);
+      expect(network.threads[2].system.processes()).toHaveLength(1); // the target runs since 10 ms
+    } finally {
+      network.close();
+      closeProbe(id);
+    }
+  });
+});
+
+describe('threads scenario', () => {
+  const restore: (() => void)[] = [];
+  afterEach(() => {
+    for (const undo of restore.splice(0)) undo();
+  });
+
+  it('passes 100 seeds and reaches every branch it declares', async () => {
+    const report = await runScenarioByName('threads', { seeds: 100 });
+    expect(report.failures.map((run) => `seed ${run.seed}: ${String(run.error)}`)).toEqual([]);
+    expect(report.coverage.unreachedBranches).toEqual([]);
+    expect(report.coverage.faults.actor_crash.seeds).toBeGreaterThan(60);
+  });
+
+  it('replays a seed to the same simulated time, faults and branch counts', async () => {
+    for (const seed of [4, 9]) {
+      const first = await replayScenarioByName('threads', seed);
+      const again = await replayScenarioByName('threads', seed);
+      expect(first.ok).toBe(true);
+      expect(again.simulatedTimeMs).toBe(first.simulatedTimeMs);
+      expect(again.faultLog).toEqual(first.faultLog);
+      expect(again.coverage).toEqual(first.coverage);
+    }
+  });
+
+  it('fails when a lost thread does not fire the links to its processes, and shrinks to the death', async () => {
+    const prototype = Remote.prototype as unknown as { loseLinks: (record: unknown, peer: number) => void };
+    const original = prototype.loseLinks;
+    prototype.loseLinks = () => {};
+    restore.push(() => {
+      prototype.loseLinks = original;
+    });
+    const report = await runScenarioByName('threads', { seeds: 10, stopAfterFailures: 1 });
+    expect(report.failedRuns).toBe(1);
+    const failure = report.failures[0];
+    expect(String(failure.error)).toMatch(/never got (EXIT|DOWN) noconnection|supervisor/);
+    const shrunk = await shrinkScenarioFailure('threads', failure);
+    expect(shrunk.faults.length).toBeGreaterThanOrEqual(1); // without a death nothing fails
+    expect(shrunk.faults.length).toBeLessThanOrEqual(failure.faultLog.length);
+    expect(shrunk.faults.every((fault) => fault.kind === 'actor_crash')).toBe(true);
+  });
+
+  it('fails when calls to a lost thread are left to time out', async () => {
+    const prototype = Remote.prototype as unknown as {
+      lost: (peer: number) => void;
+      calls: Map<number, unknown>;
+    };
+    const original = prototype.lost;
+    prototype.lost = function (this: typeof prototype, peer: number) {
+      const calls = this.calls;
+      const kept = new Map(calls);
+      calls.clear();
+      original.call(this, peer);
+      for (const [key, value] of kept) calls.set(key, value);
+    };
+    restore.push(() => {
+      prototype.lost = original;
+    });
+    const report = await runScenarioByName('threads', { seeds: 20, stopAfterFailures: 1 });
+    expect(report.failedRuns).toBe(1);
+    expect(String(report.failures[0].error)).toMatch(/expected CallExit\(noconnection\).*got CallTimeout/);
+  });
+});
