@@ -88,12 +88,11 @@ describe('the simulated transport between runtimes', () => {
   });
 });
 
-describe('known deviation, reported and left to the runtime (the scenario avoids it)', () => {
-  // A spawn on another thread returns its pid at once, before the process exists there; a third
-  // thread's link can overtake the spawn and be answered noproc, though the process then starts
-  // and lives. In OTP a remote spawn's pid comes from the node that made the process, so this
-  // cannot happen. When the runtime orders the two, this test fails: expect no signal then.
-  it('a link from a third thread overtakes the spawn of its target and gets noproc', async () => {
+describe('a pid handed on before its spawn arrived (OTP: a pid exists once its process does)', () => {
+  // A spawn on another thread returns its pid at once, before the process exists there, so a third
+  // thread can reach the target thread before the spawn does. Its operations wait there for the
+  // spawn (they would get noproc for a process that then starts and lives).
+  it('a link and a monitor from a third thread that overtake the spawn wait for it', async () => {
     const network = node(1, 3, 10);
     let delayMs = 10;
     network.drawDelay = () => delayMs;
@@ -107,11 +106,44 @@ describe('known deviation, reported and left to the runtime (the scenario avoids
       const linker = system0.spawn(code('Watcher'), [id, 'w1'], { thread: 1, trapExit: true });
       system0.send(linker, { setup: [{ name: 'w2', pid: target, link: true, monitor: true }] });
       await network.runUntil(50);
-      expect(probe.signals.map((signal) => [signal.kind, signal.partner, signal.reason, signal.at])).toEqual([
-        ['exit', 'w2', 'noproc', 0],
-        ['down', 'w2', 'noproc', 0],
+      expect(probe.signals).toEqual([]); // no noproc: the link and the monitor took
+      expect(network.threads[2].system.processes()).toHaveLength(1);
+      system0.exit(target, 'kill');
+      await network.runUntil(60);
+      expect(probe.signals.map((signal) => [signal.kind, signal.partner, signal.reason])).toEqual([
+        ['exit', 'w2', 'killed'],
+        ['down', 'w2', 'killed'],
       ]);
-      expect(network.threads[2].system.processes()).toHaveLength(1); // the target runs since 10 ms
+    } finally {
+      network.close();
+      closeProbe(id);
+    }
+  });
+
+  it('when the spawner dies with its spawn on the way, what waited gets noproc', async () => {
+    const network = node(1, 4, 10);
+    let delayMs = 30;
+    network.drawDelay = () => delayMs;
+    const { id, probe } = openProbe(() => network.clock.now());
+    try {
+      await network.start();
+      const system0 = network.system0;
+      const linker = system0.spawn(code('Watcher'), [id, 'w3'], { thread: 3, trapExit: true });
+      await network.runUntil(network.clock.now() + 40); // the linker exists on thread 3
+      const spawner = network.threads[1].system;
+      const target = spawner.spawn(code('Watcher'), [id, 'w2'], { thread: 2 });
+      await new Promise<void>((resolve) => setImmediate(resolve)); // posted: thread 1 to 2 takes 30 ms
+      delayMs = 0;
+      spawner.send(linker, { setup: [{ name: 'w2', pid: target, link: true, monitor: true }] });
+      const start = network.clock.now();
+      await network.runUntil(start + 2);
+      network.kill(1); // its spawn never reaches thread 2
+      await network.runUntil(start + 60);
+      expect(probe.signals.map((signal) => [signal.kind, signal.partner, signal.reason])).toEqual([
+        ['exit', 'w2', 'noproc'],
+        ['down', 'w2', 'noproc'],
+      ]);
+      expect(network.threads[2].system.processes()).toHaveLength(0);
     } finally {
       network.close();
       closeProbe(id);

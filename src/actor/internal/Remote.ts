@@ -41,7 +41,12 @@ export enum Op {
   NameRemove = 16, // name, id
   Lost = 17, // thread (control, from thread 0)
   Peer = 18, // thread, transport (control, from thread 0)
+  Sync = 19, // round: answer with SyncReply once every earlier operation to the asker is posted
+  SyncReply = 20, // round
 }
+
+/** Operations addressed to a process of the receiving thread (their first slot is its id), besides Send. */
+const TARGETED: ReadonlySet<Op> = new Set([Op.Exit, Op.Link, Op.Unlink, Op.Monitor, Op.Demonitor, Op.Call]);
 
 /** Slots of an outbox after which it is posted at once rather than at the next checkpoint. */
 export const FLUSH_AT = 16_384;
@@ -90,6 +95,20 @@ export class Remote implements PidCodec, TransportSink {
   onPeer: ((peer: number, endpoint: unknown) => void) | undefined = undefined;
   /** Thread 0 only: crash reports from the other threads. */
   onRemoteCrash: ((pid: Pid, reason: ExitReason) => void) | undefined = undefined;
+  /**
+   * Ids are allocated per target thread (`counters.ids[thread]`), by this thread for its own
+   * spawns and by a spawning thread for a spawn here, whose Op.Spawn then travels. Every id below
+   * `createdBelow` has been created here; `createdAbove` holds the ones created above it, out of
+   * allocation order. An id allocated but in neither is a spawn still on its way: operations for
+   * it from a third thread (which got the pid from the spawner and can overtake its Op.Spawn) wait
+   * in `parked` and run when it arrives, as in OTP, where a pid only exists once its process does.
+   */
+  private createdBelow: number;
+  private readonly createdAbove = new Set<number>();
+  private readonly parked = new Map<number, (() => void)[]>();
+  /** Open rounds that settle, after a thread's loss, which awaited spawns will never come. */
+  private readonly rounds: { id: number; limit: number; waiting: Set<number> }[] = [];
+  private nextRound = 1;
 
   constructor(
     readonly runtime: Runtime,
@@ -100,6 +119,8 @@ export class Remote implements PidCodec, TransportSink {
     this.peers = new Array(threads).fill(undefined);
     this.outboxes = Array.from({ length: threads }, () => []);
     this.transfers = Array.from({ length: threads }, () => []);
+    // ids allocated before this incarnation started are settled: their operations get noproc
+    this.createdBelow = Atomics.load(counters.ids, thread);
   }
 
   setPeer(peer: number, transport: PeerTransport | undefined): void {
@@ -111,6 +132,38 @@ export class Remote implements PidCodec, TransportSink {
 
   allocateId(thread: number): number {
     return Atomics.add(this.counters.ids, thread, 1);
+  }
+
+  /** Process `id` of this thread exists now (or its spawn failed): run what waited for it. */
+  created(id: number): void {
+    if (id === this.createdBelow) {
+      let next = id + 1;
+      while (this.createdAbove.delete(next)) next++;
+      this.createdBelow = next;
+    } else if (id > this.createdBelow) this.createdAbove.add(id);
+    const waiting = this.parked.get(id);
+    if (waiting === undefined) return;
+    this.parked.delete(id);
+    for (const operation of waiting) operation();
+  }
+
+  /** True if `id` was allocated to this thread and its process has not been created here yet. */
+  private awaited(id: number): boolean {
+    return (
+      id >= this.createdBelow &&
+      !this.createdAbove.has(id) &&
+      id < Atomics.load(this.counters.ids, this.thread) &&
+      !this.exported.has(id)
+    );
+  }
+
+  /** Parks `operation` if it targets an awaited spawn; true if it did. */
+  private parkFor(id: number, operation: () => void): boolean {
+    if (!this.awaited(id)) return false;
+    const waiting = this.parked.get(id);
+    if (waiting === undefined) this.parked.set(id, [operation]);
+    else waiting.push(operation);
+    return true;
   }
 
   exportPid(pid: Pid): void {
@@ -379,6 +432,7 @@ export class Remote implements PidCodec, TransportSink {
 
   private receiveSend(target: number, message: unknown): void {
     const record = this.exported.get(target);
+    if (record === undefined && this.parkFor(target, () => this.receiveSend(target, message))) return;
     const runtime = this.runtime;
     runtime.counters.messagesSent++;
     if (record === undefined || record.state === DEAD) return;
@@ -397,6 +451,14 @@ export class Remote implements PidCodec, TransportSink {
     const b = batch[index + 2];
     const c = batch[index + 3];
     const d = batch[index + 4];
+    // operations for a process whose spawn is still on its way wait for it (see `created`)
+    if (TARGETED.has(op) && this.exported.get(a as number) === undefined) {
+      const slots = batch.slice(
+        index,
+        index + (op === Op.Exit || op === Op.Monitor ? 4 : op === Op.Call ? 5 : 3),
+      );
+      if (this.parkFor(a as number, () => this.receiveOther(from, op, slots, 0))) return index + slots.length;
+    }
     switch (op) {
       case Op.Exit:
         this.onExit(from, a as number, b as number, c);
@@ -453,6 +515,12 @@ export class Remote implements PidCodec, TransportSink {
       case Op.Peer:
         this.onPeer?.(a as number, b);
         return index + 3;
+      case Op.Sync:
+        this.post(from, Op.SyncReply, a);
+        return index + 2;
+      case Op.SyncReply:
+        this.settleRound(a as number, from);
+        return index + 2;
       default:
         throw new Error(`zbmd: unknown cross-thread operation ${String(op)} (a runtime bug)`);
     }
@@ -579,6 +647,7 @@ export class Remote implements PidCodec, TransportSink {
       Atomics.sub(this.counters.loads, this.thread, 1);
       if (linkPid !== undefined) this.post(from, Op.LinkExit, spec.link, id, encodeReason(error, this));
       this.runtime.reportCrash(this.pidOn(this.thread, id), error as ExitReason);
+      this.created(id); // what waited for it now finds no process: noproc
       return;
     }
     this.exportRecord(record);
@@ -587,6 +656,7 @@ export class Remote implements PidCodec, TransportSink {
       (extra.remoteLinks ??= new Map()).set(linkKey(from, spec.link), linkPid);
       extra.linkedSpawner = linkPid;
     }
+    this.created(id);
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -613,7 +683,37 @@ export class Remote implements PidCodec, TransportSink {
       unwatch(entry.record, entry.key);
     }
     for (const record of [...this.runtime.live]) this.loseLinks(record, peer);
+    for (const round of [...this.rounds]) this.settleRound(round.id, peer);
+    this.openRound();
     this.onLost?.(peer);
+  }
+
+  /**
+   * After a loss, some awaited spawns may never come (their spawner died with them in flight).
+   * Every live thread is asked to answer once all it posted here before the question is on its
+   * way (per-pair order): a spawn allocated before the round began by a thread that answers has
+   * then arrived, so what is still awaited below the round's limit was the lost thread's, and
+   * what waits for it gets noproc.
+   */
+  private openRound(): void {
+    const waiting = new Set<number>();
+    for (let peer = 0; peer < this.threads; peer++)
+      if (peer !== this.thread && this.peers[peer] !== undefined) waiting.add(peer);
+    const round = { id: this.nextRound++, limit: Atomics.load(this.counters.ids, this.thread), waiting };
+    this.rounds.push(round);
+    for (const peer of waiting) this.post(peer, Op.Sync, round.id);
+    if (waiting.size === 0) this.settleRound(round.id, -1);
+  }
+
+  private settleRound(id: number, peer: number): void {
+    const at = this.rounds.findIndex((round) => round.id === id);
+    if (at < 0) return;
+    const round = this.rounds[at];
+    round.waiting.delete(peer);
+    if (round.waiting.size > 0) return;
+    this.rounds.splice(at, 1);
+    for (let awaited = this.createdBelow; awaited < round.limit; awaited++)
+      if (!this.createdAbove.has(awaited)) this.created(awaited);
   }
 
   private loseLinks(record: ProcessRecord, peer: number): void {

@@ -132,6 +132,7 @@ export class Runtime {
     else {
       id = remote.allocateId(this.thread);
       Atomics.add(remote.counters.loads, this.thread, 1);
+      remote.created(id);
     }
     const pid = new Pid(this.nodeName, 0, id, 0, this.thread);
     const record = new ProcessContext(this, pid, policy);
