@@ -440,6 +440,117 @@ function checkConvolution(
   return g;
 }
 
+/**
+ * conv2d's matrix products over the whole batch (N*P = `columns` columns), one gemm per group:
+ * weight_g is rows [gi*groupOut, ...) of the weight, each groupDepth long; cols_g is rows
+ * [gi*groupDepth, ...) of the columns; the output (and its gradient) is (O, N*P), channel-major.
+ */
+interface GroupProducts {
+  readonly groups: number;
+  readonly groupOut: number;
+  readonly groupDepth: number;
+  readonly columns: number;
+}
+
+function groupProducts(g: Conv2dGeometry, columns: number): GroupProducts {
+  const depth = g.inChannels * g.kernelHeight * g.kernelWidth;
+  return { groups: g.groups, groupOut: g.outChannels / g.groups, groupDepth: depth / g.groups, columns };
+}
+
+/** out (O, N*P) = (beta 0) or += (beta 1) weight_g @ cols_g, per group. */
+function forwardProducts(
+  s: GroupProducts,
+  weight: Float32Array,
+  cols: Float32Array,
+  colsAt: number,
+  beta: number,
+  out: Float32Array,
+): void {
+  const { groupOut, groupDepth, columns } = s;
+  for (let gi = 0; gi < s.groups; gi++) {
+    gemm(
+      false,
+      false,
+      groupOut,
+      columns,
+      groupDepth,
+      1,
+      weight,
+      gi * groupOut * groupDepth,
+      groupDepth,
+      cols,
+      colsAt + gi * groupDepth * columns,
+      columns,
+      beta,
+      out,
+      gi * groupOut * columns,
+      columns,
+    );
+  }
+}
+
+/** gweight_g (O/G, depth/G) += gT_g (O/G, N*P) @ cols_g^T, per group. */
+function weightGradients(
+  s: GroupProducts,
+  gT: Float32Array,
+  cols: Float32Array,
+  colsAt: number,
+  gw: Float32Array,
+): void {
+  const { groupOut, groupDepth, columns } = s;
+  for (let gi = 0; gi < s.groups; gi++) {
+    gemm(
+      false,
+      true,
+      groupOut,
+      groupDepth,
+      columns,
+      1,
+      gT,
+      gi * groupOut * columns,
+      columns,
+      cols,
+      colsAt + gi * groupDepth * columns,
+      columns,
+      1,
+      gw,
+      gi * groupOut * groupDepth,
+      groupDepth,
+    );
+  }
+}
+
+/** gcols_g (depth/G, N*P) = weight_g^T @ gT_g, per group (gT at the start of its array). */
+function columnGradients(
+  s: GroupProducts,
+  weight: Float32Array,
+  gT: Float32Array,
+  gcols: Float32Array,
+  gcolsAt: number,
+): void {
+  const { groupOut, groupDepth, columns } = s;
+  for (let gi = 0; gi < s.groups; gi++) {
+    gemm(
+      true,
+      false,
+      groupDepth,
+      columns,
+      groupOut,
+      1,
+      weight,
+      gi * groupOut * groupDepth,
+      groupDepth,
+      gT,
+      gi * groupOut * columns,
+      columns,
+      0,
+      gcols,
+      gcolsAt + gi * groupDepth * columns,
+      columns,
+    );
+  }
+}
+
 /** 2-D cross-correlation (PyTorch's conv2d) with stride, zero padding, dilation and groups. */
 export function conv2d(
   x: Tensor,
@@ -453,14 +564,12 @@ export function conv2d(
     if (g.groups !== 1) unavailableOnDevice('conv2d with groups', inputs);
     return conv2dOnDevice(x, weight, bias, g);
   }
-  const { batch, outChannels, groups } = g;
+  const { batch, outChannels } = g;
   const positions = g.outHeight * g.outWidth;
   const depth = g.inChannels * g.kernelHeight * g.kernelWidth;
-  // Per group: weight rows [gi*groupOut, ...) (each groupDepth long), cols rows [gi*groupDepth, ...).
-  const groupOut = outChannels / groups;
-  const groupDepth = depth / groups;
   // The whole batch's columns: cols (depth, N*P), one row per (c, kh, kw), image n at n*P.
   const columns = batch * positions;
+  const products = groupProducts(g, columns);
   const imageX = g.inChannels * g.height * g.width;
   const sameWidth = isSameWidth(g);
   const sameSize = isSameSize(g);
@@ -487,28 +596,7 @@ export function conv2d(
   const size = outChannels * columns;
   const product = pool.take(2 * size);
   if (bv !== null) for (let o = 0; o < outChannels; o++) product.fill(bv[o], o * columns, (o + 1) * columns);
-  const beta = bv === null ? 0 : 1;
-  for (let gi = 0; gi < groups; gi++) {
-    const w0 = gi * groupOut * groupDepth;
-    gemm(
-      false,
-      false,
-      groupOut,
-      columns,
-      groupDepth,
-      1,
-      wv,
-      w0,
-      groupDepth,
-      work,
-      colsAt + gi * groupDepth * columns,
-      columns,
-      beta,
-      product,
-      gi * groupOut * columns,
-      columns,
-    );
-  }
+  forwardProducts(products, wv, work, colsAt, bv === null ? 0 : 1, product);
   reorder(product, 0, product, size, outChannels, batch, positions, false);
   const out = pool.take(size);
   out.set(product.subarray(size));
@@ -529,28 +617,7 @@ export function conv2d(
     gT.set(gradient, size);
     reorder(gT, size, gT, 0, outChannels, batch, positions, true);
     if (bias?.requiresGrad) addAccumulated(gradBuffer(bias), biasSums(gT, 0, outChannels, columns));
-    for (let gi = 0; gi < groups; gi++) {
-      // gweight_g (O/G, depth/G) += gT_g (O/G, N*P) @ cols_g^T
-      if (gw === null) break;
-      gemm(
-        false,
-        true,
-        groupOut,
-        groupDepth,
-        columns,
-        1,
-        gT,
-        gi * groupOut * columns,
-        columns,
-        work,
-        colsAt + gi * groupDepth * columns,
-        columns,
-        1,
-        gw,
-        gi * groupOut * groupDepth,
-        groupDepth,
-      );
-    }
+    if (gw !== null) weightGradients(products, gT, work, colsAt, gw);
     if (gx !== null) {
       // gcols (depth, N*P) = weight_g^T @ gT_g per group, then col2im image by image. With the
       // workspace ([gx | gcols] in WebAssembly memory) the adds are SIMD; else gcols goes into
@@ -558,27 +625,7 @@ export function conv2d(
       const workspace = sameWidth ? convWorkspace(batch * imageX + depth * columns) : null;
       const gcols = workspace === null ? work : workspace.view;
       const gcolsAt = workspace === null ? colsAt : batch * imageX;
-      for (let gi = 0; gi < groups; gi++) {
-        const w0 = gi * groupOut * groupDepth;
-        gemm(
-          true,
-          false,
-          groupDepth,
-          columns,
-          groupOut,
-          1,
-          wv,
-          w0,
-          groupDepth,
-          gT,
-          gi * groupOut * columns,
-          columns,
-          0,
-          gcols,
-          gcolsAt + gi * groupDepth * columns,
-          columns,
-        );
-      }
+      columnGradients(products, wv, gT, gcols, gcolsAt);
       if (workspace !== null && sameSize) {
         // gxT (C, N, H, W) in the workspace, then back to (N, C, H, W).
         const view = workspace.view;
@@ -632,12 +679,11 @@ export function conv2dMaxPoolRelu(
   if (x.device !== 'cpu' || weight.device !== 'cpu' || (bias !== null && bias.device !== 'cpu')) return null;
   const g = checkConvolution(x, weight, bias, options);
   if (!isSameSize(g) || g.height % 2 !== 0 || g.width % 2 !== 0) return null;
-  const { batch, inChannels: channels, height, width, outChannels, groups } = g;
+  const { batch, inChannels: channels, height, width, outChannels } = g;
   const plane = height * width;
   const columns = batch * plane;
   const depth = channels * g.kernelHeight * g.kernelWidth;
-  const groupOut = outChannels / groups;
-  const groupDepth = depth / groups;
+  const products = groupProducts(g, columns);
   const pooledPlane = plane / 4;
   const pooled = outChannels * batch * pooledPlane;
   // Workspace: forward [product (O, N*P) | pooled (O, N, P/4) | winners], backward
@@ -664,26 +710,7 @@ export function conv2dMaxPoolRelu(
   im2colSameSize(work, 0, g, colsAt);
   const view = workspace.view;
   if (bv !== null) for (let o = 0; o < outChannels; o++) view.fill(bv[o], o * columns, (o + 1) * columns);
-  for (let gi = 0; gi < groups; gi++) {
-    gemm(
-      false,
-      false,
-      groupOut,
-      columns,
-      groupDepth,
-      1,
-      wv,
-      gi * groupOut * groupDepth,
-      groupDepth,
-      work,
-      colsAt + gi * groupDepth * columns,
-      columns,
-      bv === null ? 0 : 1,
-      view,
-      gi * groupOut * columns,
-      columns,
-    );
-  }
+  forwardProducts(products, wv, work, colsAt, bv === null ? 0 : 1, view);
   // Plane (o, n) of the product is pooled (and clamped) into the result's place (n, o): the
   // pooled planes come out in (N, O, H/2, W/2) order, winners as indices into the product, or,
   // where the result is not positive (ReLU's mask), `masked`: one element past the gradient's
@@ -749,49 +776,9 @@ export function conv2dMaxPoolRelu(
       }
     }
     if (bias !== null && sums !== null) addAccumulated(gradBuffer(bias), sums);
-    for (let gi = 0; gi < groups && gw !== null; gi++) {
-      // gweight_g (O/G, depth/G) += gT_g (O/G, N*P) @ cols_g^T
-      gemm(
-        false,
-        true,
-        groupOut,
-        groupDepth,
-        columns,
-        1,
-        m,
-        gi * groupOut * columns,
-        columns,
-        work,
-        colsAt + gi * groupDepth * columns,
-        columns,
-        1,
-        gw,
-        gi * groupOut * groupDepth,
-        groupDepth,
-      );
-    }
+    if (gw !== null) weightGradients(products, m, work, colsAt, gw);
     if (gx !== null) {
-      for (let gi = 0; gi < groups; gi++) {
-        // gcols_g (depth/G, N*P) = weight_g^T @ gT_g
-        gemm(
-          true,
-          false,
-          groupDepth,
-          columns,
-          groupOut,
-          1,
-          wv,
-          gi * groupOut * groupDepth,
-          groupDepth,
-          m,
-          gi * groupOut * columns,
-          columns,
-          0,
-          m,
-          gcolsAt + gi * groupDepth * columns,
-          columns,
-        );
-      }
+      columnGradients(products, wv, m, m, gcolsAt);
       if (freshGx) m.fill(0, gxAt, gxAt + channels * columns);
       else reorder(gx, 0, m, gxAt, channels, batch, plane, true);
       col2imSameSize(m, space, gcolsAt, g, gxAt);
