@@ -198,26 +198,34 @@ const F64 = 0x7c;
 const F64_ADD = 0xa0;
 const F64_PROMOTE_F32 = 0xbb;
 
+/**
+ * Opens the block a loop over `count` elements lives in: leaves it at once when local `count` is
+ * 0, else turns the count into bytes (x 4), the loop's bound. The caller ends the block.
+ */
+function skipIfNoneElseBytes(count: number): number[] {
+  return [
+    BLOCK,
+    EMPTY_BLOCK,
+    LOCAL_GET,
+    count,
+    I32_EQZ,
+    BR_IF,
+    0,
+    LOCAL_GET,
+    count,
+    I32_CONST,
+    2,
+    I32_SHL,
+    LOCAL_SET,
+    count,
+  ];
+}
+
 // scatter: parameters 0 base, 1 winners, 2 values, 3 count (base a byte address, the others
 // byte addresses of i32 / f32 arrays); local 4 the byte index. base[winners[i]] = values[i].
 function scatterBody(): number[] {
   const code = [
-    ...[
-      BLOCK,
-      EMPTY_BLOCK,
-      LOCAL_GET,
-      3,
-      I32_EQZ,
-      BR_IF,
-      0,
-      LOCAL_GET,
-      3,
-      I32_CONST,
-      2,
-      I32_SHL,
-      LOCAL_SET,
-      3,
-    ],
+    ...skipIfNoneElseBytes(3),
     ...[LOOP, EMPTY_BLOCK],
     ...[LOCAL_GET, 0, LOCAL_GET, 1, LOCAL_GET, 4, I32_ADD, I32_LOAD, 2, 0, I32_CONST, 2, I32_SHL, I32_ADD],
     ...[LOCAL_GET, 2, LOCAL_GET, 4, I32_ADD, F32_LOAD, 2, 0, F32_STORE, 2, 0],
@@ -232,22 +240,7 @@ function scatterBody(): number[] {
 // Returns the float64 sum of base[winners[i]] for i < count.
 function gatherSumBody(): number[] {
   const code = [
-    ...[
-      BLOCK,
-      EMPTY_BLOCK,
-      LOCAL_GET,
-      2,
-      I32_EQZ,
-      BR_IF,
-      0,
-      LOCAL_GET,
-      2,
-      I32_CONST,
-      2,
-      I32_SHL,
-      LOCAL_SET,
-      2,
-    ],
+    ...skipIfNoneElseBytes(2),
     ...[LOOP, EMPTY_BLOCK],
     ...[
       LOCAL_GET,
