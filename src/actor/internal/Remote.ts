@@ -141,19 +141,19 @@ export class Remote implements PidCodec, TransportSink {
       while (this.createdAbove.delete(next)) next++;
       this.createdBelow = next;
     } else if (id > this.createdBelow) this.createdAbove.add(id);
+    if (this.parked.size === 0) return; // the common case: nothing waits
     const waiting = this.parked.get(id);
     if (waiting === undefined) return;
     this.parked.delete(id);
     for (const operation of waiting) operation();
   }
 
-  /** True if `id` was allocated to this thread and its process has not been created here yet. */
+  /** True if `id` was allocated to this thread and its process has not been created here yet (callers found no exported record). */
   private awaited(id: number): boolean {
     return (
       id >= this.createdBelow &&
       !this.createdAbove.has(id) &&
-      id < Atomics.load(this.counters.ids, this.thread) &&
-      !this.exported.has(id)
+      id < Atomics.load(this.counters.ids, this.thread)
     );
   }
 
