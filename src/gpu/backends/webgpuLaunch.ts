@@ -7,6 +7,7 @@ import type { KernelLaunch, NativeBuffer } from '../Backend.js';
 import { type BackendKernelKind, dispatchKernel, type KernelTable } from '../kernels/catalog.js';
 import { type Conv2dGeometry, conv2dGeometryValues, type Pool2dGeometry } from '../kernels/ops.js';
 import {
+  CONV_UNIFORM_FIELDS,
   WGSL_MATMUL_TILE,
   WGSL_WORKGROUP_SIZE,
   type WgslKernel,
@@ -52,8 +53,8 @@ export function splitGroups(total: number, limit = MAX_WORKGROUPS_PER_DIMENSION)
   return [x, y];
 }
 
-/** Words of every kernel's uniform block (the conv kernels' 18 fields, rounded up to 16 bytes). */
-export const UNIFORM_WORDS = 20;
+/** Words of every kernel's uniform block: the conv kernels' fields (the largest), in 16-byte units. */
+export const UNIFORM_WORDS = Math.ceil(CONV_UNIFORM_FIELDS.length / 4) * 4;
 
 function words(values: readonly number[]): Uint32Array {
   const uniform = new Uint32Array(UNIFORM_WORDS);
@@ -61,6 +62,7 @@ function words(values: readonly number[]): Uint32Array {
   return uniform;
 }
 
+/** The conv kernels' uniform: CONV_UNIFORM_FIELDS in order. */
 function convWords(g: Conv2dGeometry, count: number, hasBias: boolean): Uint32Array {
   return words([...conv2dGeometryValues(g), count, hasBias ? 1 : 0]);
 }
