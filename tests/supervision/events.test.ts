@@ -7,7 +7,7 @@
  * children there only start and never exit, so no second thread is involved in what it checks.
  */
 import { describe, expect, it } from 'vitest';
-import { type ActorSystem, type Pid, SimulatedClock } from '../../src/actor/index.js';
+import { type Pid, SimulatedClock } from '../../src/actor/index.js';
 import {
   formatSupervisionEvent,
   onSupervisionEvent,
@@ -15,22 +15,9 @@ import {
   startSupervisor,
   terminateChild,
 } from '../../src/supervision/index.js';
-import {
-  fileTwoThreadSystem,
-  pidOf,
-  type SpawnWorker,
-  StartLog,
-  spawnLocalWorker,
-  spawnWorkerOn,
-  testSystem,
-  workerSpec,
-} from './helpers.js';
+import { pidOf, StartLog, testSystem, workerPlacements, workerSpec } from './helpers.js';
 
-const twoThreads = fileTwoThreadSystem({ clock: new SimulatedClock() });
-const placements: { name: string; system: () => ActorSystem; spawn: SpawnWorker }[] = [
-  { name: 'one thread', system: () => testSystem().system, spawn: spawnLocalWorker },
-  { name: 'the child on another thread', system: () => twoThreads().system, spawn: spawnWorkerOn(1) },
-];
+const placements = workerPlacements({ clock: new SimulatedClock() }, 'the child on another thread');
 
 describe.each(placements)('supervision events ($name)', ({ system: make, spawn }) => {
   it('every action is an event with the supervisor, child id, pid, reason and clock time', async () => {

@@ -1,8 +1,17 @@
-import type { ActorSystem, Context, ExitReason, Handler, Pid } from '../../src/actor/index.js';
+import type {
+  ActorSystem,
+  ActorSystemOptions,
+  Context,
+  ExitReason,
+  Handler,
+  Pid,
+} from '../../src/actor/index.js';
 import type { ChildSpec, SupervisionEvent } from '../../src/supervision/index.js';
 import { onSupervisionEvent, whichChildren } from '../../src/supervision/index.js';
 
-export { fileTwoThreadSystem, testSystem } from '../actor/helpers.js';
+import { fileTwoThreadSystem, testSystem } from '../actor/helpers.js';
+
+export { fileTwoThreadSystem, testSystem };
 
 /** What a test worker understands. */
 export type WorkerMessage =
@@ -99,4 +108,26 @@ export function nextEvent(system: ActorSystem, kind: SupervisionEvent['kind']): 
       resolve(event);
     });
   });
+}
+
+/** Where a suite's supervisor children run: the OTP suites run once per placement (describe.each). */
+export interface WorkerPlacement {
+  readonly name: string;
+  readonly system: () => ActorSystem;
+  readonly spawn: SpawnWorker;
+}
+
+/**
+ * The two placements: one thread, and the children on thread 1 of the file's two-thread system
+ * (`options` for it, such as a SimulatedClock; `remote` names that placement in the test titles).
+ */
+export function workerPlacements(
+  options: ActorSystemOptions = {},
+  remote = 'children on another thread',
+): WorkerPlacement[] {
+  const twoThreads = fileTwoThreadSystem(options);
+  return [
+    { name: 'one thread', system: () => testSystem().system, spawn: spawnLocalWorker },
+    { name: remote, system: () => twoThreads().system, spawn: spawnWorkerOn(1) },
+  ];
 }

@@ -22,30 +22,19 @@ import {
 } from '../../src/supervision/index.js';
 import { inbox } from '../actor/helpers.js';
 import {
-  fileTwoThreadSystem,
   nextEvent,
   pidOf,
   recordEvents,
-  type SpawnWorker,
   StartLog,
-  spawnLocalWorker,
-  spawnWorkerOn,
   testSystem,
+  workerPlacements,
   workerSpec,
 } from './helpers.js';
 
 // Run twice: everything on one thread (a simulated clock), and the children on thread 1 of a
 // two-thread system with the supervisor on thread 0 (fixtures/worker.ts). The tests wait for the
 // child's exit, then ask the supervisor (the call queues behind the EXIT it already got).
-const twoThreads = fileTwoThreadSystem({ clock: new SimulatedClock() });
-const placements: { name: string; system: () => ActorSystem; spawn: SpawnWorker }[] = [
-  { name: 'one thread', system: () => testSystem().system, spawn: spawnLocalWorker },
-  {
-    name: 'children on another thread',
-    system: () => twoThreads().system,
-    spawn: spawnWorkerOn(1),
-  },
-];
+const placements = workerPlacements({ clock: new SimulatedClock() });
 
 /** A child stopped by its supervisor: 'shutdown', or 'noproc' when it was gone before we asked. */
 const STOPPED = ['shutdown', 'noproc'];

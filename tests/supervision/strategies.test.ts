@@ -6,16 +6,7 @@ import {
   stopSupervisor,
   whichChildren,
 } from '../../src/supervision/index.js';
-import {
-  fileTwoThreadSystem,
-  pidOf,
-  type SpawnWorker,
-  StartLog,
-  spawnLocalWorker,
-  spawnWorkerOn,
-  testSystem,
-  workerSpec,
-} from './helpers.js';
+import { pidOf, StartLog, testSystem, workerPlacements, workerSpec } from './helpers.js';
 
 /**
  * seeds/003 (sage_runtime) translated: children are process functions that run once and end
@@ -46,15 +37,7 @@ function runOnce(
 // Run twice: everything on one thread (a simulated clock), and the children on thread 1 of a
 // two-thread system with the supervisor on thread 0. The tests wait for the crashed child's exit,
 // then ask the supervisor (the call queues behind the EXIT it already got), never for a settle.
-const twoThreads = fileTwoThreadSystem();
-const placements: { name: string; system: () => ActorSystem; spawn: SpawnWorker }[] = [
-  { name: 'one thread', system: () => testSystem().system, spawn: spawnLocalWorker },
-  {
-    name: 'children on another thread',
-    system: () => twoThreads().system,
-    spawn: spawnWorkerOn(1),
-  },
-];
+const placements = workerPlacements();
 
 /** A sibling stopped by the strategy: 'shutdown', or 'noproc' when it was gone before we asked. */
 const STOPPED = ['shutdown', 'noproc'];

@@ -15,22 +15,9 @@ import {
   whichChildren,
 } from '../../src/supervision/index.js';
 import { MAILBOX_RETRY_MS, sendToSelf } from '../../src/supervision/internal/selfDelivery.js';
-import {
-  fileTwoThreadSystem,
-  pidOf,
-  type SpawnWorker,
-  StartLog,
-  spawnLocalWorker,
-  spawnWorkerOn,
-  testSystem,
-  workerSpec,
-} from './helpers.js';
+import { pidOf, StartLog, testSystem, workerPlacements, workerSpec } from './helpers.js';
 
-const twoThreads = fileTwoThreadSystem({ clock: new SimulatedClock() });
-const placements: { name: string; system: () => ActorSystem; spawn: SpawnWorker }[] = [
-  { name: 'one thread', system: () => testSystem().system, spawn: spawnLocalWorker },
-  { name: 'the child on another thread', system: () => twoThreads().system, spawn: spawnWorkerOn(1) },
-];
+const placements = workerPlacements({ clock: new SimulatedClock() }, 'the child on another thread');
 
 /** Crashes the child and waits until the supervisor has handled its EXIT (or has exited). */
 async function crash(system: ActorSystem, supervisor: Pid): Promise<void> {
