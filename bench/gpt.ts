@@ -8,14 +8,13 @@
  *
  * `gpt_tokens_per_sec` = steps/s x batch x block over timed steps after a warmup, the best of
  * three runs. When python3 imports torch, bench/gpt_pytorch.py measures the same workload with
- * torch.set_num_threads(1) and (2): `pytorch_gpt_tokens_per_sec` is the faster and
+ * torch.set_num_threads(1) and (2), each under two OpenBLAS settings (bench/pytorch.ts):
+ * `pytorch_gpt_tokens_per_sec` is the fastest and
  * `gpt_vs_pytorch_ratio` zbmd over it. Without torch, `pytorch_gpt` says why.
  */
-import { spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import { Random } from '../src/actor/Random.js';
 import { Adam, DataLoader, DEFAULT_TEXT_CORPUS, Gpt, readTextCorpus, trainStep } from '../src/ml/index.js';
+import { benchScript, PYTORCH_BLAS_SETTINGS, runPytorch } from './pytorch.js';
 
 export interface BenchOptions {
   readonly json: boolean;
@@ -26,16 +25,7 @@ const SHAPE = { blockSize: 64, layers: 2, heads: 4, dimension: 64 } as const;
 const BATCH = 32;
 const PYTORCH_TIMEOUT_MS = 180_000;
 
-const PYTORCH_SCRIPT = [
-  new URL('./gpt_pytorch.py', import.meta.url),
-  new URL('../../bench/gpt_pytorch.py', import.meta.url),
-]
-  .map((url) => fileURLToPath(url))
-  .find((path) => existsSync(path));
-
-function pythonExecutable(): string {
-  return process.env.ZBMD_PYTHON ?? (existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3');
-}
+const PYTORCH_SCRIPT = benchScript('gpt_pytorch.py');
 
 const round = (value: number, digits = 1): number => Number(value.toFixed(digits));
 
@@ -44,28 +34,15 @@ interface PytorchGpt {
   readonly results: readonly { threads: number; tokens_per_sec: number; steps: number }[];
 }
 
-function pytorchTokensPerSecond(steps: number, warmup: number): PytorchGpt | string {
+function pytorchTokensPerSecond(
+  steps: number,
+  warmup: number,
+  env: Record<string, string>,
+): PytorchGpt | string {
   if (PYTORCH_SCRIPT === undefined) return 'absent: bench/gpt_pytorch.py is not installed beside the bench';
   const { blockSize, layers, heads, dimension } = SHAPE;
-  const args = [
-    PYTORCH_SCRIPT,
-    DEFAULT_TEXT_CORPUS,
-    blockSize,
-    layers,
-    heads,
-    dimension,
-    BATCH,
-    steps,
-    warmup,
-  ];
-  const child = spawnSync(pythonExecutable(), [...args.map(String), '1,2'], {
-    encoding: 'utf8',
-    timeout: PYTORCH_TIMEOUT_MS,
-  });
-  if (child.error !== undefined) return `absent: ${pythonExecutable()} did not run (${child.error.message})`;
-  if (child.status !== 0)
-    return `failed (exit ${child.status}): ${child.stderr.trim().split('\n').at(-1) ?? ''}`;
-  return JSON.parse(child.stdout) as PytorchGpt;
+  const args = [DEFAULT_TEXT_CORPUS, blockSize, layers, heads, dimension, BATCH, steps, warmup, '1,2'];
+  return runPytorch<PytorchGpt>(PYTORCH_SCRIPT, args.map(String), PYTORCH_TIMEOUT_MS, env);
 }
 
 /** zbmd's GPT training speed, then PyTorch's on the same workload. */
@@ -93,14 +70,19 @@ export async function gptFigures(quick: boolean): Promise<Record<string, number 
     gpt_parameters: model.parameterCount(),
     gpt_tokens_per_sec: round(best),
   };
-  const reference = pytorchTokensPerSecond(steps, warmup);
-  if (typeof reference === 'string') {
-    figures.pytorch_gpt = reference;
-    return figures;
+  let fastest = 0;
+  for (const { suffix, env } of PYTORCH_BLAS_SETTINGS) {
+    const reference = pytorchTokensPerSecond(steps, warmup, env);
+    if (typeof reference === 'string') {
+      figures[`pytorch_gpt${suffix}`] = reference;
+      continue;
+    }
+    for (const { threads, tokens_per_sec } of reference.results) {
+      figures[`pytorch_gpt_threads${threads}${suffix}_tokens_per_sec`] = tokens_per_sec;
+      fastest = Math.max(fastest, tokens_per_sec);
+    }
   }
-  for (const { threads, tokens_per_sec } of reference.results)
-    figures[`pytorch_gpt_threads${threads}_tokens_per_sec`] = tokens_per_sec;
-  const fastest = Math.max(...reference.results.map((result) => result.tokens_per_sec));
+  if (fastest === 0) return figures;
   figures.pytorch_gpt_tokens_per_sec = fastest;
   figures.gpt_vs_pytorch_ratio = round(best / fastest, 3);
   return figures;

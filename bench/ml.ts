@@ -20,8 +20,6 @@
  */
 
 import { spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import { Random } from '../src/actor/Random.js';
 import {
   Adam,
@@ -48,6 +46,7 @@ import {
 } from '../src/ml/index.js';
 import { rawOpenBlasSgemm } from '../src/ml/internal/blas.js';
 import { gptFigures } from './gpt.js';
+import { benchScript, PYTORCH_BLAS_SETTINGS, pythonExecutable, runPytorch } from './pytorch.js';
 
 export interface BenchOptions {
   readonly json: boolean;
@@ -233,20 +232,10 @@ const WORKLOADS: readonly Workload[] = [
   },
 ];
 
-/** How long one PyTorch workload may run (both thread counts, import and data loading included). */
+/** How long one PyTorch run may take (both thread counts, import and data loading included). */
 const PYTORCH_TIMEOUT_MS = 300_000;
 
-/** bench/ml_pytorch.py, beside this file in the sources and two levels up from dist/bench. */
-const PYTORCH_SCRIPT = [
-  new URL('./ml_pytorch.py', import.meta.url),
-  new URL('../../bench/ml_pytorch.py', import.meta.url),
-]
-  .map((url) => fileURLToPath(url))
-  .find((path) => existsSync(path));
-
-function pythonExecutable(): string {
-  return process.env.ZBMD_PYTHON ?? (existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3');
-}
+const PYTORCH_SCRIPT = benchScript('ml_pytorch.py');
 
 /** The torch version python imports, or why it cannot (the reason goes into the figures). */
 function probeTorch(): { version: string } | { absent: string } {
@@ -269,31 +258,18 @@ interface PytorchResult {
   readonly results: readonly { threads: number; steps_per_sec: number }[];
 }
 
-/** PyTorch's steps/s for one workload with 1 and 2 threads, or the error text. */
+/** PyTorch's steps/s for one workload with 1 and 2 threads under one BLAS setting, or why not. */
 function pytorchStepsPerSecond(
   workload: Workload,
   steps: number,
   datasetDir: string,
+  blasEnv: Record<string, string>,
 ): PytorchResult | string {
-  const args = [
-    PYTORCH_SCRIPT ?? '',
-    workload.pytorchName,
-    String(steps),
-    String(workload.warmup),
-    '1,2',
-    datasetDir,
-  ];
+  const args = [workload.pytorchName, String(steps), String(workload.warmup), '1,2', datasetDir];
   // The same OpenBLAS kernels as zbmd's (blas.ts chooses them when the library loads).
   const core = blasInfo().core;
-  const env = core === null ? process.env : { ...process.env, OPENBLAS_CORETYPE: core };
-  const child = spawnSync(pythonExecutable(), args, { encoding: 'utf8', timeout: PYTORCH_TIMEOUT_MS, env });
-  if (child.error !== undefined) {
-    const timedOut = (child.error as NodeJS.ErrnoException).code === 'ETIMEDOUT';
-    return timedOut ? `timed out after ${PYTORCH_TIMEOUT_MS / 1000} s` : `failed: ${child.error.message}`;
-  }
-  if (child.status !== 0)
-    return `failed (exit ${child.status}): ${child.stderr.trim().split('\n').at(-1) ?? ''}`;
-  return JSON.parse(child.stdout) as PytorchResult;
+  const env = { ...(core === null ? {} : { OPENBLAS_CORETYPE: core }), ...blasEnv };
+  return runPytorch<PytorchResult>(PYTORCH_SCRIPT ?? '', args, PYTORCH_TIMEOUT_MS, env);
 }
 
 /**
@@ -316,16 +292,19 @@ function speedFigures(
     const ours = stepsPerSecond(workload.model(), loader, steps, workload.warmup);
     figures[`${workload.key}_steps_per_sec`] = ours;
     if (!('version' in torch)) continue;
-    const reference = pytorchStepsPerSecond(workload, steps, data.dir);
-    if (typeof reference === 'string') {
-      figures[`pytorch_${workload.key}`] = reference;
-      continue;
-    }
     let best = 0;
-    for (const { threads, steps_per_sec } of reference.results) {
-      figures[`pytorch_${workload.key}_threads${threads}_steps_per_sec`] = steps_per_sec;
-      best = Math.max(best, steps_per_sec);
+    for (const { suffix, env } of PYTORCH_BLAS_SETTINGS) {
+      const reference = pytorchStepsPerSecond(workload, steps, data.dir, env);
+      if (typeof reference === 'string') {
+        figures[`pytorch_${workload.key}${suffix}`] = reference;
+        continue;
+      }
+      for (const { threads, steps_per_sec } of reference.results) {
+        figures[`pytorch_${workload.key}_threads${threads}${suffix}_steps_per_sec`] = steps_per_sec;
+        best = Math.max(best, steps_per_sec);
+      }
     }
+    if (best === 0) continue;
     figures[`pytorch_${workload.key}_steps_per_sec`] = best;
     figures[`${workload.key}_vs_pytorch_ratio`] = round(ours / best, 3);
     figures[`${workload.key}_target_ratio`] = workload.targetRatio;
