@@ -37,6 +37,7 @@ import { migrate } from '../gpu/migrate.js';
 import { type Dtype, decodeStorage, encodeStorage, type Storage } from './dtype.js';
 import { check, TensorError } from './errors.js';
 import { pool } from './internal/pool.js';
+import { gatherStrided } from './internal/strided.js';
 
 /**
  * An op's gradient rule: the output's gradient (a tensor on the output's device, the output's
@@ -258,30 +259,6 @@ export function isContiguous(tensor: Tensor): boolean {
   return true;
 }
 
-/** For each logical (row-major) position, the storage index of that element. */
-export function stridedIndexMap(
-  shape: readonly number[],
-  strides: readonly number[],
-  offset: number,
-): Int32Array {
-  const size = sizeOf(shape);
-  const map = new Int32Array(size);
-  const rank = shape.length;
-  const counter = new Array<number>(rank).fill(0);
-  let position = offset;
-  for (let i = 0; i < size; i++) {
-    map[i] = position;
-    for (let d = rank - 1; d >= 0; d--) {
-      counter[d]++;
-      position += strides[d];
-      if (counter[d] < shape[d]) break;
-      position -= strides[d] * shape[d];
-      counter[d] = 0;
-    }
-  }
-  return map;
-}
-
 /**
  * The tensor's f32 values in logical order: the storage itself (or a subarray) when contiguous,
  * else a gathered copy from the pool, which the caller gives back with `releaseTemporary`.
@@ -292,9 +269,8 @@ export function contiguousData(tensor: Tensor): Float32Array {
     if (tensor.offset === 0 && data.length === tensor.size) return data;
     return data.subarray(tensor.offset, tensor.offset + tensor.size);
   }
-  const map = stridedIndexMap(tensor.shape, tensor.strides, tensor.offset);
   const out = pool.take(tensor.size);
-  for (let i = 0; i < map.length; i++) out[i] = data[map[i]];
+  gatherStrided(data, tensor.offset, tensor.shape, tensor.strides, out);
   return out;
 }
 
@@ -625,10 +601,9 @@ export function item(source: Tensor): number {
 }
 
 function contiguousStorage(source: Tensor): Storage {
-  const map = stridedIndexMap(source.shape, source.strides, source.offset);
   const storage = source.storage;
-  const out = new (storage.constructor as new (length: number) => Storage)(map.length);
-  for (let i = 0; i < map.length; i++) out[i] = storage[map[i]];
+  const out = new (storage.constructor as new (length: number) => Storage)(source.size);
+  gatherStrided(storage, source.offset, source.shape, source.strides, out);
   return out;
 }
 

@@ -1,5 +1,6 @@
 /** Broadcasting (NumPy rules): shapes align on the right; a dimension of 1 stretches. */
 import { TensorError } from '../errors.js';
+import { broadcastStrides } from './strided.js';
 
 export function broadcastShapes(a: readonly number[], b: readonly number[], context: string): number[] {
   const rank = Math.max(a.length, b.length);
@@ -30,14 +31,7 @@ export function broadcastIndexMap(
   let equal = inShape.length === rank;
   for (let d = 0; equal && d < rank; d++) equal = inShape[d] === outShape[d];
   if (equal) return null;
-  const strides = new Array<number>(rank).fill(0);
-  let stride = 1;
-  for (let d = inShape.length - 1; d >= 0; d--) {
-    const outDimension = rank - inShape.length + d;
-    strides[outDimension] = inShape[d] === 1 ? 0 : stride;
-    stride *= inShape[d];
-  }
-  return stridedIndexMap(outShape, strides);
+  return stridedIndexMap(outShape, broadcastStrides(inShape, outShape));
 }
 
 /**

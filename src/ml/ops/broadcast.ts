@@ -7,8 +7,15 @@
 import { anyOnDevice, deviceExpand, deviceSumTo } from '../deviceOps.js';
 import { check } from '../errors.js';
 import { float64Accumulator } from '../internal/accumulate.js';
-import { broadcastIndexMap, broadcastShapes } from '../internal/broadcast.js';
+import { broadcastShapes } from '../internal/broadcast.js';
 import { pool } from '../internal/pool.js';
+import {
+  broadcastStrides,
+  contiguousStridesOf,
+  forEachRun,
+  gatherStrided,
+  mergeLayout,
+} from '../internal/strided.js';
 import {
   contiguousData,
   hostTensor,
@@ -39,11 +46,9 @@ export function expand(x: Tensor, wanted: readonly number[]): Tensor {
   let out: Tensor;
   if (anyOnDevice([x])) out = deviceExpand(x, shape);
   else {
-    const map = broadcastIndexMap(x.shape, shape);
     const values = contiguousData(x);
     const data = pool.take(sizeOf(shape));
-    if (map === null) data.set(values);
-    else for (let i = 0; i < data.length; i++) data[i] = values[map[i]];
+    gatherStrided(values, 0, shape, broadcastStrides(x.shape, shape), data);
     releaseTemporary(x, values);
     out = hostTensor(data, shape);
   }
@@ -59,16 +64,21 @@ export function sumTo(x: Tensor, shape: readonly number[]): Tensor {
   let out: Tensor;
   if (anyOnDevice([x])) out = deviceSumTo(x, shape);
   else {
-    const map = broadcastIndexMap(shape, x.shape);
     const values = contiguousData(x);
     const data = pool.take(sizeOf(shape));
-    if (map === null) data.set(values);
-    else {
-      // many values add into each element: in float64, rounded once (internal/accumulate.ts)
-      const sums = float64Accumulator(data.length);
-      for (let i = 0; i < values.length; i++) sums[map[i]] += values[i];
-      for (let o = 0; o < data.length; o++) data[o] = sums[o];
-    }
+    // many values add into each element: in float64, rounded once (internal/accumulate.ts)
+    const sums = float64Accumulator(data.length);
+    const layout = mergeLayout(x.shape, [contiguousStridesOf(x.shape), broadcastStrides(shape, x.shape)]);
+    const last = layout.sizes.length - 1;
+    const step = layout.strides[1][last];
+    forEachRun(layout, [0, 0], ([from, to], n) => {
+      if (step === 0) {
+        let sum = sums[to];
+        for (let j = from; j < from + n; j++) sum += values[j];
+        sums[to] = sum;
+      } else for (let j = 0; j < n; j++) sums[to + j * step] += values[from + j];
+    });
+    for (let o = 0; o < data.length; o++) data[o] = sums[o];
     releaseTemporary(x, values);
     out = hostTensor(data, shape);
   }

@@ -20,6 +20,7 @@ import { check } from '../errors.js';
 import { broadcastIndexMap, broadcastShapes } from '../internal/broadcast.js';
 import { pool } from '../internal/pool.js';
 import { reluBackwardKernel, reluKernel } from '../internal/reluKernel.js';
+import { broadcastStrides, contiguousStridesOf, forEachRun, mergeLayout } from '../internal/strided.js';
 import {
   contiguousData,
   dispose,
@@ -39,32 +40,58 @@ function asTensor(value: Operand): Tensor {
   return typeof value === 'number' ? scalar(value) : value;
 }
 
+/** out[o + j] = a[pa + j*sa] op b[pb + j*sb] for j < n: one run of a broadcast binary op. */
+function binaryRun(
+  op: BinaryOp,
+  a: Float32Array,
+  pa: number,
+  sa: number,
+  b: Float32Array,
+  pb: number,
+  sb: number,
+  out: Float32Array,
+  o: number,
+  n: number,
+): void {
+  const end = o + n;
+  switch (op) {
+    case 'add':
+      for (let i = o; i < end; i++, pa += sa, pb += sb) out[i] = a[pa] + b[pb];
+      return;
+    case 'sub':
+      for (let i = o; i < end; i++, pa += sa, pb += sb) out[i] = a[pa] - b[pb];
+      return;
+    case 'mul':
+      for (let i = o; i < end; i++, pa += sa, pb += sb) out[i] = a[pa] * b[pb];
+      return;
+    case 'div':
+      for (let i = o; i < end; i++, pa += sa, pb += sb) out[i] = a[pa] / b[pb];
+      return;
+    case 'pow':
+      for (let i = o; i < end; i++, pa += sa, pb += sb) out[i] = a[pa] ** b[pb];
+      return;
+  }
+}
+
+/** out (contiguous, `shape`) = a op b, a and b contiguous and broadcast to `shape`: run by run. */
 function binaryForward(
   op: BinaryOp,
   a: Float32Array,
-  am: Int32Array | null,
+  aShape: readonly number[],
   b: Float32Array,
-  bm: Int32Array | null,
+  bShape: readonly number[],
+  shape: readonly number[],
   out: Float32Array,
 ): void {
-  const n = out.length;
-  switch (op) {
-    case 'add':
-      for (let i = 0; i < n; i++) out[i] = a[am ? am[i] : i] + b[bm ? bm[i] : i];
-      return;
-    case 'sub':
-      for (let i = 0; i < n; i++) out[i] = a[am ? am[i] : i] - b[bm ? bm[i] : i];
-      return;
-    case 'mul':
-      for (let i = 0; i < n; i++) out[i] = a[am ? am[i] : i] * b[bm ? bm[i] : i];
-      return;
-    case 'div':
-      for (let i = 0; i < n; i++) out[i] = a[am ? am[i] : i] / b[bm ? bm[i] : i];
-      return;
-    case 'pow':
-      for (let i = 0; i < n; i++) out[i] = a[am ? am[i] : i] ** b[bm ? bm[i] : i];
-      return;
-  }
+  const layout = mergeLayout(shape, [
+    contiguousStridesOf(shape),
+    broadcastStrides(aShape, shape),
+    broadcastStrides(bShape, shape),
+  ]);
+  const last = layout.sizes.length - 1;
+  const sa = layout.strides[1][last];
+  const sb = layout.strides[2][last];
+  forEachRun(layout, [0, 0, 0], (at, n) => binaryRun(op, a, at[1], sa, b, at[2], sb, out, at[0], n));
 }
 
 /** `gradient` summed down to `shape`, giving up `gradient` (unless it is `g`) when a new tensor results. */
@@ -185,10 +212,8 @@ function binaryOnHost(op: BinaryOp, left: Operand, right: Operand): Tensor {
   const shape = broadcastShapes(a.shape, b.shape, op);
   const av = contiguousData(a);
   const bv = contiguousData(b);
-  const am = broadcastIndexMap(a.shape, shape);
-  const bm = broadcastIndexMap(b.shape, shape);
-  const out = pool.take(am === null ? a.size : bm === null ? b.size : sizeFromShape(shape));
-  binaryForward(op, av, am, bv, bm, out);
+  const out = pool.take(sizeFromShape(shape));
+  binaryForward(op, av, a.shape, bv, b.shape, shape, out);
   releaseTemporary(a, av);
   releaseTemporary(b, bv);
   return hostTensor(out, shape);
