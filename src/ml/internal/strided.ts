@@ -89,6 +89,15 @@ export function forEachRun(
     visit(offsets, length);
     return;
   }
+  if (outer === 1) {
+    // one outer dimension (a bias over rows, a sum over the leading axes): no odometer
+    const size = sizes[0];
+    for (let run = 0; run < size; run++) {
+      visit(offsets, length);
+      for (let k = 0; k < operands; k++) offsets[k] += strides[k][0];
+    }
+    return;
+  }
   const counter = new Array<number>(outer).fill(0);
   let runs = 1;
   for (let d = 0; d < outer; d++) runs *= sizes[d];

@@ -22,8 +22,23 @@ const GELU_C = 0.044715;
 /** An activation's value and slope at one point. */
 type Pointwise = (x: number, out: { y: number; dy: number }) => void;
 
+/** An activation over a whole buffer: y and y' of every x. */
+type ArrayKernel = (x: Float32Array, y: Float32Array, slope: Float32Array) => void;
+
+/** A pointwise activation as a whole-buffer kernel (one call of `f` per element). */
+function perElement(f: Pointwise): ArrayKernel {
+  return (x, y, slope) => {
+    const point = { y: 0, dy: 0 };
+    for (let i = 0; i < y.length; i++) {
+      f(x[i], point);
+      y[i] = point.y;
+      slope[i] = point.dy;
+    }
+  };
+}
+
 /** The fused CPU op: y and y' in one pass, one rule g * y'. */
-function fused(name: string, input: Tensor, f: Pointwise): Tensor {
+function fused(name: string, input: Tensor, kernel: ArrayKernel): Tensor {
   check(
     input.dtype === 'f32',
     'invalid_dtype',
@@ -32,12 +47,7 @@ function fused(name: string, input: Tensor, f: Pointwise): Tensor {
   const x = contiguousData(input);
   const y = pool.take(input.size);
   const slope = pool.take(input.size);
-  const point = { y: 0, dy: 0 };
-  for (let i = 0; i < y.length; i++) {
-    f(x[i], point);
-    y[i] = point.y;
-    slope[i] = point.dy;
-  }
+  kernel(x, y, slope);
   releaseTemporary(input, x);
   const out = hostTensor(y, input.shape);
   const saved = hostTensor(slope, input.shape);
@@ -110,7 +120,7 @@ export function composedActivation(
 
 function activation(name: ActivationName, x: Tensor, options: ActivationParameters, f: Pointwise): Tensor {
   if (x.device !== 'cpu') return composedActivation(name, x, options);
-  return fused(name, x, f);
+  return fused(name, x, perElement(f));
 }
 
 /** LeakyReLU: x for x > 0, negativeSlope * x otherwise (PyTorch's default slope 0.01). */
@@ -169,10 +179,15 @@ export function softplus(x: Tensor, beta = 1, threshold = 20): Tensor {
 
 /** GELU's tanh approximation (PyTorch's `gelu(x, approximate='tanh')`, GPT-2's). */
 export function geluTanh(x: Tensor): Tensor {
-  return activation('geluTanh', x, {}, (v, o) => {
-    const inner = GELU_K * (v + GELU_C * v * v * v);
-    const t = Math.tanh(inner);
-    o.y = 0.5 * v * (1 + t);
-    o.dy = 0.5 * (1 + t) + 0.5 * v * (1 - t * t) * GELU_K * (1 + 3 * GELU_C * v * v);
-  });
+  // its own loop (no call per element): the GPT's MLP runs it on every hidden activation
+  const kernel: ArrayKernel = (input, y, slope) => {
+    for (let i = 0; i < y.length; i++) {
+      const v = input[i];
+      const inner = GELU_K * (v + GELU_C * v * v * v);
+      const t = Math.tanh(inner);
+      y[i] = 0.5 * v * (1 + t);
+      slope[i] = 0.5 * (1 + t) + 0.5 * v * (1 - t * t) * GELU_K * (1 + 3 * GELU_C * v * v);
+    }
+  };
+  return x.device !== 'cpu' ? composedActivation('geluTanh', x) : fused('geluTanh', x, kernel);
 }
