@@ -24,6 +24,7 @@ const ATTRIBUTE_MULTIPROCESSOR_COUNT = 16;
 const ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR = 75;
 const ATTRIBUTE_COMPUTE_CAPABILITY_MINOR = 76;
 const CUBLAS_OP_N = 0;
+const CUBLAS_OP_T = 1;
 const CUDA_R_32F = 0;
 const CUDA_R_16BF = 14;
 const CUBLAS_COMPUTE_32F = 68;
@@ -326,12 +327,19 @@ export class CudaBackend implements Backend {
   }
 
   /**
-   * Row-major c (m, n) = a (m, k) b (k, n) is column-major c^T = b^T a^T: cuBLAS gets b as its
-   * first operand, (n, m, k), and the leading dimensions n, k, n. No transposes are needed.
+   * Row-major c (m, n) = op(a) (m, k) op(b) (k, n) is column-major c^T = op(b)^T op(a)^T: cuBLAS
+   * gets b as its first operand, (n, m, k). A row-major (k, n) b reads as column-major (n, k)
+   * with leading dimension n (no transpose); a row-major (n, k) b (transposeB) as column-major
+   * (k, n), leading dimension k, transposed by cuBLAS. Likewise a: (m, k) has leading dimension
+   * k, (k, m) (transposeA) m.
    */
   private matmul(launch: Extract<KernelLaunch, { kind: 'matmul' }>, stream: number): void {
     const { api, handle } = this.cublas(stream);
     const { m, n, k } = launch;
+    const operationB = launch.transposeB ? CUBLAS_OP_T : CUBLAS_OP_N;
+    const operationA = launch.transposeA ? CUBLAS_OP_T : CUBLAS_OP_N;
+    const leadingB = launch.transposeB ? k : n;
+    const leadingA = launch.transposeA ? m : k;
     const a = (launch.a as CudaBuffer).pointer;
     const b = (launch.b as CudaBuffer).pointer;
     const c = (launch.output as CudaBuffer).pointer;
@@ -339,7 +347,22 @@ export class CudaBackend implements Backend {
     const beta = new Float32Array([0]);
     if (launch.precision === 'f32') {
       checkCublas(
-        api.cublasSgemm_v2(handle, CUBLAS_OP_N, CUBLAS_OP_N, n, m, k, alpha, b, n, a, k, beta, c, n),
+        api.cublasSgemm_v2(
+          handle,
+          operationB,
+          operationA,
+          n,
+          m,
+          k,
+          alpha,
+          b,
+          leadingB,
+          a,
+          leadingA,
+          beta,
+          c,
+          n,
+        ),
         'cublasSgemm',
       );
       return;
@@ -349,18 +372,18 @@ export class CudaBackend implements Backend {
     const compute = launch.precision === 'tf32' ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F;
     const status = api.cublasGemmEx(
       handle,
-      CUBLAS_OP_N,
-      CUBLAS_OP_N,
+      operationB,
+      operationA,
       n,
       m,
       k,
       alpha,
       b,
       inputType,
-      n,
+      leadingB,
       a,
       inputType,
-      k,
+      leadingA,
       beta,
       c,
       outputType,
