@@ -23,7 +23,7 @@ import {
   TOLERANCES,
 } from '../../src/gpu/index.js';
 import { naiveMatmul } from './naive.js';
-import { allCases, runCase, uniform } from './opCases.js';
+import { ADAM_VARIANTS, allCases, runAdamSteps, runCase, uniform } from './opCases.js';
 import { probeCuda } from './support.js';
 
 const cuda = probeCuda();
@@ -127,6 +127,19 @@ describe.skipIf(!cuda.available)(`cuda backend (${cuda.reason})`, () => {
         opCase.name,
       ).toBeUndefined();
     }
+  });
+
+  it('the fused adamStep matches the cpu reference in every weight-decay variant', async () => {
+    for (const variant of ADAM_VARIANTS)
+      for (const count of [1024, 37]) {
+        const expected = await runAdamSteps(cpu, 5, count, 5, variant);
+        const actual = await runAdamSteps(gpu, 5, count, 5, variant);
+        // f32 throughout on the GPU, f64 rounded per stored value on the cpu (fusedKernels.test.ts)
+        expect(
+          firstMismatch(actual, expected, { rtol: 1e-5, atol: 1e-7 }),
+          `${variant.name} (${count})`,
+        ).toBeUndefined();
+      }
   });
 
   it('matmul in tf32 and bf16 through cuBLAS stays within their tolerances', async () => {
