@@ -375,7 +375,7 @@ export async function runAdamSteps(
       await device.readFloat32(secondMoment),
     ].map((values) => values.subarray(0, count));
     const out = new Float32Array(3 * count);
-    parts.forEach((values, index) => out.set(values, index * count));
+    for (const [index, values] of parts.entries()) out.set(values, index * count);
     return out;
   } finally {
     for (const buffer of [parameter, firstMoment, secondMoment, ...gradients]) buffer.release();
