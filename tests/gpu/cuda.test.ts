@@ -7,6 +7,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import koffi from 'koffi';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Random } from '../../src/actor/Random.js';
+import { cublasOperands } from '../../src/gpu/backends/CudaBackend.js';
 import {
   CUBLAS_SIGNATURES,
   DRIVER_SIGNATURES,
@@ -46,6 +47,70 @@ describe('cuda bindings', () => {
     }
   });
 });
+
+/**
+ * cublasSgemm as its documentation defines it (column-major, no GPU): C (m x n) = op(A) op(B),
+ * op(A) m x k, op(B) k x n; element (i, j) of a matrix X with leading dimension ld is X[i + j ld];
+ * operation 1 (CUBLAS_OP_T) reads X transposed.
+ */
+function columnMajorSgemm(
+  operationA: number,
+  operationB: number,
+  m: number,
+  n: number,
+  k: number,
+  a: Float32Array,
+  lda: number,
+  b: Float32Array,
+  ldb: number,
+  ldc: number,
+): Float32Array {
+  const c = new Float32Array(ldc * n);
+  const at = (x: Float32Array, ld: number, transposed: boolean, i: number, j: number) =>
+    transposed ? x[j + i * ld] : x[i + j * ld];
+  for (let i = 0; i < m; i++)
+    for (let j = 0; j < n; j++) {
+      let sum = 0;
+      for (let p = 0; p < k; p++)
+        sum += at(a, lda, operationA === 1, i, p) * at(b, ldb, operationB === 1, p, j);
+      c[i + j * ldc] = sum;
+    }
+  return c;
+}
+
+describe('the cuBLAS arguments of a row-major matmul', () => {
+  it('with every transpose flag, column-major sgemm on them gives the row-major product', () => {
+    const random = new Random(12);
+    const [m, n, k] = [4, 5, 3];
+    for (const transposeA of [false, true])
+      for (const transposeB of [false, true]) {
+        const a = uniform(random, m * k, -1, 1); // (m, k), or (k, m) stored when transposeA
+        const b = uniform(random, k * n, -1, 1); // (k, n), or (n, k) stored when transposeB
+        const plainA = transposeA ? transposed(a, k, m) : a;
+        const plainB = transposeB ? transposed(b, n, k) : b;
+        const { operationA, operationB, leadingA, leadingB } = cublasOperands({
+          m,
+          n,
+          k,
+          transposeA,
+          transposeB,
+        });
+        // CudaBackend.matmul's call: (opB, opA, n, m, k, b, ldb, a, lda, c, n)
+        const c = columnMajorSgemm(operationB, operationA, n, m, k, b, leadingB, a, leadingA, n);
+        expect(
+          firstMismatch(c, naiveMatmul(plainA, plainB, m, n, k), TOLERANCES.f32.matmul),
+          `transposeA ${transposeA}, transposeB ${transposeB}`,
+        ).toBeUndefined();
+      }
+  });
+});
+
+function transposed(values: Float32Array, rows: number, columns: number): Float32Array {
+  const out = new Float32Array(values.length);
+  for (let r = 0; r < rows; r++)
+    for (let c = 0; c < columns; c++) out[c * rows + r] = values[r * columns + c];
+  return out;
+}
 
 /** The CUDA toolkit's driver API header, where one is installed (nvcc's toolkit here). */
 const CUDA_HEADER = [

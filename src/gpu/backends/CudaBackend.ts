@@ -328,18 +328,13 @@ export class CudaBackend implements Backend {
 
   /**
    * Row-major c (m, n) = op(a) (m, k) op(b) (k, n) is column-major c^T = op(b)^T op(a)^T: cuBLAS
-   * gets b as its first operand, (n, m, k). A row-major (k, n) b reads as column-major (n, k)
-   * with leading dimension n (no transpose); a row-major (n, k) b (transposeB) as column-major
-   * (k, n), leading dimension k, transposed by cuBLAS. Likewise a: (m, k) has leading dimension
-   * k, (k, m) (transposeA) m.
+   * gets b as its first operand, (n, m, k), with the operations and leading dimensions of
+   * `cublasOperands`.
    */
   private matmul(launch: Extract<KernelLaunch, { kind: 'matmul' }>, stream: number): void {
     const { api, handle } = this.cublas(stream);
     const { m, n, k } = launch;
-    const operationB = launch.transposeB ? CUBLAS_OP_T : CUBLAS_OP_N;
-    const operationA = launch.transposeA ? CUBLAS_OP_T : CUBLAS_OP_N;
-    const leadingB = launch.transposeB ? k : n;
-    const leadingA = launch.transposeA ? m : k;
+    const { operationB, operationA, leadingB, leadingA } = cublasOperands(launch);
     const a = (launch.a as CudaBuffer).pointer;
     const b = (launch.b as CudaBuffer).pointer;
     const c = (launch.output as CudaBuffer).pointer;
@@ -393,6 +388,27 @@ export class CudaBackend implements Backend {
     );
     checkCublas(status, 'cublasGemmEx');
   }
+}
+
+/**
+ * cuBLAS's arguments for row-major c (m, n) = op(a) op(b), as column-major c^T = op(b)^T op(a)^T:
+ * b goes first. A row-major (k, n) b reads as column-major (n, k) with leading dimension n, no
+ * transpose; a row-major (n, k) b (transposeB) as column-major (k, n), leading dimension k,
+ * which cuBLAS transposes. Likewise a: (m, k) has leading dimension k, (k, m) (transposeA) m.
+ */
+export function cublasOperands(launch: {
+  readonly m: number;
+  readonly n: number;
+  readonly k: number;
+  readonly transposeA: boolean;
+  readonly transposeB: boolean;
+}): { operationB: number; operationA: number; leadingB: number; leadingA: number } {
+  return {
+    operationB: launch.transposeB ? CUBLAS_OP_T : CUBLAS_OP_N,
+    operationA: launch.transposeA ? CUBLAS_OP_T : CUBLAS_OP_N,
+    leadingB: launch.transposeB ? launch.k : launch.n,
+    leadingA: launch.transposeA ? launch.m : launch.k,
+  };
 }
 
 const CUBLAS_STATUS_NAMES: Record<number, string> = {
