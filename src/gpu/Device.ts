@@ -19,7 +19,13 @@ import {
   type Pool2dShape,
   poolGeometry,
 } from './internal/checks.js';
-import { inputRoles, type RequestCall, type RequestKind, requestSizes } from './kernels/catalog.js';
+import {
+  type AdamStepParameters,
+  inputRoles,
+  type RequestCall,
+  type RequestKind,
+  requestSizes,
+} from './kernels/catalog.js';
 import type { BinaryLayout, BinaryOpName, PoolOpName, ReduceOpName, UnaryOpName } from './kernels/ops.js';
 import { BINARY_OPS, MAX_BROADCAST_RANK, REDUCE_OPS, UNARY_OPS } from './kernels/ops.js';
 import type { LaunchOptions, MatmulPrecision } from './types.js';
@@ -35,6 +41,10 @@ export interface BinaryOptions extends LaunchOptions {
 export interface MatmulOptions extends LaunchOptions {
   /** f32 by default; tf32 and bf16 (bf16 inputs) on CUDA. */
   readonly precision?: MatmulPrecision;
+  /** a is stored (k, m) and read transposed (BLAS's transa); false by default. */
+  readonly transposeA?: boolean;
+  /** b is stored (n, k) and read transposed (BLAS's transb); false by default. */
+  readonly transposeB?: boolean;
 }
 
 /**
@@ -62,7 +72,12 @@ const LAUNCHERS: {
       epsilon: r.epsilon,
     }),
   matmul: (device, r, options) =>
-    device.matmul(r.a, r.b, r.output, r.m, r.n, r.k, { ...options, precision: r.precision }),
+    device.matmul(r.a, r.b, r.output, r.m, r.n, r.k, {
+      ...options,
+      precision: r.precision,
+      transposeA: r.transposeA,
+      transposeB: r.transposeB,
+    }),
   conv2d: (device, r, options) => {
     device.conv2d(r.input, r.weight, r.bias, r.output, r.shape, options);
   },
@@ -262,7 +277,10 @@ export class Device extends DeviceCore {
     this.enqueue({ kind: 'layernorm', ...launch }, options);
   }
 
-  // a: (m, k), b: (k, n) -> output: (m, n), row-major
+  /**
+   * output (m, n) = op(a) (m, k) @ op(b) (k, n), row-major. a is stored (m, k), or (k, m) with
+   * `transposeA`; b (k, n), or (n, k) with `transposeB` (BLAS's flags: no copy is made).
+   */
   matmul(
     a: DeviceBuffer,
     b: DeviceBuffer,
@@ -304,6 +322,15 @@ export class Device extends DeviceCore {
       precision === 'bf16' ? ['f32', 'bf16'] : ['f32'],
     );
     checkNoAlias(this.id, 'matmul', output, [a, b]);
+    const transposeA = options.transposeA ?? false;
+    const transposeB = options.transposeB ?? false;
+    for (const [name, flag] of [
+      ['transposeA', transposeA],
+      ['transposeB', transposeB],
+    ] as const) {
+      if (typeof flag !== 'boolean')
+        throw new DeviceError(this.id, 'matmul', `${name} must be a boolean, got ${String(flag)}`);
+    }
     const launch = {
       a: a.native,
       b: b.native,
@@ -313,6 +340,8 @@ export class Device extends DeviceCore {
       k,
       precision,
       outputDType: output.dtype,
+      transposeA,
+      transposeB,
     };
     this.enqueue({ kind: 'matmul', ...launch }, options);
   }
@@ -368,6 +397,8 @@ export class Device extends DeviceCore {
           k: patch,
           precision: 'f32',
           outputDType: 'f32',
+          transposeA: false,
+          transposeB: false,
         },
         options,
       );
@@ -443,6 +474,62 @@ export class Device extends DeviceCore {
   }
 
   /**
+   * One Adam/AdamW step of every element of `parameter`, in one launch, in place: reads
+   * `gradient`, updates `firstMoment` and `secondMoment`, then `parameter` (formula in the
+   * catalog's `adamStep`). All four are f32 buffers of this device holding at least `count`
+   * elements (parameter's length by default), and no two are the same buffer.
+   */
+  adamStep(
+    parameter: DeviceBuffer,
+    gradient: DeviceBuffer,
+    firstMoment: DeviceBuffer,
+    secondMoment: DeviceBuffer,
+    step: AdamStepParameters,
+    options: LaunchOptions & { count?: number } = {},
+  ): void {
+    const operation = 'adamStep';
+    const buffers = [
+      ['parameter', parameter],
+      ['gradient', gradient],
+      ['firstMoment', firstMoment],
+      ['secondMoment', secondMoment],
+    ] as const;
+    for (const [role, buffer] of buffers) this.checkBuffer(operation, buffer, role);
+    const count = options.count ?? parameter.length;
+    checkCount(this.id, operation, 'count', count);
+    for (const [role, buffer] of buffers) checkElements(this.id, operation, role, buffer, count);
+    for (let i = 0; i < buffers.length; i++)
+      for (let j = i + 1; j < buffers.length; j++)
+        if (buffers[i][1] === buffers[j][1])
+          throw new DeviceError(
+            this.id,
+            operation,
+            `${buffers[i][0]} and ${buffers[j][0]} are the same buffer; each needs its own`,
+          );
+    checkAdamStep(this.id, step);
+    this.enqueue(
+      {
+        kind: 'adamStep',
+        output: parameter.native,
+        gradient: gradient.native,
+        firstMoment: firstMoment.native,
+        secondMoment: secondMoment.native,
+        count,
+        beta1: step.beta1,
+        beta2: step.beta2,
+        oneMinusBeta1: 1 - step.beta1,
+        oneMinusBeta2: 1 - step.beta2,
+        epsilon: step.epsilon,
+        stepSize: step.stepSize,
+        inverseCorrection2: step.inverseCorrection2,
+        coupledDecay: step.coupledDecay,
+        shrink: step.shrink,
+      },
+      options,
+    );
+  }
+
+  /**
    * The catalog's checks of a request: every input role a live f32 buffer of this device holding
    * the elements the shape check asks for, the output too, and no input aliasing the output.
    */
@@ -497,4 +584,27 @@ export class Device extends DeviceCore {
     checkElements(this.id, operation, 'output', output, outputElements);
     checkNoAlias(this.id, operation, output, [input]);
   }
+}
+
+/** Each scalar of an Adam step finite, betas in [0, 1), epsilon > 0 (Adam.ts checks its options likewise). */
+function checkAdamStep(deviceId: string, step: AdamStepParameters): void {
+  const fields = [
+    'beta1',
+    'beta2',
+    'epsilon',
+    'stepSize',
+    'inverseCorrection2',
+    'coupledDecay',
+    'shrink',
+  ] as const;
+  for (const field of fields) {
+    const value = step[field];
+    if (typeof value !== 'number' || !Number.isFinite(value))
+      throw new DeviceError(deviceId, 'adamStep', `${field} must be a finite number, got ${String(value)}`);
+  }
+  for (const field of ['beta1', 'beta2'] as const)
+    if (!(step[field] >= 0 && step[field] < 1))
+      throw new DeviceError(deviceId, 'adamStep', `${field} must be in [0, 1), got ${step[field]}`);
+  if (!(step.epsilon > 0))
+    throw new DeviceError(deviceId, 'adamStep', `epsilon must be > 0, got ${step.epsilon}`);
 }

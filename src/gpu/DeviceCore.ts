@@ -55,6 +55,12 @@ export interface DeviceOptions {
   readonly watchdogDeadlineMs?: number;
 }
 
+/** What `launchStats` reports. */
+export interface LaunchStats {
+  readonly launches: number;
+  readonly byKernel: Readonly<Record<string, number>>;
+}
+
 const NEVER = new Promise<void>(() => {});
 
 export class DeviceCore implements BufferOwner {
@@ -70,6 +76,8 @@ export class DeviceCore implements BufferOwner {
   /** Per stream, the kernel an injected fault left hanging (it never completes). */
   private readonly hungKernels = new Map<number, string>();
   private pendingError: DeviceError | undefined;
+  /** Kernels enqueued since the device opened (or `resetLaunchStats`), by kernel name. */
+  private readonly launchCounts = new Map<string, number>();
   /** Synchronization points waiting now; a failure recorded meanwhile ends their wait. */
   private readonly failureWaiters = new Set<(error: DeviceError) => void>();
   private destroyed = false;
@@ -113,6 +121,22 @@ export class DeviceCore implements BufferOwner {
 
   memoryStats(): MemoryStats {
     return this.pool.stats();
+  }
+
+  /**
+   * Kernel statistics: the launches enqueued since the device opened or the last
+   * `resetLaunchStats`, in all and by kernel name (`matmul`, `binary.add`, `adamStep`). A
+   * launch an injected fault refused is not counted; one it left hanging is. Copies are not
+   * launches. `Device.conv2d` counts as its three launches.
+   */
+  launchStats(): LaunchStats {
+    let launches = 0;
+    for (const count of this.launchCounts.values()) launches += count;
+    return { launches, byKernel: Object.fromEntries(this.launchCounts) };
+  }
+
+  resetLaunchStats(): void {
+    this.launchCounts.clear();
   }
 
   /** Returns every pooled (free) buffer to the backend; the bytes released. */
@@ -295,6 +319,7 @@ export class DeviceCore implements BufferOwner {
         'injected',
       );
     }
+    this.launchCounts.set(name, (this.launchCounts.get(name) ?? 0) + 1);
     if (decision === 'timeout') {
       // The kernel hangs: its stream never completes, so the watchdog reports it.
       if (!this.hungKernels.has(stream)) this.hungKernels.set(stream, name);

@@ -26,7 +26,11 @@ export {
   type MatmulOptions,
 } from './Device.js';
 export { DeviceBuffer } from './DeviceBuffer.js';
-export { DEFAULT_WATCHDOG_DEADLINE_MS, MAX_STREAMS_PER_DEVICE } from './DeviceCore.js';
+export {
+  DEFAULT_WATCHDOG_DEADLINE_MS,
+  type LaunchStats,
+  MAX_STREAMS_PER_DEVICE,
+} from './DeviceCore.js';
 export {
   CRITICAL_AFTER_ERRORS,
   DEFAULT_HEALTH_WINDOW_MS,
@@ -133,6 +137,7 @@ export {
   resolveKernelSpec,
 } from './KernelSpec.js';
 export {
+  type AdamStepParameters,
   type BackendKernelKind,
   dispatchKernel,
   inputRoles,

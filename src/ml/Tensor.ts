@@ -48,14 +48,18 @@ import { gatherStrided } from './internal/strided.js';
 export type GradientRule = (gradOutput: Tensor) => readonly Gradient[] | undefined;
 
 /**
- * A gradient given as the matrix product `left @ right` (2-D operands, the input's element
- * count), so the engine can accumulate it in place (gemm with beta = 1 into an existing host
- * gradient) instead of adding a product it allocated. `temporaries` are disposed afterwards.
+ * A gradient given as the matrix product `op(left) @ op(right)` (2-D operands, the input's
+ * element count; op transposes where the flag says so), so the engine can accumulate it in
+ * place (gemm with beta = 1 into an existing host gradient) instead of adding a product it
+ * allocated, and a device reads the transposed operand in the matmul launch instead of copying
+ * it. `temporaries` are disposed afterwards.
  */
 export interface ProductGradient {
   readonly kind: 'product';
   readonly left: Tensor;
   readonly right: Tensor;
+  readonly transposeLeft: boolean;
+  readonly transposeRight: boolean;
   readonly temporaries: readonly Tensor[];
 }
 
@@ -66,8 +70,16 @@ export function productGradient(
   left: Tensor,
   right: Tensor,
   temporaries: readonly Tensor[] = [],
+  transposed: { readonly left?: boolean; readonly right?: boolean } = {},
 ): ProductGradient {
-  return { kind: 'product', left, right, temporaries };
+  return {
+    kind: 'product',
+    left,
+    right,
+    transposeLeft: transposed.left ?? false,
+    transposeRight: transposed.right ?? false,
+    temporaries,
+  };
 }
 
 /** One recorded op: its inputs, what its rule reads, and the rule. The only node shape. */

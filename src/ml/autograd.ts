@@ -20,11 +20,12 @@
  * assert.deepEqual(Array.from(w.grad ?? []), [2, 4, 6]);
  * ```
  */
-import { deviceBinary } from './deviceOps.js';
+import { deviceBinary, deviceProduct } from './deviceOps.js';
 import { check, TensorError } from './errors.js';
 import { accumulateProduct } from './internal/matrixOperands.js';
 import { pool } from './internal/pool.js';
 import { matmul } from './ops/matmul.js';
+import { transpose } from './ops/shape.js';
 import {
   contiguousData,
   deviceTensor,
@@ -141,16 +142,26 @@ function accumulate(input: Tensor, gradient: Tensor): void {
 }
 
 /**
- * Adds `left @ right` into `input`'s gradient: in place (gemm with beta = 1) into an existing
- * host gradient, else as a product the engine owns.
+ * Adds `op(left) @ op(right)` into `input`'s gradient: in place (gemm with beta = 1) into an
+ * existing host gradient, else as a product the engine owns. On the host a transposed operand
+ * is a view (gemm's transpose flag); on a device it is the matmul launch's flag.
  */
 function accumulateProductGradient(input: Tensor, gradient: ProductGradient): void {
   if (!input.requiresGrad) return;
-  if (input.device === 'cpu' && input.grad !== null) {
-    accumulateProduct(input.grad, gradient.left, gradient.right);
+  const { left, right, transposeLeft, transposeRight } = gradient;
+  if (left.device !== 'cpu') {
+    accumulate(input, deviceProduct(left, right, transposeLeft, transposeRight));
     return;
   }
-  accumulate(input, matmul(gradient.left, gradient.right));
+  const leftView = transposeLeft ? transpose(left) : left;
+  const rightView = transposeRight ? transpose(right) : right;
+  try {
+    if (input.device === 'cpu' && input.grad !== null) accumulateProduct(input.grad, leftView, rightView);
+    else accumulate(input, matmul(leftView, rightView));
+  } finally {
+    if (leftView !== left) dispose(leftView);
+    if (rightView !== right) dispose(rightView);
+  }
 }
 
 function accumulateOnHost(input: Tensor, gradient: Tensor): void {

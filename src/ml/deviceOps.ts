@@ -25,7 +25,7 @@
  * | softmax, logSoftmax                            | softmax / reduce + binary (last axis) |
  * | layerNorm                                      | layernorm (per row)               |
  * | matmul                                         | matmul: a (..., M, K) @ b (K, N)  |
- * | linear                                         | gather + matmul + binary          |
+ * | linear                                         | matmul (weight read transposed) + binary |
  * | conv2d                                         | im2col + matmul (backward: gather, matmul, col2im, reduce) |
  * | maxPool2d, avgPool2d                           | pool2d (backward: pool2dBackward) |
  * | reshape, flatten, unsqueeze                    | none: the same buffer             |
@@ -384,12 +384,36 @@ export function deviceMatmul(a: Tensor, b: Tensor): Tensor {
   });
 }
 
-// x: (..., in), weight: (out, in), bias: (out) -> (..., out); the CPU op has checked the shapes
+/**
+ * op(a) @ op(b) for 2-D a and b, one matmul launch with the transpose flags (no copy): a is
+ * (m, k), or (k, m) read transposed; b is (k, n), or (n, k) read transposed.
+ */
+export function deviceProduct(a: Tensor, b: Tensor, transposeA: boolean, transposeB: boolean): Tensor {
+  const device = deviceOf('matmul', [a, b]);
+  check(a.rank === 2 && b.rank === 2, 'invalid_shape', () => {
+    return `matmul: a device product needs 2-D operands, got [${a.shape.join(', ')}] and [${b.shape.join(', ')}]`;
+  });
+  const [m, k] = transposeA ? [a.shape[1], a.shape[0]] : a.shape;
+  const [inner, n] = transposeB ? [b.shape[1], b.shape[0]] : b.shape;
+  check(inner === k, 'shape_mismatch', () => {
+    return `matmul: inner dimensions differ: ${k} and ${inner} (a [${a.shape.join(', ')}]${transposeA ? 'ᵀ' : ''}, b [${b.shape.join(', ')}]${transposeB ? 'ᵀ' : ''})`;
+  });
+  return launch(device, [m, n], (output) => {
+    device.matmul(bufferOf(a), bufferOf(b), output, m, n, k, { transposeA, transposeB });
+  });
+}
+
+// x: (..., in), weight: (out, in), bias: (out) -> (..., out); the CPU op has checked the shapes.
+// One matmul reading weight transposed (x @ weightᵀ), then the bias add.
 export function deviceLinear(x: Tensor, weight: Tensor, bias: Tensor | null): Tensor {
-  deviceOf('linear', bias === null ? [x, weight] : [x, weight, bias]);
-  const weightT = devicePermute(weight, [1, 0]);
-  const product = deviceMatmul(x, weightT);
-  dispose(weightT);
+  const device = deviceOf('linear', bias === null ? [x, weight] : [x, weight, bias]);
+  const [outFeatures, inFeatures] = weight.shape;
+  const rows = x.size / inFeatures;
+  const product = launch(device, [...x.shape.slice(0, -1), outFeatures], (output) => {
+    device.matmul(bufferOf(x), bufferOf(weight), output, rows, outFeatures, inFeatures, {
+      transposeB: true,
+    });
+  });
   if (bias === null) return product;
   const out = deviceBinary('add', product, bias);
   dispose(product);

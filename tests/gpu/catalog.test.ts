@@ -85,6 +85,23 @@ describe('the kernel catalog', () => {
     expect(inputRoles('convOutput')).toEqual(['product', 'bias']);
     expect(REQUEST_KINDS).not.toContain('convOutput');
     expect(Object.keys(KERNEL_ROLES)).toContain('convOutput');
+    // adamStep: a launch only Device.adamStep makes; its moments are updated in place.
+    expect(REQUEST_KINDS).not.toContain('adamStep');
+    expect(KERNEL_ROLES.adamStep.updated).toEqual(['firstMoment', 'secondMoment']);
+  });
+
+  it("a matmul request's transpose flags reach the launch", async () => {
+    const device = await openDevice('cpu');
+    const a = device.upload(Float32Array.of(1, 2, 3, 4, 5, 6)); // (2, 3), or (3, 2) stored for aᵀ
+    const b = device.upload(Float32Array.of(1, 0, 0, 1, 1, 1)); // (3, 2), or (2, 3) stored for bᵀ
+    const output = device.allocate(16);
+    device.launch({ kind: 'matmul', a, b, output, m: 2, n: 2, k: 3, transposeB: true });
+    // a (2, 3) @ bᵀ, b stored (2, 3): [[1, 0, 0], [1, 1, 1]]ᵀ
+    expect(Array.from(await device.readFloat32(output))).toEqual([1, 6, 4, 15]);
+    // aᵀ @ b, a stored (3, 2): [[1, 3, 5], [2, 4, 6]] @ [[1, 0], [0, 1], [1, 1]]
+    device.launch({ kind: 'matmul', a, b, output, m: 2, n: 2, k: 3, transposeA: true });
+    expect(Array.from(await device.readFloat32(output))).toEqual([6, 8, 8, 10]);
+    device.destroy();
   });
 
   it('runs every request kind through Device.launch, naming the launches the fault hook sees', async () => {

@@ -7,6 +7,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import koffi from 'koffi';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Random } from '../../src/actor/Random.js';
+import { cublasOperands } from '../../src/gpu/backends/CudaBackend.js';
 import {
   CUBLAS_SIGNATURES,
   DRIVER_SIGNATURES,
@@ -23,7 +24,7 @@ import {
   TOLERANCES,
 } from '../../src/gpu/index.js';
 import { naiveMatmul } from './naive.js';
-import { allCases, runCase, uniform } from './opCases.js';
+import { ADAM_VARIANTS, allCases, runAdamSteps, runCase, uniform } from './opCases.js';
 import { probeCuda } from './support.js';
 
 const cuda = probeCuda();
@@ -46,6 +47,70 @@ describe('cuda bindings', () => {
     }
   });
 });
+
+/**
+ * cublasSgemm as its documentation defines it (column-major, no GPU): C (m x n) = op(A) op(B),
+ * op(A) m x k, op(B) k x n; element (i, j) of a matrix X with leading dimension ld is X[i + j ld];
+ * operation 1 (CUBLAS_OP_T) reads X transposed.
+ */
+function columnMajorSgemm(
+  operationA: number,
+  operationB: number,
+  m: number,
+  n: number,
+  k: number,
+  a: Float32Array,
+  lda: number,
+  b: Float32Array,
+  ldb: number,
+  ldc: number,
+): Float32Array {
+  const c = new Float32Array(ldc * n);
+  const at = (x: Float32Array, ld: number, transposed: boolean, i: number, j: number) =>
+    transposed ? x[j + i * ld] : x[i + j * ld];
+  for (let i = 0; i < m; i++)
+    for (let j = 0; j < n; j++) {
+      let sum = 0;
+      for (let p = 0; p < k; p++)
+        sum += at(a, lda, operationA === 1, i, p) * at(b, ldb, operationB === 1, p, j);
+      c[i + j * ldc] = sum;
+    }
+  return c;
+}
+
+describe('the cuBLAS arguments of a row-major matmul', () => {
+  it('with every transpose flag, column-major sgemm on them gives the row-major product', () => {
+    const random = new Random(12);
+    const [m, n, k] = [4, 5, 3];
+    for (const transposeA of [false, true])
+      for (const transposeB of [false, true]) {
+        const a = uniform(random, m * k, -1, 1); // (m, k), or (k, m) stored when transposeA
+        const b = uniform(random, k * n, -1, 1); // (k, n), or (n, k) stored when transposeB
+        const plainA = transposeA ? transposed(a, k, m) : a;
+        const plainB = transposeB ? transposed(b, n, k) : b;
+        const { operationA, operationB, leadingA, leadingB } = cublasOperands({
+          m,
+          n,
+          k,
+          transposeA,
+          transposeB,
+        });
+        // CudaBackend.matmul's call: (opB, opA, n, m, k, b, ldb, a, lda, c, n)
+        const c = columnMajorSgemm(operationB, operationA, n, m, k, b, leadingB, a, leadingA, n);
+        expect(
+          firstMismatch(c, naiveMatmul(plainA, plainB, m, n, k), TOLERANCES.f32.matmul),
+          `transposeA ${transposeA}, transposeB ${transposeB}`,
+        ).toBeUndefined();
+      }
+  });
+});
+
+function transposed(values: Float32Array, rows: number, columns: number): Float32Array {
+  const out = new Float32Array(values.length);
+  for (let r = 0; r < rows; r++)
+    for (let c = 0; c < columns; c++) out[c * rows + r] = values[r * columns + c];
+  return out;
+}
 
 /** The CUDA toolkit's driver API header, where one is installed (nvcc's toolkit here). */
 const CUDA_HEADER = [
@@ -127,6 +192,19 @@ describe.skipIf(!cuda.available)(`cuda backend (${cuda.reason})`, () => {
         opCase.name,
       ).toBeUndefined();
     }
+  });
+
+  it('the fused adamStep matches the cpu reference in every weight-decay variant', async () => {
+    for (const variant of ADAM_VARIANTS)
+      for (const count of [1024, 37]) {
+        const expected = await runAdamSteps(cpu, 5, count, 5, variant);
+        const actual = await runAdamSteps(gpu, 5, count, 5, variant);
+        // f32 throughout on the GPU, f64 rounded per stored value on the cpu (fusedKernels.test.ts)
+        expect(
+          firstMismatch(actual, expected, { rtol: 1e-5, atol: 1e-7 }),
+          `${variant.name} (${count})`,
+        ).toBeUndefined();
+      }
   });
 
   it('matmul in tf32 and bf16 through cuBLAS stays within their tolerances', async () => {

@@ -107,11 +107,11 @@ describe('one description, three targets', () => {
       try {
         const kernels = allCudaKernels();
         expect(kernels.length).toBe(
-          // softmax, layernorm, im2col, convOutput, col2im; pool2d and its backward per pooling op
+          // softmax, layernorm, im2col, convOutput, col2im, adamStep; pool2d and its backward per pooling op
           UNARY_OP_NAMES.length +
             2 * BINARY_OP_NAMES.length +
             REDUCE_OP_NAMES.length +
-            5 +
+            6 +
             2 * POOL_OP_NAMES.length,
         );
         // One translation unit is fast (each kernel is self-contained); on failure, compile each
@@ -394,6 +394,23 @@ describe('launchers agree with the generated signatures', () => {
         },
       ];
     }),
+    {
+      kind: 'adamStep',
+      output: buffer(1),
+      gradient: buffer(2),
+      firstMoment: buffer(3),
+      secondMoment: buffer(4),
+      count: 9,
+      beta1: 0.9,
+      oneMinusBeta1: 0.1,
+      beta2: 0.999,
+      oneMinusBeta2: 0.001,
+      epsilon: 1e-8,
+      stepSize: 0.01,
+      inverseCorrection2: 1.2,
+      coupledDecay: 0.1,
+      shrink: 0.999,
+    },
   ];
 
   it('every CUDA launch passes one value per kernel parameter, in the signature order', () => {
@@ -415,20 +432,27 @@ describe('launchers agree with the generated signatures', () => {
   });
 
   it('every WGSL launch binds its buffers then the uniform, as the shader declares', () => {
-    for (const launch of [
-      ...launches,
-      {
-        kind: 'matmul',
-        a: buffer(1),
-        b: buffer(2),
-        output: buffer(3),
-        m: 3,
-        n: 4,
-        k: 5,
-        precision: 'f32',
-        outputDType: 'f32',
-      } as KernelLaunch,
-    ]) {
+    const matmuls = [false, true].flatMap((transposeA) =>
+      [false, true].map(
+        (transposeB): KernelLaunch => ({
+          kind: 'matmul',
+          a: buffer(1),
+          b: buffer(2),
+          output: buffer(3),
+          m: 3,
+          n: 4,
+          k: 5,
+          precision: 'f32',
+          outputDType: 'f32',
+          transposeA,
+          transposeB,
+        }),
+      ),
+    );
+    expect(new Set(matmuls.map((launch) => bindLaunch(launch).kernel.name))).toEqual(
+      new Set(['matmul', 'matmul_ta', 'matmul_tb', 'matmul_ta_tb']),
+    );
+    for (const launch of [...launches, ...matmuls]) {
       const bound = bindLaunch(launch);
       const bindings = [...bound.kernel.source.matchAll(/@binding\((\d+)\) var<(\w+)/g)];
       expect(

@@ -4,7 +4,13 @@
  * inputs within the tolerance stated in src/gpu/tolerance.ts.
  */
 import { Random } from '../../src/actor/Random.js';
-import type { Conv2dShape, Device, DeviceBuffer, Tolerance } from '../../src/gpu/index.js';
+import type {
+  AdamStepParameters,
+  Conv2dShape,
+  Device,
+  DeviceBuffer,
+  Tolerance,
+} from '../../src/gpu/index.js';
 import { BINARY_OP_NAMES, REDUCE_OP_NAMES, TOLERANCES, UNARY_OP_NAMES } from '../../src/gpu/index.js';
 import { convGeometry } from '../../src/gpu/internal/checks.js';
 
@@ -117,6 +123,39 @@ export function matmulCase(random: Random, m: number, n: number, k: number): OpC
     outputLength: m * n,
     run: (d, [a, b], o) => d.matmul(a, b, o, m, n, k),
   };
+}
+
+/**
+ * op(a) @ op(b) with BLAS's transpose flags: a stored (k, m) when transposeA, b (n, k) when
+ * transposeB. The expected values come from whichever device runs the case (the cpu reference
+ * for the backends' tests); `naiveProduct` checks the reference itself.
+ */
+export function transposedMatmulCase(
+  random: Random,
+  m: number,
+  n: number,
+  k: number,
+  transposeA: boolean,
+  transposeB: boolean,
+): OpCase {
+  const flags = `${transposeA ? 'aᵀ' : 'a'} @ ${transposeB ? 'bᵀ' : 'b'}`;
+  return {
+    name: `matmul ${flags} (${m}x${k} @ ${k}x${n})`,
+    tolerance: TOLERANCES.f32.matmul,
+    inputs: [uniform(random, m * k, -1, 1), uniform(random, k * n, -1, 1)],
+    outputLength: m * n,
+    run: (d, [a, b], o) => d.matmul(a, b, o, m, n, k, { transposeA, transposeB }),
+  };
+}
+
+/** Every combination of the transpose flags at shapes that do not fill a 64x64 tile. */
+export function transposedMatmulCases(random: Random): OpCase[] {
+  return [false, true].flatMap((transposeA) =>
+    [false, true].flatMap((transposeB) => [
+      transposedMatmulCase(random, 70, 65, 33, transposeA, transposeB),
+      transposedMatmulCase(random, 3, 130, 17, transposeA, transposeB),
+    ]),
+  );
 }
 
 export function conv2dCase(random: Random, withBias: boolean): OpCase {
@@ -281,6 +320,7 @@ export function allCases(seed: number): OpCase[] {
     matmulCase(random, 70, 65, 33),
     matmulCase(random, 1, 1, 1),
     matmulCase(random, 128, 64, 96),
+    ...transposedMatmulCases(random),
     conv2dCase(random, true),
     conv2dCase(random, false),
     ...gatherCases(random),
@@ -288,3 +328,64 @@ export function allCases(seed: number): OpCase[] {
     ...poolCases(random),
   ];
 }
+
+/** The scalars of Adam's step t (Adam.ts's coefficients), Adam's or AdamW's weight decay. */
+export function adamScalars(
+  t: number,
+  options: { learningRate: number; weightDecay: number; decoupled: boolean; beta1?: number; beta2?: number },
+): AdamStepParameters {
+  const beta1 = options.beta1 ?? 0.9;
+  const beta2 = options.beta2 ?? 0.999;
+  return {
+    beta1,
+    beta2,
+    epsilon: 1e-8,
+    stepSize: options.learningRate / (1 - beta1 ** t),
+    inverseCorrection2: 1 / Math.sqrt(1 - beta2 ** t),
+    coupledDecay: options.decoupled ? 0 : options.weightDecay,
+    shrink: options.decoupled ? 1 - options.learningRate * options.weightDecay : 1,
+  };
+}
+
+/**
+ * `steps` fused Adam steps of `count` elements on `device`, a fresh seeded gradient per step
+ * (m and v start at zero); the final p, m and v, concatenated.
+ */
+export async function runAdamSteps(
+  device: Device,
+  seed: number,
+  count: number,
+  steps: number,
+  options: { learningRate: number; weightDecay: number; decoupled: boolean },
+): Promise<Float32Array> {
+  const random = new Random(seed);
+  const parameter = device.upload(uniform(random, count, -1, 1));
+  const firstMoment = device.upload(new Float32Array(count));
+  const secondMoment = device.upload(new Float32Array(count));
+  const gradients: DeviceBuffer[] = [];
+  try {
+    for (let t = 1; t <= steps; t++) {
+      const gradient = device.upload(uniform(random, count, -2, 2));
+      gradients.push(gradient);
+      device.adamStep(parameter, gradient, firstMoment, secondMoment, adamScalars(t, options));
+    }
+    const parts = [
+      await device.readFloat32(parameter),
+      await device.readFloat32(firstMoment),
+      await device.readFloat32(secondMoment),
+    ].map((values) => values.subarray(0, count));
+    const out = new Float32Array(3 * count);
+    for (const [index, values] of parts.entries()) out.set(values, index * count);
+    return out;
+  } finally {
+    for (const buffer of [parameter, firstMoment, secondMoment, ...gradients]) buffer.release();
+  }
+}
+
+/** The weight-decay variants every backend's fused Adam is compared in. */
+export const ADAM_VARIANTS = [
+  { name: 'Adam', learningRate: 1e-2, weightDecay: 0, decoupled: false },
+  { name: 'Adam with coupled weight decay 0.1', learningRate: 1e-2, weightDecay: 0.1, decoupled: false },
+  { name: 'AdamW with decoupled weight decay 0.01', learningRate: 1e-2, weightDecay: 0.01, decoupled: true },
+  { name: 'AdamW with decoupled weight decay 0.5', learningRate: 3e-2, weightDecay: 0.5, decoupled: true },
+] as const;

@@ -41,6 +41,39 @@ function expectClose(actual: readonly number[], expected: readonly number[]): vo
 }
 
 describe('faults from the device, recovered from', () => {
+  // Seeds whose plan strikes the fused optimizer launch (adamStep), the last launches of a step.
+  const ON_THE_OPTIMIZER_STEP = [
+    [
+      'DeviceError',
+      'gpuErrorRate=0.3,seed=5',
+      /^cpu:0 failed \(DeviceError: cpu:0 adamStep: injected device error\)/,
+    ],
+    [
+      'OutOfDeviceMemory',
+      'oomRate=0.3,seed=1',
+      /after OutOfDeviceMemory: cpu:0 adamStep: out of device memory: .*\(injected\)$/,
+    ],
+    [
+      'KernelTimeout',
+      'kernelTimeoutRate=0.3,seed=10',
+      /^cpu:0 failed \(KernelTimeout: cpu:0 adamStep: kernel did not finish within its 50 ms deadline\)/,
+    ],
+  ] as const;
+  for (const [kind, faults, detail] of ON_THE_OPTIMIZER_STEP) {
+    it(`a ${kind} from the fused adamStep launch is recovered from: the losses of the clean run`, async () => {
+      const clean = await run({ deviceWatchdogMs: 50 });
+      const faulty = await run({ faults, deviceWatchdogMs: 50 });
+      const struck = faulty.recoveries.filter((recovery) => /adamStep/.test(recovery.detail));
+      expect(struck.length, faulty.recoveries.map((recovery) => recovery.detail).join('; ')).toBeGreaterThan(
+        0,
+      );
+      for (const recovery of struck) expect(recovery.detail).toMatch(detail);
+      expect(faulty.result.lostSteps).toBe(0);
+      expectClose(faulty.losses, clean.losses);
+      if (kind !== 'OutOfDeviceMemory') expect(faulty.result.weightsSha256).toBe(clean.result.weightsSha256);
+    });
+  }
+
   it('a launch that fails with DeviceError: the device is reopened and the step replays from the snapshot', async () => {
     const clean = await run({});
     const faulty = await run({ faults: 'gpuErrorRate=0.3,seed=3' });

@@ -6,6 +6,7 @@ import { cpus, totalmem } from 'node:os';
 import type { Backend, KernelLaunch, NativeBuffer } from '../Backend.js';
 import { dispatchKernel, type KernelTable } from '../kernels/catalog.js';
 import {
+  cpuAdamStep,
   cpuBinary,
   cpuCol2im,
   cpuConvOutput,
@@ -53,7 +54,17 @@ const CPU_KERNELS: KernelTable<NativeBuffer, void> = {
       l.columns,
       l.epsilon,
     ),
-  matmul: (l) => cpuMatmul(floats(l.a), floats(l.b), floats(l.output), l.m, l.n, l.k),
+  matmul: (l) =>
+    cpuMatmul(floats(l.a), floats(l.b), floats(l.output), l.m, l.n, l.k, l.transposeA, l.transposeB),
+  adamStep: (l) =>
+    cpuAdamStep(
+      floats(l.output),
+      floats(l.gradient),
+      floats(l.firstMoment),
+      floats(l.secondMoment),
+      l.count,
+      l,
+    ),
   im2col: (l) => cpuIm2col(floats(l.input), floats(l.output), l.geometry),
   col2im: (l) => cpuCol2im(floats(l.columns), floats(l.output), l.geometry),
   pool2d: (l) => cpuPool(l.op, floats(l.input), floats(l.output), l.geometry),

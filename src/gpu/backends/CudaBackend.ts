@@ -24,6 +24,7 @@ const ATTRIBUTE_MULTIPROCESSOR_COUNT = 16;
 const ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR = 75;
 const ATTRIBUTE_COMPUTE_CAPABILITY_MINOR = 76;
 const CUBLAS_OP_N = 0;
+const CUBLAS_OP_T = 1;
 const CUDA_R_32F = 0;
 const CUDA_R_16BF = 14;
 const CUBLAS_COMPUTE_32F = 68;
@@ -326,12 +327,14 @@ export class CudaBackend implements Backend {
   }
 
   /**
-   * Row-major c (m, n) = a (m, k) b (k, n) is column-major c^T = b^T a^T: cuBLAS gets b as its
-   * first operand, (n, m, k), and the leading dimensions n, k, n. No transposes are needed.
+   * Row-major c (m, n) = op(a) (m, k) op(b) (k, n) is column-major c^T = op(b)^T op(a)^T: cuBLAS
+   * gets b as its first operand, (n, m, k), with the operations and leading dimensions of
+   * `cublasOperands`.
    */
   private matmul(launch: Extract<KernelLaunch, { kind: 'matmul' }>, stream: number): void {
     const { api, handle } = this.cublas(stream);
     const { m, n, k } = launch;
+    const { operationB, operationA, leadingB, leadingA } = cublasOperands(launch);
     const a = (launch.a as CudaBuffer).pointer;
     const b = (launch.b as CudaBuffer).pointer;
     const c = (launch.output as CudaBuffer).pointer;
@@ -339,7 +342,22 @@ export class CudaBackend implements Backend {
     const beta = new Float32Array([0]);
     if (launch.precision === 'f32') {
       checkCublas(
-        api.cublasSgemm_v2(handle, CUBLAS_OP_N, CUBLAS_OP_N, n, m, k, alpha, b, n, a, k, beta, c, n),
+        api.cublasSgemm_v2(
+          handle,
+          operationB,
+          operationA,
+          n,
+          m,
+          k,
+          alpha,
+          b,
+          leadingB,
+          a,
+          leadingA,
+          beta,
+          c,
+          n,
+        ),
         'cublasSgemm',
       );
       return;
@@ -349,18 +367,18 @@ export class CudaBackend implements Backend {
     const compute = launch.precision === 'tf32' ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F;
     const status = api.cublasGemmEx(
       handle,
-      CUBLAS_OP_N,
-      CUBLAS_OP_N,
+      operationB,
+      operationA,
       n,
       m,
       k,
       alpha,
       b,
       inputType,
-      n,
+      leadingB,
       a,
       inputType,
-      k,
+      leadingA,
       beta,
       c,
       outputType,
@@ -370,6 +388,27 @@ export class CudaBackend implements Backend {
     );
     checkCublas(status, 'cublasGemmEx');
   }
+}
+
+/**
+ * cuBLAS's arguments for row-major c (m, n) = op(a) op(b), as column-major c^T = op(b)^T op(a)^T:
+ * b goes first. A row-major (k, n) b reads as column-major (n, k) with leading dimension n, no
+ * transpose; a row-major (n, k) b (transposeB) as column-major (k, n), leading dimension k,
+ * which cuBLAS transposes. Likewise a: (m, k) has leading dimension k, (k, m) (transposeA) m.
+ */
+export function cublasOperands(launch: {
+  readonly m: number;
+  readonly n: number;
+  readonly k: number;
+  readonly transposeA: boolean;
+  readonly transposeB: boolean;
+}): { operationB: number; operationA: number; leadingB: number; leadingA: number } {
+  return {
+    operationB: launch.transposeB ? CUBLAS_OP_T : CUBLAS_OP_N,
+    operationA: launch.transposeA ? CUBLAS_OP_T : CUBLAS_OP_N,
+    leadingB: launch.transposeB ? launch.k : launch.n,
+    leadingA: launch.transposeA ? launch.m : launch.k,
+  };
 }
 
 const CUBLAS_STATUS_NAMES: Record<number, string> = {

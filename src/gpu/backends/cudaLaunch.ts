@@ -5,8 +5,10 @@
 import type { KernelLaunch, NativeBuffer } from '../Backend.js';
 import { type BackendKernelKind, dispatchKernel, type KernelTable } from '../kernels/catalog.js';
 import {
+  CUDA_ADAM_STEP_SCALARS,
   CUDA_BLOCK_SIZE,
   type CudaKernel,
+  cudaAdamStep,
   cudaBinary,
   cudaCol2im,
   cudaConvOutput,
@@ -128,6 +130,14 @@ const CUDA_KERNELS: KernelTable<NativeBuffer, CudaBoundLaunch, CudaKernelKind> =
       kernel: cached(`pool2dBackward.${launch.op}`, () => cudaPoolBackward(launch.op)),
       values: [...buffers, ...poolValues(g, count)],
       blocks: blocksFor(count),
+    };
+  },
+  adamStep: (launch) => {
+    const buffers = [launch.gradient, launch.firstMoment, launch.secondMoment, launch.output].map(pointer);
+    return {
+      kernel: cached('adamStep', cudaAdamStep),
+      values: [...buffers, launch.count, ...CUDA_ADAM_STEP_SCALARS.map((name) => launch[name])],
+      blocks: blocksFor(launch.count),
     };
   },
   convOutput: (launch) => {

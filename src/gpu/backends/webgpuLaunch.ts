@@ -7,16 +7,19 @@ import type { KernelLaunch, NativeBuffer } from '../Backend.js';
 import { type BackendKernelKind, dispatchKernel, type KernelTable } from '../kernels/catalog.js';
 import { type Conv2dGeometry, conv2dGeometryValues, type Pool2dGeometry } from '../kernels/ops.js';
 import {
+  ADAM_STEP_SCALARS,
   CONV_UNIFORM_FIELDS,
   WGSL_MATMUL_TILE,
   WGSL_WORKGROUP_SIZE,
   type WgslKernel,
+  wgslAdamStep,
   wgslBinary,
   wgslCol2im,
   wgslConvOutput,
   wgslIm2col,
   wgslLayernorm,
   wgslMatmul,
+  wgslMatmulName,
   wgslPool,
   wgslPoolBackward,
   wgslReduce,
@@ -53,8 +56,9 @@ export function splitGroups(total: number, limit = MAX_WORKGROUPS_PER_DIMENSION)
   return [x, y];
 }
 
-/** Words of every kernel's uniform block: the conv kernels' fields (the largest), in 16-byte units. */
-export const UNIFORM_WORDS = Math.ceil(CONV_UNIFORM_FIELDS.length / 4) * 4;
+/** Words of every kernel's uniform block: the largest kernel's fields, in 16-byte units. */
+export const UNIFORM_WORDS =
+  Math.ceil(Math.max(CONV_UNIFORM_FIELDS.length, 1 + ADAM_STEP_SCALARS.length) / 4) * 4;
 
 function words(values: readonly number[]): Uint32Array {
   const uniform = new Uint32Array(UNIFORM_WORDS);
@@ -137,8 +141,10 @@ function bindMatmul(launch: Launch<'matmul'>): BoundLaunch {
     );
   }
   const buffers = [launch.a, launch.b, launch.output];
+  const { transposeA, transposeB } = launch;
+  const name = wgslMatmulName(transposeA, transposeB);
   return {
-    kernel: cached('matmul', wgslMatmul),
+    kernel: cached(name, () => wgslMatmul(transposeA, transposeB)),
     buffers,
     uniform: words([launch.m, launch.n, launch.k]),
     groups,
@@ -198,6 +204,19 @@ export function bindLaunch(launch: KernelLaunch, limit = MAX_WORKGROUPS_PER_DIME
         buffers: [l.input, l.output],
         uniform: poolWords(g, count),
         groups: elementGroups(count, limit),
+      };
+    },
+    adamStep: (l) => {
+      const uniform = words([l.count]);
+      new Float32Array(uniform.buffer).set(
+        ADAM_STEP_SCALARS.map((name) => l[name]),
+        1,
+      );
+      return {
+        kernel: cached('adamStep', wgslAdamStep),
+        buffers: [l.gradient, l.firstMoment, l.secondMoment, l.output],
+        uniform,
+        groups: elementGroups(l.count, limit),
       };
     },
     pool2dBackward: (l) => {

@@ -13,7 +13,11 @@
  *
  * A kind has a `request` form (callers name it), a `launch` form (backends run it), or both.
  * `gather` and `conv2d` are requests the `Device` turns into other launches (`binary.left`;
- * im2col, matmul and convOutput); `convOutput` is a launch only the `Device` makes.
+ * im2col, matmul and convOutput); `convOutput` and `adamStep` are launches only the `Device`
+ * makes (`adamStep` through `Device.adamStep`).
+ *
+ * Most kinds read their inputs and write their output. A kind may also list `updated` roles:
+ * buffers it reads and writes in place (`adamStep`'s moments), bound read-write by every backend.
  */
 import { DeviceError } from '../errors.js';
 import {
@@ -44,6 +48,8 @@ interface KindDescription {
   readonly inputs: string;
   /** Input roles a call may leave out. */
   readonly optional: string;
+  /** Roles read and written in place, besides the output (absent: none). */
+  readonly updated?: string;
   readonly request: object | null;
   readonly launch: object | null;
 }
@@ -92,13 +98,29 @@ export interface KernelCatalog {
     request: { rows: number; columns: number; epsilon?: number };
     launch: { rows: number; columns: number; epsilon: number };
   };
-  // a: (m, k), b: (k, n) -> output: (m, n), row-major
+  // output (m, n) = op(a) (m, k) @ op(b) (k, n), row-major, as BLAS: a is stored (m, k), or
+  // (k, m) with transposeA; b is stored (k, n), or (n, k) with transposeB
   matmul: {
     inputs: 'a' | 'b';
     optional: never;
-    request: { m: number; n: number; k: number; precision?: MatmulPrecision };
+    request: {
+      m: number;
+      n: number;
+      k: number;
+      precision?: MatmulPrecision;
+      transposeA?: boolean;
+      transposeB?: boolean;
+    };
     /** outputDType: f32, or bf16 when precision is bf16 (inputs are then bf16 too). */
-    launch: { m: number; n: number; k: number; precision: MatmulPrecision; outputDType: DType };
+    launch: {
+      m: number;
+      n: number;
+      k: number;
+      precision: MatmulPrecision;
+      outputDType: DType;
+      transposeA: boolean;
+      transposeB: boolean;
+    };
   };
   // input (N, C, H, W), weight (O, C, KH, KW), bias (O) -> output (N, O, OH, OW)
   conv2d: {
@@ -142,6 +164,32 @@ export interface KernelCatalog {
     request: null;
     launch: { geometry: Conv2dGeometry };
   };
+  // One Adam/AdamW step of `count` elements, in place. output: the parameter p (read and
+  // written); gradient g; firstMoment m and secondMoment v (updated). In f32, per element:
+  //   g' = g + coupledDecay * p;  m = beta1 * m + oneMinusBeta1 * g';  v = beta2 * v + oneMinusBeta2 * g'^2
+  //   p = p * shrink - stepSize * m / (sqrt(v) * inverseCorrection2 + epsilon)
+  adamStep: {
+    inputs: 'gradient';
+    optional: never;
+    updated: 'firstMoment' | 'secondMoment';
+    request: null;
+    launch: AdamStepParameters & { count: number; oneMinusBeta1: number; oneMinusBeta2: number };
+  };
+}
+
+/**
+ * The scalars of one Adam step (Adam.ts works them out per parameter): stepSize is
+ * lr / (1 - beta1^t), inverseCorrection2 1 / sqrt(1 - beta2^t); Adam's weight decay is
+ * `coupledDecay` (added to the gradient), AdamW's is `shrink` = 1 - lr * weightDecay.
+ */
+export interface AdamStepParameters {
+  readonly beta1: number;
+  readonly beta2: number;
+  readonly epsilon: number;
+  readonly stepSize: number;
+  readonly inverseCorrection2: number;
+  readonly coupledDecay: number;
+  readonly shrink: number;
 }
 
 // Every entry is a KindDescription (a compile-time check of the catalog itself).
@@ -162,8 +210,13 @@ export type BackendKernelKind = {
 /** The input roles of kind `K` (required ones, then optional ones). */
 export type InputRole<K extends KernelKind> = KernelCatalog[K]['inputs'] | KernelCatalog[K]['optional'];
 
+/** The roles kind `K` reads and writes in place (none for most kinds). */
+export type UpdatedRole<K extends KernelKind> = KernelCatalog[K] extends { updated: infer U extends string }
+  ? U
+  : never;
+
 type Call<K extends KernelKind, Buffer, Parameters> = { readonly kind: K } & {
-  readonly [R in KernelCatalog[K]['inputs']]: Buffer;
+  readonly [R in KernelCatalog[K]['inputs'] | UpdatedRole<K>]: Buffer;
 } & { readonly [R in KernelCatalog[K]['optional']]?: Buffer } & Readonly<Parameters>;
 
 /** A request of kind `K` with its inputs as `Input` (no output). */
@@ -193,6 +246,8 @@ export function dispatchKernel<Buffer, Result, K extends BackendKernelKind>(
 interface RoleList<K extends KernelKind> {
   readonly inputs: readonly KernelCatalog[K]['inputs'][];
   readonly optional: readonly KernelCatalog[K]['optional'][];
+  /** Roles read and written in place, bound after the inputs (before the output). */
+  readonly updated?: readonly UpdatedRole<K>[];
   /** Whether a launch of this kind carries an `op` (its name is then `kind.op`, as `unary.relu`). */
   readonly named: boolean;
 }
@@ -212,10 +267,19 @@ export const KERNEL_ROLES: { readonly [K in KernelKind]: RoleList<K> } = {
   pool2d: { inputs: ['input'], optional: [], named: true },
   pool2dBackward: { inputs: ['input', 'gradient'], optional: [], named: true },
   convOutput: { inputs: ['product'], optional: ['bias'], named: false },
+  adamStep: {
+    inputs: ['gradient'],
+    optional: [],
+    updated: ['firstMoment', 'secondMoment'],
+    named: false,
+  },
 };
 
+/** Kinds only the `Device` launches (no request form). */
+const LAUNCH_ONLY_KINDS: readonly KernelKind[] = ['convOutput', 'adamStep'];
+
 export const REQUEST_KINDS = (Object.keys(KERNEL_ROLES) as KernelKind[]).filter(
-  (kind): kind is RequestKind => kind !== 'convOutput',
+  (kind): kind is RequestKind => !LAUNCH_ONLY_KINDS.includes(kind),
 );
 
 /** Every input role of `kind`, required ones first. */

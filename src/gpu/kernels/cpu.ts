@@ -119,8 +119,8 @@ export function cpuLayernorm(
 /** Rows of a handled together: each element of b read feeds four accumulating rows. */
 const MATMUL_ROW_BLOCK = 4;
 
-// a: (m, k), b: (k, n), output: (m, n). i-k-j order walks rows of b contiguously; four rows of
-// the output accumulate at once in f64, so every load of b serves four multiply-adds.
+// output (m, n) = op(a) (m, k) @ op(b) (k, n): a stored (m, k), or (k, m) when transposeA; b
+// stored (k, n), or (n, k) when transposeB. Sums accumulate in f64 and round once.
 export function cpuMatmul(
   a: Float32Array,
   b: Float32Array,
@@ -128,17 +128,37 @@ export function cpuMatmul(
   m: number,
   n: number,
   k: number,
+  transposeA = false,
+  transposeB = false,
+): void {
+  if (transposeB) matmulDots(a, b, output, m, n, k, transposeA);
+  else matmulRows(a, b, output, m, n, k, transposeA);
+}
+
+// b (k, n): i-k-j order walks rows of b contiguously; four rows of the output accumulate at
+// once in f64, so every load of b serves four multiply-adds. a(i, p) is a[i k + p], or a[p m + i].
+function matmulRows(
+  a: Float32Array,
+  b: Float32Array,
+  output: Float32Array,
+  m: number,
+  n: number,
+  k: number,
+  transposeA: boolean,
 ): void {
   const rows = Array.from({ length: MATMUL_ROW_BLOCK }, () => new Float64Array(n));
   const [row0, row1, row2, row3] = rows;
+  const rowStride = transposeA ? 1 : k;
+  const innerStride = transposeA ? m : 1;
   for (let i = 0; i < m; i += MATMUL_ROW_BLOCK) {
     const count = Math.min(MATMUL_ROW_BLOCK, m - i);
     for (const row of rows) row.fill(0);
     for (let p = 0; p < k; p++) {
-      const a0 = a[i * k + p];
-      const a1 = count > 1 ? a[(i + 1) * k + p] : 0;
-      const a2 = count > 2 ? a[(i + 2) * k + p] : 0;
-      const a3 = count > 3 ? a[(i + 3) * k + p] : 0;
+      const at = i * rowStride + p * innerStride;
+      const a0 = a[at];
+      const a1 = count > 1 ? a[at + rowStride] : 0;
+      const a2 = count > 2 ? a[at + 2 * rowStride] : 0;
+      const a3 = count > 3 ? a[at + 3 * rowStride] : 0;
       const base = p * n;
       for (let j = 0; j < n; j++) {
         const value = b[base + j];
@@ -149,6 +169,60 @@ export function cpuMatmul(
       }
     }
     for (let r = 0; r < count; r++) output.set(rows[r], (i + r) * n);
+  }
+}
+
+// b stored (n, k): each output element is a dot product of a row of op(a) with a row of b.
+function matmulDots(
+  a: Float32Array,
+  b: Float32Array,
+  output: Float32Array,
+  m: number,
+  n: number,
+  k: number,
+  transposeA: boolean,
+): void {
+  const rowOfA = new Float64Array(k);
+  for (let i = 0; i < m; i++) {
+    for (let p = 0; p < k; p++) rowOfA[p] = transposeA ? a[p * m + i] : a[i * k + p];
+    for (let j = 0; j < n; j++) {
+      const base = j * k;
+      let sum = 0;
+      for (let p = 0; p < k; p++) sum += rowOfA[p] * b[base + p];
+      output[i * n + j] = sum;
+    }
+  }
+}
+
+/** The scalars of one Adam step as the backends receive them (catalog `adamStep`). */
+export interface AdamStepScalars {
+  readonly beta1: number;
+  readonly oneMinusBeta1: number;
+  readonly beta2: number;
+  readonly oneMinusBeta2: number;
+  readonly epsilon: number;
+  readonly stepSize: number;
+  readonly inverseCorrection2: number;
+  readonly coupledDecay: number;
+  readonly shrink: number;
+}
+
+// p, g, m, v: (count); m, v and p updated in place, each value rounded to f32 as it is stored
+export function cpuAdamStep(
+  p: Float32Array,
+  g: Float32Array,
+  m: Float32Array,
+  v: Float32Array,
+  count: number,
+  s: AdamStepScalars,
+): void {
+  for (let i = 0; i < count; i++) {
+    const gradient = g[i] + s.coupledDecay * p[i];
+    const first = s.beta1 * m[i] + s.oneMinusBeta1 * gradient;
+    const second = s.beta2 * v[i] + s.oneMinusBeta2 * gradient * gradient;
+    m[i] = first;
+    v[i] = second;
+    p[i] = p[i] * s.shrink - (s.stepSize * first) / (Math.sqrt(second) * s.inverseCorrection2 + s.epsilon);
   }
 }
 

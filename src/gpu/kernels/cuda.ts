@@ -326,6 +326,39 @@ export function cudaPoolBackward(op: 'max' | 'avg'): CudaKernel {
   };
 }
 
+/** The adamStep kernel's f32 arguments after its buffers and count, in order (as WGSL's uniform). */
+export const CUDA_ADAM_STEP_SCALARS = [
+  'beta1',
+  'oneMinusBeta1',
+  'beta2',
+  'oneMinusBeta2',
+  'epsilon',
+  'stepSize',
+  'inverseCorrection2',
+  'coupledDecay',
+  'shrink',
+] as const;
+
+/** One Adam/AdamW step per element, in place (catalog `adamStep`), in f32. */
+export function cudaAdamStep(): CudaKernel {
+  const scalars = CUDA_ADAM_STEP_SCALARS.map((name) => `float ${name}`).join(', ');
+  const source = `extern "C" __global__ void adam_step(const float* __restrict__ gradient, float* __restrict__ firstMoment, float* __restrict__ secondMoment, float* __restrict__ parameter, unsigned int count, ${scalars}) {
+  ${GLOBAL_INDEX}
+  if (i >= count) return;
+  const float p = parameter[i];
+  const float g = gradient[i] + coupledDecay * p;
+  const float m = beta1 * firstMoment[i] + oneMinusBeta1 * g;
+  const float v = beta2 * secondMoment[i] + oneMinusBeta2 * g * g;
+  firstMoment[i] = m;
+  secondMoment[i] = v;
+  parameter[i] = p * shrink - stepSize * m / (sqrtf(v) * inverseCorrection2 + epsilon);
+}
+`;
+  const parameters: CudaParameterType[] = ['pointer', 'pointer', 'pointer', 'pointer', 'u32'];
+  for (const _ of CUDA_ADAM_STEP_SCALARS) parameters.push('f32');
+  return { name: 'adam_step', source, parameters };
+}
+
 /** The conv geometry as the 13 u32 arguments both conv kernels take after their buffers (count excluded). */
 export const CONV_GEOMETRY_FIELDS = CONV_NAMES.slice(0, 13);
 
@@ -338,5 +371,6 @@ export function allCudaKernels(): CudaKernel[] {
   for (const op of Object.keys(REDUCE_OPS) as ReduceOpName[]) kernels.push(cudaReduce(op));
   kernels.push(cudaSoftmax(), cudaLayernorm(), cudaIm2col(), cudaConvOutput(), cudaCol2im());
   for (const op of ['max', 'avg'] as const) kernels.push(cudaPool(op), cudaPoolBackward(op));
+  kernels.push(cudaAdamStep());
   return kernels;
 }

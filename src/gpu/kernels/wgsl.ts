@@ -242,8 +242,15 @@ ${ENTRY} {
 /** Depth of one step along k of the matmul tile. */
 const TILE_K = 16;
 
-/** Each thread stages TILE_K / 4 elements of a and TILE_K / 16 vec4s of b per step along k. */
-function matmulLoads(): { loadA: string; loadB: string } {
+/**
+ * Each thread stages TILE_K / 4 elements of a and TILE_K / 16 vec4s of b per step along k.
+ * a(row, k) is a[row * k + k], or a[k * m + row] when transposed; b(k, column) is
+ * b[k * n + column], or b[column * k + k].
+ */
+function matmulLoads(transposeA: boolean, transposeB: boolean): { loadA: string; loadB: string } {
+  const readA = transposeA ? 'a[kA * params.m + rowA]' : 'a[rowA * params.k + kA]';
+  const readB = (lane: number) =>
+    transposeB ? `b[(columnB + ${lane}u) * params.k + kB]` : `b[kB * params.n + columnB + ${lane}u]`;
   const loadA = Array.from(
     { length: TILE_K / 4 },
     (_, load) => `    {
@@ -251,7 +258,7 @@ function matmulLoads(): { loadA: string; loadB: string } {
       let rowA = rowBase + e / ${TILE_K}u;
       let kA = k0 + e % ${TILE_K}u;
       var value = 0.0;
-      if (rowA < params.m && kA < params.k) { value = a[rowA * params.k + kA]; }
+      if (rowA < params.m && kA < params.k) { value = ${readA}; }
       tileA[e] = value;
     }`,
   ).join('\n');
@@ -259,7 +266,7 @@ function matmulLoads(): { loadA: string; loadB: string } {
     .map((load) => {
       const lanes = [0, 1, 2, 3].map(
         (lane) =>
-          `      if (kB < params.k && columnB + ${lane}u < params.n) { valueB[${lane}] = b[kB * params.n + columnB + ${lane}u]; }`,
+          `      if (kB < params.k && columnB + ${lane}u < params.n) { valueB[${lane}] = ${readB(lane)}; }`,
       );
       return `    {
       let e = thread + ${load * 256}u;
@@ -274,15 +281,21 @@ ${lanes.join('\n')}
   return { loadA, loadB };
 }
 
+/** The matmul kernel's name for the transpose flags: matmul, matmul_ta, matmul_tb, matmul_ta_tb. */
+export function wgslMatmulName(transposeA: boolean, transposeB: boolean): string {
+  return `matmul${transposeA ? '_ta' : ''}${transposeB ? '_tb' : ''}`;
+}
+
 /**
- * Tiled matmul, c (m, n) = a (m, k) b (k, n), row-major. A 16x16 workgroup stages a 64x16 tile
+ * Tiled matmul, c (m, n) = op(a) (m, k) op(b) (k, n), row-major (op: transposed when the flag
+ * says a is stored (k, m), b (n, k); only the loads into workgroup memory differ). A 16x16 workgroup stages a 64x16 tile
  * of a and a 16x64 tile of b (as vec4 rows) in workgroup memory per step along k; each thread
  * accumulates a 4x4 block of c in four vec4 registers (rows 4 ly .. 4 ly + 3, columns
  * 4 lx .. 4 lx + 3). Edges are zero-padded, so any m, n, k works. No private arrays: software
  * rasterizers (SwiftShader) spill dynamically indexed ones to memory.
  */
-export function wgslMatmul(): WgslKernel {
-  const { loadA, loadB } = matmulLoads();
+export function wgslMatmul(transposeA = false, transposeB = false): WgslKernel {
+  const { loadA, loadB } = matmulLoads(transposeA, transposeB);
   const multiply = [0, 1, 2, 3]
     .map((i) => `      accumulator${i} += tileA[(lid.y * 4u + ${i}u) * ${TILE_K}u + kk] * fromB;`)
     .join('\n');
@@ -327,7 +340,47 @@ ${multiply}
 ${store}
 }
 `;
-  return { name: 'matmul', source };
+  return { name: wgslMatmulName(transposeA, transposeB), source };
+}
+
+/** The adamStep kernel's uniform words after count: the f32 scalars, in this order. */
+export const ADAM_STEP_SCALARS = [
+  'beta1',
+  'oneMinusBeta1',
+  'beta2',
+  'oneMinusBeta2',
+  'epsilon',
+  'stepSize',
+  'inverseCorrection2',
+  'coupledDecay',
+  'shrink',
+] as const;
+
+/**
+ * One Adam/AdamW step per element, in place (catalog `adamStep`): reads gradient, updates the
+ * moments and the parameter, all in f32.
+ */
+export function wgslAdamStep(): WgslKernel {
+  const scalars = ADAM_STEP_SCALARS.map((name) => `${name}: f32,`).join(' ');
+  const source = `struct Params { count: u32, ${scalars} }
+@group(0) @binding(0) var<storage, read> gradient: array<f32>;
+@group(0) @binding(1) var<storage, read_write> firstMoment: array<f32>;
+@group(0) @binding(2) var<storage, read_write> secondMoment: array<f32>;
+@group(0) @binding(3) var<storage, read_write> parameter: array<f32>;
+@group(0) @binding(4) var<uniform> params: Params;
+${HEADER_INDEX}
+${ENTRY} {
+  ${elementIndex('i')}
+  let p = parameter[i];
+  let g = gradient[i] + params.coupledDecay * p;
+  let m = params.beta1 * firstMoment[i] + params.oneMinusBeta1 * g;
+  let v = params.beta2 * secondMoment[i] + params.oneMinusBeta2 * g * g;
+  firstMoment[i] = m;
+  secondMoment[i] = v;
+  parameter[i] = p * params.shrink - params.stepSize * m / (sqrt(v) * params.inverseCorrection2 + params.epsilon);
+}
+`;
+  return { name: 'adam_step', source };
 }
 
 /** The uniform words of the conv kernels: CONV2D_GEOMETRY_FIELDS in order, then count and hasBias. */

@@ -4,7 +4,8 @@
  * loops, so these record rules of their own, written with device kernels:
  *
  * - conv2d, with g the output's gradient (N, O, OH, OW) gathered to gOut (O, N * OH * OW):
- *   x's gradient = col2im(weightᵀ @ gOut); weight's = gOut @ im2col(x)ᵀ; bias's = gOut summed
+ *   x's gradient = col2im(weightᵀ @ gOut); weight's = gOut @ im2col(x)ᵀ (the transposes are
+ *   flags of the matmul launch, not copies); bias's = gOut summed
  *   over its rows. Inputs that need no gradient (the images) get none computed.
  * - the pools: one pool2dBackward kernel (max: to each window's first maximum, as on the CPU).
  */
@@ -14,10 +15,9 @@ import {
   deviceConv2d,
   deviceGather,
   deviceIm2col,
-  deviceMatmul,
-  devicePermute,
   devicePool2d,
   devicePool2dBackward,
+  deviceProduct,
   deviceReduce,
 } from '../deviceOps.js';
 import { dispose, record, share, type Tensor } from '../Tensor.js';
@@ -58,17 +58,15 @@ function conv2dRule(
     let gx: Tensor | null = null;
     if (x.requiresGrad) {
       const weightMatrix = share(weight, [outChannels, patch]);
-      const weightT = devicePermute(weightMatrix, [1, 0]);
-      const columns = deviceMatmul(weightT, gOut);
-      temporaries.push(weightMatrix, weightT, columns);
+      const columns = deviceProduct(weightMatrix, gOut, true, false);
+      temporaries.push(weightMatrix, columns);
       gx = deviceCol2im(columns, geometry);
     }
     let gw: Tensor | null = null;
     if (weight.requiresGrad) {
       const columns = deviceIm2col(x, geometry);
-      const columnsT = devicePermute(columns, [1, 0]);
-      const product = deviceMatmul(gOut, columnsT);
-      temporaries.push(columns, columnsT, product);
+      const product = deviceProduct(gOut, columns, false, true);
+      temporaries.push(columns, product);
       gw = share(product, weight.shape);
     }
     const gb = bias?.requiresGrad ? deviceReduce('sum', gOut, [false, true], [outChannels]) : null;

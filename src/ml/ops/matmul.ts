@@ -48,17 +48,14 @@ function matmulRule(a: Tensor, b: Tensor, g: Tensor): Gradient[] {
   const [inner, columns] = [b.shape[b.rank - 2], b.shape[b.rank - 1]];
   if (b.rank === 2) {
     const rowsOfG = reshape(g, [-1, columns]);
-    let ga: Gradient = null;
-    if (a.requiresGrad) {
-      const bT = transpose(b);
-      ga = productGradient(rowsOfG, bT, [bT, rowsOfG]);
-    }
+    // ga = g @ bᵀ, gb = aᵀ @ g: transposed operands are flags, not copies
+    const ga: Gradient = a.requiresGrad ? productGradient(rowsOfG, b, [rowsOfG], { right: true }) : null;
     let gb: Gradient = null;
     if (b.requiresGrad) {
       const rowsOfA = reshape(a, [-1, inner]);
-      const aT = transpose(rowsOfA);
-      gb = productGradient(aT, rowsOfG, [aT, rowsOfA, rowsOfG]);
+      gb = productGradient(rowsOfA, rowsOfG, [rowsOfA, rowsOfG], { left: true });
     }
+    if (ga === null && gb === null) dispose(rowsOfG);
     return [ga, gb];
   }
   let ga: Tensor | null = null;
@@ -157,9 +154,9 @@ function linearRule(x: Tensor, weight: Tensor, bias: Tensor | null, g: Tensor): 
   const gx = x.requiresGrad ? productGradient(g2, weight, [g2]) : null;
   let gw: Gradient = null;
   if (weight.requiresGrad) {
+    // gweight = gᵀ @ x, g read transposed (a view on the host, a flag of the device's matmul)
     const x2 = reshape(x, [rows, inFeatures]);
-    const gT = transpose(g2);
-    gw = productGradient(gT, x2, [gT, x2, g2]);
+    gw = productGradient(g2, x2, [x2, g2], { left: true });
   }
   let gb: Gradient = null;
   let g2Held = gx !== null || gw !== null;

@@ -1,12 +1,14 @@
 /**
  * Optimizer state and updates for parameters on a GPU-layer device. The update formulas are
- * the CPU ones (SGD.ts, Adam.ts), written with device ops under `noGrad`; each new value is
- * copied into the parameter's own buffer, so the parameter (and whoever holds it) stays the
- * same tensor. Slots (momentum, moments) are device tensors, zero until first written.
+ * the CPU ones (SGD.ts, Adam.ts): Adam and AdamW run as one fused `adamStep` launch per
+ * parameter, updating it and its moments in place; SGD is written with device ops under
+ * `noGrad`, each new value copied into the parameter's own buffer. Either way the parameter
+ * (and whoever holds it) stays the same tensor. Slots (momentum, moments) are device tensors,
+ * zero until first written.
  */
 import type { Device as GpuDevice } from '../../gpu/Device.js';
-
-import { add, div, mul, sqrt, sub } from '../ops/elementwise.js';
+import type { AdamStepParameters } from '../../gpu/kernels/catalog.js';
+import { add, mul, sub } from '../ops/elementwise.js';
 import { bufferOf, deviceTensor, dispose, noGrad, type Tensor } from '../Tensor.js';
 
 /** Per-slot device tensors, one entry per parameter index (CPU parameters have none). */
@@ -105,28 +107,17 @@ export function sgdOnDevice(
   });
 }
 
-export interface AdamStep {
-  readonly beta1: number;
-  readonly beta2: number;
-  readonly epsilon: number;
-  readonly stepSize: number;
-  readonly inverseCorrection2: number;
-  readonly coupledDecay: number;
-  readonly shrink: number;
-}
+/** The scalars of one Adam step (the GPU layer's `AdamStepParameters`). */
+export type AdamStep = AdamStepParameters;
 
-/** One Adam/AdamW update of a device parameter with its moment slots `m` and `v`. */
+/**
+ * One Adam/AdamW update of a device parameter with its moment slots `m` and `v`: one fused
+ * `adamStep` launch that updates p, m and v in place (no temporaries), the formula of Adam.ts
+ * in f32.
+ */
 export function adamOnDevice(parameter: Tensor, grad: Tensor, m: Tensor, v: Tensor, step: AdamStep): void {
-  scoped((keep) => {
-    const g = step.coupledDecay !== 0 ? keep(add(grad, keep(mul(parameter, step.coupledDecay)))) : grad;
-    const nextM = keep(add(keep(mul(m, step.beta1)), keep(mul(g, 1 - step.beta1))));
-    const nextV = keep(add(keep(mul(v, step.beta2)), keep(mul(keep(mul(g, g)), 1 - step.beta2))));
-    (m.device as GpuDevice).copy(bufferOf(nextM), bufferOf(m));
-    (v.device as GpuDevice).copy(bufferOf(nextV), bufferOf(v));
-    // p = p * shrink - stepSize * m / (sqrt(v) * inverseCorrection2 + epsilon)
-    const denominator = keep(add(keep(mul(keep(sqrt(nextV)), step.inverseCorrection2)), step.epsilon));
-    const change = keep(div(keep(mul(nextM, step.stepSize)), denominator));
-    const shrunk = step.shrink !== 1 ? keep(mul(parameter, step.shrink)) : parameter;
-    assign(parameter, sub(shrunk, change));
+  const device = parameter.device as GpuDevice;
+  device.adamStep(bufferOf(parameter), bufferOf(grad), bufferOf(m), bufferOf(v), step, {
+    count: parameter.size,
   });
 }

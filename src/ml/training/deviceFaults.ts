@@ -33,10 +33,10 @@ export class StepFaultHook implements FaultHook {
     if (this.launches > 0) this.launchesLastStep = this.launches;
     this.launches = 0;
     this.armed = decision;
-    // Within the first half of the previous step's launches: a step launches at least about half
-    // as many (a micro-batch that doubled halves the forward and backward launches, not the update's).
-    this.strikeAt =
-      decision === 'ok' ? 0 : mix(this.seed, step) % Math.max(1, Math.floor(this.launchesLastStep / 2));
+    // Any of the previous step's launches, the optimizer's included (a real GPU fails the fused
+    // adamStep as readily as a matmul). A step that launches fewer (a micro-batch that doubled
+    // halves the forward and backward launches) gets the fault at its read-back (`strikeLate`).
+    this.strikeAt = decision === 'ok' ? 0 : mix(this.seed, step) % Math.max(1, this.launchesLastStep);
   }
 
   /** True when the armed fault has not struck yet. */

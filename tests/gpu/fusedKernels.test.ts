@@ -1,0 +1,248 @@
+/**
+ * The fused optimizer step and the transposed matmul of the GPU layer, on the cpu reference
+ * backend (against references written independently of src/gpu) and on WebGPU (SwiftShader
+ * here, against the cpu reference). CUDA runs the same cases in cuda.test.ts where a device is
+ * present. Also: the new launch gets the seeded device faults every launch gets (a device
+ * error, an out-of-memory, a hung kernel the watchdog reports), and the launch statistics.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { SimulatedClock } from '../../src/actor/Clock.js';
+import { Random } from '../../src/actor/Random.js';
+import {
+  type Device,
+  DeviceError,
+  type FaultDecision,
+  firstMismatch,
+  isDeviceError,
+  isKernelTimeout,
+  isOutOfDeviceMemory,
+  openDevice,
+  TOLERANCES,
+  type Tolerance,
+} from '../../src/gpu/index.js';
+import { naiveMatmul } from './naive.js';
+import {
+  ADAM_VARIANTS,
+  adamScalars,
+  runAdamSteps,
+  runCase,
+  transposedMatmulCase,
+  transposedMatmulCases,
+  uniform,
+} from './opCases.js';
+import { probeWebGpu } from './support.js';
+
+/**
+ * The fused step against the reference: the cpu kernel evaluates in f64 and rounds each stored
+ * value to f32; a GPU evaluates in f32 throughout (sqrt and division within 1-3 ulp). Over five
+ * steps the parameters, moments and second moments agree to this.
+ */
+const ADAM_TOLERANCE: Tolerance = { rtol: 1e-5, atol: 1e-7 };
+
+/** Adam's update written out from its definition (PyTorch's formulation), in f64, rounding each stored value. */
+function naiveAdam(
+  p0: Float32Array,
+  gradients: readonly Float32Array[],
+  variant: { learningRate: number; weightDecay: number; decoupled: boolean },
+): Float32Array {
+  const count = p0.length;
+  const p = Float32Array.from(p0);
+  const m = new Float32Array(count);
+  const v = new Float32Array(count);
+  const [beta1, beta2, epsilon] = [0.9, 0.999, 1e-8];
+  gradients.forEach((gradient, index) => {
+    const t = index + 1;
+    for (let i = 0; i < count; i++) {
+      if (variant.decoupled) p[i] = p[i] * (1 - variant.learningRate * variant.weightDecay);
+      const g = gradient[i] + (variant.decoupled ? 0 : variant.weightDecay * p[i]);
+      m[i] = beta1 * m[i] + (1 - beta1) * g;
+      v[i] = beta2 * v[i] + (1 - beta2) * g * g;
+      const mHat = m[i] / (1 - beta1 ** t);
+      const vHat = v[i] / (1 - beta2 ** t);
+      p[i] -= (variant.learningRate * mHat) / (Math.sqrt(vHat) + epsilon);
+    }
+  });
+  const out = new Float32Array(3 * count);
+  out.set(p);
+  out.set(m, count);
+  out.set(v, 2 * count);
+  return out;
+}
+
+function transpose(values: Float32Array, rows: number, columns: number): Float32Array {
+  const out = new Float32Array(values.length);
+  for (let r = 0; r < rows; r++)
+    for (let c = 0; c < columns; c++) out[c * rows + r] = values[r * columns + c];
+  return out;
+}
+
+describe('the cpu reference backend', () => {
+  let device: Device;
+  beforeAll(async () => {
+    device = await openDevice('cpu');
+  });
+  afterAll(() => device?.destroy());
+
+  for (const variant of ADAM_VARIANTS) {
+    it(`adamStep is Adam's definition: ${variant.name}, five steps`, async () => {
+      const count = 257;
+      const actual = await runAdamSteps(device, 11, count, 5, variant);
+      // The same seeded draws as runAdamSteps: the parameters, then one gradient per step.
+      const random = new Random(11);
+      const p0 = uniform(random, count, -1, 1);
+      const gradients = Array.from({ length: 5 }, () => uniform(random, count, -2, 2));
+      const expected = naiveAdam(p0, gradients, variant);
+      expect(firstMismatch(actual, expected, ADAM_TOLERANCE)).toBeUndefined();
+      // The step moved every parameter (a kernel that wrote nothing would fail here).
+      for (let i = 0; i < count; i++) expect(actual[i]).not.toBe(p0[i]);
+    });
+  }
+
+  it('adamStep checks its buffers and scalars, naming what is wrong', () => {
+    const buffers = [1, 2, 3, 4].map(() => device.upload(new Float32Array(8)));
+    const [p, g, m, v] = buffers;
+    const step = adamScalars(1, { learningRate: 1e-3, weightDecay: 0, decoupled: false });
+    expect(() => device.adamStep(p, g, m, m, step)).toThrow(
+      /cpu:0 adamStep: firstMoment and secondMoment are the same buffer/,
+    );
+    expect(() => device.adamStep(p, p, m, v, step)).toThrow(/parameter and gradient are the same buffer/);
+    const short = device.upload(new Float32Array(4));
+    expect(() => device.adamStep(p, g, short, v, step)).toThrow(/firstMoment holds 4 elements, needs 8/);
+    expect(() => device.adamStep(p, g, m, v, { ...step, beta1: 1 })).toThrow(/beta1 must be in \[0, 1\)/);
+    expect(() => device.adamStep(p, g, m, v, { ...step, epsilon: 0 })).toThrow(/epsilon must be > 0/);
+    expect(() => device.adamStep(p, g, m, v, { ...step, stepSize: Number.NaN })).toThrow(
+      /stepSize must be a finite number/,
+    );
+    expect(() => device.adamStep(p, g, m, v, step, { count: 0 })).toThrow(DeviceError);
+    for (const buffer of [...buffers, short]) buffer.release();
+  });
+
+  it('matmul reads either operand transposed, as BLAS does', async () => {
+    const random = new Random(3);
+    const [m, n, k] = [5, 7, 3];
+    for (const transposeA of [false, true])
+      for (const transposeB of [false, true]) {
+        const opCase = transposedMatmulCase(random, m, n, k, transposeA, transposeB);
+        const [a, b] = opCase.inputs;
+        // Stored transposed: a is (k, m), b is (n, k); undo that for the plain product.
+        const plainA = transposeA ? transpose(a, k, m) : a;
+        const plainB = transposeB ? transpose(b, n, k) : b;
+        const expected = naiveMatmul(plainA, plainB, m, n, k);
+        expect(
+          firstMismatch(await runCase(device, opCase), expected, TOLERANCES.f32.matmul),
+          opCase.name,
+        ).toBeUndefined();
+      }
+    expect(() =>
+      device.matmul(device.allocate(4), device.allocate(4), device.allocate(4), 1, 1, 1, {
+        transposeA: 'yes' as unknown as boolean,
+      }),
+    ).toThrow(/transposeA must be a boolean, got yes/);
+  });
+
+  it('launchStats counts the launches by kernel name; reset starts again', () => {
+    device.resetLaunchStats();
+    const [p, g, m, v] = [1, 2, 3, 4].map(() => device.upload(new Float32Array(4)));
+    const step = adamScalars(1, { learningRate: 1e-3, weightDecay: 0, decoupled: false });
+    device.adamStep(p, g, m, v, step);
+    device.adamStep(p, g, m, v, step);
+    device.matmul(p, g, m, 2, 2, 1, { transposeB: true });
+    expect(device.launchStats()).toEqual({ launches: 3, byKernel: { adamStep: 2, matmul: 1 } });
+    device.resetLaunchStats();
+    expect(device.launchStats()).toEqual({ launches: 0, byKernel: {} });
+    for (const buffer of [p, g, m, v]) buffer.release();
+  });
+});
+
+describe('the seeded device faults reach the fused step as every launch', () => {
+  const hookFor = (decision: FaultDecision) => ({
+    beforeLaunch: (_deviceId: string, kernel: string): FaultDecision =>
+      kernel === 'adamStep' ? decision : 'ok',
+  });
+
+  async function withBuffers(
+    decision: FaultDecision,
+    body: (device: Device, buffers: ReturnType<Device['upload']>[], clock: SimulatedClock) => Promise<void>,
+  ): Promise<void> {
+    const clock = new SimulatedClock();
+    const device = await openDevice('cpu', { faultHook: hookFor(decision), clock });
+    const buffers = [0.5, 0.1, 0, 0].map((value) => device.upload(new Float32Array(4).fill(value)));
+    try {
+      await body(device, buffers, clock);
+    } finally {
+      device.destroy();
+    }
+  }
+
+  const step = adamScalars(1, { learningRate: 0.1, weightDecay: 0, decoupled: false });
+
+  it('a device error: the launch throws DeviceError naming adamStep, and nothing was written', async () => {
+    await withBuffers('error', async (device, [p, g, m, v]) => {
+      let caught: unknown;
+      try {
+        device.adamStep(p, g, m, v, step);
+      } catch (error) {
+        caught = error;
+      }
+      expect(isDeviceError(caught) && caught.message).toBe('cpu:0 adamStep: injected device error');
+      expect(Array.from(await device.readFloat32(p))).toEqual([0.5, 0.5, 0.5, 0.5]);
+    });
+  });
+
+  it('an out-of-memory: OutOfDeviceMemory naming adamStep', async () => {
+    await withBuffers('oom', async (device, [p, g, m, v]) => {
+      expect(() => device.adamStep(p, g, m, v, step)).toThrow(/cpu:0 adamStep: out of device memory/);
+      try {
+        device.adamStep(p, g, m, v, step);
+      } catch (error) {
+        expect(isOutOfDeviceMemory(error)).toBe(true);
+      }
+    });
+  });
+
+  it('a hung step: the watchdog reports KernelTimeout for adamStep at the read-back', async () => {
+    await withBuffers('timeout', async (device, [p, g, m, v], clock) => {
+      device.adamStep(p, g, m, v, step);
+      const read = device.readFloat32(p, { deadlineMs: 100 });
+      clock.advance(100);
+      const error = await read.catch((caught: unknown) => caught);
+      expect(isKernelTimeout(error) && error.message).toMatch(
+        /^cpu:0 adamStep: kernel did not finish within/,
+      );
+    });
+  });
+});
+
+const webgpu = await probeWebGpu();
+
+describe.skipIf(!webgpu.available)(`on webgpu (${webgpu.reason})`, () => {
+  let gpu: Device;
+  let cpu: Device;
+  beforeAll(async () => {
+    gpu = await openDevice('webgpu');
+    cpu = await openDevice('cpu');
+  });
+  afterAll(() => {
+    gpu?.destroy();
+    cpu?.destroy();
+  });
+
+  it('adamStep matches the cpu reference in every weight-decay variant (vec4 and ragged counts)', async () => {
+    for (const variant of ADAM_VARIANTS)
+      for (const count of [1024, 37]) {
+        const expected = await runAdamSteps(cpu, 5, count, 5, variant);
+        const actual = await runAdamSteps(gpu, 5, count, 5, variant);
+        expect(firstMismatch(actual, expected, ADAM_TOLERANCE), `${variant.name} (${count})`).toBeUndefined();
+      }
+  });
+
+  it('matmul with each transpose flag matches the cpu reference', async () => {
+    for (const opCase of transposedMatmulCases(new Random(8))) {
+      const expected = await runCase(cpu, opCase);
+      expect(
+        firstMismatch(await runCase(gpu, opCase), expected, opCase.tolerance),
+        opCase.name,
+      ).toBeUndefined();
+    }
+  });
+});
