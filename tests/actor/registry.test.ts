@@ -19,6 +19,7 @@ import {
   isAlreadyRegistered,
   isBadArgument,
   isNotRegistered,
+  OnAnotherThread,
   type Pid,
 } from '../../src/actor/index.js';
 import type { ClientOrder, PuppetOrder } from './fixtures/threadActors.js';
@@ -211,7 +212,7 @@ describe('registry, register and unregister of a process on another thread', () 
   it('register resolves once the name is known here; whereis and sends by name work from both threads', async () => {
     const { pid, next } = remoteProcess();
     const { ask, tell } = threadOne();
-    await system.register('far', pid);
+    await system.registerAsync('far', pid);
     expect(system.whereis('far')?.equals(pid)).toBe(true);
     expect(system.registered()).toContain('far');
     expect(((await ask({ whereis: 'far' })) as Pid).equals(pid)).toBe(true);
@@ -233,11 +234,12 @@ describe('registry, register and unregister of a process on another thread', () 
       ['used-here', here],
       ['used-there', holder],
     ] as const) {
-      const error = await Promise.resolve(system.register(name, pid)).catch((e: unknown) => e);
+      const error = await system.registerAsync(name, pid).catch((e: unknown) => e);
       expect(isAlreadyRegistered(error)).toBe(true);
       expect((error as AlreadyRegistered).holder.equals(expected)).toBe(true);
     }
-    expect(await Promise.resolve(system.unregister('used-there'))).toBe(true); // (held on thread 1)
+    expect(() => system.unregister('used-there')).toThrow(OnAnotherThread);
+    expect(await system.unregisterAsync('used-there')).toBe(true); // (held on thread 1)
     await kill(pid);
     await kill(holder);
     system.exit(here, 'kill');
@@ -245,23 +247,23 @@ describe('registry, register and unregister of a process on another thread', () 
 
   it('a dead process, or one that already has a name, is refused with BadArgument', async () => {
     const { pid } = remoteProcess();
-    await system.register('first', pid);
-    await expect(system.register('second', pid)).rejects.toThrow(/already registered as 'first'/);
-    await expect(system.register('second', pid)).rejects.toSatisfy(isBadArgument);
+    await system.registerAsync('first', pid);
+    await expect(system.registerAsync('second', pid)).rejects.toThrow(/already registered as 'first'/);
+    await expect(system.registerAsync('second', pid)).rejects.toSatisfy(isBadArgument);
     await kill(pid);
-    await expect(system.register('late', pid)).rejects.toThrow(/not alive/);
+    await expect(system.registerAsync('late', pid)).rejects.toThrow(/not alive/);
     expect(system.whereis('late')).toBeUndefined();
   });
 
   it('the name goes when the process exits on its thread, everywhere, and can be taken again', async () => {
     const { pid } = remoteProcess();
     const { ask } = threadOne();
-    await system.register('short-lived', pid);
+    await system.registerAsync('short-lived', pid);
     await kill(pid);
     expect(system.whereis('short-lived')).toBeUndefined();
     expect(await ask({ whereis: 'short-lived' })).toBeUndefined();
     const { pid: again } = remoteProcess();
-    await system.register('short-lived', again);
+    await system.registerAsync('short-lived', again);
     expect(system.whereis('short-lived')?.equals(again)).toBe(true);
     await kill(again);
   });
@@ -269,12 +271,12 @@ describe('registry, register and unregister of a process on another thread', () 
   it('unregister of a name held on another thread removes it there; a second one is false', async () => {
     const { pid } = remoteProcess();
     const { ask } = threadOne();
-    await system.register('leaving', pid);
-    expect(await system.unregister('leaving')).toBe(true);
+    await system.registerAsync('leaving', pid);
+    expect(await system.unregisterAsync('leaving')).toBe(true);
     expect(system.whereis('leaving')).toBeUndefined();
     expect(await ask({ whereis: 'leaving' })).toBeUndefined();
-    expect(await system.unregister('leaving')).toBe(false);
-    await system.register('leaving', pid); // it has no name any more
+    expect(await system.unregisterAsync('leaving')).toBe(false);
+    await system.registerAsync('leaving', pid); // it has no name any more
     await kill(pid);
   });
 
