@@ -10,6 +10,7 @@ import { encode, encodeReason, type PidCodec, revive } from './codec.js';
 import { deliver, deliverSignalMessage } from './delivery.js';
 import { DEAD, type ExitObserver, extraOf, type ProcessRecord } from './Process.js';
 import type { Runtime } from './Runtime.js';
+import { ownerId, ownerThread, ownerWord, SharedNames } from './SharedNames.js';
 import { signal, unwatch, watch } from './signals.js';
 import type { PeerTransport, TransportSink } from './Transport.js';
 
@@ -35,7 +36,7 @@ export enum Op {
   Reply = 10, // callId, value
   CallExit = 11, // callId, reason
   CallFull = 12, // callId, capacity
-  Spawn = 13, // id, spec
+  Spawn = 13, // id, spec (null: refused at the spawner, the id will never exist)
   Crash = 14, // pid, reason (to thread 0)
   NameAdd = 15, // name, id
   NameRemove = 16, // name, id
@@ -63,10 +64,14 @@ export interface SpawnSpec {
   readonly link: number;
 }
 
-/** Shared per-thread counters: next process number and live processes, indexed by thread. */
+/**
+ * Shared per-thread counters: next process number and live processes, indexed by thread; and the
+ * memory of the node's name table (SharedNames.ts).
+ */
 export interface SharedCounters {
   readonly ids: Int32Array;
   readonly loads: Int32Array;
+  readonly names: SharedArrayBuffer;
 }
 
 interface RemoteCall {
@@ -79,8 +84,15 @@ interface RemoteCall {
 
 export class Remote implements PidCodec, TransportSink {
   readonly exported = new Map<number, ProcessRecord>();
-  /** Names registered on other threads (this thread's own are in the registry). */
+  /** Names registered on other threads (this thread's own are in the registry), for sends by name. */
   readonly remoteNames = new Map<string, Pid>();
+  /** Who holds each name of the node: the one authority for register (SharedNames.ts). */
+  readonly names: SharedNames;
+  /**
+   * Names this thread claimed for its spawns on other threads that have not been registered there
+   * yet (`thread:id` -> name): freed here if that thread is lost with the spawn on its way.
+   */
+  private readonly namedSpawns = new Map<string, string>();
   private readonly peers: (PeerTransport | undefined)[];
   private readonly outboxes: unknown[][];
   private readonly transfers: TransferListItem[][];
@@ -121,6 +133,7 @@ export class Remote implements PidCodec, TransportSink {
     this.transfers = Array.from({ length: threads }, () => []);
     // ids allocated before this incarnation started are settled: their operations get noproc
     this.createdBelow = Atomics.load(counters.ids, thread);
+    this.names = new SharedNames(counters.names);
   }
 
   setPeer(peer: number, transport: PeerTransport | undefined): void {
@@ -345,20 +358,57 @@ export class Remote implements PidCodec, TransportSink {
   /** Spawns `spec` on `thread` and returns the new pid at once (the process starts there). */
   spawn(thread: number, spec: SpawnSpec, linkTo: ProcessRecord | undefined): Pid {
     const args = encode(spec.args, this, 'args') as unknown[];
-    if (spec.name !== undefined) {
-      const holder = this.runtime.registry.holder(spec.name)?.pid ?? this.remoteNames.get(spec.name);
-      if (holder !== undefined) throw new AlreadyRegistered(spec.name, holder);
+    const name = spec.name;
+    if (name !== undefined) {
+      const holder = this.nameHolder(name);
+      if (holder !== undefined) throw new AlreadyRegistered(name, holder);
     }
     const id = this.allocateId(thread);
-    Atomics.add(this.counters.loads, thread, 1);
     const pid = this.pidOn(thread, id);
+    if (name !== undefined) {
+      // the spawner takes the name for the new pid, so that the spawn fails here, at once, if
+      // another thread took it in the meantime; the target thread registers it under that claim
+      const holder = this.names.claim(name, ownerWord(thread, id));
+      if (holder !== undefined) {
+        this.post(thread, Op.Spawn, id, null); // the id is settled there: it will never exist
+        throw new AlreadyRegistered(name, this.ownerPid(name, holder));
+      }
+      this.namedSpawns.set(linkKey(thread, id), name);
+    }
+    Atomics.add(this.counters.loads, thread, 1);
     if (linkTo !== undefined) {
       (extraOf(linkTo).remoteLinks ??= new Map()).set(linkKey(thread, id), pid);
       this.exportRecord(linkTo);
     }
     this.post(thread, Op.Spawn, id, { ...spec, args, link: linkTo?.pid.id ?? 0 });
-    if (spec.name !== undefined) this.remoteNames.set(spec.name, pid); // its thread tells the others
+    if (name !== undefined) this.remoteNames.set(name, pid); // its thread tells the others
     return pid;
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Names (the registry asks; SharedNames decides)
+
+  /** The holder of `name` anywhere on the node, as the shared table says now. */
+  nameHolder(name: string): Pid | undefined {
+    const owner = this.names.holder(name);
+    return owner === undefined ? undefined : this.ownerPid(name, owner);
+  }
+
+  /** Takes `name` for the local process `record`; returns the holder if another process has it. */
+  claimName(name: string, record: ProcessRecord): Pid | undefined {
+    const owner = this.names.claim(name, ownerWord(this.thread, record.pid.id));
+    return owner === undefined ? undefined : this.ownerPid(name, owner);
+  }
+
+  private ownerPid(name: string, owner: bigint): Pid {
+    const thread = ownerThread(owner);
+    const id = ownerId(owner);
+    if (thread === this.thread) {
+      const local = this.runtime.registry.holder(name)?.pid;
+      if (local !== undefined && local.id === id) return local;
+    }
+    const known = this.remoteNames.get(name);
+    return known !== undefined && known.thread === thread && known.id === id ? known : this.pidOn(thread, id);
   }
 
   /** The thread with the fewest live processes (ties: the lowest index). */
@@ -376,6 +426,8 @@ export class Remote implements PidCodec, TransportSink {
   }
 
   nameRemoved(name: string, record: ProcessRecord): void {
+    // freed before the exit signals and DOWNs are posted: whoever learns of the exit can take it
+    this.names.release(name, ownerWord(this.thread, record.pid.id));
     this.broadcast(Op.NameRemove, name, record.pid.id);
   }
 
@@ -498,13 +550,14 @@ export class Remote implements PidCodec, TransportSink {
         );
         return index + 3;
       case Op.Spawn:
-        this.onSpawn(from, a as number, b as SpawnSpec);
+        this.onSpawn(from, a as number, b as SpawnSpec | null);
         return index + 3;
       case Op.Crash:
         this.onRemoteCrash?.(this.pidOn(from, a as number), revive(b, this) as ExitReason);
         return index + 3;
       case Op.NameAdd:
         this.remoteNames.set(a as string, this.pidOn(from, b as number));
+        if (this.namedSpawns.size > 0) this.namedSpawns.delete(linkKey(from, b as number));
         return index + 3;
       case Op.NameRemove:
         if (this.remoteNames.get(a as string)?.id === b) this.remoteNames.delete(a as string);
@@ -626,7 +679,11 @@ export class Remote implements PidCodec, TransportSink {
     settle(pending);
   }
 
-  private onSpawn(from: number, id: number, spec: SpawnSpec): void {
+  private onSpawn(from: number, id: number, spec: SpawnSpec | null): void {
+    if (spec === null) {
+      this.created(id); // a spawn refused at the spawner (its name was taken): nothing comes
+      return;
+    }
     const linkPid = spec.link === 0 ? undefined : this.pidOn(from, spec.link);
     let record: ProcessRecord;
     try {
@@ -645,6 +702,7 @@ export class Remote implements PidCodec, TransportSink {
     } catch (error) {
       // the spawn failed here: the linked spawner learns it through the link, as from a crash
       Atomics.sub(this.counters.loads, this.thread, 1);
+      if (spec.name !== undefined) this.names.release(spec.name, ownerWord(this.thread, id));
       if (linkPid !== undefined) this.post(from, Op.LinkExit, spec.link, id, encodeReason(error, this));
       this.runtime.reportCrash(this.pidOn(this.thread, id), error as ExitReason);
       this.created(id); // what waited for it now finds no process: noproc
@@ -677,6 +735,14 @@ export class Remote implements PidCodec, TransportSink {
       pending.reject(new CallExit(pending.server, 'noconnection'));
     }
     for (const [name, pid] of this.remoteNames) if (pid.thread === peer) this.remoteNames.delete(name);
+    // its names are free again: thread 0 frees all of them (before it starts the replacement),
+    // each thread those it claimed for spawns there that were still on their way
+    if (this.thread === 0) this.names.releaseThread(peer);
+    for (const [key, name] of this.namedSpawns) {
+      if (!key.startsWith(`${peer}:`)) continue;
+      this.namedSpawns.delete(key);
+      this.names.release(name, ownerWord(peer, Number(key.slice(key.indexOf(':') + 1))));
+    }
     for (const [key, entry] of this.monitorsIn) {
       if (!key.startsWith(`${peer}:`)) continue;
       this.monitorsIn.delete(key);

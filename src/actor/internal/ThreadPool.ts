@@ -16,6 +16,7 @@ import {
   wakeWords,
 } from './Ring.js';
 import type { Runtime } from './Runtime.js';
+import { nameTableMemory } from './SharedNames.js';
 
 /**
  * The scheduler threads of a node: thread 0 is the one that made the `ActorSystem`; threads
@@ -174,6 +175,7 @@ export class ThreadPool {
     const counters: SharedCounters = {
       ids: new Int32Array(new SharedArrayBuffer(4 * threads)).fill(1),
       loads: new Int32Array(new SharedArrayBuffer(4 * threads)),
+      names: nameTableMemory(),
     };
     this.remote = new Remote(runtime, 0, threads, counters);
     this.wake = wakeWords(threads);

@@ -28,6 +28,7 @@ import { ActorSystem } from '../../actor/ActorSystem.js';
 import type { Clock, SimulatedClock, TimerHandle } from '../../actor/Clock.js';
 import { Remote, type SharedCounters } from '../../actor/internal/Remote.js';
 import { type Runtime, runtimes } from '../../actor/internal/Runtime.js';
+import { nameTableMemory } from '../../actor/internal/SharedNames.js';
 import { attachRemote } from '../../actor/internal/ThreadPool.js';
 import type { PeerTransport } from '../../actor/internal/Transport.js';
 import type { Random } from '../../actor/Random.js';
@@ -284,6 +285,7 @@ export class SimulatedNetwork {
     this.counters = {
       ids: new Int32Array(new SharedArrayBuffer(4 * threads)).fill(1),
       loads: new Int32Array(new SharedArrayBuffer(4 * threads)),
+      names: nameTableMemory(),
     };
     this.known = new Array(threads).fill(true);
   }
