@@ -6,7 +6,7 @@ import { AlreadyRegistered, BadArgument, OnAnotherThread } from './errors.js';
 import { callFrom, isCallHandle } from './internal/calls.js';
 import { checkName, checkPid, checkTimeout, isCodeRef } from './internal/checks.js';
 import { CodeUpgrade, deliverSignalMessage, sendFrom } from './internal/delivery.js';
-import { processesHere, processInfoHere } from './internal/introspection.js';
+import { processesHere, processInfoHere, statsHere } from './internal/introspection.js';
 import { migrateLocal } from './internal/migration.js';
 import { Runtime } from './internal/Runtime.js';
 import { exitSignal, monitor, terminate, unwatch, watch } from './internal/signals.js';
@@ -626,9 +626,32 @@ export class ActorSystem implements Spawner {
     return this.#runtime.lookup(checkPid(pid, 'mailboxOf'))?.mailbox.toArray() ?? [];
   }
 
+  /** This thread's counters (`nodeStats` for every thread's). */
   stats(): SystemStats {
+    return statsHere(this.#runtime);
+  }
+
+  /**
+   * Every thread's counters (`threads[i]` is thread i's; a thread being replaced after a loss is
+   * left out) and their sum. A message dropped at a full mailbox is counted by the receiver's
+   * thread: with several threads, that is where a sender finds its dropped sends.
+   */
+  async nodeStats(): Promise<SystemStats & { readonly threads: (SystemStats | undefined)[] }> {
     const runtime = this.#runtime;
-    return { ...runtime.counters, alive: runtime.live.size };
+    const remote = runtime.remote;
+    const asked: Promise<SystemStats | undefined>[] = [];
+    for (let thread = 0; thread < (remote?.threads ?? 1); thread++) {
+      if (thread === runtime.thread) asked.push(Promise.resolve(statsHere(runtime)));
+      else if (remote?.peerUp(thread) === true)
+        asked.push(askAgent<SystemStats>(runtime, this.#agents, thread, { op: 'stats' }));
+      else asked.push(Promise.resolve(undefined));
+    }
+    const threads = await Promise.all(asked);
+    const sum = { spawned: 0, exited: 0, alive: 0, messagesSent: 0, messagesDropped: 0, crashes: 0 };
+    for (const counted of threads)
+      if (counted !== undefined)
+        for (const key of Object.keys(sum) as (keyof SystemStats)[]) sum[key] += counted[key];
+    return { ...sum, threads };
   }
 
   // ---------------------------------------------------------------------------------------------

@@ -168,7 +168,7 @@ describe('registry, a refused spawn on a two-thread system', () => {
 
 /**
  * erlang:register/2, unregister/1 and whereis/1 for a process that lives on another thread: the
- * registration is made by the process's own thread (`system.register` returns a promise then).
+ * registration is made by the process's own thread (`system.registerAsync`).
  * OTP's documented rules: register fails with badarg (here AlreadyRegistered / BadArgument) if
  * the name is in use, the process is not alive or already has a name; whereis returns the pid or
  * undefined; unregister removes the name; a name is removed when its process terminates.

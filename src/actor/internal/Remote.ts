@@ -492,7 +492,8 @@ export class Remote implements PidCodec, TransportSink {
     try {
       deliver(runtime, record, value);
     } catch (error) {
-      // a full `reject` mailbox: the sender is on another thread and cannot be told at once
+      // a full `reject` mailbox: the sender is on another thread and cannot be told at once, so
+      // it acts as drop-newest, counted here (README "Actors on every core", limits)
       if (!(error instanceof MailboxFull)) throw error;
       runtime.counters.messagesDropped++;
     }

@@ -3,7 +3,7 @@ import { BadArgument, isCallExit } from '../errors.js';
 import { Pid } from '../Pid.js';
 import { callFrom, isCallHandle } from './calls.js';
 import { describe } from './checks.js';
-import { processesHere, processInfoHere } from './introspection.js';
+import { processesHere, processInfoHere, statsHere } from './introspection.js';
 import { migrateLocal } from './migration.js';
 import { DEAD, type ProcessRecord } from './Process.js';
 import type { Runtime } from './Runtime.js';
@@ -20,7 +20,8 @@ export type AgentRequest =
   | { readonly op: 'register'; readonly name: string; readonly pid: Pid }
   | { readonly op: 'unregister'; readonly name: string }
   | { readonly op: 'processInfo'; readonly pid: Pid }
-  | { readonly op: 'processes' };
+  | { readonly op: 'processes' }
+  | { readonly op: 'stats' };
 
 /** The agent's answer: the operation's value, or its error (tagged errors cross as themselves). */
 type AgentAnswer = { readonly value: unknown } | { readonly error: unknown };
@@ -51,6 +52,7 @@ function perform(runtime: Runtime, request: AgentRequest): unknown {
     if (request.op === 'unregister') return runtime.registry.remove(request.name);
     if (request.op === 'processInfo') return processInfoHere(runtime, request.pid);
     if (request.op === 'processes') return processesHere(runtime);
+    if (request.op === 'stats') return statsHere(runtime);
   }
   throw new BadArgument(`zbmd thread agent: unknown request ${describe(request)} (a runtime bug)`);
 }

@@ -1,4 +1,4 @@
-import type { ProcessInfo } from '../ActorSystem.js';
+import type { ProcessInfo, SystemStats } from '../ActorSystem.js';
 import type { Pid } from '../Pid.js';
 import { DEAD, type ProcessRecord } from './Process.js';
 import { RemoteMonitor } from './Remote.js';
@@ -25,6 +25,11 @@ export function processesHere(runtime: Runtime): Pid[] {
   const pids: Pid[] = [];
   for (const record of runtime.live) pids.push(record.pid);
   return pids;
+}
+
+/** This thread's counters. */
+export function statsHere(runtime: Runtime): SystemStats {
+  return { ...runtime.counters, alive: runtime.live.size };
 }
 
 function infoOf(record: ProcessRecord): ProcessInfo {
