@@ -127,12 +127,15 @@ export class Remote implements PidCodec, TransportSink {
     readonly thread: number,
     readonly threads: number,
     readonly counters: SharedCounters,
+    settledBelow?: number,
   ) {
     this.peers = new Array(threads).fill(undefined);
     this.outboxes = Array.from({ length: threads }, () => []);
     this.transfers = Array.from({ length: threads }, () => []);
-    // ids allocated before this incarnation started are settled: their operations get noproc
-    this.createdBelow = Atomics.load(counters.ids, thread);
+    // Ids allocated before this incarnation was started are settled: their operations get noproc.
+    // `settledBelow` is the counter when thread 0 started it (a worker boots later, and spawns
+    // allocated for it meanwhile are still to come: `settleBoot` sorts them out).
+    this.createdBelow = settledBelow ?? Atomics.load(counters.ids, thread);
     this.names = new SharedNames(counters.names);
   }
 
@@ -753,6 +756,16 @@ export class Remote implements PidCodec, TransportSink {
     for (const round of [...this.rounds]) this.settleRound(round.id, peer);
     this.openRound();
     this.onLost?.(peer);
+  }
+
+  /**
+   * Once this incarnation is connected (its boot): ids allocated for this thread between its
+   * start and now came either from a thread that knew of it (their spawn is on its way here) or
+   * from one that still took this thread for its dead predecessor (their spawn went to the dead
+   * thread and never comes). A round settles which: what waits for the second kind gets noproc.
+   */
+  settleBoot(): void {
+    if (Atomics.load(this.counters.ids, this.thread) > this.createdBelow) this.openRound();
   }
 
   /**

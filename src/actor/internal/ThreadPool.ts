@@ -44,6 +44,8 @@ interface WorkerBoot {
   readonly thread: number;
   readonly threads: number;
   readonly counters: SharedCounters;
+  /** `counters.ids[thread]` when thread 0 started this thread: ids below belong to earlier incarnations. */
+  readonly settledBelow: number;
   /** Every thread's doorbell and sleeping words (Ring.ts). */
   readonly wake: Int32Array;
   readonly ports: Record<number, MessagePort>;
@@ -63,11 +65,12 @@ export function attachWorker(runtime: Runtime): boolean {
   const boot = pendingBoot;
   if (boot === undefined) return false;
   pendingBoot = undefined;
-  const remote = new Remote(runtime, boot.thread, boot.threads, boot.counters);
+  const remote = new Remote(runtime, boot.thread, boot.threads, boot.counters, boot.settledBelow);
   const hub = connectRemote(runtime, remote, boot.wake, boot.idle);
   runtime.onCrash = (pid, reason) => remote.reportCrash(pid, reason);
   remote.onPeer = (peer, endpoint) => connect(hub, remote, peer, endpoint as MessagePort, true);
   for (const [peer, port] of Object.entries(boot.ports)) connect(hub, remote, Number(peer), port, true);
+  remote.settleBoot(); // spawns allocated for this thread while it booted: coming, or lost
   return true;
 }
 
@@ -219,6 +222,7 @@ export class ThreadPool {
         thread,
         threads: this.threads,
         counters: this.remote.counters,
+        settledBelow: Atomics.load(this.remote.counters.ids, thread),
         wake: this.wake,
         ports,
         idle: this.idle,

@@ -148,7 +148,10 @@ class Direction implements PeerTransport {
     const now = network.clock.now();
     if (now !== this.instant) {
       this.instant = now;
-      this.instantDue = Math.max(this.lastDue, now + network.drawDelay());
+      this.instantDue = Math.max(
+        this.lastDue,
+        now + network.drawDelay(this.sender.index, this.receiver.index),
+      );
     }
     // what a MessagePort does: a copy; the ring copies numbers (transfer lists are only copied here)
     const slots = structuredClone(batch);
@@ -328,7 +331,8 @@ export class SimulatedNetwork {
     return { at: this.clock.now() + delayMs, seq };
   }
 
-  drawDelay(): number {
+  /** The delay of the batches one direction posts in one instant (tests may replace it). */
+  drawDelay(_from: number, _to: number): number {
     return this.options.random.nextInt(this.options.maxDelayMs + 1);
   }
 
@@ -443,6 +447,7 @@ export class SimulatedNetwork {
     if (!thread.alive) return;
     thread.booted = true;
     for (const end of thread.ends) if (end !== undefined) end.reverse.connect();
+    thread.remote.settleBoot(); // as attachWorker does once a worker's ports are connected
   }
 
   /** Lets every thread run until none has work at this instant (boots included). */
