@@ -37,8 +37,10 @@ describe('SharedNames', () => {
   it('names are compared whole: prefixes, other cases and non-ASCII names are distinct names', () => {
     const table = new SharedNames(nameTableMemory());
     const names = ['a', 'ab', 'A', 'ä', 'a\u0000', '名前', '😀'];
-    names.forEach((name, index) => expect(table.claim(name, ownerWord(0, index + 1))).toBeUndefined());
-    names.forEach((name, index) => expect(table.holder(name)).toBe(ownerWord(0, index + 1)));
+    expect(names.map((name, index) => table.claim(name, ownerWord(0, index + 1)))).toEqual(
+      names.map(() => undefined),
+    );
+    expect(names.map((name) => table.holder(name))).toEqual(names.map((_, index) => ownerWord(0, index + 1)));
   });
 
   it('releaseThread frees the names of one thread only (a lost thread)', () => {
