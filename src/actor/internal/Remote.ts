@@ -41,7 +41,7 @@ export enum Op {
   NameAdd = 15, // name, id
   NameRemove = 16, // name, id
   Lost = 17, // thread (control, from thread 0)
-  Peer = 18, // thread, transport (control, from thread 0)
+  Peer = 18, // thread, transport, epoch (control, from thread 0)
   Sync = 19, // round: answer with SyncReply once every earlier operation to the asker is posted
   SyncReply = 20, // round
 }
@@ -72,6 +72,8 @@ export interface SharedCounters {
   readonly ids: Int32Array;
   readonly loads: Int32Array;
   readonly names: SharedArrayBuffer;
+  /** Per thread, how many times it was replaced (thread 0 bumps it when it loses the thread). */
+  readonly epochs: Int32Array;
 }
 
 interface RemoteCall {
@@ -93,6 +95,14 @@ export class Remote implements PidCodec, TransportSink {
    * yet (`thread:id` -> name): freed here if that thread is lost with the spawn on its way.
    */
   private readonly namedSpawns = new Map<string, string>();
+  /** Per peer, the epoch (incarnation) this thread's transport to it reaches. */
+  private readonly epochs: number[];
+  /**
+   * Per peer, ids this thread allocated for it while it still took a lost incarnation for the
+   * current one (its epoch had moved on): their spawns went to the dead thread, so the current one
+   * is told, once this thread reaches it, that they will never come (Op.Spawn with no spec).
+   */
+  private readonly staleSpawns = new Map<number, number[]>();
   private readonly peers: (PeerTransport | undefined)[];
   private readonly outboxes: unknown[][];
   private readonly transfers: TransferListItem[][];
@@ -128,6 +138,7 @@ export class Remote implements PidCodec, TransportSink {
     readonly threads: number,
     readonly counters: SharedCounters,
     settledBelow?: number,
+    epochs?: readonly number[],
   ) {
     this.peers = new Array(threads).fill(undefined);
     this.outboxes = Array.from({ length: threads }, () => []);
@@ -137,6 +148,10 @@ export class Remote implements PidCodec, TransportSink {
     // allocated for it meanwhile are still to come: `settleBoot` sorts them out).
     this.createdBelow = settledBelow ?? Atomics.load(counters.ids, thread);
     this.names = new SharedNames(counters.names);
+    this.epochs = Array.from(
+      { length: threads },
+      (_, peer) => epochs?.[peer] ?? Atomics.load(counters.epochs, peer),
+    );
   }
 
   setPeer(peer: number, transport: PeerTransport | undefined): void {
@@ -368,6 +383,13 @@ export class Remote implements PidCodec, TransportSink {
     }
     const id = this.allocateId(thread);
     const pid = this.pidOn(thread, id);
+    // allocated after thread 0 replaced that thread, by a thread not yet told: this spawn goes to
+    // the dead incarnation, and the current one must learn that this id will never exist
+    if (Atomics.load(this.counters.epochs, thread) !== this.epochs[thread]) {
+      const stale = this.staleSpawns.get(thread);
+      if (stale === undefined) this.staleSpawns.set(thread, [id]);
+      else stale.push(id);
+    }
     if (name !== undefined) {
       // the spawner takes the name for the new pid, so that the spawn fails here, at once, if
       // another thread took it in the meantime; the target thread registers it under that claim
@@ -443,7 +465,25 @@ export class Remote implements PidCodec, TransportSink {
   announce(to: number, lost: number | undefined, peer: number, endpoint: TransferListItem): void {
     if (lost !== undefined) this.post(to, Op.Lost, lost);
     this.transfers[to].push(endpoint);
-    this.post(to, Op.Peer, peer, endpoint);
+    this.post(to, Op.Peer, peer, endpoint, Atomics.load(this.counters.epochs, peer));
+  }
+
+  /** Thread `peer`'s incarnation of epoch `epoch` is reachable now: tell it of the stale spawns. */
+  private reached(peer: number, epoch: number): void {
+    this.epochs[peer] = epoch;
+    const stale = this.staleSpawns.get(peer);
+    if (stale === undefined || epoch !== Atomics.load(this.counters.epochs, peer)) return;
+    this.staleSpawns.delete(peer);
+    for (const id of stale) {
+      this.post(peer, Op.Spawn, id, null);
+      Atomics.sub(this.counters.loads, peer, 1); // it never runs there
+      const key = linkKey(peer, id);
+      const name = this.namedSpawns.get(key);
+      if (name === undefined) continue;
+      this.namedSpawns.delete(key);
+      this.names.release(name, ownerWord(peer, id));
+      if (this.remoteNames.get(name)?.id === id) this.remoteNames.delete(name);
+    }
   }
 
   reportCrash(pid: Pid, reason: ExitReason): void {
@@ -571,7 +611,8 @@ export class Remote implements PidCodec, TransportSink {
         return index + 2;
       case Op.Peer:
         this.onPeer?.(a as number, b);
-        return index + 3;
+        this.reached(a as number, c as number);
+        return index + 4;
       case Op.Sync:
         this.post(from, Op.SyncReply, a);
         return index + 2;
@@ -741,7 +782,12 @@ export class Remote implements PidCodec, TransportSink {
     for (const [name, pid] of this.remoteNames) if (pid.thread === peer) this.remoteNames.delete(name);
     // its names are free again: thread 0 frees all of them (before it starts the replacement),
     // each thread those it claimed for spawns there that were still on their way
-    if (this.thread === 0) this.names.releaseThread(peer);
+    if (this.thread === 0) {
+      this.names.releaseThread(peer);
+      // the next incarnation (thread 0 reaches it at once): spawns allocated from now on by
+      // threads that still take the lost one for current are stale (see `spawn`)
+      this.epochs[peer] = Atomics.add(this.counters.epochs, peer, 1) + 1;
+    }
     for (const [key, name] of this.namedSpawns) {
       if (!key.startsWith(`${peer}:`)) continue;
       this.namedSpawns.delete(key);

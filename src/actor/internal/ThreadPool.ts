@@ -46,6 +46,8 @@ interface WorkerBoot {
   readonly counters: SharedCounters;
   /** `counters.ids[thread]` when thread 0 started this thread: ids below belong to earlier incarnations. */
   readonly settledBelow: number;
+  /** Every thread's epoch when thread 0 started this one (its ports reach those incarnations). */
+  readonly epochs: readonly number[];
   /** Every thread's doorbell and sleeping words (Ring.ts). */
   readonly wake: Int32Array;
   readonly ports: Record<number, MessagePort>;
@@ -65,7 +67,14 @@ export function attachWorker(runtime: Runtime): boolean {
   const boot = pendingBoot;
   if (boot === undefined) return false;
   pendingBoot = undefined;
-  const remote = new Remote(runtime, boot.thread, boot.threads, boot.counters, boot.settledBelow);
+  const remote = new Remote(
+    runtime,
+    boot.thread,
+    boot.threads,
+    boot.counters,
+    boot.settledBelow,
+    boot.epochs,
+  );
   const hub = connectRemote(runtime, remote, boot.wake, boot.idle);
   runtime.onCrash = (pid, reason) => remote.reportCrash(pid, reason);
   remote.onPeer = (peer, endpoint) => connect(hub, remote, peer, endpoint as MessagePort, true);
@@ -179,6 +188,7 @@ export class ThreadPool {
       ids: new Int32Array(new SharedArrayBuffer(4 * threads)).fill(1),
       loads: new Int32Array(new SharedArrayBuffer(4 * threads)),
       names: nameTableMemory(),
+      epochs: new Int32Array(new SharedArrayBuffer(4 * threads)),
     };
     this.remote = new Remote(runtime, 0, threads, counters);
     this.wake = wakeWords(threads);
@@ -223,6 +233,7 @@ export class ThreadPool {
         threads: this.threads,
         counters: this.remote.counters,
         settledBelow: Atomics.load(this.remote.counters.ids, thread),
+        epochs: Array.from(this.remote.counters.epochs),
         wake: this.wake,
         ports,
         idle: this.idle,

@@ -289,6 +289,7 @@ export class SimulatedNetwork {
       ids: new Int32Array(new SharedArrayBuffer(4 * threads)).fill(1),
       loads: new Int32Array(new SharedArrayBuffer(4 * threads)),
       names: nameTableMemory(),
+      epochs: new Int32Array(new SharedArrayBuffer(4 * threads)),
     };
     this.known = new Array(threads).fill(true);
   }
