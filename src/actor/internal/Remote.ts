@@ -385,21 +385,19 @@ export class Remote implements PidCodec, TransportSink {
     const pid = this.pidOn(thread, id);
     // allocated after thread 0 replaced that thread, by a thread not yet told: this spawn goes to
     // the dead incarnation, and the current one must learn that this id will never exist
-    if (Atomics.load(this.counters.epochs, thread) !== this.epochs[thread]) {
-      const stale = this.staleSpawns.get(thread);
-      if (stale === undefined) this.staleSpawns.set(thread, [id]);
-      else stale.push(id);
-    }
+    const stale = Atomics.load(this.counters.epochs, thread) !== this.epochs[thread];
     if (name !== undefined) {
       // the spawner takes the name for the new pid, so that the spawn fails here, at once, if
       // another thread took it in the meantime; the target thread registers it under that claim
       const holder = this.names.claim(name, ownerWord(thread, id));
       if (holder !== undefined) {
         this.post(thread, Op.Spawn, id, null); // the id is settled there: it will never exist
+        if (stale) this.staleSpawn(thread, -id); // (negative: not counted in the loads)
         throw new AlreadyRegistered(name, this.ownerPid(name, holder));
       }
       this.namedSpawns.set(linkKey(thread, id), name);
     }
+    if (stale) this.staleSpawn(thread, id);
     Atomics.add(this.counters.loads, thread, 1);
     if (linkTo !== undefined) {
       (extraOf(linkTo).remoteLinks ??= new Map()).set(linkKey(thread, id), pid);
@@ -468,15 +466,22 @@ export class Remote implements PidCodec, TransportSink {
     this.post(to, Op.Peer, peer, endpoint, Atomics.load(this.counters.epochs, peer));
   }
 
+  private staleSpawn(thread: number, id: number): void {
+    const stale = this.staleSpawns.get(thread);
+    if (stale === undefined) this.staleSpawns.set(thread, [id]);
+    else stale.push(id);
+  }
+
   /** Thread `peer`'s incarnation of epoch `epoch` is reachable now: tell it of the stale spawns. */
   private reached(peer: number, epoch: number): void {
     this.epochs[peer] = epoch;
     const stale = this.staleSpawns.get(peer);
     if (stale === undefined || epoch !== Atomics.load(this.counters.epochs, peer)) return;
     this.staleSpawns.delete(peer);
-    for (const id of stale) {
+    for (const entry of stale) {
+      const id = Math.abs(entry);
       this.post(peer, Op.Spawn, id, null);
-      Atomics.sub(this.counters.loads, peer, 1); // it never runs there
+      if (entry > 0) Atomics.sub(this.counters.loads, peer, 1); // it never runs there
       const key = linkKey(peer, id);
       const name = this.namedSpawns.get(key);
       if (name === undefined) continue;
