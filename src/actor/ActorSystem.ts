@@ -6,10 +6,10 @@ import { AlreadyRegistered, BadArgument, OnAnotherThread } from './errors.js';
 import { callFrom, isCallHandle } from './internal/calls.js';
 import { checkName, checkPid, checkTimeout, isCodeRef } from './internal/checks.js';
 import { CodeUpgrade, deliverSignalMessage, sendFrom } from './internal/delivery.js';
+import { processesHere, processInfoHere, statsHere } from './internal/introspection.js';
 import { migrateLocal } from './internal/migration.js';
-import { RemoteMonitor } from './internal/Remote.js';
 import { Runtime } from './internal/Runtime.js';
-import { exitSignal, Monitor, monitor, terminate, unwatch, watch } from './internal/signals.js';
+import { exitSignal, monitor, terminate, unwatch, watch } from './internal/signals.js';
 import { askAgent } from './internal/ThreadAgent.js';
 import { attachWorker, ThreadPool, threadCount } from './internal/ThreadPool.js';
 import { DEFAULT_CALL_TIMEOUT_MS, type OverflowPolicy } from './Limits.js';
@@ -232,8 +232,6 @@ export function systemOf(where: Where): ActorSystem {
   return where instanceof ActorSystem ? where : where.system;
 }
 
-const STATUS = ['waiting', 'runnable', 'running', 'suspended'] as const;
-
 /**
  * One node's runtime: processes, their mailboxes, signals, the scheduler and the registry. This
  * class is the public API; the work is done under `internal/` (Runtime, Scheduler, delivery,
@@ -401,40 +399,73 @@ export class ActorSystem implements Spawner {
 
   /**
    * Registers `pid` as `name` (erlang:register/2). Names are node-wide: `whereis` and sends by
-   * name work from every thread, and a name goes when its process exits. Refused (OTP's badarg)
-   * with `AlreadyRegistered` when the name is taken, `BadArgument` when the process is not alive
-   * or already has a name.
+   * name work from every thread, only one process of the node holds a name, and a name goes when
+   * its process exits. Refused (OTP's badarg) with `AlreadyRegistered` when the name is taken (on
+   * any thread), `BadArgument` when the process is not alive or already has a name.
    *
-   * A process of this thread is registered at once (an error is thrown). A process on another
-   * scheduler thread is registered by that thread, where it is known whether it is alive and
-   * named: the result is then a promise (await it: it rejects with the same errors) that resolves
-   * once the name is registered and known to this thread.
+   * Synchronous, for a process of this thread. A process on another scheduler thread is refused
+   * with `OnAnotherThread`: whether it is alive and named is known only there, so it takes a
+   * round trip; use `registerAsync`, which works for any pid.
    */
-  register(name: string, pid: Pid): void | Promise<void> {
+  register(name: string, pid: Pid): void {
     checkName(name);
     const runtime = this.#runtime;
     const target = runtime.lookup(checkPid(pid, 'register'));
-    const remote = runtime.remote;
-    if (target === undefined && remote?.isRemote(pid) === true) {
-      remote.checkThread(pid, 'register');
-      const holder = runtime.registry.whereis(name); // as this thread knows; that thread checks too
-      if (holder !== undefined) return Promise.reject(new AlreadyRegistered(name, holder));
-      return askAgent<void>(runtime, this.#agents, pid.thread, { op: 'register', name, pid });
+    if (target === undefined && runtime.remote?.isRemote(pid) === true) {
+      runtime.remote.checkThread(pid, 'register');
+      throw new OnAnotherThread('register', pid, 'use `await system.registerAsync(name, pid)`');
     }
     if (target === undefined) throw new BadArgument(`cannot register '${name}': process ${pid} is not alive`);
     runtime.registry.add(name, target);
   }
 
   /**
-   * Removes a name (erlang:unregister/1); false if it was not registered. A name held by a process
-   * on another thread is removed by that thread: the result is then a promise of the answer.
+   * `register` for a pid on any thread. A process on another thread is registered by that
+   * thread's agent (the same rules, decided there); the promise resolves once the name is
+   * registered and known to this thread, and rejects with `register`'s errors.
    */
-  unregister(name: string): boolean | Promise<boolean> {
+  registerAsync(name: string, pid: Pid): Promise<void> {
+    try {
+      checkName(name);
+      const runtime = this.#runtime;
+      const remote = runtime.remote;
+      if (runtime.lookup(checkPid(pid, 'registerAsync')) !== undefined || remote?.isRemote(pid) !== true) {
+        this.register(name, pid);
+        return Promise.resolve();
+      }
+      remote.checkThread(pid, 'registerAsync');
+      const holder = runtime.registry.whereis(name); // as this thread knows; that thread decides
+      if (holder !== undefined) return Promise.reject(new AlreadyRegistered(name, holder));
+      return askAgent<void>(runtime, this.#agents, pid.thread, { op: 'register', name, pid });
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  /**
+   * Removes a name (erlang:unregister/1); false if it was not registered. Synchronous for a name
+   * held by a process of this thread; a name held on another thread is refused with
+   * `OnAnotherThread` (use `unregisterAsync`).
+   */
+  unregister(name: string): boolean {
     const runtime = this.#runtime;
     if (runtime.registry.remove(checkName(name))) return true;
     const holder = runtime.remote?.remoteNames.get(name);
     if (holder === undefined) return false;
-    return askAgent<boolean>(runtime, this.#agents, holder.thread, { op: 'unregister', name });
+    throw new OnAnotherThread('unregister', holder, 'use `await system.unregisterAsync(name)`');
+  }
+
+  /** `unregister` of a name held on any thread: one held elsewhere is removed by that thread. */
+  unregisterAsync(name: string): Promise<boolean> {
+    try {
+      const runtime = this.#runtime;
+      if (runtime.registry.remove(checkName(name))) return Promise.resolve(true);
+      const holder = runtime.remote?.remoteNames.get(name);
+      if (holder === undefined) return Promise.resolve(false);
+      return askAgent<boolean>(runtime, this.#agents, holder.thread, { op: 'unregister', name });
+    } catch (error) {
+      return Promise.reject(error);
+    }
   }
 
   whereis(name: string): Pid | undefined {
@@ -523,41 +554,65 @@ export class ActorSystem implements Spawner {
     return true;
   }
 
+  /**
+   * What erlang:process_info/1 tells of a process of this thread; undefined if it is not alive.
+   * A pid on another scheduler thread is refused with `OnAnotherThread` (as process_info raises
+   * badarg for a pid that is not local): use `processInfoAsync`.
+   */
   processInfo(pid: Pid): ProcessInfo | undefined {
-    const record = this.#runtime.lookup(checkPid(pid, 'processInfo'));
-    if (record === undefined) return undefined;
-    return {
-      pid: record.pid,
-      name: record.extra?.name,
-      status: STATUS[record.state as 0 | 1 | 2 | 3],
-      mailboxLength: record.mailbox.length,
-      links: [
-        ...[...(record.extra?.links ?? [])].map((other) => other.pid),
-        ...(record.extra?.remoteLinks?.values() ?? []),
-      ],
-      monitors: [
-        ...[...(record.extra?.monitors?.values() ?? [])].map((other) => other.pid),
-        ...[...(record.extra?.remoteMonitors?.values() ?? [])].map((entry) => entry.pid),
-      ],
-      monitoredBy: [...(record.extra?.watchers?.values() ?? [])].flatMap((observer) =>
-        observer instanceof Monitor
-          ? [observer.watcher.pid]
-          : observer instanceof RemoteMonitor
-            ? [observer.watcherPid]
-            : [],
-      ),
-      reductions: record.reductions,
-      trapExit: record.extra?.trapping === true,
-      kind: record.behavior === undefined ? 'process' : 'handler',
-      thread: record.pid.thread,
-    };
+    const runtime = this.#runtime;
+    checkPid(pid, 'processInfo');
+    if (runtime.remote?.isRemote(pid) === true && runtime.lookup(pid) === undefined) {
+      runtime.remote.checkThread(pid, 'processInfo');
+      throw new OnAnotherThread('processInfo', pid, 'use `await system.processInfoAsync(pid)`');
+    }
+    return processInfoHere(runtime, pid);
   }
 
-  /** The pids of all live processes, in spawn order. */
+  /**
+   * `processInfo` for a pid on any thread: a process on another thread is looked at by that
+   * thread's agent, between two of its turns. Resolves with undefined for a process that is not
+   * alive, and for one on a thread that was lost (its processes exited `noconnection`).
+   */
+  processInfoAsync(pid: Pid): Promise<ProcessInfo | undefined> {
+    try {
+      const runtime = this.#runtime;
+      const remote = runtime.remote;
+      checkPid(pid, 'processInfoAsync');
+      if (remote?.isRemote(pid) !== true || runtime.lookup(pid) !== undefined)
+        return Promise.resolve(processInfoHere(runtime, pid));
+      remote.checkThread(pid, 'processInfoAsync');
+      if (!remote.peerUp(pid.thread)) return Promise.resolve(undefined);
+      return askAgent<ProcessInfo | undefined>(runtime, this.#agents, pid.thread, {
+        op: 'processInfo',
+        pid,
+      });
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  /** The pids of this thread's live processes, in spawn order (`nodeProcesses` for every thread). */
   processes(): Pid[] {
-    const pids: Pid[] = [];
-    for (const record of this.#runtime.live) pids.push(record.pid);
-    return pids;
+    return processesHere(this.#runtime);
+  }
+
+  /**
+   * erlang:processes/0 for the whole node: the live processes of every scheduler thread, thread
+   * by thread (each pid's `thread` says which), each thread's in spawn order. Each other thread
+   * answers through its agent (which is listed there too); a thread being replaced after a loss
+   * lists the processes of its fresh incarnation.
+   */
+  async nodeProcesses(): Promise<Pid[]> {
+    const runtime = this.#runtime;
+    const remote = runtime.remote;
+    const lists: Promise<Pid[]>[] = [];
+    for (let thread = 0; thread < (remote?.threads ?? 1); thread++) {
+      if (thread === runtime.thread) lists.push(Promise.resolve(processesHere(runtime)));
+      else if (remote?.peerUp(thread) === true)
+        lists.push(askAgent<Pid[]>(runtime, this.#agents, thread, { op: 'processes' }));
+    }
+    return (await Promise.all(lists)).flat();
   }
 
   /** The live pid printed as `text` (`<0.42.0>`), for shells and debugging: a linear scan. */
@@ -571,9 +626,32 @@ export class ActorSystem implements Spawner {
     return this.#runtime.lookup(checkPid(pid, 'mailboxOf'))?.mailbox.toArray() ?? [];
   }
 
+  /** This thread's counters (`nodeStats` for every thread's). */
   stats(): SystemStats {
+    return statsHere(this.#runtime);
+  }
+
+  /**
+   * Every thread's counters (`threads[i]` is thread i's; a thread being replaced after a loss is
+   * left out) and their sum. A message dropped at a full mailbox is counted by the receiver's
+   * thread: with several threads, that is where a sender finds its dropped sends.
+   */
+  async nodeStats(): Promise<SystemStats & { readonly threads: (SystemStats | undefined)[] }> {
     const runtime = this.#runtime;
-    return { ...runtime.counters, alive: runtime.live.size };
+    const remote = runtime.remote;
+    const asked: Promise<SystemStats | undefined>[] = [];
+    for (let thread = 0; thread < (remote?.threads ?? 1); thread++) {
+      if (thread === runtime.thread) asked.push(Promise.resolve(statsHere(runtime)));
+      else if (remote?.peerUp(thread) === true)
+        asked.push(askAgent<SystemStats>(runtime, this.#agents, thread, { op: 'stats' }));
+      else asked.push(Promise.resolve(undefined));
+    }
+    const threads = await Promise.all(asked);
+    const sum = { spawned: 0, exited: 0, alive: 0, messagesSent: 0, messagesDropped: 0, crashes: 0 };
+    for (const counted of threads)
+      if (counted !== undefined)
+        for (const key of Object.keys(sum) as (keyof SystemStats)[]) sum[key] += counted[key];
+    return { ...sum, threads };
   }
 
   // ---------------------------------------------------------------------------------------------

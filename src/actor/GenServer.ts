@@ -13,18 +13,11 @@ import {
 } from './ActorSystem.js';
 import { CastRequest, GetStateRequest } from './Call.js';
 import { ExitMessage, type ExitReason } from './ExitReason.js';
-import {
-  BadArgument,
-  type CallExit,
-  crossThreadClasses,
-  isCallExit,
-  isCallTimeout,
-  ProcessExited,
-} from './errors.js';
+import { BadArgument, crossThreadClasses, ProcessExited } from './errors.js';
 import { describe, isCodeRef } from './internal/checks.js';
 import { EXPLICIT_STATE, type ExplicitState } from './internal/movable.js';
 import { linkedSpawnerOf } from './internal/Process.js';
-import { GEN_SERVER, type GenServerMark, STARTED_SERVER, StartedProbe } from './internal/startByCode.js';
+import { GEN_SERVER, type GenServerMark, StartedProbe, startByCode } from './internal/startByCode.js';
 import type { Pid } from './Pid.js';
 
 /**
@@ -237,46 +230,21 @@ export function startGenServer(
   args: unknown,
   options: CodeStartOptions = {},
 ): Promise<unknown> {
-  if (isCodeRef(behavior)) return startByCode(where, behavior, args as readonly unknown[], options);
+  if (isCodeRef(behavior))
+    return startByCode(
+      'genServer',
+      where,
+      behavior,
+      args as readonly unknown[],
+      options,
+      (reason) => new StartError(reason),
+    );
   return startHere(where, behavior, args, options);
 }
 
 /** Where a server started by module URL runs: `thread` as for spawn (default: the calling thread). */
 export interface CodeStartOptions extends StartOptions {
   readonly thread?: number | 'any';
-}
-
-/** startGenServer by module URL: spawned through `startedServer`, its init awaited with a probe call. */
-function startByCode(
-  where: Where,
-  code: CodeRef,
-  args: readonly unknown[],
-  options: CodeStartOptions,
-): Promise<Pid> {
-  if (!Array.isArray(args))
-    throw new BadArgument(`startGenServer: args must be an array, got ${describe(args)}`);
-  const linkTo = options.link ? contextOf(where, 'startGenServer with link') : undefined;
-  const system = systemOf(where);
-  const module = code.module instanceof URL ? code.module.href : code.module;
-  const spawnArgs = [module, code.export, args];
-  const spawnOptions = { name: options.name, mailbox: options.mailbox, thread: options.thread };
-  const pid =
-    linkTo !== undefined
-      ? linkTo.spawnLink(STARTED_SERVER, spawnArgs, spawnOptions)
-      : system.spawn(STARTED_SERVER, spawnArgs, spawnOptions);
-  const timeoutMs = options.timeoutMs ?? Number.POSITIVE_INFINITY;
-  // the probe waits in the mailbox behind init: its answer says init has returned
-  return system.call(pid, new StartedProbe(), timeoutMs).then(
-    () => pid,
-    (error: unknown) => {
-      if (isCallTimeout(error)) {
-        system.exit(pid, 'kill');
-        throw new StartError('timeout');
-      }
-      if (isCallExit(error)) throw new StartError((error as CallExit).reason);
-      throw error;
-    },
-  );
 }
 
 function startHere(

@@ -1,9 +1,17 @@
-import { ActorSystem, type CallFrom, CallRequest, type Context, type Handler } from './ActorSystem.js';
+import {
+  ActorSystem,
+  type CallFrom,
+  CallRequest,
+  type CodeRef,
+  type Context,
+  type Handler,
+} from './ActorSystem.js';
 import type { TimerHandle } from './Clock.js';
 import type { ExitReason } from './ExitReason.js';
-import { BadArgument, InvalidTransition, ProcessExited } from './errors.js';
-import { CastRequest, StartError, type StartOptions } from './GenServer.js';
-import { describe } from './internal/checks.js';
+import { BadArgument, crossThreadClasses, InvalidTransition, ProcessExited } from './errors.js';
+import { CastRequest, type CodeStartOptions, StartError, type StartOptions } from './GenServer.js';
+import { describe, isCodeRef } from './internal/checks.js';
+import { STATE_MACHINE, StartedProbe, startByCode } from './internal/startByCode.js';
 import type { Pid } from './Pid.js';
 
 /**
@@ -82,21 +90,48 @@ export type Action =
   | { readonly eventTimeoutMs: number; readonly content?: unknown }
   | { readonly nextEvent: unknown };
 
-/** Starts a state machine; resolves with its pid once `init` returned. */
+/**
+ * Starts a state machine (gen_statem:start, or start_link with `link` from a process); resolves
+ * with its pid once `init` returned. Rejects with `StartError` if `init` throws or times out, or
+ * if the machine exits before its `init` has returned.
+ */
 export function startStateMachine<S extends string, D, Args>(
   where: ActorSystem | Context,
   machine: StateMachine<S, D, Args>,
   args: Args,
-  options: StartOptions = {},
+  options?: StartOptions,
+): Promise<Pid>;
+/**
+ * Starts a state machine by module URL, on any scheduler thread (`options.thread`, as for spawn),
+ * and resolves with its pid once its `init` has returned there, with the rules above (as
+ * gen_statem:start_link for a machine elsewhere): `code` names a function export that returns
+ * `stateMachineHandler(Machine, args)`, and `args` are that export's arguments. With `link` the
+ * calling process is linked to the machine. An export that does not make a StateMachine fails
+ * the start with `StartError` (its reason a `BadArgument`). Its timeouts run on the clock of the
+ * thread it lives on.
+ */
+export function startStateMachine(
+  where: ActorSystem | Context,
+  code: CodeRef,
+  args: readonly unknown[],
+  options?: CodeStartOptions,
+): Promise<Pid>;
+export function startStateMachine<S extends string, D, Args>(
+  where: ActorSystem | Context,
+  machine: StateMachine<S, D, Args> | CodeRef,
+  args: Args,
+  options: CodeStartOptions = {},
 ): Promise<Pid> {
-  if (
-    typeof machine !== 'object' ||
-    machine === null ||
-    typeof machine.init !== 'function' ||
-    typeof machine.handleEvent !== 'function'
-  ) {
-    throw new BadArgument(`expected a StateMachine with init and handleEvent, got ${describe(machine)}`);
-  }
+  if (isCodeRef(machine))
+    return startByCode(
+      'stateMachine',
+      where,
+      machine,
+      args as readonly unknown[],
+      options,
+      (reason) => new StartError(reason),
+    );
+  checkMachine(machine);
   return new Promise((resolve, reject) => {
     const handler = new StateMachineHandler(machine, args, (error) =>
       error === undefined ? resolve(pid) : reject(error),
@@ -122,15 +157,43 @@ export function startStateMachine<S extends string, D, Args>(
   });
 }
 
+function checkMachine(machine: unknown): asserts machine is StateMachine<string, unknown, unknown> {
+  if (
+    typeof machine !== 'object' ||
+    machine === null ||
+    typeof (machine as StateMachine<string, unknown, unknown>).init !== 'function' ||
+    typeof (machine as StateMachine<string, unknown, unknown>).handleEvent !== 'function'
+  ) {
+    throw new BadArgument(`expected a StateMachine with init and handleEvent, got ${describe(machine)}`);
+  }
+}
+
+/**
+ * A state machine as a plain handler, for starting by module URL on another thread: a module's
+ * function export returns `stateMachineHandler(Machine, args)`, and `startStateMachine(where, {
+ * module, export }, exportArgs, { thread })` starts it there (the way `genServerHandler` serves
+ * `startGenServer`). Spawned directly (`spawn` by module URL), nobody waits for its init: one that
+ * fails ends the process with its error.
+ */
+export function stateMachineHandler<S extends string, D, Args>(
+  machine: StateMachine<S, D, Args>,
+  args: Args,
+): Handler {
+  checkMachine(machine);
+  return new StateMachineHandler(machine, args, () => {});
+}
+
 /** The state of a running machine: `{ state, data }` (for debugging and tests). */
 export function getMachineState<S, D>(
   where: ActorSystem | Context,
   machine: Pid | string,
 ): Promise<{ state: S; data: D }> {
-  return where.call(machine, GET_STATE);
+  return where.call(machine, new GetMachineState());
 }
 
-const GET_STATE = Symbol('zbmd.getState');
+/** The call `getMachineState` makes (a class, so that it crosses threads as itself). */
+class GetMachineState {}
+crossThreadClasses('actor', [GetMachineState]);
 
 /**
  * A machine from a transition table, as the design book's FSM pattern: an event with no row for
@@ -212,8 +275,17 @@ class StateMachineHandler<S extends string, D, Args> implements Handler {
     await this.drain();
   }
 
+  /** Made by `stateMachineHandler`, for a start by module URL (startByCode.ts). */
+  get [STATE_MACHINE](): true {
+    return true;
+  }
+
   handle(message: unknown, context: Context): void | Promise<void> {
-    if (message instanceof CallRequest && message.request === GET_STATE) {
+    if (message instanceof CallRequest && message.request instanceof StartedProbe) {
+      context.system.reply(message.from, 'started');
+      return;
+    }
+    if (message instanceof CallRequest && message.request instanceof GetMachineState) {
       context.system.reply(message.from, { state: this.state, data: this.data });
       return;
     }

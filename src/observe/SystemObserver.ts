@@ -244,7 +244,10 @@ export class SystemObserver {
                 },
           );
     return {
-      id: parent === undefined ? (this.system.processInfo(pid)?.name ?? 'root') : id,
+      id:
+        parent === undefined
+          ? ((pid.thread === this.system.thread ? this.system.processInfo(pid)?.name : undefined) ?? 'root')
+          : id,
       pid: String(pid),
       type: view === undefined ? 'worker' : 'supervisor',
       strategy: view?.strategy,

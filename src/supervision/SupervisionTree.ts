@@ -89,7 +89,8 @@ function collectPostOrder(system: ActorSystem, pid: Pid, order: Pid[], level: nu
  */
 export function treeView(system: ActorSystem, root: Pid): string {
   const view = supervisorView(system, root);
-  const name = system.processInfo(root)?.name;
+  // (a root on another thread prints its thread in the pid; its name is known only there)
+  const name = root.thread === system.thread ? system.processInfo(root)?.name : undefined;
   const title = `${root}${name === undefined ? '' : ` (${name})`}`;
   if (view === undefined) return `${title} ${system.isAlive(root) ? 'worker' : 'dead'}`;
   const lines = [`${title} supervisor ${view.strategy}`];

@@ -1,6 +1,10 @@
 import { describe, expect, it } from 'vitest';
-import { type Context, Pid, Random } from '../../src/actor/index.js';
-import { idle, testSystem } from './helpers.js';
+import { type Context, isOnAnotherThread, Pid, Random } from '../../src/actor/index.js';
+import type { PuppetOrder } from './fixtures/threadActors.js';
+import { fileTwoThreadSystem, idle, inbox, testSystem } from './helpers.js';
+
+const twoThreads = fileTwoThreadSystem();
+const PUPPET = { module: new URL('./fixtures/threadActors.ts', import.meta.url).href, export: 'Puppet' };
 
 describe('introspection', () => {
   it('processInfo reports status, mailbox length, links, monitors and trap_exit', async () => {
@@ -102,5 +106,96 @@ describe('whenExited', () => {
     system.exit(pid, 'bye');
     expect(await exited).toBe('bye');
     expect(await system.whenExited(pid)).toBe('noproc');
+  });
+});
+
+/**
+ * erlang:process_info/2 and erlang:processes/0 across threads: `processInfo` stays synchronous
+ * for this thread's processes and refuses a pid elsewhere (as process_info's badarg for a pid
+ * that is not local); `processInfoAsync` and `nodeProcesses` reach every thread.
+ */
+describe('introspection across threads', () => {
+  it('processInfoAsync of a process on thread 1 tells its thread, name, links and monitors as seen there', async () => {
+    const { system } = twoThreads();
+    const box = inbox(system);
+    const pid = system.spawn(PUPPET, [box.pid], { thread: 1, trapExit: true, name: 'looked-at' });
+    const linked = idle(system, { trapExit: true });
+    system.send(pid, { do: 'link', pid: linked } satisfies PuppetOrder);
+    const watcher = system.spawn({ init: (ctx: Context) => void ctx.monitor(pid), handle: () => {} });
+    expect(await system.call(pid, 'ping')).toBe('alive'); // behind the link and the monitor
+    const info = (await system.processInfoAsync(pid))!;
+    expect(info).toMatchObject({
+      name: 'looked-at',
+      status: 'waiting',
+      mailboxLength: 0,
+      trapExit: true,
+      kind: 'handler',
+      thread: 1,
+    });
+    expect(info.pid.equals(pid)).toBe(true);
+    expect(info.links.map(String)).toEqual([String(linked)]);
+    expect(info.monitoredBy.map(String)).toEqual([String(watcher)]);
+    // the other side, on this thread, sees the same link from its end
+    expect(system.processInfo(linked)!.links.map(String)).toEqual([String(pid)]);
+    // on this thread, the local one answers at once, as processInfo does
+    expect(await system.processInfoAsync(linked)).toEqual(system.processInfo(linked));
+    const exited = system.whenExited(pid);
+    system.exit(pid, 'kill');
+    await exited;
+    system.exit(linked, 'kill');
+    system.exit(watcher, 'kill');
+  });
+
+  it('processInfo refuses a pid on another thread with OnAnotherThread; processInfoAsync of a dead one is undefined', async () => {
+    const { system } = twoThreads();
+    const pid = system.spawn(PUPPET, [], { thread: 1 });
+    const error = (() => {
+      try {
+        system.processInfo(pid);
+      } catch (thrown) {
+        return thrown;
+      }
+    })();
+    expect(isOnAnotherThread(error)).toBe(true);
+    expect(String(error)).toMatch(/processInfoAsync/);
+    const exited = system.whenExited(pid);
+    system.exit(pid, 'kill');
+    expect(await exited).toBe('killed');
+    expect(await system.processInfoAsync(pid)).toBeUndefined();
+    const dead = idle(system);
+    system.exit(dead, 'kill');
+    expect(system.processInfo(dead)).toBeUndefined();
+    expect(await system.processInfoAsync(dead)).toBeUndefined();
+  });
+
+  it('nodeProcesses lists the live processes of every thread, each pid naming its thread', async () => {
+    const { system } = twoThreads();
+    const here = idle(system);
+    const there = system.spawn(PUPPET, [], { thread: 1 });
+    const listed = await system.nodeProcesses();
+    expect(listed.filter((pid) => pid.equals(here))).toHaveLength(1);
+    expect(listed.filter((pid) => pid.equals(there))).toHaveLength(1);
+    expect(new Set(listed.map((pid) => pid.thread))).toEqual(new Set([0, 1]));
+    // thread by thread: every thread-0 pid comes before every thread-1 pid
+    expect(listed.map((pid) => pid.thread)).toEqual([...listed.map((pid) => pid.thread)].sort());
+    expect(system.processes().some((pid) => pid.equals(there))).toBe(false); // this thread's only
+    const exited = system.whenExited(there);
+    system.exit(there, 'kill');
+    await exited;
+    expect((await system.nodeProcesses()).some((pid) => pid.equals(there))).toBe(false);
+    system.exit(here, 'kill');
+  });
+
+  it('a pid on a lost thread: processInfoAsync is undefined once the fresh thread is up, which lists only its own', async () => {
+    const { system } = twoThreads();
+    const pid = system.spawn(PUPPET, [], { thread: 1 });
+    expect((await system.processInfoAsync(pid))?.thread).toBe(1);
+    const exited = system.whenExited(pid);
+    await system.killThread(1);
+    expect(await exited).toBe('noconnection');
+    expect(await system.processInfoAsync(pid)).toBeUndefined();
+    const listed = await system.nodeProcesses();
+    expect(listed.some((other) => other.equals(pid))).toBe(false);
+    expect(listed.some((other) => other.thread === 1)).toBe(true); // (the fresh thread's agent)
   });
 });

@@ -3,8 +3,10 @@
  *
  * One thread only, and why: the bounded-mailbox cases read the mailbox synchronously
  * (`mailboxOf`, which sees the calling thread's processes) and a full `reject` mailbox on another
- * thread cannot throw MailboxFull to the sender synchronously (the send is dropped and counted:
- * README "Actors on every core", limits); Queue and bad input involve no second process.
+ * thread cannot throw MailboxFull to the sender synchronously; what it does instead (the send is
+ * dropped and counted by the receiver's thread, a call is refused with MailboxFull at the caller:
+ * README "Actors on every core") has its own case below. Queue and bad input involve no second
+ * process.
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
@@ -106,6 +108,40 @@ describe('bounded mailboxes', () => {
 });
 
 const twoThreads = fileTwoThreadSystem();
+
+describe('a full reject mailbox on another thread', () => {
+  it('a send is dropped and counted by the receiver thread; a call is refused with MailboxFull at the caller; the queued ones stay in order', async () => {
+    const { system } = twoThreads();
+    const box = inbox(system);
+    const pid = system.spawn({ ...collect, export: 'Gated' }, [box.pid], {
+      thread: 1,
+      mailbox: { capacity: 3, overflow: 'reject' },
+    });
+    const gate = new Int32Array(new SharedArrayBuffer(4));
+    system.send(pid, { gate });
+    expect(await box.next()).toEqual({ waiting: true }); // it holds its mailbox shut now
+    const before = (await system.nodeStats()).threads[1]!.messagesDropped;
+    for (const value of [1, 2, 3, 4, 5]) system.send(pid, value); // never throws across threads
+    const refused = await system.call(pid, 'room?').catch((error: unknown) => error);
+    expect(isMailboxFull(refused)).toBe(true);
+    expect((refused as MailboxFull).capacity).toBe(3);
+    expect((refused as MailboxFull).pid.equals(pid)).toBe(true);
+    const stats = await system.nodeStats();
+    expect(stats.threads[1]!.messagesDropped - before).toBe(2); // 4 and 5, counted there
+    expect(stats.messagesDropped).toBe(
+      stats.threads.reduce((sum, one) => sum + (one?.messagesDropped ?? 0), 0),
+    );
+    Atomics.store(gate, 0, 1);
+    Atomics.notify(gate, 0);
+    expect([await box.next(), await box.next(), await box.next()]).toEqual([
+      { got: 1 },
+      { got: 2 },
+      { got: 3 },
+    ]);
+    expect(await system.call(pid, 'room?')).toBe('served'); // (room again: nothing else was queued)
+    system.exit(pid, 'kill');
+  });
+});
 
 /** Per-sender order, run twice: one thread, and the receiver on thread 1 with the sender on thread 0. */
 describe.each([

@@ -1,12 +1,17 @@
 /**
  * gen_statem's semantics. Every case runs twice (describe.each): on one thread, and on a
  * two-thread system with the machine on thread 0 (where the simulated clock drives its timeouts)
- * while its callers, casters and the exit signal are a fixtures' `Client` on thread 1.
+ * while its callers, casters and the exit signal are a fixtures' `Client` on thread 1. The start
+ * by module URL runs twice as well: on one thread, and with the machine (fixtures' Door) on
+ * thread 1, started, called and linked from thread 0.
  */
 import { beforeEach, describe, expect, it } from 'vitest';
 import {
   type ActorSystem,
   type CallFrom,
+  type Context,
+  castTo,
+  ExitMessage,
   getMachineState,
   InvalidTransition,
   isInvalidTransition,
@@ -18,7 +23,8 @@ import {
   transitionTable,
   upgradeStateMachine,
 } from '../../src/actor/index.js';
-import { fileTwoThreadSystem, localSide, remoteSide, type Side, testSystem } from './helpers.js';
+import type { DoorArgs } from './fixtures/threadActors.js';
+import { fileTwoThreadSystem, inbox, localSide, remoteSide, type Side, testSystem } from './helpers.js';
 
 const variants = [
   { title: 'one thread', threads: 1 },
@@ -188,5 +194,100 @@ describe.each(variants)('StateMachine, $title', ({ threads }) => {
     upgradeStateMachine(system, pid, V2);
     expect(await side.call(pid, 'flip')).toBe('v2:on');
     expect(await getMachineState(system, pid)).toEqual({ state: 'off', data: { flips: 2 } });
+  });
+});
+
+const DOOR = { module: new URL('./fixtures/threadActors.ts', import.meta.url).href, export: 'door' };
+
+/**
+ * gen_statem:start_link for a machine elsewhere: startStateMachine by module URL, run twice
+ * (describe.each) on one thread (simulated clock) and with the machine on thread 1 (whose
+ * timeouts run on that thread's real clock: the state timeout is then short, and awaited through
+ * the state enter report, never slept for).
+ */
+describe.each([
+  { title: 'one thread', threads: 1, thread: undefined },
+  { title: 'two threads, the machine on thread 1', threads: 2, thread: 1 },
+] as const)('StateMachine start by module URL, $title', ({ threads, thread }) => {
+  let system: ActorSystem;
+  beforeEach(() => {
+    system = threads === 1 ? testSystem().system : twoThreads().system;
+  });
+  const failure = (error: unknown): unknown => {
+    if (!isStartError(error)) return error;
+    return error.reason instanceof Error ? error.reason.message : error.reason;
+  };
+
+  it('resolves once init has returned, on the thread asked for; calls, postponed casts and the state timeout work there', async () => {
+    const box = inbox(system);
+    const relockMs = threads === 1 ? 1000 : 20;
+    const args: DoorArgs = { code: '1', relockMs, reporter: box.pid };
+    const pid = await startStateMachine(system, DOOR, [args], { thread });
+    expect(pid.thread).toBe(thread ?? 0);
+    expect(await system.call(pid, '0')).toBe('wrong code');
+    expect(await system.call(pid, '1')).toBe('opened');
+    expect(await box.next()).toEqual({ entered: 'open', thread: thread ?? 0 });
+    system.send(pid, { $cast: 'a' }); // (an info, not a cast: ignored)
+    castTo(system, pid, 'code-a');
+    castTo(system, pid, 'code-b');
+    expect(await system.call(pid, 'peek')).toBe('1'); // both casts wait, postponed
+    if (threads === 1) await system.advance(relockMs);
+    expect(await box.next()).toEqual({ entered: 'locked', thread: thread ?? 0 }); // the state timeout
+    expect(await system.call(pid, 'peek')).toBe('code-b'); // then a, then b applied
+    expect((await getMachineState<DoorState, DoorArgs>(system, pid)).state).toBe('locked');
+    system.exit(pid, 'kill');
+  });
+
+  it('a failing init rejects the start with StartError and the reason', async () => {
+    const outcome = startStateMachine(system, DOOR, [{ code: '1', relockMs: 10, init: 'failing' }], {
+      thread,
+    });
+    expect(failure(await outcome.catch((e: unknown) => e))).toBe('no door');
+  });
+
+  it('a machine killed during an async init fails the start with StartError(killed); its name goes', async () => {
+    const box = inbox(system);
+    const outcome = startStateMachine(
+      system,
+      DOOR,
+      [{ code: '1', relockMs: 10, init: 'slow', reporter: box.pid }],
+      { thread, name: 'slow-door' },
+    ).catch((e: unknown) => e);
+    const { initRunning: machine } = await box.next();
+    expect(system.whereis('slow-door')?.equals(machine)).toBe(true);
+    system.exit(machine, 'kill');
+    expect(failure(await outcome)).toBe('killed');
+    expect(system.whereis('slow-door')).toBeUndefined();
+  });
+
+  it('an export that does not make a StateMachine fails the start, naming what it needs', async () => {
+    const outcome = startStateMachine(system, { ...DOOR, export: 'counterServer' }, [{ start: 0 }], {
+      thread,
+    });
+    expect(failure(await outcome.catch((e: unknown) => e))).toMatch(
+      /startStateMachine: export 'counterServer' .* must be a function that returns stateMachineHandler/,
+    );
+  });
+
+  it('with link, the starting process is linked: it gets the EXIT when the machine stops', async () => {
+    const box = inbox(system);
+    system.spawn({
+      init: async (ctx: Context) => {
+        ctx.trapExit(true);
+        const started = await startStateMachine(ctx, DOOR, [{ code: '1', relockMs: 10 }], {
+          link: true,
+          thread,
+        });
+        ctx.send(box.pid, { started });
+      },
+      handle: (message: unknown, ctx: Context) => ctx.send(box.pid, message),
+    });
+    const { started } = (await box.next()) as { started: Pid };
+    expect(started.thread).toBe(thread ?? 0);
+    expect(await system.call(started, 'stop')).toBe('stopping');
+    const exit = await box.next();
+    expect(exit).toBeInstanceOf(ExitMessage);
+    expect((exit as ExitMessage).from.equals(started)).toBe(true);
+    expect((exit as ExitMessage).reason).toEqual({ stopped: 'locked' });
   });
 });

@@ -105,7 +105,7 @@ describe('two scheduler threads', () => {
       handle: (message, ctx) => ctx.send(watcher.pid, message),
     });
     const ref = await watcher.next();
-    expect(system.processInfo(remote)).toBeUndefined(); // introspection is per thread
+    expect(() => system.processInfo(remote)).toThrow(/processInfoAsync/); // synchronous: this thread's
     system.exit(remote, 'kill');
     const signals = [await watcher.next(), await watcher.next()];
     const down = signals.find((message) => message instanceof DownMessage) as DownMessage;

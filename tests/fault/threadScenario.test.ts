@@ -149,6 +149,66 @@ describe('a pid handed on before its spawn arrived (OTP: a pid exists once its p
       closeProbe(id);
     }
   });
+
+  it('a spawn onto a thread that died, made before the spawner learned it, gives noproc once the replacement has booted and every thread answered', async () => {
+    const network = node(1, 4, 0);
+    const { id, probe } = openProbe(() => network.clock.now());
+    try {
+      await network.start();
+      const system0 = network.system0;
+      const linker = system0.spawn(code('Watcher'), [id, 'w3'], { thread: 3, trapExit: true });
+      await network.runUntil(network.clock.now() + 5);
+      network.drawDelay = (from, to) => (from === 0 && to === 1 ? 30 : 0); // thread 1 learns late
+      const start = network.clock.now();
+      network.kill(2); // thread 0 detects it 7 ms later and starts a replacement (booted 5 ms later)
+      await network.runUntil(start + 8);
+      // thread 1 still takes thread 2 for alive: its spawn goes to the dead thread and is lost,
+      // while the pid it hands on reaches the replacement by thread 3, which knows of it
+      const spawner = network.threads[1].system;
+      const target = spawner.spawn(code('Watcher'), [id, 'w2'], { thread: 2 });
+      spawner.send(linker, { setup: [{ name: 'w2', pid: target, link: true, monitor: true }] });
+      await network.runUntil(start + 30);
+      expect(probe.signals).toEqual([]); // the link and monitor wait: thread 1 has not answered
+      await network.runUntil(start + 80);
+      expect(probe.signals.map((signal) => [signal.kind, signal.partner, signal.reason])).toEqual([
+        ['exit', 'w2', 'noproc'],
+        ['down', 'w2', 'noproc'],
+      ]);
+      expect(network.threads[2].system.processes()).toHaveLength(0);
+    } finally {
+      network.close();
+      closeProbe(id);
+    }
+  });
+
+  it('a spawn onto a lost thread made after its replacement booted, by a thread not yet told, gives noproc once that thread is told', async () => {
+    const network = node(1, 4, 0);
+    const { id, probe } = openProbe(() => network.clock.now());
+    try {
+      await network.start();
+      const system0 = network.system0;
+      const linker = system0.spawn(code('Watcher'), [id, 'w3'], { thread: 3, trapExit: true });
+      await network.runUntil(network.clock.now() + 5);
+      network.drawDelay = (from, to) => (from === 0 && to === 1 ? 30 : 0); // thread 1 learns late
+      const start = network.clock.now();
+      network.kill(2); // detected at +7, the replacement booted at +12 (its round settles nothing)
+      await network.runUntil(start + 15);
+      const spawner = network.threads[1].system;
+      const target = spawner.spawn(code('Watcher'), [id, 'w2'], { thread: 2 });
+      spawner.send(linker, { setup: [{ name: 'w2', pid: target, link: true, monitor: true }] });
+      await network.runUntil(start + 30);
+      expect(probe.signals).toEqual([]); // they wait on the replacement for the spawn
+      await network.runUntil(start + 80); // thread 1 told at +37: it says the spawn never comes
+      expect(probe.signals.map((signal) => [signal.kind, signal.partner, signal.reason])).toEqual([
+        ['exit', 'w2', 'noproc'],
+        ['down', 'w2', 'noproc'],
+      ]);
+      expect(network.threads[2].system.processes()).toHaveLength(0);
+    } finally {
+      network.close();
+      closeProbe(id);
+    }
+  });
 });
 
 describe('threads scenario', () => {

@@ -10,8 +10,9 @@ import type { Remote } from './Remote.js';
 export class Registry {
   private readonly names = new Map<string, ProcessRecord>();
   /**
-   * With several threads, names are node-wide: each thread tells the others of its names, and
-   * keeps theirs in `remote.remoteNames`.
+   * With several threads, names are node-wide: the node's shared name table (SharedNames.ts)
+   * decides who holds a name; each thread also tells the others of its names, which keep them in
+   * `remote.remoteNames` for sends by name.
    */
   remote: Remote | undefined = undefined;
 
@@ -19,23 +20,41 @@ export class Registry {
     return this.names.get(name);
   }
 
-  /** The pid registered as `name` on any thread of this node. */
+  /**
+   * The pid registered as `name` on any thread of this node. With several threads the shared
+   * name table answers for names held elsewhere, so a name freed there is free here at once.
+   */
   whereis(name: string): Pid | undefined {
-    return this.names.get(name)?.pid ?? this.remote?.remoteNames.get(name);
+    const local = this.names.get(name)?.pid;
+    if (local !== undefined || this.remote === undefined) return local;
+    return this.remote.nameHolder(name);
   }
 
-  /** Registers `record` as `name`; throws `AlreadyRegistered` or `BadArgument` (already named). */
+  /**
+   * Registers `record` as `name` (erlang:register/2's rules); throws `AlreadyRegistered` (the
+   * holder) or `BadArgument` (already named). With several threads the name is claimed in the
+   * node's shared table in one atomic step, so two threads registering one name in the same
+   * instant cannot both succeed: the loser gets `AlreadyRegistered` naming the winner.
+   */
   add(name: string, record: ProcessRecord): void {
-    const holder = this.names.get(name)?.pid ?? this.remote?.remoteNames.get(name);
-    if (holder !== undefined) throw new AlreadyRegistered(name, holder);
+    const remote = this.remote;
+    const local = this.names.get(name);
+    if (local !== undefined) throw new AlreadyRegistered(name, local.pid);
+    const holder = remote?.nameHolder(name);
+    if (holder !== undefined && !(holder.thread === record.pid.thread && holder.id === record.pid.id))
+      throw new AlreadyRegistered(name, holder);
     if (record.extra?.name !== undefined) {
       throw new BadArgument(
         `cannot register '${name}': ${record.pid} is already registered as '${record.extra.name}'`,
       );
     }
+    if (remote !== undefined) {
+      const winner = remote.claimName(name, record);
+      if (winner !== undefined) throw new AlreadyRegistered(name, winner);
+    }
     extraOf(record).name = name;
     this.names.set(name, record);
-    this.remote?.nameAdded(name, record);
+    remote?.nameAdded(name, record);
   }
 
   /** Removes a name; false if it was not registered. */

@@ -10,6 +10,7 @@ import { encode, encodeReason, type PidCodec, revive } from './codec.js';
 import { deliver, deliverSignalMessage } from './delivery.js';
 import { DEAD, type ExitObserver, extraOf, type ProcessRecord } from './Process.js';
 import type { Runtime } from './Runtime.js';
+import { ownerId, ownerThread, ownerWord, SharedNames } from './SharedNames.js';
 import { signal, unwatch, watch } from './signals.js';
 import type { PeerTransport, TransportSink } from './Transport.js';
 
@@ -35,12 +36,12 @@ export enum Op {
   Reply = 10, // callId, value
   CallExit = 11, // callId, reason
   CallFull = 12, // callId, capacity
-  Spawn = 13, // id, spec
+  Spawn = 13, // id, spec (null: refused at the spawner, the id will never exist)
   Crash = 14, // pid, reason (to thread 0)
   NameAdd = 15, // name, id
   NameRemove = 16, // name, id
   Lost = 17, // thread (control, from thread 0)
-  Peer = 18, // thread, transport (control, from thread 0)
+  Peer = 18, // thread, transport, epoch (control, from thread 0)
   Sync = 19, // round: answer with SyncReply once every earlier operation to the asker is posted
   SyncReply = 20, // round
 }
@@ -63,10 +64,16 @@ export interface SpawnSpec {
   readonly link: number;
 }
 
-/** Shared per-thread counters: next process number and live processes, indexed by thread. */
+/**
+ * Shared per-thread counters: next process number and live processes, indexed by thread; and the
+ * memory of the node's name table (SharedNames.ts).
+ */
 export interface SharedCounters {
   readonly ids: Int32Array;
   readonly loads: Int32Array;
+  readonly names: SharedArrayBuffer;
+  /** Per thread, how many times it was replaced (thread 0 bumps it when it loses the thread). */
+  readonly epochs: Int32Array;
 }
 
 interface RemoteCall {
@@ -79,8 +86,23 @@ interface RemoteCall {
 
 export class Remote implements PidCodec, TransportSink {
   readonly exported = new Map<number, ProcessRecord>();
-  /** Names registered on other threads (this thread's own are in the registry). */
+  /** Names registered on other threads (this thread's own are in the registry), for sends by name. */
   readonly remoteNames = new Map<string, Pid>();
+  /** Who holds each name of the node: the one authority for register (SharedNames.ts). */
+  readonly names: SharedNames;
+  /**
+   * Names this thread claimed for its spawns on other threads that have not been registered there
+   * yet (`thread:id` -> name): freed here if that thread is lost with the spawn on its way.
+   */
+  private readonly namedSpawns = new Map<string, string>();
+  /** Per peer, the epoch (incarnation) this thread's transport to it reaches. */
+  private readonly epochs: number[];
+  /**
+   * Per peer, ids this thread allocated for it while it still took a lost incarnation for the
+   * current one (its epoch had moved on): their spawns went to the dead thread, so the current one
+   * is told, once this thread reaches it, that they will never come (Op.Spawn with no spec).
+   */
+  private readonly staleSpawns = new Map<number, number[]>();
   private readonly peers: (PeerTransport | undefined)[];
   private readonly outboxes: unknown[][];
   private readonly transfers: TransferListItem[][];
@@ -115,12 +137,21 @@ export class Remote implements PidCodec, TransportSink {
     readonly thread: number,
     readonly threads: number,
     readonly counters: SharedCounters,
+    settledBelow?: number,
+    epochs?: readonly number[],
   ) {
     this.peers = new Array(threads).fill(undefined);
     this.outboxes = Array.from({ length: threads }, () => []);
     this.transfers = Array.from({ length: threads }, () => []);
-    // ids allocated before this incarnation started are settled: their operations get noproc
-    this.createdBelow = Atomics.load(counters.ids, thread);
+    // Ids allocated before this incarnation was started are settled: their operations get noproc.
+    // `settledBelow` is the counter when thread 0 started it (a worker boots later, and spawns
+    // allocated for it meanwhile are still to come: `settleBoot` sorts them out).
+    this.createdBelow = settledBelow ?? Atomics.load(counters.ids, thread);
+    this.names = new SharedNames(counters.names);
+    this.epochs = Array.from(
+      { length: threads },
+      (_, peer) => epochs?.[peer] ?? Atomics.load(counters.epochs, peer),
+    );
   }
 
   setPeer(peer: number, transport: PeerTransport | undefined): void {
@@ -345,20 +376,62 @@ export class Remote implements PidCodec, TransportSink {
   /** Spawns `spec` on `thread` and returns the new pid at once (the process starts there). */
   spawn(thread: number, spec: SpawnSpec, linkTo: ProcessRecord | undefined): Pid {
     const args = encode(spec.args, this, 'args') as unknown[];
-    if (spec.name !== undefined) {
-      const holder = this.runtime.registry.holder(spec.name)?.pid ?? this.remoteNames.get(spec.name);
-      if (holder !== undefined) throw new AlreadyRegistered(spec.name, holder);
+    const name = spec.name;
+    if (name !== undefined) {
+      const holder = this.nameHolder(name);
+      if (holder !== undefined) throw new AlreadyRegistered(name, holder);
     }
     const id = this.allocateId(thread);
-    Atomics.add(this.counters.loads, thread, 1);
     const pid = this.pidOn(thread, id);
+    // allocated after thread 0 replaced that thread, by a thread not yet told: this spawn goes to
+    // the dead incarnation, and the current one must learn that this id will never exist
+    const stale = Atomics.load(this.counters.epochs, thread) !== this.epochs[thread];
+    if (name !== undefined) {
+      // the spawner takes the name for the new pid, so that the spawn fails here, at once, if
+      // another thread took it in the meantime; the target thread registers it under that claim
+      const holder = this.names.claim(name, ownerWord(thread, id));
+      if (holder !== undefined) {
+        this.post(thread, Op.Spawn, id, null); // the id is settled there: it will never exist
+        if (stale) this.staleSpawn(thread, -id); // (negative: not counted in the loads)
+        throw new AlreadyRegistered(name, this.ownerPid(name, holder));
+      }
+      this.namedSpawns.set(linkKey(thread, id), name);
+    }
+    if (stale) this.staleSpawn(thread, id);
+    Atomics.add(this.counters.loads, thread, 1);
     if (linkTo !== undefined) {
       (extraOf(linkTo).remoteLinks ??= new Map()).set(linkKey(thread, id), pid);
       this.exportRecord(linkTo);
     }
     this.post(thread, Op.Spawn, id, { ...spec, args, link: linkTo?.pid.id ?? 0 });
-    if (spec.name !== undefined) this.remoteNames.set(spec.name, pid); // its thread tells the others
+    if (name !== undefined) this.remoteNames.set(name, pid); // its thread tells the others
     return pid;
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Names (the registry asks; SharedNames decides)
+
+  /** The holder of `name` anywhere on the node, as the shared table says now. */
+  nameHolder(name: string): Pid | undefined {
+    const owner = this.names.holder(name);
+    return owner === undefined ? undefined : this.ownerPid(name, owner);
+  }
+
+  /** Takes `name` for the local process `record`; returns the holder if another process has it. */
+  claimName(name: string, record: ProcessRecord): Pid | undefined {
+    const owner = this.names.claim(name, ownerWord(this.thread, record.pid.id));
+    return owner === undefined ? undefined : this.ownerPid(name, owner);
+  }
+
+  private ownerPid(name: string, owner: bigint): Pid {
+    const thread = ownerThread(owner);
+    const id = ownerId(owner);
+    if (thread === this.thread) {
+      const local = this.runtime.registry.holder(name)?.pid;
+      if (local !== undefined && local.id === id) return local;
+    }
+    const known = this.remoteNames.get(name);
+    return known !== undefined && known.thread === thread && known.id === id ? known : this.pidOn(thread, id);
   }
 
   /** The thread with the fewest live processes (ties: the lowest index). */
@@ -376,6 +449,8 @@ export class Remote implements PidCodec, TransportSink {
   }
 
   nameRemoved(name: string, record: ProcessRecord): void {
+    // freed before the exit signals and DOWNs are posted: whoever learns of the exit can take it
+    this.names.release(name, ownerWord(this.thread, record.pid.id));
     this.broadcast(Op.NameRemove, name, record.pid.id);
   }
 
@@ -388,7 +463,32 @@ export class Remote implements PidCodec, TransportSink {
   announce(to: number, lost: number | undefined, peer: number, endpoint: TransferListItem): void {
     if (lost !== undefined) this.post(to, Op.Lost, lost);
     this.transfers[to].push(endpoint);
-    this.post(to, Op.Peer, peer, endpoint);
+    this.post(to, Op.Peer, peer, endpoint, Atomics.load(this.counters.epochs, peer));
+  }
+
+  private staleSpawn(thread: number, id: number): void {
+    const stale = this.staleSpawns.get(thread);
+    if (stale === undefined) this.staleSpawns.set(thread, [id]);
+    else stale.push(id);
+  }
+
+  /** Thread `peer`'s incarnation of epoch `epoch` is reachable now: tell it of the stale spawns. */
+  private reached(peer: number, epoch: number): void {
+    this.epochs[peer] = epoch;
+    const stale = this.staleSpawns.get(peer);
+    if (stale === undefined || epoch !== Atomics.load(this.counters.epochs, peer)) return;
+    this.staleSpawns.delete(peer);
+    for (const entry of stale) {
+      const id = Math.abs(entry);
+      this.post(peer, Op.Spawn, id, null);
+      if (entry > 0) Atomics.sub(this.counters.loads, peer, 1); // it never runs there
+      const key = linkKey(peer, id);
+      const name = this.namedSpawns.get(key);
+      if (name === undefined) continue;
+      this.namedSpawns.delete(key);
+      this.names.release(name, ownerWord(peer, id));
+      if (this.remoteNames.get(name)?.id === id) this.remoteNames.delete(name);
+    }
   }
 
   reportCrash(pid: Pid, reason: ExitReason): void {
@@ -440,7 +540,8 @@ export class Remote implements PidCodec, TransportSink {
     try {
       deliver(runtime, record, value);
     } catch (error) {
-      // a full `reject` mailbox: the sender is on another thread and cannot be told at once
+      // a full `reject` mailbox: the sender is on another thread and cannot be told at once, so
+      // it acts as drop-newest, counted here (README "Actors on every core", limits)
       if (!(error instanceof MailboxFull)) throw error;
       runtime.counters.messagesDropped++;
     }
@@ -498,13 +599,14 @@ export class Remote implements PidCodec, TransportSink {
         );
         return index + 3;
       case Op.Spawn:
-        this.onSpawn(from, a as number, b as SpawnSpec);
+        this.onSpawn(from, a as number, b as SpawnSpec | null);
         return index + 3;
       case Op.Crash:
         this.onRemoteCrash?.(this.pidOn(from, a as number), revive(b, this) as ExitReason);
         return index + 3;
       case Op.NameAdd:
         this.remoteNames.set(a as string, this.pidOn(from, b as number));
+        if (this.namedSpawns.size > 0) this.namedSpawns.delete(linkKey(from, b as number));
         return index + 3;
       case Op.NameRemove:
         if (this.remoteNames.get(a as string)?.id === b) this.remoteNames.delete(a as string);
@@ -514,7 +616,8 @@ export class Remote implements PidCodec, TransportSink {
         return index + 2;
       case Op.Peer:
         this.onPeer?.(a as number, b);
-        return index + 3;
+        this.reached(a as number, c as number);
+        return index + 4;
       case Op.Sync:
         this.post(from, Op.SyncReply, a);
         return index + 2;
@@ -626,7 +729,11 @@ export class Remote implements PidCodec, TransportSink {
     settle(pending);
   }
 
-  private onSpawn(from: number, id: number, spec: SpawnSpec): void {
+  private onSpawn(from: number, id: number, spec: SpawnSpec | null): void {
+    if (spec === null) {
+      this.created(id); // a spawn refused at the spawner (its name was taken): nothing comes
+      return;
+    }
     const linkPid = spec.link === 0 ? undefined : this.pidOn(from, spec.link);
     let record: ProcessRecord;
     try {
@@ -645,6 +752,7 @@ export class Remote implements PidCodec, TransportSink {
     } catch (error) {
       // the spawn failed here: the linked spawner learns it through the link, as from a crash
       Atomics.sub(this.counters.loads, this.thread, 1);
+      if (spec.name !== undefined) this.names.release(spec.name, ownerWord(this.thread, id));
       if (linkPid !== undefined) this.post(from, Op.LinkExit, spec.link, id, encodeReason(error, this));
       this.runtime.reportCrash(this.pidOn(this.thread, id), error as ExitReason);
       this.created(id); // what waited for it now finds no process: noproc
@@ -677,6 +785,19 @@ export class Remote implements PidCodec, TransportSink {
       pending.reject(new CallExit(pending.server, 'noconnection'));
     }
     for (const [name, pid] of this.remoteNames) if (pid.thread === peer) this.remoteNames.delete(name);
+    // its names are free again: thread 0 frees all of them (before it starts the replacement),
+    // each thread those it claimed for spawns there that were still on their way
+    if (this.thread === 0) {
+      this.names.releaseThread(peer);
+      // the next incarnation (thread 0 reaches it at once): spawns allocated from now on by
+      // threads that still take the lost one for current are stale (see `spawn`)
+      this.epochs[peer] = Atomics.add(this.counters.epochs, peer, 1) + 1;
+    }
+    for (const [key, name] of this.namedSpawns) {
+      if (!key.startsWith(`${peer}:`)) continue;
+      this.namedSpawns.delete(key);
+      this.names.release(name, ownerWord(peer, Number(key.slice(key.indexOf(':') + 1))));
+    }
     for (const [key, entry] of this.monitorsIn) {
       if (!key.startsWith(`${peer}:`)) continue;
       this.monitorsIn.delete(key);
@@ -686,6 +807,16 @@ export class Remote implements PidCodec, TransportSink {
     for (const round of [...this.rounds]) this.settleRound(round.id, peer);
     this.openRound();
     this.onLost?.(peer);
+  }
+
+  /**
+   * Once this incarnation is connected (its boot): ids allocated for this thread between its
+   * start and now came either from a thread that knew of it (their spawn is on its way here) or
+   * from one that still took this thread for its dead predecessor (their spawn went to the dead
+   * thread and never comes). A round settles which: what waits for the second kind gets noproc.
+   */
+  settleBoot(): void {
+    if (Atomics.load(this.counters.ids, this.thread) > this.createdBelow) this.openRound();
   }
 
   /**

@@ -259,16 +259,17 @@ export class Runtime {
 
   /** `counted`: this spawn added itself to this thread's load (a spawn asked for by another thread was counted there, and is uncounted by Remote on failure). */
   private registerAtSpawn(name: string, record: ProcessRecord, counted: boolean): void {
-    // whereis, not holder: a name held on another thread must undo the spawn too
-    if (this.registry.whereis(name) !== undefined) {
+    try {
+      this.registry.add(name, record); // (with several threads: one atomic claim, node-wide)
+    } catch (error) {
       // undo the spawn: the caller gets an error, not a half-made process
       this.live.remove(record);
       record.pid.process = undefined;
       record.state = DEAD;
       // the spawn counted toward this thread's load (placement of 'any'): uncount it
       if (counted) Atomics.sub(this.remote!.counters.loads, this.thread, 1);
+      throw error;
     }
-    this.registry.add(name, record);
   }
 
   private policyFor(mailbox: MailboxOptions): MailboxPolicy {

@@ -3,20 +3,25 @@ import { BadArgument, isCallExit } from '../errors.js';
 import { Pid } from '../Pid.js';
 import { callFrom, isCallHandle } from './calls.js';
 import { describe } from './checks.js';
+import { processesHere, processInfoHere, statsHere } from './introspection.js';
 import { migrateLocal } from './migration.js';
 import { DEAD, type ProcessRecord } from './Process.js';
 import type { Runtime } from './Runtime.js';
 
 /**
  * What one scheduler thread asks another to do for a process that lives there: the operations
- * that must be decided where the process is (is it alive, has it a name, can it be moved), and so
+ * that must be decided where the process is (is it alive, has it a name, can it be moved, what is
+ * its state: process_info), and so
  * cannot be done from the asking thread. Each thread runs one agent process, started on first use
  * by the asking thread's system (`ActorSystem` keeps its pid per thread), answering calls.
  */
 export type AgentRequest =
   | { readonly op: 'migrate'; readonly pid: Pid; readonly thread: number }
   | { readonly op: 'register'; readonly name: string; readonly pid: Pid }
-  | { readonly op: 'unregister'; readonly name: string };
+  | { readonly op: 'unregister'; readonly name: string }
+  | { readonly op: 'processInfo'; readonly pid: Pid }
+  | { readonly op: 'processes' }
+  | { readonly op: 'stats' };
 
 /** The agent's answer: the operation's value, or its error (tagged errors cross as themselves). */
 type AgentAnswer = { readonly value: unknown } | { readonly error: unknown };
@@ -45,6 +50,9 @@ function perform(runtime: Runtime, request: AgentRequest): unknown {
     if (request.op === 'migrate') return migrateLocal(runtime, request.pid, request.thread);
     if (request.op === 'register') return registerHere(runtime, request.name, request.pid);
     if (request.op === 'unregister') return runtime.registry.remove(request.name);
+    if (request.op === 'processInfo') return processInfoHere(runtime, request.pid);
+    if (request.op === 'processes') return processesHere(runtime);
+    if (request.op === 'stats') return statsHere(runtime);
   }
   throw new BadArgument(`zbmd thread agent: unknown request ${describe(request)} (a runtime bug)`);
 }

@@ -16,6 +16,7 @@ import {
   wakeWords,
 } from './Ring.js';
 import type { Runtime } from './Runtime.js';
+import { nameTableMemory } from './SharedNames.js';
 
 /**
  * The scheduler threads of a node: thread 0 is the one that made the `ActorSystem`; threads
@@ -43,6 +44,10 @@ interface WorkerBoot {
   readonly thread: number;
   readonly threads: number;
   readonly counters: SharedCounters;
+  /** `counters.ids[thread]` when thread 0 started this thread: ids below belong to earlier incarnations. */
+  readonly settledBelow: number;
+  /** Every thread's epoch when thread 0 started this one (its ports reach those incarnations). */
+  readonly epochs: readonly number[];
   /** Every thread's doorbell and sleeping words (Ring.ts). */
   readonly wake: Int32Array;
   readonly ports: Record<number, MessagePort>;
@@ -62,11 +67,19 @@ export function attachWorker(runtime: Runtime): boolean {
   const boot = pendingBoot;
   if (boot === undefined) return false;
   pendingBoot = undefined;
-  const remote = new Remote(runtime, boot.thread, boot.threads, boot.counters);
+  const remote = new Remote(
+    runtime,
+    boot.thread,
+    boot.threads,
+    boot.counters,
+    boot.settledBelow,
+    boot.epochs,
+  );
   const hub = connectRemote(runtime, remote, boot.wake, boot.idle);
   runtime.onCrash = (pid, reason) => remote.reportCrash(pid, reason);
   remote.onPeer = (peer, endpoint) => connect(hub, remote, peer, endpoint as MessagePort, true);
   for (const [peer, port] of Object.entries(boot.ports)) connect(hub, remote, Number(peer), port, true);
+  remote.settleBoot(); // spawns allocated for this thread while it booted: coming, or lost
   return true;
 }
 
@@ -174,6 +187,8 @@ export class ThreadPool {
     const counters: SharedCounters = {
       ids: new Int32Array(new SharedArrayBuffer(4 * threads)).fill(1),
       loads: new Int32Array(new SharedArrayBuffer(4 * threads)),
+      names: nameTableMemory(),
+      epochs: new Int32Array(new SharedArrayBuffer(4 * threads)),
     };
     this.remote = new Remote(runtime, 0, threads, counters);
     this.wake = wakeWords(threads);
@@ -217,6 +232,8 @@ export class ThreadPool {
         thread,
         threads: this.threads,
         counters: this.remote.counters,
+        settledBelow: Atomics.load(this.remote.counters.ids, thread),
+        epochs: Array.from(this.remote.counters.epochs),
         wake: this.wake,
         ports,
         idle: this.idle,

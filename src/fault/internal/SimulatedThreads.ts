@@ -28,6 +28,7 @@ import { ActorSystem } from '../../actor/ActorSystem.js';
 import type { Clock, SimulatedClock, TimerHandle } from '../../actor/Clock.js';
 import { Remote, type SharedCounters } from '../../actor/internal/Remote.js';
 import { type Runtime, runtimes } from '../../actor/internal/Runtime.js';
+import { nameTableMemory } from '../../actor/internal/SharedNames.js';
 import { attachRemote } from '../../actor/internal/ThreadPool.js';
 import type { PeerTransport } from '../../actor/internal/Transport.js';
 import type { Random } from '../../actor/Random.js';
@@ -147,7 +148,10 @@ class Direction implements PeerTransport {
     const now = network.clock.now();
     if (now !== this.instant) {
       this.instant = now;
-      this.instantDue = Math.max(this.lastDue, now + network.drawDelay());
+      this.instantDue = Math.max(
+        this.lastDue,
+        now + network.drawDelay(this.sender.index, this.receiver.index),
+      );
     }
     // what a MessagePort does: a copy; the ring copies numbers (transfer lists are only copied here)
     const slots = structuredClone(batch);
@@ -284,6 +288,8 @@ export class SimulatedNetwork {
     this.counters = {
       ids: new Int32Array(new SharedArrayBuffer(4 * threads)).fill(1),
       loads: new Int32Array(new SharedArrayBuffer(4 * threads)),
+      names: nameTableMemory(),
+      epochs: new Int32Array(new SharedArrayBuffer(4 * threads)),
     };
     this.known = new Array(threads).fill(true);
   }
@@ -326,7 +332,8 @@ export class SimulatedNetwork {
     return { at: this.clock.now() + delayMs, seq };
   }
 
-  drawDelay(): number {
+  /** The delay of the batches one direction posts in one instant (tests may replace it). */
+  drawDelay(_from: number, _to: number): number {
     return this.options.random.nextInt(this.options.maxDelayMs + 1);
   }
 
@@ -441,6 +448,7 @@ export class SimulatedNetwork {
     if (!thread.alive) return;
     thread.booted = true;
     for (const end of thread.ends) if (end !== undefined) end.reverse.connect();
+    thread.remote.settleBoot(); // as attachWorker does once a worker's ports are connected
   }
 
   /** Lets every thread run until none has work at this instant (boots included). */
