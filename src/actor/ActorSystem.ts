@@ -232,7 +232,8 @@ export function systemOf(where: Where): ActorSystem {
   return where instanceof ActorSystem ? where : where.system;
 }
 
-const STATUS = ['waiting', 'runnable', 'running', 'suspended'] as const;
+/** By process state (internal/Process.ts): a NEW process is runnable (queued for its first turn). */
+const STATUS = ['waiting', 'runnable', 'running', 'suspended', 'dead', 'runnable'] as const;
 
 /**
  * One node's runtime: processes, their mailboxes, signals, the scheduler and the registry. This
@@ -529,7 +530,7 @@ export class ActorSystem implements Spawner {
     return {
       pid: record.pid,
       name: record.extra?.name,
-      status: STATUS[record.state as 0 | 1 | 2 | 3],
+      status: STATUS[record.state as 0 | 1 | 2 | 3 | 5],
       mailboxLength: record.mailbox.length,
       links: [
         ...[...(record.extra?.links ?? [])].map((other) => other.pid),
