@@ -79,18 +79,19 @@ export async function spawnMany(count: number): Promise<number> {
   return ((performance.now() - start) * 1e6) / count;
 }
 
-/** One skynet node: spawns 10 children (or reports its number, as a leaf) and sums their answers. */
+/**
+ * One skynet node: spawns 10 children (or reports its number, as a leaf) and sums their answers.
+ * It holds what an Erlang skynet process holds (its parent, number and size, the running sum and
+ * the answers still due); what only the root needs is in `SkynetRoot`.
+ */
 export class SkynetNode {
   private sum = 0;
   private pending = 10;
 
   constructor(
-    private readonly parent: Pid | undefined,
+    private readonly parent: Pid,
     private readonly number: number,
     private readonly size: number,
-    private readonly done?: (sum: number) => void,
-    /** Threads to spread the children over (the root's children only); 1: all on this thread. */
-    private readonly spread = 1,
   ) {}
 
   init(ctx: Context): void {
@@ -99,11 +100,7 @@ export class SkynetNode {
       return;
     }
     const childSize = this.size / 10;
-    for (let i = 0; i < 10; i++) {
-      const number = this.number + i * childSize;
-      if (this.spread === 1) ctx.spawn(new SkynetNode(ctx.self, number, childSize, this.done));
-      else ctx.spawn(SKYNET_CODE, [ctx.self, number, childSize], { thread: i % this.spread });
-    }
+    for (let i = 0; i < 10; i++) this.spawnChild(ctx, this.number + i * childSize, childSize, i);
   }
 
   handle(value: number, ctx: Context): void {
@@ -111,9 +108,34 @@ export class SkynetNode {
     if (--this.pending === 0) this.report(ctx, this.sum);
   }
 
-  private report(ctx: Context, value: number): void {
-    if (this.parent === undefined) this.done!(value);
-    else ctx.send(this.parent, value);
+  protected spawnChild(ctx: Context, number: number, size: number, _index: number): void {
+    ctx.spawn(new SkynetNode(ctx.self, number, size));
+  }
+
+  protected report(ctx: Context, value: number): void {
+    ctx.send(this.parent, value);
+    ctx.stop();
+  }
+}
+
+/** The root of a skynet tree: hands the sum to `done`, and spreads its 10 children over `spread` threads. */
+class SkynetRoot extends SkynetNode {
+  constructor(
+    leaves: number,
+    private readonly done: (sum: number) => void,
+    /** Threads to spread the children over; 1: all on this thread. */
+    private readonly spread = 1,
+  ) {
+    super(undefined as unknown as Pid, 0, leaves);
+  }
+
+  protected override spawnChild(ctx: Context, number: number, size: number, index: number): void {
+    if (this.spread === 1) super.spawnChild(ctx, number, size, index);
+    else ctx.spawn(SKYNET_CODE, [ctx.self, number, size], { thread: index % this.spread });
+  }
+
+  protected override report(ctx: Context, value: number): void {
+    this.done(value);
     ctx.stop();
   }
 }
@@ -123,7 +145,7 @@ export async function skynet(leaves: number): Promise<number> {
   const system = new ActorSystem(quiet);
   const { promise, resolve } = deferred<number>();
   const start = performance.now();
-  system.spawn(new SkynetNode(undefined, 0, leaves, resolve));
+  system.spawn(new SkynetRoot(leaves, resolve));
   const sum = await promise;
   const elapsed = performance.now() - start;
   const expected = (leaves * (leaves - 1)) / 2;
@@ -137,7 +159,7 @@ const SKYNET_CODE = { module: import.meta.url, export: 'SkynetNode' };
 export async function skynetThreads(system: ActorSystem, leaves: number): Promise<number> {
   const { promise, resolve } = deferred<number>();
   const start = performance.now();
-  system.spawn(new SkynetNode(undefined, 0, leaves, resolve, system.threads));
+  system.spawn(new SkynetRoot(leaves, resolve, system.threads));
   const sum = await promise;
   const elapsed = performance.now() - start;
   const expected = (leaves * (leaves - 1)) / 2;

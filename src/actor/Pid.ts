@@ -6,25 +6,59 @@
 export class Pid {
   /** @internal The live process record; cleared when the process exits (fast path for send). */
   process: unknown;
+  /** Process number, unique on its node. */
+  readonly id: number;
+  /** @internal What this pid shares with the other pids of its node and thread (see `PidHome`). */
+  readonly home: PidHome;
 
   constructor(
     /** Name of the node that owns the process (for example `zbmd@host`). */
-    readonly node: string,
+    node: string,
     /** Index of the node as the printing system sees it: 0 is the local node. */
-    readonly nodeIndex: number,
+    nodeIndex: number,
     /** Process number, unique on its node. */
-    readonly id: number,
+    id: number,
     /** Bumped when process numbers wrap; 0 on a fresh node. */
-    readonly serial: number,
+    serial: number,
     /** The scheduler thread of the node the process lives on: 0 is the thread that made the system. */
-    readonly thread = 0,
+    thread = 0,
     /**
      * The incarnation (Erlang's creation) of the owning node for a pid of another node; 0 for
      * this node's own pids. A pid of an earlier life never reaches the new one.
      */
-    readonly creation = 0,
+    creation = 0,
   ) {
     this.process = undefined;
+    this.id = id;
+    this.home = homeOf(node, nodeIndex, serial, thread, creation);
+  }
+
+  /** Name of the node that owns the process (for example `zbmd@host`). */
+  get node(): string {
+    return this.home.node;
+  }
+
+  /** Index of the node as the printing system sees it: 0 is the local node. */
+  get nodeIndex(): number {
+    return this.home.nodeIndex;
+  }
+
+  /** Bumped when process numbers wrap; 0 on a fresh node. */
+  get serial(): number {
+    return this.home.serial;
+  }
+
+  /** The scheduler thread of the node the process lives on: 0 is the thread that made the system. */
+  get thread(): number {
+    return this.home.thread;
+  }
+
+  /**
+   * The incarnation (Erlang's creation) of the owning node for a pid of another node; 0 for
+   * this node's own pids. A pid of an earlier life never reaches the new one.
+   */
+  get creation(): number {
+    return this.home.creation;
   }
 
   /** `<0.42.0>` on thread 0; a process on another thread adds it: `<0.42.0@t1>`. */
@@ -35,13 +69,15 @@ export class Pid {
 
   /** Pids are equal when they name the same process on the same node. */
   equals(other: unknown): boolean {
+    if (!(other instanceof Pid) || other.id !== this.id) return false;
+    const home = this.home;
+    const otherHome = other.home;
     return (
-      other instanceof Pid &&
-      other.id === this.id &&
-      other.thread === this.thread &&
-      other.node === this.node &&
-      other.serial === this.serial &&
-      other.creation === this.creation
+      otherHome === home ||
+      (otherHome.thread === home.thread &&
+        otherHome.node === home.node &&
+        otherHome.serial === home.serial &&
+        otherHome.creation === home.creation)
     );
   }
 
@@ -52,6 +88,52 @@ export class Pid {
   [Symbol.for('nodejs.util.inspect.custom')](): string {
     return `Pid${this.toString()}`;
   }
+}
+
+/**
+ * @internal
+ * The parts of a pid that all pids of one node, thread and incarnation share, so a pid is three
+ * fields (its process, its number, this): a node with a million live processes has a million
+ * pids. Interned by `homeOf`; one is made per distinct (node, index, serial, thread, creation)
+ * ever seen and kept for the life of the module (a few dozen bytes each).
+ */
+export class PidHome {
+  constructor(
+    readonly node: string,
+    readonly nodeIndex: number,
+    readonly serial: number,
+    readonly thread: number,
+    readonly creation: number,
+  ) {}
+
+  matches(node: string, nodeIndex: number, serial: number, thread: number, creation: number): boolean {
+    return (
+      this.thread === thread &&
+      this.nodeIndex === nodeIndex &&
+      this.serial === serial &&
+      this.creation === creation &&
+      this.node === node
+    );
+  }
+}
+
+/** Homes by node name; `lastHome` is the one found last (a spawn finds its runtime's at once). */
+const homes = new Map<string, PidHome[]>();
+let lastHome = new PidHome('', -1, 0, 0, 0);
+
+function homeOf(node: string, nodeIndex: number, serial: number, thread: number, creation: number): PidHome {
+  if (lastHome.matches(node, nodeIndex, serial, thread, creation)) return lastHome;
+  let list = homes.get(node);
+  if (list === undefined) {
+    list = [];
+    homes.set(node, list);
+  }
+  for (const home of list)
+    if (home.matches(node, nodeIndex, serial, thread, creation)) return (lastHome = home);
+  const home = new PidHome(node, nodeIndex, serial, thread, creation);
+  list.push(home);
+  lastHome = home;
+  return home;
 }
 
 /** True when `value` is a `Pid`. */

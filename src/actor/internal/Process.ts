@@ -1,15 +1,21 @@
 import type { TimerHandle } from '../Clock.js';
 import type { ExitReason } from '../ExitReason.js';
 import type { OverflowPolicy } from '../Limits.js';
-import type { Pid, Ref } from '../Pid.js';
+import { Pid, type Ref } from '../Pid.js';
 import { Queue } from './Queue.js';
 
-/** Process states. A handler actor moves WAITING -> RUNNABLE -> RUNNING (-> SUSPENDED) -> ... */
+/**
+ * Process states. A handler actor moves NEW -> RUNNING -> WAITING -> RUNNABLE -> RUNNING
+ * (-> SUSPENDED) -> ... A process is in the run queue exactly from each move into NEW or
+ * RUNNABLE until its next turn (or, if it dies meanwhile, as DEAD until the queue reaches it),
+ * so the state alone says whether to queue it: no separate flag.
+ */
 export const WAITING = 0; // nothing to do until a message arrives
 export const RUNNABLE = 1; // in the run queue
 export const RUNNING = 2; // its code is on the stack right now (or a body between awaits)
 export const SUSPENDED = 3; // a handler awaiting a promise: takes no message until it settles
 export const DEAD = 4;
+export const NEW = 5; // in the run queue for its first turn: init (or the body) has not run yet
 
 /** Something told when a process exits: a monitor, a pending call, a `whenExited` promise. */
 export interface ExitObserver {
@@ -53,6 +59,8 @@ export class ProcessExtra {
   suspension = 0;
   /** Its pid has left the thread: it resolves by number in `Remote.exported`. */
   exported = false;
+  /** A mailbox limit other than the system's default (spawn option `mailbox`). */
+  policy: MailboxPolicy | undefined = undefined;
   /** Links to processes on other threads: `${thread}:${id}` -> pid. */
   remoteLinks: Map<string, Pid> | undefined = undefined;
   /**
@@ -68,14 +76,17 @@ export class ProcessExtra {
 }
 
 /**
- * The runtime's record of one process. Kept lean (an idle actor is this object, its pid and an
- * empty queue): links, monitors, names, trap_exit and the abort controller live in `extra`,
- * created on first use.
+ * The runtime's record of one process, which is also its pid: a process is one object (record,
+ * pid and, as ProcessContext, the context its code gets), since skynet-like workloads keep a
+ * million processes alive at once and every object that survives a scavenge is copied. Kept lean
+ * (an idle actor is this object and nothing else: the mailbox is the shared empty queue until
+ * its first message); links, monitors, names, trap_exit and the abort controller live in
+ * `extra`, created on first use. When the process exits, `process` (the pid's fast path to its
+ * record) is cleared and the code and mailbox are dropped, so a pid held after the exit keeps
+ * only this small record.
  */
-export class ProcessRecord {
-  state = RUNNABLE;
-  scheduled = false;
-  started = false;
+export class ProcessRecord extends Pid {
+  state = NEW;
   /** Starts as the shared empty queue; `mailboxFor` gives the process its own on first push. */
   mailbox: Queue<unknown> = EMPTY_MAILBOX;
   /** Handler actors: the behavior object. Bodies: undefined. */
@@ -93,9 +104,17 @@ export class ProcessRecord {
   constructor(
     /** The runtime the process lives in (internal/Runtime.ts; typed loosely to keep this module a leaf). */
     readonly runtime: unknown,
-    readonly pid: Pid,
-    readonly policy: MailboxPolicy,
-  ) {}
+    node: string,
+    id: number,
+    thread: number,
+  ) {
+    super(node, 0, id, 0, thread);
+  }
+
+  /** The process's pid: the record itself. */
+  get pid(): Pid {
+    return this;
+  }
 }
 
 /**

@@ -32,7 +32,7 @@ export class ProcessContext extends ProcessRecord implements Context {
   }
 
   get self(): Pid {
-    return this.pid;
+    return this;
   }
 
   get signal(): AbortSignal {

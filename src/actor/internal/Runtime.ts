@@ -122,7 +122,7 @@ export class Runtime {
         `spawn: expected a process function (ctx) => ... or a handler { handle(message, ctx) }, got ${describe(behavior)}`,
       );
     }
-    const policy = options?.mailbox === undefined ? this.defaultPolicy : this.policyFor(options.mailbox);
+    const policy = options?.mailbox === undefined ? undefined : this.policyFor(options.mailbox);
     if (options !== undefined) checkSpawnOptions(options);
     const remote = this.remote;
     let id: number;
@@ -134,11 +134,11 @@ export class Runtime {
       Atomics.add(remote.counters.loads, this.thread, 1);
       remote.created(id);
     }
-    const pid = new Pid(this.nodeName, 0, id, 0, this.thread);
-    const record = new ProcessContext(this, pid, policy);
+    const record = new ProcessContext(this, this.nodeName, id, this.thread);
+    if (policy !== undefined) extraOf(record).policy = policy;
     if (isBody) record.body = behavior as ProcessBody;
     else record.behavior = behavior as Handler as ProcessRecord['behavior'];
-    pid.process = record;
+    record.process = record;
     this.live.add(record);
     this.counters.spawned++;
     if (options?.trapExit) extraOf(record).trapping = true;

@@ -2,7 +2,7 @@ import type { Handler } from '../ActorSystem.js';
 import { BadArgument, InjectedCrash } from '../errors.js';
 import { describe } from './checks.js';
 import { CodeUpgrade, ControlMessage } from './delivery.js';
-import { DEAD, extraOf, type ProcessRecord, RUNNABLE, RUNNING, SUSPENDED, WAITING } from './Process.js';
+import { DEAD, extraOf, NEW, type ProcessRecord, RUNNABLE, RUNNING, SUSPENDED, WAITING } from './Process.js';
 import { Queue } from './Queue.js';
 import type { Runtime } from './Runtime.js';
 import { crash, terminate } from './signals.js';
@@ -26,9 +26,8 @@ export class Scheduler {
     return this.runQueue.length === 0 && !this.loopArmed;
   }
 
+  /** Queues a process that just became NEW or RUNNABLE (it is not in the queue: see Process.ts). */
   enqueue(record: ProcessRecord): void {
-    if (record.scheduled) return;
-    record.scheduled = true;
     this.runQueue.push(record);
     if (!this.loopArmed) this.arm();
   }
@@ -56,8 +55,8 @@ export class Scheduler {
     try {
       while (queue.length > 0) {
         const record = queue.shift()!;
-        record.scheduled = false;
-        if (record.state === RUNNABLE) this.runTurn(record);
+        const state = record.state;
+        if (state === RUNNABLE || state === NEW) this.runTurn(record);
         if ((++turns & 63) === 0 && queue.length > 0 && this.sliceSpent(turns)) {
           setImmediate(this.runFromEventLoop);
           return;
@@ -85,12 +84,10 @@ export class Scheduler {
 
   private runHandler(record: ProcessRecord): void {
     const runtime = this.runtime;
+    const fresh = record.state === NEW;
     record.state = RUNNING;
     const context = record;
-    if (!record.started) {
-      record.started = true;
-      if (record.behavior!.init !== undefined && !this.runInit(record)) return;
-    }
+    if (fresh && record.behavior!.init !== undefined && !this.runInit(record)) return;
     const mailbox = record.mailbox;
     const tracer = runtime.tracer;
     for (let budget = runtime.budget; budget > 0 && mailbox.length > 0; budget--) {
@@ -171,7 +168,7 @@ export class Scheduler {
 
   private runBody(record: ProcessRecord): void {
     const runtime = this.runtime;
-    if (record.started) {
+    if (record.state !== NEW) {
       const waiter = record.waiter!;
       record.waiter = undefined;
       record.state = RUNNING;
@@ -179,7 +176,6 @@ export class Scheduler {
       waiter.resolve(waiter.message);
       return;
     }
-    record.started = true;
     record.state = RUNNING;
     let result: unknown;
     try {

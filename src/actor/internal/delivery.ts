@@ -113,7 +113,11 @@ export function injectSendFault(runtime: Runtime, target: ProcessRecord, message
 /** Delivers a user message: to a waiting receive, or into the mailbox within its capacity. */
 export function deliver(runtime: Runtime, target: ProcessRecord, message: unknown): void {
   if (target.waiter !== undefined && offerToWaiter(runtime, target, message)) return;
-  if (target.mailbox.length >= target.policy.capacity && !makeRoom(runtime, target)) return;
+  if (
+    target.mailbox.length >= (target.extra?.policy ?? runtime.defaultPolicy).capacity &&
+    !makeRoom(runtime, target)
+  )
+    return;
   queueMessage(runtime, target, message);
 }
 
@@ -141,7 +145,7 @@ function offerToWaiter(runtime: Runtime, target: ProcessRecord, message: unknown
 
 /** Applies the overflow policy of a full mailbox; false means the new message is not queued. */
 function makeRoom(runtime: Runtime, target: ProcessRecord): boolean {
-  const policy = target.policy;
+  const policy = target.extra?.policy ?? runtime.defaultPolicy;
   if (policy.overflow === 'reject') throw new MailboxFull(target.pid, policy.capacity);
   runtime.counters.messagesDropped++;
   if (policy.overflow === 'drop-newest') return false;

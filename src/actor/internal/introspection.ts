@@ -11,7 +11,8 @@ import { Monitor } from './signals.js';
  * agent (ThreadAgent.ts) answers for one of its own when another thread asks.
  */
 
-const STATUS = ['waiting', 'runnable', 'running', 'suspended'] as const;
+/** By process state (Process.ts): a NEW process is runnable (queued for its first turn). */
+const STATUS = ['waiting', 'runnable', 'running', 'suspended', 'dead', 'runnable'] as const;
 
 /** The info of `pid` if it is a live process of this thread; undefined otherwise. */
 export function processInfoHere(runtime: Runtime, pid: Pid): ProcessInfo | undefined {
@@ -37,7 +38,7 @@ function infoOf(record: ProcessRecord): ProcessInfo {
   return {
     pid: record.pid,
     name: extra?.name,
-    status: STATUS[record.state as 0 | 1 | 2 | 3],
+    status: STATUS[record.state as 0 | 1 | 2 | 3 | 5],
     mailboxLength: record.mailbox.length,
     links: [...[...(extra?.links ?? [])].map((other) => other.pid), ...(extra?.remoteLinks?.values() ?? [])],
     monitors: [

@@ -63,7 +63,7 @@ export class Migration extends ControlMessage {
           args,
           trapExit: record.extra?.trapping === true,
           name: undefined,
-          mailbox: { capacity: record.policy.capacity, overflow: record.policy.overflow },
+          mailbox: { ...(record.extra?.policy ?? runtime.defaultPolicy) },
           link: 0,
         },
         record,

@@ -3,7 +3,7 @@ import { BadArgument, NoProc, ProcessExited } from '../errors.js';
 import { type Pid, Ref } from '../Pid.js';
 import { checkName, checkPid, describe } from './checks.js';
 import { deliverSignalMessage } from './delivery.js';
-import { DEAD, type ExitObserver, extraOf, ProcessRecord } from './Process.js';
+import { DEAD, EMPTY_MAILBOX, type ExitObserver, extraOf, ProcessRecord } from './Process.js';
 import type { Runtime } from './Runtime.js';
 
 /** Exit signals, links, monitors and exit observers (Erlang semantics). */
@@ -56,8 +56,11 @@ export function terminate(runtime: Runtime, record: ProcessRecord, reason: ExitR
     record.waiter = undefined; // the body never resumes: a killed process runs no more code
   }
   runtime.live.remove(record);
-  record.pid.process = undefined;
-  if (record.mailbox.length > 0) record.mailbox.clear();
+  // the record is the pid, which may be held long after: keep none of the process's code or messages
+  record.process = undefined;
+  record.mailbox = EMPTY_MAILBOX;
+  record.behavior = undefined;
+  record.body = undefined;
   runtime.counters.exited++;
   if (record.extra !== undefined) releaseExtra(runtime, record, record.extra, reason);
   if (runtime.remote !== undefined) runtime.remote.exited(record, reason);
