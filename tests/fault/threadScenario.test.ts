@@ -8,7 +8,12 @@ import { SimulatedClock } from '../../src/actor/Clock.js';
 import { Remote } from '../../src/actor/internal/Remote.js';
 import { Random } from '../../src/actor/Random.js';
 import { SimulatedNetwork } from '../../src/fault/internal/SimulatedThreads.js';
-import { closeProbe, openProbe, THREAD_ACTORS_MODULE } from '../../src/fault/internal/threadActors.js';
+import {
+  closeProbe,
+  openProbe,
+  THREAD_ACTORS_MODULE,
+  type ThreadProbe,
+} from '../../src/fault/internal/threadActors.js';
 import { replayScenarioByName, runScenarioByName, shrinkScenarioFailure } from '../../src/fault/simulate.js';
 
 const code = (name: string) => ({ module: THREAD_ACTORS_MODULE, export: name });
@@ -26,12 +31,34 @@ function node(seed: number, threads: number, maxDelayMs: number): SimulatedNetwo
   });
 }
 
+/** Opens a probe on `network`'s clock, starts it, runs `body`, and closes both however it ends. */
+async function inNetwork(
+  network: SimulatedNetwork,
+  body: (id: number, probe: ThreadProbe) => Promise<void>,
+): Promise<void> {
+  const { id, probe } = openProbe(() => network.clock.now());
+  try {
+    await network.start();
+    await body(id, probe);
+  } finally {
+    network.close();
+    closeProbe(id);
+  }
+}
+
+/** The link and the monitor to w2 both came back noproc, and thread 2 holds no process. */
+function expectNoprocFromW2(probe: ThreadProbe, network: SimulatedNetwork): void {
+  expect(probe.signals.map((signal) => [signal.kind, signal.partner, signal.reason])).toEqual([
+    ['exit', 'w2', 'noproc'],
+    ['down', 'w2', 'noproc'],
+  ]);
+  expect(network.threads[2].system.processes()).toHaveLength(0);
+}
+
 describe('the simulated transport between runtimes', () => {
   it('keeps the order of one sender to one receiver while the seed varies every delay', async () => {
     const network = node(11, 3, 12);
-    const { id, probe } = openProbe(() => network.clock.now());
-    try {
-      await network.start();
+    await inNetwork(network, async (id, probe) => {
       const system0 = network.system0;
       const receiver = system0.spawn(code('Watcher'), [id, 'w2'], { thread: 2 });
       const sender = system0.spawn(code('Watcher'), [id, 'w1'], { thread: 1 });
@@ -47,17 +74,12 @@ describe('the simulated transport between runtimes', () => {
       );
       expect(delays.size).toBeGreaterThan(5);
       expect(network.wire.every((batch) => batch.fate === 'delivered')).toBe(true);
-    } finally {
-      network.close();
-      closeProbe(id);
-    }
+    });
   });
 
   it('a killed worker: batches to it are lost, thread 0 learns it after the detection delay and the replacement gets what was posted while it booted', async () => {
     const network = node(3, 2, 0);
-    const { id, probe } = openProbe(() => network.clock.now());
-    try {
-      await network.start();
+    await inNetwork(network, async (id, probe) => {
       const system0 = network.system0;
       const watcher = system0.spawn(code('Watcher'), [id, 'w0'], { trapExit: true });
       const far = system0.spawn(code('Watcher'), [id, 'w1'], { thread: 1 });
@@ -81,10 +103,7 @@ describe('the simulated transport between runtimes', () => {
       expect(network.waited).toBeGreaterThan(0);
       expect(system0.isAlive(child)).toBe(true);
       expect(network.wire.some((batch) => batch.fate === 'receiver-dead')).toBe(true);
-    } finally {
-      network.close();
-      closeProbe(id);
-    }
+    });
   });
 });
 
@@ -96,9 +115,7 @@ describe('a pid handed on before its spawn arrived (OTP: a pid exists once its p
     const network = node(1, 3, 10);
     let delayMs = 10;
     network.drawDelay = () => delayMs;
-    const { id, probe } = openProbe(() => network.clock.now());
-    try {
-      await network.start();
+    await inNetwork(network, async (id, probe) => {
       const system0 = network.system0;
       const target = system0.spawn(code('Watcher'), [id, 'w2'], { thread: 2, trapExit: true });
       await new Promise<void>((resolve) => setImmediate(resolve)); // posted: thread 0 to 2 takes 10 ms
@@ -114,19 +131,14 @@ describe('a pid handed on before its spawn arrived (OTP: a pid exists once its p
         ['exit', 'w2', 'killed'],
         ['down', 'w2', 'killed'],
       ]);
-    } finally {
-      network.close();
-      closeProbe(id);
-    }
+    });
   });
 
   it('when the spawner dies with its spawn on the way, what waited gets noproc', async () => {
     const network = node(1, 4, 10);
     let delayMs = 30;
     network.drawDelay = () => delayMs;
-    const { id, probe } = openProbe(() => network.clock.now());
-    try {
-      await network.start();
+    await inNetwork(network, async (id, probe) => {
       const system0 = network.system0;
       const linker = system0.spawn(code('Watcher'), [id, 'w3'], { thread: 3, trapExit: true });
       await network.runUntil(network.clock.now() + 40); // the linker exists on thread 3
@@ -139,22 +151,13 @@ describe('a pid handed on before its spawn arrived (OTP: a pid exists once its p
       await network.runUntil(start + 2);
       network.kill(1); // its spawn never reaches thread 2
       await network.runUntil(start + 60);
-      expect(probe.signals.map((signal) => [signal.kind, signal.partner, signal.reason])).toEqual([
-        ['exit', 'w2', 'noproc'],
-        ['down', 'w2', 'noproc'],
-      ]);
-      expect(network.threads[2].system.processes()).toHaveLength(0);
-    } finally {
-      network.close();
-      closeProbe(id);
-    }
+      expectNoprocFromW2(probe, network);
+    });
   });
 
   it('a spawn onto a thread that died, made before the spawner learned it, gives noproc once the replacement has booted and every thread answered', async () => {
     const network = node(1, 4, 0);
-    const { id, probe } = openProbe(() => network.clock.now());
-    try {
-      await network.start();
+    await inNetwork(network, async (id, probe) => {
       const system0 = network.system0;
       const linker = system0.spawn(code('Watcher'), [id, 'w3'], { thread: 3, trapExit: true });
       await network.runUntil(network.clock.now() + 5);
@@ -170,22 +173,13 @@ describe('a pid handed on before its spawn arrived (OTP: a pid exists once its p
       await network.runUntil(start + 30);
       expect(probe.signals).toEqual([]); // the link and monitor wait: thread 1 has not answered
       await network.runUntil(start + 80);
-      expect(probe.signals.map((signal) => [signal.kind, signal.partner, signal.reason])).toEqual([
-        ['exit', 'w2', 'noproc'],
-        ['down', 'w2', 'noproc'],
-      ]);
-      expect(network.threads[2].system.processes()).toHaveLength(0);
-    } finally {
-      network.close();
-      closeProbe(id);
-    }
+      expectNoprocFromW2(probe, network);
+    });
   });
 
   it('a spawn onto a lost thread made after its replacement booted, by a thread not yet told, gives noproc once that thread is told', async () => {
     const network = node(1, 4, 0);
-    const { id, probe } = openProbe(() => network.clock.now());
-    try {
-      await network.start();
+    await inNetwork(network, async (id, probe) => {
       const system0 = network.system0;
       const linker = system0.spawn(code('Watcher'), [id, 'w3'], { thread: 3, trapExit: true });
       await network.runUntil(network.clock.now() + 5);
@@ -199,15 +193,8 @@ describe('a pid handed on before its spawn arrived (OTP: a pid exists once its p
       await network.runUntil(start + 30);
       expect(probe.signals).toEqual([]); // they wait on the replacement for the spawn
       await network.runUntil(start + 80); // thread 1 told at +37: it says the spawn never comes
-      expect(probe.signals.map((signal) => [signal.kind, signal.partner, signal.reason])).toEqual([
-        ['exit', 'w2', 'noproc'],
-        ['down', 'w2', 'noproc'],
-      ]);
-      expect(network.threads[2].system.processes()).toHaveLength(0);
-    } finally {
-      network.close();
-      closeProbe(id);
-    }
+      expectNoprocFromW2(probe, network);
+    });
   });
 });
 
