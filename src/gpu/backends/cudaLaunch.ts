@@ -5,7 +5,6 @@
 import type { KernelLaunch, NativeBuffer } from '../Backend.js';
 import { type BackendKernelKind, dispatchKernel, type KernelTable } from '../kernels/catalog.js';
 import {
-  CUDA_ADAM_STEP_SCALARS,
   CUDA_BLOCK_SIZE,
   type CudaKernel,
   cudaAdamStep,
@@ -20,7 +19,12 @@ import {
   cudaSoftmax,
   cudaUnary,
 } from '../kernels/cuda.js';
-import { type Conv2dGeometry, conv2dGeometryValues, type Pool2dGeometry } from '../kernels/ops.js';
+import {
+  ADAM_STEP_SCALARS,
+  type Conv2dGeometry,
+  conv2dGeometryValues,
+  type Pool2dGeometry,
+} from '../kernels/ops.js';
 
 /** A device allocation: its CUdeviceptr. */
 export interface CudaBuffer extends NativeBuffer {
@@ -136,7 +140,7 @@ const CUDA_KERNELS: KernelTable<NativeBuffer, CudaBoundLaunch, CudaKernelKind> =
     const buffers = [launch.gradient, launch.firstMoment, launch.secondMoment, launch.output].map(pointer);
     return {
       kernel: cached('adamStep', cudaAdamStep),
-      values: [...buffers, launch.count, ...CUDA_ADAM_STEP_SCALARS.map((name) => launch[name])],
+      values: [...buffers, launch.count, ...ADAM_STEP_SCALARS.map((name) => launch[name])],
       blocks: blocksFor(launch.count),
     };
   },

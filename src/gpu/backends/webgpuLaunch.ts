@@ -5,9 +5,13 @@
  */
 import type { KernelLaunch, NativeBuffer } from '../Backend.js';
 import { type BackendKernelKind, dispatchKernel, type KernelTable } from '../kernels/catalog.js';
-import { type Conv2dGeometry, conv2dGeometryValues, type Pool2dGeometry } from '../kernels/ops.js';
 import {
   ADAM_STEP_SCALARS,
+  type Conv2dGeometry,
+  conv2dGeometryValues,
+  type Pool2dGeometry,
+} from '../kernels/ops.js';
+import {
   CONV_UNIFORM_FIELDS,
   WGSL_MATMUL_TILE,
   WGSL_WORKGROUP_SIZE,

@@ -30,6 +30,7 @@ import {
 } from '../internal/checks.js';
 import type { DType, MatmulPrecision } from '../types.js';
 import {
+  type AdamStepScalars,
   BINARY_OPS,
   type BinaryLayout,
   type BinaryOpName,
@@ -173,7 +174,7 @@ export interface KernelCatalog {
     optional: never;
     updated: 'firstMoment' | 'secondMoment';
     request: null;
-    launch: AdamStepParameters & { count: number; oneMinusBeta1: number; oneMinusBeta2: number };
+    launch: AdamStepScalars & { count: number };
   };
 }
 

@@ -5,6 +5,7 @@
  */
 import { compileJavaScript } from './Expression.js';
 import {
+  type AdamStepScalars,
   BINARY_OPS,
   type BinaryLayout,
   type BinaryOpName,
@@ -192,19 +193,6 @@ function matmulDots(
       output[i * n + j] = sum;
     }
   }
-}
-
-/** The scalars of one Adam step as the backends receive them (catalog `adamStep`). */
-export interface AdamStepScalars {
-  readonly beta1: number;
-  readonly oneMinusBeta1: number;
-  readonly beta2: number;
-  readonly oneMinusBeta2: number;
-  readonly epsilon: number;
-  readonly stepSize: number;
-  readonly inverseCorrection2: number;
-  readonly coupledDecay: number;
-  readonly shrink: number;
 }
 
 // p, g, m, v: (count); m, v and p updated in place, each value rounded to f32 as it is stored

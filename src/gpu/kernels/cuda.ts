@@ -6,6 +6,7 @@
  */
 import { toCuda } from './Expression.js';
 import {
+  ADAM_STEP_SCALARS,
   BINARY_OPS,
   type BinaryOpName,
   CONV2D_GEOMETRY_FIELDS,
@@ -326,22 +327,9 @@ export function cudaPoolBackward(op: 'max' | 'avg'): CudaKernel {
   };
 }
 
-/** The adamStep kernel's f32 arguments after its buffers and count, in order (as WGSL's uniform). */
-export const CUDA_ADAM_STEP_SCALARS = [
-  'beta1',
-  'oneMinusBeta1',
-  'beta2',
-  'oneMinusBeta2',
-  'epsilon',
-  'stepSize',
-  'inverseCorrection2',
-  'coupledDecay',
-  'shrink',
-] as const;
-
 /** One Adam/AdamW step per element, in place (catalog `adamStep`), in f32. */
 export function cudaAdamStep(): CudaKernel {
-  const scalars = CUDA_ADAM_STEP_SCALARS.map((name) => `float ${name}`).join(', ');
+  const scalars = ADAM_STEP_SCALARS.map((name) => `float ${name}`).join(', ');
   const source = `extern "C" __global__ void adam_step(const float* __restrict__ gradient, float* __restrict__ firstMoment, float* __restrict__ secondMoment, float* __restrict__ parameter, unsigned int count, ${scalars}) {
   ${GLOBAL_INDEX}
   if (i >= count) return;
@@ -355,7 +343,7 @@ export function cudaAdamStep(): CudaKernel {
 }
 `;
   const parameters: CudaParameterType[] = ['pointer', 'pointer', 'pointer', 'pointer', 'u32'];
-  for (const _ of CUDA_ADAM_STEP_SCALARS) parameters.push('f32');
+  for (const _ of ADAM_STEP_SCALARS) parameters.push('f32');
   return { name: 'adam_step', source, parameters };
 }
 

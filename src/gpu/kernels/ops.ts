@@ -176,6 +176,25 @@ export function conv2dGeometryValues(g: Conv2dGeometry): number[] {
 }
 
 /** 2-d pooling over square windows: `max` (the first maximum of each window) or `avg`. */
+/**
+ * The f32 scalars of one Adam/AdamW step (catalog `adamStep`), in the order the WGSL uniform
+ * block (after count) and the CUDA kernel's arguments (after its buffers and count) take them.
+ */
+export const ADAM_STEP_SCALARS = [
+  'beta1',
+  'oneMinusBeta1',
+  'beta2',
+  'oneMinusBeta2',
+  'epsilon',
+  'stepSize',
+  'inverseCorrection2',
+  'coupledDecay',
+  'shrink',
+] as const;
+
+/** The scalars of one Adam step as the backends receive them. */
+export type AdamStepScalars = { readonly [Name in (typeof ADAM_STEP_SCALARS)[number]]: number };
+
 export type PoolOpName = 'max' | 'avg';
 export const POOL_OP_NAMES: readonly PoolOpName[] = ['max', 'avg'];
 

@@ -7,6 +7,7 @@
  */
 import { toWgsl, toWgslVector } from './Expression.js';
 import {
+  ADAM_STEP_SCALARS,
   BINARY_OPS,
   type BinaryOpName,
   CONV2D_GEOMETRY_FIELDS,
@@ -342,19 +343,6 @@ ${store}
 `;
   return { name: wgslMatmulName(transposeA, transposeB), source };
 }
-
-/** The adamStep kernel's uniform words after count: the f32 scalars, in this order. */
-export const ADAM_STEP_SCALARS = [
-  'beta1',
-  'oneMinusBeta1',
-  'beta2',
-  'oneMinusBeta2',
-  'epsilon',
-  'stepSize',
-  'inverseCorrection2',
-  'coupledDecay',
-  'shrink',
-] as const;
 
 /**
  * One Adam/AdamW step per element, in place (catalog `adamStep`): reads gradient, updates the
