@@ -23,6 +23,7 @@ import {
   type Pid,
   Random,
 } from '../../src/actor/index.js';
+import { waitAsync } from '../../src/actor/internal/Ring.js';
 import { nameTableMemory, ownerWord, SharedNames } from '../../src/actor/internal/SharedNames.js';
 import type { ClaimOrder, ClientOrder, PuppetOrder, RaceOrder } from './fixtures/threadActors.js';
 import { fileTwoThreadSystem, idle, inbox, testSystem } from './helpers.js';
@@ -174,17 +175,6 @@ describe('registry, a refused spawn on a two-thread system', () => {
  * undefined; unregister removes the name; a name is removed when its process terminates.
  */
 const racer = { ...puppet, export: 'Racer' };
-
-/** Atomics.waitAsync (Node >= 16; missing from the ES2023 lib types the project compiles against). */
-const waitAsync = (
-  Atomics as unknown as {
-    waitAsync(
-      array: Int32Array,
-      index: number,
-      value: number,
-    ): { async: boolean; value: Promise<string> | string };
-  }
-).waitAsync;
 
 describe('registry, register and unregister of a process on another thread', () => {
   let system: ActorSystem;

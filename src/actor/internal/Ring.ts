@@ -518,7 +518,7 @@ export class RingHub {
 }
 
 /** Atomics.waitAsync (Node >= 16; missing from the ES2023 lib types this project compiles against). */
-const waitAsync = (
+export const waitAsync = (
   Atomics as unknown as {
     waitAsync(
       array: Int32Array,
