@@ -21,7 +21,7 @@
  * are bit-equal run to run for a given OpenBLAS thread count.
  */
 
-import { unavailableOnDevice } from '../deviceOps.js';
+import { anyOnDevice, unavailableOnDevice } from '../deviceOps.js';
 import { check } from '../errors.js';
 import { addAccumulated, float64Accumulator, sumStrided } from '../internal/accumulate.js';
 import { gemm } from '../internal/blas.js';
@@ -559,7 +559,7 @@ export function conv2d(
   options: Conv2dOptions = {},
 ): Tensor {
   const g = checkConvolution(x, weight, bias, options);
-  if (x.device !== 'cpu' || weight.device !== 'cpu' || (bias !== null && bias.device !== 'cpu')) {
+  if (anyOnDevice([x, weight, bias])) {
     const inputs = bias === null ? [x, weight] : [x, weight, bias];
     if (g.groups !== 1) unavailableOnDevice('conv2d with groups', inputs);
     return conv2dOnDevice(x, weight, bias, g);
@@ -676,7 +676,7 @@ export function conv2dMaxPoolRelu(
   bias: Tensor | null = null,
   options: Conv2dOptions = {},
 ): Tensor | null {
-  if (x.device !== 'cpu' || weight.device !== 'cpu' || (bias !== null && bias.device !== 'cpu')) return null;
+  if (anyOnDevice([x, weight, bias])) return null;
   const g = checkConvolution(x, weight, bias, options);
   if (!isSameSize(g) || g.height % 2 !== 0 || g.width % 2 !== 0) return null;
   const { batch, inChannels: channels, height, width, outChannels } = g;
