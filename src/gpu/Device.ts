@@ -27,7 +27,14 @@ import {
   requestSizes,
 } from './kernels/catalog.js';
 import type { BinaryLayout, BinaryOpName, PoolOpName, ReduceOpName, UnaryOpName } from './kernels/ops.js';
-import { BINARY_OPS, MAX_BROADCAST_RANK, REDUCE_OPS, UNARY_OPS } from './kernels/ops.js';
+import {
+  ADAM_STEP_SCALARS,
+  type AdamStepScalars,
+  BINARY_OPS,
+  MAX_BROADCAST_RANK,
+  REDUCE_OPS,
+  UNARY_OPS,
+} from './kernels/ops.js';
 import type { LaunchOptions, MatmulPrecision } from './types.js';
 
 export type { DeviceOptions } from './DeviceCore.js';
@@ -506,7 +513,12 @@ export class Device extends DeviceCore {
             operation,
             `${buffers[i][0]} and ${buffers[j][0]} are the same buffer; each needs its own`,
           );
-    checkAdamStep(this.id, step);
+    const scalars: AdamStepScalars = {
+      ...step,
+      oneMinusBeta1: 1 - step.beta1,
+      oneMinusBeta2: 1 - step.beta2,
+    };
+    checkAdamStep(this.id, scalars);
     this.enqueue(
       {
         kind: 'adamStep',
@@ -515,15 +527,7 @@ export class Device extends DeviceCore {
         firstMoment: firstMoment.native,
         secondMoment: secondMoment.native,
         count,
-        beta1: step.beta1,
-        beta2: step.beta2,
-        oneMinusBeta1: 1 - step.beta1,
-        oneMinusBeta2: 1 - step.beta2,
-        epsilon: step.epsilon,
-        stepSize: step.stepSize,
-        inverseCorrection2: step.inverseCorrection2,
-        coupledDecay: step.coupledDecay,
-        shrink: step.shrink,
+        ...scalars,
       },
       options,
     );
@@ -587,17 +591,8 @@ export class Device extends DeviceCore {
 }
 
 /** Each scalar of an Adam step finite, betas in [0, 1), epsilon > 0 (Adam.ts checks its options likewise). */
-function checkAdamStep(deviceId: string, step: AdamStepParameters): void {
-  const fields = [
-    'beta1',
-    'beta2',
-    'epsilon',
-    'stepSize',
-    'inverseCorrection2',
-    'coupledDecay',
-    'shrink',
-  ] as const;
-  for (const field of fields) {
+function checkAdamStep(deviceId: string, step: AdamStepScalars): void {
+  for (const field of ADAM_STEP_SCALARS) {
     const value = step[field];
     if (typeof value !== 'number' || !Number.isFinite(value))
       throw new DeviceError(deviceId, 'adamStep', `${field} must be a finite number, got ${String(value)}`);

@@ -37,7 +37,7 @@ import { migrate } from '../gpu/migrate.js';
 import { type Dtype, decodeStorage, encodeStorage, type Storage } from './dtype.js';
 import { check, TensorError } from './errors.js';
 import { pool } from './internal/pool.js';
-import { gatherStrided } from './internal/strided.js';
+import { contiguousStrides, gatherStrided } from './internal/strided.js';
 
 /**
  * An op's gradient rule: the output's gradient (a tensor on the output's device, the output's
@@ -230,15 +230,7 @@ export function sizeOf(shape: readonly number[]): number {
   return size;
 }
 
-export function contiguousStrides(shape: readonly number[]): number[] {
-  const strides = new Array<number>(shape.length);
-  let stride = 1;
-  for (let d = shape.length - 1; d >= 0; d--) {
-    strides[d] = stride;
-    stride *= shape[d];
-  }
-  return strides;
-}
+export { contiguousStrides };
 
 export function validateShape(shape: readonly number[], context: string): void {
   for (const dimension of shape) {

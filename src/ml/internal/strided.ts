@@ -45,7 +45,7 @@ export function mergeLayout(shape: readonly number[], strides: readonly (readonl
 }
 
 /** Row-major strides of a contiguous tensor of `shape`. */
-export function contiguousStridesOf(shape: readonly number[]): number[] {
+export function contiguousStrides(shape: readonly number[]): number[] {
   const strides = new Array<number>(shape.length);
   let stride = 1;
   for (let d = shape.length - 1; d >= 0; d--) {
@@ -124,7 +124,7 @@ export function gatherStrided<T extends { [index: number]: number }>(
   strides: readonly number[],
   out: T,
 ): void {
-  const layout = mergeLayout(shape, [contiguousStridesOf(shape), strides]);
+  const layout = mergeLayout(shape, [contiguousStrides(shape), strides]);
   const step = layout.strides[1][layout.sizes.length - 1];
   forEachRun(layout, [0, offset], (at, length) => {
     const to = at[0];

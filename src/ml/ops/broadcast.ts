@@ -11,7 +11,7 @@ import { broadcastShapes } from '../internal/broadcast.js';
 import { pool } from '../internal/pool.js';
 import {
   broadcastStrides,
-  contiguousStridesOf,
+  contiguousStrides,
   forEachRun,
   gatherStrided,
   mergeLayout,
@@ -68,7 +68,7 @@ export function sumTo(x: Tensor, shape: readonly number[]): Tensor {
     const data = pool.take(sizeOf(shape));
     // many values add into each element: in float64, rounded once (internal/accumulate.ts)
     const sums = float64Accumulator(data.length);
-    const layout = mergeLayout(x.shape, [contiguousStridesOf(x.shape), broadcastStrides(shape, x.shape)]);
+    const layout = mergeLayout(x.shape, [contiguousStrides(x.shape), broadcastStrides(shape, x.shape)]);
     const last = layout.sizes.length - 1;
     const step = layout.strides[1][last];
     forEachRun(layout, [0, 0], ([from, to], n) => {

@@ -20,7 +20,7 @@ import { check } from '../errors.js';
 import { broadcastIndexMap, broadcastShapes } from '../internal/broadcast.js';
 import { pool } from '../internal/pool.js';
 import { reluBackwardKernel, reluKernel } from '../internal/reluKernel.js';
-import { broadcastStrides, contiguousStridesOf, forEachRun, mergeLayout } from '../internal/strided.js';
+import { broadcastStrides, contiguousStrides, forEachRun, mergeLayout } from '../internal/strided.js';
 import {
   contiguousData,
   dispose,
@@ -84,7 +84,7 @@ function binaryForward(
   out: Float32Array,
 ): void {
   const layout = mergeLayout(shape, [
-    contiguousStridesOf(shape),
+    contiguousStrides(shape),
     broadcastStrides(aShape, shape),
     broadcastStrides(bShape, shape),
   ]);
