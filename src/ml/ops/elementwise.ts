@@ -29,6 +29,7 @@ import {
   record,
   releaseTemporary,
   scalar,
+  sizeOf,
   type Tensor,
 } from '../Tensor.js';
 import { sumTo } from './broadcast.js';
@@ -212,17 +213,11 @@ function binaryOnHost(op: BinaryOp, left: Operand, right: Operand): Tensor {
   const shape = broadcastShapes(a.shape, b.shape, op);
   const av = contiguousData(a);
   const bv = contiguousData(b);
-  const out = pool.take(sizeFromShape(shape));
+  const out = pool.take(sizeOf(shape));
   binaryForward(op, av, a.shape, bv, b.shape, shape, out);
   releaseTemporary(a, av);
   releaseTemporary(b, bv);
   return hostTensor(out, shape);
-}
-
-function sizeFromShape(shape: readonly number[]): number {
-  let size = 1;
-  for (const dimension of shape) size *= dimension;
-  return size;
 }
 
 /** a + b (broadcasting). */
