@@ -7,8 +7,10 @@ import {
   chosenCoreType,
   cpuHasAvx512,
   gemm,
+  K_SLICE,
   openBlasGemm,
   rawOpenBlasSgemm,
+  SLICED_OUTPUT_MAX,
   setBlasBackend,
   typescriptGemm,
 } from '../../src/ml/internal/blas.js';
@@ -101,6 +103,47 @@ describe('gemm backends', () => {
       ),
       { numRuns: 30, seed: 11 },
     );
+  });
+
+  it('a small output over a long k (run in k slices) agrees with the definition', () => {
+    // 3 x 5 over k = 2.5 K_SLICE: two whole slices and a part, every transpose, offsets, beta.
+    const [m, n, k] = [3, 5, Math.floor(2.5 * K_SLICE)];
+    expect(m * n).toBeLessThanOrEqual(SLICED_OUTPUT_MAX);
+    for (const [ta, tb] of [
+      [false, false],
+      [false, true],
+      [true, false],
+      [true, true],
+    ] as const) {
+      const random = new Random(ta ? (tb ? 4 : 3) : tb ? 2 : 1);
+      const offset = 2;
+      const lda = (ta ? m : k) + 1;
+      const ldb = (tb ? k : n) + 3;
+      const ldc = n + 2;
+      const a = uniformArray(random, offset + (ta ? k : m) * lda);
+      const b = uniformArray(random, offset + (tb ? n : k) * ldb);
+      const c = uniformArray(random, offset + m * ldc);
+      const expected = reference(
+        ta,
+        tb,
+        m,
+        n,
+        k,
+        0.75,
+        a.subarray(offset),
+        lda,
+        b.subarray(offset),
+        ldb,
+        0.5,
+        c.subarray(offset),
+        ldc,
+      );
+      const out = Float32Array.from(c);
+      gemm(ta, tb, m, n, k, 0.75, a, offset, lda, b, offset, ldb, 0.5, out, offset, ldc);
+      // Each entry sums 10,240 products of values in [-1, 1): f32 error well under 2e-3.
+      expectClose(out.subarray(offset), expected, 2e-3);
+      expectClose(out.subarray(0, offset), c.subarray(0, offset), 0);
+    }
   });
 
   it('setBlasThreads changes OpenBLAS threading and rejects bad counts', () => {

@@ -20,10 +20,12 @@ import {
   BR_IF,
   EMPTY_BLOCK,
   END,
+  F32,
   F32_LOAD,
   F32X4_ADD,
   F32X4_GT,
   F32X4_MAX,
+  F32X4_SPLAT,
   I32,
   I32_ADD,
   I32_CONST,
@@ -64,14 +66,16 @@ function addBody(): number[] {
 }
 
 // maxPoolRelu: parameters 0 in, 1 out, 2 winners (byte addresses), 3 rows, 4 outWidth, 5 width,
-// 6 indexBase, 7 masked; i32 locals 8 r, 9 c (output column), 10 top, 11 bottom (row
-// addresses); v128 locals 12-15 the window's four candidates a, b, c, d (top-left, top-right,
-// bottom-left, bottom-right), 16 best, 17 index, 18 mask, 19 a's indices, 20-21 two loaded
-// vectors.
-const [P_IN, P_OUT, P_WINNERS, P_ROWS, P_OUT_WIDTH, P_WIDTH, P_BASE, P_MASKED] = [0, 1, 2, 3, 4, 5, 6, 7];
-const [L_ROW, L_COLUMN, L_TOP, L_BOTTOM] = [8, 9, 10, 11];
-const [V_A, V_B, V_C, V_D, V_BEST, V_INDEX, V_MASK, V_INDICES, V_FIRST, V_SECOND] = [
-  12, 13, 14, 15, 16, 17, 18, 19, 20, 21,
+// 6 indexBase, 7 masked, 8 bias (f32); i32 locals 9 r, 10 c (output column), 11 top, 12 bottom
+// (row addresses); v128 locals 13-16 the window's four candidates a, b, c, d (top-left,
+// top-right, bottom-left, bottom-right), 17 best, 18 index, 19 mask, 20 a's indices, 21-22 two
+// loaded vectors, 23 the bias in every lane.
+const [P_IN, P_OUT, P_WINNERS, P_ROWS, P_OUT_WIDTH, P_WIDTH, P_BASE, P_MASKED, P_BIAS] = [
+  0, 1, 2, 3, 4, 5, 6, 7, 8,
+];
+const [L_ROW, L_COLUMN, L_TOP, L_BOTTOM] = [9, 10, 11, 12];
+const [V_A, V_B, V_C, V_D, V_BEST, V_INDEX, V_MASK, V_INDICES, V_FIRST, V_SECOND, V_BIAS] = [
+  13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23,
 ];
 const I8X16_SHUFFLE = simd(0x0d);
 const I32X4_SPLAT = simd(0x11);
@@ -83,14 +87,19 @@ const ODD_LANES = EVEN_LANES.map((lane) => lane + 4);
 /** i32 lanes 0, 2, 4, 6: the first element of four consecutive windows. */
 const WINDOW_STARTS = [0, 0, 0, 0, 2, 0, 0, 0, 4, 0, 0, 0, 6, 0, 0, 0];
 
-/** Windows 4 at a time from the row at address local `row`: a/b or c/d (even and odd lanes). */
+/**
+ * Windows 4 at a time from the row at address local `row`, plus the bias: a/b or c/d (even and
+ * odd lanes). The bias goes onto each value before any comparison, so the windows compare the
+ * biased values (those of conv2d's output).
+ */
 function loadPairs(row: number, even: number, odd: number): number[] {
   const address = [LOCAL_GET, row, LOCAL_GET, L_COLUMN, I32_CONST, 3, I32_SHL, I32_ADD];
+  const biased = [LOCAL_GET, V_BIAS, ...F32X4_ADD];
   return [
     ...[...address, ...V128_LOAD.slice(0, -1), 0, LOCAL_SET, V_FIRST],
     ...[...address, ...V128_LOAD.slice(0, -1), 16, LOCAL_SET, V_SECOND],
-    ...[LOCAL_GET, V_FIRST, LOCAL_GET, V_SECOND, ...I8X16_SHUFFLE, ...EVEN_LANES, LOCAL_SET, even],
-    ...[LOCAL_GET, V_FIRST, LOCAL_GET, V_SECOND, ...I8X16_SHUFFLE, ...ODD_LANES, LOCAL_SET, odd],
+    ...[LOCAL_GET, V_FIRST, LOCAL_GET, V_SECOND, ...I8X16_SHUFFLE, ...EVEN_LANES, ...biased, LOCAL_SET, even],
+    ...[LOCAL_GET, V_FIRST, LOCAL_GET, V_SECOND, ...I8X16_SHUFFLE, ...ODD_LANES, ...biased, LOCAL_SET, odd],
   ];
 }
 
@@ -105,8 +114,8 @@ function takeIfGreater(candidate: number, offset: number[]): number[] {
 }
 
 /**
- * out[r, c] = max(0, the first maximum of the window in[2r, 2c], in[2r, 2c+1], in[2r+1, 2c],
- * in[2r+1, 2c+1]) and winners[r, c] = indexBase + its element index from `in` where that maximum
+ * out[r, c] = max(0, the first maximum of the window bias + in[2r, 2c], bias + in[2r, 2c+1],
+ * bias + in[2r+1, 2c], bias + in[2r+1, 2c+1]) and winners[r, c] = indexBase + its element index from `in` where that maximum
  * is > 0, else `masked` (ReLU's mask, for a backward without a branch), for r < rows and
  * c < outWidth, four columns at a time: a row's last vector may read up to 8 elements past the
  * row pair and write up to 3 past the row's outputs (the next row's, written after; the caller
@@ -116,6 +125,7 @@ function takeIfGreater(candidate: number, offset: number[]): number[] {
 function maxPoolReluBody(): number[] {
   const outputIndex = [LOCAL_GET, L_ROW, LOCAL_GET, P_OUT_WIDTH, I32_MUL, LOCAL_GET, L_COLUMN, I32_ADD];
   const code = [
+    ...[LOCAL_GET, P_BIAS, ...F32X4_SPLAT, LOCAL_SET, V_BIAS],
     ...[BLOCK, EMPTY_BLOCK, LOCAL_GET, P_ROWS, I32_EQZ, BR_IF, 0, LOCAL_GET, P_OUT_WIDTH, I32_EQZ, BR_IF, 0],
     LOOP,
     EMPTY_BLOCK,
@@ -185,7 +195,7 @@ function maxPoolReluBody(): number[] {
   const body = [
     ...vector([
       [4, I32],
-      [10, V128],
+      [11, V128],
     ]),
     ...code,
     END,
@@ -276,12 +286,12 @@ function gatherSumBody(): number[] {
 
 function moduleBytes(): Uint8Array {
   const threeType = [0x60, ...vector([[I32], [I32], [I32]]), 0];
-  const eightType = [0x60, ...vector(new Array(8).fill([I32])), 0];
+  const poolType = [0x60, ...vector([...new Array(8).fill([I32]), [F32]]), 0];
   const fourType = [0x60, ...vector(new Array(4).fill([I32])), 0];
   const sumType = [0x60, ...vector([[I32], [I32], [I32]]), 1, F64];
   return new Uint8Array([
     ...[0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00],
-    ...section(1, vector([threeType, eightType, fourType, sumType])),
+    ...section(1, vector([threeType, poolType, fourType, sumType])),
     ...section(2, vector([[...name('env'), ...name('memory'), 0x02, 0x00, 0x00]])),
     ...section(3, vector([[0], [1], [2], [3]])),
     ...section(
@@ -312,8 +322,9 @@ export interface ConvWorkspace {
    * 2x2 stride-2 max pooling then ReLU of `rows` pairs of input rows of `width` at element
    * `input` into `rows` rows of `outWidth` at `out`, with each window's first maximum's element
    * index from `input`, plus `indexBase`, in `indices` at `winners` (element offsets), or
-   * `masked` where the result is not positive (ReLU's mask). It may read up to 8 elements past
-   * the input and write up to 3 past each output: leave room.
+   * `masked` where the result is not positive (ReLU's mask). `bias` is added to every input
+   * before the windows compare (conv2d's bias, so that its gemm need not add it). It may read up
+   * to 8 elements past the input and write up to 3 past each output: leave room.
    */
   maxPoolRelu(
     input: number,
@@ -324,6 +335,7 @@ export interface ConvWorkspace {
     width: number,
     indexBase: number,
     masked: number,
+    bias: number,
   ): void;
   /** view[base + indices[winners + i]] = view[values + i] for i in [0, count) (element offsets). */
   scatter(base: number, winners: number, values: number, count: number): void;
@@ -370,8 +382,8 @@ export function convWorkspace(elements: number): ConvWorkspace | null {
         if (vectors > 0) kernel(dst * 4, src * 4, vectors * 4);
         for (let i = vectors; i < count; i++) view[dst + i] += view[src + i];
       },
-      maxPoolRelu(input, out, winners, rows, outWidth, width, indexBase, masked) {
-        pool(input * 4, out * 4, winners * 4, rows, outWidth, width, indexBase, masked);
+      maxPoolRelu(input, out, winners, rows, outWidth, width, indexBase, masked, bias) {
+        pool(input * 4, out * 4, winners * 4, rows, outWidth, width, indexBase, masked, bias);
       },
       scatter(base, winners, values, count) {
         if (count > 0) scatter(base * 4, winners * 4, values * 4, count);

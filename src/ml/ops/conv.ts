@@ -395,6 +395,15 @@ function reorder<T extends Float32Array | Int32Array>(
   }
 }
 
+/** rows (O, length) += bias[o] on row o. */
+function addRowBias(rows: Float32Array, bias: Float32Array, length: number): void {
+  for (let o = 0; o < bias.length; o++) {
+    const b = bias[o];
+    const end = (o + 1) * length;
+    for (let i = o * length; i < end; i++) rows[i] += b;
+  }
+}
+
 /**
  * The bias gradient: the sum of each row of rows (O, length) in float64
  * (internal/accumulate.ts), four running sums so the adds do not wait on each other.
@@ -457,13 +466,12 @@ function groupProducts(g: Conv2dGeometry, columns: number): GroupProducts {
   return { groups: g.groups, groupOut: g.outChannels / g.groups, groupDepth: depth / g.groups, columns };
 }
 
-/** out (O, N*P) = (beta 0) or += (beta 1) weight_g @ cols_g, per group. */
+/** out (O, N*P) = weight_g @ cols_g, per group. */
 function forwardProducts(
   s: GroupProducts,
   weight: Float32Array,
   cols: Float32Array,
   colsAt: number,
-  beta: number,
   out: Float32Array,
 ): void {
   const { groupOut, groupDepth, columns } = s;
@@ -481,7 +489,7 @@ function forwardProducts(
       cols,
       colsAt + gi * groupDepth * columns,
       columns,
-      beta,
+      0,
       out,
       gi * groupOut * columns,
       columns,
@@ -590,13 +598,14 @@ export function conv2d(
     work.set(xv);
     im2colSameWidth(work, 0, g, work, colsAt);
   } else for (let n = 0; n < batch; n++) im2col(xv, g, n, work, colsAt + n * positions, columns);
-  // product (O, N*P) = bias + weight_g @ cols_g per group: one large gemm per group, which
-  // OpenBLAS splits between its threads; then a reorder to (N, O, P) in the product's second
+  // product (O, N*P) = weight_g @ cols_g per group: one large gemm per group, which OpenBLAS
+  // splits between its threads; then the bias, row by row (after the whole product, as the fused
+  // op adds it: the same sums, bit for bit); then a reorder to (N, O, P) in the product's second
   // half (copyWithin, no views) and one copy into the result.
   const size = outChannels * columns;
   const product = pool.take(2 * size);
-  if (bv !== null) for (let o = 0; o < outChannels; o++) product.fill(bv[o], o * columns, (o + 1) * columns);
-  forwardProducts(products, wv, work, colsAt, bv === null ? 0 : 1, product);
+  forwardProducts(products, wv, work, colsAt, product);
+  if (bv !== null) addRowBias(product, bv, columns);
   reorder(product, 0, product, size, outChannels, batch, positions, false);
   const out = pool.take(size);
   out.set(product.subarray(size));
@@ -709,18 +718,29 @@ export function conv2dMaxPoolRelu(
   reorder(work, colsAt, work, 0, channels, batch, plane, true);
   im2colSameSize(work, 0, g, colsAt);
   const view = workspace.view;
-  if (bv !== null) for (let o = 0; o < outChannels; o++) view.fill(bv[o], o * columns, (o + 1) * columns);
-  forwardProducts(products, wv, work, colsAt, bv === null ? 0 : 1, view);
-  // Plane (o, n) of the product is pooled (and clamped) into the result's place (n, o): the
-  // pooled planes come out in (N, O, H/2, W/2) order, winners as indices into the product, or,
-  // where the result is not positive (ReLU's mask), `masked`: one element past the gradient's
-  // (O, N*P) in the backward, so that its scatter has no branch.
+  forwardProducts(products, wv, work, colsAt, view);
+  // Plane (o, n) of the product plus bias o is pooled (and clamped) into the result's place
+  // (n, o): the pooled planes come out in (N, O, H/2, W/2) order, winners as indices into the
+  // product, or, where the result is not positive (ReLU's mask), `masked`: one element past the
+  // gradient's (O, N*P) in the backward, so that its scatter has no branch. The bias goes on in
+  // the pooling kernel, before the windows compare: no pass to fill the product with it.
   const masked = outChannels * columns;
   for (let n = 0; n < batch; n++) {
     for (let o = 0; o < outChannels; o++) {
       const at = (n * outChannels + o) * pooledPlane;
       const from = (o * batch + n) * plane;
-      workspace.maxPoolRelu(from, pooledAt + at, winnersAt + at, height / 2, width / 2, width, from, masked);
+      const b = bv === null ? 0 : bv[o];
+      workspace.maxPoolRelu(
+        from,
+        pooledAt + at,
+        winnersAt + at,
+        height / 2,
+        width / 2,
+        width,
+        from,
+        masked,
+        b,
+      );
     }
   }
   const out = pool.take(pooled);
