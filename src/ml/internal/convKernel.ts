@@ -284,16 +284,106 @@ function gatherSumBody(): number[] {
   return [...unsignedLeb128(body.length), ...body];
 }
 
+const I32_AND = 0x71;
+
+// copyRows / addRows: parameters 0 dst, 1 dstRow, 2 dstImage (bytes), 3 src, 4 srcRow,
+// 5 srcImage (bytes), 6 images, 7 rows, 8 width (elements); i32 locals 9 n, 10 r, 11 i (the
+// byte within the row), 12 d, 13 s (row addresses), 14 dImage, 15 sImage (image addresses),
+// 16 the row's bytes in whole vectors; v128 local 17 the lanes of the last part-vector.
+const [R_DST, R_DST_ROW, R_DST_IMAGE, R_SRC, R_SRC_ROW, R_SRC_IMAGE, R_IMAGES, R_ROWS, R_WIDTH] = [
+  0, 1, 2, 3, 4, 5, 6, 7, 8,
+];
+const [R_N, R_R, R_I, R_D, R_S, R_D_IMAGE, R_S_IMAGE, R_VECTOR_BYTES] = [9, 10, 11, 12, 13, 14, 15, 16];
+const R_TAIL_MASK = 17;
+const I32X4_GT_S = simd(0x3b);
+const LANE_NUMBERS = [0, 0, 0, 0, 1, 0, 0, 0, 2, 0, 0, 0, 3, 0, 0, 0];
+
+/** local += local or constant */
+const addTo = (local: number, amount: number[]): number[] => [
+  LOCAL_GET,
+  local,
+  ...amount,
+  I32_ADD,
+  LOCAL_SET,
+  local,
+];
+
+/**
+ * For n < images and r < rows: width elements from src + n*srcImage + r*srcRow to (copy) or
+ * onto (add) dst + n*dstImage + r*dstRow, 4 lanes at a time; a row's last width % 4 elements
+ * are one vector whose other lanes keep dst's values (bitselect), so exactly the rows' elements
+ * change and rows may border padding or other rows. That last vector reads up to 3 elements
+ * past a row of src and of dst: leave room after the last.
+ */
+function rowsBody(add: boolean): number[] {
+  const at = (row: number): number[] => [LOCAL_GET, row, LOCAL_GET, R_I, I32_ADD];
+  const value = add
+    ? [...at(R_S), ...V128_LOAD, ...at(R_D), ...V128_LOAD, ...F32X4_ADD]
+    : [...at(R_S), ...V128_LOAD];
+  const vectorStep = [...at(R_D), ...value, ...V128_STORE];
+  const tailStep = [
+    ...at(R_D),
+    ...value,
+    ...at(R_D),
+    ...V128_LOAD,
+    ...[LOCAL_GET, R_TAIL_MASK, ...V128_BITSELECT, ...V128_STORE],
+  ];
+  const code = [
+    BLOCK,
+    EMPTY_BLOCK,
+    ...[LOCAL_GET, R_IMAGES, I32_EQZ, BR_IF, 0, LOCAL_GET, R_ROWS, I32_EQZ, BR_IF, 0],
+    ...[LOCAL_GET, R_WIDTH, I32_EQZ, BR_IF, 0],
+    // (0x7c is -4 in signed LEB128: width rounded down to whole vectors)
+    ...[LOCAL_GET, R_WIDTH, I32_CONST, 0x7c, I32_AND, I32_CONST, 2, I32_SHL, LOCAL_SET, R_VECTOR_BYTES],
+    // the tail's lanes: lane < width % 4
+    ...[LOCAL_GET, R_WIDTH, I32_CONST, 3, I32_AND, ...I32X4_SPLAT, ...V128_CONST, ...LANE_NUMBERS],
+    ...[...I32X4_GT_S, LOCAL_SET, R_TAIL_MASK],
+    ...[LOCAL_GET, R_DST, LOCAL_SET, R_D_IMAGE, LOCAL_GET, R_SRC, LOCAL_SET, R_S_IMAGE],
+    ...[LOOP, EMPTY_BLOCK],
+    ...[LOCAL_GET, R_D_IMAGE, LOCAL_SET, R_D, LOCAL_GET, R_S_IMAGE, LOCAL_SET, R_S],
+    ...[I32_CONST, 0, LOCAL_SET, R_R],
+    ...[LOOP, EMPTY_BLOCK],
+    ...[I32_CONST, 0, LOCAL_SET, R_I],
+    ...[BLOCK, EMPTY_BLOCK, LOCAL_GET, R_VECTOR_BYTES, I32_EQZ, BR_IF, 0, LOOP, EMPTY_BLOCK],
+    ...vectorStep,
+    ...addTo(R_I, [I32_CONST, 16]),
+    ...[LOCAL_GET, R_I, LOCAL_GET, R_VECTOR_BYTES, I32_LT_U, BR_IF, 0, END, END],
+    // the last part-vector, when width % 4 > 0
+    ...[BLOCK, EMPTY_BLOCK, LOCAL_GET, R_WIDTH, I32_CONST, 3, I32_AND, I32_EQZ, BR_IF, 0],
+    ...tailStep,
+    END,
+    ...addTo(R_D, [LOCAL_GET, R_DST_ROW]),
+    ...addTo(R_S, [LOCAL_GET, R_SRC_ROW]),
+    ...addTo(R_R, [I32_CONST, 1]),
+    ...[LOCAL_GET, R_R, LOCAL_GET, R_ROWS, I32_LT_U, BR_IF, 0, END],
+    ...addTo(R_D_IMAGE, [LOCAL_GET, R_DST_IMAGE]),
+    ...addTo(R_S_IMAGE, [LOCAL_GET, R_SRC_IMAGE]),
+    ...addTo(R_N, [I32_CONST, 1]),
+    ...[LOCAL_GET, R_N, LOCAL_GET, R_IMAGES, I32_LT_U, BR_IF, 0, END],
+    END,
+  ];
+  const body = [
+    ...vector([
+      [8, I32],
+      [1, V128],
+    ]),
+    ...code,
+    END,
+  ];
+  return [...unsignedLeb128(body.length), ...body];
+}
+
 function moduleBytes(): Uint8Array {
   const threeType = [0x60, ...vector([[I32], [I32], [I32]]), 0];
   const poolType = [0x60, ...vector([...new Array(8).fill([I32]), [F32]]), 0];
   const fourType = [0x60, ...vector(new Array(4).fill([I32])), 0];
   const sumType = [0x60, ...vector([[I32], [I32], [I32]]), 1, F64];
+  const rowsType = [0x60, ...vector(new Array(9).fill([I32])), 0];
   return new Uint8Array([
     ...[0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00],
-    ...section(1, vector([threeType, poolType, fourType, sumType])),
+    ...section(1, vector([threeType, poolType, fourType, sumType, rowsType])),
     ...section(2, vector([[...name('env'), ...name('memory'), 0x02, 0x00, 0x00]])),
-    ...section(3, vector([[0], [1], [2], [3]])),
+    ...section(3, vector([[0], [1], [2], [3], [4], [4]])),
     ...section(
       7,
       vector([
@@ -301,9 +391,14 @@ function moduleBytes(): Uint8Array {
         [...name('maxPoolRelu'), 0x00, 0x01],
         [...name('scatter'), 0x00, 0x02],
         [...name('gatherSum'), 0x00, 0x03],
+        [...name('copyRows'), 0x00, 0x04],
+        [...name('addRows'), 0x00, 0x05],
       ]),
     ),
-    ...section(10, vector([addBody(), maxPoolReluBody(), scatterBody(), gatherSumBody()])),
+    ...section(
+      10,
+      vector([addBody(), maxPoolReluBody(), scatterBody(), gatherSumBody(), rowsBody(false), rowsBody(true)]),
+    ),
   ]);
 }
 
@@ -341,6 +436,26 @@ export interface ConvWorkspace {
   scatter(base: number, winners: number, values: number, count: number): void;
   /** The float64 sum of view[base + indices[winners + i]] for i in [0, count). */
   gatherSum(base: number, winners: number, count: number): number;
+  /**
+   * For n < images, r < rows: the `width` elements at src + n*srcImage + r*srcRow copied to
+   * (`copyRows`) or added onto (`addRows`) dst + n*dstImage + r*dstRow (element offsets and
+   * strides). Exactly those elements are read and written: rows may border padding.
+   */
+  copyRows(rows: RowBlock): void;
+  addRows(rows: RowBlock): void;
+}
+
+/** A block of rows for `copyRows` / `addRows`: element offsets and strides in the workspace. */
+export interface RowBlock {
+  readonly dst: number;
+  readonly dstRow: number;
+  readonly dstImage: number;
+  readonly src: number;
+  readonly srcRow: number;
+  readonly srcImage: number;
+  readonly images: number;
+  readonly rows: number;
+  readonly width: number;
 }
 
 let compiled: object | null | undefined;
@@ -352,10 +467,7 @@ export function setConvWorkspaceEnabled(on: boolean): void {
   enabled = on;
 }
 
-/** A workspace of at least `elements` f32, or null (turned off, no WebAssembly SIMD, or too large). */
-export function convWorkspace(elements: number): ConvWorkspace | null {
-  if (!enabled) return null;
-  if (current !== null && current.elements >= elements) return current.workspace;
+function compiledModule(): object | null {
   if (compiled === undefined) {
     try {
       compiled = wasm === undefined ? null : new wasm.Module(moduleBytes());
@@ -363,17 +475,37 @@ export function convWorkspace(elements: number): ConvWorkspace | null {
       compiled = null;
     }
   }
-  if (compiled === null || wasm === undefined || elements * 4 > CONV_WORKSPACE_BYTES_MAX) return null;
+  return compiled;
+}
+
+/** A workspace over a new memory of `pages` pages, or null. */
+function createWorkspace(module: object, pages: number): ConvWorkspace | null {
+  if (wasm === undefined) return null;
   try {
-    const pages = Math.ceil((elements * 4) / PAGE_BYTES);
     const memory: WasmMemory = new wasm.Memory({ initial: pages });
-    const { exports } = new wasm.Instance(compiled, { env: { memory } });
+    const { exports } = new wasm.Instance(module, { env: { memory } });
     const kernel = exports.add as (dst: number, src: number, byteLength: number) => void;
     const pool = exports.maxPoolRelu as (...offsets: number[]) => void;
     const scatter = exports.scatter as (...offsets: number[]) => void;
     const gatherSum = exports.gatherSum as (...offsets: number[]) => number;
+    const copyRows = exports.copyRows as (...offsets: number[]) => void;
+    const addRows = exports.addRows as (...offsets: number[]) => void;
     const view = new Float32Array(memory.buffer);
-    const workspace: ConvWorkspace = {
+    const rowsKernel =
+      (run: (...offsets: number[]) => void) =>
+      (b: RowBlock): void =>
+        run(
+          b.dst * 4,
+          b.dstRow * 4,
+          b.dstImage * 4,
+          b.src * 4,
+          b.srcRow * 4,
+          b.srcImage * 4,
+          b.images,
+          b.rows,
+          b.width,
+        );
+    return {
       view,
       indices: new Int32Array(memory.buffer),
       add(dst, src, count) {
@@ -391,10 +523,73 @@ export function convWorkspace(elements: number): ConvWorkspace | null {
       gatherSum(base, winners, count) {
         return count > 0 ? gatherSum(base * 4, winners * 4, count) : 0;
       },
+      copyRows: rowsKernel(copyRows),
+      addRows: rowsKernel(addRows),
     };
-    current = { workspace, elements: (pages * PAGE_BYTES) / 4 };
-    return workspace;
   } catch {
     return null;
   }
+}
+
+/** The pages that hold `elements` f32, or null when that is over CONV_WORKSPACE_BYTES_MAX. */
+function pagesFor(elements: number): number | null {
+  return elements * 4 > CONV_WORKSPACE_BYTES_MAX ? null : Math.max(1, Math.ceil((elements * 4) / PAGE_BYTES));
+}
+
+/**
+ * The shared workspace, of at least `elements` f32, or null (turned off, no WebAssembly SIMD, or
+ * too large). Its contents last until the next op that uses it: an op's backward must not
+ * expect what its forward left there.
+ */
+export function convWorkspace(elements: number): ConvWorkspace | null {
+  if (!enabled) return null;
+  if (current !== null && current.elements >= elements) return current.workspace;
+  const module = compiledModule();
+  const pages = pagesFor(elements);
+  if (module === null || pages === null) return null;
+  const workspace = createWorkspace(module, pages);
+  if (workspace === null) return null;
+  current = { workspace, elements: (pages * PAGE_BYTES) / 4 };
+  return workspace;
+}
+
+/**
+ * Workspaces an op keeps from its forward to its backward (the fused convolution's padded input
+ * and columns), reused by size: at most CONV_BUFFERS_PER_SIZE_MAX idle ones of a size and
+ * CONV_BUFFER_BYTES_MAX idle bytes in all (beyond that a released one is left to the garbage
+ * collector, as one whose backward never runs is).
+ */
+export const CONV_BUFFERS_PER_SIZE_MAX = 4;
+export const CONV_BUFFER_BYTES_MAX = 512 * 1024 * 1024;
+const idleBuffers = new Map<number, ConvWorkspace[]>();
+const idleSet = new WeakSet<ConvWorkspace>();
+let idleBytes = 0;
+
+/** A workspace of its own of at least `elements` f32 (null as for `convWorkspace`). */
+export function takeConvBuffer(elements: number): ConvWorkspace | null {
+  if (!enabled) return null;
+  const module = compiledModule();
+  const pages = pagesFor(elements);
+  if (module === null || pages === null) return null;
+  const idle = idleBuffers.get(pages)?.pop();
+  if (idle !== undefined) {
+    idleSet.delete(idle);
+    idleBytes -= pages * PAGE_BYTES;
+    return idle;
+  }
+  return createWorkspace(module, pages);
+}
+
+/** Hands a workspace from `takeConvBuffer` back once nothing uses it. */
+export function releaseConvBuffer(buffer: ConvWorkspace): void {
+  // (a second release of the same workspace must not hand it to two takers)
+  if (idleSet.has(buffer)) return;
+  const bytes = buffer.view.byteLength;
+  const pages = bytes / PAGE_BYTES;
+  const list = idleBuffers.get(pages) ?? [];
+  if (list.length >= CONV_BUFFERS_PER_SIZE_MAX || idleBytes + bytes > CONV_BUFFER_BYTES_MAX) return;
+  list.push(buffer);
+  idleSet.add(buffer);
+  idleBuffers.set(pages, list);
+  idleBytes += bytes;
 }

@@ -25,7 +25,12 @@ import { anyOnDevice, unavailableOnDevice } from '../deviceOps.js';
 import { check } from '../errors.js';
 import { addAccumulated, float64Accumulator, sumStrided } from '../internal/accumulate.js';
 import { gemm } from '../internal/blas.js';
-import { type ConvWorkspace, convWorkspace } from '../internal/convKernel.js';
+import {
+  type ConvWorkspace,
+  convWorkspace,
+  releaseConvBuffer,
+  takeConvBuffer,
+} from '../internal/convKernel.js';
 import { maxPool2x2Kernel } from '../internal/maxPoolKernel.js';
 import { indexPool, pool } from '../internal/pool.js';
 import { contiguousData, gradBuffer, makeResult, releaseTemporary, type Tensor } from '../Tensor.js';
@@ -667,15 +672,157 @@ export function conv2d(
 }
 
 /**
+ * Where the fused op keeps things in its own workspace (element offsets): the zero-padded input
+ * channel-major, xpad (C, N, H + 2ph, W + 2pw), at 0; the columns (depth, N*P) at `colsAt`; the
+ * product (O, N*P) and pooling's outputs, later the output gradient, at `productAt` (a region
+ * also large enough for x, C*N*P, staged there in the backward).
+ */
+interface FusedLayout {
+  readonly paddedWidth: number;
+  readonly paddedPlane: number;
+  readonly colsAt: number;
+  readonly productAt: number;
+  readonly elements: number;
+}
+
+function fusedLayout(g: Conv2dGeometry, depth: number, productRegion: number): FusedLayout {
+  const paddedWidth = g.width + 2 * g.paddingWidth;
+  const paddedPlane = (g.height + 2 * g.paddingHeight) * paddedWidth;
+  const colsAt = g.inChannels * g.batch * paddedPlane;
+  const productAt = colsAt + depth * g.batch * g.height * g.width;
+  // (+ 4: copyRows may read and write back 3 elements past the last row)
+  return { paddedWidth, paddedPlane, colsAt, productAt, elements: productAt + productRegion + 4 };
+}
+
+/**
+ * xpad (C, N, H + 2ph, W + 2pw) at 0 in the workspace: zeros, with `values` (N, C, H, W) in the
+ * middle, put first at `stagingAt` (C*N*H*W elements that are free), then copied channel by
+ * channel.
+ */
+function padInto(
+  space: ConvWorkspace,
+  values: Float32Array,
+  g: Conv2dGeometry,
+  at: FusedLayout,
+  stagingAt: number,
+): void {
+  const { batch, inChannels: channels, height, width } = g;
+  const { paddedWidth, paddedPlane, colsAt } = at;
+  const plane = height * width;
+  space.view.set(values, stagingAt);
+  space.view.fill(0, 0, colsAt);
+  const middle = g.paddingHeight * paddedWidth + g.paddingWidth;
+  for (let c = 0; c < channels; c++) {
+    space.copyRows({
+      dst: c * batch * paddedPlane + middle,
+      dstRow: paddedWidth,
+      dstImage: paddedPlane,
+      src: stagingAt + c * plane,
+      srcRow: width,
+      srcImage: channels * plane,
+      images: batch,
+      rows: height,
+      width,
+    });
+  }
+}
+
+/**
+ * The columns of a same-size convolution in the workspace: x (N, C, H, W) goes into the columns'
+ * place, then channel by channel into the middle of xpad (its border zero), then each row
+ * (c, kh, kw) of the columns is xpad's plane c read at row offset kh and column offset kw, image
+ * by image and row by row (`copyRows`): the padding supplies the zeros, nothing is patched after.
+ */
+function paddedColumns(space: ConvWorkspace, xv: Float32Array, g: Conv2dGeometry, at: FusedLayout): void {
+  const { batch, inChannels: channels, height, width, kernelHeight, kernelWidth } = g;
+  const { paddedWidth, paddedPlane, colsAt } = at;
+  const plane = height * width;
+  const columns = batch * plane;
+  // (x is staged where the columns go: they are written after it is in xpad)
+  padInto(space, xv, g, at, colsAt);
+  for (let c = 0; c < channels; c++) {
+    for (let kh = 0; kh < kernelHeight; kh++) {
+      for (let kw = 0; kw < kernelWidth; kw++) {
+        space.copyRows({
+          dst: colsAt + ((c * kernelHeight + kh) * kernelWidth + kw) * columns,
+          dstRow: width,
+          dstImage: plane,
+          src: c * batch * paddedPlane + kh * paddedWidth + kw,
+          srcRow: paddedWidth,
+          srcImage: paddedPlane,
+          images: batch,
+          rows: height,
+          width,
+        });
+      }
+    }
+  }
+}
+
+/**
+ * The adjoint of paddedColumns: gx (N, C, H, W) at `colsAt` from the column gradient at `colsAt`
+ * (depth, N*P): each row is added onto xpad where paddedColumns read it (`addRows`, in the rows'
+ * order, as col2im adds them), then xpad's middle is copied out channel by channel. xpad starts
+ * as zeros, or as the gradient x already has in the middle (`prior`), which the rows add to.
+ */
+function paddedColumnGradients(
+  space: ConvWorkspace,
+  g: Conv2dGeometry,
+  at: FusedLayout,
+  prior: Float32Array | null,
+): void {
+  const { batch, inChannels: channels, height, width, kernelHeight, kernelWidth } = g;
+  const { paddedWidth, paddedPlane, colsAt } = at;
+  const plane = height * width;
+  const columns = batch * plane;
+  // (the prior is staged where the output gradient was: the gemms have read it)
+  if (prior === null) space.view.fill(0, 0, colsAt);
+  else padInto(space, prior, g, at, at.productAt);
+  for (let c = 0; c < channels; c++) {
+    for (let kh = 0; kh < kernelHeight; kh++) {
+      for (let kw = 0; kw < kernelWidth; kw++) {
+        space.addRows({
+          dst: c * batch * paddedPlane + kh * paddedWidth + kw,
+          dstRow: paddedWidth,
+          dstImage: paddedPlane,
+          src: colsAt + ((c * kernelHeight + kh) * kernelWidth + kw) * columns,
+          srcRow: width,
+          srcImage: plane,
+          images: batch,
+          rows: height,
+          width,
+        });
+      }
+    }
+  }
+  const middle = g.paddingHeight * paddedWidth + g.paddingWidth;
+  for (let c = 0; c < channels; c++) {
+    space.copyRows({
+      dst: colsAt + c * plane,
+      dstRow: width,
+      dstImage: channels * plane,
+      src: c * batch * paddedPlane + middle,
+      srcRow: paddedWidth,
+      srcImage: paddedPlane,
+      images: batch,
+      rows: height,
+      width,
+    });
+  }
+}
+
+/**
  * relu(maxPool2d(conv2d(x, weight, bias, options), 2)) in one op, with the same values and
  * gradients (ReLU before the pooling is the same function: max and ReLU commute). `Sequential`
  * runs its Conv2d, MaxPool2d(2), ReLU layers this way. Where it applies (CPU tensors, a "same"
- * convolution of even height and width, the WebAssembly workspace there), the product OpenBLAS
- * writes into the workspace, channel-major (O, N, H, W), is pooled and clamped there by the
- * workspace's kernels, and only the pooled result is copied out (N, O, H/2, W/2): no full-size
- * output, no reorder of it, no separate pooling and ReLU passes. The backward writes the
- * output gradient straight into the winners' places of the product-sized gradient, which the
- * gemms read in place, and takes the bias gradient from the pooled gradient.
+ * convolution of even height and width, WebAssembly SIMD there), the op works in a workspace of
+ * its own, kept from the forward to the backward (internal/convKernel.ts `takeConvBuffer`): the
+ * columns come from a zero-padded copy of x (`paddedColumns`), the product OpenBLAS writes there,
+ * channel-major (O, N, H, W), is pooled, biased and clamped there by the workspace's kernels, and
+ * only the pooled result is copied out (N, O, H/2, W/2): no full-size output, no reorder of it,
+ * no separate pooling and ReLU passes. The backward writes the output gradient straight into the
+ * winners' places of the product-sized gradient, which the gemms read in place, takes the bias
+ * gradient from the pooled gradient, and adds the column gradient back through the padded copy.
  *
  * Returns null where it does not apply: the caller then runs the three ops.
  */
@@ -695,119 +842,80 @@ export function conv2dMaxPoolRelu(
   const products = groupProducts(g, columns);
   const pooledPlane = plane / 4;
   const pooled = outChannels * batch * pooledPlane;
-  // Workspace: forward [product (O, N*P) | pooled (O, N, P/4) | winners], backward
-  // [gT (O, N*P) | gcols (depth, N*P) | gxT (C, N*P)].
+  // From productAt: forward [product (O, N*P) | 8 | pooled (N, O, P/4) | 4 | winners | 4];
+  // backward [gT (O, N*P) | masked slot, 3 | the output gradient | winners].
   // (The pooling kernel may read 8 elements past the product and write 3 past the outputs.)
   const pooledAt = outChannels * columns + 8;
   const winnersAt = pooledAt + pooled + 4;
-  const gcolsAt = outChannels * columns;
-  const gxAt = gcolsAt + depth * columns;
-  // (and in the backward, the output gradient and winners after the masked slot)
   const valuesAt = outChannels * columns + 4;
-  const elements = Math.max(winnersAt + pooled + 4, gxAt + channels * columns, valuesAt + 2 * pooled);
-  const workspace = convWorkspace(elements);
-  if (workspace === null) return null;
+  const productRegion = Math.max(winnersAt + pooled + 4, valuesAt + 2 * pooled, channels * columns);
+  const layout = fusedLayout(g, depth, productRegion);
+  const { colsAt, productAt } = layout;
+  const space = takeConvBuffer(layout.elements);
+  if (space === null) return null;
   const xv = contiguousData(x);
   const wv = contiguousData(weight);
   const bv = bias === null ? null : contiguousData(bias);
-  // work = [xT (C, N, H, W) | cols (depth, N*P)], kept for the weight gradient.
-  const colsAt = channels * columns;
-  const work = pool.take(colsAt + depth * columns);
-  // x goes in where the columns will be (one copy), then channel-major within work (copyWithin).
-  work.set(xv, colsAt);
-  reorder(work, colsAt, work, 0, channels, batch, plane, true);
-  im2colSameSize(work, 0, g, colsAt);
-  const view = workspace.view;
-  forwardProducts(products, wv, work, colsAt, view);
+  paddedColumns(space, xv, g, layout);
+  forwardProducts(products, wv, space.view, colsAt, space.view.subarray(productAt));
   // Plane (o, n) of the product plus bias o is pooled (and clamped) into the result's place
   // (n, o): the pooled planes come out in (N, O, H/2, W/2) order, winners as indices into the
-  // product, or, where the result is not positive (ReLU's mask), `masked`: one element past the
-  // gradient's (O, N*P) in the backward, so that its scatter has no branch. The bias goes on in
-  // the pooling kernel, before the windows compare: no pass to fill the product with it.
-  const masked = outChannels * columns;
+  // workspace, or, where the result is not positive (ReLU's mask), `masked`: one element past
+  // the gradient's (O, N*P) in the backward, so that its scatter has no branch. The bias goes on
+  // in the pooling kernel, before the windows compare: no pass to fill the product with it.
+  const masked = productAt + outChannels * columns;
   for (let n = 0; n < batch; n++) {
     for (let o = 0; o < outChannels; o++) {
-      const at = (n * outChannels + o) * pooledPlane;
-      const from = (o * batch + n) * plane;
+      const at = productAt + (n * outChannels + o) * pooledPlane;
+      const from = productAt + (o * batch + n) * plane;
       const b = bv === null ? 0 : bv[o];
-      workspace.maxPoolRelu(
-        from,
-        pooledAt + at,
-        winnersAt + at,
-        height / 2,
-        width / 2,
-        width,
-        from,
-        masked,
-        b,
-      );
+      space.maxPoolRelu(from, pooledAt + at, winnersAt + at, height / 2, width / 2, width, from, masked, b);
     }
   }
   const out = pool.take(pooled);
-  out.set(view.subarray(pooledAt, pooledAt + pooled));
-  // Winners in the result's order (N, O, P/4); a window whose result is not positive (ReLU's
-  // mask) points at `masked`, one element past the gradient's (O, N*P), so that the backward's
-  // scatter has no branch (a data-dependent branch mispredicts about half the time here).
+  out.set(space.view.subarray(productAt + pooledAt, productAt + pooledAt + pooled));
   const winners = indexPool.take(pooled);
-  winners.set(workspace.indices.subarray(winnersAt, winnersAt + pooled));
+  winners.set(space.indices.subarray(productAt + winnersAt, productAt + winnersAt + pooled));
   releaseTemporary(x, xv);
   if (bias !== null && bv !== null) releaseTemporary(bias, bv);
-  const scratch = [work];
+  const scratch: Float32Array[] = [];
   if (wv.buffer !== weight.storage.buffer) scratch.push(wv);
   const backward = (gradient: Float32Array): void => {
-    const gw = weight.requiresGrad ? gradBuffer(weight) : null;
-    const freshGx = x.grad === null;
-    const gx = x.requiresGrad ? gradBuffer(x) : null;
-    // The workspace as it is now (another op may have grown it since the forward).
-    const space = convWorkspace(elements);
-    const m = space === null ? pool.take(elements) : space.view;
-    // gT (O, N*P): zero but at the winners of windows whose result is positive (ReLU's mask).
-    m.fill(0, 0, outChannels * columns);
-    const sums = bias?.requiresGrad ? float64Accumulator(outChannels) : null;
-    if (space !== null) {
-      // The gradient and winners go in after the masked slot (gcols is not needed yet).
-      space.view.set(gradient, valuesAt);
-      space.indices.set(winners, valuesAt + pooled);
-      space.scatter(0, valuesAt + pooled, valuesAt, pooled);
-      // The bias gradient: the values that went through, read back (the masked slot reads 0).
+    // (The graph runs a backward once at most: the workspace goes back at its end.)
+    const m = space.view;
+    try {
+      const gw = weight.requiresGrad ? gradBuffer(weight) : null;
+      const freshGx = x.grad === null;
+      const gx = x.requiresGrad ? gradBuffer(x) : null;
+      // gT (O, N*P): zero but at the winners of windows whose result is positive (ReLU's mask).
+      m.fill(0, productAt, productAt + outChannels * columns);
+      m.set(gradient, productAt + valuesAt);
+      space.indices.set(winners, productAt + valuesAt + pooled);
+      space.scatter(0, productAt + valuesAt + pooled, productAt + valuesAt, pooled);
       m[masked] = 0;
-      if (sums !== null) {
-        for (let n = 0; n < batch; n++) {
-          for (let o = 0; o < outChannels; o++)
-            sums[o] += space.gatherSum(
-              0,
-              valuesAt + pooled + (n * outChannels + o) * pooledPlane,
-              pooledPlane,
-            );
-        }
-      }
-    } else {
-      for (let i = 0; i < pooled; i++) m[winners[i]] = gradient[i];
-      m[masked] = 0;
-      if (sums !== null) {
+      if (bias?.requiresGrad) {
+        // The bias gradient: the values that went through, read back (the masked slot reads 0).
+        const sums = float64Accumulator(outChannels);
         for (let n = 0; n < batch; n++) {
           for (let o = 0; o < outChannels; o++) {
-            const from = (n * outChannels + o) * pooledPlane;
-            let total = 0;
-            for (let q = from; q < from + pooledPlane; q++) total += m[winners[q]];
-            sums[o] += total;
+            const from = productAt + valuesAt + pooled + (n * outChannels + o) * pooledPlane;
+            sums[o] += space.gatherSum(0, from, pooledPlane);
           }
         }
+        addAccumulated(gradBuffer(bias), sums);
       }
+      const gT = m.subarray(productAt);
+      if (gw !== null) weightGradients(products, gT, m, colsAt, gw);
+      if (gx !== null) {
+        // The column gradient where the columns were, then back through xpad to (N, C, H, W).
+        columnGradients(products, wv, gT, m, colsAt);
+        paddedColumnGradients(space, g, layout, freshGx ? null : gx);
+        gx.set(m.subarray(colsAt, colsAt + channels * columns));
+      }
+    } finally {
+      releaseConvBuffer(space);
+      indexPool.release(winners);
     }
-    if (bias !== null && sums !== null) addAccumulated(gradBuffer(bias), sums);
-    if (gw !== null) weightGradients(products, m, work, colsAt, gw);
-    if (gx !== null) {
-      columnGradients(products, wv, m, m, gcolsAt);
-      if (freshGx) m.fill(0, gxAt, gxAt + channels * columns);
-      else reorder(gx, 0, m, gxAt, channels, batch, plane, true);
-      col2imSameSize(m, space, gcolsAt, g, gxAt);
-      // Back to (N, C, H, W) where gcols was (copyWithin), then one copy out.
-      reorder(m, gxAt, m, gcolsAt, channels, batch, plane, false);
-      gx.set(m.subarray(gcolsAt, gcolsAt + channels * columns));
-    }
-    if (space === null) pool.release(m);
-    indexPool.release(winners);
   };
   const inputs = bias === null ? [x, weight] : [x, weight, bias];
   const result = makeResult(
@@ -818,7 +926,10 @@ export function conv2dMaxPoolRelu(
     backward,
     scratch,
   );
-  if (!result.requiresGrad) indexPool.release(winners);
+  if (!result.requiresGrad) {
+    releaseConvBuffer(space);
+    indexPool.release(winners);
+  }
   return result;
 }
 
