@@ -101,8 +101,7 @@ export function trainStep(
   const value = lossTensor.data[0];
   backward(lossTensor);
   if (maxNorm !== undefined) clipGradNorm(optimizer.parameters, maxNorm);
-  optimizer.step();
-  optimizer.zeroGrad();
+  optimizer.stepAndZeroGrad();
   disposeGraph(lossTensor);
   return value;
 }

@@ -8,6 +8,8 @@
  *      epsilon, coupledDecay, shrink), all offsets in bytes into the kernel's memory:
  *   g' = g + coupledDecay * p;  m = beta1 m + (1-beta1) g';  v = beta2 v + (1-beta2) g'^2
  *   p = p * shrink - stepSize * m / (sqrt(v) * invCorrection2 + epsilon)
+ * adamZeroing(same arguments) is the same update that also stores zeros over g once it has read
+ * it (Optimizer.stepAndZeroGrad: no separate pass to clear the gradients).
  */
 
 // WebAssembly opcodes shared by the hand-assembled kernels (this file, reluKernel.ts, maxPoolKernel.ts).
@@ -87,7 +89,11 @@ const V = 26;
 /** address = local(base) + index */
 const address = (base: number): number[] => [LOCAL_GET, base, LOCAL_GET, INDEX, I32_ADD];
 
-function adamBody(): number[] {
+/**
+ * The update over [0, byteLength); with `zeroGradient` the kernel also stores zeros over g once
+ * it has read it (optimizer.stepAndZeroGrad: the gradient is cleared in the same pass).
+ */
+function adamBody(zeroGradient: boolean): number[] {
   const code: number[] = [];
   for (let parameter = 5; parameter <= 13; parameter++)
     code.push(LOCAL_GET, parameter, ...F32X4_SPLAT, LOCAL_SET, SPLAT(parameter));
@@ -105,6 +111,7 @@ function adamBody(): number[] {
     LOCAL_SET,
     G,
   );
+  if (zeroGradient) code.push(...address(1), ...V128_ZERO, ...V128_STORE);
   // m = b1 * m + c1 * g'
   code.push(...address(2), LOCAL_GET, B1, ...address(2), ...V128_LOAD, ...F32X4_MUL);
   code.push(LOCAL_GET, C1, LOCAL_GET, G, ...F32X4_MUL, ...F32X4_ADD, LOCAL_TEE, M, ...V128_STORE);
@@ -171,9 +178,15 @@ function adamModuleBytes(): Uint8Array {
     ...[0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00],
     ...section(1, vector([functionType])),
     ...section(2, vector([[...name('env'), ...name('memory'), 0x02, 0x00, 0x00]])),
-    ...section(3, vector([[0]])),
-    ...section(7, vector([[...name('adam'), 0x00, 0x00]])),
-    ...section(10, vector([adamBody()])),
+    ...section(3, vector([[0], [0]])),
+    ...section(
+      7,
+      vector([
+        [...name('adam'), 0x00, 0x00],
+        [...name('adamZeroing'), 0x00, 0x01],
+      ]),
+    ),
+    ...section(10, vector([adamBody(false), adamBody(true)])),
   ];
   return new Uint8Array(bytes);
 }
@@ -225,6 +238,8 @@ export type AdamKernelFunction = (
 export interface AdamKernel {
   readonly memory: WasmMemory;
   readonly adam: AdamKernelFunction;
+  /** The same update, and zeros stored over g once read. */
+  readonly adamZeroing: AdamKernelFunction;
 }
 
 const PAGE_BYTES = 65536;
@@ -235,7 +250,11 @@ export function createAdamKernel(bytes: number): AdamKernel | null {
   try {
     const memory = new wasm.Memory({ initial: Math.max(1, Math.ceil(bytes / PAGE_BYTES)) });
     const instance = new wasm.Instance(module, { env: { memory } });
-    return { memory, adam: instance.exports.adam as AdamKernelFunction };
+    return {
+      memory,
+      adam: instance.exports.adam as AdamKernelFunction,
+      adamZeroing: instance.exports.adamZeroing as AdamKernelFunction,
+    };
   } catch {
     return null;
   }

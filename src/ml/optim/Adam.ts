@@ -78,8 +78,18 @@ export class Adam extends Optimizer {
   }
 
   step(): void {
-    if (this.kernel !== null) this.stepWithKernel(this.kernel);
+    if (this.kernel !== null) this.stepWithKernel(this.kernel, false);
     else this.stepWithLoop();
+  }
+
+  /** With the SIMD kernel, the gradients are zeroed in the update's own pass over them. */
+  override stepAndZeroGrad(): void {
+    if (this.kernel === null) {
+      super.stepAndZeroGrad();
+      return;
+    }
+    // Every gradient is in the kernel's block (adopt moves it there, or gives a zeroed one).
+    this.stepWithKernel(this.kernel, true);
   }
 
   /** The coefficients of parameter `index`'s update at its next own step (which this counts). */
@@ -99,7 +109,7 @@ export class Adam extends Optimizer {
     };
   }
 
-  private stepWithKernel(block: KernelBlock): void {
+  private stepWithKernel(block: KernelBlock, zeroGradients: boolean): void {
     const { beta1, beta2, epsilon } = this;
     this.slot('m');
     this.slot('v');
@@ -107,7 +117,8 @@ export class Adam extends Optimizer {
       if (!block.adopt(index)) continue;
       const { stepSize, inverseCorrection2, coupledDecay, shrink } = this.coefficients(index);
       const [p, g, m, v, byteLength] = block.offsetsBytes(index);
-      block.kernel.adam(
+      const update = zeroGradients ? block.kernel.adamZeroing : block.kernel.adam;
+      update(
         p,
         g,
         m,

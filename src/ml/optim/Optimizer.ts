@@ -191,6 +191,16 @@ export abstract class Optimizer {
     for (const parameter of this.parameters) zeroGradient(parameter);
   }
 
+  /**
+   * `step()` then `zeroGrad()`, the end of a training step: the same parameters, state and
+   * (zero) gradients after it. An optimizer may do both in one pass over the gradients (Adam's
+   * SIMD kernel clears each gradient as it reads it); the training loops call this.
+   */
+  stepAndZeroGrad(): void {
+    this.step();
+    this.zeroGrad();
+  }
+
   /** Names of the state slots allocated so far (e.g. 'm', 'v'; 'momentum'), for in-place snapshots. */
   slotNames(): string[] {
     return [...this.slots.keys()];

@@ -46,7 +46,6 @@ export function runTrainingStep(
     backward(scaled);
     disposeGraph(scaled);
   }
-  optimizer.step();
-  optimizer.zeroGrad();
+  optimizer.stepAndZeroGrad();
   return total;
 }
