@@ -843,12 +843,13 @@ export function conv2dMaxPoolRelu(
   const pooledPlane = plane / 4;
   const pooled = outChannels * batch * pooledPlane;
   // From productAt: forward [product (O, N*P) | 8 | pooled (N, O, P/4) | 4 | winners | 4];
-  // backward [gT (O, N*P) | masked slot, 3 | the output gradient | winners].
-  // (The pooling kernel may read 8 elements past the product and write 3 past the outputs.)
+  // backward [gT (O, N*P) | masked slot, 3 | the output gradient, where pooled was | 8 |
+  // winners, kept from the forward]. (The pooling kernel may read 8 elements past the product
+  // and write 3 past the outputs.)
   const pooledAt = outChannels * columns + 8;
   const winnersAt = pooledAt + pooled + 4;
   const valuesAt = outChannels * columns + 4;
-  const productRegion = Math.max(winnersAt + pooled + 4, valuesAt + 2 * pooled, channels * columns);
+  const productRegion = Math.max(winnersAt + pooled + 4, channels * columns);
   const layout = fusedLayout(g, depth, productRegion);
   const { colsAt, productAt } = layout;
   const space = takeConvBuffer(layout.elements);
@@ -860,8 +861,8 @@ export function conv2dMaxPoolRelu(
   forwardProducts(products, wv, space.view, colsAt, space.view.subarray(productAt));
   // Plane (o, n) of the product plus bias o is pooled (and clamped) into the result's place
   // (n, o): the pooled planes come out in (N, O, H/2, W/2) order, winners as indices into the
-  // workspace, or, where the result is not positive (ReLU's mask), `masked`: one element past
-  // the gradient's (O, N*P) in the backward, so that its scatter has no branch. The bias goes on
+  // workspace (they stay there for the backward), or, where the result is not positive (ReLU's
+  // mask), `masked`: one element past the gradient's (O, N*P), so that its scatter has no branch. The bias goes on
   // in the pooling kernel, before the windows compare: no pass to fill the product with it.
   const masked = productAt + outChannels * columns;
   for (let n = 0; n < batch; n++) {
@@ -874,8 +875,6 @@ export function conv2dMaxPoolRelu(
   }
   const out = pool.take(pooled);
   out.set(space.view.subarray(productAt + pooledAt, productAt + pooledAt + pooled));
-  const winners = indexPool.take(pooled);
-  winners.set(space.indices.subarray(productAt + winnersAt, productAt + winnersAt + pooled));
   releaseTemporary(x, xv);
   if (bias !== null && bv !== null) releaseTemporary(bias, bv);
   const scratch: Float32Array[] = [];
@@ -890,15 +889,14 @@ export function conv2dMaxPoolRelu(
       // gT (O, N*P): zero but at the winners of windows whose result is positive (ReLU's mask).
       m.fill(0, productAt, productAt + outChannels * columns);
       m.set(gradient, productAt + valuesAt);
-      space.indices.set(winners, productAt + valuesAt + pooled);
-      space.scatter(0, productAt + valuesAt + pooled, productAt + valuesAt, pooled);
+      space.scatter(0, productAt + winnersAt, productAt + valuesAt, pooled);
       m[masked] = 0;
       if (bias?.requiresGrad) {
         // The bias gradient: the values that went through, read back (the masked slot reads 0).
         const sums = float64Accumulator(outChannels);
         for (let n = 0; n < batch; n++) {
           for (let o = 0; o < outChannels; o++) {
-            const from = productAt + valuesAt + pooled + (n * outChannels + o) * pooledPlane;
+            const from = productAt + winnersAt + (n * outChannels + o) * pooledPlane;
             sums[o] += space.gatherSum(0, from, pooledPlane);
           }
         }
@@ -914,7 +912,6 @@ export function conv2dMaxPoolRelu(
       }
     } finally {
       releaseConvBuffer(space);
-      indexPool.release(winners);
     }
   };
   const inputs = bias === null ? [x, weight] : [x, weight, bias];
@@ -926,10 +923,7 @@ export function conv2dMaxPoolRelu(
     backward,
     scratch,
   );
-  if (!result.requiresGrad) {
-    releaseConvBuffer(space);
-    indexPool.release(winners);
-  }
+  if (!result.requiresGrad) releaseConvBuffer(space);
   return result;
 }
 
