@@ -5,7 +5,7 @@
  *
  * conv2d: x (N, C, H, W), weight (O, C/G, KH, KW), bias (O) -> (N, O, OH, OW); per group g
  * (input channels [g C/G, (g+1) C/G), output channels [g O/G, (g+1) O/G)), with P = OH*OW:
- *   cols (C*KH*KW, N*P) = im2col(x);  product_g (O/G, N*P) = bias_g + weight_g @ cols_g
+ *   cols (C*KH*KW, N*P) = im2col(x);  product_g (O/G, N*P) = weight_g @ cols_g + bias_g
  *   gweight_g += gT_g @ cols_g^T;  gcols_g = weight_g^T @ gT_g;  gx += col2im(gcols)
  *   gbias += sums of g over N and P (float64); gT is the output gradient as (O, N*P)
  * maxPool2d: gradient to the (first) maximum of each window; avgPool2d: spread evenly.
@@ -13,12 +13,15 @@
  * One gemm per group over the whole batch, so that OpenBLAS splits each product between its
  * threads (the per-image products were too small to split: w16d ran them on one thread); the
  * product and the gradient are reordered between (O, N*P) and (N, O, P), one block copy per
- * (n, o). A "same"-size convolution copies x channel-major first, so each row of cols is one
- * block copy (copyWithin) for the whole batch, and col2im is one SIMD add per row in the
- * WebAssembly workspace (internal/convKernel.ts). `conv2dMaxPoolRelu` fuses conv2d, 2x2 max
- * pooling and ReLU (see there). Workspaces come from the buffer pool (internal/pool.ts): a
- * training loop whose shapes repeat allocates nothing after its first step. Results for a seed
- * are bit-equal run to run for a given OpenBLAS thread count.
+ * (n, o). A "same"-size convolution (stride 1, output as large as the input) works in a
+ * WebAssembly workspace of its own from forward to backward (internal/convKernel.ts
+ * `takeConvBuffer`): x is copied once into a zero-padded channel-major copy, each row of cols is
+ * that copy read at the row's tap offset with SIMD row copies (the padding gives the zeros), and
+ * col2im adds the rows back onto it (`paddedColumns`, `paddedColumnGradients`); without
+ * WebAssembly SIMD it takes the same-width path. `conv2dMaxPoolRelu` fuses conv2d, 2x2 max
+ * pooling and ReLU (see there). Workspaces and buffers are reused (internal/pool.ts and the
+ * workspaces' own pool): a training loop whose shapes repeat allocates nothing after its first
+ * step. Results for a seed are bit-equal run to run for a given OpenBLAS thread count.
  */
 
 import { anyOnDevice, unavailableOnDevice } from '../deviceOps.js';
@@ -111,95 +114,6 @@ function zeroEdgeColumns(
 /** A "same" convolution whose output is also as tall as its input: image n's P = H*W positions. */
 function isSameSize(g: Conv2dGeometry): boolean {
   return isSameWidth(g) && g.outHeight === g.height;
-}
-
-/**
- * Zeroes, in row `row` of a same-size batch matrix (N*P columns, image n at n*P), the entries
- * whose input pixel for kernel tap (kh, kw) lies outside the image: the output rows at the top or
- * bottom, and the columns a horizontal shift pushes off the edge. Plain loops (a fill call per
- * run costs more than the run).
- */
-function zeroOutside(m: Float32Array, row: number, g: Conv2dGeometry, kh: number, kw: number): void {
-  const { batch, width, outHeight, paddingWidth } = g;
-  const positions = outHeight * width;
-  const [rowStart, rowEnd] = validRows(g, kh);
-  const shift = kw - paddingWidth;
-  const from = shift < 0 ? 0 : width - shift;
-  const to = shift < 0 ? -shift : width;
-  const top = rowStart * width;
-  const bottom = rowEnd * width;
-  for (let n = 0; n < batch; n++) {
-    const image = row + n * positions;
-    for (let i = image; i < image + top; i++) m[i] = 0;
-    for (let i = image + bottom; i < image + positions; i++) m[i] = 0;
-    if (shift === 0) continue;
-    for (let at = image + top; at < image + bottom; at += width) {
-      for (let column = from; column < to; column++) m[at + column] = 0;
-    }
-  }
-}
-
-/**
- * The positions q in [start, end) of a row of the same-size batch matrix whose source q + shift
- * lies in the channel's (N, H, W) plane, for kernel tap (kh, kw); shift = (kh-p)*W + (kw-p).
- */
-function planeRun(g: Conv2dGeometry, kh: number, kw: number): [number, number, number] {
-  const shift = (kh - g.paddingHeight) * g.width + (kw - g.paddingWidth);
-  const columns = g.batch * g.height * g.width;
-  const start = Math.max(0, -shift);
-  return [shift, start, Math.max(start, Math.min(columns, columns - shift))];
-}
-
-/**
- * The same-size im2col of the whole batch: with x channel-major, xT (C, N, H, W) at `xAt`, row
- * (c, kh, kw) of cols (at `at`) is one block copy of xT's plane c shifted by (kh-p)*W + (kw-p)
- * (pixels that wrap to a neighbouring row or image are then zeroed): one copy per row instead
- * of one per row and image.
- */
-function im2colSameSize(work: Float32Array, xAt: number, g: Conv2dGeometry, at: number): void {
-  const { inChannels: channels, kernelHeight, kernelWidth } = g;
-  const columns = g.batch * g.height * g.width;
-  for (let c = 0; c < channels; c++) {
-    const plane = xAt + c * columns;
-    for (let kh = 0; kh < kernelHeight; kh++) {
-      for (let kw = 0; kw < kernelWidth; kw++) {
-        const row = at + ((c * kernelHeight + kh) * kernelWidth + kw) * columns;
-        const [shift, start, end] = planeRun(g, kh, kw);
-        if (end > start) work.copyWithin(row + start, plane + start + shift, plane + end + shift);
-        work.fill(0, row, row + start);
-        work.fill(0, row + end, row + columns);
-        zeroOutside(work, row, g, kh, kw);
-      }
-    }
-  }
-}
-
-/**
- * The adjoint of im2colSameSize: gxT (C, N, H, W) at `gxAt` in m += col2im(gcols at `at` in m):
- * per row, the wrapped entries of gcols are zeroed, then one add of the whole row (SIMD when m
- * is the workspace's view).
- */
-function col2imSameSize(
-  m: Float32Array,
-  workspace: ConvWorkspace | null,
-  at: number,
-  g: Conv2dGeometry,
-  gxAt: number,
-): void {
-  const { inChannels: channels, kernelHeight, kernelWidth } = g;
-  const columns = g.batch * g.height * g.width;
-  for (let c = 0; c < channels; c++) {
-    const plane = gxAt + c * columns;
-    for (let kh = 0; kh < kernelHeight; kh++) {
-      for (let kw = 0; kw < kernelWidth; kw++) {
-        const row = at + ((c * kernelHeight + kh) * kernelWidth + kw) * columns;
-        const [shift, start, end] = planeRun(g, kh, kw);
-        zeroOutside(m, row, g, kh, kw);
-        if (workspace !== null) workspace.add(plane + start + shift, row + start, end - start);
-        else addRun(m, plane + start + shift, m, row + start, end - start);
-      }
-    }
-  }
 }
 
 /**
@@ -585,31 +499,35 @@ export function conv2d(
   const products = groupProducts(g, columns);
   const imageX = g.inChannels * g.height * g.width;
   const sameWidth = isSameWidth(g);
-  const sameSize = isSameSize(g);
+  // A "same"-size convolution builds its columns in a workspace of its own, kept for the
+  // backward, from a zero-padded copy of x (`paddedColumns`, as the fused op does).
+  const layout = isSameSize(g) ? fusedLayout(g, depth, g.inChannels * columns) : null;
+  const space = layout === null ? null : takeConvBuffer(layout.elements);
   const xv = contiguousData(x);
   const wv = contiguousData(weight);
   const bv = bias === null ? null : contiguousData(bias);
-  // work = [a copy of x (same-width path only) | cols]: with x in the same array, im2col's block
-  // copies are copyWithin (no view per copy). Kept for the weight gradient.
-  const colsAt = sameWidth ? batch * imageX : 0;
-  const work = pool.take(colsAt + depth * columns);
-  if (sameSize) {
-    // x channel-major (C, N, H, W) first, so each row of cols is one block copy: x goes in where
-    // the columns will be (one copy), then is reordered within work (copyWithin, no views).
-    work.set(xv, colsAt);
-    reorder(work, colsAt, work, 0, g.inChannels, batch, g.height * g.width, true);
-    im2colSameSize(work, 0, g, colsAt);
-  } else if (sameWidth) {
-    work.set(xv);
-    im2colSameWidth(work, 0, g, work, colsAt);
-  } else for (let n = 0; n < batch; n++) im2col(xv, g, n, work, colsAt + n * positions, columns);
+  // Elsewhere: work = [a copy of x (same-width path only) | cols]: with x in the same array,
+  // im2col's block copies are copyWithin (no view per copy). Kept for the weight gradient.
+  let cols: Float32Array;
+  let colsAt: number;
+  if (space !== null && layout !== null) {
+    paddedColumns(space, xv, g, layout);
+    [cols, colsAt] = [space.view, layout.colsAt];
+  } else {
+    colsAt = sameWidth ? batch * imageX : 0;
+    cols = pool.take(colsAt + depth * columns);
+    if (sameWidth) {
+      cols.set(xv);
+      im2colSameWidth(cols, 0, g, cols, colsAt);
+    } else for (let n = 0; n < batch; n++) im2col(xv, g, n, cols, colsAt + n * positions, columns);
+  }
   // product (O, N*P) = weight_g @ cols_g per group: one large gemm per group, which OpenBLAS
   // splits between its threads; then the bias, row by row (after the whole product, as the fused
   // op adds it: the same sums, bit for bit); then a reorder to (N, O, P) in the product's second
   // half (copyWithin, no views) and one copy into the result.
   const size = outChannels * columns;
   const product = pool.take(2 * size);
-  forwardProducts(products, wv, work, colsAt, product);
+  forwardProducts(products, wv, cols, colsAt, product);
   if (bv !== null) addRowBias(product, bv, columns);
   reorder(product, 0, product, size, outChannels, batch, positions, false);
   const out = pool.take(size);
@@ -617,51 +535,50 @@ export function conv2d(
   pool.release(product);
   releaseTemporary(x, xv);
   if (bias !== null && bv !== null) releaseTemporary(bias, bv);
-  const scratch = [work];
+  const scratch = space === null ? [cols] : [];
   if (wv.buffer !== weight.storage.buffer) scratch.push(wv);
   const backward = (gradient: Float32Array): void => {
-    const gw = weight.requiresGrad ? gradBuffer(weight) : null;
-    // A fresh input gradient is all zeros: the workspace path then need not read it.
-    const freshGx = x.grad === null;
-    const gx = x.requiresGrad ? gradBuffer(x) : null;
-    if (gw === null && gx === null && !bias?.requiresGrad) return;
-    // The output gradient channel-major, gT (O, N*P), as the product was: copied into gT's
-    // second half, then reordered within gT (copyWithin, no views).
-    const gT = pool.take(2 * size);
-    gT.set(gradient, size);
-    reorder(gT, size, gT, 0, outChannels, batch, positions, true);
-    if (bias?.requiresGrad) addAccumulated(gradBuffer(bias), biasSums(gT, 0, outChannels, columns));
-    if (gw !== null) weightGradients(products, gT, work, colsAt, gw);
-    if (gx !== null) {
-      // gcols (depth, N*P) = weight_g^T @ gT_g per group, then col2im image by image. With the
-      // workspace ([gx | gcols] in WebAssembly memory) the adds are SIMD; else gcols goes into
-      // cols itself (read for the weight gradient already) and the adds are JavaScript.
-      const workspace = sameWidth ? convWorkspace(batch * imageX + depth * columns) : null;
-      const gcols = workspace === null ? work : workspace.view;
-      const gcolsAt = workspace === null ? colsAt : batch * imageX;
-      columnGradients(products, wv, gT, gcols, gcolsAt);
-      if (workspace !== null && sameSize) {
-        // gxT (C, N, H, W) in the workspace, then back to (N, C, H, W).
-        const view = workspace.view;
-        const plane = g.height * g.width;
-        if (freshGx) view.fill(0, 0, batch * imageX);
-        else reorder(gx, 0, view, 0, g.inChannels, batch, plane, true);
-        col2imSameSize(view, workspace, gcolsAt, g, 0);
-        // Back to (N, C, H, W) where gcols was (copyWithin), then one copy out.
-        reorder(view, 0, view, gcolsAt, g.inChannels, batch, plane, false);
-        gx.set(view.subarray(gcolsAt, gcolsAt + batch * imageX));
-      } else if (workspace !== null) {
-        const view = workspace.view;
-        view.set(gx);
-        col2imSameWidth(view, gcolsAt, g, view, 0, workspace);
-        gx.set(view.subarray(0, batch * imageX));
-      } else if (sameWidth) col2imSameWidth(work, colsAt, g, gx, 0, null);
-      else for (let n = 0; n < batch; n++) col2im(work, colsAt + n * positions, columns, g, n, gx);
+    try {
+      const gw = weight.requiresGrad ? gradBuffer(weight) : null;
+      // A fresh input gradient is all zeros: the workspace path then need not read it.
+      const freshGx = x.grad === null;
+      const gx = x.requiresGrad ? gradBuffer(x) : null;
+      if (gw === null && gx === null && !bias?.requiresGrad) return;
+      // The output gradient channel-major, gT (O, N*P), as the product was: copied into gT's
+      // second half, then reordered within gT (copyWithin, no views).
+      const gT = pool.take(2 * size);
+      gT.set(gradient, size);
+      reorder(gT, size, gT, 0, outChannels, batch, positions, true);
+      if (bias?.requiresGrad) addAccumulated(gradBuffer(bias), biasSums(gT, 0, outChannels, columns));
+      if (gw !== null) weightGradients(products, gT, cols, colsAt, gw);
+      if (gx !== null && space !== null && layout !== null) {
+        // The column gradient where the columns were, then back through xpad to (N, C, H, W).
+        columnGradients(products, wv, gT, cols, colsAt);
+        paddedColumnGradients(space, g, layout, freshGx ? null : gx);
+        gx.set(cols.subarray(colsAt, colsAt + batch * imageX));
+      } else if (gx !== null) {
+        // gcols (depth, N*P) = weight_g^T @ gT_g per group, then col2im image by image. With the
+        // workspace ([gx | gcols] in WebAssembly memory) the adds are SIMD; else gcols goes into
+        // cols itself (read for the weight gradient already) and the adds are JavaScript.
+        const workspace = sameWidth ? convWorkspace(batch * imageX + depth * columns) : null;
+        const gcols = workspace === null ? cols : workspace.view;
+        const gcolsAt = workspace === null ? colsAt : batch * imageX;
+        columnGradients(products, wv, gT, gcols, gcolsAt);
+        if (workspace !== null) {
+          const view = workspace.view;
+          view.set(gx);
+          col2imSameWidth(view, gcolsAt, g, view, 0, workspace);
+          gx.set(view.subarray(0, batch * imageX));
+        } else if (sameWidth) col2imSameWidth(cols, colsAt, g, gx, 0, null);
+        else for (let n = 0; n < batch; n++) col2im(cols, colsAt + n * positions, columns, g, n, gx);
+      }
+      pool.release(gT);
+    } finally {
+      if (space !== null) releaseConvBuffer(space);
     }
-    pool.release(gT);
   };
   const inputs = bias === null ? [x, weight] : [x, weight, bias];
-  return makeResult(
+  const result = makeResult(
     out,
     [g.batch, outChannels, g.outHeight, g.outWidth],
     'conv2d',
@@ -669,6 +586,8 @@ export function conv2d(
     backward,
     scratch,
   );
+  if (!result.requiresGrad && space !== null) releaseConvBuffer(space);
+  return result;
 }
 
 /**
