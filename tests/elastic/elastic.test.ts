@@ -85,6 +85,10 @@ describe('elastic data-parallel training across processes', () => {
       shards: 8,
       checkpointDir: directory,
       checkpointIntervalSteps: 10,
+      // Once the three workers started here are killed, only replacements keep the job: a
+      // recovery after a leader kill may be silent for more than the default 5 s when the
+      // whole suite loads the machine.
+      orphanSilenceMs: 30_000,
       onWorkerStarted: (info) => {
         pids.set(info.name, info.pid);
         url = info.url;

@@ -66,6 +66,8 @@ export interface ElasticOptions {
   readonly onJobEvent?: (event: JobEvent) => void;
   /** Give up when nothing is heard from the job for this long; default `JOB_SILENCE_TIMEOUT_MS`. */
   readonly jobSilenceTimeoutMs?: number;
+  /** The same once every worker process started here has exited; default `ORPHAN_SILENCE_MS`. */
+  readonly orphanSilenceMs?: number;
 }
 
 /** A job event (`kind` step, joined, left, recovery, checkpoint, initialized). */
@@ -388,15 +390,16 @@ function followJob(
   let finished = false;
   let childrenLeft = options.workers ?? 0;
   const silenceLimit = options.jobSilenceTimeoutMs ?? JOB_SILENCE_TIMEOUT_MS;
+  const orphanLimit = Math.min(options.orphanSilenceMs ?? ORPHAN_SILENCE_MS, silenceLimit);
   const silence = setInterval(() => {
     const quiet = performance.now() - lastHeard;
-    if (childrenLeft === 0 && quiet > Math.min(ORPHAN_SILENCE_MS, silenceLimit)) {
+    if (childrenLeft === 0 && quiet > orphanLimit) {
       finish();
       const resume = resolved.checkpointDir === undefined ? '' : '; continue it with --resume (resume: true)';
       rejectDone(
         new TrainingError(
           'supervisor_gave_up',
-          `every worker process of the job has exited and nothing was heard from it for ${ORPHAN_SILENCE_MS} ms (last step ${highestStep})${resume}`,
+          `every worker process of the job has exited and nothing was heard from it for ${orphanLimit} ms (last step ${highestStep})${resume}`,
         ),
       );
     } else if (quiet > silenceLimit) {

@@ -61,6 +61,7 @@ export function elasticOptionsOf(config: TrainingConfig): ElasticOptions {
     onWorkerStarted: config.onWorkerStarted,
     onJobEvent: config.onJobEvent,
     jobSilenceTimeoutMs: integerField('jobSilenceTimeoutMs', config.jobSilenceTimeoutMs, 100, 86_400_000),
+    orphanSilenceMs: integerField('orphanSilenceMs', config.orphanSilenceMs, 100, 86_400_000),
   };
 }
 

@@ -191,6 +191,12 @@ export interface TrainingConfig {
   readonly onWorkerStarted?: (info: { name: string; pid: number; url: string; cluster: string }) => void;
   /** With `workers`: give up when nothing is heard from the job for this long (default 60,000 ms). */
   readonly jobSilenceTimeoutMs?: number;
+  /**
+   * With `workers`: once every worker process the launcher started has exited, give up when
+   * nothing is heard from the job for this long (default 5,000 ms): workers that joined from
+   * elsewhere keep the job alive only by being heard.
+   */
+  readonly orphanSilenceMs?: number;
   /** With `workers`: every event of the job (step, joined, left, recovery, checkpoint). */
   readonly onJobEvent?: (event: Record<string, unknown> & { readonly kind: string }) => void;
 }
