@@ -31,6 +31,7 @@ import { gemm } from '../internal/blas.js';
 import {
   type ConvWorkspace,
   convWorkspace,
+  type RowBlock,
   releaseConvBuffer,
   takeConvBuffer,
 } from '../internal/convKernel.js';
@@ -613,6 +614,57 @@ function fusedLayout(g: Conv2dGeometry, depth: number, productRegion: number): F
   return { paddedWidth, paddedPlane, colsAt, productAt, elements: productAt + productRegion + 4 };
 }
 
+/** The rows from xpad's middle for channel c to an unpadded (N, C, H, W) at `unpaddedAt`. */
+function middleRows(g: Conv2dGeometry, at: FusedLayout, c: number, unpaddedAt: number): RowBlock {
+  const plane = g.height * g.width;
+  return {
+    dst: unpaddedAt + c * plane,
+    dstRow: g.width,
+    dstImage: g.inChannels * plane,
+    src: c * g.batch * at.paddedPlane + g.paddingHeight * at.paddedWidth + g.paddingWidth,
+    srcRow: at.paddedWidth,
+    srcImage: at.paddedPlane,
+    images: g.batch,
+    rows: g.height,
+    width: g.width,
+  };
+}
+
+/** The rows from xpad's plane c at tap (kh, kw) to row (c, kh, kw) of the columns. */
+function tapRows(g: Conv2dGeometry, at: FusedLayout, c: number, kh: number, kw: number): RowBlock {
+  const plane = g.height * g.width;
+  return {
+    dst: at.colsAt + ((c * g.kernelHeight + kh) * g.kernelWidth + kw) * g.batch * plane,
+    dstRow: g.width,
+    dstImage: plane,
+    src: c * g.batch * at.paddedPlane + kh * at.paddedWidth + kw,
+    srcRow: at.paddedWidth,
+    srcImage: at.paddedPlane,
+    images: g.batch,
+    rows: g.height,
+    width: g.width,
+  };
+}
+
+/** The same rows the other way: from where they went to where they came from. */
+function reversed(b: RowBlock): RowBlock {
+  return {
+    ...b,
+    dst: b.src,
+    dstRow: b.srcRow,
+    dstImage: b.srcImage,
+    src: b.dst,
+    srcRow: b.dstRow,
+    srcImage: b.dstImage,
+  };
+}
+
+/** Calls `visit` for each tap (c, kh, kw), in the columns' row order. */
+function forEachTap(g: Conv2dGeometry, visit: (c: number, kh: number, kw: number) => void): void {
+  for (let c = 0; c < g.inChannels; c++)
+    for (let kh = 0; kh < g.kernelHeight; kh++) for (let kw = 0; kw < g.kernelWidth; kw++) visit(c, kh, kw);
+}
+
 /**
  * xpad (C, N, H + 2ph, W + 2pw) at 0 in the workspace: zeros, with `values` (N, C, H, W) in the
  * middle, put first at `stagingAt` (C*N*H*W elements that are free), then copied channel by
@@ -625,25 +677,9 @@ function padInto(
   at: FusedLayout,
   stagingAt: number,
 ): void {
-  const { batch, inChannels: channels, height, width } = g;
-  const { paddedWidth, paddedPlane, colsAt } = at;
-  const plane = height * width;
   space.view.set(values, stagingAt);
-  space.view.fill(0, 0, colsAt);
-  const middle = g.paddingHeight * paddedWidth + g.paddingWidth;
-  for (let c = 0; c < channels; c++) {
-    space.copyRows({
-      dst: c * batch * paddedPlane + middle,
-      dstRow: paddedWidth,
-      dstImage: paddedPlane,
-      src: stagingAt + c * plane,
-      srcRow: width,
-      srcImage: channels * plane,
-      images: batch,
-      rows: height,
-      width,
-    });
-  }
+  space.view.fill(0, 0, at.colsAt);
+  for (let c = 0; c < g.inChannels; c++) space.copyRows(reversed(middleRows(g, at, c, stagingAt)));
 }
 
 /**
@@ -653,29 +689,9 @@ function padInto(
  * by image and row by row (`copyRows`): the padding supplies the zeros, nothing is patched after.
  */
 function paddedColumns(space: ConvWorkspace, xv: Float32Array, g: Conv2dGeometry, at: FusedLayout): void {
-  const { batch, inChannels: channels, height, width, kernelHeight, kernelWidth } = g;
-  const { paddedWidth, paddedPlane, colsAt } = at;
-  const plane = height * width;
-  const columns = batch * plane;
   // (x is staged where the columns go: they are written after it is in xpad)
-  padInto(space, xv, g, at, colsAt);
-  for (let c = 0; c < channels; c++) {
-    for (let kh = 0; kh < kernelHeight; kh++) {
-      for (let kw = 0; kw < kernelWidth; kw++) {
-        space.copyRows({
-          dst: colsAt + ((c * kernelHeight + kh) * kernelWidth + kw) * columns,
-          dstRow: width,
-          dstImage: plane,
-          src: c * batch * paddedPlane + kh * paddedWidth + kw,
-          srcRow: paddedWidth,
-          srcImage: paddedPlane,
-          images: batch,
-          rows: height,
-          width,
-        });
-      }
-    }
-  }
+  padInto(space, xv, g, at, at.colsAt);
+  forEachTap(g, (c, kh, kw) => space.copyRows(tapRows(g, at, c, kh, kw)));
 }
 
 /**
@@ -690,44 +706,11 @@ function paddedColumnGradients(
   at: FusedLayout,
   prior: Float32Array | null,
 ): void {
-  const { batch, inChannels: channels, height, width, kernelHeight, kernelWidth } = g;
-  const { paddedWidth, paddedPlane, colsAt } = at;
-  const plane = height * width;
-  const columns = batch * plane;
   // (the prior is staged where the output gradient was: the gemms have read it)
-  if (prior === null) space.view.fill(0, 0, colsAt);
+  if (prior === null) space.view.fill(0, 0, at.colsAt);
   else padInto(space, prior, g, at, at.productAt);
-  for (let c = 0; c < channels; c++) {
-    for (let kh = 0; kh < kernelHeight; kh++) {
-      for (let kw = 0; kw < kernelWidth; kw++) {
-        space.addRows({
-          dst: c * batch * paddedPlane + kh * paddedWidth + kw,
-          dstRow: paddedWidth,
-          dstImage: paddedPlane,
-          src: colsAt + ((c * kernelHeight + kh) * kernelWidth + kw) * columns,
-          srcRow: width,
-          srcImage: plane,
-          images: batch,
-          rows: height,
-          width,
-        });
-      }
-    }
-  }
-  const middle = g.paddingHeight * paddedWidth + g.paddingWidth;
-  for (let c = 0; c < channels; c++) {
-    space.copyRows({
-      dst: colsAt + c * plane,
-      dstRow: width,
-      dstImage: channels * plane,
-      src: c * batch * paddedPlane + middle,
-      srcRow: paddedWidth,
-      srcImage: paddedPlane,
-      images: batch,
-      rows: height,
-      width,
-    });
-  }
+  forEachTap(g, (c, kh, kw) => space.addRows(reversed(tapRows(g, at, c, kh, kw))));
+  for (let c = 0; c < g.inChannels; c++) space.copyRows(middleRows(g, at, c, at.colsAt));
 }
 
 /**
