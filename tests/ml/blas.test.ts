@@ -10,6 +10,7 @@ import {
   K_SLICE,
   openBlasGemm,
   rawOpenBlasSgemm,
+  runsOnOneThread,
   SLICED_OUTPUT_MAX,
   setBlasBackend,
   typescriptGemm,
@@ -153,6 +154,22 @@ describe('gemm backends', () => {
     expect(ml.setBlasThreads(1)).toBe(true);
     expect(ml.blasInfo().threads).toBe(1);
     ml.setBlasThreads(before);
+  });
+
+  it('chooses one thread for small products and every thread for large outputs', () => {
+    // A weight gradient with a long k (16 x 9, k = 50,176): a tiny output stays on one thread.
+    expect(runsOnOneThread(16, 9, 50_176)).toBe(true);
+    // The MLP's products (784-128-10, batch 32): under 8 million multiply-adds.
+    expect(runsOnOneThread(32, 128, 784)).toBe(true);
+    expect(runsOnOneThread(128, 784, 32)).toBe(true);
+    // The CNN's first convolution (16 x 50,176, k = 9): little work, but a 3 MiB output.
+    expect(runsOnOneThread(16, 50_176, 9)).toBe(false);
+    expect(runsOnOneThread(1, 262_144, 1)).toBe(false);
+    expect(runsOnOneThread(1, 262_143, 1)).toBe(true);
+    // Large work on a mid-sized output (the CNN's second convolution).
+    expect(runsOnOneThread(32, 12_544, 144)).toBe(false);
+    expect(runsOnOneThread(64, 128, 977)).toBe(false);
+    expect(runsOnOneThread(64, 128, 976)).toBe(true);
   });
 
   it('k = 0 scales C by beta; an empty output is a no-op', () => {

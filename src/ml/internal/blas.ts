@@ -227,6 +227,21 @@ export const SINGLE_THREAD_OUTPUT_MAX = 4096;
 export const SINGLE_THREAD_WORK_MAX = 8_000_000;
 
 /**
+ * Products with at least this many output elements run on every thread whatever their work: an
+ * output of 1 MiB and more does not stay in one core's cache anyway, and a product that short
+ * in k is bound by writing it. The CNN's first convolution (16 x 50,176, k = 9: 7.2 million
+ * multiply-adds) took 0.56 ms on one thread and 0.28 ms on two.
+ */
+export const SPLIT_OUTPUT_MIN = 262_144;
+
+/** Whether `gemm` runs an m x n product over k on one OpenBLAS thread (the three rules above). */
+export function runsOnOneThread(m: number, n: number, k: number): boolean {
+  const output = m * n;
+  if (output < SINGLE_THREAD_OUTPUT_MAX) return true;
+  return output < SPLIT_OUTPUT_MIN && output * k < SINGLE_THREAD_WORK_MAX;
+}
+
+/**
  * A product with an output this small and a longer inner dimension runs as inner-dimension
  * slices of K_SLICE (the first with beta, the rest added on): OpenBLAS 0.3.21 (Haswell kernels)
  * took 2 to 3 times as long over one long k as over slices of it, for example 0.47 ms against
@@ -245,9 +260,8 @@ export const gemm: GemmFunction = (ta, tb, m, n, k, alpha, a, ao, lda, b, bo, ld
   }
   if ((active ?? blasBackend()) === 'openblas') {
     const library = openBlas as OpenBlas;
-    // A small output runs on one thread (SINGLE_THREAD_OUTPUT_MAX); the thread count goes back after.
-    const small = m * n < SINGLE_THREAD_OUTPUT_MAX || m * n * k < SINGLE_THREAD_WORK_MAX;
-    const single = small && library.threads > 1 && library.setThreads !== null;
+    // A small product runs on one thread (runsOnOneThread); the thread count goes back after.
+    const single = runsOnOneThread(m, n, k) && library.threads > 1 && library.setThreads !== null;
     if (single) library.setThreads?.(1);
     try {
       if (m * n <= SLICED_OUTPUT_MAX && k > K_SLICE) {
