@@ -484,7 +484,9 @@ export class Device extends DeviceCore {
    * One Adam/AdamW step of every element of `parameter`, in one launch, in place: reads
    * `gradient`, updates `firstMoment` and `secondMoment`, then `parameter` (formula in the
    * catalog's `adamStep`). All four are f32 buffers of this device holding at least `count`
-   * elements (parameter's length by default), and no two are the same buffer.
+   * elements (parameter's length by default), and no two are the same buffer. With
+   * `maxSecondMoment` (a fifth such buffer) the step is amsgrad's (catalog `amsgradStep`): it
+   * keeps the largest second moment so far there and divides by its root.
    */
   adamStep(
     parameter: DeviceBuffer,
@@ -492,15 +494,17 @@ export class Device extends DeviceCore {
     firstMoment: DeviceBuffer,
     secondMoment: DeviceBuffer,
     step: AdamStepParameters,
-    options: LaunchOptions & { count?: number } = {},
+    options: LaunchOptions & { count?: number; maxSecondMoment?: DeviceBuffer } = {},
   ): void {
-    const operation = 'adamStep';
-    const buffers = [
+    const largest = options.maxSecondMoment;
+    const operation = largest === undefined ? 'adamStep' : 'amsgradStep';
+    const buffers: (readonly [string, DeviceBuffer])[] = [
       ['parameter', parameter],
       ['gradient', gradient],
       ['firstMoment', firstMoment],
       ['secondMoment', secondMoment],
-    ] as const;
+    ];
+    if (largest !== undefined) buffers.push(['maxSecondMoment', largest]);
     for (const [role, buffer] of buffers) this.checkBuffer(operation, buffer, role);
     const count = options.count ?? parameter.length;
     checkCount(this.id, operation, 'count', count);
@@ -518,17 +522,19 @@ export class Device extends DeviceCore {
       oneMinusBeta1: 1 - step.beta1,
       oneMinusBeta2: 1 - step.beta2,
     };
-    checkAdamStep(this.id, scalars);
+    checkAdamStep(this.id, operation, scalars);
+    const launch = {
+      output: parameter.native,
+      gradient: gradient.native,
+      firstMoment: firstMoment.native,
+      secondMoment: secondMoment.native,
+      count,
+      ...scalars,
+    };
     this.enqueue(
-      {
-        kind: 'adamStep',
-        output: parameter.native,
-        gradient: gradient.native,
-        firstMoment: firstMoment.native,
-        secondMoment: secondMoment.native,
-        count,
-        ...scalars,
-      },
+      largest === undefined
+        ? { kind: 'adamStep', ...launch }
+        : { kind: 'amsgradStep', ...launch, maxSecondMoment: largest.native },
       options,
     );
   }
@@ -591,15 +597,15 @@ export class Device extends DeviceCore {
 }
 
 /** Each scalar of an Adam step finite, betas in [0, 1), epsilon > 0 (Adam.ts checks its options likewise). */
-function checkAdamStep(deviceId: string, step: AdamStepScalars): void {
+function checkAdamStep(deviceId: string, operation: string, step: AdamStepScalars): void {
   for (const field of ADAM_STEP_SCALARS) {
     const value = step[field];
     if (typeof value !== 'number' || !Number.isFinite(value))
-      throw new DeviceError(deviceId, 'adamStep', `${field} must be a finite number, got ${String(value)}`);
+      throw new DeviceError(deviceId, operation, `${field} must be a finite number, got ${String(value)}`);
   }
   for (const field of ['beta1', 'beta2'] as const)
     if (!(step[field] >= 0 && step[field] < 1))
-      throw new DeviceError(deviceId, 'adamStep', `${field} must be in [0, 1), got ${step[field]}`);
+      throw new DeviceError(deviceId, operation, `${field} must be in [0, 1), got ${step[field]}`);
   if (!(step.epsilon > 0))
-    throw new DeviceError(deviceId, 'adamStep', `epsilon must be > 0, got ${step.epsilon}`);
+    throw new DeviceError(deviceId, operation, `epsilon must be > 0, got ${step.epsilon}`);
 }

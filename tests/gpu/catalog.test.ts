@@ -88,6 +88,8 @@ describe('the kernel catalog', () => {
     // adamStep: a launch only Device.adamStep makes; its moments are updated in place.
     expect(REQUEST_KINDS).not.toContain('adamStep');
     expect(KERNEL_ROLES.adamStep.updated).toEqual(['firstMoment', 'secondMoment']);
+    expect(REQUEST_KINDS).not.toContain('amsgradStep');
+    expect(KERNEL_ROLES.amsgradStep.updated).toEqual(['firstMoment', 'secondMoment', 'maxSecondMoment']);
   });
 
   it("a matmul request's transpose flags reach the launch", async () => {

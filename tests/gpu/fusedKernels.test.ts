@@ -23,6 +23,7 @@ import {
 import { naiveMatmul } from './naive.js';
 import {
   ADAM_VARIANTS,
+  type AdamVariant,
   adamScalars,
   runAdamSteps,
   runCase,
@@ -40,16 +41,13 @@ import { probeWebGpu } from './support.js';
 const ADAM_TOLERANCE: Tolerance = { rtol: 1e-5, atol: 1e-7 };
 
 /** Adam's update written out from its definition (PyTorch's formulation), in f64, rounding each stored value. */
-function naiveAdam(
-  p0: Float32Array,
-  gradients: readonly Float32Array[],
-  variant: { learningRate: number; weightDecay: number; decoupled: boolean },
-): Float32Array {
+function naiveAdam(p0: Float32Array, gradients: readonly Float32Array[], variant: AdamVariant): Float32Array {
   const count = p0.length;
   const p = Float32Array.from(p0);
   const m = new Float32Array(count);
   const v = new Float32Array(count);
-  const [beta1, beta2, epsilon] = [0.9, 0.999, 1e-8];
+  const vMax = new Float32Array(count);
+  const [beta1, beta2, epsilon] = [0.9, variant.beta2 ?? 0.999, 1e-8];
   gradients.forEach((gradient, index) => {
     const t = index + 1;
     for (let i = 0; i < count; i++) {
@@ -57,15 +55,17 @@ function naiveAdam(
       const g = gradient[i] + (variant.decoupled ? 0 : variant.weightDecay * p[i]);
       m[i] = beta1 * m[i] + (1 - beta1) * g;
       v[i] = beta2 * v[i] + (1 - beta2) * g * g;
+      vMax[i] = Math.max(vMax[i], v[i]);
       const mHat = m[i] / (1 - beta1 ** t);
-      const vHat = v[i] / (1 - beta2 ** t);
+      const vHat = (variant.amsgrad ? vMax[i] : v[i]) / (1 - beta2 ** t);
       p[i] -= (variant.learningRate * mHat) / (Math.sqrt(vHat) + epsilon);
     }
   });
-  const out = new Float32Array(3 * count);
+  const out = new Float32Array((variant.amsgrad ? 4 : 3) * count);
   out.set(p);
   out.set(m, count);
   out.set(v, 2 * count);
+  if (variant.amsgrad) out.set(vMax, 3 * count);
   return out;
 }
 

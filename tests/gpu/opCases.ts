@@ -347,38 +347,49 @@ export function adamScalars(
   };
 }
 
+/** The options of one fused Adam comparison (ADAM_VARIANTS). */
+export interface AdamVariant {
+  readonly name: string;
+  readonly learningRate: number;
+  readonly weightDecay: number;
+  readonly decoupled: boolean;
+  readonly beta2?: number;
+  readonly amsgrad?: boolean;
+}
+
 /**
  * `steps` fused Adam steps of `count` elements on `device`, a fresh seeded gradient per step
- * (m and v start at zero); the final p, m and v, concatenated.
+ * (the moments start at zero); the final p, m and v, and with amsgrad vMax, concatenated.
  */
 export async function runAdamSteps(
   device: Device,
   seed: number,
   count: number,
   steps: number,
-  options: { learningRate: number; weightDecay: number; decoupled: boolean },
+  options: AdamVariant,
 ): Promise<Float32Array> {
   const random = new Random(seed);
   const parameter = device.upload(uniform(random, count, -1, 1));
-  const firstMoment = device.upload(new Float32Array(count));
-  const secondMoment = device.upload(new Float32Array(count));
+  const moments = Array.from({ length: options.amsgrad ? 3 : 2 }, () =>
+    device.upload(new Float32Array(count)),
+  );
+  const [firstMoment, secondMoment, maxSecondMoment] = moments;
   const gradients: DeviceBuffer[] = [];
   try {
     for (let t = 1; t <= steps; t++) {
       const gradient = device.upload(uniform(random, count, -2, 2));
       gradients.push(gradient);
-      device.adamStep(parameter, gradient, firstMoment, secondMoment, adamScalars(t, options));
+      const scalars = adamScalars(t, options);
+      device.adamStep(parameter, gradient, firstMoment, secondMoment, scalars, { maxSecondMoment });
     }
-    const parts = [
-      await device.readFloat32(parameter),
-      await device.readFloat32(firstMoment),
-      await device.readFloat32(secondMoment),
-    ].map((values) => values.subarray(0, count));
-    const out = new Float32Array(3 * count);
+    const parts: Float32Array[] = [];
+    for (const buffer of [parameter, ...moments])
+      parts.push((await device.readFloat32(buffer)).subarray(0, count));
+    const out = new Float32Array(parts.length * count);
     for (const [index, values] of parts.entries()) out.set(values, index * count);
     return out;
   } finally {
-    for (const buffer of [parameter, firstMoment, secondMoment, ...gradients]) buffer.release();
+    for (const buffer of [parameter, ...moments, ...gradients]) buffer.release();
   }
 }
 
@@ -388,4 +399,21 @@ export const ADAM_VARIANTS = [
   { name: 'Adam with coupled weight decay 0.1', learningRate: 1e-2, weightDecay: 0.1, decoupled: false },
   { name: 'AdamW with decoupled weight decay 0.01', learningRate: 1e-2, weightDecay: 0.01, decoupled: true },
   { name: 'AdamW with decoupled weight decay 0.5', learningRate: 3e-2, weightDecay: 0.5, decoupled: true },
-] as const;
+  // beta2 0.5: v falls often within five steps, so vMax and v part (with 0.999 they would not)
+  {
+    name: 'Adam with amsgrad',
+    learningRate: 1e-2,
+    weightDecay: 0,
+    decoupled: false,
+    beta2: 0.5,
+    amsgrad: true,
+  },
+  {
+    name: 'AdamW with amsgrad and decoupled weight decay 0.1',
+    learningRate: 1e-2,
+    weightDecay: 0.1,
+    decoupled: true,
+    beta2: 0.5,
+    amsgrad: true,
+  },
+] as const satisfies readonly AdamVariant[];

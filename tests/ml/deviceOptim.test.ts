@@ -1,6 +1,6 @@
 /**
  * Device-side training efficiency: Adam and AdamW on a device run as one fused `adamStep`
- * launch per parameter and end where host Adam ends; device products read transposed operands
+ * launch per parameter (`amsgradStep` with amsgrad) and end where host Adam ends; device products read transposed operands
  * through the matmul launch's flags (no gather copies), so Linear's forward and backward
  * launch no gathers. On the cpu reference device and on WebGPU (SwiftShader here).
  *
@@ -54,6 +54,12 @@ const VARIANTS: ReadonlyArray<[string, Make]> = [
   ],
   ['AdamW, default decoupled decay 0.01', (p) => new AdamW(p, { learningRate: 1e-2, simd: false })],
   ['AdamW, decoupled decay 0.5', (p) => new AdamW(p, { learningRate: 3e-2, weightDecay: 0.5, simd: false })],
+  // beta2 0.5: v falls often within eight steps, so amsgrad's largest v parts from v
+  ['Adam, amsgrad, beta2 0.5', (p) => new Adam(p, { learningRate: 1e-2, beta2: 0.5, amsgrad: true })],
+  [
+    'AdamW, amsgrad, beta2 0.5, decoupled decay 0.1',
+    (p) => new AdamW(p, { learningRate: 1e-2, beta2: 0.5, weightDecay: 0.1, amsgrad: true }),
+  ],
 ];
 
 /** Eight steps with exact gradients c_t (fresh per step, the same on every device); the final parameters. */
@@ -122,7 +128,8 @@ function suite(open: () => Promise<GpuDevice>): void {
       const expected = await stepWithExactGradients('cpu', make);
       device.resetLaunchStats();
       const actual = await stepWithExactGradients(device, make);
-      expect(device.launchStats().byKernel.adamStep).toBe(STEPS * SHAPES.length);
+      const fused = name.includes('amsgrad') ? 'amsgradStep' : 'adamStep';
+      expect(device.launchStats().byKernel[fused]).toBe(STEPS * SHAPES.length);
       for (let i = 0; i < expected.length; i++)
         expect(firstMismatch(actual[i], expected[i], ADAM_TOLERANCE), `parameter ${i}`).toBeUndefined();
     });

@@ -65,6 +65,16 @@ const CPU_KERNELS: KernelTable<NativeBuffer, void> = {
       l.count,
       l,
     ),
+  amsgradStep: (l) =>
+    cpuAdamStep(
+      floats(l.output),
+      floats(l.gradient),
+      floats(l.firstMoment),
+      floats(l.secondMoment),
+      l.count,
+      l,
+      floats(l.maxSecondMoment),
+    ),
   im2col: (l) => cpuIm2col(floats(l.input), floats(l.output), l.geometry),
   col2im: (l) => cpuCol2im(floats(l.columns), floats(l.output), l.geometry),
   pool2d: (l) => cpuPool(l.op, floats(l.input), floats(l.output), l.geometry),

@@ -139,7 +139,16 @@ const CUDA_KERNELS: KernelTable<NativeBuffer, CudaBoundLaunch, CudaKernelKind> =
   adamStep: (launch) => {
     const buffers = [launch.gradient, launch.firstMoment, launch.secondMoment, launch.output].map(pointer);
     return {
-      kernel: cached('adamStep', cudaAdamStep),
+      kernel: cached('adamStep', () => cudaAdamStep(false)),
+      values: [...buffers, launch.count, ...ADAM_STEP_SCALARS.map((name) => launch[name])],
+      blocks: blocksFor(launch.count),
+    };
+  },
+  amsgradStep: (launch) => {
+    const moments = [launch.firstMoment, launch.secondMoment, launch.maxSecondMoment];
+    const buffers = [launch.gradient, ...moments, launch.output].map(pointer);
+    return {
+      kernel: cached('amsgradStep', () => cudaAdamStep(true)),
       values: [...buffers, launch.count, ...ADAM_STEP_SCALARS.map((name) => launch[name])],
       blocks: blocksFor(launch.count),
     };

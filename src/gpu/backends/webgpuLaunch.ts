@@ -81,6 +81,16 @@ function poolWords(g: Pool2dGeometry, count: number): Uint32Array {
 
 type Launch<K extends BackendKernelKind> = KernelLaunch<K>;
 
+/** An Adam step's uniform block: count (u32), then ADAM_STEP_SCALARS as f32. */
+function adamWords(l: Launch<'adamStep'> | Launch<'amsgradStep'>): Uint32Array {
+  const uniform = words([l.count]);
+  new Float32Array(uniform.buffer).set(
+    ADAM_STEP_SCALARS.map((name) => l[name]),
+    1,
+  );
+  return uniform;
+}
+
 function elementGroups(count: number, limit: number): [number, number] {
   return splitGroups(Math.ceil(count / WGSL_WORKGROUP_SIZE), limit);
 }
@@ -210,19 +220,18 @@ export function bindLaunch(launch: KernelLaunch, limit = MAX_WORKGROUPS_PER_DIME
         groups: elementGroups(count, limit),
       };
     },
-    adamStep: (l) => {
-      const uniform = words([l.count]);
-      new Float32Array(uniform.buffer).set(
-        ADAM_STEP_SCALARS.map((name) => l[name]),
-        1,
-      );
-      return {
-        kernel: cached('adamStep', wgslAdamStep),
-        buffers: [l.gradient, l.firstMoment, l.secondMoment, l.output],
-        uniform,
-        groups: elementGroups(l.count, limit),
-      };
-    },
+    adamStep: (l) => ({
+      kernel: cached('adamStep', () => wgslAdamStep(false)),
+      buffers: [l.gradient, l.firstMoment, l.secondMoment, l.output],
+      uniform: adamWords(l),
+      groups: elementGroups(l.count, limit),
+    }),
+    amsgradStep: (l) => ({
+      kernel: cached('amsgradStep', () => wgslAdamStep(true)),
+      buffers: [l.gradient, l.firstMoment, l.secondMoment, l.maxSecondMoment, l.output],
+      uniform: adamWords(l),
+      groups: elementGroups(l.count, limit),
+    }),
     pool2dBackward: (l) => {
       const g = l.geometry;
       const count = g.planes * g.height * g.width;

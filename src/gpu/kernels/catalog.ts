@@ -13,8 +13,8 @@
  *
  * A kind has a `request` form (callers name it), a `launch` form (backends run it), or both.
  * `gather` and `conv2d` are requests the `Device` turns into other launches (`binary.left`;
- * im2col, matmul and convOutput); `convOutput` and `adamStep` are launches only the `Device`
- * makes (`adamStep` through `Device.adamStep`).
+ * im2col, matmul and convOutput); `convOutput`, `adamStep` and `amsgradStep` are launches only
+ * the `Device` makes (the last two through `Device.adamStep`).
  *
  * Most kinds read their inputs and write their output. A kind may also list `updated` roles:
  * buffers it reads and writes in place (`adamStep`'s moments), bound read-write by every backend.
@@ -176,6 +176,15 @@ export interface KernelCatalog {
     request: null;
     launch: AdamStepScalars & { count: number };
   };
+  // adamStep with amsgrad: also maxSecondMoment (updated), the largest v so far, per element:
+  //   vMax = max(vMax, v);  p = p * shrink - stepSize * m / (sqrt(vMax) * inverseCorrection2 + epsilon)
+  amsgradStep: {
+    inputs: 'gradient';
+    optional: never;
+    updated: 'firstMoment' | 'secondMoment' | 'maxSecondMoment';
+    request: null;
+    launch: AdamStepScalars & { count: number };
+  };
 }
 
 /**
@@ -274,10 +283,16 @@ export const KERNEL_ROLES: { readonly [K in KernelKind]: RoleList<K> } = {
     updated: ['firstMoment', 'secondMoment'],
     named: false,
   },
+  amsgradStep: {
+    inputs: ['gradient'],
+    optional: [],
+    updated: ['firstMoment', 'secondMoment', 'maxSecondMoment'],
+    named: false,
+  },
 };
 
 /** Kinds only the `Device` launches (no request form). */
-const LAUNCH_ONLY_KINDS: readonly KernelKind[] = ['convOutput', 'adamStep'];
+const LAUNCH_ONLY_KINDS: readonly KernelKind[] = ['convOutput', 'adamStep', 'amsgradStep'];
 
 export const REQUEST_KINDS = (Object.keys(KERNEL_ROLES) as KernelKind[]).filter(
   (kind): kind is RequestKind => !LAUNCH_ONLY_KINDS.includes(kind),

@@ -195,7 +195,8 @@ function matmulDots(
   }
 }
 
-// p, g, m, v: (count); m, v and p updated in place, each value rounded to f32 as it is stored
+// p, g, m, v: (count); m, v and p updated in place, each value rounded to f32 as it is stored;
+// with vMax (amsgrad), vMax = max(vMax, v) and the denominator takes it in place of v
 export function cpuAdamStep(
   p: Float32Array,
   g: Float32Array,
@@ -203,6 +204,7 @@ export function cpuAdamStep(
   v: Float32Array,
   count: number,
   s: AdamStepScalars,
+  vMax: Float32Array | null = null,
 ): void {
   for (let i = 0; i < count; i++) {
     const gradient = g[i] + s.coupledDecay * p[i];
@@ -210,7 +212,14 @@ export function cpuAdamStep(
     const second = s.beta2 * v[i] + s.oneMinusBeta2 * gradient * gradient;
     m[i] = first;
     v[i] = second;
-    p[i] = p[i] * s.shrink - (s.stepSize * first) / (Math.sqrt(second) * s.inverseCorrection2 + s.epsilon);
+    let denominator = second;
+    if (vMax !== null) {
+      // (v is stored as f32 first: the maximum compares what the moments hold)
+      if (v[i] > vMax[i]) vMax[i] = v[i];
+      denominator = vMax[i];
+    }
+    p[i] =
+      p[i] * s.shrink - (s.stepSize * first) / (Math.sqrt(denominator) * s.inverseCorrection2 + s.epsilon);
   }
 }
 

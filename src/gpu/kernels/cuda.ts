@@ -327,10 +327,19 @@ export function cudaPoolBackward(op: 'max' | 'avg'): CudaKernel {
   };
 }
 
-/** One Adam/AdamW step per element, in place (catalog `adamStep`), in f32. */
-export function cudaAdamStep(): CudaKernel {
-  const scalars = ADAM_STEP_SCALARS.map((name) => `float ${name}`).join(', ');
-  const source = `extern "C" __global__ void adam_step(const float* __restrict__ gradient, float* __restrict__ firstMoment, float* __restrict__ secondMoment, float* __restrict__ parameter, unsigned int count, ${scalars}) {
+/**
+ * One Adam/AdamW step per element, in place (catalog `adamStep`), in f32. With `amsgrad`
+ * (catalog `amsgradStep`) the largest second moment so far comes after the other moments and
+ * the denominator takes it.
+ */
+export function cudaAdamStep(amsgrad = false): CudaKernel {
+  const name = amsgrad ? 'amsgrad_step' : 'adam_step';
+  const scalars = ADAM_STEP_SCALARS.map((scalar) => `float ${scalar}`).join(', ');
+  const largest = amsgrad ? ' float* __restrict__ maxSecondMoment,' : '';
+  const denominator = amsgrad
+    ? 'const float d = fmaxf(maxSecondMoment[i], v);\n  maxSecondMoment[i] = d;'
+    : 'const float d = v;';
+  const source = `extern "C" __global__ void ${name}(const float* __restrict__ gradient, float* __restrict__ firstMoment, float* __restrict__ secondMoment,${largest} float* __restrict__ parameter, unsigned int count, ${scalars}) {
   ${GLOBAL_INDEX}
   if (i >= count) return;
   const float p = parameter[i];
@@ -339,12 +348,14 @@ export function cudaAdamStep(): CudaKernel {
   const float v = beta2 * secondMoment[i] + oneMinusBeta2 * g * g;
   firstMoment[i] = m;
   secondMoment[i] = v;
-  parameter[i] = p * shrink - stepSize * m / (sqrtf(v) * inverseCorrection2 + epsilon);
+  ${denominator}
+  parameter[i] = p * shrink - stepSize * m / (sqrtf(d) * inverseCorrection2 + epsilon);
 }
 `;
   const parameters: CudaParameterType[] = ['pointer', 'pointer', 'pointer', 'pointer', 'u32'];
+  if (amsgrad) parameters.unshift('pointer');
   for (const _ of ADAM_STEP_SCALARS) parameters.push('f32');
-  return { name: 'adam_step', source, parameters };
+  return { name, source, parameters };
 }
 
 /** The conv geometry as the 13 u32 arguments both conv kernels take after their buffers (count excluded). */
@@ -359,6 +370,6 @@ export function allCudaKernels(): CudaKernel[] {
   for (const op of Object.keys(REDUCE_OPS) as ReduceOpName[]) kernels.push(cudaReduce(op));
   kernels.push(cudaSoftmax(), cudaLayernorm(), cudaIm2col(), cudaConvOutput(), cudaCol2im());
   for (const op of ['max', 'avg'] as const) kernels.push(cudaPool(op), cudaPoolBackward(op));
-  kernels.push(cudaAdamStep());
+  kernels.push(cudaAdamStep(false), cudaAdamStep(true));
   return kernels;
 }

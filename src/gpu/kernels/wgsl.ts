@@ -346,16 +346,26 @@ ${store}
 
 /**
  * One Adam/AdamW step per element, in place (catalog `adamStep`): reads gradient, updates the
- * moments and the parameter, all in f32.
+ * moments and the parameter, all in f32. With `amsgrad` (catalog `amsgradStep`) it also keeps
+ * the largest second moment so far, bound after the other moments, and divides by its root.
  */
-export function wgslAdamStep(): WgslKernel {
+export function wgslAdamStep(amsgrad = false): WgslKernel {
   const scalars = ADAM_STEP_SCALARS.map((name) => `${name}: f32,`).join(' ');
+  const largest = amsgrad
+    ? `@group(0) @binding(3) var<storage, read_write> maxSecondMoment: array<f32>;
+@group(0) @binding(4) var<storage, read_write> parameter: array<f32>;
+@group(0) @binding(5) var<uniform> params: Params;`
+    : `@group(0) @binding(3) var<storage, read_write> parameter: array<f32>;
+@group(0) @binding(4) var<uniform> params: Params;`;
+  const denominator = amsgrad
+    ? `let d = max(maxSecondMoment[i], v);
+  maxSecondMoment[i] = d;`
+    : 'let d = v;';
   const source = `struct Params { count: u32, ${scalars} }
 @group(0) @binding(0) var<storage, read> gradient: array<f32>;
 @group(0) @binding(1) var<storage, read_write> firstMoment: array<f32>;
 @group(0) @binding(2) var<storage, read_write> secondMoment: array<f32>;
-@group(0) @binding(3) var<storage, read_write> parameter: array<f32>;
-@group(0) @binding(4) var<uniform> params: Params;
+${largest}
 ${HEADER_INDEX}
 ${ENTRY} {
   ${elementIndex('i')}
@@ -365,10 +375,11 @@ ${ENTRY} {
   let v = params.beta2 * secondMoment[i] + params.oneMinusBeta2 * g * g;
   firstMoment[i] = m;
   secondMoment[i] = v;
-  parameter[i] = p * params.shrink - params.stepSize * m / (sqrt(v) * params.inverseCorrection2 + params.epsilon);
+  ${denominator}
+  parameter[i] = p * params.shrink - params.stepSize * m / (sqrt(d) * params.inverseCorrection2 + params.epsilon);
 }
 `;
-  return { name: 'adam_step', source };
+  return { name: amsgrad ? 'amsgrad_step' : 'adam_step', source };
 }
 
 /** The uniform words of the conv kernels: CONV2D_GEOMETRY_FIELDS in order, then count and hasBias. */

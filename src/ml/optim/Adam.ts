@@ -65,9 +65,6 @@ export class Adam extends Optimizer {
       () => `${this.kind}: epsilon must be > 0, weight decay >= 0`,
     );
     const onDevice = this.parameters.some((parameter) => parameter.device !== 'cpu');
-    check(!(this.amsgrad && onDevice), 'invalid_argument', () => {
-      return `${this.kind}: amsgrad runs on the CPU only; move the parameters to the CPU or drop amsgrad`;
-    });
     this.kernel =
       options.simd === false || onDevice || this.amsgrad ? null : KernelBlock.create(this.parameters);
   }
@@ -150,8 +147,9 @@ export class Adam extends Optimizer {
         if (parameter.deviceGrad === null) continue;
         const m = this.deviceSlots.get('m', index, parameter);
         const v = this.deviceSlots.get('v', index, parameter);
+        const vMax = this.amsgrad ? this.deviceSlots.get('vMax', index, parameter) : null;
         const step = { beta1, beta2, epsilon, ...this.coefficients(index) };
-        adamOnDevice(parameter, parameter.deviceGrad, m, v, step);
+        adamOnDevice(parameter, parameter.deviceGrad, m, v, step, vMax);
         continue;
       }
       const grad = parameter.grad;

@@ -1,7 +1,7 @@
 /**
  * Optimizer state and updates for parameters on a GPU-layer device. The update formulas are
  * the CPU ones (SGD.ts, Adam.ts): Adam and AdamW run as one fused `adamStep` launch per
- * parameter, updating it and its moments in place; SGD is written with device ops under
+ * parameter (`amsgradStep` with amsgrad), updating it and its moments in place; SGD is written with device ops under
  * `noGrad`, each new value copied into the parameter's own buffer. Either way the parameter
  * (and whoever holds it) stays the same tensor. Slots (momentum, moments) are device tensors,
  * zero until first written.
@@ -111,13 +111,21 @@ export function sgdOnDevice(
 export type AdamStep = AdamStepParameters;
 
 /**
- * One Adam/AdamW update of a device parameter with its moment slots `m` and `v`: one fused
- * `adamStep` launch that updates p, m and v in place (no temporaries), the formula of Adam.ts
- * in f32.
+ * One Adam/AdamW update of a device parameter with its moment slots `m` and `v` (and, with
+ * amsgrad, `vMax`, the largest v so far): one fused launch that updates them and p in place (no
+ * temporaries), the formula of Adam.ts in f32.
  */
-export function adamOnDevice(parameter: Tensor, grad: Tensor, m: Tensor, v: Tensor, step: AdamStep): void {
+export function adamOnDevice(
+  parameter: Tensor,
+  grad: Tensor,
+  m: Tensor,
+  v: Tensor,
+  step: AdamStep,
+  vMax: Tensor | null = null,
+): void {
   const device = parameter.device as GpuDevice;
   device.adamStep(bufferOf(parameter), bufferOf(grad), bufferOf(m), bufferOf(v), step, {
     count: parameter.size,
+    ...(vMax === null ? {} : { maxSecondMoment: bufferOf(vMax) }),
   });
 }
