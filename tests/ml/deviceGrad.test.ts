@@ -17,6 +17,7 @@ import {
   type Tolerance,
 } from '../../src/gpu/index.js';
 import {
+  Adagrad,
   Adam,
   AdamW,
   add,
@@ -49,6 +50,7 @@ import {
   permute,
   pow,
   ReLU,
+  RMSprop,
   relu,
   reshape,
   Sequential,
@@ -268,6 +270,28 @@ const OPTIMIZERS: ReadonlyArray<[string, (model: Sequential) => Optimizer]> = [
   ],
   ['Adam', (model) => new Adam(model.parameters(), { learningRate: 1e-2, simd: false })],
   ['AdamW', (model) => new AdamW(model.parameters(), { learningRate: 1e-2, simd: false })],
+  ['RMSprop', (model) => new RMSprop(model.parameters(), { learningRate: 1e-2 })],
+  [
+    'RMSprop, centered, with momentum and weight decay',
+    (model) =>
+      new RMSprop(model.parameters(), {
+        learningRate: 1e-2,
+        alpha: 0.9,
+        centered: true,
+        momentum: 0.8,
+        weightDecay: 1e-2,
+      }),
+  ],
+  [
+    'Adagrad with rate decay, an initial accumulator and weight decay',
+    (model) =>
+      new Adagrad(model.parameters(), {
+        learningRate: 5e-2,
+        learningRateDecay: 0.1,
+        initialAccumulator: 0.5,
+        weightDecay: 1e-2,
+      }),
+  ],
 ];
 
 function suite(open: () => Promise<GpuDevice>, seed: number): void {
@@ -309,9 +333,17 @@ describe('autograd on the cpu reference device', () => {
   });
   afterAll(() => device?.destroy());
 
-  it('a training step gives back all its device memory: live buffers stay flat', async () => {
+  it.each([
+    ['Adam', (model: Sequential) => new Adam(model.parameters(), { learningRate: 1e-3 })],
+    [
+      'RMSprop (centered, momentum)',
+      (model: Sequential) =>
+        new RMSprop(model.parameters(), { centered: true, momentum: 0.9, weightDecay: 0.1 }),
+    ],
+    ['Adagrad', (model: Sequential) => new Adagrad(model.parameters(), { weightDecay: 0.1 })],
+  ])('a training step with %s gives back all its device memory: live buffers stay flat', async (_, make) => {
     const model = await mlp(3).to(device);
-    const optimizer = new Adam(model.parameters(), { learningRate: 1e-3 });
+    const optimizer = make(model);
     const input = await to(tensor(uniformArray(new Random(1), 30), [5, 6]), device);
     const live: number[] = [];
     for (let step = 0; step < 5; step++) {

@@ -1,5 +1,6 @@
 /**
- * RMSprop and Adagrad with PyTorch's formulations (CPU parameters):
+ * RMSprop and Adagrad with PyTorch's formulations (parameters on the CPU, or on a device, where
+ * the same formulas run as elementwise launches: deviceState.ts):
  *   RMSprop: g = grad + weightDecay * p;   s = alpha s + (1 - alpha) g^2
  *            centered: a = alpha a + (1 - alpha) g;  d = sqrt(s - a^2) + eps, else sqrt(s) + eps
  *            momentum > 0: buf = momentum buf + g / d;  p -= lr buf,  else p -= lr g / d
@@ -8,16 +9,8 @@
  * t is the parameter's own step count. Learning rate and weight decay are per parameter group.
  */
 import { check } from '../errors.js';
-import type { Tensor } from '../Tensor.js';
+import { adagradOnDevice, rmspropOnDevice } from './deviceState.js';
 import { Optimizer, type OptimizerParameters } from './Optimizer.js';
-
-function requireHost(kind: string, parameters: readonly Tensor[]): void {
-  check(
-    parameters.every((parameter) => parameter.device === 'cpu'),
-    'invalid_argument',
-    () => `${kind}: runs on the CPU only; move the parameters to the CPU (or use SGD, Adam, AdamW)`,
-  );
-}
 
 function finite(kind: string, name: string, value: number, minimum: number, inclusive = true): void {
   check(
@@ -57,20 +50,30 @@ export class RMSprop extends Optimizer {
     finite(this.kind, 'alpha', this.alpha, 0);
     finite(this.kind, 'epsilon', this.epsilon, 0);
     finite(this.kind, 'momentum', this.momentum, 0);
-    requireHost(this.kind, this.parameters);
   }
 
   step(): void {
     const { alpha, epsilon, momentum, centered } = this;
-    const squares = this.slot('squareAverage');
-    const means = centered ? this.slot('gradAverage') : null;
-    const buffers = momentum > 0 ? this.slot('momentum') : null;
+    const host = this.hasHostParameters();
+    const squares = host ? this.slot('squareAverage') : [];
+    const means = host && centered ? this.slot('gradAverage') : null;
+    const buffers = host && momentum > 0 ? this.slot('momentum') : null;
     for (let index = 0; index < this.parameters.length; index++) {
       const parameter = this.parameters[index];
+      const { learningRate, weightDecay } = this.groupOf[index];
+      if (parameter.device !== 'cpu') {
+        if (parameter.deviceGrad === null) continue;
+        this.parameterSteps[index]++;
+        const slot = (name: string) => this.deviceSlots.get(name, index, parameter);
+        const mean = centered ? slot('gradAverage') : undefined;
+        const buffer = momentum > 0 ? slot('momentum') : undefined;
+        const step = { learningRate, alpha, epsilon, weightDecay, momentum };
+        rmspropOnDevice(parameter, parameter.deviceGrad, slot('squareAverage'), mean, buffer, step);
+        continue;
+      }
       const grad = parameter.grad;
       if (grad === null) continue;
       this.parameterSteps[index]++;
-      const { learningRate, weightDecay } = this.groupOf[index];
       const p = parameter.data;
       const s = squares[index];
       const a = means?.[index];
@@ -120,9 +123,16 @@ export class Adagrad extends Optimizer {
     finite(this.kind, 'learningRateDecay', this.learningRateDecay, 0);
     finite(this.kind, 'initialAccumulator', this.initialAccumulator, 0);
     finite(this.kind, 'epsilon', this.epsilon, 0);
-    requireHost(this.kind, this.parameters);
-    // PyTorch creates the sums with the parameters, so they are in every state dict.
-    this.slot('sum');
+    // PyTorch creates the sums with the parameters, so they are in every state dict (a device
+    // parameter's on its device).
+    if (this.hasHostParameters()) this.slot('sum');
+    this.parameters.forEach((parameter, index) => {
+      if (parameter.device !== 'cpu') this.deviceSum(index);
+    });
+  }
+
+  private deviceSum(index: number) {
+    return this.deviceSlots.get('sum', index, this.parameters[index], this.initialAccumulator);
   }
 
   protected override allocateSlot(name: string): Float32Array[] {
@@ -133,18 +143,25 @@ export class Adagrad extends Optimizer {
 
   protected override resetSlots(): void {
     super.resetSlots();
-    for (const buffer of this.slot('sum')) buffer.fill(this.initialAccumulator);
+    if (this.hasHostParameters()) for (const buffer of this.slot('sum')) buffer.fill(this.initialAccumulator);
   }
 
   step(): void {
-    const sums = this.slot('sum');
+    const sums = this.hasHostParameters() ? this.slot('sum') : [];
     for (let index = 0; index < this.parameters.length; index++) {
       const parameter = this.parameters[index];
-      const grad = parameter.grad;
-      if (grad === null) continue;
+      const { deviceGrad, grad } = parameter;
+      const onDevice = parameter.device !== 'cpu';
+      if (onDevice ? deviceGrad === null : grad === null) continue;
       const t = ++this.parameterSteps[index];
       const { learningRate, weightDecay } = this.groupOf[index];
       const rate = learningRate / (1 + (t - 1) * this.learningRateDecay);
+      if (deviceGrad !== null && onDevice) {
+        const step = { rate, weightDecay, epsilon: this.epsilon };
+        adagradOnDevice(parameter, deviceGrad, this.deviceSum(index), step);
+        continue;
+      }
+      if (grad === null) continue;
       const p = parameter.data;
       const sum = sums[index];
       const epsilon = this.epsilon;

@@ -8,7 +8,7 @@
  */
 import type { Device as GpuDevice } from '../../gpu/Device.js';
 import type { AdamStepParameters } from '../../gpu/kernels/catalog.js';
-import { add, mul, sub } from '../ops/elementwise.js';
+import { add, div, mul, sqrt, sub } from '../ops/elementwise.js';
 import { bufferOf, deviceTensor, dispose, noGrad, type Tensor } from '../Tensor.js';
 
 /** Per-slot device tensors, one entry per parameter index (CPU parameters have none). */
@@ -27,8 +27,8 @@ export class DeviceSlots {
     return [...(this.slots.get(name) ?? new Map<number, Tensor>())];
   }
 
-  /** Slot `name` of `parameter` (number `index`), zeroed on first use. */
-  get(name: string, index: number, parameter: Tensor): Tensor {
+  /** Slot `name` of `parameter` (number `index`), `initial` (0 by default) in every element on first use. */
+  get(name: string, index: number, parameter: Tensor, initial = 0): Tensor {
     let slot = this.slots.get(name);
     if (slot === undefined) {
       slot = new Map();
@@ -37,7 +37,8 @@ export class DeviceSlots {
     let tensor = slot.get(index);
     if (tensor === undefined) {
       const device = parameter.device as GpuDevice;
-      tensor = deviceTensor(device, device.upload(new Float32Array(parameter.size)), parameter.shape);
+      const values = new Float32Array(parameter.size).fill(initial);
+      tensor = deviceTensor(device, device.upload(values), parameter.shape);
       slot.set(index, tensor);
     }
     return tensor;
@@ -57,7 +58,12 @@ export class DeviceSlots {
   }
 }
 
-/** Copies `value` into `target`'s buffer and gives `value` back. */
+/** Copies `value` into `target`'s buffer (`value` stays the caller's). */
+function copyInto(target: Tensor, value: Tensor): void {
+  (target.device as GpuDevice).copy(bufferOf(value), bufferOf(target));
+}
+
+/** Copies `value` into `target`'s buffer and disposes `value`. */
 function assign(target: Tensor, value: Tensor): void {
   (target.device as GpuDevice).copy(bufferOf(value), bufferOf(target));
   dispose(value);
@@ -100,7 +106,7 @@ export function sgdOnDevice(
       const next = step.first
         ? keep(mul(g, 1))
         : keep(add(keep(mul(buffer, step.momentum)), keep(mul(g, 1 - step.dampening))));
-      (buffer.device as GpuDevice).copy(bufferOf(next), bufferOf(buffer));
+      copyInto(buffer, next);
       g = step.nesterov ? keep(add(g, keep(mul(buffer, step.momentum)))) : buffer;
     }
     assign(parameter, sub(parameter, keep(mul(g, step.learningRate))));
@@ -127,5 +133,62 @@ export function adamOnDevice(
   device.adamStep(bufferOf(parameter), bufferOf(grad), bufferOf(m), bufferOf(v), step, {
     count: parameter.size,
     ...(vMax === null ? {} : { maxSecondMoment: bufferOf(vMax) }),
+  });
+}
+
+export interface RmspropStep {
+  readonly learningRate: number;
+  readonly alpha: number;
+  readonly epsilon: number;
+  readonly weightDecay: number;
+  readonly momentum: number;
+}
+
+/**
+ * One RMSprop update of a device parameter (RMSprop.ts's formula, composed of elementwise
+ * launches): `square` is its squared-gradient average, `mean` its gradient average (centered
+ * only), `buffer` its momentum (momentum > 0 only).
+ */
+export function rmspropOnDevice(
+  parameter: Tensor,
+  grad: Tensor,
+  square: Tensor,
+  mean: Tensor | undefined,
+  buffer: Tensor | undefined,
+  step: RmspropStep,
+): void {
+  const { alpha, epsilon, learningRate, weightDecay } = step;
+  scoped((keep) => {
+    const g = weightDecay !== 0 ? keep(add(grad, keep(mul(parameter, weightDecay)))) : grad;
+    copyInto(square, keep(add(keep(mul(square, alpha)), keep(mul(keep(mul(g, g)), 1 - alpha)))));
+    let variance = square;
+    if (mean !== undefined) {
+      copyInto(mean, keep(add(keep(mul(mean, alpha)), keep(mul(g, 1 - alpha)))));
+      variance = keep(sub(square, keep(mul(mean, mean))));
+    }
+    let update = keep(div(g, keep(add(keep(sqrt(variance)), epsilon))));
+    if (buffer !== undefined) {
+      copyInto(buffer, keep(add(keep(mul(buffer, step.momentum)), update)));
+      update = buffer;
+    }
+    assign(parameter, sub(parameter, keep(mul(update, learningRate))));
+  });
+}
+
+/**
+ * One Adagrad update of a device parameter with its sum of squared gradients `sum` (RMSprop.ts's
+ * formula, composed of elementwise launches); `rate` is the step's decayed learning rate.
+ */
+export function adagradOnDevice(
+  parameter: Tensor,
+  grad: Tensor,
+  sum: Tensor,
+  step: { readonly rate: number; readonly weightDecay: number; readonly epsilon: number },
+): void {
+  scoped((keep) => {
+    const g = step.weightDecay !== 0 ? keep(add(grad, keep(mul(parameter, step.weightDecay)))) : grad;
+    copyInto(sum, keep(add(sum, keep(mul(g, g)))));
+    const update = keep(div(g, keep(add(keep(sqrt(sum)), step.epsilon))));
+    assign(parameter, sub(parameter, keep(mul(update, step.rate))));
   });
 }
