@@ -357,6 +357,29 @@ describe('autograd on the cpu reference device', () => {
     expect(new Set(live.slice(1)).size).toBe(1);
   });
 
+  it('an optimizer made before Module.to refuses to step the replaced parameters, naming the move', async () => {
+    const makers: Array<(model: Sequential) => Optimizer> = [
+      (model) => new SGD(model.parameters(), { learningRate: 0.1 }),
+      (model) => new Adam(model.parameters()),
+      (model) => new Adam(model.parameters(), { simd: false }),
+      (model) => new RMSprop(model.parameters()),
+      (model) => new Adagrad(model.parameters()),
+    ];
+    for (const make of makers) {
+      const model = mlp(4);
+      const optimizer = make(model);
+      const before = model.parameters()[0];
+      await model.to(device);
+      const message = /parameter 0 was moved to cpu:0 by Module\.to after this optimizer was made/;
+      expect(() => optimizer.step()).toThrow(message);
+      expect(() => optimizer.stepAndZeroGrad()).toThrow(message);
+      expect(optimizer.stepCount).toBe(0);
+      // The module's parameters are new ones; an optimizer made after the move steps them.
+      expect(model.parameters()[0]).not.toBe(before);
+      expect(() => make(model).step()).not.toThrow();
+    }
+  });
+
   it('gradients accumulate over backward calls until zeroGrad; retainGrad keeps an intermediate', async () => {
     const x = await to(tensor([1, -2, 3], [3]), device);
     x.requiresGrad = true;

@@ -17,15 +17,31 @@ export class Parameter extends Tensor {
   }
 }
 
+/** Parameters `Module.to` replaced, with where their replacement went (`movedTo`). */
+const replaced = new WeakMap<Tensor, string>();
+
+/**
+ * Where `Module.to` moved `parameter`'s values ('cpu' or a device id) when it replaced it with a
+ * parameter there; null for a parameter no move replaced. An optimizer holding a replaced
+ * parameter would step the old copy, not the module's (Optimizer.ts refuses).
+ */
+export function movedTo(parameter: Tensor): string | null {
+  return replaced.get(parameter) ?? null;
+}
+
 /** `parameter`'s values as a new parameter on `target` (the same one when it is there already). */
 async function moveParameter(parameter: Parameter, target: Device): Promise<Parameter> {
   if (parameter.device === target) return parameter;
+  let moved: Parameter;
   if (target === 'cpu') {
     const values = await (parameter.device as GpuDevice).readFloat32(parameter.deviceBuffer!);
-    return new Parameter(values, parameter.shape);
+    moved = new Parameter(values, parameter.shape);
+  } else {
+    const buffer = await uploadBuffer(parameter, target);
+    moved = new Parameter(new Float32Array(0), parameter.shape, { device: target, buffer });
   }
-  const buffer = await uploadBuffer(parameter, target);
-  return new Parameter(new Float32Array(0), parameter.shape, { device: target, buffer });
+  replaced.set(parameter, target === 'cpu' ? 'cpu' : target.id);
+  return moved;
 }
 
 /**
@@ -116,7 +132,8 @@ export abstract class Module {
   /**
    * Moves every parameter to `device` (`'cpu'` or a GPU-layer device), replacing the module's
    * Parameter fields with parameters there, and resolves to the module. Gradients are not
-   * moved. Build optimizers after moving: they hold the parameters they were given.
+   * moved. Build optimizers after moving: they hold the parameters they were given, and a step
+   * of one that holds a replaced parameter throws (it would update the old copy).
    */
   async to(device: Device): Promise<this> {
     check(device === 'cpu' || device instanceof GpuDevice, 'invalid_argument', () => {

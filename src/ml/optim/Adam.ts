@@ -75,6 +75,7 @@ export class Adam extends Optimizer {
   }
 
   step(): void {
+    this.startStep();
     if (this.kernel !== null) this.stepWithKernel(this.kernel, false);
     else this.stepWithLoop();
   }
@@ -85,6 +86,7 @@ export class Adam extends Optimizer {
       super.stepAndZeroGrad();
       return;
     }
+    this.startStep();
     // Every gradient is in the kernel's block (adopt moves it there, or gives a zeroed one).
     this.stepWithKernel(this.kernel, true);
   }

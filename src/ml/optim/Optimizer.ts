@@ -11,7 +11,7 @@
  * `p.grad is None`) is skipped by a step and its own step count does not advance.
  */
 import { check } from '../errors.js';
-import { type StateDict, zeroGradient } from '../nn/Module.js';
+import { movedTo, type StateDict, zeroGradient } from '../nn/Module.js';
 import type { Tensor } from '../Tensor.js';
 import { DeviceSlots } from './deviceState.js';
 
@@ -151,6 +151,23 @@ export abstract class Optimizer {
     for (let index = 0; index < this.parameterSteps.length; index++)
       this.parameterSteps[index] = Math.max(0, this.parameterSteps[index] + shift);
     this.steps = count;
+  }
+
+  /**
+   * Starts a step: refuses when `Module.to` replaced a parameter this optimizer holds, since the
+   * step would update the old copy while the module trains nothing (PyTorch moves parameters in
+   * place; zbmd's move makes new ones).
+   */
+  protected startStep(): void {
+    for (let index = 0; index < this.parameters.length; index++) {
+      const where = movedTo(this.parameters[index]);
+      check(where === null, 'invalid_argument', () => {
+        return (
+          `${this.kind}: parameter ${index} was moved to ${where} by Module.to after this optimizer ` +
+          `was made, so a step would update the old copy; make the optimizer after moving the model`
+        );
+      });
+    }
   }
 
   /** Ends a step: the optimizer's count advances (each parameter's was advanced by the update). */

@@ -53,6 +53,7 @@ export class RMSprop extends Optimizer {
   }
 
   step(): void {
+    this.startStep();
     const { alpha, epsilon, momentum, centered } = this;
     const host = this.hasHostParameters();
     const squares = host ? this.slot('squareAverage') : [];
@@ -147,6 +148,7 @@ export class Adagrad extends Optimizer {
   }
 
   step(): void {
+    this.startStep();
     const sums = this.hasHostParameters() ? this.slot('sum') : [];
     for (let index = 0; index < this.parameters.length; index++) {
       const parameter = this.parameters[index];

@@ -43,6 +43,7 @@ export class SGD extends Optimizer {
   }
 
   step(): void {
+    this.startStep();
     const { momentum, dampening, nesterov } = this;
     const buffers = momentum !== 0 && this.hasHostParameters() ? this.slot('momentum') : null;
     this.parameters.forEach((parameter, index) => {
