@@ -39,6 +39,22 @@ function floats(buffer: NativeBuffer): Float32Array {
 }
 
 /** The cpu backend's dispatch: one reference kernel per backend kind of the catalog. */
+/** An Adam step (`adamStep`), or amsgrad's with the largest second moments `vMax` (`amsgradStep`). */
+function adamOnHost(
+  l: KernelLaunch<'adamStep'> | KernelLaunch<'amsgradStep'>,
+  vMax: Float32Array | null,
+): void {
+  cpuAdamStep(
+    floats(l.output),
+    floats(l.gradient),
+    floats(l.firstMoment),
+    floats(l.secondMoment),
+    l.count,
+    l,
+    vMax,
+  );
+}
+
 const CPU_KERNELS: KernelTable<NativeBuffer, void> = {
   unary: (l) => cpuUnary(l.op, floats(l.input), floats(l.output), l.count),
   binary: (l) => cpuBinary(l.op, floats(l.a), floats(l.b), floats(l.output), l.count, l.layout),
@@ -56,25 +72,8 @@ const CPU_KERNELS: KernelTable<NativeBuffer, void> = {
     ),
   matmul: (l) =>
     cpuMatmul(floats(l.a), floats(l.b), floats(l.output), l.m, l.n, l.k, l.transposeA, l.transposeB),
-  adamStep: (l) =>
-    cpuAdamStep(
-      floats(l.output),
-      floats(l.gradient),
-      floats(l.firstMoment),
-      floats(l.secondMoment),
-      l.count,
-      l,
-    ),
-  amsgradStep: (l) =>
-    cpuAdamStep(
-      floats(l.output),
-      floats(l.gradient),
-      floats(l.firstMoment),
-      floats(l.secondMoment),
-      l.count,
-      l,
-      floats(l.maxSecondMoment),
-    ),
+  adamStep: (l) => adamOnHost(l, null),
+  amsgradStep: (l) => adamOnHost(l, floats(l.maxSecondMoment)),
   im2col: (l) => cpuIm2col(floats(l.input), floats(l.output), l.geometry),
   col2im: (l) => cpuCol2im(floats(l.columns), floats(l.output), l.geometry),
   pool2d: (l) => cpuPool(l.op, floats(l.input), floats(l.output), l.geometry),
