@@ -25,6 +25,7 @@ import {
   type RequestCall,
   type RequestKind,
   requestSizes,
+  type SgdStepParameters,
 } from './kernels/catalog.js';
 import type { BinaryLayout, BinaryOpName, PoolOpName, ReduceOpName, UnaryOpName } from './kernels/ops.js';
 import {
@@ -33,6 +34,7 @@ import {
   BINARY_OPS,
   MAX_BROADCAST_RANK,
   REDUCE_OPS,
+  type SgdStepScalars,
   UNARY_OPS,
 } from './kernels/ops.js';
 import type { LaunchOptions, MatmulPrecision } from './types.js';
@@ -505,18 +507,7 @@ export class Device extends DeviceCore {
       ['secondMoment', secondMoment],
     ];
     if (largest !== undefined) buffers.push(['maxSecondMoment', largest]);
-    for (const [role, buffer] of buffers) this.checkBuffer(operation, buffer, role);
-    const count = options.count ?? parameter.length;
-    checkCount(this.id, operation, 'count', count);
-    for (const [role, buffer] of buffers) checkElements(this.id, operation, role, buffer, count);
-    for (let i = 0; i < buffers.length; i++)
-      for (let j = i + 1; j < buffers.length; j++)
-        if (buffers[i][1] === buffers[j][1])
-          throw new DeviceError(
-            this.id,
-            operation,
-            `${buffers[i][0]} and ${buffers[j][0]} are the same buffer; each needs its own`,
-          );
+    const count = this.checkStepBuffers(operation, buffers, options.count ?? parameter.length);
     const scalars: AdamStepScalars = {
       ...step,
       oneMinusBeta1: 1 - step.beta1,
@@ -537,6 +528,76 @@ export class Device extends DeviceCore {
         : { kind: 'amsgradStep', ...launch, maxSecondMoment: largest.native },
       options,
     );
+  }
+
+  /**
+   * One SGD step with momentum of every element of `parameter`, in one launch, in place: reads
+   * `gradient`, updates `momentumBuffer`, then `parameter` (PyTorch's SGD, formula in the
+   * catalog's `sgdStep`; `first` says the buffer starts as the gradient). All three are distinct
+   * f32 buffers of this device holding at least `count` elements (parameter's length by default).
+   */
+  sgdStep(
+    parameter: DeviceBuffer,
+    gradient: DeviceBuffer,
+    momentumBuffer: DeviceBuffer,
+    step: SgdStepParameters,
+    options: LaunchOptions & { count?: number } = {},
+  ): void {
+    const operation = 'sgdStep';
+    const buffers = [
+      ['parameter', parameter],
+      ['gradient', gradient],
+      ['momentumBuffer', momentumBuffer],
+    ] as const;
+    const count = this.checkStepBuffers(operation, buffers, options.count ?? parameter.length);
+    for (const field of ['learningRate', 'weightDecay', 'momentum', 'dampening'] as const) {
+      const value = step[field];
+      if (typeof value !== 'number' || !Number.isFinite(value))
+        throw new DeviceError(this.id, operation, `${field} must be a finite number, got ${String(value)}`);
+    }
+    if (!(step.momentum > 0))
+      throw new DeviceError(
+        this.id,
+        operation,
+        `momentum must be > 0, got ${step.momentum} (without it there is no buffer)`,
+      );
+    const scalars: SgdStepScalars = {
+      learningRate: step.learningRate,
+      weightDecay: step.weightDecay,
+      momentum: step.momentum,
+      oneMinusDampening: 1 - step.dampening,
+      first: step.first ? 1 : 0,
+      nesterov: step.nesterov ? 1 : 0,
+    };
+    const launch = {
+      output: parameter.native,
+      gradient: gradient.native,
+      momentumBuffer: momentumBuffer.native,
+    };
+    this.enqueue({ kind: 'sgdStep', ...launch, count, ...scalars }, options);
+  }
+
+  /**
+   * The checks of an optimizer step's buffers: each a live f32 buffer of this device holding
+   * `count` elements, no two the same; returns the checked count.
+   */
+  private checkStepBuffers(
+    operation: string,
+    buffers: readonly (readonly [string, DeviceBuffer])[],
+    count: number,
+  ): number {
+    for (const [role, buffer] of buffers) this.checkBuffer(operation, buffer, role);
+    checkCount(this.id, operation, 'count', count);
+    for (const [role, buffer] of buffers) checkElements(this.id, operation, role, buffer, count);
+    for (let i = 0; i < buffers.length; i++)
+      for (let j = i + 1; j < buffers.length; j++)
+        if (buffers[i][1] === buffers[j][1])
+          throw new DeviceError(
+            this.id,
+            operation,
+            `${buffers[i][0]} and ${buffers[j][0]} are the same buffer; each needs its own`,
+          );
+    return count;
   }
 
   /**

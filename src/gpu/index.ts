@@ -150,6 +150,7 @@ export {
   type RequestKind,
   type RequestSizes,
   requestSizes,
+  type SgdStepParameters,
 } from './kernels/catalog.js';
 export { allCudaKernels, type CudaKernel } from './kernels/cuda.js';
 export { compileJavaScript, type Expression, toCuda, toJavaScript, toWgsl } from './kernels/Expression.js';

@@ -89,6 +89,8 @@ describe('the kernel catalog', () => {
     expect(REQUEST_KINDS).not.toContain('adamStep');
     expect(KERNEL_ROLES.adamStep.updated).toEqual(['firstMoment', 'secondMoment']);
     expect(REQUEST_KINDS).not.toContain('amsgradStep');
+    expect(REQUEST_KINDS).not.toContain('sgdStep');
+    expect(KERNEL_ROLES.sgdStep.updated).toEqual(['momentumBuffer']);
     expect(KERNEL_ROLES.amsgradStep.updated).toEqual(['firstMoment', 'secondMoment', 'maxSecondMoment']);
   });
 

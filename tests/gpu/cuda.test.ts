@@ -24,7 +24,15 @@ import {
   TOLERANCES,
 } from '../../src/gpu/index.js';
 import { naiveMatmul } from './naive.js';
-import { ADAM_VARIANTS, allCases, runAdamSteps, runCase, uniform } from './opCases.js';
+import {
+  ADAM_VARIANTS,
+  allCases,
+  runAdamSteps,
+  runCase,
+  runSgdSteps,
+  SGD_VARIANTS,
+  uniform,
+} from './opCases.js';
 import { probeCuda } from './support.js';
 
 const cuda = probeCuda();
@@ -202,6 +210,19 @@ describe.skipIf(!cuda.available)(`cuda backend (${cuda.reason})`, () => {
         // f32 throughout on the GPU, f64 rounded per stored value on the cpu (fusedKernels.test.ts)
         expect(
           firstMismatch(actual, expected, { rtol: 1e-5, atol: 1e-7 }),
+          `${variant.name} (${count})`,
+        ).toBeUndefined();
+      }
+  });
+
+  it('the fused sgdStep matches the cpu reference in every momentum variant', async () => {
+    for (const variant of SGD_VARIANTS)
+      for (const count of [1024, 37]) {
+        const expected = await runSgdSteps(cpu, 6, count, 5, variant);
+        const actual = await runSgdSteps(gpu, 6, count, 5, variant);
+        // (the momentum buffer's cancelled sums: the atol of fusedKernels.test.ts's SGD_TOLERANCE)
+        expect(
+          firstMismatch(actual, expected, { rtol: 1e-5, atol: 2e-6 }),
           `${variant.name} (${count})`,
         ).toBeUndefined();
       }

@@ -27,6 +27,8 @@ import {
   adamScalars,
   runAdamSteps,
   runCase,
+  runSgdSteps,
+  SGD_VARIANTS,
   transposedMatmulCase,
   transposedMatmulCases,
   uniform,
@@ -39,6 +41,12 @@ import { probeWebGpu } from './support.js';
  * steps the parameters, moments and second moments agree to this.
  */
 const ADAM_TOLERANCE: Tolerance = { rtol: 1e-5, atol: 1e-7 };
+/**
+ * The momentum buffer sums gradients of up to 2 in size over five steps (values up to about 8),
+ * so where the sum cancels to near 0 the f32 rounding of its terms (about 5e-7) is all that is
+ * left: an absolute tolerance at that scale, not Adam's (whose steps are normalised).
+ */
+const SGD_TOLERANCE = { rtol: 1e-5, atol: 2e-6 };
 
 /** Adam's update written out from its definition (PyTorch's formulation), in f64, rounding each stored value. */
 function naiveAdam(p0: Float32Array, gradients: readonly Float32Array[], variant: AdamVariant): Float32Array {
@@ -97,6 +105,49 @@ describe('the cpu reference backend', () => {
       for (let i = 0; i < count; i++) expect(actual[i]).not.toBe(p0[i]);
     });
   }
+
+  for (const variant of SGD_VARIANTS) {
+    it(`sgdStep is PyTorch's SGD: ${variant.name}, five steps`, async () => {
+      const count = 257;
+      const actual = await runSgdSteps(device, 12, count, 5, variant);
+      // The same seeded draws as runSgdSteps: the parameters, the stale buffer, the gradients.
+      const random = new Random(12);
+      const p = Float64Array.from(uniform(random, count, -1, 1));
+      uniform(random, count, -1, 1);
+      const b = new Float64Array(count);
+      for (let t = 1; t <= 5; t++) {
+        const gradient = uniform(random, count, -2, 2);
+        for (let i = 0; i < count; i++) {
+          const g = gradient[i] + variant.weightDecay * p[i];
+          b[i] = t === 1 ? g : variant.momentum * b[i] + (1 - variant.dampening) * g;
+          p[i] -= variant.learningRate * (variant.nesterov ? g + variant.momentum * b[i] : b[i]);
+        }
+      }
+      const expected = new Float32Array(2 * count);
+      expected.set(p);
+      expected.set(b, count);
+      expect(firstMismatch(actual, expected, SGD_TOLERANCE)).toBeUndefined();
+    });
+  }
+
+  it('sgdStep checks its buffers and options, naming what is wrong', () => {
+    const buffers = [1, 2, 3].map(() => device.upload(new Float32Array(8)));
+    const [p, g, b] = buffers;
+    const step = { ...SGD_VARIANTS[0], first: true };
+    expect(() => device.sgdStep(p, g, g, step)).toThrow(
+      /cpu:0 sgdStep: gradient and momentumBuffer are the same buffer/,
+    );
+    const short = device.upload(new Float32Array(4));
+    expect(() => device.sgdStep(p, g, short, step)).toThrow(/momentumBuffer holds 4 elements, needs 8/);
+    expect(() => device.sgdStep(p, g, b, { ...step, momentum: 0 })).toThrow(/momentum must be > 0/);
+    expect(() => device.sgdStep(p, g, b, { ...step, learningRate: Number.NaN })).toThrow(
+      /learningRate must be a finite number/,
+    );
+    device.resetLaunchStats();
+    device.sgdStep(p, g, b, step);
+    expect(device.launchStats()).toEqual({ launches: 1, byKernel: { sgdStep: 1 } });
+    for (const buffer of [...buffers, short]) buffer.release();
+  });
 
   it('adamStep checks its buffers and scalars, naming what is wrong', () => {
     const buffers = [1, 2, 3, 4].map(() => device.upload(new Float32Array(8)));
@@ -233,6 +284,15 @@ describe.skipIf(!webgpu.available)(`on webgpu (${webgpu.reason})`, () => {
         const expected = await runAdamSteps(cpu, 5, count, 5, variant);
         const actual = await runAdamSteps(gpu, 5, count, 5, variant);
         expect(firstMismatch(actual, expected, ADAM_TOLERANCE), `${variant.name} (${count})`).toBeUndefined();
+      }
+  });
+
+  it('sgdStep matches the cpu reference in every momentum variant (vec4 and ragged counts)', async () => {
+    for (const variant of SGD_VARIANTS)
+      for (const count of [1024, 37]) {
+        const expected = await runSgdSteps(cpu, 6, count, 5, variant);
+        const actual = await runSgdSteps(gpu, 6, count, 5, variant);
+        expect(firstMismatch(actual, expected, SGD_TOLERANCE), `${variant.name} (${count})`).toBeUndefined();
       }
   });
 

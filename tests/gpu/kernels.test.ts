@@ -107,11 +107,11 @@ describe('one description, three targets', () => {
       try {
         const kernels = allCudaKernels();
         expect(kernels.length).toBe(
-          // softmax, layernorm, im2col, convOutput, col2im, adamStep, amsgradStep; pool2d and its backward per pooling op
+          // softmax, layernorm, im2col, convOutput, col2im, adamStep, amsgradStep, sgdStep; pool2d and its backward per pooling op
           UNARY_OP_NAMES.length +
             2 * BINARY_OP_NAMES.length +
             REDUCE_OP_NAMES.length +
-            7 +
+            8 +
             2 * POOL_OP_NAMES.length,
         );
         // One translation unit is fast (each kernel is self-contained); on failure, compile each

@@ -417,3 +417,57 @@ export const ADAM_VARIANTS = [
     amsgrad: true,
   },
 ] as const satisfies readonly AdamVariant[];
+
+/** The SGD-with-momentum variants every backend's fused step is compared in. */
+export const SGD_VARIANTS = [
+  { name: 'momentum 0.9', learningRate: 0.1, weightDecay: 0, momentum: 0.9, dampening: 0, nesterov: false },
+  {
+    name: 'momentum 0.8, dampening 0.3, weight decay 0.1',
+    learningRate: 0.05,
+    weightDecay: 0.1,
+    momentum: 0.8,
+    dampening: 0.3,
+    nesterov: false,
+  },
+  {
+    name: 'Nesterov momentum 0.9, weight decay 0.01',
+    learningRate: 0.05,
+    weightDecay: 0.01,
+    momentum: 0.9,
+    dampening: 0,
+    nesterov: true,
+  },
+] as const;
+
+export type SgdVariant = (typeof SGD_VARIANTS)[number];
+
+/**
+ * `steps` fused SGD steps of `count` elements on `device`, a fresh seeded gradient per step (the
+ * first step starts the buffer, as PyTorch's); the final p and momentum buffer, concatenated.
+ */
+export async function runSgdSteps(
+  device: Device,
+  seed: number,
+  count: number,
+  steps: number,
+  variant: SgdVariant,
+): Promise<Float32Array> {
+  const random = new Random(seed);
+  const parameter = device.upload(uniform(random, count, -1, 1));
+  // (a stale buffer: the first step must overwrite it, not decay it)
+  const buffer = device.upload(uniform(random, count, -1, 1));
+  const gradients: DeviceBuffer[] = [];
+  try {
+    for (let t = 1; t <= steps; t++) {
+      const gradient = device.upload(uniform(random, count, -2, 2));
+      gradients.push(gradient);
+      device.sgdStep(parameter, gradient, buffer, { ...variant, first: t === 1 });
+    }
+    const out = new Float32Array(2 * count);
+    out.set((await device.readFloat32(parameter)).subarray(0, count));
+    out.set((await device.readFloat32(buffer)).subarray(0, count), count);
+    return out;
+  } finally {
+    for (const each of [parameter, buffer, ...gradients]) each.release();
+  }
+}

@@ -188,14 +188,20 @@ function suite(open: () => Promise<GpuDevice>): void {
     expect(firstMismatch(losses, hostLosses, { rtol: 1e-4, atol: 1e-6 })).toBeUndefined();
   });
 
-  it('SGD keeps its composed update (only Adam is fused)', async () => {
+  it('SGD with momentum is one sgdStep launch per parameter; without, no fused launch', async () => {
     const model = await mlp(6).to(device);
     const optimizer = new SGD(model.parameters(), { learningRate: 0.1, momentum: 0.9 });
     const random = new Random(2);
     await trainingStep(model, optimizer, device, random);
     device.resetLaunchStats();
     await trainingStep(model, optimizer, device, random);
-    expect(device.launchStats().byKernel.adamStep).toBeUndefined();
+    const { byKernel } = device.launchStats();
+    expect(byKernel.sgdStep).toBe(4);
+    expect(byKernel.adamStep).toBeUndefined();
+    const plain = new SGD(model.parameters(), { learningRate: 0.1 });
+    device.resetLaunchStats();
+    await trainingStep(model, plain, device, random);
+    expect(device.launchStats().byKernel.sgdStep).toBeUndefined();
   });
 }
 

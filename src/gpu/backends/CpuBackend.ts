@@ -16,6 +16,7 @@ import {
   cpuPool,
   cpuPoolBackward,
   cpuReduce,
+  cpuSgdStep,
   cpuSoftmax,
   cpuUnary,
 } from '../kernels/cpu.js';
@@ -74,6 +75,7 @@ const CPU_KERNELS: KernelTable<NativeBuffer, void> = {
     cpuMatmul(floats(l.a), floats(l.b), floats(l.output), l.m, l.n, l.k, l.transposeA, l.transposeB),
   adamStep: (l) => adamOnHost(l, null),
   amsgradStep: (l) => adamOnHost(l, floats(l.maxSecondMoment)),
+  sgdStep: (l) => cpuSgdStep(floats(l.output), floats(l.gradient), floats(l.momentumBuffer), l.count, l),
   im2col: (l) => cpuIm2col(floats(l.input), floats(l.output), l.geometry),
   col2im: (l) => cpuCol2im(floats(l.columns), floats(l.output), l.geometry),
   pool2d: (l) => cpuPool(l.op, floats(l.input), floats(l.output), l.geometry),

@@ -16,6 +16,7 @@ import {
   cudaPool,
   cudaPoolBackward,
   cudaReduce,
+  cudaSgdStep,
   cudaSoftmax,
   cudaUnary,
 } from '../kernels/cuda.js';
@@ -24,6 +25,7 @@ import {
   type Conv2dGeometry,
   conv2dGeometryValues,
   type Pool2dGeometry,
+  SGD_STEP_SCALARS,
 } from '../kernels/ops.js';
 
 /** A device allocation: its CUdeviceptr. */
@@ -153,6 +155,15 @@ const CUDA_KERNELS: KernelTable<NativeBuffer, CudaBoundLaunch, CudaKernelKind> =
       blocks: blocksFor(launch.count),
     };
   },
+  sgdStep: (launch) => ({
+    kernel: cached('sgdStep', cudaSgdStep),
+    values: [
+      ...[launch.gradient, launch.momentumBuffer, launch.output].map(pointer),
+      launch.count,
+      ...SGD_STEP_SCALARS.map((name) => launch[name]),
+    ],
+    blocks: blocksFor(launch.count),
+  }),
   convOutput: (launch) => {
     const g = launch.geometry;
     const count = g.batch * g.outChannels * g.outHeight * g.outWidth;

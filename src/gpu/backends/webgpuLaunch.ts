@@ -10,6 +10,7 @@ import {
   type Conv2dGeometry,
   conv2dGeometryValues,
   type Pool2dGeometry,
+  SGD_STEP_SCALARS,
 } from '../kernels/ops.js';
 import {
   CONV_UNIFORM_FIELDS,
@@ -27,6 +28,7 @@ import {
   wgslPool,
   wgslPoolBackward,
   wgslReduce,
+  wgslSgdStep,
   wgslSoftmax,
   wgslUnary,
   wgslVectorized,
@@ -226,6 +228,19 @@ export function bindLaunch(launch: KernelLaunch, limit = MAX_WORKGROUPS_PER_DIME
       uniform: adamWords(l),
       groups: elementGroups(l.count, limit),
     }),
+    sgdStep: (l) => {
+      const uniform = words([l.count]);
+      new Float32Array(uniform.buffer).set(
+        SGD_STEP_SCALARS.map((name) => l[name]),
+        1,
+      );
+      return {
+        kernel: cached('sgdStep', wgslSgdStep),
+        buffers: [l.gradient, l.momentumBuffer, l.output],
+        uniform,
+        groups: elementGroups(l.count, limit),
+      };
+    },
     amsgradStep: (l) => ({
       kernel: cached('amsgradStep', () => wgslAdamStep(true)),
       buffers: [l.gradient, l.firstMoment, l.secondMoment, l.maxSecondMoment, l.output],

@@ -13,8 +13,8 @@
  *
  * A kind has a `request` form (callers name it), a `launch` form (backends run it), or both.
  * `gather` and `conv2d` are requests the `Device` turns into other launches (`binary.left`;
- * im2col, matmul and convOutput); `convOutput`, `adamStep` and `amsgradStep` are launches only
- * the `Device` makes (the last two through `Device.adamStep`).
+ * im2col, matmul and convOutput); `convOutput`, `adamStep`, `amsgradStep` and `sgdStep` are
+ * launches only the `Device` makes (through `Device.adamStep` and `Device.sgdStep`).
  *
  * Most kinds read their inputs and write their output. A kind may also list `updated` roles:
  * buffers it reads and writes in place (`adamStep`'s moments), bound read-write by every backend.
@@ -39,6 +39,7 @@ import {
   type PoolOpName,
   REDUCE_OPS,
   type ReduceOpName,
+  type SgdStepScalars,
   UNARY_OPS,
   type UnaryOpName,
 } from './ops.js';
@@ -185,6 +186,17 @@ export interface KernelCatalog {
     request: null;
     launch: AdamStepScalars & { count: number };
   };
+  // One SGD step with momentum of `count` elements, in place (PyTorch's SGD). output: the
+  // parameter p (read and written); gradient g; momentumBuffer b (updated). Per element:
+  //   g' = g + weightDecay * p;  b = first ? g' : momentum * b + oneMinusDampening * g'
+  //   p = p - learningRate * (nesterov ? g' + momentum * b : b)
+  sgdStep: {
+    inputs: 'gradient';
+    optional: never;
+    updated: 'momentumBuffer';
+    request: null;
+    launch: SgdStepScalars & { count: number };
+  };
 }
 
 /**
@@ -200,6 +212,17 @@ export interface AdamStepParameters {
   readonly inverseCorrection2: number;
   readonly coupledDecay: number;
   readonly shrink: number;
+}
+
+/** One SGD step with momentum as `Device.sgdStep` takes it (SGD.ts's options and the step's `first`). */
+export interface SgdStepParameters {
+  readonly learningRate: number;
+  readonly weightDecay: number;
+  readonly momentum: number;
+  readonly dampening: number;
+  readonly nesterov: boolean;
+  /** The parameter's first step: the buffer starts as the gradient (PyTorch's rule). */
+  readonly first: boolean;
 }
 
 // Every entry is a KindDescription (a compile-time check of the catalog itself).
@@ -289,10 +312,11 @@ export const KERNEL_ROLES: { readonly [K in KernelKind]: RoleList<K> } = {
     updated: ['firstMoment', 'secondMoment', 'maxSecondMoment'],
     named: false,
   },
+  sgdStep: { inputs: ['gradient'], optional: [], updated: ['momentumBuffer'], named: false },
 };
 
 /** Kinds only the `Device` launches (no request form). */
-const LAUNCH_ONLY_KINDS: readonly KernelKind[] = ['convOutput', 'adamStep', 'amsgradStep'];
+const LAUNCH_ONLY_KINDS: readonly KernelKind[] = ['convOutput', 'adamStep', 'amsgradStep', 'sgdStep'];
 
 export const REQUEST_KINDS = (Object.keys(KERNEL_ROLES) as KernelKind[]).filter(
   (kind): kind is RequestKind => !LAUNCH_ONLY_KINDS.includes(kind),

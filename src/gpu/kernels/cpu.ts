@@ -14,6 +14,7 @@ import {
   type PoolOpName,
   REDUCE_OPS,
   type ReduceOpName,
+  type SgdStepScalars,
   UNARY_OPS,
   type UnaryOpName,
 } from './ops.js';
@@ -220,6 +221,22 @@ export function cpuAdamStep(
     }
     p[i] =
       p[i] * s.shrink - (s.stepSize * first) / (Math.sqrt(denominator) * s.inverseCorrection2 + s.epsilon);
+  }
+}
+
+// p, g, b: (count); b and p updated in place (catalog `sgdStep`), each value rounded to f32 as it is stored
+export function cpuSgdStep(
+  p: Float32Array,
+  g: Float32Array,
+  b: Float32Array,
+  count: number,
+  s: SgdStepScalars,
+): void {
+  for (let i = 0; i < count; i++) {
+    const gradient = g[i] + s.weightDecay * p[i];
+    b[i] = s.first !== 0 ? gradient : s.momentum * b[i] + s.oneMinusDampening * gradient;
+    const direction = s.nesterov !== 0 ? gradient + s.momentum * b[i] : b[i];
+    p[i] = p[i] - s.learningRate * direction;
   }
 }
 

@@ -13,6 +13,7 @@ import {
   FLOAT32_MAX,
   REDUCE_OPS,
   type ReduceOpName,
+  SGD_STEP_SCALARS,
   UNARY_OPS,
   type UnaryOpName,
 } from './ops.js';
@@ -358,6 +359,25 @@ export function cudaAdamStep(amsgrad = false): CudaKernel {
   return { name, source, parameters };
 }
 
+/** One SGD step with momentum per element, in place (catalog `sgdStep`), in f32. */
+export function cudaSgdStep(): CudaKernel {
+  const scalars = SGD_STEP_SCALARS.map((scalar) => `float ${scalar}`).join(', ');
+  const source = `extern "C" __global__ void sgd_step(const float* __restrict__ gradient, float* __restrict__ momentumBuffer, float* __restrict__ parameter, unsigned int count, ${scalars}) {
+  ${GLOBAL_INDEX}
+  if (i >= count) return;
+  const float p = parameter[i];
+  const float g = gradient[i] + weightDecay * p;
+  const float b = first != 0.0f ? g : momentum * momentumBuffer[i] + oneMinusDampening * g;
+  momentumBuffer[i] = b;
+  const float direction = nesterov != 0.0f ? g + momentum * b : b;
+  parameter[i] = p - learningRate * direction;
+}
+`;
+  const parameters: CudaParameterType[] = ['pointer', 'pointer', 'pointer', 'u32'];
+  for (const _ of SGD_STEP_SCALARS) parameters.push('f32');
+  return { name: 'sgd_step', source, parameters };
+}
+
 /** The conv geometry as the 13 u32 arguments both conv kernels take after their buffers (count excluded). */
 export const CONV_GEOMETRY_FIELDS = CONV_NAMES.slice(0, 13);
 
@@ -370,6 +390,6 @@ export function allCudaKernels(): CudaKernel[] {
   for (const op of Object.keys(REDUCE_OPS) as ReduceOpName[]) kernels.push(cudaReduce(op));
   kernels.push(cudaSoftmax(), cudaLayernorm(), cudaIm2col(), cudaConvOutput(), cudaCol2im());
   for (const op of ['max', 'avg'] as const) kernels.push(cudaPool(op), cudaPoolBackward(op));
-  kernels.push(cudaAdamStep(false), cudaAdamStep(true));
+  kernels.push(cudaAdamStep(false), cudaAdamStep(true), cudaSgdStep());
   return kernels;
 }

@@ -175,7 +175,6 @@ export function conv2dGeometryValues(g: Conv2dGeometry): number[] {
   return CONV2D_GEOMETRY_FIELDS.map((field) => g[field]);
 }
 
-/** 2-d pooling over square windows: `max` (the first maximum of each window) or `avg`. */
 /**
  * The f32 scalars of one Adam/AdamW step (catalog `adamStep`), in the order the WGSL uniform
  * block (after count) and the CUDA kernel's arguments (after its buffers and count) take them.
@@ -195,6 +194,24 @@ export const ADAM_STEP_SCALARS = [
 /** The scalars of one Adam step as the backends receive them. */
 export type AdamStepScalars = { readonly [Name in (typeof ADAM_STEP_SCALARS)[number]]: number };
 
+/**
+ * The f32 scalars of one SGD step with momentum (catalog `sgdStep`), in the order of the WGSL
+ * uniform block (after count) and the CUDA kernel's arguments (after its buffers and count);
+ * `first` and `nesterov` are 1 or 0.
+ */
+export const SGD_STEP_SCALARS = [
+  'learningRate',
+  'weightDecay',
+  'momentum',
+  'oneMinusDampening',
+  'first',
+  'nesterov',
+] as const;
+
+/** The scalars of one SGD step as the backends receive them. */
+export type SgdStepScalars = { readonly [Name in (typeof SGD_STEP_SCALARS)[number]]: number };
+
+/** 2-d pooling over square windows: `max` (the first maximum of each window) or `avg`. */
 export type PoolOpName = 'max' | 'avg';
 export const POOL_OP_NAMES: readonly PoolOpName[] = ['max', 'avg'];
 

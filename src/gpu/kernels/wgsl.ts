@@ -14,6 +14,7 @@ import {
   FLOAT32_MAX,
   REDUCE_OPS,
   type ReduceOpName,
+  SGD_STEP_SCALARS,
   UNARY_OPS,
   type UnaryOpName,
 } from './ops.js';
@@ -380,6 +381,34 @@ ${ENTRY} {
 }
 `;
   return { name: amsgrad ? 'amsgrad_step' : 'adam_step', source };
+}
+
+/** One SGD step with momentum per element, in place (catalog `sgdStep`), in f32. */
+export function wgslSgdStep(): WgslKernel {
+  const scalars = SGD_STEP_SCALARS.map((name) => `${name}: f32,`).join(' ');
+  const source = `struct Params { count: u32, ${scalars} }
+@group(0) @binding(0) var<storage, read> gradient: array<f32>;
+@group(0) @binding(1) var<storage, read_write> momentumBuffer: array<f32>;
+@group(0) @binding(2) var<storage, read_write> parameter: array<f32>;
+@group(0) @binding(3) var<uniform> params: Params;
+${HEADER_INDEX}
+${ENTRY} {
+  ${elementIndex('i')}
+  let p = parameter[i];
+  let g = gradient[i] + params.weightDecay * p;
+  var b = g;
+  if (params.first == 0.0) {
+    b = params.momentum * momentumBuffer[i] + params.oneMinusDampening * g;
+  }
+  momentumBuffer[i] = b;
+  var direction = b;
+  if (params.nesterov != 0.0) {
+    direction = g + params.momentum * b;
+  }
+  parameter[i] = p - params.learningRate * direction;
+}
+`;
+  return { name: 'sgd_step', source };
 }
 
 /** The uniform words of the conv kernels: CONV2D_GEOMETRY_FIELDS in order, then count and hasBias. */

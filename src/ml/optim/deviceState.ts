@@ -1,13 +1,14 @@
 /**
  * Optimizer state and updates for parameters on a GPU-layer device. The update formulas are
- * the CPU ones (SGD.ts, Adam.ts): Adam and AdamW run as one fused `adamStep` launch per
- * parameter (`amsgradStep` with amsgrad), updating it and its moments in place; SGD is written with device ops under
- * `noGrad`, each new value copied into the parameter's own buffer. Either way the parameter
- * (and whoever holds it) stays the same tensor. Slots (momentum, moments) are device tensors,
- * zero until first written.
+ * the CPU ones (SGD.ts, Adam.ts, RMSprop.ts): Adam and AdamW run as one fused `adamStep` launch
+ * per parameter (`amsgradStep` with amsgrad) and SGD with momentum as one `sgdStep`, updating
+ * the parameter and its slots in place; plain SGD, RMSprop and Adagrad are written with device
+ * ops under `noGrad`, each new value copied into the parameter's own buffer. Either way the
+ * parameter (and whoever holds it) stays the same tensor. Slots (momentum, moments) are device
+ * tensors, zero until first written (Adagrad's sums start at its initial accumulator).
  */
 import type { Device as GpuDevice } from '../../gpu/Device.js';
-import type { AdamStepParameters } from '../../gpu/kernels/catalog.js';
+import type { AdamStepParameters, SgdStepParameters } from '../../gpu/kernels/catalog.js';
 import { add, div, mul, sqrt, sub } from '../ops/elementwise.js';
 import { bufferOf, deviceTensor, dispose, noGrad, type Tensor } from '../Tensor.js';
 
@@ -84,31 +85,27 @@ function scoped(update: (keep: (tensor: Tensor) => Tensor) => void): void {
   }
 }
 
-export interface SgdStep {
-  readonly learningRate: number;
-  readonly momentum: number;
-  readonly dampening: number;
-  readonly nesterov: boolean;
-  readonly weightDecay: number;
-  readonly first: boolean;
-}
+/** The options of one SGD step (the GPU layer's `SgdStepParameters`). */
+export type SgdStep = SgdStepParameters;
 
-/** One SGD update of a device parameter; `buffer` is its momentum slot (absent without momentum). */
+/**
+ * One SGD update of a device parameter; `buffer` is its momentum slot (absent without momentum).
+ * With momentum it is one fused `sgdStep` launch, in place; without, two or four elementwise
+ * launches (p - lr * g, with the weight decay added first).
+ */
 export function sgdOnDevice(
   parameter: Tensor,
   grad: Tensor,
   buffer: Tensor | undefined,
   step: SgdStep,
 ): void {
+  if (buffer !== undefined) {
+    const device = parameter.device as GpuDevice;
+    device.sgdStep(bufferOf(parameter), bufferOf(grad), bufferOf(buffer), step, { count: parameter.size });
+    return;
+  }
   scoped((keep) => {
-    let g = step.weightDecay !== 0 ? keep(add(grad, keep(mul(parameter, step.weightDecay)))) : grad;
-    if (buffer !== undefined) {
-      const next = step.first
-        ? keep(mul(g, 1))
-        : keep(add(keep(mul(buffer, step.momentum)), keep(mul(g, 1 - step.dampening))));
-      copyInto(buffer, next);
-      g = step.nesterov ? keep(add(g, keep(mul(buffer, step.momentum)))) : buffer;
-    }
+    const g = step.weightDecay !== 0 ? keep(add(grad, keep(mul(parameter, step.weightDecay)))) : grad;
     assign(parameter, sub(parameter, keep(mul(g, step.learningRate))));
   });
 }
