@@ -550,11 +550,7 @@ export class Device extends DeviceCore {
       ['momentumBuffer', momentumBuffer],
     ] as const;
     const count = this.checkStepBuffers(operation, buffers, options.count ?? parameter.length);
-    for (const field of ['learningRate', 'weightDecay', 'momentum', 'dampening'] as const) {
-      const value = step[field];
-      if (typeof value !== 'number' || !Number.isFinite(value))
-        throw new DeviceError(this.id, operation, `${field} must be a finite number, got ${String(value)}`);
-    }
+    checkFinite(this.id, operation, step, ['learningRate', 'weightDecay', 'momentum', 'dampening']);
     if (!(step.momentum > 0))
       throw new DeviceError(
         this.id,
@@ -657,13 +653,23 @@ export class Device extends DeviceCore {
   }
 }
 
-/** Each scalar of an Adam step finite, betas in [0, 1), epsilon > 0 (Adam.ts checks its options likewise). */
-function checkAdamStep(deviceId: string, operation: string, step: AdamStepScalars): void {
-  for (const field of ADAM_STEP_SCALARS) {
-    const value = step[field];
+/** Each of `fields` of `values` a finite number (an optimizer step's scalars). */
+function checkFinite<T extends object>(
+  deviceId: string,
+  operation: string,
+  values: T,
+  fields: readonly (keyof T & string)[],
+): void {
+  for (const field of fields) {
+    const value: unknown = values[field];
     if (typeof value !== 'number' || !Number.isFinite(value))
       throw new DeviceError(deviceId, operation, `${field} must be a finite number, got ${String(value)}`);
   }
+}
+
+/** Each scalar of an Adam step finite, betas in [0, 1), epsilon > 0 (Adam.ts checks its options likewise). */
+function checkAdamStep(deviceId: string, operation: string, step: AdamStepScalars): void {
+  checkFinite(deviceId, operation, step, ADAM_STEP_SCALARS);
   for (const field of ['beta1', 'beta2'] as const)
     if (!(step[field] >= 0 && step[field] < 1))
       throw new DeviceError(deviceId, operation, `${field} must be in [0, 1), got ${step[field]}`);

@@ -39,7 +39,6 @@ function floats(buffer: NativeBuffer): Float32Array {
   return (buffer as CpuBuffer).floats();
 }
 
-/** The cpu backend's dispatch: one reference kernel per backend kind of the catalog. */
 /** An Adam step (`adamStep`), or amsgrad's with the largest second moments `vMax` (`amsgradStep`). */
 function adamOnHost(
   l: KernelLaunch<'adamStep'> | KernelLaunch<'amsgradStep'>,
@@ -56,6 +55,7 @@ function adamOnHost(
   );
 }
 
+/** The cpu backend's dispatch: one reference kernel per backend kind of the catalog. */
 const CPU_KERNELS: KernelTable<NativeBuffer, void> = {
   unary: (l) => cpuUnary(l.op, floats(l.input), floats(l.output), l.count),
   binary: (l) => cpuBinary(l.op, floats(l.a), floats(l.b), floats(l.output), l.count, l.layout),

@@ -83,14 +83,18 @@ function poolWords(g: Pool2dGeometry, count: number): Uint32Array {
 
 type Launch<K extends BackendKernelKind> = KernelLaunch<K>;
 
-/** An Adam step's uniform block: count (u32), then ADAM_STEP_SCALARS as f32. */
-function adamWords(l: Launch<'adamStep'> | Launch<'amsgradStep'>): Uint32Array {
-  const uniform = words([l.count]);
-  new Float32Array(uniform.buffer).set(
-    ADAM_STEP_SCALARS.map((name) => l[name]),
-    1,
-  );
+/** An optimizer step's uniform block: count (u32), then its scalars as f32. */
+function stepWords(count: number, scalars: readonly number[]): Uint32Array {
+  const uniform = words([count]);
+  new Float32Array(uniform.buffer).set(scalars, 1);
   return uniform;
+}
+
+function adamWords(l: Launch<'adamStep'> | Launch<'amsgradStep'>): Uint32Array {
+  return stepWords(
+    l.count,
+    ADAM_STEP_SCALARS.map((name) => l[name]),
+  );
 }
 
 function elementGroups(count: number, limit: number): [number, number] {
@@ -228,19 +232,15 @@ export function bindLaunch(launch: KernelLaunch, limit = MAX_WORKGROUPS_PER_DIME
       uniform: adamWords(l),
       groups: elementGroups(l.count, limit),
     }),
-    sgdStep: (l) => {
-      const uniform = words([l.count]);
-      new Float32Array(uniform.buffer).set(
+    sgdStep: (l) => ({
+      kernel: cached('sgdStep', wgslSgdStep),
+      buffers: [l.gradient, l.momentumBuffer, l.output],
+      uniform: stepWords(
+        l.count,
         SGD_STEP_SCALARS.map((name) => l[name]),
-        1,
-      );
-      return {
-        kernel: cached('sgdStep', wgslSgdStep),
-        buffers: [l.gradient, l.momentumBuffer, l.output],
-        uniform,
-        groups: elementGroups(l.count, limit),
-      };
-    },
+      ),
+      groups: elementGroups(l.count, limit),
+    }),
     amsgradStep: (l) => ({
       kernel: cached('amsgradStep', () => wgslAdamStep(true)),
       buffers: [l.gradient, l.firstMoment, l.secondMoment, l.maxSecondMoment, l.output],

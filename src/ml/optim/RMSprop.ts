@@ -9,6 +9,7 @@
  * t is the parameter's own step count. Learning rate and weight decay are per parameter group.
  */
 import { check } from '../errors.js';
+import type { Tensor } from '../Tensor.js';
 import { adagradOnDevice, rmspropOnDevice } from './deviceState.js';
 import { Optimizer, type OptimizerParameters } from './Optimizer.js';
 
@@ -132,8 +133,14 @@ export class Adagrad extends Optimizer {
     });
   }
 
-  private deviceSum(index: number) {
+  private deviceSum(index: number): Tensor {
     return this.deviceSlots.get('sum', index, this.parameters[index], this.initialAccumulator);
+  }
+
+  /** Counts parameter `index`'s step and gives its decayed learning rate. */
+  private nextRate(index: number): number {
+    const t = ++this.parameterSteps[index];
+    return this.groupOf[index].learningRate / (1 + (t - 1) * this.learningRateDecay);
   }
 
   protected override allocateSlot(name: string): Float32Array[] {
@@ -152,18 +159,16 @@ export class Adagrad extends Optimizer {
     const sums = this.hasHostParameters() ? this.slot('sum') : [];
     for (let index = 0; index < this.parameters.length; index++) {
       const parameter = this.parameters[index];
-      const { deviceGrad, grad } = parameter;
-      const onDevice = parameter.device !== 'cpu';
-      if (onDevice ? deviceGrad === null : grad === null) continue;
-      const t = ++this.parameterSteps[index];
-      const { learningRate, weightDecay } = this.groupOf[index];
-      const rate = learningRate / (1 + (t - 1) * this.learningRateDecay);
-      if (deviceGrad !== null && onDevice) {
-        const step = { rate, weightDecay, epsilon: this.epsilon };
-        adagradOnDevice(parameter, deviceGrad, this.deviceSum(index), step);
+      const { weightDecay } = this.groupOf[index];
+      if (parameter.device !== 'cpu') {
+        if (parameter.deviceGrad === null) continue;
+        const step = { rate: this.nextRate(index), weightDecay, epsilon: this.epsilon };
+        adagradOnDevice(parameter, parameter.deviceGrad, this.deviceSum(index), step);
         continue;
       }
+      const grad = parameter.grad;
       if (grad === null) continue;
+      const rate = this.nextRate(index);
       const p = parameter.data;
       const sum = sums[index];
       const epsilon = this.epsilon;

@@ -66,7 +66,7 @@ function copyInto(target: Tensor, value: Tensor): void {
 
 /** Copies `value` into `target`'s buffer and disposes `value`. */
 function assign(target: Tensor, value: Tensor): void {
-  (target.device as GpuDevice).copy(bufferOf(value), bufferOf(target));
+  copyInto(target, value);
   dispose(value);
 }
 
@@ -83,6 +83,16 @@ function scoped(update: (keep: (tensor: Tensor) => Tensor) => void): void {
     // Also when a launch failed half-way (a device error): the temporaries go back at once.
     for (const tensor of made) dispose(tensor);
   }
+}
+
+/** grad + weightDecay * parameter (grad itself without weight decay), its temporaries kept. */
+function decayed(
+  keep: (tensor: Tensor) => Tensor,
+  grad: Tensor,
+  parameter: Tensor,
+  weightDecay: number,
+): Tensor {
+  return weightDecay !== 0 ? keep(add(grad, keep(mul(parameter, weightDecay)))) : grad;
 }
 
 /** The options of one SGD step (the GPU layer's `SgdStepParameters`). */
@@ -105,7 +115,7 @@ export function sgdOnDevice(
     return;
   }
   scoped((keep) => {
-    const g = step.weightDecay !== 0 ? keep(add(grad, keep(mul(parameter, step.weightDecay)))) : grad;
+    const g = decayed(keep, grad, parameter, step.weightDecay);
     assign(parameter, sub(parameter, keep(mul(g, step.learningRate))));
   });
 }
@@ -156,7 +166,7 @@ export function rmspropOnDevice(
 ): void {
   const { alpha, epsilon, learningRate, weightDecay } = step;
   scoped((keep) => {
-    const g = weightDecay !== 0 ? keep(add(grad, keep(mul(parameter, weightDecay)))) : grad;
+    const g = decayed(keep, grad, parameter, weightDecay);
     copyInto(square, keep(add(keep(mul(square, alpha)), keep(mul(keep(mul(g, g)), 1 - alpha)))));
     let variance = square;
     if (mean !== undefined) {
@@ -183,7 +193,7 @@ export function adagradOnDevice(
   step: { readonly rate: number; readonly weightDecay: number; readonly epsilon: number },
 ): void {
   scoped((keep) => {
-    const g = step.weightDecay !== 0 ? keep(add(grad, keep(mul(parameter, step.weightDecay)))) : grad;
+    const g = decayed(keep, grad, parameter, step.weightDecay);
     copyInto(sum, keep(add(sum, keep(mul(g, g)))));
     const update = keep(div(g, keep(add(keep(sqrt(sum)), step.epsilon))));
     assign(parameter, sub(parameter, keep(mul(update, step.rate))));
