@@ -713,3 +713,75 @@ export async function uploadBuffer(source: Tensor, target: GpuDevice): Promise<D
     releaseTemporary(source, values);
   }
 }
+
+/** A move of one tensor's storage that is ready (`prepareMove`): commit it, or abort it. */
+export interface PendingMove {
+  /** Points the tensor (and its gradient) at the new storage and gives the old back. */
+  commit(): void;
+  /** Gives back what the move had taken on the target; the tensor stays as it was. */
+  abort(): void;
+}
+
+/** The fields a move in place rewrites (readonly to everything else). */
+type Movable = { -readonly [K in 'device' | 'deviceBuffer']: Tensor[K] };
+
+/**
+ * Prepares moving `tensor` to `target` in place, for `Module.to`: the values (and the gradient,
+ * `grad` on the CPU or `deviceGrad` on a device) are copied to the target now, and `commit`
+ * makes the tensor itself live there, so whoever holds it (an optimizer) holds the moved one, as
+ * with PyTorch's `module.to`. Until `commit` nothing of the tensor changes, so a failure
+ * (out of device memory half-way through a module) leaves every tensor where it was. Only a
+ * leaf that owns its storage, contiguous, can move in place; views of it taken before keep the
+ * old values.
+ */
+export async function prepareMove(tensor: Tensor, target: Device): Promise<PendingMove> {
+  check(!tensor.disposed, 'disposed', () => 'to: the tensor was disposed');
+  check(tensor.node === null && tensor.ownsStorage && isContiguous(tensor), 'invalid_argument', () => {
+    return `to: only a contiguous leaf that owns its storage moves in place, got ${tensor}`;
+  });
+  if (tensor.device === target) return { commit: () => {}, abort: () => {} };
+  let values: Float32Array | null = null;
+  let buffer: DeviceBuffer | null = null;
+  let grad: Float32Array | null = null;
+  let deviceGrad: Tensor | null = null;
+  try {
+    if (target === 'cpu') {
+      values = await (tensor.device as GpuDevice).readFloat32(bufferOf(tensor));
+      if (tensor.deviceGrad !== null) grad = (await to(tensor.deviceGrad, 'cpu')).data;
+    } else {
+      buffer = await uploadBuffer(tensor, target);
+      if (tensor.grad !== null) deviceGrad = deviceTensor(target, target.upload(tensor.grad), tensor.shape);
+      else if (tensor.deviceGrad !== null) deviceGrad = await to(tensor.deviceGrad, target);
+    }
+  } catch (error) {
+    buffer?.release();
+    if (deviceGrad !== null) dispose(deviceGrad);
+    throw error;
+  }
+  return {
+    commit: () => {
+      const movable = tensor as unknown as Movable;
+      if (tensor.deviceBuffer !== null) {
+        deviceMemory.unregister(tensor);
+        tensor.deviceBuffer.release();
+      }
+      if (tensor.deviceGrad !== null) dispose(tensor.deviceGrad);
+      if (buffer !== null) {
+        movable.device = target;
+        movable.deviceBuffer = buffer;
+        tensor.storage = NO_HOST_STORAGE;
+        deviceMemory.register(tensor, buffer, tensor);
+      } else {
+        movable.device = 'cpu';
+        movable.deviceBuffer = null;
+        tensor.storage = values!;
+      }
+      tensor.grad = grad;
+      tensor.deviceGrad = deviceGrad;
+    },
+    abort: () => {
+      buffer?.release();
+      if (deviceGrad !== null) dispose(deviceGrad);
+    },
+  };
+}

@@ -5,7 +5,14 @@
  */
 import { Device as GpuDevice } from '../../gpu/Device.js';
 import { check } from '../errors.js';
-import { type Device, type DevicePlacement, dispose, Tensor, uploadBuffer } from '../Tensor.js';
+import {
+  type Device,
+  type DevicePlacement,
+  dispose,
+  type PendingMove,
+  prepareMove,
+  Tensor,
+} from '../Tensor.js';
 
 /**
  * A tensor that a module trains: requires a gradient and is never pooled. On a GPU-layer
@@ -15,33 +22,6 @@ export class Parameter extends Tensor {
   constructor(data: Float32Array, shape: readonly number[], placement?: DevicePlacement) {
     super(data, [...shape], 'f32', undefined, 0, true, { requiresGrad: true }, placement);
   }
-}
-
-/** Parameters `Module.to` replaced, with where their replacement went (`movedTo`). */
-const replaced = new WeakMap<Tensor, string>();
-
-/**
- * Where `Module.to` moved `parameter`'s values ('cpu' or a device id) when it replaced it with a
- * parameter there; null for a parameter no move replaced. An optimizer holding a replaced
- * parameter would step the old copy, not the module's (Optimizer.ts refuses).
- */
-export function movedTo(parameter: Tensor): string | null {
-  return replaced.get(parameter) ?? null;
-}
-
-/** `parameter`'s values as a new parameter on `target` (the same one when it is there already). */
-async function moveParameter(parameter: Parameter, target: Device): Promise<Parameter> {
-  if (parameter.device === target) return parameter;
-  let moved: Parameter;
-  if (target === 'cpu') {
-    const values = await (parameter.device as GpuDevice).readFloat32(parameter.deviceBuffer!);
-    moved = new Parameter(values, parameter.shape);
-  } else {
-    const buffer = await uploadBuffer(parameter, target);
-    moved = new Parameter(new Float32Array(0), parameter.shape, { device: target, buffer });
-  }
-  replaced.set(parameter, target === 'cpu' ? 'cpu' : target.id);
-  return moved;
 }
 
 /**
@@ -130,27 +110,25 @@ export abstract class Module {
   }
 
   /**
-   * Moves every parameter to `device` (`'cpu'` or a GPU-layer device), replacing the module's
-   * Parameter fields with parameters there, and resolves to the module. Gradients are not
-   * moved. Build optimizers after moving: they hold the parameters they were given, and a step
-   * of one that holds a replaced parameter throws (it would update the old copy).
+   * Moves every parameter to `device` (`'cpu'` or a GPU-layer device) in place, as PyTorch's
+   * `module.to` does: the module keeps the same Parameter objects (an optimizer made before the
+   * move holds the moved ones), their values and gradients now live on `device`. All or
+   * nothing: the copies are made first, so a failure (out of device memory) leaves every
+   * parameter where it was. Resolves to the module. Buffers (`ModuleBuffer`) stay on the CPU.
    */
   async to(device: Device): Promise<this> {
     check(device === 'cpu' || device instanceof GpuDevice, 'invalid_argument', () => {
       return `Module.to: expected 'cpu' or a Device from openDevice(), got ${String(device)}`;
     });
-    const fields = this as unknown as Record<string, unknown>;
-    for (const [key, value] of Object.entries(this)) {
-      if (value instanceof Parameter) fields[key] = await moveParameter(value, device);
-      else if (value instanceof Module) await value.to(device);
-      else if (Array.isArray(value)) {
-        for (let index = 0; index < value.length; index++) {
-          const item: unknown = value[index];
-          if (item instanceof Parameter) value[index] = await moveParameter(item, device);
-          else if (item instanceof Module) await item.to(device);
-        }
-      }
+    const moves: PendingMove[] = [];
+    try {
+      // (a parameter a module shares between two places moves once)
+      for (const parameter of new Set(this.parameters())) moves.push(await prepareMove(parameter, device));
+    } catch (error) {
+      for (const move of moves) move.abort();
+      throw error;
     }
+    for (const move of moves) move.commit();
     return this;
   }
 

@@ -36,7 +36,7 @@ export interface AdamOptions {
  * after `zero_grad(set_to_none=False)`); the JS loop skips parameters whose `grad` is null.
  */
 export class Adam extends Optimizer {
-  private readonly kernel: KernelBlock | null;
+  private kernel: KernelBlock | null;
   readonly beta1: number;
   readonly beta2: number;
   readonly epsilon: number;
@@ -82,13 +82,22 @@ export class Adam extends Optimizer {
 
   /** With the SIMD kernel, the gradients are zeroed in the update's own pass over them. */
   override stepAndZeroGrad(): void {
+    this.startStep();
     if (this.kernel === null) {
-      super.stepAndZeroGrad();
+      this.stepWithLoop();
+      this.zeroGrad();
       return;
     }
-    this.startStep();
     // Every gradient is in the kernel's block (adopt moves it there, or gives a zeroed one).
     this.stepWithKernel(this.kernel, true);
+  }
+
+  /**
+   * The SIMD kernel updates host parameters only: once one moved to a device, the loop (with
+   * device launches) takes over. The moments stay where the kernel had them.
+   */
+  protected override parametersMoved(): void {
+    if (this.parameters.some((parameter) => parameter.device !== 'cpu')) this.kernel = null;
   }
 
   /** The coefficients of parameter `index`'s update at its next own step (which this counts). */

@@ -11,8 +11,8 @@
  * `p.grad is None`) is skipped by a step and its own step count does not advance.
  */
 import { check } from '../errors.js';
-import { movedTo, type StateDict, zeroGradient } from '../nn/Module.js';
-import type { Tensor } from '../Tensor.js';
+import { type StateDict, zeroGradient } from '../nn/Module.js';
+import { type Device, deviceName, type Tensor } from '../Tensor.js';
 import { DeviceSlots } from './deviceState.js';
 
 export interface OptimizerState {
@@ -72,6 +72,10 @@ export abstract class Optimizer {
   protected readonly slots: Map<string, Float32Array[]> = new Map();
   /** The slots of parameters on a GPU-layer device, as device tensors. */
   protected readonly deviceSlots = new DeviceSlots();
+  /** Where each parameter's state lives: where it was at the last step (or the last load). */
+  private readonly placements: Device[];
+  /** Whether a state was loaded (then even a parameter that never stepped may hold state). */
+  private loaded = false;
 
   constructor(
     parameters: OptimizerParameters,
@@ -122,6 +126,7 @@ export abstract class Optimizer {
     this.groups = groups;
     this.groupOf = groupOf;
     this.parameterSteps = all.map(() => 0);
+    this.placements = all.map((parameter) => parameter.device);
     this.defaultLearningRate = learningRate;
     check(this.parameters.length > 0, 'invalid_argument', () => `${kind}: no parameters to optimise`);
     checkRate(kind, learningRate, 'learning rate');
@@ -154,21 +159,46 @@ export abstract class Optimizer {
   }
 
   /**
-   * Starts a step: refuses when `Module.to` replaced a parameter this optimizer holds, since the
-   * step would update the old copy while the module trains nothing (PyTorch moves parameters in
-   * place; zbmd's move makes new ones).
+   * Starts a step. A parameter `Module.to` moved since the last step takes its state along:
+   * from the CPU to a device the slots are copied there. From a device, where reading them back
+   * would have to wait, a parameter that has state there (it stepped there, or a state was
+   * loaded) stops the step with a `TensorError` that says how to carry it:
+   * `optimizer.loadStateDict(await optimizer.readStateDict())` after the move.
    */
   protected startStep(): void {
+    let moved = false;
     for (let index = 0; index < this.parameters.length; index++) {
-      const where = movedTo(this.parameters[index]);
-      check(where === null, 'invalid_argument', () => {
-        return (
-          `${this.kind}: parameter ${index} was moved to ${where} by Module.to after this optimizer ` +
-          `was made, so a step would update the old copy; make the optimizer after moving the model`
-        );
-      });
+      const parameter = this.parameters[index];
+      const from = this.placements[index];
+      if (parameter.device === from) continue;
+      if (from === 'cpu') {
+        for (const [name, buffers] of this.slots)
+          this.deviceSlots.set(name, index, parameter, buffers[index]);
+      } else {
+        const names = this.deviceSlots.namesOf(index);
+        check(names.length === 0 || !this.holdsState(index), 'invalid_argument', () => {
+          return (
+            `${this.kind}: parameter ${index} moved from ${deviceName(from)} to ` +
+            `${deviceName(parameter.device)}, and its state (${names.join(', ')}) is still on ` +
+            `${deviceName(from)}; carry it with \`optimizer.loadStateDict(await optimizer.readStateDict())\` ` +
+            `after the move, then step`
+          );
+        });
+        this.deviceSlots.drop(index);
+      }
+      this.placements[index] = parameter.device;
+      moved = true;
     }
+    if (moved) this.parametersMoved();
   }
+
+  /** Whether parameter `index` may have state other than the initial one (it stepped, or a load). */
+  private holdsState(index: number): boolean {
+    return this.loaded || this.parameterSteps[index] > 0;
+  }
+
+  /** Called by `startStep` once parameters moved (Adam drops its host kernel then). */
+  protected parametersMoved(): void {}
 
   /** Ends a step: the optimizer's count advances (each parameter's was advanced by the update). */
   protected finishStep(): void {
@@ -377,6 +407,17 @@ export abstract class Optimizer {
       'shape_mismatch',
       () => `loadStateDict: parameterSteps must hold one integer >= 0 per parameter`,
     );
+    let moved = false;
+    for (let index = 0; index < this.parameters.length; index++) {
+      // A parameter moved since its last step gets its state where it is now.
+      const parameter = this.parameters[index];
+      if (parameter.device === this.placements[index]) continue;
+      this.deviceSlots.drop(index);
+      this.placements[index] = parameter.device;
+      moved = true;
+    }
+    if (moved) this.parametersMoved();
+    this.loaded = true;
     this.resetSlots();
     this.deviceSlots.clear();
     for (const { index, name, data } of entries) {

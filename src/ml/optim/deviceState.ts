@@ -16,12 +16,15 @@ import { bufferOf, deviceTensor, dispose, noGrad, type Tensor } from '../Tensor.
 export class DeviceSlots {
   private readonly slots = new Map<string, Map<number, Tensor>>();
 
+  /** How many slot tensors there are, over all names and parameters. */
   get size(): number {
-    return this.slots.size;
+    let count = 0;
+    for (const slot of this.slots.values()) count += slot.size;
+    return count;
   }
 
   names(): string[] {
-    return [...this.slots.keys()];
+    return [...this.slots].filter(([, slot]) => slot.size > 0).map(([name]) => name);
   }
 
   entries(name: string): Array<[number, Tensor]> {
@@ -49,6 +52,20 @@ export class DeviceSlots {
   set(name: string, index: number, parameter: Tensor, values: Float32Array): void {
     const tensor = this.get(name, index, parameter);
     (tensor.device as GpuDevice).copyIn(bufferOf(tensor), values);
+  }
+
+  /** The names of the slots parameter `index` has. */
+  namesOf(index: number): string[] {
+    return [...this.slots].filter(([, slot]) => slot.has(index)).map(([name]) => name);
+  }
+
+  /** Gives back parameter `index`'s slots (it left their device); they start anew on next use. */
+  drop(index: number): void {
+    for (const slot of this.slots.values()) {
+      const tensor = slot.get(index);
+      if (tensor !== undefined) dispose(tensor);
+      slot.delete(index);
+    }
   }
 
   /** Zeroes every slot (a state load starts from zero, as on the CPU). */
