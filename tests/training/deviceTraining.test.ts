@@ -8,8 +8,9 @@
 import { describe, expect, it } from 'vitest';
 import { detectDevices } from '../../src/gpu/detect.js';
 import type { DeviceInfo } from '../../src/gpu/types.js';
+import { flatten, Linear, Module, max, sub, type Tensor } from '../../src/ml/index.js';
 import type { TrainingConfig, TrainingResult } from '../../src/ml/training/index.js';
-import { train } from '../../src/ml/training/index.js';
+import { isTrainingError, train } from '../../src/ml/training/index.js';
 import { smallRun } from './helpers.js';
 
 /** Relative tolerance of a device run's per-step loss against host training. */
@@ -79,6 +80,38 @@ describe('train() on a device: the CNN (conv2d and max pooling, forward and back
     },
     120_000,
   );
+});
+
+/** Logits shifted by their largest value: `max` has no gradient on a device. */
+class ShiftedLinear extends Module {
+  readonly linear: Linear;
+  constructor(inFeatures: number, classes: number) {
+    super();
+    this.linear = new Linear(inFeatures, classes);
+  }
+  forward(x: Tensor): Tensor {
+    const logits = this.linear.forward(flatten(x));
+    return sub(logits, max(logits));
+  }
+}
+
+describe('train() on a device: a model with an op the device does not run', () => {
+  it('fails at once with the reason and the way out, not after a restart per attempt', async () => {
+    const recoveries: unknown[] = [];
+    const model = () => new ShiftedLinear(28 * 28, 10);
+    const host = await stepLosses({ model, maxSteps: 2 });
+    expect(host.result.tensorBackend).toBe('cpu');
+    const failure = await stepLosses({
+      model,
+      cpuDevice: 'reference',
+      onRecovery: (recovery) => recoveries.push(recovery),
+    }).catch((error: unknown) => error);
+    expect(isTrainingError(failure, 'unavailable_on_device')).toBe(true);
+    expect(String(failure)).toMatch(
+      /the model uses an op its device does not run yet \(max has no gradient on cpu:0 yet.*\); train this model on the CPU/,
+    );
+    expect(recoveries).toEqual([]);
+  });
 });
 
 describe('a device move', () => {

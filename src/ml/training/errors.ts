@@ -20,6 +20,7 @@ export type TrainingErrorCode =
   | 'supervisor_gave_up'
   | 'step_failed_repeatedly'
   | 'out_of_memory_at_minimum'
+  | 'unavailable_on_device'
   | 'lineage_broken';
 
 export class TrainingError extends TaggedError('TrainingError') {

@@ -31,6 +31,7 @@ import { CallExit, isCallTimeout } from '../../actor/errors.js';
 import { castTo } from '../../actor/GenServer.js';
 import type { Pid } from '../../actor/Pid.js';
 import { stopSupervisor } from '../../supervision/Supervisor.js';
+import { isTensorError } from '../errors.js';
 import type { Module } from '../nn/Module.js';
 import { evaluateAccuracy } from '../train.js';
 import {
@@ -419,6 +420,14 @@ function diagnose(failure: unknown): Diagnosis {
       cause: 'device_error',
       detail: `${reason.deviceId} failed${raised}; moved to ${reason.nextDeviceId}`,
     };
+  }
+  if (isTensorError(reason) && reason.reason === 'unavailable_on_device') {
+    // The same op refuses the same device at every attempt: no restart can help.
+    throw new TrainingError(
+      'unavailable_on_device',
+      `the model uses an op its device does not run yet (${reason.message}); train this model on the CPU (device 'cpu')`,
+      { cause: reason },
+    );
   }
   return { cause: 'unexpected_crash', detail: formatReason(reason) };
 }
