@@ -21,7 +21,9 @@ import {
 } from './internal/checks.js';
 import {
   type AdamStepParameters,
+  checkMatmulBatch,
   inputRoles,
+  type MatmulBatch,
   type RequestCall,
   type RequestKind,
   requestSizes,
@@ -47,6 +49,9 @@ export interface BinaryOptions extends LaunchOptions {
   readonly shapeB?: readonly number[];
 }
 
+/** The batch fields of a matmul launch of one product. */
+const ONE_PRODUCT = { batch: 1, strideA: 0, strideB: 0 } as const;
+
 export interface MatmulOptions extends LaunchOptions {
   /** f32 by default; tf32 and bf16 (bf16 inputs) on CUDA. */
   readonly precision?: MatmulPrecision;
@@ -54,6 +59,12 @@ export interface MatmulOptions extends LaunchOptions {
   readonly transposeA?: boolean;
   /** b is stored (n, k) and read transposed (BLAS's transb); false by default. */
   readonly transposeB?: boolean;
+  /**
+   * Several products in one launch (BLAS's strided batched gemm): product i reads a from
+   * element i * strideA, b from i * strideB (0 shares one matrix) and writes output from
+   * i * m * n. One product by default.
+   */
+  readonly batch?: MatmulBatch;
 }
 
 /**
@@ -86,6 +97,7 @@ const LAUNCHERS: {
       precision: r.precision,
       transposeA: r.transposeA,
       transposeB: r.transposeB,
+      batch: r.batch,
     }),
   conv2d: (device, r, options) => {
     device.conv2d(r.input, r.weight, r.bias, r.output, r.shape, options);
@@ -288,7 +300,8 @@ export class Device extends DeviceCore {
 
   /**
    * output (m, n) = op(a) (m, k) @ op(b) (k, n), row-major. a is stored (m, k), or (k, m) with
-   * `transposeA`; b (k, n), or (n, k) with `transposeB` (BLAS's flags: no copy is made).
+   * `transposeA`; b (k, n), or (n, k) with `transposeB` (BLAS's flags: no copy is made). With
+   * `batch`, `batch.count` such products in one launch (`MatmulOptions.batch`).
    */
   matmul(
     a: DeviceBuffer,
@@ -320,14 +333,16 @@ export class Device extends DeviceCore {
     ] as const)
       this.checkBuffer('matmul', buffer, role);
     const inputDType = precision === 'bf16' ? 'bf16' : 'f32';
-    checkElements(this.id, 'matmul', 'a', a, m * k, [inputDType]);
-    checkElements(this.id, 'matmul', 'b', b, k * n, [inputDType]);
+    const { count, strideA, strideB } = checkMatmulBatch(this.id, options.batch);
+    checkCount(this.id, 'matmul', 'batch.count * m * n', count * m * n);
+    checkElements(this.id, 'matmul', 'a', a, (count - 1) * strideA + m * k, [inputDType]);
+    checkElements(this.id, 'matmul', 'b', b, (count - 1) * strideB + k * n, [inputDType]);
     checkElements(
       this.id,
       'matmul',
       'output',
       output,
-      m * n,
+      count * m * n,
       precision === 'bf16' ? ['f32', 'bf16'] : ['f32'],
     );
     checkNoAlias(this.id, 'matmul', output, [a, b]);
@@ -351,6 +366,9 @@ export class Device extends DeviceCore {
       outputDType: output.dtype,
       transposeA,
       transposeB,
+      batch: count,
+      strideA,
+      strideB,
     };
     this.enqueue({ kind: 'matmul', ...launch }, options);
   }
@@ -408,6 +426,7 @@ export class Device extends DeviceCore {
           outputDType: 'f32',
           transposeA: false,
           transposeB: false,
+          ...ONE_PRODUCT,
         },
         options,
       );

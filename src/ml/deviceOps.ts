@@ -373,15 +373,45 @@ export function deviceLayerNorm(x: Tensor, gamma: Tensor, beta: Tensor, epsilon:
 // ---------------------------------------------------------------------------------------------
 // Products
 
-/** a: (..., M, K) @ b: (K, N) as one (rows, K) @ (K, N). */
+/**
+ * a: (..., M, K) @ b: (K, N) as one (rows, K) @ (K, N). A batched b, (..., K, N), makes one
+ * launch of batched products over the broadcast batch dimensions: an operand with one matrix
+ * is shared (stride 0), one with every batch is read in place, and one broadcast only along
+ * some dimensions is expanded first (a gather).
+ */
 export function deviceMatmul(a: Tensor, b: Tensor): Tensor {
   const device = deviceOf('matmul', [a, b]);
-  if (b.rank !== 2) unavailableOnDevice(`matmul with a batched right operand [${b.shape.join(', ')}]`, [b]);
-  const [inner, columns] = b.shape;
-  const rows = a.size / inner;
-  return launch(device, [...a.shape.slice(0, -1), columns], (output) => {
-    device.matmul(bufferOf(a), bufferOf(b), output, rows, columns, inner);
-  });
+  const [inner, columns] = b.shape.slice(-2);
+  if (b.rank === 2) {
+    const rows = a.size / inner;
+    return launch(device, [...a.shape.slice(0, -1), columns], (output) => {
+      device.matmul(bufferOf(a), bufferOf(b), output, rows, columns, inner);
+    });
+  }
+  const rows = a.shape[a.rank - 2];
+  const batchShape = broadcastShapes(a.shape.slice(0, -2), b.shape.slice(0, -2), 'matmul');
+  const count = sizeOf(batchShape);
+  const left = batchOperand(a, batchShape);
+  const right = batchOperand(b, batchShape);
+  try {
+    const batch = { count, strideA: left.stride, strideB: right.stride };
+    return launch(device, [...batchShape, rows, columns], (output) => {
+      device.matmul(bufferOf(left.tensor), bufferOf(right.tensor), output, rows, columns, inner, { batch });
+    });
+  } finally {
+    if (left.tensor !== a) dispose(left.tensor);
+    if (right.tensor !== b) dispose(right.tensor);
+  }
+}
+
+/** A matmul operand over `batchShape`: itself (one matrix, or one per batch) or expanded to it. */
+function batchOperand(x: Tensor, batchShape: readonly number[]): { tensor: Tensor; stride: number } {
+  const matrix = x.shape.slice(-2);
+  const size = matrix[0] * matrix[1];
+  const batches = x.size / size;
+  if (batches === 1) return { tensor: x, stride: 0 };
+  if (batches === sizeOf(batchShape)) return { tensor: x, stride: size };
+  return { tensor: deviceExpand(x, [...batchShape, ...matrix]), stride: size };
 }
 
 /**

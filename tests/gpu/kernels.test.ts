@@ -132,6 +132,72 @@ describe('one description, three targets', () => {
 });
 
 describe('cpu reference kernels against definitions', () => {
+  it('a batched matmul is each product on its own: offsets, shared operands and transposes', async () => {
+    const device = await openDevice('cpu');
+    await fc.assert(
+      fc.asyncProperty(
+        fc.record({
+          count: fc.integer({ min: 1, max: 5 }),
+          m: fc.integer({ min: 1, max: 9 }),
+          n: fc.integer({ min: 1, max: 9 }),
+          k: fc.integer({ min: 1, max: 9 }),
+          gapA: fc.option(fc.integer({ min: 0, max: 4 })),
+          gapB: fc.option(fc.integer({ min: 0, max: 4 })),
+          transposeA: fc.boolean(),
+          transposeB: fc.boolean(),
+          seed: fc.integer(),
+        }),
+        async ({ count, m, n, k, gapA, gapB, transposeA, transposeB, seed }) => {
+          // a gap of null shares one matrix between all products (stride 0)
+          const strideA = gapA === null ? 0 : m * k + gapA;
+          const strideB = gapB === null ? 0 : k * n + gapB;
+          const random = new Random(seed);
+          const a = uniform(random, (count - 1) * strideA + m * k, -1, 1);
+          const b = uniform(random, (count - 1) * strideB + k * n, -1, 1);
+          const result = await runCase(device, {
+            name: 'batched',
+            tolerance: TOLERANCES.f32.matmul,
+            inputs: [a, b],
+            outputLength: count * m * n,
+            run: (d, [x, y], o) =>
+              d.matmul(x, y, o, m, n, k, { transposeA, transposeB, batch: { count, strideA, strideB } }),
+          });
+          const plain = (values: Float32Array, rows: number, columns: number, transposed: boolean) =>
+            transposed
+              ? Float32Array.from(
+                  { length: rows * columns },
+                  (_, e) => values[(e % columns) * rows + Math.floor(e / columns)],
+                )
+              : values;
+          for (let i = 0; i < count; i++) {
+            const left = plain(a.slice(i * strideA, i * strideA + m * k), m, k, transposeA);
+            const right = plain(b.slice(i * strideB, i * strideB + k * n), k, n, transposeB);
+            const product = result.slice(i * m * n, (i + 1) * m * n);
+            expect(
+              firstMismatch(product, naiveMatmul(left, right, m, n, k), TOLERANCES.f32.matmul),
+              `product ${i}`,
+            ).toBeUndefined();
+          }
+        },
+      ),
+      { seed: 11, numRuns: 60 },
+    );
+    const buffer = device.upload(new Float32Array(8));
+    const out = device.allocate(64);
+    const batched = (batch: { count: number; strideA: number; strideB: number }) => () =>
+      device.matmul(buffer, buffer, out, 2, 2, 2, { batch });
+    expect(batched({ count: 0, strideA: 4, strideB: 4 })).toThrow(
+      /batch.count must be an integer in \[1, 65535\], got 0/,
+    );
+    expect(batched({ count: 2, strideA: -1, strideB: 4 })).toThrow(
+      /batch.strideA must be an integer in \[0, 2\^32 - 1\], got -1/,
+    );
+    expect(batched({ count: 2, strideA: 4, strideB: 5 })).toThrow(/b holds 8 elements, needs 9/);
+    expect(batched({ count: 5, strideA: 0, strideB: 0 })).toThrow(/output holds 16 elements, needs 20/);
+    expect(batched({ count: 2, strideA: 4, strideB: 0 })).not.toThrow();
+    device.destroy();
+  });
+
   it('matmul equals the triple loop for any shape', async () => {
     const device = await openDevice('cpu');
     await fc.assert(
@@ -446,6 +512,9 @@ describe('launchers agree with the generated signatures', () => {
           outputDType: 'f32',
           transposeA,
           transposeB,
+          batch: 2,
+          strideA: 15,
+          strideB: 0,
         }),
       ),
     );

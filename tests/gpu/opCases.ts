@@ -158,6 +158,34 @@ export function transposedMatmulCases(random: Random): OpCase[] {
   );
 }
 
+/**
+ * Batched products in one launch: a with a gap of 5 elements between its matrices (strideA >
+ * m k reads each from its own offset), b shared by every product (strideB 0) or one per
+ * product, with each combination of the transpose flags.
+ */
+export function batchedMatmulCases(random: Random): OpCase[] {
+  const [count, m, n, k] = [3, 9, 70, 6];
+  const strideA = m * k + 5;
+  return [false, true].flatMap((transposeA) =>
+    [false, true].flatMap((transposeB) =>
+      [0, k * n].map((strideB): OpCase => {
+        const flags = `${transposeA ? 'aᵀ' : 'a'} @ ${transposeB ? 'bᵀ' : 'b'}`;
+        return {
+          name: `batched matmul of ${count}, ${flags}, b ${strideB === 0 ? 'shared' : 'per product'}`,
+          tolerance: TOLERANCES.f32.matmul,
+          inputs: [
+            uniform(random, (count - 1) * strideA + m * k, -1, 1),
+            uniform(random, (count - 1) * strideB + k * n, -1, 1),
+          ],
+          outputLength: count * m * n,
+          run: (d, [a, b], o) =>
+            d.matmul(a, b, o, m, n, k, { transposeA, transposeB, batch: { count, strideA, strideB } }),
+        };
+      }),
+    ),
+  );
+}
+
 export function conv2dCase(random: Random, withBias: boolean): OpCase {
   const shape = {
     batch: 2,
@@ -321,6 +349,7 @@ export function allCases(seed: number): OpCase[] {
     matmulCase(random, 1, 1, 1),
     matmulCase(random, 128, 64, 96),
     ...transposedMatmulCases(random),
+    ...batchedMatmulCases(random),
     conv2dCase(random, true),
     conv2dCase(random, false),
     ...gatherCases(random),

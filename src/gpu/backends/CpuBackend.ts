@@ -71,8 +71,15 @@ const CPU_KERNELS: KernelTable<NativeBuffer, void> = {
       l.columns,
       l.epsilon,
     ),
-  matmul: (l) =>
-    cpuMatmul(floats(l.a), floats(l.b), floats(l.output), l.m, l.n, l.k, l.transposeA, l.transposeB),
+  matmul: (l) => {
+    const [a, b, output] = [floats(l.a), floats(l.b), floats(l.output)];
+    const size = l.m * l.n;
+    for (let i = 0; i < l.batch; i++) {
+      const [left, right] = [a.subarray(i * l.strideA), b.subarray(i * l.strideB)];
+      const product = l.batch === 1 ? output : output.subarray(i * size, (i + 1) * size);
+      cpuMatmul(left, right, product, l.m, l.n, l.k, l.transposeA, l.transposeB);
+    }
+  },
   adamStep: (l) => adamOnHost(l, null),
   amsgradStep: (l) => adamOnHost(l, floats(l.maxSecondMoment)),
   sgdStep: (l) => cpuSgdStep(floats(l.output), floats(l.gradient), floats(l.momentumBuffer), l.count, l),

@@ -247,7 +247,7 @@ export class WebGpuBackend implements Backend {
     const pass = encoder.beginComputePass();
     pass.setPipeline(pipeline);
     pass.setBindGroup(0, bindGroup);
-    pass.dispatchWorkgroups(bound.groups[0], bound.groups[1]);
+    pass.dispatchWorkgroups(bound.groups[0], bound.groups[1], bound.groups[2] ?? 1);
     pass.end();
     this.device.queue.submit([encoder.finish()]);
   }

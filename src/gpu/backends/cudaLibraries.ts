@@ -4,7 +4,8 @@
  *
  * - the driver API, libcuda.so.1 (installed with the NVIDIA driver, not the toolkit);
  * - NVRTC, libnvrtc.so.{13,12}, to compile generated CUDA C to PTX at run time;
- * - cuBLAS, libcublas.so.{13,12}, for matmul (cublasSgemm_v2 and cublasGemmEx).
+ * - cuBLAS, libcublas.so.{13,12}, for matmul (cublasSgemm_v2 and cublasGemmEx; batched products
+ *   with cublasGemmStridedBatchedEx).
  *
  * Where a header `#define`s a versioned name (cuMemAlloc -> cuMemAlloc_v2), the versioned
  * symbol is bound. Opaque handles (CUcontext, CUstream, CUmodule, CUfunction, nvrtcProgram,
@@ -69,6 +70,7 @@ export interface CublasApi {
   cublasSetStream_v2(handle: unknown, stream: unknown): number;
   cublasSgemm_v2(...args: unknown[]): number;
   cublasGemmEx(...args: unknown[]): number;
+  cublasGemmStridedBatchedEx(...args: unknown[]): number;
 }
 
 export const DRIVER_SIGNATURES = [
@@ -117,6 +119,7 @@ export const CUBLAS_SIGNATURES = [
   'int cublasSetStream_v2(void *handle, void *stream)',
   'int cublasSgemm_v2(void *handle, int transa, int transb, int m, int n, int k, const float *alpha, uint64_t a, int lda, uint64_t b, int ldb, const float *beta, uint64_t c, int ldc)',
   'int cublasGemmEx(void *handle, int transa, int transb, int m, int n, int k, const void *alpha, uint64_t a, int aType, int lda, uint64_t b, int bType, int ldb, const void *beta, uint64_t c, int cType, int ldc, int computeType, int algorithm)',
+  'int cublasGemmStridedBatchedEx(void *handle, int transa, int transb, int m, int n, int k, const void *alpha, uint64_t a, int aType, int lda, int64_t strideA, uint64_t b, int bType, int ldb, int64_t strideB, const void *beta, uint64_t c, int cType, int ldc, int64_t strideC, int batchCount, int computeType, int algorithm)',
 ];
 
 function bind<T>(library: koffi.IKoffiLib, signatures: readonly string[]): T {

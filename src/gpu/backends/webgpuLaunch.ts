@@ -40,7 +40,8 @@ export interface BoundLaunch {
   readonly kernel: WgslKernel;
   readonly buffers: readonly NativeBuffer[];
   readonly uniform: Uint32Array;
-  readonly groups: readonly [number, number];
+  /** Workgroups along x and y (and z: the products of a batched matmul; 1 when absent). */
+  readonly groups: readonly [number, number] | readonly [number, number, number];
 }
 
 const kernels = new Map<string, WgslKernel>();
@@ -151,9 +152,10 @@ function bindRows(
 }
 
 function bindMatmul(launch: Launch<'matmul'>): BoundLaunch {
-  const groups: [number, number] = [
+  const groups: [number, number, number] = [
     Math.ceil(launch.n / WGSL_MATMUL_TILE),
     Math.ceil(launch.m / WGSL_MATMUL_TILE),
+    launch.batch,
   ];
   if (groups[0] > MAX_WORKGROUPS_PER_DIMENSION || groups[1] > MAX_WORKGROUPS_PER_DIMENSION) {
     throw new RangeError(
@@ -166,7 +168,7 @@ function bindMatmul(launch: Launch<'matmul'>): BoundLaunch {
   return {
     kernel: cached(name, () => wgslMatmul(transposeA, transposeB)),
     buffers,
-    uniform: words([launch.m, launch.n, launch.k]),
+    uniform: words([launch.m, launch.n, launch.k, launch.strideA, launch.strideB]),
     groups,
   };
 }

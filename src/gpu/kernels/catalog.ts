@@ -25,6 +25,7 @@ import {
   type Conv2dShape,
   checkCount,
   convGeometry,
+  MAX_KERNEL_ELEMENTS,
   type Pool2dShape,
   poolGeometry,
 } from '../internal/checks.js';
@@ -101,7 +102,9 @@ export interface KernelCatalog {
     launch: { rows: number; columns: number; epsilon: number };
   };
   // output (m, n) = op(a) (m, k) @ op(b) (k, n), row-major, as BLAS: a is stored (m, k), or
-  // (k, m) with transposeA; b is stored (k, n), or (n, k) with transposeB
+  // (k, m) with transposeA; b is stored (k, n), or (n, k) with transposeB. With batch > 1,
+  // product i reads a from element i * strideA, b from i * strideB (0: the same matrix for
+  // every product) and writes output from i * m * n.
   matmul: {
     inputs: 'a' | 'b';
     optional: never;
@@ -112,6 +115,7 @@ export interface KernelCatalog {
       precision?: MatmulPrecision;
       transposeA?: boolean;
       transposeB?: boolean;
+      batch?: MatmulBatch;
     };
     /** outputDType: f32, or bf16 when precision is bf16 (inputs are then bf16 too). */
     launch: {
@@ -122,6 +126,9 @@ export interface KernelCatalog {
       outputDType: DType;
       transposeA: boolean;
       transposeB: boolean;
+      batch: number;
+      strideA: number;
+      strideB: number;
     };
   };
   // input (N, C, H, W), weight (O, C, KH, KW), bias (O) -> output (N, O, OH, OW)
@@ -230,6 +237,16 @@ type CatalogIsWellFormed<T extends Record<keyof KernelCatalog, KindDescription>>
 export type CheckedCatalog = CatalogIsWellFormed<KernelCatalog>;
 
 /** Every kernel kind. */
+/**
+ * Products of a batched matmul: `count` of them, a's i-th matrix `strideA` elements after the
+ * (i-1)-th, b's `strideB` after (0 for one matrix shared by every product).
+ */
+export interface MatmulBatch {
+  readonly count: number;
+  readonly strideA: number;
+  readonly strideB: number;
+}
+
 export type KernelKind = keyof KernelCatalog;
 /** Kinds a caller can ask a `Device` or a kernel actor for. */
 export type RequestKind = {
@@ -333,6 +350,34 @@ export function kernelName(launch: { readonly kind: KernelKind; readonly op?: st
   return KERNEL_ROLES[launch.kind].named ? `${launch.kind}.${launch.op}` : launch.kind;
 }
 
+/** The most products one batched matmul launch makes (WebGPU's workgroups per dimension). */
+export const MATMUL_BATCH_MAX = 65_535;
+
+/** `batch` checked (count in [1, MATMUL_BATCH_MAX], strides integers >= 0); one product when absent. */
+export function checkMatmulBatch(where: string, batch: MatmulBatch | undefined): MatmulBatch {
+  if (batch === undefined) return { count: 1, strideA: 0, strideB: 0 };
+  const { count, strideA, strideB } = batch;
+  if (!Number.isInteger(count) || count < 1 || count > MATMUL_BATCH_MAX) {
+    throw new DeviceError(
+      where,
+      'matmul',
+      `batch.count must be an integer in [1, ${MATMUL_BATCH_MAX}], got ${String(count)}`,
+    );
+  }
+  for (const [name, stride] of [
+    ['strideA', strideA],
+    ['strideB', strideB],
+  ] as const) {
+    if (!Number.isInteger(stride) || stride < 0 || stride > MAX_KERNEL_ELEMENTS)
+      throw new DeviceError(
+        where,
+        'matmul',
+        `batch.${name} must be an integer in [0, 2^32 - 1], got ${String(stride)}`,
+      );
+  }
+  return { count, strideA, strideB };
+}
+
 /** What a request reads and writes: elements needed per present input role, and the output's. */
 export interface RequestSizes {
   readonly inputs: Map<string, number>;
@@ -406,12 +451,14 @@ export function requestSizes(
     case 'matmul': {
       const { m, n, k } = request;
       dimensions({ m, n, k, 'm * k': m * k, 'k * n': k * n, 'm * n': m * n });
+      const { count, strideA, strideB } = checkMatmulBatch(where, request.batch);
+      dimensions({ 'batch.count * m * n': count * m * n });
       return {
         inputs: new Map([
-          ['a', m * k],
-          ['b', k * n],
+          ['a', (count - 1) * strideA + m * k],
+          ['b', (count - 1) * strideB + k * n],
         ]),
-        outputLength: m * n,
+        outputLength: count * m * n,
       };
     }
     case 'im2col':

@@ -250,9 +250,11 @@ const TILE_K = 16;
  * b[k * n + column], or b[column * k + k].
  */
 function matmulLoads(transposeA: boolean, transposeB: boolean): { loadA: string; loadB: string } {
-  const readA = transposeA ? 'a[kA * params.m + rowA]' : 'a[rowA * params.k + kA]';
+  const readA = transposeA ? 'a[baseA + kA * params.m + rowA]' : 'a[baseA + rowA * params.k + kA]';
   const readB = (lane: number) =>
-    transposeB ? `b[(columnB + ${lane}u) * params.k + kB]` : `b[kB * params.n + columnB + ${lane}u]`;
+    transposeB
+      ? `b[baseB + (columnB + ${lane}u) * params.k + kB]`
+      : `b[baseB + kB * params.n + columnB + ${lane}u]`;
   const loadA = Array.from(
     { length: TILE_K / 4 },
     (_, load) => `    {
@@ -294,7 +296,8 @@ export function wgslMatmulName(transposeA: boolean, transposeB: boolean): string
  * of a and a 16x64 tile of b (as vec4 rows) in workgroup memory per step along k; each thread
  * accumulates a 4x4 block of c in four vec4 registers (rows 4 ly .. 4 ly + 3, columns
  * 4 lx .. 4 lx + 3). Edges are zero-padded, so any m, n, k works. No private arrays: software
- * rasterizers (SwiftShader) spill dynamically indexed ones to memory.
+ * rasterizers (SwiftShader) spill dynamically indexed ones to memory. Workgroup z is the product
+ * of a batched launch: its a, b and c start at z strideA, z strideB and z m n.
  */
 export function wgslMatmul(transposeA = false, transposeB = false): WgslKernel {
   const { loadA, loadB } = matmulLoads(transposeA, transposeB);
@@ -307,13 +310,13 @@ export function wgslMatmul(transposeA = false, transposeB = false): WgslKernel {
     let row = rowBase + lid.y * 4u + ${i}u;
     if (row < params.m) {
       for (var j = 0u; j < 4u; j++) {
-        if (columnBase + j < params.n) { c[row * params.n + columnBase + j] = accumulator${i}[j]; }
+        if (columnBase + j < params.n) { c[baseC + row * params.n + columnBase + j] = accumulator${i}[j]; }
       }
     }
   }`,
     )
     .join('\n');
-  const source = `struct Params { m: u32, n: u32, k: u32 }
+  const source = `struct Params { m: u32, n: u32, k: u32, strideA: u32, strideB: u32 }
 @group(0) @binding(0) var<storage, read> a: array<f32>;
 @group(0) @binding(1) var<storage, read> b: array<f32>;
 @group(0) @binding(2) var<storage, read_write> c: array<f32>;
@@ -324,6 +327,10 @@ var<workgroup> tileB: array<vec4<f32>, ${16 * TILE_K}>;
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
   let rowBase = wid.y * 64u;
   let thread = lid.y * 16u + lid.x;
+  // product wid.z of a batched launch (0 for one product)
+  let baseA = wid.z * params.strideA;
+  let baseB = wid.z * params.strideB;
+  let baseC = wid.z * params.m * params.n;
   var accumulator0 = vec4<f32>(0.0);
   var accumulator1 = vec4<f32>(0.0);
   var accumulator2 = vec4<f32>(0.0);

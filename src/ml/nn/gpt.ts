@@ -15,13 +15,15 @@
  */
 import { Random } from '../../actor/Random.js';
 import { TaggedError } from '../../internal/errors.js';
+import { deviceUpload } from '../deviceOps.js';
 import { check } from '../errors.js';
 import { pool } from '../internal/pool.js';
 import { geluTanh } from '../ops/activations.js';
-import { add } from '../ops/elementwise.js';
+import { add, mul } from '../ops/elementwise.js';
 import { linear, matmul } from '../ops/matmul.js';
 import { dropout, embedding } from '../ops/neural.js';
 import { permute, reshape, transpose } from '../ops/shape.js';
+import { softmax } from '../ops/softmax.js';
 import {
   contiguousData,
   dispose,
@@ -125,17 +127,26 @@ class GptLinear extends Module {
   }
 }
 
+/** What the causal mask adds above the diagonal on a device: exp of it minus any score is 0. */
+const MASKED_SCORE = -1e30;
+
 /**
  * Causal attention weights from raw scores (..., T, T): row i is softmax(scale * s[i, 0..i])
- * and 0 after i, in one pass (no mask tensor added). Rule, within a row: gs = scale * y * (g -
- * sum(g * y)). The same values as softmax(scale * s + causalMask) (CPU only).
+ * and 0 after i, in one pass on the CPU (no mask tensor added). Rule, within a row: gs = scale *
+ * y * (g - sum(g * y)). On a device it is that composition, softmax(scale * s + mask) with a
+ * (T, T) mask of 0 and -1e30 uploaded per call, whose gradient the ops' rules give.
  */
 export function causalSoftmax(scores: Tensor, scale: number): Tensor {
   const length = scores.shape[scores.rank - 1];
   check(scores.rank >= 2 && scores.shape[scores.rank - 2] === length, 'invalid_shape', () => {
     return `causalSoftmax: expected square scores (..., T, T), got [${scores.shape.join(', ')}]`;
   });
-  check(scores.device === 'cpu', 'unavailable_on_device', () => 'causalSoftmax runs on the CPU only');
+  if (scores.device !== 'cpu') {
+    const above = new Float32Array(length * length);
+    for (let i = 0; i < length; i++) above.fill(MASKED_SCORE, i * length + i + 1, (i + 1) * length);
+    const mask = deviceUpload(scores.device, above, [length, length]);
+    return softmax(add(mul(scores, scale), mask));
+  }
   const x = contiguousData(scores);
   const y = pool.takeZeroed(scores.size);
   const rows = scores.size / length;

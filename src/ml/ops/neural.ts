@@ -2,7 +2,8 @@
  * Ops specific to neural networks: embedding lookup, layer normalisation, seeded dropout and
  * scaled dot-product attention.
  *
- * embedding: weight (V, D), indices (...) -> (..., D);  gweight[index] += g row
+ * embedding: weight (V, D), indices (...) -> (..., D);  gweight[index] += g row (on a device:
+ *   a one-hot selector times the weight, so the matmul's rule gives the same gradient)
  * layerNorm: x (..., C), gamma (C), beta (C);  with xhat = (x - mean) * rstd:
  *   gbeta = rows of g summed;  ggamma = rows of g * xhat summed;
  *   gx = rstd * (dxhat - mean(dxhat) - xhat * mean(dxhat * xhat)), dxhat = g * gamma
@@ -11,11 +12,13 @@
  */
 
 import type { Random } from '../../actor/Random.js';
-import { deviceLayerNorm, unavailableOnDevice } from '../deviceOps.js';
+import type { Device as GpuDevice } from '../../gpu/Device.js';
+import { deviceLayerNorm, deviceUpload, unavailableOnDevice } from '../deviceOps.js';
 import { check } from '../errors.js';
 import { pool } from '../internal/pool.js';
 import {
   contiguousData,
+  detach,
   dispose,
   full,
   gradBuffer,
@@ -45,8 +48,8 @@ export function embedding(
   indexShape?: readonly number[],
   options: { readonly paddingIdx?: number } = {},
 ): Tensor {
-  if (weight.device !== 'cpu' || (!(indices instanceof Int32Array) && indices.device !== 'cpu'))
-    unavailableOnDevice('embedding', indices instanceof Int32Array ? [weight] : [weight, indices]);
+  if (!(indices instanceof Int32Array) && indices.device !== 'cpu')
+    unavailableOnDevice('embedding with indices on a device', [indices]);
   check(
     weight.rank === 2,
     'invalid_shape',
@@ -71,6 +74,7 @@ export function embedding(
       () => `embedding: index ${id} at ${i} is not in [0, ${vocabulary})`,
     );
   }
+  if (weight.device !== 'cpu') return embeddingOnDevice(weight, ids, shape, options.paddingIdx);
   const w = contiguousData(weight);
   const out = pool.take(ids.length * dimension);
   for (let i = 0; i < ids.length; i++)
@@ -84,6 +88,47 @@ export function embedding(
       for (let d = 0; d < dimension; d++) gw[row + d] += g[i * dimension + d];
     }
   });
+}
+
+/** The most elements of the one-hot selector an embedding on a device uploads (64 MiB). */
+export const EMBEDDING_SELECTOR_MAX = 2 ** 24;
+
+/**
+ * embedding on a device: a one-hot selector (N, V) built on the host and uploaded, times the
+ * weight (V, D), so the lookup and its gradient (selectorᵀ @ g) are the matmul's. Rows at
+ * `paddingIdx` are selected from detach(weight): their values come through, no gradient.
+ * The selector holds N * V elements, at most EMBEDDING_SELECTOR_MAX.
+ */
+function embeddingOnDevice(
+  weight: Tensor,
+  ids: Int32Array,
+  shape: readonly number[],
+  paddingIdx: number | undefined,
+): Tensor {
+  const [vocabulary, dimension] = weight.shape;
+  const count = ids.length;
+  check(count * vocabulary <= EMBEDDING_SELECTOR_MAX, 'unavailable_on_device', () => {
+    return `embedding of ${count} indices into ${vocabulary} rows on ${(weight.device as GpuDevice).id}: its one-hot selector would hold ${count * vocabulary} elements, more than ${EMBEDDING_SELECTOR_MAX}; look up fewer indices per call`;
+  });
+  const selector = (rows: (id: number) => boolean): Tensor | null => {
+    const hot = new Float32Array(count * vocabulary);
+    let any = false;
+    for (let i = 0; i < count; i++) {
+      if (!rows(ids[i])) continue;
+      hot[i * vocabulary + ids[i]] = 1;
+      any = true;
+    }
+    return any ? deviceUpload(weight.device as GpuDevice, hot, [count, vocabulary]) : null;
+  };
+  const trained = selector((id) => id !== paddingIdx);
+  const padded = paddingIdx === undefined ? null : selector((id) => id === paddingIdx);
+  let out = trained === null ? null : matmul(trained, weight);
+  if (padded !== null) {
+    const frozen = detach(weight);
+    const rows = matmul(padded, frozen);
+    out = out === null ? rows : add(out, rows);
+  }
+  return reshape(out!, [...shape, dimension]);
 }
 
 /** Normalises the last dimension to zero mean and unit variance, then scales and shifts. */
