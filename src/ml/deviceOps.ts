@@ -24,13 +24,15 @@
  * | sum, mean, max                                 | reduce per row (+ gather)         |
  * | softmax, logSoftmax                            | softmax / reduce + binary (last axis) |
  * | layerNorm                                      | layernorm (per row)               |
- * | matmul                                         | matmul: a (..., M, K) @ b (K, N)  |
+ * | matmul                                         | matmul: a (..., M, K) @ b (K, N); batched b: one batched launch |
  * | linear                                         | matmul (weight read transposed) + binary |
  * | conv2d                                         | im2col + matmul (backward: gather, matmul, col2im, reduce) |
  * | maxPool2d, avgPool2d                           | pool2d (backward: pool2dBackward) |
  * | reshape, flatten, unsqueeze                    | none: the same buffer             |
  * | transpose, permute, expand                     | gather (rank <= 4 after merging)  |
  * | crossEntropy, mseLoss                          | composed of the kernels above     |
+ * | embedding                                      | matmul of an uploaded one-hot selector |
+ * | causalSoftmax (nn/gpt.ts)                      | mul, binary add of an uploaded mask, softmax |
  *
  * Gradients come from the ops' rules; an op whose rule needs a kernel a device lacks (max's
  * rule runs on the CPU only) refuses at the forward, when it would record. conv2d and the pools
@@ -549,6 +551,8 @@ export const DEVICE_OP_NAMES = [
   'transpose',
   'crossEntropy',
   'mseLoss',
+  'embedding',
+  'causalSoftmax',
 ] as const;
 
 export type DeviceOpName = (typeof DEVICE_OP_NAMES)[number];

@@ -22,12 +22,14 @@ import {
   add,
   argmax,
   avgPool2d,
+  causalSoftmax,
   conv2d,
   crossEntropy,
   DEVICE_OP_NAMES,
   type DeviceOpName,
   dispose,
   div,
+  embedding,
   exp,
   flatten,
   gelu,
@@ -191,6 +193,27 @@ function deviceCases(seed: number): DeviceCase[] {
       tolerance: product,
       inputs: [values([2, 3, 6]), values([6, 4])],
       run: ([a, b]) => matmul(a, b),
+    },
+    {
+      name: 'matmul of batched operands, the batch broadcast: (2, 3, 4, 5) @ (3, 5, 2) and (4, 5) @ (2, 5, 3)',
+      ops: ['matmul'],
+      tolerance: product,
+      inputs: [values([2, 3, 4, 5]), values([3, 5, 2]), values([4, 5]), values([2, 5, 3])],
+      run: ([a, b, c, d]) => add(sum(matmul(a, b)), sum(matmul(c, d))),
+    },
+    {
+      name: 'embedding of repeated indices',
+      ops: ['embedding'],
+      tolerance: product,
+      inputs: [values([6, 4])],
+      run: ([weight]) => embedding(weight, Int32Array.of(3, 0, 3, 5), [2, 2]),
+    },
+    {
+      name: 'causalSoftmax of (2, 4, 4) scores',
+      ops: ['causalSoftmax'],
+      tolerance: elementwise,
+      inputs: [values([2, 4, 4], -3, 3)],
+      run: ([scores]) => causalSoftmax(scores, 0.7),
     },
     {
       name: 'conv2d with bias, padding 1',
@@ -412,6 +435,12 @@ describe('tensors on the cpu reference device', () => {
     expect(() => softmax(x, 0)).toThrow(message('softmax over axis 0'));
     const error = await caught(() => argmax(x, 1));
     expect(isTensorError(error) && error.reason).toBe('unavailable_on_device');
+    expect(() => embedding(x, x)).toThrow(message('embedding with indices on a device'));
+    // The selector of 4000 lookups into 5000 rows would hold 2e7 elements, over 2^24.
+    const table = await to(tensor(new Float32Array(5000), [5000, 1]), device);
+    expect(() => embedding(table, new Int32Array(4000))).toThrow(
+      /embedding of 4000 indices into 5000 rows on cpu:0: its one-hot selector would hold 20000000 elements, more than 16777216; look up fewer indices per call/,
+    );
   });
 
   it('a tensor that needs a gradient does not move; ops without a device gradient refuse at the forward', async () => {

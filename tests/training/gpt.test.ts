@@ -11,8 +11,9 @@ import { Command } from 'commander';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { registerSampleCommand, sampleCommand } from '../../src/cli/sample.js';
 import { registerTrainCommand, type TrainCommandOptions, trainCommand } from '../../src/cli/train.js';
+import { detectDevices } from '../../src/gpu/detect.js';
 import { DEFAULT_TEXT_CORPUS, isDatasetError, textCorpus } from '../../src/ml/data/index.js';
-import { isTrainingError, train } from '../../src/ml/training/index.js';
+import { isTrainingError, type TrainingConfig, train } from '../../src/ml/training/index.js';
 
 const CORPUS = [
   'Shall I compare thee to a summer day?',
@@ -101,6 +102,39 @@ describe('zbmd train --model gpt', () => {
     expect(resumed.resumed_from_step).toBe(5);
     expect(resumed.weights_sha256).toBe(whole.weights_sha256);
   });
+
+  it('trains on the cpu reference device and on WebGPU with the host losses', async () => {
+    const config = {
+      model: 'gpt' as const,
+      gpt: { blockSize: 8, layers: 1, heads: 2, dimension: 16 },
+      data: corpusPath,
+      batchSize: 8,
+      seed: 3,
+      maxSteps: 4,
+      evaluateEachEpoch: false,
+    };
+    const run = async (overrides: Partial<TrainingConfig>) => {
+      const losses: number[] = [];
+      const result = await train({ ...config, ...overrides, onStep: (step) => losses.push(step.loss) });
+      return { losses, result };
+    };
+    const host = await run({});
+    const expectHostLosses = (losses: readonly number[]) => {
+      expect(losses).toHaveLength(host.losses.length);
+      // (the device kernels sum in other orders than the host's BLAS: float32 rounding)
+      for (const [index, loss] of losses.entries())
+        expect(Math.abs(loss - host.losses[index])).toBeLessThan(1e-4 * host.losses[index]);
+    };
+    const reference = await run({ cpuDevice: 'reference' });
+    expect(reference.result.tensorBackend).toBe('cpu-reference');
+    expectHostLosses(reference.losses);
+    const { devices } = await detectDevices();
+    const webgpu = devices.find((device) => device.backend === 'webgpu');
+    if (webgpu === undefined) return;
+    const gpu = await run({ device: webgpu.id, devices, maxSteps: 2 });
+    expect(gpu.result.tensorBackend).toBe('webgpu');
+    expectHostLosses([...gpu.losses, ...host.losses.slice(2)]);
+  }, 60_000);
 
   it('with dropout, checkpoints its generator and resumes to the same weights', async () => {
     const config = {

@@ -120,7 +120,13 @@ async function stepOnDevice(
   const startedMs = performance.now();
   let loss: number;
   try {
-    loss = await runDeviceStep(replica, optimizer.optimizer, batch, session.snapshot.microBatchSize);
+    loss = await runDeviceStep(
+      replica,
+      optimizer.optimizer,
+      batch,
+      session.snapshot.microBatchSize,
+      labelSizeOf(session.data.train),
+    );
     if (session.stepFaults.pending) throw lateFault(replica.device.id, session.stepFaults.strikeLate());
   } catch (error) {
     throw deviceStepFailure(session, request.step, error);

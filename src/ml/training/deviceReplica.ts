@@ -20,6 +20,7 @@ import type { Module, Parameter } from '../nn/Module.js';
 import { mul } from '../ops/elementwise.js';
 import type { Optimizer } from '../optim/Optimizer.js';
 import { collectDeviceTensors, dispose, fromData, type Tensor } from '../Tensor.js';
+import { classRows } from '../train.js';
 import type { TrainingSession } from './TrainingSession.js';
 import { findRandoms } from './TrainingSnapshot.js';
 import { createOptimizer, type SlotAccess } from './trainingOptimizers.js';
@@ -120,16 +121,21 @@ export function createDeviceOptimizer(session: TrainingSession, replica: DeviceR
  * One optimizer step on the replica's device, in micro-batches of `microBatchSize` rows (the
  * whole batch at once when it is at least the batch): each micro-batch's summed cross-entropy
  * is scaled by 1 / batch size and back-propagated, then the optimizer steps once. Returns the
- * batch's mean loss, read back from the device (where a kernel's failure is reported).
+ * batch's mean loss, read back from the device (where a kernel's failure is reported). With
+ * `labelSize` labels per sample (sequence data: a language model's next tokens) the loss is the
+ * mean over every label, as on the host, and the inputs, token ids, stay on the host: the
+ * model's embedding looks them up there and uploads what it selects.
  */
 export async function runDeviceStep(
   replica: DeviceReplica,
   optimizer: Optimizer,
   batch: Batch,
   microBatchSize: number,
+  labelSize = 1,
 ): Promise<number> {
   const rowSize = batch.inputs.length / batch.size;
   const size = Math.min(microBatchSize, batch.size);
+  const tokens = labelSize > 1;
   const losses: Tensor[] = [];
   const created: Tensor[] = [];
   try {
@@ -140,15 +146,15 @@ export async function runDeviceStep(
         rows,
         ...batch.featureShape,
       ]);
-      created.push(await host.to(replica.device));
-      const input = created[created.length - 1];
+      const input = tokens ? host : await host.to(replica.device);
+      if (!tokens) created.push(input);
       collectDeviceTensors(created, () => {
-        const output = replica.module.forward(input);
-        const labels = batch.labels.subarray(start, start + rows);
+        const output = classRows(replica.module.forward(input));
+        const labels = batch.labels.subarray(start * labelSize, (start + rows) * labelSize);
         const loss =
           rows === batch.size
             ? crossEntropy(output, labels)
-            : mul(crossEntropy(output, labels, { reduction: 'sum' }), 1 / batch.size);
+            : mul(crossEntropy(output, labels, { reduction: 'sum' }), 1 / (batch.size * labelSize));
         backward(loss);
         losses.push(loss);
       });
