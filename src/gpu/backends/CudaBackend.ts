@@ -340,40 +340,7 @@ export class CudaBackend implements Backend {
     const c = (launch.output as CudaBuffer).pointer;
     const alpha = new Float32Array([1]);
     const beta = new Float32Array([0]);
-    const inputType = launch.precision === 'bf16' ? CUDA_R_16BF : CUDA_R_32F;
-    const outputType = launch.outputDType === 'bf16' ? CUDA_R_16BF : CUDA_R_32F;
-    const compute = launch.precision === 'tf32' ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F;
-    if (launch.batch > 1) {
-      // One call for every product; cuBLAS's first operand is b, so its strides come first.
-      const status = api.cublasGemmStridedBatchedEx(
-        handle,
-        operationB,
-        operationA,
-        n,
-        m,
-        k,
-        alpha,
-        b,
-        inputType,
-        leadingB,
-        launch.strideB,
-        a,
-        inputType,
-        leadingA,
-        launch.strideA,
-        beta,
-        c,
-        outputType,
-        n,
-        m * n,
-        launch.batch,
-        compute,
-        CUBLAS_GEMM_DEFAULT,
-      );
-      checkCublas(status, 'cublasGemmStridedBatchedEx');
-      return;
-    }
-    if (launch.precision === 'f32') {
+    if (launch.precision === 'f32' && launch.batch === 1) {
       checkCublas(
         api.cublasSgemm_v2(
           handle,
@@ -395,28 +362,27 @@ export class CudaBackend implements Backend {
       );
       return;
     }
-    const status = api.cublasGemmEx(
-      handle,
-      operationB,
-      operationA,
-      n,
-      m,
-      k,
-      alpha,
-      b,
-      inputType,
-      leadingB,
-      a,
-      inputType,
-      leadingA,
-      beta,
-      c,
-      outputType,
-      n,
-      compute,
-      CUBLAS_GEMM_DEFAULT,
+    const inputType = launch.precision === 'bf16' ? CUDA_R_16BF : CUDA_R_32F;
+    const outputType = launch.outputDType === 'bf16' ? CUDA_R_16BF : CUDA_R_32F;
+    const compute = launch.precision === 'tf32' ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F;
+    const algorithm = [compute, CUBLAS_GEMM_DEFAULT];
+    if (launch.batch === 1) {
+      const status = api.cublasGemmEx(
+        ...[handle, operationB, operationA, n, m, k, alpha],
+        ...[b, inputType, leadingB, a, inputType, leadingA, beta, c, outputType, n],
+        ...algorithm,
+      );
+      checkCublas(status, 'cublasGemmEx');
+      return;
+    }
+    // One call for every product; cuBLAS's first operand is b, so b's stride comes first.
+    const status = api.cublasGemmStridedBatchedEx(
+      ...[handle, operationB, operationA, n, m, k, alpha],
+      ...[b, inputType, leadingB, launch.strideB, a, inputType, leadingA, launch.strideA],
+      ...[beta, c, outputType, n, m * n, launch.batch],
+      ...algorithm,
     );
-    checkCublas(status, 'cublasGemmEx');
+    checkCublas(status, 'cublasGemmStridedBatchedEx');
   }
 }
 
