@@ -22,6 +22,7 @@ import {
 import {
   type AdamStepParameters,
   checkMatmulBatch,
+  type IndexRowsShape,
   inputRoles,
   type MatmulBatch,
   type RequestCall,
@@ -107,6 +108,9 @@ const LAUNCHERS: {
   pool2d: (device, r, options) => device.pool2d(r.op, r.input, r.output, r.shape, options),
   pool2dBackward: (device, r, options) =>
     device.pool2dBackward(r.op, r.input, r.gradient, r.output, r.shape, options),
+  indexRows: (device, r, options) => device.indexRows(r.table, r.indices, r.output, r, options),
+  indexRowsBackward: (device, r, options) =>
+    device.indexRowsBackward(r.gradient, r.positions, r.starts, r.output, r, options),
 };
 
 export class Device extends DeviceCore {
@@ -499,6 +503,52 @@ export class Device extends DeviceCore {
       geometry,
     };
     this.enqueue(launch, options);
+  }
+
+  /**
+   * output (count, dimension) = the rows of table (rows, dimension) that `indices` (count, row
+   * numbers as f32) name, in order: an embedding lookup. A number that is no row (negative,
+   * past the table, not an integer) gives a row of zeros. count and rows are at most 2^24.
+   */
+  indexRows(
+    table: DeviceBuffer,
+    indices: DeviceBuffer,
+    output: DeviceBuffer,
+    shape: IndexRowsShape,
+    options: LaunchOptions = {},
+  ): void {
+    const { count, dimension, rows } = shape;
+    this.checkSized({ kind: 'indexRows', table, indices, count, dimension, rows }, output);
+    const launch = { table: table.native, indices: indices.native, output: output.native };
+    this.enqueue({ kind: 'indexRows', ...launch, count, dimension, rows }, options);
+  }
+
+  /**
+   * The gradient of `indexRows` with respect to its table: output (rows, dimension), row r the
+   * sum (f32, in order) of the gradient rows (count, dimension) at positions[p] for p from
+   * starts[r] up to starts[r + 1]: the lookups grouped by the row they read (counting sort on
+   * the host), so every output element has one writer and the sums are deterministic.
+   */
+  indexRowsBackward(
+    gradient: DeviceBuffer,
+    positions: DeviceBuffer,
+    starts: DeviceBuffer,
+    output: DeviceBuffer,
+    shape: IndexRowsShape,
+    options: LaunchOptions = {},
+  ): void {
+    const { count, dimension, rows } = shape;
+    this.checkSized(
+      { kind: 'indexRowsBackward', gradient, positions, starts, count, dimension, rows },
+      output,
+    );
+    const launch = {
+      gradient: gradient.native,
+      positions: positions.native,
+      starts: starts.native,
+      output: output.native,
+    };
+    this.enqueue({ kind: 'indexRowsBackward', ...launch, count, dimension, rows }, options);
   }
 
   /**

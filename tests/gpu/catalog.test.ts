@@ -75,6 +75,25 @@ function sampleRequests(buffer: (elements: number) => DeviceBuffer): Record<Requ
       output: buffer(16),
       shape: POOL,
     },
+    indexRows: {
+      kind: 'indexRows',
+      table: buffer(6),
+      indices: buffer(2),
+      output: buffer(4),
+      count: 2,
+      dimension: 2,
+      rows: 3,
+    },
+    indexRowsBackward: {
+      kind: 'indexRowsBackward',
+      gradient: buffer(4),
+      positions: buffer(2),
+      starts: buffer(4),
+      output: buffer(6),
+      count: 2,
+      dimension: 2,
+      rows: 3,
+    },
   };
 }
 
@@ -149,6 +168,8 @@ describe('the kernel catalog', () => {
       'col2im',
       'pool2d.max',
       'pool2dBackward.avg',
+      'indexRows',
+      'indexRowsBackward',
     ]);
     expect(() => device.launch({ kind: 'fft' } as unknown as LaunchRequest)).toThrow(
       /unknown launch kind 'fft'/,

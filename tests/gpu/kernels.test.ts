@@ -107,11 +107,12 @@ describe('one description, three targets', () => {
       try {
         const kernels = allCudaKernels();
         expect(kernels.length).toBe(
-          // softmax, layernorm, im2col, convOutput, col2im, adamStep, amsgradStep, sgdStep; pool2d and its backward per pooling op
+          // softmax, layernorm, im2col, convOutput, col2im, adamStep, amsgradStep, sgdStep,
+          // indexRows and its backward; pool2d and its backward per pooling op
           UNARY_OP_NAMES.length +
             2 * BINARY_OP_NAMES.length +
             REDUCE_OP_NAMES.length +
-            8 +
+            10 +
             2 * POOL_OP_NAMES.length,
         );
         // One translation unit is fast (each kernel is self-contained); on failure, compile each
@@ -132,6 +133,32 @@ describe('one description, three targets', () => {
 });
 
 describe('cpu reference kernels against definitions', () => {
+  it('indexRows picks rows by number and its backward adds each lookup onto its row', async () => {
+    const device = await openDevice('cpu');
+    const table = Float32Array.of(1, 2, 3, 4, 5, 6); // 3 rows of 2
+    const [out, grad] = [device.allocate(4 * 8), device.allocate(4 * 6)];
+    device.indexRows(device.upload(table), device.upload(Float32Array.of(2, 0, 2.5, 9)), out, {
+      count: 4,
+      dimension: 2,
+      rows: 3,
+    });
+    expect(Array.from(await device.readFloat32(out))).toEqual([5, 6, 1, 2, 0, 0, 0, 0]);
+    // lookups [2, 0, 2] grouped by row: row 0 at position 1, row 2 at positions 0 and 2
+    const gradient = device.upload(Float32Array.of(1, 10, 100, 1000, 10000, 100000));
+    const positions = device.upload(Float32Array.of(1, 0, 2));
+    const starts = device.upload(Float32Array.of(0, 1, 1, 3));
+    device.indexRowsBackward(gradient, positions, starts, grad, { count: 3, dimension: 2, rows: 3 });
+    expect(Array.from(await device.readFloat32(grad))).toEqual([100, 1000, 0, 0, 10001, 100010]);
+    const small = device.allocate(4);
+    expect(() => device.indexRows(small, small, out, { count: 1, dimension: 1, rows: 2 ** 24 + 1 })).toThrow(
+      /rows must be at most 2\^24 \(f32 holds its indices exactly\), got 16777217/,
+    );
+    expect(() => device.indexRows(small, small, out, { count: 4, dimension: 2, rows: 3 })).toThrow(
+      /table holds 1 elements, needs 6/,
+    );
+    device.destroy();
+  });
+
   it('a batched matmul is each product on its own: offsets, shared operands and transposes', async () => {
     const device = await openDevice('cpu');
     await fc.assert(

@@ -186,6 +186,42 @@ export function batchedMatmulCases(random: Random): OpCase[] {
   );
 }
 
+/**
+ * Embedding lookups and their gradient: rows by number, with repeats, a number past the table
+ * and a negative one (rows of zeros); the gradient of 9 lookups grouped by row (counting sort),
+ * with a row no lookup reads.
+ */
+export function indexRowsCases(random: Random): OpCase[] {
+  const [rows, dimension] = [5, 7];
+  const lookups = [3, 0, 3, 4, 1, 3, 0, 4, 1];
+  const count = lookups.length;
+  const starts = new Float32Array(rows + 1);
+  for (const row of lookups) starts[row + 1]++;
+  for (let r = 0; r < rows; r++) starts[r + 1] += starts[r];
+  const positions = new Float32Array(count);
+  const next = starts.slice(0, rows);
+  lookups.forEach((row, position) => {
+    positions[next[row]++] = position;
+  });
+  const shape = { count, dimension, rows };
+  return [
+    {
+      name: 'indexRows: rows by number, zeros for -1 and 5',
+      tolerance: TOLERANCES.f32.elementwise,
+      inputs: [uniform(random, rows * dimension, -1, 1), Float32Array.of(...lookups.slice(0, 7), -1, 5)],
+      outputLength: count * dimension,
+      run: (d, [table, indices], o) => d.indexRows(table, indices, o, shape),
+    },
+    {
+      name: 'indexRowsBackward: lookups grouped by row, row 2 read by none',
+      tolerance: TOLERANCES.f32.reduction,
+      inputs: [uniform(random, count * dimension, -1, 1), positions, starts],
+      outputLength: rows * dimension,
+      run: (d, [gradient, at, from], o) => d.indexRowsBackward(gradient, at, from, o, shape),
+    },
+  ];
+}
+
 export function conv2dCase(random: Random, withBias: boolean): OpCase {
   const shape = {
     batch: 2,
@@ -350,6 +386,7 @@ export function allCases(seed: number): OpCase[] {
     matmulCase(random, 128, 64, 96),
     ...transposedMatmulCases(random),
     ...batchedMatmulCases(random),
+    ...indexRowsCases(random),
     conv2dCase(random, true),
     conv2dCase(random, false),
     ...gatherCases(random),

@@ -11,6 +11,8 @@ import {
   cpuCol2im,
   cpuConvOutput,
   cpuIm2col,
+  cpuIndexRows,
+  cpuIndexRowsBackward,
   cpuLayernorm,
   cpuMatmul,
   cpuPool,
@@ -86,6 +88,9 @@ const CPU_KERNELS: KernelTable<NativeBuffer, void> = {
   im2col: (l) => cpuIm2col(floats(l.input), floats(l.output), l.geometry),
   col2im: (l) => cpuCol2im(floats(l.columns), floats(l.output), l.geometry),
   pool2d: (l) => cpuPool(l.op, floats(l.input), floats(l.output), l.geometry),
+  indexRows: (l) => cpuIndexRows(floats(l.table), floats(l.indices), floats(l.output), l),
+  indexRowsBackward: (l) =>
+    cpuIndexRowsBackward(floats(l.gradient), floats(l.positions), floats(l.starts), floats(l.output), l),
   pool2dBackward: (l) =>
     cpuPoolBackward(l.op, floats(l.input), floats(l.gradient), floats(l.output), l.geometry),
   convOutput: (l) =>

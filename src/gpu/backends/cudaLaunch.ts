@@ -12,6 +12,8 @@ import {
   cudaCol2im,
   cudaConvOutput,
   cudaIm2col,
+  cudaIndexRows,
+  cudaIndexRowsBackward,
   cudaLayernorm,
   cudaPool,
   cudaPoolBackward,
@@ -125,6 +127,28 @@ const CUDA_KERNELS: KernelTable<NativeBuffer, CudaBoundLaunch, CudaKernelKind> =
     return {
       kernel: cached(`pool2d.${launch.op}`, () => cudaPool(launch.op)),
       values: [pointer(launch.input), pointer(launch.output), ...poolValues(g, count)],
+      blocks: blocksFor(count),
+    };
+  },
+  indexRows: (launch) => {
+    const count = launch.count * launch.dimension;
+    return {
+      kernel: cached('indexRows', cudaIndexRows),
+      values: [
+        ...[launch.table, launch.indices, launch.output].map(pointer),
+        ...[count, launch.count, launch.dimension, launch.rows],
+      ],
+      blocks: blocksFor(count),
+    };
+  },
+  indexRowsBackward: (launch) => {
+    const count = launch.rows * launch.dimension;
+    return {
+      kernel: cached('indexRowsBackward', cudaIndexRowsBackward),
+      values: [
+        ...[launch.gradient, launch.positions, launch.starts, launch.output].map(pointer),
+        ...[count, launch.count, launch.dimension, launch.rows],
+      ],
       blocks: blocksFor(count),
     };
   },

@@ -22,6 +22,8 @@ import {
   wgslCol2im,
   wgslConvOutput,
   wgslIm2col,
+  wgslIndexRows,
+  wgslIndexRowsBackward,
   wgslLayernorm,
   wgslMatmul,
   wgslMatmulName,
@@ -248,6 +250,18 @@ export function bindLaunch(launch: KernelLaunch, limit = MAX_WORKGROUPS_PER_DIME
       buffers: [l.gradient, l.firstMoment, l.secondMoment, l.maxSecondMoment, l.output],
       uniform: adamWords(l),
       groups: elementGroups(l.count, limit),
+    }),
+    indexRows: (l) => ({
+      kernel: cached('indexRows', wgslIndexRows),
+      buffers: [l.table, l.indices, l.output],
+      uniform: words([l.count * l.dimension, l.count, l.dimension, l.rows]),
+      groups: elementGroups(l.count * l.dimension, limit),
+    }),
+    indexRowsBackward: (l) => ({
+      kernel: cached('indexRowsBackward', wgslIndexRowsBackward),
+      buffers: [l.gradient, l.positions, l.starts, l.output],
+      uniform: words([l.rows * l.dimension, l.count, l.dimension, l.rows]),
+      groups: elementGroups(l.rows * l.dimension, limit),
     }),
     pool2dBackward: (l) => {
       const g = l.geometry;

@@ -166,6 +166,23 @@ export interface KernelCatalog {
     request: { op: PoolOpName; shape: Pool2dShape };
     launch: { op: PoolOpName; geometry: Pool2dGeometry };
   };
+  // table (rows, dimension), indices (count): row numbers as f32 -> output (count, dimension):
+  // output[i] = table[indices[i]], a row of zeros where indices[i] is not in [0, rows)
+  indexRows: {
+    inputs: 'table' | 'indices';
+    optional: never;
+    request: IndexRowsShape;
+    launch: IndexRowsShape;
+  };
+  // indexRows' gradient with its positions grouped by row: gradient (count, dimension),
+  // positions (count) and starts (rows + 1), f32 -> output (rows, dimension): output[r] = the sum
+  // of gradient[positions[p]] for p from starts[r] up to starts[r + 1] (and count), in that order
+  indexRowsBackward: {
+    inputs: 'gradient' | 'positions' | 'starts';
+    optional: never;
+    request: IndexRowsShape;
+    launch: IndexRowsShape;
+  };
   // product: (O, N * OH * OW) -> output: (N, O, OH, OW), plus bias[o] when present
   convOutput: {
     inputs: 'product';
@@ -204,6 +221,13 @@ export interface KernelCatalog {
     request: null;
     launch: SgdStepScalars & { count: number };
   };
+}
+
+/** The lookups of `indexRows`: `count` rows of `dimension` elements from a table of `rows`. */
+export interface IndexRowsShape {
+  readonly count: number;
+  readonly dimension: number;
+  readonly rows: number;
 }
 
 /**
@@ -316,6 +340,8 @@ export const KERNEL_ROLES: { readonly [K in KernelKind]: RoleList<K> } = {
   col2im: { inputs: ['columns'], optional: [], named: false },
   pool2d: { inputs: ['input'], optional: [], named: true },
   pool2dBackward: { inputs: ['input', 'gradient'], optional: [], named: true },
+  indexRows: { inputs: ['table', 'indices'], optional: [], named: false },
+  indexRowsBackward: { inputs: ['gradient', 'positions', 'starts'], optional: [], named: false },
   convOutput: { inputs: ['product'], optional: ['bias'], named: false },
   adamStep: {
     inputs: ['gradient'],
@@ -349,6 +375,9 @@ export function inputRoles<K extends KernelKind>(kind: K): readonly InputRole<K>
 export function kernelName(launch: { readonly kind: KernelKind; readonly op?: string }): string {
   return KERNEL_ROLES[launch.kind].named ? `${launch.kind}.${launch.op}` : launch.kind;
 }
+
+/** The most rows (and lookups) of `indexRows`: f32 holds integers exactly up to 2^24. */
+export const INDEX_ROWS_MAX = 2 ** 24;
 
 /** The most products one batched matmul launch makes (WebGPU's workgroups per dimension). */
 export const MATMUL_BATCH_MAX = 65_535;
@@ -470,6 +499,45 @@ export function requestSizes(
       return request.kind === 'im2col'
         ? { inputs: new Map([['input', image]]), outputLength: columns }
         : { inputs: new Map([['columns', columns]]), outputLength: image };
+    }
+    case 'indexRows':
+    case 'indexRowsBackward': {
+      const { count, dimension, rows } = request;
+      // (f32 holds every row number and position exactly up to 2^24)
+      dimensions({
+        count,
+        dimension,
+        rows,
+        'count * dimension': count * dimension,
+        'rows * dimension': rows * dimension,
+      });
+      for (const [name, value] of [
+        ['count', count],
+        ['rows', rows],
+      ] as const) {
+        if (value > INDEX_ROWS_MAX)
+          throw new DeviceError(
+            where,
+            operation,
+            `${name} must be at most 2^24 (f32 holds its indices exactly), got ${value}`,
+          );
+      }
+      return request.kind === 'indexRows'
+        ? {
+            inputs: new Map([
+              ['table', rows * dimension],
+              ['indices', count],
+            ]),
+            outputLength: count * dimension,
+          }
+        : {
+            inputs: new Map([
+              ['gradient', count * dimension],
+              ['positions', count],
+              ['starts', rows + 1],
+            ]),
+            outputLength: rows * dimension,
+          };
     }
     case 'pool2d':
     case 'pool2dBackward': {

@@ -357,3 +357,49 @@ export function cpuPoolBackward(
     }
   }
 }
+
+/** The row number `value` stands for, or -1 where it is none of [0, rows) (an integer f32). */
+function rowOf(value: number, rows: number): number {
+  return value >= 0 && value < rows && Number.isInteger(value) ? value : -1;
+}
+
+// table (rows, dimension), indices (count) -> output (count, dimension): rows by number, zeros for none
+export function cpuIndexRows(
+  table: Float32Array,
+  indices: Float32Array,
+  output: Float32Array,
+  shape: { readonly count: number; readonly dimension: number; readonly rows: number },
+): void {
+  const { count, dimension, rows } = shape;
+  for (let i = 0; i < count; i++) {
+    const row = rowOf(indices[i], rows);
+    const at = i * dimension;
+    if (row < 0) output.fill(0, at, at + dimension);
+    else output.set(table.subarray(row * dimension, (row + 1) * dimension), at);
+  }
+}
+
+// gradient (count, dimension), positions (count), starts (rows + 1) -> output (rows, dimension):
+// each row the f32 sum, in order, of the gradient rows its positions name
+export function cpuIndexRowsBackward(
+  gradient: Float32Array,
+  positions: Float32Array,
+  starts: Float32Array,
+  output: Float32Array,
+  shape: { readonly count: number; readonly dimension: number; readonly rows: number },
+): void {
+  const { count, dimension, rows } = shape;
+  const total = new Float32Array(dimension);
+  for (let r = 0; r < rows; r++) {
+    total.fill(0);
+    // (truncated and clamped to [0, count], as the device kernels convert them)
+    const [begin, end] = [starts[r], starts[r + 1]].map((at) => Math.trunc(Math.min(Math.max(at, 0), count)));
+    for (let p = begin; p < end; p++) {
+      const position = rowOf(positions[p], count);
+      if (position < 0) continue;
+      // (a Float32Array adds in f32, as the device kernels do)
+      for (let d = 0; d < dimension; d++) total[d] += gradient[position * dimension + d];
+    }
+    output.set(total, r * dimension);
+  }
+}

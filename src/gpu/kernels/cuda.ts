@@ -381,6 +381,49 @@ export function cudaSgdStep(): CudaKernel {
 /** The conv geometry as the 13 u32 arguments both conv kernels take after their buffers (count excluded). */
 export const CONV_GEOMETRY_FIELDS = CONV_NAMES.slice(0, 13);
 
+/** table, indices -> output (lookups, dimension), as `wgslIndexRows` describes. */
+export function cudaIndexRows(): CudaKernel {
+  const source = `extern "C" __global__ void index_rows(const float* __restrict__ table, const float* __restrict__ indices, float* __restrict__ output, unsigned int count, unsigned int lookups, unsigned int dimension, unsigned int rows) {
+  const unsigned int e = blockIdx.x * blockDim.x + threadIdx.x;
+  if (e >= count) return;
+  const float value = indices[e / dimension];
+  float result = 0.0f;
+  if (value >= 0.0f && value < (float)rows && value == floorf(value))
+    result = table[(size_t)(unsigned int)value * dimension + e % dimension];
+  output[e] = result;
+}
+`;
+  return {
+    name: 'index_rows',
+    source,
+    parameters: ['pointer', 'pointer', 'pointer', 'u32', 'u32', 'u32', 'u32'],
+  };
+}
+
+/** indexRows' gradient, one writer per output element, as `wgslIndexRowsBackward` describes. */
+export function cudaIndexRowsBackward(): CudaKernel {
+  const source = `extern "C" __global__ void index_rows_backward(const float* __restrict__ gradient, const float* __restrict__ positions, const float* __restrict__ starts, float* __restrict__ output, unsigned int count, unsigned int lookups, unsigned int dimension, unsigned int rows) {
+  const unsigned int e = blockIdx.x * blockDim.x + threadIdx.x;
+  if (e >= count) return;
+  const unsigned int row = e / dimension, d = e % dimension;
+  const unsigned int begin = (unsigned int)fminf(fmaxf(starts[row], 0.0f), (float)lookups);
+  const unsigned int end = (unsigned int)fminf(fmaxf(starts[row + 1], 0.0f), (float)lookups);
+  float total = 0.0f;
+  for (unsigned int p = begin; p < end; p++) {
+    const float position = positions[p];
+    if (position >= 0.0f && position < (float)lookups)
+      total += gradient[(size_t)(unsigned int)position * dimension + d];
+  }
+  output[e] = total;
+}
+`;
+  return {
+    name: 'index_rows_backward',
+    source,
+    parameters: ['pointer', 'pointer', 'pointer', 'pointer', 'u32', 'u32', 'u32', 'u32'],
+  };
+}
+
 /** Every generated CUDA kernel, for compile checks and ahead-of-time warm-up. */
 export function allCudaKernels(): CudaKernel[] {
   const kernels: CudaKernel[] = [];
@@ -390,6 +433,12 @@ export function allCudaKernels(): CudaKernel[] {
   for (const op of Object.keys(REDUCE_OPS) as ReduceOpName[]) kernels.push(cudaReduce(op));
   kernels.push(cudaSoftmax(), cudaLayernorm(), cudaIm2col(), cudaConvOutput(), cudaCol2im());
   for (const op of ['max', 'avg'] as const) kernels.push(cudaPool(op), cudaPoolBackward(op));
-  kernels.push(cudaAdamStep(false), cudaAdamStep(true), cudaSgdStep());
+  kernels.push(
+    cudaAdamStep(false),
+    cudaAdamStep(true),
+    cudaSgdStep(),
+    cudaIndexRows(),
+    cudaIndexRowsBackward(),
+  );
   return kernels;
 }

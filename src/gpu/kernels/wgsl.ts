@@ -600,3 +600,61 @@ ${ENTRY} {
 `;
   return { name: `pool_backward_${op}`, source };
 }
+
+const INDEX_ROWS_PARAMS = 'struct Params { count: u32, lookups: u32, dimension: u32, rows: u32 }';
+
+/**
+ * table (rows, dimension), indices (lookups), f32 row numbers -> output (lookups, dimension):
+ * one element per invocation (params.count = lookups * dimension); zero for a number that is no
+ * row.
+ */
+export function wgslIndexRows(): WgslKernel {
+  const source = `${INDEX_ROWS_PARAMS}
+@group(0) @binding(0) var<storage, read> table: array<f32>;
+@group(0) @binding(1) var<storage, read> indices: array<f32>;
+@group(0) @binding(2) var<storage, read_write> output: array<f32>;
+@group(0) @binding(3) var<uniform> params: Params;
+${HEADER_INDEX}
+${ENTRY} {
+  ${elementIndex('e')}
+  let value = indices[e / params.dimension];
+  var result = 0.0;
+  if (value >= 0.0 && value < f32(params.rows) && fract(value) == 0.0) {
+    result = table[u32(value) * params.dimension + e % params.dimension];
+  }
+  output[e] = result;
+}
+`;
+  return { name: 'index_rows', source };
+}
+
+/**
+ * indexRows' gradient: output (rows, dimension), one element per invocation (params.count =
+ * rows * dimension), the f32 sum in order of gradient[positions[p]] for p from starts[r] up to
+ * starts[r + 1] (and lookups). No atomics: each output element has one writer.
+ */
+export function wgslIndexRowsBackward(): WgslKernel {
+  const source = `${INDEX_ROWS_PARAMS}
+@group(0) @binding(0) var<storage, read> gradient: array<f32>;
+@group(0) @binding(1) var<storage, read> positions: array<f32>;
+@group(0) @binding(2) var<storage, read> starts: array<f32>;
+@group(0) @binding(3) var<storage, read_write> output: array<f32>;
+@group(0) @binding(4) var<uniform> params: Params;
+${HEADER_INDEX}
+${ENTRY} {
+  ${elementIndex('e')}
+  let row = e / params.dimension;
+  let d = e % params.dimension;
+  let end = u32(clamp(starts[row + 1u], 0.0, f32(params.lookups)));
+  var total = 0.0;
+  for (var p = u32(clamp(starts[row], 0.0, f32(params.lookups))); p < end; p++) {
+    let position = positions[p];
+    if (position >= 0.0 && position < f32(params.lookups)) {
+      total += gradient[u32(position) * params.dimension + d];
+    }
+  }
+  output[e] = total;
+}
+`;
+  return { name: 'index_rows_backward', source };
+}
