@@ -31,7 +31,7 @@
  * | reshape, flatten, unsqueeze                    | none: the same buffer             |
  * | transpose, permute, expand                     | gather (rank <= 4 after merging)  |
  * | crossEntropy, mseLoss                          | composed of the kernels above     |
- * | embedding                                      | matmul of an uploaded one-hot selector |
+ * | embedding                                      | indexRows (backward: indexRowsBackward) |
  * | causalSoftmax (nn/gpt.ts)                      | mul, binary add of an uploaded mask, softmax |
  *
  * Gradients come from the ops' rules; an op whose rule needs a kernel a device lacks (max's
@@ -513,6 +513,44 @@ export function devicePool2dBackward(
 }
 
 /** A tensor of `shape` on `device` holding `values` (uploaded). */
+/** Rows of `table` (V, D) by the row numbers in `ids`, as a tensor of `shape` (..., D): one indexRows launch. */
+export function deviceIndexRows(table: Tensor, ids: Float32Array, shape: readonly number[]): Tensor {
+  const device = deviceOf('embedding', [table]);
+  const [rows, dimension] = table.shape;
+  const indices = device.upload(ids);
+  try {
+    return launch(device, shape, (output) => {
+      device.indexRows(bufferOf(table), indices, output, { count: ids.length, dimension, rows });
+    });
+  } finally {
+    indices.release();
+  }
+}
+
+/**
+ * The table gradient (V, D) of `deviceIndexRows` from the output's gradient `g` (N, D), with the
+ * lookups grouped by row: `positions` (N) in row order, row r's from `starts[r]` to
+ * `starts[r + 1]`. One indexRowsBackward launch.
+ */
+export function deviceIndexRowsBackward(
+  g: Tensor,
+  positions: Float32Array,
+  starts: Float32Array,
+  tableShape: readonly number[],
+): Tensor {
+  const device = deviceOf('embedding', [g]);
+  const [rows, dimension] = tableShape;
+  const uploaded = [device.upload(positions), device.upload(starts)];
+  try {
+    return launch(device, tableShape, (output) => {
+      const shape = { count: positions.length, dimension, rows };
+      device.indexRowsBackward(bufferOf(g), uploaded[0], uploaded[1], output, shape);
+    });
+  } finally {
+    for (const buffer of uploaded) buffer.release();
+  }
+}
+
 export function deviceUpload(device: GpuDevice, values: Float32Array, shape: readonly number[]): Tensor {
   return deviceTensor(device, device.upload(values), shape);
 }

@@ -3,7 +3,7 @@
  * scaled dot-product attention.
  *
  * embedding: weight (V, D), indices (...) -> (..., D);  gweight[index] += g row (on a device:
- *   a one-hot selector times the weight, so the matmul's rule gives the same gradient)
+ *   the indexRows kernels, the lookups grouped by row for the gradient)
  * layerNorm: x (..., C), gamma (C), beta (C);  with xhat = (x - mean) * rstd:
  *   gbeta = rows of g summed;  ggamma = rows of g * xhat summed;
  *   gx = rstd * (dxhat - mean(dxhat) - xhat * mean(dxhat * xhat)), dxhat = g * gamma
@@ -12,13 +12,16 @@
  */
 
 import type { Random } from '../../actor/Random.js';
-import type { Device as GpuDevice } from '../../gpu/Device.js';
-import { deviceLayerNorm, deviceUpload, unavailableOnDevice } from '../deviceOps.js';
+import {
+  deviceIndexRows,
+  deviceIndexRowsBackward,
+  deviceLayerNorm,
+  unavailableOnDevice,
+} from '../deviceOps.js';
 import { check } from '../errors.js';
 import { pool } from '../internal/pool.js';
 import {
   contiguousData,
-  detach,
   dispose,
   full,
   gradBuffer,
@@ -90,14 +93,11 @@ export function embedding(
   });
 }
 
-/** The most elements of the one-hot selector an embedding on a device uploads (64 MiB). */
-export const EMBEDDING_SELECTOR_MAX = 2 ** 24;
-
 /**
- * embedding on a device: a one-hot selector (N, V) built on the host and uploaded, times the
- * weight (V, D), so the lookup and its gradient (selectorᵀ @ g) are the matmul's. Rows at
- * `paddingIdx` are selected from detach(weight): their values come through, no gradient.
- * The selector holds N * V elements, at most EMBEDDING_SELECTOR_MAX.
+ * embedding on a device: one `indexRows` launch with the ids uploaded (as f32: row numbers are
+ * exact up to 2^24). Its rule is one `indexRowsBackward` launch: the lookups grouped by row on
+ * the host (a counting sort of the ids, leaving out `paddingIdx`), so that each gradient element
+ * is one thread's sum, in the order the host adds them.
  */
 function embeddingOnDevice(
   weight: Tensor,
@@ -105,30 +105,23 @@ function embeddingOnDevice(
   shape: readonly number[],
   paddingIdx: number | undefined,
 ): Tensor {
-  const [vocabulary, dimension] = weight.shape;
-  const count = ids.length;
-  check(count * vocabulary <= EMBEDDING_SELECTOR_MAX, 'unavailable_on_device', () => {
-    return `embedding of ${count} indices into ${vocabulary} rows on ${(weight.device as GpuDevice).id}: its one-hot selector would hold ${count * vocabulary} elements, more than ${EMBEDDING_SELECTOR_MAX}; look up fewer indices per call`;
+  const [rows, dimension] = weight.shape;
+  check(ids.length > 0, 'invalid_shape', () => {
+    return 'embedding: no indices to look up on a device (an empty tensor stays on the CPU)';
   });
-  const selector = (rows: (id: number) => boolean): Tensor | null => {
-    const hot = new Float32Array(count * vocabulary);
-    let any = false;
-    for (let i = 0; i < count; i++) {
-      if (!rows(ids[i])) continue;
-      hot[i * vocabulary + ids[i]] = 1;
-      any = true;
-    }
-    return any ? deviceUpload(weight.device as GpuDevice, hot, [count, vocabulary]) : null;
-  };
-  const trained = selector((id) => id !== paddingIdx);
-  const padded = paddingIdx === undefined ? null : selector((id) => id === paddingIdx);
-  let out = trained === null ? null : matmul(trained, weight);
-  if (padded !== null) {
-    const frozen = detach(weight);
-    const rows = matmul(padded, frozen);
-    out = out === null ? rows : add(out, rows);
-  }
-  return reshape(out!, [...shape, dimension]);
+  const out = deviceIndexRows(weight, Float32Array.from(ids), [...shape, dimension]);
+  return record(out, 'embedding', [weight], (g) => {
+    if (!weight.requiresGrad) return [null];
+    const starts = new Float32Array(rows + 1);
+    for (const id of ids) if (id !== paddingIdx) starts[id + 1]++;
+    for (let r = 0; r < rows; r++) starts[r + 1] += starts[r];
+    const next = starts.slice(0, rows);
+    const positions = new Float32Array(ids.length);
+    ids.forEach((id, position) => {
+      if (id !== paddingIdx) positions[next[id]++] = position;
+    });
+    return [deviceIndexRowsBackward(g, positions, starts, weight.shape)];
+  });
 }
 
 /** Normalises the last dimension to zero mean and unit variance, then scales and shifts. */
