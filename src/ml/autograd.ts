@@ -184,9 +184,16 @@ function accumulateOnHost(input: Tensor, gradient: Tensor): void {
     gradient.disposed = true;
     return;
   }
-  const target = gradBuffer(input);
   const values = contiguousData(gradient);
-  for (let i = 0; i < target.length; i++) target[i] += values[i];
+  if (input.grad === null) {
+    // The first gradient, a view (add passes g on to both inputs): copied, not added onto zeros.
+    const grad = pool.take(input.size);
+    grad.set(values.subarray(0, input.size));
+    input.grad = grad;
+  } else {
+    const target = input.grad;
+    for (let i = 0; i < target.length; i++) target[i] += values[i];
+  }
   releaseTemporary(gradient, values);
   dispose(gradient);
 }

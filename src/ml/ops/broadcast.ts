@@ -14,6 +14,7 @@ import {
   contiguousStrides,
   forEachRun,
   gatherStrided,
+  type MergedLayout,
   mergeLayout,
 } from '../internal/strided.js';
 import {
@@ -55,6 +56,20 @@ export function expand(x: Tensor, wanted: readonly number[]): Tensor {
   return record(out, 'expand', [x], (g) => [sumTo(g, x.shape)]);
 }
 
+/** Whether a merged sumTo layout is (rows, columns) summed over its rows: a bias's gradient. */
+function isRowSum(layout: MergedLayout): boolean {
+  const [from, to] = layout.strides;
+  return (
+    layout.sizes.length === 2 && from[1] === 1 && from[0] === layout.sizes[1] && to[0] === 0 && to[1] === 1
+  );
+}
+
+/** sums[c] += values[r * columns + c] for every row r: the common sumTo, in one tight loop. */
+function sumRows(values: Float32Array, rows: number, columns: number, sums: Float64Array): void {
+  for (let r = 0, base = 0; r < rows; r++, base += columns)
+    for (let c = 0; c < columns; c++) sums[c] += values[base + c];
+}
+
 /** `x` summed down to `shape` (which broadcasts to x's shape); `x` itself when the shapes are equal. */
 export function sumTo(x: Tensor, shape: readonly number[]): Tensor {
   check(sameShape(broadcastShapes(shape, x.shape, 'sumTo'), x.shape), 'shape_mismatch', () => {
@@ -71,13 +86,15 @@ export function sumTo(x: Tensor, shape: readonly number[]): Tensor {
     const layout = mergeLayout(x.shape, [contiguousStrides(x.shape), broadcastStrides(shape, x.shape)]);
     const last = layout.sizes.length - 1;
     const step = layout.strides[1][last];
-    forEachRun(layout, [0, 0], ([from, to], n) => {
-      if (step === 0) {
-        let sum = sums[to];
-        for (let j = from; j < from + n; j++) sum += values[j];
-        sums[to] = sum;
-      } else for (let j = 0; j < n; j++) sums[to + j * step] += values[from + j];
-    });
+    if (isRowSum(layout)) sumRows(values, layout.sizes[0], layout.sizes[1], sums);
+    else
+      forEachRun(layout, [0, 0], ([from, to], n) => {
+        if (step === 0) {
+          let sum = sums[to];
+          for (let j = from; j < from + n; j++) sum += values[j];
+          sums[to] = sum;
+        } else for (let j = 0; j < n; j++) sums[to + j * step] += values[from + j];
+      });
     for (let o = 0; o < data.length; o++) data[o] = sums[o];
     releaseTemporary(x, values);
     out = hostTensor(data, shape);
