@@ -33,6 +33,7 @@
  * | crossEntropy, mseLoss                          | composed of the kernels above     |
  * | embedding                                      | indexRows (backward: indexRowsBackward) |
  * | causalSoftmax (nn/gpt.ts)                      | mul, binary add of an uploaded mask, softmax |
+ * | dropout                                        | binary mul by the mask drawn on the host |
  *
  * Gradients come from the ops' rules; an op whose rule needs a kernel a device lacks (max's
  * rule runs on the CPU only) refuses at the forward, when it would record. conv2d and the pools
@@ -591,6 +592,7 @@ export const DEVICE_OP_NAMES = [
   'mseLoss',
   'embedding',
   'causalSoftmax',
+  'dropout',
 ] as const;
 
 export type DeviceOpName = (typeof DEVICE_OP_NAMES)[number];

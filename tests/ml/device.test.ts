@@ -29,6 +29,7 @@ import {
   type DeviceOpName,
   dispose,
   div,
+  dropout,
   embedding,
   exp,
   flatten,
@@ -207,6 +208,13 @@ function deviceCases(seed: number): DeviceCase[] {
       tolerance: product,
       inputs: [values([6, 4])],
       run: ([weight]) => embedding(weight, Int32Array.of(3, 0, 3, 5), [2, 2]),
+    },
+    {
+      name: 'dropout with a seeded generator (the CPU draws the mask)',
+      ops: ['dropout'],
+      tolerance: elementwise,
+      inputs: [values([3, 8])],
+      run: ([x]) => dropout(x, 0.25, new Random(9)),
     },
     {
       name: 'causalSoftmax of (2, 4, 4) scores',

@@ -30,6 +30,7 @@ import {
   detach,
   disposeGraph,
   div,
+  dropout,
   embedding,
   exp,
   flatten,
@@ -163,6 +164,11 @@ function gradCases(seed: number): GradCase[] {
       name: 'embedding of repeated indices (gradients add up) and geluTanh',
       inputs: [values([6, 4])],
       run: ([weight]) => geluTanh(embedding(weight, Int32Array.of(3, 0, 3, 5, 3, 1), [2, 3])),
+    },
+    {
+      name: 'dropout: the same seeded mask as on the CPU, and its gradient',
+      inputs: [values([4, 6])],
+      run: ([x]) => dropout(x, 0.3, new Random(4)),
     },
     {
       name: 'embedding with paddingIdx: the padding row comes through without a gradient',

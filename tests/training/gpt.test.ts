@@ -128,6 +128,14 @@ describe('zbmd train --model gpt', () => {
     const reference = await run({ cpuDevice: 'reference' });
     expect(reference.result.tensorBackend).toBe('cpu-reference');
     expectHostLosses(reference.losses);
+    // Dropout's masks are drawn on the host from the run's generator: the same on every device.
+    const dropout = { gpt: { ...config.gpt, dropout: 0.2 } };
+    const hostWithDropout = await run(dropout);
+    const referenceWithDropout = await run({ ...dropout, cpuDevice: 'reference' });
+    expect(referenceWithDropout.losses).toHaveLength(4);
+    for (const [index, loss] of referenceWithDropout.losses.entries())
+      expect(Math.abs(loss - hostWithDropout.losses[index])).toBeLessThan(1e-4 * loss);
+    expect(hostWithDropout.losses).not.toEqual(host.losses);
     const { devices } = await detectDevices();
     const webgpu = devices.find((device) => device.backend === 'webgpu');
     if (webgpu === undefined) return;

@@ -8,7 +8,7 @@
  *   gbeta = rows of g summed;  ggamma = rows of g * xhat summed;
  *   gx = rstd * (dxhat - mean(dxhat) - xhat * mean(dxhat * xhat)), dxhat = g * gamma
  *   (llm.c's layernorm_backward, written with ops so it runs on devices too)
- * dropout: y = x * mask / (1 - p);  gx += g * mask / (1 - p)
+ * dropout: y = x * mask / (1 - p);  gx += g * mask / (1 - p) (on a device: the host's mask uploaded)
  */
 
 import type { Random } from '../../actor/Random.js';
@@ -16,6 +16,7 @@ import {
   deviceIndexRows,
   deviceIndexRowsBackward,
   deviceLayerNorm,
+  deviceUpload,
   unavailableOnDevice,
 } from '../deviceOps.js';
 import { check } from '../errors.js';
@@ -248,8 +249,14 @@ function layerNormRule(
 export function dropout(x: Tensor, p: number, random: Random, training = true): Tensor {
   check(p >= 0 && p < 1, 'invalid_argument', () => `dropout: p must be in [0, 1), got ${p}`);
   if (!training || p === 0) return x;
-  if (x.device !== 'cpu') unavailableOnDevice('dropout', [x]);
   const scale = 1 / (1 - p);
+  if (x.device !== 'cpu') {
+    // The same draws as on the CPU, in the same order, made on the host and uploaded: x * mask,
+    // whose gradient (g * mask) is mul's.
+    const mask = new Float32Array(x.size);
+    for (let i = 0; i < mask.length; i++) mask[i] = random.next() < p ? 0 : scale;
+    return mul(x, deviceUpload(x.device, mask, x.shape));
+  }
   const xv = contiguousData(x);
   const mask = pool.take(x.size);
   const out = pool.take(x.size);
