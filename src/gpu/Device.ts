@@ -32,7 +32,9 @@ import {
 } from './kernels/catalog.js';
 import type { BinaryLayout, BinaryOpName, PoolOpName, ReduceOpName, UnaryOpName } from './kernels/ops.js';
 import {
+  ADAGRAD_STEP_SCALARS,
   ADAM_STEP_SCALARS,
+  type AdagradStepScalars,
   type AdamStepScalars,
   BINARY_OPS,
   MAX_BROADCAST_RANK,
@@ -640,6 +642,36 @@ export class Device extends DeviceCore {
       momentumBuffer: momentumBuffer.native,
     };
     this.enqueue({ kind: 'sgdStep', ...launch, count, ...scalars }, options);
+  }
+
+  /**
+   * One Adagrad step of every element of `parameter`, in one launch, in place: reads `gradient`,
+   * updates `sumOfSquares`, then `parameter` (PyTorch's Adagrad, formula in the catalog's
+   * `adagradStep`; `rate` is the step's decayed learning rate). All three are distinct f32
+   * buffers of this device holding at least `count` elements (parameter's length by default).
+   */
+  adagradStep(
+    parameter: DeviceBuffer,
+    gradient: DeviceBuffer,
+    sumOfSquares: DeviceBuffer,
+    step: AdagradStepScalars,
+    options: LaunchOptions & { count?: number } = {},
+  ): void {
+    const operation = 'adagradStep';
+    const buffers = [
+      ['parameter', parameter],
+      ['gradient', gradient],
+      ['sumOfSquares', sumOfSquares],
+    ] as const;
+    const count = this.checkStepBuffers(operation, buffers, options.count ?? parameter.length);
+    for (const field of ADAGRAD_STEP_SCALARS) {
+      const value = step[field];
+      if (typeof value !== 'number' || !Number.isFinite(value))
+        throw new DeviceError(this.id, operation, `${field} must be a finite number, got ${String(value)}`);
+    }
+    const { rate, weightDecay, epsilon } = step;
+    const launch = { output: parameter.native, gradient: gradient.native, sumOfSquares: sumOfSquares.native };
+    this.enqueue({ kind: 'adagradStep', ...launch, count, rate, weightDecay, epsilon }, options);
   }
 
   /**

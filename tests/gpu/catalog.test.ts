@@ -109,6 +109,8 @@ describe('the kernel catalog', () => {
     expect(KERNEL_ROLES.adamStep.updated).toEqual(['firstMoment', 'secondMoment']);
     expect(REQUEST_KINDS).not.toContain('amsgradStep');
     expect(REQUEST_KINDS).not.toContain('sgdStep');
+    expect(REQUEST_KINDS).not.toContain('adagradStep');
+    expect(KERNEL_ROLES.adagradStep.updated).toEqual(['sumOfSquares']);
     expect(KERNEL_ROLES.sgdStep.updated).toEqual(['momentumBuffer']);
     expect(KERNEL_ROLES.amsgradStep.updated).toEqual(['firstMoment', 'secondMoment', 'maxSecondMoment']);
   });

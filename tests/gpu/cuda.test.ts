@@ -25,8 +25,10 @@ import {
 } from '../../src/gpu/index.js';
 import { naiveMatmul } from './naive.js';
 import {
+  ADAGRAD_VARIANTS,
   ADAM_VARIANTS,
   allCases,
+  runAdagradSteps,
   runAdamSteps,
   runCase,
   runSgdSteps,
@@ -223,6 +225,18 @@ describe.skipIf(!cuda.available)(`cuda backend (${cuda.reason})`, () => {
         // (the momentum buffer's cancelled sums: the atol of fusedKernels.test.ts's SGD_TOLERANCE)
         expect(
           firstMismatch(actual, expected, { rtol: 1e-5, atol: 2e-6 }),
+          `${variant.name} (${count})`,
+        ).toBeUndefined();
+      }
+  });
+
+  it('the fused adagradStep matches the cpu reference in every variant', async () => {
+    for (const variant of ADAGRAD_VARIANTS)
+      for (const count of [1024, 37]) {
+        const expected = await runAdagradSteps(cpu, 7, count, 5, variant);
+        const actual = await runAdagradSteps(gpu, 7, count, 5, variant);
+        expect(
+          firstMismatch(actual, expected, { rtol: 1e-5, atol: 1e-6 }),
           `${variant.name} (${count})`,
         ).toBeUndefined();
       }

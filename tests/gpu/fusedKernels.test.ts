@@ -22,9 +22,12 @@ import {
 } from '../../src/gpu/index.js';
 import { naiveMatmul } from './naive.js';
 import {
+  ADAGRAD_VARIANTS,
   ADAM_VARIANTS,
   type AdamVariant,
+  adagradRate,
   adamScalars,
+  runAdagradSteps,
   runAdamSteps,
   runCase,
   runSgdSteps,
@@ -47,6 +50,8 @@ const ADAM_TOLERANCE: Tolerance = { rtol: 1e-5, atol: 1e-7 };
  * left: an absolute tolerance at that scale, not Adam's (whose steps are normalised).
  */
 const SGD_TOLERANCE = { rtol: 1e-5, atol: 2e-6 };
+/** Adagrad's f32 step against the float64 definition: the sums grow, the steps stay small. */
+const ADAGRAD_TOLERANCE = { rtol: 1e-5, atol: 1e-6 };
 
 /** Adam's update written out from its definition (PyTorch's formulation), in f64, rounding each stored value. */
 function naiveAdam(p0: Float32Array, gradients: readonly Float32Array[], variant: AdamVariant): Float32Array {
@@ -129,6 +134,47 @@ describe('the cpu reference backend', () => {
       expect(firstMismatch(actual, expected, SGD_TOLERANCE)).toBeUndefined();
     });
   }
+
+  for (const variant of ADAGRAD_VARIANTS) {
+    it(`adagradStep is PyTorch's Adagrad: ${variant.name}, five steps`, async () => {
+      const count = 257;
+      const actual = await runAdagradSteps(device, 13, count, 5, variant);
+      // The same seeded draws as runAdagradSteps: the parameters, then the gradients.
+      const random = new Random(13);
+      const p = Float64Array.from(uniform(random, count, -1, 1));
+      const s = new Float64Array(count).fill(variant.initialAccumulator);
+      for (let t = 1; t <= 5; t++) {
+        const gradient = uniform(random, count, -2, 2);
+        for (let i = 0; i < count; i++) {
+          const g = gradient[i] + variant.weightDecay * p[i];
+          s[i] += g * g;
+          p[i] -= (adagradRate(variant, t) * g) / (Math.sqrt(s[i]) + 1e-10);
+        }
+      }
+      const expected = new Float32Array(2 * count);
+      expected.set(p);
+      expected.set(s, count);
+      expect(firstMismatch(actual, expected, ADAGRAD_TOLERANCE)).toBeUndefined();
+    });
+  }
+
+  it('adagradStep checks its buffers and scalars, and is one launch', () => {
+    const buffers = [1, 2, 3].map(() => device.upload(new Float32Array(8)));
+    const [p, g, s] = buffers;
+    const step = { rate: 0.1, weightDecay: 0, epsilon: 1e-10 };
+    expect(() => device.adagradStep(p, g, g, step)).toThrow(
+      /cpu:0 adagradStep: gradient and sumOfSquares are the same buffer/,
+    );
+    const short = device.upload(new Float32Array(4));
+    expect(() => device.adagradStep(p, g, short, step)).toThrow(/sumOfSquares holds 4 elements, needs 8/);
+    expect(() => device.adagradStep(p, g, s, { ...step, rate: Number.POSITIVE_INFINITY })).toThrow(
+      /rate must be a finite number, got Infinity/,
+    );
+    device.resetLaunchStats();
+    device.adagradStep(p, g, s, step);
+    expect(device.launchStats()).toEqual({ launches: 1, byKernel: { adagradStep: 1 } });
+    for (const buffer of [...buffers, short]) buffer.release();
+  });
 
   it('sgdStep checks its buffers and options, naming what is wrong', () => {
     const buffers = [1, 2, 3].map(() => device.upload(new Float32Array(8)));
@@ -284,6 +330,18 @@ describe.skipIf(!webgpu.available)(`on webgpu (${webgpu.reason})`, () => {
         const expected = await runAdamSteps(cpu, 5, count, 5, variant);
         const actual = await runAdamSteps(gpu, 5, count, 5, variant);
         expect(firstMismatch(actual, expected, ADAM_TOLERANCE), `${variant.name} (${count})`).toBeUndefined();
+      }
+  });
+
+  it('adagradStep matches the cpu reference in every variant (vec4 and ragged counts)', async () => {
+    for (const variant of ADAGRAD_VARIANTS)
+      for (const count of [1024, 37]) {
+        const expected = await runAdagradSteps(cpu, 7, count, 5, variant);
+        const actual = await runAdagradSteps(gpu, 7, count, 5, variant);
+        expect(
+          firstMismatch(actual, expected, ADAGRAD_TOLERANCE),
+          `${variant.name} (${count})`,
+        ).toBeUndefined();
       }
   });
 

@@ -108,11 +108,11 @@ describe('one description, three targets', () => {
         const kernels = allCudaKernels();
         expect(kernels.length).toBe(
           // softmax, layernorm, im2col, convOutput, col2im, adamStep, amsgradStep, sgdStep,
-          // indexRows and its backward; pool2d and its backward per pooling op
+          // adagradStep, indexRows and its backward; pool2d and its backward per pooling op
           UNARY_OP_NAMES.length +
             2 * BINARY_OP_NAMES.length +
             REDUCE_OP_NAMES.length +
-            10 +
+            11 +
             2 * POOL_OP_NAMES.length,
         );
         // One translation unit is fast (each kernel is self-contained); on failure, compile each

@@ -537,3 +537,52 @@ export async function runSgdSteps(
     for (const each of [parameter, buffer, ...gradients]) each.release();
   }
 }
+
+export const ADAGRAD_VARIANTS = [
+  { name: 'plain', learningRate: 0.1, learningRateDecay: 0, weightDecay: 0, initialAccumulator: 0 },
+  {
+    name: 'rate decay 0.1, weight decay 0.05, initial accumulator 0.5',
+    learningRate: 0.05,
+    learningRateDecay: 0.1,
+    weightDecay: 0.05,
+    initialAccumulator: 0.5,
+  },
+] as const;
+
+export type AdagradVariant = (typeof ADAGRAD_VARIANTS)[number];
+
+/** Adagrad's rate at its step t (Adagrad.ts): lr / (1 + (t - 1) lrDecay). */
+export function adagradRate(variant: AdagradVariant, t: number): number {
+  return variant.learningRate / (1 + (t - 1) * variant.learningRateDecay);
+}
+
+/**
+ * `steps` fused Adagrad steps of `count` elements on `device`, a fresh seeded gradient per step;
+ * the final p and sum of squares, concatenated.
+ */
+export async function runAdagradSteps(
+  device: Device,
+  seed: number,
+  count: number,
+  steps: number,
+  variant: AdagradVariant,
+): Promise<Float32Array> {
+  const random = new Random(seed);
+  const parameter = device.upload(uniform(random, count, -1, 1));
+  const sum = device.upload(new Float32Array(count).fill(variant.initialAccumulator));
+  const gradients: DeviceBuffer[] = [];
+  try {
+    for (let t = 1; t <= steps; t++) {
+      const gradient = device.upload(uniform(random, count, -2, 2));
+      gradients.push(gradient);
+      const step = { rate: adagradRate(variant, t), weightDecay: variant.weightDecay, epsilon: 1e-10 };
+      device.adagradStep(parameter, gradient, sum, step);
+    }
+    const out = new Float32Array(2 * count);
+    out.set((await device.readFloat32(parameter)).subarray(0, count));
+    out.set((await device.readFloat32(sum)).subarray(0, count), count);
+    return out;
+  } finally {
+    for (const each of [parameter, sum, ...gradients]) each.release();
+  }
+}

@@ -6,6 +6,7 @@ import { cpus, totalmem } from 'node:os';
 import type { Backend, KernelLaunch, NativeBuffer } from '../Backend.js';
 import { dispatchKernel, type KernelTable } from '../kernels/catalog.js';
 import {
+  cpuAdagradStep,
   cpuAdamStep,
   cpuBinary,
   cpuCol2im,
@@ -85,6 +86,8 @@ const CPU_KERNELS: KernelTable<NativeBuffer, void> = {
   adamStep: (l) => adamOnHost(l, null),
   amsgradStep: (l) => adamOnHost(l, floats(l.maxSecondMoment)),
   sgdStep: (l) => cpuSgdStep(floats(l.output), floats(l.gradient), floats(l.momentumBuffer), l.count, l),
+  adagradStep: (l) =>
+    cpuAdagradStep(floats(l.output), floats(l.gradient), floats(l.sumOfSquares), l.count, l),
   im2col: (l) => cpuIm2col(floats(l.input), floats(l.output), l.geometry),
   col2im: (l) => cpuCol2im(floats(l.columns), floats(l.output), l.geometry),
   pool2d: (l) => cpuPool(l.op, floats(l.input), floats(l.output), l.geometry),

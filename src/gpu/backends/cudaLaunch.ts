@@ -7,6 +7,7 @@ import { type BackendKernelKind, dispatchKernel, type KernelTable } from '../ker
 import {
   CUDA_BLOCK_SIZE,
   type CudaKernel,
+  cudaAdagradStep,
   cudaAdamStep,
   cudaBinary,
   cudaCol2im,
@@ -23,6 +24,7 @@ import {
   cudaUnary,
 } from '../kernels/cuda.js';
 import {
+  ADAGRAD_STEP_SCALARS,
   ADAM_STEP_SCALARS,
   type Conv2dGeometry,
   conv2dGeometryValues,
@@ -185,6 +187,15 @@ const CUDA_KERNELS: KernelTable<NativeBuffer, CudaBoundLaunch, CudaKernelKind> =
       ...[launch.gradient, launch.momentumBuffer, launch.output].map(pointer),
       launch.count,
       ...SGD_STEP_SCALARS.map((name) => launch[name]),
+    ],
+    blocks: blocksFor(launch.count),
+  }),
+  adagradStep: (launch) => ({
+    kernel: cached('adagradStep', cudaAdagradStep),
+    values: [
+      ...[launch.gradient, launch.sumOfSquares, launch.output].map(pointer),
+      launch.count,
+      ...ADAGRAD_STEP_SCALARS.map((name) => launch[name]),
     ],
     blocks: blocksFor(launch.count),
   }),

@@ -6,6 +6,7 @@
 import type { KernelLaunch, NativeBuffer } from '../Backend.js';
 import { type BackendKernelKind, dispatchKernel, type KernelTable } from '../kernels/catalog.js';
 import {
+  ADAGRAD_STEP_SCALARS,
   ADAM_STEP_SCALARS,
   type Conv2dGeometry,
   conv2dGeometryValues,
@@ -17,6 +18,7 @@ import {
   WGSL_MATMUL_TILE,
   WGSL_WORKGROUP_SIZE,
   type WgslKernel,
+  wgslAdagradStep,
   wgslAdamStep,
   wgslBinary,
   wgslCol2im,
@@ -242,6 +244,15 @@ export function bindLaunch(launch: KernelLaunch, limit = MAX_WORKGROUPS_PER_DIME
       uniform: stepWords(
         l.count,
         SGD_STEP_SCALARS.map((name) => l[name]),
+      ),
+      groups: elementGroups(l.count, limit),
+    }),
+    adagradStep: (l) => ({
+      kernel: cached('adagradStep', wgslAdagradStep),
+      buffers: [l.gradient, l.sumOfSquares, l.output],
+      uniform: stepWords(
+        l.count,
+        ADAGRAD_STEP_SCALARS.map((name) => l[name]),
       ),
       groups: elementGroups(l.count, limit),
     }),

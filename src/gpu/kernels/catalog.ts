@@ -13,8 +13,9 @@
  *
  * A kind has a `request` form (callers name it), a `launch` form (backends run it), or both.
  * `gather` and `conv2d` are requests the `Device` turns into other launches (`binary.left`;
- * im2col, matmul and convOutput); `convOutput`, `adamStep`, `amsgradStep` and `sgdStep` are
- * launches only the `Device` makes (through `Device.adamStep` and `Device.sgdStep`).
+ * im2col, matmul and convOutput); `convOutput`, `adamStep`, `amsgradStep`, `sgdStep` and
+ * `adagradStep` are launches only the `Device` makes (through `Device.adamStep`,
+ * `Device.sgdStep` and `Device.adagradStep`).
  *
  * Most kinds read their inputs and write their output. A kind may also list `updated` roles:
  * buffers it reads and writes in place (`adamStep`'s moments), bound read-write by every backend.
@@ -31,6 +32,7 @@ import {
 } from '../internal/checks.js';
 import type { DType, MatmulPrecision } from '../types.js';
 import {
+  type AdagradStepScalars,
   type AdamStepScalars,
   BINARY_OPS,
   type BinaryLayout,
@@ -221,6 +223,16 @@ export interface KernelCatalog {
     request: null;
     launch: SgdStepScalars & { count: number };
   };
+  // One Adagrad step of `count` elements, in place (PyTorch's Adagrad). output: the parameter p
+  // (read and written); gradient g; sumOfSquares s (updated). Per element:
+  //   g' = g + weightDecay * p;  s = s + g'^2;  p = p - rate * g' / (sqrt(s) + epsilon)
+  adagradStep: {
+    inputs: 'gradient';
+    optional: never;
+    updated: 'sumOfSquares';
+    request: null;
+    launch: AdagradStepScalars & { count: number };
+  };
 }
 
 /** The lookups of `indexRows`: `count` rows of `dimension` elements from a table of `rows`. */
@@ -356,10 +368,17 @@ export const KERNEL_ROLES: { readonly [K in KernelKind]: RoleList<K> } = {
     named: false,
   },
   sgdStep: { inputs: ['gradient'], optional: [], updated: ['momentumBuffer'], named: false },
+  adagradStep: { inputs: ['gradient'], optional: [], updated: ['sumOfSquares'], named: false },
 };
 
 /** Kinds only the `Device` launches (no request form). */
-const LAUNCH_ONLY_KINDS: readonly KernelKind[] = ['convOutput', 'adamStep', 'amsgradStep', 'sgdStep'];
+const LAUNCH_ONLY_KINDS: readonly KernelKind[] = [
+  'convOutput',
+  'adamStep',
+  'amsgradStep',
+  'sgdStep',
+  'adagradStep',
+];
 
 export const REQUEST_KINDS = (Object.keys(KERNEL_ROLES) as KernelKind[]).filter(
   (kind): kind is RequestKind => !LAUNCH_ONLY_KINDS.includes(kind),

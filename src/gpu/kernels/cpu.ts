@@ -5,6 +5,7 @@
  */
 import { compileJavaScript } from './Expression.js';
 import {
+  type AdagradStepScalars,
   type AdamStepScalars,
   BINARY_OPS,
   type BinaryLayout,
@@ -237,6 +238,21 @@ export function cpuSgdStep(
     b[i] = s.first !== 0 ? gradient : s.momentum * b[i] + s.oneMinusDampening * gradient;
     const direction = s.nesterov !== 0 ? gradient + s.momentum * b[i] : b[i];
     p[i] = p[i] - s.learningRate * direction;
+  }
+}
+
+// p, g, s: (count); s and p updated in place (catalog `adagradStep`), each value rounded to f32 as it is stored
+export function cpuAdagradStep(
+  p: Float32Array,
+  g: Float32Array,
+  sum: Float32Array,
+  count: number,
+  scalars: AdagradStepScalars,
+): void {
+  for (let i = 0; i < count; i++) {
+    const gradient = g[i] + scalars.weightDecay * p[i];
+    sum[i] = sum[i] + gradient * gradient;
+    p[i] = p[i] - (scalars.rate * gradient) / (Math.sqrt(sum[i]) + scalars.epsilon);
   }
 }
 

@@ -6,6 +6,7 @@
  */
 import { toCuda } from './Expression.js';
 import {
+  ADAGRAD_STEP_SCALARS,
   ADAM_STEP_SCALARS,
   BINARY_OPS,
   type BinaryOpName,
@@ -359,6 +360,24 @@ export function cudaAdamStep(amsgrad = false): CudaKernel {
   return { name, source, parameters };
 }
 
+/** One Adagrad step per element, in place (catalog `adagradStep`), in f32. */
+export function cudaAdagradStep(): CudaKernel {
+  const scalars = ADAGRAD_STEP_SCALARS.map((scalar) => `float ${scalar}`).join(', ');
+  const source = `extern "C" __global__ void adagrad_step(const float* __restrict__ gradient, float* __restrict__ sumOfSquares, float* __restrict__ parameter, unsigned int count, ${scalars}) {
+  ${GLOBAL_INDEX}
+  if (i >= count) return;
+  const float p = parameter[i];
+  const float g = gradient[i] + weightDecay * p;
+  const float s = sumOfSquares[i] + g * g;
+  sumOfSquares[i] = s;
+  parameter[i] = p - rate * g / (sqrtf(s) + epsilon);
+}
+`;
+  const parameters: CudaParameterType[] = ['pointer', 'pointer', 'pointer', 'u32'];
+  for (const _ of ADAGRAD_STEP_SCALARS) parameters.push('f32');
+  return { name: 'adagrad_step', source, parameters };
+}
+
 /** One SGD step with momentum per element, in place (catalog `sgdStep`), in f32. */
 export function cudaSgdStep(): CudaKernel {
   const scalars = SGD_STEP_SCALARS.map((scalar) => `float ${scalar}`).join(', ');
@@ -437,6 +456,7 @@ export function allCudaKernels(): CudaKernel[] {
     cudaAdamStep(false),
     cudaAdamStep(true),
     cudaSgdStep(),
+    cudaAdagradStep(),
     cudaIndexRows(),
     cudaIndexRowsBackward(),
   );

@@ -211,6 +211,16 @@ export const SGD_STEP_SCALARS = [
 /** The scalars of one SGD step as the backends receive them. */
 export type SgdStepScalars = { readonly [Name in (typeof SGD_STEP_SCALARS)[number]]: number };
 
+/**
+ * The f32 scalars of one Adagrad step (catalog `adagradStep`), in the order of the WGSL uniform
+ * block (after count) and the CUDA kernel's arguments (after its buffers and count): `rate` is
+ * the step's decayed learning rate, lr / (1 + (t - 1) lrDecay).
+ */
+export const ADAGRAD_STEP_SCALARS = ['rate', 'weightDecay', 'epsilon'] as const;
+
+/** The scalars of one Adagrad step as the backends receive them (and `Device.adagradStep` takes). */
+export type AdagradStepScalars = { readonly [Name in (typeof ADAGRAD_STEP_SCALARS)[number]]: number };
+
 /** 2-d pooling over square windows: `max` (the first maximum of each window) or `avg`. */
 export type PoolOpName = 'max' | 'avg';
 export const POOL_OP_NAMES: readonly PoolOpName[] = ['max', 'avg'];

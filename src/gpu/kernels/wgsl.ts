@@ -7,6 +7,7 @@
  */
 import { toWgsl, toWgslVector } from './Expression.js';
 import {
+  ADAGRAD_STEP_SCALARS,
   ADAM_STEP_SCALARS,
   BINARY_OPS,
   type BinaryOpName,
@@ -388,6 +389,27 @@ ${ENTRY} {
 }
 `;
   return { name: amsgrad ? 'amsgrad_step' : 'adam_step', source };
+}
+
+/** One Adagrad step per element, in place (catalog `adagradStep`), in f32. */
+export function wgslAdagradStep(): WgslKernel {
+  const scalars = ADAGRAD_STEP_SCALARS.map((name) => `${name}: f32,`).join(' ');
+  const source = `struct Params { count: u32, ${scalars} }
+@group(0) @binding(0) var<storage, read> gradient: array<f32>;
+@group(0) @binding(1) var<storage, read_write> sumOfSquares: array<f32>;
+@group(0) @binding(2) var<storage, read_write> parameter: array<f32>;
+@group(0) @binding(3) var<uniform> params: Params;
+${HEADER_INDEX}
+${ENTRY} {
+  ${elementIndex('i')}
+  let p = parameter[i];
+  let g = gradient[i] + params.weightDecay * p;
+  let s = sumOfSquares[i] + g * g;
+  sumOfSquares[i] = s;
+  parameter[i] = p - params.rate * g / (sqrt(s) + params.epsilon);
+}
+`;
+  return { name: 'adagrad_step', source };
 }
 
 /** One SGD step with momentum per element, in place (catalog `sgdStep`), in f32. */

@@ -1,9 +1,9 @@
 /**
  * Optimizer state and updates for parameters on a GPU-layer device. The update formulas are
  * the CPU ones (SGD.ts, Adam.ts, RMSprop.ts): Adam and AdamW run as one fused `adamStep` launch
- * per parameter (`amsgradStep` with amsgrad) and SGD with momentum as one `sgdStep`, updating
- * the parameter and its slots in place; plain SGD, RMSprop and Adagrad are written with device
- * ops under `noGrad`, each new value copied into the parameter's own buffer. Either way the
+ * per parameter (`amsgradStep` with amsgrad), SGD with momentum as one `sgdStep` and Adagrad as
+ * one `adagradStep`, updating the parameter and its slots in place; plain SGD and RMSprop are
+ * written with device ops under `noGrad`, each new value copied into the parameter's own buffer. Either way the
  * parameter (and whoever holds it) stays the same tensor. Slots (momentum, moments) are device
  * tensors, zero until first written (Adagrad's sums start at its initial accumulator).
  */
@@ -200,8 +200,9 @@ export function rmspropOnDevice(
 }
 
 /**
- * One Adagrad update of a device parameter with its sum of squared gradients `sum` (RMSprop.ts's
- * formula, composed of elementwise launches); `rate` is the step's decayed learning rate.
+ * One Adagrad update of a device parameter with its sum of squared gradients `sum`, in place:
+ * one fused `adagradStep` launch (RMSprop.ts's formula in f32); `rate` is the step's decayed
+ * learning rate.
  */
 export function adagradOnDevice(
   parameter: Tensor,
@@ -209,10 +210,6 @@ export function adagradOnDevice(
   sum: Tensor,
   step: { readonly rate: number; readonly weightDecay: number; readonly epsilon: number },
 ): void {
-  scoped((keep) => {
-    const g = decayed(keep, grad, parameter, step.weightDecay);
-    copyInto(sum, keep(add(sum, keep(mul(g, g)))));
-    const update = keep(div(g, keep(add(keep(sqrt(sum)), step.epsilon))));
-    assign(parameter, sub(parameter, keep(mul(update, step.rate))));
-  });
+  const device = parameter.device as GpuDevice;
+  device.adagradStep(bufferOf(parameter), bufferOf(grad), bufferOf(sum), step, { count: parameter.size });
 }
