@@ -27,6 +27,7 @@ import {
   type MatmulBatch,
   type RequestCall,
   type RequestKind,
+  type RmspropStepParameters,
   requestSizes,
   type SgdStepParameters,
 } from './kernels/catalog.js';
@@ -39,6 +40,7 @@ import {
   BINARY_OPS,
   MAX_BROADCAST_RANK,
   REDUCE_OPS,
+  type RmspropStepScalars,
   type SgdStepScalars,
   UNARY_OPS,
 } from './kernels/ops.js';
@@ -664,14 +666,60 @@ export class Device extends DeviceCore {
       ['sumOfSquares', sumOfSquares],
     ] as const;
     const count = this.checkStepBuffers(operation, buffers, options.count ?? parameter.length);
-    for (const field of ADAGRAD_STEP_SCALARS) {
-      const value = step[field];
-      if (typeof value !== 'number' || !Number.isFinite(value))
-        throw new DeviceError(this.id, operation, `${field} must be a finite number, got ${String(value)}`);
-    }
+    this.checkFiniteScalars(operation, step, ADAGRAD_STEP_SCALARS);
     const { rate, weightDecay, epsilon } = step;
     const launch = { output: parameter.native, gradient: gradient.native, sumOfSquares: sumOfSquares.native };
     this.enqueue({ kind: 'adagradStep', ...launch, count, rate, weightDecay, epsilon }, options);
+  }
+
+  /**
+   * One plain RMSprop step (no momentum, not centered) of every element of `parameter`, in one
+   * launch, in place: reads `gradient`, updates `squareAverage`, then `parameter` (PyTorch's
+   * RMSprop, formula in the catalog's `rmspropStep`). All three are distinct f32 buffers of this
+   * device holding at least `count` elements (parameter's length by default).
+   */
+  rmspropStep(
+    parameter: DeviceBuffer,
+    gradient: DeviceBuffer,
+    squareAverage: DeviceBuffer,
+    step: RmspropStepParameters,
+    options: LaunchOptions & { count?: number } = {},
+  ): void {
+    const operation = 'rmspropStep';
+    const buffers = [
+      ['parameter', parameter],
+      ['gradient', gradient],
+      ['squareAverage', squareAverage],
+    ] as const;
+    const count = this.checkStepBuffers(operation, buffers, options.count ?? parameter.length);
+    this.checkFiniteScalars(operation, step, ['learningRate', 'alpha', 'weightDecay', 'epsilon']);
+    const { learningRate, alpha, weightDecay, epsilon } = step;
+    const scalars: RmspropStepScalars = {
+      learningRate,
+      alpha,
+      oneMinusAlpha: 1 - alpha,
+      weightDecay,
+      epsilon,
+    };
+    const launch = {
+      output: parameter.native,
+      gradient: gradient.native,
+      squareAverage: squareAverage.native,
+    };
+    this.enqueue({ kind: 'rmspropStep', ...launch, count, ...scalars }, options);
+  }
+
+  /** Each named scalar of `step` a finite number, else a DeviceError naming it. */
+  private checkFiniteScalars<T extends object>(
+    operation: string,
+    step: T,
+    fields: readonly (keyof T & string)[],
+  ): void {
+    for (const field of fields) {
+      const value: unknown = step[field];
+      if (typeof value !== 'number' || !Number.isFinite(value))
+        throw new DeviceError(this.id, operation, `${field} must be a finite number, got ${String(value)}`);
+    }
   }
 
   /**

@@ -111,6 +111,7 @@ describe('the kernel catalog', () => {
     expect(REQUEST_KINDS).not.toContain('sgdStep');
     expect(REQUEST_KINDS).not.toContain('adagradStep');
     expect(KERNEL_ROLES.adagradStep.updated).toEqual(['sumOfSquares']);
+    expect(REQUEST_KINDS).not.toContain('rmspropStep');
     expect(KERNEL_ROLES.sgdStep.updated).toEqual(['momentumBuffer']);
     expect(KERNEL_ROLES.amsgradStep.updated).toEqual(['firstMoment', 'secondMoment', 'maxSecondMoment']);
   });

@@ -28,9 +28,11 @@ import {
   ADAGRAD_VARIANTS,
   ADAM_VARIANTS,
   allCases,
+  RMSPROP_VARIANTS,
   runAdagradSteps,
   runAdamSteps,
   runCase,
+  runRmspropSteps,
   runSgdSteps,
   SGD_VARIANTS,
   uniform,
@@ -235,6 +237,18 @@ describe.skipIf(!cuda.available)(`cuda backend (${cuda.reason})`, () => {
       for (const count of [1024, 37]) {
         const expected = await runAdagradSteps(cpu, 7, count, 5, variant);
         const actual = await runAdagradSteps(gpu, 7, count, 5, variant);
+        expect(
+          firstMismatch(actual, expected, { rtol: 1e-5, atol: 1e-6 }),
+          `${variant.name} (${count})`,
+        ).toBeUndefined();
+      }
+  });
+
+  it('the fused rmspropStep matches the cpu reference in every variant', async () => {
+    for (const variant of RMSPROP_VARIANTS)
+      for (const count of [1024, 37]) {
+        const expected = await runRmspropSteps(cpu, 8, count, 5, variant);
+        const actual = await runRmspropSteps(gpu, 8, count, 5, variant);
         expect(
           firstMismatch(actual, expected, { rtol: 1e-5, atol: 1e-6 }),
           `${variant.name} (${count})`,

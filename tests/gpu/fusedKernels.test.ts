@@ -27,9 +27,11 @@ import {
   type AdamVariant,
   adagradRate,
   adamScalars,
+  RMSPROP_VARIANTS,
   runAdagradSteps,
   runAdamSteps,
   runCase,
+  runRmspropSteps,
   runSgdSteps,
   SGD_VARIANTS,
   transposedMatmulCase,
@@ -50,7 +52,7 @@ const ADAM_TOLERANCE: Tolerance = { rtol: 1e-5, atol: 1e-7 };
  * left: an absolute tolerance at that scale, not Adam's (whose steps are normalised).
  */
 const SGD_TOLERANCE = { rtol: 1e-5, atol: 2e-6 };
-/** Adagrad's f32 step against the float64 definition: the sums grow, the steps stay small. */
+/** Adagrad's and RMSprop's f32 steps against the float64 definition. */
 const ADAGRAD_TOLERANCE = { rtol: 1e-5, atol: 1e-6 };
 
 /** Adam's update written out from its definition (PyTorch's formulation), in f64, rounding each stored value. */
@@ -157,6 +159,44 @@ describe('the cpu reference backend', () => {
       expect(firstMismatch(actual, expected, ADAGRAD_TOLERANCE)).toBeUndefined();
     });
   }
+
+  for (const variant of RMSPROP_VARIANTS) {
+    it(`rmspropStep is PyTorch's plain RMSprop: ${variant.name}, five steps`, async () => {
+      const count = 257;
+      const actual = await runRmspropSteps(device, 14, count, 5, variant);
+      const random = new Random(14);
+      const p = Float64Array.from(uniform(random, count, -1, 1));
+      const v = new Float64Array(count);
+      for (let t = 1; t <= 5; t++) {
+        const gradient = uniform(random, count, -2, 2);
+        for (let i = 0; i < count; i++) {
+          const g = gradient[i] + variant.weightDecay * p[i];
+          v[i] = variant.alpha * v[i] + (1 - variant.alpha) * g * g;
+          p[i] -= (variant.learningRate * g) / (Math.sqrt(v[i]) + variant.epsilon);
+        }
+      }
+      const expected = new Float32Array(2 * count);
+      expected.set(p);
+      expected.set(v, count);
+      expect(firstMismatch(actual, expected, ADAGRAD_TOLERANCE)).toBeUndefined();
+    });
+  }
+
+  it('rmspropStep checks its buffers and scalars, and is one launch', () => {
+    const buffers = [1, 2, 3].map(() => device.upload(new Float32Array(8)));
+    const [p, g, v] = buffers;
+    const step = RMSPROP_VARIANTS[0];
+    expect(() => device.rmspropStep(p, p, v, step)).toThrow(
+      /cpu:0 rmspropStep: parameter and gradient are the same buffer/,
+    );
+    expect(() => device.rmspropStep(p, g, v, { ...step, alpha: Number.NaN })).toThrow(
+      /alpha must be a finite number, got NaN/,
+    );
+    device.resetLaunchStats();
+    device.rmspropStep(p, g, v, step);
+    expect(device.launchStats()).toEqual({ launches: 1, byKernel: { rmspropStep: 1 } });
+    for (const buffer of buffers) buffer.release();
+  });
 
   it('adagradStep checks its buffers and scalars, and is one launch', () => {
     const buffers = [1, 2, 3].map(() => device.upload(new Float32Array(8)));
@@ -338,6 +378,18 @@ describe.skipIf(!webgpu.available)(`on webgpu (${webgpu.reason})`, () => {
       for (const count of [1024, 37]) {
         const expected = await runAdagradSteps(cpu, 7, count, 5, variant);
         const actual = await runAdagradSteps(gpu, 7, count, 5, variant);
+        expect(
+          firstMismatch(actual, expected, ADAGRAD_TOLERANCE),
+          `${variant.name} (${count})`,
+        ).toBeUndefined();
+      }
+  });
+
+  it('rmspropStep matches the cpu reference in every variant (vec4 and ragged counts)', async () => {
+    for (const variant of RMSPROP_VARIANTS)
+      for (const count of [1024, 37]) {
+        const expected = await runRmspropSteps(cpu, 8, count, 5, variant);
+        const actual = await runRmspropSteps(gpu, 8, count, 5, variant);
         expect(
           firstMismatch(actual, expected, ADAGRAD_TOLERANCE),
           `${variant.name} (${count})`,

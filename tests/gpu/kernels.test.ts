@@ -108,11 +108,11 @@ describe('one description, three targets', () => {
         const kernels = allCudaKernels();
         expect(kernels.length).toBe(
           // softmax, layernorm, im2col, convOutput, col2im, adamStep, amsgradStep, sgdStep,
-          // adagradStep, indexRows and its backward; pool2d and its backward per pooling op
+          // adagradStep, rmspropStep, indexRows and its backward; pool2d and its backward per pooling op
           UNARY_OP_NAMES.length +
             2 * BINARY_OP_NAMES.length +
             REDUCE_OP_NAMES.length +
-            11 +
+            12 +
             2 * POOL_OP_NAMES.length,
         );
         // One translation unit is fast (each kernel is self-contained); on failure, compile each

@@ -586,3 +586,40 @@ export async function runAdagradSteps(
     for (const each of [parameter, sum, ...gradients]) each.release();
   }
 }
+
+export const RMSPROP_VARIANTS = [
+  { name: 'alpha 0.99 (the default)', learningRate: 0.01, alpha: 0.99, weightDecay: 0, epsilon: 1e-8 },
+  { name: 'alpha 0.5, weight decay 0.1', learningRate: 0.02, alpha: 0.5, weightDecay: 0.1, epsilon: 1e-6 },
+] as const;
+
+export type RmspropVariant = (typeof RMSPROP_VARIANTS)[number];
+
+/**
+ * `steps` fused plain RMSprop steps of `count` elements on `device`, a fresh seeded gradient per
+ * step; the final p and square average, concatenated.
+ */
+export async function runRmspropSteps(
+  device: Device,
+  seed: number,
+  count: number,
+  steps: number,
+  variant: RmspropVariant,
+): Promise<Float32Array> {
+  const random = new Random(seed);
+  const parameter = device.upload(uniform(random, count, -1, 1));
+  const square = device.upload(new Float32Array(count));
+  const gradients: DeviceBuffer[] = [];
+  try {
+    for (let t = 1; t <= steps; t++) {
+      const gradient = device.upload(uniform(random, count, -2, 2));
+      gradients.push(gradient);
+      device.rmspropStep(parameter, gradient, square, variant);
+    }
+    const out = new Float32Array(2 * count);
+    out.set((await device.readFloat32(parameter)).subarray(0, count));
+    out.set((await device.readFloat32(square)).subarray(0, count), count);
+    return out;
+  } finally {
+    for (const each of [parameter, square, ...gradients]) each.release();
+  }
+}

@@ -19,6 +19,7 @@ import {
   cpuPool,
   cpuPoolBackward,
   cpuReduce,
+  cpuRmspropStep,
   cpuSgdStep,
   cpuSoftmax,
   cpuUnary,
@@ -86,6 +87,8 @@ const CPU_KERNELS: KernelTable<NativeBuffer, void> = {
   adamStep: (l) => adamOnHost(l, null),
   amsgradStep: (l) => adamOnHost(l, floats(l.maxSecondMoment)),
   sgdStep: (l) => cpuSgdStep(floats(l.output), floats(l.gradient), floats(l.momentumBuffer), l.count, l),
+  rmspropStep: (l) =>
+    cpuRmspropStep(floats(l.output), floats(l.gradient), floats(l.squareAverage), l.count, l),
   adagradStep: (l) =>
     cpuAdagradStep(floats(l.output), floats(l.gradient), floats(l.sumOfSquares), l.count, l),
   im2col: (l) => cpuIm2col(floats(l.input), floats(l.output), l.geometry),

@@ -19,6 +19,7 @@ import {
   cudaPool,
   cudaPoolBackward,
   cudaReduce,
+  cudaRmspropStep,
   cudaSgdStep,
   cudaSoftmax,
   cudaUnary,
@@ -29,6 +30,7 @@ import {
   type Conv2dGeometry,
   conv2dGeometryValues,
   type Pool2dGeometry,
+  RMSPROP_STEP_SCALARS,
   SGD_STEP_SCALARS,
 } from '../kernels/ops.js';
 
@@ -187,6 +189,15 @@ const CUDA_KERNELS: KernelTable<NativeBuffer, CudaBoundLaunch, CudaKernelKind> =
       ...[launch.gradient, launch.momentumBuffer, launch.output].map(pointer),
       launch.count,
       ...SGD_STEP_SCALARS.map((name) => launch[name]),
+    ],
+    blocks: blocksFor(launch.count),
+  }),
+  rmspropStep: (launch) => ({
+    kernel: cached('rmspropStep', cudaRmspropStep),
+    values: [
+      ...[launch.gradient, launch.squareAverage, launch.output].map(pointer),
+      launch.count,
+      ...RMSPROP_STEP_SCALARS.map((name) => launch[name]),
     ],
     blocks: blocksFor(launch.count),
   }),

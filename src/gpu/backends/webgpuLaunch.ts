@@ -11,6 +11,7 @@ import {
   type Conv2dGeometry,
   conv2dGeometryValues,
   type Pool2dGeometry,
+  RMSPROP_STEP_SCALARS,
   SGD_STEP_SCALARS,
 } from '../kernels/ops.js';
 import {
@@ -32,6 +33,7 @@ import {
   wgslPool,
   wgslPoolBackward,
   wgslReduce,
+  wgslRmspropStep,
   wgslSgdStep,
   wgslSoftmax,
   wgslUnary,
@@ -244,6 +246,15 @@ export function bindLaunch(launch: KernelLaunch, limit = MAX_WORKGROUPS_PER_DIME
       uniform: stepWords(
         l.count,
         SGD_STEP_SCALARS.map((name) => l[name]),
+      ),
+      groups: elementGroups(l.count, limit),
+    }),
+    rmspropStep: (l) => ({
+      kernel: cached('rmspropStep', wgslRmspropStep),
+      buffers: [l.gradient, l.squareAverage, l.output],
+      uniform: stepWords(
+        l.count,
+        RMSPROP_STEP_SCALARS.map((name) => l[name]),
       ),
       groups: elementGroups(l.count, limit),
     }),

@@ -13,9 +13,9 @@
  *
  * A kind has a `request` form (callers name it), a `launch` form (backends run it), or both.
  * `gather` and `conv2d` are requests the `Device` turns into other launches (`binary.left`;
- * im2col, matmul and convOutput); `convOutput`, `adamStep`, `amsgradStep`, `sgdStep` and
- * `adagradStep` are launches only the `Device` makes (through `Device.adamStep`,
- * `Device.sgdStep` and `Device.adagradStep`).
+ * im2col, matmul and convOutput); `convOutput` and the optimizer steps (`adamStep`,
+ * `amsgradStep`, `sgdStep`, `adagradStep`, `rmspropStep`) are launches only the `Device` makes
+ * (through `Device.adamStep`, `Device.sgdStep`, `Device.adagradStep`, `Device.rmspropStep`).
  *
  * Most kinds read their inputs and write their output. A kind may also list `updated` roles:
  * buffers it reads and writes in place (`adamStep`'s moments), bound read-write by every backend.
@@ -42,6 +42,7 @@ import {
   type PoolOpName,
   REDUCE_OPS,
   type ReduceOpName,
+  type RmspropStepScalars,
   type SgdStepScalars,
   UNARY_OPS,
   type UnaryOpName,
@@ -233,6 +234,24 @@ export interface KernelCatalog {
     request: null;
     launch: AdagradStepScalars & { count: number };
   };
+  // One plain RMSprop step (no momentum, not centered) of `count` elements, in place (PyTorch's
+  // RMSprop). output: the parameter p (read and written); gradient g; squareAverage v (updated):
+  //   g' = g + weightDecay * p;  v = alpha * v + oneMinusAlpha * g'^2;  p = p - learningRate * g' / (sqrt(v) + epsilon)
+  rmspropStep: {
+    inputs: 'gradient';
+    optional: never;
+    updated: 'squareAverage';
+    request: null;
+    launch: RmspropStepScalars & { count: number };
+  };
+}
+
+/** One plain RMSprop step as `Device.rmspropStep` takes it (RMSprop.ts's options). */
+export interface RmspropStepParameters {
+  readonly learningRate: number;
+  readonly alpha: number;
+  readonly weightDecay: number;
+  readonly epsilon: number;
 }
 
 /** The lookups of `indexRows`: `count` rows of `dimension` elements from a table of `rows`. */
@@ -369,6 +388,7 @@ export const KERNEL_ROLES: { readonly [K in KernelKind]: RoleList<K> } = {
   },
   sgdStep: { inputs: ['gradient'], optional: [], updated: ['momentumBuffer'], named: false },
   adagradStep: { inputs: ['gradient'], optional: [], updated: ['sumOfSquares'], named: false },
+  rmspropStep: { inputs: ['gradient'], optional: [], updated: ['squareAverage'], named: false },
 };
 
 /** Kinds only the `Device` launches (no request form). */
@@ -378,6 +398,7 @@ const LAUNCH_ONLY_KINDS: readonly KernelKind[] = [
   'amsgradStep',
   'sgdStep',
   'adagradStep',
+  'rmspropStep',
 ];
 
 export const REQUEST_KINDS = (Object.keys(KERNEL_ROLES) as KernelKind[]).filter(

@@ -15,6 +15,7 @@ import {
   type PoolOpName,
   REDUCE_OPS,
   type ReduceOpName,
+  type RmspropStepScalars,
   type SgdStepScalars,
   UNARY_OPS,
   type UnaryOpName,
@@ -253,6 +254,21 @@ export function cpuAdagradStep(
     const gradient = g[i] + scalars.weightDecay * p[i];
     sum[i] = sum[i] + gradient * gradient;
     p[i] = p[i] - (scalars.rate * gradient) / (Math.sqrt(sum[i]) + scalars.epsilon);
+  }
+}
+
+// p, g, v: (count); v and p updated in place (catalog `rmspropStep`), each value rounded to f32 as it is stored
+export function cpuRmspropStep(
+  p: Float32Array,
+  g: Float32Array,
+  v: Float32Array,
+  count: number,
+  s: RmspropStepScalars,
+): void {
+  for (let i = 0; i < count; i++) {
+    const gradient = g[i] + s.weightDecay * p[i];
+    v[i] = s.alpha * v[i] + s.oneMinusAlpha * gradient * gradient;
+    p[i] = p[i] - (s.learningRate * gradient) / (Math.sqrt(v[i]) + s.epsilon);
   }
 }
 

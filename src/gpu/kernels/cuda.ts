@@ -14,6 +14,7 @@ import {
   FLOAT32_MAX,
   REDUCE_OPS,
   type ReduceOpName,
+  RMSPROP_STEP_SCALARS,
   SGD_STEP_SCALARS,
   UNARY_OPS,
   type UnaryOpName,
@@ -360,6 +361,24 @@ export function cudaAdamStep(amsgrad = false): CudaKernel {
   return { name, source, parameters };
 }
 
+/** One plain RMSprop step per element, in place (catalog `rmspropStep`), in f32. */
+export function cudaRmspropStep(): CudaKernel {
+  const scalars = RMSPROP_STEP_SCALARS.map((scalar) => `float ${scalar}`).join(', ');
+  const source = `extern "C" __global__ void rmsprop_step(const float* __restrict__ gradient, float* __restrict__ squareAverage, float* __restrict__ parameter, unsigned int count, ${scalars}) {
+  ${GLOBAL_INDEX}
+  if (i >= count) return;
+  const float p = parameter[i];
+  const float g = gradient[i] + weightDecay * p;
+  const float v = alpha * squareAverage[i] + oneMinusAlpha * g * g;
+  squareAverage[i] = v;
+  parameter[i] = p - learningRate * g / (sqrtf(v) + epsilon);
+}
+`;
+  const parameters: CudaParameterType[] = ['pointer', 'pointer', 'pointer', 'u32'];
+  for (const _ of RMSPROP_STEP_SCALARS) parameters.push('f32');
+  return { name: 'rmsprop_step', source, parameters };
+}
+
 /** One Adagrad step per element, in place (catalog `adagradStep`), in f32. */
 export function cudaAdagradStep(): CudaKernel {
   const scalars = ADAGRAD_STEP_SCALARS.map((scalar) => `float ${scalar}`).join(', ');
@@ -457,6 +476,7 @@ export function allCudaKernels(): CudaKernel[] {
     cudaAdamStep(true),
     cudaSgdStep(),
     cudaAdagradStep(),
+    cudaRmspropStep(),
     cudaIndexRows(),
     cudaIndexRowsBackward(),
   );

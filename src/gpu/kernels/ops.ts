@@ -218,6 +218,22 @@ export type SgdStepScalars = { readonly [Name in (typeof SGD_STEP_SCALARS)[numbe
  */
 export const ADAGRAD_STEP_SCALARS = ['rate', 'weightDecay', 'epsilon'] as const;
 
+/**
+ * The f32 scalars of one plain RMSprop step (catalog `rmspropStep`: no momentum, not
+ * centered), in the order of the WGSL uniform block (after count) and the CUDA kernel's
+ * arguments (after its buffers and count).
+ */
+export const RMSPROP_STEP_SCALARS = [
+  'learningRate',
+  'alpha',
+  'oneMinusAlpha',
+  'weightDecay',
+  'epsilon',
+] as const;
+
+/** The scalars of one plain RMSprop step as the backends receive them. */
+export type RmspropStepScalars = { readonly [Name in (typeof RMSPROP_STEP_SCALARS)[number]]: number };
+
 /** The scalars of one Adagrad step as the backends receive them (and `Device.adagradStep` takes). */
 export type AdagradStepScalars = { readonly [Name in (typeof ADAGRAD_STEP_SCALARS)[number]]: number };
 

@@ -15,6 +15,7 @@ import {
   FLOAT32_MAX,
   REDUCE_OPS,
   type ReduceOpName,
+  RMSPROP_STEP_SCALARS,
   SGD_STEP_SCALARS,
   UNARY_OPS,
   type UnaryOpName,
@@ -389,6 +390,27 @@ ${ENTRY} {
 }
 `;
   return { name: amsgrad ? 'amsgrad_step' : 'adam_step', source };
+}
+
+/** One plain RMSprop step per element, in place (catalog `rmspropStep`), in f32. */
+export function wgslRmspropStep(): WgslKernel {
+  const scalars = RMSPROP_STEP_SCALARS.map((name) => `${name}: f32,`).join(' ');
+  const source = `struct Params { count: u32, ${scalars} }
+@group(0) @binding(0) var<storage, read> gradient: array<f32>;
+@group(0) @binding(1) var<storage, read_write> squareAverage: array<f32>;
+@group(0) @binding(2) var<storage, read_write> parameter: array<f32>;
+@group(0) @binding(3) var<uniform> params: Params;
+${HEADER_INDEX}
+${ENTRY} {
+  ${elementIndex('i')}
+  let p = parameter[i];
+  let g = gradient[i] + params.weightDecay * p;
+  let v = params.alpha * squareAverage[i] + params.oneMinusAlpha * g * g;
+  squareAverage[i] = v;
+  parameter[i] = p - params.learningRate * g / (sqrt(v) + params.epsilon);
+}
+`;
+  return { name: 'rmsprop_step', source };
 }
 
 /** One Adagrad step per element, in place (catalog `adagradStep`), in f32. */

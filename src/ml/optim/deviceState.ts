@@ -2,8 +2,9 @@
  * Optimizer state and updates for parameters on a GPU-layer device. The update formulas are
  * the CPU ones (SGD.ts, Adam.ts, RMSprop.ts): Adam and AdamW run as one fused `adamStep` launch
  * per parameter (`amsgradStep` with amsgrad), SGD with momentum as one `sgdStep` and Adagrad as
- * one `adagradStep`, updating the parameter and its slots in place; plain SGD and RMSprop are
- * written with device ops under `noGrad`, each new value copied into the parameter's own buffer. Either way the
+ * one `adagradStep` and plain RMSprop as one `rmspropStep`, updating the parameter and its slots
+ * in place; plain SGD and RMSprop centered or with momentum are written with device ops under
+ * `noGrad`, each new value copied into the parameter's own buffer. Either way the
  * parameter (and whoever holds it) stays the same tensor. Slots (momentum, moments) are device
  * tensors, zero until first written (Adagrad's sums start at its initial accumulator).
  */
@@ -169,9 +170,10 @@ export interface RmspropStep {
 }
 
 /**
- * One RMSprop update of a device parameter (RMSprop.ts's formula, composed of elementwise
- * launches): `square` is its squared-gradient average, `mean` its gradient average (centered
- * only), `buffer` its momentum (momentum > 0 only).
+ * One RMSprop update of a device parameter (RMSprop.ts's formula): `square` is its
+ * squared-gradient average, `mean` its gradient average (centered only), `buffer` its momentum
+ * (momentum > 0 only). Plain RMSprop is one fused `rmspropStep` launch; centered or with
+ * momentum, elementwise launches.
  */
 export function rmspropOnDevice(
   parameter: Tensor,
@@ -182,6 +184,14 @@ export function rmspropOnDevice(
   step: RmspropStep,
 ): void {
   const { alpha, epsilon, learningRate, weightDecay } = step;
+  if (mean === undefined && buffer === undefined) {
+    // plain RMSprop: one fused launch
+    const device = parameter.device as GpuDevice;
+    device.rmspropStep(bufferOf(parameter), bufferOf(grad), bufferOf(square), step, {
+      count: parameter.size,
+    });
+    return;
+  }
   scoped((keep) => {
     const g = decayed(keep, grad, parameter, weightDecay);
     copyInto(square, keep(add(keep(mul(square, alpha)), keep(mul(keep(mul(g, g)), 1 - alpha)))));
