@@ -13,6 +13,7 @@
 
 import type { Random } from '../../actor/Random.js';
 import {
+  anyOnDevice,
   deviceIndexRows,
   deviceIndexRowsBackward,
   deviceLayerNorm,
@@ -211,6 +212,7 @@ function layerNormRule(
   g: Tensor,
 ): (Tensor | null)[] {
   const channels = x.shape[x.rank - 1];
+  if (!anyOnDevice([g, gamma, xhat])) return layerNormRuleOnHost(x, gamma, beta, xhat, rstd, g);
   // values (..., C) summed over the rows, in the shape of `like` (C elements); may be values itself.
   const summed = (values: Tensor, like: Tensor): Tensor => {
     const rowsSummed = sumTo(values, [channels]);
@@ -243,6 +245,62 @@ function layerNormRule(
       dispose(tensor);
   }
   return [gx, gg, gb];
+}
+
+/**
+ * layerNormRule's formula on the CPU in one pass per row (the composition of ops above makes
+ * nine passes over (..., C) and their temporaries): the same gradients, the row sums of gbeta
+ * and ggamma in float64. tests/ml/deviceGrad.test.ts compares the two.
+ */
+function layerNormRuleOnHost(
+  x: Tensor,
+  gamma: Tensor,
+  beta: Tensor,
+  xhat: Tensor,
+  rstd: Tensor,
+  g: Tensor,
+): (Tensor | null)[] {
+  const channels = x.shape[x.rank - 1];
+  const rows = x.size / Math.max(1, channels);
+  const gv = contiguousData(g);
+  const xh = contiguousData(xhat);
+  const rs = contiguousData(rstd);
+  const scale = contiguousData(gamma);
+  const betaSums = beta.requiresGrad ? new Float64Array(channels) : null;
+  const gammaSums = gamma.requiresGrad ? new Float64Array(channels) : null;
+  const gx = x.requiresGrad ? pool.take(x.size) : null;
+  for (let r = 0; r < rows; r++) {
+    const base = r * channels;
+    let meanDx = 0;
+    let meanDxX = 0;
+    for (let c = 0; c < channels; c++) {
+      const gc = gv[base + c];
+      const xc = xh[base + c];
+      if (betaSums !== null) betaSums[c] += gc;
+      if (gammaSums !== null) gammaSums[c] += gc * xc;
+      const dxhat = gc * scale[c];
+      meanDx += dxhat;
+      meanDxX += dxhat * xc;
+    }
+    if (gx === null) continue;
+    meanDx /= channels;
+    meanDxX /= channels;
+    const inverse = rs[r];
+    for (let c = 0; c < channels; c++) {
+      const xc = xh[base + c];
+      gx[base + c] = (gv[base + c] * scale[c] - meanDx - xc * meanDxX) * inverse;
+    }
+  }
+  for (const [tensor, values] of [
+    [g, gv],
+    [xhat, xh],
+    [rstd, rs],
+    [gamma, scale],
+  ] as const)
+    releaseTemporary(tensor, values);
+  const rowSums = (sums: Float64Array | null, like: Tensor): Tensor | null =>
+    sums === null ? null : hostTensor(Float32Array.from(sums), like.shape);
+  return [gx === null ? null : hostTensor(gx, x.shape), rowSums(gammaSums, gamma), rowSums(betaSums, beta)];
 }
 
 /** Zeroes each element with probability `p` (from `random`) and scales the rest by 1/(1-p). */
