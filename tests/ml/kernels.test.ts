@@ -12,6 +12,7 @@ import {
   setConvWorkspaceEnabled,
   takeConvBuffer,
 } from '../../src/ml/internal/convKernel.js';
+import { geluTanhKernel } from '../../src/ml/internal/geluKernel.js';
 import { maxPool2x2Kernel } from '../../src/ml/internal/maxPoolKernel.js';
 import { reluBackwardKernel, reluKernel } from '../../src/ml/internal/reluKernel.js';
 
@@ -98,6 +99,52 @@ describe('reluKernel and reluBackwardKernel (WebAssembly SIMD)', () => {
         expect(reluBackwardKernel(x, g, gx)).toBe(true);
         expect(Array.from(gx)).toEqual(Array.from(start, (v, i) => Math.fround(x[i] > 0 ? v + g[i] : v)));
       }),
+      RUNS,
+    );
+  });
+});
+
+describe('geluTanhKernel (WebAssembly SIMD)', () => {
+  it('is the float64 formula within 2.5e-7 of max(1, |value|), its derivative too; NaN stays NaN', () => {
+    const K = Math.sqrt(2 / Math.PI);
+    const C = 0.044715;
+    fc.assert(
+      fc.property(
+        fc.array(
+          fc.oneof(
+            fc.float({ min: -12, max: 12, noNaN: true }),
+            fc.float({ noNaN: true, noDefaultInfinity: true }),
+          ),
+          {
+            minLength: 1,
+            maxLength: 37,
+          },
+        ),
+        (values) => {
+          const x = Float32Array.from([...values, 0, -0, 1e-30, -3e-8, Number.NaN]);
+          const y = new Float32Array(x.length);
+          const slope = new Float32Array(x.length);
+          expect(geluTanhKernel(x, y, slope)).toBe(true);
+          for (let i = 0; i < x.length; i++) {
+            const v = x[i];
+            if (Number.isNaN(v)) {
+              expect([y[i], slope[i]]).toEqual([Number.NaN, Number.NaN]);
+              continue;
+            }
+            const t = Math.tanh(K * (v + C * v * v * v));
+            const expectedY = 0.5 * v * (1 + t);
+            const expectedSlope = 0.5 * (1 + t) + 0.5 * v * (1 - t * t) * K * (1 + 3 * C * v * v);
+            expect(Math.abs(y[i] - expectedY), `y at ${v}`).toBeLessThanOrEqual(
+              2.5e-7 * Math.max(1, Math.abs(expectedY)),
+            );
+            if (Math.abs(v) < 1e4)
+              // (past that, v^3 overflows f32 in the kernel and f64 in the formula differently)
+              expect(Math.abs(slope[i] - expectedSlope), `slope at ${v}`).toBeLessThanOrEqual(
+                2.5e-7 * Math.max(1, Math.abs(expectedSlope)),
+              );
+          }
+        },
+      ),
       RUNS,
     );
   });

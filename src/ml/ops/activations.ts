@@ -11,7 +11,9 @@
  * exp, log, tanh, mul, ...), whose own rules give the gradient; that composition is also
  * exported (`composedActivation`) and tested against the fused form on the CPU.
  */
+
 import { check } from '../errors.js';
+import { geluTanhKernel } from '../internal/geluKernel.js';
 import { pool } from '../internal/pool.js';
 import { contiguousData, dispose, hostTensor, record, releaseTemporary, type Tensor } from '../Tensor.js';
 import { add, exp, log, mul, neg, relu, sigmoid, sub, tanh } from './elementwise.js';
@@ -179,8 +181,10 @@ export function softplus(x: Tensor, beta = 1, threshold = 20): Tensor {
 
 /** GELU's tanh approximation (PyTorch's `gelu(x, approximate='tanh')`, GPT-2's). */
 export function geluTanh(x: Tensor): Tensor {
-  // its own loop (no call per element): the GPT's MLP runs it on every hidden activation
+  // WebAssembly SIMD where it runs (internal/geluKernel.ts), else its own loop (no call per
+  // element): the GPT's MLP runs it on every hidden activation
   const kernel: ArrayKernel = (input, y, slope) => {
+    if (geluTanhKernel(input, y, slope)) return;
     for (let i = 0; i < y.length; i++) {
       const v = input[i];
       const inner = GELU_K * (v + GELU_C * v * v * v);

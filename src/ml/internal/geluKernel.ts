@@ -1,0 +1,196 @@
+/**
+ * GELU's tanh form (GPT-2's) in WebAssembly SIMD, 4 lanes of f32, assembled from opcodes like
+ * the ReLU kernel. In JavaScript each element costs a Math.exp or Math.tanh call (about 14 ns
+ * on this project's CI machine); here exp is range reduction plus a polynomial, 4 lanes at once.
+ *
+ * With u = K (v + C v^3) (K = sqrt(2 / pi), C = 0.044715) and s = sigmoid(2u) = 1 / (1 + e^-2u):
+ *   y     = 0.5 v (1 + tanh u) = v s
+ *   slope = 0.5 (1 + tanh u) + 0.5 v (1 - tanh^2 u) K (1 + 3 C v^2) = s + 2 K v s (1 - s) (1 + 3 C v^2)
+ * (1 + tanh u = 2s and 1 - tanh^2 u = 4 s (1 - s), 1 - s = e^-2u s: no cancellation). e^z, z = -2u clamped
+ * to [-88, 88], is 2^n e^r with n = nearest(z log2 e), r = z - n ln 2 (ln 2 in two parts), e^r
+ * its degree-7 Taylor polynomial (|r| <= ln 2 / 2: truncation under 6e-9) and 2^n built in the
+ * exponent bits. The result is within a few f32 ulps of the float64 formula.
+ *
+ *   geluTanh(x, y, slope, byteLength)    byteLength a multiple of 16; the caller pads
+ */
+import {
+  BLOCK,
+  BR_IF,
+  EMPTY_BLOCK,
+  END,
+  F32X4_ADD,
+  F32X4_DIV,
+  F32X4_MAX,
+  F32X4_MUL,
+  F32X4_SUB,
+  I32,
+  I32_ADD,
+  I32_CONST,
+  I32_EQZ,
+  I32_LT_U,
+  LOCAL_GET,
+  LOCAL_SET,
+  LOCAL_TEE,
+  LOOP,
+  name,
+  section,
+  simd,
+  unsignedLeb128,
+  V128,
+  V128_AND,
+  V128_LOAD,
+  V128_STORE,
+  vector,
+  type WasmMemory,
+  wasm,
+} from './simd.js';
+
+const F32X4_MIN = simd(0xe8);
+const F32X4_LE = simd(0x45);
+const F32X4_NEAREST = simd(0x6a);
+const I32X4_TRUNC_SAT_F32X4_S = simd(0xf8);
+const I32X4_ADD = simd(0xae);
+const I32X4_SHL = simd(0xab);
+
+/** v128.const with `value` in every f32 lane. */
+function f32x4(value: number): number[] {
+  const bytes = new Uint8Array(new Float32Array([value, value, value, value]).buffer);
+  return [...simd(0x0c), ...bytes];
+}
+
+/** v128.const with `value` in every i32 lane. */
+function i32x4(value: number): number[] {
+  const bytes = new Uint8Array(new Int32Array([value, value, value, value]).buffer);
+  return [...simd(0x0c), ...bytes];
+}
+
+const K = Math.sqrt(2 / Math.PI);
+const C = 0.044715;
+/** Cody and Waite's split of ln 2 for f32: the high part has few bits, so n * it is exact. */
+const LN2_HIGH = 0.693359375;
+const LN2_LOW = -2.1219444e-4;
+/** exp(z) is clamped to z in [-88, 88] (f32's range). */
+const EXP_LIMIT = 88;
+
+// parameters 0 x, 1 y, 2 slope, 3 byteLength; i32 local 4 the byte index; v128 locals 5 v, 6 v^2,
+// 7 z clamped (then e^z), 8 n, 9 r, 10 z unclamped (then s).
+const [P_X, P_Y, P_SLOPE, P_LENGTH, L_INDEX, L_V, L_V2, L_Z, L_N, L_R, L_S] = [
+  0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10,
+];
+
+const get = (local: number): number[] => [LOCAL_GET, local];
+const at = (base: number): number[] => [LOCAL_GET, base, LOCAL_GET, L_INDEX, I32_ADD];
+
+/** e^z for z (clamped) in local L_Z, n and r through their locals; leaves e^z on the stack. */
+function exponential(): number[] {
+  const taylor = [1 / 5040, 1 / 720, 1 / 120, 1 / 24, 1 / 6, 1 / 2, 1, 1];
+  const horner: number[] = [...f32x4(taylor[0])];
+  for (const coefficient of taylor.slice(1))
+    horner.push(...get(L_R), ...F32X4_MUL, ...f32x4(coefficient), ...F32X4_ADD);
+  return [
+    ...[...get(L_Z), ...f32x4(Math.LOG2E), ...F32X4_MUL, ...F32X4_NEAREST, LOCAL_SET, L_N],
+    ...[...get(L_Z), ...get(L_N), ...f32x4(LN2_HIGH), ...F32X4_MUL, ...F32X4_SUB],
+    ...[...get(L_N), ...f32x4(LN2_LOW), ...F32X4_MUL, ...F32X4_SUB, LOCAL_SET, L_R],
+    ...horner,
+    // 2^n: n + 127 in the exponent bits (n in [-127, 127]; -127 gives 0)
+    ...[...get(L_N), ...I32X4_TRUNC_SAT_F32X4_S, ...i32x4(127), ...I32X4_ADD, I32_CONST, 23, ...I32X4_SHL],
+    ...F32X4_MUL,
+  ];
+}
+
+function geluTanhBody(): number[] {
+  const step = [
+    ...[...at(P_X), ...V128_LOAD, LOCAL_TEE, L_V, ...get(L_V), ...F32X4_MUL, LOCAL_SET, L_V2],
+    // z = -2u = -2K (v + C v^2 v), clamped
+    ...[...f32x4(-2 * K), ...get(L_V), ...f32x4(C), ...get(L_V2), ...F32X4_MUL, ...get(L_V), ...F32X4_MUL],
+    ...[...F32X4_ADD, ...F32X4_MUL, LOCAL_TEE, L_S],
+    ...[...f32x4(EXP_LIMIT), ...F32X4_MIN, ...f32x4(-EXP_LIMIT), ...F32X4_MAX, LOCAL_SET, L_Z],
+    // e = e^z (kept in L_Z), s = 1 / (1 + e), and 0 where the unclamped z (in L_S) is past 88 or
+    // NaN: there s is below f32's range (so that v = -inf gives NaN, as 0.5 v (1 + tanh u) does)
+    ...[...f32x4(1), ...f32x4(1), ...exponential(), LOCAL_TEE, L_Z, ...F32X4_ADD, ...F32X4_DIV],
+    ...[...get(L_S), ...f32x4(EXP_LIMIT), ...F32X4_LE, ...V128_AND, LOCAL_SET, L_S],
+    ...[...at(P_Y), ...get(L_V), ...get(L_S), ...F32X4_MUL, ...V128_STORE],
+    // slope = s + 2K v s (1 - s) (1 + 3C v^2), 1 - s as e s (no cancellation where s is near 1)
+    ...[...at(P_SLOPE), ...get(L_S), ...f32x4(2 * K), ...get(L_V), ...F32X4_MUL, ...get(L_S), ...F32X4_MUL],
+    ...[...get(L_Z), ...get(L_S), ...F32X4_MUL, ...F32X4_MUL],
+    ...[...f32x4(1), ...f32x4(3 * C), ...get(L_V2), ...F32X4_MUL, ...F32X4_ADD, ...F32X4_MUL],
+    ...[...F32X4_ADD, ...V128_STORE],
+  ];
+  const code = [
+    ...[BLOCK, EMPTY_BLOCK, LOCAL_GET, P_LENGTH, I32_EQZ, BR_IF, 0, LOOP, EMPTY_BLOCK],
+    ...step,
+    ...[LOCAL_GET, L_INDEX, I32_CONST, 16, I32_ADD, LOCAL_TEE, L_INDEX, LOCAL_GET, P_LENGTH, I32_LT_U],
+    ...[BR_IF, 0, END, END],
+  ];
+  const body = [
+    ...vector([
+      [1, I32],
+      [6, V128],
+    ]),
+    ...code,
+    END,
+  ];
+  return [...unsignedLeb128(body.length), ...body];
+}
+
+function moduleBytes(): Uint8Array {
+  const type = [0x60, ...vector([[I32], [I32], [I32], [I32]]), 0];
+  return new Uint8Array([
+    ...[0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00],
+    ...section(1, vector([type])),
+    ...section(2, vector([[...name('env'), ...name('memory'), 0x02, 0x00, 0x00]])),
+    ...section(3, vector([[0]])),
+    ...section(7, vector([[...name('geluTanh'), 0x00, 0x00]])),
+    ...section(10, vector([geluTanhBody()])),
+  ]);
+}
+
+interface Instance {
+  readonly memory: WasmMemory;
+  readonly run: (x: number, y: number, slope: number, byteLength: number) => void;
+  readonly bytes: number;
+}
+
+const PAGE_BYTES = 65536;
+/** The kernel's memory is at most this large; bigger tensors take the JavaScript loop. */
+export const GELU_KERNEL_BYTES_MAX = 256 * 1024 * 1024;
+
+let compiled: object | null | undefined;
+let instance: Instance | null = null;
+
+function instanceOf(bytes: number): Instance | null {
+  if (instance !== null && instance.bytes >= bytes) return instance;
+  if (compiled === undefined) {
+    try {
+      compiled = wasm === undefined ? null : new wasm.Module(moduleBytes());
+    } catch {
+      compiled = null;
+    }
+  }
+  if (compiled === null || wasm === undefined || bytes > GELU_KERNEL_BYTES_MAX) return null;
+  try {
+    const pages = Math.ceil(bytes / PAGE_BYTES);
+    const memory = new wasm.Memory({ initial: pages });
+    const { exports } = new wasm.Instance(compiled, { env: { memory } });
+    instance = { memory, run: exports.geluTanh as Instance['run'], bytes: pages * PAGE_BYTES };
+    return instance;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * y = geluTanh(x) and slope = its derivative at x, element by element; false when WebAssembly
+ * SIMD is unavailable or x is too large (then use the JavaScript loop).
+ */
+export function geluTanhKernel(x: Float32Array, y: Float32Array, slope: Float32Array): boolean {
+  const bytes = Math.ceil(x.length / 4) * 16;
+  const kernel = instanceOf(3 * bytes);
+  if (kernel === null) return false;
+  const buffer = kernel.memory.buffer;
+  new Float32Array(buffer, 0, x.length).set(x);
+  kernel.run(0, bytes, 2 * bytes, bytes);
+  y.set(new Float32Array(buffer, bytes, x.length));
+  slope.set(new Float32Array(buffer, 2 * bytes, x.length));
+  return true;
+}
