@@ -361,59 +361,61 @@ export function cudaAdamStep(amsgrad = false): CudaKernel {
   return { name, source, parameters };
 }
 
-/** One plain RMSprop step per element, in place (catalog `rmspropStep`), in f32. */
-export function cudaRmspropStep(): CudaKernel {
-  const scalars = RMSPROP_STEP_SCALARS.map((scalar) => `float ${scalar}`).join(', ');
-  const source = `extern "C" __global__ void rmsprop_step(const float* __restrict__ gradient, float* __restrict__ squareAverage, float* __restrict__ parameter, unsigned int count, ${scalars}) {
+/**
+ * An optimizer step over one slot, per element and in place, in f32 (as `wgslOneSlotStep`):
+ * arguments gradient, the slot `slot`, parameter, count, then the f32 `scalars`. `body` computes
+ * from p = parameter[i] and g = gradient[i] + weightDecay * p.
+ */
+function cudaOneSlotStep(name: string, slot: string, scalars: readonly string[], body: string): CudaKernel {
+  const floats = scalars.map((scalar) => `float ${scalar}`).join(', ');
+  const source = `extern "C" __global__ void ${name}(const float* __restrict__ gradient, float* __restrict__ ${slot}, float* __restrict__ parameter, unsigned int count, ${floats}) {
   ${GLOBAL_INDEX}
   if (i >= count) return;
   const float p = parameter[i];
   const float g = gradient[i] + weightDecay * p;
-  const float v = alpha * squareAverage[i] + oneMinusAlpha * g * g;
-  squareAverage[i] = v;
-  parameter[i] = p - learningRate * g / (sqrtf(v) + epsilon);
+${body}
 }
 `;
   const parameters: CudaParameterType[] = ['pointer', 'pointer', 'pointer', 'u32'];
-  for (const _ of RMSPROP_STEP_SCALARS) parameters.push('f32');
-  return { name: 'rmsprop_step', source, parameters };
+  for (const _ of scalars) parameters.push('f32');
+  return { name, source, parameters };
+}
+
+/** One plain RMSprop step per element, in place (catalog `rmspropStep`), in f32. */
+export function cudaRmspropStep(): CudaKernel {
+  return cudaOneSlotStep(
+    'rmsprop_step',
+    'squareAverage',
+    RMSPROP_STEP_SCALARS,
+    `  const float v = alpha * squareAverage[i] + oneMinusAlpha * g * g;
+  squareAverage[i] = v;
+  parameter[i] = p - learningRate * g / (sqrtf(v) + epsilon);`,
+  );
 }
 
 /** One Adagrad step per element, in place (catalog `adagradStep`), in f32. */
 export function cudaAdagradStep(): CudaKernel {
-  const scalars = ADAGRAD_STEP_SCALARS.map((scalar) => `float ${scalar}`).join(', ');
-  const source = `extern "C" __global__ void adagrad_step(const float* __restrict__ gradient, float* __restrict__ sumOfSquares, float* __restrict__ parameter, unsigned int count, ${scalars}) {
-  ${GLOBAL_INDEX}
-  if (i >= count) return;
-  const float p = parameter[i];
-  const float g = gradient[i] + weightDecay * p;
-  const float s = sumOfSquares[i] + g * g;
+  return cudaOneSlotStep(
+    'adagrad_step',
+    'sumOfSquares',
+    ADAGRAD_STEP_SCALARS,
+    `  const float s = sumOfSquares[i] + g * g;
   sumOfSquares[i] = s;
-  parameter[i] = p - rate * g / (sqrtf(s) + epsilon);
-}
-`;
-  const parameters: CudaParameterType[] = ['pointer', 'pointer', 'pointer', 'u32'];
-  for (const _ of ADAGRAD_STEP_SCALARS) parameters.push('f32');
-  return { name: 'adagrad_step', source, parameters };
+  parameter[i] = p - rate * g / (sqrtf(s) + epsilon);`,
+  );
 }
 
 /** One SGD step with momentum per element, in place (catalog `sgdStep`), in f32. */
 export function cudaSgdStep(): CudaKernel {
-  const scalars = SGD_STEP_SCALARS.map((scalar) => `float ${scalar}`).join(', ');
-  const source = `extern "C" __global__ void sgd_step(const float* __restrict__ gradient, float* __restrict__ momentumBuffer, float* __restrict__ parameter, unsigned int count, ${scalars}) {
-  ${GLOBAL_INDEX}
-  if (i >= count) return;
-  const float p = parameter[i];
-  const float g = gradient[i] + weightDecay * p;
-  const float b = first != 0.0f ? g : momentum * momentumBuffer[i] + oneMinusDampening * g;
+  return cudaOneSlotStep(
+    'sgd_step',
+    'momentumBuffer',
+    SGD_STEP_SCALARS,
+    `  const float b = first != 0.0f ? g : momentum * momentumBuffer[i] + oneMinusDampening * g;
   momentumBuffer[i] = b;
   const float direction = nesterov != 0.0f ? g + momentum * b : b;
-  parameter[i] = p - learningRate * direction;
-}
-`;
-  const parameters: CudaParameterType[] = ['pointer', 'pointer', 'pointer', 'u32'];
-  for (const _ of SGD_STEP_SCALARS) parameters.push('f32');
-  return { name: 'sgd_step', source, parameters };
+  parameter[i] = p - learningRate * direction;`,
+  );
 }
 
 /** The conv geometry as the 13 u32 arguments both conv kernels take after their buffers (count excluded). */

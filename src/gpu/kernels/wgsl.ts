@@ -392,12 +392,16 @@ ${ENTRY} {
   return { name: amsgrad ? 'amsgrad_step' : 'adam_step', source };
 }
 
-/** One plain RMSprop step per element, in place (catalog `rmspropStep`), in f32. */
-export function wgslRmspropStep(): WgslKernel {
-  const scalars = RMSPROP_STEP_SCALARS.map((name) => `${name}: f32,`).join(' ');
-  const source = `struct Params { count: u32, ${scalars} }
+/**
+ * An optimizer step over one slot, per element and in place, in f32: the gradient (read), the
+ * slot `slot` and the parameter (read and written), then the uniform (count, the f32 `scalars`).
+ * `body` computes from p = parameter[i] and g = gradient[i] + weightDecay * p.
+ */
+function wgslOneSlotStep(name: string, slot: string, scalars: readonly string[], body: string): WgslKernel {
+  const fields = scalars.map((scalar) => `${scalar}: f32,`).join(' ');
+  const source = `struct Params { count: u32, ${fields} }
 @group(0) @binding(0) var<storage, read> gradient: array<f32>;
-@group(0) @binding(1) var<storage, read_write> squareAverage: array<f32>;
+@group(0) @binding(1) var<storage, read_write> ${slot}: array<f32>;
 @group(0) @binding(2) var<storage, read_write> parameter: array<f32>;
 @group(0) @binding(3) var<uniform> params: Params;
 ${HEADER_INDEX}
@@ -405,49 +409,43 @@ ${ENTRY} {
   ${elementIndex('i')}
   let p = parameter[i];
   let g = gradient[i] + params.weightDecay * p;
-  let v = params.alpha * squareAverage[i] + params.oneMinusAlpha * g * g;
-  squareAverage[i] = v;
-  parameter[i] = p - params.learningRate * g / (sqrt(v) + params.epsilon);
+${body}
 }
 `;
-  return { name: 'rmsprop_step', source };
+  return { name, source };
+}
+
+/** One plain RMSprop step per element, in place (catalog `rmspropStep`), in f32. */
+export function wgslRmspropStep(): WgslKernel {
+  return wgslOneSlotStep(
+    'rmsprop_step',
+    'squareAverage',
+    RMSPROP_STEP_SCALARS,
+    `  let v = params.alpha * squareAverage[i] + params.oneMinusAlpha * g * g;
+  squareAverage[i] = v;
+  parameter[i] = p - params.learningRate * g / (sqrt(v) + params.epsilon);`,
+  );
 }
 
 /** One Adagrad step per element, in place (catalog `adagradStep`), in f32. */
 export function wgslAdagradStep(): WgslKernel {
-  const scalars = ADAGRAD_STEP_SCALARS.map((name) => `${name}: f32,`).join(' ');
-  const source = `struct Params { count: u32, ${scalars} }
-@group(0) @binding(0) var<storage, read> gradient: array<f32>;
-@group(0) @binding(1) var<storage, read_write> sumOfSquares: array<f32>;
-@group(0) @binding(2) var<storage, read_write> parameter: array<f32>;
-@group(0) @binding(3) var<uniform> params: Params;
-${HEADER_INDEX}
-${ENTRY} {
-  ${elementIndex('i')}
-  let p = parameter[i];
-  let g = gradient[i] + params.weightDecay * p;
-  let s = sumOfSquares[i] + g * g;
+  return wgslOneSlotStep(
+    'adagrad_step',
+    'sumOfSquares',
+    ADAGRAD_STEP_SCALARS,
+    `  let s = sumOfSquares[i] + g * g;
   sumOfSquares[i] = s;
-  parameter[i] = p - params.rate * g / (sqrt(s) + params.epsilon);
-}
-`;
-  return { name: 'adagrad_step', source };
+  parameter[i] = p - params.rate * g / (sqrt(s) + params.epsilon);`,
+  );
 }
 
 /** One SGD step with momentum per element, in place (catalog `sgdStep`), in f32. */
 export function wgslSgdStep(): WgslKernel {
-  const scalars = SGD_STEP_SCALARS.map((name) => `${name}: f32,`).join(' ');
-  const source = `struct Params { count: u32, ${scalars} }
-@group(0) @binding(0) var<storage, read> gradient: array<f32>;
-@group(0) @binding(1) var<storage, read_write> momentumBuffer: array<f32>;
-@group(0) @binding(2) var<storage, read_write> parameter: array<f32>;
-@group(0) @binding(3) var<uniform> params: Params;
-${HEADER_INDEX}
-${ENTRY} {
-  ${elementIndex('i')}
-  let p = parameter[i];
-  let g = gradient[i] + params.weightDecay * p;
-  var b = g;
+  return wgslOneSlotStep(
+    'sgd_step',
+    'momentumBuffer',
+    SGD_STEP_SCALARS,
+    `  var b = g;
   if (params.first == 0.0) {
     b = params.momentum * momentumBuffer[i] + params.oneMinusDampening * g;
   }
@@ -456,10 +454,8 @@ ${ENTRY} {
   if (params.nesterov != 0.0) {
     direction = g + params.momentum * b;
   }
-  parameter[i] = p - params.learningRate * direction;
-}
-`;
-  return { name: 'sgd_step', source };
+  parameter[i] = p - params.learningRate * direction;`,
+  );
 }
 
 /** The uniform words of the conv kernels: CONV2D_GEOMETRY_FIELDS in order, then count and hasBias. */

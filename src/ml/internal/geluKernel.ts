@@ -33,6 +33,7 @@ import {
   LOCAL_TEE,
   LOOP,
   name,
+  reusableKernel,
   section,
   simd,
   unsignedLeb128,
@@ -41,8 +42,6 @@ import {
   V128_LOAD,
   V128_STORE,
   vector,
-  type WasmMemory,
-  wasm,
 } from './simd.js';
 
 const F32X4_MIN = simd(0xe8);
@@ -145,39 +144,12 @@ function moduleBytes(): Uint8Array {
   ]);
 }
 
-interface Instance {
-  readonly memory: WasmMemory;
-  readonly run: (x: number, y: number, slope: number, byteLength: number) => void;
-  readonly bytes: number;
-}
-
-const PAGE_BYTES = 65536;
 /** The kernel's memory is at most this large; bigger tensors take the JavaScript loop. */
 export const GELU_KERNEL_BYTES_MAX = 256 * 1024 * 1024;
 
-let compiled: object | null | undefined;
-let instance: Instance | null = null;
-
-function instanceOf(bytes: number): Instance | null {
-  if (instance !== null && instance.bytes >= bytes) return instance;
-  if (compiled === undefined) {
-    try {
-      compiled = wasm === undefined ? null : new wasm.Module(moduleBytes());
-    } catch {
-      compiled = null;
-    }
-  }
-  if (compiled === null || wasm === undefined || bytes > GELU_KERNEL_BYTES_MAX) return null;
-  try {
-    const pages = Math.ceil(bytes / PAGE_BYTES);
-    const memory = new wasm.Memory({ initial: pages });
-    const { exports } = new wasm.Instance(compiled, { env: { memory } });
-    instance = { memory, run: exports.geluTanh as Instance['run'], bytes: pages * PAGE_BYTES };
-    return instance;
-  } catch {
-    return null;
-  }
-}
+const instanceOf = reusableKernel(moduleBytes, GELU_KERNEL_BYTES_MAX, (exports) => ({
+  run: exports.geluTanh as (x: number, y: number, slope: number, byteLength: number) => void,
+}));
 
 /**
  * y = geluTanh(x) and slope = its derivative at x, element by element; false when WebAssembly

@@ -26,6 +26,7 @@ import {
   LOCAL_TEE,
   LOOP,
   name,
+  reusableKernel,
   section,
   unsignedLeb128,
   V128_AND,
@@ -33,8 +34,6 @@ import {
   V128_STORE,
   V128_ZERO,
   vector,
-  type WasmMemory,
-  wasm,
 } from './simd.js';
 
 /**
@@ -91,45 +90,13 @@ function moduleBytes(): Uint8Array {
   ]);
 }
 
-interface Instance {
-  readonly memory: WasmMemory;
-  readonly relu: (x: number, y: number, byteLength: number) => void;
-  readonly reluBackward: (x: number, g: number, gx: number, byteLength: number) => void;
-  readonly bytes: number;
-}
-
-const PAGE_BYTES = 65536;
 /** The kernel's memory is at most this large; bigger tensors take the JavaScript loops. */
 export const RELU_KERNEL_BYTES_MAX = 256 * 1024 * 1024;
 
-let compiled: object | null | undefined;
-let instance: Instance | null = null;
-
-function instanceOf(bytes: number): Instance | null {
-  if (instance !== null && instance.bytes >= bytes) return instance;
-  if (compiled === undefined) {
-    try {
-      compiled = wasm === undefined ? null : new wasm.Module(moduleBytes());
-    } catch {
-      compiled = null;
-    }
-  }
-  if (compiled === null || wasm === undefined || bytes > RELU_KERNEL_BYTES_MAX) return null;
-  try {
-    const pages = Math.ceil(bytes / PAGE_BYTES);
-    const memory = new wasm.Memory({ initial: pages });
-    const { exports } = new wasm.Instance(compiled, { env: { memory } });
-    instance = {
-      memory,
-      relu: exports.relu as Instance['relu'],
-      reluBackward: exports.reluBackward as Instance['reluBackward'],
-      bytes: pages * PAGE_BYTES,
-    };
-    return instance;
-  } catch {
-    return null;
-  }
-}
+const instanceOf = reusableKernel(moduleBytes, RELU_KERNEL_BYTES_MAX, (exports) => ({
+  relu: exports.relu as (x: number, y: number, byteLength: number) => void,
+  reluBackward: exports.reluBackward as (x: number, g: number, gx: number, byteLength: number) => void,
+}));
 
 /** Bytes of `length` f32 rounded up to whole 16-byte vectors. */
 const paddedBytes = (length: number): number => Math.ceil(length / 4) * 16;

@@ -259,3 +259,42 @@ export function createAdamKernel(bytes: number): AdamKernel | null {
     return null;
   }
 }
+
+/** A kernel module's exports bound over a memory of `bytes` bytes (see `reusableKernel`). */
+export type KernelInstance<T> = T & { readonly memory: WasmMemory; readonly bytes: number };
+
+/**
+ * The instance getter of a kernel module that copies arrays in and out of its own memory: the
+ * module is compiled once (from `moduleBytes`, on first use), and one instance is kept and
+ * reused while its memory holds the `bytes` asked for, replaced by a bigger one otherwise.
+ * Null without WebAssembly SIMD, or for more than `bytesMax` bytes (the caller then takes its
+ * JavaScript loop).
+ */
+export function reusableKernel<T>(
+  moduleBytes: () => Uint8Array,
+  bytesMax: number,
+  bind: (exports: Record<string, unknown>) => T,
+): (bytes: number) => KernelInstance<T> | null {
+  let module: object | null | undefined;
+  let instance: KernelInstance<T> | null = null;
+  return (bytes) => {
+    if (instance !== null && instance.bytes >= bytes) return instance;
+    if (module === undefined) {
+      try {
+        module = wasm === undefined ? null : new wasm.Module(moduleBytes());
+      } catch {
+        module = null;
+      }
+    }
+    if (module === null || wasm === undefined || bytes > bytesMax) return null;
+    try {
+      const pages = Math.max(1, Math.ceil(bytes / PAGE_BYTES));
+      const memory = new wasm.Memory({ initial: pages });
+      const { exports } = new wasm.Instance(module, { env: { memory } });
+      instance = { ...bind(exports), memory, bytes: pages * PAGE_BYTES };
+      return instance;
+    } catch {
+      return null;
+    }
+  };
+}
