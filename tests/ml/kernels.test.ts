@@ -12,7 +12,7 @@ import {
   setConvWorkspaceEnabled,
   takeConvBuffer,
 } from '../../src/ml/internal/convKernel.js';
-import { geluTanhKernel } from '../../src/ml/internal/geluKernel.js';
+import { expKernel, geluTanhKernel } from '../../src/ml/internal/geluKernel.js';
 import { maxPool2x2Kernel } from '../../src/ml/internal/maxPoolKernel.js';
 import { reluBackwardKernel, reluKernel } from '../../src/ml/internal/reluKernel.js';
 
@@ -145,6 +145,36 @@ describe('geluTanhKernel (WebAssembly SIMD)', () => {
           }
         },
       ),
+      RUNS,
+    );
+  });
+});
+
+describe('expKernel (WebAssembly SIMD)', () => {
+  it('is Math.exp within 2.5e-7 relative over f32, +inf past 88.7228, 0 below -86.6, NaN stays NaN', () => {
+    fc.assert(
+      fc.property(fc.array(fc.float({ noNaN: true }), { minLength: 1, maxLength: 37 }), (values) => {
+        const edges = [
+          0,
+          -0,
+          88.72,
+          88.7229,
+          -86.99,
+          -87.01,
+          Number.POSITIVE_INFINITY,
+          Number.NEGATIVE_INFINITY,
+        ];
+        const x = Float32Array.from([...values, ...edges, Number.NaN]);
+        const y = Float32Array.from(x);
+        expect(expKernel(y)).toBe(true);
+        for (let i = 0; i < x.length; i++) {
+          const expected = Math.fround(Math.exp(x[i]));
+          if (Number.isNaN(x[i])) expect(y[i]).toBeNaN();
+          else if (x[i] < -86.6) expect(y[i], `exp(${x[i]})`).toBe(0);
+          else if (!Number.isFinite(expected)) expect(y[i], `exp(${x[i]})`).toBe(Number.POSITIVE_INFINITY);
+          else expect(Math.abs(y[i] - expected), `exp(${x[i]})`).toBeLessThanOrEqual(2.5e-7 * expected);
+        }
+      }),
       RUNS,
     );
   });

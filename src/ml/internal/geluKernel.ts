@@ -20,6 +20,7 @@ import {
   END,
   F32X4_ADD,
   F32X4_DIV,
+  F32X4_GT,
   F32X4_MAX,
   F32X4_MUL,
   F32X4_SUB,
@@ -46,6 +47,9 @@ import {
 
 const F32X4_MIN = simd(0xe8);
 const F32X4_LE = simd(0x45);
+const F32X4_LT = simd(0x43);
+const V128_ANDNOT = simd(0x4f);
+const V128_BITSELECT = simd(0x52);
 const F32X4_NEAREST = simd(0x6a);
 const I32X4_TRUNC_SAT_F32X4_S = simd(0xf8);
 const I32X4_ADD = simd(0xae);
@@ -80,21 +84,68 @@ const [P_X, P_Y, P_SLOPE, P_LENGTH, L_INDEX, L_V, L_V2, L_Z, L_N, L_R, L_S] = [
 const get = (local: number): number[] => [LOCAL_GET, local];
 const at = (base: number): number[] => [LOCAL_GET, base, LOCAL_GET, L_INDEX, I32_ADD];
 
-/** e^z for z (clamped) in local L_Z, n and r through their locals; leaves e^z on the stack. */
-function exponential(): number[] {
+/**
+ * e^z for z (clamped) in local `z`, n and r through locals `n` and `r`; leaves on the stack
+ * 2^(n + 127 - exponentBias) e^r: e^z itself with the bias 127 (n in [-127, 127]; -127 gives
+ * 0), e^z / 2 with 126 (n up to 128, for the whole f32 range: the caller doubles it).
+ */
+function exponential(z = L_Z, n = L_N, r = L_R, exponentBias = 127): number[] {
   const taylor = [1 / 5040, 1 / 720, 1 / 120, 1 / 24, 1 / 6, 1 / 2, 1, 1];
   const horner: number[] = [...f32x4(taylor[0])];
   for (const coefficient of taylor.slice(1))
-    horner.push(...get(L_R), ...F32X4_MUL, ...f32x4(coefficient), ...F32X4_ADD);
+    horner.push(...get(r), ...F32X4_MUL, ...f32x4(coefficient), ...F32X4_ADD);
   return [
-    ...[...get(L_Z), ...f32x4(Math.LOG2E), ...F32X4_MUL, ...F32X4_NEAREST, LOCAL_SET, L_N],
-    ...[...get(L_Z), ...get(L_N), ...f32x4(LN2_HIGH), ...F32X4_MUL, ...F32X4_SUB],
-    ...[...get(L_N), ...f32x4(LN2_LOW), ...F32X4_MUL, ...F32X4_SUB, LOCAL_SET, L_R],
+    ...[...get(z), ...f32x4(Math.LOG2E), ...F32X4_MUL, ...F32X4_NEAREST, LOCAL_SET, n],
+    ...[...get(z), ...get(n), ...f32x4(LN2_HIGH), ...F32X4_MUL, ...F32X4_SUB],
+    ...[...get(n), ...f32x4(LN2_LOW), ...F32X4_MUL, ...F32X4_SUB, LOCAL_SET, r],
     ...horner,
-    // 2^n: n + 127 in the exponent bits (n in [-127, 127]; -127 gives 0)
-    ...[...get(L_N), ...I32X4_TRUNC_SAT_F32X4_S, ...i32x4(127), ...I32X4_ADD, I32_CONST, 23, ...I32X4_SHL],
+    // 2^n: n + exponentBias in the exponent bits
+    ...[
+      ...get(n),
+      ...I32X4_TRUNC_SAT_F32X4_S,
+      ...i32x4(exponentBias),
+      ...I32X4_ADD,
+      I32_CONST,
+      23,
+      ...I32X4_SHL,
+    ],
     ...F32X4_MUL,
   ];
+}
+
+/** Past this, e^z is above f32's largest value (+inf); below EXP_FLOOR (e^z < 2.6e-38) it is taken as 0. */
+const EXP_CEILING = 88.72283;
+const EXP_FLOOR = -86.6;
+
+// exp: parameters 0 x, 1 y, 2 byteLength; i32 local 3 the byte index; v128 locals 4 x, 5 z
+// (clamped), 6 n, 7 r.
+function expBody(): number[] {
+  const [X, Y, LENGTH, INDEX, VALUE, Z, N, R] = [0, 1, 2, 3, 4, 5, 6, 7];
+  const address = (base: number): number[] => [LOCAL_GET, base, LOCAL_GET, INDEX, I32_ADD];
+  const step = [
+    ...[...address(Y), ...address(X), ...V128_LOAD, LOCAL_TEE, VALUE],
+    ...[...f32x4(EXP_CEILING), ...F32X4_MIN, ...f32x4(EXP_FLOOR), ...F32X4_MAX, LOCAL_SET, Z],
+    // e^z = 2 (e^z / 2), 0 below the floor, +inf past the ceiling; NaN stays NaN
+    ...[...exponential(Z, N, R, 126), ...f32x4(2), ...F32X4_MUL],
+    ...[...get(VALUE), ...f32x4(EXP_FLOOR), ...F32X4_LT, ...V128_ANDNOT, LOCAL_SET, Z],
+    ...[...f32x4(Number.POSITIVE_INFINITY), ...get(Z), ...get(VALUE), ...f32x4(EXP_CEILING), ...F32X4_GT],
+    ...[...V128_BITSELECT, ...V128_STORE],
+  ];
+  const code = [
+    ...[BLOCK, EMPTY_BLOCK, LOCAL_GET, LENGTH, I32_EQZ, BR_IF, 0, LOOP, EMPTY_BLOCK],
+    ...step,
+    ...[LOCAL_GET, INDEX, I32_CONST, 16, I32_ADD, LOCAL_TEE, INDEX, LOCAL_GET, LENGTH, I32_LT_U],
+    ...[BR_IF, 0, END, END],
+  ];
+  const body = [
+    ...vector([
+      [1, I32],
+      [4, V128],
+    ]),
+    ...code,
+    END,
+  ];
+  return [...unsignedLeb128(body.length), ...body];
 }
 
 function geluTanhBody(): number[] {
@@ -133,14 +184,21 @@ function geluTanhBody(): number[] {
 }
 
 function moduleBytes(): Uint8Array {
-  const type = [0x60, ...vector([[I32], [I32], [I32], [I32]]), 0];
+  const fourType = [0x60, ...vector([[I32], [I32], [I32], [I32]]), 0];
+  const threeType = [0x60, ...vector([[I32], [I32], [I32]]), 0];
   return new Uint8Array([
     ...[0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00],
-    ...section(1, vector([type])),
+    ...section(1, vector([fourType, threeType])),
     ...section(2, vector([[...name('env'), ...name('memory'), 0x02, 0x00, 0x00]])),
-    ...section(3, vector([[0]])),
-    ...section(7, vector([[...name('geluTanh'), 0x00, 0x00]])),
-    ...section(10, vector([geluTanhBody()])),
+    ...section(3, vector([[0], [1]])),
+    ...section(
+      7,
+      vector([
+        [...name('geluTanh'), 0x00, 0x00],
+        [...name('exp'), 0x00, 0x01],
+      ]),
+    ),
+    ...section(10, vector([geluTanhBody(), expBody()])),
   ]);
 }
 
@@ -149,7 +207,24 @@ export const GELU_KERNEL_BYTES_MAX = 256 * 1024 * 1024;
 
 const instanceOf = reusableKernel(moduleBytes, GELU_KERNEL_BYTES_MAX, (exports) => ({
   run: exports.geluTanh as (x: number, y: number, slope: number, byteLength: number) => void,
+  exp: exports.exp as (x: number, y: number, byteLength: number) => void,
 }));
+
+/**
+ * values[i] = e^values[i] in place, in f32 within a few ulps (the exponential above); +inf past
+ * ln of f32's largest value (88.7228), 0 below -86.6 (e^x under 2.6e-38 flushed), NaN stays NaN. False when
+ * WebAssembly SIMD is unavailable or the array is too large (then use Math.exp).
+ */
+export function expKernel(values: Float32Array): boolean {
+  const bytes = Math.ceil(values.length / 4) * 16;
+  const kernel = instanceOf(2 * bytes);
+  if (kernel === null) return false;
+  const buffer = kernel.memory.buffer;
+  new Float32Array(buffer, 0, values.length).set(values);
+  kernel.exp(0, bytes, bytes);
+  values.set(new Float32Array(buffer, bytes, values.length));
+  return true;
+}
 
 /**
  * y = geluTanh(x) and slope = its derivative at x, element by element; false when WebAssembly

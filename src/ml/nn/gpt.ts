@@ -17,6 +17,7 @@ import { Random } from '../../actor/Random.js';
 import { TaggedError } from '../../internal/errors.js';
 import { deviceUpload } from '../deviceOps.js';
 import { check } from '../errors.js';
+import { expKernel } from '../internal/geluKernel.js';
 import { pool } from '../internal/pool.js';
 import { geluTanh } from '../ops/activations.js';
 import { add, mul } from '../ops/elementwise.js';
@@ -148,19 +149,24 @@ export function causalSoftmax(scores: Tensor, scale: number): Tensor {
     return softmax(add(mul(scores, scale), mask));
   }
   const x = contiguousData(scores);
-  const y = pool.takeZeroed(scores.size);
+  const y = pool.take(scores.size);
   const rows = scores.size / length;
+  // The shifted scores (-inf after the diagonal), then every exp at once (WebAssembly SIMD where
+  // it runs, internal/geluKernel.ts), then each row's normalisation.
   for (let row = 0; row < rows; row++) {
     const base = row * length;
     const last = row % length;
     let maximum = Number.NEGATIVE_INFINITY;
     for (let j = 0; j <= last; j++) maximum = Math.max(maximum, x[base + j]);
+    for (let j = 0; j <= last; j++) y[base + j] = scale * (x[base + j] - maximum);
+    y.fill(Number.NEGATIVE_INFINITY, base + last + 1, base + length);
+  }
+  if (!expKernel(y)) for (let i = 0; i < y.length; i++) y[i] = Math.exp(y[i]);
+  for (let row = 0; row < rows; row++) {
+    const base = row * length;
+    const last = row % length;
     let total = 0;
-    for (let j = 0; j <= last; j++) {
-      const e = Math.exp(scale * (x[base + j] - maximum));
-      y[base + j] = e;
-      total += e;
-    }
+    for (let j = 0; j <= last; j++) total += y[base + j];
     const inverse = 1 / total;
     for (let j = 0; j <= last; j++) y[base + j] *= inverse;
   }
