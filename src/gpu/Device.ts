@@ -666,7 +666,7 @@ export class Device extends DeviceCore {
       ['sumOfSquares', sumOfSquares],
     ] as const;
     const count = this.checkStepBuffers(operation, buffers, options.count ?? parameter.length);
-    this.checkFiniteScalars(operation, step, ADAGRAD_STEP_SCALARS);
+    checkFinite(this.id, operation, step, ADAGRAD_STEP_SCALARS);
     const { rate, weightDecay, epsilon } = step;
     const launch = { output: parameter.native, gradient: gradient.native, sumOfSquares: sumOfSquares.native };
     this.enqueue({ kind: 'adagradStep', ...launch, count, rate, weightDecay, epsilon }, options);
@@ -692,7 +692,7 @@ export class Device extends DeviceCore {
       ['squareAverage', squareAverage],
     ] as const;
     const count = this.checkStepBuffers(operation, buffers, options.count ?? parameter.length);
-    this.checkFiniteScalars(operation, step, ['learningRate', 'alpha', 'weightDecay', 'epsilon']);
+    checkFinite(this.id, operation, step, ['learningRate', 'alpha', 'weightDecay', 'epsilon']);
     const { learningRate, alpha, weightDecay, epsilon } = step;
     const scalars: RmspropStepScalars = {
       learningRate,
@@ -707,19 +707,6 @@ export class Device extends DeviceCore {
       squareAverage: squareAverage.native,
     };
     this.enqueue({ kind: 'rmspropStep', ...launch, count, ...scalars }, options);
-  }
-
-  /** Each named scalar of `step` a finite number, else a DeviceError naming it. */
-  private checkFiniteScalars<T extends object>(
-    operation: string,
-    step: T,
-    fields: readonly (keyof T & string)[],
-  ): void {
-    for (const field of fields) {
-      const value: unknown = step[field];
-      if (typeof value !== 'number' || !Number.isFinite(value))
-        throw new DeviceError(this.id, operation, `${field} must be a finite number, got ${String(value)}`);
-    }
   }
 
   /**

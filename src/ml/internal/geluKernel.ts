@@ -14,35 +14,28 @@
  *   geluTanh(x, y, slope, byteLength)    byteLength a multiple of 16; the caller pads
  */
 import {
-  BLOCK,
-  BR_IF,
-  EMPTY_BLOCK,
-  END,
   F32X4_ADD,
   F32X4_DIV,
   F32X4_GT,
   F32X4_MAX,
   F32X4_MUL,
   F32X4_SUB,
+  functionBody,
   I32,
   I32_ADD,
   I32_CONST,
-  I32_EQZ,
-  I32_LT_U,
   LOCAL_GET,
   LOCAL_SET,
   LOCAL_TEE,
-  LOOP,
-  name,
+  loopOver,
+  memoryKernelModule,
   reusableKernel,
-  section,
+  runInSlots,
   simd,
-  unsignedLeb128,
   V128,
   V128_AND,
   V128_LOAD,
   V128_STORE,
-  vector,
 } from './simd.js';
 
 const F32X4_MIN = simd(0xe8);
@@ -131,21 +124,13 @@ function expBody(): number[] {
     ...[...f32x4(Number.POSITIVE_INFINITY), ...get(Z), ...get(VALUE), ...f32x4(EXP_CEILING), ...F32X4_GT],
     ...[...V128_BITSELECT, ...V128_STORE],
   ];
-  const code = [
-    ...[BLOCK, EMPTY_BLOCK, LOCAL_GET, LENGTH, I32_EQZ, BR_IF, 0, LOOP, EMPTY_BLOCK],
-    ...step,
-    ...[LOCAL_GET, INDEX, I32_CONST, 16, I32_ADD, LOCAL_TEE, INDEX, LOCAL_GET, LENGTH, I32_LT_U],
-    ...[BR_IF, 0, END, END],
-  ];
-  const body = [
-    ...vector([
+  return functionBody(
+    [
       [1, I32],
       [4, V128],
-    ]),
-    ...code,
-    END,
-  ];
-  return [...unsignedLeb128(body.length), ...body];
+    ],
+    loopOver(LENGTH, INDEX, step),
+  );
 }
 
 function geluTanhBody(): number[] {
@@ -166,39 +151,19 @@ function geluTanhBody(): number[] {
     ...[...f32x4(1), ...f32x4(3 * C), ...get(L_V2), ...F32X4_MUL, ...F32X4_ADD, ...F32X4_MUL],
     ...[...F32X4_ADD, ...V128_STORE],
   ];
-  const code = [
-    ...[BLOCK, EMPTY_BLOCK, LOCAL_GET, P_LENGTH, I32_EQZ, BR_IF, 0, LOOP, EMPTY_BLOCK],
-    ...step,
-    ...[LOCAL_GET, L_INDEX, I32_CONST, 16, I32_ADD, LOCAL_TEE, L_INDEX, LOCAL_GET, P_LENGTH, I32_LT_U],
-    ...[BR_IF, 0, END, END],
-  ];
-  const body = [
-    ...vector([
+  return functionBody(
+    [
       [1, I32],
       [6, V128],
-    ]),
-    ...code,
-    END,
-  ];
-  return [...unsignedLeb128(body.length), ...body];
+    ],
+    loopOver(P_LENGTH, L_INDEX, step),
+  );
 }
 
 function moduleBytes(): Uint8Array {
-  const fourType = [0x60, ...vector([[I32], [I32], [I32], [I32]]), 0];
-  const threeType = [0x60, ...vector([[I32], [I32], [I32]]), 0];
-  return new Uint8Array([
-    ...[0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00],
-    ...section(1, vector([fourType, threeType])),
-    ...section(2, vector([[...name('env'), ...name('memory'), 0x02, 0x00, 0x00]])),
-    ...section(3, vector([[0], [1]])),
-    ...section(
-      7,
-      vector([
-        [...name('geluTanh'), 0x00, 0x00],
-        [...name('exp'), 0x00, 0x01],
-      ]),
-    ),
-    ...section(10, vector([geluTanhBody(), expBody()])),
+  return memoryKernelModule([
+    { name: 'geluTanh', parameters: 4, body: geluTanhBody() },
+    { name: 'exp', parameters: 3, body: expBody() },
   ]);
 }
 
@@ -216,14 +181,15 @@ const instanceOf = reusableKernel(moduleBytes, GELU_KERNEL_BYTES_MAX, (exports) 
  * WebAssembly SIMD is unavailable or the array is too large (then use Math.exp).
  */
 export function expKernel(values: Float32Array): boolean {
-  const bytes = Math.ceil(values.length / 4) * 16;
-  const kernel = instanceOf(2 * bytes);
-  if (kernel === null) return false;
-  const buffer = kernel.memory.buffer;
-  new Float32Array(buffer, 0, values.length).set(values);
-  kernel.exp(0, bytes, bytes);
-  values.set(new Float32Array(buffer, bytes, values.length));
-  return true;
+  return runInSlots(
+    instanceOf,
+    values.length,
+    [
+      [values, null],
+      [null, values],
+    ],
+    (kernel, bytes) => kernel.exp(0, bytes, bytes),
+  );
 }
 
 /**
@@ -231,13 +197,14 @@ export function expKernel(values: Float32Array): boolean {
  * SIMD is unavailable or x is too large (then use the JavaScript loop).
  */
 export function geluTanhKernel(x: Float32Array, y: Float32Array, slope: Float32Array): boolean {
-  const bytes = Math.ceil(x.length / 4) * 16;
-  const kernel = instanceOf(3 * bytes);
-  if (kernel === null) return false;
-  const buffer = kernel.memory.buffer;
-  new Float32Array(buffer, 0, x.length).set(x);
-  kernel.run(0, bytes, 2 * bytes, bytes);
-  y.set(new Float32Array(buffer, bytes, x.length));
-  slope.set(new Float32Array(buffer, 2 * bytes, x.length));
-  return true;
+  return runInSlots(
+    instanceOf,
+    x.length,
+    [
+      [x, null],
+      [null, y],
+      [null, slope],
+    ],
+    (kernel, bytes) => kernel.run(0, bytes, 2 * bytes, bytes),
+  );
 }

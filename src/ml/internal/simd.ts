@@ -298,3 +298,70 @@ export function reusableKernel<T>(
     }
   };
 }
+
+/**
+ * A loop over byte offsets 0, 16, ... < byteLength (parameter `lengthParameter`, local `index`)
+ * around `step`; nothing when byteLength is 0.
+ */
+export function loopOver(lengthParameter: number, index: number, step: number[]): number[] {
+  return [
+    ...[BLOCK, EMPTY_BLOCK, LOCAL_GET, lengthParameter, I32_EQZ, BR_IF, 0, LOOP, EMPTY_BLOCK],
+    ...step,
+    ...[LOCAL_GET, index, I32_CONST, 16, I32_ADD, LOCAL_TEE, index, LOCAL_GET, lengthParameter, I32_LT_U],
+    ...[BR_IF, 0, END, END],
+  ];
+}
+
+/** A function body: its locals (`[count, type]` pairs) and code, with its size in front. */
+export function functionBody(locals: number[][], code: number[]): number[] {
+  const body = [...vector(locals), ...code, END];
+  return [...unsignedLeb128(body.length), ...body];
+}
+
+/**
+ * The bytes of a module that imports `env.memory` and exports `functions`, each taking
+ * `parameters` i32 values (byte offsets and lengths) and returning nothing.
+ */
+export function memoryKernelModule(
+  functions: readonly { readonly name: string; readonly parameters: number; readonly body: number[] }[],
+): Uint8Array {
+  const types = functions.map(({ parameters }) => [
+    0x60,
+    ...vector(Array.from({ length: parameters }, () => [I32])),
+    0,
+  ]);
+  return new Uint8Array([
+    ...[0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00],
+    ...section(1, vector(types)),
+    ...section(2, vector([[...name('env'), ...name('memory'), 0x02, 0x00, 0x00]])),
+    ...section(3, vector(functions.map((_, index) => [index]))),
+    ...section(7, vector(functions.map((f, index) => [...name(f.name), 0x00, index]))),
+    ...section(10, vector(functions.map((f) => f.body))),
+  ]);
+}
+
+/**
+ * Runs a copy-in kernel over arrays of `length` f32, one slot of its memory each (padded to
+ * whole vectors): slot i gets `slots[i][0]` copied in (when not null), `run(kernel, slotBytes)`
+ * runs, then slot i is copied out into `slots[i][1]` (when not null). False when the kernel
+ * cannot run (no WebAssembly SIMD, too large): the caller takes its JavaScript loop.
+ */
+export function runInSlots<T>(
+  instanceOf: (bytes: number) => KernelInstance<T> | null,
+  length: number,
+  slots: readonly (readonly [Float32Array | null, Float32Array | null])[],
+  run: (kernel: KernelInstance<T>, slotBytes: number) => void,
+): boolean {
+  const slotBytes = Math.ceil(length / 4) * 16;
+  const kernel = instanceOf(slots.length * slotBytes);
+  if (kernel === null) return false;
+  const buffer = kernel.memory.buffer;
+  slots.forEach(([input], slot) => {
+    if (input !== null) new Float32Array(buffer, slot * slotBytes, length).set(input);
+  });
+  run(kernel, slotBytes);
+  slots.forEach(([, output], slot) => {
+    if (output !== null) output.set(new Float32Array(buffer, slot * slotBytes, length));
+  });
+  return true;
+}
