@@ -513,7 +513,6 @@ export function devicePool2dBackward(
   );
 }
 
-/** A tensor of `shape` on `device` holding `values` (uploaded). */
 /** Rows of `table` (V, D) by the row numbers in `ids`, as a tensor of `shape` (..., D): one indexRows launch. */
 export function deviceIndexRows(table: Tensor, ids: Float32Array, shape: readonly number[]): Tensor {
   const device = deviceOf('embedding', [table]);
@@ -552,6 +551,7 @@ export function deviceIndexRowsBackward(
   }
 }
 
+/** A tensor of `shape` on `device` holding `values` (uploaded). */
 export function deviceUpload(device: GpuDevice, values: Float32Array, shape: readonly number[]): Tensor {
   return deviceTensor(device, device.upload(values), shape);
 }

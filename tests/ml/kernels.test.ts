@@ -12,7 +12,7 @@ import {
   setConvWorkspaceEnabled,
   takeConvBuffer,
 } from '../../src/ml/internal/convKernel.js';
-import { expKernel, geluTanhKernel } from '../../src/ml/internal/geluKernel.js';
+import { expKernel, geluTanhKernel } from '../../src/ml/internal/expKernels.js';
 import { maxPool2x2Kernel } from '../../src/ml/internal/maxPoolKernel.js';
 import { reluBackwardKernel, reluKernel } from '../../src/ml/internal/reluKernel.js';
 

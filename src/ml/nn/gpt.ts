@@ -17,7 +17,7 @@ import { Random } from '../../actor/Random.js';
 import { TaggedError } from '../../internal/errors.js';
 import { deviceUpload } from '../deviceOps.js';
 import { check } from '../errors.js';
-import { expKernel } from '../internal/geluKernel.js';
+import { expKernel } from '../internal/expKernels.js';
 import { pool } from '../internal/pool.js';
 import { geluTanh } from '../ops/activations.js';
 import { add, mul } from '../ops/elementwise.js';
@@ -152,7 +152,7 @@ export function causalSoftmax(scores: Tensor, scale: number): Tensor {
   const y = pool.take(scores.size);
   const rows = scores.size / length;
   // The shifted scores (-inf after the diagonal), then every exp at once (WebAssembly SIMD where
-  // it runs, internal/geluKernel.ts), then each row's normalisation.
+  // it runs, internal/expKernels.ts), then each row's normalisation.
   for (let row = 0; row < rows; row++) {
     const base = row * length;
     const last = row % length;

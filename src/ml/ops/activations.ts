@@ -13,7 +13,7 @@
  */
 
 import { check } from '../errors.js';
-import { geluTanhKernel } from '../internal/geluKernel.js';
+import { geluTanhKernel } from '../internal/expKernels.js';
 import { pool } from '../internal/pool.js';
 import { contiguousData, dispose, hostTensor, record, releaseTemporary, type Tensor } from '../Tensor.js';
 import { add, exp, log, mul, neg, relu, sigmoid, sub, tanh } from './elementwise.js';
@@ -181,7 +181,7 @@ export function softplus(x: Tensor, beta = 1, threshold = 20): Tensor {
 
 /** GELU's tanh approximation (PyTorch's `gelu(x, approximate='tanh')`, GPT-2's). */
 export function geluTanh(x: Tensor): Tensor {
-  // WebAssembly SIMD where it runs (internal/geluKernel.ts), else its own loop (no call per
+  // WebAssembly SIMD where it runs (internal/expKernels.ts), else its own loop (no call per
   // element): the GPT's MLP runs it on every hidden activation
   const kernel: ArrayKernel = (input, y, slope) => {
     if (geluTanhKernel(input, y, slope)) return;

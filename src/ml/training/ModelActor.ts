@@ -125,7 +125,7 @@ async function stepOnDevice(
       optimizer.optimizer,
       batch,
       session.snapshot.microBatchSize,
-      labelSizeOf(session.data.train),
+      session.data.train.labelShape,
     );
     if (session.stepFaults.pending) throw lateFault(replica.device.id, session.stepFaults.strikeLate());
   } catch (error) {

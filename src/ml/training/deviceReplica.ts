@@ -15,6 +15,7 @@ import { Random } from '../../actor/Random.js';
 import type { Device as GpuDevice } from '../../gpu/Device.js';
 import { backward, disposeGraph } from '../autograd.js';
 import type { Batch } from '../data/DataLoader.js';
+import { labelSizeOf } from '../data/Dataset.js';
 import { crossEntropy } from '../losses.js';
 import type { Module, Parameter } from '../nn/Module.js';
 import { mul } from '../ops/elementwise.js';
@@ -121,21 +122,22 @@ export function createDeviceOptimizer(session: TrainingSession, replica: DeviceR
  * One optimizer step on the replica's device, in micro-batches of `microBatchSize` rows (the
  * whole batch at once when it is at least the batch): each micro-batch's summed cross-entropy
  * is scaled by 1 / batch size and back-propagated, then the optimizer steps once. Returns the
- * batch's mean loss, read back from the device (where a kernel's failure is reported). With
- * `labelSize` labels per sample (sequence data: a language model's next tokens) the loss is the
- * mean over every label, as on the host, and the inputs, token ids, stay on the host: the
- * model's embedding looks them up there and uploads what it selects.
+ * batch's mean loss, read back from the device (where a kernel's failure is reported). For
+ * sequence data (a `labelShape`: a language model's next tokens) the loss is the mean over every
+ * label, as on the host, and the inputs, token ids, stay on the host: the model's embedding
+ * looks them up there and uploads what it selects.
  */
 export async function runDeviceStep(
   replica: DeviceReplica,
   optimizer: Optimizer,
   batch: Batch,
   microBatchSize: number,
-  labelSize = 1,
+  labelShape: readonly number[] = [],
 ): Promise<number> {
   const rowSize = batch.inputs.length / batch.size;
   const size = Math.min(microBatchSize, batch.size);
-  const tokens = labelSize > 1;
+  const tokens = labelShape.length > 0;
+  const labelSize = labelSizeOf({ labelShape });
   const losses: Tensor[] = [];
   const created: Tensor[] = [];
   try {

@@ -1,7 +1,8 @@
 /**
- * GELU's tanh form (GPT-2's) in WebAssembly SIMD, 4 lanes of f32, assembled from opcodes like
- * the ReLU kernel. In JavaScript each element costs a Math.exp or Math.tanh call (about 14 ns
- * on this project's CI machine); here exp is range reduction plus a polynomial, 4 lanes at once.
+ * Kernels built on one exponential in WebAssembly SIMD, 4 lanes of f32, assembled from opcodes
+ * like the ReLU kernel: `exp` itself (the causal softmax's) and GELU's tanh form (GPT-2's). In
+ * JavaScript each element costs a Math.exp or Math.tanh call (about 14 ns on this project's CI
+ * machine); here exp is range reduction plus a polynomial, 4 lanes at once.
  *
  * With u = K (v + C v^3) (K = sqrt(2 / pi), C = 0.044715) and s = sigmoid(2u) = 1 / (1 + e^-2u):
  *   y     = 0.5 v (1 + tanh u) = v s
@@ -11,7 +12,8 @@
  * its degree-7 Taylor polynomial (|r| <= ln 2 / 2: truncation under 6e-9) and 2^n built in the
  * exponent bits. The result is within a few f32 ulps of the float64 formula.
  *
- *   geluTanh(x, y, slope, byteLength)    byteLength a multiple of 16; the caller pads
+ *   exp(x, y, byteLength)                byteLength a multiple of 16; the caller pads
+ *   geluTanh(x, y, slope, byteLength)    (runInSlots does)
  */
 import {
   F32X4_ADD,
