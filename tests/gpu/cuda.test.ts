@@ -28,6 +28,7 @@ import {
   ADAGRAD_VARIANTS,
   ADAM_VARIANTS,
   allCases,
+  expectSameSteps,
   RMSPROP_VARIANTS,
   runAdagradSteps,
   runAdamSteps,
@@ -207,53 +208,25 @@ describe.skipIf(!cuda.available)(`cuda backend (${cuda.reason})`, () => {
   });
 
   it('the fused adamStep matches the cpu reference in every weight-decay variant', async () => {
-    for (const variant of ADAM_VARIANTS)
-      for (const count of [1024, 37]) {
-        const expected = await runAdamSteps(cpu, 5, count, 5, variant);
-        const actual = await runAdamSteps(gpu, 5, count, 5, variant);
-        // f32 throughout on the GPU, f64 rounded per stored value on the cpu (fusedKernels.test.ts)
-        expect(
-          firstMismatch(actual, expected, { rtol: 1e-5, atol: 1e-7 }),
-          `${variant.name} (${count})`,
-        ).toBeUndefined();
-      }
+    // f32 throughout on the GPU, f64 rounded per stored value on the cpu (fusedKernels.test.ts)
+    const tolerance = { rtol: 1e-5, atol: 1e-7 };
+    await expectSameSteps(cpu, gpu, ADAM_VARIANTS, (d, n, v) => runAdamSteps(d, 5, n, 5, v), tolerance);
   });
 
   it('the fused sgdStep matches the cpu reference in every momentum variant', async () => {
-    for (const variant of SGD_VARIANTS)
-      for (const count of [1024, 37]) {
-        const expected = await runSgdSteps(cpu, 6, count, 5, variant);
-        const actual = await runSgdSteps(gpu, 6, count, 5, variant);
-        // (the momentum buffer's cancelled sums: the atol of fusedKernels.test.ts's SGD_TOLERANCE)
-        expect(
-          firstMismatch(actual, expected, { rtol: 1e-5, atol: 2e-6 }),
-          `${variant.name} (${count})`,
-        ).toBeUndefined();
-      }
+    // (the momentum buffer's cancelled sums: the atol of fusedKernels.test.ts's SGD_TOLERANCE)
+    const tolerance = { rtol: 1e-5, atol: 2e-6 };
+    await expectSameSteps(cpu, gpu, SGD_VARIANTS, (d, n, v) => runSgdSteps(d, 6, n, 5, v), tolerance);
   });
 
   it('the fused adagradStep matches the cpu reference in every variant', async () => {
-    for (const variant of ADAGRAD_VARIANTS)
-      for (const count of [1024, 37]) {
-        const expected = await runAdagradSteps(cpu, 7, count, 5, variant);
-        const actual = await runAdagradSteps(gpu, 7, count, 5, variant);
-        expect(
-          firstMismatch(actual, expected, { rtol: 1e-5, atol: 1e-6 }),
-          `${variant.name} (${count})`,
-        ).toBeUndefined();
-      }
+    const tolerance = { rtol: 1e-5, atol: 1e-6 };
+    await expectSameSteps(cpu, gpu, ADAGRAD_VARIANTS, (d, n, v) => runAdagradSteps(d, 7, n, 5, v), tolerance);
   });
 
   it('the fused rmspropStep matches the cpu reference in every variant', async () => {
-    for (const variant of RMSPROP_VARIANTS)
-      for (const count of [1024, 37]) {
-        const expected = await runRmspropSteps(cpu, 8, count, 5, variant);
-        const actual = await runRmspropSteps(gpu, 8, count, 5, variant);
-        expect(
-          firstMismatch(actual, expected, { rtol: 1e-5, atol: 1e-6 }),
-          `${variant.name} (${count})`,
-        ).toBeUndefined();
-      }
+    const tolerance = { rtol: 1e-5, atol: 1e-6 };
+    await expectSameSteps(cpu, gpu, RMSPROP_VARIANTS, (d, n, v) => runRmspropSteps(d, 8, n, 5, v), tolerance);
   });
 
   it('matmul in tf32 and bf16 through cuBLAS stays within their tolerances', async () => {

@@ -27,6 +27,7 @@ import {
   type AdamVariant,
   adagradRate,
   adamScalars,
+  expectSameSteps,
   RMSPROP_VARIANTS,
   runAdagradSteps,
   runAdamSteps,
@@ -365,45 +366,31 @@ describe.skipIf(!webgpu.available)(`on webgpu (${webgpu.reason})`, () => {
   });
 
   it('adamStep matches the cpu reference in every weight-decay variant (vec4 and ragged counts)', async () => {
-    for (const variant of ADAM_VARIANTS)
-      for (const count of [1024, 37]) {
-        const expected = await runAdamSteps(cpu, 5, count, 5, variant);
-        const actual = await runAdamSteps(gpu, 5, count, 5, variant);
-        expect(firstMismatch(actual, expected, ADAM_TOLERANCE), `${variant.name} (${count})`).toBeUndefined();
-      }
+    await expectSameSteps(cpu, gpu, ADAM_VARIANTS, (d, n, v) => runAdamSteps(d, 5, n, 5, v), ADAM_TOLERANCE);
   });
 
   it('adagradStep matches the cpu reference in every variant (vec4 and ragged counts)', async () => {
-    for (const variant of ADAGRAD_VARIANTS)
-      for (const count of [1024, 37]) {
-        const expected = await runAdagradSteps(cpu, 7, count, 5, variant);
-        const actual = await runAdagradSteps(gpu, 7, count, 5, variant);
-        expect(
-          firstMismatch(actual, expected, ADAGRAD_TOLERANCE),
-          `${variant.name} (${count})`,
-        ).toBeUndefined();
-      }
+    await expectSameSteps(
+      cpu,
+      gpu,
+      ADAGRAD_VARIANTS,
+      (d, n, v) => runAdagradSteps(d, 7, n, 5, v),
+      ADAGRAD_TOLERANCE,
+    );
   });
 
   it('rmspropStep matches the cpu reference in every variant (vec4 and ragged counts)', async () => {
-    for (const variant of RMSPROP_VARIANTS)
-      for (const count of [1024, 37]) {
-        const expected = await runRmspropSteps(cpu, 8, count, 5, variant);
-        const actual = await runRmspropSteps(gpu, 8, count, 5, variant);
-        expect(
-          firstMismatch(actual, expected, ADAGRAD_TOLERANCE),
-          `${variant.name} (${count})`,
-        ).toBeUndefined();
-      }
+    await expectSameSteps(
+      cpu,
+      gpu,
+      RMSPROP_VARIANTS,
+      (d, n, v) => runRmspropSteps(d, 8, n, 5, v),
+      ADAGRAD_TOLERANCE,
+    );
   });
 
   it('sgdStep matches the cpu reference in every momentum variant (vec4 and ragged counts)', async () => {
-    for (const variant of SGD_VARIANTS)
-      for (const count of [1024, 37]) {
-        const expected = await runSgdSteps(cpu, 6, count, 5, variant);
-        const actual = await runSgdSteps(gpu, 6, count, 5, variant);
-        expect(firstMismatch(actual, expected, SGD_TOLERANCE), `${variant.name} (${count})`).toBeUndefined();
-      }
+    await expectSameSteps(cpu, gpu, SGD_VARIANTS, (d, n, v) => runSgdSteps(d, 6, n, 5, v), SGD_TOLERANCE);
   });
 
   it('matmul with each transpose flag matches the cpu reference', async () => {

@@ -3,6 +3,7 @@
  * one op on any device, so a GPU result can be compared with the cpu reference on the same
  * inputs within the tolerance stated in src/gpu/tolerance.ts.
  */
+import { expect } from 'vitest';
 import { Random } from '../../src/actor/Random.js';
 import type {
   AdamStepParameters,
@@ -11,7 +12,13 @@ import type {
   DeviceBuffer,
   Tolerance,
 } from '../../src/gpu/index.js';
-import { BINARY_OP_NAMES, REDUCE_OP_NAMES, TOLERANCES, UNARY_OP_NAMES } from '../../src/gpu/index.js';
+import {
+  BINARY_OP_NAMES,
+  firstMismatch,
+  REDUCE_OP_NAMES,
+  TOLERANCES,
+  UNARY_OP_NAMES,
+} from '../../src/gpu/index.js';
 import { convGeometry } from '../../src/gpu/internal/checks.js';
 
 export interface OpCase {
@@ -622,4 +629,23 @@ export async function runRmspropSteps(
   } finally {
     for (const each of [parameter, square, ...gradients]) each.release();
   }
+}
+
+/**
+ * Each variant's fused optimizer steps on `gpu` against the same steps on the cpu reference
+ * (`runSteps(device, count, variant)`, seeded), at a vec4 count and a ragged one.
+ */
+export async function expectSameSteps<V extends { readonly name: string }>(
+  cpu: Device,
+  gpu: Device,
+  variants: readonly V[],
+  runSteps: (device: Device, count: number, variant: V) => Promise<Float32Array>,
+  tolerance: Tolerance,
+): Promise<void> {
+  for (const variant of variants)
+    for (const count of [1024, 37]) {
+      const expected = await runSteps(cpu, count, variant);
+      const actual = await runSteps(gpu, count, variant);
+      expect(firstMismatch(actual, expected, tolerance), `${variant.name} (${count})`).toBeUndefined();
+    }
 }
