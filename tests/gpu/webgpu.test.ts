@@ -102,19 +102,55 @@ describe.skipIf(!webgpu.available)(`webgpu backend (${webgpu.reason})`, () => {
     );
   });
 
-  it('spills launches past the per-dimension workgroup limit into y', async () => {
+  /**
+   * Matmuls whose row tiles (of 64 rows), over all products of a batch, pass a limit of 3
+   * workgroups a dimension: numbered over y and z, with workgroups past the last left idle.
+   */
+  function foldedMatmuls(random: Random): OpCase[] {
+    const shapes = [
+      { m: 200, n: 70, k: 5, count: 1 }, // 4 row tiles: 3 x 2, 2 idle
+      { m: 65, n: 130, k: 9, count: 4 }, // 8 row tiles of 4 products: 3 x 3, 1 idle
+      { m: 3, n: 5, k: 4, count: 9 }, // one row tile each: 3 x 3
+    ];
+    return shapes.map(({ m, n, k, count }) => ({
+      name: `matmul ${m}x${k}x${n} x ${count}`,
+      tolerance: TOLERANCES.f32.matmul,
+      inputs: [uniform(random, count * m * k, -1, 1), uniform(random, count * k * n, -1, 1)],
+      outputLength: count * m * n,
+      run: (d, [a, b], o) =>
+        d.matmul(a, b, o, m, n, k, count === 1 ? {} : { batch: { count, strideA: m * k, strideB: k * n } }),
+    }));
+  }
+
+  it('spills launches past the per-dimension workgroup limit into y (matmul: y and z)', async () => {
     // The real limit is 65535 workgroups; SwiftShader takes about a millisecond per workgroup,
     // so a device opened with a limit of 3 exercises the same two-dimensional indexing.
     const split = new Device(await WebGpuBackend.open(0, { workgroupsPerDimension: 3 }));
     try {
       const random = new Random(1);
-      for (const opCase of [...unaryCases(random, 2000), ...rowCases(random, 8, 40)]) {
+      for (const opCase of [
+        ...unaryCases(random, 2000),
+        ...rowCases(random, 8, 40),
+        ...foldedMatmuls(random),
+      ]) {
         const expected = await runCase(cpu, opCase);
         expect(
           firstMismatch(await runCase(split, opCase), expected, opCase.tolerance),
           opCase.name,
         ).toBeUndefined();
       }
+      // Column tiles stay in x; the row tiles of all products, over y and z, at most 3 x 3.
+      const buffer = split.upload(new Float32Array(64 * 256));
+      const out = split.allocate(4 * 64 * 256);
+      expect(() => split.matmul(buffer, buffer, out, 1, 256, 1)).toThrow(
+        /matmul 1x256: 4 column tiles of 64 exceed 3 \(at most 192 columns\)/,
+      );
+      const batch = { count: 10, strideA: 0, strideB: 0 };
+      expect(() => split.matmul(buffer, buffer, out, 1, 1, 1, { batch })).toThrow(
+        /matmul 1x1 x 10 products: 10 row tiles of 64 exceed 3 x 3/,
+      );
+      buffer.release();
+      out.release();
     } finally {
       split.destroy();
     }

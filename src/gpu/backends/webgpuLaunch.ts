@@ -157,24 +157,33 @@ function bindRows(
   return { kernel, buffers: [launch.input, launch.output], uniform, groups };
 }
 
-function bindMatmul(launch: Launch<'matmul'>): BoundLaunch {
-  const groups: [number, number, number] = [
-    Math.ceil(launch.n / WGSL_MATMUL_TILE),
-    Math.ceil(launch.m / WGSL_MATMUL_TILE),
-    launch.batch,
-  ];
-  if (groups[0] > MAX_WORKGROUPS_PER_DIMENSION || groups[1] > MAX_WORKGROUPS_PER_DIMENSION) {
+/**
+ * A matmul's workgroups: column tiles in x (at most `limit`), and the row tiles of all its
+ * products numbered together over y and z (at most limit x limit of them: wgslMatmul).
+ */
+function bindMatmul(launch: Launch<'matmul'>, limit: number): BoundLaunch {
+  const tilesX = Math.ceil(launch.n / WGSL_MATMUL_TILE);
+  const tilesY = Math.ceil(launch.m / WGSL_MATMUL_TILE);
+  if (tilesX > limit) {
     throw new RangeError(
-      `matmul ${launch.m}x${launch.n} needs more than ${MAX_WORKGROUPS_PER_DIMENSION} tiles in one dimension`,
+      `matmul ${launch.m}x${launch.n}: ${tilesX} column tiles of ${WGSL_MATMUL_TILE} exceed ${limit} (at most ${limit * WGSL_MATMUL_TILE} columns)`,
     );
   }
+  const total = tilesY * launch.batch;
+  if (total > limit * limit) {
+    throw new RangeError(
+      `matmul ${launch.m}x${launch.n} x ${launch.batch} products: ${total} row tiles of ${WGSL_MATMUL_TILE} exceed ${limit} x ${limit}`,
+    );
+  }
+  const [y, z] = splitGroups(total, limit);
+  const groups: [number, number, number] = [tilesX, y, z];
   const buffers = [launch.a, launch.b, launch.output];
   const { transposeA, transposeB } = launch;
   const name = wgslMatmulName(transposeA, transposeB);
   return {
     kernel: cached(name, () => wgslMatmul(transposeA, transposeB)),
     buffers,
-    uniform: words([launch.m, launch.n, launch.k, launch.strideA, launch.strideB]),
+    uniform: words([launch.m, launch.n, launch.k, launch.strideA, launch.strideB, tilesY, launch.batch]),
     groups,
   };
 }
@@ -211,7 +220,7 @@ export function bindLaunch(launch: KernelLaunch, limit = MAX_WORKGROUPS_PER_DIME
     reduce: (l) => bindRows(l, limit),
     softmax: (l) => bindRows(l, limit),
     layernorm: (l) => bindRows(l, limit),
-    matmul: (l) => bindMatmul(l),
+    matmul: (l) => bindMatmul(l, limit),
     im2col: (l) => bindConv(l, limit),
     convOutput: (l) => bindConv(l, limit),
     col2im: (l) => {

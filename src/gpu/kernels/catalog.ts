@@ -419,8 +419,12 @@ export function kernelName(launch: { readonly kind: KernelKind; readonly op?: st
 /** The most rows (and lookups) of `indexRows`: f32 holds integers exactly up to 2^24. */
 export const INDEX_ROWS_MAX = 2 ** 24;
 
-/** The most products one batched matmul launch makes (WebGPU's workgroups per dimension). */
-export const MATMUL_BATCH_MAX = 65_535;
+/**
+ * The most products one batched matmul launch makes: cuBLAS counts them in an int. (WebGPU
+ * numbers the row tiles of all products together over two dimensions of workgroups, at most
+ * 65535 x 65535 row tiles of 64 rows in all.)
+ */
+export const MATMUL_BATCH_MAX = 2 ** 31 - 1;
 
 /** `batch` checked (count in [1, MATMUL_BATCH_MAX], strides integers >= 0); one product when absent. */
 export function checkMatmulBatch(where: string, batch: MatmulBatch | undefined): MatmulBatch {

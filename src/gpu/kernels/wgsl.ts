@@ -298,8 +298,12 @@ export function wgslMatmulName(transposeA: boolean, transposeB: boolean): string
  * of a and a 16x64 tile of b (as vec4 rows) in workgroup memory per step along k; each thread
  * accumulates a 4x4 block of c in four vec4 registers (rows 4 ly .. 4 ly + 3, columns
  * 4 lx .. 4 lx + 3). Edges are zero-padded, so any m, n, k works. No private arrays: software
- * rasterizers (SwiftShader) spill dynamically indexed ones to memory. Workgroup z is the product
- * of a batched launch: its a, b and c start at z strideA, z strideB and z m n.
+ * rasterizers (SwiftShader) spill dynamically indexed ones to memory. Workgroups x are the
+ * column tiles; the row tiles of every product of a batched launch are numbered together,
+ * tile = wid.z * num_workgroups.y + wid.y (so neither the rows nor the products are bound by
+ * 65535 workgroups a dimension): row tile tile % tilesY of product tile / tilesY, whose a, b and
+ * c start at product strideA, product strideB and product m n. Workgroups past the last tile
+ * return at once (the launch rounds up to whole rows of y).
  */
 export function wgslMatmul(transposeA = false, transposeB = false): WgslKernel {
   const { loadA, loadB } = matmulLoads(transposeA, transposeB);
@@ -318,7 +322,7 @@ export function wgslMatmul(transposeA = false, transposeB = false): WgslKernel {
   }`,
     )
     .join('\n');
-  const source = `struct Params { m: u32, n: u32, k: u32, strideA: u32, strideB: u32 }
+  const source = `struct Params { m: u32, n: u32, k: u32, strideA: u32, strideB: u32, tilesY: u32, count: u32 }
 @group(0) @binding(0) var<storage, read> a: array<f32>;
 @group(0) @binding(1) var<storage, read> b: array<f32>;
 @group(0) @binding(2) var<storage, read_write> c: array<f32>;
@@ -326,13 +330,21 @@ export function wgslMatmul(transposeA = false, transposeB = false): WgslKernel {
 var<workgroup> tileA: array<f32, ${64 * TILE_K}>;
 var<workgroup> tileB: array<vec4<f32>, ${16 * TILE_K}>;
 @compute @workgroup_size(16, 16)
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
-  let rowBase = wid.y * 64u;
+fn main(
+  @builtin(workgroup_id) wid: vec3<u32>,
+  @builtin(local_invocation_id) lid: vec3<u32>,
+  @builtin(num_workgroups) groups: vec3<u32>,
+) {
+  // (uniform across the workgroup: returning here keeps the barriers below uniform)
+  let tile = wid.z * groups.y + wid.y;
+  if (tile >= params.tilesY * params.count) { return; }
+  let rowBase = (tile % params.tilesY) * 64u;
+  let product = tile / params.tilesY;
   let thread = lid.y * 16u + lid.x;
-  // product wid.z of a batched launch (0 for one product)
-  let baseA = wid.z * params.strideA;
-  let baseB = wid.z * params.strideB;
-  let baseC = wid.z * params.m * params.n;
+  // the product of a batched launch (0 for one product)
+  let baseA = product * params.strideA;
+  let baseB = product * params.strideB;
+  let baseC = product * params.m * params.n;
   var accumulator0 = vec4<f32>(0.0);
   var accumulator1 = vec4<f32>(0.0);
   var accumulator2 = vec4<f32>(0.0);
