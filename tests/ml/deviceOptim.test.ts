@@ -156,7 +156,7 @@ function suite(open: () => Promise<GpuDevice>): void {
       }
   });
 
-  it('an MLP step launches no gather and one adamStep per parameter, and trains as on the host', async () => {
+  it('an MLP step launches one adamStep per parameter, gathers only for the bias sums, and trains as on the host', async () => {
     const hostModel = mlp(5);
     const hostOptimizer = new Adam(hostModel.parameters(), { learningRate: 1e-2, simd: false });
     const model = await mlp(5).to(device);
@@ -179,12 +179,15 @@ function suite(open: () => Promise<GpuDevice>): void {
     }
     const { launches, byKernel } = device.launchStats();
     // Before the fused step and the transpose flags this step launched 79 kernels: 13 per
-    // parameter for Adam, and a gather (binary.left) per weight transpose.
+    // parameter for Adam, and a gather (binary.left) per weight transpose. Each bias gradient
+    // is a compensated sum over rows: a gather of g column-major, then a row reduction (it was
+    // a float32 matmul with a row of ones, which drifts over many rows).
     expect(byKernel.adamStep).toBe(4);
-    expect(byKernel['binary.left']).toBeUndefined();
+    expect(byKernel['binary.left']).toBe(2);
+    expect(byKernel['reduce.sum']).toBeGreaterThanOrEqual(2);
     expect(byKernel['unary.sqrt']).toBeUndefined();
-    expect(byKernel.matmul).toBe(7);
-    expect(launches).toBe(27);
+    expect(byKernel.matmul).toBe(5);
+    expect(launches).toBe(29);
     expect(firstMismatch(losses, hostLosses, { rtol: 1e-4, atol: 1e-6 })).toBeUndefined();
   });
 

@@ -45,17 +45,17 @@ describe('faults from the device, recovered from', () => {
   const ON_THE_OPTIMIZER_STEP = [
     [
       'DeviceError',
-      'gpuErrorRate=0.3,seed=5',
+      'gpuErrorRate=0.3,seed=11',
       /^cpu:0 failed \(DeviceError: cpu:0 adamStep: injected device error\)/,
     ],
     [
       'OutOfDeviceMemory',
-      'oomRate=0.3,seed=1',
+      'oomRate=0.3,seed=43',
       /after OutOfDeviceMemory: cpu:0 adamStep: out of device memory: .*\(injected\)$/,
     ],
     [
       'KernelTimeout',
-      'kernelTimeoutRate=0.3,seed=10',
+      'kernelTimeoutRate=0.3,seed=1',
       /^cpu:0 failed \(KernelTimeout: cpu:0 adamStep: kernel did not finish within its 50 ms deadline\)/,
     ],
   ] as const;
