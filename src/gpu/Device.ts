@@ -40,6 +40,7 @@ import {
   BINARY_OPS,
   MAX_BROADCAST_RANK,
   REDUCE_OPS,
+  RMSPROP_STEP_SCALARS,
   type RmspropStepScalars,
   type SgdStepScalars,
   UNARY_OPS,
@@ -692,7 +693,6 @@ export class Device extends DeviceCore {
       ['squareAverage', squareAverage],
     ] as const;
     const count = this.checkStepBuffers(operation, buffers, options.count ?? parameter.length);
-    checkFinite(this.id, operation, step, ['learningRate', 'alpha', 'weightDecay', 'epsilon']);
     const { learningRate, alpha, weightDecay, epsilon } = step;
     const scalars: RmspropStepScalars = {
       learningRate,
@@ -701,6 +701,8 @@ export class Device extends DeviceCore {
       weightDecay,
       epsilon,
     };
+    // (alpha is checked before the 1 - alpha derived from it)
+    checkFinite(this.id, operation, scalars, RMSPROP_STEP_SCALARS);
     const launch = {
       output: parameter.native,
       gradient: gradient.native,

@@ -213,13 +213,13 @@ function layerNormRule(
 ): (Tensor | null)[] {
   const channels = x.shape[x.rank - 1];
   if (!anyOnDevice([g, gamma, xhat])) return layerNormRuleOnHost(x, gamma, beta, xhat, rstd, g);
-  // values (..., C) summed over the rows, in the shape of `like` (C elements); may be values itself.
+  // On the device from here. values (..., C) summed over the rows, in the shape of `like`
+  // (C elements); may be values itself. (A device reshape holds its own reference.)
   const summed = (values: Tensor, like: Tensor): Tensor => {
     const rowsSummed = sumTo(values, [channels]);
     if (sameShape(like.shape, rowsSummed.shape)) return rowsSummed;
-    // A host view keeps its storage alive; a device reshape holds its own reference.
     const out = reshape(rowsSummed, like.shape);
-    if (rowsSummed !== values && rowsSummed.onDevice) dispose(rowsSummed);
+    if (rowsSummed !== values) dispose(rowsSummed);
     return out;
   };
   const gb = beta.requiresGrad ? summed(g, beta) : null;
@@ -227,8 +227,7 @@ function layerNormRule(
   if (gamma.requiresGrad) {
     const product = mul(g, xhat);
     gg = summed(product, gamma);
-    // Unless gg is product itself or a host view of it.
-    if (gg !== product && (product.onDevice || gg.storage !== product.storage)) dispose(product);
+    if (gg !== product) dispose(product);
   }
   let gx: Tensor | null = null;
   if (x.requiresGrad) {
