@@ -173,7 +173,7 @@ function moduleBytes(): Uint8Array {
 export const GELU_KERNEL_BYTES_MAX = 256 * 1024 * 1024;
 
 const instanceOf = reusableKernel(moduleBytes, GELU_KERNEL_BYTES_MAX, (exports) => ({
-  run: exports.geluTanh as (x: number, y: number, slope: number, byteLength: number) => void,
+  geluTanh: exports.geluTanh as (x: number, y: number, slope: number, byteLength: number) => void,
   exp: exports.exp as (x: number, y: number, byteLength: number) => void,
 }));
 
@@ -207,6 +207,6 @@ export function geluTanhKernel(x: Float32Array, y: Float32Array, slope: Float32A
       [null, y],
       [null, slope],
     ],
-    (kernel, bytes) => kernel.run(0, bytes, 2 * bytes, bytes),
+    (kernel, bytes) => kernel.geluTanh(0, bytes, 2 * bytes, bytes),
   );
 }
